@@ -1,0 +1,62 @@
+# Makefile: the commands people type; CMake does the building.
+# make deps | make | make run | make test | make fuzz | make bench | make bench-compare
+SHELL := /bin/bash
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS ?= $(shell nproc)
+PY := /usr/bin/python3
+ARGS ?=
+
+DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
+	libsqlite3-dev libssl-dev libinih-dev libc-ares-dev sqlite3 \
+	python3 python3-pytest sip-tester sipsak baresip-core sox iproute2 util-linux dnsmasq-base \
+	kamailio kamailio-sqlite-modules valgrind
+
+.PHONY: all deps build run test unit integration fuzz fuzz-build asan bench bench-compare clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh $(DEB_PACKAGES)
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+asan:
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPARLEY_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+run: deps build
+	./$(BUILD)/parley serve $(ARGS)
+
+# Unit tests and the fuzz-corpus replay run under ASan/UBSan; the integration tests drive
+# the sanitized binary too, so a leak or overflow anywhere fails the run.
+test: deps build asan
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+	@PARLEY_BIN=$(CURDIR)/$(ASAN_BUILD)/parley $(PY) -m pytest -q tests/integration
+
+unit: asan
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+integration: asan
+	@PARLEY_BIN=$(CURDIR)/$(ASAN_BUILD)/parley $(PY) -m pytest -q tests/integration $(ARGS)
+
+fuzz-build:
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPARLEY_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+# make fuzz FUZZ_SECONDS=1800 runs the SIP fuzzer for that long on a scratch corpus copy.
+FUZZ_SECONDS ?= 600
+fuzz: fuzz-build
+	@bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench: deps build
+	@bash bench/bench.sh parley
+
+bench-compare: deps build
+	@bash bench/bench.sh parley kamailio
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,75 @@
+/* config.h: the effective settings, from defaults, the INI file and flags (flags win). */
+#ifndef PARLEY_CORE_CONFIG_H
+#define PARLEY_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/log.h"
+
+#define CFG_MAX_LISTEN 16
+#define CFG_MAX_DOMAIN 32
+#define CFG_MAX_PEER 32
+#define CFG_MAX_TRUST 32
+
+struct cfg_peer {
+	char domain[256];
+	char uri[300];        /* sip:HOST[:PORT] */
+};
+
+struct config {
+	char config_path[512];                  /* --config */
+	char listen[CFG_MAX_LISTEN][300];       /* --listen udp:HOST:PORT, [server] listen */
+	unsigned nlisten;
+	char domain[CFG_MAX_DOMAIN][256];       /* --domain, [server] domain */
+	unsigned ndomain;
+	char db[512];                           /* --db, [store] db */
+	struct cfg_peer peer[CFG_MAX_PEER];     /* --peer D=URI, [peers] D = URI */
+	unsigned npeer;
+	char trust[CFG_MAX_TRUST][256];         /* --trust HOST, [peers] trust */
+	unsigned ntrust;
+	char dns[300];                          /* --dns SERVER[:PORT], empty: system */
+	char auth_algorithms[64];               /* --auth-algorithms "md5", "sha-256,md5" */
+	enum log_level log_level;               /* --log-level */
+	bool log_json;                          /* --log-format json */
+	char log_file[512];                     /* --log-file, empty: stderr */
+	char http[300];                         /* --http ADDR:PORT, empty: off */
+	/* tuning ([server] section, same-named flags) */
+	unsigned t1_ms, t2_ms, t4_ms;           /* --t1 --t2 --t4: 500, 4000, 5000 */
+	unsigned max_contacts;                  /* --max-contacts 10 */
+	unsigned min_expires;                   /* --min-expires 60 */
+	unsigned max_expires;                   /* --max-expires 86400 */
+	unsigned default_expires;               /* --default-expires 3600 */
+	unsigned nonce_lifetime;                /* --nonce-lifetime 300 s */
+	unsigned ring_timeout;                  /* --ring-timeout 60 s */
+	unsigned flush_ms;                      /* --flush-interval 200 ms: store write-behind */
+	char realm[256];                        /* --realm, empty: the request's domain */
+};
+
+/* Fills in the zero-config defaults (listen udp:0.0.0.0:5060, the host name as domain,
+ * parley.db, md5, info, text). */
+void config_defaults(struct config *c);
+
+/* Parses the common flags of argv (from index 'first'), reading --config FILE first if
+ * given, so that flags override keys. Positional arguments are left in pos[] (npos).
+ * allow_serve_flags: whether serve's flags are accepted (other subcommands take --db and
+ * --config and their own flags, passed in extra_flags as a NULL-terminated list of names
+ * that take a value, and extra_bool as names without value; their values are returned in
+ * extra_val[] in the same order, NULL if absent).
+ * Returns 0, or 2 after printing "parley: ..." naming the bad flag or file:line. */
+struct config_extra {
+	const char *const *flags;     /* names with value, e.g. "password", "limit" */
+	const char **val;             /* OUT: per flag, NULL if absent */
+	unsigned nflags;
+};
+int config_parse_args(struct config *c, int argc, char **argv, int first, bool serve_flags,
+		      struct config_extra *extra, char **pos, int *npos, int maxpos);
+
+/* Validates the semantic settings (listen URIs, peers, algorithms). Returns 0 or 2 after
+ * printing the reason. */
+int config_validate(const struct config *c);
+/* Prints the effective settings in INI form (parley check). */
+void config_print(const struct config *c, FILE *f);
+
+#endif

@@ -1,0 +1,87 @@
+/* transport.h: moving SIP bytes over sockets; UDP now, TCP/TLS/WS behind the same table later. */
+#ifndef PARLEY_TRANSPORT_H
+#define PARLEY_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include "core/loop.h"
+#include "core/str.h"
+
+enum tp_proto { TP_UDP = 0, TP_TCP, TP_TLS, TP_WS, TP_WSS };
+
+const char *tp_proto_name(enum tp_proto p);       /* "UDP", "TCP", ... as in Via */
+bool tp_proto_from_str(struct str s, enum tp_proto *p); /* case-insensitive */
+
+/* A socket address with its length; what the kernel gave or what we resolved. */
+struct tp_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+/* Parses "1.2.3.4", "[::1]", "::1" + port into addr (numeric only, no DNS). */
+int tp_addr_from_host(struct tp_addr *a, struct str host, uint16_t port);
+/* "1.2.3.4:5060" or "[::1]:5060" into buf; returns buf. */
+char *tp_addr_str(const struct tp_addr *a, char *buf, size_t n);
+/* Host part only, no brackets for IPv6 ("::1"); returns buf. */
+char *tp_addr_host(const struct tp_addr *a, char *buf, size_t n);
+uint16_t tp_addr_port(const struct tp_addr *a);
+bool tp_addr_equal(const struct tp_addr *a, const struct tp_addr *b);
+
+struct tp_listener;
+
+/* Where a message came from: what a response goes back to. */
+struct tp_source {
+	enum tp_proto proto;
+	struct tp_listener *lis;   /* the socket it arrived on */
+	struct tp_addr addr;       /* the peer */
+	uint64_t conn_id;          /* stream transports: the connection; 0 for UDP */
+};
+
+/* Called for each datagram (or, on streams, each framed message). buf is valid only during
+ * the call. */
+typedef void (tp_recv_h)(const struct tp_source *src, char *buf, size_t len, void *arg);
+
+/* What one kind of transport offers (UDP now; TCP, TLS, WS fill the same table). */
+struct tp_ops {
+	enum tp_proto proto;
+	int (*send)(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id,
+		    const char *buf, size_t len);
+	void (*close)(struct tp_listener *lis);
+};
+
+struct tp_listener {
+	const struct tp_ops *ops;
+	enum tp_proto proto;
+	int fd;
+	struct tp_addr local;        /* bound address (real port after bind to port 0) */
+	char host[64];               /* our host as written in Via/Record-Route: "127.0.0.1", "[::1]" */
+	uint16_t port;
+	struct transport *tp;
+};
+
+struct transport;
+
+int tp_new(struct transport **tpp, struct loop *loop, tp_recv_h *recv, void *arg);
+void tp_free(struct transport *tp);
+/* Opens a listener for "udp:HOST:PORT" (IPv6 as "udp:[::1]:5060"). On failure returns
+ * -errno and writes a message naming the address to err. */
+int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen);
+unsigned tp_listener_count(const struct transport *tp);
+struct tp_listener *tp_listener_at(struct transport *tp, unsigned i);
+/* The listener to send to addr with proto from: same address family, preferring 'hint'. */
+struct tp_listener *tp_pick(struct transport *tp, enum tp_proto proto,
+			    const struct tp_addr *to, struct tp_listener *hint);
+/* Sends buf to a destination; 0 or -errno. Counts bytes and errors. */
+int tp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id,
+	    const char *buf, size_t len);
+
+struct tp_stats {
+	uint64_t rx_msgs, tx_msgs, rx_bytes, tx_bytes, tx_errors;
+};
+const struct tp_stats *tp_stats(const struct transport *tp);
+
+#endif

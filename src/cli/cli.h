@@ -2,6 +2,9 @@
 #ifndef PARLEY_CLI_H
 #define PARLEY_CLI_H
 
+#include <stdbool.h>
+#include <stdio.h>
+
 int cli_serve(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_reg(int argc, char **argv);
@@ -9,5 +12,9 @@ int cli_calls(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_help(int argc, char **argv);
 int cli_version(int argc, char **argv);
+
+/* Prints the usage of one subcommand, or of all when cmd is NULL; returns false when cmd
+ * names no subcommand. */
+bool cli_usage(FILE *f, const char *cmd);
 
 #endif

@@ -62,6 +62,9 @@ struct config_extra {
 	const char *const *flags;     /* names with value, e.g. "password", "limit" */
 	const char **val;             /* OUT: per flag, NULL if absent */
 	unsigned nflags;
+	const char *const *bools;     /* names without value, e.g. "json"; may be NULL */
+	bool *bval;                   /* OUT: per bool flag, whether it was given */
+	unsigned nbools;
 };
 int config_parse_args(struct config *c, int argc, char **argv, int first, bool serve_flags,
 		      struct config_extra *extra, char **pos, int *npos, int maxpos);
@@ -71,5 +74,16 @@ int config_parse_args(struct config *c, int argc, char **argv, int first, bool s
 int config_validate(const struct config *c);
 /* Prints the effective settings in INI form (parley check). */
 void config_print(const struct config *c, FILE *f);
+
+/* A listen URI split into its parts: "udp:[::1]:5060" -> "udp", "::1", 5060, v6. */
+struct cfg_listen {
+	char scheme[8];       /* lower case: udp, tcp, tls, ws, wss */
+	char host[64];        /* numeric address, without brackets */
+	uint16_t port;        /* 5060 when the URI has none; 0 asks the kernel for one */
+	bool v6;
+};
+/* Parses a listen URI (syntax only: the scheme is any of udp|tcp|tls|ws|wss). Returns 0,
+ * or -EINVAL with the reason in err. */
+int config_listen_parse(const char *uri, struct cfg_listen *out, char *err, size_t errlen);
 
 #endif

@@ -22,7 +22,13 @@ void log_close(struct log *lg);
 void log_write(struct log *lg, enum log_level level, const char *event, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-#define LOG_ENABLED(lg, lvl) ((lg) && (lg)->level >= (lvl))
+/* A function rather than a bare expression so that log_info(&lg, ...) on a struct compiles
+ * cleanly: GCC's -Waddress rejects testing the address of a variable for NULL. */
+static inline bool log__enabled(const struct log *lg, enum log_level lvl)
+{
+	return lg && lg->level >= lvl;
+}
+#define LOG_ENABLED(lg, lvl) log__enabled((lg), (lvl))
 #define log_error(lg, ev, ...) do { if (LOG_ENABLED(lg, LOG_ERROR)) log_write(lg, LOG_ERROR, ev, __VA_ARGS__); } while (0)
 #define log_warn(lg, ev, ...)  do { if (LOG_ENABLED(lg, LOG_WARN))  log_write(lg, LOG_WARN, ev, __VA_ARGS__); } while (0)
 #define log_info(lg, ev, ...)  do { if (LOG_ENABLED(lg, LOG_INFO))  log_write(lg, LOG_INFO, ev, __VA_ARGS__); } while (0)

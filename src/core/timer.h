@@ -23,6 +23,7 @@ struct timer_wheel {
 	uint64_t tick;                      /* tick index processed up to */
 	struct timer slot[TIMER_SLOTS];     /* list heads */
 	unsigned count;                     /* armed timers */
+	uint64_t busy[TIMER_SLOTS / 64];    /* bit per slot: set when its list is not empty */
 };
 
 void timer_wheel_init(struct timer_wheel *w, uint64_t now_ms);

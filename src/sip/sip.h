@@ -131,7 +131,8 @@ int sip_addr_parse(struct sip_addr *a, struct str s);
 /* ---- Via ---------------------------------------------------------------------------------- */
 
 struct sip_via {
-	struct str proto;      /* "SIP/2.0" */
+	struct str proto;      /* "SIP/2.0" (may hold LWS around '/': "SIP / 2.0") */
+	struct str version;    /* "2.0" */
 	struct str transport;  /* "UDP", "TCP", ... */
 	struct str host;       /* sent-by host, IPv6 in brackets */
 	uint16_t port;         /* 0 when absent */
@@ -212,7 +213,8 @@ enum sip_parse_result {
 struct sip_parse_err {
 	unsigned code;          /* 400, 505, 513, ...: what to answer if a response can be built */
 	const char *reason;     /* static reason phrase naming the problem, e.g. "Bad CSeq" */
-	bool can_respond;       /* request with enough headers (Via, From, To, Call-ID, CSeq) */
+	bool can_respond;       /* a request whose top Via parsed: a response is routed by the
+				 * Via alone and copies From, To, Call-ID, CSeq as received */
 };
 
 /* Parses one message from buf. On a datagram transport pass datagram=true: the body is
@@ -220,7 +222,12 @@ struct sip_parse_err {
  * Content-Length the body is the rest of the datagram. On a stream Content-Length is
  * required. Never allocates; every view in *m points into buf. On error *err says why, and
  * whatever was parsed (Via, From, To, Call-ID, CSeq) is left in *m so that a 400 can be
- * built when err->can_respond. */
+ * built when err->can_respond.
+ * Leading CRLFs (keep-alives) are skipped: m->buf is where the message starts, so a stream
+ * reader consumes (m->buf - buf) + m->len bytes. Missing From/To/Call-ID/CSeq/Via are
+ * parse errors ("Missing Call-ID"); repeated ones are left to sip_sanity(). A datagram
+ * over SIP_MAX_MSG, or a stream message whose headers or Content-Length go past it, is
+ * error 513. After an error on a stream the framing cannot be trusted: close it. */
 enum sip_parse_result sip_msg_parse(struct sip_msg *m, const char *buf, size_t len,
 				    bool datagram, struct sip_parse_err *err);
 
@@ -229,6 +236,16 @@ const struct sip_hdr *sip_msg_hdr(const struct sip_msg *m, enum sip_hdr_id id);
 const struct sip_hdr *sip_msg_hdr_next(const struct sip_msg *m, const struct sip_hdr *h);
 /* Looks up an unknown header by name, case-insensitively. */
 const struct sip_hdr *sip_msg_hdr_by_name(const struct sip_msg *m, struct str name);
+
+/* Checks a parsed message against the rules that need no configuration. Returns 0 when
+ * it passes, else the status code to answer with and, in *reason, a static phrase naming
+ * the problem: 505 for a version other than SIP/2.0; 400 for a missing Via or a missing or
+ * repeated From, To, Call-ID, CSeq (and repeated Max-Forwards, Content-Length), or a CSeq
+ * method that differs from the request method; 501 for that mismatch when the request
+ * method is an extension (RFC 4475 mismatch02); 416 for a Request-URI scheme other than
+ * sip, sips or tel. For a response only the version and the headers are checked.
+ * Proxy-Require (420), Max-Forwards 0 (483) and authentication are for the router. */
+unsigned sip_sanity(const struct sip_msg *m, const char **reason);
 
 /* ---- printing ------------------------------------------------------------------------- */
 

@@ -1,0 +1,92 @@
+/* auth.h: SIP digest authentication (RFC 2617, 7616, 8760; qop=auth) with stateless nonces. */
+#ifndef PARLEY_AUTH_H
+#define PARLEY_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/str.h"
+#include "sip/sip.h"
+
+struct auth;
+
+enum auth_alg {
+	AUTH_MD5 = 0,
+	AUTH_SHA256,
+};
+#define AUTH_MAX_ALGS 2
+/* Longest hex digest (SHA-256) plus its NUL. */
+#define AUTH_HEX_MAX 65
+
+struct auth_conf {
+	enum auth_alg algs[AUTH_MAX_ALGS]; /* offered in this order, most preferred first */
+	unsigned nalgs;                     /* 0: MD5 alone */
+	unsigned nonce_lifetime;            /* seconds a nonce stays fresh; 0: 300 */
+	unsigned replay_slots;              /* nonce-count table size; 0: 4096 */
+};
+
+/* Parses a list such as "sha-256,md5" (case-insensitive, spaces allowed) into conf->algs.
+ * Returns 0, or -EINVAL for an unknown or repeated name or an empty list. */
+int auth_algs_parse(struct auth_conf *conf, const char *list);
+/* The algorithm named by an algorithm= parameter ("MD5", "SHA-256"; empty means MD5).
+ * Returns false for anything else, including the -sess variants. */
+bool auth_alg_from_name(struct str name, enum auth_alg *alg /* OUT */);
+/* "MD5" or "SHA-256". */
+const char *auth_alg_name(enum auth_alg alg);
+
+/* Creates an authenticator with a fresh random nonce secret. Returns 0, -ENOMEM, or -EIO
+ * when no randomness is available. */
+int auth_new(struct auth **ap, const struct auth_conf *conf);
+void auth_free(struct auth *a);
+
+/* Writes one challenge header line (ending in CRLF) per configured algorithm, most
+ * preferred first, into buf (cap bytes, NUL-terminated):
+ *   WWW-Authenticate: Digest realm="x", nonce="...", algorithm=MD5, qop="auth"
+ * with ", stale=true" added when stale, and Proxy-Authenticate instead when proxy. now_s is
+ * the wall clock in unix seconds. Returns the length written, or -ENOSPC when buf is too
+ * small (buf then holds an empty string). */
+int auth_challenge(struct auth *a, struct str realm, bool stale, bool proxy, uint64_t now_s,
+		   char *buf, size_t cap);
+
+enum auth_result {
+	AUTH_OK = 0,
+	AUTH_STALE,           /* right password, nonce expired: challenge again with stale=true */
+	AUTH_BAD_RESPONSE,    /* wrong password (or user): challenge again, or 403 */
+	AUTH_BAD_NONCE,       /* right password, but a nonce we did not issue (e.g. before a
+			       * restart): challenge again with stale=true */
+	AUTH_REPLAY,          /* nonce count not above the highest seen for this nonce */
+	AUTH_BAD_REQUEST,     /* a missing parameter, another realm, an unsupported
+			       * algorithm or qop: 400 or a new challenge */
+};
+
+/* Checks credentials cred (as parsed by sip_auth_parse; only its views are read) for a
+ * request with method, against the HA1 (lowercase hex) of the user for the algorithm the
+ * credentials name (see auth_alg_from_name): the caller looks the user up by cred->username
+ * and realm_expected and picks the hash. The response is checked against the digest uri the
+ * client states, as RFC 2617 §3.2.2 computes it; that uri is not required to equal the
+ * Request-URI, since some clients (SIPp among them) put the remote address there. With
+ * qop=auth the nonce count must grow for each nonce; without qop (RFC 2069) there is no
+ * count and the request is accepted while the nonce is fresh. now_s: unix seconds. */
+enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, struct str method,
+			     struct str realm_expected, const char *ha1_hex, uint64_t now_s);
+const char *auth_result_name(enum auth_result r);
+
+/* HA1 = H(user:realm:password) in lowercase hex (33 or 65 bytes with the NUL). Returns 0 or
+ * -EIO if the hash is unavailable. */
+int auth_ha1(enum auth_alg alg, struct str user, struct str realm, struct str password,
+	     char out[AUTH_HEX_MAX]);
+
+/* The client side, for tests and the test client: computes the response a UA sends. */
+struct auth_client {
+	enum auth_alg alg;
+	struct str user, realm, password;
+	struct str method, uri;
+	struct str nonce;
+	struct str qop;           /* "auth", or empty for the RFC 2069 form */
+	struct str cnonce;        /* with qop only */
+	uint32_t nc;              /* with qop only; sent as 8 hex digits */
+};
+int auth_client_response(const struct auth_client *c, char out[AUTH_HEX_MAX]);
+
+#endif

@@ -1,0 +1,197 @@
+/* cdr.c: writes call records through the store and keeps answered calls by Call-ID until their BYE. */
+#include "cdr/cdr.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A call that was answered and has not ended. A phone that vanishes never sends its BYE,
+ * so a call is forgotten after this long rather than kept forever. */
+#define CDR_MAX_LIFE_MS (24ull * 3600 * 1000)
+#define CDR_MIN_BUCKETS 64
+
+struct call {
+	struct call *next;          /* bucket chain */
+	struct cdr *owner;
+	struct timer life;          /* forgets the call after CDR_MAX_LIFE_MS */
+	uint64_t hash;              /* of call_id */
+	uint64_t start_ms, answer_ms;
+	struct str id, call_id, caller, callee; /* views into text */
+	char text[];
+};
+
+struct cdr {
+	struct store *st;
+	struct timer_wheel *w;
+	struct call **bucket;
+	size_t nbucket;             /* power of two */
+	unsigned n;
+};
+
+int cdr_new(struct cdr **cp, struct store *st, struct timer_wheel *w)
+{
+	struct cdr *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->bucket = calloc(CDR_MIN_BUCKETS, sizeof(*c->bucket));
+	if (!c->bucket) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->nbucket = CDR_MIN_BUCKETS;
+	c->st = st;
+	c->w = w;
+	*cp = c;
+	return 0;
+}
+
+void cdr_free(struct cdr *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nbucket; i++) {
+		struct call *k = c->bucket[i];
+		while (k) {
+			struct call *next = k->next;
+			timer_stop(c->w, &k->life);
+			free(k);
+			k = next;
+		}
+	}
+	free(c->bucket);
+	free(c);
+}
+
+unsigned cdr_active(const struct cdr *c)
+{
+	return c->n;
+}
+
+static void put(struct cdr *c, const struct cdr_attempt *a, unsigned status, const char *reason,
+		uint64_t answer_ms, uint64_t end_ms)
+{
+	if (!c->st)
+		return;
+	struct store_call rec = {
+		.id = a->id,
+		.call_id = a->call_id,
+		.caller = a->caller,
+		.callee = a->callee,
+		.start_ms = a->start_ms,
+		.answer_ms = answer_ms,
+		.end_ms = end_ms,
+		.status = status,
+		.reason = str_from_cstr(reason),
+		.duration_ms = answer_ms && end_ms > answer_ms ? end_ms - answer_ms : 0,
+	};
+	/* A full queue loses this one update; the call itself is not affected. */
+	store_call_put(c->st, &rec);
+}
+
+void cdr_start(struct cdr *c, const struct cdr_attempt *a)
+{
+	put(c, a, 0, "", 0, 0);
+}
+
+/* Unlinks k from its bucket; it must be there. */
+static void unlink_call(struct cdr *c, struct call *k)
+{
+	struct call **pp = &c->bucket[k->hash & (c->nbucket - 1)];
+	while (*pp != k)
+		pp = &(*pp)->next;
+	*pp = k->next;
+	c->n--;
+	timer_stop(c->w, &k->life);
+}
+
+static void expire(void *arg)
+{
+	struct call *k = arg;
+	unlink_call(k->owner, k);
+	free(k);
+}
+
+/* Doubles the bucket array when chains grow past two entries on average. */
+static void grow(struct cdr *c)
+{
+	if (c->n < 2 * c->nbucket)
+		return;
+	size_t nb = c->nbucket * 2;
+	struct call **b = calloc(nb, sizeof(*b));
+	if (!b)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < c->nbucket; i++) {
+		struct call *k = c->bucket[i];
+		while (k) {
+			struct call *next = k->next;
+			k->next = b[k->hash & (nb - 1)];
+			b[k->hash & (nb - 1)] = k;
+			k = next;
+		}
+	}
+	free(c->bucket);
+	c->bucket = b;
+	c->nbucket = nb;
+}
+
+static struct str keep(char **pos, struct str s)
+{
+	struct str r = { *pos, s.l };
+	if (s.l)
+		memcpy(*pos, s.p, s.l);
+	*pos += s.l;
+	return r;
+}
+
+static void remember(struct cdr *c, const struct cdr_attempt *a, uint64_t answer_ms)
+{
+	size_t len = a->id.l + a->call_id.l + a->caller.l + a->callee.l;
+	struct call *k = calloc(1, sizeof(*k) + len + 1);
+	if (!k)
+		return; /* the end of this call will not be recorded */
+	char *pos = k->text;
+	k->id = keep(&pos, a->id);
+	k->call_id = keep(&pos, a->call_id);
+	k->caller = keep(&pos, a->caller);
+	k->callee = keep(&pos, a->callee);
+	k->owner = c;
+	k->hash = str_hash(a->call_id);
+	k->start_ms = a->start_ms;
+	k->answer_ms = answer_ms;
+	grow(c);
+	struct call **head = &c->bucket[k->hash & (c->nbucket - 1)];
+	k->next = *head;
+	*head = k;
+	c->n++;
+	timer_start(c->w, &k->life, CDR_MAX_LIFE_MS, expire, k);
+}
+
+void cdr_final(struct cdr *c, const struct cdr_attempt *a, unsigned status, const char *reason,
+	       uint64_t answer_ms)
+{
+	bool ok = status >= 200 && status < 300;
+	put(c, a, status, reason, ok ? answer_ms : 0, 0);
+	if (ok)
+		remember(c, a, answer_ms);
+}
+
+bool cdr_end(struct cdr *c, struct str call_id, uint64_t end_ms, char *who, size_t n, uint64_t *dur_ms)
+{
+	uint64_t h = str_hash(call_id);
+	struct call *k = c->bucket[h & (c->nbucket - 1)];
+	while (k && !(k->hash == h && str_eq(k->call_id, call_id)))
+		k = k->next;
+	if (!k)
+		return false;
+	unlink_call(c, k);
+	struct cdr_attempt a = {
+		.id = k->id, .call_id = k->call_id, .caller = k->caller, .callee = k->callee,
+		.start_ms = k->start_ms,
+	};
+	put(c, &a, 200, "answered", k->answer_ms, end_ms);
+	*dur_ms = end_ms > k->answer_ms ? end_ms - k->answer_ms : 0;
+	snprintf(who, n, "%.*s -> %.*s", STR_FMT(k->caller), STR_FMT(k->callee));
+	free(k);
+	return true;
+}

@@ -1,0 +1,87 @@
+/* help.c: `parley help [COMMAND]` and `parley version`: the usage text of DESIGN §1. */
+#include "cli/cli.h"
+
+#include <string.h>
+
+#ifndef PARLEY_VERSION
+#define PARLEY_VERSION "0.0.0"
+#endif
+
+/* One entry per subcommand; the text is printed as is after "usage: ". */
+static const struct {
+	const char *name, *usage;
+} commands[] = {
+	{ "serve",
+	  "parley serve [--config FILE] [--domain D]... [--listen URI]... [--db PATH]\n"
+	  "             [--peer DOMAIN=sip:HOST[:PORT]]... [--trust HOST]... [--dns SERVER[:PORT]]\n"
+	  "             [--auth-algorithms md5|sha-256,md5|...]\n"
+	  "             [--log-level error|warn|info|debug] [--log-format text|json] [--http ADDR:PORT]\n"
+	  "    Runs the registrar and proxy. With no flags it listens on udp:0.0.0.0:5060, serves\n"
+	  "    the host name as its domain and keeps its data in ./parley.db.\n"
+	  "    --listen udp:HOST:PORT (IPv6 as udp:[::1]:5060); several --listen and --domain allowed.\n"
+	  "    Every config key is also a flag of the same name (--realm, --log-file, --t1, --t2,\n"
+	  "    --t4, --max-contacts, --min-expires, --max-expires, --default-expires,\n"
+	  "    --nonce-lifetime, --ring-timeout, --flush-interval); a flag wins over the file.\n"
+	  "    SIGINT/SIGTERM stop it cleanly; SIGHUP reopens the log file.\n" },
+	{ "user",
+	  "parley user add USER@DOMAIN [--password PW]     (no --password: read from stdin)\n"
+	  "parley user del USER@DOMAIN | parley user passwd USER@DOMAIN | parley user list\n"
+	  "parley user import FILE     lines 'user@domain,password'\n"
+	  "    Manages the users of the database (--db PATH, --config FILE).\n" },
+	{ "reg",
+	  "parley reg list            current bindings (AOR, contact, source address, transport, expires)\n" },
+	{ "calls",
+	  "parley calls [--limit N]   call records (caller, callee, start, answer, end, result, duration)\n" },
+	{ "check",
+	  "parley check [--config FILE] [flags]   validate a config and print the effective settings\n" },
+	{ "version", "parley version             print the version\n" },
+	{ "help", "parley help [COMMAND]      print this help, or one command's\n" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+bool cli_usage(FILE *f, const char *cmd)
+{
+	if (cmd) {
+		for (size_t i = 0; i < NCOMMANDS; i++)
+			if (strcmp(cmd, commands[i].name) == 0) {
+				fprintf(f, "usage: %s", commands[i].usage);
+				return true;
+			}
+		return false;
+	}
+	fprintf(f, "usage: parley COMMAND [FLAGS]\n\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fputs(commands[i].usage, f);
+	fprintf(f, "\nEvery command takes --db PATH and --config FILE. Exit codes: 0 ok, "
+		   "2 usage or config error, 1 runtime failure.\n");
+	return true;
+}
+
+int cli_help(int argc, char **argv)
+{
+	if (argc > 2) {
+		fprintf(stderr, "parley: help takes at most one command\n");
+		return 2;
+	}
+	if (argc == 2) {
+		if (!cli_usage(stdout, argv[1])) {
+			fprintf(stderr, "parley: unknown command '%s'\n", argv[1]);
+			cli_usage(stderr, NULL);
+			return 2;
+		}
+		return 0;
+	}
+	cli_usage(stdout, NULL);
+	return 0;
+}
+
+int cli_version(int argc, char **argv)
+{
+	if (argc > 1) {
+		fprintf(stderr, "parley: version takes no arguments\n");
+		return 2;
+	}
+	printf("parley %s\n", PARLEY_VERSION);
+	return 0;
+}

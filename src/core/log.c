@@ -1,0 +1,129 @@
+/* log.c: writes levelled log lines as text or JSON, one flushed line per event. */
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/clock.h"
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+int log_open(struct log *lg, enum log_level level, bool json, const char *path)
+{
+	lg->level = level;
+	lg->json = json;
+	lg->f = stderr;
+	lg->path[0] = '\0';
+	if (!path || !*path)
+		return 0;
+	if (strlen(path) >= sizeof(lg->path))
+		return -ENAMETOOLONG;
+	FILE *f = fopen(path, "a");
+	if (!f)
+		return -errno;
+	lg->f = f;
+	strcpy(lg->path, path);
+	return 0;
+}
+
+int log_reopen(struct log *lg)
+{
+	if (!lg->path[0])
+		return 0;
+	/* Open the new file before closing the old one, so a failure (say the directory
+	 * became unwritable) leaves us logging to the old file rather than to nowhere. */
+	FILE *f = fopen(lg->path, "a");
+	if (!f)
+		return -errno;
+	if (lg->f && lg->f != stderr)
+		fclose(lg->f);
+	lg->f = f;
+	return 0;
+}
+
+void log_close(struct log *lg)
+{
+	if (lg->f && lg->f != stderr)
+		fclose(lg->f);
+	lg->f = stderr;
+	lg->path[0] = '\0';
+}
+
+/* "2026-11-29T01:02:03.456Z" into buf (at least 25 bytes). */
+static void timestamp(char *buf, size_t n)
+{
+	uint64_t ms = clock_wall_ms();
+	time_t sec = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + k, n - k, ".%03uZ", (unsigned)(ms % 1000));
+}
+
+/* Writes s as the inside of a JSON string: quotes, backslashes and control bytes escaped;
+ * other bytes pass through, as the text we log is UTF-8 or ASCII. */
+static void json_str(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		switch (c) {
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\r': fputs("\\r", f); break;
+		case '\t': fputs("\\t", f); break;
+		default:
+			if (c < 0x20 || c == 0x7f)
+				fprintf(f, "\\u%04x", c);
+			else
+				putc(c, f);
+		}
+	}
+}
+
+void log_write(struct log *lg, enum log_level level, const char *event, const char *fmt, ...)
+{
+	if (!lg || level > lg->level)
+		return;
+	FILE *f = lg->f ? lg->f : stderr;
+	char small[1024], *msg = small;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(small)) {
+		/* Long lines (debug dumps of whole messages) are rare: allocate only then. */
+		char *big = malloc((size_t)n + 1);
+		if (big) {
+			va_start(ap, fmt);
+			vsnprintf(big, (size_t)n + 1, fmt, ap);
+			va_end(ap);
+			msg = big;
+		}
+	}
+	char ts[40];
+	timestamp(ts, sizeof(ts));
+	const char *lv = level_names[level <= LOG_DEBUG ? level : LOG_DEBUG];
+	if (!event)
+		event = "";
+	if (lg->json) {
+		fprintf(f, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"", ts, lv);
+		json_str(f, event);
+		fputs("\",\"msg\":\"", f);
+		json_str(f, msg);
+		fputs("\"}\n", f);
+	} else if (*event) {
+		fprintf(f, "%s %-5s %s: %s\n", ts, lv, event, msg);
+	} else {
+		fprintf(f, "%s %-5s %s\n", ts, lv, msg);
+	}
+	/* One flush per line: tests and tail -f see each event as soon as it happens. */
+	fflush(f);
+	if (msg != small)
+		free(msg);
+}

@@ -1,0 +1,767 @@
+/* proxy.c: the stateful proxy core (RFC 3261 §16): forwarding, parallel forking, CANCEL, response selection, call records. */
+#include "proxy/proxy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cdr/cdr.h"
+#include "core/clock.h"
+
+/* One place a request was forwarded to: a client transaction of its own (§16.6). */
+struct branch {
+	struct ctx *c;
+	struct txn_client *ct;      /* NULL once freed, or when it never started */
+	unsigned status;            /* final received (408 after a timeout, 503 when it could
+				       not start); 0 while pending */
+	bool ringing;               /* a provisional above 100 arrived */
+};
+
+/* The response context of one proxied request (§16.7): it lives until a final has gone
+ * upstream and every branch transaction is gone, so that late 2xx can still be relayed. */
+struct ctx {
+	struct proxy *p;
+	struct ctx *prev, *next;    /* the proxy's list of live contexts */
+	struct txn_server *st;      /* NULL once our final is sent: never touched again, since
+				       the layer frees it on its own schedule */
+	struct tp_source up;        /* where responses go (for 2xx relayed after the final) */
+	enum sip_method mid;
+	bool record;                /* an INVITE with call info: write records, log steps */
+	bool rang;                  /* "ringing" was logged */
+	bool cancelled;             /* a CANCEL came: the answer is 487 */
+	unsigned n;                 /* branches */
+	unsigned live;              /* client transactions not yet freed */
+	struct timer timer;         /* the ring timeout, then the wait for 487s after a CANCEL */
+	unsigned best_status;       /* best final so far (§16.7 step 6), 0 if none */
+	char *best;                 /* its bytes without our Via; NULL for one we made up */
+	size_t best_len;
+	struct str call_id;         /* views into the text after br[] */
+	struct cdr_attempt att;
+	struct branch br[];
+};
+
+struct proxy {
+	struct proxy_env env;
+	struct proxy_stats stats;
+	struct cdr *cdr;
+	struct ctx *live;           /* every context, so that proxy_free finds them */
+	uint64_t salt;              /* makes stateless branches unguessable */
+	char routes[8192];          /* scratch: a rebuilt Route header */
+	char out[SIP_MAX_MSG];      /* scratch: the one message being built */
+};
+
+/* RFC 3326: tells the other phones why they stop ringing, so they do not log a missed call. */
+#define REASON_ELSEWHERE "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n"
+
+static const enum sip_hdr_id drop_route[] = { SIP_HDR_ROUTE };
+static const enum sip_hdr_id drop_cred[] = { SIP_HDR_PROXY_AUTHORIZATION };
+static const enum sip_hdr_id drop_both[] = { SIP_HDR_ROUTE, SIP_HDR_PROXY_AUTHORIZATION };
+
+static void on_response(void *tu, struct txn_client *ct, const struct sip_msg *m, const struct tp_source *src);
+static void on_timeout(void *tu, struct txn_client *ct, int err);
+static void on_free(void *tu, struct txn_client *ct);
+
+static const struct txn_client_ops branch_ops = {
+	.on_response = on_response,
+	.on_timeout = on_timeout,
+	.on_free = on_free,
+};
+
+/* ---- life ------------------------------------------------------------------------------- */
+
+int proxy_new(struct proxy **pp, const struct proxy_env *env)
+{
+	struct proxy *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->env = *env;
+	if (cdr_new(&p->cdr, env->store, env->wheel)) {
+		free(p);
+		return -ENOMEM;
+	}
+	char b[TXN_BRANCH_SIZE];
+	size_t bl = txn_make_branch(env->txn, b);
+	p->salt = str_hash((struct str){ b, bl });
+	*pp = p;
+	return 0;
+}
+
+static void destroy(struct ctx *c)
+{
+	struct proxy *p = c->p;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->live = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	timer_stop(p->env.wheel, &c->timer);
+	free(c->best);
+	free(c);
+}
+
+void proxy_free(struct proxy *p)
+{
+	if (!p)
+		return;
+	/* The branches run to their end inside the layer without us. */
+	while (p->live) {
+		struct ctx *c = p->live;
+		for (unsigned i = 0; i < c->n; i++)
+			if (c->br[i].ct)
+				txn_client_detach(c->br[i].ct);
+		destroy(c);
+	}
+	cdr_free(p->cdr);
+	free(p);
+}
+
+const struct proxy_stats *proxy_stats(const struct proxy *p)
+{
+	struct proxy *q = (struct proxy *)p;
+	q->stats.active = cdr_active(p->cdr);
+	return &p->stats;
+}
+
+/* ---- who we are ----------------------------------------------------------------------------- */
+
+bool proxy_is_me(const struct proxy *p, struct str host, uint16_t port)
+{
+	uint16_t want = port ? port : 5060;
+	struct tp_addr a;
+	bool numeric = tp_addr_from_host(&a, host, want) == 0;
+	unsigned n = tp_listener_count(p->env.tp);
+	for (unsigned i = 0; i < n; i++) {
+		struct tp_listener *l = tp_listener_at(p->env.tp, i);
+		if (l->port != want)
+			continue;
+		if (str_caseeq_cstr(host, l->host) || (numeric && tp_addr_equal(&a, &l->local)))
+			return true;
+	}
+	return false;
+}
+
+/* ---- building a forwarded request ------------------------------------------------------ */
+
+static void out_rr(struct sip_out *o, const struct tp_listener *l)
+{
+	sip_out_fmt(o, "<sip:%s:%u;lr", l->host, l->port);
+	if (l->proto != TP_UDP)
+		sip_out_fmt(o, ";transport=%s", l->proto == TP_TCP ? "tcp" : l->proto == TP_TLS ? "tls" : "ws");
+	sip_out_str(o, STR(">"));
+}
+
+/* Whether the request carries credentials for our own realm: they were for us and are
+ * not passed on (§22.3), since the next hop has no use for them. */
+static bool our_credentials(const struct proxy *p, const struct sip_msg *req)
+{
+	const struct config *cfg = p->env.cfg;
+	if (!cfg)
+		return false;
+	for (const struct sip_hdr *h = sip_msg_hdr(req, SIP_HDR_PROXY_AUTHORIZATION); h; h = sip_msg_hdr_next(req, h)) {
+		struct sip_auth a;
+		if (sip_auth_parse(&a, h->value))
+			continue;
+		if (cfg->realm[0] && str_eq(a.realm, str_from_cstr(cfg->realm)))
+			return true;
+		for (unsigned i = 0; i < cfg->ndomain; i++)
+			if (str_caseeq_cstr(a.realm, cfg->domain[i]))
+				return true;
+	}
+	return false;
+}
+
+/* Rebuilds the Route set when the simple "drop our own first Route" of the printer is not
+ * enough: a binding's Path goes in front (RFC 3327), and the strict-router fix-up removes
+ * the last entry (§16.4). The result replaces every Route line of the request. */
+static void route_opts(struct proxy *p, const struct sip_msg *req, const struct proxy_fwd_flags *fl,
+		       struct str path, struct sip_fwd_opts *o)
+{
+	if (!path.l && !fl->drop_last_route) {
+		o->drop_first_route = fl->pop_route;
+		return;
+	}
+	unsigned total = 0;
+	for (const struct sip_hdr *h = sip_msg_hdr(req, SIP_HDR_ROUTE); h; h = sip_msg_hdr_next(req, h)) {
+		struct str rest = h->value, item;
+		while (sip_list_next(&rest, &item))
+			total++;
+	}
+	struct sip_out r;
+	sip_out_init(&r, p->routes, sizeof(p->routes));
+	unsigned k = 0, written = 0;
+	sip_out_str(&r, STR("Route: "));
+	if (path.l) {
+		sip_out_str(&r, str_trim(path));
+		written++;
+	}
+	for (const struct sip_hdr *h = sip_msg_hdr(req, SIP_HDR_ROUTE); h; h = sip_msg_hdr_next(req, h)) {
+		struct str rest = h->value, item;
+		while (sip_list_next(&rest, &item)) {
+			bool skip = (k == 0 && fl->pop_route) || (k == total - 1 && fl->drop_last_route);
+			k++;
+			if (skip)
+				continue;
+			if (written++)
+				sip_out_str(&r, STR(", "));
+			sip_out_str(&r, str_trim(item));
+		}
+	}
+	sip_out_str(&r, STR("\r\n"));
+	o->drop = drop_route;
+	o->ndrop = 1;
+	if (written && !r.overflow)
+		o->extra = (struct str){ r.p, r.len };
+}
+
+/* Prints req as forwarded to one target from listener 'out' with Via branch 'branch' into
+ * p->out. in is the listener the request came in on. Returns the length, or 0 when the
+ * result does not fit. */
+static size_t print_fwd(struct proxy *p, const struct sip_msg *req, const struct tp_source *src,
+			const struct proxy_target *t, const struct proxy_fwd_flags *fl,
+			const struct tp_listener *out, struct str branch)
+{
+	char via[256], rr[300];
+	snprintf(via, sizeof(via), "SIP/2.0/%s %s:%u;branch=%.*s;rport", tp_proto_name(out->proto),
+		 out->host, out->port, STR_FMT(branch));
+	struct sip_fwd_opts o = { .via = str_from_cstr(via) };
+	o.new_ruri = t->ruri.l ? t->ruri : fl->strict_ruri;
+	if (fl->record_route) {
+		/* Two entries when the request crosses from one socket to another (say IPv4 to
+		 * IPv6): each side then reaches us on an address it can use. */
+		struct sip_out r;
+		sip_out_init(&r, rr, sizeof(rr));
+		out_rr(&r, out);
+		if (src->lis && src->lis != out) {
+			sip_out_str(&r, STR(", "));
+			out_rr(&r, src->lis);
+		}
+		if (!r.overflow)
+			o.record_route = (struct str){ r.p, r.len };
+	}
+	struct sip_resp_opts ro = { 0 };
+	struct txn_via_text vt;
+	txn_response_via(&ro, &vt, req, src);
+	o.top_via_received = ro.via_received;
+	o.top_via_rport = ro.via_rport;
+	route_opts(p, req, fl, t->path, &o);
+	if (our_credentials(p, req)) {
+		o.drop = o.ndrop ? drop_both : drop_cred;
+		o.ndrop++;
+	}
+	struct sip_out w;
+	sip_out_init(&w, p->out, sizeof(p->out));
+	if (sip_print_request_fwd(&w, req, &o) || w.overflow)
+		return 0;
+	return w.len;
+}
+
+static struct tp_listener *pick(struct proxy *p, const struct tp_source *dst, const struct tp_source *src)
+{
+	if (dst->lis)
+		return dst->lis;
+	return tp_pick(p->env.tp, dst->proto, &dst->addr, src ? src->lis : NULL);
+}
+
+/* Copies response m into p->out without its top Via (ours): §16.7 step 3. Returns the
+ * length, or 0 when m has no Via left to send to. */
+static size_t strip_via(struct proxy *p, const struct sip_msg *m)
+{
+	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_VIA);
+	if (!h)
+		return 0;
+	struct str rest = h->value, item;
+	sip_list_next(&rest, &item);
+	rest = str_trim(rest);
+	if (!rest.l && !sip_msg_hdr_next(m, h))
+		return 0;
+	struct sip_out o;
+	sip_out_init(&o, p->out, sizeof(p->out));
+	sip_out_str(&o, (struct str){ m->buf, (size_t)(h->line.p - m->buf) });
+	if (rest.l) {
+		sip_out_str(&o, STR("Via: "));
+		sip_out_str(&o, rest);
+		sip_out_str(&o, STR("\r\n"));
+	}
+	const char *end = h->line.p + h->line.l;
+	sip_out_str(&o, (struct str){ end, (size_t)(m->buf + m->len - end) });
+	return o.overflow ? 0 : o.len;
+}
+
+/* ---- call steps: records and log lines --------------------------------------------------- */
+
+static const char *result_word(unsigned status, bool noanswer)
+{
+	if (noanswer)
+		return "no answer";
+	switch (status) {
+	case 486:
+	case 600:
+		return "busy";
+	case 487:
+		return "cancelled";
+	case 603:
+		return "declined";
+	case 404:
+	case 604:
+		return "not found";
+	default:
+		return status < 300 ? "answered" : "failed";
+	}
+}
+
+/* A BYE got its answer: the call it ends is over (unless the BYE was only challenged). */
+static void bye_done(struct ctx *c, unsigned status)
+{
+	struct proxy *p = c->p;
+	if (status == 401 || status == 407)
+		return;
+	char who[600];
+	uint64_t dur;
+	if (cdr_end(p->cdr, c->call_id, clock_wall_ms(), who, sizeof(who), &dur))
+		log_info(p->env.lg, "call", "ended %s after %llu s", who, (unsigned long long)((dur + 500) / 1000));
+}
+
+/* The final answer went upstream: note it in stats, record and log. */
+static void done(struct ctx *c, unsigned status, struct str reason, bool noanswer)
+{
+	struct proxy *p = c->p;
+	if (c->mid == SIP_BYE)
+		bye_done(c, status);
+	if (!c->record)
+		return;
+	const char *word = result_word(status, noanswer);
+	struct proxy_stats *s = &p->stats;
+	if (status < 300)
+		s->answered++;
+	else if (noanswer)
+		s->noanswer++;
+	else if (status == 486 || status == 600)
+		s->busy++;
+	else if (status == 487)
+		s->cancelled++;
+	else
+		s->failed++;
+	cdr_final(p->cdr, &c->att, status, word, status < 300 ? clock_wall_ms() : 0);
+	if (status < 300 || noanswer || status == 486 || status == 600 || status == 487)
+		log_info(p->env.lg, "call", "%s %.*s -> %.*s", word, STR_FMT(c->att.caller), STR_FMT(c->att.callee));
+	else
+		log_info(p->env.lg, "call", "%s %.*s -> %.*s: %u %.*s", word, STR_FMT(c->att.caller),
+			 STR_FMT(c->att.callee), status, STR_FMT(reason));
+}
+
+/* ---- response context -------------------------------------------------------------------- */
+
+/* Lets go of the server transaction once the final is out: the layer owns it from here. */
+static void release_st(struct ctx *c)
+{
+	txn_server_set_tu(c->st, NULL);
+	c->st = NULL;
+	timer_stop(c->p->env.wheel, &c->timer);
+	free(c->best);
+	c->best = NULL;
+}
+
+static void cancel_all(struct ctx *c, struct str extra)
+{
+	if (c->mid != SIP_INVITE)
+		return;
+	for (unsigned i = 0; i < c->n; i++) {
+		struct branch *b = &c->br[i];
+		/* Errors mean a final is already there or the CANCEL could not be sent; either
+		 * way timer B or the final settles the branch. */
+		if (b->ct && !b->status)
+			txn_client_cancel(b->ct, extra);
+	}
+}
+
+/* Frees c when nothing can reach it any more. */
+static void maybe_free(struct ctx *c)
+{
+	if (!c->st && c->live == 0)
+		destroy(c);
+}
+
+/* Lower is better (§16.7 step 6): 6xx, then the lowest class; inside a class the more
+ * telling answers beat the ones that only say nobody answered. */
+static unsigned rank(unsigned s)
+{
+	if (s >= 600)
+		return 0;
+	unsigned r = (s / 100) * 10;
+	switch (s) {
+	case 408:
+		return r + 3;
+	case 480:
+		return r + 2;
+	case 487:
+		return r + 1;
+	case 503:
+		return r + 1;
+	default:
+		return r;
+	}
+}
+
+/* Keeps response m (or a made-up status when m is NULL) if it beats the best so far. */
+static void consider(struct ctx *c, unsigned status, const struct sip_msg *m)
+{
+	if (c->best_status && rank(status) >= rank(c->best_status))
+		return;
+	char *copy = NULL;
+	size_t len = 0;
+	if (m) {
+		len = strip_via(c->p, m);
+		copy = len ? malloc(len) : NULL;
+		if (copy)
+			memcpy(copy, c->p->out, len);
+		else
+			len = 0;
+	}
+	free(c->best);
+	c->best = copy;
+	c->best_len = len;
+	c->best_status = status;
+}
+
+/* Sends the best response upstream (§16.7 step 8). */
+static void answer(struct ctx *c)
+{
+	unsigned status = c->best_status ? c->best_status : 408;
+	struct str reason = str_from_cstr(sip_reason(status));
+	if (c->cancelled) {
+		status = 487;
+		reason = str_from_cstr(sip_reason(487));
+		if (c->best && c->best_status == 487)
+			txn_server_send(c->st, c->best, c->best_len, 487);
+		else
+			txn_server_reply(c->st, 487, NULL, NULL);
+	} else if (status == 503) {
+		/* §16.7 step 6: a 503 would tell the caller that this proxy is overloaded. */
+		status = 500;
+		reason = str_from_cstr(sip_reason(500));
+		txn_server_reply(c->st, 500, NULL, NULL);
+	} else if (c->best) {
+		struct sip_msg *m = malloc(sizeof(*m));
+		struct sip_parse_err perr;
+		if (m && sip_msg_parse(m, c->best, c->best_len, true, &perr) == SIP_PARSE_OK)
+			reason = m->reason;
+		done(c, status, reason, false);
+		free(m);
+		txn_server_send(c->st, c->best, c->best_len, status);
+		release_st(c);
+		return;
+	} else {
+		txn_server_reply(c->st, status, NULL, NULL);
+	}
+	done(c, status, reason, false);
+	release_st(c);
+}
+
+/* Answers once no branch can still change the outcome. After a CANCEL a branch that never
+ * sent a provisional is not waited for: its CANCEL waits for one that may never come. */
+static void settle(struct ctx *c)
+{
+	if (!c->st)
+		return;
+	for (unsigned i = 0; i < c->n; i++) {
+		const struct branch *b = &c->br[i];
+		if (b->status || !b->ct)
+			continue;
+		if (c->cancelled && !b->ringing && !txn_client_got_provisional(b->ct))
+			continue;
+		return;
+	}
+	answer(c);
+}
+
+static void provisional(struct ctx *c, struct branch *b, const struct sip_msg *m)
+{
+	struct proxy *p = c->p;
+	/* §16.7 step 5: a 100 is hop by hop; we sent our own. */
+	if (m->status == 100 || !c->st)
+		return;
+	b->ringing = true;
+	size_t len = strip_via(p, m);
+	if (len)
+		txn_server_send(c->st, p->out, len, m->status);
+	if (c->record && !c->rang) {
+		c->rang = true;
+		log_info(p->env.lg, "call", "ringing %.*s -> %.*s", STR_FMT(c->att.caller), STR_FMT(c->att.callee));
+	}
+}
+
+static void success(struct ctx *c, struct branch *b, const struct sip_msg *m)
+{
+	struct proxy *p = c->p;
+	if (!b->status)
+		b->status = m->status;
+	size_t len = strip_via(p, m);
+	if (!len)
+		return;
+	if (c->st) {
+		txn_server_send(c->st, p->out, len, m->status);
+		done(c, m->status, m->reason, false);
+		release_st(c);
+		cancel_all(c, STR(REASON_ELSEWHERE));
+	} else if (c->mid == SIP_INVITE) {
+		/* §16.7 step 10: every 2xx to an INVITE goes upstream, also after our final. */
+		p->env.send(p->env.send_arg, &c->up, p->out, len);
+	}
+}
+
+static void failure(struct ctx *c, struct branch *b, const struct sip_msg *m)
+{
+	if (b->status)
+		return;
+	b->status = m->status;
+	if (!c->st)
+		return;
+	consider(c, m->status, m);
+	if (m->status >= 600 && c->mid == SIP_INVITE) {
+		/* §16.7 step 5: a 6xx ends the search; the others are told to stop. */
+		cancel_all(c, STR(""));
+		answer(c);
+		return;
+	}
+	settle(c);
+}
+
+static void on_response(void *tu, struct txn_client *ct, const struct sip_msg *m, const struct tp_source *src)
+{
+	struct branch *b = tu;
+	if (m->status < 200)
+		provisional(b->c, b, m);
+	else if (m->status < 300)
+		success(b->c, b, m);
+	else
+		failure(b->c, b, m);
+}
+
+static void on_timeout(void *tu, struct txn_client *ct, int err)
+{
+	struct branch *b = tu;
+	struct ctx *c = b->c;
+	if (b->status)
+		return;
+	/* §16.7 step 6 / §16.8: a branch that never answered counts as a 408. */
+	b->status = 408;
+	if (!c->st)
+		return;
+	consider(c, 408, NULL);
+	settle(c);
+}
+
+static void on_free(void *tu, struct txn_client *ct)
+{
+	struct branch *b = tu;
+	struct ctx *c = b->c;
+	b->ct = NULL;
+	c->live--;
+	if (c->live == 0 && c->st)
+		answer(c); /* not expected: every branch has its final by now */
+	maybe_free(c);
+}
+
+/* The ring timeout (timer C of §16.6 step 11, for the whole call) or, after a CANCEL, the
+ * end of the wait for the branches' 487s. */
+static void fire(void *arg)
+{
+	struct ctx *c = arg;
+	if (!c->st)
+		return;
+	if (c->cancelled) {
+		answer(c);
+	} else {
+		cancel_all(c, STR(""));
+		txn_server_reply(c->st, 408, "No Answer", NULL);
+		done(c, 408, STR("No Answer"), true);
+		release_st(c);
+	}
+	maybe_free(c);
+}
+
+/* ---- forwarding ---------------------------------------------------------------------------- */
+
+static int start_branch(struct ctx *c, const struct sip_msg *req, const struct proxy_target *t,
+			const struct proxy_fwd_flags *fl, struct branch *b)
+{
+	struct proxy *p = c->p;
+	const struct tp_source *src = txn_server_source(c->st);
+	struct tp_source dst = t->dst;
+	dst.lis = pick(p, &dst, src);
+	if (!dst.lis)
+		return -ENETUNREACH;
+	char br[TXN_BRANCH_SIZE];
+	size_t bl = txn_make_branch(p->env.txn, br);
+	size_t len = print_fwd(p, req, src, t, fl, dst.lis, (struct str){ br, bl });
+	if (!len)
+		return -EMSGSIZE;
+	return txn_client_new(&b->ct, p->env.txn, p->out, len, &dst, &branch_ops, b);
+}
+
+static struct str keep(char **pos, struct str s)
+{
+	struct str r = { *pos, s.l };
+	if (s.l)
+		memcpy(*pos, s.p, s.l);
+	*pos += s.l;
+	return r;
+}
+
+int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_target *t, unsigned n,
+		  const struct proxy_fwd_flags *fl, const struct proxy_call_info *info)
+{
+	if (n == 0)
+		return -EINVAL;
+	const struct sip_msg *req = txn_server_request(st);
+	bool invite = req->mid == SIP_INVITE;
+	bool record = invite && info;
+	/* Text kept: the Call-ID, and for a call record its key "Call-ID;From-tag;CSeq" and
+	 * the two parties. */
+	size_t tl = req->call_id.l + 1;
+	if (record)
+		tl += info->caller.l + info->callee.l + req->call_id.l + req->from.tag.l + 16;
+	struct ctx *c = calloc(1, sizeof(*c) + n * sizeof(c->br[0]) + tl);
+	if (!c)
+		return -ENOMEM;
+	char *pos = (char *)&c->br[n];
+	c->call_id = keep(&pos, req->call_id);
+	c->p = p;
+	c->st = st;
+	c->up = *txn_server_dest(st);
+	c->mid = req->mid;
+	c->n = n;
+	c->record = record;
+	if (record) {
+		c->att.call_id = c->call_id;
+		c->att.caller = keep(&pos, info->caller);
+		c->att.callee = keep(&pos, info->callee);
+		int k = sprintf(pos, "%.*s;%.*s;%u", STR_FMT(req->call_id), STR_FMT(req->from.tag), (unsigned)req->cseq);
+		c->att.id = (struct str){ pos, (size_t)k };
+		c->att.start_ms = clock_wall_ms();
+	}
+	/* §16.2: a proxy answers 100 at once, so that the caller stops retransmitting. */
+	if (invite)
+		txn_server_trying(st);
+	int err = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct branch *b = &c->br[i];
+		b->c = c;
+		int e = start_branch(c, req, &t[i], fl, b);
+		if (e) {
+			err = e;
+			b->ct = NULL;
+			b->status = 503;
+			continue;
+		}
+		c->live++;
+	}
+	if (c->live == 0) {
+		free(c);
+		return err;
+	}
+	c->next = p->live;
+	if (p->live)
+		p->live->prev = c;
+	p->live = c;
+	txn_server_set_tu(st, c);
+	if (c->live < n)
+		consider(c, 503, NULL);
+	if (invite && p->env.cfg && p->env.cfg->ring_timeout)
+		timer_start(p->env.wheel, &c->timer, (uint64_t)p->env.cfg->ring_timeout * 1000, fire, c);
+	if (record) {
+		p->stats.calls++;
+		cdr_start(p->cdr, &c->att);
+		log_info(p->env.lg, "call", "INVITE %.*s -> %.*s (%u branch%s)", STR_FMT(info->caller),
+			 STR_FMT(info->callee), n, n == 1 ? "" : "es");
+	}
+	return 0;
+}
+
+void proxy_cancel(struct proxy *p, struct txn_server *cst, struct txn_server *ist)
+{
+	if (!ist) {
+		txn_server_reply(cst, 481, NULL, NULL);
+		return;
+	}
+	/* §16.10: the CANCEL is answered at once, whatever happens to the INVITE. */
+	txn_server_reply(cst, 200, NULL, NULL);
+	struct ctx *c = txn_server_tu(ist);
+	if (!c || c->st != ist || c->mid != SIP_INVITE || c->cancelled)
+		return;
+	c->cancelled = true;
+	cancel_all(c, STR(""));
+	settle(c);
+	if (c->st) {
+		/* Each ringing branch owes us a 487. A phone that ignores the CANCEL must not
+		 * keep the caller waiting long: T2 covers three retransmissions of its 487. */
+		const struct txn_cfg *tc = txn_layer_cfg(p->env.txn);
+		timer_start(p->env.wheel, &c->timer, tc->t2 ? tc->t2 : 4000, fire, c);
+	}
+	maybe_free(c);
+}
+
+/* ---- stateless forwarding ------------------------------------------------------------------ */
+
+int proxy_forward_stateless(struct proxy *p, const struct sip_msg *req, const struct tp_source *src,
+			    const struct proxy_target *t, const struct proxy_fwd_flags *fl)
+{
+	struct tp_source dst = t->dst;
+	dst.lis = pick(p, &dst, src);
+	if (!dst.lis)
+		return -ENETUNREACH;
+	/* §16.11: the same incoming request (a retransmitted ACK) gets the same branch. */
+	uint64_t h = req->via.branch.l ? str_hash(req->via.branch)
+				       : str_hash(req->call_id) ^ str_hash(req->from.tag) ^ req->cseq;
+	h = (h ^ p->salt) * 0x9e3779b97f4a7c15ull;
+	char br[32];
+	int bl = snprintf(br, sizeof(br), "z9hG4bK%016llx", (unsigned long long)(h ^ (h >> 29)));
+	size_t len = print_fwd(p, req, src, t, fl, dst.lis, (struct str){ br, (size_t)bl });
+	if (!len)
+		return -EMSGSIZE;
+	return p->env.send(p->env.send_arg, &dst, p->out, len);
+}
+
+/* The Via below the top one: the next hop of a response. */
+static bool second_via(const struct sip_msg *m, struct sip_via *v)
+{
+	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_VIA);
+	if (!h)
+		return false;
+	struct str rest = h->value, item;
+	sip_list_next(&rest, &item);
+	if (!sip_list_next(&rest, &item)) {
+		h = sip_msg_hdr_next(m, h);
+		if (!h)
+			return false;
+		rest = h->value;
+		if (!sip_list_next(&rest, &item))
+			return false;
+	}
+	return sip_via_parse(v, item) == 0;
+}
+
+void proxy_response_stateless(struct proxy *p, const struct sip_msg *resp, const struct tp_source *src)
+{
+	struct sip_via v;
+	if (!proxy_is_me(p, resp->via.host, resp->via.port) || !second_via(resp, &v))
+		return;
+	/* §18.2.2 and RFC 3581: received= and rport= of the next Via say where its sender
+	 * really is; they were added when the request passed. */
+	struct tp_source dst = { .proto = TP_UDP };
+	if (!tp_proto_from_str(v.transport, &dst.proto))
+		return;
+	uint64_t port = v.port ? v.port : 5060;
+	if (v.rport.l && !str_to_u64(v.rport, 65535, &port))
+		return;
+	if (tp_addr_from_host(&dst.addr, v.received.l ? v.received : v.host, (uint16_t)port))
+		return; /* a host name: a response is not worth a DNS query */
+	dst.lis = tp_pick(p->env.tp, dst.proto, &dst.addr, src->lis);
+	if (!dst.lis)
+		return;
+	size_t len = strip_via(p, resp);
+	if (len)
+		p->env.send(p->env.send_arg, &dst, p->out, len);
+}

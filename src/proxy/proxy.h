@@ -1,0 +1,95 @@
+/* proxy.h: the stateful proxy core (RFC 3261 §16): forwarding, forking, CANCEL, response selection. */
+#ifndef PARLEY_PROXY_H
+#define PARLEY_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "core/timer.h"
+#include "sip/sip.h"
+#include "store/store.h"
+#include "transport/transport.h"
+#include "txn/txn.h"
+
+struct proxy;
+
+/* What the proxy needs from the server that owns it; all must outlive the proxy. */
+struct proxy_env {
+	const struct config *cfg;   /* ring_timeout, ... */
+	struct log *lg;
+	struct timer_wheel *wheel;
+	struct txn_layer *txn;
+	struct transport *tp;
+	struct store *store;        /* call records (store_call_put); may be NULL */
+	/* Sends bytes statelessly (ACK for 2xx, relayed 2xx retransmissions). */
+	int (*send)(void *arg, const struct tp_source *dst, const char *buf, size_t len);
+	void *send_arg;
+};
+
+/* One place to send a branch: the Request-URI it carries and where the bytes go. */
+struct proxy_target {
+	struct str ruri;            /* new Request-URI (a binding's contact); empty: keep */
+	struct tp_source dst;       /* listener (may be NULL: picked by the proxy), address, proto */
+	struct str path;            /* Path header values of the binding (RFC 3327) as Route
+				       lines to add, comma separated; may be empty */
+};
+
+/* What a call record needs to know about the request (INVITE only; others: NULL). */
+struct proxy_call_info {
+	struct str caller;          /* "alice@a.test" */
+	struct str callee;          /* "bob@a.test" */
+};
+
+struct proxy_fwd_flags {
+	bool pop_route;             /* our own address is the top Route: remove it (§16.4) */
+	bool record_route;          /* add our Record-Route (initial requests) */
+	struct str strict_ruri;     /* §16.4 strict-router fix-up done by the router: the new
+				       Request-URI when the request came from a strict router
+				       (then the last Route was removed: drop_last_route) */
+	bool drop_last_route;
+};
+
+int proxy_new(struct proxy **pp, const struct proxy_env *env);
+/* Call it before txn_layer_free: it detaches the client transactions still running. */
+void proxy_free(struct proxy *p);
+
+/* Forwards the request of server transaction st to every target in parallel (§16.6, one
+ * client transaction per target), sends 100 Trying first for INVITE, relays provisional
+ * responses, the first 2xx (and later 2xx of the other forks), cancels the other branches on
+ * a 2xx or 6xx, picks the best final response (§16.7) when all branches end, runs the ring
+ * timer (cfg->ring_timeout for INVITE: cancel all, answer 408 (no answer)), and writes a call
+ * record for INVITE when info is given. Max-Forwards must already be checked (> 0) by the
+ * router. Returns 0, or an error after which the router answers 500 itself.
+ * The proxy takes st's TU slot (txn_server_set_tu) until its final is sent, so that
+ * proxy_cancel finds its context; the router must leave that slot alone for st. */
+int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_target *t, unsigned n,
+		  const struct proxy_fwd_flags *fl, const struct proxy_call_info *info);
+
+/* A CANCEL arrived as server transaction cst (already matched by the router to the INVITE
+ * server transaction ist, or ist NULL): answers 200 to the CANCEL (481 when ist is NULL or
+ * not ours), cancels every pending branch, and the INVITE gets 487 Request Terminated. */
+void proxy_cancel(struct proxy *p, struct txn_server *cst, struct txn_server *ist);
+
+/* Forwards a request statelessly (an ACK for a 2xx, §16.11) to dst with the same header
+ * edits (Via added with a branch derived from the incoming one, Max-Forwards - 1, Route pop). */
+int proxy_forward_stateless(struct proxy *p, const struct sip_msg *req, const struct tp_source *src,
+			    const struct proxy_target *t, const struct proxy_fwd_flags *fl);
+
+/* A response no client transaction took (a 2xx retransmission after the transaction ended):
+ * if the top Via is ours, remove it and send it to the next Via (§16.7 step 3 / §18.2.2). */
+void proxy_response_stateless(struct proxy *p, const struct sip_msg *resp, const struct tp_source *src);
+
+/* Whether a host:port (as in a Route or Via) is this proxy (one of the listeners). */
+bool proxy_is_me(const struct proxy *p, struct str host, uint16_t port);
+
+/* Counters for logs and stats. */
+struct proxy_stats {
+	uint64_t calls, answered, busy, cancelled, noanswer, failed;
+	unsigned active;
+};
+const struct proxy_stats *proxy_stats(const struct proxy *p);
+
+#endif

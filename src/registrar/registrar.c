@@ -1,0 +1,469 @@
+/* registrar.c: REGISTER processing (RFC 3261 §10.3 steps 6–8) and binding expiry. */
+#include "registrar/registrar.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+
+#define REG_MAX_CONTACTS 32   /* Contact values read from one REGISTER */
+
+
+/* One Contact value of the request, checked and with its expiry settled. */
+struct contact_in {
+	struct sip_addr a;
+	struct str params;       /* contact params without expires */
+	uint32_t expires;        /* seconds, after clamping */
+	uint16_t q;
+	struct loc_binding *old; /* existing binding with the same URI */
+};
+
+struct registrar {
+	struct reg_env env;
+	struct contact_in cin[REG_MAX_CONTACTS]; /* scratch for one REGISTER, kept off the stack */
+};
+
+int reg_new(struct registrar **rp, const struct reg_env *env)
+{
+	struct registrar *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->env = *env;
+	*rp = r;
+	return 0;
+}
+
+void reg_free(struct registrar *r)
+{
+	free(r);
+}
+
+static bool is_private_host(struct str host, const struct tp_addr *src)
+{
+	char buf[64];
+	struct in_addr a4;
+	struct in6_addr a6;
+	str_to_cbuf(host, buf, sizeof buf);
+	if (inet_pton(AF_INET, buf, &a4) == 1) {
+		uint32_t ip = ntohl(a4.s_addr);
+		return (ip >> 24) == 10 || (ip >> 20) == (172 << 4 | 1) || (ip >> 16) == (192 << 8 | 168) ||
+		       (ip >> 24) == 127 || (ip >> 16) == (169 << 8 | 254) || (ip >> 22) == (100 << 2 | 1);
+	}
+	if (host.l > 2 && host.p[0] == '[') {
+		str_to_cbuf((struct str){ host.p + 1, host.l - 2 }, buf, sizeof buf);
+		if (inet_pton(AF_INET6, buf, &a6) == 1)
+			return IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_LINKLOCAL(&a6) ||
+			       (a6.s6_addr[0] & 0xfe) == 0xfc;
+	}
+	(void)src;
+	return true; /* a name: we cannot know where it points, so trust the source address */
+}
+
+/* The NAT rule (README "Phones behind NAT"): a phone is reached at the address its
+ * REGISTER came from when its Via asked for rport (RFC 3581), or when its Contact names a
+ * private address or a host name that differs from where the packet really came from. */
+static bool use_source(const struct sip_msg *m, const struct sip_uri *uri, const struct tp_source *src)
+{
+	if (m->via.has_rport)
+		return true;
+	char shost[64];
+	tp_addr_host(&src->addr, shost, sizeof shost);
+	struct str h = uri->host;
+	if (h.l > 2 && h.p[0] == '[')
+		h = (struct str){ h.p + 1, h.l - 2 };
+	if (str_caseeq(h, str_from_cstr(shost))) {
+		uint16_t cport = uri->port ? uri->port : 5060;
+		(void)cport; /* same host: the contact port is the phone's listening port */
+		return false;
+	}
+	return is_private_host(uri->host, &src->addr);
+}
+
+int reg_binding_dest(const struct loc_binding *b, struct tp_source *dst)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->proto = (enum tp_proto)b->src.proto;
+	if (b->flags & LOC_F_USE_SRC) {
+		loc_src_to_addr(&b->src, &dst->addr);
+		return 0;
+	}
+	struct sip_uri u;
+	if (sip_uri_parse(&u, loc_b_field(b, LOC_URI)) < 0 || u.scheme == SIP_SCHEME_TEL)
+		return -EINVAL;
+	struct str host = u.maddr.l ? u.maddr : u.host;
+	uint16_t port = u.port ? u.port : 5060;
+	if (tp_addr_from_host(&dst->addr, host, port) < 0) {
+		/* A name we cannot resolve here: the source address is the best we know. */
+		loc_src_to_addr(&b->src, &dst->addr);
+	}
+	return 0;
+}
+
+static void reply(struct txn_server *st, unsigned code, const char *reason, struct str extra)
+{
+	struct sip_resp_opts o = { 0 };
+	o.extra = extra;
+	txn_server_reply(st, code, reason, &o);
+}
+
+/* Copies params without the expires parameter (the 200 states the remaining time). */
+static struct str strip_expires(struct str params, char *buf, size_t cap)
+{
+	size_t n = 0, i = 0;
+	while (i < params.l) {
+		size_t j = i + 1;
+		bool q = false;
+		while (j < params.l && (q || params.p[j] != ';')) {
+			if (params.p[j] == '"')
+				q = !q;
+			j++;
+		}
+		struct str one = { params.p + i, j - i }; /* ";name=value" */
+		struct str name = { one.p + 1, one.l - 1 };
+		long eq = str_chr(name, '=');
+		if (eq >= 0)
+			name.l = (size_t)eq;
+		name = str_trim(name);
+		if (!str_caseeq_cstr(name, "expires") && n + one.l <= cap) {
+			memcpy(buf + n, one.p, one.l);
+			n += one.l;
+		}
+		i = j;
+	}
+	return (struct str){ buf, n };
+}
+
+static uint16_t parse_q(struct str params)
+{
+	struct str v;
+	if (!sip_param_get(params, STR("q"), &v) || v.l == 0)
+		return 1000;
+	/* q = "0" [ "." 0*3DIGIT ] / "1" [ "." 0*3("0") ] */
+	unsigned whole = v.p[0] == '1' ? 1000 : 0, frac = 0, scale = 100;
+	for (size_t i = 2; i < v.l && i < 5; i++) {
+		if (v.p[i] < '0' || v.p[i] > '9')
+			break;
+		frac += (unsigned)(v.p[i] - '0') * scale;
+		scale /= 10;
+	}
+	unsigned q = whole ? 1000 : frac;
+	return (uint16_t)(q > 1000 ? 1000 : q);
+}
+
+static void queue_put(struct registrar *r, struct str aor, const struct loc_binding *b)
+{
+	if (!r->env.store)
+		return;
+	char host[64];
+	struct tp_addr a;
+	loc_src_to_addr(&b->src, &a);
+	tp_addr_host(&a, host, sizeof host);
+	struct store_binding sb = {
+		.aor = aor,
+		.contact = loc_b_field(b, LOC_URI),
+		.src_addr = str_from_cstr(host),
+		.src_port = b->src.port,
+		.transport = str_from_cstr(tp_proto_name((enum tp_proto)b->src.proto)),
+		.path = loc_b_field(b, LOC_PATH),
+		.call_id = loc_b_field(b, LOC_CALLID),
+		.cseq = b->cseq,
+		.q = b->q,
+		.expires_at = b->expires_at,
+		.user_agent = loc_b_field(b, LOC_UA),
+		.instance = loc_b_field(b, LOC_INSTANCE),
+		.params = loc_b_field(b, LOC_PARAMS),
+		.flags = b->flags,
+	};
+	int err = store_binding_put(r->env.store, &sb);
+	if (err < 0)
+		log_error(r->env.lg, "store", "binding %.*s not queued: %s", STR_FMT(aor), store_errmsg(r->env.store));
+}
+
+static void queue_del(struct registrar *r, struct str aor, struct str uri)
+{
+	if (r->env.store && store_binding_del(r->env.store, aor, uri) < 0)
+		log_error(r->env.lg, "store", "binding removal %.*s not queued: %s", STR_FMT(aor),
+			  store_errmsg(r->env.store));
+}
+
+/* Writes the 200's Contact lines: every live binding with its remaining time. */
+static void list_bindings(struct sip_out *o, struct loc_aor *a, uint32_t now)
+{
+	for (struct loc_binding *b = a ? a->first : NULL; b; b = b->next) {
+		if (b->expires_at <= now)
+			continue;
+		sip_out_cstr(o, "Contact: <");
+		sip_out_str(o, loc_b_field(b, LOC_URI));
+		sip_out_cstr(o, ">");
+		sip_out_str(o, loc_b_field(b, LOC_PARAMS));
+		sip_out_fmt(o, ";expires=%u\r\n", b->expires_at - now);
+	}
+}
+
+static unsigned live_count(const struct loc_aor *a, uint32_t now)
+{
+	unsigned n = 0;
+	for (const struct loc_binding *b = a ? a->first : NULL; b; b = b->next)
+		n += b->expires_at > now;
+	return n;
+}
+
+void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg *m,
+		const struct tp_source *src, struct str aor, uint32_t now)
+{
+	const struct config *cfg = r->env.cfg;
+	struct location *loc = r->env.loc;
+	struct contact_in *cin = r->cin;
+	unsigned nc = 0;
+	bool star = false;
+	int64_t hdr_exp = m->expires;
+	char src_txt[80];
+	tp_addr_str(&src->addr, src_txt, sizeof src_txt);
+
+	/* Step 6: the Contact values. */
+	for (const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_CONTACT); h; h = sip_msg_hdr_next(m, h)) {
+		struct str rest = h->value, item;
+		while (sip_list_next(&rest, &item)) {
+			if (nc == REG_MAX_CONTACTS) {
+				reply(st, 403, "Too Many Contacts", STR_NULL);
+				return;
+			}
+			struct contact_in *c = &cin[nc];
+			memset(c, 0, sizeof(*c));
+			if (sip_addr_parse(&c->a, item) < 0) {
+				reply(st, 400, "Bad Contact", STR_NULL);
+				return;
+			}
+			if (c->a.star) {
+				star = true;
+				nc++;
+				continue;
+			}
+			if (c->a.uri.scheme != SIP_SCHEME_SIP && c->a.uri.scheme != SIP_SCHEME_SIPS) {
+				reply(st, 400, "Contact Must Be a SIP URI", STR_NULL);
+				return;
+			}
+			struct str ev;
+			int64_t exp;
+			uint64_t v;
+			if (sip_param_get(c->a.params, STR("expires"), &ev) && str_to_u64(ev, UINT32_MAX, &v))
+				exp = (int64_t)v;
+			else if (hdr_exp >= 0)
+				exp = hdr_exp;
+			else
+				exp = cfg->default_expires;
+			if (exp > 0 && exp < (int64_t)cfg->min_expires) {
+				char extra[64];
+				int n = snprintf(extra, sizeof extra, "Min-Expires: %u\r\n", cfg->min_expires);
+				log_info(r->env.lg, "register", "refused %.*s from %s: expiry %lld below %u",
+					 STR_FMT(aor), src_txt, (long long)exp, cfg->min_expires);
+				reply(st, 423, "Interval Too Brief", (struct str){ extra, (size_t)n });
+				return;
+			}
+			if (exp > (int64_t)cfg->max_expires)
+				exp = cfg->max_expires;
+			c->expires = (uint32_t)exp;
+			c->q = parse_q(c->a.params);
+			nc++;
+		}
+	}
+	struct loc_aor *a = loc_find(loc, aor);
+	struct str callid = m->call_id;
+
+	if (star) {
+		if (nc != 1 || m->expires != 0) {
+			reply(st, 400, "Invalid Wildcard Contact", STR_NULL);
+			return;
+		}
+		/* Step 6 for '*': every binding goes, unless one was written later by the same
+		 * phone (same Call-ID, higher or equal CSeq), in which case nothing changes. */
+		for (struct loc_binding *b = a ? a->first : NULL; b; b = b->next)
+			if (str_eq(loc_b_field(b, LOC_CALLID), callid) && m->cseq <= b->cseq) {
+				log_info(r->env.lg, "register", "refused %.*s from %s: CSeq %u not above %u",
+					 STR_FMT(aor), src_txt, m->cseq, b->cseq);
+				reply(st, 500, "Out of Order Request", STR_NULL);
+				return;
+			}
+		unsigned removed = 0;
+		while (a && a->first) {
+			struct loc_binding *b = a->first;
+			bool last = b->next == NULL;
+			queue_del(r, aor, loc_b_field(b, LOC_URI));
+			loc_del(loc, b);
+			removed++;
+			if (last)
+				break;
+		}
+		log_info(r->env.lg, "register", "unregistered %.*s from %s: all %u bindings removed",
+			 STR_FMT(aor), src_txt, removed);
+		reply(st, 200, "OK", STR_NULL);
+		return;
+	}
+
+	/* Step 7 first checks every contact, so that the update is all or nothing. */
+	unsigned adds = 0, dels = 0, live = live_count(a, now);
+	for (unsigned i = 0; i < nc; i++) {
+		struct contact_in *c = &cin[i];
+		c->old = loc_find_contact(a, c->a.uri_str);
+		if (c->old && c->old->expires_at > now && str_eq(loc_b_field(c->old, LOC_CALLID), callid) &&
+		    m->cseq <= c->old->cseq) {
+			log_info(r->env.lg, "register", "refused %.*s from %s: CSeq %u not above %u",
+				 STR_FMT(aor), src_txt, m->cseq, c->old->cseq);
+			reply(st, 500, "Out of Order Request", STR_NULL);
+			return;
+		}
+		bool alive = c->old && c->old->expires_at > now;
+		if (c->expires == 0 && alive)
+			dels++;
+		else if (c->expires > 0 && !alive)
+			adds++;
+	}
+	if (live + adds - dels > cfg->max_contacts) {
+		log_info(r->env.lg, "register", "refused %.*s from %s: more than %u contacts",
+			 STR_FMT(aor), src_txt, cfg->max_contacts);
+		reply(st, 403, "Too Many Contacts", STR_NULL);
+		return;
+	}
+
+	const struct sip_hdr *ua = sip_msg_hdr(m, SIP_HDR_USER_AGENT);
+	struct str path = STR_NULL;
+	const struct sip_hdr *ph = sip_msg_hdr(m, SIP_HDR_PATH);
+	if (ph)
+		path = ph->value;
+	unsigned added = 0, refreshed = 0, removed = 0;
+	uint32_t shown_exp = 0;
+	for (unsigned i = 0; i < nc; i++) {
+		struct contact_in *c = &cin[i];
+		if (c->expires == 0) {
+			if (c->old) {
+				queue_del(r, aor, loc_b_field(c->old, LOC_URI));
+				loc_del(loc, c->old);
+				a = loc_find(loc, aor);
+				/* Other contact_in entries may point at bindings of a; they are
+				 * looked up again below by URI. */
+				for (unsigned k = i + 1; k < nc; k++)
+					cin[k].old = loc_find_contact(a, cin[k].a.uri_str);
+				removed++;
+			}
+			continue;
+		}
+		char pbuf[1024];
+		struct loc_contact lc = { 0 };
+		lc.field[LOC_URI] = c->a.uri_str;
+		lc.field[LOC_PARAMS] = strip_expires(c->a.params, pbuf, sizeof pbuf);
+		lc.field[LOC_CALLID] = callid;
+		lc.field[LOC_UA] = ua ? ua->value : STR_NULL;
+		lc.field[LOC_PATH] = path;
+		struct str inst;
+		if (sip_param_get(c->a.params, STR("+sip.instance"), &inst))
+			lc.field[LOC_INSTANCE] = inst;
+		struct str regid;
+		if (sip_param_get(c->a.params, STR("reg-id"), &regid))
+			lc.field[LOC_REGID] = regid;
+		lc.expires_at = now + c->expires;
+		lc.cseq = m->cseq;
+		lc.q = c->q;
+		loc_src_from_addr(&lc.src, &src->addr, src->proto);
+		lc.flags = use_source(m, &c->a.uri, src) ? LOC_F_USE_SRC : 0;
+		bool was = c->old && c->old->expires_at > now;
+		struct loc_binding *nb;
+		if (loc_put(loc, aor, &lc, &nb) < 0) {
+			reply(st, 500, "Out of Memory", STR_NULL);
+			return;
+		}
+		a = nb->aor;
+		for (unsigned k = i + 1; k < nc; k++)
+			cin[k].old = loc_find_contact(a, cin[k].a.uri_str);
+		queue_put(r, aor, nb);
+		if (was)
+			refreshed++;
+		else
+			added++;
+		shown_exp = c->expires;
+	}
+
+	/* Step 8: the 200 lists every binding with its remaining time. */
+	char extra[8192];
+	struct sip_out o;
+	sip_out_init(&o, extra, sizeof extra);
+	list_bindings(&o, a, now);
+	char date[64];
+	time_t t = (time_t)now;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+	sip_out_cstr(&o, date);
+	if (o.overflow) {
+		reply(st, 500, "Too Many Bindings to List", STR_NULL);
+		return;
+	}
+	unsigned total = live_count(a, now);
+	if (nc == 0)
+		log_info(r->env.lg, "register", "query %.*s from %s: %u bindings", STR_FMT(aor), src_txt, total);
+	else if (added || refreshed)
+		log_info(r->env.lg, "register", "registered %.*s from %s: %u new, %u refreshed, %u removed, %u bindings, expires %u s",
+			 STR_FMT(aor), src_txt, added, refreshed, removed, total, shown_exp);
+	else
+		log_info(r->env.lg, "register", "unregistered %.*s from %s: %u removed, %u bindings left",
+			 STR_FMT(aor), src_txt, removed, total);
+	/* Logged first, answered second: whoever sees the 200 finds the log line written. */
+	reply(st, 200, "OK", (struct str){ o.p, o.len });
+}
+
+struct load_ctx {
+	struct registrar *r;
+	long n;
+};
+
+static int load_one(const struct store_binding *sb, void *arg)
+{
+	struct load_ctx *lc = arg;
+	struct loc_contact c = { 0 };
+	c.field[LOC_URI] = sb->contact;
+	c.field[LOC_PARAMS] = sb->params;
+	c.field[LOC_CALLID] = sb->call_id;
+	c.field[LOC_UA] = sb->user_agent;
+	c.field[LOC_PATH] = sb->path;
+	c.field[LOC_INSTANCE] = sb->instance;
+	c.expires_at = (uint32_t)sb->expires_at;
+	c.cseq = sb->cseq;
+	c.q = sb->q;
+	c.flags = sb->flags;
+	struct tp_addr a;
+	enum tp_proto proto = TP_UDP;
+	tp_proto_from_str(sb->transport, &proto);
+	if (tp_addr_from_host(&a, sb->src_addr, sb->src_port) == 0)
+		loc_src_from_addr(&c.src, &a, proto);
+	if (loc_put(lc->r->env.loc, sb->aor, &c, NULL) == 0)
+		lc->n++;
+	return 0;
+}
+
+long reg_load(struct registrar *r, uint32_t now)
+{
+	if (!r->env.store)
+		return 0;
+	struct load_ctx lc = { r, 0 };
+	int err = store_bindings_load(r->env.store, now, load_one, &lc);
+	return err < 0 ? err : lc.n;
+}
+
+static void expired(const struct loc_binding *b, void *arg)
+{
+	struct registrar *r = arg;
+	struct str aor = loc_aor_key(b->aor);
+	queue_del(r, aor, loc_b_field(b, LOC_URI));
+	log_info(r->env.lg, "register", "expired %.*s contact %.*s", STR_FMT(aor), STR_FMT(loc_b_field(b, LOC_URI)));
+}
+
+void reg_sweep(struct registrar *r, uint32_t now)
+{
+	/* A slice per call keeps each tick short; the whole table is covered every few
+	 * seconds (README: expired bindings vanish within ~5 s of their expiry). */
+	size_t n = loc_aor_count(r->env.loc);
+	unsigned budget = (unsigned)(n / 16 + 1024);
+	loc_sweep(r->env.loc, now, budget, expired, r);
+}

@@ -1,0 +1,46 @@
+/* registrar.h: REGISTER processing (RFC 3261 §10.3) over the location table and the store. */
+#ifndef PARLEY_REGISTRAR_H
+#define PARLEY_REGISTRAR_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "location/location.h"
+#include "sip/sip.h"
+#include "store/store.h"
+#include "transport/transport.h"
+#include "txn/txn.h"
+
+struct registrar;
+
+struct reg_env {
+	const struct config *cfg;     /* max_contacts, min/max/default_expires */
+	struct log *lg;
+	struct location *loc;
+	struct store *store;          /* may be NULL: no persistence */
+};
+
+int reg_new(struct registrar **rp, const struct reg_env *env);
+void reg_free(struct registrar *r);
+
+/* Handles a REGISTER already authenticated as aor ("user@domain", domain lower-case) that
+ * owns the To AOR (both checked by the router): steps 6–8 of §10.3. Answers st. now: unix s. */
+void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg *m,
+		const struct tp_source *src, struct str aor, uint32_t now);
+
+/* Loads the unexpired bindings of the store into the location table; returns how many, or
+ * a negative errno (message in store_errmsg). */
+long reg_load(struct registrar *r, uint32_t now);
+
+/* Removes expired bindings, a slice of the table per call, deleting them from the store
+ * and logging each. */
+void reg_sweep(struct registrar *r, uint32_t now);
+
+/* Where to send a request for binding b: the contact as written, or the address the
+ * REGISTER came from when the phone is behind NAT (see README). Fills dst (listener
+ * left NULL) and returns 0, or -EINVAL when the contact is not reachable at all. */
+int reg_binding_dest(const struct loc_binding *b, struct tp_source *dst);
+
+#endif

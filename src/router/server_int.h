@@ -1,0 +1,45 @@
+/* server_int.h: the server's parts, shared by server.c (wiring) and router.c (decisions). */
+#ifndef PARLEY_SERVER_INT_H
+#define PARLEY_SERVER_INT_H
+
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/timer.h"
+#include "location/location.h"
+#include "proxy/proxy.h"
+#include "registrar/registrar.h"
+#include "store/store.h"
+#include "transport/transport.h"
+#include "txn/txn.h"
+
+struct server {
+	const struct config *cfg;
+	struct loop *loop;
+	struct log *lg;
+	struct transport *tp;
+	struct txn_layer *txn;
+	struct store *store;
+	struct auth *auth;
+	struct location *loc;
+	struct registrar *reg;
+	struct proxy *proxy;
+	struct timer flush_timer;
+	struct timer sweep_timer;
+	bool flush_failing;       /* the last flush failed: log recovery once */
+	uint64_t dropped;         /* datagrams dropped as unparsable */
+	uint64_t rejected;        /* requests answered 4xx/5xx by the sanity checks */
+};
+
+/* Sends bytes to dst (listener picked when dst->lis is NULL); logs at debug. */
+int server_send(void *arg, const struct tp_source *dst, const char *buf, size_t len);
+/* Answers a request without a transaction (parse errors, sanity failures). */
+void server_reply_stateless(struct server *s, const struct sip_msg *m, const struct tp_source *src,
+			    unsigned code, const char *reason, struct str extra);
+/* Wall clock, unix seconds. */
+uint32_t server_now(const struct server *s);
+
+#endif

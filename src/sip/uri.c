@@ -1,0 +1,361 @@
+/* uri.c: SIP, SIPS and tel URI parsing, parameter lookup and URI comparison (RFC 3261 §19.1). */
+#include "sip/sip.h"
+
+#include <string.h>
+
+#include "sip/lex.h"
+
+/* unreserved = alphanum / mark (RFC 3261 §25.1) */
+static bool unreserved(unsigned char c)
+{
+	if (lex_alpha(c) || lex_digit(c))
+		return true;
+	return c != 0 && strchr("-_.!~*'()", c) != NULL;
+}
+
+/* Accepts the bytes of s that are unreserved, a valid %HH escape, or listed in extra. */
+static bool chars_ok(struct str s, const char *extra)
+{
+	for (size_t i = 0; i < s.l; i++) {
+		unsigned char c = (unsigned char)s.p[i];
+		if (c == '%') {
+			if (i + 2 >= s.l || !lex_hex((unsigned char)s.p[i + 1]) ||
+			    !lex_hex((unsigned char)s.p[i + 2]))
+				return false;
+			i += 2;
+		} else if (!unreserved(c) && !(c != 0 && strchr(extra, c) != NULL)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+size_t sip__skip_quoted(struct str s, size_t i)
+{
+	for (i++; i < s.l; i++) {
+		if (s.p[i] == '\\')
+			i++;
+		else if (s.p[i] == '"')
+			return i + 1;
+	}
+	return 0;
+}
+
+/* Bytes that end a parameter name or an unquoted value. */
+static bool delim(unsigned char c)
+{
+	return lex_ws(c) || c == ';' || c == '=' || c == ',' || c == '"' || c == '<' || c == '>' ||
+	       c == '?';
+}
+
+static size_t run(struct str s, size_t i)
+{
+	while (i < s.l && !delim((unsigned char)s.p[i]))
+		i++;
+	return i;
+}
+
+int sip__param_next(struct str s, size_t *pos, struct str *name, struct str *value)
+{
+	size_t i = lex_skip_ws(s, *pos);
+	if (i >= s.l)
+		return 0;
+	if (s.p[i] != ';')
+		return -1;
+	i = lex_skip_ws(s, i + 1);
+	size_t n0 = i;
+	i = run(s, i);
+	if (i == n0)
+		return -1;
+	*name = lex_sub(s, n0, i);
+	*value = (struct str){ s.p + i, 0 };
+	size_t j = lex_skip_ws(s, i);
+	if (j < s.l && s.p[j] == '=') {
+		j = lex_skip_ws(s, j + 1);
+		if (j < s.l && s.p[j] == '"') {
+			size_t e = sip__skip_quoted(s, j);
+			if (e == 0)
+				return -1;
+			*value = lex_sub(s, j + 1, e - 1);
+			i = e;
+		} else {
+			size_t e = run(s, j);
+			if (e == j)
+				return -1;
+			*value = lex_sub(s, j, e);
+			i = e;
+		}
+	}
+	*pos = i;
+	return 1;
+}
+
+bool sip_param_get(struct str params, struct str name, struct str *value)
+{
+	size_t pos = 0;
+	struct str n, v;
+	while (sip__param_next(params, &pos, &n, &v) == 1) {
+		if (str_caseeq(n, name)) {
+			if (value)
+				*value = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Checks a host: a hostname or IPv4 address, or an IPv6 reference in brackets. The
+ * IPv6 check is loose on purpose (hex digits, colons and dots): RFC 5118 §4.10 asks
+ * to tolerate both the two- and three-colon forms of the IPv4-embedded address. */
+bool sip__host_ok(struct str h)
+{
+	if (h.l == 0)
+		return false;
+	if (h.p[0] == '[') {
+		if (h.l < 4 || h.p[h.l - 1] != ']')
+			return false;
+		bool colon = false;
+		for (size_t i = 1; i + 1 < h.l; i++) {
+			unsigned char c = (unsigned char)h.p[i];
+			if (c == ':')
+				colon = true;
+			else if (!lex_hex(c) && c != '.')
+				return false;
+		}
+		return colon;
+	}
+	for (size_t i = 0; i < h.l; i++) {
+		unsigned char c = (unsigned char)h.p[i];
+		if (!lex_alpha(c) && !lex_digit(c) && c != '-' && c != '.' && c != '_')
+			return false;
+	}
+	return true;
+}
+
+/* Splits "host[:port]" starting at i; returns the index after it, or 0 on error. */
+size_t sip__hostport(struct str s, size_t i, struct str *host, uint16_t *port)
+{
+	size_t h0 = i;
+	if (i < s.l && s.p[i] == '[') {
+		while (i < s.l && s.p[i] != ']')
+			i++;
+		if (i >= s.l)
+			return 0;
+		i++;
+	} else {
+		while (i < s.l && (lex_alpha((unsigned char)s.p[i]) || lex_digit((unsigned char)s.p[i]) ||
+				   s.p[i] == '-' || s.p[i] == '.' || s.p[i] == '_'))
+			i++;
+	}
+	*host = lex_sub(s, h0, i);
+	if (!sip__host_ok(*host))
+		return 0;
+	*port = 0;
+	if (i < s.l && s.p[i] == ':') {
+		size_t p0 = ++i;
+		while (i < s.l && lex_digit((unsigned char)s.p[i]))
+			i++;
+		uint64_t v;
+		if (!str_to_u64(lex_sub(s, p0, i), 65535, &v))
+			return 0;
+		*port = (uint16_t)v;
+	}
+	return i;
+}
+
+/* Every byte printable and outside the characters that end a URI in a header. */
+static bool opaque_ok(struct str s)
+{
+	if (s.l == 0)
+		return false;
+	for (size_t i = 0; i < s.l; i++) {
+		unsigned char c = (unsigned char)s.p[i];
+		if (c <= ' ' || c == 0x7f || c == '<' || c == '>' || c == '"')
+			return false;
+	}
+	return true;
+}
+
+static int sip_body(struct sip_uri *u, struct str b)
+{
+	/* Neither user nor password may hold an unescaped '@', so the first '@' ends the
+	 * userinfo; '?' and ';' cannot be used for that since both are legal user characters
+	 * (RFC 4475 intmeth, semiuri). */
+	long at = str_chr(b, '@');
+	size_t i = 0;
+	if (at >= 0) {
+		struct str ui = lex_sub(b, 0, (size_t)at);
+		long colon = str_chr(ui, ':');
+		if (colon >= 0) {
+			u->user = lex_sub(ui, 0, (size_t)colon);
+			u->password = lex_sub(ui, (size_t)colon + 1, ui.l);
+			if (!chars_ok(u->password, "&=+$,"))
+				return -1;
+		} else {
+			u->user = ui;
+		}
+		if (u->user.l == 0 || !chars_ok(u->user, "&=+$,;?/"))
+			return -1;
+		i = (size_t)at + 1;
+	}
+	i = sip__hostport(b, i, &u->host, &u->port);
+	if (i == 0)
+		return -1;
+	size_t p0 = i;
+	while (i < b.l && b.p[i] != '?')
+		i++;
+	u->params = lex_sub(b, p0, i);
+	u->headers = lex_sub(b, i, b.l);
+	if (u->params.l) {
+		if (u->params.p[0] != ';')
+			return -1;
+		/* uri-parameters: paramchar = unreserved / escaped / "[]/:&+$" */
+		size_t k = 1;
+		while (k <= u->params.l) {
+			size_t e = k;
+			while (e < u->params.l && u->params.p[e] != ';')
+				e++;
+			struct str one = lex_sub(u->params, k, e);
+			long eq = str_chr(one, '=');
+			struct str pn = eq >= 0 ? lex_sub(one, 0, (size_t)eq) : one;
+			if (pn.l == 0 || !chars_ok(pn, "[]/:&+$"))
+				return -1;
+			if (eq >= 0) {
+				struct str pv = lex_sub(one, (size_t)eq + 1, one.l);
+				if (pv.l == 0 || !chars_ok(pv, "[]/:&+$"))
+					return -1;
+			}
+			k = e + 1;
+		}
+	}
+	if (u->headers.l && (u->headers.l < 2 || !chars_ok(lex_sub(u->headers, 1, u->headers.l), "[]/?:+$=&")))
+		return -1;
+	sip_param_get(u->params, STR("transport"), &u->transport);
+	sip_param_get(u->params, STR("maddr"), &u->maddr);
+	sip_param_get(u->params, STR("user"), &u->user_param);
+	u->lr = sip_param_get(u->params, STR("lr"), NULL);
+	return 0;
+}
+
+int sip_uri_parse(struct sip_uri *u, struct str s)
+{
+	memset(u, 0, sizeof *u);
+	u->raw = s;
+	size_t i = 0;
+	if (s.l == 0 || !lex_alpha((unsigned char)s.p[0]))
+		return -1;
+	while (i < s.l && (lex_alpha((unsigned char)s.p[i]) || lex_digit((unsigned char)s.p[i]) ||
+			   s.p[i] == '+' || s.p[i] == '-' || s.p[i] == '.'))
+		i++;
+	if (i >= s.l || s.p[i] != ':')
+		return -1;
+	u->scheme_str = lex_sub(s, 0, i);
+	struct str b = lex_sub(s, i + 1, s.l);
+	if (str_caseeq_cstr(u->scheme_str, "sip"))
+		u->scheme = SIP_SCHEME_SIP;
+	else if (str_caseeq_cstr(u->scheme_str, "sips"))
+		u->scheme = SIP_SCHEME_SIPS;
+	else if (str_caseeq_cstr(u->scheme_str, "tel"))
+		u->scheme = SIP_SCHEME_TEL;
+	if (!opaque_ok(b))
+		return -1;
+	if (u->scheme == SIP_SCHEME_OTHER)
+		return 0;
+	if (u->scheme == SIP_SCHEME_TEL) {
+		long semi = str_chr(b, ';');
+		u->user = semi >= 0 ? lex_sub(b, 0, (size_t)semi) : b;
+		u->params = semi >= 0 ? lex_sub(b, (size_t)semi, b.l) : (struct str){ b.p + b.l, 0 };
+		return u->user.l ? 0 : -1;
+	}
+	return sip_body(u, b);
+}
+
+/* ---- comparison (RFC 3261 §19.1.4) ---- */
+
+static int unhex(unsigned char c)
+{
+	if (lex_digit(c))
+		return c - '0';
+	return (c | 0x20) - 'a' + 10;
+}
+
+/* Next decoded byte of s at *i (escapes expanded). */
+static unsigned char dec(struct str s, size_t *i)
+{
+	unsigned char c = (unsigned char)s.p[*i];
+	if (c == '%' && *i + 2 < s.l && lex_hex((unsigned char)s.p[*i + 1]) &&
+	    lex_hex((unsigned char)s.p[*i + 2])) {
+		c = (unsigned char)(unhex((unsigned char)s.p[*i + 1]) * 16 + unhex((unsigned char)s.p[*i + 2]));
+		*i += 3;
+	} else {
+		*i += 1;
+	}
+	return c;
+}
+
+/* Compares two escaped views after unescaping, optionally case-insensitively. */
+static bool esc_eq(struct str a, struct str b, bool icase)
+{
+	size_t i = 0, j = 0;
+	while (i < a.l && j < b.l) {
+		unsigned char x = dec(a, &i), y = dec(b, &j);
+		if (icase) {
+			x = (unsigned char)((x >= 'A' && x <= 'Z') ? x + 32 : x);
+			y = (unsigned char)((y >= 'A' && y <= 'Z') ? y + 32 : y);
+		}
+		if (x != y)
+			return false;
+	}
+	return i == a.l && j == b.l;
+}
+
+/* Finds a parameter by name with escapes expanded ("n%61me" is "name"). */
+static bool param_find(struct str params, struct str name, struct str *value)
+{
+	size_t pos = 0;
+	struct str n, v;
+	while (sip__param_next(params, &pos, &n, &v) == 1) {
+		if (esc_eq(n, name, true)) {
+			*value = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Parameters present in a must match in b when named in always (or present in both). */
+static bool params_match(struct str a, struct str b)
+{
+	static const char *const always[] = { "transport", "user", "ttl", "method", "maddr" };
+	size_t pos = 0;
+	struct str n, v, w;
+	while (sip__param_next(a, &pos, &n, &v) == 1) {
+		bool must = false;
+		for (size_t k = 0; k < sizeof always / sizeof always[0]; k++)
+			must |= esc_eq(n, str_from_cstr(always[k]), true);
+		if (param_find(b, n, &w)) {
+			if (!esc_eq(v, w, true))
+				return false;
+		} else if (must) {
+			return false;
+		}
+	}
+	return true;
+}
+
+bool sip_uri_equal(const struct sip_uri *a, const struct sip_uri *b)
+{
+	if (a->scheme != b->scheme)
+		return false;
+	if (a->scheme == SIP_SCHEME_OTHER)
+		return str_caseeq(a->scheme_str, b->scheme_str) && str_eq(a->raw, b->raw);
+	if (!esc_eq(a->user, b->user, a->scheme == SIP_SCHEME_TEL) || !esc_eq(a->password, b->password, false))
+		return false;
+	if (!str_caseeq(a->host, b->host) || a->port != b->port)
+		return false;
+	if (!params_match(a->params, b->params) || !params_match(b->params, a->params))
+		return false;
+	/* Header components must be equal as sets; comparing them in order is a simplification
+	 * that only errs towards "different". */
+	return esc_eq(a->headers, b->headers, true);
+}

@@ -1,0 +1,84 @@
+/* via.c: one Via value: sent-protocol, sent-by and the parameters a proxy uses (RFC 3261 §20.42). */
+#include "sip/sip.h"
+
+#include <string.h>
+
+#include "sip/lex.h"
+
+/* Takes a token at *i after optional LWS; false when there is none. */
+static bool token_at(struct str s, size_t *i, struct str *out)
+{
+	size_t b = lex_skip_ws(s, *i);
+	size_t e = lex_skip_token(s, b);
+	if (e == b)
+		return false;
+	*out = lex_sub(s, b, e);
+	*i = e;
+	return true;
+}
+
+/* Expects LWS, then c, at *i. */
+static bool expect(struct str s, size_t *i, char c)
+{
+	size_t j = lex_skip_ws(s, *i);
+	if (j >= s.l || s.p[j] != c)
+		return false;
+	*i = j + 1;
+	return true;
+}
+
+int sip_via_parse(struct sip_via *v, struct str s)
+{
+	memset(v, 0, sizeof *v);
+	s = str_trim(s);
+	v->raw = s;
+	size_t i = 0;
+	struct str name;
+	if (!token_at(s, &i, &name) || !expect(s, &i, '/') || !token_at(s, &i, &v->version) ||
+	    !expect(s, &i, '/') || !token_at(s, &i, &v->transport))
+		return -1;
+	/* LWS is allowed around the slashes (RFC 3261 SLASH), so proto may hold some. */
+	v->proto = (struct str){ name.p, (size_t)(v->version.p + v->version.l - name.p) };
+	size_t h = lex_skip_ws(s, i);
+	if (h == i)
+		return -1;
+	/* sent-by = host [ COLON port ]; COLON allows LWS around ':', rarely used, so the
+	 * host:port text is taken up to the first LWS or ';' and LWS around ':' joined. */
+	size_t e = h;
+	while (e < s.l && s.p[e] != ';' && !lex_ws((unsigned char)s.p[e]))
+		e++;
+	struct str hp = lex_sub(s, h, e);
+	size_t k = lex_skip_ws(s, e);
+	if (k < s.l && s.p[k] == ':' && hp.l && hp.p[hp.l - 1] != ']' && str_chr(hp, ':') < 0) {
+		/* "host : port" */
+		size_t p0 = lex_skip_ws(s, k + 1), p1 = p0;
+		while (p1 < s.l && lex_digit((unsigned char)s.p[p1]))
+			p1++;
+		uint64_t port;
+		if (!sip__host_ok(hp) || !str_to_u64(lex_sub(s, p0, p1), 65535, &port))
+			return -1;
+		v->host = hp;
+		v->port = (uint16_t)port;
+		e = p1;
+	} else if (sip__hostport(hp, 0, &v->host, &v->port) != hp.l) {
+		return -1;
+	}
+	e = lex_skip_ws(s, e);
+	v->params = lex_sub(s, e, s.l);
+	size_t pos = 0;
+	struct str n, val;
+	int r;
+	while ((r = sip__param_next(v->params, &pos, &n, &val)) == 1) {
+		if (str_caseeq_cstr(n, "branch"))
+			v->branch = val;
+		else if (str_caseeq_cstr(n, "received"))
+			v->received = val;
+		else if (str_caseeq_cstr(n, "maddr"))
+			v->maddr = val;
+		else if (str_caseeq_cstr(n, "rport")) {
+			v->has_rport = true;
+			v->rport = val;
+		}
+	}
+	return r == 0 ? 0 : -1;
+}

@@ -1,0 +1,147 @@
+/* store.h: durable users, bindings and call records behind a swappable back end (SQLite now). */
+#ifndef PARLEY_STORE_H
+#define PARLEY_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/str.h"
+
+/* Every function returns 0 on success or a negative errno; after a failure store_errmsg()
+ * says what failed in words a person can act on. The codes callers may want to tell apart:
+ *   -ENOENT  no such user (or no database file, for a read-only open)
+ *   -EEXIST  the user already exists (store_user_add)
+ *   -EINVAL  bad input (an empty user or domain, a bad line of an import file)
+ *   -EBUSY   the database is locked by another process (after the busy timeout)
+ *   -ENOSPC  the disk is full
+ *   -EROFS   the database is not writable
+ *   -ENOBUFS the write-behind queue is full (the change was not queued)
+ *   -EIO     anything else the database reports (corrupt file, I/O error) */
+
+struct store;
+
+struct store_conf {
+	const char *backend;      /* "sqlite"; NULL means sqlite */
+	const char *path;         /* the database file */
+	bool readonly;            /* readers such as `parley reg list`: no schema change, no write */
+	unsigned busy_ms;         /* how long to wait for another process's lock; 0: 2000 */
+	size_t queue_max;         /* bytes of queued changes allowed; 0: 64 MiB */
+};
+
+/* Opens (creating and migrating the schema unless readonly) the store described by conf.
+ * On failure *stp is still set, so that store_errmsg() can say why; close it afterwards. */
+int store_open(struct store **stp, const struct store_conf *conf);
+/* Closes the store without flushing: call store_flush() first to keep queued changes. */
+void store_close(struct store *st);
+/* The message of the last failure ("database parley.db is locked by another process"). */
+const char *store_errmsg(const struct store *st);
+
+/* ---- users ------------------------------------------------------------------------------
+ * A user is kept as HA1 hashes only: H(user:realm:password) for MD5 and SHA-256, lowercase
+ * hex. Domains are case-insensitive and are stored in lowercase; the realm of the hashes is
+ * the realm given, or the lowercased domain when realm is empty, so challenges must use that
+ * same string. */
+
+#define STORE_HA1_MD5_LEN 32
+#define STORE_HA1_SHA256_LEN 64
+
+struct store_user {
+	struct str user;                           /* views: valid during the callback only */
+	struct str domain;
+	char ha1_md5[STORE_HA1_MD5_LEN + 1];
+	char ha1_sha256[STORE_HA1_SHA256_LEN + 1];
+};
+
+/* Adds a user; -EEXIST if user@domain is already there. */
+int store_user_add(struct store *st, struct str user, struct str domain, struct str realm,
+		   struct str password);
+/* Sets a new password; -ENOENT if there is no such user. */
+int store_user_passwd(struct store *st, struct str user, struct str domain, struct str realm,
+		      struct str password);
+/* Removes a user; -ENOENT if there is no such user. */
+int store_user_del(struct store *st, struct str user, struct str domain);
+/* Fills out (its views are set to the arguments); -ENOENT if there is no such user. */
+int store_user_get(struct store *st, struct str user, struct str domain,
+		   struct store_user *out /* OUT */);
+
+/* Row callbacks return 0 to go on; any other value stops the walk and is returned. */
+typedef int store_user_h(const struct store_user *u, void *arg);
+/* Calls cb for every user, ordered by domain then user. */
+int store_user_list(struct store *st, store_user_h *cb, void *arg);
+
+/* Imports a file of lines "user@domain,password" (blank lines and lines starting with '#'
+ * are skipped; existing users get the new password) in one transaction. On a bad line
+ * nothing is written, *bad_line is set to its number and -EINVAL is returned with the
+ * message "FILE:LINE: expected user@domain,password". *count is the number of users written.
+ * realm as for store_user_add. */
+int store_user_import(struct store *st, const char *file, struct str realm,
+		      unsigned *count /* OUT */, unsigned *bad_line /* OUT: 0 if none */);
+
+/* ---- bindings (written behind the registrar's in-memory location table) ------------- */
+
+struct store_binding {
+	struct str aor;           /* "sip:alice@example.com" */
+	struct str contact;       /* the Contact URI */
+	struct str src_addr;      /* source address of the REGISTER, text ("192.0.2.1", "::1") */
+	uint16_t src_port;
+	struct str transport;     /* "udp", "tcp", ... */
+	struct str path;          /* Path header values, comma-separated; may be empty */
+	struct str call_id;
+	uint32_t cseq;
+	uint16_t q;               /* q-value in thousandths: 1000 is q=1.0 */
+	int64_t expires_at;       /* unix seconds */
+	struct str user_agent;
+	struct str instance;      /* +sip.instance, may be empty */
+	uint32_t reg_id;          /* reg-id (RFC 5626), 0 if none */
+	struct str params;        /* contact params as the phone sent them (no expires) */
+	uint8_t flags;            /* the registrar's flags for the binding (LOC_F_*) */
+};
+
+/* Queue a change; nothing is written until store_flush(). The views are copied, so they
+ * may die once the call returns. Several changes to one binding (aor, contact) coalesce to
+ * the last one. -ENOBUFS when the queue is full: the change is dropped (the in-memory table
+ * stays right, and the next refresh of the binding queues it again). */
+int store_binding_put(struct store *st, const struct store_binding *b);
+int store_binding_del(struct store *st, struct str aor, struct str contact);
+
+/* Calls cb for every binding that has not expired at now (unix s), its views valid during
+ * the call only. Unless the store is read-only, deletes expired rows first. Reads what has
+ * been flushed, not what is queued. */
+typedef int store_binding_h(const struct store_binding *b, void *arg);
+int store_bindings_load(struct store *st, int64_t now, store_binding_h *cb, void *arg);
+
+/* ---- call records ------------------------------------------------------------------- */
+
+struct store_call {
+	struct str id;            /* record key chosen by the caller, unique per call
+				   * (e.g. Call-ID ";" From tag); a later put with the
+				   * same id updates the record */
+	struct str call_id;
+	struct str caller;        /* "alice@example.com" */
+	struct str callee;
+	uint64_t start_ms;        /* wall clock, ms since the epoch */
+	uint64_t answer_ms;       /* 0: not answered */
+	uint64_t end_ms;          /* 0: not ended */
+	unsigned status;          /* final SIP status (200, 486, 487, ...); 0: in progress */
+	struct str reason;        /* result in a word or two: "answered", "busy", "cancelled" */
+	uint64_t duration_ms;     /* answer to end; 0 if not answered */
+};
+
+/* Queue an insert-or-update by id, written by store_flush(); -ENOBUFS as for bindings. */
+int store_call_put(struct store *st, const struct store_call *c);
+/* Calls cb for at most limit records (0: all), newest start first. */
+typedef int store_call_h(const struct store_call *c, void *arg);
+int store_calls_list(struct store *st, unsigned limit, store_call_h *cb, void *arg);
+
+/* ---- write-behind --------------------------------------------------------------------- */
+
+/* Writes every queued change in one transaction. On failure (locked, disk full, ...) nothing
+ * of the batch is written, the queue is kept for the next call, and the error is returned
+ * with its message; the server logs it and tries again on its next tick. */
+int store_flush(struct store *st);
+/* Number of changes waiting, and the bytes they hold. */
+size_t store_queue_len(const struct store *st);
+size_t store_queue_bytes(const struct store *st);
+
+#endif

@@ -1,0 +1,324 @@
+/* udp.c: the transport object and its UDP listeners (recvmmsg in batches, sendto). */
+#include "transport/transport.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+
+#define TP_MAX_LISTENERS 16
+#define RX_BATCH 32                 /* datagrams per recvmmsg call */
+#define RX_SIZE 65536               /* larger than any UDP payload */
+#define RX_ROUNDS 4                 /* recvmmsg calls per wake-up before yielding */
+#define SOCK_BUF (8 * 1024 * 1024)  /* wanted kernel socket buffer */
+
+struct transport {
+	struct loop *loop;
+	tp_recv_h *recv;
+	void *arg;
+	struct tp_listener *lis[TP_MAX_LISTENERS];
+	unsigned nlis;
+	struct tp_stats stats;
+	/* Receive batch, shared by every listener: the loop runs one handler at a time. */
+	struct mmsghdr msg[RX_BATCH];
+	struct iovec iov[RX_BATCH];
+	struct sockaddr_storage from[RX_BATCH];
+	char *buf;                       /* RX_BATCH buffers of RX_SIZE + 1 bytes */
+};
+
+int tp_new(struct transport **tpp, struct loop *loop, tp_recv_h *recv, void *arg)
+{
+	struct transport *tp = calloc(1, sizeof(*tp));
+	if (!tp)
+		return -ENOMEM;
+	tp->buf = malloc((size_t)RX_BATCH * (RX_SIZE + 1));
+	if (!tp->buf) {
+		free(tp);
+		return -ENOMEM;
+	}
+	tp->loop = loop;
+	tp->recv = recv;
+	tp->arg = arg;
+	*tpp = tp;
+	return 0;
+}
+
+void tp_free(struct transport *tp)
+{
+	if (!tp)
+		return;
+	for (unsigned i = 0; i < tp->nlis; i++)
+		tp->lis[i]->ops->close(tp->lis[i]);
+	free(tp->buf);
+	free(tp);
+}
+
+unsigned tp_listener_count(const struct transport *tp)
+{
+	return tp->nlis;
+}
+
+struct tp_listener *tp_listener_at(struct transport *tp, unsigned i)
+{
+	return i < tp->nlis ? tp->lis[i] : NULL;
+}
+
+const struct tp_stats *tp_stats(const struct transport *tp)
+{
+	return &tp->stats;
+}
+
+int tp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id,
+	    const char *buf, size_t len)
+{
+	int err = lis->ops->send(lis, to, conn_id, buf, len);
+	if (err) {
+		lis->tp->stats.tx_errors++;
+		return err;
+	}
+	lis->tp->stats.tx_msgs++;
+	lis->tp->stats.tx_bytes += len;
+	return 0;
+}
+
+static bool is_loopback(const struct tp_addr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
+	if (a->ss.ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+	return false;
+}
+
+struct tp_listener *tp_pick(struct transport *tp, enum tp_proto proto,
+			    const struct tp_addr *to, struct tp_listener *hint)
+{
+	struct tp_listener *best = NULL;
+	int best_score = -1;
+	bool to_lo = is_loopback(to);
+	for (unsigned i = 0; i < tp->nlis; i++) {
+		struct tp_listener *l = tp->lis[i];
+		if (l->proto != proto || l->local.ss.ss_family != to->ss.ss_family)
+			continue;
+		/* The hint (where the request came in) wins; next, a socket whose loopback-ness
+		 * matches the destination, since a loopback source cannot reach other hosts. */
+		int score = (l == hint ? 4 : 0) + (is_loopback(&l->local) == to_lo ? 2 : 0);
+		if (score > best_score) {
+			best = l;
+			best_score = score;
+		}
+	}
+	return best;
+}
+
+/* ---- UDP ------------------------------------------------------------------------------ */
+
+static int udp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id,
+		    const char *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = sendto(lis->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+				   (const struct sockaddr *)&to->ss, to->len);
+		if (n >= 0)
+			return 0;
+		/* A full socket buffer (EAGAIN) drops the datagram: UDP SIP retransmits, and
+		 * blocking here would stall every other call. */
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static void udp_close(struct tp_listener *lis)
+{
+	loop_del_fd(lis->tp->loop, lis->fd);
+	close(lis->fd);
+	free(lis);
+}
+
+static const struct tp_ops udp_ops = {
+	.proto = TP_UDP,
+	.send = udp_send,
+	.close = udp_close,
+};
+
+/* Drains the socket in batches; level-triggered epoll calls again if datagrams remain
+ * after RX_ROUNDS batches, which keeps one busy socket from starving the others. */
+static void udp_readable(int fd, uint32_t events, void *arg)
+{
+	struct tp_listener *lis = arg;
+	struct transport *tp = lis->tp;
+	for (int round = 0; round < RX_ROUNDS; round++) {
+		for (unsigned i = 0; i < RX_BATCH; i++) {
+			tp->iov[i].iov_base = tp->buf + (size_t)i * (RX_SIZE + 1);
+			tp->iov[i].iov_len = RX_SIZE;
+			tp->msg[i].msg_hdr = (struct msghdr){
+				.msg_name = &tp->from[i],
+				.msg_namelen = sizeof(tp->from[i]),
+				.msg_iov = &tp->iov[i],
+				.msg_iovlen = 1,
+			};
+			tp->msg[i].msg_len = 0;
+		}
+		int n = recvmmsg(fd, tp->msg, RX_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;   /* EAGAIN: drained; other errors: nothing to deliver */
+		for (int i = 0; i < n; i++) {
+			struct mmsghdr *m = &tp->msg[i];
+			if (m->msg_hdr.msg_flags & MSG_TRUNC)
+				continue;
+			struct tp_source src = { .proto = TP_UDP, .lis = lis };
+			memcpy(&src.addr.ss, &tp->from[i], m->msg_hdr.msg_namelen);
+			src.addr.len = m->msg_hdr.msg_namelen;
+			char *b = tp->iov[i].iov_base;
+			/* The spare byte lets parsers rely on a terminator after the datagram. */
+			b[m->msg_len] = '\0';
+			tp->stats.rx_msgs++;
+			tp->stats.rx_bytes += m->msg_len;
+			tp->recv(&src, b, m->msg_len, tp->arg);
+		}
+		if (n < RX_BATCH)
+			return;
+	}
+}
+
+/* Our address as peers should write it (Via, Record-Route) when we are bound to the
+ * wildcard: the first non-loopback address of the machine, else loopback. Operators who
+ * care which address is used should --listen on an explicit one. */
+static void wildcard_host(int family, char *buf, size_t n)
+{
+	struct ifaddrs *ifa = NULL;
+	bool found = false;
+	if (getifaddrs(&ifa) == 0) {
+		for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next) {
+			if (!i->ifa_addr || i->ifa_addr->sa_family != family ||
+			    !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
+				continue;
+			struct tp_addr a = { .len = 0 };
+			memcpy(&a.ss, i->ifa_addr, family == AF_INET ? sizeof(struct sockaddr_in)
+								   : sizeof(struct sockaddr_in6));
+			if (is_loopback(&a))
+				continue;
+			/* Link-local IPv6 needs a scope id that a Via cannot carry. */
+			if (family == AF_INET6 &&
+			    IN6_IS_ADDR_LINKLOCAL(&((struct sockaddr_in6 *)&a.ss)->sin6_addr))
+				continue;
+			char h[INET6_ADDRSTRLEN];
+			tp_addr_host(&a, h, sizeof(h));
+			snprintf(buf, n, family == AF_INET6 ? "[%s]" : "%s", h);
+			found = true;
+		}
+		freeifaddrs(ifa);
+	}
+	if (!found)
+		snprintf(buf, n, "%s", family == AF_INET6 ? "[::1]" : "127.0.0.1");
+}
+
+static bool is_wildcard(const struct tp_addr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+}
+
+/* Asks for big kernel buffers so that bursts are not dropped: SO_RCVBUFFORCE passes
+ * the sysctl limit when we have CAP_NET_ADMIN; otherwise SO_RCVBUF gets what the limit
+ * (net.core.rmem_max) allows. */
+static void big_buffers(int fd)
+{
+	int size = SOCK_BUF;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
+static int udp_open(struct transport *tp, const char *uri, const struct tp_addr *bind_to,
+		    char *err, size_t errlen)
+{
+	int one = 1, rc;
+	int family = bind_to->ss.ss_family;
+	int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot listen on %s: socket: %s", uri, strerror(errno));
+		return rc;
+	}
+	/* No SO_REUSEADDR on UDP: it buys nothing there (no TIME_WAIT), and on Linux it would
+	 * let a second server bind the same port silently instead of failing "in use". */
+	/* A v6 socket serves v6 only; IPv4 gets its own listener, so each has a clear host. */
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	big_buffers(fd);
+	struct tp_listener *lis = NULL;
+	if (bind(fd, (const struct sockaddr *)&bind_to->ss, bind_to->len) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot listen on %s: %s", uri, strerror(errno));
+		goto fail;
+	}
+	lis = calloc(1, sizeof(*lis));
+	if (!lis) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "cannot listen on %s: out of memory", uri);
+		goto fail;
+	}
+	lis->ops = &udp_ops;
+	lis->proto = TP_UDP;
+	lis->fd = fd;
+	lis->tp = tp;
+	lis->local.len = sizeof(lis->local.ss);
+	if (getsockname(fd, (struct sockaddr *)&lis->local.ss, &lis->local.len) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot listen on %s: getsockname: %s", uri, strerror(errno));
+		goto fail;
+	}
+	lis->port = tp_addr_port(&lis->local);
+	if (is_wildcard(&lis->local)) {
+		wildcard_host(family, lis->host, sizeof(lis->host));
+	} else {
+		char h[INET6_ADDRSTRLEN];
+		tp_addr_host(&lis->local, h, sizeof(h));
+		snprintf(lis->host, sizeof(lis->host), family == AF_INET6 ? "[%s]" : "%s", h);
+	}
+	rc = loop_add_fd(tp->loop, fd, EPOLLIN, udp_readable, lis);
+	if (rc) {
+		snprintf(err, errlen, "cannot listen on %s: epoll: %s", uri, strerror(-rc));
+		goto fail;
+	}
+	tp->lis[tp->nlis++] = lis;
+	return 0;
+fail:
+	free(lis);
+	close(fd);
+	return rc;
+}
+
+int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen)
+{
+	struct cfg_listen l;
+	char why[200];
+	if (config_listen_parse(uri, &l, why, sizeof(why))) {
+		snprintf(err, errlen, "cannot listen on %s: %s", uri, why);
+		return -EINVAL;
+	}
+	if (strcmp(l.scheme, "udp") != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s is not supported yet", uri, l.scheme);
+		return -EPROTONOSUPPORT;
+	}
+	if (tp->nlis == TP_MAX_LISTENERS) {
+		snprintf(err, errlen, "cannot listen on %s: too many listeners (at most %d)", uri,
+			 TP_MAX_LISTENERS);
+		return -ENOSPC;
+	}
+	struct tp_addr a;
+	if (tp_addr_from_host(&a, str_from_cstr(l.host), l.port)) {
+		snprintf(err, errlen, "cannot listen on %s: bad address '%s'", uri, l.host);
+		return -EINVAL;
+	}
+	return udp_open(tp, uri, &a, err, errlen);
+}

@@ -1,0 +1,465 @@
+/* client.c: client transactions (RFC 3261 §17.1, RFC 6026): timers A B D E F K M, ACK, CANCEL. */
+#include "txn/txn_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct txn_client {
+	struct txn_layer *l;
+	uint64_t key;              /* hash of the branch */
+	enum txn_state state;
+	bool invite;
+	bool reliable;             /* stream transport: no retransmissions, zero wait timers */
+	bool got_provisional;
+	bool cancel_wanted;        /* txn_client_cancel came before any provisional */
+	bool cancel_sent;
+	unsigned status;           /* last status received */
+	unsigned retx_ms;          /* timer A / E's next interval */
+	struct timer retx;         /* A or E */
+	struct timer main;         /* B, F, D, K, M */
+	struct tp_source dst;
+	const struct txn_client_ops *ops;
+	void *tu;
+	struct str branch;         /* views into buf */
+	struct str method;
+	enum sip_method mid;
+	char *ack;                 /* the ACK for our non-2xx final, resent on its retransmissions */
+	size_t ack_len;
+	char *cancel_extra;        /* header lines for a CANCEL that waits for a provisional */
+	size_t cancel_extra_len;
+	size_t len;
+	char buf[];                /* the request as sent */
+};
+
+static void fire_retx(void *arg);
+static void fire_main(void *arg);
+
+/* ---- life ------------------------------------------------------------------------------ */
+
+static void release(struct txn_client *ct)
+{
+	timer_stop(ct->l->w, &ct->retx);
+	timer_stop(ct->l->w, &ct->main);
+	free(ct->ack);
+	free(ct->cancel_extra);
+	free(ct);
+}
+
+static void destroy(struct txn_client *ct)
+{
+	struct txn_layer *l = ct->l;
+	txn__tab_del(&l->clients, ct->key, ct);
+	l->stats.clients--;
+	if (ct->ops && ct->ops->on_free)
+		ct->ops->on_free(ct->tu, ct);
+	release(ct);
+}
+
+void txn__client_free_all(struct txn_layer *l)
+{
+	struct txn__tab *t = &l->clients;
+	for (size_t i = 0; i < t->cap; i++) {
+		if (t->s[i].p)
+			release(t->s[i].p);
+		t->s[i].p = NULL;
+	}
+	t->n = 0;
+	l->stats.clients = 0;
+}
+
+static struct txn_client *find(struct txn_layer *l, struct str branch, enum sip_method mid, struct str mtext)
+{
+	uint64_t key = txn__branch_key(branch);
+	struct txn__tab *t = &l->clients;
+	for (TXN__EACH(t, key, i)) {
+		struct txn_client *ct = t->s[i].p;
+		if (t->s[i].h == key && str_eq(ct->branch, branch) && txn__method_eq(ct->mid, ct->method, mid, mtext))
+			return ct;
+	}
+	return NULL;
+}
+
+/* Parses our own copy of the request; it parsed at creation, so this only re-derives views. */
+static int parse_own(const struct txn_client *ct, struct sip_msg *m)
+{
+	struct sip_parse_err perr;
+	if (sip_msg_parse(m, ct->buf, ct->len, true, &perr) != SIP_PARSE_OK)
+		return -EINVAL;
+	return 0;
+}
+
+int txn_client_new(struct txn_client **ctp, struct txn_layer *l, const char *buf, size_t len,
+		   const struct tp_source *dst, const struct txn_client_ops *ops, void *tu)
+{
+	if (l->closing)
+		return -ESHUTDOWN;
+	if (len > SIP_MAX_MSG)
+		return -EMSGSIZE;
+	struct txn_client *ct = calloc(1, sizeof(*ct) + len + 1);
+	/* Parsed on the stack: only a few views are kept, all into ct->buf. */
+	struct sip_msg msg, *m = &msg;
+	int err = -ENOMEM;
+	if (!ct)
+		goto out;
+	memcpy(ct->buf, buf, len);
+	ct->len = len;
+	err = -EINVAL;
+	if (parse_own(ct, m) || !m->request || m->mid == SIP_ACK || !txn__has_cookie(m->via.branch))
+		goto out;
+	ct->l = l;
+	ct->branch = m->via.branch;
+	ct->method = m->method;
+	ct->mid = m->mid;
+	ct->key = txn__branch_key(ct->branch);
+	ct->invite = m->mid == SIP_INVITE;
+	ct->state = ct->invite ? TXN_CALLING : TXN_TRYING;
+	ct->reliable = dst->proto != TP_UDP;
+	ct->dst = *dst;
+	ct->ops = ops;
+	ct->tu = tu;
+	err = -EEXIST;
+	if (find(l, ct->branch, ct->mid, ct->method))
+		goto out;
+	err = txn__send(l, &ct->dst, ct->buf, ct->len);
+	if (err)
+		goto out;
+	err = txn__tab_put(&l->clients, ct->key, ct);
+	if (err)
+		goto out;
+	l->stats.clients++;
+	l->stats.clients_total++;
+	if (!ct->reliable) {
+		ct->retx_ms = l->cfg.t1;
+		timer_start(l->w, &ct->retx, ct->retx_ms, fire_retx, ct);
+	}
+	/* Timer B for INVITE, F otherwise: both 64*T1 on every transport. */
+	timer_start(l->w, &ct->main, 64 * l->cfg.t1, fire_main, ct);
+	if (ctp)
+		*ctp = ct;
+out:
+	if (err)
+		free(ct);
+	return err;
+}
+
+/* ---- ACK and CANCEL --------------------------------------------------------------------- */
+
+/* The request line and headers that ACK (§17.1.1.3) and CANCEL (§9.1) share with the INVITE:
+ * Request-URI, the top Via alone, Route, From, Call-ID, CSeq number. */
+static void print_like(struct sip_out *o, const struct sip_msg *inv, const char *method, struct str to,
+		       struct str extra)
+{
+	sip_out_cstr(o, method);
+	sip_out_cstr(o, " ");
+	sip_out_str(o, inv->ruri_str);
+	sip_out_cstr(o, " SIP/2.0\r\nVia: ");
+	sip_out_str(o, inv->via.raw);
+	sip_out_cstr(o, "\r\n");
+	for (const struct sip_hdr *h = sip_msg_hdr(inv, SIP_HDR_ROUTE); h; h = sip_msg_hdr_next(inv, h))
+		sip_out_str(o, h->line);
+	sip_out_cstr(o, "From: ");
+	sip_out_str(o, inv->from.raw);
+	sip_out_cstr(o, "\r\nTo: ");
+	sip_out_str(o, to);
+	sip_out_cstr(o, "\r\nCall-ID: ");
+	sip_out_str(o, inv->call_id);
+	sip_out_cstr(o, "\r\nCSeq: ");
+	sip_out_u64(o, inv->cseq);
+	sip_out_cstr(o, " ");
+	sip_out_cstr(o, method);
+	sip_out_cstr(o, "\r\nMax-Forwards: 70\r\n");
+	sip_out_str(o, extra);
+	sip_out_cstr(o, "Content-Length: 0\r\n\r\n");
+}
+
+/* Prints ACK or CANCEL for ct into a fresh heap buffer (*outp, *lenp). */
+static int print_short(const struct txn_client *ct, const char *method, const struct sip_msg *resp,
+		       struct str extra, char **outp, size_t *lenp)
+{
+	struct sip_msg *inv = malloc(sizeof(*inv));
+	char *buf = malloc(SIP_MAX_MSG);
+	int err = -ENOMEM;
+	if (!inv || !buf)
+		goto out;
+	err = parse_own(ct, inv);
+	if (err)
+		goto out;
+	struct sip_out o;
+	sip_out_init(&o, buf, SIP_MAX_MSG);
+	/* The ACK takes To from the response (it has the tag); CANCEL from the INVITE. */
+	print_like(&o, inv, method, resp ? resp->to.raw : inv->to.raw, extra);
+	err = -ENOBUFS;
+	if (o.overflow)
+		goto out;
+	*outp = realloc(buf, o.len ? o.len : 1);
+	*lenp = o.len;
+	buf = NULL;
+	err = 0;
+out:
+	free(inv);
+	free(buf);
+	return err;
+}
+
+int txn_client_print_cancel(const struct txn_client *ct, struct sip_out *o, struct str extra)
+{
+	if (!ct->invite)
+		return -EINVAL;
+	struct sip_msg *inv = malloc(sizeof(*inv));
+	if (!inv)
+		return -ENOMEM;
+	int err = parse_own(ct, inv);
+	if (!err) {
+		print_like(o, inv, "CANCEL", inv->to.raw, extra);
+		err = o->overflow ? -ENOBUFS : 0;
+	}
+	free(inv);
+	return err;
+}
+
+static int send_cancel(struct txn_client *ct, struct str extra)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int err = print_short(ct, "CANCEL", NULL, extra, &buf, &len);
+	if (err)
+		return err;
+	/* Its own transaction, owned by nobody: the layer absorbs its 200 (or 481), and the
+	 * INVITE's 487 is what the owner waits for. */
+	err = txn_client_new(NULL, ct->l, buf, len, &ct->dst, NULL, NULL);
+	free(buf);
+	if (err)
+		return err;
+	ct->cancel_sent = true;
+	ct->cancel_wanted = false;
+	free(ct->cancel_extra);
+	ct->cancel_extra = NULL;
+	return 0;
+}
+
+int txn_client_cancel(struct txn_client *ct, struct str extra)
+{
+	if (!ct->invite)
+		return -EINVAL;
+	if (ct->cancel_sent || ct->cancel_wanted)
+		return 0;
+	if (ct->state == TXN_PROCEEDING)
+		return send_cancel(ct, extra);
+	if (ct->state != TXN_CALLING)
+		return -EALREADY;
+	/* §9.1: no CANCEL before a provisional, since a CANCEL overtaking its INVITE would
+	 * find nothing to cancel. Keep the extra lines until then. */
+	if (extra.l) {
+		ct->cancel_extra = malloc(extra.l);
+		if (!ct->cancel_extra)
+			return -ENOMEM;
+		memcpy(ct->cancel_extra, extra.p, extra.l);
+		ct->cancel_extra_len = extra.l;
+	}
+	ct->cancel_wanted = true;
+	return 0;
+}
+
+/* ---- responses in ----------------------------------------------------------------------- */
+
+static void deliver(struct txn_client *ct, const struct sip_msg *m, const struct tp_source *src)
+{
+	if (ct->ops && ct->ops->on_response)
+		ct->ops->on_response(ct->tu, ct, m, src);
+}
+
+static void stop_timers(struct txn_client *ct)
+{
+	timer_stop(ct->l->w, &ct->retx);
+	timer_stop(ct->l->w, &ct->main);
+}
+
+static void invite_response(struct txn_client *ct, const struct sip_msg *m, const struct tp_source *src)
+{
+	struct txn_layer *l = ct->l;
+	unsigned status = m->status;
+	switch (ct->state) {
+	case TXN_CALLING:
+	case TXN_PROCEEDING:
+		ct->status = status;
+		if (status < 200) {
+			if (ct->state == TXN_CALLING) {
+				/* No more retransmissions, and timer B no longer applies: the
+				 * TU's timer C (§16.6 step 11) bounds a ringing branch. */
+				stop_timers(ct);
+				ct->state = TXN_PROCEEDING;
+			}
+			ct->got_provisional = true;
+			if (ct->cancel_wanted)
+				send_cancel(ct, (struct str){ ct->cancel_extra, ct->cancel_extra_len });
+		} else if (status < 300) {
+			stop_timers(ct);
+			ct->state = TXN_ACCEPTED;
+			timer_start(l->w, &ct->main, 64 * l->cfg.t1, fire_main, ct);
+		} else {
+			stop_timers(ct);
+			ct->state = TXN_COMPLETED;
+			if (print_short(ct, "ACK", m, STR(""), &ct->ack, &ct->ack_len) == 0)
+				txn__send(l, &ct->dst, ct->ack, ct->ack_len);
+			/* Timer D outlives the server's retransmissions of the final. */
+			unsigned d = 64 * l->cfg.t1 > 32000 ? 64 * l->cfg.t1 : 32000;
+			timer_start(l->w, &ct->main, ct->reliable ? 0 : d, fire_main, ct);
+		}
+		if (status >= 200) {
+			ct->cancel_wanted = false;
+			free(ct->cancel_extra);
+			ct->cancel_extra = NULL;
+		}
+		deliver(ct, m, src);
+		return;
+	case TXN_COMPLETED:
+		/* A retransmitted final: the server did not get our ACK. */
+		l->stats.absorbed++;
+		if (status >= 300 && ct->ack) {
+			l->stats.retransmits++;
+			txn__send(l, &ct->dst, ct->ack, ct->ack_len);
+		}
+		return;
+	case TXN_ACCEPTED:
+		/* RFC 6026: every 2xx goes up (retransmissions, other forks); the rest is late. */
+		if (status >= 200 && status < 300) {
+			deliver(ct, m, src);
+			return;
+		}
+		l->stats.absorbed++;
+		return;
+	default:
+		l->stats.absorbed++;
+		return;
+	}
+}
+
+static void plain_response(struct txn_client *ct, const struct sip_msg *m, const struct tp_source *src)
+{
+	struct txn_layer *l = ct->l;
+	if (ct->state != TXN_TRYING && ct->state != TXN_PROCEEDING) {
+		l->stats.absorbed++;
+		return;
+	}
+	ct->status = m->status;
+	if (m->status < 200) {
+		ct->state = TXN_PROCEEDING;
+		ct->got_provisional = true;
+	} else {
+		stop_timers(ct);
+		ct->state = TXN_COMPLETED;
+		/* Timer K absorbs the final's retransmissions over UDP. */
+		timer_start(l->w, &ct->main, ct->reliable ? 0 : l->cfg.t4, fire_main, ct);
+	}
+	deliver(ct, m, src);
+}
+
+int txn_recv_response(struct txn_layer *l, const struct sip_msg *m, const struct tp_source *src)
+{
+	if (m->request)
+		return -EINVAL;
+	struct txn_client *ct = find(l, m->via.branch, m->cseq_method, m->cseq_method_str);
+	if (!ct)
+		return -ENOENT;
+	if (ct->invite)
+		invite_response(ct, m, src);
+	else
+		plain_response(ct, m, src);
+	return 0;
+}
+
+/* ---- timers ----------------------------------------------------------------------------- */
+
+/* Timer A (INVITE: doubling without cap) or E (doubling up to T2, T2 once Proceeding). */
+static void fire_retx(void *arg)
+{
+	struct txn_client *ct = arg;
+	struct txn_layer *l = ct->l;
+	if (ct->state != TXN_CALLING && ct->state != TXN_TRYING && ct->state != TXN_PROCEEDING)
+		return;
+	l->stats.retransmits++;
+	/* A failed UDP send is not fatal: the next retransmission or timer B/F settles it. */
+	txn__send(l, &ct->dst, ct->buf, ct->len);
+	if (ct->invite)
+		ct->retx_ms *= 2;
+	else if (ct->state == TXN_PROCEEDING)
+		ct->retx_ms = l->cfg.t2;
+	else
+		ct->retx_ms = ct->retx_ms * 2 < l->cfg.t2 ? ct->retx_ms * 2 : l->cfg.t2;
+	timer_start(l->w, &ct->retx, ct->retx_ms, fire_retx, ct);
+}
+
+/* Timer B or F (no final: tell the owner), or D, K, M (done waiting). */
+static void fire_main(void *arg)
+{
+	struct txn_client *ct = arg;
+	struct txn_layer *l = ct->l;
+	if (ct->state == TXN_CALLING || ct->state == TXN_TRYING || ct->state == TXN_PROCEEDING) {
+		l->stats.timeouts++;
+		timer_stop(l->w, &ct->retx);
+		ct->state = TXN_TERMINATED;
+		if (ct->ops && ct->ops->on_timeout)
+			ct->ops->on_timeout(ct->tu, ct, -ETIMEDOUT);
+	}
+	ct->state = TXN_TERMINATED;
+	destroy(ct);
+}
+
+/* ---- accessors -------------------------------------------------------------------------- */
+
+void txn_client_detach(struct txn_client *ct)
+{
+	ct->ops = NULL;
+	ct->tu = NULL;
+}
+
+enum txn_state txn_client_state(const struct txn_client *ct)
+{
+	return ct->state;
+}
+
+unsigned txn_client_status(const struct txn_client *ct)
+{
+	return ct->status;
+}
+
+bool txn_client_got_provisional(const struct txn_client *ct)
+{
+	return ct->got_provisional;
+}
+
+struct str txn_client_branch(const struct txn_client *ct)
+{
+	return ct->branch;
+}
+
+enum sip_method txn_client_method(const struct txn_client *ct)
+{
+	return ct->mid;
+}
+
+struct str txn_client_bytes(const struct txn_client *ct)
+{
+	return (struct str){ ct->buf, ct->len };
+}
+
+const struct tp_source *txn_client_dest(const struct txn_client *ct)
+{
+	return &ct->dst;
+}
+
+struct txn_layer *txn_client_layer(const struct txn_client *ct)
+{
+	return ct->l;
+}
+
+void txn_client_set_tu(struct txn_client *ct, void *tu)
+{
+	ct->tu = tu;
+}
+
+void *txn_client_tu(const struct txn_client *ct)
+{
+	return ct->tu;
+}

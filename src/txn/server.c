@@ -1,0 +1,413 @@
+/* server.c: server transactions (RFC 3261 §17.2, RFC 6026): matching, responses, timers G-L. */
+#include "txn/txn_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct txn_server {
+	struct txn_layer *l;
+	uint64_t key;              /* table key: branch hash, or Call-ID/CSeq hash (RFC 2543) */
+	enum txn_state state;
+	bool invite;
+	bool reliable;             /* stream transport: no retransmissions, zero wait timers */
+	bool rfc2543;              /* branch without the magic cookie: match the old way */
+	unsigned status;           /* last status sent */
+	unsigned retx_ms;          /* timer G's next interval */
+	struct timer retx;         /* G */
+	struct timer main;         /* H, I, J, L, or 0 ms to free a terminated transaction */
+	struct tp_source src;      /* where the request came from */
+	struct tp_source dst;      /* where responses go */
+	void *tu;
+	char *resp;                /* the last response kept for retransmission */
+	size_t resp_len, resp_cap;
+	struct str resp_tag;       /* To tag of the final sent, a view into resp (RFC 2543 ACK) */
+	char tag[TXN_TAG_SIZE];    /* our To tag, made on first need */
+	struct sip_msg msg;        /* the request, parsed from buf */
+	char buf[];                /* the request's bytes */
+};
+
+static void fire_retx(void *arg);
+static void fire_main(void *arg);
+
+/* ---- matching (§17.2.3) ------------------------------------------------------------------ */
+
+static uint64_t request_key(const struct sip_msg *m, bool *rfc2543)
+{
+	*rfc2543 = !txn__has_cookie(m->via.branch);
+	if (!*rfc2543)
+		return txn__branch_key(m->via.branch);
+	/* CANCEL and ACK carry the INVITE's Call-ID and CSeq number, so they hash alike. */
+	return str_hash(m->call_id) ^ ((uint64_t)m->cseq * 0xff51afd7ed558ccdull);
+}
+
+static bool uri_same(const struct sip_uri *a, const struct sip_uri *b)
+{
+	if (str_eq(a->raw, b->raw))
+		return true;
+	bool sip = a->scheme == SIP_SCHEME_SIP || a->scheme == SIP_SCHEME_SIPS;
+	return sip && a->scheme == b->scheme && sip_uri_equal(a, b);
+}
+
+/* Whether m belongs to st when looking for a transaction of method (mid, mtext); an ACK
+ * looks for its INVITE. */
+static bool match(const struct txn_server *st, const struct sip_msg *m, bool rfc2543,
+		  enum sip_method mid, struct str mtext)
+{
+	const struct sip_msg *r = &st->msg;
+	if (st->rfc2543 != rfc2543 || !txn__method_eq(r->mid, r->method, mid, mtext))
+		return false;
+	if (!rfc2543)
+		return str_eq(r->via.branch, m->via.branch) && str_caseeq(r->via.host, m->via.host) &&
+		       r->via.port == m->via.port;
+	/* RFC 2543 clients: the request's identifying fields, the ACK's To tag against the
+	 * tag of the response it acknowledges. */
+	if (m->cseq != r->cseq || !str_eq(m->call_id, r->call_id) || !str_eq(m->from.tag, r->from.tag) ||
+	    !str_caseeq(m->via.raw, r->via.raw) || !uri_same(&m->ruri, &r->ruri))
+		return false;
+	if (m->mid == SIP_ACK)
+		return st->resp_tag.p && str_eq(m->to.tag, st->resp_tag);
+	return str_eq(m->to.tag, r->to.tag);
+}
+
+static struct txn_server *find(struct txn_layer *l, const struct sip_msg *m, enum sip_method mid,
+			       struct str mtext)
+{
+	bool rfc2543;
+	uint64_t key = request_key(m, &rfc2543);
+	struct txn__tab *t = &l->servers;
+	for (TXN__EACH(t, key, i))
+		if (t->s[i].h == key && match(t->s[i].p, m, rfc2543, mid, mtext))
+			return t->s[i].p;
+	return NULL;
+}
+
+struct txn_server *txn_server_find_invite(struct txn_layer *l, const struct sip_msg *cancel)
+{
+	return find(l, cancel, SIP_INVITE, STR("INVITE"));
+}
+
+/* ---- life ------------------------------------------------------------------------------ */
+
+static void destroy(struct txn_server *st)
+{
+	struct txn_layer *l = st->l;
+	txn__tab_del(&l->servers, st->key, st);
+	timer_stop(l->w, &st->retx);
+	timer_stop(l->w, &st->main);
+	l->stats.servers--;
+	if (l->tu->on_server_free)
+		l->tu->on_server_free(l->tu_arg, st);
+	free(st->resp);
+	free(st);
+}
+
+void txn__server_free_all(struct txn_layer *l)
+{
+	struct txn__tab *t = &l->servers;
+	for (size_t i = 0; i < t->cap; i++) {
+		struct txn_server *st = t->s[i].p;
+		if (!st)
+			continue;
+		timer_stop(l->w, &st->retx);
+		timer_stop(l->w, &st->main);
+		free(st->resp);
+		free(st);
+		t->s[i].p = NULL;
+	}
+	t->n = 0;
+	l->stats.servers = 0;
+}
+
+/* Ends st from inside a TU call: it stays matchable (absorbing late retransmissions) and
+ * is freed by a zero-delay timer, so the caller's pointer outlives the call. */
+static void finish(struct txn_server *st)
+{
+	st->state = TXN_TERMINATED;
+	timer_stop(st->l->w, &st->retx);
+	timer_start(st->l->w, &st->main, 0, fire_main, st);
+}
+
+static void wait_then_free(struct txn_server *st, unsigned ms)
+{
+	timer_start(st->l->w, &st->main, ms, fire_main, st);
+}
+
+static int create(struct txn_server **stp, struct txn_layer *l, const struct sip_msg *m,
+		  const struct tp_source *src)
+{
+	struct txn_server *st = calloc(1, sizeof(*st) + m->len + 1);
+	if (!st)
+		return -ENOMEM;
+	memcpy(st->buf, m->buf, m->len);
+	struct sip_parse_err perr;
+	/* The router parsed these very bytes, so this cannot fail; the check is a guard. */
+	if (sip_msg_parse(&st->msg, st->buf, m->len, true, &perr) != SIP_PARSE_OK) {
+		free(st);
+		return -EINVAL;
+	}
+	st->l = l;
+	st->key = request_key(&st->msg, &st->rfc2543);
+	st->invite = st->msg.mid == SIP_INVITE;
+	st->state = st->invite ? TXN_PROCEEDING : TXN_TRYING;
+	st->reliable = src->proto != TP_UDP;
+	st->src = *src;
+	txn_response_dest(&st->dst, &st->msg, src);
+	if (txn__tab_put(&l->servers, st->key, st)) {
+		free(st);
+		return -ENOMEM;
+	}
+	l->stats.servers++;
+	l->stats.servers_total++;
+	*stp = st;
+	return 0;
+}
+
+/* ---- requests in ------------------------------------------------------------------------ */
+
+static void resend(struct txn_server *st)
+{
+	if (!st->resp_len)
+		return;
+	st->l->stats.retransmits++;
+	txn__send(st->l, &st->dst, st->resp, st->resp_len);
+}
+
+/* An ACK for our non-2xx final: stop retransmitting and linger T4 for ACK copies. */
+static void confirm(struct txn_server *st)
+{
+	st->state = TXN_CONFIRMED;
+	timer_stop(st->l->w, &st->retx);
+	wait_then_free(st, st->reliable ? 0 : st->l->cfg.t4);
+}
+
+/* Returns true when the ACK was absorbed; false when it is for the TU (a 2xx ACK). */
+static bool ack_in(struct txn_layer *l, const struct sip_msg *m)
+{
+	struct txn_server *st = find(l, m, SIP_INVITE, STR("INVITE"));
+	/* In Accepted the ACK is for a 2xx (a client reusing the INVITE's branch): it belongs
+	 * to the dialog, not to this transaction. */
+	if (!st || st->state == TXN_ACCEPTED)
+		return false;
+	if (st->state == TXN_COMPLETED)
+		confirm(st);
+	l->stats.absorbed++;
+	return true;
+}
+
+int txn_recv_request(struct txn_layer *l, const struct sip_msg *m, const struct tp_source *src)
+{
+	if (!m->request)
+		return -EINVAL;
+	if (m->mid == SIP_ACK) {
+		if (!ack_in(l, m))
+			l->tu->on_request(l->tu_arg, NULL, m, src);
+		return 0;
+	}
+	struct txn_server *st = find(l, m, m->mid, m->method);
+	if (st) {
+		l->stats.absorbed++;
+		/* Trying has nothing to resend, Confirmed and Accepted absorb silently (the
+		 * TU retransmits a 2xx itself), Terminated is on its way out. */
+		if (st->state == TXN_PROCEEDING || st->state == TXN_COMPLETED)
+			resend(st);
+		return 0;
+	}
+	int err = create(&st, l, m, src);
+	if (err)
+		return err;
+	l->tu->on_request(l->tu_arg, st, m, src);
+	return 0;
+}
+
+/* ---- responses out ----------------------------------------------------------------------- */
+
+static int keep(struct txn_server *st, const char *buf, size_t len)
+{
+	if (len > st->resp_cap) {
+		char *p = realloc(st->resp, len);
+		if (!p)
+			return -ENOMEM;
+		st->resp = p;
+		st->resp_cap = len;
+	}
+	memcpy(st->resp, buf, len);
+	st->resp_len = len;
+	st->resp_tag = STR_NULL;
+	return 0;
+}
+
+/* RFC 2543 clients acknowledge by To tag, so remember the one our final carried. */
+static void note_tag(struct txn_server *st)
+{
+	struct sip_msg *r = malloc(sizeof(*r));
+	struct sip_parse_err perr;
+	if (r && sip_msg_parse(r, st->resp, st->resp_len, true, &perr) == SIP_PARSE_OK)
+		st->resp_tag = r->to.tag.p ? r->to.tag : (struct str){ st->resp, 0 };
+	else
+		st->resp_tag = (struct str){ st->resp, 0 };
+	free(r);
+}
+
+int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned status)
+{
+	struct txn_layer *l = st->l;
+	if (status < 100 || status > 699)
+		return -EINVAL;
+	bool ok2xx = status >= 200 && status < 300;
+	if (st->state == TXN_ACCEPTED) {
+		/* RFC 6026: 2xx retransmissions and 2xx from other forks still go out. */
+		if (!ok2xx)
+			return -EINVAL;
+		st->status = status;
+		return txn__send(l, &st->dst, buf, len);
+	}
+	if (st->state != TXN_TRYING && st->state != TXN_PROCEEDING)
+		return -EALREADY;
+	if (st->invite && ok2xx) {
+		/* The 2xx is retransmitted by the TU end to end, not by us (§13.3.1.4). */
+		st->status = status;
+		st->state = TXN_ACCEPTED;
+		st->resp_len = 0;
+		wait_then_free(st, 64 * l->cfg.t1);
+		return txn__send(l, &st->dst, buf, len);
+	}
+	int err = keep(st, buf, len);
+	if (err)
+		return err;
+	st->status = status;
+	if (status < 200) {
+		st->state = TXN_PROCEEDING;
+	} else if (st->invite) {
+		st->state = TXN_COMPLETED;
+		if (st->rfc2543)
+			note_tag(st);
+		if (!st->reliable) {
+			st->retx_ms = l->cfg.t1;
+			timer_start(l->w, &st->retx, st->retx_ms, fire_retx, st);
+		}
+		wait_then_free(st, 64 * l->cfg.t1);
+	} else {
+		st->state = TXN_COMPLETED;
+		if (st->reliable)
+			finish(st);
+		else
+			wait_then_free(st, 64 * l->cfg.t1);
+	}
+	return txn__send(l, &st->dst, st->resp, st->resp_len);
+}
+
+int txn_server_reply(struct txn_server *st, unsigned status, const char *reason,
+		     const struct sip_resp_opts *opt)
+{
+	if (status < 100 || status > 699)
+		return -EINVAL;
+	struct sip_resp_opts o = opt ? *opt : (struct sip_resp_opts){ 0 };
+	struct txn_via_text vt;
+	txn_response_via(&o, &vt, &st->msg, &st->src);
+	/* Every response of one transaction carries the same tag, so that a client sees one
+	 * dialog and an RFC 2543 ACK matches. */
+	if (o.to_tag.l == 0 && status > 100 && st->msg.to.tag.l == 0) {
+		if (!st->tag[0])
+			txn_make_tag(st->l, st->tag);
+		o.to_tag = str_from_cstr(st->tag);
+	}
+	if (!reason)
+		reason = sip_reason(status);
+	char small[4096];
+	struct sip_out out;
+	sip_out_init(&out, small, sizeof(small));
+	if (sip_print_response(&out, &st->msg, status, reason, &o) == 0 && !out.overflow)
+		return txn_server_send(st, out.p, out.len, status);
+	/* A big body or many Vias: build once more on the heap. */
+	char *big = malloc(SIP_MAX_MSG);
+	if (!big)
+		return -ENOMEM;
+	sip_out_init(&out, big, SIP_MAX_MSG);
+	int err = -ENOBUFS;
+	if (sip_print_response(&out, &st->msg, status, reason, &o) == 0 && !out.overflow)
+		err = txn_server_send(st, out.p, out.len, status);
+	free(big);
+	return err;
+}
+
+int txn_server_trying(struct txn_server *st)
+{
+	return txn_server_reply(st, 100, "Trying", NULL);
+}
+
+void txn_server_drop(struct txn_server *st)
+{
+	if (st->state != TXN_TERMINATED)
+		finish(st);
+}
+
+/* ---- timers ----------------------------------------------------------------------------- */
+
+/* Timer G: the non-2xx final to an INVITE again, backing off to T2. */
+static void fire_retx(void *arg)
+{
+	struct txn_server *st = arg;
+	if (st->state != TXN_COMPLETED)
+		return;
+	resend(st);
+	st->retx_ms = st->retx_ms * 2 < st->l->cfg.t2 ? st->retx_ms * 2 : st->l->cfg.t2;
+	timer_start(st->l->w, &st->retx, st->retx_ms, fire_retx, st);
+}
+
+/* Timer H (no ACK: tell the TU), or I, J, L and the zero wait of a finished transaction. */
+static void fire_main(void *arg)
+{
+	struct txn_server *st = arg;
+	struct txn_layer *l = st->l;
+	if (st->invite && st->state == TXN_COMPLETED) {
+		l->stats.timeouts++;
+		st->state = TXN_TERMINATED;
+		timer_stop(l->w, &st->retx);
+		if (l->tu->on_server_timeout)
+			l->tu->on_server_timeout(l->tu_arg, st);
+	}
+	destroy(st);
+}
+
+/* ---- accessors -------------------------------------------------------------------------- */
+
+const struct sip_msg *txn_server_request(const struct txn_server *st)
+{
+	return &st->msg;
+}
+
+const struct tp_source *txn_server_source(const struct txn_server *st)
+{
+	return &st->src;
+}
+
+const struct tp_source *txn_server_dest(const struct txn_server *st)
+{
+	return &st->dst;
+}
+
+enum txn_state txn_server_state(const struct txn_server *st)
+{
+	return st->state;
+}
+
+unsigned txn_server_status(const struct txn_server *st)
+{
+	return st->status;
+}
+
+struct txn_layer *txn_server_layer(const struct txn_server *st)
+{
+	return st->l;
+}
+
+void txn_server_set_tu(struct txn_server *st, void *tu)
+{
+	st->tu = tu;
+}
+
+void *txn_server_tu(const struct txn_server *st)
+{
+	return st->tu;
+}

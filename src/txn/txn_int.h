@@ -1,0 +1,71 @@
+/* txn_int.h: private to src/txn: the layer struct, the hash table and helpers its files share. */
+#ifndef PARLEY_TXN_INT_H
+#define PARLEY_TXN_INT_H
+
+#include "txn/txn.h"
+
+/* An open-addressing table (linear probing, backward-shift deletion, so no tombstones)
+ * of transactions by a 64-bit key: the hash of the branch, or for RFC 2543 requests of
+ * Call-ID and CSeq number. Entries with equal keys are told apart by the caller. */
+struct txn__slot {
+	uint64_t h;
+	void *p;        /* NULL when empty */
+};
+
+struct txn__tab {
+	struct txn__slot *s;
+	size_t cap;     /* power of two */
+	unsigned bits;  /* log2(cap) */
+	size_t n;
+};
+
+struct txn_layer {
+	struct txn_cfg cfg;
+	struct timer_wheel *w;
+	txn_send_h *send;
+	void *send_arg;
+	const struct txn_tu *tu;
+	void *tu_arg;
+	struct txn__tab servers;
+	struct txn__tab clients;
+	struct txn_stats stats;
+	uint64_t seed;      /* random at start: branches and tags differ across restarts */
+	uint64_t counter;   /* makes every branch and tag of this layer distinct */
+	bool closing;       /* txn_layer_free is running */
+};
+
+int txn__tab_put(struct txn__tab *t, uint64_t h, void *p);
+void txn__tab_del(struct txn__tab *t, uint64_t h, const void *p);
+
+/* Home slot of key h. */
+static inline size_t txn__tab_home(const struct txn__tab *t, uint64_t h)
+{
+	return (size_t)((h * 0x9e3779b97f4a7c15ull) >> (64 - t->bits));
+}
+
+static inline size_t txn__tab_next(const struct txn__tab *t, size_t i)
+{
+	return (i + 1) & (t->cap - 1);
+}
+
+/* Walks the entries whose key is h: for (TXN__EACH(tab, h, i)) { tab->s[i].p ... }. */
+#define TXN__EACH(t, key, i) \
+	size_t i = txn__tab_home((t), (key)); (t)->s[i].p; i = txn__tab_next((t), i)
+
+bool txn__has_cookie(struct str branch);
+uint64_t txn__branch_key(struct str branch);
+int txn__send(struct txn_layer *l, const struct tp_source *dst, const char *buf, size_t len);
+
+/* Free every transaction of one kind without callbacks (txn_layer_free). */
+void txn__server_free_all(struct txn_layer *l);
+void txn__client_free_all(struct txn_layer *l);
+
+/* Same method: by id, or by text for extension methods. */
+static inline bool txn__method_eq(enum sip_method a, struct str atext, enum sip_method b, struct str btext)
+{
+	if (a != b)
+		return false;
+	return a != SIP_METHOD_OTHER || str_eq(atext, btext);
+}
+
+#endif

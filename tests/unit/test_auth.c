@@ -1,0 +1,359 @@
+/* test_auth.c: unit tests of digest authentication: known answers, nonces, stale, replay. */
+#include "unit.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "auth/auth.h"
+
+/* RFC 2617 §3.5: MD5, qop=auth. */
+static void t_rfc2617(void)
+{
+	struct auth_client c = {
+		.alg = AUTH_MD5, .user = STR("Mufasa"), .realm = STR("testrealm@host.com"),
+		.password = STR("Circle Of Life"), .method = STR("GET"), .uri = STR("/dir/index.html"),
+		.nonce = STR("dcd98b7102dd2f0e8b11d0f600bfb0c093"), .qop = STR("auth"),
+		.cnonce = STR("0a4f113b"), .nc = 1,
+	};
+	char out[AUTH_HEX_MAX];
+
+	CHECK_INT(auth_client_response(&c, out), 0);
+	CHECK_STR(str_from_cstr(out), "6629fae49393a05397450978507c4ef1");
+
+	/* The RFC 2069 form (no qop), computed independently with Python's hashlib. */
+	c.qop = STR_NULL;
+	CHECK_INT(auth_client_response(&c, out), 0);
+	CHECK_STR(str_from_cstr(out), "670fd8c2df070c60b045671b8b24ff02");
+}
+
+/* RFC 7616 §3.9.1: the same request with SHA-256 and with MD5. */
+static void t_rfc7616(void)
+{
+	struct auth_client c = {
+		.alg = AUTH_SHA256, .user = STR("Mufasa"), .realm = STR("http-auth@example.org"),
+		.password = STR("Circle of Life"), .method = STR("GET"), .uri = STR("/dir/index.html"),
+		.nonce = STR("7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v"), .qop = STR("auth"),
+		.cnonce = STR("f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ"), .nc = 1,
+	};
+	char out[AUTH_HEX_MAX];
+
+	CHECK_INT(auth_client_response(&c, out), 0);
+	CHECK_STR(str_from_cstr(out), "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+	c.alg = AUTH_MD5;
+	CHECK_INT(auth_client_response(&c, out), 0);
+	CHECK_STR(str_from_cstr(out), "8ca523f5e9506fed4657c9700eebdbec");
+}
+
+static void t_ha1(void)
+{
+	char out[AUTH_HEX_MAX];
+
+	CHECK_INT(auth_ha1(AUTH_MD5, STR("alice"), STR("a.test"), STR("secret"), out), 0);
+	CHECK_STR(str_from_cstr(out), "793bc5ed8ab2a7cdda9b5c704486cb5d");
+	CHECK_INT(auth_ha1(AUTH_SHA256, STR("alice"), STR("a.test"), STR("secret"), out), 0);
+	CHECK_STR(str_from_cstr(out), "a06df68097d221f1e7f0831027b48ea94393525565c61596abce8d82ee4868ad");
+}
+
+static void t_algs(void)
+{
+	struct auth_conf c = { 0 };
+	enum auth_alg a;
+
+	CHECK_INT(auth_algs_parse(&c, "sha-256, MD5"), 0);
+	CHECK_INT(c.nalgs, 2);
+	CHECK_INT(c.algs[0], AUTH_SHA256);
+	CHECK_INT(c.algs[1], AUTH_MD5);
+	CHECK_INT(auth_algs_parse(&c, "md5"), 0);
+	CHECK_INT(c.nalgs, 1);
+	CHECK(auth_algs_parse(&c, "md5,md5") < 0);
+	CHECK(auth_algs_parse(&c, "sha-512") < 0);
+	CHECK(auth_algs_parse(&c, "") < 0);
+	CHECK(auth_alg_from_name(STR(""), &a) && a == AUTH_MD5);
+	CHECK(auth_alg_from_name(STR("sha-256"), &a) && a == AUTH_SHA256);
+	CHECK(!auth_alg_from_name(STR("MD5-sess"), &a));
+}
+
+/* Takes the nonce="..." value of the first challenge line in buf. */
+static struct str nonce_of(const char *buf)
+{
+	const char *p = strstr(buf, "nonce=\"");
+	const char *e;
+
+	if (!p)
+		return STR_NULL;
+	p += 7;
+	e = strchr(p, '"');
+	return (struct str){ p, e ? (size_t)(e - p) : 0 };
+}
+
+/* Credentials as a client would send them for the challenge's nonce. */
+struct cred {
+	struct sip_auth a;
+	char resp[AUTH_HEX_MAX];
+	char nc[9];
+};
+
+static void make_cred(struct cred *c, enum auth_alg alg, const char *password, struct str nonce,
+		      uint32_t nc, bool qop)
+{
+	struct auth_client cl = {
+		.alg = alg, .user = STR("alice"), .realm = STR("a.test"),
+		.password = str_from_cstr(password), .method = STR("REGISTER"),
+		.uri = STR("sip:127.0.0.1:5060"), .nonce = nonce,
+		.qop = qop ? STR("auth") : STR_NULL, .cnonce = STR("c0ffee"), .nc = nc,
+	};
+
+	memset(c, 0, sizeof(*c));
+	CHECK_INT(auth_client_response(&cl, c->resp), 0);
+	snprintf(c->nc, sizeof(c->nc), "%08x", nc);
+	c->a.scheme = STR("Digest");
+	c->a.username = cl.user;
+	c->a.realm = cl.realm;
+	c->a.nonce = nonce;
+	c->a.uri = cl.uri;
+	c->a.response = str_from_cstr(c->resp);
+	c->a.algorithm = alg == AUTH_SHA256 ? STR("SHA-256") : STR("MD5");
+	if (qop) {
+		c->a.qop = STR("auth");
+		c->a.cnonce = cl.cnonce;
+		c->a.nc = str_from_cstr(c->nc);
+	}
+}
+
+static struct auth *new_auth(const char *algs, unsigned slots)
+{
+	struct auth_conf conf = { .nonce_lifetime = 300, .replay_slots = slots };
+	struct auth *a = NULL;
+
+	CHECK_INT(auth_algs_parse(&conf, algs), 0);
+	CHECK_INT(auth_new(&a, &conf), 0);
+	return a;
+}
+
+static void t_challenge(void)
+{
+	struct auth *a = new_auth("sha-256,md5", 0);
+	char buf[1024], buf2[1024];
+	int n = auth_challenge(a, STR("a.test"), false, false, 1000, buf, sizeof(buf));
+	struct str nonce = nonce_of(buf);
+	char expect[512];
+
+	CHECK(n > 0 && (size_t)n == strlen(buf));
+	snprintf(expect, sizeof(expect),
+		 "WWW-Authenticate: Digest realm=\"a.test\", nonce=\"%.*s\", algorithm=SHA-256, qop=\"auth\"\r\n"
+		 "WWW-Authenticate: Digest realm=\"a.test\", nonce=\"%.*s\", algorithm=MD5, qop=\"auth\"\r\n",
+		 STR_FMT(nonce), STR_FMT(nonce));
+	CHECK_STR(str_from_cstr(buf), expect);
+	CHECK(nonce.l >= 32);
+
+	n = auth_challenge(a, STR("a.test"), true, true, 1000, buf2, sizeof(buf2));
+	CHECK(n > 0);
+	CHECK(strncmp(buf2, "Proxy-Authenticate: Digest ", 27) == 0);
+	CHECK(strstr(buf2, "qop=\"auth\", stale=true\r\n") != NULL);
+	/* Two challenges in the same second still get different nonces. */
+	CHECK(!str_eq(nonce_of(buf2), nonce));
+
+	CHECK_INT(auth_challenge(a, STR("a.test"), false, false, 1000, buf, 40), -ENOSPC);
+	CHECK_STR(str_from_cstr(buf), "");
+	auth_free(a);
+}
+
+static void t_verify(void)
+{
+	struct auth *a = new_auth("sha-256,md5", 0);
+	char buf[1024], ha1_md5[AUTH_HEX_MAX], ha1_sha[AUTH_HEX_MAX], nb[128];
+	struct str nonce;
+	struct cred c;
+	struct str m = STR("REGISTER"), realm = STR("a.test");
+
+	auth_ha1(AUTH_MD5, STR("alice"), realm, STR("secret"), ha1_md5);
+	auth_ha1(AUTH_SHA256, STR("alice"), realm, STR("secret"), ha1_sha);
+	CHECK(auth_challenge(a, realm, false, false, 1000, buf, sizeof(buf)) > 0);
+	nonce = nonce_of(buf);
+	str_to_cbuf(nonce, nb, sizeof(nb));
+	nonce = str_from_cstr(nb);
+
+	make_cred(&c, AUTH_SHA256, "secret", nonce, 1, true);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1_sha, 1010), AUTH_OK);
+	/* The same nonce count again is a replay; a higher one is fine. */
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1_sha, 1011), AUTH_REPLAY);
+	make_cred(&c, AUTH_SHA256, "secret", nonce, 3, true);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1_sha, 1012), AUTH_OK);
+	make_cred(&c, AUTH_SHA256, "secret", nonce, 2, true);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1_sha, 1013), AUTH_REPLAY);
+
+	/* MD5 with the same nonce, and an upper-case response. */
+	make_cred(&c, AUTH_MD5, "secret", nonce, 4, true);
+	for (char *p = c.resp; *p; p++)
+		if (*p >= 'a' && *p <= 'f')
+			*p = (char)(*p - 32);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1_md5, 1014), AUTH_OK);
+	/* The HA1 of the other algorithm does not fit. */
+	make_cred(&c, AUTH_MD5, "secret", nonce, 5, true);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1_sha, 1015), AUTH_BAD_RESPONSE);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, NULL, 1015), AUTH_BAD_RESPONSE);
+
+	/* Wrong password. */
+	make_cred(&c, AUTH_SHA256, "guess", nonce, 6, true);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1_sha, 1016), AUTH_BAD_RESPONSE);
+	/* The response covers the method. */
+	make_cred(&c, AUTH_SHA256, "secret", nonce, 7, true);
+	CHECK_INT(auth_verify(a, &c.a, STR("INVITE"), realm, ha1_sha, 1017), AUTH_BAD_RESPONSE);
+
+	/* Stale: the right password after the nonce lifetime. */
+	make_cred(&c, AUTH_SHA256, "secret", nonce, 8, true);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1_sha, 1000 + 300), AUTH_STALE);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1_sha, 1000 + 299), AUTH_OK);
+
+	/* Without qop (RFC 2069) the nonce is accepted while fresh. */
+	make_cred(&c, AUTH_MD5, "secret", nonce, 0, false);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1_md5, 1020), AUTH_OK);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1_md5, 1021), AUTH_OK);
+	auth_free(a);
+}
+
+static void t_bad(void)
+{
+	struct auth *a = new_auth("md5", 0), *other = new_auth("md5", 0);
+	char buf[1024], nb[128], ha1[AUTH_HEX_MAX], ha1_sha[AUTH_HEX_MAX];
+	struct str m = STR("REGISTER"), realm = STR("a.test"), nonce;
+	struct cred c;
+
+	auth_ha1(AUTH_MD5, STR("alice"), realm, STR("secret"), ha1);
+	auth_ha1(AUTH_SHA256, STR("alice"), realm, STR("secret"), ha1_sha);
+	CHECK(auth_challenge(a, realm, false, false, 1000, buf, sizeof(buf)) > 0);
+	str_to_cbuf(nonce_of(buf), nb, sizeof(nb));
+	nonce = str_from_cstr(nb);
+
+	/* Another realm than the one we serve. */
+	make_cred(&c, AUTH_MD5, "secret", nonce, 1, true);
+	CHECK_INT(auth_verify(a, &c.a, m, STR("b.test"), ha1, 1001), AUTH_BAD_REQUEST);
+	/* SHA-256 is not offered by this server. */
+	make_cred(&c, AUTH_SHA256, "secret", nonce, 1, true);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1_sha, 1001), AUTH_BAD_REQUEST);
+	/* Unsupported algorithm and qop, missing parameters. */
+	make_cred(&c, AUTH_MD5, "secret", nonce, 1, true);
+	c.a.algorithm = STR("MD5-sess");
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1, 1001), AUTH_BAD_REQUEST);
+	make_cred(&c, AUTH_MD5, "secret", nonce, 1, true);
+	c.a.qop = STR("auth-int");
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1, 1001), AUTH_BAD_REQUEST);
+	make_cred(&c, AUTH_MD5, "secret", nonce, 1, true);
+	c.a.cnonce = STR_NULL;
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1, 1001), AUTH_BAD_REQUEST);
+	make_cred(&c, AUTH_MD5, "secret", nonce, 1, true);
+	c.a.nc = STR("xyz");
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1, 1001), AUTH_BAD_REQUEST);
+	make_cred(&c, AUTH_MD5, "secret", nonce, 1, true);
+	c.a.uri = STR_NULL;
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1, 1001), AUTH_BAD_REQUEST);
+	make_cred(&c, AUTH_MD5, "secret", nonce, 1, true);
+	c.a.scheme = STR("Basic");
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1, 1001), AUTH_BAD_REQUEST);
+
+	/* A nonce another server (another secret) issued, or one altered by a byte, with a
+	 * response that is right for it: the password is right but the nonce is not ours. */
+	CHECK(auth_challenge(other, realm, false, false, 1000, buf, sizeof(buf)) > 0);
+	char ob[128];
+	str_to_cbuf(nonce_of(buf), ob, sizeof(ob));
+	make_cred(&c, AUTH_MD5, "secret", str_from_cstr(ob), 1, true);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1, 1001), AUTH_BAD_NONCE);
+	nb[5] = nb[5] == '0' ? '1' : '0';
+	make_cred(&c, AUTH_MD5, "secret", nonce, 1, true);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1, 1001), AUTH_BAD_NONCE);
+	make_cred(&c, AUTH_MD5, "secret", STR("dcd98b7102dd2f0e8b11d0f600bfb0c093"), 1, true);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1, 1001), AUTH_BAD_NONCE);
+	/* A nonce issued for another realm. */
+	CHECK(auth_challenge(a, STR("b.test"), false, false, 1000, buf, sizeof(buf)) > 0);
+	str_to_cbuf(nonce_of(buf), ob, sizeof(ob));
+	make_cred(&c, AUTH_MD5, "secret", str_from_cstr(ob), 1, true);
+	CHECK_INT(auth_verify(a, &c.a, m, realm, ha1, 1001), AUTH_BAD_NONCE);
+	auth_free(a);
+	auth_free(other);
+}
+
+/* With a tiny table, old nonces are evicted; a count past 1 for a nonce the table no
+ * longer knows must not be accepted (it could be a replay) but answered with stale. */
+static void t_evict(void)
+{
+	struct auth *a = new_auth("md5", 8);
+	char buf[1024], ha1[AUTH_HEX_MAX];
+	char nonces[64][80];
+	struct str m = STR("REGISTER"), realm = STR("a.test");
+	struct cred c;
+	int ok = 0, stale = 0;
+
+	auth_ha1(AUTH_MD5, STR("alice"), realm, STR("secret"), ha1);
+	for (int i = 0; i < 64; i++) {
+		CHECK(auth_challenge(a, realm, false, false, 1000 + (uint64_t)i, buf, sizeof(buf)) > 0);
+		str_to_cbuf(nonce_of(buf), nonces[i], sizeof(nonces[i]));
+		make_cred(&c, AUTH_MD5, "secret", str_from_cstr(nonces[i]), 1, true);
+		CHECK_INT(auth_verify(a, &c.a, m, realm, ha1, 1000 + (uint64_t)i), AUTH_OK);
+	}
+	for (int i = 0; i < 64; i++) {
+		enum auth_result r;
+
+		/* Replaying the first request is refused whether or not the table remembers. */
+		make_cred(&c, AUTH_MD5, "secret", str_from_cstr(nonces[i]), 1, true);
+		r = auth_verify(a, &c.a, m, realm, ha1, 1100);
+		CHECK(r == AUTH_REPLAY || r == AUTH_STALE);
+		make_cred(&c, AUTH_MD5, "secret", str_from_cstr(nonces[i]), 2, true);
+		r = auth_verify(a, &c.a, m, realm, ha1, 1100);
+		CHECK(r == AUTH_OK || r == AUTH_STALE);
+		ok += r == AUTH_OK;
+		stale += r == AUTH_STALE;
+	}
+	CHECK(ok > 0 && ok <= 8);
+	CHECK(stale >= 56);
+	auth_free(a);
+}
+
+/* The whole path with the real parser: our challenge read as a client would, and an
+ * Authorization value in the form SIPp sends (digest uri = the server address). */
+static void t_parsed(void)
+{
+	struct auth *a = new_auth("md5", 0);
+	char buf[1024], line[1024], resp[AUTH_HEX_MAX], ha1[AUTH_HEX_MAX], nb[128];
+	struct sip_auth ch, cred;
+	struct str realm = STR("a.test");
+	char *colon;
+
+	CHECK(auth_challenge(a, realm, false, false, 5000, buf, sizeof(buf)) > 0);
+	*strstr(buf, "\r\n") = '\0';
+	colon = strchr(buf, ':');
+	CHECK_INT(sip_auth_parse(&ch, str_from_cstr(colon + 2)), 0);
+	CHECK_STR(ch.scheme, "Digest");
+	CHECK_STR(ch.realm, "a.test");
+	CHECK_STR(ch.algorithm, "MD5");
+	CHECK_STR(ch.qop, "auth");
+	str_to_cbuf(ch.nonce, nb, sizeof(nb));
+
+	struct auth_client cl = {
+		.alg = AUTH_MD5, .user = STR("alice"), .realm = realm, .password = STR("secret"),
+		.method = STR("INVITE"), .uri = STR("sip:127.0.0.1:5060"), .nonce = str_from_cstr(nb),
+		.qop = STR("auth"), .cnonce = STR("6b8b4567"), .nc = 1,
+	};
+	CHECK_INT(auth_client_response(&cl, resp), 0);
+	snprintf(line, sizeof(line),
+		 "Digest username=\"alice\",realm=\"a.test\",cnonce=\"6b8b4567\",nc=00000001,"
+		 "qop=auth,uri=\"sip:127.0.0.1:5060\",nonce=\"%s\",response=\"%s\",algorithm=MD5",
+		 nb, resp);
+	CHECK_INT(sip_auth_parse(&cred, str_from_cstr(line)), 0);
+	auth_ha1(AUTH_MD5, STR("alice"), realm, STR("secret"), ha1);
+	CHECK_INT(auth_verify(a, &cred, STR("INVITE"), realm, ha1, 5001), AUTH_OK);
+	CHECK_INT(auth_verify(a, &cred, STR("INVITE"), realm, ha1, 5002), AUTH_REPLAY);
+	auth_free(a);
+}
+
+static const struct unit_case cases[] = {
+	{ "parsed", t_parsed },
+	{ "rfc2617", t_rfc2617 },
+	{ "rfc7616", t_rfc7616 },
+	{ "ha1", t_ha1 },
+	{ "algs", t_algs },
+	{ "challenge", t_challenge },
+	{ "verify", t_verify },
+	{ "bad", t_bad },
+	{ "evict", t_evict },
+};
+UNIT_MAIN(cases)

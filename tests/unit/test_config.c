@@ -1,0 +1,357 @@
+/* test_config.c: unit tests of the settings: defaults, flags, the INI file and their errors. */
+#include "unit.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/config.h"
+
+/* The outcome of one call: its return code and what it printed on stderr. */
+struct outcome {
+	int rc;
+	char err[1024];
+};
+
+/* Runs config_parse_args (and config_validate when it succeeds and 'validate' is set) on a
+ * NULL-terminated argument list, catching stderr in a temporary file. */
+static struct outcome run(struct config *c, bool validate, const char **args)
+{
+	struct outcome o = { 0 };
+	char *argv[64];
+	int argc = 0;
+	argv[argc++] = "serve";
+	while (*args && argc < 63)
+		argv[argc++] = (char *)*args++;
+	argv[argc] = NULL;
+	char path[] = "/tmp/parley-test-err-XXXXXX";
+	int fd = mkstemp(path);
+	fflush(stderr);
+	int saved = dup(2);
+	dup2(fd, 2);
+	char *pos[4];
+	int npos = 0;
+	o.rc = config_parse_args(c, argc, argv, 1, true, NULL, pos, &npos, 4);
+	if (o.rc == 0 && validate)
+		o.rc = config_validate(c);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	lseek(fd, 0, SEEK_SET);
+	ssize_t n = read(fd, o.err, sizeof(o.err) - 1);
+	o.err[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+	return o;
+}
+
+/* Writes text to a fresh temporary file; path must hold 64 bytes. */
+static void write_file(char *path, const char *text)
+{
+	strcpy(path, "/tmp/parley-test-cfg-XXXXXX");
+	int fd = mkstemp(path);
+	ssize_t n = write(fd, text, strlen(text));
+	CHECK_INT(n, (long long)strlen(text));
+	close(fd);
+}
+
+#define ARGS(...) ((const char *[]){ __VA_ARGS__, NULL })
+
+static struct config *new_config(void)
+{
+	return calloc(1, sizeof(struct config));
+}
+
+static void t_defaults(void)
+{
+	struct config *c = new_config();
+	struct outcome o = run(c, true, (const char *[]){ NULL });
+	CHECK_INT(o.rc, 0);
+	CHECK_INT(c->nlisten, 1);
+	CHECK(strcmp(c->listen[0], "udp:0.0.0.0:5060") == 0);
+	CHECK_INT(c->ndomain, 1);
+	CHECK(c->domain[0][0] != '\0');
+	CHECK(strcmp(c->db, "parley.db") == 0);
+	CHECK(strcmp(c->auth_algorithms, "md5") == 0);
+	CHECK_INT(c->log_level, LOG_INFO);
+	CHECK(!c->log_json);
+	CHECK_INT(c->t1_ms, 500);
+	CHECK_INT(c->t2_ms, 4000);
+	CHECK_INT(c->t4_ms, 5000);
+	CHECK_INT(c->max_contacts, 10);
+	CHECK_INT(c->min_expires, 60);
+	CHECK_INT(c->max_expires, 86400);
+	CHECK_INT(c->default_expires, 3600);
+	CHECK_INT(c->nonce_lifetime, 300);
+	CHECK_INT(c->ring_timeout, 60);
+	CHECK_INT(c->flush_ms, 200);
+	free(c);
+}
+
+static void t_flags(void)
+{
+	struct config *c = new_config();
+	struct outcome o = run(c, true, ARGS("--listen", "udp:127.0.0.1:5070", "--listen=udp:[::1]:5070",
+		"--domain", "a.test", "--domain=b.test", "--db", "/tmp/x.db",
+		"--peer", "c.test=sip:10.0.0.3:5080", "--trust", "10.0.0.9",
+		"--dns", "127.0.0.53:53", "--auth-algorithms", "sha-256,md5",
+		"--log-level", "debug", "--log-format=json", "--log-file", "/tmp/p.log",
+		"--http", "127.0.0.1:8080", "--t1", "250", "--t2=2000", "--t4", "3000",
+		"--max-contacts", "3", "--min-expires", "30", "--max-expires", "7200",
+		"--default-expires", "600", "--nonce-lifetime", "120", "--ring-timeout", "20",
+		"--flush-interval", "50", "--realm", "example.test"));
+	CHECK_INT(o.rc, 0);
+	if (o.rc)
+		fprintf(stderr, "%s", o.err);
+	CHECK_INT(c->nlisten, 2);
+	CHECK(strcmp(c->listen[1], "udp:[::1]:5070") == 0);
+	CHECK_INT(c->ndomain, 2);
+	CHECK(strcmp(c->domain[0], "a.test") == 0);
+	CHECK(strcmp(c->domain[1], "b.test") == 0);
+	CHECK(strcmp(c->db, "/tmp/x.db") == 0);
+	CHECK_INT(c->npeer, 1);
+	CHECK(strcmp(c->peer[0].domain, "c.test") == 0);
+	CHECK(strcmp(c->peer[0].uri, "sip:10.0.0.3:5080") == 0);
+	CHECK_INT(c->ntrust, 1);
+	CHECK(strcmp(c->dns, "127.0.0.53:53") == 0);
+	CHECK(strcmp(c->auth_algorithms, "sha-256,md5") == 0);
+	CHECK_INT(c->log_level, LOG_DEBUG);
+	CHECK(c->log_json);
+	CHECK(strcmp(c->log_file, "/tmp/p.log") == 0);
+	CHECK(strcmp(c->http, "127.0.0.1:8080") == 0);
+	CHECK_INT(c->t1_ms, 250);
+	CHECK_INT(c->t2_ms, 2000);
+	CHECK_INT(c->t4_ms, 3000);
+	CHECK_INT(c->max_contacts, 3);
+	CHECK_INT(c->min_expires, 30);
+	CHECK_INT(c->max_expires, 7200);
+	CHECK_INT(c->default_expires, 600);
+	CHECK_INT(c->nonce_lifetime, 120);
+	CHECK_INT(c->ring_timeout, 20);
+	CHECK_INT(c->flush_ms, 50);
+	CHECK(strcmp(c->realm, "example.test") == 0);
+	free(c);
+}
+
+static const char file_text[] =
+	"; a comment\n"
+	"[server]\n"
+	"listen = udp:127.0.0.1:5090\n"
+	"listen = udp:[::1]:5090\n"
+	"domain = a.test\n"
+	"domain = b.test\n"
+	"log-level = warn\n"
+	"t1 = 300\n"
+	"[store]\n"
+	"db = /tmp/from-file.db\n"
+	"[peers]\n"
+	"c.test = sip:10.0.0.3\n"
+	"d.test = sip:peer.d.test:5070\n"
+	"trust = 10.0.0.3\n"
+	"[http]\n"
+	"listen = 127.0.0.1:8081\n";
+
+static void t_file(void)
+{
+	char path[64];
+	write_file(path, file_text);
+	struct config *c = new_config();
+	struct outcome o = run(c, true, ARGS("--config", path));
+	CHECK_INT(o.rc, 0);
+	CHECK_INT(c->nlisten, 2);
+	CHECK(strcmp(c->listen[0], "udp:127.0.0.1:5090") == 0);
+	CHECK(strcmp(c->listen[1], "udp:[::1]:5090") == 0);
+	CHECK_INT(c->ndomain, 2);     /* the host name default is gone */
+	CHECK(strcmp(c->domain[0], "a.test") == 0);
+	CHECK_INT(c->log_level, LOG_WARN);
+	CHECK_INT(c->t1_ms, 300);
+	CHECK(strcmp(c->db, "/tmp/from-file.db") == 0);
+	CHECK_INT(c->npeer, 2);
+	CHECK(strcmp(c->peer[1].domain, "d.test") == 0);
+	CHECK(strcmp(c->peer[1].uri, "sip:peer.d.test:5070") == 0);
+	CHECK_INT(c->ntrust, 1);
+	CHECK(strcmp(c->http, "127.0.0.1:8081") == 0);
+	CHECK(strcmp(c->config_path, path) == 0);
+
+	/* config_print reads back as the same settings. */
+	char out[64];
+	strcpy(out, "/tmp/parley-test-print-XXXXXX");
+	int fd = mkstemp(out);
+	FILE *f = fdopen(fd, "w");
+	config_print(c, f);
+	fclose(f);
+	struct config *d = new_config();
+	o = run(d, true, ARGS("--config", out));
+	CHECK_INT(o.rc, 0);
+	CHECK_INT(d->nlisten, 2);
+	CHECK_INT(d->ndomain, 2);
+	CHECK_INT(d->npeer, 2);
+	CHECK_INT(d->ntrust, 1);
+	CHECK_INT(d->t1_ms, 300);
+	CHECK(strcmp(d->http, c->http) == 0);
+	CHECK(strcmp(d->db, c->db) == 0);
+	CHECK(strcmp(d->realm, "") == 0);
+	unlink(out);
+	free(d);
+	free(c);
+	unlink(path);
+}
+
+static void t_flag_wins(void)
+{
+	char path[64];
+	write_file(path, file_text);
+	struct config *c = new_config();
+	/* Flags win wherever they are, even before --config; --listen and --domain replace
+	 * the file's whole list, --peer for a known domain replaces its route. */
+	struct outcome o = run(c, true, ARGS("--listen", "udp:127.0.0.1:6000", "--config", path,
+		"--domain", "z.test", "--log-level", "error", "--db", "/tmp/flag.db",
+		"--peer", "c.test=sip:10.9.9.9", "--trust", "10.0.0.4"));
+	CHECK_INT(o.rc, 0);
+	CHECK_INT(c->nlisten, 1);
+	CHECK(strcmp(c->listen[0], "udp:127.0.0.1:6000") == 0);
+	CHECK_INT(c->ndomain, 1);
+	CHECK(strcmp(c->domain[0], "z.test") == 0);
+	CHECK_INT(c->log_level, LOG_ERROR);
+	CHECK(strcmp(c->db, "/tmp/flag.db") == 0);
+	CHECK_INT(c->npeer, 2);
+	CHECK(strcmp(c->peer[0].uri, "sip:10.9.9.9") == 0);
+	CHECK_INT(c->ntrust, 2);
+	CHECK_INT(c->t1_ms, 300);    /* untouched keys keep the file's value */
+	free(c);
+	unlink(path);
+}
+
+/* Expects exit code 2 and a message containing 'want'. */
+static void expect_error(const char **args, bool validate, const char *want)
+{
+	struct config *c = new_config();
+	struct outcome o = run(c, validate, args);
+	CHECK_INT(o.rc, 2);
+	if (!strstr(o.err, want)) {
+		fprintf(stderr, "expected \"%s\" in \"%s\"\n", want, o.err);
+		unit_failures++;
+	}
+	free(c);
+}
+
+static void t_flag_errors(void)
+{
+	expect_error(ARGS("--bogus"), false, "parley: unknown flag --bogus\n");
+	expect_error(ARGS("--bogus=1"), false, "parley: unknown flag --bogus\n");
+	expect_error(ARGS("-x"), false, "parley: unknown flag -x\n");
+	expect_error(ARGS("--listen"), false, "parley: --listen: missing value\n");
+	expect_error(ARGS("--t1", "abc"), false, "parley: --t1: expected a number");
+	expect_error(ARGS("--t1", "0"), false, "parley: --t1: expected a number");
+	expect_error(ARGS("--max-contacts", "99999999999999999999"), false, "--max-contacts");
+	expect_error(ARGS("--log-level", "loud"), false,
+		     "parley: --log-level: expected error|warn|info|debug\n");
+	expect_error(ARGS("--log-format", "xml"), false, "parley: --log-format: expected text|json\n");
+	expect_error(ARGS("--peer", "nodomain"), false, "parley: --peer: expected DOMAIN=sip:HOST[:PORT]");
+	expect_error(ARGS("a", "b", "c", "d", "e"), false, "parley: unexpected argument 'e'");
+	expect_error(ARGS("--config", "/tmp/parley-no-such-file.ini"), false,
+		     "/tmp/parley-no-such-file.ini");
+}
+
+static void t_validate_errors(void)
+{
+	expect_error(ARGS("--listen", "tcp:127.0.0.1:5060"), true, "tcp is not supported yet");
+	expect_error(ARGS("--listen", "wss:127.0.0.1:5061"), true, "wss is not supported yet");
+	expect_error(ARGS("--listen", "sctp:127.0.0.1:5060"), true, "expected udp:HOST:PORT");
+	expect_error(ARGS("--listen", "udp:::1:5060"), true, "brackets");
+	expect_error(ARGS("--listen", "udp:[::1:5060"), true, "brackets");
+	expect_error(ARGS("--listen", "udp:127.0.0.1:70000"), true, "bad port");
+	expect_error(ARGS("--listen", "udp:nohost.test:5060"), true, "not a numeric");
+	expect_error(ARGS("--peer", "b.test=http://x"), true, "expected sip:HOST[:PORT]");
+	expect_error(ARGS("--peer", "b.test=sip:"), true, "expected sip:HOST[:PORT]");
+	expect_error(ARGS("--auth-algorithms", "md5,sha-1"), true, "unknown algorithm 'sha-1'");
+	expect_error(ARGS("--auth-algorithms", ""), true, "at least one");
+	expect_error(ARGS("--min-expires", "100", "--default-expires", "50"), true, "min <= default");
+	expect_error(ARGS("--http", "8080"), true, "expected ADDR:PORT");
+
+	struct config *c = new_config();
+	struct outcome o = run(c, true, ARGS("--listen", "udp:[::1]:0", "--listen", "udp:10.1.2.3",
+		"--peer", "x.test=sip:[2001:db8::1]:5070;transport=udp", "--dns", "[::1]:53",
+		"--auth-algorithms", "SHA-256, md5"));
+	CHECK_INT(o.rc, 0);
+	free(c);
+
+	struct cfg_listen l;
+	char why[128];
+	CHECK_INT(config_listen_parse("udp:[::1]:0", &l, why, sizeof(why)), 0);
+	CHECK(l.v6);
+	CHECK(strcmp(l.host, "::1") == 0);
+	CHECK_INT(l.port, 0);
+	CHECK_INT(config_listen_parse("UDP:10.1.2.3", &l, why, sizeof(why)), 0);
+	CHECK(strcmp(l.scheme, "udp") == 0);
+	CHECK_INT(l.port, 5060);
+}
+
+static void t_file_errors(void)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{ "[server]\nlisten = udp:127.0.0.1:1\nbogus = 1\n", ":3: unknown key 'bogus' in [server]\n" },
+		{ "[server]\n\n\nlog-level = shouting\n", ":4: log-level: expected error|warn|info|debug\n" },
+		{ "[server]\nt2 = many\n", ":2: t2: expected a number" },
+		{ "[nosuch]\nx = 1\n", ":2: unknown section [nosuch]\n" },
+		{ "db = x\n", ":1: key 'db' outside a section\n" },
+		{ "[store]\nthis line has no equals sign\n", ":2: syntax error\n" },
+		{ "[store]\ndb = a\nlisten = x\n", ":3: unknown key 'listen' in [store]\n" },
+		{ "[peers]\nb.test = sip:h\nc.test = \n", ":3: peer 'c.test'" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char path[64], want[200];
+		write_file(path, cases[i].text);
+		snprintf(want, sizeof(want), "parley: %s%s", path, cases[i].want);
+		expect_error(ARGS("--config", path), false, want);
+		unlink(path);
+	}
+}
+
+/* Subcommands other than serve take --db and --config, plus their own flags. */
+static void t_extra(void)
+{
+	struct config *c = new_config();
+	static const char *const flags[] = { "password", "limit" };
+	static const char *const bools[] = { "json" };
+	const char *val[2];
+	bool bval[1];
+	struct config_extra x = { flags, val, 2, bools, bval, 1 };
+	char *argv[] = { "user", "add", "alice@a.test", "--password", "pw", "--db=/tmp/u.db", "--json", NULL };
+	char *pos[2];
+	int npos = 0;
+	CHECK_INT(config_parse_args(c, 7, argv, 1, false, &x, pos, &npos, 2), 0);
+	CHECK_INT(npos, 2);
+	CHECK(strcmp(pos[0], "add") == 0);
+	CHECK(strcmp(pos[1], "alice@a.test") == 0);
+	CHECK(val[0] && strcmp(val[0], "pw") == 0);
+	CHECK(val[1] == NULL);
+	CHECK(bval[0]);
+	CHECK(strcmp(c->db, "/tmp/u.db") == 0);
+
+	/* serve's flags are not taken by the other subcommands. */
+	char *argv2[] = { "user", "--listen", "udp:127.0.0.1:1", NULL };
+	fflush(stderr);
+	int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+	dup2(devnull, 2);
+	int rc = config_parse_args(c, 3, argv2, 1, false, &x, pos, &npos, 2);
+	dup2(saved, 2);
+	close(saved);
+	close(devnull);
+	CHECK_INT(rc, 2);
+	free(c);
+}
+
+static const struct unit_case cases[] = {
+	{ "defaults", t_defaults },
+	{ "flags", t_flags },
+	{ "file", t_file },
+	{ "flag_wins", t_flag_wins },
+	{ "flag_errors", t_flag_errors },
+	{ "validate_errors", t_validate_errors },
+	{ "file_errors", t_file_errors },
+	{ "extra", t_extra },
+};
+UNIT_MAIN(cases)

@@ -1,0 +1,596 @@
+/* test_sip_parse.c: targeted tests of the SIP parser, value parsers, printer and sanity checks. */
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "sip/sip.h"
+#include "unit.h"
+
+static struct sip_msg M;
+static struct sip_parse_err E;
+
+static enum sip_parse_result parse(const char *text, bool datagram)
+{
+	return sip_msg_parse(&M, text, strlen(text), datagram, &E);
+}
+
+static const char INVITE[] =
+	"INVITE sip:bob@example.com SIP/2.0\r\n"
+	"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport\r\n"
+	"Max-Forwards: 70\r\n"
+	"To: Bob <sip:bob@example.com>\r\n"
+	"From: \"Alice\" <sip:alice@example.com>;tag=1928301774\r\n"
+	"Call-ID: a84b4c76e66710@pc33.example.com\r\n"
+	"CSeq: 314159 INVITE\r\n"
+	"Contact: <sip:alice@pc33.example.com>\r\n"
+	"Route: <sip:proxy.example.com;lr>, <sip:next.example.net;lr>\r\n"
+	"Proxy-Authorization: Digest username=\"alice\", realm=\"example.com\"\r\n"
+	"Content-Type: application/sdp\r\n"
+	"Content-Length: 4\r\n"
+	"\r\n"
+	"v=0\n";
+
+static bool contains(struct str hay, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (size_t i = 0; i + n <= hay.l; i++)
+		if (memcmp(hay.p + i, needle, n) == 0)
+			return true;
+	return false;
+}
+
+/* ---- message ---- */
+
+static void t_basic(void)
+{
+	CHECK_INT(parse(INVITE, true), SIP_PARSE_OK);
+	CHECK(M.request);
+	CHECK_INT(M.mid, SIP_INVITE);
+	CHECK_STR(M.ruri.user, "bob");
+	CHECK_STR(M.via.host, "192.0.2.1");
+	CHECK_INT(M.via.port, 5060);
+	CHECK(M.via.has_rport);
+	CHECK_INT(M.via.rport.l, 0);
+	CHECK_STR(M.from.display, "Alice");
+	CHECK_STR(M.from.tag, "1928301774");
+	CHECK_STR(M.to.display, "Bob");
+	CHECK_INT(M.to.tag.l, 0);
+	CHECK_INT(M.cseq, 314159);
+	CHECK_INT(M.max_forwards, 70);
+	CHECK_INT(M.expires, -1);
+	CHECK_STR(M.body, "v=0\n");
+	CHECK_INT(M.len, strlen(INVITE));
+	CHECK_INT(sip_sanity(&M, NULL), 0);
+	CHECK(sip_msg_hdr(&M, SIP_HDR_EXPIRES) == NULL);
+	CHECK(sip_msg_hdr_by_name(&M, STR("content-TYPE")) != NULL);
+}
+
+static void t_compact_and_case(void)
+{
+	const char *m = "OPTIONS sip:x@example.com SIP/2.0\r\n"
+			"v: SIP/2.0/TCP h.example.com;branch=z9hG4bK1\r\n"
+			"T: <sip:x@example.com>\r\n"
+			"f: <sip:y@example.com>;tag=a\r\n"
+			"I: id1\r\n"
+			"cSeQ: 1 OPTIONS\r\n"
+			"k: path, outbound\r\n"
+			"m: *\r\n"
+			"l: 0\r\n\r\n";
+	CHECK_INT(parse(m, false), SIP_PARSE_OK);
+	CHECK_STR(M.call_id, "id1");
+	CHECK_STR(M.via.transport, "TCP");
+	CHECK_INT(M.count[SIP_HDR_SUPPORTED], 1);
+	struct sip_addr a;
+	CHECK_INT(sip_addr_parse(&a, sip_msg_hdr(&M, SIP_HDR_CONTACT)->value), 0);
+	CHECK(a.star);
+	static const char letters[] = "imelcfsktvoru";
+	for (const char *c = letters; *c; c++)
+		CHECK(sip_hdr_id_from_name((struct str){ c, 1 }) != SIP_HDR_OTHER);
+	CHECK_INT(sip_hdr_id_from_name(STR("x")), SIP_HDR_OTHER);
+	CHECK_INT(sip_hdr_id_from_name(STR("WWW-AUTHENTICATE")), SIP_HDR_WWW_AUTHENTICATE);
+	CHECK(strcmp(sip_hdr_name(SIP_HDR_CALL_ID), "Call-ID") == 0);
+	/* Method names are case-sensitive. */
+	CHECK_INT(sip_method_from_str(STR("invite")), SIP_METHOD_OTHER);
+	CHECK_INT(sip_method_from_str(STR("PUBLISH")), SIP_PUBLISH);
+	CHECK(strcmp(sip_method_name(SIP_REGISTER), "REGISTER") == 0);
+}
+
+static void t_folding(void)
+{
+	const char *m = "REGISTER sip:example.com SIP/2.0\r\n"
+			"Via: SIP/2.0/UDP\r\n 192.0.2.9\r\n\t;branch=z9hG4bKf\r\n"
+			"To: <sip:u@example.com>\r\n"
+			"From: <sip:u@example.com>\r\n ;tag=77\r\n"
+			"Call-ID: c\r\n"
+			"CSeq: 2\r\n  REGISTER\r\n"
+			"Expires: 99999999999\r\n"
+			"Content-Length: 0\r\n\r\n";
+	CHECK_INT(parse(m, false), SIP_PARSE_OK);
+	CHECK_STR(M.via.host, "192.0.2.9");
+	CHECK_STR(M.via.branch, "z9hG4bKf");
+	CHECK_STR(M.from.tag, "77");
+	CHECK_INT(M.cseq, 2);
+	CHECK_INT(M.cseq_method, SIP_REGISTER);
+	CHECK_INT(M.expires, 3600); /* malformed Expires counts as 3600 (RFC 3261 §20.19) */
+	const struct sip_hdr *v = sip_msg_hdr(&M, SIP_HDR_VIA);
+	CHECK(contains(v->line, "\r\n\t;branch"));
+}
+
+static void t_stream(void)
+{
+	/* Every proper prefix is incomplete; the whole is one message; a second message
+	 * behind it is left for the next call. */
+	size_t n = strlen(INVITE);
+	char two[2 * sizeof INVITE + 8];
+	snprintf(two, sizeof two, "\r\n\r\n%s%s", INVITE, INVITE);
+	for (size_t k = 0; k < n + 4; k++)
+		CHECK_INT(sip_msg_parse(&M, two, k, false, &E), SIP_PARSE_AGAIN);
+	CHECK_INT(sip_msg_parse(&M, two, strlen(two), false, &E), SIP_PARSE_OK);
+	CHECK_INT(M.buf - two, 4);
+	CHECK_INT(M.len, n);
+	CHECK_INT(sip_msg_parse(&M, two + 4 + n, n, false, &E), SIP_PARSE_OK);
+	/* No Content-Length on a stream. */
+	CHECK_INT(parse("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n"
+			"To: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+			false),
+		  SIP_PARSE_ERROR);
+	CHECK(strcmp(E.reason, "Missing Content-Length") == 0);
+	CHECK(E.can_respond);
+	/* Keep-alive CRLFs alone. */
+	CHECK_INT(parse("\r\n\r\n", false), SIP_PARSE_AGAIN);
+	CHECK_INT(parse("\r\n\r\n", true), SIP_PARSE_ERROR);
+}
+
+/* Copies text so that it ends right before an inaccessible page: any overread faults. */
+static void t_overread(void)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	char *map = mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(map != MAP_FAILED);
+	if (map == MAP_FAILED)
+		return;
+	CHECK_INT(mprotect(map + pg, (size_t)pg, PROT_NONE), 0);
+	size_t n = strlen(INVITE);
+	for (size_t k = 0; k <= n; k++) {
+		char *p = map + pg - k;
+		memcpy(p, INVITE, k);
+		sip_msg_parse(&M, p, k, true, &E);
+		sip_msg_parse(&M, p, k, false, &E);
+	}
+	static const char *const values[] = { "sip:a@[::1", "sip:a@b:", "sip:a@b;x=", "\"abc", "<sip:a@b",
+					      "SIP/2.0/UDP h;", "Digest a=\"", "sip:%4", "a,\"b" };
+	for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+		size_t l = strlen(values[v]);
+		char *p = map + pg - l;
+		memcpy(p, values[v], l);
+		struct str s = { p, l }, it;
+		struct sip_uri u;
+		struct sip_addr a;
+		struct sip_via via;
+		struct sip_auth au;
+		sip_uri_parse(&u, s);
+		sip_addr_parse(&a, s);
+		sip_via_parse(&via, s);
+		sip_auth_parse(&au, s);
+		while (sip_list_next(&s, &it))
+			;
+	}
+	munmap(map, (size_t)pg * 2);
+}
+
+static void t_errors(void)
+{
+	static const struct {
+		const char *msg;
+		unsigned code;
+		const char *reason;
+	} bad[] = {
+		{ "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 4294967296 INVITE\r\n\r\n",
+		  400, "Bad CSeq" },
+		{ "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nMax-Forwards: ten\r\n\r\n",
+		  400, "Bad Max-Forwards" },
+		{ "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nBroken line\r\n"
+		  "To: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n",
+		  400, "Bad header line" },
+		{ "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+		  "From: <sip:c@d>;tag=1\r\nCSeq: 1 INVITE\r\n\r\n",
+		  400, "Missing Call-ID" },
+		{ "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x y\r\nCSeq: 1 INVITE\r\n\r\n",
+		  400, "Bad Call-ID" },
+		{ "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nl: 5five\r\n\r\n",
+		  400, "Bad Content-Length" },
+		{ "INVITE sip:a@b HTTP/1.1\r\n\r\n", 400, "Bad SIP version" },
+		{ "SIP/2.0 099 Low\r\n\r\n", 400, "Bad status code" },
+		{ "SIP/2.0 700 High\r\n\r\n", 400, "Bad status code" },
+		{ "SIP/2.0 20 Short\r\n\r\n", 400, "Bad status code" },
+	};
+	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+		CHECK_INT(parse(bad[k].msg, true), SIP_PARSE_ERROR);
+		CHECK_INT(E.code, bad[k].code);
+		if (strcmp(E.reason, bad[k].reason) != 0) {
+			fprintf(stderr, "  case %zu: reason %s, expected %s\n", k, E.reason, bad[k].reason);
+			unit_failures++;
+		}
+	}
+	/* 2**32-1 is still a CSeq. */
+	CHECK_INT(parse("INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+			"From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 4294967295 INVITE\r\n\r\n",
+			true),
+		  SIP_PARSE_OK);
+	CHECK_INT(M.cseq, 4294967295u);
+	/* Too many headers. */
+	static char many[16384];
+	size_t n = (size_t)snprintf(many, sizeof many, "%s", "OPTIONS sip:a@b SIP/2.0\r\n");
+	for (int k = 0; k < SIP_MAX_HEADERS + 1; k++)
+		n += (size_t)snprintf(many + n, sizeof many - n, "X-%d: y\r\n", k);
+	snprintf(many + n, sizeof many - n, "\r\n");
+	CHECK_INT(parse(many, true), SIP_PARSE_ERROR);
+	CHECK(strcmp(E.reason, "Too many headers") == 0);
+}
+
+static void t_too_large(void)
+{
+	static char big[SIP_MAX_MSG + 200];
+	memset(big, 'a', sizeof big);
+	memcpy(big, "MESSAGE sip:a@b SIP/2.0\r\n", 25);
+	CHECK_INT(sip_msg_parse(&M, big, sizeof big, true, &E), SIP_PARSE_ERROR);
+	CHECK_INT(E.code, 513);
+	CHECK_INT(sip_msg_parse(&M, big, sizeof big, false, &E), SIP_PARSE_ERROR);
+	CHECK_INT(E.code, 513);
+	/* A stream announcing more than the limit is refused at once. */
+	const char *m = "MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+			"From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 MESSAGE\r\nContent-Length: 70000\r\n\r\nabc";
+	CHECK_INT(parse(m, false), SIP_PARSE_ERROR);
+	CHECK_INT(E.code, 513);
+	CHECK(E.can_respond);
+}
+
+static void t_response(void)
+{
+	const char *m = "SIP/2.0 180 Ringing\r\n"
+			"Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1;received=192.0.2.7\r\n"
+			"To: <sip:b@example.com>;tag=xyz\r\n"
+			"From: <sip:a@example.com>;tag=abc\r\n"
+			"Call-ID: c1\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n";
+	CHECK_INT(parse(m, true), SIP_PARSE_OK);
+	CHECK(!M.request);
+	CHECK_INT(M.status, 180);
+	CHECK_STR(M.reason, "Ringing");
+	CHECK_STR(M.via.received, "192.0.2.7");
+	CHECK_STR(M.to.tag, "xyz");
+	CHECK_INT(sip_sanity(&M, NULL), 0);
+}
+
+/* ---- URIs ---- */
+
+static void t_uri(void)
+{
+	struct sip_uri u;
+	CHECK_INT(sip_uri_parse(&u, STR("sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr;maddr=239.1.1.1?subject=hi&x=y")), 0);
+	CHECK_INT(u.scheme, SIP_SCHEME_SIPS);
+	CHECK_STR(u.user, "alice");
+	CHECK_STR(u.password, "secret");
+	CHECK_STR(u.host, "[2001:db8::1]");
+	CHECK_INT(u.port, 5061);
+	CHECK_STR(u.transport, "tcp");
+	CHECK_STR(u.maddr, "239.1.1.1");
+	CHECK(u.lr);
+	CHECK_STR(u.params, ";transport=tcp;lr;maddr=239.1.1.1");
+	CHECK_STR(u.headers, "?subject=hi&x=y");
+	CHECK_INT(sip_uri_parse(&u, STR("SIP:example.com")), 0);
+	CHECK_INT(u.scheme, SIP_SCHEME_SIP);
+	CHECK_INT(u.user.l, 0);
+	CHECK_INT(u.port, 0);
+	CHECK_INT(sip_uri_parse(&u, STR("sip:+1-555@gw.example.com;user=phone")), 0);
+	CHECK_STR(u.user_param, "phone");
+	CHECK_INT(sip_uri_parse(&u, STR("tel:+1-201-555-0123;phone-context=example.com")), 0);
+	CHECK_INT(u.scheme, SIP_SCHEME_TEL);
+	CHECK_STR(u.user, "+1-201-555-0123");
+	CHECK_STR(u.params, ";phone-context=example.com");
+	CHECK_INT(sip_uri_parse(&u, STR("urn:service:sos")), 0);
+	CHECK_INT(u.scheme, SIP_SCHEME_OTHER);
+	static const char *const bad[] = {
+		"sip:a@b:65536", "sip:a@", "sip:@b", "sip:a@b;", "sip:a@b;=x", "sip:a b@c",
+		"sip:%4g@b", "sip:a@[::1", "sip:a@::1", "sip:a@b?", "sip", ":x", "1sip:a@b", "sip:a@b:5x",
+		"sip:a@b;x=", "sip:a@[zz]",
+	};
+	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+		if (sip_uri_parse(&u, str_from_cstr(bad[k])) == 0) {
+			fprintf(stderr, "  accepted %s\n", bad[k]);
+			unit_failures++;
+		}
+	}
+	struct str v;
+	CHECK(sip_param_get(STR(";a=1; B = 2 ;c"), STR("b"), &v) && str_eq(v, STR("2")));
+	CHECK(sip_param_get(STR(";a=1;b=2;c"), STR("C"), &v) && v.l == 0);
+	CHECK(!sip_param_get(STR(";a=1"), STR("b"), &v));
+}
+
+static void t_uri_equal(void)
+{
+	static const struct {
+		const char *a, *b;
+		bool eq;
+	} pairs[] = {
+		{ "sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp", true },
+		{ "sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5", true },
+		{ "sip:carol@chicago.com;security=on", "sip:carol@chicago.com;newparam=5", true },
+		{ "sip:alice@atlanta.com", "sip:ALICE@atlanta.com", false },
+		{ "sip:bob@biloxi.com", "sip:bob@biloxi.com:5060", false },
+		{ "sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp", false },
+		{ "sip:carol@chicago.com;security=on", "sip:carol@chicago.com;security=off", false },
+		{ "sip:a@b", "sips:a@b", false },
+	};
+	for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++) {
+		struct sip_uri a, b;
+		CHECK_INT(sip_uri_parse(&a, str_from_cstr(pairs[k].a)), 0);
+		CHECK_INT(sip_uri_parse(&b, str_from_cstr(pairs[k].b)), 0);
+		if (sip_uri_equal(&a, &b) != pairs[k].eq || sip_uri_equal(&b, &a) != pairs[k].eq) {
+			fprintf(stderr, "  %s vs %s\n", pairs[k].a, pairs[k].b);
+			unit_failures++;
+		}
+	}
+}
+
+/* ---- name-addr, Via, auth, lists ---- */
+
+static void t_addr(void)
+{
+	struct sip_addr a;
+	CHECK_INT(sip_addr_parse(&a, STR("\"A \\\"quoted\\\" name\" <sip:a@b;lr>;tag=x;expires=60")), 0);
+	CHECK_STR(a.display, "A \\\"quoted\\\" name");
+	CHECK_STR(a.uri_str, "sip:a@b;lr");
+	CHECK(a.uri.lr);
+	CHECK_STR(a.tag, "x");
+	CHECK_STR(a.params, ";tag=x;expires=60");
+	CHECK(a.bracketed);
+	CHECK_INT(sip_addr_parse(&a, STR("sip:a@b;tag=x")), 0);
+	CHECK(!a.bracketed);
+	CHECK_STR(a.uri_str, "sip:a@b");
+	CHECK_STR(a.tag, "x");
+	CHECK_INT(sip_addr_parse(&a, STR("Some Body<sip:a@b>")), 0);
+	CHECK_STR(a.display, "Some Body");
+	CHECK_INT(sip_addr_parse(&a, STR("<tel:+123>")), 0);
+	CHECK_INT(a.uri.scheme, SIP_SCHEME_TEL);
+	static const char *const bad[] = { "\"open <sip:a@b>", "<sip:a@b", "sip:a@b;tag", "sip:a@b;tag=",
+					   "A, B <sip:a@b>", "sip:a@b?x=y", "<sip:a@b> junk", "" };
+	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+		if (sip_addr_parse(&a, str_from_cstr(bad[k])) == 0) {
+			fprintf(stderr, "  accepted %s\n", bad[k]);
+			unit_failures++;
+		}
+	}
+}
+
+static void t_via(void)
+{
+	struct sip_via v;
+	CHECK_INT(sip_via_parse(&v, STR("SIP/2.0/TLS [2001:db8::9]:5061;branch=z9hG4bKa;rport=1234;received=192.0.2.4;maddr=224.2.0.1;ttl=1")), 0);
+	CHECK_STR(v.proto, "SIP/2.0");
+	CHECK_STR(v.version, "2.0");
+	CHECK_STR(v.transport, "TLS");
+	CHECK_STR(v.host, "[2001:db8::9]");
+	CHECK_INT(v.port, 5061);
+	CHECK(v.has_rport);
+	CHECK_STR(v.rport, "1234");
+	CHECK_STR(v.received, "192.0.2.4");
+	CHECK_STR(v.maddr, "224.2.0.1");
+	CHECK_INT(sip_via_parse(&v, STR("SIP / 2.0 / UDP host.example.com : 5070 ; branch = z9hG4bKb")), 0);
+	CHECK_STR(v.host, "host.example.com");
+	CHECK_INT(v.port, 5070);
+	CHECK_STR(v.branch, "z9hG4bKb");
+	static const char *const bad[] = { "SIP/2.0 h", "SIP/2.0/UDP", "SIP/2.0/UDP h;;", "SIP/2.0/UDP h:99999",
+					   "SIP/2.0/UDP h;branch=", "SIP/2.0/UDP h x" };
+	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+		if (sip_via_parse(&v, str_from_cstr(bad[k])) == 0) {
+			fprintf(stderr, "  accepted %s\n", bad[k]);
+			unit_failures++;
+		}
+	}
+}
+
+static void t_auth(void)
+{
+	struct sip_auth a;
+	CHECK_INT(sip_auth_parse(&a, STR("Digest username=\"bob\", realm=\"biloxi.com\", nonce=\"dcd98b\",\r\n"
+					 " uri=\"sip:bob@biloxi.com\", qop=auth, nc=00000001, cnonce=\"0a4f113b\",\r\n"
+					 " response=\"6629fae4\", opaque=\"5ccc069c\", algorithm=SHA-256")),
+		  0);
+	CHECK_STR(a.scheme, "Digest");
+	CHECK_STR(a.username, "bob");
+	CHECK_STR(a.realm, "biloxi.com");
+	CHECK_STR(a.nonce, "dcd98b");
+	CHECK_STR(a.uri, "sip:bob@biloxi.com");
+	CHECK_STR(a.qop, "auth");
+	CHECK_STR(a.nc, "00000001");
+	CHECK_STR(a.cnonce, "0a4f113b");
+	CHECK_STR(a.response, "6629fae4");
+	CHECK_STR(a.opaque, "5ccc069c");
+	CHECK_STR(a.algorithm, "SHA-256");
+	CHECK_INT(sip_auth_parse(&a, STR("Digest realm=\"x\", qop=\"auth,auth-int\", nonce=\"n\", stale=TRUE")), 0);
+	CHECK_STR(a.qop, "auth,auth-int");
+	CHECK(a.stale);
+	CHECK_INT(sip_auth_parse(&a, STR("Basic dXNlcjpwYXNz==")), 0);
+	CHECK_STR(a.scheme, "Basic");
+	CHECK(sip_auth_parse(&a, STR("Digest username=\"bob")) != 0);
+	CHECK(sip_auth_parse(&a, STR("Digest username")) != 0);
+	CHECK(sip_auth_parse(&a, STR("")) != 0);
+}
+
+static void t_list(void)
+{
+	struct str rest = STR(" \"a, b\" <sip:x@y;p=1,2>;q=1 ,, <sip:z@w> ,"), item;
+	CHECK(sip_list_next(&rest, &item));
+	CHECK_STR(item, "\"a, b\" <sip:x@y;p=1,2>;q=1");
+	CHECK(sip_list_next(&rest, &item));
+	CHECK_STR(item, "<sip:z@w>");
+	CHECK(!sip_list_next(&rest, &item));
+	rest = STR("INVITE,ACK,\r\n BYE");
+	unsigned n = 0;
+	while (sip_list_next(&rest, &item))
+		n++;
+	CHECK_INT(n, 3);
+}
+
+/* ---- printer ---- */
+
+static void t_print_response(void)
+{
+	CHECK_INT(parse(INVITE, true), SIP_PARSE_OK);
+	char buf[2048];
+	struct sip_out o;
+	sip_out_init(&o, buf, sizeof buf);
+	struct sip_resp_opts ro = { .to_tag = STR("t1"), .via_received = STR("198.51.100.1"),
+				    .via_rport = STR("4321"), .server = STR("Parley") };
+	CHECK_INT(sip_print_response(&o, &M, 486, NULL, &ro), 0);
+	struct str out = { buf, o.len };
+	CHECK_STR(out, "SIP/2.0 486 Busy Here\r\n"
+		       "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;received=198.51.100.1;rport=4321\r\n"
+		       "From: \"Alice\" <sip:alice@example.com>;tag=1928301774\r\n"
+		       "To: Bob <sip:bob@example.com>;tag=t1\r\n"
+		       "Call-ID: a84b4c76e66710@pc33.example.com\r\n"
+		       "CSeq: 314159 INVITE\r\n"
+		       "Server: Parley\r\n"
+		       "Content-Length: 0\r\n\r\n");
+	struct sip_msg r;
+	CHECK_INT(sip_msg_parse(&r, buf, o.len, false, &E), SIP_PARSE_OK);
+	CHECK_INT(r.status, 486);
+	CHECK_STR(r.via.rport, "4321");
+	/* Overflow is reported, never written past the end. */
+	sip_out_init(&o, buf, 40);
+	CHECK_INT(sip_print_response(&o, &M, 200, "OK", &ro), -1);
+	CHECK(o.overflow);
+	CHECK(o.len <= 40);
+}
+
+static void t_print_fwd(void)
+{
+	CHECK_INT(parse(INVITE, true), SIP_PARSE_OK);
+	char buf[2048];
+	struct sip_out o;
+	sip_out_init(&o, buf, sizeof buf);
+	static const enum sip_hdr_id drop[] = { SIP_HDR_PROXY_AUTHORIZATION };
+	struct sip_fwd_opts fo = {
+		.new_ruri = STR("sip:bob@192.0.2.50:5062"),
+		.via = STR("SIP/2.0/UDP 203.0.113.1;branch=z9hG4bKp1"),
+		.top_via_received = STR("198.51.100.1"),
+		.drop_first_route = true,
+		.record_route = STR("<sip:203.0.113.1;lr>"),
+		.extra = STR("X-Test: 1\r\n"),
+		.drop = drop,
+		.ndrop = 1,
+	};
+	CHECK_INT(sip_print_request_fwd(&o, &M, &fo), 0);
+	struct str out = { buf, o.len };
+	CHECK_STR(out, "INVITE sip:bob@192.0.2.50:5062 SIP/2.0\r\n"
+		       "Via: SIP/2.0/UDP 203.0.113.1;branch=z9hG4bKp1\r\n"
+		       "Record-Route: <sip:203.0.113.1;lr>\r\n"
+		       "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport;received=198.51.100.1\r\n"
+		       "Max-Forwards: 69\r\n"
+		       "To: Bob <sip:bob@example.com>\r\n"
+		       "From: \"Alice\" <sip:alice@example.com>;tag=1928301774\r\n"
+		       "Call-ID: a84b4c76e66710@pc33.example.com\r\n"
+		       "CSeq: 314159 INVITE\r\n"
+		       "Contact: <sip:alice@pc33.example.com>\r\n"
+		       "Route: <sip:next.example.net;lr>\r\n"
+		       "Content-Type: application/sdp\r\n"
+		       "X-Test: 1\r\n"
+		       "Content-Length: 4\r\n\r\n"
+		       "v=0\n");
+	struct sip_msg r;
+	CHECK_INT(sip_msg_parse(&r, buf, o.len, false, &E), SIP_PARSE_OK);
+	CHECK_INT(r.max_forwards, 69);
+
+	/* No Max-Forwards: 70 is added; a single Route is removed whole. */
+	const char *m = "BYE sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\nt: <sip:a@b>;tag=2\r\n"
+			"f: <sip:c@d>;tag=1\r\ni: x\r\nCSeq: 2 BYE\r\nRoute: <sip:me;lr>\r\n\r\n";
+	CHECK_INT(parse(m, true), SIP_PARSE_OK);
+	sip_out_init(&o, buf, sizeof buf);
+	struct sip_fwd_opts f2 = { .via = STR("SIP/2.0/UDP p;branch=z9hG4bK2"), .drop_first_route = true };
+	CHECK_INT(sip_print_request_fwd(&o, &M, &f2), 0);
+	out = (struct str){ buf, o.len };
+	CHECK(contains(out, "Max-Forwards: 70\r\n"));
+	CHECK(!contains(out, "Route"));
+	CHECK(contains(out, "Content-Length: 0\r\n\r\n"));
+}
+
+static void t_out(void)
+{
+	char buf[16];
+	struct sip_out o;
+	sip_out_init(&o, buf, sizeof buf);
+	sip_out_u64(&o, 0);
+	sip_out_cstr(&o, "-");
+	sip_out_u64(&o, 18446744073709551615u);
+	CHECK(o.overflow);
+	sip_out_init(&o, buf, sizeof buf);
+	sip_out_fmt(&o, "%s=%d", "ab", 42);
+	CHECK_STR(((struct str){ buf, o.len }), "ab=42");
+	sip_out_fmt(&o, "%s", "0123456789abcdef");
+	CHECK(o.overflow);
+	CHECK(strcmp(sip_reason(404), "Not Found") == 0);
+	CHECK(strcmp(sip_reason(483), "Too Many Hops") == 0);
+	CHECK(strcmp(sip_reason(299), "Unknown") == 0);
+}
+
+/* ---- sanity ---- */
+
+static void t_sanity(void)
+{
+	static const struct {
+		const char *msg;
+		unsigned code;
+	} cases[] = {
+		{ "OPTIONS sip:a@b SIP/2.1\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n", 505 },
+		{ "OPTIONS sip:a@b sip/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n", 0 },
+		{ "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCall-ID: y\r\nCSeq: 1 OPTIONS\r\n\r\n", 400 },
+		{ "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n", 400 },
+		{ "FOO sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n", 501 },
+		{ "FOO sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 FOO\r\n\r\n", 0 },
+		{ "OPTIONS mailto:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n", 416 },
+		{ "INVITE tel:+1555 SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <tel:+1555>\r\n"
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n", 0 },
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		CHECK_INT(parse(cases[k].msg, true), SIP_PARSE_OK);
+		const char *why = NULL;
+		unsigned got = sip_sanity(&M, &why);
+		if (got != cases[k].code) {
+			fprintf(stderr, "  case %zu: %u (%s), expected %u\n", k, got, why, cases[k].code);
+			unit_failures++;
+		}
+		CHECK(why != NULL);
+	}
+}
+
+static const struct unit_case cases[] = {
+	{ "basic", t_basic },
+	{ "compact_and_case", t_compact_and_case },
+	{ "folding", t_folding },
+	{ "stream", t_stream },
+	{ "overread", t_overread },
+	{ "errors", t_errors },
+	{ "too_large", t_too_large },
+	{ "response", t_response },
+	{ "uri", t_uri },
+	{ "uri_equal", t_uri_equal },
+	{ "addr", t_addr },
+	{ "via", t_via },
+	{ "auth", t_auth },
+	{ "list", t_list },
+	{ "print_response", t_print_response },
+	{ "print_fwd", t_print_fwd },
+	{ "out", t_out },
+	{ "sanity", t_sanity },
+};
+UNIT_MAIN(cases)

@@ -1,0 +1,166 @@
+"""baresip.py: a real softphone (baresip 1.0, Debian baresip-core) for the integration
+tests, run headless: a sine tone as its microphone, what it decodes recorded to WAV files,
+driven over its ctrl_tcp socket (netstring-framed JSON commands and events)."""
+import json
+import os
+import socket
+import subprocess
+import time
+
+from conftest import free_udp_port
+
+
+def free_tcp_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Baresip:
+    def __init__(self, tmp, name, user, domain, password, server_port, server_host="127.0.0.1",
+                 answermode="manual", tone_hz=1000, regint=600):
+        self.dir = os.path.join(str(tmp), f"baresip-{name}")
+        os.makedirs(self.dir, exist_ok=True)
+        self.rec = os.path.join(self.dir, "rec")
+        os.makedirs(self.rec, exist_ok=True)
+        self.sip_port = free_udp_port()
+        self.ctrl_port = free_tcp_port()
+        rtp = 20000 + (self.sip_port % 200) * 100
+        self.user, self.domain = user, domain
+        self.aor = f"sip:{user}@{domain}"
+        with open(os.path.join(self.dir, "config"), "w") as f:
+            f.write(f"""poll_method epoll
+sip_listen 127.0.0.1:{self.sip_port}
+net_interface 127.0.0.1
+dns_server 127.0.0.1:53
+rtp_ports {rtp}-{rtp + 99}
+call_local_timeout 120
+audio_source ausine,{tone_hz}
+audio_player aufile,/dev/null
+ausrc_srate 8000
+auplay_srate 8000
+snd_path {self.rec}
+module_path /usr/lib/baresip/modules
+module g711.so
+module ausine.so
+module aufile.so
+module sndfile.so
+module_app account.so
+module_app menu.so
+module_app ctrl_tcp.so
+ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
+""")
+        with open(os.path.join(self.dir, "accounts"), "w") as f:
+            f.write(f'<sip:{user}@{domain};transport=udp>;auth_pass={password};'
+                    f'outbound="sip:{server_host}:{server_port};transport=udp";regint={regint};'
+                    f'answermode={answermode};audio_codecs=PCMU\n')
+        self.proc = None
+        self.sock = None
+        self.buf = b""
+        self.events = []
+
+    def start(self):
+        self.logpath = os.path.join(self.dir, "baresip.log")
+        self.log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(["stdbuf", "-oL", "baresip", "-4", "-s", "-f", self.dir],
+                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        end = time.time() + 15
+        while time.time() < end:
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=1)
+                break
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("baresip exited: " + self.read_log())
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("baresip ctrl_tcp did not open: " + self.read_log())
+        return self
+
+    def read_log(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def _read_one(self, timeout):
+        """Reads one netstring-framed JSON object (or None on timeout)."""
+        end = time.time() + timeout
+        while True:
+            colon = self.buf.find(b":")
+            if colon > 0:
+                n = int(self.buf[:colon])
+                if len(self.buf) >= colon + 1 + n + 1:
+                    body = self.buf[colon + 1:colon + 1 + n]
+                    self.buf = self.buf[colon + 1 + n + 1:]
+                    return json.loads(body)
+            left = end - time.time()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return None
+            if not data:
+                return None
+            self.buf += data
+
+    def command(self, cmd, params="", timeout=10):
+        body = json.dumps({"command": cmd, "params": params, "token": cmd}).encode()
+        self.sock.sendall(str(len(body)).encode() + b":" + body + b",")
+        end = time.time() + timeout
+        while time.time() < end:
+            m = self._read_one(end - time.time())
+            if m is None:
+                break
+            if m.get("response"):
+                return m
+            self.events.append(m)
+        raise TimeoutError(f"no response to {cmd}")
+
+    def wait_event(self, etype, timeout=15):
+        """Waits for an event of type etype (REGISTER_OK, CALL_RINGING, ...); returns it."""
+        for i, e in enumerate(self.events):
+            if e.get("type") == etype:
+                return self.events.pop(i)
+        end = time.time() + timeout
+        while time.time() < end:
+            m = self._read_one(end - time.time())
+            if m is None:
+                continue
+            if m.get("event") and m.get("type") == etype:
+                return m
+            if m.get("event"):
+                self.events.append(m)
+        raise TimeoutError(f"no {etype} event; saw {[e.get('type') for e in self.events]}\n" + self.read_log()[-3000:])
+
+    def wait_registered(self, timeout=20):
+        """Registration usually completes before the control socket is connected, so the
+        REGISTER_OK event may be gone: ask with reginfo until it says OK."""
+        end = time.time() + timeout
+        while time.time() < end:
+            data = self.command("reginfo").get("data", "")
+            if "OK" in data and self.aor in data:
+                return data
+            time.sleep(0.2)
+        raise TimeoutError("not registered:\n" + self.read_log()[-3000:])
+
+    def recordings(self, kind="dec"):
+        return sorted(os.path.join(self.rec, f) for f in os.listdir(self.rec) if f.endswith(f"-{kind}.wav"))
+
+    def stop(self, timeout=10):
+        """One SIGTERM: baresip unregisters and exits."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+        if self.proc:
+            self.log.close()
+            self.proc = None

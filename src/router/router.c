@@ -61,6 +61,12 @@ static bool is_me(const struct server *s, struct str host, uint16_t port)
 			continue;
 		if (str_caseeq(h, unbracket(str_from_cstr(l->host))))
 			return true;
+		bool wild = l->local.ss.ss_family == AF_INET6 ?
+			IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&l->local.ss)->sin6_addr) :
+			((const struct sockaddr_in *)&l->local.ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+		for (unsigned k = 0; wild && k < s->nlocal_ip; k++)
+			if (str_caseeq(h, str_from_cstr(s->local_ip[k])))
+				return true;
 	}
 	/* A Route or Request-URI naming one of our domains without a user is us too. */
 	return is_local_domain(s, host) && (port == 0 || port == tp_listener_at((struct transport *)s->tp, 0)->port);

@@ -1,7 +1,9 @@
 /* server.c: wires one Parley instance together: transport -> parser -> transactions -> router. */
 #include "router/server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +154,25 @@ static void sweep_tick(void *arg)
 	timer_start(loop_timers(s->loop), &s->sweep_timer, SWEEP_MS, sweep_tick, s);
 }
 
+/* Remembers the machine's addresses: a listener on 0.0.0.0 or :: is reached through any of
+ * them, so a Request-URI or Route naming one of them is us. */
+static void local_addresses(struct server *s)
+{
+	struct ifaddrs *ifa, *i;
+	if (getifaddrs(&ifa) != 0)
+		return;
+	for (i = ifa; i && s->nlocal_ip < 16; i = i->ifa_next) {
+		if (!i->ifa_addr)
+			continue;
+		int fam = i->ifa_addr->sa_family;
+		const void *a = fam == AF_INET ? (const void *)&((struct sockaddr_in *)i->ifa_addr)->sin_addr :
+			fam == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr : NULL;
+		if (a && inet_ntop(fam, a, s->local_ip[s->nlocal_ip], sizeof s->local_ip[0]))
+			s->nlocal_ip++;
+	}
+	freeifaddrs(ifa);
+}
+
 static const struct txn_tu tu = {
 	.on_request = on_request,
 };
@@ -168,6 +189,7 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 	s->loop = loop;
 	s->lg = lg;
 
+	local_addresses(s);
 	struct store_conf sc = { .path = cfg->db, .busy_ms = 100 };
 	int rc = store_open(&s->store, &sc);
 	if (rc < 0) {

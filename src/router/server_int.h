@@ -30,6 +30,8 @@ struct server {
 	struct timer flush_timer;
 	struct timer sweep_timer;
 	bool flush_failing;       /* the last flush failed: log recovery once */
+	char local_ip[16][48];    /* the machine's addresses, for listeners on 0.0.0.0 / :: */
+	unsigned nlocal_ip;
 	uint64_t dropped;         /* datagrams dropped as unparsable */
 	uint64_t rejected;        /* requests answered 4xx/5xx by the sanity checks */
 };

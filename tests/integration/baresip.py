@@ -39,8 +39,10 @@ rtp_ports {rtp}-{rtp + 99}
 call_local_timeout 120
 audio_source ausine,{tone_hz}
 audio_player aufile,/dev/null
-ausrc_srate 8000
-auplay_srate 8000
+ausrc_srate 48000
+auplay_srate 48000
+ausrc_channels 2
+auplay_channels 2
 snd_path {self.rec}
 module_path /usr/lib/baresip/modules
 module g711.so

@@ -1,0 +1,88 @@
+/* route.h: where a request for a URI goes: numeric hosts, static peers, and RFC 3263 DNS (NAPTR, SRV, A/AAAA) resolved on the event loop. */
+#ifndef PARLEY_ROUTE_H
+#define PARLEY_ROUTE_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/loop.h"
+#include "sip/sip.h"
+#include "transport/transport.h"
+
+struct route;
+
+/* One place to send the request to; a list of them is ordered best first, and the caller
+ * tries the next one when a target fails (RFC 3263 §4.3). */
+struct route_target {
+	struct tp_addr addr;    /* address and port */
+	enum tp_proto proto;    /* transport to use */
+	char host[256];         /* the SRV target or the host the address came from, for logs */
+};
+
+#define ROUTE_MAX_TARGETS 8
+
+/* Results of a resolution. err is 0 (t[0..n) with n >= 1), -ENOENT (the domain has no
+ * SIP records and no address: the caller answers 404), -ETIMEDOUT or -EHOSTUNREACH (DNS
+ * did not answer or failed, or the SRV targets have no address: the caller answers 503).
+ * t is valid only during the call. */
+typedef void (route_h)(void *arg, int err, const struct route_target *t, unsigned n);
+
+/* Creates a resolver on loop, with cfg's static peers and DNS server (cfg->dns, numeric
+ * "ADDR[:PORT]", "[V6]:PORT"; empty: /etc/resolv.conf). cfg must outlive the route. The
+ * first route_new of the process must run before any other thread uses c-ares (c-ares
+ * 1.18's library init is process-wide and not thread-safe). Returns 0 or -errno
+ * (-EINVAL for a bad cfg->dns). */
+int route_new(struct route **rp, struct loop *loop, const struct config *cfg);
+/* Frees the resolver and its sockets. Pending resolutions are dropped WITHOUT calling their
+ * callbacks: whoever frees the route is shutting down the modules those callbacks would
+ * touch. Call before loop_free, and never from inside a route_h. */
+void route_free(struct route *r);
+
+/* Bit mask of the transports we can send on (1u << TP_UDP, ...): targets on others are
+ * skipped. UDP only by default; widened when TCP/TLS listeners exist. Clears the cache. */
+void route_set_protos(struct route *r, unsigned mask);
+
+/* Answers without DNS when it can: a numeric host (maddr first; port, or 5060/5061), a
+ * static peer whose URI has a numeric host, or a cached DNS answer. Fills t[0..*n) (room
+ * for ROUTE_MAX_TARGETS) and returns 0; returns -EWOULDBLOCK when DNS is needed (no query
+ * is started), -EPROTONOSUPPORT when the URI asks for a transport we do not have (sips or
+ * transport=tcp with UDP only), -EINVAL for a URI with no usable host. Meant for callers
+ * that cannot wait, such as the stateless forwarding of an ACK. */
+int route_lookup(struct route *r, const struct sip_uri *uri, struct route_target *t, unsigned *n);
+
+/* Resolves uri (sip or sips) to an ordered list of targets and reports it to cb:
+ *  - numeric host or maddr -> itself, on the URI's port or the default port;
+ *  - a host that is a configured peer domain (--peer DOMAIN=sip:HOST[:PORT]) -> the peer
+ *    URI, resolved the same way (DNS if its host is a name);
+ *  - otherwise RFC 3263: a port in the URI -> A/AAAA of the host; else NAPTR (services
+ *    for our transports; SIP+D2U for UDP) -> SRV (priority ascending, weighted random
+ *    within a priority, RFC 2782) -> A/AAAA of each SRV target; without usable NAPTR the
+ *    SRV names are tried directly (_sip._udp.HOST); without SRV, A/AAAA of the host on the
+ *    default port. A transport= parameter skips NAPTR. A temporary DNS failure (timeout,
+ *    SERVFAIL) stops the chain: it does not fall through to the next step.
+ * *id_out (may be NULL) is written before cb can run, so it may point into the state cb
+ * frees. cb may run before route_resolve returns (numeric host, static peer, cache hit)
+ * or later from the loop. Returns 0, or -errno as route_lookup (except -EWOULDBLOCK) or
+ * -ENOMEM; on an error return cb is never called. */
+int route_resolve(struct route *r, const struct sip_uri *uri, route_h *cb, void *arg, uint64_t *id_out);
+
+/* The caller went away: the callback of resolution id is never called. Harmless for an id
+ * that has completed or was never issued. */
+void route_cancel(struct route *r, uint64_t id);
+
+/* ---- exposed for tests ------------------------------------------------------------------- */
+
+/* One SRV record (RFC 2782). */
+struct route_srv {
+	uint16_t prio, weight, port;
+	char host[256];
+};
+
+/* Returns a uniformly distributed 32-bit value. */
+typedef uint32_t (route_rand_h)(void *arg);
+
+/* Orders s[0..n) in place per RFC 2782: priority ascending; within one priority, records
+ * drawn one by one with a chance proportional to weight (zero-weight ones rarely first). */
+void route_srv_order(struct route_srv *s, unsigned n, route_rand_h *rnd, void *arg);
+
+#endif

@@ -1,0 +1,94 @@
+"""test_baresip_calls.py: two real softphones registered with passwords call each other
+through Parley: answered with audio checked in the callee's recording, busy, cancelled;
+`parley calls` records each with its result."""
+import re
+import subprocess
+import time
+
+import pytest
+
+from baresip import Baresip
+from conftest import parley
+
+
+def dominant_hz(wav):
+    """sox's rough frequency estimate of a recording (Hz), and its length in seconds."""
+    r = subprocess.run(["sox", wav, "-n", "stat"], capture_output=True, text=True)
+    freq = re.search(r"Rough\s+frequency:\s+(\d+)", r.stderr)
+    length = re.search(r"Length \(seconds\):\s+([\d.]+)", r.stderr)
+    return (int(freq.group(1)) if freq else 0), (float(length.group(1)) if length else 0.0)
+
+
+def calls_table(server):
+    return parley("calls", db=server.db).stdout
+
+
+def wait_for(pred, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    return pred()
+
+
+@pytest.fixture
+def phones(server, tmp_path):
+    server.user_add("alice@a.test", "alicepw")
+    server.user_add("bob@a.test", "bobpw")
+    alice = Baresip(tmp_path, "alice", "alice", "a.test", "alicepw", server.port, tone_hz=1000).start()
+    bob = Baresip(tmp_path, "bob", "bob", "a.test", "bobpw", server.port, tone_hz=400).start()
+    try:
+        alice.wait_registered()
+        bob.wait_registered()
+        yield alice, bob
+    finally:
+        alice.stop()
+        bob.stop()
+
+
+def test_call_answered_with_audio(server, phones):
+    alice, bob = phones
+    alice.command("dial", "sip:bob@a.test")
+    bob.wait_event("CALL_INCOMING")
+    alice.wait_event("CALL_RINGING")
+    bob.command("accept")
+    bob.wait_event("CALL_ESTABLISHED")
+    alice.wait_event("CALL_ESTABLISHED")
+    time.sleep(3)  # talk time: the tone flows phone to phone
+    alice.command("hangup")
+    bob.wait_event("CALL_CLOSED")
+    alice.wait_event("CALL_CLOSED")
+    recs = wait_for(lambda: bob.recordings("dec"))
+    assert recs, "bob recorded nothing"
+    hz, secs = dominant_hz(recs[-1])
+    assert secs >= 1.0, f"recording too short: {secs}"
+    assert 900 <= hz <= 1100, f"bob heard {hz} Hz, not alice's 1 kHz tone"
+    log = server.read_log()
+    assert "alice@a.test -> bob@a.test" in log
+    row = wait_for(lambda: [l for l in calls_table(server).splitlines() if "alice@a.test" in l and "200" in l])
+    assert row, calls_table(server)
+
+
+def test_call_rejected_busy(server, phones):
+    alice, bob = phones
+    alice.command("dial", "sip:bob@a.test")
+    bob.wait_event("CALL_INCOMING")
+    bob.command("hangup")  # baresip rejects a ringing call with 486
+    alice.wait_event("CALL_CLOSED")
+    row = wait_for(lambda: [l for l in calls_table(server).splitlines() if "486" in l])
+    assert row, calls_table(server)
+    assert "busy" in server.read_log()
+
+
+def test_call_cancelled_while_ringing(server, phones):
+    alice, bob = phones
+    alice.command("dial", "sip:bob@a.test")
+    bob.wait_event("CALL_INCOMING")
+    alice.wait_event("CALL_RINGING")
+    alice.command("hangup")  # CANCEL
+    bob.wait_event("CALL_CLOSED")
+    row = wait_for(lambda: [l for l in calls_table(server).splitlines() if "487" in l])
+    assert row, calls_table(server)
+    assert "cancelled" in server.read_log()

@@ -1,4 +1,4 @@
-/* route.h: where a request for a URI goes: numeric hosts, static peers, and RFC 3263 DNS (NAPTR, SRV, A/AAAA) resolved on the event loop. */
+/* route.h: where a request goes: numeric host, static peer, or RFC 3263 DNS resolved on the event loop. */
 #ifndef PARLEY_ROUTE_H
 #define PARLEY_ROUTE_H
 

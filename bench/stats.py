@@ -101,8 +101,9 @@ def one_pass(tag, statcsv, rttdir, t0, t1, c0, c1):
     rtts.sort()
     el = float(t1) - float(t0)
     cpu = int(c1) - int(c0)
+    cpu_tx = cpu // max(ok, 1) if cpu >= 0 else "void"  # void: the server died mid-pass
     print(f"pass={tag} ok={ok} fail={bad} retrans={retr} secs={el:.2f} rate={ok / el:.0f} "
-          f"cpu_us={cpu // max(ok, 1)} cpu_total_ms={cpu // 1000} p50_ms={pct(rtts, .5):g} "
+          f"cpu_us={cpu_tx} cpu_total_ms={cpu // 1000 if cpu >= 0 else 'void'} p50_ms={pct(rtts, .5):g} "
           f"p99_ms={pct(rtts, .99):g} nrtt={len(rtts)}")
 
 
@@ -136,7 +137,10 @@ def table(files):
             if not a or not b:
                 continue
             def ratio(k):
-                x, y = float(a[k]), float(b[k])
+                try:
+                    x, y = float(a[k]), float(b[k])
+                except ValueError:
+                    return "n/a"
                 return f"{x / y:.2f}" if y > 0 and x >= 0 else "n/a"
             print(f"  {p:4}  throughput {ratio('rate')}   cpu/tx {ratio('cpu_us')}   "
                   f"p50 {ratio('p50_ms')}   p99 {ratio('p99_ms')}")

@@ -36,6 +36,9 @@ struct ctx {
 	unsigned best_status;       /* best final so far (§16.7 step 6), 0 if none */
 	char *best;                 /* its bytes without our Via; NULL for one we made up */
 	size_t best_len;
+	struct proxy_fwd_flags fl;  /* how the request was forwarded (for failover) */
+	struct tp_source *alt;      /* failover targets for branch 0 (RFC 3263), or NULL */
+	unsigned nalt, next_alt;
 	struct str call_id;         /* views into the text after br[] */
 	struct cdr_attempt att;
 	struct branch br[];
@@ -61,6 +64,7 @@ static const enum sip_hdr_id drop_both[] = { SIP_HDR_ROUTE, SIP_HDR_PROXY_AUTHOR
 static void on_response(void *tu, struct txn_client *ct, const struct sip_msg *m, const struct tp_source *src);
 static void on_timeout(void *tu, struct txn_client *ct, int err);
 static void on_free(void *tu, struct txn_client *ct);
+static bool failover(struct ctx *c, struct branch *b, const char *why);
 
 static const struct txn_client_ops branch_ops = {
 	.on_response = on_response,
@@ -98,6 +102,7 @@ static void destroy(struct ctx *c)
 		c->next->prev = c->prev;
 	timer_stop(p->env.wheel, &c->timer);
 	free(c->best);
+	free(c->alt);
 	free(c);
 }
 
@@ -443,12 +448,11 @@ static void answer(struct ctx *c)
 		reason = str_from_cstr(sip_reason(500));
 		txn_server_reply(c->st, 500, NULL, NULL);
 	} else if (c->best) {
-		struct sip_msg *m = malloc(sizeof(*m));
-		struct sip_parse_err perr;
-		if (m && sip_msg_parse(m, c->best, c->best_len, true, &perr) == SIP_PARSE_OK)
-			reason = m->reason;
+		/* The reason phrase follows "SIP/2.0 NNN " on the status line we parsed before. */
+		const char *eol = memchr(c->best, '\r', c->best_len);
+		if (eol && eol - c->best > 12)
+			reason = (struct str){ c->best + 12, (size_t)(eol - c->best - 12) };
 		done(c, status, reason, false);
-		free(m);
 		txn_server_send(c->st, c->best, c->best_len, status);
 		release_st(c);
 		return;
@@ -515,6 +519,8 @@ static void failure(struct ctx *c, struct branch *b, const struct sip_msg *m)
 {
 	if (b->status)
 		return;
+	if (m->status == 503 && failover(c, b, "503 from the next hop"))
+		return;
 	b->status = m->status;
 	if (!c->st)
 		return;
@@ -531,6 +537,8 @@ static void failure(struct ctx *c, struct branch *b, const struct sip_msg *m)
 static void on_response(void *tu, struct txn_client *ct, const struct sip_msg *m, const struct tp_source *src)
 {
 	struct branch *b = tu;
+	if (ct != b->ct && m->status < 300)
+		return; /* an earlier transaction of a branch that failed over */
 	if (m->status < 200)
 		provisional(b->c, b, m);
 	else if (m->status < 300)
@@ -543,7 +551,9 @@ static void on_timeout(void *tu, struct txn_client *ct, int err)
 {
 	struct branch *b = tu;
 	struct ctx *c = b->c;
-	if (b->status)
+	if (b->status || ct != b->ct)
+		return;
+	if (failover(c, b, "next hop did not answer"))
 		return;
 	/* §16.7 step 6 / §16.8: a branch that never answered counts as a 408. */
 	b->status = 408;
@@ -557,7 +567,8 @@ static void on_free(void *tu, struct txn_client *ct)
 {
 	struct branch *b = tu;
 	struct ctx *c = b->c;
-	b->ct = NULL;
+	if (b->ct == ct)
+		b->ct = NULL;
 	c->live--;
 	if (c->live == 0 && c->st)
 		answer(c); /* not expected: every branch has its final by now */
@@ -598,7 +609,33 @@ static int start_branch(struct ctx *c, const struct sip_msg *req, const struct p
 	size_t len = print_fwd(p, req, src, t, fl, dst.lis, (struct str){ br, bl });
 	if (!len)
 		return -EMSGSIZE;
-	return txn_client_new(&b->ct, p->env.txn, p->out, len, &dst, &branch_ops, b);
+	struct txn_client *ct = NULL;
+	int err = txn_client_new(&ct, p->env.txn, p->out, len, &dst, &branch_ops, b);
+	if (!err)
+		b->ct = ct;
+	return err;
+}
+
+/* RFC 3263 §4.3: when the first target of a domain times out or answers 503 before any
+ * provisional, the next one (SRV order) gets the request. Returns true when a new
+ * transaction took over the branch. */
+static bool failover(struct ctx *c, struct branch *b, const char *why)
+{
+	struct proxy *p = c->p;
+	if (!c->st || b != &c->br[0] || b->ringing || c->cancelled)
+		return false;
+	while (c->next_alt < c->nalt) {
+		struct proxy_target t = { 0 };
+		t.dst = c->alt[c->next_alt++];
+		char to[80];
+		log_info(p->env.lg, "route", "%s: failing over to %s", why, tp_addr_str(&t.dst.addr, to, sizeof to));
+		if (start_branch(c, txn_server_request(c->st), &t, &c->fl, b) == 0) {
+			b->status = 0;
+			c->live++;
+			return true;
+		}
+	}
+	return false;
 }
 
 static struct str keep(char **pos, struct str s)
@@ -634,6 +671,14 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	c->mid = req->mid;
 	c->n = n;
 	c->record = record;
+	c->fl = *fl;
+	if (n == 1 && t[0].nalt) {
+		c->alt = malloc(t[0].nalt * sizeof(*c->alt));
+		if (c->alt) {
+			memcpy(c->alt, t[0].alt, t[0].nalt * sizeof(*c->alt));
+			c->nalt = t[0].nalt;
+		}
+	}
 	if (record) {
 		c->att.call_id = c->call_id;
 		c->att.caller = keep(&pos, info->caller);
@@ -659,6 +704,7 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 		c->live++;
 	}
 	if (c->live == 0) {
+		free(c->alt);
 		free(c);
 		return err;
 	}

@@ -30,9 +30,14 @@ struct proxy_env {
 };
 
 /* One place to send a branch: the Request-URI it carries and where the bytes go. */
+#define PROXY_MAX_ALT 7
+
 struct proxy_target {
 	struct str ruri;            /* new Request-URI (a binding's contact); empty: keep */
 	struct tp_source dst;       /* listener (may be NULL: picked by the proxy), address, proto */
+	struct tp_source alt[PROXY_MAX_ALT]; /* failover (RFC 3263 SRV order): tried in turn when
+				       dst times out or answers 503 */
+	unsigned nalt;
 	struct str path;            /* Path header values of the binding (RFC 3327) as Route
 				       lines to add, comma separated; may be empty */
 };

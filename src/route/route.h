@@ -59,7 +59,9 @@ int route_lookup(struct route *r, const struct sip_uri *uri, struct route_target
  *    within a priority, RFC 2782) -> A/AAAA of each SRV target; without usable NAPTR the
  *    SRV names are tried directly (_sip._udp.HOST); without SRV, A/AAAA of the host on the
  *    default port. A transport= parameter skips NAPTR. A temporary DNS failure (timeout,
- *    SERVFAIL) stops the chain: it does not fall through to the next step.
+ *    SERVFAIL) stops the chain: it does not fall through to the next step. Addresses
+ *    come from /etc/hosts, then DNS (c-ares's default), both families, in RFC 6724
+ *    order: skip targets of a family no listener can send to.
  * *id_out (may be NULL) is written before cb can run, so it may point into the state cb
  * frees. cb may run before route_resolve returns (numeric host, static peer, cache hit)
  * or later from the loop. Returns 0, or -errno as route_lookup (except -EWOULDBLOCK) or

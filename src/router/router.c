@@ -2,7 +2,9 @@
 #include "router/router.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "router/server_int.h"
@@ -79,19 +81,6 @@ static bool is_trusted(const struct server *s, const struct tp_source *src)
 	for (unsigned i = 0; i < s->cfg->ntrust; i++)
 		if (strcmp(h, s->cfg->trust[i]) == 0)
 			return true;
-	return false;
-}
-
-/* A peer's address: --peer DOMAIN=sip:HOST[:PORT] with a numeric HOST. */
-static bool peer_is_source(const struct server *s, const struct tp_source *src)
-{
-	char h[64];
-	tp_addr_host(&src->addr, h, sizeof h);
-	for (unsigned i = 0; i < s->cfg->npeer; i++) {
-		struct sip_uri u;
-		if (sip_uri_parse(&u, str_from_cstr(s->cfg->peer[i].uri)) == 0 && str_eq(unbracket(u.host), str_from_cstr(h)))
-			return true;
-	}
 	return false;
 }
 
@@ -266,25 +255,18 @@ static void do_register(struct req *q)
 
 /* ---- proxying --------------------------------------------------------------------------- */
 
-/* Resolves where a URI points (maddr, numeric host, or a peer domain). Returns false when
- * it cannot be reached. */
-static bool resolve(struct server *s, const struct sip_uri *u, struct tp_source *dst)
+/* Where a URI points, when that is known without waiting (numeric host, static peer,
+ * cached DNS answer). Returns false when it is not. */
+static bool resolve_now(struct server *s, const struct sip_uri *u, struct tp_source *dst)
 {
+	struct route_target t[ROUTE_MAX_TARGETS];
+	unsigned n = 0;
 	memset(dst, 0, sizeof(*dst));
-	dst->proto = TP_UDP;
-	struct str host = u->maddr.l ? u->maddr : u->host;
-	uint16_t port = u->port ? u->port : 5060;
-	if (tp_addr_from_host(&dst->addr, host, port) == 0)
-		return true;
-	for (unsigned i = 0; i < s->cfg->npeer; i++) {
-		if (!str_caseeq(host, str_from_cstr(s->cfg->peer[i].domain)))
-			continue;
-		struct sip_uri pu;
-		if (sip_uri_parse(&pu, str_from_cstr(s->cfg->peer[i].uri)) == 0 &&
-		    tp_addr_from_host(&dst->addr, pu.host, pu.port ? pu.port : 5060) == 0)
-			return true;
-	}
-	return false;
+	if (route_lookup(s->route, u, t, &n) != 0 || n == 0)
+		return false;
+	dst->proto = t[0].proto;
+	dst->addr = t[0].addr;
+	return true;
 }
 
 static void forward(struct req *q, struct proxy_target *t, unsigned n, const struct proxy_fwd_flags *fl,
@@ -314,6 +296,7 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, struct str 
 			continue;
 		t[n].ruri = loc_b_field(b, LOC_URI);
 		t[n].path = loc_b_field(b, LOC_PATH);
+		t[n].nalt = 0; /* a phone has one address: no failover */
 		if (reg_binding_dest(b, &t[n].dst) == 0)
 			n++;
 	}
@@ -325,17 +308,117 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, struct str 
 	forward(q, t, n, fl, m->mid == SIP_INVITE ? &ci : NULL);
 }
 
+/* A request waiting for DNS (RFC 3263) before it can be forwarded to a foreign domain. */
+struct router_pending {
+	struct router_pending *next;
+	struct server *s;
+	struct txn_server *st;      /* keeps its own copy of the request */
+	uint64_t rid;
+	struct proxy_fwd_flags fl;
+	bool invite;
+	char caller[256], callee[256];
+	size_t caller_l, callee_l;
+};
+
+static void unlink_pending(struct server *s, struct router_pending *p)
+{
+	for (struct router_pending **pp = &s->pending; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			return;
+		}
+}
+
+void router_free_pending(struct server *s)
+{
+	while (s->pending) {
+		struct router_pending *p = s->pending;
+		s->pending = p->next;
+		free(p);
+	}
+}
+
+static void routed(void *arg, int err, const struct route_target *t, unsigned n)
+{
+	struct router_pending *p = arg;
+	struct server *s = p->s;
+	unlink_pending(s, p);
+	const struct sip_msg *m = txn_server_request(p->st);
+	struct req q = { .s = s, .st = p->st, .m = m, .src = txn_server_source(p->st) };
+	tp_addr_str(&q.src->addr, q.srctxt, sizeof q.srctxt);
+	if (err == -ENOENT || (err == 0 && n == 0)) {
+		reject(&q, 404, "No Route to Domain", "the domain has no SIP servers in DNS and no --peer");
+	} else if (err < 0) {
+		reject(&q, 503, "DNS Resolution Failed", err == -ETIMEDOUT ? "DNS timed out" : "DNS failure");
+	} else {
+		/* Several targets (SRV): the first is tried, the rest are its failover. */
+		struct proxy_target pt = { 0 };
+		pt.dst.proto = t[0].proto;
+		pt.dst.addr = t[0].addr;
+		for (unsigned i = 1; i < n && pt.nalt < PROXY_MAX_ALT; i++) {
+			pt.alt[pt.nalt].proto = t[i].proto;
+			pt.alt[pt.nalt].addr = t[i].addr;
+			pt.nalt++;
+		}
+		char to[80];
+		log_info(s->lg, "route", "%.*s for %.*s goes to %s (%s)%s", STR_FMT(m->method), STR_FMT(m->ruri.host),
+			 tp_addr_str(&t[0].addr, to, sizeof to), t[0].host, n > 1 ? ", with failover" : "");
+		struct proxy_call_info ci = { { p->caller, p->caller_l }, { p->callee, p->callee_l } };
+		if (proxy_forward(s->proxy, p->st, &pt, 1, &p->fl, p->invite ? &ci : NULL) < 0)
+			reply(&q, 500, "Cannot Forward", STR_NULL);
+	}
+	free(p);
+}
+
+/* A CANCEL for an INVITE still waiting for DNS: nothing was sent downstream yet. */
+static bool cancel_pending(struct server *s, struct txn_server *cst, struct txn_server *ist)
+{
+	for (struct router_pending *p = s->pending; p; p = p->next) {
+		if (p->st != ist)
+			continue;
+		route_cancel(s->route, p->rid);
+		unlink_pending(s, p);
+		txn_server_reply(cst, 200, "OK", NULL);
+		txn_server_reply(ist, 487, "Request Terminated", NULL);
+		log_info(s->lg, "call", "cancelled %.*s -> %.*s before it was routed", (int)p->caller_l, p->caller,
+			 (int)p->callee_l, p->callee);
+		free(p);
+		return true;
+	}
+	return false;
+}
+
 static void to_foreign(struct req *q, struct proxy_fwd_flags *fl, struct str caller)
 {
+	struct server *s = q->s;
 	const struct sip_msg *m = q->m;
-	struct proxy_target t = { 0 };
-	if (!resolve(q->s, &m->ruri, &t.dst)) {
-		reject(q, 404, "No Route to Domain", "no peer for the domain");
+	struct router_pending *p = calloc(1, sizeof(*p));
+	if (!p) {
+		reply(q, 500, "Out of Memory", STR_NULL);
 		return;
 	}
+	p->s = s;
+	p->st = q->st;
+	p->fl = *fl;
+	p->invite = m->mid == SIP_INVITE;
+	p->caller_l = str_to_cbuf(caller, p->caller, sizeof p->caller) ? strlen(p->caller) : 0;
 	char abuf[512];
-	struct proxy_call_info ci = { caller, make_aor(m->ruri.user, m->ruri.host, abuf, sizeof abuf) };
-	forward(q, &t, 1, fl, m->mid == SIP_INVITE ? &ci : NULL);
+	struct str callee = make_aor(m->ruri.user, m->ruri.host, abuf, sizeof abuf);
+	p->callee_l = strlen(str_to_cbuf(callee, p->callee, sizeof p->callee));
+	if (p->invite)
+		txn_server_trying(q->st); /* DNS may take a while: stop the caller's retransmissions */
+	p->next = s->pending;
+	s->pending = p;
+	int err = route_resolve(s->route, &m->ruri, routed, p, &p->rid);
+	/* On success p may already be gone (answered synchronously): do not touch it. */
+	if (err < 0) {
+		unlink_pending(s, p);
+		free(p);
+		if (err == -EPROTONOSUPPORT || err == -EINVAL)
+			reject(q, 416, "Unsupported URI Scheme", "no transport for this URI");
+		else
+			reject(q, 500, "Cannot Resolve", "resolver error");
+	}
 }
 
 /* An ACK for a 2xx, or any request inside a dialog that we record-routed. */
@@ -343,7 +426,7 @@ static void in_dialog(struct req *q, struct proxy_fwd_flags *fl, const struct si
 {
 	struct proxy_target t = { 0 };
 	const struct sip_uri *u = next_route ? &next_route->uri : &q->m->ruri;
-	if (!resolve(q->s, u, &t.dst)) {
+	if (!resolve_now(q->s, u, &t.dst)) {
 		if (q->st)
 			reject(q, 404, "Cannot Reach Next Hop", "unresolvable in-dialog target");
 		return;
@@ -355,13 +438,34 @@ static void in_dialog(struct req *q, struct proxy_fwd_flags *fl, const struct si
 	forward(q, &t, 1, fl, NULL);
 }
 
+/* Whether the request already went through this server (one of its Via values is ours).
+ * Parley never rewrites a Request-URI except to a registered contact, so a request that
+ * comes back to it is a loop, never a legitimate spiral (RFC 3261 §16.3 step 4). */
+static bool looped(const struct server *s, const struct sip_msg *m, struct str *via_out)
+{
+	for (const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_VIA); h; h = sip_msg_hdr_next(m, h)) {
+		struct str rest = h->value, it;
+		while (sip_list_next(&rest, &it)) {
+			struct sip_via v;
+			if (sip_via_parse(&v, it) == 0 && is_me(s, v.host, v.port)) {
+				*via_out = str_trim(it);
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 void router_request(struct server *s, struct txn_server *st, const struct sip_msg *m, const struct tp_source *src)
 {
 	struct req q = { .s = s, .st = st, .m = m, .src = src };
 	tp_addr_str(&src->addr, q.srctxt, sizeof q.srctxt);
 
 	if (m->mid == SIP_CANCEL) {
-		proxy_cancel(s->proxy, st, txn_server_find_invite(s->txn, m));
+		struct txn_server *ist = txn_server_find_invite(s->txn, m);
+		if (ist && cancel_pending(s, st, ist))
+			return;
+		proxy_cancel(s->proxy, st, ist);
 		return;
 	}
 
@@ -475,6 +579,13 @@ void router_request(struct server *s, struct txn_server *st, const struct sip_ms
 		}
 		authed = true;
 	}
+	struct str loopvia;
+	if (looped(s, m, &loopvia)) {
+		log_warn(s->lg, "loop", "%.*s %.*s from %s came back to us (Via %.*s): loop between peers, answering 482",
+			 STR_FMT(m->method), STR_FMT(m->ruri_str), q.srctxt, STR_FMT(loopvia));
+		reply(&q, 482, "Loop Detected", STR_NULL);
+		return;
+	}
 	fl.record_route = true;
 	if (have_next) {
 		/* A preloaded route beyond us (RFC 3261 §16.12): the next hop is that Route. */
@@ -492,8 +603,7 @@ void router_request(struct server *s, struct txn_server *st, const struct sip_ms
 	/* A foreign domain: no open relay. Only our own authenticated users, or a trusted
 	 * peer, may send requests onward. */
 	if (!authed && !trusted) {
-		(void)peer_is_source;
-		reject(&q, 403, "Relaying Denied", "foreign domain and caller is not an authenticated local user");
+			reject(&q, 403, "Relaying Denied", "foreign domain and caller is not an authenticated local user");
 		return;
 	}
 	to_foreign(&q, &fl, caller);

@@ -228,6 +228,10 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (route_new(&s->route, loop, cfg) < 0) {
+		snprintf(err, errlen, "cannot start the DNS resolver (bad --dns '%s'?)", cfg->dns);
+		goto fail;
+	}
 	struct proxy_env pe = {
 		.cfg = cfg, .lg = lg, .wheel = loop_timers(loop), .txn = s->txn, .tp = s->tp,
 		.store = s->store, .send = server_send, .send_arg = s,
@@ -264,6 +268,8 @@ void server_free(struct server *s)
 		timer_stop(loop_timers(s->loop), &s->flush_timer);
 		timer_stop(loop_timers(s->loop), &s->sweep_timer);
 	}
+	router_free_pending(s);
+	route_free(s->route);
 	proxy_free(s->proxy);
 	txn_layer_free(s->txn);
 	tp_free(s->tp);

@@ -12,6 +12,7 @@
 #include "location/location.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
+#include "route/route.h"
 #include "store/store.h"
 #include "transport/transport.h"
 #include "txn/txn.h"
@@ -27,6 +28,8 @@ struct server {
 	struct location *loc;
 	struct registrar *reg;
 	struct proxy *proxy;
+	struct route *route;
+	struct router_pending *pending; /* requests waiting for DNS (router.c) */
 	struct timer flush_timer;
 	struct timer sweep_timer;
 	bool flush_failing;       /* the last flush failed: log recovery once */
@@ -35,6 +38,9 @@ struct server {
 	uint64_t dropped;         /* datagrams dropped as unparsable */
 	uint64_t rejected;        /* requests answered 4xx/5xx by the sanity checks */
 };
+
+/* Frees the requests still waiting for DNS (at shutdown). */
+void router_free_pending(struct server *s);
 
 /* Sends bytes to dst (listener picked when dst->lis is NULL); logs at debug. */
 int server_send(void *arg, const struct tp_source *dst, const char *buf, size_t len);

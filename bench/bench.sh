@@ -1,0 +1,157 @@
+#!/bin/bash
+# bench.sh: Parley's benchmark (make bench / make bench-compare).
+# usage: bench.sh parley [kamailio]
+# Starts each server on a free loopback port with a fresh temporary database and the same
+# N users, and drives it with SIPp closed-loop at saturation (CONC transactions in flight):
+#   reg   REGISTER -> 401 -> REGISTER with digest -> 200            (sipp/reg_auth.xml)
+#   call  INVITE -> 407 -> ACK -> INVITE with credentials -> 100 -> 200 -> ACK -> BYE -> 200,
+#         proxied to a SIPp callee (sipp/uas.xml) registered by the reg pass (sipp/call_auth.xml)
+# Each pass runs once to warm up, then once measured. Printed per server and pass:
+#   tx/s       successes / wall time of the SIPp run (SIPp shares the 2 cores with the server)
+#   cpu µs/tx  user+system CPU of the server process (and its children: Kamailio's workers),
+#              read from /proc/PID/stat before and after the run, / successes
+#   p50/p99    percentiles over every transaction of SIPp's response-time timer 1 (-trace_rtt):
+#              reg = first REGISTER sent -> 200 received; call = first INVITE -> 200 OK
+#   fail       SIPp failed transactions (must be 0); retrans = SIPp retransmissions
+# With kamailio, the Parley/Kamailio ratios follow. MEM=1 runs mem.sh afterwards.
+# env: N=10000 CONC=200 PASSES="reg call" RATE=50000 (SIPp's opening rate cap, well above
+#      saturation) SIPP_TIMEOUT=300 (s, per SIPp run) PARLEY_BIN=build/parley KEEP=1 (keep logs)
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+PARLEY=${PARLEY_BIN:-$ROOT/build/parley}
+N=${N:-10000} CONC=${CONC:-200} RATE=${RATE:-50000} PASSES=${PASSES:-reg call}
+SIPP_TIMEOUT=${SIPP_TIMEOUT:-300}
+STATS="python3 $HERE/stats.py"
+SERVERS=("$@")
+[ ${#SERVERS[@]} -gt 0 ] || { echo "usage: bench.sh parley [kamailio]" >&2; exit 2; }
+for s in "${SERVERS[@]}"; do
+	case $s in
+	parley) [ -x "$PARLEY" ] || { echo "bench: $PARLEY missing: run make build" >&2; exit 1; } ;;
+	kamailio) command -v kamailio >/dev/null || { echo "bench: kamailio not installed (make deps)" >&2; exit 1; } ;;
+	*) echo "bench: unknown server '$s' (parley, kamailio)" >&2; exit 2 ;;
+	esac
+done
+command -v sipp >/dev/null || { echo "bench: sipp missing (package sip-tester; make deps)" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/parley-bench.XXXXXX)
+PIDS=()   # every long-lived process we started
+stop_pid() { # PID: SIGTERM, wait up to 10 s, then SIGKILL
+	local p=$1 i
+	kill -0 "$p" 2>/dev/null || return 0
+	kill -TERM "$p" 2>/dev/null
+	for i in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+	return 0
+}
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do stop_pid "$p"; done
+	if [ "${KEEP:-1}" = 1 ]; then rm -f "$WORK"/*/*.db* "$WORK"/*/kamailio.sqlite; echo "logs: $WORK"
+	else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+SRV_PORT=$($STATS port) REG_PORT=$($STATS port) CALL_PORT=$($STATS port) UAS_PORT=$($STATS port)
+USERS=$WORK/users
+python3 "$HERE/gen-users.py" "$USERS" "$N" bench.test "$UAS_PORT"
+
+# run_sipp SERVER TAG ROUND SCENARIO INJECTION LOCALPORT [sipp args]: one SIPp run against the
+# server; prints the pass line (measured round) to stdout.
+run_sipp() {
+	local srv=$1 tag=$2 round=$3 sf=$4 inf=$5 lport=$6; shift 6
+	local dir=$WORK/$srv/$tag-$round c0 c1 t0 t1 rc
+	mkdir -p "$dir"
+	c0=$($STATS cpu "$SRV_PID") t0=$(date +%s.%N)
+	(cd "$dir" && timeout -k 5 "$SIPP_TIMEOUT" sipp 127.0.0.1:"$SRV_PORT" -sf "$HERE/sipp/$sf" \
+		-inf "$USERS/$inf" -m "$N" -r "$RATE" -l "$CONC" -i 127.0.0.1 -p "$lport" -nostdin \
+		-trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 1 -trace_err -error_file err.log \
+		-timeout $((SIPP_TIMEOUT - 10))s -timeout_error -default_behaviors all,-bye "$@" \
+		>out.log 2>&1)
+	rc=$?
+	t1=$(date +%s.%N) c1=$($STATS cpu "$SRV_PID")
+	[ $rc -eq 124 ] && echo "bench: $srv $tag: SIPp killed after ${SIPP_TIMEOUT}s" >&2
+	if ! kill -0 "$SRV_PID" 2>/dev/null; then
+		wait "$SRV_PID" 2>/dev/null
+		echo "bench: $srv DIED during the $tag pass ($round), exit status $? (128+N: signal N);" \
+			"CPU figures of this pass are void; see $WORK/$srv/server.log" >&2
+		SRV_DEAD=1
+	fi
+	if [ ! -s "$dir/stat.csv" ]; then
+		echo "bench: $srv $tag: SIPp wrote no statistics (exit $rc), see $dir/out.log" >&2
+		echo "server=$srv pass=$tag ok=0 fail=$N retrans=0 rate=0 cpu_us=-1 p50_ms=-1 p99_ms=-1"
+		return
+	fi
+	[ "$SRV_DEAD" = 1 ] && c1=-1000000000
+	echo "server=$srv round=$round $($STATS pass "$tag" "$dir/stat.csv" "$dir" "$t0" "$t1" "$c0" "$c1")"
+}
+
+start_server() { # SERVER -> sets SRV_PID
+	local srv=$1 dir=$WORK/$1
+	mkdir -p "$dir"
+	case $srv in
+	parley)
+		"$PARLEY" user import "$USERS/parley-users.csv" --db "$dir/parley.db" >"$dir/import.log" 2>&1 ||
+			{ cat "$dir/import.log" >&2; return 1; }
+		"$PARLEY" serve --listen "udp:127.0.0.1:$SRV_PORT" --domain bench.test --db "$dir/parley.db" \
+			--log-level warn >"$dir/server.log" 2>&1 &
+		SRV_PID=$!
+		;;
+	kamailio)
+		SRV_PID=$(bash "$HERE/kamailio/start.sh" "$dir" "$USERS" "$SRV_PORT") || return 1
+		;;
+	esac
+	PIDS+=("$SRV_PID")
+	$STATS ping "$SRV_PORT" 10 >/dev/null ||
+		{ echo "bench: $srv does not answer OPTIONS on 127.0.0.1:$SRV_PORT" >&2; return 1; }
+}
+
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+for srv in "${SERVERS[@]}"; do
+	echo "== $srv: N=$N conc=$CONC port=$SRV_PORT" >&2
+	SRV_DEAD=0
+	start_server "$srv" || exit 1
+	# the call pass needs the callees registered: the reg pass (or its warm-up) does that
+	if [[ $PASSES == *reg* || $PASSES == *call* ]]; then
+		run_sipp "$srv" reg warmup reg_auth.xml users.csv "$REG_PORT" >/dev/null
+		if [[ $PASSES == *reg* && $SRV_DEAD = 0 ]]; then
+			run_sipp "$srv" reg measured reg_auth.xml users.csv "$REG_PORT" | tee -a "$RESULTS" >&2
+		fi
+	fi
+	if [[ $PASSES == *call* && $SRV_DEAD = 0 ]]; then
+		out=$(cd "$WORK/$srv" && sipp -sf "$HERE/sipp/uas.xml" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
+			-bg -trace_err -error_file "$WORK/$srv/uas-err.log" 2>&1)
+		uas=$(sed -n 's/.*PID=\[\([0-9]*\)\].*/\1/p' <<<"$out")
+		if [ -z "$uas" ]; then
+			echo "bench: cannot start the SIPp callee: $out" >&2
+		else
+			PIDS+=("$uas")
+			sleep 0.3
+			run_sipp "$srv" call warmup call_auth.xml calls.csv "$CALL_PORT" -d 0 >/dev/null
+			run_sipp "$srv" call measured call_auth.xml calls.csv "$CALL_PORT" -d 0 | tee -a "$RESULTS" >&2
+			stop_pid "$uas"
+		fi
+	fi
+	stop_pid "$SRV_PID"
+done
+
+echo
+echo "SIP benchmark, $(nproc) cores, SIPp and the servers on the same machine, loopback UDP;"
+echo "N=$N per pass (after one warm-up run), $CONC in flight; cpu = server user+system per success;"
+echo "p50/p99 over every transaction (reg: REGISTER..200 incl. the 401; call: INVITE..200 incl. the 407)."
+for srv in "${SERVERS[@]}"; do
+	case $srv in
+	parley) echo "parley: $("$PARLEY" version 2>/dev/null | head -1), $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- src 2>/dev/null || echo '+dirty')" ;;
+	kamailio) echo "kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //'), 2 UDP workers, usrloc in memory, auth_db on SQLite" ;;
+	esac
+done
+echo
+$STATS table "$RESULTS"
+status=$?
+if [ "${MEM:-0}" = 1 ]; then
+	bash "$HERE/mem.sh" || status=1
+fi
+exit $status

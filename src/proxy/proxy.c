@@ -726,6 +726,24 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	return 0;
 }
 
+void proxy_record_rejected(struct proxy *p, const struct sip_msg *req, const struct proxy_call_info *info,
+			   unsigned status, const char *reason)
+{
+	char id[512];
+	int k = snprintf(id, sizeof id, "%.*s;%.*s;%u", STR_FMT(req->call_id), STR_FMT(req->from.tag), (unsigned)req->cseq);
+	struct cdr_attempt att = {
+		.id = { id, k > 0 && (size_t)k < sizeof id ? (size_t)k : 0 },
+		.call_id = req->call_id,
+		.caller = info->caller,
+		.callee = info->callee,
+		.start_ms = clock_wall_ms(),
+	};
+	p->stats.calls++;
+	p->stats.failed++;
+	cdr_start(p->cdr, &att);
+	cdr_final(p->cdr, &att, status, reason, 0);
+}
+
 void proxy_cancel(struct proxy *p, struct txn_server *cst, struct txn_server *ist)
 {
 	if (!ist) {

@@ -73,6 +73,11 @@ void proxy_free(struct proxy *p);
 int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_target *t, unsigned n,
 		  const struct proxy_fwd_flags *fl, const struct proxy_call_info *info);
 
+/* Writes the call record of an INVITE the router refused before any branch (404 unknown
+ * user, 480 no phone registered, 403, ...), so that every attempt has its row. */
+void proxy_record_rejected(struct proxy *p, const struct sip_msg *req, const struct proxy_call_info *info,
+			   unsigned status, const char *reason);
+
 /* A CANCEL arrived as server transaction cst (already matched by the router to the INVITE
  * server transaction ist, or ist NULL): answers 200 to the CANCEL (481 when ist is NULL or
  * not ours), cancels every pending branch, and the INVITE gets 487 Request Terminated. */

@@ -283,7 +283,10 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, struct str 
 	char abuf[512];
 	struct str callee = make_aor(m->ruri.user, m->ruri.host, abuf, sizeof abuf);
 	struct store_user u;
+	struct proxy_call_info ci = { caller, callee };
 	if (store_user_get(s->store, m->ruri.user, m->ruri.host, &u) != 0) {
+		if (m->mid == SIP_INVITE)
+			proxy_record_rejected(s->proxy, m, &ci, 404, "not found");
 		reject(q, 404, "Not Found", "no such user");
 		return;
 	}
@@ -301,10 +304,11 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, struct str 
 			n++;
 	}
 	if (n == 0) {
+		if (m->mid == SIP_INVITE)
+			proxy_record_rejected(s->proxy, m, &ci, 480, "not registered");
 		reject(q, 480, "Temporarily Unavailable", "callee has no registered phone");
 		return;
 	}
-	struct proxy_call_info ci = { caller, callee };
 	forward(q, t, n, fl, m->mid == SIP_INVITE ? &ci : NULL);
 }
 

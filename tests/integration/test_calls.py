@@ -403,6 +403,7 @@ def test_unknown_user_404(server):
     c = Call(alice, "sip:nobody@a.test")
     r = c.start() or c.final()
     assert r is not None and r.status == 404
+    calls_table(server, r"alice@a\.test\s+nobody@a\.test.*404")
 
 
 def test_known_user_without_phone_480(server):
@@ -411,6 +412,7 @@ def test_known_user_without_phone_480(server):
     c = Call(alice, "sip:bob@a.test")
     r = c.start() or c.final()
     assert r is not None and r.status == 480
+    calls_table(server, r"alice@a\.test\s+bob@a\.test.*480")
 
 
 def test_max_forwards_zero_483(server):

@@ -16,6 +16,7 @@
 # With kamailio, the Parley/Kamailio ratios follow. MEM=1 runs mem.sh afterwards.
 # env: N=10000 CONC=200 PASSES="reg call" RATE=50000 (SIPp's opening rate cap, well above
 #      saturation) SIPP_TIMEOUT=300 (s, per SIPp run) PARLEY_BIN=build/parley KEEP=1 (keep logs)
+#      PARLEY_ARGS="" (extra flags for parley serve, for experiments only)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -96,7 +97,7 @@ start_server() { # SERVER -> sets SRV_PID
 		"$PARLEY" user import "$USERS/parley-users.csv" --db "$dir/parley.db" >"$dir/import.log" 2>&1 ||
 			{ cat "$dir/import.log" >&2; return 1; }
 		"$PARLEY" serve --listen "udp:127.0.0.1:$SRV_PORT" --domain bench.test --db "$dir/parley.db" \
-			--log-level warn >"$dir/server.log" 2>&1 &
+			--log-level warn ${PARLEY_ARGS:-} >"$dir/server.log" 2>&1 &
 		SRV_PID=$!
 		;;
 	kamailio)

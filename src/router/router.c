@@ -495,7 +495,37 @@ void router_request(struct server *s, struct txn_server *st, const struct sip_ms
 			}
 		}
 	}
+	/* §16.4 strict routing: a strict router upstream put our Record-Route URI into the
+	 * Request-URI and the real target last in Route. */
+	bool strict = false;
+	struct sip_addr last;
+	if (rh && !fl.pop_route && m->ruri.user.l == 0 && is_me(s, m->ruri.host, m->ruri.port)) {
+		unsigned nroutes = 0;
+		for (const struct sip_hdr *h = rh; h; h = sip_msg_hdr_next(m, h)) {
+			struct str rest = h->value, it;
+			while (sip_list_next(&rest, &it))
+				if (sip_addr_parse(&last, it) == 0)
+					nroutes++;
+		}
+		if (nroutes) {
+			strict = true;
+			fl.strict_ruri = last.uri_str;
+			fl.drop_last_route = true;
+			/* the next hop: the first Route when more remain, else the new Request-URI */
+			if (nroutes > 1) {
+				next = route;
+				have_next = true;
+			} else {
+				next = last;
+				have_next = true;
+			}
+		}
+	}
 	if (!st) { /* ACK for a 2xx: stateless, only along a route we are on */
+		if (strict) {
+			in_dialog(&q, &fl, &next);
+			return;
+		}
 		if (fl.pop_route)
 			in_dialog(&q, &fl, have_next ? &next : NULL);
 		return;
@@ -539,7 +569,7 @@ void router_request(struct server *s, struct txn_server *st, const struct sip_ms
 	}
 	if (m->to.tag.l) {
 		/* Inside a dialog: only along the route we recorded (our Route on top). */
-		if (!fl.pop_route) {
+		if (!fl.pop_route && !strict) {
 			reject(&q, 404, "Not Here", "in-dialog request without our Route");
 			return;
 		}

@@ -548,3 +548,27 @@ def test_sipp_calls(server, tmp_path):
         time.sleep(0.2)
         out = parley("calls", db=server.db).stdout
     assert out.count("answered (200)") == 10, out
+
+
+def test_strict_router_compatibility(server):
+    """§16.4: a request whose Request-URI is our Record-Route URI (as a strict router upstream
+    sends it) goes to the last Route, which becomes the Request-URI again."""
+    add_users(server, "alice", "bob")
+    alice, bob = registered(server, "alice"), registered(server, "bob")
+    c, inv = ring(alice, bob)
+    tag = rand(8)
+    callee_answer(bob, inv, 200, "OK", tag, SDP.encode())
+    assert c.final().status == 200
+    c.ack()
+    assert bob.recv(3, is_req("ACK")) is not None
+    rr = uri_of(c.route[0])
+    alice.cseq += 1
+    alice.send_raw(alice.build("BYE", rr, to=c.to, call_id=c.call_id, cseq=alice.cseq, contact=False,
+                               headers=[f"Route: <{c.remote_target}>"]))
+    bye = bob.recv(3, is_req("BYE"))
+    assert bye is not None, server.read_log()[-2000:]
+    assert bye.ruri == c.remote_target
+    assert "route" not in bye.headers
+    bob.reply(bye, 200, "OK")
+    r = alice.final(3, cseq_method="BYE")
+    assert r is not None and r.status == 200

@@ -260,3 +260,73 @@ def test_dns_unknown_domain_404(dns_pair):
     assert r is not None and r.status == 404
     c.ack_non2xx(r)
     assert "No Route to Domain" in a.read_log()
+
+
+# ---- real phones and SIPp across the two servers --------------------------------------------
+
+def test_baresip_call_across_with_audio(pair, tmp_path):
+    from baresip import Baresip
+    from test_baresip_calls import dominant_hz
+    a, b, alice_ua, bob_ua = pair
+    # the Python UAs' bindings would fork the call to them too: remove them first
+    assert alice_ua.register(contact="*", expires=0).status == 200
+    assert bob_ua.register(contact="*", expires=0).status == 200
+    alice = Baresip(tmp_path, "alice", "alice", "a.test", "alicepw", a.port, server_host="127.0.0.1", tone_hz=1000).start()
+    bob = Baresip(tmp_path, "bob", "bob", "b.test", "bobpw", b.port, server_host="127.0.0.2", tone_hz=400).start()
+    try:
+        alice.wait_registered()
+        bob.wait_registered()
+        alice.command("dial", "sip:bob@b.test")
+        bob.wait_event("CALL_INCOMING")
+        bob.command("accept")
+        bob.wait_event("CALL_ESTABLISHED")
+        alice.wait_event("CALL_ESTABLISHED")
+        time.sleep(3)
+        bob.command("hangup")  # the callee hangs up this time
+        alice.wait_event("CALL_CLOSED")
+        end = time.time() + 10
+        while not bob.recordings("dec") and time.time() < end:
+            time.sleep(0.2)
+        hz, secs = dominant_hz(bob.recordings("dec")[-1])
+        assert secs >= 1.0 and 900 <= hz <= 1100, (hz, secs)
+    finally:
+        alice.stop()
+        bob.stop()
+    calls_rows(a, r"alice@a\.test\s+bob@b\.test.*answered")
+    calls_rows(b, r"alice@a\.test\s+bob@b\.test.*answered")
+
+
+def test_sipp_calls_across(pair, tmp_path):
+    """SIPp callers at a.test call an answering SIPp phone registered at b.test."""
+    import os
+    import subprocess
+    from test_calls import SIPP_DIR
+    a, b, alice, bob = pair
+    assert bob.register(contact="*", expires=0).status == 200
+    uas_port = free_udp_port("127.0.0.2")
+    reg = UA(b.addr, user="bob", domain="b.test", password="bobpw", host="127.0.0.2", port=uas_port)
+    assert reg.register().status == 200
+    reg.close()
+    uas = subprocess.Popen(["sipp", "-sf", os.path.join(SIPP_DIR, "call_uas.xml"), "-i", "127.0.0.2",
+                            "-p", str(uas_port), "-m", "5", "-nostdin", "-timeout", "60s", "-timeout_error"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        inf = tmp_path / "calls.csv"
+        inf.write_text("SEQUENTIAL\nalice;alicepw;bob;b.test;a.test\n")
+        stat = tmp_path / "stat.csv"
+        r = subprocess.run(["sipp", f"127.0.0.1:{a.port}", "-sf", os.path.join(SIPP_DIR, "call_uac_fed.xml"),
+                            "-inf", str(inf), "-m", "5", "-r", "5", "-l", "5", "-i", "127.0.0.1",
+                            "-p", str(free_udp_port()), "-nostdin", "-trace_stat", "-stf", str(stat),
+                            "-timeout", "60s", "-timeout_error"], capture_output=True, text=True, timeout=90)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        out, err = uas.communicate(timeout=30)
+        assert uas.returncode == 0, out[-2000:] + err[-2000:]
+    finally:
+        if uas.poll() is None:
+            uas.kill()
+            uas.wait()
+    end = time.time() + 10
+    while time.time() < end and parley("calls", db=b.db).stdout.count("answered") < 5:
+        time.sleep(0.2)
+    assert parley("calls", db=a.db).stdout.count("answered") == 5
+    assert parley("calls", db=b.db).stdout.count("answered") == 5

@@ -220,8 +220,9 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 	unsigned nc = 0;
 	bool star = false;
 	int64_t hdr_exp = m->expires;
-	char src_txt[80];
-	tp_addr_str(&src->addr, src_txt, sizeof src_txt);
+	char src_buf[80] = "";
+	/* The source address as text, made only when a log line wants it. */
+#define src_txt (src_buf[0] ? src_buf : tp_addr_str(&src->addr, src_buf, sizeof src_buf))
 
 	/* Step 6: the Contact values. */
 	for (const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_CONTACT); h; h = sip_msg_hdr_next(m, h)) {
@@ -411,6 +412,7 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 			 STR_FMT(aor), src_txt, removed, total);
 	/* Logged first, answered second: whoever sees the 200 finds the log line written. */
 	reply(st, 200, "OK", (struct str){ o.p, o.len });
+#undef src_txt
 }
 
 struct load_ctx {

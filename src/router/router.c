@@ -18,8 +18,16 @@ struct req {
 	struct txn_server *st;
 	const struct sip_msg *m;
 	const struct tp_source *src;
-	char srctxt[80];
+	char srctxt_buf[80];        /* filled on first use: most requests are never logged */
 };
+
+/* The source address as text, for log lines. */
+static const char *srctxt(struct req *q)
+{
+	if (!q->srctxt_buf[0])
+		tp_addr_str(&q->src->addr, q->srctxt_buf, sizeof q->srctxt_buf);
+	return q->srctxt_buf;
+}
 
 static void reply(struct req *q, unsigned code, const char *reason, struct str extra)
 {
@@ -32,7 +40,7 @@ static void reply(struct req *q, unsigned code, const char *reason, struct str e
 static void reject(struct req *q, unsigned code, const char *reason, const char *why)
 {
 	log_info(q->s->lg, "reject", "%.*s %.*s from %s: %u %s (%s)", STR_FMT(q->m->method),
-		 STR_FMT(q->m->ruri_str), q->srctxt, code, reason, why);
+		 STR_FMT(q->m->ruri_str), srctxt(q), code, reason, why);
 	reply(q, code, reason, STR_NULL);
 }
 
@@ -151,7 +159,7 @@ static bool authenticate(struct req *q, struct str domain, bool proxy, const cha
 	struct store_user u;
 	const char *ha1 = NULL;
 	bool known = false;
-	if (auth_alg_from_name(cred.algorithm, &alg) && store_user_get(s->store, cred.username, domain, &u) == 0) {
+	if (auth_alg_from_name(cred.algorithm, &alg) && store_ucache_get(s->users, cred.username, domain, server_now(s), &u) == 0) {
 		known = true;
 		ha1 = alg == AUTH_SHA256 ? u.ha1_sha256 : u.ha1_md5;
 	}
@@ -163,23 +171,23 @@ static bool authenticate(struct req *q, struct str domain, bool proxy, const cha
 		return true;
 	case AUTH_STALE:
 	case AUTH_BAD_NONCE:
-		log_info(s->lg, what, "challenge %.*s from %s again: stale nonce", STR_FMT(user_aor), q->srctxt);
+		log_info(s->lg, what, "challenge %.*s from %s again: stale nonce", STR_FMT(user_aor), srctxt(q));
 		challenge(q, realm, true, proxy);
 		return false;
 	case AUTH_REPLAY:
-		log_info(s->lg, what, "refused %.*s from %s: replayed nonce count", STR_FMT(user_aor), q->srctxt);
+		log_info(s->lg, what, "refused %.*s from %s: replayed nonce count", STR_FMT(user_aor), srctxt(q));
 		challenge(q, realm, false, proxy);
 		return false;
 	case AUTH_BAD_REQUEST:
 		log_info(s->lg, what, "refused %.*s from %s: unusable credentials (algorithm, qop or parameters)",
-			 STR_FMT(user_aor), q->srctxt);
+			 STR_FMT(user_aor), srctxt(q));
 		challenge(q, realm, false, proxy);
 		return false;
 	case AUTH_BAD_RESPONSE:
 	default:
 		/* Unknown users and wrong passwords get the very same answer, so that nobody
 		 * can learn which users exist; only the log tells them apart. */
-		log_info(s->lg, what, "refused %.*s from %s: %s", STR_FMT(user_aor), q->srctxt,
+		log_info(s->lg, what, "refused %.*s from %s: %s", STR_FMT(user_aor), srctxt(q),
 			 known ? "bad password" : "unknown user");
 		reply(q, 403, "Forbidden", STR_NULL);
 		return false;
@@ -229,7 +237,7 @@ static void do_register(struct req *q)
 	struct str domain = m->to.uri.host;
 	if (!is_local_domain(s, domain)) {
 		log_info(s->lg, "register", "refused %.*s from %s: wrong domain %.*s", STR_FMT(m->to.uri_str),
-			 q->srctxt, STR_FMT(domain));
+			 srctxt(q), STR_FMT(domain));
 		reply(q, 403, "Domain Not Served Here", STR_NULL);
 		return;
 	}
@@ -245,7 +253,7 @@ static void do_register(struct req *q)
 		return;
 	struct str to_aor = make_aor(m->to.uri.user, domain, tbuf, sizeof tbuf);
 	if (!str_eq(aor, to_aor)) {
-		log_info(s->lg, "register", "refused %.*s from %s: authenticated as %.*s", STR_FMT(to_aor), q->srctxt,
+		log_info(s->lg, "register", "refused %.*s from %s: authenticated as %.*s", STR_FMT(to_aor), srctxt(q),
 			 STR_FMT(aor));
 		reply(q, 403, "Not Allowed to Register This AOR", STR_NULL);
 		return;
@@ -284,7 +292,7 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, struct str 
 	struct str callee = make_aor(m->ruri.user, m->ruri.host, abuf, sizeof abuf);
 	struct store_user u;
 	struct proxy_call_info ci = { caller, callee };
-	if (store_user_get(s->store, m->ruri.user, m->ruri.host, &u) != 0) {
+	if (store_ucache_get(s->users, m->ruri.user, m->ruri.host, server_now(s), &u) != 0) {
 		if (m->mid == SIP_INVITE)
 			proxy_record_rejected(s->proxy, m, &ci, 404, "not found");
 		reject(q, 404, "Not Found", "no such user");
@@ -349,7 +357,6 @@ static void routed(void *arg, int err, const struct route_target *t, unsigned n)
 	unlink_pending(s, p);
 	const struct sip_msg *m = txn_server_request(p->st);
 	struct req q = { .s = s, .st = p->st, .m = m, .src = txn_server_source(p->st) };
-	tp_addr_str(&q.src->addr, q.srctxt, sizeof q.srctxt);
 	if (err == -ENOENT || (err == 0 && n == 0)) {
 		reject(&q, 404, "No Route to Domain", "the domain has no SIP servers in DNS and no --peer");
 	} else if (err < 0) {
@@ -463,7 +470,6 @@ static bool looped(const struct server *s, const struct sip_msg *m, struct str *
 void router_request(struct server *s, struct txn_server *st, const struct sip_msg *m, const struct tp_source *src)
 {
 	struct req q = { .s = s, .st = st, .m = m, .src = src };
-	tp_addr_str(&src->addr, q.srctxt, sizeof q.srctxt);
 
 	if (m->mid == SIP_CANCEL) {
 		struct txn_server *ist = txn_server_find_invite(s->txn, m);
@@ -541,7 +547,7 @@ void router_request(struct server *s, struct txn_server *st, const struct sip_ms
 	char ubuf[512];
 	struct str unsup;
 	if (unsupported(m, SIP_HDR_PROXY_REQUIRE, ubuf, sizeof ubuf, &unsup)) {
-		log_info(s->lg, "reject", "%.*s from %s: 420 Bad Extension (Proxy-Require)", STR_FMT(m->method), q.srctxt);
+		log_info(s->lg, "reject", "%.*s from %s: 420 Bad Extension (Proxy-Require)", STR_FMT(m->method), srctxt(&q));
 		reply(&q, 420, "Bad Extension", unsup);
 		return;
 	}
@@ -562,7 +568,7 @@ void router_request(struct server *s, struct txn_server *st, const struct sip_ms
 			}
 		}
 		if (!sdp) {
-			log_info(s->lg, "reject", "INVITE from %s: 406 Accept excludes application/sdp", q.srctxt);
+			log_info(s->lg, "reject", "INVITE from %s: 406 Accept excludes application/sdp", srctxt(&q));
 			reply(&q, 406, "Not Acceptable", STR("Warning: 399 parley \"application/sdp is required\"\r\n"));
 			return;
 		}
@@ -607,7 +613,7 @@ void router_request(struct server *s, struct txn_server *st, const struct sip_ms
 			return;
 		if (!str_eq(aor, caller)) {
 			log_info(s->lg, "reject", "%.*s from %s: From %.*s but authenticated as %.*s", STR_FMT(m->method),
-				 q.srctxt, STR_FMT(caller), STR_FMT(aor));
+				 srctxt(&q), STR_FMT(caller), STR_FMT(aor));
 			reply(&q, 403, "From Does Not Match Credentials", STR_NULL);
 			return;
 		}
@@ -616,7 +622,7 @@ void router_request(struct server *s, struct txn_server *st, const struct sip_ms
 	struct str loopvia;
 	if (looped(s, m, &loopvia)) {
 		log_warn(s->lg, "loop", "%.*s %.*s from %s came back to us (Via %.*s): loop between peers, answering 482",
-			 STR_FMT(m->method), STR_FMT(m->ruri_str), q.srctxt, STR_FMT(loopvia));
+			 STR_FMT(m->method), STR_FMT(m->ruri_str), srctxt(&q), STR_FMT(loopvia));
 		reply(&q, 482, "Loop Detected", STR_NULL);
 		return;
 	}

@@ -196,6 +196,11 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "%s", store_errmsg(s->store));
 		goto fail;
 	}
+	/* 64k slots (~17 MB) and 30 s: see README "Users". */
+	if (store_ucache_new(&s->users, s->store, 65536, 30) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	struct auth_conf ac = { .nonce_lifetime = cfg->nonce_lifetime };
 	if (auth_algs_parse(&ac, cfg->auth_algorithms) < 0) {
 		snprintf(err, errlen, "bad auth-algorithms '%s'", cfg->auth_algorithms);
@@ -279,6 +284,7 @@ void server_free(struct server *s)
 				  store_errmsg(s->store));
 		store_close(s->store);
 	}
+	store_ucache_free(s->users);
 	reg_free(s->reg);
 	loc_free(s->loc);
 	auth_free(s->auth);

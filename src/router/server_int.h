@@ -24,6 +24,7 @@ struct server {
 	struct transport *tp;
 	struct txn_layer *txn;
 	struct store *store;
+	struct store_ucache *users;  /* read-through cache in front of store's users */
 	struct auth *auth;
 	struct location *loc;
 	struct registrar *reg;

@@ -78,6 +78,20 @@ int store_user_list(struct store *st, store_user_h *cb, void *arg);
 int store_user_import(struct store *st, const char *file, struct str realm,
 		      unsigned *count /* OUT */, unsigned *bad_line /* OUT: 0 if none */);
 
+/* ---- a read-through cache of users, for the server ------------------------------------
+ * Every authentication needs the user's HA1; the cache keeps the answers (also "no such
+ * user") for ttl seconds, so a flood of requests does not become a flood of queries. It is
+ * direct-mapped with a fixed number of slots: memory stays the same however many users
+ * there are. Changes made with `parley user` reach a running server within ttl seconds. */
+
+struct store_ucache;
+
+int store_ucache_new(struct store_ucache **cp, struct store *st, unsigned slots, unsigned ttl_s);
+void store_ucache_free(struct store_ucache *c);
+/* As store_user_get, answered from the cache while fresh. now: unix seconds. */
+int store_ucache_get(struct store_ucache *c, struct str user, struct str domain, uint32_t now,
+		     struct store_user *out /* OUT */);
+
 /* ---- bindings (written behind the registrar's in-memory location table) ------------- */
 
 struct store_binding {

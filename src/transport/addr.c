@@ -51,8 +51,33 @@ int tp_addr_from_host(struct tp_addr *a, struct str host, uint16_t port)
 	return -EINVAL;
 }
 
+/* Writes v in decimal at p; returns the end. */
+static char *put_u(char *p, unsigned v)
+{
+	char t[10];
+	int k = 0;
+	do {
+		t[k++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (k)
+		*p++ = t[--k];
+	return p;
+}
+
 char *tp_addr_host(const struct tp_addr *a, char *buf, size_t n)
 {
+	/* IPv4 by hand: this runs for every message that is logged or answered, and
+	 * inet_ntop + snprintf cost more than the rest of a registration's formatting. */
+	if (a->ss.ss_family == AF_INET && n >= 16) {
+		const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in *)&a->ss)->sin_addr;
+		char *p = buf;
+		for (int i = 0; i < 4; i++) {
+			p = put_u(p, b[i]);
+			*p++ = i < 3 ? '.' : '\0';
+		}
+		return buf;
+	}
 	const void *bin = NULL;
 	if (a->ss.ss_family == AF_INET)
 		bin = &((const struct sockaddr_in *)&a->ss)->sin_addr;
@@ -76,10 +101,16 @@ char *tp_addr_str(const struct tp_addr *a, char *buf, size_t n)
 {
 	char host[INET6_ADDRSTRLEN];
 	tp_addr_host(a, host, sizeof(host));
-	if (a->ss.ss_family == AF_INET6)
+	if (a->ss.ss_family == AF_INET && n >= 22) {
+		size_t hl = strlen(host);
+		memcpy(buf, host, hl);
+		buf[hl] = ':';
+		*put_u(buf + hl + 1, tp_addr_port(a)) = '\0';
+	} else if (a->ss.ss_family == AF_INET6) {
 		snprintf(buf, n, "[%s]:%u", host, tp_addr_port(a));
-	else
+	} else {
 		snprintf(buf, n, "%s:%u", host, tp_addr_port(a));
+	}
 	return buf;
 }
 

@@ -1,0 +1,106 @@
+/* ucache.c: a direct-mapped, time-limited read-through cache of users' HA1 hashes. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_MAX 128   /* user@domain longer than this is not cached */
+
+struct slot {
+	uint32_t fetched;      /* unix s; 0: empty */
+	uint16_t userlen, keylen;
+	int err;               /* 0 or the store's answer (-ENOENT for no such user) */
+	char key[KEY_MAX];     /* user '\0' domain, domain lower-case as the store keeps it */
+	char ha1_md5[STORE_HA1_MD5_LEN + 1];
+	char ha1_sha256[STORE_HA1_SHA256_LEN + 1];
+};
+
+struct store_ucache {
+	struct store *st;
+	unsigned mask;
+	unsigned ttl;
+	struct slot *slot;
+};
+
+int store_ucache_new(struct store_ucache **cp, struct store *st, unsigned slots, unsigned ttl_s)
+{
+	unsigned n = 1;
+	while (n < slots)
+		n <<= 1;
+	struct store_ucache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->slot = calloc(n, sizeof(*c->slot));
+	if (!c->slot) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->st = st;
+	c->mask = n - 1;
+	c->ttl = ttl_s;
+	*cp = c;
+	return 0;
+}
+
+void store_ucache_free(struct store_ucache *c)
+{
+	if (!c)
+		return;
+	free(c->slot);
+	free(c);
+}
+
+/* The key: user, NUL, lower-cased domain. Returns its length, or 0 when too long. */
+static size_t make_key(struct str user, struct str domain, char *k)
+{
+	if (user.l + 1 + domain.l > KEY_MAX)
+		return 0;
+	memcpy(k, user.p, user.l);
+	k[user.l] = '\0';
+	for (size_t i = 0; i < domain.l; i++) {
+		char ch = domain.p[i];
+		k[user.l + 1 + i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+	}
+	return user.l + 1 + domain.l;
+}
+
+static void fill(struct store_user *out, const struct slot *s, struct str user, struct str domain)
+{
+	out->user = user;
+	out->domain = domain;
+	memcpy(out->ha1_md5, s->ha1_md5, sizeof out->ha1_md5);
+	memcpy(out->ha1_sha256, s->ha1_sha256, sizeof out->ha1_sha256);
+}
+
+int store_ucache_get(struct store_ucache *c, struct str user, struct str domain, uint32_t now,
+		     struct store_user *out)
+{
+	char k[KEY_MAX];
+	size_t kl = make_key(user, domain, k);
+	if (kl == 0)
+		return store_user_get(c->st, user, domain, out);
+	uint64_t h = str_hash((struct str){ k, kl });
+	struct slot *s = &c->slot[(h ^ (h >> 29)) & c->mask];
+	/* "No such user" is kept only briefly: a user just added must work at once. */
+	unsigned ttl = s->err ? (c->ttl < 2 ? c->ttl : 2) : c->ttl;
+	if (s->fetched && now - s->fetched < ttl && s->keylen == kl && memcmp(s->key, k, kl) == 0) {
+		if (s->err == 0)
+			fill(out, s, user, domain);
+		return s->err;
+	}
+	int err = store_user_get(c->st, user, domain, out);
+	/* Only definite answers are kept: a locked database must be asked again. */
+	if (err == 0 || err == -ENOENT) {
+		s->fetched = now ? now : 1;
+		s->keylen = (uint16_t)kl;
+		s->userlen = (uint16_t)user.l;
+		s->err = err;
+		memcpy(s->key, k, kl);
+		if (err == 0) {
+			memcpy(s->ha1_md5, out->ha1_md5, sizeof s->ha1_md5);
+			memcpy(s->ha1_sha256, out->ha1_sha256, sizeof s->ha1_sha256);
+		}
+	}
+	return err;
+}

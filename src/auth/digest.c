@@ -8,7 +8,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 /* A nonce is the hex form of: issue time (8 bytes, big-endian), a per-nonce serial (8 bytes)
@@ -31,35 +30,50 @@ struct slot {
 	bool used;
 };
 
+/* The hashing state is kept here and reused, so that a challenge or a verification does no
+ * algorithm fetch: OpenSSL 3 looks algorithms up by name on every one-shot call, which cost
+ * several times the hashing itself. Not shared between threads, like the rest of struct auth. */
 struct auth {
 	struct auth_conf conf;
-	unsigned char secret[32];
 	uint64_t serial;                /* next nonce serial; starts random */
+	EVP_MD *md[AUTH_MAX_ALGS];      /* MD5 and SHA-256, by enum auth_alg, fetched once */
+	EVP_MD_CTX *hctx[AUTH_MAX_ALGS]; /* reused for the response hashes, one per algorithm */
+	/* HMAC-SHA256 keyed with the nonce secret: SHA-256 states that have absorbed the
+	 * secret XOR ipad and XOR opad (RFC 2104), copied into mac_work for each MAC. The
+	 * secret itself is not kept. */
+	EVP_MD_CTX *mac_inner, *mac_outer, *mac_work;
 	struct slot *slots;
 	size_t mask;                    /* slot count - 1 (a power of two) */
 	uint64_t evicted_upto;          /* latest issue time of a live nonce evicted */
 };
 
-static const char hexdig[] = "0123456789abcdef";
+/* "000102...ff": the two lowercase hex digits of every byte value. */
+#define HEX_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" \
+		   h "8" h "9" h "a" h "b" h "c" h "d" h "e" h "f"
+static const char hexpairs[513] =
+	HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3") HEX_ROW("4") HEX_ROW("5")
+	HEX_ROW("6") HEX_ROW("7") HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b")
+	HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
+#undef HEX_ROW
 
 static void tohex(const unsigned char *in, size_t n, char *out)
 {
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hexdig[in[i] >> 4];
-		out[2 * i + 1] = hexdig[in[i] & 15];
-	}
+	for (size_t i = 0; i < n; i++)
+		memcpy(out + 2 * i, hexpairs + 2 * in[i], 2);
 	out[2 * n] = '\0';
 }
 
+/* 1 + the value of each hex digit, 0 for any other byte. */
+static const unsigned char hexv[256] = {
+	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5,
+	['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
+	['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
 static int hexval(char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	return (int)hexv[(unsigned char)c] - 1;
 }
 
 static const EVP_MD *md_of(enum auth_alg alg)
@@ -72,28 +86,51 @@ static size_t hexlen_of(enum auth_alg alg)
 	return alg == AUTH_SHA256 ? 64 : 32;
 }
 
-/* Hashes the parts joined by ':' and writes the lowercase hex digest into out. */
-static int hash_hex(enum auth_alg alg, const struct str *parts, size_t n, char out[AUTH_HEX_MAX])
+/* Hashes the parts joined by ':' with md on ctx (reinitialised here) and writes the
+ * lowercase hex digest into out. The parts are gathered into one buffer first: each
+ * EVP_DigestUpdate costs far more than copying a short part. */
+static int hash_hex(EVP_MD_CTX *ctx, const EVP_MD *md, const struct str *parts, size_t n,
+		    char out[AUTH_HEX_MAX])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	int ok = ctx && EVP_DigestInit_ex(ctx, md_of(alg), NULL);
+	unsigned char buf[256], d[EVP_MAX_MD_SIZE];
+	size_t bl = 0;
+	unsigned int dlen = 0;
+	int ok = ctx && md && EVP_DigestInit_ex2(ctx, md, NULL);
 
 	for (size_t i = 0; ok && i < n; i++) {
+		const char *p = parts[i].p;
+		size_t l = parts[i].l;
+
 		if (i > 0)
-			ok = EVP_DigestUpdate(ctx, ":", 1);
-		if (ok && parts[i].l > 0)
-			ok = EVP_DigestUpdate(ctx, parts[i].p, parts[i].l);
+			buf[bl++] = ':';
+		/* Keeps room for the next ':' too: flush when this part does not fit. */
+		if (l >= sizeof(buf) - bl) {
+			ok = EVP_DigestUpdate(ctx, buf, bl) && EVP_DigestUpdate(ctx, p, l);
+			bl = 0;
+		} else if (l > 0) {
+			memcpy(buf + bl, p, l);
+			bl += l;
+		}
 	}
-	ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen);
-	EVP_MD_CTX_free(ctx);
-	if (!ok || mdlen * 2 + 1 > AUTH_HEX_MAX) {
+	ok = ok && EVP_DigestUpdate(ctx, buf, bl) && EVP_DigestFinal_ex(ctx, d, &dlen);
+	OPENSSL_cleanse(buf, bl); /* it may hold an HA1 */
+	if (!ok || dlen * 2 + 1 > AUTH_HEX_MAX) {
 		out[0] = '\0';
 		return -EIO;
 	}
-	tohex(md, mdlen, out);
+	tohex(d, dlen, out);
 	return 0;
+}
+
+/* hash_hex on a context of its own, for the calls that have no struct auth. */
+static int hash_hex_once(enum auth_alg alg, const struct str *parts, size_t n,
+			 char out[AUTH_HEX_MAX])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int r = hash_hex(ctx, md_of(alg), parts, n, out);
+
+	EVP_MD_CTX_free(ctx);
+	return r;
 }
 
 int auth_ha1(enum auth_alg alg, struct str user, struct str realm, struct str password,
@@ -101,37 +138,42 @@ int auth_ha1(enum auth_alg alg, struct str user, struct str realm, struct str pa
 {
 	struct str parts[] = { user, realm, password };
 
-	return hash_hex(alg, parts, 3, out);
+	return hash_hex_once(alg, parts, 3, out);
 }
 
 /* The response of RFC 2617 §3.2.2.1 (and RFC 7616 §3.4.1): with qop,
  * H(HA1:nonce:nc:cnonce:qop:H(method:uri)), without it H(HA1:nonce:H(method:uri)). */
-static int response_hex(enum auth_alg alg, struct str ha1, struct str nonce, struct str nc,
-			struct str cnonce, struct str qop, struct str method, struct str uri,
-			char out[AUTH_HEX_MAX])
+static int response_hex(EVP_MD_CTX *ctx, const EVP_MD *md, struct str ha1, struct str nonce,
+			struct str nc, struct str cnonce, struct str qop, struct str method,
+			struct str uri, char out[AUTH_HEX_MAX])
 {
 	char ha2[AUTH_HEX_MAX];
 	struct str a2[] = { method, uri };
 
-	if (hash_hex(alg, a2, 2, ha2) != 0)
+	if (hash_hex(ctx, md, a2, 2, ha2) != 0)
 		return -EIO;
 	if (qop.l == 0) {
 		struct str parts[] = { ha1, nonce, str_from_cstr(ha2) };
-		return hash_hex(alg, parts, 3, out);
+		return hash_hex(ctx, md, parts, 3, out);
 	}
 	struct str parts[] = { ha1, nonce, nc, cnonce, qop, str_from_cstr(ha2) };
-	return hash_hex(alg, parts, 6, out);
+	return hash_hex(ctx, md, parts, 6, out);
 }
 
 int auth_client_response(const struct auth_client *c, char out[AUTH_HEX_MAX])
 {
 	char ha1[AUTH_HEX_MAX], nc[9];
+	EVP_MD_CTX *ctx;
+	int r;
 
 	if (auth_ha1(c->alg, c->user, c->realm, c->password, ha1) != 0)
 		return -EIO;
 	snprintf(nc, sizeof(nc), "%08x", c->nc);
-	return response_hex(c->alg, str_from_cstr(ha1), c->nonce, str_from_cstr(nc), c->cnonce,
-			    c->qop, c->method, c->uri, out);
+	ctx = EVP_MD_CTX_new();
+	r = response_hex(ctx, md_of(c->alg), str_from_cstr(ha1), c->nonce, str_from_cstr(nc),
+			 c->cnonce, c->qop, c->method, c->uri, out);
+	EVP_MD_CTX_free(ctx);
+	return r;
 }
 
 bool auth_alg_from_name(struct str name, enum auth_alg *alg)
@@ -184,6 +226,36 @@ int auth_algs_parse(struct auth_conf *conf, const char *list)
 	return 0;
 }
 
+static bool offers(const struct auth *a, enum auth_alg alg)
+{
+	for (unsigned i = 0; i < a->conf.nalgs; i++)
+		if (a->conf.algs[i] == alg)
+			return true;
+	return false;
+}
+
+/* Sets up the keyed HMAC-SHA256 states from a fresh random secret (RFC 2104: the 32-byte
+ * key is zero-padded to the 64-byte block). */
+static int mac_setup(struct auth *a)
+{
+	unsigned char secret[32], ipad[64], opad[64];
+	int ok = RAND_bytes(secret, sizeof(secret)) == 1;
+
+	for (size_t i = 0; i < sizeof(ipad); i++) {
+		unsigned char k = i < sizeof(secret) ? secret[i] : 0;
+		ipad[i] = k ^ 0x36;
+		opad[i] = k ^ 0x5c;
+	}
+	ok = ok && EVP_DigestInit_ex2(a->mac_inner, a->md[AUTH_SHA256], NULL) &&
+	     EVP_DigestUpdate(a->mac_inner, ipad, sizeof(ipad)) &&
+	     EVP_DigestInit_ex2(a->mac_outer, a->md[AUTH_SHA256], NULL) &&
+	     EVP_DigestUpdate(a->mac_outer, opad, sizeof(opad));
+	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(ipad, sizeof(ipad));
+	OPENSSL_cleanse(opad, sizeof(opad));
+	return ok ? 0 : -EIO;
+}
+
 int auth_new(struct auth **ap, const struct auth_conf *conf)
 {
 	struct auth *a;
@@ -205,12 +277,24 @@ int auth_new(struct auth **ap, const struct auth_conf *conf)
 	while (slots < want || slots < PROBE)
 		slots <<= 1;
 	a->slots = calloc(slots, sizeof(*a->slots));
-	if (!a->slots) {
-		free(a);
+	a->hctx[AUTH_MD5] = EVP_MD_CTX_new();
+	a->hctx[AUTH_SHA256] = EVP_MD_CTX_new();
+	a->mac_inner = EVP_MD_CTX_new();
+	a->mac_outer = EVP_MD_CTX_new();
+	a->mac_work = EVP_MD_CTX_new();
+	if (!a->slots || !a->hctx[AUTH_MD5] || !a->hctx[AUTH_SHA256] || !a->mac_inner ||
+	    !a->mac_outer || !a->mac_work) {
+		auth_free(a);
 		return -ENOMEM;
 	}
 	a->mask = slots - 1;
-	if (RAND_bytes(a->secret, sizeof(a->secret)) != 1 ||
+	/* SHA-256 always (the nonce MAC), MD5 only when offered: auth_verify refuses the
+	 * algorithms not offered before it hashes. Should MD5 be unavailable (a FIPS-only
+	 * provider), its responses fail to verify, as they did before it was fetched here. */
+	a->md[AUTH_SHA256] = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+	if (offers(a, AUTH_MD5))
+		a->md[AUTH_MD5] = EVP_MD_fetch(NULL, "MD5", NULL);
+	if (!a->md[AUTH_SHA256] || mac_setup(a) != 0 ||
 	    RAND_bytes((unsigned char *)&a->serial, sizeof(a->serial)) != 1) {
 		auth_free(a);
 		return -EIO;
@@ -223,43 +307,53 @@ void auth_free(struct auth *a)
 {
 	if (!a)
 		return;
-	OPENSSL_cleanse(a->secret, sizeof(a->secret));
+	/* Freeing a digest context clears its state, the keyed ones included. */
+	EVP_MD_CTX_free(a->mac_work);
+	EVP_MD_CTX_free(a->mac_outer);
+	EVP_MD_CTX_free(a->mac_inner);
+	for (int i = 0; i < AUTH_MAX_ALGS; i++) {
+		EVP_MD_CTX_free(a->hctx[i]);
+		EVP_MD_free(a->md[i]);
+	}
 	free(a->slots);
 	free(a);
 }
 
 static void put_be64(unsigned char *p, uint64_t v)
 {
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
+	p[0] = (unsigned char)(v >> 56);
+	p[1] = (unsigned char)(v >> 48);
+	p[2] = (unsigned char)(v >> 40);
+	p[3] = (unsigned char)(v >> 32);
+	p[4] = (unsigned char)(v >> 24);
+	p[5] = (unsigned char)(v >> 16);
+	p[6] = (unsigned char)(v >> 8);
+	p[7] = (unsigned char)v;
 }
 
 static uint64_t get_be64(const unsigned char *p)
 {
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
+	return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 | (uint64_t)p[2] << 40 |
+	       (uint64_t)p[3] << 32 | (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 |
+	       (uint64_t)p[6] << 8 | (uint64_t)p[7];
 }
 
 /* mac = HMAC-SHA256(secret, id || realm), truncated. */
-static int nonce_mac(const struct auth *a, const unsigned char id[NONCE_ID_LEN], struct str realm,
+static int nonce_mac(struct auth *a, const unsigned char id[NONCE_ID_LEN], struct str realm,
 		     unsigned char mac[NONCE_MAC_LEN])
 {
-	unsigned char full[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	unsigned char msg[NONCE_ID_LEN + 256];
+	unsigned char inner[EVP_MAX_MD_SIZE], full[EVP_MAX_MD_SIZE];
+	unsigned int ilen = 0, len = 0;
+	EVP_MD_CTX *w = a->mac_work;
 
 	/* A realm longer than this is not one we would serve; truncating it keeps the MAC
 	 * deterministic, and the realm is compared as a whole elsewhere anyway. */
 	size_t rl = realm.l < 256 ? realm.l : 256;
 
-	memcpy(msg, id, NONCE_ID_LEN);
-	if (rl)
-		memcpy(msg + NONCE_ID_LEN, realm.p, rl);
-	if (!HMAC(EVP_sha256(), a->secret, (int)sizeof(a->secret), msg, NONCE_ID_LEN + rl, full, &len) ||
-	    len < NONCE_MAC_LEN)
+	if (!EVP_MD_CTX_copy_ex(w, a->mac_inner) || !EVP_DigestUpdate(w, id, NONCE_ID_LEN) ||
+	    (rl && !EVP_DigestUpdate(w, realm.p, rl)) || !EVP_DigestFinal_ex(w, inner, &ilen) ||
+	    !EVP_MD_CTX_copy_ex(w, a->mac_outer) || !EVP_DigestUpdate(w, inner, ilen) ||
+	    !EVP_DigestFinal_ex(w, full, &len) || len < NONCE_MAC_LEN)
 		return -EIO;
 	memcpy(mac, full, NONCE_MAC_LEN);
 	return 0;
@@ -278,7 +372,7 @@ static int nonce_make(struct auth *a, struct str realm, uint64_t now_s, char out
 }
 
 /* Decodes and authenticates a nonce; fills id and the issue time. */
-static bool nonce_check(const struct auth *a, struct str nonce, struct str realm,
+static bool nonce_check(struct auth *a, struct str nonce, struct str realm,
 			unsigned char id[NONCE_ID_LEN], uint64_t *issued)
 {
 	unsigned char raw[NONCE_RAW_LEN], mac[NONCE_MAC_LEN];
@@ -316,12 +410,32 @@ static size_t quote(char *dst, size_t cap, struct str s)
 	return n;
 }
 
+/* Appends to a NUL-terminated string in a fixed buffer; ok turns false, for good, when the
+ * text and its NUL would not fit. */
+struct sink {
+	char *p;
+	size_t cap, len;
+	bool ok;
+};
+
+static void put(struct sink *o, const char *s, size_t n)
+{
+	if (!o->ok || n >= o->cap - o->len) {
+		o->ok = false;
+		return;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+#define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
+
 int auth_challenge(struct auth *a, struct str realm, bool stale, bool proxy, uint64_t now_s,
 		   char *buf, size_t cap)
 {
 	char nonce[NONCE_HEX_LEN + 1];
 	char qrealm[600];
-	size_t len = 0;
+	struct sink o = { buf, cap, 0, true };
 	size_t ql;
 
 	if (cap > 0)
@@ -329,20 +443,32 @@ int auth_challenge(struct auth *a, struct str realm, bool stale, bool proxy, uin
 	ql = quote(qrealm, sizeof(qrealm) - 1, realm);
 	if (ql >= sizeof(qrealm) || nonce_make(a, realm, now_s, nonce) != 0)
 		return -ENOSPC;
-	qrealm[ql] = '\0';
+	/* Each line: "<header>: Digest realm=\"<realm>\", nonce=\"<nonce>\", algorithm=<alg>,
+	 * qop=\"auth\"[, stale=true]\r\n", as a snprintf would write it, without the cost. */
 	for (unsigned i = 0; i < a->conf.nalgs; i++) {
-		int n = snprintf(buf + len, cap - len,
-				 "%s: Digest realm=\"%s\", nonce=\"%s\", algorithm=%s, qop=\"auth\"%s\r\n",
-				 proxy ? "Proxy-Authenticate" : "WWW-Authenticate", qrealm, nonce,
-				 auth_alg_name(a->conf.algs[i]), stale ? ", stale=true" : "");
-		if (n < 0 || (size_t)n >= cap - len) {
-			if (cap > 0)
-				buf[0] = '\0';
-			return -ENOSPC;
-		}
-		len += (size_t)n;
+		const char *alg = auth_alg_name(a->conf.algs[i]);
+
+		if (proxy)
+			PUT_LIT(&o, "Proxy-Authenticate: Digest realm=\"");
+		else
+			PUT_LIT(&o, "WWW-Authenticate: Digest realm=\"");
+		put(&o, qrealm, ql);
+		PUT_LIT(&o, "\", nonce=\"");
+		put(&o, nonce, NONCE_HEX_LEN);
+		PUT_LIT(&o, "\", algorithm=");
+		put(&o, alg, strlen(alg));
+		PUT_LIT(&o, ", qop=\"auth\"");
+		if (stale)
+			PUT_LIT(&o, ", stale=true");
+		PUT_LIT(&o, "\r\n");
 	}
-	return (int)len;
+	if (!o.ok) {
+		if (cap > 0)
+			buf[0] = '\0';
+		return -ENOSPC;
+	}
+	buf[o.len] = '\0';
+	return (int)o.len;
 }
 
 static uint64_t slot_hash(const unsigned char id[NONCE_ID_LEN])
@@ -416,7 +542,7 @@ enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, struct
 			     struct str realm_expected, const char *ha1_hex, uint64_t now_s)
 {
 	enum auth_alg alg;
-	bool offered = false, with_qop;
+	bool with_qop;
 	uint32_t nc = 0;
 	char want[AUTH_HEX_MAX], got[AUTH_HEX_MAX];
 	size_t hl;
@@ -429,9 +555,7 @@ enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, struct
 		return AUTH_BAD_REQUEST;
 	if (!auth_alg_from_name(cred->algorithm, &alg))
 		return AUTH_BAD_REQUEST;
-	for (unsigned i = 0; i < a->conf.nalgs; i++)
-		offered |= a->conf.algs[i] == alg;
-	if (!offered)
+	if (!offers(a, alg))
 		return AUTH_BAD_REQUEST;
 	with_qop = cred->qop.l > 0;
 	if (with_qop && (!str_caseeq(cred->qop, STR("auth")) || cred->cnonce.l == 0 ||
@@ -444,8 +568,9 @@ enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, struct
 	hl = hexlen_of(alg);
 	if (!ha1_hex || strlen(ha1_hex) != hl || cred->response.l != hl)
 		return AUTH_BAD_RESPONSE;
-	if (response_hex(alg, (struct str){ ha1_hex, hl }, cred->nonce, cred->nc, cred->cnonce,
-			 with_qop ? cred->qop : STR_NULL, method, cred->uri, want) != 0)
+	if (response_hex(a->hctx[alg], a->md[alg], (struct str){ ha1_hex, hl }, cred->nonce,
+			 cred->nc, cred->cnonce, with_qop ? cred->qop : STR_NULL, method, cred->uri,
+			 want) != 0)
 		return AUTH_BAD_RESPONSE;
 	for (size_t i = 0; i < hl; i++) {
 		char c = cred->response.p[i];

@@ -18,20 +18,21 @@ bool sip_list_next(struct str *rest, struct str *item)
 		return false;
 	}
 	size_t b = i;
-	while (i < s.l && s.p[i] != ',') {
-		if (s.p[i] == '"') {
+	while (i < s.l) {
+		unsigned char c = (unsigned char)s.p[i];
+		if (!lex_is(c, LEX_C_LIST)) {
+			i++;
+		} else if (c == ',') {
+			break;
+		} else if (c == '"') {
 			size_t e = sip__skip_quoted(s, i);
 			i = e ? e : s.l;
-		} else if (s.p[i] == '<') {
-			while (i < s.l && s.p[i] != '>')
-				i++;
-			if (i < s.l)
-				i++;
 		} else {
-			i++;
+			const char *gt = memchr(s.p + i, '>', s.l - i);
+			i = gt ? (size_t)(gt - s.p) + 1 : s.l;
 		}
 	}
-	*item = str_trim(lex_sub(s, b, i));
+	*item = lex_trim(lex_sub(s, b, i));
 	*rest = lex_sub(s, i < s.l ? i + 1 : i, s.l);
 	return true;
 }
@@ -39,7 +40,12 @@ bool sip_list_next(struct str *rest, struct str *item)
 int sip_addr_parse(struct sip_addr *a, struct str s)
 {
 	memset(a, 0, sizeof *a);
-	s = str_trim(s);
+	return sip__addr_parse0(a, s);
+}
+
+int sip__addr_parse0(struct sip_addr *a, struct str s)
+{
+	s = lex_trim(s);
 	a->raw = s;
 	if (s.l == 1 && s.p[0] == '*') {
 		a->star = true;
@@ -66,16 +72,16 @@ int sip_addr_parse(struct sip_addr *a, struct str s)
 		while (j < s.l && (lex_token((unsigned char)s.p[j]) || lex_ws((unsigned char)s.p[j])))
 			j++;
 		if (j < s.l && s.p[j] == '<') {
-			a->display = str_trim(lex_sub(s, 0, j));
+			a->display = lex_trim(lex_sub(s, 0, j));
 			i = j;
 		}
 	}
 	if (i < s.l && s.p[i] == '<') {
 		size_t b = i + 1;
-		while (i < s.l && s.p[i] != '>')
-			i++;
-		if (i >= s.l)
+		const char *gt = memchr(s.p + i, '>', s.l - i);
+		if (!gt)
 			return -1;
+		i = (size_t)(gt - s.p);
 		a->uri_str = lex_sub(s, b, i);
 		a->bracketed = true;
 		i++;
@@ -86,10 +92,10 @@ int sip_addr_parse(struct sip_addr *a, struct str s)
 		while (i < s.l && s.p[i] != ';' && !lex_ws((unsigned char)s.p[i]))
 			i++;
 		a->uri_str = lex_sub(s, 0, i);
-		if (str_chr(a->uri_str, '?') >= 0)
+		if (i && memchr(s.p, '?', i))
 			return -1;
 	}
-	if (sip_uri_parse(&a->uri, a->uri_str) != 0)
+	if (sip__uri_parse0(&a->uri, a->uri_str) != 0)
 		return -1;
 	i = lex_skip_ws(s, i);
 	a->params = lex_sub(s, i, s.l);
@@ -97,7 +103,7 @@ int sip_addr_parse(struct sip_addr *a, struct str s)
 	struct str n, v;
 	int r;
 	while ((r = sip__param_next(a->params, &pos, &n, &v)) == 1) {
-		if (str_caseeq_cstr(n, "tag")) {
+		if (lex_caseeq_lc(n, STR("tag"))) {
 			if (v.l == 0)
 				return -1;
 			a->tag = v;

@@ -1,6 +1,8 @@
 /* method.c: method names, header name <-> id mapping and the reason-phrase table. */
 #include "sip/sip.h"
 
+#include <string.h>
+
 static const char *const method_names[] = {
 	[SIP_METHOD_OTHER] = "", [SIP_INVITE] = "INVITE",     [SIP_ACK] = "ACK",
 	[SIP_BYE] = "BYE",       [SIP_CANCEL] = "CANCEL",     [SIP_REGISTER] = "REGISTER",
@@ -9,12 +11,39 @@ static const char *const method_names[] = {
 	[SIP_REFER] = "REFER",   [SIP_MESSAGE] = "MESSAGE",   [SIP_PUBLISH] = "PUBLISH",
 };
 
+static bool meth_is(struct str s, enum sip_method m, size_t l)
+{
+	return s.l == l && memcmp(s.p, method_names[m], l) == 0;
+}
+
 enum sip_method sip_method_from_str(struct str s)
 {
-	for (size_t k = 1; k < sizeof method_names / sizeof method_names[0]; k++)
-		if (str_eq(s, str_from_cstr(method_names[k])))
-			return (enum sip_method)k;
-	return SIP_METHOD_OTHER;
+	/* One candidate (two at most) per first byte; the names are case-sensitive. */
+	if (s.l < 3)
+		return SIP_METHOD_OTHER;
+	switch (s.p[0]) {
+	case 'A': return meth_is(s, SIP_ACK, 3) ? SIP_ACK : SIP_METHOD_OTHER;
+	case 'B': return meth_is(s, SIP_BYE, 3) ? SIP_BYE : SIP_METHOD_OTHER;
+	case 'C': return meth_is(s, SIP_CANCEL, 6) ? SIP_CANCEL : SIP_METHOD_OTHER;
+	case 'I':
+		if (meth_is(s, SIP_INVITE, 6))
+			return SIP_INVITE;
+		return meth_is(s, SIP_INFO, 4) ? SIP_INFO : SIP_METHOD_OTHER;
+	case 'M': return meth_is(s, SIP_MESSAGE, 7) ? SIP_MESSAGE : SIP_METHOD_OTHER;
+	case 'N': return meth_is(s, SIP_NOTIFY, 6) ? SIP_NOTIFY : SIP_METHOD_OTHER;
+	case 'O': return meth_is(s, SIP_OPTIONS, 7) ? SIP_OPTIONS : SIP_METHOD_OTHER;
+	case 'P':
+		if (meth_is(s, SIP_PRACK, 5))
+			return SIP_PRACK;
+		return meth_is(s, SIP_PUBLISH, 7) ? SIP_PUBLISH : SIP_METHOD_OTHER;
+	case 'R':
+		if (meth_is(s, SIP_REGISTER, 8))
+			return SIP_REGISTER;
+		return meth_is(s, SIP_REFER, 5) ? SIP_REFER : SIP_METHOD_OTHER;
+	case 'S': return meth_is(s, SIP_SUBSCRIBE, 9) ? SIP_SUBSCRIBE : SIP_METHOD_OTHER;
+	case 'U': return meth_is(s, SIP_UPDATE, 6) ? SIP_UPDATE : SIP_METHOD_OTHER;
+	default: return SIP_METHOD_OTHER;
+	}
 }
 
 const char *sip_method_name(enum sip_method m)
@@ -60,36 +89,159 @@ static const char *const hdr_names[SIP_HDR_COUNT] = {
 	[SIP_HDR_ALLOW_EVENTS] = "Allow-Events",
 };
 
-/* RFC 3261 §7.3.3 and the extensions' compact forms. */
-static const struct {
-	char c;
-	enum sip_hdr_id id;
-} compact[] = {
-	{ 'i', SIP_HDR_CALL_ID },        { 'm', SIP_HDR_CONTACT },   { 'e', SIP_HDR_CONTENT_ENCODING },
-	{ 'l', SIP_HDR_CONTENT_LENGTH }, { 'c', SIP_HDR_CONTENT_TYPE }, { 'f', SIP_HDR_FROM },
-	{ 's', SIP_HDR_SUBJECT },        { 'k', SIP_HDR_SUPPORTED }, { 't', SIP_HDR_TO },
-	{ 'v', SIP_HDR_VIA },            { 'o', SIP_HDR_EVENT },     { 'r', SIP_HDR_REFER_TO },
-	{ 'u', SIP_HDR_ALLOW_EVENTS },
+/* RFC 3261 §7.3.3 and the extensions' compact forms, by lower-case letter. */
+static const unsigned char compact[26] = {
+	['i' - 'a'] = SIP_HDR_CALL_ID,        ['m' - 'a'] = SIP_HDR_CONTACT,
+	['e' - 'a'] = SIP_HDR_CONTENT_ENCODING, ['l' - 'a'] = SIP_HDR_CONTENT_LENGTH,
+	['c' - 'a'] = SIP_HDR_CONTENT_TYPE,   ['f' - 'a'] = SIP_HDR_FROM,
+	['s' - 'a'] = SIP_HDR_SUBJECT,        ['k' - 'a'] = SIP_HDR_SUPPORTED,
+	['t' - 'a'] = SIP_HDR_TO,             ['v' - 'a'] = SIP_HDR_VIA,
+	['o' - 'a'] = SIP_HDR_EVENT,          ['r' - 'a'] = SIP_HDR_REFER_TO,
+	['u' - 'a'] = SIP_HDR_ALLOW_EVENTS,
 };
+
+/* The canonical names in lower case. */
+static const char hdr_lc[SIP_HDR_COUNT][24] = {
+	[SIP_HDR_ACCEPT] = "accept",
+	[SIP_HDR_ALLOW] = "allow",
+	[SIP_HDR_AUTHORIZATION] = "authorization",
+	[SIP_HDR_CALL_ID] = "call-id",
+	[SIP_HDR_CONTACT] = "contact",
+	[SIP_HDR_CONTENT_ENCODING] = "content-encoding",
+	[SIP_HDR_CONTENT_LENGTH] = "content-length",
+	[SIP_HDR_CONTENT_TYPE] = "content-type",
+	[SIP_HDR_CSEQ] = "cseq",
+	[SIP_HDR_DATE] = "date",
+	[SIP_HDR_EXPIRES] = "expires",
+	[SIP_HDR_FROM] = "from",
+	[SIP_HDR_MAX_FORWARDS] = "max-forwards",
+	[SIP_HDR_MIN_EXPIRES] = "min-expires",
+	[SIP_HDR_PATH] = "path",
+	[SIP_HDR_PROXY_AUTHENTICATE] = "proxy-authenticate",
+	[SIP_HDR_PROXY_AUTHORIZATION] = "proxy-authorization",
+	[SIP_HDR_PROXY_REQUIRE] = "proxy-require",
+	[SIP_HDR_RECORD_ROUTE] = "record-route",
+	[SIP_HDR_REQUIRE] = "require",
+	[SIP_HDR_ROUTE] = "route",
+	[SIP_HDR_SERVER] = "server",
+	[SIP_HDR_SUBJECT] = "subject",
+	[SIP_HDR_SUPPORTED] = "supported",
+	[SIP_HDR_TO] = "to",
+	[SIP_HDR_UNSUPPORTED] = "unsupported",
+	[SIP_HDR_USER_AGENT] = "user-agent",
+	[SIP_HDR_VIA] = "via",
+	[SIP_HDR_WWW_AUTHENTICATE] = "www-authenticate",
+	[SIP_HDR_EVENT] = "event",
+	[SIP_HDR_REFER_TO] = "refer-to",
+	[SIP_HDR_ALLOW_EVENTS] = "allow-events",
+};
+
+/* True when name, of the length of the name of id (2 to 19 bytes), equals it ignoring
+ * the case of ASCII letters only, as str_caseeq() does. The names hold only letters and
+ * '-': a letter of the lower-case name has bit 0x40 set, and that byte of name is compared
+ * with 0x20 or'ed in (only 'X' and 'x' give 'x'); a '-' is compared as it is. Whole words
+ * at a time, the last one overlapping the one before when the length is not a multiple. */
+static bool hdr_is(struct str name, enum sip_hdr_id id)
+{
+	const char *lc = hdr_lc[id];
+	size_t l = name.l;
+	if (l >= 8) {
+		uint64_t a, b;
+		for (size_t i = 0; i + 8 <= l; i += 8) {
+			memcpy(&a, name.p + i, 8);
+			memcpy(&b, lc + i, 8);
+			if ((a | ((b & 0x4040404040404040ULL) >> 1)) != b)
+				return false;
+		}
+		memcpy(&a, name.p + l - 8, 8);
+		memcpy(&b, lc + l - 8, 8);
+		return (a | ((b & 0x4040404040404040ULL) >> 1)) == b;
+	}
+	if (l >= 4) {
+		uint32_t a, b, c, d;
+		memcpy(&a, name.p, 4);
+		memcpy(&b, lc, 4);
+		memcpy(&c, name.p + l - 4, 4);
+		memcpy(&d, lc + l - 4, 4);
+		return (a | ((b & 0x40404040U) >> 1)) == b && (c | ((d & 0x40404040U) >> 1)) == d;
+	}
+	uint16_t a, b, c, d;
+	memcpy(&a, name.p, 2);
+	memcpy(&b, lc, 2);
+	memcpy(&c, name.p + l - 2, 2);
+	memcpy(&d, lc + l - 2, 2);
+	return (uint16_t)(a | ((b & 0x4040U) >> 1)) == b && (uint16_t)(c | ((d & 0x4040U) >> 1)) == d;
+}
 
 enum sip_hdr_id sip_hdr_id_from_name(struct str name)
 {
-	if (name.l == 1) {
-		char c = (char)(name.p[0] | 0x20);
-		for (size_t k = 0; k < sizeof compact / sizeof compact[0]; k++)
-			if (compact[k].c == c)
-				return compact[k].id;
+	if (name.l == 0)
 		return SIP_HDR_OTHER;
+	unsigned c = (unsigned char)name.p[0] | 0x20;
+	if (name.l == 1)
+		return c >= 'a' && c <= 'z' ? (enum sip_hdr_id)compact[c - 'a'] : SIP_HDR_OTHER;
+	/* The length and the first letter leave one candidate (two for Call-ID / Contact,
+	 * told apart by the third letter); one case-insensitive compare confirms it. */
+	enum sip_hdr_id id = SIP_HDR_OTHER;
+	switch (name.l) {
+	case 2:
+		id = c == 't' ? SIP_HDR_TO : id;
+		break;
+	case 3:
+		id = c == 'v' ? SIP_HDR_VIA : id;
+		break;
+	case 4:
+		id = c == 'c' ? SIP_HDR_CSEQ : c == 'd' ? SIP_HDR_DATE : c == 'f' ? SIP_HDR_FROM :
+		     c == 'p' ? SIP_HDR_PATH : id;
+		break;
+	case 5:
+		id = c == 'a' ? SIP_HDR_ALLOW : c == 'e' ? SIP_HDR_EVENT : c == 'r' ? SIP_HDR_ROUTE : id;
+		break;
+	case 6:
+		id = c == 'a' ? SIP_HDR_ACCEPT : c == 's' ? SIP_HDR_SERVER : id;
+		break;
+	case 7:
+		if (c == 'c')
+			id = ((unsigned char)name.p[2] | 0x20) == 'l' ? SIP_HDR_CALL_ID : SIP_HDR_CONTACT;
+		else
+			id = c == 'e' ? SIP_HDR_EXPIRES : c == 'r' ? SIP_HDR_REQUIRE :
+			     c == 's' ? SIP_HDR_SUBJECT : id;
+		break;
+	case 8:
+		id = c == 'r' ? SIP_HDR_REFER_TO : id;
+		break;
+	case 9:
+		id = c == 's' ? SIP_HDR_SUPPORTED : id;
+		break;
+	case 10:
+		id = c == 'u' ? SIP_HDR_USER_AGENT : id;
+		break;
+	case 11:
+		id = c == 'm' ? SIP_HDR_MIN_EXPIRES : c == 'u' ? SIP_HDR_UNSUPPORTED : id;
+		break;
+	case 12:
+		id = c == 'c' ? SIP_HDR_CONTENT_TYPE : c == 'm' ? SIP_HDR_MAX_FORWARDS :
+		     c == 'r' ? SIP_HDR_RECORD_ROUTE : c == 'a' ? SIP_HDR_ALLOW_EVENTS : id;
+		break;
+	case 13:
+		id = c == 'a' ? SIP_HDR_AUTHORIZATION : c == 'p' ? SIP_HDR_PROXY_REQUIRE : id;
+		break;
+	case 14:
+		id = c == 'c' ? SIP_HDR_CONTENT_LENGTH : id;
+		break;
+	case 16:
+		id = c == 'c' ? SIP_HDR_CONTENT_ENCODING : c == 'w' ? SIP_HDR_WWW_AUTHENTICATE : id;
+		break;
+	case 18:
+		id = c == 'p' ? SIP_HDR_PROXY_AUTHENTICATE : id;
+		break;
+	case 19:
+		id = c == 'p' ? SIP_HDR_PROXY_AUTHORIZATION : id;
+		break;
+	default:
+		break;
 	}
-	/* A linear scan over ~30 names, cut short by length and first letter, costs less
-	 * than hashing for names this short. */
-	char first = (char)(name.l ? (name.p[0] | 0x20) : 0);
-	for (int k = 1; k < SIP_HDR_COUNT; k++) {
-		const char *n = hdr_names[k];
-		if ((n[0] | 0x20) == first && str_caseeq_cstr(name, n))
-			return (enum sip_hdr_id)k;
-	}
-	return SIP_HDR_OTHER;
+	return id != SIP_HDR_OTHER && hdr_is(name, id) ? id : SIP_HDR_OTHER;
 }
 
 const char *sip_hdr_name(enum sip_hdr_id id)

@@ -1,6 +1,7 @@
 /* parse.c: one-pass SIP message parser (RFC 3261 §7, §18.3, §20): start line, headers, framing. */
 #include "sip/sip.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "sip/lex.h"
@@ -99,7 +100,7 @@ static void request_line(struct sip_msg *m, struct str line, struct pstate *ps)
 		fail(ps, 400, "Bad SIP version");
 		return;
 	}
-	if (sip_uri_parse(&m->ruri, m->ruri_str) != 0)
+	if (sip__uri_parse0(&m->ruri, m->ruri_str) != 0)
 		fail(ps, 400, "Bad Request-URI");
 }
 
@@ -133,7 +134,7 @@ static void add_header(struct sip_msg *m, struct str line, struct str content, s
 	struct sip_hdr *h = &m->hdr[m->nhdr];
 	h->id = sip_hdr_id_from_name(name);
 	h->name = name;
-	h->value = str_trim(lex_sub(content, i + 1, content.l));
+	h->value = lex_trim(lex_sub(content, i + 1, content.l));
 	h->line = line;
 	if (m->first[h->id] < 0)
 		m->first[h->id] = (int16_t)m->nhdr;
@@ -201,14 +202,14 @@ static void headers(struct sip_msg *m, struct pstate *ps)
 		bool ok;
 		switch (need[k].id) {
 		case SIP_HDR_VIA:
-			ok = sip_list_next(&v, &item) && sip_via_parse(&m->via, item) == 0;
+			ok = sip_list_next(&v, &item) && sip__via_parse0(&m->via, item) == 0;
 			ps->via_ok = ok;
 			break;
 		case SIP_HDR_FROM:
-			ok = sip_addr_parse(&m->from, v) == 0 && !m->from.star;
+			ok = sip__addr_parse0(&m->from, v) == 0 && !m->from.star;
 			break;
 		case SIP_HDR_TO:
-			ok = sip_addr_parse(&m->to, v) == 0 && !m->to.star;
+			ok = sip__addr_parse0(&m->to, v) == 0 && !m->to.star;
 			break;
 		case SIP_HDR_CALL_ID:
 			ok = call_id_ok(v);
@@ -244,7 +245,10 @@ enum sip_parse_result sip_msg_parse(struct sip_msg *m, const char *buf, size_t l
 				    struct sip_parse_err *err)
 {
 	struct pstate ps = { .err = err };
-	memset(m, 0, sizeof *m);
+	/* Everything but hdr[] starts zeroed (empty views, no Via/From/To/R-URI parsed): the
+	 * sub-parsers rely on it. hdr[] is written before it is read: only hdr[0..nhdr). */
+	memset(m, 0, offsetof(struct sip_msg, hdr));
+	memset(&m->nhdr, 0, sizeof *m - offsetof(struct sip_msg, nhdr));
 	memset(m->first, 0xff, sizeof m->first);
 	m->max_forwards = -1;
 	m->expires = -1;

@@ -74,7 +74,7 @@ static void top_via(struct sip_out *o, const struct sip_hdr *h, const struct sip
 		start = pos;
 		if (sip__param_next(v->params, &pos, &n, &val) != 1)
 			break;
-		if ((received.l && str_caseeq_cstr(n, "received")) || (rport.l && str_caseeq_cstr(n, "rport")))
+		if ((received.l && lex_caseeq_lc(n, STR("received"))) || (rport.l && lex_caseeq_lc(n, STR("rport"))))
 			continue;
 		sip_out_str(o, lex_sub(v->params, start, pos));
 	}
@@ -107,9 +107,9 @@ static void copy_line(struct sip_out *o, const struct sip_hdr *h)
 		crlf(o);
 }
 
-static void header_line(struct sip_out *o, const char *name, struct str value)
+static void header_line(struct sip_out *o, struct str name, struct str value)
 {
-	sip_out_cstr(o, name);
+	sip_out_str(o, name);
 	sip_out_str(o, STR(": "));
 	sip_out_str(o, value);
 	crlf(o);
@@ -132,7 +132,16 @@ int sip_print_response(struct sip_out *o, const struct sip_msg *req, unsigned st
 		opt = &none;
 	if (!reason)
 		reason = sip_reason(status);
-	sip_out_fmt(o, "SIP/2.0 %03u %s\r\n", status % 1000, reason);
+	/* "SIP/2.0 %03u %s\r\n" without the formatter. The one byte of room vsnprintf
+	 * wanted for its NUL made no difference: a response goes on past this line. */
+	unsigned code = status % 1000;
+	char line[13] = "SIP/2.0 000 ";
+	line[8] = (char)('0' + code / 100);
+	line[9] = (char)('0' + code / 10 % 10);
+	line[10] = (char)('0' + code % 10);
+	sip_out_str(o, (struct str){ line, 12 });
+	sip_out_cstr(o, reason);
+	crlf(o);
 	for (const struct sip_hdr *h = sip_msg_hdr(req, SIP_HDR_VIA); h; h = sip_msg_hdr_next(req, h)) {
 		if (is_top_via(req, h) && (opt->via_received.l || opt->via_rport.l))
 			top_via(o, h, &req->via, opt->via_received, opt->via_rport);
@@ -160,9 +169,9 @@ int sip_print_response(struct sip_out *o, const struct sip_msg *req, unsigned st
 	if ((h = sip_msg_hdr(req, SIP_HDR_CSEQ)))
 		copy_line(o, h);
 	if (opt->server.l)
-		header_line(o, "Server", opt->server);
+		header_line(o, STR("Server"), opt->server);
 	if (opt->body.l && opt->content_type.l)
-		header_line(o, "Content-Type", opt->content_type);
+		header_line(o, STR("Content-Type"), opt->content_type);
 	tail(o, opt->extra, opt->body);
 	return o->overflow ? -1 : 0;
 }
@@ -193,9 +202,9 @@ int sip_print_request_fwd(struct sip_out *o, const struct sip_msg *req, const st
 	}
 	sip_out_str(o, STR(" SIP/2.0\r\n"));
 	if (opt->via.l)
-		header_line(o, "Via", opt->via);
+		header_line(o, STR("Via"), opt->via);
 	if (opt->record_route.l)
-		header_line(o, "Record-Route", opt->record_route);
+		header_line(o, STR("Record-Route"), opt->record_route);
 	bool first_route = true, first_mf = true;
 	for (unsigned k = 0; k < req->nhdr; k++) {
 		const struct sip_hdr *h = &req->hdr[k];
@@ -225,7 +234,7 @@ int sip_print_request_fwd(struct sip_out *o, const struct sip_msg *req, const st
 				sip_list_next(&rest, &item);
 				rest = str_trim(rest);
 				if (rest.l)
-					header_line(o, "Route", rest);
+					header_line(o, STR("Route"), rest);
 			} else {
 				copy_line(o, h);
 			}

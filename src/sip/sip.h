@@ -300,4 +300,12 @@ int sip_print_request_fwd(struct sip_out *o, const struct sip_msg *req, const st
 /* Reason phrase for a status code ("Not Found"); "Unknown" if none known. */
 const char *sip_reason(unsigned status);
 
+/* ---- copying a parsed message (msgcopy.c) ----------------------------------------------- */
+
+/* Makes dst the parse of newbuf, a verbatim copy of src's len bytes from src->buf: every
+ * view of src into its buffer is moved by the same offset, views that point elsewhere
+ * (NULL, static text) are kept. Much cheaper than parsing the copy again. Only
+ * hdr[0..nhdr) of dst is written; dst may be src (rebase in place). */
+void sip_msg_rebase(struct sip_msg *dst, const struct sip_msg *src, const char *newbuf);
+
 #endif

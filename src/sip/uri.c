@@ -5,16 +5,8 @@
 
 #include "sip/lex.h"
 
-/* unreserved = alphanum / mark (RFC 3261 §25.1) */
-static bool unreserved(unsigned char c)
-{
-	if (lex_alpha(c) || lex_digit(c))
-		return true;
-	return c != 0 && strchr("-_.!~*'()", c) != NULL;
-}
-
-/* Accepts the bytes of s that are unreserved, a valid %HH escape, or listed in extra. */
-static bool chars_ok(struct str s, const char *extra)
+/* Accepts the bytes of s that are in the LEX_C_* class or a valid %HH escape. */
+static bool chars_ok(struct str s, unsigned cls)
 {
 	for (size_t i = 0; i < s.l; i++) {
 		unsigned char c = (unsigned char)s.p[i];
@@ -23,7 +15,7 @@ static bool chars_ok(struct str s, const char *extra)
 			    !lex_hex((unsigned char)s.p[i + 2]))
 				return false;
 			i += 2;
-		} else if (!unreserved(c) && !(c != 0 && strchr(extra, c) != NULL)) {
+		} else if (!lex_is(c, cls)) {
 			return false;
 		}
 	}
@@ -41,11 +33,9 @@ size_t sip__skip_quoted(struct str s, size_t i)
 	return 0;
 }
 
-/* Bytes that end a parameter name or an unquoted value. */
 static bool delim(unsigned char c)
 {
-	return lex_ws(c) || c == ';' || c == '=' || c == ',' || c == '"' || c == '<' || c == '>' ||
-	       c == '?';
+	return lex_is(c, LEX_C_DELIM);
 }
 
 static size_t run(struct str s, size_t i)
@@ -142,21 +132,29 @@ size_t sip__hostport(struct str s, size_t i, struct str *host, uint16_t *port)
 		if (i >= s.l)
 			return 0;
 		i++;
+		*host = lex_sub(s, h0, i);
+		if (!sip__host_ok(*host))
+			return 0;
 	} else {
-		while (i < s.l && (lex_alpha((unsigned char)s.p[i]) || lex_digit((unsigned char)s.p[i]) ||
-				   s.p[i] == '-' || s.p[i] == '.' || s.p[i] == '_'))
+		/* The scan takes only host characters, so sip__host_ok() has nothing left to
+		 * check but the length. */
+		while (i < s.l && lex_is((unsigned char)s.p[i], LEX_C_HOST))
 			i++;
+		*host = lex_sub(s, h0, i);
+		if (i == h0)
+			return 0;
 	}
-	*host = lex_sub(s, h0, i);
-	if (!sip__host_ok(*host))
-		return 0;
 	*port = 0;
 	if (i < s.l && s.p[i] == ':') {
 		size_t p0 = ++i;
-		while (i < s.l && lex_digit((unsigned char)s.p[i]))
+		unsigned v = 0;
+		while (i < s.l && lex_digit((unsigned char)s.p[i])) {
+			v = v * 10 + (unsigned)(s.p[i] - '0');
+			if (v > 65535)
+				return 0;
 			i++;
-		uint64_t v;
-		if (!str_to_u64(lex_sub(s, p0, i), 65535, &v))
+		}
+		if (i == p0)
 			return 0;
 		*port = (uint16_t)v;
 	}
@@ -169,11 +167,49 @@ static bool opaque_ok(struct str s)
 	if (s.l == 0)
 		return false;
 	for (size_t i = 0; i < s.l; i++) {
+		/* c <= ' ', DEL, '<', '>', '"' */
 		unsigned char c = (unsigned char)s.p[i];
-		if (c <= ' ' || c == 0x7f || c == '<' || c == '>' || c == '"')
+		if (lex_is(c, LEX_C_URIEND))
 			return false;
 	}
 	return true;
+}
+
+/* The parameters picked out of a URI's params; the first of each wins, as with
+ * sip_param_get(). */
+struct common {
+	struct str transport, maddr, user_param;
+	bool has_transport, has_maddr, has_user, lr;
+};
+
+static void common_param(struct common *c, struct str n, struct str v)
+{
+	switch (n.l) {
+	case 2:
+		if (lex_caseeq_lc(n, STR("lr")))
+			c->lr = true;
+		break;
+	case 4:
+		if (!c->has_user && lex_caseeq_lc(n, STR("user"))) {
+			c->has_user = true;
+			c->user_param = v;
+		}
+		break;
+	case 5:
+		if (!c->has_maddr && lex_caseeq_lc(n, STR("maddr"))) {
+			c->has_maddr = true;
+			c->maddr = v;
+		}
+		break;
+	case 9:
+		if (!c->has_transport && lex_caseeq_lc(n, STR("transport"))) {
+			c->has_transport = true;
+			c->transport = v;
+		}
+		break;
+	default:
+		break;
+	}
 }
 
 static int sip_body(struct sip_uri *u, struct str b)
@@ -181,22 +217,22 @@ static int sip_body(struct sip_uri *u, struct str b)
 	/* Neither user nor password may hold an unescaped '@', so the first '@' ends the
 	 * userinfo; '?' and ';' cannot be used for that since both are legal user characters
 	 * (RFC 4475 intmeth, semiuri). */
-	long at = str_chr(b, '@');
+	const char *at = memchr(b.p, '@', b.l);
 	size_t i = 0;
-	if (at >= 0) {
-		struct str ui = lex_sub(b, 0, (size_t)at);
-		long colon = str_chr(ui, ':');
-		if (colon >= 0) {
-			u->user = lex_sub(ui, 0, (size_t)colon);
-			u->password = lex_sub(ui, (size_t)colon + 1, ui.l);
-			if (!chars_ok(u->password, "&=+$,"))
+	if (at) {
+		struct str ui = { b.p, (size_t)(at - b.p) };
+		const char *colon = ui.l ? memchr(ui.p, ':', ui.l) : NULL;
+		if (colon) {
+			u->user = (struct str){ ui.p, (size_t)(colon - ui.p) };
+			u->password = (struct str){ colon + 1, (size_t)(ui.p + ui.l - colon - 1) };
+			if (!chars_ok(u->password, LEX_C_PASSWORD))
 				return -1;
 		} else {
 			u->user = ui;
 		}
-		if (u->user.l == 0 || !chars_ok(u->user, "&=+$,;?/"))
+		if (u->user.l == 0 || !chars_ok(u->user, LEX_C_USER))
 			return -1;
-		i = (size_t)at + 1;
+		i = ui.l + 1;
 	}
 	i = sip__hostport(b, i, &u->host, &u->port);
 	if (i == 0)
@@ -206,56 +242,70 @@ static int sip_body(struct sip_uri *u, struct str b)
 		i++;
 	u->params = lex_sub(b, p0, i);
 	u->headers = lex_sub(b, i, b.l);
+	struct common c = { 0 };
 	if (u->params.l) {
 		if (u->params.p[0] != ';')
 			return -1;
-		/* uri-parameters: paramchar = unreserved / escaped / "[]/:&+$" */
+		/* uri-parameters: paramchar = unreserved / escaped / "[]/:&+$". A parameter
+		 * that passes holds no LWS, quote or other delimiter, so it reads the same as
+		 * sip__param_next() would read it, and the common ones are picked here. */
+		struct str ps = u->params;
 		size_t k = 1;
-		while (k <= u->params.l) {
-			size_t e = k;
-			while (e < u->params.l && u->params.p[e] != ';')
+		while (k <= ps.l) {
+			size_t e = k, eq = 0;
+			while (e < ps.l && ps.p[e] != ';') {
+				if (ps.p[e] == '=' && !eq)
+					eq = e;
 				e++;
-			struct str one = lex_sub(u->params, k, e);
-			long eq = str_chr(one, '=');
-			struct str pn = eq >= 0 ? lex_sub(one, 0, (size_t)eq) : one;
-			if (pn.l == 0 || !chars_ok(pn, "[]/:&+$"))
+			}
+			struct str pn = lex_sub(ps, k, eq ? eq : e), pv = { ps.p + e, 0 };
+			if (pn.l == 0 || !chars_ok(pn, LEX_C_PARAM))
 				return -1;
-			if (eq >= 0) {
-				struct str pv = lex_sub(one, (size_t)eq + 1, one.l);
-				if (pv.l == 0 || !chars_ok(pv, "[]/:&+$"))
+			if (eq) {
+				pv = lex_sub(ps, eq + 1, e);
+				if (pv.l == 0 || !chars_ok(pv, LEX_C_PARAM))
 					return -1;
 			}
+			common_param(&c, pn, pv);
 			k = e + 1;
 		}
 	}
-	if (u->headers.l && (u->headers.l < 2 || !chars_ok(lex_sub(u->headers, 1, u->headers.l), "[]/?:+$=&")))
+	if (u->headers.l && (u->headers.l < 2 || !chars_ok(lex_sub(u->headers, 1, u->headers.l), LEX_C_HEADER)))
 		return -1;
-	sip_param_get(u->params, STR("transport"), &u->transport);
-	sip_param_get(u->params, STR("maddr"), &u->maddr);
-	sip_param_get(u->params, STR("user"), &u->user_param);
-	u->lr = sip_param_get(u->params, STR("lr"), NULL);
+	/* Set only once the URI passed, like the sip_param_get() calls this replaces. */
+	if (c.has_transport)
+		u->transport = c.transport;
+	if (c.has_maddr)
+		u->maddr = c.maddr;
+	if (c.has_user)
+		u->user_param = c.user_param;
+	u->lr = c.lr;
 	return 0;
 }
 
 int sip_uri_parse(struct sip_uri *u, struct str s)
 {
 	memset(u, 0, sizeof *u);
+	return sip__uri_parse0(u, s);
+}
+
+int sip__uri_parse0(struct sip_uri *u, struct str s)
+{
 	u->raw = s;
 	size_t i = 0;
 	if (s.l == 0 || !lex_alpha((unsigned char)s.p[0]))
 		return -1;
-	while (i < s.l && (lex_alpha((unsigned char)s.p[i]) || lex_digit((unsigned char)s.p[i]) ||
-			   s.p[i] == '+' || s.p[i] == '-' || s.p[i] == '.'))
+	while (i < s.l && lex_is((unsigned char)s.p[i], LEX_C_SCHEME))
 		i++;
 	if (i >= s.l || s.p[i] != ':')
 		return -1;
 	u->scheme_str = lex_sub(s, 0, i);
 	struct str b = lex_sub(s, i + 1, s.l);
-	if (str_caseeq_cstr(u->scheme_str, "sip"))
+	if (i == 3 && lex_caseeq_lc(u->scheme_str, STR("sip")))
 		u->scheme = SIP_SCHEME_SIP;
-	else if (str_caseeq_cstr(u->scheme_str, "sips"))
+	else if (i == 4 && lex_caseeq_lc(u->scheme_str, STR("sips")))
 		u->scheme = SIP_SCHEME_SIPS;
-	else if (str_caseeq_cstr(u->scheme_str, "tel"))
+	else if (i == 3 && lex_caseeq_lc(u->scheme_str, STR("tel")))
 		u->scheme = SIP_SCHEME_TEL;
 	if (!opaque_ok(b))
 		return -1;

@@ -30,7 +30,12 @@ static bool expect(struct str s, size_t *i, char c)
 int sip_via_parse(struct sip_via *v, struct str s)
 {
 	memset(v, 0, sizeof *v);
-	s = str_trim(s);
+	return sip__via_parse0(v, s);
+}
+
+int sip__via_parse0(struct sip_via *v, struct str s)
+{
+	s = lex_trim(s);
 	v->raw = s;
 	size_t i = 0;
 	struct str name;
@@ -69,15 +74,25 @@ int sip_via_parse(struct sip_via *v, struct str s)
 	struct str n, val;
 	int r;
 	while ((r = sip__param_next(v->params, &pos, &n, &val)) == 1) {
-		if (str_caseeq_cstr(n, "branch"))
-			v->branch = val;
-		else if (str_caseeq_cstr(n, "received"))
-			v->received = val;
-		else if (str_caseeq_cstr(n, "maddr"))
-			v->maddr = val;
-		else if (str_caseeq_cstr(n, "rport")) {
-			v->has_rport = true;
-			v->rport = val;
+		switch (n.l) {
+		case 6:
+			if (lex_caseeq_lc(n, STR("branch")))
+				v->branch = val;
+			break;
+		case 8:
+			if (lex_caseeq_lc(n, STR("received")))
+				v->received = val;
+			break;
+		case 5:
+			if (lex_caseeq_lc(n, STR("maddr"))) {
+				v->maddr = val;
+			} else if (lex_caseeq_lc(n, STR("rport"))) {
+				v->has_rport = true;
+				v->rport = val;
+			}
+			break;
+		default:
+			break;
 		}
 	}
 	return r == 0 ? 0 : -1;

@@ -5,6 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* struct sip_msg's bytes before its hdr[] array and from the end of it. */
+#define META_HOFF offsetof(struct sip_msg, hdr)
+#define META_HEND (META_HOFF + sizeof(((struct sip_msg *)0)->hdr))
+#define META_LEN (META_HOFF + sizeof(struct sip_msg) - META_HEND)
+
 struct txn_server {
 	struct txn_layer *l;
 	uint64_t key;              /* table key: branch hash, or Call-ID/CSeq hash (RFC 2543) */
@@ -23,9 +28,39 @@ struct txn_server {
 	size_t resp_len, resp_cap;
 	struct str resp_tag;       /* To tag of the final sent, a view into resp (RFC 2543 ACK) */
 	char tag[TXN_TAG_SIZE];    /* our To tag, made on first need */
-	struct sip_msg msg;        /* the request, parsed from buf */
-	char buf[];                /* the request's bytes */
+	/* What matching needs, views into the request's bytes. */
+	enum sip_method mid;
+	struct str method;
+	struct str branch;         /* top Via branch */
+	struct str sent_by;        /* top Via sent-by host, and its port */
+	uint16_t sent_by_port;
+	/* The request's parse, without the unused part of its hdr[] (5 KB of the 6.6 KB of a
+	 * struct sip_msg): unpack() rebuilds the struct. A transaction mostly answers and
+	 * lingers for retransmissions, so the whole struct is made only for a TU that asks
+	 * for it (txn_server_request), typically a proxy. */
+	struct sip_msg *msg;       /* that whole struct, NULL until asked for */
+	unsigned nhdr;
+	unsigned char meta[META_LEN]; /* struct sip_msg's bytes before and after hdr[] */
+	struct sip_hdr hdr[];      /* hdr[0..nhdr), then the request's bytes */
 };
+
+/* Rebuilds the request's struct sip_msg in *m; only hdr[0..nhdr) of it is written, which
+ * is all anything reads. */
+static void unpack(const struct txn_server *st, struct sip_msg *m)
+{
+	memcpy(m, st->meta, META_HOFF);
+	memcpy((char *)m + META_HEND, st->meta + META_HOFF, sizeof(*m) - META_HEND);
+	memcpy(m->hdr, st->hdr, st->nhdr * sizeof(st->hdr[0]));
+}
+
+/* The request: st's whole struct if made, else rebuilt in *tmp. */
+static const struct sip_msg *request_of(const struct txn_server *st, struct sip_msg *tmp)
+{
+	if (st->msg)
+		return st->msg;
+	unpack(st, tmp);
+	return tmp;
+}
 
 static void fire_retx(void *arg);
 static void fire_main(void *arg);
@@ -54,14 +89,15 @@ static bool uri_same(const struct sip_uri *a, const struct sip_uri *b)
 static bool match(const struct txn_server *st, const struct sip_msg *m, bool rfc2543,
 		  enum sip_method mid, struct str mtext)
 {
-	const struct sip_msg *r = &st->msg;
-	if (st->rfc2543 != rfc2543 || !txn__method_eq(r->mid, r->method, mid, mtext))
+	if (st->rfc2543 != rfc2543 || !txn__method_eq(st->mid, st->method, mid, mtext))
 		return false;
 	if (!rfc2543)
-		return str_eq(r->via.branch, m->via.branch) && str_caseeq(r->via.host, m->via.host) &&
-		       r->via.port == m->via.port;
+		return str_eq(st->branch, m->via.branch) && str_caseeq(st->sent_by, m->via.host) &&
+		       st->sent_by_port == m->via.port;
 	/* RFC 2543 clients: the request's identifying fields, the ACK's To tag against the
 	 * tag of the response it acknowledges. */
+	struct sip_msg tmp;
+	const struct sip_msg *r = request_of(st, &tmp);
 	if (m->cseq != r->cseq || !str_eq(m->call_id, r->call_id) || !str_eq(m->from.tag, r->from.tag) ||
 	    !str_caseeq(m->via.raw, r->via.raw) || !uri_same(&m->ruri, &r->ruri))
 		return false;
@@ -70,16 +106,23 @@ static bool match(const struct txn_server *st, const struct sip_msg *m, bool rfc
 	return str_eq(m->to.tag, r->to.tag);
 }
 
-static struct txn_server *find(struct txn_layer *l, const struct sip_msg *m, enum sip_method mid,
-			       struct str mtext)
+/* key and rfc2543 are request_key(m). */
+static struct txn_server *find_by(struct txn_layer *l, const struct sip_msg *m, uint64_t key, bool rfc2543,
+				  enum sip_method mid, struct str mtext)
 {
-	bool rfc2543;
-	uint64_t key = request_key(m, &rfc2543);
 	struct txn__tab *t = &l->servers;
 	for (TXN__EACH(t, key, i))
 		if (t->s[i].h == key && match(t->s[i].p, m, rfc2543, mid, mtext))
 			return t->s[i].p;
 	return NULL;
+}
+
+static struct txn_server *find(struct txn_layer *l, const struct sip_msg *m, enum sip_method mid,
+			       struct str mtext)
+{
+	bool rfc2543;
+	uint64_t key = request_key(m, &rfc2543);
+	return find_by(l, m, key, rfc2543, mid, mtext);
 }
 
 struct txn_server *txn_server_find_invite(struct txn_layer *l, const struct sip_msg *cancel)
@@ -99,6 +142,7 @@ static void destroy(struct txn_server *st)
 	if (l->tu->on_server_free)
 		l->tu->on_server_free(l->tu_arg, st);
 	free(st->resp);
+	free(st->msg);
 	free(st);
 }
 
@@ -112,6 +156,7 @@ void txn__server_free_all(struct txn_layer *l)
 		timer_stop(l->w, &st->retx);
 		timer_stop(l->w, &st->main);
 		free(st->resp);
+		free(st->msg);
 		free(st);
 		t->s[i].p = NULL;
 	}
@@ -133,26 +178,48 @@ static void wait_then_free(struct txn_server *st, unsigned ms)
 	timer_start(st->l->w, &st->main, ms, fire_main, st);
 }
 
-static int create(struct txn_server **stp, struct txn_layer *l, const struct sip_msg *m,
-		  const struct tp_source *src)
+/* key and rfc2543 are request_key(m). */
+static int create(struct txn_server **stp, struct txn_layer *l, const struct sip_msg *m, uint64_t key,
+		  bool rfc2543, const struct tp_source *src)
 {
-	struct txn_server *st = calloc(1, sizeof(*st) + m->len + 1);
+	size_t hlen = m->nhdr * sizeof(m->hdr[0]);
+	struct txn_server *st = malloc(sizeof(*st) + hlen + m->len + 1);
 	if (!st)
 		return -ENOMEM;
-	memcpy(st->buf, m->buf, m->len);
-	struct sip_parse_err perr;
-	/* The router parsed these very bytes, so this cannot fail; the check is a guard. */
-	if (sip_msg_parse(&st->msg, st->buf, m->len, true, &perr) != SIP_PARSE_OK) {
-		free(st);
-		return -EINVAL;
-	}
+	/* The bytes are copied and the caller's parse moved onto the copy: no second parse,
+	 * and no 6.6 KB struct to zero, since every member is set here. */
+	char *buf = (char *)(st->hdr + m->nhdr);
+	memcpy(buf, m->buf, m->len);
+	buf[m->len] = '\0';
+	struct sip_msg r;
+	sip_msg_rebase(&r, m, buf);
+	memcpy(st->meta, &r, META_HOFF);
+	memcpy(st->meta + META_HOFF, (const char *)&r + META_HEND, sizeof(r) - META_HEND);
+	memcpy(st->hdr, r.hdr, hlen);
+	st->nhdr = r.nhdr;
+	st->msg = NULL;
+	st->mid = r.mid;
+	st->method = r.method;
+	st->branch = r.via.branch;
+	st->sent_by = r.via.host;
+	st->sent_by_port = r.via.port;
 	st->l = l;
-	st->key = request_key(&st->msg, &st->rfc2543);
-	st->invite = st->msg.mid == SIP_INVITE;
+	st->key = key;
+	st->rfc2543 = rfc2543;
+	st->invite = r.mid == SIP_INVITE;
 	st->state = st->invite ? TXN_PROCEEDING : TXN_TRYING;
 	st->reliable = src->proto != TP_UDP;
+	st->status = 0;
+	st->retx_ms = 0;
+	st->retx = (struct timer){ 0 };
+	st->main = (struct timer){ 0 };
 	st->src = *src;
-	txn_response_dest(&st->dst, &st->msg, src);
+	txn_response_dest(&st->dst, &r, src);
+	st->tu = NULL;
+	st->resp = NULL;
+	st->resp_len = st->resp_cap = 0;
+	st->resp_tag = STR_NULL;
+	st->tag[0] = '\0';
 	if (txn__tab_put(&l->servers, st->key, st)) {
 		free(st);
 		return -ENOMEM;
@@ -204,7 +271,9 @@ int txn_recv_request(struct txn_layer *l, const struct sip_msg *m, const struct 
 			l->tu->on_request(l->tu_arg, NULL, m, src);
 		return 0;
 	}
-	struct txn_server *st = find(l, m, m->mid, m->method);
+	bool rfc2543;
+	uint64_t key = request_key(m, &rfc2543);
+	struct txn_server *st = find_by(l, m, key, rfc2543, m->mid, m->method);
 	if (st) {
 		l->stats.absorbed++;
 		/* Trying has nothing to resend, Confirmed and Accepted absorb silently (the
@@ -213,7 +282,7 @@ int txn_recv_request(struct txn_layer *l, const struct sip_msg *m, const struct 
 			resend(st);
 		return 0;
 	}
-	int err = create(&st, l, m, src);
+	int err = create(&st, l, m, key, rfc2543, src);
 	if (err)
 		return err;
 	l->tu->on_request(l->tu_arg, st, m, src);
@@ -303,11 +372,13 @@ int txn_server_reply(struct txn_server *st, unsigned status, const char *reason,
 	if (status < 100 || status > 699)
 		return -EINVAL;
 	struct sip_resp_opts o = opt ? *opt : (struct sip_resp_opts){ 0 };
+	struct sip_msg tmp;
+	const struct sip_msg *r = request_of(st, &tmp);
 	struct txn_via_text vt;
-	txn_response_via(&o, &vt, &st->msg, &st->src);
+	txn_response_via(&o, &vt, r, &st->src);
 	/* Every response of one transaction carries the same tag, so that a client sees one
 	 * dialog and an RFC 2543 ACK matches. */
-	if (o.to_tag.l == 0 && status > 100 && st->msg.to.tag.l == 0) {
+	if (o.to_tag.l == 0 && status > 100 && r->to.tag.l == 0) {
 		if (!st->tag[0])
 			txn_make_tag(st->l, st->tag);
 		o.to_tag = str_from_cstr(st->tag);
@@ -317,7 +388,7 @@ int txn_server_reply(struct txn_server *st, unsigned status, const char *reason,
 	char small[4096];
 	struct sip_out out;
 	sip_out_init(&out, small, sizeof(small));
-	if (sip_print_response(&out, &st->msg, status, reason, &o) == 0 && !out.overflow)
+	if (sip_print_response(&out, r, status, reason, &o) == 0 && !out.overflow)
 		return txn_server_send(st, out.p, out.len, status);
 	/* A big body or many Vias: build once more on the heap. */
 	char *big = malloc(SIP_MAX_MSG);
@@ -325,7 +396,7 @@ int txn_server_reply(struct txn_server *st, unsigned status, const char *reason,
 		return -ENOMEM;
 	sip_out_init(&out, big, SIP_MAX_MSG);
 	int err = -ENOBUFS;
-	if (sip_print_response(&out, &st->msg, status, reason, &o) == 0 && !out.overflow)
+	if (sip_print_response(&out, r, status, reason, &o) == 0 && !out.overflow)
 		err = txn_server_send(st, out.p, out.len, status);
 	free(big);
 	return err;
@@ -374,7 +445,17 @@ static void fire_main(void *arg)
 
 const struct sip_msg *txn_server_request(const struct txn_server *st)
 {
-	return &st->msg;
+	if (!st->msg) {
+		/* Made once and kept: the result must stay valid as long as st. The API has no
+		 * way to report failure and every caller dereferences the result, so running out
+		 * of memory for these 6.6 KB is fatal. */
+		struct sip_msg *m = malloc(sizeof(*m));
+		if (!m)
+			abort();
+		unpack(st, m);
+		((struct txn_server *)st)->msg = m;
+	}
+	return st->msg;
 }
 
 const struct tp_source *txn_server_source(const struct txn_server *st)

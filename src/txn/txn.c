@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -243,30 +242,87 @@ void txn_response_dest(struct tp_source *dst, const struct sip_msg *req, const s
 	set_port(&dst->addr, req->via.port ? req->via.port : 5060);
 }
 
+/* Writes v in decimal at p; returns the length. */
+static size_t put_u(char *p, unsigned v)
+{
+	char tmp[10];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* The source address as inet_ntop writes it, by hand for IPv4 (the common case, and
+ * inet_ntop formats it with sprintf). Returns the length, 0 for no address. */
+static size_t addr_text(const struct tp_addr *a, char *out, size_t n)
+{
+	if (a->ss.ss_family == AF_INET) {
+		const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in *)&a->ss)->sin_addr;
+		size_t l = 0;
+		for (int i = 0; i < 4; i++) {
+			if (i)
+				out[l++] = '.';
+			l += put_u(out + l, b[i]);
+		}
+		out[l] = '\0';
+		return l;
+	}
+	if (a->ss.ss_family == AF_INET6 &&
+	    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, out, (socklen_t)n))
+		return strlen(out);
+	return 0;
+}
+
+/* Whether host is the text inet_ntop gives for the IPv4 address b: four octets in decimal
+ * without leading zeros. */
+static bool is_ipv4_text(struct str host, const unsigned char b[4])
+{
+	size_t i = 0;
+	for (int k = 0; k < 4; k++) {
+		if (k && (i >= host.l || host.p[i++] != '.'))
+			return false;
+		size_t d = i;
+		unsigned v = 0;
+		while (i < host.l && i - d < 3 && host.p[i] >= '0' && host.p[i] <= '9')
+			v = v * 10 + (unsigned)(host.p[i++] - '0');
+		if (i == d || (host.p[d] == '0' && i - d > 1) || v != b[k])
+			return false;
+	}
+	return i == host.l;
+}
+
 void txn_response_via(struct sip_resp_opts *opt, struct txn_via_text *b, const struct sip_msg *req,
 		      const struct tp_source *src)
 {
 	b->received[0] = '\0';
 	b->rport[0] = '\0';
 	const struct tp_addr *a = &src->addr;
-	const void *ip = NULL;
-	if (a->ss.ss_family == AF_INET)
-		ip = &((const struct sockaddr_in *)&a->ss)->sin_addr;
-	else if (a->ss.ss_family == AF_INET6)
-		ip = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
-	if (opt->via_received.l == 0 && ip &&
-	    inet_ntop(a->ss.ss_family, ip, b->received, sizeof(b->received))) {
+	if (opt->via_received.l == 0) {
 		struct str host = req->via.host;
 		if (host.l >= 2 && host.p[0] == '[') {
 			host.p++;
 			host.l -= 2;
 		}
-		/* §18.2.1: received= only when sent-by is not already the source address. */
-		if (!str_caseeq(host, str_from_cstr(b->received)))
-			opt->via_received = str_from_cstr(b->received);
+		/* §18.2.1: received= only when sent-by is not already the source address, as
+		 * text: a sent-by naming the address differently ("192.0.2.010", a host name)
+		 * gets one. The usual IPv4 sent-by that equals the source is told without
+		 * formatting anything. */
+		size_t n;
+		if (a->ss.ss_family == AF_INET &&
+		    is_ipv4_text(host, (const unsigned char *)&((const struct sockaddr_in *)&a->ss)->sin_addr))
+			n = 0;
+		else if ((n = addr_text(a, b->received, sizeof(b->received))) && str_caseeq(host, (struct str){ b->received, n }))
+			n = 0;
+		if (n)
+			opt->via_received = (struct str){ b->received, n };
 	}
 	if (opt->via_rport.l == 0 && req->via.has_rport && req->via.rport.l == 0) {
-		snprintf(b->rport, sizeof(b->rport), "%u", (unsigned)get_port(a));
-		opt->via_rport = str_from_cstr(b->rport);
+		size_t l = put_u(b->rport, get_port(a));
+		b->rport[l] = '\0';
+		opt->via_rport = (struct str){ b->rport, l };
 	}
 }

@@ -162,7 +162,9 @@ void txn_server_drop(struct txn_server *st);
  * already have a final response (check txn_server_state / txn_server_status). */
 struct txn_server *txn_server_find_invite(struct txn_layer *l, const struct sip_msg *cancel);
 
-/* The request that created st, parsed from st's own copy: valid as long as st. */
+/* The request that created st, on st's own copy of its bytes: valid as long as st. The
+ * first call builds the 6.6 KB struct (a transaction keeps only a compact form until then,
+ * so a TU that answers at once never pays for it); it aborts if memory runs out. */
 const struct sip_msg *txn_server_request(const struct txn_server *st);
 /* Where the request came from / where responses go (§18.2.2 and RFC 3581 rport). */
 const struct tp_source *txn_server_source(const struct txn_server *st);

@@ -1,4 +1,5 @@
 /* test_sip_parse.c: targeted tests of the SIP parser, value parsers, printer and sanity checks. */
+#include <ctype.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -573,6 +574,75 @@ static void t_sanity(void)
 	}
 }
 
+/* Header names map to ids in any letter case and only when the whole name matches; the
+ * message parser leaves nothing of an earlier, longer parse behind. */
+static void t_ids_and_reuse(void)
+{
+	char b[40], l[40];
+	for (int id = 1; id < SIP_HDR_COUNT; id++) {
+		const char *n = sip_hdr_name((enum sip_hdr_id)id);
+		size_t len = strlen(n);
+		CHECK(len < sizeof b - 1);
+		for (size_t k = 0; k < len; k++) {
+			b[k] = (char)toupper((unsigned char)n[k]);
+			l[k] = (char)((k & 1) ? toupper((unsigned char)n[k]) : tolower((unsigned char)n[k]));
+		}
+		CHECK_INT(sip_hdr_id_from_name((struct str){ n, len }), id);
+		CHECK_INT(sip_hdr_id_from_name((struct str){ b, len }), id);
+		CHECK_INT(sip_hdr_id_from_name((struct str){ l, len }), id);
+		if (len > 2) /* "T" is the compact To */
+			CHECK_INT(sip_hdr_id_from_name((struct str){ b, len - 1 }), SIP_HDR_OTHER);
+		b[len] = 's';
+		CHECK_INT(sip_hdr_id_from_name((struct str){ b, len + 1 }), SIP_HDR_OTHER);
+		/* Only letters fold: a '-' does not match CR (0x0d | 0x20 == '-'). */
+		const char *dash = strchr(n, '-');
+		if (dash) {
+			memcpy(l, n, len);
+			l[dash - n] = '\r';
+			CHECK_INT(sip_hdr_id_from_name((struct str){ l, len }), SIP_HDR_OTHER);
+		}
+	}
+	CHECK_INT(sip_hdr_id_from_name(STR("")), SIP_HDR_OTHER);
+	CHECK_INT(sip_hdr_id_from_name(STR("Cal@-ID")), SIP_HDR_OTHER);
+	CHECK_INT(sip_hdr_id_from_name(STR("V")), SIP_HDR_VIA);
+	CHECK_INT(sip_hdr_id_from_name(STR("[")), SIP_HDR_OTHER);
+	CHECK_INT(sip_method_from_str(STR("REGISTERS")), SIP_METHOD_OTHER);
+	CHECK_INT(sip_method_from_str(STR("INFO")), SIP_INFO);
+	CHECK_INT(sip_method_from_str(STR("")), SIP_METHOD_OTHER);
+
+	CHECK_INT(parse(INVITE, true), SIP_PARSE_OK);
+	CHECK(M.nhdr > 5);
+	const char *resp = "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK2\r\n"
+			   "From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n";
+	CHECK_INT(parse(resp, true), SIP_PARSE_OK);
+	CHECK_INT(M.nhdr, 5);
+	CHECK_INT(M.count[SIP_HDR_CONTENT_TYPE], 0);
+	CHECK(sip_msg_hdr(&M, SIP_HDR_CONTENT_TYPE) == NULL);
+	CHECK(sip_msg_hdr_next(&M, sip_msg_hdr(&M, SIP_HDR_VIA)) == NULL);
+	CHECK_INT(M.method.l, 0);
+	CHECK(M.ruri.host.p == NULL && M.ruri_str.p == NULL);
+	CHECK(M.to.tag.p == NULL && M.body.l == 0);
+	CHECK_INT(M.max_forwards, -1);
+	CHECK_INT(M.expires, -1);
+	/* A message without From/To leaves them empty, not as the last parse had them. */
+	CHECK_INT(parse(INVITE, true), SIP_PARSE_OK);
+	CHECK_INT(parse("OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n", true), SIP_PARSE_ERROR);
+	CHECK(M.from.raw.p == NULL && M.to.uri.host.p == NULL && M.call_id.p == NULL);
+
+	/* The status line is written without the formatter: three digits, the reason. */
+	static char out[512];
+	struct sip_out o;
+	CHECK_INT(parse(INVITE, true), SIP_PARSE_OK);
+	sip_out_init(&o, out, sizeof out);
+	CHECK_INT(sip_print_response(&o, &M, 1042, "Odd", NULL), 0);
+	CHECK(o.len > 20 && memcmp(out, "SIP/2.0 042 Odd\r\n", 17) == 0);
+	sip_out_init(&o, out, sizeof out);
+	CHECK_INT(sip_print_response(&o, &M, 404, NULL, NULL), 0);
+	CHECK(memcmp(out, "SIP/2.0 404 Not Found\r\n", 23) == 0);
+	sip_out_init(&o, out, 10);
+	CHECK_INT(sip_print_response(&o, &M, 200, NULL, NULL), -1);
+}
+
 static const struct unit_case cases[] = {
 	{ "basic", t_basic },
 	{ "compact_and_case", t_compact_and_case },
@@ -592,5 +662,6 @@ static const struct unit_case cases[] = {
 	{ "print_fwd", t_print_fwd },
 	{ "out", t_out },
 	{ "sanity", t_sanity },
+	{ "ids_and_reuse", t_ids_and_reuse },
 };
 UNIT_MAIN(cases)

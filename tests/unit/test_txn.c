@@ -704,6 +704,182 @@ static void t_rfc2543(void)
 	fx_free(f);
 }
 
+/* The transaction's own request: the caller's buffer and parse are gone (feed frees them),
+ * yet every field reads as in a parse of the same bytes, before and after responses. */
+static void t_server_request_copy(void)
+{
+	static const char text[] =
+		"MESSAGE sip:bob:pw@example.com:5062;transport=udp;lr?h=1 SIP/2.0\n"
+		"Via: SIP/2.0/UDP host.example.com:5070;rport;maddr=10.9.9.9;branch=z9hG4bKc1\n"
+		"v: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bKc0\n"
+		"Max-Forwards: 12\n"
+		"From: \"Al\" <sip:alice@example.com>;tag=a1;x\n"
+		"To: <sip:bob@example.com>\n"
+		"Call-ID: copy-1@example.com\n"
+		"CSeq: 77 MESSAGE\n"
+		"X-Folded: one\n"
+		" two\n"
+		"Expires: 30\n"
+		"Content-Type: text/plain\n"
+		"Content-Length: 5\n"
+		"\n"
+		"hello";
+	char buf[2048];
+	size_t n = 0;
+	for (const char *p = text; *p; p++) {
+		if (*p == '\n')
+			buf[n++] = '\r';
+		buf[n++] = *p;
+	}
+	struct sip_msg *ref = malloc(sizeof(*ref));
+	struct sip_parse_err err;
+	CHECK_INT(sip_msg_parse(ref, buf, n, true, &err), SIP_PARSE_OK);
+
+	for (int round = 0; round < 2; round++) {
+		struct fx *f = fx_new(TP_UDP);
+		CHECK_INT(feed(f, text), 0);
+		struct txn_server *st = f->st;
+		/* Round 1 replies before the TU first asks for the request. */
+		if (round == 1)
+			CHECK_INT(txn_server_reply(st, 202, NULL, NULL), 0);
+		const struct sip_msg *m = txn_server_request(st);
+		CHECK(m == txn_server_request(st));
+		CHECK_INT(m->len, ref->len);
+		CHECK(memcmp(m->buf, ref->buf, ref->len) == 0);
+		/* Every view at the same offset with the same length as in ref. */
+#define SAMEV(fld) CHECK(m->fld.l == ref->fld.l && (m->fld.p ? m->fld.p - m->buf : -1) == (ref->fld.p ? ref->fld.p - ref->buf : -1))
+		SAMEV(method);
+		SAMEV(ruri_str);
+		SAMEV(ruri.user);
+		SAMEV(ruri.password);
+		SAMEV(ruri.host);
+		SAMEV(ruri.params);
+		SAMEV(ruri.headers);
+		SAMEV(ruri.transport);
+		SAMEV(ruri.raw);
+		SAMEV(version);
+		SAMEV(via.host);
+		SAMEV(via.branch);
+		SAMEV(via.maddr);
+		SAMEV(via.params);
+		SAMEV(via.raw);
+		SAMEV(from.display);
+		SAMEV(from.uri.user);
+		SAMEV(from.tag);
+		SAMEV(from.params);
+		SAMEV(to.uri_str);
+		SAMEV(to.tag);
+		SAMEV(call_id);
+		SAMEV(cseq_method_str);
+		SAMEV(body);
+		CHECK_INT(m->nhdr, ref->nhdr);
+		for (unsigned i = 0; i < m->nhdr && i < ref->nhdr; i++) {
+			CHECK_INT(m->hdr[i].id, ref->hdr[i].id);
+			SAMEV(hdr[i].name);
+			SAMEV(hdr[i].value);
+			SAMEV(hdr[i].line);
+		}
+#undef SAMEV
+		CHECK(memcmp(m->first, ref->first, sizeof(ref->first)) == 0);
+		CHECK(memcmp(m->count, ref->count, sizeof(ref->count)) == 0);
+		CHECK_INT(m->mid, SIP_MESSAGE);
+		CHECK_INT(m->ruri.port, 5062);
+		CHECK(m->ruri.lr);
+		CHECK_INT(m->via.port, 5070);
+		CHECK(m->via.has_rport);
+		CHECK_INT(m->cseq, 77);
+		CHECK_INT(m->max_forwards, 12);
+		CHECK_INT(m->expires, 30);
+		CHECK_STR(m->body, "hello");
+		CHECK_STR(sip_msg_hdr_by_name(m, STR("x-folded"))->value, "one\r\n two");
+		if (round == 0)
+			CHECK_INT(txn_server_reply(st, 202, NULL, NULL), 0);
+		const char *r = sent(f, 0);
+		CHECK(starts(r, "SIP/2.0 202 Accepted\r\n"
+				"Via: SIP/2.0/UDP host.example.com:5070;maddr=10.9.9.9;branch=z9hG4bKc1;received=192.0.2.10;rport=40000\r\n"
+				"v: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bKc0\r\n"
+				"From: \"Al\" <sip:alice@example.com>;tag=a1;x\r\n"
+				"To: <sip:bob@example.com>;tag="));
+		CHECK(strstr(r, "\r\nCall-ID: copy-1@example.com\r\nCSeq: 77 MESSAGE\r\n") != NULL);
+		/* A retransmission matches the stored copy. */
+		CHECK_INT(feed(f, text), 0);
+		CHECK_INT(f->nreq, 1);
+		CHECK_INT(f->nsent, 2);
+		CHECK(strcmp(sent(f, 1), r) == 0);
+		fx_free(f);
+	}
+	free(ref);
+}
+
+/* received= is added exactly when the sent-by host is not the source address as text. */
+static void t_via_received_text(void)
+{
+	static const struct {
+		const char *host, *src;
+		const char *received; /* NULL: none */
+	} cases[] = {
+		{ "192.0.2.10", "192.0.2.10", NULL },
+		{ "0.0.0.0", "0.0.0.0", NULL },
+		{ "255.255.255.255", "255.255.255.255", NULL },
+		{ "10.200.3.4", "10.200.3.4", NULL },
+		{ "192.0.2.1", "192.0.2.10", "192.0.2.10" },
+		{ "192.0.2.100", "192.0.2.10", "192.0.2.10" },
+		{ "192.0.2.010", "192.0.2.10", "192.0.2.10" },
+		{ "192.0.02.10", "192.0.2.10", "192.0.2.10" },
+		{ "192.0.2", "192.0.2.10", "192.0.2.10" },
+		{ "host.example.com", "198.51.100.255", "198.51.100.255" },
+		{ "192.0.2.10", "0.0.0.0", "0.0.0.0" },
+		{ "[2001:db8::1]", "2001:db8::1", NULL },
+		{ "[2001:DB8::1]", "2001:db8::1", NULL },
+		{ "[2001:db8::2]", "2001:db8::1", "2001:db8::1" },
+		{ "192.0.2.10", "::ffff:192.0.2.10", "::ffff:192.0.2.10" },
+	};
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		char text[1024];
+		int n = snprintf(text, sizeof(text),
+				 "OPTIONS sip:bob@example.com SIP/2.0\r\n"
+				 "Via: SIP/2.0/UDP %s:5070;rport;branch=z9hG4bKr%zu\r\n"
+				 "From: <sip:alice@example.com>;tag=a1\r\n"
+				 "To: <sip:bob@example.com>\r\n"
+				 "Call-ID: r%zu\r\n"
+				 "CSeq: 1 OPTIONS\r\n"
+				 "Content-Length: 0\r\n\r\n",
+				 cases[k].host, k, k);
+		struct sip_msg *m = malloc(sizeof(*m));
+		struct sip_parse_err err;
+		if (sip_msg_parse(m, text, (size_t)n, true, &err) != SIP_PARSE_OK) {
+			fprintf(stderr, "sent-by %s does not parse\n", cases[k].host);
+			unit_failures++;
+			free(m);
+			continue;
+		}
+		struct tp_source src = { .proto = TP_UDP };
+		if (strchr(cases[k].src, ':')) {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&src.addr.ss;
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_port = htons(61000);
+			inet_pton(AF_INET6, cases[k].src, &sin6->sin6_addr);
+			src.addr.len = sizeof(*sin6);
+		} else {
+			addr4(&src.addr, cases[k].src, 61000);
+		}
+		struct sip_resp_opts o = { 0 };
+		struct txn_via_text vt;
+		txn_response_via(&o, &vt, m, &src);
+		if (cases[k].received)
+			CHECK_STR(o.via_received, cases[k].received);
+		else
+			CHECK_INT(o.via_received.l, 0);
+		CHECK_STR(o.via_rport, "61000");
+		/* Values the caller set are kept. */
+		o = (struct sip_resp_opts){ .via_received = STR("x"), .via_rport = STR("1") };
+		txn_response_via(&o, &vt, m, &src);
+		CHECK_STR(o.via_received, "x");
+		CHECK_STR(o.via_rport, "1");
+		free(m);
+	}
+}
+
 static void t_many(void)
 {
 	struct fx *f = fx_new(TP_UDP);
@@ -1080,6 +1256,8 @@ static const struct unit_case cases[] = {
 	{ "match_sent_by_method", t_match_sent_by_method },
 	{ "cancel_match", t_cancel_match },
 	{ "rfc2543", t_rfc2543 },
+	{ "server_request_copy", t_server_request_copy },
+	{ "via_received_text", t_via_received_text },
 	{ "many", t_many },
 	{ "client_nict", t_client_nict },
 	{ "client_timer_f", t_client_timer_f },

@@ -7,28 +7,28 @@
 
 static void assign(struct sip_auth *a, struct str n, struct str v)
 {
+#define F(name, field) { name, sizeof(name) - 1, offsetof(struct sip_auth, field) }
 	static const struct {
 		const char *name;
+		size_t len;
 		size_t off;
 	} fields[] = {
-		{ "username", offsetof(struct sip_auth, username) },
-		{ "realm", offsetof(struct sip_auth, realm) },
-		{ "nonce", offsetof(struct sip_auth, nonce) },
-		{ "uri", offsetof(struct sip_auth, uri) },
-		{ "response", offsetof(struct sip_auth, response) },
-		{ "algorithm", offsetof(struct sip_auth, algorithm) },
-		{ "cnonce", offsetof(struct sip_auth, cnonce) },
-		{ "opaque", offsetof(struct sip_auth, opaque) },
-		{ "qop", offsetof(struct sip_auth, qop) },
-		{ "nc", offsetof(struct sip_auth, nc) },
+		F("username", username), F("realm", realm), F("nonce", nonce), F("uri", uri),
+		F("response", response), F("algorithm", algorithm), F("cnonce", cnonce),
+		F("opaque", opaque), F("qop", qop), F("nc", nc),
 	};
-	if (str_caseeq_cstr(n, "stale")) {
-		a->stale = str_caseeq_cstr(v, "true");
+#undef F
+	if (n.l == 5 && str_caseeq(n, STR("stale"))) {
+		a->stale = str_caseeq(v, STR("true"));
 		return;
 	}
+	/* The length decides before any byte is compared: every request with credentials
+	 * carries about ten of these. */
 	for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++)
-		if (str_caseeq_cstr(n, fields[k].name))
+		if (n.l == fields[k].len && str_caseeq(n, (struct str){ fields[k].name, fields[k].len })) {
 			*(struct str *)((char *)a + fields[k].off) = v;
+			return;
+		}
 }
 
 /* Reads the comma-separated auth-params after the scheme; false when malformed. */
@@ -83,7 +83,7 @@ int sip_auth_parse(struct sip_auth *a, struct str s)
 	bool ok = params(a, s, i);
 	/* Other schemes (Basic, or RFC 4475 regaut01's unknown one) may carry a token68 that
 	 * is not a parameter list; the scheme alone is what the caller needs to refuse them. */
-	if (!str_caseeq_cstr(a->scheme, "Digest"))
+	if (!str_caseeq(a->scheme, STR("Digest")))
 		return 0;
 	return ok ? 0 : -1;
 }

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,17 @@ static void sweep_tick(void *arg)
 {
 	struct server *s = arg;
 	reg_sweep(s->reg, server_now(s));
+	/* A burst leaves tens of thousands of finished transactions (each lives 32 s after
+	 * its answer, RFC 3261 timers J/K); once they are gone, give their memory back to
+	 * the system so that the resident size reflects what is really held (bindings). */
+	const struct txn_stats *ts = txn_layer_stats(s->txn);
+	unsigned live = ts->servers + ts->clients;
+	if (live > s->txn_peak)
+		s->txn_peak = live;
+	if (s->txn_peak > 4096 && live < s->txn_peak / 8) {
+		malloc_trim(0);
+		s->txn_peak = live;
+	}
 	timer_start(loop_timers(s->loop), &s->sweep_timer, SWEEP_MS, sweep_tick, s);
 }
 

@@ -36,6 +36,7 @@ struct server {
 	bool flush_failing;       /* the last flush failed: log recovery once */
 	char local_ip[16][48];    /* the machine's addresses, for listeners on 0.0.0.0 / :: */
 	unsigned nlocal_ip;
+	unsigned txn_peak;        /* most live transactions since the heap was last trimmed */
 	uint64_t dropped;         /* datagrams dropped as unparsable */
 	uint64_t rejected;        /* requests answered 4xx/5xx by the sanity checks */
 };

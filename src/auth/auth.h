@@ -23,7 +23,12 @@ struct auth_conf {
 	enum auth_alg algs[AUTH_MAX_ALGS]; /* offered in this order, most preferred first */
 	unsigned nalgs;                     /* 0: MD5 alone */
 	unsigned nonce_lifetime;            /* seconds a nonce stays fresh; 0: 300 */
-	unsigned replay_slots;              /* nonce-count table size; 0: 4096 */
+	/* Nonce-count window: the counts of the nonces of this many latest challenges are
+	 * kept, one byte each (rounded up to a power of two, at most 1 << 30; 0: 1 << 20, that
+	 * is 1 MiB). A nonce with qop=auth that W or more newer challenges have followed is
+	 * answered AUTH_STALE, as is a nonce count of 255 or more: the client is challenged
+	 * again with a fresh nonce. */
+	unsigned replay_slots;
 };
 
 /* Parses a list such as "sha-256,md5" (case-insensitive, spaces allowed) into conf->algs.
@@ -51,7 +56,9 @@ int auth_challenge(struct auth *a, struct str realm, bool stale, bool proxy, uin
 
 enum auth_result {
 	AUTH_OK = 0,
-	AUTH_STALE,           /* right password, nonce expired: challenge again with stale=true */
+	AUTH_STALE,           /* right password, nonce expired (its lifetime is over, it has
+			       * left the nonce-count window, or its count reached 255):
+			       * challenge again with stale=true */
 	AUTH_BAD_RESPONSE,    /* wrong password (or user): challenge again, or 403 */
 	AUTH_BAD_NONCE,       /* right password, but a nonce we did not issue (e.g. before a
 			       * restart): challenge again with stale=true */
@@ -66,7 +73,8 @@ enum auth_result {
  * and realm_expected and picks the hash. The response is checked against the digest uri the
  * client states, as RFC 2617 §3.2.2 computes it; that uri is not required to equal the
  * Request-URI, since some clients (SIPp among them) put the remote address there. With
- * qop=auth the nonce count must grow for each nonce; without qop (RFC 2069) there is no
+ * qop=auth the nonce count must grow for each nonce (counts may skip values: a client may
+ * send several requests at once), and stay below 255; without qop (RFC 2069) there is no
  * count and the request is accepted while the nonce is fresh. now_s: unix seconds. */
 enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, struct str method,
 			     struct str realm_expected, const char *ha1_hex, uint64_t now_s);

@@ -1,4 +1,4 @@
-/* digest.c: digest challenges and verification with HMAC nonces and a nonce-count table. */
+/* digest.c: digest challenges and verification with HMAC nonces and a nonce-count window. */
 #include "auth/auth.h"
 
 #include <errno.h>
@@ -14,21 +14,30 @@
  * and the first 16 bytes of HMAC-SHA256(secret, time || serial || realm). The server keeps
  * nothing per challenge: the MAC proves we issued it for this realm, the time says whether it
  * is stale, and the serial makes every challenge's nonce different, so that two clients
- * challenged in the same second keep separate nonce counts. */
+ * challenged in the same second keep separate nonce counts.
+ *
+ * Nonce counts (replay protection with qop=auth) are kept in a fixed window over the serials:
+ * maxnc[serial % W] is the highest count accepted for the nonce of that serial, for the W
+ * latest serials issued. Issuing serial s sets its slot to 0; the slot is next reused by
+ * serial s + W, and from then on s is outside the window. So a nonce inside the window always
+ * owns its slot, and a nonce outside it (only after W newer challenges) is answered stale:
+ * the table cannot vouch for its count any more, and the client gets a fresh nonce. No
+ * fresh nonce is ever refused however many are live, and the memory is W bytes, whatever
+ * the load. W is a power of two, so that serial % W stays continuous when the 64-bit
+ * serial (random at start) wraps. */
 #define NONCE_ID_LEN 16
 #define NONCE_MAC_LEN 16
 #define NONCE_RAW_LEN (NONCE_ID_LEN + NONCE_MAC_LEN)
 #define NONCE_HEX_LEN (NONCE_RAW_LEN * 2)
 
-/* How many neighbouring slots a nonce may land in; beyond this the oldest is evicted. */
-#define PROBE 8
-
-struct slot {
-	unsigned char id[NONCE_ID_LEN]; /* time || serial of the nonce */
-	uint64_t issued;                /* its issue time, for expiry and eviction */
-	uint32_t nc;                    /* highest nonce count accepted */
-	bool used;
-};
+/* The default window: 1 MiB, the nonces of the last 1,048,576 challenges. */
+#define WINDOW_DEFAULT (1u << 20)
+/* The largest window replay_slots may ask for (1 GiB); larger requests are clamped. */
+#define WINDOW_MAX (1u << 30)
+/* A maxnc value meaning the nonce is used up. Counts up to NC_MAX - 1 are kept exactly; a
+ * count of NC_MAX or more is refused as stale (a new nonce is needed), and the slot then
+ * holds NC_MAX, so that every later use of that nonce is refused too. */
+#define NC_MAX 255u
 
 /* The hashing state is kept here and reused, so that a challenge or a verification does no
  * algorithm fetch: OpenSSL 3 looks algorithms up by name on every one-shot call, which cost
@@ -42,9 +51,8 @@ struct auth {
 	 * secret XOR ipad and XOR opad (RFC 2104), copied into mac_work for each MAC. The
 	 * secret itself is not kept. */
 	EVP_MD_CTX *mac_inner, *mac_outer, *mac_work;
-	struct slot *slots;
-	size_t mask;                    /* slot count - 1 (a power of two) */
-	uint64_t evicted_upto;          /* latest issue time of a live nonce evicted */
+	uint8_t *maxnc;                 /* by serial & mask: highest nonce count accepted */
+	uint64_t mask;                  /* window size W - 1 (W a power of two) */
 };
 
 /* "000102...ff": the two lowercase hex digits of every byte value. */
@@ -259,8 +267,8 @@ static int mac_setup(struct auth *a)
 int auth_new(struct auth **ap, const struct auth_conf *conf)
 {
 	struct auth *a;
-	size_t slots = 1;
-	unsigned want = conf && conf->replay_slots ? conf->replay_slots : 4096;
+	uint64_t window = 1;
+	unsigned want = conf && conf->replay_slots ? conf->replay_slots : WINDOW_DEFAULT;
 
 	*ap = NULL;
 	a = calloc(1, sizeof(*a));
@@ -274,20 +282,24 @@ int auth_new(struct auth **ap, const struct auth_conf *conf)
 	}
 	if (a->conf.nonce_lifetime == 0)
 		a->conf.nonce_lifetime = 300;
-	while (slots < want || slots < PROBE)
-		slots <<= 1;
-	a->slots = calloc(slots, sizeof(*a->slots));
+	if (want > WINDOW_MAX)
+		want = WINDOW_MAX;
+	while (window < want)
+		window <<= 1;
+	/* Zeroed slots are safe before any challenge: a nonce that passes its MAC was issued
+	 * by nonce_make, which reset its slot. */
+	a->maxnc = calloc((size_t)window, 1);
 	a->hctx[AUTH_MD5] = EVP_MD_CTX_new();
 	a->hctx[AUTH_SHA256] = EVP_MD_CTX_new();
 	a->mac_inner = EVP_MD_CTX_new();
 	a->mac_outer = EVP_MD_CTX_new();
 	a->mac_work = EVP_MD_CTX_new();
-	if (!a->slots || !a->hctx[AUTH_MD5] || !a->hctx[AUTH_SHA256] || !a->mac_inner ||
+	if (!a->maxnc || !a->hctx[AUTH_MD5] || !a->hctx[AUTH_SHA256] || !a->mac_inner ||
 	    !a->mac_outer || !a->mac_work) {
 		auth_free(a);
 		return -ENOMEM;
 	}
-	a->mask = slots - 1;
+	a->mask = window - 1;
 	/* SHA-256 always (the nonce MAC), MD5 only when offered: auth_verify refuses the
 	 * algorithms not offered before it hashes. Should MD5 be unavailable (a FIPS-only
 	 * provider), its responses fail to verify, as they did before it was fetched here. */
@@ -315,7 +327,7 @@ void auth_free(struct auth *a)
 		EVP_MD_CTX_free(a->hctx[i]);
 		EVP_MD_free(a->md[i]);
 	}
-	free(a->slots);
+	free(a->maxnc);
 	free(a);
 }
 
@@ -362,9 +374,13 @@ static int nonce_mac(struct auth *a, const unsigned char id[NONCE_ID_LEN], struc
 static int nonce_make(struct auth *a, struct str realm, uint64_t now_s, char out[NONCE_HEX_LEN + 1])
 {
 	unsigned char raw[NONCE_RAW_LEN];
+	uint64_t serial = a->serial++;
 
 	put_be64(raw, now_s);
-	put_be64(raw + 8, a->serial++);
+	put_be64(raw + 8, serial);
+	/* The slot now belongs to this serial; serial - W, its previous owner, has left the
+	 * window and is answered stale from here on. */
+	a->maxnc[serial & a->mask] = 0;
 	if (nonce_mac(a, raw, realm, raw + NONCE_ID_LEN) != 0)
 		return -EIO;
 	tohex(raw, sizeof(raw), out);
@@ -471,54 +487,28 @@ int auth_challenge(struct auth *a, struct str realm, bool stale, bool proxy, uin
 	return (int)o.len;
 }
 
-static uint64_t slot_hash(const unsigned char id[NONCE_ID_LEN])
+/* Records nc for the nonce of serial. Returns AUTH_OK; AUTH_STALE when the serial has left
+ * the window (W or more challenges were issued after it; its slot may belong to another
+ * nonce now, so the table cannot tell a replay) or when nc reaches NC_MAX (the nonce is used
+ * up); AUTH_REPLAY when nc is not above the highest count accepted for this nonce. Either
+ * stale case costs the client one more round trip with a fresh nonce. */
+static enum auth_result nc_record(struct auth *a, uint64_t serial, uint32_t nc)
 {
-	/* The serial half is unique per nonce; mixing it spreads consecutive serials. */
-	uint64_t h = get_be64(id + 8) ^ get_be64(id) * 0x9e3779b97f4a7c15ull;
+	/* Distance back from the newest serial issued, modulo 2^64 (a->serial is the next
+	 * one). A serial we issued is never ahead of it: the MAC would not match, since
+	 * the secret is new with every struct auth. */
+	uint64_t age = a->serial - 1 - serial;
+	uint8_t *m = &a->maxnc[serial & a->mask];
 
-	h ^= h >> 31;
-	h *= 0xbf58476d1ce4e5b9ull;
-	return h ^ (h >> 29);
-}
-
-/* Records nc for the nonce id. Returns AUTH_OK, AUTH_REPLAY when nc is not above the
- * highest count seen, or AUTH_STALE when the table cannot tell: the nonce is unknown to it
- * but nc is past 1, or it was issued no later than a live nonce the table had to evict.
- * Its entry may have been evicted, so rather than risk accepting a replay we ask the client
- * for a fresh nonce (one more round trip, and only when the table overflows). */
-static enum auth_result nc_record(struct auth *a, const unsigned char id[NONCE_ID_LEN],
-				  uint64_t issued, uint32_t nc, uint64_t now_s)
-{
-	size_t base = (size_t)slot_hash(id);
-	struct slot *free_slot = NULL, *oldest = NULL;
-
-	for (size_t i = 0; i < PROBE; i++) {
-		struct slot *s = &a->slots[(base + i) & a->mask];
-
-		if (s->used && memcmp(s->id, id, NONCE_ID_LEN) == 0) {
-			if (nc <= s->nc)
-				return AUTH_REPLAY;
-			s->nc = nc;
-			return AUTH_OK;
-		}
-		if (!s->used || s->issued + a->conf.nonce_lifetime <= now_s) {
-			if (!free_slot)
-				free_slot = s;
-		} else if (!oldest || s->issued < oldest->issued) {
-			oldest = s;
-		}
-	}
-	if (nc != 1 || issued <= a->evicted_upto)
+	if (age > a->mask)
 		return AUTH_STALE;
-	if (!free_slot) {
-		free_slot = oldest;
-		if (oldest->issued > a->evicted_upto)
-			a->evicted_upto = oldest->issued;
+	if (nc <= *m)
+		return AUTH_REPLAY;
+	if (nc >= NC_MAX) {
+		*m = NC_MAX;
+		return AUTH_STALE;
 	}
-	memcpy(free_slot->id, id, NONCE_ID_LEN);
-	free_slot->issued = issued;
-	free_slot->nc = nc;
-	free_slot->used = true;
+	*m = (uint8_t)nc;
 	return AUTH_OK;
 }
 
@@ -585,7 +575,7 @@ enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, struct
 		return AUTH_STALE;
 	if (!with_qop)
 		return AUTH_OK;
-	return nc_record(a, id, issued, nc, now_s);
+	return nc_record(a, get_be64(id + 8), nc);
 }
 
 const char *auth_result_name(enum auth_result r)

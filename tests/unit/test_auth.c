@@ -272,39 +272,184 @@ static void t_bad(void)
 	auth_free(other);
 }
 
-/* With a tiny table, old nonces are evicted; a count past 1 for a nonce the table no
- * longer knows must not be accepted (it could be a replay) but answered with stale. */
-static void t_evict(void)
+/* Issues a challenge at now and copies its nonce into out (NONCE_BUF bytes). */
+#define NONCE_BUF 80
+static void issue(struct auth *a, uint64_t now, char out[NONCE_BUF])
+{
+	char buf[1024];
+
+	CHECK(auth_challenge(a, STR("a.test"), false, false, now, buf, sizeof(buf)) > 0);
+	str_to_cbuf(nonce_of(buf), out, NONCE_BUF);
+}
+
+/* Verifies alice's MD5 credentials (password right) for nonce with count nc at now. */
+static enum auth_result use(struct auth *a, const char *nonce, uint32_t nc, uint64_t now)
+{
+	char ha1[AUTH_HEX_MAX];
+	struct cred c;
+
+	auth_ha1(AUTH_MD5, STR("alice"), STR("a.test"), STR("secret"), ha1);
+	make_cred(&c, AUTH_MD5, "secret", str_from_cstr(nonce), nc, true);
+	return auth_verify(a, &c.a, STR("REGISTER"), STR("a.test"), ha1, now);
+}
+
+/* Nonce counts with the default window: a count is used once, may skip values, and a
+ * count of 255 or more uses the nonce up (stale, so that the client gets a new one). */
+static void t_nc(void)
+{
+	struct auth *a = new_auth("md5", 0);
+	char n[NONCE_BUF];
+
+	issue(a, 1000, n);
+	CHECK_INT(use(a, n, 0, 1000), AUTH_REPLAY);
+	CHECK_INT(use(a, n, 1, 1000), AUTH_OK);
+	CHECK_INT(use(a, n, 1, 1000), AUTH_REPLAY);
+	CHECK_INT(use(a, n, 2, 1001), AUTH_OK);
+	CHECK_INT(use(a, n, 2, 1001), AUTH_REPLAY);
+	CHECK_INT(use(a, n, 1, 1001), AUTH_REPLAY);
+	CHECK_INT(use(a, n, 254, 1002), AUTH_OK);
+	CHECK_INT(use(a, n, 254, 1002), AUTH_REPLAY);
+	CHECK_INT(use(a, n, 255, 1002), AUTH_STALE);
+	CHECK_INT(use(a, n, 256, 1002), AUTH_STALE);
+	CHECK_INT(use(a, n, 0x7fffffff, 1002), AUTH_STALE);
+	CHECK_INT(use(a, n, 3, 1002), AUTH_REPLAY);
+	/* A fresh nonce whose first count is 255 or more is used up at once. */
+	issue(a, 1003, n);
+	CHECK_INT(use(a, n, 0x1000, 1003), AUTH_STALE);
+	CHECK_INT(use(a, n, 1, 1003), AUTH_REPLAY);
+	/* A first count above 1 is fine; it still has to grow. */
+	issue(a, 1003, n);
+	CHECK_INT(use(a, n, 7, 1003), AUTH_OK);
+	CHECK_INT(use(a, n, 7, 1003), AUTH_REPLAY);
+	CHECK_INT(use(a, n, 8, 1003), AUTH_OK);
+	auth_free(a);
+}
+
+/* The regression: with thousands of nonces live (the old 4096-slot table evicted them, and
+ * everything issued up to the evicted issue time was then answered stale), every fresh
+ * nonce is accepted. A burst of 50,000 challenges within one second, then the first 4,000
+ * used in order, each once, then replayed. */
+static void t_many_live(void)
+{
+	enum { ISSUED = 50000, USED = 4000 };
+	struct auth *a = new_auth("md5", 0);
+	static char nonces[USED][NONCE_BUF];
+	char n[NONCE_BUF];
+	int ok = 0, replay = 0;
+
+	for (int i = 0; i < ISSUED; i++) {
+		if (i < USED)
+			issue(a, 1000, nonces[i]);
+		else
+			issue(a, 1000, n);
+	}
+	for (int i = 0; i < USED; i++)
+		ok += use(a, nonces[i], 1, 1050) == AUTH_OK;
+	CHECK_INT(ok, USED);
+	for (int i = 0; i < USED; i++)
+		replay += use(a, nonces[i], 1, 1051) == AUTH_REPLAY;
+	CHECK_INT(replay, USED);
+	auth_free(a);
+}
+
+/* The SIPp bench: 10,000 users, 200 registrations in flight, each REGISTER challenged
+ * and then sent again with nc=1 on its fresh nonce, some 2,000 a second. */
+static void t_in_flight(void)
+{
+	enum { USERS = 10000, FLIGHT = 200 };
+	struct auth *a = new_auth("md5", 0);
+	static char nonces[FLIGHT][NONCE_BUF];
+	int ok = 0;
+
+	for (int i = 0; i < USERS + FLIGHT; i++) {
+		uint64_t now = 1000 + (uint64_t)i / 2000;
+
+		if (i >= FLIGHT)
+			ok += use(a, nonces[i % FLIGHT], 1, now) == AUTH_OK;
+		if (i < USERS)
+			issue(a, now, nonces[i % FLIGHT]);
+	}
+	CHECK_INT(ok, USERS);
+	auth_free(a);
+}
+
+/* A small window (replay_slots 16): a nonce stays usable until 16 newer challenges have
+ * been issued, then it is stale (its slot may be another nonce's); never OK again. */
+static void t_window(void)
+{
+	struct auth *a = new_auth("md5", 10); /* rounded up to 16 */
+	char first[NONCE_BUF], n[NONCE_BUF], last[NONCE_BUF];
+
+	issue(a, 1000, first);
+	CHECK_INT(use(a, first, 1, 1000), AUTH_OK);
+	for (int i = 0; i < 15; i++)
+		issue(a, 1000, n);
+	/* 15 newer: still in the window, its count still known. */
+	CHECK_INT(use(a, first, 1, 1001), AUTH_REPLAY);
+	CHECK_INT(use(a, first, 2, 1001), AUTH_OK);
+	/* The 16th newer one takes over its slot. */
+	issue(a, 1000, last);
+	CHECK_INT(use(a, first, 3, 1001), AUTH_STALE);
+	CHECK_INT(use(a, first, 1, 1001), AUTH_STALE);
+	/* The new owner of the slot starts from a clean count... */
+	CHECK_INT(use(a, last, 1, 1001), AUTH_OK);
+	CHECK_INT(use(a, last, 1, 1001), AUTH_REPLAY);
+	/* ...and its counts do not leak to the old nonce, whatever the count. */
+	for (uint32_t nc = 1; nc < 300; nc++)
+		CHECK_INT(use(a, first, nc, 1001), AUTH_STALE);
+	CHECK_INT(use(a, last, 2, 1001), AUTH_OK);
+
+	/* A nonce never used before it left the window is stale too, even with nc=1. */
+	issue(a, 1002, first);
+	for (int i = 0; i < 16; i++)
+		issue(a, 1002, n);
+	CHECK_INT(use(a, first, 1, 1002), AUTH_STALE);
+	CHECK_INT(use(a, n, 1, 1002), AUTH_OK);
+	auth_free(a);
+}
+
+/* Reuse of a slot that had been used up (count 255) or used high: the new owner starts at
+ * 0, and the old owner is stale. Then 64 nonces through a window of 8, each used once as
+ * issued (all OK), and afterwards: exactly the 8 newest are known (replay refused, nc=2
+ * accepted), all older ones stale. This replaces the old eviction test: the old table
+ * accepted a nonce unknown to it with nc=1 and had to evict; the window cannot evict. */
+static void t_window_reuse(void)
 {
 	struct auth *a = new_auth("md5", 8);
-	char buf[1024], ha1[AUTH_HEX_MAX];
-	char nonces[64][80];
-	struct str m = STR("REGISTER"), realm = STR("a.test");
-	struct cred c;
-	int ok = 0, stale = 0;
+	char nonces[64][NONCE_BUF], n[NONCE_BUF];
+	int known = 0, stale = 0;
 
-	auth_ha1(AUTH_MD5, STR("alice"), realm, STR("secret"), ha1);
+	issue(a, 1000, n);
+	CHECK_INT(use(a, n, 254, 1000), AUTH_OK);
+	CHECK_INT(use(a, n, 255, 1000), AUTH_STALE);
+	for (int i = 0; i < 8; i++)
+		issue(a, 1000, nonces[i]);
+	CHECK_INT(use(a, nonces[7], 1, 1000), AUTH_OK);
+	CHECK_INT(use(a, n, 256, 1000), AUTH_STALE);
+	CHECK_INT(use(a, n, 1, 1000), AUTH_STALE);
+
 	for (int i = 0; i < 64; i++) {
-		CHECK(auth_challenge(a, realm, false, false, 1000 + (uint64_t)i, buf, sizeof(buf)) > 0);
-		str_to_cbuf(nonce_of(buf), nonces[i], sizeof(nonces[i]));
-		make_cred(&c, AUTH_MD5, "secret", str_from_cstr(nonces[i]), 1, true);
-		CHECK_INT(auth_verify(a, &c.a, m, realm, ha1, 1000 + (uint64_t)i), AUTH_OK);
+		issue(a, 1000 + (uint64_t)i, nonces[i]);
+		CHECK_INT(use(a, nonces[i], 1, 1000 + (uint64_t)i), AUTH_OK);
 	}
 	for (int i = 0; i < 64; i++) {
-		enum auth_result r;
+		enum auth_result r1 = use(a, nonces[i], 1, 1100), r2 = use(a, nonces[i], 2, 1100);
 
-		/* Replaying the first request is refused whether or not the table remembers. */
-		make_cred(&c, AUTH_MD5, "secret", str_from_cstr(nonces[i]), 1, true);
-		r = auth_verify(a, &c.a, m, realm, ha1, 1100);
-		CHECK(r == AUTH_REPLAY || r == AUTH_STALE);
-		make_cred(&c, AUTH_MD5, "secret", str_from_cstr(nonces[i]), 2, true);
-		r = auth_verify(a, &c.a, m, realm, ha1, 1100);
-		CHECK(r == AUTH_OK || r == AUTH_STALE);
-		ok += r == AUTH_OK;
-		stale += r == AUTH_STALE;
+		if (i >= 56) {
+			CHECK_INT(r1, AUTH_REPLAY);
+			CHECK_INT(r2, AUTH_OK);
+			known++;
+		} else {
+			CHECK_INT(r1, AUTH_STALE);
+			CHECK_INT(r2, AUTH_STALE);
+			stale++;
+		}
 	}
-	CHECK(ok > 0 && ok <= 8);
-	CHECK(stale >= 56);
+	CHECK_INT(known, 8);
+	CHECK_INT(stale, 56);
+	/* The lifetime still applies inside the window. */
+	CHECK_INT(use(a, nonces[63], 3, 1063 + 300), AUTH_STALE);
+	CHECK_INT(use(a, nonces[63], 3, 1063 + 299), AUTH_OK);
 	auth_free(a);
 }
 
@@ -483,7 +628,11 @@ static const struct unit_case cases[] = {
 	{ "challenge", t_challenge },
 	{ "verify", t_verify },
 	{ "bad", t_bad },
-	{ "evict", t_evict },
+	{ "nc", t_nc },
+	{ "many_live", t_many_live },
+	{ "in_flight", t_in_flight },
+	{ "window", t_window },
+	{ "window_reuse", t_window_reuse },
 	{ "long_parts", t_long_parts },
 	{ "roundtrip", t_roundtrip },
 	{ "challenge_fit", t_challenge_fit },

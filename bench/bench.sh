@@ -55,7 +55,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-SRV_PORT=$($STATS port) REG_PORT=$($STATS port) CALL_PORT=$($STATS port) UAS_PORT=$($STATS port)
+SRV_PORT=$($STATS port) UAS_PORT=$($STATS port)
 USERS=$WORK/users
 python3 "$HERE/gen-users.py" "$USERS" "$N" bench.test "$UAS_PORT"
 
@@ -65,14 +65,20 @@ run_sipp() {
 	local srv=$1 tag=$2 round=$3 sf=$4 inf=$5 lport=$6; shift 6
 	local dir=$WORK/$srv/$tag-$round c0 c1 t0 t1 rc
 	mkdir -p "$dir"
-	c0=$($STATS cpu "$SRV_PID") t0=$(date +%s.%N)
+	# a fresh local port per run: late retransmissions meant for the warm-up stay out of it
+	[ "$lport" = auto ] && lport=$($STATS port)
+	c0=$(bash "$HERE/cpu.sh" "$SRV_PID") t0=$(date +%s.%N)
 	(cd "$dir" && timeout -k 5 "$SIPP_TIMEOUT" sipp 127.0.0.1:"$SRV_PORT" -sf "$HERE/sipp/$sf" \
 		-inf "$USERS/$inf" -m "$N" -r "$RATE" -l "$CONC" -i 127.0.0.1 -p "$lport" -nostdin \
 		-trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 1 -trace_err -error_file err.log \
 		-timeout $((SIPP_TIMEOUT - 10))s -timeout_error -default_behaviors all,-bye "$@" \
 		>out.log 2>&1)
 	rc=$?
-	t1=$(date +%s.%N) c1=$($STATS cpu "$SRV_PID")
+	t1=$(date +%s.%N) c1=$(bash "$HERE/cpu.sh" "$SRV_PID")
+	# SIPp logs every stray message: keep the first 4 MB of its error log
+	if [ "$(stat -c %s "$dir/err.log" 2>/dev/null || echo 0)" -gt 4194304 ]; then
+		head -c 4194304 "$dir/err.log" >"$dir/err.head" && mv "$dir/err.head" "$dir/err.log"
+	fi
 	[ $rc -eq 124 ] && echo "bench: $srv $tag: SIPp killed after ${SIPP_TIMEOUT}s" >&2
 	if ! kill -0 "$SRV_PID" 2>/dev/null; then
 		wait "$SRV_PID" 2>/dev/null
@@ -105,10 +111,11 @@ start_server() { # SERVER -> sets SRV_PID
 		;;
 	esac
 	PIDS+=("$SRV_PID")
-	$STATS ping "$SRV_PORT" 10 >/dev/null ||
+	$STATS ping "$SRV_PORT" 30 >/dev/null ||
 		{ echo "bench: $srv does not answer OPTIONS on 127.0.0.1:$SRV_PORT" >&2; return 1; }
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 RESULTS=$WORK/results.txt
 : >"$RESULTS"
 for srv in "${SERVERS[@]}"; do
@@ -117,9 +124,9 @@ for srv in "${SERVERS[@]}"; do
 	start_server "$srv" || exit 1
 	# the call pass needs the callees registered: the reg pass (or its warm-up) does that
 	if [[ $PASSES == *reg* || $PASSES == *call* ]]; then
-		run_sipp "$srv" reg warmup reg_auth.xml users.csv "$REG_PORT" >/dev/null
+		run_sipp "$srv" reg warmup reg_auth.xml users.csv auto >/dev/null
 		if [[ $PASSES == *reg* && $SRV_DEAD = 0 ]]; then
-			run_sipp "$srv" reg measured reg_auth.xml users.csv "$REG_PORT" | tee -a "$RESULTS" >&2
+			run_sipp "$srv" reg measured reg_auth.xml users.csv auto | tee -a "$RESULTS" >&2
 		fi
 	fi
 	if [[ $PASSES == *call* && $SRV_DEAD = 0 ]]; then
@@ -131,8 +138,8 @@ for srv in "${SERVERS[@]}"; do
 		else
 			PIDS+=("$uas")
 			sleep 0.3
-			run_sipp "$srv" call warmup call_auth.xml calls.csv "$CALL_PORT" -d 0 >/dev/null
-			run_sipp "$srv" call measured call_auth.xml calls.csv "$CALL_PORT" -d 0 | tee -a "$RESULTS" >&2
+			run_sipp "$srv" call warmup call_auth.xml calls.csv auto -d 0 >/dev/null
+			run_sipp "$srv" call measured call_auth.xml calls.csv auto -d 0 | tee -a "$RESULTS" >&2
 			stop_pid "$uas"
 		fi
 	fi
@@ -149,6 +156,7 @@ for srv in "${SERVERS[@]}"; do
 	kamailio) echo "kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //'), 2 UDP workers, usrloc in memory, auth_db on SQLite" ;;
 	esac
 done
+echo "load average before the run: $LOAD_BEFORE on $(nproc) cores$(python3 -c "print('  (WARNING: other processes compete for the CPU; throughput and latency are unreliable, CPU per transaction less so)' if $LOAD_BEFORE > 0.5 else '')")"
 echo
 $STATS table "$RESULTS"
 status=$?

@@ -2,9 +2,12 @@
 """Helpers for bench.sh and mem.sh (no third-party modules).
   stats.py port                        print a free UDP port on 127.0.0.1
   stats.py cpu PID                     user+system CPU microseconds of PID and its descendants
+                                       (cpu.sh does the same faster; bench.sh uses cpu.sh)
   stats.py rss PID                     VmRSS of PID in kB
-  stats.py ping PORT TIMEOUT_S         send OPTIONS to 127.0.0.1:PORT every 5 ms until any
-                                       answer; print seconds waited (exit 1 on timeout)
+  stats.py ping PORT TIMEOUT_S [READY] send OPTIONS to 127.0.0.1:PORT every 5 ms until any
+                                       answer; print seconds waited and the wall-clock time
+                                       of the answer (exit 1 on timeout); creates the file
+                                       READY once its socket is open
   stats.py pass TAG STATCSV RTTDIR T0 T1 C0 C1 -> one line of key=value for the pass
   stats.py table RESULTFILE...         print the table (and Parley/Kamailio ratios)
 Response times (p50/p99) come from SIPp's -trace_rtt file: one row per successful
@@ -49,10 +52,12 @@ def rss_kb(pid):
     return 0
 
 
-def ping(port, timeout):
+def ping(port, timeout, ready=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     s.settimeout(0.005)
+    if ready:
+        open(ready, "w").close()
     lp = s.getsockname()[1]
     t0 = time.monotonic()
     n = 0
@@ -67,7 +72,7 @@ def ping(port, timeout):
             s.sendto(msg.encode(), ("127.0.0.1", port))
             d = s.recv(65536)
             if d.startswith(b"SIP/2.0 "):
-                print(f"{time.monotonic() - t0:.3f}")
+                print(f"{time.monotonic() - t0:.3f} {time.time():.6f}")  # waited, wall clock
                 return 0
         except (socket.timeout, ConnectionRefusedError):
             pass
@@ -100,7 +105,10 @@ def one_pass(tag, statcsv, rttdir, t0, t1, c0, c1):
                     pass
     rtts.sort()
     el = float(t1) - float(t0)
-    cpu = int(c1) - int(c0)
+    try:
+        cpu = int(c1) - int(c0)
+    except ValueError:  # a CPU reading failed
+        cpu = -1
     cpu_tx = cpu // max(ok, 1) if cpu >= 0 else "void"  # void: the server died mid-pass
     print(f"pass={tag} ok={ok} fail={bad} retrans={retr} secs={el:.2f} rate={ok / el:.0f} "
           f"cpu_us={cpu_tx} cpu_total_ms={cpu // 1000 if cpu >= 0 else 'void'} p50_ms={pct(rtts, .5):g} "
@@ -159,7 +167,7 @@ if __name__ == "__main__":
     elif cmd == "rss":
         print(rss_kb(int(a[0])))
     elif cmd == "ping":
-        sys.exit(ping(int(a[0]), float(a[1])))
+        sys.exit(ping(int(a[0]), float(a[1]), a[2] if len(a) > 2 else None))
     elif cmd == "pass":
         one_pass(*a)
     elif cmd == "table":

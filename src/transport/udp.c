@@ -17,6 +17,8 @@
 #define RX_SIZE 65536               /* larger than any UDP payload */
 #define RX_ROUNDS 4                 /* recvmmsg calls per wake-up before yielding */
 #define SOCK_BUF (8 * 1024 * 1024)  /* wanted kernel socket buffer */
+#define TX_BATCH 64                 /* datagrams queued while a receive batch is handled */
+#define TX_BYTES (256 * 1024)       /* bytes queued at most */
 
 struct transport {
 	struct loop *loop;
@@ -30,6 +32,16 @@ struct transport {
 	struct iovec iov[RX_BATCH];
 	struct sockaddr_storage from[RX_BATCH];
 	char *buf;                       /* RX_BATCH buffers of RX_SIZE + 1 bytes */
+	/* Send batch: while a receive batch is handled, what it sends is queued and leaves in
+	 * one sendmmsg per socket afterwards, instead of one sendto per message. */
+	bool batching;
+	unsigned ntx;
+	size_t txused;
+	struct mmsghdr txmsg[TX_BATCH];
+	struct iovec txiov[TX_BATCH];
+	struct tp_addr txto[TX_BATCH];
+	struct tp_listener *txlis[TX_BATCH];
+	char *txbuf;                     /* TX_BYTES */
 };
 
 int tp_new(struct transport **tpp, struct loop *loop, tp_recv_h *recv, void *arg)
@@ -38,7 +50,10 @@ int tp_new(struct transport **tpp, struct loop *loop, tp_recv_h *recv, void *arg
 	if (!tp)
 		return -ENOMEM;
 	tp->buf = malloc((size_t)RX_BATCH * (RX_SIZE + 1));
-	if (!tp->buf) {
+	tp->txbuf = malloc(TX_BYTES);
+	if (!tp->buf || !tp->txbuf) {
+		free(tp->buf);
+		free(tp->txbuf);
 		free(tp);
 		return -ENOMEM;
 	}
@@ -56,6 +71,7 @@ void tp_free(struct transport *tp)
 	for (unsigned i = 0; i < tp->nlis; i++)
 		tp->lis[i]->ops->close(tp->lis[i]);
 	free(tp->buf);
+	free(tp->txbuf);
 	free(tp);
 }
 
@@ -119,9 +135,56 @@ struct tp_listener *tp_pick(struct transport *tp, enum tp_proto proto,
 
 /* ---- UDP ------------------------------------------------------------------------------ */
 
+/* Sends the queued datagrams, one sendmmsg per run of the same socket. Errors are
+ * counted: as with sendto, a datagram the kernel refuses is lost and SIP retransmits. */
+static void flush_tx(struct transport *tp)
+{
+	unsigned i = 0;
+	while (i < tp->ntx) {
+		unsigned j = i + 1;
+		while (j < tp->ntx && tp->txlis[j] == tp->txlis[i])
+			j++;
+		unsigned k = i;
+		while (k < j) {
+			int n = sendmmsg(tp->txlis[i]->fd, &tp->txmsg[k], j - k, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				tp->stats.tx_errors++;
+				k++; /* skip the one the kernel refused */
+				continue;
+			}
+			k += (unsigned)n;
+		}
+		i = j;
+	}
+	tp->ntx = 0;
+	tp->txused = 0;
+}
+
 static int udp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id,
 		    const char *buf, size_t len)
 {
+	struct transport *tp = lis->tp;
+	if (tp->batching && len <= TX_BYTES) {
+		if (tp->ntx == TX_BATCH || tp->txused + len > TX_BYTES)
+			flush_tx(tp);
+		unsigned i = tp->ntx++;
+		char *dst = tp->txbuf + tp->txused;
+		memcpy(dst, buf, len);
+		tp->txused += len;
+		tp->txto[i] = *to;
+		tp->txlis[i] = lis;
+		tp->txiov[i] = (struct iovec){ .iov_base = dst, .iov_len = len };
+		tp->txmsg[i].msg_hdr = (struct msghdr){
+			.msg_name = &tp->txto[i].ss,
+			.msg_namelen = to->len,
+			.msg_iov = &tp->txiov[i],
+			.msg_iovlen = 1,
+		};
+		tp->txmsg[i].msg_len = 0;
+		return 0;
+	}
 	for (;;) {
 		ssize_t n = sendto(lis->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL,
 				   (const struct sockaddr *)&to->ss, to->len);
@@ -168,6 +231,7 @@ static void udp_readable(int fd, uint32_t events, void *arg)
 		int n = recvmmsg(fd, tp->msg, RX_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;   /* EAGAIN: drained; other errors: nothing to deliver */
+		tp->batching = true;
 		for (int i = 0; i < n; i++) {
 			struct mmsghdr *m = &tp->msg[i];
 			if (m->msg_hdr.msg_flags & MSG_TRUNC)
@@ -182,6 +246,8 @@ static void udp_readable(int fd, uint32_t events, void *arg)
 			tp->stats.rx_bytes += m->msg_len;
 			tp->recv(&src, b, m->msg_len, tp->arg);
 		}
+		tp->batching = false;
+		flush_tx(tp);
 		if (n < RX_BATCH)
 			return;
 	}

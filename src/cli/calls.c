@@ -6,20 +6,13 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/table.h"
 #include "core/config.h"
 #include "store/store.h"
 
 #define NCOL 7
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX 1000000
-
-/* Rows are gathered first so that the columns can be as wide as their widest cell. */
-struct table {
-	char *(*cell)[NCOL];
-	size_t n, cap;
-	size_t width[NCOL];
-	bool oom;
-};
 
 /* Local wall-clock time of ms since the epoch: the date as well when full, "-" for 0. */
 static void fmt_time(char *out, size_t cap, uint64_t ms, bool full)
@@ -61,18 +54,7 @@ static void fmt_result(char *out, size_t cap, const struct store_call *c)
 
 static int add_row(const struct store_call *c, void *arg)
 {
-	struct table *t = arg;
 	char buf[NCOL][128];
-	char **row;
-
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 64;
-		void *p = realloc(t->cell, cap * sizeof(*t->cell));
-		if (!p)
-			goto oom;
-		t->cell = p;
-		t->cap = cap;
-	}
 	snprintf(buf[0], sizeof(buf[0]), "%.*s", STR_FMT(c->caller));
 	snprintf(buf[1], sizeof(buf[1]), "%.*s", STR_FMT(c->callee));
 	fmt_time(buf[2], sizeof(buf[2]), c->start_ms, true);
@@ -80,25 +62,10 @@ static int add_row(const struct store_call *c, void *arg)
 	fmt_time(buf[4], sizeof(buf[4]), c->end_ms, false);
 	fmt_result(buf[5], sizeof(buf[5]), c);
 	fmt_duration(buf[6], sizeof(buf[6]), c);
-	row = t->cell[t->n++];
+	const char *row[NCOL];
 	for (int i = 0; i < NCOL; i++)
-		row[i] = strdup(buf[i]);
-	for (int i = 0; i < NCOL; i++) {
-		if (!row[i])
-			goto oom;
-		if (strlen(row[i]) > t->width[i])
-			t->width[i] = strlen(row[i]);
-	}
-	return 0;
-oom:
-	t->oom = true;
-	return -ENOMEM;
-}
-
-static void print_row(const struct table *t, const char *const *row)
-{
-	for (int i = 0; i < NCOL; i++)
-		printf(i < NCOL - 1 ? "%-*s  " : "%*s\n", (int)t->width[i], row[i]);
+		row[i] = buf[i];
+	return cli_table_add(arg, row);
 }
 
 int cli_calls(int argc, char **argv)
@@ -113,7 +80,8 @@ int cli_calls(int argc, char **argv)
 	uint64_t limit = LIMIT_DEFAULT;
 	struct store *st = NULL;
 	struct store_conf sc = { 0 };
-	struct table t = { .n = 0 };
+	struct cli_table t;
+	cli_table_init(&t, NCOL);
 
 	rc = config_parse_args(&cfg, argc, argv, 1, false, &extra, NULL, NULL, 0);
 	if (rc)
@@ -132,17 +100,9 @@ int cli_calls(int argc, char **argv)
 		fprintf(stderr, "parley: %s\n", t.oom ? "out of memory" : store_errmsg(st));
 		rc = 1;
 	} else {
-		for (int i = 0; i < NCOL; i++)
-			if (strlen(head[i]) > t.width[i])
-				t.width[i] = strlen(head[i]);
-		print_row(&t, head);
-		for (size_t r = 0; r < t.n; r++)
-			print_row(&t, (const char *const *)t.cell[r]);
+		cli_table_print(&t, head);
 	}
-	for (size_t r = 0; r < t.n; r++)
-		for (int i = 0; i < NCOL; i++)
-			free(t.cell[r][i]);
-	free(t.cell);
+	cli_table_free(&t);
 	store_close(st);
 	return rc;
 }

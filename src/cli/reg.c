@@ -6,72 +6,28 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/table.h"
 #include "core/config.h"
 #include "store/store.h"
 
 #define NCOL 5
 
-/* Rows are gathered first so that the columns can be as wide as their widest cell. */
-struct table {
-	char *(*cell)[NCOL];
-	size_t n, cap;
-	size_t width[NCOL];
+struct reg_rows {
+	struct cli_table tab;
 	int64_t now;
-	bool oom;
 };
-
-static char *dupv(struct str s)
-{
-	char *p = malloc(s.l + 1);
-
-	if (p) {
-		memcpy(p, s.p, s.l);
-		p[s.l] = '\0';
-	}
-	return p;
-}
 
 static int add_row(const struct store_binding *b, void *arg)
 {
-	struct table *t = arg;
-	char src[128], exp[32];
-	char **row;
-
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 64;
-		void *p = realloc(t->cell, cap * sizeof(*t->cell));
-		if (!p)
-			goto oom;
-		t->cell = p;
-		t->cap = cap;
-	}
+	struct reg_rows *r = arg;
+	char aor[256], contact[512], src[128], transport[16], exp[32];
 	/* An IPv6 source goes in brackets so that its port stays readable. */
 	snprintf(src, sizeof(src), memchr(b->src_addr.p, ':', b->src_addr.l) ? "[%.*s]:%u" : "%.*s:%u",
 		 STR_FMT(b->src_addr), b->src_port);
-	snprintf(exp, sizeof(exp), "%lld", (long long)(b->expires_at - t->now));
-	row = t->cell[t->n];
-	row[0] = dupv(b->aor);
-	row[1] = dupv(b->contact);
-	row[2] = dupv(str_from_cstr(src));
-	row[3] = dupv(b->transport);
-	row[4] = dupv(str_from_cstr(exp));
-	t->n++;
-	for (int i = 0; i < NCOL; i++) {
-		if (!row[i])
-			goto oom;
-		if (strlen(row[i]) > t->width[i])
-			t->width[i] = strlen(row[i]);
-	}
-	return 0;
-oom:
-	t->oom = true;
-	return -ENOMEM;
-}
-
-static void print_row(const struct table *t, const char *const *row)
-{
-	for (int i = 0; i < NCOL; i++)
-		printf(i < NCOL - 1 ? "%-*s  " : "%*s\n", (int)t->width[i], row[i]);
+	snprintf(exp, sizeof(exp), "%lld", (long long)(b->expires_at - r->now));
+	const char *row[NCOL] = { str_to_cbuf(b->aor, aor, sizeof aor), str_to_cbuf(b->contact, contact, sizeof contact),
+				  src, str_to_cbuf(b->transport, transport, sizeof transport), exp };
+	return cli_table_add(&r->tab, row);
 }
 
 int cli_reg(int argc, char **argv)
@@ -82,7 +38,8 @@ int cli_reg(int argc, char **argv)
 	int npos = 0, rc;
 	struct store *st = NULL;
 	struct store_conf sc = { 0 };
-	struct table t = { .now = (int64_t)time(NULL) };
+	struct reg_rows t = { .now = (int64_t)time(NULL) };
+	cli_table_init(&t.tab, NCOL);
 
 	rc = config_parse_args(&cfg, argc, argv, 1, false, NULL, pos, &npos, 2);
 	if (rc)
@@ -100,20 +57,12 @@ int cli_reg(int argc, char **argv)
 	if (!rc)
 		rc = store_bindings_load(st, t.now, add_row, &t);
 	if (rc) {
-		fprintf(stderr, "parley: %s\n", t.oom ? "out of memory" : store_errmsg(st));
+		fprintf(stderr, "parley: %s\n", t.tab.oom ? "out of memory" : store_errmsg(st));
 		rc = 1;
 	} else {
-		for (int i = 0; i < NCOL; i++)
-			if (strlen(head[i]) > t.width[i])
-				t.width[i] = strlen(head[i]);
-		print_row(&t, head);
-		for (size_t r = 0; r < t.n; r++)
-			print_row(&t, (const char *const *)t.cell[r]);
+		cli_table_print(&t.tab, head);
 	}
-	for (size_t r = 0; r < t.n; r++)
-		for (int i = 0; i < NCOL; i++)
-			free(t.cell[r][i]);
-	free(t.cell);
+	cli_table_free(&t.tab);
 	store_close(st);
 	return rc;
 }

@@ -330,3 +330,37 @@ def test_sipp_calls_across(pair, tmp_path):
         time.sleep(0.2)
     assert parley("calls", db=a.db).stdout.count("answered") == 5
     assert parley("calls", db=b.db).stdout.count("answered") == 5
+
+
+def test_no_answer_across(server_factory):
+    """a gives up after its ring timeout: the branch to b is cancelled, b cancels bob's
+    phone, and alice gets 408."""
+    pa, pb = free_udp_port("127.0.0.1"), free_udp_port("127.0.0.2")
+    a = server_factory(domains=("a.test",), host="127.0.0.1", port=pa, name="a",
+                       extra=["--peer", f"b.test=sip:127.0.0.2:{pb}", "--ring-timeout", "2"])
+    b = server_factory(domains=("b.test",), host="127.0.0.2", port=pb, name="b",
+                       extra=["--peer", f"a.test=sip:127.0.0.1:{pa}"])
+    a.start()
+    b.start()
+    a.user_add("alice@a.test", "alicepw")
+    b.user_add("bob@b.test", "bobpw")
+    alice = UA(a.addr, user="alice", domain="a.test", password="alicepw", host="127.0.0.1")
+    bob = UA(b.addr, user="bob", domain="b.test", password="bobpw", host="127.0.0.2")
+    assert alice.register().status == 200
+    assert bob.register().status == 200
+    c = Call(alice, "sip:bob@b.test")
+    assert c.start() is None
+    inv = bob.recv(5, is_req("INVITE"))
+    tag = rand(8)
+    callee_answer(bob, inv, 180, "Ringing", tag)
+    assert alice.recv(3, is_resp("INVITE", 180)) is not None
+    can = bob.recv(8, is_req("CANCEL"))
+    assert can is not None
+    bob.reply(can, 200, "OK")
+    callee_answer(bob, inv, 487, "Request Terminated", tag)
+    r = c.final(8)
+    assert r is not None and r.status == 408
+    c.ack_non2xx(r)
+    calls_rows(a, r"no answer")
+    alice.close()
+    bob.close()

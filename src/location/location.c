@@ -5,6 +5,80 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Bindings and AOR entries come from slabs of their own, in size classes of 16 bytes:
+ * no allocator header per binding, and the memory of a million bindings stays together
+ * instead of being scattered between short-lived transactions, so that what a burst of
+ * transactions frees can go back to the system. */
+#define POOL_ALIGN 16
+#define POOL_CLASSES 64                 /* objects up to 1 KiB; larger ones use malloc */
+#define POOL_SLAB (1024 * 1024)         /* large enough to be mmap'ed apart from the heap */
+
+struct pool_free {
+	struct pool_free *next;
+};
+
+struct pool {
+	struct pool_free *free[POOL_CLASSES];
+	char *cur;                        /* bump region of the newest slab */
+	size_t left;
+	void **slabs;                     /* every slab, for freeing them all */
+	size_t nslabs, capslabs;
+};
+
+static void *pool_alloc(struct pool *p, size_t size)
+{
+	size_t c = (size + POOL_ALIGN - 1) / POOL_ALIGN;
+	if (c >= POOL_CLASSES)
+		return malloc(size);
+	if (p->free[c]) {
+		struct pool_free *f = p->free[c];
+		p->free[c] = f->next;
+		return f;
+	}
+	size_t need = c * POOL_ALIGN;
+	if (p->left < need) {
+		if (p->nslabs == p->capslabs) {
+			size_t cap = p->capslabs ? p->capslabs * 2 : 16;
+			void **ns = realloc(p->slabs, cap * sizeof(*ns));
+			if (!ns)
+				return NULL;
+			p->slabs = ns;
+			p->capslabs = cap;
+		}
+		char *slab = malloc(POOL_SLAB);
+		if (!slab)
+			return NULL;
+		p->slabs[p->nslabs++] = slab;
+		p->cur = slab;
+		p->left = POOL_SLAB;
+	}
+	void *r = p->cur;
+	p->cur += need;
+	p->left -= need;
+	return r;
+}
+
+static void pool_free(struct pool *p, void *ptr, size_t size)
+{
+	size_t c = (size + POOL_ALIGN - 1) / POOL_ALIGN;
+	if (!ptr)
+		return;
+	if (c >= POOL_CLASSES) {
+		free(ptr);
+		return;
+	}
+	struct pool_free *f = ptr;
+	f->next = p->free[c];
+	p->free[c] = f;
+}
+
+static void pool_destroy(struct pool *p)
+{
+	for (size_t i = 0; i < p->nslabs; i++)
+		free(p->slabs[i]);
+	free(p->slabs);
+}
+
 /* The table holds pointers to AOR entries; linear probing with tombstones, grown at 50%
  * load so that probes stay short at a million AORs. */
 #define TOMB ((struct loc_aor *)(uintptr_t)1)
@@ -16,7 +90,26 @@ struct location {
 	size_t tombs;
 	size_t bindings;
 	size_t sweep_pos;
+	struct pool pool;
 };
+
+static size_t binding_size(const struct loc_binding *b)
+{
+	size_t n = sizeof(*b);
+	for (unsigned i = 0; i < 7; i++)
+		n += b->len[i];
+	return n;
+}
+
+static void free_binding(struct location *l, struct loc_binding *b)
+{
+	pool_free(&l->pool, b, binding_size(b));
+}
+
+static void free_aor_entry(struct location *l, struct loc_aor *a)
+{
+	pool_free(&l->pool, a, sizeof(*a) + a->keylen);
+}
 
 void loc_src_from_addr(struct loc_src *s, const struct tp_addr *a, enum tp_proto proto)
 {
@@ -76,24 +169,23 @@ int loc_new(struct location **lp)
 	return 0;
 }
 
-static void free_aor(struct loc_aor *a)
-{
-	struct loc_binding *b = a->first;
-	while (b) {
-		struct loc_binding *n = b->next;
-		free(b);
-		b = n;
-	}
-	free(a);
-}
-
 void loc_free(struct location *l)
 {
 	if (!l)
 		return;
-	for (size_t i = 0; i < l->cap; i++)
-		if (l->slot[i] && l->slot[i] != TOMB)
-			free_aor(l->slot[i]);
+	/* Bindings and AOR entries all live in the pool's slabs (objects past the largest
+	 * class are malloc'ed: free those one by one). */
+	for (size_t i = 0; i < l->cap; i++) {
+		struct loc_aor *a = l->slot[i];
+		if (!a || a == TOMB)
+			continue;
+		for (struct loc_binding *b = a->first, *n; b; b = n) {
+			n = b->next;
+			free_binding(l, b);
+		}
+		free_aor_entry(l, a);
+	}
+	pool_destroy(&l->pool);
 	free(l->slot);
 	free(l);
 }
@@ -178,7 +270,7 @@ struct loc_binding *loc_find_contact(struct loc_aor *a, struct str uri)
 	return NULL;
 }
 
-static struct loc_binding *make_binding(const struct loc_contact *c)
+static struct loc_binding *make_binding(struct location *l, const struct loc_contact *c)
 {
 	size_t total = 0;
 	for (unsigned i = 0; i < 7; i++) {
@@ -186,7 +278,7 @@ static struct loc_binding *make_binding(const struct loc_contact *c)
 			return NULL;
 		total += c->field[i].l;
 	}
-	struct loc_binding *b = malloc(sizeof(*b) + total);
+	struct loc_binding *b = pool_alloc(&l->pool, sizeof(*b) + total);
 	if (!b)
 		return NULL;
 	memset(b, 0, sizeof(*b));
@@ -218,9 +310,10 @@ int loc_put(struct location *l, struct str aor, const struct loc_contact *c, str
 	} else {
 		if (aor.l > UINT16_MAX)
 			return -EINVAL;
-		a = calloc(1, sizeof(*a) + aor.l);
+		a = pool_alloc(&l->pool, sizeof(*a) + aor.l);
 		if (!a)
 			return -ENOMEM;
+		memset(a, 0, sizeof(*a));
 		a->hash = h;
 		a->keylen = (uint16_t)aor.l;
 		memcpy(a->key, aor.p, aor.l);
@@ -229,7 +322,7 @@ int loc_put(struct location *l, struct str aor, const struct loc_contact *c, str
 		l->slot[i] = a;
 		l->used++;
 	}
-	struct loc_binding *nb = make_binding(c);
+	struct loc_binding *nb = make_binding(l, c);
 	if (!nb) {
 		if (!a->first)
 			drop_aor(l, a);
@@ -244,7 +337,7 @@ int loc_put(struct location *l, struct str aor, const struct loc_contact *c, str
 		struct loc_binding *old = *pp;
 		nb->next = old->next;
 		*pp = nb;
-		free(old);
+		free_binding(l, old);
 	} else {
 		*pp = nb;
 		a->count++;
@@ -264,7 +357,7 @@ static void drop_aor(struct location *l, struct loc_aor *a)
 		l->tombs++;
 		l->used--;
 	}
-	free(a);
+	free_aor_entry(l, a);
 }
 
 void loc_del(struct location *l, struct loc_binding *b)
@@ -278,7 +371,7 @@ void loc_del(struct location *l, struct loc_binding *b)
 	if (!*pp)
 		return;
 	*pp = b->next;
-	free(b);
+	free_binding(l, b);
 	a->count--;
 	l->bindings--;
 	if (!a->first)
@@ -301,7 +394,7 @@ unsigned loc_sweep(struct location *l, uint32_t now, unsigned budget, loc_expire
 				if (h)
 					h(b, arg);
 				*pp = b->next;
-				free(b);
+				free_binding(l, b);
 				a->count--;
 				l->bindings--;
 				removed++;
@@ -313,7 +406,7 @@ unsigned loc_sweep(struct location *l, uint32_t now, unsigned budget, loc_expire
 			l->slot[i] = TOMB;
 			l->tombs++;
 			l->used--;
-			free(a);
+			free_aor_entry(l, a);
 		}
 	}
 	return removed;

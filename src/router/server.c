@@ -268,6 +268,8 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(lis + strlen(lis), sizeof lis - strlen(lis), "%s%s:%s:%u", i ? " " : "",
 			 tp_proto_name(l->proto), l->host, l->port);
 	}
+	if (cfg->http[0])
+		log_warn(lg, "start", "--http %s: the HTTP admin endpoint is not part of this version; ignored", cfg->http);
 	log_info(lg, "start", "parley %s serving %s on %s (%ld bindings loaded from %s)", PARLEY_VERSION, doms,
 		 lis, n, cfg->db);
 	*sp = s;

@@ -200,6 +200,11 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 	s->cfg = cfg;
 	s->loop = loop;
 	s->lg = lg;
+	/* Transactions come and go by the thousand: without this, glibc gives the top of the
+	 * heap back and takes it again many times a second, and every page taken again costs a
+	 * page fault. Memory is returned after bursts by the sweep (malloc_trim) instead. */
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+	mallopt(M_TOP_PAD, 16 * 1024 * 1024);
 
 	local_addresses(s);
 	struct store_conf sc = { .path = cfg->db, .busy_ms = 100 };

@@ -21,21 +21,32 @@ def calls_rows(server, want, timeout=5.0):
     raise AssertionError(f"no call record matching {want!r} in:\n{out}")
 
 
-@pytest.fixture
-def pair(server_factory):
-    pa, pb = free_udp_port("127.0.0.1"), free_udp_port("127.0.0.2")
-    a = server_factory(domains=("a.test",), host="127.0.0.1", port=pa, name="a",
-                       extra=["--peer", f"b.test=sip:127.0.0.2:{pb}"])
-    b = server_factory(domains=("b.test",), host="127.0.0.2", port=pb, name="b",
-                       extra=["--peer", f"a.test=sip:127.0.0.1:{pa}"])
+def start_pair(server_factory, pa, pb, a_extra, b_extra):
+    """Starts a.test on 127.0.0.1:pa and b.test on 127.0.0.2:pb with the flags given."""
+    a = server_factory(domains=("a.test",), host="127.0.0.1", port=pa, name="a", extra=a_extra)
+    b = server_factory(domains=("b.test",), host="127.0.0.2", port=pb, name="b", extra=b_extra)
     a.start()
     b.start()
+    return a, b
+
+
+def register_pair(a, b):
+    """alice@a.test registered at a, bob@b.test at b; returns their UAs."""
     a.user_add("alice@a.test", "alicepw")
     b.user_add("bob@b.test", "bobpw")
     alice = UA(a.addr, user="alice", domain="a.test", password="alicepw", host="127.0.0.1")
     bob = UA(b.addr, user="bob", domain="b.test", password="bobpw", host="127.0.0.2")
     assert alice.register().status == 200
     assert bob.register().status == 200
+    return alice, bob
+
+
+@pytest.fixture
+def pair(server_factory):
+    pa, pb = free_udp_port("127.0.0.1"), free_udp_port("127.0.0.2")
+    a, b = start_pair(server_factory, pa, pb, ["--peer", f"b.test=sip:127.0.0.2:{pb}"],
+                      ["--peer", f"a.test=sip:127.0.0.1:{pa}"])
+    alice, bob = register_pair(a, b)
     yield a, b, alice, bob
     alice.close()
     bob.close()
@@ -164,12 +175,8 @@ def test_loop_between_misconfigured_peers(server_factory):
     """a sends c.test to b and b sends it back to a, each trusting the other: the loop ends
     with 482 (loop detected) or 483, not a storm."""
     pa, pb = free_udp_port("127.0.0.1"), free_udp_port("127.0.0.2")
-    a = server_factory(domains=("a.test",), host="127.0.0.1", port=pa, name="a",
-                       extra=["--peer", f"c.test=sip:127.0.0.2:{pb}", "--trust", "127.0.0.2"])
-    b = server_factory(domains=("b.test",), host="127.0.0.2", port=pb, name="b",
-                       extra=["--peer", f"c.test=sip:127.0.0.1:{pa}", "--trust", "127.0.0.1"])
-    a.start()
-    b.start()
+    a, b = start_pair(server_factory, pa, pb, ["--peer", f"c.test=sip:127.0.0.2:{pb}", "--trust", "127.0.0.2"],
+                      ["--peer", f"c.test=sip:127.0.0.1:{pa}", "--trust", "127.0.0.1"])
     a.user_add("alice@a.test", "pw")
     alice = UA(a.addr, user="alice", domain="a.test", password="pw", host="127.0.0.1")
     c = Call(alice, "sip:carol@c.test")
@@ -200,18 +207,9 @@ def dns_pair(server_factory, tmp_path):
              ("_sip._udp.b.test", "sip2.b.test", pb, 20, 10)],
         hosts=[("sip1.b.test", "127.0.0.3"), ("sip2.b.test", "127.0.0.2")])
     dns.start()
-    a = server_factory(domains=("a.test",), host="127.0.0.1", port=pa, name="a",
-                       extra=["--dns", dns.server, "--t1", "100"])
-    b = server_factory(domains=("b.test",), host="127.0.0.2", port=pb, name="b",
-                       extra=["--peer", f"a.test=sip:127.0.0.1:{pa}"])
-    a.start()
-    b.start()
-    a.user_add("alice@a.test", "alicepw")
-    b.user_add("bob@b.test", "bobpw")
-    alice = UA(a.addr, user="alice", domain="a.test", password="alicepw", host="127.0.0.1")
-    bob = UA(b.addr, user="bob", domain="b.test", password="bobpw", host="127.0.0.2")
-    assert alice.register().status == 200
-    assert bob.register().status == 200
+    a, b = start_pair(server_factory, pa, pb, ["--dns", dns.server, "--t1", "100"],
+                      ["--peer", f"a.test=sip:127.0.0.1:{pa}"])
+    alice, bob = register_pair(a, b)
     first = UA(a.addr, host="127.0.0.3", port=pdead)  # the preferred SRV target; answers go to a
     yield a, b, alice, bob, first
     first.close()
@@ -336,18 +334,9 @@ def test_no_answer_across(server_factory):
     """a gives up after its ring timeout: the branch to b is cancelled, b cancels bob's
     phone, and alice gets 408."""
     pa, pb = free_udp_port("127.0.0.1"), free_udp_port("127.0.0.2")
-    a = server_factory(domains=("a.test",), host="127.0.0.1", port=pa, name="a",
-                       extra=["--peer", f"b.test=sip:127.0.0.2:{pb}", "--ring-timeout", "2"])
-    b = server_factory(domains=("b.test",), host="127.0.0.2", port=pb, name="b",
-                       extra=["--peer", f"a.test=sip:127.0.0.1:{pa}"])
-    a.start()
-    b.start()
-    a.user_add("alice@a.test", "alicepw")
-    b.user_add("bob@b.test", "bobpw")
-    alice = UA(a.addr, user="alice", domain="a.test", password="alicepw", host="127.0.0.1")
-    bob = UA(b.addr, user="bob", domain="b.test", password="bobpw", host="127.0.0.2")
-    assert alice.register().status == 200
-    assert bob.register().status == 200
+    a, b = start_pair(server_factory, pa, pb, ["--peer", f"b.test=sip:127.0.0.2:{pb}", "--ring-timeout", "2"],
+                      ["--peer", f"a.test=sip:127.0.0.1:{pa}"])
+    alice, bob = register_pair(a, b)
     c = Call(alice, "sip:bob@b.test")
     assert c.start() is None
     inv = bob.recv(5, is_req("INVITE"))

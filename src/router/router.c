@@ -244,7 +244,9 @@ static void do_register(struct req *q)
 	char ubuf[256];
 	struct str unsup;
 	if (unsupported(m, SIP_HDR_REQUIRE, ubuf, sizeof ubuf, &unsup)) {
-		reject(q, 420, "Bad Extension", "unsupported Require");
+		/* §8.2.2.3: the 420 lists what we do not support. */
+		log_info(s->lg, "reject", "REGISTER from %s: 420 Bad Extension (Require)", srctxt(q));
+		reply(q, 420, "Bad Extension", unsup);
 		return;
 	}
 	char abuf[512], tbuf[512];

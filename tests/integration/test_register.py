@@ -175,6 +175,12 @@ def test_wildcard_needs_expires_zero(server, alice):
     assert r.status == 400
 
 
+def test_unsupported_require_lists_the_options(server, alice):
+    r = alice.register(headers=["Require: path, nothingSupportsThis"])
+    assert r.status == 420
+    assert r.get("unsupported") == "nothingSupportsThis"
+
+
 def test_interval_too_brief(server, alice):
     r = alice.register(expires=5)
     assert r.status == 423

@@ -131,6 +131,23 @@ def callee_bye(ua, inv, tag, cseq=1):
     return ua.final(5, cseq_method="BYE")
 
 
+def callee_hangs_up(caller, callee, inv, tag, timeout=5):
+    """The callee sends BYE (callee_bye) while the caller's side, in a thread, answers the
+    BYE it receives with 200. Returns (BYE seen by the caller or None, response to the BYE)."""
+    got = {}
+
+    def caller_side():
+        bye = caller.recv(timeout, is_req("BYE"))
+        got["bye"] = bye
+        if bye is not None:
+            caller.reply(bye, 200, "OK")
+    th = threading.Thread(target=caller_side)
+    th.start()
+    r = callee_bye(callee, inv, tag)
+    th.join()
+    return got["bye"], r
+
+
 def add_users(server, *users):
     for u in users:
         server.user_add(f"{u}@a.test", "pw")
@@ -229,18 +246,8 @@ def test_call_callee_hangs_up(server):
     assert bob.recv(3, is_req("ACK")) is not None
     # bob hangs up; the BYE reaches alice's Contact through the proxy.
     assert inv.all("record-route")
-    got = {}
-
-    def alice_side():
-        bye = alice.recv(3, is_req("BYE"))
-        got["bye"] = bye
-        if bye is not None:
-            alice.reply(bye, 200, "OK")
-    th = threading.Thread(target=alice_side)
-    th.start()
-    r = callee_bye(bob, inv, tag)
-    th.join()
-    assert got["bye"] is not None and got["bye"].get("call-id") == c.call_id
+    bye, r = callee_hangs_up(alice, bob, inv, tag, timeout=3)
+    assert bye is not None and bye.get("call-id") == c.call_id
     assert r is not None and r.status == 200
     wait_log(server, "call: ended alice@a.test -> bob@a.test")
 

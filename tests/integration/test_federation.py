@@ -1,13 +1,14 @@
 """test_federation.py: two Parley instances, a.test on 127.0.0.1 and b.test on 127.0.0.2, each
 with its own database and users, hand calls to each other as peers."""
 import re
+import threading
 import time
 
 import pytest
 
 from conftest import free_udp_port, parley
 from sipua import UA, rand
-from test_calls import SDP, Call, callee_answer, callee_bye, is_req, is_resp, wait_log
+from test_calls import SDP, Call, callee_answer, callee_hangs_up, is_req, is_resp, wait_log
 
 
 def calls_rows(server, want, timeout=5.0):
@@ -76,7 +77,6 @@ def test_call_across_answered_and_hung_up_by_caller(pair):
         bye = bob.recv(5, is_req("BYE"))
         assert bye is not None
         bob.reply(bye, 200, "OK")
-    import threading
     th = threading.Thread(target=bob_side)
     th.start()
     r = c.in_dialog("BYE")
@@ -99,19 +99,8 @@ def test_callee_hangs_up_across(pair):
     assert c.final().status == 200
     c.ack()
     assert bob.recv(3, is_req("ACK")) is not None
-    import threading
-    got = {}
-
-    def alice_side():
-        bye = alice.recv(5, is_req("BYE"))
-        got["bye"] = bye
-        if bye is not None:
-            alice.reply(bye, 200, "OK")
-    th = threading.Thread(target=alice_side)
-    th.start()
-    r = callee_bye(bob, inv, tag)
-    th.join()
-    assert got["bye"] is not None and r is not None and r.status == 200
+    bye, r = callee_hangs_up(alice, bob, inv, tag)
+    assert bye is not None and r is not None and r.status == 200
 
 
 def test_busy_across(pair):

@@ -16,9 +16,19 @@ enum tp_proto { TP_UDP = 0, TP_TCP, TP_TLS, TP_WS, TP_WSS };
 const char *tp_proto_name(enum tp_proto p);       /* "UDP", "TCP", ... as in Via */
 bool tp_proto_from_str(struct str s, enum tp_proto *p); /* case-insensitive */
 
+/* An IPv4 or IPv6 socket address. Not a sockaddr_storage (128 bytes): every transaction,
+ * binding and branch holds addresses, and the 100 unused bytes of each would be most of
+ * their memory. ss_family aliases the family field that every sockaddr starts with. */
+union tp_sockaddr {
+	sa_family_t ss_family;
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
 /* A socket address with its length; what the kernel gave or what we resolved. */
 struct tp_addr {
-	struct sockaddr_storage ss;
+	union tp_sockaddr ss;
 	socklen_t len;
 };
 

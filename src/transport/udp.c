@@ -234,7 +234,7 @@ static void udp_readable(int fd, uint32_t events, void *arg)
 		tp->batching = true;
 		for (int i = 0; i < n; i++) {
 			struct mmsghdr *m = &tp->msg[i];
-			if (m->msg_hdr.msg_flags & MSG_TRUNC)
+			if ((m->msg_hdr.msg_flags & MSG_TRUNC) || m->msg_hdr.msg_namelen > sizeof(union tp_sockaddr))
 				continue;
 			struct tp_source src = { .proto = TP_UDP, .lis = lis };
 			memcpy(&src.addr.ss, &tp->from[i], m->msg_hdr.msg_namelen);

@@ -5,6 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Branches are ours (txn_make_branch), so they and the method name fit here; a longer
+ * extension method (rare) is refused with -EMSGSIZE rather than kept apart. */
+#define IDENT_MAX (TXN_BRANCH_SIZE + 40)
+
 struct txn_client {
 	struct txn_layer *l;
 	uint64_t key;              /* hash of the branch */
@@ -21,15 +25,19 @@ struct txn_client {
 	struct tp_source dst;
 	const struct txn_client_ops *ops;
 	void *tu;
-	struct str branch;         /* views into buf */
+	struct str branch;         /* views into ident */
 	struct str method;
 	enum sip_method mid;
 	char *ack;                 /* the ACK for our non-2xx final, resent on its retransmissions */
 	size_t ack_len;
 	char *cancel_extra;        /* header lines for a CANCEL that waits for a provisional */
 	size_t cancel_extra_len;
+	/* The request as sent, until the final response: after it nothing is retransmitted
+	 * and the ACK for a non-2xx is built, so a transaction lingering for timers D, K and M
+	 * holds only this struct (and that ACK). */
+	char *buf;
 	size_t len;
-	char buf[];                /* the request as sent */
+	char ident[IDENT_MAX];
 };
 
 static void fire_retx(void *arg);
@@ -37,10 +45,21 @@ static void fire_main(void *arg);
 
 /* ---- life ------------------------------------------------------------------------------ */
 
+/* The final response is in: the request bytes are not needed any more. */
+static void drop_request(struct txn_client *ct)
+{
+	if (!ct->buf)
+		return;
+	txn__blk_free(ct->l, ct->buf, ct->len + 1);
+	ct->buf = NULL;
+	ct->len = 0;
+}
+
 static void release(struct txn_client *ct)
 {
 	timer_stop(ct->l->w, &ct->retx);
 	timer_stop(ct->l->w, &ct->main);
+	drop_request(ct);
 	free(ct->ack);
 	free(ct->cancel_extra);
 	free(ct);
@@ -84,49 +103,56 @@ static struct txn_client *find(struct txn_layer *l, struct str branch, enum sip_
 static int parse_own(const struct txn_client *ct, struct sip_msg *m)
 {
 	struct sip_parse_err perr;
+	if (!ct->buf)
+		return -EALREADY;
 	if (sip_msg_parse(m, ct->buf, ct->len, true, &perr) != SIP_PARSE_OK)
 		return -EINVAL;
 	return 0;
 }
 
-int txn_client_new(struct txn_client **ctp, struct txn_layer *l, const char *buf, size_t len,
-		   const struct tp_source *dst, const struct txn_client_ops *ops, void *tu)
+int txn_client_start(struct txn_client **ctp, struct txn_layer *l, const char *buf, size_t len,
+		     struct str branch, enum sip_method mid, struct str method,
+		     const struct tp_source *dst, const struct txn_client_ops *ops, void *tu)
 {
 	if (l->closing)
 		return -ESHUTDOWN;
-	if (len > SIP_MAX_MSG)
+	if (len > SIP_MAX_MSG || branch.l + method.l > IDENT_MAX)
 		return -EMSGSIZE;
-	struct txn_client *ct = calloc(1, sizeof(*ct) + len + 1);
-	/* Parsed on the stack: only a few views are kept, all into ct->buf. */
-	struct sip_msg msg, *m = &msg;
-	int err = -ENOMEM;
-	if (!ct)
-		goto out;
-	memcpy(ct->buf, buf, len);
+	if (mid == SIP_ACK || !txn__has_cookie(branch))
+		return -EINVAL;
+	if (find(l, branch, mid, method))
+		return -EEXIST;
+	struct txn_client *ct = calloc(1, sizeof(*ct));
+	char *copy = ct ? txn__blk_alloc(l, len + 1) : NULL;
+	if (!copy) {
+		free(ct);
+		return -ENOMEM;
+	}
+	memcpy(copy, buf, len);
+	copy[len] = '\0';
+	ct->buf = copy;
 	ct->len = len;
-	err = -EINVAL;
-	if (parse_own(ct, m) || !m->request || m->mid == SIP_ACK || !txn__has_cookie(m->via.branch))
-		goto out;
+	memcpy(ct->ident, branch.p, branch.l);
+	memcpy(ct->ident + branch.l, method.p, method.l);
+	ct->branch = (struct str){ ct->ident, branch.l };
+	ct->method = (struct str){ ct->ident + branch.l, method.l };
 	ct->l = l;
-	ct->branch = m->via.branch;
-	ct->method = m->method;
-	ct->mid = m->mid;
+	ct->mid = mid;
 	ct->key = txn__branch_key(ct->branch);
-	ct->invite = m->mid == SIP_INVITE;
+	ct->invite = mid == SIP_INVITE;
 	ct->state = ct->invite ? TXN_CALLING : TXN_TRYING;
 	ct->reliable = dst->proto != TP_UDP;
 	ct->dst = *dst;
 	ct->ops = ops;
 	ct->tu = tu;
-	err = -EEXIST;
-	if (find(l, ct->branch, ct->mid, ct->method))
-		goto out;
-	err = txn__send(l, &ct->dst, ct->buf, ct->len);
-	if (err)
-		goto out;
-	err = txn__tab_put(&l->clients, ct->key, ct);
-	if (err)
-		goto out;
+	int err = txn__send(l, &ct->dst, ct->buf, ct->len);
+	if (!err)
+		err = txn__tab_put(&l->clients, ct->key, ct);
+	if (err) {
+		drop_request(ct);
+		free(ct);
+		return err;
+	}
 	l->stats.clients++;
 	l->stats.clients_total++;
 	if (!ct->reliable) {
@@ -137,9 +163,23 @@ int txn_client_new(struct txn_client **ctp, struct txn_layer *l, const char *buf
 	timer_start(l->w, &ct->main, 64 * l->cfg.t1, fire_main, ct);
 	if (ctp)
 		*ctp = ct;
-out:
-	if (err)
-		free(ct);
+	return 0;
+}
+
+int txn_client_new(struct txn_client **ctp, struct txn_layer *l, const char *buf, size_t len,
+		   const struct tp_source *dst, const struct txn_client_ops *ops, void *tu)
+{
+	if (len > SIP_MAX_MSG)
+		return -EMSGSIZE;
+	/* Parsed on the heap (the struct is 6.6 KB) only to learn the branch and method. */
+	struct sip_msg *m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	struct sip_parse_err perr;
+	int err = -EINVAL;
+	if (sip_msg_parse(m, buf, len, true, &perr) == SIP_PARSE_OK && m->request)
+		err = txn_client_start(ctp, l, buf, len, m->via.branch, m->mid, m->method, dst, ops, tu);
+	free(m);
 	return err;
 }
 
@@ -296,12 +336,14 @@ static void invite_response(struct txn_client *ct, const struct sip_msg *m, cons
 		} else if (status < 300) {
 			stop_timers(ct);
 			ct->state = TXN_ACCEPTED;
+			drop_request(ct);
 			timer_start(l->w, &ct->main, 64 * l->cfg.t1, fire_main, ct);
 		} else {
 			stop_timers(ct);
 			ct->state = TXN_COMPLETED;
 			if (print_short(ct, "ACK", m, STR(""), &ct->ack, &ct->ack_len) == 0)
 				txn__send(l, &ct->dst, ct->ack, ct->ack_len);
+			drop_request(ct);
 			/* Timer D outlives the server's retransmissions of the final. */
 			unsigned d = 64 * l->cfg.t1 > 32000 ? 64 * l->cfg.t1 : 32000;
 			timer_start(l->w, &ct->main, ct->reliable ? 0 : d, fire_main, ct);
@@ -349,6 +391,7 @@ static void plain_response(struct txn_client *ct, const struct sip_msg *m, const
 	} else {
 		stop_timers(ct);
 		ct->state = TXN_COMPLETED;
+		drop_request(ct);
 		/* Timer K absorbs the final's retransmissions over UDP. */
 		timer_start(l->w, &ct->main, ct->reliable ? 0 : l->cfg.t4, fire_main, ct);
 	}
@@ -359,6 +402,7 @@ int txn_recv_response(struct txn_layer *l, const struct sip_msg *m, const struct
 {
 	if (m->request)
 		return -EINVAL;
+	txn__server_reap(l);
 	struct txn_client *ct = find(l, m->via.branch, m->cseq_method, m->cseq_method_str);
 	if (!ct)
 		return -ENOENT;
@@ -380,7 +424,8 @@ static void fire_retx(void *arg)
 		return;
 	l->stats.retransmits++;
 	/* A failed UDP send is not fatal: the next retransmission or timer B/F settles it. */
-	txn__send(l, &ct->dst, ct->buf, ct->len);
+	if (ct->buf)
+		txn__send(l, &ct->dst, ct->buf, ct->len);
 	if (ct->invite)
 		ct->retx_ms *= 2;
 	else if (ct->state == TXN_PROCEEDING)
@@ -441,7 +486,7 @@ enum sip_method txn_client_method(const struct txn_client *ct)
 
 struct str txn_client_bytes(const struct txn_client *ct)
 {
-	return (struct str){ ct->buf, ct->len };
+	return ct->buf ? (struct str){ ct->buf, ct->len } : STR_NULL;
 }
 
 const struct tp_source *txn_client_dest(const struct txn_client *ct)

@@ -10,6 +10,24 @@
 #define META_HEND (META_HOFF + sizeof(((struct sip_msg *)0)->hdr))
 #define META_LEN (META_HOFF + sizeof(struct sip_msg) - META_HEND)
 
+/* The request a transaction was created for: its bytes and their parse, without the unused
+ * part of struct sip_msg's hdr[] (5 KB of its 6.6 KB); unpack() rebuilds the struct. Kept
+ * only until the final response: after that, matching needs only the identity the
+ * transaction copied (branch, sent-by, method) and retransmissions only the response. So
+ * a transaction lingering 32 s for retransmissions (timer J) holds a few hundred bytes,
+ * not kilobytes, and a burst of them touches little new memory. */
+struct txn_req {
+	size_t size;                  /* bytes asked of txn__blk_alloc */
+	unsigned nhdr;
+	unsigned char meta[META_LEN]; /* struct sip_msg's bytes before and after hdr[] */
+	struct sip_hdr hdr[];         /* hdr[0..nhdr), then the request's bytes */
+};
+
+/* Branch, sent-by host and extension method names up to this long are copied into the
+ * transaction, which can then drop its request at the final response; longer ones (rare)
+ * keep the request for the transaction's life. */
+#define IDENT_MAX 112
+
 struct txn_server {
 	struct txn_layer *l;
 	uint64_t key;              /* table key: branch hash, or Call-ID/CSeq hash (RFC 2543) */
@@ -17,6 +35,7 @@ struct txn_server {
 	bool invite;
 	bool reliable;             /* stream transport: no retransmissions, zero wait timers */
 	bool rfc2543;              /* branch without the magic cookie: match the old way */
+	bool own_ident;            /* branch, sent_by and method point into ident[] */
 	unsigned status;           /* last status sent */
 	unsigned retx_ms;          /* timer G's next interval */
 	struct timer retx;         /* G */
@@ -28,38 +47,151 @@ struct txn_server {
 	size_t resp_len, resp_cap;
 	struct str resp_tag;       /* To tag of the final sent, a view into resp (RFC 2543 ACK) */
 	char tag[TXN_TAG_SIZE];    /* our To tag, made on first need */
-	/* What matching needs, views into the request's bytes. */
+	/* What matching needs: views into ident[], or into the request's bytes. */
 	enum sip_method mid;
+	uint16_t sent_by_port;
 	struct str method;
 	struct str branch;         /* top Via branch */
 	struct str sent_by;        /* top Via sent-by host, and its port */
-	uint16_t sent_by_port;
-	/* The request's parse, without the unused part of its hdr[] (5 KB of the 6.6 KB of a
-	 * struct sip_msg): unpack() rebuilds the struct. A transaction mostly answers and
-	 * lingers for retransmissions, so the whole struct is made only for a TU that asks
-	 * for it (txn_server_request), typically a proxy. */
-	struct sip_msg *msg;       /* that whole struct, NULL until asked for */
-	unsigned nhdr;
-	unsigned char meta[META_LEN]; /* struct sip_msg's bytes before and after hdr[] */
-	struct sip_hdr hdr[];      /* hdr[0..nhdr), then the request's bytes */
+	struct txn_req *req;       /* the request, NULL once dropped (see struct txn_req) */
+	struct txn_server *drop_next; /* in the layer's list of requests to drop */
+	bool drop_queued;
+	/* The request's whole struct sip_msg, made only for a TU that asks for it
+	 * (txn_server_request), typically a proxy; NULL until then and once dropped. */
+	struct sip_msg *msg;
+	char ident[IDENT_MAX];
 };
 
 /* Rebuilds the request's struct sip_msg in *m; only hdr[0..nhdr) of it is written, which
  * is all anything reads. */
-static void unpack(const struct txn_server *st, struct sip_msg *m)
+static void unpack(const struct txn_req *q, struct sip_msg *m)
 {
-	memcpy(m, st->meta, META_HOFF);
-	memcpy((char *)m + META_HEND, st->meta + META_HOFF, sizeof(*m) - META_HEND);
-	memcpy(m->hdr, st->hdr, st->nhdr * sizeof(st->hdr[0]));
+	memcpy(m, q->meta, META_HOFF);
+	memcpy((char *)m + META_HEND, q->meta + META_HOFF, sizeof(*m) - META_HEND);
+	memcpy(m->hdr, q->hdr, q->nhdr * sizeof(q->hdr[0]));
 }
 
-/* The request: st's whole struct if made, else rebuilt in *tmp. */
+/* The request: st's whole struct if made, else rebuilt in *tmp. NULL once dropped. */
 static const struct sip_msg *request_of(const struct txn_server *st, struct sip_msg *tmp)
 {
 	if (st->msg)
 		return st->msg;
-	unpack(st, tmp);
+	if (!st->req)
+		return NULL;
+	unpack(st->req, tmp);
 	return tmp;
+}
+
+/* ---- memory ------------------------------------------------------------------------------ */
+
+static struct txn_req *req_alloc(struct txn_layer *l, size_t size)
+{
+	struct txn_req *q = txn__blk_alloc(l, size);
+	if (q)
+		q->size = size;
+	return q;
+}
+
+static void req_free(struct txn_layer *l, struct txn_req *q)
+{
+	if (q)
+		txn__blk_free(l, q, q->size);
+}
+
+static struct sip_msg *msg_alloc(struct txn_layer *l)
+{
+	if (l->nmsg_cache)
+		return l->msg_cache[--l->nmsg_cache];
+	return malloc(sizeof(struct sip_msg));
+}
+
+static void msg_free(struct txn_layer *l, struct sip_msg *m)
+{
+	if (m && l->nmsg_cache < TXN__CACHE && !l->closing)
+		l->msg_cache[l->nmsg_cache++] = m;
+	else
+		free(m);
+}
+
+void txn__server_free_caches(struct txn_layer *l)
+{
+	while (l->nmsg_cache)
+		free(l->msg_cache[--l->nmsg_cache]);
+}
+
+/* Drops the request once the final response is out (see struct txn_req). RFC 2543
+ * transactions match on the request's fields and keep it. */
+static void drop_request(struct txn_server *st)
+{
+	if (st->rfc2543 || !st->own_ident || !st->req)
+		return;
+	msg_free(st->l, st->msg);
+	st->msg = NULL;
+	req_free(st->l, st->req);
+	st->req = NULL;
+	/* An INVITE accepted by a 2xx keeps no response: the TU retransmits the 2xx. */
+	if (st->state == TXN_ACCEPTED) {
+		free(st->resp);
+		st->resp = NULL;
+		st->resp_cap = 0;
+	}
+}
+
+/* A final response went out: the request goes at the layer's next entry (txn_recv_*), not
+ * now, because the TU that sent the response may still be reading it. */
+static void queue_drop(struct txn_server *st)
+{
+	if (st->drop_queued || st->rfc2543 || !st->own_ident || !st->req)
+		return;
+	st->drop_queued = true;
+	st->drop_next = st->l->server_drops;
+	st->l->server_drops = st;
+}
+
+void txn__server_reap(struct txn_layer *l)
+{
+	while (l->server_drops) {
+		struct txn_server *st = l->server_drops;
+		l->server_drops = st->drop_next;
+		st->drop_queued = false;
+		drop_request(st);
+	}
+}
+
+static void unqueue_drop(struct txn_server *st)
+{
+	if (!st->drop_queued)
+		return;
+	for (struct txn_server **pp = &st->l->server_drops; *pp; pp = &(*pp)->drop_next)
+		if (*pp == st) {
+			*pp = st->drop_next;
+			break;
+		}
+	st->drop_queued = false;
+}
+
+/* Moves view v into st->ident at *pos; a missing view (no branch) stays missing. */
+static void own(struct str *v, char **pos)
+{
+	if (!v->p)
+		return;
+	memcpy(*pos, v->p, v->l);
+	v->p = *pos;
+	*pos += v->l;
+}
+
+/* Copies the identity matching needs into st->ident when it fits. */
+static void copy_ident(struct txn_server *st)
+{
+	size_t ml = st->mid == SIP_METHOD_OTHER ? st->method.l : 0;
+	if (st->branch.l + st->sent_by.l + ml > sizeof(st->ident))
+		return;
+	char *pos = st->ident;
+	own(&st->branch, &pos);
+	own(&st->sent_by, &pos);
+	if (ml)
+		own(&st->method, &pos);
+	st->own_ident = true;
 }
 
 static void fire_retx(void *arg);
@@ -98,6 +230,8 @@ static bool match(const struct txn_server *st, const struct sip_msg *m, bool rfc
 	 * tag of the response it acknowledges. */
 	struct sip_msg tmp;
 	const struct sip_msg *r = request_of(st, &tmp);
+	if (!r)
+		return false;
 	if (m->cseq != r->cseq || !str_eq(m->call_id, r->call_id) || !str_eq(m->from.tag, r->from.tag) ||
 	    !str_caseeq(m->via.raw, r->via.raw) || !uri_same(&m->ruri, &r->ruri))
 		return false;
@@ -136,13 +270,15 @@ static void destroy(struct txn_server *st)
 {
 	struct txn_layer *l = st->l;
 	txn__tab_del(&l->servers, st->key, st);
+	unqueue_drop(st);
 	timer_stop(l->w, &st->retx);
 	timer_stop(l->w, &st->main);
 	l->stats.servers--;
 	if (l->tu->on_server_free)
 		l->tu->on_server_free(l->tu_arg, st);
 	free(st->resp);
-	free(st->msg);
+	msg_free(l, st->msg);
+	req_free(l, st->req);
 	free(st);
 }
 
@@ -157,6 +293,7 @@ void txn__server_free_all(struct txn_layer *l)
 		timer_stop(l->w, &st->main);
 		free(st->resp);
 		free(st->msg);
+		req_free(l, st->req);
 		free(st);
 		t->s[i].p = NULL;
 	}
@@ -183,26 +320,34 @@ static int create(struct txn_server **stp, struct txn_layer *l, const struct sip
 		  bool rfc2543, const struct tp_source *src)
 {
 	size_t hlen = m->nhdr * sizeof(m->hdr[0]);
-	struct txn_server *st = malloc(sizeof(*st) + hlen + m->len + 1);
-	if (!st)
+	struct txn_server *st = malloc(sizeof(*st));
+	struct txn_req *q = st ? req_alloc(l, sizeof(*q) + hlen + m->len + 1) : NULL;
+	if (!q) {
+		free(st);
 		return -ENOMEM;
+	}
 	/* The bytes are copied and the caller's parse moved onto the copy: no second parse,
 	 * and no 6.6 KB struct to zero, since every member is set here. */
-	char *buf = (char *)(st->hdr + m->nhdr);
+	char *buf = (char *)(q->hdr + m->nhdr);
 	memcpy(buf, m->buf, m->len);
 	buf[m->len] = '\0';
 	struct sip_msg r;
 	sip_msg_rebase(&r, m, buf);
-	memcpy(st->meta, &r, META_HOFF);
-	memcpy(st->meta + META_HOFF, (const char *)&r + META_HEND, sizeof(r) - META_HEND);
-	memcpy(st->hdr, r.hdr, hlen);
-	st->nhdr = r.nhdr;
+	memcpy(q->meta, &r, META_HOFF);
+	memcpy(q->meta + META_HOFF, (const char *)&r + META_HEND, sizeof(r) - META_HEND);
+	memcpy(q->hdr, r.hdr, hlen);
+	q->nhdr = r.nhdr;
+	st->req = q;
 	st->msg = NULL;
 	st->mid = r.mid;
 	st->method = r.method;
 	st->branch = r.via.branch;
 	st->sent_by = r.via.host;
 	st->sent_by_port = r.via.port;
+	st->own_ident = false;
+	st->drop_queued = false;
+	st->drop_next = NULL;
+	copy_ident(st);
 	st->l = l;
 	st->key = key;
 	st->rfc2543 = rfc2543;
@@ -221,6 +366,7 @@ static int create(struct txn_server **stp, struct txn_layer *l, const struct sip
 	st->resp_tag = STR_NULL;
 	st->tag[0] = '\0';
 	if (txn__tab_put(&l->servers, st->key, st)) {
+		req_free(l, q);
 		free(st);
 		return -ENOMEM;
 	}
@@ -266,6 +412,7 @@ int txn_recv_request(struct txn_layer *l, const struct sip_msg *m, const struct 
 {
 	if (!m->request)
 		return -EINVAL;
+	txn__server_reap(l);
 	if (m->mid == SIP_ACK) {
 		if (!ack_in(l, m))
 			l->tu->on_request(l->tu_arg, NULL, m, src);
@@ -339,12 +486,15 @@ int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned
 		st->state = TXN_ACCEPTED;
 		st->resp_len = 0;
 		wait_then_free(st, 64 * l->cfg.t1);
+		queue_drop(st);
 		return txn__send(l, &st->dst, buf, len);
 	}
 	int err = keep(st, buf, len);
 	if (err)
 		return err;
 	st->status = status;
+	if (status >= 200)
+		queue_drop(st);
 	if (status < 200) {
 		st->state = TXN_PROCEEDING;
 	} else if (st->invite) {
@@ -374,6 +524,8 @@ int txn_server_reply(struct txn_server *st, unsigned status, const char *reason,
 	struct sip_resp_opts o = opt ? *opt : (struct sip_resp_opts){ 0 };
 	struct sip_msg tmp;
 	const struct sip_msg *r = request_of(st, &tmp);
+	if (!r) /* the request went with the final response: nothing more can be built */
+		return st->state == TXN_ACCEPTED && (status < 200 || status > 299) ? -EINVAL : -EALREADY;
 	struct txn_via_text vt;
 	txn_response_via(&o, &vt, r, &st->src);
 	/* Every response of one transaction carries the same tag, so that a client sees one
@@ -446,13 +598,15 @@ static void fire_main(void *arg)
 const struct sip_msg *txn_server_request(const struct txn_server *st)
 {
 	if (!st->msg) {
-		/* Made once and kept: the result must stay valid as long as st. The API has no
-		 * way to report failure and every caller dereferences the result, so running out
-		 * of memory for these 6.6 KB is fatal. */
-		struct sip_msg *m = malloc(sizeof(*m));
+		if (!st->req)
+			return NULL;
+		/* Made once and kept with the request. The API has no way to report failure and
+		 * every caller dereferences the result, so running out of memory for these
+		 * 6.6 KB is fatal. */
+		struct sip_msg *m = msg_alloc(st->l);
 		if (!m)
 			abort();
-		unpack(st, m);
+		unpack(st->req, m);
 		((struct txn_server *)st)->msg = m;
 	}
 	return st->msg;

@@ -162,9 +162,13 @@ void txn_server_drop(struct txn_server *st);
  * already have a final response (check txn_server_state / txn_server_status). */
 struct txn_server *txn_server_find_invite(struct txn_layer *l, const struct sip_msg *cancel);
 
-/* The request that created st, on st's own copy of its bytes: valid as long as st. The
- * first call builds the 6.6 KB struct (a transaction keeps only a compact form until then,
- * so a TU that answers at once never pays for it); it aborts if memory runs out. */
+/* The request that created st, on st's own copy of its bytes. The first call builds the
+ * 6.6 KB struct (a transaction keeps only a compact form until then, so a TU that answers
+ * at once never pays for it); it aborts if memory runs out. Valid until st has sent its
+ * final response and the layer is next entered (txn_recv_*): then the request is dropped,
+ * since a finished transaction lingers only to absorb retransmissions, and this returns
+ * NULL (RFC 2543 transactions, matched by the request's fields, keep it). For the same
+ * reason txn_server_reply fails with -EALREADY from then on. */
 const struct sip_msg *txn_server_request(const struct txn_server *st);
 /* Where the request came from / where responses go (§18.2.2 and RFC 3581 rport). */
 const struct tp_source *txn_server_source(const struct txn_server *st);
@@ -188,6 +192,12 @@ void *txn_server_tu(const struct txn_server *st);
  * -EMSGSIZE, -ENOMEM, -ESHUTDOWN or the error of the first send. */
 int txn_client_new(struct txn_client **ctp, struct txn_layer *l, const char *buf, size_t len,
 		   const struct tp_source *dst, const struct txn_client_ops *ops, void *tu);
+/* txn_client_new for a caller that printed the request itself and so knows its top Via
+ * branch and its method: the request is not parsed again. -EMSGSIZE also when the branch
+ * and method name together pass 64 bytes. */
+int txn_client_start(struct txn_client **ctp, struct txn_layer *l, const char *buf, size_t len,
+		     struct str branch, enum sip_method mid, struct str method,
+		     const struct tp_source *dst, const struct txn_client_ops *ops, void *tu);
 
 /* Cancels an INVITE client transaction (§9.1): builds the CANCEL (txn_client_print_cancel
  * with extra, e.g. a Reason header line) and sends it on a client transaction of its own
@@ -212,7 +222,8 @@ unsigned txn_client_status(const struct txn_client *ct); /* last status received
 bool txn_client_got_provisional(const struct txn_client *ct);
 struct str txn_client_branch(const struct txn_client *ct);
 enum sip_method txn_client_method(const struct txn_client *ct);
-/* The request as sent (the layer's copy): valid as long as ct. */
+/* The request as sent (the layer's copy): valid until the final response arrives, after
+ * which it is dropped and this returns STR_NULL. */
 struct str txn_client_bytes(const struct txn_client *ct);
 const struct tp_source *txn_client_dest(const struct txn_client *ct);
 struct txn_layer *txn_client_layer(const struct txn_client *ct);

@@ -19,6 +19,9 @@ struct txn__tab {
 	size_t n;
 };
 
+#define TXN__CACHE 256
+#define TXN__REQ_BLOCK 4096
+
 struct txn_layer {
 	struct txn_cfg cfg;
 	struct timer_wheel *w;
@@ -29,6 +32,14 @@ struct txn_layer {
 	struct txn__tab servers;
 	struct txn__tab clients;
 	struct txn_stats stats;
+	/* Recently freed request copies (TXN__REQ_BLOCK bytes each) and request structs, kept
+	 * for the next transactions: a request copy lives only until its final response, so a
+	 * few blocks, warm in the cache, serve a whole burst without the allocator. */
+	void *req_cache[TXN__CACHE];
+	unsigned nreq_cache;
+	struct sip_msg *msg_cache[TXN__CACHE];
+	unsigned nmsg_cache;
+	struct txn_server *server_drops; /* answered: their requests go at the next entry */
 	uint64_t seed;      /* random at start: branches and tags differ across restarts */
 	uint64_t counter;   /* makes every branch and tag of this layer distinct */
 	bool closing;       /* txn_layer_free is running */
@@ -55,6 +66,18 @@ static inline size_t txn__tab_next(const struct txn__tab *t, size_t i)
 bool txn__has_cookie(struct str branch);
 uint64_t txn__branch_key(struct str branch);
 int txn__send(struct txn_layer *l, const struct tp_source *dst, const char *buf, size_t len);
+
+/* Drops the requests of server transactions that sent their final response since the
+ * layer was last entered (server.c: struct txn_req). */
+void txn__server_reap(struct txn_layer *l);
+
+/* Frees the server side's cache of request structs (txn_layer_free). */
+void txn__server_free_caches(struct txn_layer *l);
+
+/* Memory for request bytes: size bytes, from the layer's cache of TXN__REQ_BLOCK blocks
+ * when size fits one. txn__blk_free takes the same size. */
+void *txn__blk_alloc(struct txn_layer *l, size_t size);
+void txn__blk_free(struct txn_layer *l, void *p, size_t size);
 
 /* Free every transaction of one kind without callbacks (txn_layer_free). */
 void txn__server_free_all(struct txn_layer *l);

@@ -255,6 +255,128 @@ static struct txn_client *client(struct fx *f, const char *method, const char *b
 	return err ? NULL : ct;
 }
 
+/* ---- memory of finished transactions ------------------------------------------------------ */
+
+/* A finished transaction drops its request once the layer is next entered: it still
+ * matches retransmissions (branch, sent-by and method were copied) and resends the same
+ * final, but has no request to build anything new from. */
+static void t_server_request_dropped(void)
+{
+	struct fx *f = fx_new(TP_UDP);
+	CHECK_INT(req(f, "MESSAGE", ";branch=z9hG4bKd1", "", 1, "MESSAGE"), 0);
+	struct txn_server *st = f->st;
+	CHECK(txn_server_request(st) != NULL);
+	CHECK_INT(txn_server_reply(st, 202, NULL, NULL), 0);
+	/* Still there for the rest of the TU's call. */
+	CHECK_STR(txn_server_request(st)->method, "MESSAGE");
+	/* Entering the layer again drops it; the retransmission is still matched and answered
+	 * with the same bytes. */
+	CHECK_INT(req(f, "MESSAGE", ";branch=z9hG4bKd1", "", 1, "MESSAGE"), 0);
+	CHECK_INT(f->nreq, 1);
+	CHECK_INT(f->nsent, 2);
+	CHECK_INT(strcmp(sent(f, 0), sent(f, 1)), 0);
+	CHECK(txn_server_request(st) == NULL);
+	CHECK_INT(txn_server_reply(st, 500, NULL, NULL), -EALREADY);
+	/* Same branch, other sent-by or other method: a new transaction. */
+	char text[512];
+	snprintf(text, sizeof text, "MESSAGE sip:bob@example.com SIP/2.0\n"
+		 "Via: SIP/2.0/UDP 192.0.2.11:5070;branch=z9hG4bKd1\n"
+		 "From: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>\n"
+		 "Call-ID: call-1@192.0.2.10\nCSeq: 1 MESSAGE\nContent-Length: 0\n\n");
+	CHECK_INT(feed(f, text), 0);
+	CHECK_INT(f->nreq, 2);
+	CHECK_INT(txn_server_reply(f->st, 202, NULL, NULL), 0);
+	CHECK_INT(req(f, "OPTIONS", ";branch=z9hG4bKd1", "", 2, "OPTIONS"), 0);
+	CHECK_INT(f->nreq, 3);
+	CHECK_INT(txn_server_reply(f->st, 200, NULL, NULL), 0);
+	/* Timer J still ends it. */
+	run(f, 64 * T1);
+	CHECK_INT(f->server_frees, 3);
+	fx_free(f);
+}
+
+/* A branch too long to copy keeps the request for the transaction's life; matching and
+ * the INVITE's ACK and 2xx paths work the same. */
+static void t_server_long_branch(void)
+{
+	struct fx *f = fx_new(TP_UDP);
+	char via[300] = ";branch=z9hG4bK";
+	for (int i = 0; i < 200; i++)
+		strcat(via, "x");
+	CHECK_INT(req(f, "INVITE", via, "", 1, "INVITE"), 0);
+	struct txn_server *st = f->st;
+	CHECK_INT(txn_server_reply(st, 486, NULL, NULL), 0);
+	CHECK_INT(req(f, "INVITE", via, "", 1, "INVITE"), 0);
+	CHECK_INT(f->nreq, 1);
+	CHECK_INT(f->nsent, 2);
+	CHECK(txn_server_request(st) != NULL);
+	char tag[64] = ";tag=";
+	const char *t = strstr(sent(f, 0), "tag=");
+	CHECK(t != NULL);
+	if (t)
+		sscanf(t + 4, "%40[^;\r]", tag + 5);
+	CHECK_INT(req(f, "ACK", via, tag, 1, "ACK"), 0);
+	CHECK_INT(f->nack_up, 0);
+	CHECK_INT(txn_server_state(st), TXN_CONFIRMED);
+	fx_free(f);
+}
+
+/* An INVITE answered 2xx drops its request and its kept provisional; the ACK for the 2xx
+ * still goes up to the TU, and a retransmitted INVITE is absorbed. */
+static void t_server_2xx_dropped(void)
+{
+	struct fx *f = fx_new(TP_UDP);
+	CHECK_INT(req(f, "INVITE", ";branch=z9hG4bKd2", "", 1, "INVITE"), 0);
+	struct txn_server *st = f->st;
+	CHECK_INT(txn_server_trying(st), 0);
+	CHECK_INT(txn_server_reply(st, 200, NULL, NULL), 0);
+	CHECK_INT(txn_server_state(st), TXN_ACCEPTED);
+	CHECK_INT(req(f, "INVITE", ";branch=z9hG4bKd2", "", 1, "INVITE"), 0);
+	CHECK_INT(f->nreq, 1);
+	CHECK_INT(f->nsent, 2);
+	CHECK(txn_server_request(st) == NULL);
+	CHECK_INT(txn_server_reply(st, 486, NULL, NULL), -EINVAL);
+	/* A 2xx from another fork still passes as bytes. */
+	CHECK_INT(txn_server_send(st, "SIP/2.0 200 OK\r\n\r\n", 19, 200), 0);
+	CHECK_INT(f->nsent, 3);
+	CHECK_INT(req(f, "ACK", ";branch=z9hG4bKd3", ";tag=x", 1, "ACK"), 0);
+	CHECK_INT(f->nack_up, 1);
+	fx_free(f);
+}
+
+/* A client transaction drops its request at the final response; txn_client_start takes
+ * the branch and method from its caller. */
+static void t_client_request_dropped(void)
+{
+	struct fx *f = fx_new(TP_UDP);
+	static const char text[] = "MESSAGE sip:bob@198.51.100.7 SIP/2.0\r\n"
+				   "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKs1\r\n"
+				   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+				   "Call-ID: out-1\r\nCSeq: 5 MESSAGE\r\nContent-Length: 0\r\n\r\n";
+	struct txn_client *ct = NULL;
+	CHECK_INT(txn_client_start(&ct, f->l, text, sizeof text - 1, STR("z9hG4bKs1"), SIP_MESSAGE,
+				   STR("MESSAGE"), &f->peer, &f->cops, f), 0);
+	CHECK_INT(txn_client_start(NULL, f->l, text, sizeof text - 1, STR("z9hG4bKs1"), SIP_MESSAGE,
+				   STR("MESSAGE"), &f->peer, &f->cops, f), -EEXIST);
+	CHECK_INT(txn_client_start(NULL, f->l, text, sizeof text - 1, STR("nocookie"), SIP_MESSAGE,
+				   STR("MESSAGE"), &f->peer, &f->cops, f), -EINVAL);
+	CHECK_INT(txn_client_bytes(ct).l, sizeof text - 1);
+	CHECK_STR(txn_client_branch(ct), "z9hG4bKs1");
+	/* Timer E resends the same bytes. */
+	run(f, T1);
+	CHECK_INT(f->nsent, 2);
+	CHECK_INT(strcmp(sent(f, 0), sent(f, 1)), 0);
+	CHECK_INT(resp(f, 200, "z9hG4bKs1", ";tag=b1", "MESSAGE"), 0);
+	CHECK_INT(f->nresp, 1);
+	CHECK(txn_client_bytes(ct).p == NULL);
+	/* Retransmitted finals are absorbed by the finished transaction; no more sends. */
+	CHECK_INT(resp(f, 200, "z9hG4bKs1", ";tag=b1", "MESSAGE"), 0);
+	CHECK_INT(f->nresp, 1);
+	run(f, 10 * T1);
+	CHECK_INT(f->nsent, 2);
+	fx_free(f);
+}
+
 /* ---- helpers ------------------------------------------------------------------------------ */
 
 static void t_branch(void)
@@ -1270,5 +1392,9 @@ static const struct unit_case cases[] = {
 	{ "client_cancel_direct", t_client_cancel_direct },
 	{ "client_cancel_late", t_client_cancel_late },
 	{ "layer_free_live", t_layer_free_live },
+	{ "server_request_dropped", t_server_request_dropped },
+	{ "server_long_branch", t_server_long_branch },
+	{ "server_2xx_dropped", t_server_2xx_dropped },
+	{ "client_request_dropped", t_client_request_dropped },
 };
 UNIT_MAIN(cases)

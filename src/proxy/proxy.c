@@ -228,9 +228,20 @@ static size_t print_fwd(struct proxy *p, const struct sip_msg *req, const struct
 			const struct tp_listener *out, struct str branch)
 {
 	char via[256], rr[300];
-	snprintf(via, sizeof(via), "SIP/2.0/%s %s:%u;branch=%.*s;rport", tp_proto_name(out->proto),
-		 out->host, out->port, STR_FMT(branch));
-	struct sip_fwd_opts o = { .via = str_from_cstr(via) };
+	struct sip_out v;
+	sip_out_init(&v, via, sizeof(via));
+	sip_out_cstr(&v, "SIP/2.0/");
+	sip_out_cstr(&v, tp_proto_name(out->proto));
+	sip_out_cstr(&v, " ");
+	sip_out_cstr(&v, out->host);
+	sip_out_cstr(&v, ":");
+	sip_out_u64(&v, out->port);
+	sip_out_cstr(&v, ";branch=");
+	sip_out_str(&v, branch);
+	sip_out_cstr(&v, ";rport");
+	if (v.overflow)
+		return 0;
+	struct sip_fwd_opts o = { .via = { v.p, v.len } };
 	o.new_ruri = t->ruri.l ? t->ruri : fl->strict_ruri;
 	if (fl->record_route) {
 		/* Two entries when the request crosses from one socket to another (say IPv4 to
@@ -610,7 +621,8 @@ static int start_branch(struct ctx *c, const struct sip_msg *req, const struct p
 	if (!len)
 		return -EMSGSIZE;
 	struct txn_client *ct = NULL;
-	int err = txn_client_new(&ct, p->env.txn, p->out, len, &dst, &branch_ops, b);
+	int err = txn_client_start(&ct, p->env.txn, p->out, len, (struct str){ br, bl }, req->mid, req->method,
+				   &dst, &branch_ops, b);
 	if (!err)
 		b->ct = ct;
 	return err;

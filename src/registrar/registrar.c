@@ -24,6 +24,11 @@ struct contact_in {
 struct registrar {
 	struct reg_env env;
 	struct contact_in cin[REG_MAX_CONTACTS]; /* scratch for one REGISTER, kept off the stack */
+	/* The Date header line of the current second: formatted once a second, not once per
+	 * REGISTER (strftime costs more than the rest of the 200's text). */
+	int64_t date_sec;
+	size_t date_len;
+	char date[64];
 };
 
 int reg_new(struct registrar **rp, const struct reg_env *env)
@@ -199,7 +204,9 @@ static void list_bindings(struct sip_out *o, struct loc_aor *a, uint32_t now)
 		sip_out_str(o, loc_b_field(b, LOC_URI));
 		sip_out_cstr(o, ">");
 		sip_out_str(o, loc_b_field(b, LOC_PARAMS));
-		sip_out_fmt(o, ";expires=%u\r\n", b->expires_at - now);
+		sip_out_cstr(o, ";expires=");
+		sip_out_u64(o, b->expires_at - now);
+		sip_out_cstr(o, "\r\n");
 	}
 }
 
@@ -391,12 +398,14 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 	struct sip_out o;
 	sip_out_init(&o, extra, sizeof extra);
 	list_bindings(&o, a, now);
-	char date[64];
-	time_t t = (time_t)now;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-	sip_out_cstr(&o, date);
+	if (r->date_len == 0 || r->date_sec != (int64_t)now) {
+		time_t t = (time_t)now;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		r->date_len = strftime(r->date, sizeof r->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+		r->date_sec = (int64_t)now;
+	}
+	sip_out_str(&o, (struct str){ r->date, r->date_len });
 	if (o.overflow) {
 		reply(st, 500, "Too Many Bindings to List", STR_NULL);
 		return;

@@ -317,7 +317,10 @@ static bool numeric(const struct plan *p, struct route_target *t)
 	if (tp_addr_from_host(&t->addr, str_from_cstr(p->host), port) != 0)
 		return false;
 	t->proto = pr;
-	snprintf(t->host, sizeof(t->host), "%s", p->host);
+	/* Both are host buffers of the same size; no formatter on the per-request path. */
+	size_t hl = strnlen(p->host, sizeof(t->host) - 1);
+	memcpy(t->host, p->host, hl);
+	t->host[hl] = '\0';
 	return true;
 }
 

@@ -21,7 +21,8 @@ static const struct {
 	  "    --listen udp:HOST:PORT (IPv6 as udp:[::1]:5060); several --listen and --domain allowed.\n"
 	  "    Every config key is also a flag of the same name (--realm, --log-file, --t1, --t2,\n"
 	  "    --t4, --max-contacts, --min-expires, --max-expires, --default-expires,\n"
-	  "    --nonce-lifetime, --ring-timeout, --flush-interval); a flag wins over the file.\n"
+	  "    --nonce-lifetime, --ring-timeout, --flush-interval, --batch-wait); a flag wins over\n"
+	  "    the file.\n"
 	  "    SIGINT/SIGTERM stop it cleanly; SIGHUP reopens the log file.\n" },
 	{ "user",
 	  "parley user add USER@DOMAIN [--password PW]     (no --password: read from stdin)\n"

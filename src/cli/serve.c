@@ -77,6 +77,7 @@ int cli_serve(int argc, char **argv)
 		fprintf(stderr, "parley: cannot create the event loop: %s\n", strerror(-err));
 		goto out;
 	}
+	loop_set_coalesce(s.loop, cfg.batch_wait_us);
 	err = loop_add_fd(s.loop, s.sigfd, EPOLLIN, on_signal, &s);
 	if (err) {
 		fprintf(stderr, "parley: cannot watch signals: %s\n", strerror(-err));

@@ -59,6 +59,7 @@ static const struct key keys[] = {
 	UINTKEY("nonce-lifetime", nonce_lifetime, 1, 86400),
 	UINTKEY("ring-timeout", ring_timeout, 1, 3600),
 	UINTKEY("flush-interval", flush_ms, 1, 60000),
+	UINTKEY("batch-wait", batch_wait_us, 0, 100000),
 };
 
 /* Where each setting lives in the file: section, key there, and the setting it sets.
@@ -84,6 +85,7 @@ static const struct {
 	{ "server", "nonce-lifetime", "nonce-lifetime" },
 	{ "server", "ring-timeout", "ring-timeout" },
 	{ "server", "flush-interval", "flush-interval" },
+	{ "server", "batch-wait", "batch-wait" },
 	{ "store", "db", "db" },
 	{ "peers", "trust", "trust" },
 	{ "http", "listen", "http" },
@@ -134,6 +136,7 @@ void config_defaults(struct config *c)
 	c->nonce_lifetime = 300;
 	c->ring_timeout = 60;
 	c->flush_ms = 200;
+	c->batch_wait_us = 500;
 }
 
 static int copy(char *dst, size_t n, const char *v, char *err, size_t errlen)
@@ -688,6 +691,7 @@ void config_print(const struct config *c, FILE *f)
 	fprintf(f, "nonce-lifetime = %u\n", c->nonce_lifetime);
 	fprintf(f, "ring-timeout = %u\n", c->ring_timeout);
 	fprintf(f, "flush-interval = %u\n", c->flush_ms);
+	fprintf(f, "batch-wait = %u\n", c->batch_wait_us);
 	fprintf(f, "\n[store]\ndb = %s\n", c->db);
 	fprintf(f, "\n[peers]\n");
 	for (unsigned i = 0; i < c->npeer; i++)

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -19,6 +20,8 @@ struct fd_entry {
 struct loop {
 	int epfd;
 	bool stop;
+	bool nap_wanted;              /* a handler saw traffic but not a full batch */
+	unsigned nap_us;              /* how long to let it gather; 0: never */
 	uint64_t now;                 /* monotonic ms, refreshed every iteration */
 	struct fd_entry *fds;         /* indexed by fd number */
 	size_t nfds;                  /* entries allocated in fds */
@@ -112,6 +115,16 @@ void loop_stop(struct loop *l)
 	l->stop = true;
 }
 
+void loop_set_coalesce(struct loop *l, unsigned us)
+{
+	l->nap_us = us;
+}
+
+void loop_coalesce(struct loop *l)
+{
+	l->nap_wanted = true;
+}
+
 static int wait_ms(const struct loop *l)
 {
 	int64_t next = timer_next_ms(&l->wheel);
@@ -131,8 +144,11 @@ int loop_run(struct loop *l)
 	l->stop = false;
 	l->now = clock_mono_ms();
 	timer_advance(&l->wheel, l->now);
+	bool napped = false;
 	while (!l->stop) {
-		int n = epoll_wait(l->epfd, ev, MAX_EVENTS, wait_ms(l));
+		/* Right after a nap the fds are only polled: what arrived meanwhile is read now,
+		 * and when nothing did, the next turn blocks as usual. */
+		int n = epoll_wait(l->epfd, ev, MAX_EVENTS, napped ? 0 : wait_ms(l));
 		if (n < 0 && errno != EINTR)
 			return -errno;
 		/* Timers advance before the fds are dispatched so that a handler which starts a
@@ -147,6 +163,19 @@ int loop_run(struct loop *l)
 				continue;
 			l->fds[fd].h(fd, ev[i].events, l->fds[fd].arg);
 		}
+		/* Coalescing (loop_coalesce): every wake-up costs the kernel a context switch and,
+		 * in a virtual machine, exits to the hypervisor, several microseconds that a
+		 * lone datagram does not share with others. Sleeping a little while traffic
+		 * flows lets the next datagrams queue up and be read, answered and sent in one
+		 * batch each way. What was read is already answered, so only datagrams arriving
+		 * during the nap wait, at most nap_us. */
+		napped = false;
+		if (l->nap_wanted && l->nap_us && !l->stop) {
+			struct timespec ts = { .tv_sec = l->nap_us / 1000000, .tv_nsec = (long)(l->nap_us % 1000000) * 1000 };
+			nanosleep(&ts, NULL);
+			napped = true;
+		}
+		l->nap_wanted = false;
 	}
 	return 0;
 }

@@ -22,5 +22,11 @@ uint64_t loop_now(const struct loop *l);  /* monotonic ms, refreshed every itera
 /* Runs until loop_stop(); returns 0, or -errno when epoll fails. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
+/* Batching under load: after a turn in which some handler called loop_coalesce (it read
+ * datagrams but not a full batch), the loop sleeps us microseconds before polling again,
+ * so that the datagrams of the next few hundred microseconds are handled together. 0 (the
+ * default) turns it off. */
+void loop_set_coalesce(struct loop *l, unsigned us);
+void loop_coalesce(struct loop *l);
 
 #endif

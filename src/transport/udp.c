@@ -248,8 +248,10 @@ static void udp_readable(int fd, uint32_t events, void *arg)
 		}
 		tp->batching = false;
 		flush_tx(tp);
-		if (n < RX_BATCH)
+		if (n < RX_BATCH) {
+			loop_coalesce(tp->loop);
 			return;
+		}
 	}
 }
 

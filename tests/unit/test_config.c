@@ -85,6 +85,7 @@ static void t_defaults(void)
 	CHECK_INT(c->nonce_lifetime, 300);
 	CHECK_INT(c->ring_timeout, 60);
 	CHECK_INT(c->flush_ms, 200);
+	CHECK_INT(c->batch_wait_us, 500);
 	free(c);
 }
 
@@ -99,7 +100,7 @@ static void t_flags(void)
 		"--http", "127.0.0.1:8080", "--t1", "250", "--t2=2000", "--t4", "3000",
 		"--max-contacts", "3", "--min-expires", "30", "--max-expires", "7200",
 		"--default-expires", "600", "--nonce-lifetime", "120", "--ring-timeout", "20",
-		"--flush-interval", "50", "--realm", "example.test"));
+		"--flush-interval", "50", "--realm", "example.test", "--batch-wait", "0"));
 	CHECK_INT(o.rc, 0);
 	if (o.rc)
 		fprintf(stderr, "%s", o.err);
@@ -129,6 +130,7 @@ static void t_flags(void)
 	CHECK_INT(c->nonce_lifetime, 120);
 	CHECK_INT(c->ring_timeout, 20);
 	CHECK_INT(c->flush_ms, 50);
+	CHECK_INT(c->batch_wait_us, 0);
 	CHECK(strcmp(c->realm, "example.test") == 0);
 	free(c);
 }

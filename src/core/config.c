@@ -136,7 +136,7 @@ void config_defaults(struct config *c)
 	c->nonce_lifetime = 300;
 	c->ring_timeout = 60;
 	c->flush_ms = 200;
-	c->batch_wait_us = 500;
+	c->batch_wait_us = 1000;
 }
 
 static int copy(char *dst, size_t n, const char *v, char *err, size_t errlen)

@@ -44,7 +44,7 @@ struct config {
 	unsigned nonce_lifetime;                /* --nonce-lifetime 300 s */
 	unsigned ring_timeout;                  /* --ring-timeout 60 s */
 	unsigned flush_ms;                      /* --flush-interval 200 ms: store write-behind */
-	unsigned batch_wait_us;                 /* --batch-wait 500 µs: coalescing under load, 0 off */
+	unsigned batch_wait_us;                 /* --batch-wait 1000 µs: coalescing under load, 0 off */
 	char realm[256];                        /* --realm, empty: the request's domain */
 };
 

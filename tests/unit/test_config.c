@@ -85,7 +85,7 @@ static void t_defaults(void)
 	CHECK_INT(c->nonce_lifetime, 300);
 	CHECK_INT(c->ring_timeout, 60);
 	CHECK_INT(c->flush_ms, 200);
-	CHECK_INT(c->batch_wait_us, 500);
+	CHECK_INT(c->batch_wait_us, 1000);
 	free(c);
 }
 

@@ -9,7 +9,7 @@ PY := /usr/bin/python3
 ARGS ?=
 
 DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
-	libsqlite3-dev libssl-dev libinih-dev libc-ares-dev sqlite3 \
+	libsqlite3-dev libssl-dev libsodium-dev libinih-dev libc-ares-dev sqlite3 \
 	python3 python3-pytest sip-tester sipsak baresip-core sox iproute2 util-linux dnsmasq-base \
 	kamailio kamailio-sqlite-modules valgrind
 

@@ -40,8 +40,8 @@ bool auth_alg_from_name(struct str name, enum auth_alg *alg /* OUT */);
 /* "MD5" or "SHA-256". */
 const char *auth_alg_name(enum auth_alg alg);
 
-/* Creates an authenticator with a fresh random nonce secret. Returns 0, -ENOMEM, or -EIO
- * when no randomness is available. */
+/* Creates an authenticator with a fresh random nonce key. Returns 0, -ENOMEM, or -EIO when
+ * no randomness is available or libsodium cannot start. */
 int auth_new(struct auth **ap, const struct auth_conf *conf);
 void auth_free(struct auth *a);
 
@@ -80,8 +80,8 @@ enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, struct
 			     struct str realm_expected, const char *ha1_hex, uint64_t now_s);
 const char *auth_result_name(enum auth_result r);
 
-/* HA1 = H(user:realm:password) in lowercase hex (33 or 65 bytes with the NUL). Returns 0 or
- * -EIO if the hash is unavailable. */
+/* HA1 = H(user:realm:password) in lowercase hex (33 or 65 bytes with the NUL). Returns 0:
+ * the hashes run in software and cannot fail. */
 int auth_ha1(enum auth_alg alg, struct str user, struct str realm, struct str password,
 	     char out[AUTH_HEX_MAX]);
 

@@ -1,4 +1,4 @@
-/* digest.c: digest challenges and verification with HMAC nonces and a nonce-count window. */
+/* digest.c: digest challenges and verification with SipHash nonces and a nonce-count window. */
 #include "auth/auth.h"
 
 #include <errno.h>
@@ -7,14 +7,20 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <openssl/md5.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <sodium.h>
 
 /* A nonce is the hex form of: issue time (8 bytes, big-endian), a per-nonce serial (8 bytes)
- * and the first 16 bytes of HMAC-SHA256(secret, time || serial || realm). The server keeps
- * nothing per challenge: the MAC proves we issued it for this realm, the time says whether it
- * is stale, and the serial makes every challenge's nonce different, so that two clients
- * challenged in the same second keep separate nonce counts.
+ * and a 16-byte MAC, SipHash-2-4 with 128-bit output (libsodium's siphashx24) under a random
+ * 128-bit key, of time || serial || realm. The server keeps nothing per challenge: the MAC
+ * proves we issued it for this realm, the time says whether it is stale, and the serial makes
+ * every challenge's nonce different, so that two clients challenged in the same second keep
+ * separate nonce counts. SipHash is a keyed PRF made for inputs this short: it costs a few
+ * hundred instructions where HMAC-SHA256 cost thousands, and a 128-bit key is beyond any
+ * search. A forged nonce would not even pass on its own: the response must still be right
+ * for it, which takes the password.
  *
  * Nonce counts (replay protection with qop=auth) are kept in a fixed window over the serials:
  * maxnc[serial % W] is the highest count accepted for the nonce of that serial, for the W
@@ -26,9 +32,15 @@
  * the load. W is a power of two, so that serial % W stays continuous when the 64-bit
  * serial (random at start) wraps. */
 #define NONCE_ID_LEN 16
-#define NONCE_MAC_LEN 16
+#define NONCE_MAC_LEN crypto_shorthash_siphashx24_BYTES
 #define NONCE_RAW_LEN (NONCE_ID_LEN + NONCE_MAC_LEN)
 #define NONCE_HEX_LEN (NONCE_RAW_LEN * 2)
+/* The MAC covers this much of the realm at most: a longer realm is not one we would serve,
+ * and the realm is compared as a whole elsewhere anyway. */
+#define REALM_MAC_MAX 256
+
+_Static_assert(NONCE_MAC_LEN == 16, "the MAC is compared with crypto_verify_16");
+_Static_assert(crypto_shorthash_siphashx24_KEYBYTES == 16, "a 128-bit key");
 
 /* The default window: 1 MiB, the nonces of the last 1,048,576 challenges. */
 #define WINDOW_DEFAULT (1u << 20)
@@ -39,21 +51,46 @@
  * holds NC_MAX, so that every later use of that nonce is refused too. */
 #define NC_MAX 255u
 
-/* The hashing state is kept here and reused, so that a challenge or a verification does no
- * algorithm fetch: OpenSSL 3 looks algorithms up by name on every one-shot call, which cost
- * several times the hashing itself. Not shared between threads, like the rest of struct auth. */
+/* The longest method and digest uri, together, whose HA2 is remembered. */
+#define HA2_KEY_MAX 240
+
+/* The HA2 = H(method:uri) of the latest verification with one algorithm. Every REGISTER of
+ * a domain states the same digest uri (the domain, or the server's address), so that this
+ * one entry spares most registrations one of their three hashes. HA2 holds no secret. */
+struct ha2_memo {
+	bool set;                       /* key and hex are filled */
+	size_t ml, ul;                  /* lengths of the method and uri in key */
+	char key[HA2_KEY_MAX];          /* the method, then the uri */
+	char hex[AUTH_HEX_MAX];         /* their HA2 in lowercase hex */
+};
+
+/* Not shared between threads: verifications update maxnc and the HA2 memo. */
 struct auth {
 	struct auth_conf conf;
 	uint64_t serial;                /* next nonce serial; starts random */
-	EVP_MD *md[AUTH_MAX_ALGS];      /* MD5 and SHA-256, by enum auth_alg, fetched once */
-	EVP_MD_CTX *hctx[AUTH_MAX_ALGS]; /* reused for the response hashes, one per algorithm */
-	/* HMAC-SHA256 keyed with the nonce secret: SHA-256 states that have absorbed the
-	 * secret XOR ipad and XOR opad (RFC 2104), copied into mac_work for each MAC. The
-	 * secret itself is not kept. */
-	EVP_MD_CTX *mac_inner, *mac_outer, *mac_work;
+	unsigned char mac_key[crypto_shorthash_siphashx24_KEYBYTES]; /* nonce MAC key, random */
+	struct ha2_memo ha2[AUTH_MAX_ALGS]; /* by enum auth_alg */
 	uint8_t *maxnc;                 /* by serial & mask: highest nonce count accepted */
 	uint64_t mask;                  /* window size W - 1 (W a power of two) */
 };
+
+/* The value of each hex digit (either case), and BADHEX, a bit no digit has, for any other
+ * byte. Spelled out whole, so that decoding needs no offset or branch per digit. */
+#define BADHEX 0x80
+#define BAD4 BADHEX, BADHEX, BADHEX, BADHEX
+#define BAD16 BAD4, BAD4, BAD4, BAD4
+static const unsigned char hexv[] = {
+	BAD16, BAD16, BAD16,                                   /* 0x00-0x2f */
+	0, 1, 2, 3, 4, 5, 6, 7, 8, 9, BAD4, BADHEX, BADHEX,    /* '0'-'9', 0x3a-0x3f */
+	BADHEX, 10, 11, 12, 13, 14, 15, BADHEX, BAD4, BAD4,    /* 0x40, 'A'-'F', 0x47-0x4f */
+	BAD16,                                                 /* 0x50-0x5f */
+	BADHEX, 10, 11, 12, 13, 14, 15, BADHEX, BAD4, BAD4,    /* 0x60, 'a'-'f', 0x67-0x6f */
+	BAD16,                                                 /* 0x70-0x7f */
+	BAD16, BAD16, BAD16, BAD16, BAD16, BAD16, BAD16, BAD16, /* 0x80-0xff */
+};
+#undef BAD16
+#undef BAD4
+_Static_assert(sizeof(hexv) == 256, "one entry per byte value");
 
 /* "000102...ff": the two lowercase hex digits of every byte value. */
 #define HEX_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" \
@@ -64,29 +101,55 @@ static const char hexpairs[513] =
 	HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
 #undef HEX_ROW
 
+/* Writes the 2n lowercase hex digits of in[0..n) to out, without a NUL. Four bytes a round:
+ * the loop's own counting and branching cost as much as a byte's lookup. */
 static void tohex(const unsigned char *in, size_t n, char *out)
 {
-	for (size_t i = 0; i < n; i++)
-		memcpy(out + 2 * i, hexpairs + 2 * in[i], 2);
-	out[2 * n] = '\0';
-}
+	size_t i = 0;
 
-/* 1 + the value of each hex digit, 0 for any other byte. */
-static const unsigned char hexv[256] = {
-	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5,
-	['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
-	['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-};
+	for (; i + 4 <= n; i += 4) {
+		memcpy(out + 2 * i, hexpairs + 2 * (size_t)in[i], 2);
+		memcpy(out + 2 * i + 2, hexpairs + 2 * (size_t)in[i + 1], 2);
+		memcpy(out + 2 * i + 4, hexpairs + 2 * (size_t)in[i + 2], 2);
+		memcpy(out + 2 * i + 6, hexpairs + 2 * (size_t)in[i + 3], 2);
+	}
+	for (; i < n; i++)
+		memcpy(out + 2 * i, hexpairs + 2 * (size_t)in[i], 2);
+}
 
 static int hexval(char c)
 {
-	return (int)hexv[(unsigned char)c] - 1;
+	unsigned v = hexv[(unsigned char)c];
+
+	return v & BADHEX ? -1 : (int)v;
 }
 
-static const EVP_MD *md_of(enum auth_alg alg)
+/* One byte from the two hex digits at s; a non-digit sets BADHEX in *bad. */
+static unsigned char unhex1(const char *s, unsigned *bad)
 {
-	return alg == AUTH_SHA256 ? EVP_sha256() : EVP_md5();
+	unsigned hi = hexv[(unsigned char)s[0]], lo = hexv[(unsigned char)s[1]];
+
+	*bad |= hi | lo;
+	return (unsigned char)(hi << 4 | lo);
+}
+
+/* Decodes n bytes from the 2n hex digits (either case) at s. Returns false when any of them
+ * is not a hex digit: the digits' table values are gathered and checked once, at the end.
+ * Four bytes a round, as in tohex. */
+static bool unhex(const char *s, size_t n, unsigned char *out)
+{
+	unsigned bad = 0;
+	size_t i = 0;
+
+	for (; i + 4 <= n; i += 4) {
+		out[i] = unhex1(s + 2 * i, &bad);
+		out[i + 1] = unhex1(s + 2 * i + 2, &bad);
+		out[i + 2] = unhex1(s + 2 * i + 4, &bad);
+		out[i + 3] = unhex1(s + 2 * i + 6, &bad);
+	}
+	for (; i < n; i++)
+		out[i] = unhex1(s + 2 * i, &bad);
+	return !(bad & BADHEX);
 }
 
 static size_t hexlen_of(enum auth_alg alg)
@@ -94,18 +157,60 @@ static size_t hexlen_of(enum auth_alg alg)
 	return alg == AUTH_SHA256 ? 64 : 32;
 }
 
-/* Hashes the parts joined by ':' with md on ctx (reinitialised here) and writes the
- * lowercase hex digest into out. The parts are gathered into one buffer first: each
- * EVP_DigestUpdate costs far more than copying a short part. */
-static int hash_hex(EVP_MD_CTX *ctx, const EVP_MD *md, const struct str *parts, size_t n,
-		    char out[AUTH_HEX_MAX])
-{
-	unsigned char buf[256], d[EVP_MAX_MD_SIZE];
-	size_t bl = 0;
-	unsigned int dlen = 0;
-	int ok = ctx && md && EVP_DigestInit_ex2(ctx, md, NULL);
+/* MD5 and SHA-256 go through OpenSSL's low-level functions, deprecated in OpenSSL 3 in
+ * favour of EVP. On inputs this short EVP costs some 650 more instructions per hash than
+ * these (its provider dispatch in Init, Update and Final; measured with callgrind), more than
+ * MD5 needs for a whole block, and a verification needs two or three hashes. EVP would buy
+ * nothing here: RFC 2617 and 7616 fix the algorithms, and the software implementations behind
+ * both paths are the same. The deprecation is silenced for these three functions only.
+ * These hashes cannot fail. Final wipes the context's data buffer (OpenSSL's md32_common.h
+ * does so for both), so that what went through it, an HA1 or a password, is not left
+ * behind. */
+union hctx {
+	MD5_CTX md5;
+	SHA256_CTX sha256;
+};
 
-	for (size_t i = 0; ok && i < n; i++) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+static void h_init(union hctx *c, enum auth_alg alg)
+{
+	if (alg == AUTH_SHA256)
+		SHA256_Init(&c->sha256);
+	else
+		MD5_Init(&c->md5);
+}
+
+static void h_update(union hctx *c, enum auth_alg alg, const void *p, size_t n)
+{
+	if (alg == AUTH_SHA256)
+		SHA256_Update(&c->sha256, p, n);
+	else
+		MD5_Update(&c->md5, p, n);
+}
+
+/* Writes the digest (16 bytes for MD5, 32 for SHA-256) to d. */
+static void h_final(union hctx *c, enum auth_alg alg, unsigned char d[SHA256_DIGEST_LENGTH])
+{
+	if (alg == AUTH_SHA256)
+		SHA256_Final(d, &c->sha256);
+	else
+		MD5_Final(d, &c->md5);
+}
+
+#pragma GCC diagnostic pop
+
+/* Feeds the parts, joined by ':', to the hash c. Short parts are gathered into one buffer
+ * first: a call into the hash costs more than copying a short part. That buffer is not
+ * wiped, so no secret may be among the parts: callers feed an HA1 or a password to h_update
+ * themselves, and so into the hash's own buffer, which h_final wipes. */
+static void hash_join(union hctx *c, enum auth_alg alg, const struct str *parts, size_t n)
+{
+	unsigned char buf[256];
+	size_t bl = 0;
+
+	for (size_t i = 0; i < n; i++) {
 		const char *p = parts[i].p;
 		size_t l = parts[i].l;
 
@@ -113,75 +218,82 @@ static int hash_hex(EVP_MD_CTX *ctx, const EVP_MD *md, const struct str *parts, 
 			buf[bl++] = ':';
 		/* Keeps room for the next ':' too: flush when this part does not fit. */
 		if (l >= sizeof(buf) - bl) {
-			ok = EVP_DigestUpdate(ctx, buf, bl) && EVP_DigestUpdate(ctx, p, l);
+			h_update(c, alg, buf, bl);
+			h_update(c, alg, p, l);
 			bl = 0;
 		} else if (l > 0) {
 			memcpy(buf + bl, p, l);
 			bl += l;
 		}
 	}
-	ok = ok && EVP_DigestUpdate(ctx, buf, bl) && EVP_DigestFinal_ex(ctx, d, &dlen);
-	OPENSSL_cleanse(buf, bl); /* it may hold an HA1 */
-	if (!ok || dlen * 2 + 1 > AUTH_HEX_MAX) {
-		out[0] = '\0';
-		return -EIO;
-	}
-	tohex(d, dlen, out);
-	return 0;
-}
-
-/* hash_hex on a context of its own, for the calls that have no struct auth. */
-static int hash_hex_once(enum auth_alg alg, const struct str *parts, size_t n,
-			 char out[AUTH_HEX_MAX])
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	int r = hash_hex(ctx, md_of(alg), parts, n, out);
-
-	EVP_MD_CTX_free(ctx);
-	return r;
+	h_update(c, alg, buf, bl);
 }
 
 int auth_ha1(enum auth_alg alg, struct str user, struct str realm, struct str password,
 	     char out[AUTH_HEX_MAX])
 {
-	struct str parts[] = { user, realm, password };
+	struct str parts[] = { user, realm, STR_NULL }; /* "user:realm:" */
+	unsigned char d[SHA256_DIGEST_LENGTH];
+	union hctx c;
 
-	return hash_hex_once(alg, parts, 3, out);
+	h_init(&c, alg);
+	hash_join(&c, alg, parts, 3);
+	h_update(&c, alg, password.p, password.l);
+	h_final(&c, alg, d);
+	tohex(d, hexlen_of(alg) / 2, out);
+	out[hexlen_of(alg)] = '\0';
+	return 0;
 }
 
-/* The response of RFC 2617 §3.2.2.1 (and RFC 7616 §3.4.1): with qop,
- * H(HA1:nonce:nc:cnonce:qop:H(method:uri)), without it H(HA1:nonce:H(method:uri)). */
-static int response_hex(EVP_MD_CTX *ctx, const EVP_MD *md, struct str ha1, struct str nonce,
-			struct str nc, struct str cnonce, struct str qop, struct str method,
-			struct str uri, char out[AUTH_HEX_MAX])
+/* HA2 = H(method:uri) of RFC 2617 §3.2.2.3, in lowercase hex (no NUL). */
+static void ha2_hex(enum auth_alg alg, struct str method, struct str uri, char out[AUTH_HEX_MAX])
 {
-	char ha2[AUTH_HEX_MAX];
-	struct str a2[] = { method, uri };
+	struct str parts[] = { method, uri };
+	unsigned char d[SHA256_DIGEST_LENGTH];
+	union hctx c;
 
-	if (hash_hex(ctx, md, a2, 2, ha2) != 0)
-		return -EIO;
+	h_init(&c, alg);
+	hash_join(&c, alg, parts, 2);
+	h_final(&c, alg, d);
+	tohex(d, hexlen_of(alg) / 2, out);
+}
+
+/* The response of RFC 2617 §3.2.2.1 (and RFC 7616 §3.4.1) as a raw digest in d: with qop,
+ * H(HA1:nonce:nc:cnonce:qop:HA2), without it H(HA1:nonce:HA2); ha2 is in hex. */
+static void response_digest(enum auth_alg alg, struct str ha1, struct str nonce, struct str nc,
+			    struct str cnonce, struct str qop, struct str ha2,
+			    unsigned char d[SHA256_DIGEST_LENGTH])
+{
+	union hctx c;
+
+	h_init(&c, alg);
+	h_update(&c, alg, ha1.p, ha1.l); /* the secret: straight into the hash, see hash_join */
+	/* The empty first part puts the ':' that follows HA1. */
 	if (qop.l == 0) {
-		struct str parts[] = { ha1, nonce, str_from_cstr(ha2) };
-		return hash_hex(ctx, md, parts, 3, out);
+		struct str parts[] = { STR_NULL, nonce, ha2 };
+		hash_join(&c, alg, parts, 3);
+	} else {
+		struct str parts[] = { STR_NULL, nonce, nc, cnonce, qop, ha2 };
+		hash_join(&c, alg, parts, 6);
 	}
-	struct str parts[] = { ha1, nonce, nc, cnonce, qop, str_from_cstr(ha2) };
-	return hash_hex(ctx, md, parts, 6, out);
+	h_final(&c, alg, d);
 }
 
 int auth_client_response(const struct auth_client *c, char out[AUTH_HEX_MAX])
 {
-	char ha1[AUTH_HEX_MAX], nc[9];
-	EVP_MD_CTX *ctx;
-	int r;
+	char ha1[AUTH_HEX_MAX], ha2[AUTH_HEX_MAX], nc[9];
+	unsigned char d[SHA256_DIGEST_LENGTH];
+	size_t hl = hexlen_of(c->alg);
 
-	if (auth_ha1(c->alg, c->user, c->realm, c->password, ha1) != 0)
-		return -EIO;
+	auth_ha1(c->alg, c->user, c->realm, c->password, ha1);
+	ha2_hex(c->alg, c->method, c->uri, ha2);
 	snprintf(nc, sizeof(nc), "%08x", c->nc);
-	ctx = EVP_MD_CTX_new();
-	r = response_hex(ctx, md_of(c->alg), str_from_cstr(ha1), c->nonce, str_from_cstr(nc),
-			 c->cnonce, c->qop, c->method, c->uri, out);
-	EVP_MD_CTX_free(ctx);
-	return r;
+	response_digest(c->alg, (struct str){ ha1, hl }, c->nonce, str_from_cstr(nc), c->cnonce,
+			c->qop, (struct str){ ha2, hl }, d);
+	OPENSSL_cleanse(ha1, sizeof(ha1));
+	tohex(d, hl / 2, out);
+	out[hl] = '\0';
+	return 0;
 }
 
 bool auth_alg_from_name(struct str name, enum auth_alg *alg)
@@ -242,28 +354,6 @@ static bool offers(const struct auth *a, enum auth_alg alg)
 	return false;
 }
 
-/* Sets up the keyed HMAC-SHA256 states from a fresh random secret (RFC 2104: the 32-byte
- * key is zero-padded to the 64-byte block). */
-static int mac_setup(struct auth *a)
-{
-	unsigned char secret[32], ipad[64], opad[64];
-	int ok = RAND_bytes(secret, sizeof(secret)) == 1;
-
-	for (size_t i = 0; i < sizeof(ipad); i++) {
-		unsigned char k = i < sizeof(secret) ? secret[i] : 0;
-		ipad[i] = k ^ 0x36;
-		opad[i] = k ^ 0x5c;
-	}
-	ok = ok && EVP_DigestInit_ex2(a->mac_inner, a->md[AUTH_SHA256], NULL) &&
-	     EVP_DigestUpdate(a->mac_inner, ipad, sizeof(ipad)) &&
-	     EVP_DigestInit_ex2(a->mac_outer, a->md[AUTH_SHA256], NULL) &&
-	     EVP_DigestUpdate(a->mac_outer, opad, sizeof(opad));
-	OPENSSL_cleanse(secret, sizeof(secret));
-	OPENSSL_cleanse(ipad, sizeof(ipad));
-	OPENSSL_cleanse(opad, sizeof(opad));
-	return ok ? 0 : -EIO;
-}
-
 int auth_new(struct auth **ap, const struct auth_conf *conf)
 {
 	struct auth *a;
@@ -271,6 +361,9 @@ int auth_new(struct auth **ap, const struct auth_conf *conf)
 	unsigned want = conf && conf->replay_slots ? conf->replay_slots : WINDOW_DEFAULT;
 
 	*ap = NULL;
+	/* libsodium sets itself up once per process; later calls return at once. */
+	if (sodium_init() < 0)
+		return -EIO;
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
@@ -289,24 +382,12 @@ int auth_new(struct auth **ap, const struct auth_conf *conf)
 	/* Zeroed slots are safe before any challenge: a nonce that passes its MAC was issued
 	 * by nonce_make, which reset its slot. */
 	a->maxnc = calloc((size_t)window, 1);
-	a->hctx[AUTH_MD5] = EVP_MD_CTX_new();
-	a->hctx[AUTH_SHA256] = EVP_MD_CTX_new();
-	a->mac_inner = EVP_MD_CTX_new();
-	a->mac_outer = EVP_MD_CTX_new();
-	a->mac_work = EVP_MD_CTX_new();
-	if (!a->maxnc || !a->hctx[AUTH_MD5] || !a->hctx[AUTH_SHA256] || !a->mac_inner ||
-	    !a->mac_outer || !a->mac_work) {
+	if (!a->maxnc) {
 		auth_free(a);
 		return -ENOMEM;
 	}
 	a->mask = window - 1;
-	/* SHA-256 always (the nonce MAC), MD5 only when offered: auth_verify refuses the
-	 * algorithms not offered before it hashes. Should MD5 be unavailable (a FIPS-only
-	 * provider), its responses fail to verify, as they did before it was fetched here. */
-	a->md[AUTH_SHA256] = EVP_MD_fetch(NULL, "SHA2-256", NULL);
-	if (offers(a, AUTH_MD5))
-		a->md[AUTH_MD5] = EVP_MD_fetch(NULL, "MD5", NULL);
-	if (!a->md[AUTH_SHA256] || mac_setup(a) != 0 ||
+	if (RAND_bytes(a->mac_key, sizeof(a->mac_key)) != 1 ||
 	    RAND_bytes((unsigned char *)&a->serial, sizeof(a->serial)) != 1) {
 		auth_free(a);
 		return -EIO;
@@ -319,14 +400,7 @@ void auth_free(struct auth *a)
 {
 	if (!a)
 		return;
-	/* Freeing a digest context clears its state, the keyed ones included. */
-	EVP_MD_CTX_free(a->mac_work);
-	EVP_MD_CTX_free(a->mac_outer);
-	EVP_MD_CTX_free(a->mac_inner);
-	for (int i = 0; i < AUTH_MAX_ALGS; i++) {
-		EVP_MD_CTX_free(a->hctx[i]);
-		EVP_MD_free(a->md[i]);
-	}
+	sodium_memzero(a->mac_key, sizeof(a->mac_key));
 	free(a->maxnc);
 	free(a);
 }
@@ -350,28 +424,21 @@ static uint64_t get_be64(const unsigned char *p)
 	       (uint64_t)p[6] << 8 | (uint64_t)p[7];
 }
 
-/* mac = HMAC-SHA256(secret, id || realm), truncated. */
-static int nonce_mac(struct auth *a, const unsigned char id[NONCE_ID_LEN], struct str realm,
-		     unsigned char mac[NONCE_MAC_LEN])
+/* mac = SipHash-2-4-128(key, id || realm), the realm cut at REALM_MAC_MAX bytes. */
+static void nonce_mac(const struct auth *a, const unsigned char id[NONCE_ID_LEN],
+		      struct str realm, unsigned char mac[NONCE_MAC_LEN])
 {
-	unsigned char inner[EVP_MAX_MD_SIZE], full[EVP_MAX_MD_SIZE];
-	unsigned int ilen = 0, len = 0;
-	EVP_MD_CTX *w = a->mac_work;
+	unsigned char in[NONCE_ID_LEN + REALM_MAC_MAX];
+	size_t rl = realm.l < REALM_MAC_MAX ? realm.l : REALM_MAC_MAX;
 
-	/* A realm longer than this is not one we would serve; truncating it keeps the MAC
-	 * deterministic, and the realm is compared as a whole elsewhere anyway. */
-	size_t rl = realm.l < 256 ? realm.l : 256;
-
-	if (!EVP_MD_CTX_copy_ex(w, a->mac_inner) || !EVP_DigestUpdate(w, id, NONCE_ID_LEN) ||
-	    (rl && !EVP_DigestUpdate(w, realm.p, rl)) || !EVP_DigestFinal_ex(w, inner, &ilen) ||
-	    !EVP_MD_CTX_copy_ex(w, a->mac_outer) || !EVP_DigestUpdate(w, inner, ilen) ||
-	    !EVP_DigestFinal_ex(w, full, &len) || len < NONCE_MAC_LEN)
-		return -EIO;
-	memcpy(mac, full, NONCE_MAC_LEN);
-	return 0;
+	memcpy(in, id, NONCE_ID_LEN);
+	if (rl > 0)
+		memcpy(in + NONCE_ID_LEN, realm.p, rl);
+	crypto_shorthash_siphashx24(mac, in, NONCE_ID_LEN + rl, a->mac_key);
 }
 
-static int nonce_make(struct auth *a, struct str realm, uint64_t now_s, char out[NONCE_HEX_LEN + 1])
+/* Writes a fresh nonce's NONCE_HEX_LEN hex digits to out (no NUL). */
+static void nonce_make(struct auth *a, struct str realm, uint64_t now_s, char out[NONCE_HEX_LEN])
 {
 	unsigned char raw[NONCE_RAW_LEN];
 	uint64_t serial = a->serial++;
@@ -381,49 +448,24 @@ static int nonce_make(struct auth *a, struct str realm, uint64_t now_s, char out
 	/* The slot now belongs to this serial; serial - W, its previous owner, has left the
 	 * window and is answered stale from here on. */
 	a->maxnc[serial & a->mask] = 0;
-	if (nonce_mac(a, raw, realm, raw + NONCE_ID_LEN) != 0)
-		return -EIO;
+	nonce_mac(a, raw, realm, raw + NONCE_ID_LEN);
 	tohex(raw, sizeof(raw), out);
-	return 0;
 }
 
-/* Decodes and authenticates a nonce; fills id and the issue time. */
-static bool nonce_check(struct auth *a, struct str nonce, struct str realm,
-			unsigned char id[NONCE_ID_LEN], uint64_t *issued)
+/* Decodes and authenticates a nonce; fills its issue time and serial. */
+static bool nonce_check(const struct auth *a, struct str nonce, struct str realm,
+			uint64_t *issued, uint64_t *serial)
 {
 	unsigned char raw[NONCE_RAW_LEN], mac[NONCE_MAC_LEN];
 
-	if (nonce.l != NONCE_HEX_LEN)
+	if (nonce.l != NONCE_HEX_LEN || !unhex(nonce.p, NONCE_RAW_LEN, raw))
 		return false;
-	for (size_t i = 0; i < NONCE_RAW_LEN; i++) {
-		int hi = hexval(nonce.p[2 * i]), lo = hexval(nonce.p[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		raw[i] = (unsigned char)(hi << 4 | lo);
-	}
-	if (nonce_mac(a, raw, realm, mac) != 0 || CRYPTO_memcmp(mac, raw + NONCE_ID_LEN, NONCE_MAC_LEN) != 0)
+	nonce_mac(a, raw, realm, mac);
+	if (crypto_verify_16(mac, raw + NONCE_ID_LEN) != 0)
 		return false;
-	memcpy(id, raw, NONCE_ID_LEN);
 	*issued = get_be64(raw);
+	*serial = get_be64(raw + 8);
 	return true;
-}
-
-/* Writes realm as the body of a quoted-string, escaping '"' and '\'. */
-static size_t quote(char *dst, size_t cap, struct str s)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < s.l; i++) {
-		if (s.p[i] == '"' || s.p[i] == '\\') {
-			if (n < cap)
-				dst[n] = '\\';
-			n++;
-		}
-		if (n < cap)
-			dst[n] = s.p[i];
-		n++;
-	}
-	return n;
 }
 
 /* Appends to a NUL-terminated string in a fixed buffer; ok turns false, for good, when the
@@ -446,41 +488,57 @@ static void put(struct sink *o, const char *s, size_t n)
 
 #define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
 
+/* Appends s as the body of a quoted-string, escaping '"' and '\'. */
+static void put_quoted(struct sink *o, struct str s)
+{
+	size_t start = 0;
+
+	/* A realm is a domain name: two vectorised searches clear it faster than a loop. */
+	if (s.l == 0)
+		return;
+	if (!memchr(s.p, '"', s.l) && !memchr(s.p, '\\', s.l)) {
+		put(o, s.p, s.l);
+		return;
+	}
+	for (size_t i = 0; i < s.l; i++) {
+		if (s.p[i] == '"' || s.p[i] == '\\') {
+			put(o, s.p + start, i - start);
+			PUT_LIT(o, "\\");
+			start = i; /* the character itself goes with the next run */
+		}
+	}
+	put(o, s.p + start, s.l - start);
+}
+
 int auth_challenge(struct auth *a, struct str realm, bool stale, bool proxy, uint64_t now_s,
 		   char *buf, size_t cap)
 {
-	char nonce[NONCE_HEX_LEN + 1];
-	char qrealm[600];
-	struct sink o = { buf, cap, 0, true };
-	size_t ql;
+	char nonce[NONCE_HEX_LEN];
+	struct sink o = { buf, cap, 0, cap > 0 };
 
-	if (cap > 0)
-		buf[0] = '\0';
-	ql = quote(qrealm, sizeof(qrealm) - 1, realm);
-	if (ql >= sizeof(qrealm) || nonce_make(a, realm, now_s, nonce) != 0)
+	if (cap == 0)
 		return -ENOSPC;
+	nonce_make(a, realm, now_s, nonce);
 	/* Each line: "<header>: Digest realm=\"<realm>\", nonce=\"<nonce>\", algorithm=<alg>,
 	 * qop=\"auth\"[, stale=true]\r\n", as a snprintf would write it, without the cost. */
 	for (unsigned i = 0; i < a->conf.nalgs; i++) {
-		const char *alg = auth_alg_name(a->conf.algs[i]);
-
 		if (proxy)
 			PUT_LIT(&o, "Proxy-Authenticate: Digest realm=\"");
 		else
 			PUT_LIT(&o, "WWW-Authenticate: Digest realm=\"");
-		put(&o, qrealm, ql);
+		put_quoted(&o, realm);
 		PUT_LIT(&o, "\", nonce=\"");
 		put(&o, nonce, NONCE_HEX_LEN);
-		PUT_LIT(&o, "\", algorithm=");
-		put(&o, alg, strlen(alg));
-		PUT_LIT(&o, ", qop=\"auth\"");
+		if (a->conf.algs[i] == AUTH_SHA256)
+			PUT_LIT(&o, "\", algorithm=SHA-256, qop=\"auth\"");
+		else
+			PUT_LIT(&o, "\", algorithm=MD5, qop=\"auth\"");
 		if (stale)
 			PUT_LIT(&o, ", stale=true");
 		PUT_LIT(&o, "\r\n");
 	}
 	if (!o.ok) {
-		if (cap > 0)
-			buf[0] = '\0';
+		buf[0] = '\0';
 		return -ENOSPC;
 	}
 	buf[o.len] = '\0';
@@ -496,7 +554,7 @@ static enum auth_result nc_record(struct auth *a, uint64_t serial, uint32_t nc)
 {
 	/* Distance back from the newest serial issued, modulo 2^64 (a->serial is the next
 	 * one). A serial we issued is never ahead of it: the MAC would not match, since
-	 * the secret is new with every struct auth. */
+	 * the key is new with every struct auth. */
 	uint64_t age = a->serial - 1 - serial;
 	uint8_t *m = &a->maxnc[serial & a->mask];
 
@@ -528,16 +586,42 @@ static bool parse_nc(struct str s, uint32_t *out)
 	return true;
 }
 
+static bool mem_eq(const char *a, const char *b, size_t n)
+{
+	return n == 0 || memcmp(a, b, n) == 0;
+}
+
+/* HA2 for method and uri, from the memo of alg when it holds them; as hex (no NUL), valid
+ * until the next call. */
+static struct str ha2_get(struct auth *a, enum auth_alg alg, struct str method, struct str uri)
+{
+	struct ha2_memo *m = &a->ha2[alg];
+
+	if (!m->set || m->ml != method.l || m->ul != uri.l || !mem_eq(m->key, method.p, method.l) ||
+	    !mem_eq(m->key + method.l, uri.p, uri.l)) {
+		ha2_hex(alg, method, uri, m->hex);
+		m->set = method.l + uri.l <= sizeof(m->key);
+		if (m->set) {
+			m->ml = method.l;
+			m->ul = uri.l;
+			if (method.l > 0)
+				memcpy(m->key, method.p, method.l);
+			if (uri.l > 0)
+				memcpy(m->key + method.l, uri.p, uri.l);
+		}
+	}
+	return (struct str){ m->hex, hexlen_of(alg) };
+}
+
 enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, struct str method,
 			     struct str realm_expected, const char *ha1_hex, uint64_t now_s)
 {
 	enum auth_alg alg;
 	bool with_qop;
 	uint32_t nc = 0;
-	char want[AUTH_HEX_MAX], got[AUTH_HEX_MAX];
+	unsigned char want[SHA256_DIGEST_LENGTH], got[SHA256_DIGEST_LENGTH];
 	size_t hl;
-	unsigned char id[NONCE_ID_LEN];
-	uint64_t issued = 0;
+	uint64_t issued = 0, serial = 0;
 
 	if (!str_caseeq(cred->scheme, STR("Digest")) || cred->username.l == 0 ||
 	    cred->nonce.l == 0 || cred->uri.l == 0 || cred->response.l == 0 ||
@@ -558,24 +642,21 @@ enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, struct
 	hl = hexlen_of(alg);
 	if (!ha1_hex || strlen(ha1_hex) != hl || cred->response.l != hl)
 		return AUTH_BAD_RESPONSE;
-	if (response_hex(a->hctx[alg], a->md[alg], (struct str){ ha1_hex, hl }, cred->nonce,
-			 cred->nc, cred->cnonce, with_qop ? cred->qop : STR_NULL, method, cred->uri,
-			 want) != 0)
-		return AUTH_BAD_RESPONSE;
-	for (size_t i = 0; i < hl; i++) {
-		char c = cred->response.p[i];
-		got[i] = (c >= 'A' && c <= 'F') ? (char)(c + 32) : c;
-	}
-	if (CRYPTO_memcmp(want, got, hl) != 0)
+	response_digest(alg, (struct str){ ha1_hex, hl }, cred->nonce, cred->nc, cred->cnonce,
+			with_qop ? cred->qop : STR_NULL, ha2_get(a, alg, method, cred->uri), want);
+	/* The client's response is decoded rather than ours encoded: that folds the case of its
+	 * hex digits, and the raw digests compare in constant time in one step. */
+	if (!unhex(cred->response.p, hl / 2, got) ||
+	    (alg == AUTH_SHA256 ? crypto_verify_32(want, got) : crypto_verify_16(want, got)) != 0)
 		return AUTH_BAD_RESPONSE;
 
-	if (!nonce_check(a, cred->nonce, realm_expected, id, &issued))
+	if (!nonce_check(a, cred->nonce, realm_expected, &issued, &serial))
 		return AUTH_BAD_NONCE;
 	if (issued + a->conf.nonce_lifetime <= now_s)
 		return AUTH_STALE;
 	if (!with_qop)
 		return AUTH_OK;
-	return nc_record(a, get_be64(id + 8), nc);
+	return nc_record(a, serial, nc);
 }
 
 const char *auth_result_name(enum auth_result r)

@@ -597,6 +597,164 @@ static void t_roundtrip(void)
 	auth_free(a);
 }
 
+/* The value of a hex digit (either case), or -1. */
+static int digit_value(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Every byte value in every position of a nonce, each time with a response that is right for
+ * the altered nonce: refused as not ours, except where the byte is the same hex digit in the
+ * other case, which decodes to the same nonce. */
+static void t_nonce_tamper(void)
+{
+	struct auth *a = new_auth("md5", 0);
+	char n[NONCE_BUF], t[NONCE_BUF], ha1[AUTH_HEX_MAX];
+	uint32_t nc = 1;
+	int refused = 0, same = 0;
+
+	auth_ha1(AUTH_MD5, STR("alice"), STR("a.test"), STR("secret"), ha1);
+	issue(a, 1000, n);
+	/* The format: 64 lowercase hex digits (time, serial, MAC; 16 bytes each). */
+	CHECK_INT(strlen(n), 64);
+	CHECK_INT(strspn(n, "0123456789abcdef"), 64);
+	for (size_t pos = 0; pos < 64; pos++) {
+		for (int b = 0; b < 256; b++) {
+			struct cred c;
+			enum auth_result r;
+
+			if (b == (unsigned char)n[pos])
+				continue;
+			memcpy(t, n, sizeof(t));
+			t[pos] = (char)b;
+			make_cred(&c, AUTH_MD5, "secret", (struct str){ t, 64 }, nc, true);
+			r = auth_verify(a, &c.a, STR("REGISTER"), STR("a.test"), ha1, 1001);
+			if (digit_value(b) >= 0 && digit_value(b) == digit_value((unsigned char)n[pos])) {
+				CHECK_INT(r, AUTH_OK);
+				nc++;
+				same++;
+			} else {
+				CHECK_INT(r, AUTH_BAD_NONCE);
+				refused += r == AUTH_BAD_NONCE;
+			}
+		}
+	}
+	CHECK_INT(refused + same, 64 * 255);
+	auth_free(a);
+}
+
+/* Every byte value in every position of the response, MD5 and SHA-256: a wrong password,
+ * except where the byte is the same hex digit in the other case. */
+static void t_response_tamper(void)
+{
+	struct auth *a = new_auth("md5,sha-256", 0);
+	char n[NONCE_BUF];
+
+	issue(a, 1000, n);
+	for (int k = 0; k < 2; k++) {
+		enum auth_alg alg = k ? AUTH_SHA256 : AUTH_MD5;
+		size_t hl = k ? 64 : 32;
+		char ha1[AUTH_HEX_MAX];
+		uint32_t nc = k ? 100 : 1;
+		struct cred c;
+
+		auth_ha1(alg, STR("alice"), STR("a.test"), STR("secret"), ha1);
+		make_cred(&c, alg, "secret", str_from_cstr(n), nc, true);
+		CHECK_INT(c.a.response.l, hl);
+		for (size_t pos = 0; pos < hl; pos++) {
+			for (int b = 0; b < 256; b++) {
+				enum auth_result r;
+				char orig;
+
+				/* Each try with a higher count, so that an accepted one is no replay. */
+				make_cred(&c, alg, "secret", str_from_cstr(n), ++nc, true);
+				orig = c.resp[pos];
+				if (b == (unsigned char)orig) {
+					nc--;
+					continue;
+				}
+				c.resp[pos] = (char)b;
+				r = auth_verify(a, &c.a, STR("REGISTER"), STR("a.test"), ha1, 1001);
+				if (digit_value(b) >= 0 && digit_value(b) == digit_value((unsigned char)orig))
+					CHECK_INT(r, AUTH_OK);
+				else
+					CHECK_INT(r, AUTH_BAD_RESPONSE);
+				/* nc stays below 255: only the accepted tries take up counts. */
+				if (r != AUTH_OK)
+					nc--;
+			}
+		}
+	}
+	auth_free(a);
+}
+
+/* The server remembers the last H(method:uri): a method and uri that join to the same text,
+ * a uri that the remembered one starts with, a method that it starts with, another uri,
+ * another method, and a uri too long to be remembered must each be hashed for themselves. */
+static void t_ha2_memo(void)
+{
+	static const struct {
+		const char *method, *uri;
+	} reqs[] = {
+		{ "REGISTER", "sip:a.test" }, { "REGISTER", "sip:a.test" },
+		{ "REGISTE", "Rsip:a.test" }, { "REGISTER", "sip:a.test" },
+		{ "REGISTER", "sip:b.test" }, { "INVITE", "sip:b.test" },
+		{ "REGISTER", "sip:a.test" }, { "REGISTER", NULL }, { "REGISTER", NULL },
+		{ "REGISTER", "sip:a.test" }, { "REGISTER", "sip:a.test;x" },
+		{ "REGISTER", "sip:a.test" }, { "AAAA", "AAAA" }, { "AAA", "AAAA" },
+	};
+	struct auth *a = new_auth("md5,sha-256", 0);
+	char n[NONCE_BUF], longuri[400], resp[AUTH_HEX_MAX], ncs[9];
+	uint32_t nc = 1;
+
+	memcpy(longuri, "sip:", 4);
+	memset(longuri + 4, 'l', sizeof(longuri) - 5);
+	longuri[sizeof(longuri) - 1] = '\0';
+	issue(a, 1000, n);
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		for (int k = 0; k < 2; k++) {
+			enum auth_alg alg = k ? AUTH_SHA256 : AUTH_MD5;
+			struct str method = str_from_cstr(reqs[i].method);
+			struct str uri = str_from_cstr(reqs[i].uri ? reqs[i].uri : longuri);
+			char ha1[AUTH_HEX_MAX];
+			struct auth_client cl = {
+				.alg = alg, .user = STR("alice"), .realm = STR("a.test"),
+				.password = STR("secret"), .method = method, .uri = uri,
+				.nonce = str_from_cstr(n), .qop = STR("auth"), .cnonce = STR("c0ffee"),
+				.nc = nc,
+			};
+			struct sip_auth cr = {
+				.scheme = STR("Digest"), .username = cl.user, .realm = cl.realm,
+				.nonce = cl.nonce, .uri = uri, .response = STR_NULL,
+				.algorithm = k ? STR("SHA-256") : STR("MD5"), .qop = cl.qop,
+				.cnonce = cl.cnonce,
+			};
+
+			auth_ha1(alg, cl.user, cl.realm, cl.password, ha1);
+			CHECK_INT(auth_client_response(&cl, resp), 0);
+			snprintf(ncs, sizeof(ncs), "%08x", nc);
+			cr.response = str_from_cstr(resp);
+			cr.nc = str_from_cstr(ncs);
+			CHECK_INT(auth_verify(a, &cr, method, cl.realm, ha1, 1001), AUTH_OK);
+			nc++;
+			/* Credentials for this request do not fit another method (after the last
+			 * request only, not to disturb what the next is compared with). */
+			if (i + 1 == sizeof(reqs) / sizeof(reqs[0])) {
+				cr.nc = STR("000000fe");
+				CHECK_INT(auth_verify(a, &cr, STR("BYE"), cl.realm, ha1, 1001),
+					  AUTH_BAD_RESPONSE);
+			}
+		}
+	}
+	auth_free(a);
+}
+
 /* The challenge fills a buffer exactly (text and NUL) or fails whole. */
 static void t_challenge_fit(void)
 {
@@ -636,5 +794,8 @@ static const struct unit_case cases[] = {
 	{ "long_parts", t_long_parts },
 	{ "roundtrip", t_roundtrip },
 	{ "challenge_fit", t_challenge_fit },
+	{ "nonce_tamper", t_nonce_tamper },
+	{ "response_tamper", t_response_tamper },
+	{ "ha2_memo", t_ha2_memo },
 };
 UNIT_MAIN(cases)

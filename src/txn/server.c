@@ -54,6 +54,9 @@ struct txn_server {
 	struct str branch;         /* top Via branch */
 	struct str sent_by;        /* top Via sent-by host, and its port */
 	struct txn_req *req;       /* the request, NULL once dropped (see struct txn_req) */
+	/* While the TU's on_request runs: the caller's parse, used in place. A TU that
+	 * answers there (a registrar, a challenge) never makes the transaction copy it. */
+	const struct sip_msg *borrowed;
 	struct txn_server *drop_next; /* in the layer's list of requests to drop */
 	bool drop_queued;
 	/* The request's whole struct sip_msg, made only for a TU that asks for it
@@ -76,6 +79,8 @@ static const struct sip_msg *request_of(const struct txn_server *st, struct sip_
 {
 	if (st->msg)
 		return st->msg;
+	if (st->borrowed)
+		return st->borrowed;
 	if (!st->req)
 		return NULL;
 	unpack(st->req, tmp);
@@ -316,18 +321,16 @@ static void wait_then_free(struct txn_server *st, unsigned ms)
 }
 
 /* key and rfc2543 are request_key(m). */
-static int create(struct txn_server **stp, struct txn_layer *l, const struct sip_msg *m, uint64_t key,
-		  bool rfc2543, const struct tp_source *src)
+/* Copies the borrowed request into the transaction's own block and moves its parse onto
+ * the copy: no second parse, and no 6.6 KB struct to zero, since every member is set.
+ * Views matching needs that were not copied to ident follow the copy. */
+static int keep_request(struct txn_server *st)
 {
+	const struct sip_msg *m = st->borrowed;
 	size_t hlen = m->nhdr * sizeof(m->hdr[0]);
-	struct txn_server *st = malloc(sizeof(*st));
-	struct txn_req *q = st ? req_alloc(l, sizeof(*q) + hlen + m->len + 1) : NULL;
-	if (!q) {
-		free(st);
+	struct txn_req *q = req_alloc(st->l, sizeof(*q) + hlen + m->len + 1);
+	if (!q)
 		return -ENOMEM;
-	}
-	/* The bytes are copied and the caller's parse moved onto the copy: no second parse,
-	 * and no 6.6 KB struct to zero, since every member is set here. */
 	char *buf = (char *)(q->hdr + m->nhdr);
 	memcpy(buf, m->buf, m->len);
 	buf[m->len] = '\0';
@@ -338,12 +341,28 @@ static int create(struct txn_server **stp, struct txn_layer *l, const struct sip
 	memcpy(q->hdr, r.hdr, hlen);
 	q->nhdr = r.nhdr;
 	st->req = q;
+	if (!st->own_ident) {
+		st->method = r.method;
+		st->branch = r.via.branch;
+		st->sent_by = r.via.host;
+	}
+	return 0;
+}
+
+static int create(struct txn_server **stp, struct txn_layer *l, const struct sip_msg *m, uint64_t key,
+		  bool rfc2543, const struct tp_source *src)
+{
+	struct txn_server *st = malloc(sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->borrowed = m;
+	st->req = NULL;
 	st->msg = NULL;
-	st->mid = r.mid;
-	st->method = r.method;
-	st->branch = r.via.branch;
-	st->sent_by = r.via.host;
-	st->sent_by_port = r.via.port;
+	st->mid = m->mid;
+	st->method = m->method;
+	st->branch = m->via.branch;
+	st->sent_by = m->via.host;
+	st->sent_by_port = m->via.port;
 	st->own_ident = false;
 	st->drop_queued = false;
 	st->drop_next = NULL;
@@ -351,7 +370,7 @@ static int create(struct txn_server **stp, struct txn_layer *l, const struct sip
 	st->l = l;
 	st->key = key;
 	st->rfc2543 = rfc2543;
-	st->invite = r.mid == SIP_INVITE;
+	st->invite = m->mid == SIP_INVITE;
 	st->state = st->invite ? TXN_PROCEEDING : TXN_TRYING;
 	st->reliable = src->proto != TP_UDP;
 	st->status = 0;
@@ -359,14 +378,19 @@ static int create(struct txn_server **stp, struct txn_layer *l, const struct sip
 	st->retx = (struct timer){ 0 };
 	st->main = (struct timer){ 0 };
 	st->src = *src;
-	txn_response_dest(&st->dst, &r, src);
+	txn_response_dest(&st->dst, m, src);
 	st->tu = NULL;
 	st->resp = NULL;
 	st->resp_len = st->resp_cap = 0;
 	st->resp_tag = STR_NULL;
 	st->tag[0] = '\0';
+	/* Views that did not fit ident point into the caller's buffer: copy now. */
+	if (!st->own_ident && keep_request(st)) {
+		free(st);
+		return -ENOMEM;
+	}
 	if (txn__tab_put(&l->servers, st->key, st)) {
-		req_free(l, q);
+		req_free(l, st->req);
 		free(st);
 		return -ENOMEM;
 	}
@@ -374,6 +398,21 @@ static int create(struct txn_server **stp, struct txn_layer *l, const struct sip
 	l->stats.servers_total++;
 	*stp = st;
 	return 0;
+}
+
+/* The TU's on_request returned: a transaction that still needs its request (no final
+ * yet, or matched the RFC 2543 way) copies it before the caller's buffer goes. Returns
+ * -ENOMEM when it could not: the transaction is then ended (the client retransmits). */
+static void unborrow(struct txn_server *st)
+{
+	bool done = st->status >= 200 || st->state == TXN_TERMINATED;
+	if (!st->req && (!done || st->rfc2543) && keep_request(st)) {
+		st->borrowed = NULL;
+		if (st->state != TXN_TERMINATED)
+			finish(st);
+		return;
+	}
+	st->borrowed = NULL;
 }
 
 /* ---- requests in ------------------------------------------------------------------------ */
@@ -433,6 +472,7 @@ int txn_recv_request(struct txn_layer *l, const struct sip_msg *m, const struct 
 	if (err)
 		return err;
 	l->tu->on_request(l->tu_arg, st, m, src);
+	unborrow(st);
 	return 0;
 }
 
@@ -598,6 +638,9 @@ static void fire_main(void *arg)
 const struct sip_msg *txn_server_request(const struct txn_server *st)
 {
 	if (!st->msg) {
+		/* Asked for while borrowed: the TU means to keep it past its call. */
+		if (!st->req && st->borrowed && keep_request((struct txn_server *)st))
+			abort();
 		if (!st->req)
 			return NULL;
 		/* Made once and kept with the request. The API has no way to report failure and

@@ -62,7 +62,7 @@ static void release(struct txn_client *ct)
 	drop_request(ct);
 	free(ct->ack);
 	free(ct->cancel_extra);
-	free(ct);
+	pool_free(ct->l->pool, ct, sizeof(*ct));
 }
 
 static void destroy(struct txn_client *ct)
@@ -122,12 +122,13 @@ int txn_client_start(struct txn_client **ctp, struct txn_layer *l, const char *b
 		return -EINVAL;
 	if (find(l, branch, mid, method))
 		return -EEXIST;
-	struct txn_client *ct = calloc(1, sizeof(*ct));
+	struct txn_client *ct = pool_alloc(l->pool, sizeof(*ct));
 	char *copy = ct ? txn__blk_alloc(l, len + 1) : NULL;
 	if (!copy) {
-		free(ct);
+		pool_free(l->pool, ct, sizeof(*ct));
 		return -ENOMEM;
 	}
+	memset(ct, 0, sizeof(*ct));
 	memcpy(copy, buf, len);
 	copy[len] = '\0';
 	ct->buf = copy;
@@ -150,7 +151,7 @@ int txn_client_start(struct txn_client **ctp, struct txn_layer *l, const char *b
 		err = txn__tab_put(&l->clients, ct->key, ct);
 	if (err) {
 		drop_request(ct);
-		free(ct);
+		pool_free(l->pool, ct, sizeof(*ct));
 		return err;
 	}
 	l->stats.clients++;

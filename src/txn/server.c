@@ -136,7 +136,7 @@ static void drop_request(struct txn_server *st)
 	st->req = NULL;
 	/* An INVITE accepted by a 2xx keeps no response: the TU retransmits the 2xx. */
 	if (st->state == TXN_ACCEPTED) {
-		free(st->resp);
+		pool_free(st->l->pool, st->resp, st->resp_cap);
 		st->resp = NULL;
 		st->resp_cap = 0;
 	}
@@ -281,10 +281,10 @@ static void destroy(struct txn_server *st)
 	l->stats.servers--;
 	if (l->tu->on_server_free)
 		l->tu->on_server_free(l->tu_arg, st);
-	free(st->resp);
+	pool_free(l->pool, st->resp, st->resp_cap);
 	msg_free(l, st->msg);
 	req_free(l, st->req);
-	free(st);
+	pool_free(l->pool, st, sizeof(*st));
 }
 
 void txn__server_free_all(struct txn_layer *l)
@@ -296,10 +296,10 @@ void txn__server_free_all(struct txn_layer *l)
 			continue;
 		timer_stop(l->w, &st->retx);
 		timer_stop(l->w, &st->main);
-		free(st->resp);
+		pool_free(l->pool, st->resp, st->resp_cap);
 		free(st->msg);
 		req_free(l, st->req);
-		free(st);
+		pool_free(l->pool, st, sizeof(*st));
 		t->s[i].p = NULL;
 	}
 	t->n = 0;
@@ -352,7 +352,7 @@ static int keep_request(struct txn_server *st)
 static int create(struct txn_server **stp, struct txn_layer *l, const struct sip_msg *m, uint64_t key,
 		  bool rfc2543, const struct tp_source *src)
 {
-	struct txn_server *st = malloc(sizeof(*st));
+	struct txn_server *st = pool_alloc(l->pool, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
 	st->borrowed = m;
@@ -386,12 +386,12 @@ static int create(struct txn_server **stp, struct txn_layer *l, const struct sip
 	st->tag[0] = '\0';
 	/* Views that did not fit ident point into the caller's buffer: copy now. */
 	if (!st->own_ident && keep_request(st)) {
-		free(st);
+		pool_free(l->pool, st, sizeof(*st));
 		return -ENOMEM;
 	}
 	if (txn__tab_put(&l->servers, st->key, st)) {
 		req_free(l, st->req);
-		free(st);
+		pool_free(l->pool, st, sizeof(*st));
 		return -ENOMEM;
 	}
 	l->stats.servers++;
@@ -481,7 +481,7 @@ int txn_recv_request(struct txn_layer *l, const struct sip_msg *m, const struct 
 static int keep(struct txn_server *st, const char *buf, size_t len)
 {
 	if (len > st->resp_cap) {
-		char *p = realloc(st->resp, len);
+		char *p = pool_realloc(st->l->pool, st->resp, st->resp_cap, len);
 		if (!p)
 			return -ENOMEM;
 		st->resp = p;

@@ -143,8 +143,9 @@ int txn_layer_new(struct txn_layer **lp, const struct txn_cfg *cfg, struct timer
 	unsigned bits = 0;
 	while (((size_t)1 << bits) < TAB_MIN)
 		bits++;
-	if (tab_init(&l->servers, bits) || tab_init(&l->clients, bits)) {
+	if (tab_init(&l->servers, bits) || tab_init(&l->clients, bits) || pool_new(&l->pool)) {
 		free(l->servers.s);
+		free(l->clients.s);
 		free(l);
 		return -ENOMEM;
 	}
@@ -164,6 +165,7 @@ void txn_layer_free(struct txn_layer *l)
 		free(l->req_cache[--l->nreq_cache]);
 	free(l->servers.s);
 	free(l->clients.s);
+	pool_destroy(l->pool);
 	free(l);
 }
 

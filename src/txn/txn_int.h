@@ -2,6 +2,7 @@
 #ifndef PARLEY_TXN_INT_H
 #define PARLEY_TXN_INT_H
 
+#include "core/pool.h"
 #include "txn/txn.h"
 
 /* An open-addressing table (linear probing, backward-shift deletion, so no tombstones)
@@ -31,6 +32,7 @@ struct txn_layer {
 	void *tu_arg;
 	struct txn__tab servers;
 	struct txn__tab clients;
+	struct pool *pool;  /* transactions and their kept responses (core/pool.h: why) */
 	struct txn_stats stats;
 	/* Recently freed request copies (TXN__REQ_BLOCK bytes each) and request structs, kept
 	 * for the next transactions: a request copy lives only until its final response, so a

@@ -1,0 +1,230 @@
+/* pool.c: size-class chunks of 2 MiB, aligned so that a chunk is found from any object in it. */
+#include "core/pool.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels refuse it, which is harmless */
+#endif
+
+/* Under AddressSanitizer objects come from malloc, so that it checks each one; its unit
+ * test defines POOL_CHUNKS_ALWAYS to test the chunks themselves. */
+#ifndef POOL_CHUNKS_ALWAYS
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_PASSTHROUGH 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_PASSTHROUGH 1
+#endif
+#endif
+#endif
+
+#define CHUNK ((size_t)2 << 20)       /* one x86-64 huge page */
+#define GRAIN 64                      /* class width: objects are a multiple of it */
+#define NCLASS (POOL_MAX / GRAIN)
+#define KEEP_EMPTY 4                  /* empty chunks kept for the next burst */
+
+/* At the start of each chunk. Objects follow, from HEAD_SIZE on. */
+struct chunk {
+	struct chunk *next, *prev;    /* in its class's list of chunks with room */
+	void *free;                   /* freed objects, linked through their first word */
+	char *bump;                   /* never-used space from here to end */
+	char *end;
+	unsigned live;                /* objects handed out and not freed */
+	unsigned cls;
+	bool listed;                  /* in avail[cls] */
+};
+
+#define HEAD_SIZE ((sizeof(struct chunk) + GRAIN - 1) / GRAIN * GRAIN)
+
+struct pool {
+	struct chunk *avail[NCLASS];  /* chunks with room, per class */
+	unsigned empty;               /* chunks with no live object (kept up to KEEP_EMPTY) */
+	struct chunk **all;           /* every chunk, for pool_destroy */
+	size_t nall, capall;
+	struct pool_stats stats;
+};
+
+int pool_new(struct pool **pp)
+{
+	struct pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	*pp = p;
+	return 0;
+}
+
+void pool_destroy(struct pool *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nall; i++)
+		munmap(p->all[i], CHUNK);
+	free(p->all);
+	free(p);
+}
+
+const struct pool_stats *pool_stats(const struct pool *p)
+{
+	return &p->stats;
+}
+
+#ifndef POOL_PASSTHROUGH
+static void unmap_chunk(struct pool *p, struct chunk *c)
+{
+	for (size_t i = 0; i < p->nall; i++)
+		if (p->all[i] == c) {
+			p->all[i] = p->all[--p->nall];
+			break;
+		}
+	munmap(c, CHUNK);
+	p->stats.chunks--;
+}
+
+static void link_avail(struct pool *p, struct chunk *c)
+{
+	struct chunk **head = &p->avail[c->cls];
+	c->prev = NULL;
+	c->next = *head;
+	if (*head)
+		(*head)->prev = c;
+	*head = c;
+	c->listed = true;
+}
+
+static void unlink_avail(struct pool *p, struct chunk *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->avail[c->cls] = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->listed = false;
+}
+
+/* A new chunk, aligned to its size: twice the size is mapped and the ends trimmed. */
+static struct chunk *new_chunk(struct pool *p, unsigned cls)
+{
+	if (p->nall == p->capall) {
+		size_t cap = p->capall ? p->capall * 2 : 16;
+		struct chunk **a = realloc(p->all, cap * sizeof(*a));
+		if (!a)
+			return NULL;
+		p->all = a;
+		p->capall = cap;
+	}
+	char *m = mmap(NULL, 2 * CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	char *base = (char *)(((uintptr_t)m + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1));
+	if (base > m)
+		munmap(m, (size_t)(base - m));
+	if (base + CHUNK < m + 2 * CHUNK)
+		munmap(base + CHUNK, (size_t)(m + 2 * CHUNK - (base + CHUNK)));
+	/* One huge page where the kernel has one (transparent huge pages set to "madvise"
+	 * or "always"), and every page mapped now in one call rather than faulted in one by
+	 * one; both are only advice, and the chunk works without them. */
+	madvise(base, CHUNK, MADV_HUGEPAGE);
+	madvise(base, CHUNK, MADV_POPULATE_WRITE);
+	struct chunk *c = (struct chunk *)base;
+	c->free = NULL;
+	c->bump = base + HEAD_SIZE;
+	c->end = base + HEAD_SIZE + (CHUNK - HEAD_SIZE) / ((cls + 1) * GRAIN) * ((cls + 1) * GRAIN);
+	c->live = 0;
+	c->cls = cls;
+	c->listed = false;
+	p->all[p->nall++] = c;
+	p->stats.chunks++;
+	p->empty++;
+	link_avail(p, c);
+	return c;
+}
+
+#endif
+
+void *pool_alloc(struct pool *p, size_t size)
+{
+#ifdef POOL_PASSTHROUGH
+	(void)p;
+	return malloc(size ? size : 1);
+#else
+	if (size > POOL_MAX)
+		return malloc(size);
+	unsigned cls = size ? (unsigned)((size - 1) / GRAIN) : 0;
+	struct chunk *c = p->avail[cls];
+	if (!c && !(c = new_chunk(p, cls)))
+		return NULL;
+	void *r;
+	if (c->free) {
+		r = c->free;
+		memcpy(&c->free, r, sizeof(void *));
+	} else {
+		r = c->bump;
+		c->bump += (cls + 1) * GRAIN;
+	}
+	if (c->live++ == 0)
+		p->empty--;
+	if (!c->free && c->bump == c->end)
+		unlink_avail(p, c);
+	p->stats.objects++;
+	return r;
+#endif
+}
+
+void pool_free(struct pool *p, void *ptr, size_t size)
+{
+#ifdef POOL_PASSTHROUGH
+	(void)p;
+	(void)size;
+	free(ptr);
+#else
+	if (!ptr)
+		return;
+	if (size > POOL_MAX) {
+		free(ptr);
+		return;
+	}
+	struct chunk *c = (struct chunk *)((uintptr_t)ptr & ~(uintptr_t)(CHUNK - 1));
+	memcpy(ptr, &c->free, sizeof(void *));
+	c->free = ptr;
+	p->stats.objects--;
+	if (!c->listed)
+		link_avail(p, c);
+	if (--c->live == 0) {
+		/* After a burst, its chunks empty out in the order they filled; all but a few
+		 * go back to the system, so that the resident size follows what is held. */
+		if (p->empty >= KEEP_EMPTY) {
+			unlink_avail(p, c);
+			unmap_chunk(p, c);
+		} else {
+			p->empty++;
+		}
+	}
+#endif
+}
+
+void *pool_realloc(struct pool *p, void *ptr, size_t old, size_t size)
+{
+#ifndef POOL_PASSTHROUGH
+	/* The same class (or both on the heap, handled by realloc below): nothing moves. */
+	if (ptr && old <= POOL_MAX && size <= POOL_MAX && old && size &&
+	    (old - 1) / GRAIN == (size - 1) / GRAIN)
+		return ptr;
+	if (ptr && old > POOL_MAX && size > POOL_MAX)
+		return realloc(ptr, size);
+#endif
+	void *n = pool_alloc(p, size);
+	if (!n)
+		return NULL;
+	if (ptr) {
+		memcpy(n, ptr, old < size ? old : size);
+		pool_free(p, ptr, old);
+	}
+	return n;
+}

@@ -1,0 +1,94 @@
+/* test_pool.c: unit tests of the size-class chunk pool, chunks forced on even under ASan. */
+#define POOL_CHUNKS_ALWAYS 1
+#include "../../src/core/pool.c"
+
+#include "unit.h"
+
+#include <stdint.h>
+
+/* Objects are aligned, distinct, writable in full, and reused after a free. */
+static void t_alloc_free(void)
+{
+	struct pool *p = NULL;
+	CHECK_INT(pool_new(&p), 0);
+	enum { N = 1000 };
+	static char *obj[N];
+	for (int i = 0; i < N; i++) {
+		size_t size = 1 + (size_t)i * 7 % POOL_MAX;
+		obj[i] = pool_alloc(p, size);
+		CHECK(obj[i] != NULL);
+		CHECK_INT((uintptr_t)obj[i] % 16, 0);
+		memset(obj[i], i & 0xff, size);
+	}
+	for (int i = 0; i < N; i++) {
+		size_t size = 1 + (size_t)i * 7 % POOL_MAX;
+		CHECK_INT((unsigned char)obj[i][0], i & 0xff);
+		CHECK_INT((unsigned char)obj[i][size - 1], i & 0xff);
+	}
+	CHECK_INT(pool_stats(p)->objects, N);
+	/* A freed object is the next one of its class. */
+	char *a = pool_alloc(p, 100);
+	pool_free(p, a, 100);
+	CHECK(pool_alloc(p, 128) == a);
+	pool_free(p, a, 128);
+	for (int i = 0; i < N; i++)
+		pool_free(p, obj[i], 1 + (size_t)i * 7 % POOL_MAX);
+	CHECK_INT(pool_stats(p)->objects, 0);
+	pool_destroy(p);
+}
+
+/* Empty chunks go back to the system, but for a few kept for the next burst. */
+static void t_release(void)
+{
+	struct pool *p = NULL;
+	CHECK_INT(pool_new(&p), 0);
+	enum { N = 40000 };      /* 40000 x 512 B: ten chunks of 2 MiB */
+	static void *obj[N];
+	for (int i = 0; i < N; i++)
+		obj[i] = pool_alloc(p, 512);
+	size_t full = pool_stats(p)->chunks;
+	CHECK(full >= 10);
+	for (int i = 0; i < N; i++)
+		pool_free(p, obj[i], 512);
+	CHECK_INT(pool_stats(p)->chunks, KEEP_EMPTY);
+	/* The kept chunks serve the next burst without new ones. */
+	for (int i = 0; i < N / 10; i++)
+		obj[i] = pool_alloc(p, 512);
+	CHECK_INT(pool_stats(p)->chunks, KEEP_EMPTY);
+	for (int i = 0; i < N / 10; i++)
+		pool_free(p, obj[i], 512);
+	pool_destroy(p);
+}
+
+/* Large objects come from malloc; realloc keeps contents across classes. */
+static void t_large_realloc(void)
+{
+	struct pool *p = NULL;
+	CHECK_INT(pool_new(&p), 0);
+	char *big = pool_alloc(p, POOL_MAX + 1);
+	CHECK(big != NULL);
+	CHECK_INT(pool_stats(p)->objects, 0);
+	pool_free(p, big, POOL_MAX + 1);
+
+	char *s = pool_alloc(p, 10);
+	memcpy(s, "abcdefghij", 10);
+	char *same = pool_realloc(p, s, 10, 60);
+	CHECK(same == s);
+	char *grown = pool_realloc(p, same, 60, 3000);
+	CHECK(grown != NULL);
+	CHECK(memcmp(grown, "abcdefghij", 10) == 0);
+	char *huge = pool_realloc(p, grown, 3000, 10000);
+	CHECK(memcmp(huge, "abcdefghij", 10) == 0);
+	char *back = pool_realloc(p, huge, 10000, 20);
+	CHECK(memcmp(back, "abcdefghij", 10) == 0);
+	pool_free(p, back, 20);
+	CHECK_INT(pool_stats(p)->objects, 0);
+	pool_destroy(p);
+}
+
+static const struct unit_case cases[] = {
+	{ "alloc_free", t_alloc_free },
+	{ "release", t_release },
+	{ "large_realloc", t_large_realloc },
+};
+UNIT_MAIN(cases)

@@ -74,6 +74,49 @@ const struct pool_stats *pool_stats(const struct pool *p)
 	return &p->stats;
 }
 
+/* size rounded up to whole chunks, or 0 when it is small enough for calloc. */
+static size_t big_span(size_t size)
+{
+#ifdef POOL_PASSTHROUGH
+	(void)size;
+	return 0;
+#else
+	return size < CHUNK ? 0 : (size + CHUNK - 1) / CHUNK * CHUNK;
+#endif
+}
+
+/* span bytes aligned to CHUNK: twice the size is mapped and the ends trimmed. */
+static char *map_aligned(size_t span)
+{
+	char *m = mmap(NULL, span + CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	char *base = (char *)(((uintptr_t)m + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1));
+	if (base > m)
+		munmap(m, (size_t)(base - m));
+	if (base + span < m + span + CHUNK)
+		munmap(base + span, (size_t)(m + span + CHUNK - (base + span)));
+	madvise(base, span, MADV_HUGEPAGE);
+	return base;
+}
+
+void *pool_big_calloc(size_t size)
+{
+	size_t span = big_span(size);
+	return span ? map_aligned(span) : calloc(1, size ? size : 1);
+}
+
+void pool_big_free(void *ptr, size_t size)
+{
+	size_t span = big_span(size);
+	if (!ptr)
+		return;
+	if (span)
+		munmap(ptr, span);
+	else
+		free(ptr);
+}
+
 #ifndef POOL_PASSTHROUGH
 static void unmap_chunk(struct pool *p, struct chunk *c)
 {
@@ -119,18 +162,12 @@ static struct chunk *new_chunk(struct pool *p, unsigned cls)
 		p->all = a;
 		p->capall = cap;
 	}
-	char *m = mmap(NULL, 2 * CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED)
+	char *base = map_aligned(CHUNK);
+	if (!base)
 		return NULL;
-	char *base = (char *)(((uintptr_t)m + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1));
-	if (base > m)
-		munmap(m, (size_t)(base - m));
-	if (base + CHUNK < m + 2 * CHUNK)
-		munmap(base + CHUNK, (size_t)(m + 2 * CHUNK - (base + CHUNK)));
 	/* One huge page where the kernel has one (transparent huge pages set to "madvise"
-	 * or "always"), and every page mapped now in one call rather than faulted in one by
-	 * one; both are only advice, and the chunk works without them. */
-	madvise(base, CHUNK, MADV_HUGEPAGE);
+	 * or "always", advised by map_aligned), and every page mapped now in one call rather
+	 * than faulted in one by one; both are only advice, and the chunk works without. */
 	madvise(base, CHUNK, MADV_POPULATE_WRITE);
 	struct chunk *c = (struct chunk *)base;
 	c->free = NULL;

@@ -38,4 +38,10 @@ void pool_free(struct pool *p, void *ptr, size_t size);
 void *pool_realloc(struct pool *p, void *ptr, size_t old, size_t size);
 const struct pool_stats *pool_stats(const struct pool *p);
 
+/* Zeroed memory for a big table (hash slots): from 2 MiB on, mapped apart on huge pages,
+ * aligned, with no memset (fresh pages are zero); smaller ones from calloc. pool_big_free
+ * takes the same size. */
+void *pool_big_calloc(size_t size);
+void pool_big_free(void *ptr, size_t size);
+
 #endif

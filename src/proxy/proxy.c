@@ -8,6 +8,7 @@
 
 #include "cdr/cdr.h"
 #include "core/clock.h"
+#include "core/pool.h"
 
 /* One place a request was forwarded to: a client transaction of its own (§16.6). */
 struct branch {
@@ -22,6 +23,7 @@ struct branch {
  * upstream and every branch transaction is gone, so that late 2xx can still be relayed. */
 struct ctx {
 	struct proxy *p;
+	size_t size;                /* bytes taken from the proxy's pool */
 	struct ctx *prev, *next;    /* the proxy's list of live contexts */
 	struct txn_server *st;      /* NULL once our final is sent: never touched again, since
 				       the layer frees it on its own schedule */
@@ -49,6 +51,7 @@ struct proxy {
 	struct proxy_stats stats;
 	struct cdr *cdr;
 	struct ctx *live;           /* every context, so that proxy_free finds them */
+	struct pool *pool;          /* contexts (core/pool.h: why) */
 	uint64_t salt;              /* makes stateless branches unguessable */
 	char routes[8192];          /* scratch: a rebuilt Route header */
 	char out[SIP_MAX_MSG];      /* scratch: the one message being built */
@@ -80,7 +83,12 @@ int proxy_new(struct proxy **pp, const struct proxy_env *env)
 	if (!p)
 		return -ENOMEM;
 	p->env = *env;
+	if (pool_new(&p->pool)) {
+		free(p);
+		return -ENOMEM;
+	}
 	if (cdr_new(&p->cdr, env->store, env->wheel)) {
+		pool_destroy(p->pool);
 		free(p);
 		return -ENOMEM;
 	}
@@ -103,7 +111,7 @@ static void destroy(struct ctx *c)
 	timer_stop(p->env.wheel, &c->timer);
 	free(c->best);
 	free(c->alt);
-	free(c);
+	pool_free(p->pool, c, c->size);
 }
 
 void proxy_free(struct proxy *p)
@@ -119,6 +127,7 @@ void proxy_free(struct proxy *p)
 		destroy(c);
 	}
 	cdr_free(p->cdr);
+	pool_destroy(p->pool);
 	free(p);
 }
 
@@ -672,9 +681,12 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	size_t tl = req->call_id.l + 1;
 	if (record)
 		tl += info->caller.l + info->callee.l + req->call_id.l + req->from.tag.l + 16;
-	struct ctx *c = calloc(1, sizeof(*c) + n * sizeof(c->br[0]) + tl);
+	size_t size = sizeof(struct ctx) + n * sizeof(struct branch) + tl;
+	struct ctx *c = pool_alloc(p->pool, size);
 	if (!c)
 		return -ENOMEM;
+	memset(c, 0, size);
+	c->size = size;
 	char *pos = (char *)&c->br[n];
 	c->call_id = keep(&pos, req->call_id);
 	c->p = p;
@@ -717,7 +729,7 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	}
 	if (c->live == 0) {
 		free(c->alt);
-		free(c);
+		pool_free(p->pool, c, c->size);
 		return err;
 	}
 	c->next = p->live;

@@ -31,7 +31,7 @@ int txn__send(struct txn_layer *l, const struct tp_source *dst, const char *buf,
 
 static int tab_init(struct txn__tab *t, unsigned bits)
 {
-	t->s = calloc((size_t)1 << bits, sizeof(*t->s));
+	t->s = pool_big_calloc(((size_t)1 << bits) * sizeof(*t->s));
 	if (!t->s)
 		return -ENOMEM;
 	t->bits = bits;
@@ -60,7 +60,7 @@ static int grow(struct txn__tab *t)
 	for (size_t i = 0; i < t->cap; i++)
 		if (t->s[i].p)
 			place(&nt, t->s[i].h, t->s[i].p);
-	free(t->s);
+	pool_big_free(t->s, t->cap * sizeof(*t->s));
 	*t = nt;
 	return 0;
 }
@@ -144,8 +144,8 @@ int txn_layer_new(struct txn_layer **lp, const struct txn_cfg *cfg, struct timer
 	while (((size_t)1 << bits) < TAB_MIN)
 		bits++;
 	if (tab_init(&l->servers, bits) || tab_init(&l->clients, bits) || pool_new(&l->pool)) {
-		free(l->servers.s);
-		free(l->clients.s);
+		pool_big_free(l->servers.s, l->servers.cap * sizeof(*l->servers.s));
+		pool_big_free(l->clients.s, l->clients.cap * sizeof(*l->clients.s));
 		free(l);
 		return -ENOMEM;
 	}
@@ -163,8 +163,8 @@ void txn_layer_free(struct txn_layer *l)
 	txn__server_free_caches(l);
 	while (l->nreq_cache)
 		free(l->req_cache[--l->nreq_cache]);
-	free(l->servers.s);
-	free(l->clients.s);
+	pool_big_free(l->servers.s, l->servers.cap * sizeof(*l->servers.s));
+	pool_big_free(l->clients.s, l->clients.cap * sizeof(*l->clients.s));
 	pool_destroy(l->pool);
 	free(l);
 }

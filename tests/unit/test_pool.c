@@ -86,7 +86,25 @@ static void t_large_realloc(void)
 	pool_destroy(p);
 }
 
+/* Big tables: zeroed, writable, freed by size; small ones through calloc. */
+static void t_big(void)
+{
+	size_t sizes[] = { 100, CHUNK - 1, CHUNK, 3 * CHUNK + 5 };
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		unsigned char *b = pool_big_calloc(sizes[i]);
+		CHECK(b != NULL);
+		if (!b)
+			continue;
+		CHECK_INT(b[0] | b[sizes[i] / 2] | b[sizes[i] - 1], 0);
+		memset(b, 0xab, sizes[i]);
+		if (sizes[i] >= CHUNK)
+			CHECK_INT((uintptr_t)b % CHUNK, 0);
+		pool_big_free(b, sizes[i]);
+	}
+}
+
 static const struct unit_case cases[] = {
+	{ "big", t_big },
 	{ "alloc_free", t_alloc_free },
 	{ "release", t_release },
 	{ "large_realloc", t_large_realloc },

@@ -19,17 +19,18 @@ bool sip_list_next(struct str *rest, struct str *item)
 	}
 	size_t b = i;
 	while (i < s.l) {
+		i = lex_find3(s, i, ',', '"', '<');
+		if (i >= s.l)
+			break;
 		unsigned char c = (unsigned char)s.p[i];
-		if (!lex_is(c, LEX_C_LIST)) {
-			i++;
-		} else if (c == ',') {
+		if (c == ',') {
 			break;
 		} else if (c == '"') {
 			size_t e = sip__skip_quoted(s, i);
 			i = e ? e : s.l;
 		} else {
-			const char *gt = memchr(s.p + i, '>', s.l - i);
-			i = gt ? (size_t)(gt - s.p) + 1 : s.l;
+			size_t gt = lex_find1(s, i, '>');
+			i = gt < s.l ? gt + 1 : s.l;
 		}
 	}
 	*item = lex_trim(lex_sub(s, b, i));
@@ -40,12 +41,11 @@ bool sip_list_next(struct str *rest, struct str *item)
 int sip_addr_parse(struct sip_addr *a, struct str s)
 {
 	memset(a, 0, sizeof *a);
-	return sip__addr_parse0(a, s);
+	return sip__addr_parse0(a, lex_trim(s));
 }
 
 int sip__addr_parse0(struct sip_addr *a, struct str s)
 {
-	s = lex_trim(s);
 	a->raw = s;
 	if (s.l == 1 && s.p[0] == '*') {
 		a->star = true;
@@ -68,9 +68,7 @@ int sip__addr_parse0(struct sip_addr *a, struct str s)
 		/* A display name of tokens and LWS, possibly with no LWS before '<' (RFC 4475
 		 * lwsdisp). Anything else, like a comma, makes it an addr-spec, which then
 		 * fails (baddn is rejected rather than guessed). */
-		size_t j = 0;
-		while (j < s.l && (lex_token((unsigned char)s.p[j]) || lex_ws((unsigned char)s.p[j])))
-			j++;
+		size_t j = lex_span(s, 0, LEX_C_TOKEN | LEX_C_LWS);
 		if (j < s.l && s.p[j] == '<') {
 			a->display = lex_trim(lex_sub(s, 0, j));
 			i = j;
@@ -78,10 +76,9 @@ int sip__addr_parse0(struct sip_addr *a, struct str s)
 	}
 	if (i < s.l && s.p[i] == '<') {
 		size_t b = i + 1;
-		const char *gt = memchr(s.p + i, '>', s.l - i);
-		if (!gt)
+		i = lex_find1(s, i, '>');
+		if (i >= s.l)
 			return -1;
-		i = (size_t)(gt - s.p);
 		a->uri_str = lex_sub(s, b, i);
 		a->bracketed = true;
 		i++;
@@ -102,7 +99,7 @@ int sip__addr_parse0(struct sip_addr *a, struct str s)
 	size_t pos = 0;
 	struct str n, v;
 	int r;
-	while ((r = sip__param_next(a->params, &pos, &n, &v)) == 1) {
+	while ((r = lex_param_next(a->params, &pos, &n, &v)) == 1) {
 		if (lex_caseeq_lc(n, STR("tag"))) {
 			if (v.l == 0)
 				return -1;

@@ -6,6 +6,251 @@
 
 #include "sip/lex.h"
 
+/* ---- header names ---- */
+
+/* RFC 3261 §7.3.3 and the extensions' compact forms, by lower-case letter. */
+static const unsigned char compact[26] = {
+	['i' - 'a'] = SIP_HDR_CALL_ID,        ['m' - 'a'] = SIP_HDR_CONTACT,
+	['e' - 'a'] = SIP_HDR_CONTENT_ENCODING, ['l' - 'a'] = SIP_HDR_CONTENT_LENGTH,
+	['c' - 'a'] = SIP_HDR_CONTENT_TYPE,   ['f' - 'a'] = SIP_HDR_FROM,
+	['s' - 'a'] = SIP_HDR_SUBJECT,        ['k' - 'a'] = SIP_HDR_SUPPORTED,
+	['t' - 'a'] = SIP_HDR_TO,             ['v' - 'a'] = SIP_HDR_VIA,
+	['o' - 'a'] = SIP_HDR_EVENT,          ['r' - 'a'] = SIP_HDR_REFER_TO,
+	['u' - 'a'] = SIP_HDR_ALLOW_EVENTS,
+};
+
+/* The canonical names in lower case and their lengths, 32 bytes an entry so that indexing
+ * is a shift; the bytes past a name are zeros, which known_name() reads. */
+#define H(name) { name, sizeof(name) - 1 }
+static const struct {
+	char lc[31];
+	unsigned char len;
+} hdr_lc[SIP_HDR_COUNT] = {
+	[SIP_HDR_ACCEPT] = H("accept"),
+	[SIP_HDR_ALLOW] = H("allow"),
+	[SIP_HDR_AUTHORIZATION] = H("authorization"),
+	[SIP_HDR_CALL_ID] = H("call-id"),
+	[SIP_HDR_CONTACT] = H("contact"),
+	[SIP_HDR_CONTENT_ENCODING] = H("content-encoding"),
+	[SIP_HDR_CONTENT_LENGTH] = H("content-length"),
+	[SIP_HDR_CONTENT_TYPE] = H("content-type"),
+	[SIP_HDR_CSEQ] = H("cseq"),
+	[SIP_HDR_DATE] = H("date"),
+	[SIP_HDR_EXPIRES] = H("expires"),
+	[SIP_HDR_FROM] = H("from"),
+	[SIP_HDR_MAX_FORWARDS] = H("max-forwards"),
+	[SIP_HDR_MIN_EXPIRES] = H("min-expires"),
+	[SIP_HDR_PATH] = H("path"),
+	[SIP_HDR_PROXY_AUTHENTICATE] = H("proxy-authenticate"),
+	[SIP_HDR_PROXY_AUTHORIZATION] = H("proxy-authorization"),
+	[SIP_HDR_PROXY_REQUIRE] = H("proxy-require"),
+	[SIP_HDR_RECORD_ROUTE] = H("record-route"),
+	[SIP_HDR_REQUIRE] = H("require"),
+	[SIP_HDR_ROUTE] = H("route"),
+	[SIP_HDR_SERVER] = H("server"),
+	[SIP_HDR_SUBJECT] = H("subject"),
+	[SIP_HDR_SUPPORTED] = H("supported"),
+	[SIP_HDR_TO] = H("to"),
+	[SIP_HDR_UNSUPPORTED] = H("unsupported"),
+	[SIP_HDR_USER_AGENT] = H("user-agent"),
+	[SIP_HDR_VIA] = H("via"),
+	[SIP_HDR_WWW_AUTHENTICATE] = H("www-authenticate"),
+	[SIP_HDR_EVENT] = H("event"),
+	[SIP_HDR_REFER_TO] = H("refer-to"),
+	[SIP_HDR_ALLOW_EVENTS] = H("allow-events"),
+};
+#undef H
+
+/* True when name, of the length of the name of id (2 to 19 bytes), equals it ignoring
+ * the case of ASCII letters only, as str_caseeq() does. The names hold only letters and
+ * '-': a letter of the lower-case name has bit 0x40 set, and that byte of name is compared
+ * with 0x20 or'ed in (only 'X' and 'x' give 'x'); a '-' is compared as it is. Whole words
+ * at a time, the last one overlapping the one before when the length is not a multiple. */
+static bool hdr_is(struct str name, enum sip_hdr_id id)
+{
+	const char *lc = hdr_lc[id].lc;
+	size_t l = name.l;
+	if (l >= 8) {
+		uint64_t a, b;
+		for (size_t i = 0; i + 8 <= l; i += 8) {
+			memcpy(&a, name.p + i, 8);
+			memcpy(&b, lc + i, 8);
+			if ((a | ((b & 0x4040404040404040ULL) >> 1)) != b)
+				return false;
+		}
+		memcpy(&a, name.p + l - 8, 8);
+		memcpy(&b, lc + l - 8, 8);
+		return (a | ((b & 0x4040404040404040ULL) >> 1)) == b;
+	}
+	if (l >= 4) {
+		uint32_t a, b, c, d;
+		memcpy(&a, name.p, 4);
+		memcpy(&b, lc, 4);
+		memcpy(&c, name.p + l - 4, 4);
+		memcpy(&d, lc + l - 4, 4);
+		return (a | ((b & 0x40404040U) >> 1)) == b && (c | ((d & 0x40404040U) >> 1)) == d;
+	}
+	uint16_t a, b, c, d;
+	memcpy(&a, name.p, 2);
+	memcpy(&b, lc, 2);
+	memcpy(&c, name.p + l - 2, 2);
+	memcpy(&d, lc + l - 2, 2);
+	return (uint16_t)(a | ((b & 0x4040U) >> 1)) == b && (uint16_t)(c | ((d & 0x4040U) >> 1)) == d;
+}
+
+/* The id of a header name; inlined into the header loop, which maps every name. */
+static inline enum sip_hdr_id hdr_id(struct str name)
+{
+	if (name.l == 0)
+		return SIP_HDR_OTHER;
+	unsigned c = (unsigned char)name.p[0] | 0x20;
+	if (name.l == 1)
+		return c >= 'a' && c <= 'z' ? (enum sip_hdr_id)compact[c - 'a'] : SIP_HDR_OTHER;
+	/* The length and the first letter leave one candidate (two for Call-ID / Contact,
+	 * told apart by the third letter); one case-insensitive compare confirms it. */
+	enum sip_hdr_id id = SIP_HDR_OTHER;
+	switch (name.l) {
+	case 2:
+		id = c == 't' ? SIP_HDR_TO : id;
+		break;
+	case 3:
+		id = c == 'v' ? SIP_HDR_VIA : id;
+		break;
+	case 4:
+		id = c == 'c' ? SIP_HDR_CSEQ : c == 'd' ? SIP_HDR_DATE : c == 'f' ? SIP_HDR_FROM :
+		     c == 'p' ? SIP_HDR_PATH : id;
+		break;
+	case 5:
+		id = c == 'a' ? SIP_HDR_ALLOW : c == 'e' ? SIP_HDR_EVENT : c == 'r' ? SIP_HDR_ROUTE : id;
+		break;
+	case 6:
+		id = c == 'a' ? SIP_HDR_ACCEPT : c == 's' ? SIP_HDR_SERVER : id;
+		break;
+	case 7:
+		if (c == 'c')
+			id = ((unsigned char)name.p[2] | 0x20) == 'l' ? SIP_HDR_CALL_ID : SIP_HDR_CONTACT;
+		else
+			id = c == 'e' ? SIP_HDR_EXPIRES : c == 'r' ? SIP_HDR_REQUIRE :
+			     c == 's' ? SIP_HDR_SUBJECT : id;
+		break;
+	case 8:
+		id = c == 'r' ? SIP_HDR_REFER_TO : id;
+		break;
+	case 9:
+		id = c == 's' ? SIP_HDR_SUPPORTED : id;
+		break;
+	case 10:
+		id = c == 'u' ? SIP_HDR_USER_AGENT : id;
+		break;
+	case 11:
+		id = c == 'm' ? SIP_HDR_MIN_EXPIRES : c == 'u' ? SIP_HDR_UNSUPPORTED : id;
+		break;
+	case 12:
+		id = c == 'c' ? SIP_HDR_CONTENT_TYPE : c == 'm' ? SIP_HDR_MAX_FORWARDS :
+		     c == 'r' ? SIP_HDR_RECORD_ROUTE : c == 'a' ? SIP_HDR_ALLOW_EVENTS : id;
+		break;
+	case 13:
+		id = c == 'a' ? SIP_HDR_AUTHORIZATION : c == 'p' ? SIP_HDR_PROXY_REQUIRE : id;
+		break;
+	case 14:
+		id = c == 'c' ? SIP_HDR_CONTENT_LENGTH : id;
+		break;
+	case 16:
+		id = c == 'c' ? SIP_HDR_CONTENT_ENCODING : c == 'w' ? SIP_HDR_WWW_AUTHENTICATE : id;
+		break;
+	case 18:
+		id = c == 'p' ? SIP_HDR_PROXY_AUTHENTICATE : id;
+		break;
+	case 19:
+		id = c == 'p' ? SIP_HDR_PROXY_AUTHORIZATION : id;
+		break;
+	default:
+		break;
+	}
+	return id != SIP_HDR_OTHER && hdr_is(name, id) ? id : SIP_HDR_OTHER;
+}
+
+#ifdef LEX_SWAR
+/* The slots of the names of hdr_lc for known_name(). The first two bytes of the names,
+ * with 0x20 or'ed in (both cases of a letter alike), and the length tell the 32 names
+ * apart; that key, times HSLOT_MUL, top six bits, is the slot. The multiplier was found by
+ * trying random odd numbers until the names fell in distinct slots. A name missing here
+ * is still found, by hdr_id() after the general scan: a header added to hdr_lc only needs
+ * a slot to be fast. */
+#define HSLOT_MUL 0x0c869cf5df2953b5ULL
+static const unsigned char hslot[64] = {
+	[0] = SIP_HDR_ROUTE, [1] = SIP_HDR_CONTENT_ENCODING, [2] = SIP_HDR_RECORD_ROUTE,
+	[3] = SIP_HDR_EVENT, [4] = SIP_HDR_PROXY_AUTHORIZATION, [9] = SIP_HDR_CALL_ID,
+	[13] = SIP_HDR_WWW_AUTHENTICATE, [15] = SIP_HDR_AUTHORIZATION, [17] = SIP_HDR_TO,
+	[18] = SIP_HDR_MIN_EXPIRES, [19] = SIP_HDR_UNSUPPORTED, [20] = SIP_HDR_USER_AGENT,
+	[21] = SIP_HDR_EXPIRES, [22] = SIP_HDR_DATE, [24] = SIP_HDR_FROM,
+	[25] = SIP_HDR_PROXY_REQUIRE, [26] = SIP_HDR_SERVER, [28] = SIP_HDR_SUBJECT,
+	[29] = SIP_HDR_PROXY_AUTHENTICATE, [30] = SIP_HDR_ACCEPT, [32] = SIP_HDR_CONTACT,
+	[36] = SIP_HDR_CONTENT_TYPE, [37] = SIP_HDR_REFER_TO, [38] = SIP_HDR_ALLOW,
+	[42] = SIP_HDR_SUPPORTED, [44] = SIP_HDR_MAX_FORWARDS, [49] = SIP_HDR_CSEQ,
+	[50] = SIP_HDR_CONTENT_LENGTH, [52] = SIP_HDR_VIA, [57] = SIP_HDR_ALLOW_EVENTS,
+	[60] = SIP_HDR_PATH, [62] = SIP_HDR_REQUIRE,
+};
+
+/* The id of the header whose line starts at i when its name is one of hdr_lc's, in any
+ * case, right before a colon within the first 24 bytes; *colon is then set to the index
+ * of that colon. The colon is found a word at a time, the name's slot by hashing, and the
+ * name compared with the one in that slot as hdr_is() does. Returns SIP_HDR_OTHER for any
+ * other line, which the caller then scans byte by byte. */
+static inline enum sip_hdr_id known_name(const char *buf, size_t len, size_t i, size_t *colon)
+{
+	if (len - i < 8)
+		return SIP_HDR_OTHER;
+	uint64_t w0 = lex_load8(buf + i), c = lex_eq8(w0, ':');
+	size_t p;
+	if (c) {
+		p = (size_t)__builtin_ctzll(c) / 8;
+		if (p <= 1) {
+			/* "" or a compact form ("v:"), which the compact table maps. */
+			unsigned l = (unsigned char)buf[i] | 0x20;
+			if (p == 0 || l < 'a' || l > 'z')
+				return SIP_HDR_OTHER;
+			*colon = i + 1;
+			return (enum sip_hdr_id)compact[l - 'a'];
+		}
+	} else if (len - i >= 16 && (c = lex_eq8(lex_load8(buf + i + 8), ':')) != 0) {
+		p = 8 + (size_t)__builtin_ctzll(c) / 8;
+	} else if (len - i >= 24 && (c = lex_eq8(lex_load8(buf + i + 16), ':')) != 0) {
+		p = 16 + (size_t)__builtin_ctzll(c) / 8;
+	} else {
+		return SIP_HDR_OTHER;
+	}
+	uint64_t key = ((w0 & 0xffff) | 0x2020) | (uint64_t)p << 16;
+	enum sip_hdr_id id = (enum sip_hdr_id)hslot[key * HSLOT_MUL >> 58];
+	/* The length first (an empty slot holds SIP_HDR_OTHER, of length 0). */
+	if (hdr_lc[id].len != p)
+		return SIP_HDR_OTHER;
+	const char *lc = hdr_lc[id].lc;
+	const uint64_t letters = 0x4040404040404040ULL;
+	uint64_t r = lex_load8(lc);
+	uint64_t mask = p < 8 ? (1ULL << (8 * p)) - 1 : ~0ULL;
+	if (((w0 & mask) | ((r & letters) >> 1)) != r)
+		return SIP_HDR_OTHER;
+	if (p > 8) {
+		r = lex_load8(lc + p - 8);
+		if ((lex_load8(buf + i + p - 8) | ((r & letters) >> 1)) != r)
+			return SIP_HDR_OTHER;
+	}
+	if (p > 16) {
+		r = lex_load8(lc + 8);
+		if ((lex_load8(buf + i + 8) | ((r & letters) >> 1)) != r)
+			return SIP_HDR_OTHER;
+	}
+	*colon = i + p;
+	return id;
+}
+#endif
+
+enum sip_hdr_id sip_hdr_id_from_name(struct str name)
+{
+	return hdr_id(name);
+}
+
 /* Parsing state that does not belong in the message. */
 struct pstate {
 	struct sip_parse_err *err;
@@ -104,14 +349,50 @@ static void request_line(struct sip_msg *m, struct str line, struct pstate *ps)
 		fail(ps, 400, "Bad Request-URI");
 }
 
+/* The start line as nearly every peer writes it: "SIP/2.0 200 OK" or
+ * "METHOD uri SIP/2.0", single SPs. Returns false, having written nothing but possibly
+ * the Request-URI (which the caller clears), for anything else: status_line() and
+ * request_line() then read it, and they read these common forms the same way. */
+static bool start_line_fast(struct sip_msg *m, struct str line)
+{
+	static const char v20[8] = { 'S', 'I', 'P', '/', '2', '.', '0', ' ' };
+	if (line.l >= 11 && memcmp(line.p, v20, 8) == 0) {
+		/* "SIP/2.0 " then three digits and a SP or the end of the line. */
+		unsigned d0 = (unsigned)(unsigned char)line.p[8] - '0', d1 = (unsigned)(unsigned char)line.p[9] - '0',
+			 d2 = (unsigned)(unsigned char)line.p[10] - '0';
+		if (d0 < 1 || d0 > 6 || d1 > 9 || d2 > 9 || (line.l > 11 && line.p[11] != ' '))
+			return false;
+		m->request = false;
+		m->version = (struct str){ line.p, 7 };
+		m->status = d0 * 100 + d1 * 10 + d2;
+		m->reason = line.l > 11 ? lex_sub(line, 12, line.l) : lex_sub(line, 11, 11);
+		return true;
+	}
+	/* The method is a token followed by one SP, the line ends in " SIP/2.0", and what is
+	 * between is a URI that parses: a URI holds no SP or HTAB, so request_line() would
+	 * split the line in the same three words. */
+	size_t e = lex_span(line, 0, LEX_C_TOKEN);
+	if (e == 0 || e + 10 > line.l || line.p[e] != ' ' ||
+	    memcmp(line.p + line.l - 8, (const char[8]){ ' ', 'S', 'I', 'P', '/', '2', '.', '0' }, 8) != 0)
+		return false;
+	struct str ruri = lex_sub(line, e + 1, line.l - 8);
+	if (sip__uri_parse0(&m->ruri, ruri) != 0)
+		return false;
+	m->request = true;
+	m->method = lex_sub(line, 0, e);
+	m->ruri_str = ruri;
+	m->version = lex_sub(line, line.l - 7, line.l);
+	m->mid = sip_method_from_str(m->method);
+	return true;
+}
+
 /* Finds the end of the line starting at i: *next is past its LF and the returned index is
  * where its content ends (before CR LF). Returns false when no LF is left. */
 static bool line_end(const char *b, size_t len, size_t i, size_t *content_end, size_t *next)
 {
-	const char *lf = memchr(b + i, '\n', len - i);
-	if (!lf)
+	size_t e = lex_find1((struct str){ b, len }, i, '\n');
+	if (e >= len)
 		return false;
-	size_t e = (size_t)(lf - b);
 	*next = e + 1;
 	*content_end = (e > i && b[e - 1] == '\r') ? e - 1 : e;
 	return true;
@@ -132,7 +413,7 @@ static void add_header(struct sip_msg *m, struct str line, struct str content, s
 		return;
 	}
 	struct sip_hdr *h = &m->hdr[m->nhdr];
-	h->id = sip_hdr_id_from_name(name);
+	h->id = hdr_id(name);
 	h->name = name;
 	h->value = lex_trim(lex_sub(content, i + 1, content.l));
 	h->line = line;
@@ -142,9 +423,76 @@ static void add_header(struct sip_msg *m, struct str line, struct str content, s
 	m->nhdr++;
 }
 
+/* Reads header lines from i for as long as they have the shape nearly every peer writes:
+ * a name that is a token, the colon right after it, one line, and a next line that is not
+ * a fold. Returns where the first line it did not read starts; the general loop of
+ * sip_msg_parse() reads that one, and it would read the lines taken here the same way.
+ * The name cannot run past its line: a token holds no CR or LF. The count of headers
+ * is kept in a local, out of the way of the stores into hdr[]. */
+static size_t headers_fast(struct sip_msg *m, const char *buf, size_t len, size_t i)
+{
+	unsigned n = m->nhdr;
+	while (i < len && n < SIP_MAX_HEADERS) {
+		size_t j = 0;
+		enum sip_hdr_id id = SIP_HDR_OTHER;
+#ifdef LEX_SWAR
+		id = known_name(buf, len, i, &j);
+#endif
+		if (id == SIP_HDR_OTHER) {
+			j = lex_span((struct str){ buf, len }, i, LEX_C_TOKEN);
+			if (j == i || j >= len || buf[j] != ':')
+				break;
+			id = hdr_id((struct str){ buf + i, j - i });
+		}
+		size_t e = lex_find1((struct str){ buf, len }, j + 1, '\n');
+		if (e >= len)
+			break;
+		if (e + 1 >= len || sp(buf[e + 1]))
+			break;
+		/* e > j, and buf[j] is the colon, so a CR before the LF is past the colon.
+		 * The value is trimmed as lex_trim() does. */
+		size_t v0 = j + 1, v1 = buf[e - 1] == '\r' ? e - 1 : e;
+		while (v0 < v1 && lex_ws((unsigned char)buf[v0]))
+			v0++;
+		while (v1 > v0 && lex_ws((unsigned char)buf[v1 - 1]))
+			v1--;
+		struct sip_hdr *h = &m->hdr[n];
+		h->id = id;
+		h->name = (struct str){ buf + i, j - i };
+		h->value = (struct str){ buf + v0, v1 - v0 };
+		h->line = (struct str){ buf + i, e + 1 - i };
+		if (m->first[id] < 0)
+			m->first[id] = (int16_t)n;
+		m->count[id]++;
+		n++;
+		i = e + 1;
+	}
+	m->nhdr = n;
+	return i;
+}
+
 static struct str value_of(const struct sip_msg *m, enum sip_hdr_id id)
 {
 	return m->first[id] < 0 ? STR_NULL : m->hdr[m->first[id]].value;
+}
+
+/* str_to_u64() inlined for the short numbers of Max-Forwards, Expires and Content-Length:
+ * nine digits or fewer need no overflow test; longer ones go to it. */
+static inline bool number(struct str s, uint64_t max, uint64_t *out)
+{
+	if (s.l == 0 || s.l > 9)
+		return str_to_u64(s, max, out);
+	uint64_t v = 0;
+	for (size_t i = 0; i < s.l; i++) {
+		unsigned d = (unsigned)(unsigned char)s.p[i] - '0';
+		if (d > 9)
+			return false;
+		v = v * 10 + d;
+	}
+	if (v > max)
+		return false;
+	*out = v;
+	return true;
 }
 
 /* CSeq = 1*DIGIT LWS Method, the number below 2**31 per RFC 3261 §8.1.1.5 on sending
@@ -152,16 +500,19 @@ static struct str value_of(const struct sip_msg *m, enum sip_hdr_id id)
 static bool cseq(struct sip_msg *m, struct str v)
 {
 	size_t i = 0;
-	while (i < v.l && lex_digit((unsigned char)v.p[i]))
+	uint64_t n = 0;
+	while (i < v.l && lex_digit((unsigned char)v.p[i])) {
+		n = n * 10 + (unsigned)(v.p[i] - '0');
 		i++;
-	uint64_t n;
-	if (!str_to_u64(lex_sub(v, 0, i), UINT32_MAX, &n))
+	}
+	/* Nine digits or fewer stay below 2**32; longer numbers are read again, checked. */
+	if ((i == 0 || i > 9) && !str_to_u64(lex_sub(v, 0, i), UINT32_MAX, &n))
 		return false;
 	size_t b = lex_skip_ws(v, i);
 	if (b == i)
 		return false;
 	struct str meth = lex_sub(v, b, v.l);
-	if (!lex_all_token(meth))
+	if (meth.l == 0 || lex_span(meth, 0, LEX_C_TOKEN) != meth.l)
 		return false;
 	m->cseq = (uint32_t)n;
 	m->cseq_method_str = meth;
@@ -175,66 +526,81 @@ static bool call_id_ok(struct str v)
 {
 	if (v.l == 0)
 		return false;
-	for (size_t i = 0; i < v.l; i++)
+	size_t i = 0;
+#ifdef LEX_SWAR
+	/* Eight bytes at a time; the last word may overlap the one before, which does no
+	 * harm to a test that every byte passes. */
+	if (v.l >= 8) {
+		for (;; i += 8) {
+			if (i + 8 > v.l)
+				i = v.l - 8;
+			uint64_t w = lex_load8(v.p + i);
+			if (lex_below8(w, 0x21) | lex_eq8(w, 0x7f))
+				return false;
+			if (i + 8 == v.l)
+				return true;
+		}
+	}
+#endif
+	for (; i < v.l; i++)
 		if ((unsigned char)v.p[i] <= ' ' || v.p[i] == 0x7f)
 			return false;
 	return true;
 }
 
+/* The headers every stage needs, in a fixed order so that the first problem reported
+ * does not depend on the order of the lines. */
 static void headers(struct sip_msg *m, struct pstate *ps)
 {
-	static const struct {
-		enum sip_hdr_id id;
-		const char *missing, *bad;
-	} need[] = {
-		{ SIP_HDR_VIA, "Missing Via", "Bad Via" },
-		{ SIP_HDR_FROM, "Missing From", "Bad From" },
-		{ SIP_HDR_TO, "Missing To", "Bad To" },
-		{ SIP_HDR_CALL_ID, "Missing Call-ID", "Bad Call-ID" },
-		{ SIP_HDR_CSEQ, "Missing CSeq", "Bad CSeq" },
-	};
-	for (size_t k = 0; k < sizeof need / sizeof need[0]; k++) {
-		if (m->first[need[k].id] < 0) {
-			fail(ps, 400, need[k].missing);
-			continue;
-		}
-		struct str v = value_of(m, need[k].id), item;
-		bool ok;
-		switch (need[k].id) {
-		case SIP_HDR_VIA:
+	int16_t k;
+	if ((k = m->first[SIP_HDR_VIA]) < 0) {
+		fail(ps, 400, "Missing Via");
+	} else {
+		/* The top value of the first Via line. A line nearly always holds just one,
+		 * and a line that parses as one Via as a whole holds no comma outside a quoted
+		 * string, so sip_list_next() would have returned all of it: that reading is
+		 * tried first. */
+		struct str v = m->hdr[k].value, item;
+		bool ok = sip__via_parse0(&m->via, v) == 0;
+		if (!ok) {
+			memset(&m->via, 0, sizeof m->via);
 			ok = sip_list_next(&v, &item) && sip__via_parse0(&m->via, item) == 0;
-			ps->via_ok = ok;
-			break;
-		case SIP_HDR_FROM:
-			ok = sip__addr_parse0(&m->from, v) == 0 && !m->from.star;
-			break;
-		case SIP_HDR_TO:
-			ok = sip__addr_parse0(&m->to, v) == 0 && !m->to.star;
-			break;
-		case SIP_HDR_CALL_ID:
-			ok = call_id_ok(v);
-			m->call_id = v;
-			break;
-		default:
-			ok = cseq(m, v);
-			break;
 		}
+		ps->via_ok = ok;
 		if (!ok)
-			fail(ps, 400, need[k].bad);
+			fail(ps, 400, "Bad Via");
 	}
-	if (m->first[SIP_HDR_MAX_FORWARDS] >= 0) {
-		uint64_t n;
+	if ((k = m->first[SIP_HDR_FROM]) < 0)
+		fail(ps, 400, "Missing From");
+	else if (sip__addr_parse0(&m->from, m->hdr[k].value) != 0 || m->from.star)
+		fail(ps, 400, "Bad From");
+	if ((k = m->first[SIP_HDR_TO]) < 0)
+		fail(ps, 400, "Missing To");
+	else if (sip__addr_parse0(&m->to, m->hdr[k].value) != 0 || m->to.star)
+		fail(ps, 400, "Bad To");
+	if ((k = m->first[SIP_HDR_CALL_ID]) < 0) {
+		fail(ps, 400, "Missing Call-ID");
+	} else {
+		m->call_id = m->hdr[k].value;
+		if (!call_id_ok(m->call_id))
+			fail(ps, 400, "Bad Call-ID");
+	}
+	if ((k = m->first[SIP_HDR_CSEQ]) < 0)
+		fail(ps, 400, "Missing CSeq");
+	else if (!cseq(m, m->hdr[k].value))
+		fail(ps, 400, "Bad CSeq");
+	uint64_t n;
+	if ((k = m->first[SIP_HDR_MAX_FORWARDS]) >= 0) {
 		/* Max-Forwards is 0-255 (RFC 3261 §20.22); anything else is malformed. */
-		if (str_to_u64(value_of(m, SIP_HDR_MAX_FORWARDS), 255, &n))
+		if (number(m->hdr[k].value, 255, &n))
 			m->max_forwards = (int)n;
 		else
 			fail(ps, 400, "Bad Max-Forwards");
 	}
-	if (m->first[SIP_HDR_EXPIRES] >= 0) {
-		uint64_t n;
+	if ((k = m->first[SIP_HDR_EXPIRES]) >= 0) {
 		/* RFC 3261 §20.19: "Malformed values SHOULD be treated as equivalent to 3600",
 		 * which covers the overlarge value of RFC 4475 scalar02. */
-		if (str_to_u64(value_of(m, SIP_HDR_EXPIRES), UINT32_MAX, &n))
+		if (number(m->hdr[k].value, UINT32_MAX, &n))
 			m->expires = (int64_t)n;
 		else
 			m->expires = 3600;
@@ -246,10 +612,17 @@ enum sip_parse_result sip_msg_parse(struct sip_msg *m, const char *buf, size_t l
 {
 	struct pstate ps = { .err = err };
 	/* Everything but hdr[] starts zeroed (empty views, no Via/From/To/R-URI parsed): the
-	 * sub-parsers rely on it. hdr[] is written before it is read: only hdr[0..nhdr). */
+	 * sub-parsers rely on it. hdr[] is written before it is read: only hdr[0..nhdr).
+	 * first[] is all -1 and is not zeroed first; the asserts keep the three parts of the
+	 * tail (nhdr, first, then count and the rest) together. */
+	_Static_assert(offsetof(struct sip_msg, first) == offsetof(struct sip_msg, nhdr) + sizeof m->nhdr,
+		       "first[] follows nhdr");
+	_Static_assert(offsetof(struct sip_msg, count) == offsetof(struct sip_msg, first) + sizeof m->first,
+		       "count[] follows first[]");
 	memset(m, 0, offsetof(struct sip_msg, hdr));
-	memset(&m->nhdr, 0, sizeof *m - offsetof(struct sip_msg, nhdr));
+	m->nhdr = 0;
 	memset(m->first, 0xff, sizeof m->first);
+	memset(m->count, 0, sizeof *m - offsetof(struct sip_msg, count));
 	m->max_forwards = -1;
 	m->expires = -1;
 	*err = (struct sip_parse_err){ .code = 400, .reason = "Bad Request" };
@@ -275,6 +648,13 @@ enum sip_parse_result sip_msg_parse(struct sip_msg *m, const char *buf, size_t l
 	size_t i = off, ce, next, hdr_end = 0;
 	bool start = true;
 	while (hdr_end == 0) {
+		if (!start) {
+			size_t k = headers_fast(m, buf, len, i);
+			if (k != i) {
+				i = k;
+				continue;
+			}
+		}
 		if (!line_end(buf, len, i, &ce, &next)) {
 			if (!datagram)
 				goto again;
@@ -287,10 +667,14 @@ enum sip_parse_result sip_msg_parse(struct sip_msg *m, const char *buf, size_t l
 		}
 		if (start) {
 			struct str line = { buf + i, ce - i };
-			if (str_has_prefix_case(line, STR("SIP/")))
-				status_line(m, line, &ps);
-			else
-				request_line(m, line, &ps);
+			if (!start_line_fast(m, line)) {
+				/* The quick reading may have filled part of the Request-URI. */
+				memset(&m->ruri, 0, sizeof m->ruri);
+				if (str_has_prefix_case(line, STR("SIP/")))
+					status_line(m, line, &ps);
+				else
+					request_line(m, line, &ps);
+			}
 			start = false;
 		} else if (sp(buf[i])) {
 			/* Only reachable right after the start line: folding is taken below. */
@@ -327,7 +711,7 @@ enum sip_parse_result sip_msg_parse(struct sip_msg *m, const char *buf, size_t l
 	if (m->count[SIP_HDR_CONTENT_LENGTH] > 1) {
 		fail(&ps, 400, "Multiple Content-Length");
 	} else if (m->count[SIP_HDR_CONTENT_LENGTH] == 1) {
-		if (!str_to_u64(value_of(m, SIP_HDR_CONTENT_LENGTH), UINT32_MAX, &cl))
+		if (!number(value_of(m, SIP_HDR_CONTENT_LENGTH), UINT32_MAX, &cl))
 			fail(&ps, 400, "Bad Content-Length");
 		else
 			cl_ok = true;

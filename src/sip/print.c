@@ -91,10 +91,16 @@ static void top_via(struct sip_out *o, const struct sip_hdr *h, const struct sip
 	crlf(o);
 }
 
+/* sip_msg_hdr() for the ids the printer knows, inlined. */
+static inline const struct sip_hdr *first_hdr(const struct sip_msg *m, enum sip_hdr_id id)
+{
+	return m->first[id] < 0 ? NULL : &m->hdr[m->first[id]];
+}
+
 /* True when h is the header line the top Via value was parsed from. */
 static bool is_top_via(const struct sip_msg *req, const struct sip_hdr *h)
 {
-	return h == sip_msg_hdr(req, SIP_HDR_VIA) && req->via.raw.p >= h->value.p &&
+	return h == first_hdr(req, SIP_HDR_VIA) && req->via.raw.p >= h->value.p &&
 	       req->via.raw.p + req->via.raw.l <= h->value.p + h->value.l;
 }
 
@@ -142,7 +148,13 @@ int sip_print_response(struct sip_out *o, const struct sip_msg *req, unsigned st
 	sip_out_str(o, (struct str){ line, 12 });
 	sip_out_cstr(o, reason);
 	crlf(o);
-	for (const struct sip_hdr *h = sip_msg_hdr(req, SIP_HDR_VIA); h; h = sip_msg_hdr_next(req, h)) {
+	/* The Via lines, walked by their count rather than to the last header. */
+	unsigned nvia = req->count[SIP_HDR_VIA];
+	for (unsigned k = nvia ? (unsigned)req->first[SIP_HDR_VIA] : 0; nvia && k < req->nhdr; k++) {
+		const struct sip_hdr *h = &req->hdr[k];
+		if (h->id != SIP_HDR_VIA)
+			continue;
+		nvia--;
 		if (is_top_via(req, h) && (opt->via_received.l || opt->via_rport.l))
 			top_via(o, h, &req->via, opt->via_received, opt->via_rport);
 		else
@@ -151,9 +163,9 @@ int sip_print_response(struct sip_out *o, const struct sip_msg *req, unsigned st
 	/* Only the first of each: a response to a request with duplicates (RFC 4475
 	 * multi01) must itself be well formed. */
 	const struct sip_hdr *h;
-	if ((h = sip_msg_hdr(req, SIP_HDR_FROM)))
+	if ((h = first_hdr(req, SIP_HDR_FROM)))
 		copy_line(o, h);
-	if ((h = sip_msg_hdr(req, SIP_HDR_TO))) {
+	if ((h = first_hdr(req, SIP_HDR_TO))) {
 		if (req->to.tag.l == 0 && opt->to_tag.l) {
 			sip_out_str(o, STR("To: "));
 			sip_out_str(o, h->value);
@@ -164,9 +176,9 @@ int sip_print_response(struct sip_out *o, const struct sip_msg *req, unsigned st
 			copy_line(o, h);
 		}
 	}
-	if ((h = sip_msg_hdr(req, SIP_HDR_CALL_ID)))
+	if ((h = first_hdr(req, SIP_HDR_CALL_ID)))
 		copy_line(o, h);
-	if ((h = sip_msg_hdr(req, SIP_HDR_CSEQ)))
+	if ((h = first_hdr(req, SIP_HDR_CSEQ)))
 		copy_line(o, h);
 	if (opt->server.l)
 		header_line(o, STR("Server"), opt->server);

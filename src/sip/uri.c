@@ -5,44 +5,35 @@
 
 #include "sip/lex.h"
 
+/* Index just past the bytes of s from i that are in the LEX_C_* class cls or valid %HH
+ * escapes. It stops on a '%' that does not start a valid escape, which no caller takes
+ * as a separator, so such a '%' fails the part it is in. */
+static inline __attribute__((always_inline)) size_t span_esc(struct str s, size_t i, unsigned cls)
+{
+	for (;;) {
+		i = lex_span(s, i, cls);
+		if (i >= s.l || s.p[i] != '%')
+			return i;
+		if (i + 2 >= s.l || !lex_hex((unsigned char)s.p[i + 1]) || !lex_hex((unsigned char)s.p[i + 2]))
+			return i;
+		i += 3;
+	}
+}
+
 /* Accepts the bytes of s that are in the LEX_C_* class or a valid %HH escape. */
 static bool chars_ok(struct str s, unsigned cls)
 {
-	for (size_t i = 0; i < s.l; i++) {
-		unsigned char c = (unsigned char)s.p[i];
-		if (c == '%') {
-			if (i + 2 >= s.l || !lex_hex((unsigned char)s.p[i + 1]) ||
-			    !lex_hex((unsigned char)s.p[i + 2]))
-				return false;
-			i += 2;
-		} else if (!lex_is(c, cls)) {
-			return false;
-		}
-	}
-	return true;
+	return span_esc(s, 0, cls) == s.l;
 }
 
 size_t sip__skip_quoted(struct str s, size_t i)
 {
-	for (i++; i < s.l; i++) {
-		if (s.p[i] == '\\')
-			i++;
-		else if (s.p[i] == '"')
-			return i + 1;
-	}
-	return 0;
-}
-
-static bool delim(unsigned char c)
-{
-	return lex_is(c, LEX_C_DELIM);
+	return lex_skip_quoted(s, i);
 }
 
 static size_t run(struct str s, size_t i)
 {
-	while (i < s.l && !delim((unsigned char)s.p[i]))
-		i++;
-	return i;
+	return lex_span_not(s, i, LEX_C_DELIM);
 }
 
 int sip__param_next(struct str s, size_t *pos, struct str *name, struct str *value)
@@ -84,7 +75,7 @@ bool sip_param_get(struct str params, struct str name, struct str *value)
 {
 	size_t pos = 0;
 	struct str n, v;
-	while (sip__param_next(params, &pos, &n, &v) == 1) {
+	while (lex_param_next(params, &pos, &n, &v) == 1) {
 		if (str_caseeq(n, name)) {
 			if (value)
 				*value = v;
@@ -122,43 +113,9 @@ bool sip__host_ok(struct str h)
 	return true;
 }
 
-/* Splits "host[:port]" starting at i; returns the index after it, or 0 on error. */
 size_t sip__hostport(struct str s, size_t i, struct str *host, uint16_t *port)
 {
-	size_t h0 = i;
-	if (i < s.l && s.p[i] == '[') {
-		while (i < s.l && s.p[i] != ']')
-			i++;
-		if (i >= s.l)
-			return 0;
-		i++;
-		*host = lex_sub(s, h0, i);
-		if (!sip__host_ok(*host))
-			return 0;
-	} else {
-		/* The scan takes only host characters, so sip__host_ok() has nothing left to
-		 * check but the length. */
-		while (i < s.l && lex_is((unsigned char)s.p[i], LEX_C_HOST))
-			i++;
-		*host = lex_sub(s, h0, i);
-		if (i == h0)
-			return 0;
-	}
-	*port = 0;
-	if (i < s.l && s.p[i] == ':') {
-		size_t p0 = ++i;
-		unsigned v = 0;
-		while (i < s.l && lex_digit((unsigned char)s.p[i])) {
-			v = v * 10 + (unsigned)(s.p[i] - '0');
-			if (v > 65535)
-				return 0;
-			i++;
-		}
-		if (i == p0)
-			return 0;
-		*port = (uint16_t)v;
-	}
-	return i;
+	return lex_hostport(s, i, host, port);
 }
 
 /* Every byte printable and outside the characters that end a URI in a header. */
@@ -212,67 +169,33 @@ static void common_param(struct common *c, struct str n, struct str v)
 	}
 }
 
-static int sip_body(struct sip_uri *u, struct str b)
+/* uri-parameters at i (a ';'): paramchar = unreserved / escaped / "[]/:&+$", as name or
+ * name=value between ';'s, up to a '?' or the end. A parameter that passes holds no LWS,
+ * quote or other delimiter, so it reads the same as sip__param_next() would read it, and
+ * the common ones are picked here, into u once all passed. Returns the index after them
+ * or 0 when malformed. */
+static size_t uri_params(struct sip_uri *u, struct str b, size_t i)
 {
-	/* Neither user nor password may hold an unescaped '@', so the first '@' ends the
-	 * userinfo; '?' and ';' cannot be used for that since both are legal user characters
-	 * (RFC 4475 intmeth, semiuri). */
-	const char *at = memchr(b.p, '@', b.l);
-	size_t i = 0;
-	if (at) {
-		struct str ui = { b.p, (size_t)(at - b.p) };
-		const char *colon = ui.l ? memchr(ui.p, ':', ui.l) : NULL;
-		if (colon) {
-			u->user = (struct str){ ui.p, (size_t)(colon - ui.p) };
-			u->password = (struct str){ colon + 1, (size_t)(ui.p + ui.l - colon - 1) };
-			if (!chars_ok(u->password, LEX_C_PASSWORD))
-				return -1;
-		} else {
-			u->user = ui;
-		}
-		if (u->user.l == 0 || !chars_ok(u->user, LEX_C_USER))
-			return -1;
-		i = ui.l + 1;
-	}
-	i = sip__hostport(b, i, &u->host, &u->port);
-	if (i == 0)
-		return -1;
-	size_t p0 = i;
-	while (i < b.l && b.p[i] != '?')
-		i++;
-	u->params = lex_sub(b, p0, i);
-	u->headers = lex_sub(b, i, b.l);
 	struct common c = { 0 };
-	if (u->params.l) {
-		if (u->params.p[0] != ';')
-			return -1;
-		/* uri-parameters: paramchar = unreserved / escaped / "[]/:&+$". A parameter
-		 * that passes holds no LWS, quote or other delimiter, so it reads the same as
-		 * sip__param_next() would read it, and the common ones are picked here. */
-		struct str ps = u->params;
-		size_t k = 1;
-		while (k <= ps.l) {
-			size_t e = k, eq = 0;
-			while (e < ps.l && ps.p[e] != ';') {
-				if (ps.p[e] == '=' && !eq)
-					eq = e;
-				e++;
-			}
-			struct str pn = lex_sub(ps, k, eq ? eq : e), pv = { ps.p + e, 0 };
-			if (pn.l == 0 || !chars_ok(pn, LEX_C_PARAM))
-				return -1;
-			if (eq) {
-				pv = lex_sub(ps, eq + 1, e);
-				if (pv.l == 0 || !chars_ok(pv, LEX_C_PARAM))
-					return -1;
-			}
-			common_param(&c, pn, pv);
-			k = e + 1;
+	while (i < b.l && b.p[i] == ';') {
+		size_t k = i + 1, e = span_esc(b, k, LEX_C_PARAM);
+		if (e == k)
+			return 0;
+		struct str pn = lex_sub(b, k, e), pv = { b.p + e, 0 };
+		if (e < b.l && b.p[e] == '=') {
+			size_t v0 = e + 1;
+			e = span_esc(b, v0, LEX_C_PARAM);
+			if (e == v0)
+				return 0;
+			pv = lex_sub(b, v0, e);
 		}
+		if (e < b.l && b.p[e] != ';' && b.p[e] != '?')
+			return 0;
+		common_param(&c, pn, pv);
+		i = e;
 	}
-	if (u->headers.l && (u->headers.l < 2 || !chars_ok(lex_sub(u->headers, 1, u->headers.l), LEX_C_HEADER)))
-		return -1;
-	/* Set only once the URI passed, like the sip_param_get() calls this replaces. */
+	/* Set only once the parameters passed, like the sip_param_get() calls this
+	 * replaces. */
 	if (c.has_transport)
 		u->transport = c.transport;
 	if (c.has_maddr)
@@ -280,6 +203,50 @@ static int sip_body(struct sip_uri *u, struct str b)
 	if (c.has_user)
 		u->user_param = c.user_param;
 	u->lr = c.lr;
+	return i;
+}
+
+/* The part of a sip or sips URI after the colon. Every byte is checked against the class
+ * of the part it is in, none of which holds a byte that opaque_ok() refuses, so that test
+ * is not needed here. */
+static int sip_body(struct sip_uri *u, struct str b)
+{
+	/* Neither user nor password may hold an unescaped '@', so the first '@' ends the
+	 * userinfo; '?' and ';' cannot be used for that since both are legal user characters
+	 * (RFC 4475 intmeth, semiuri). */
+	size_t at = lex_find1(b, 0, '@'), i = 0;
+	if (at < b.l) {
+		struct str ui = { b.p, at };
+		/* The user is what the user class allows; the first byte outside it must be
+		 * the end of the userinfo or the ':' before a password (':' is not in it). */
+		size_t k = span_esc(ui, 0, LEX_C_USER);
+		if (k == 0)
+			return -1;
+		u->user = lex_sub(ui, 0, k);
+		if (k < ui.l) {
+			if (ui.p[k] != ':')
+				return -1;
+			u->password = lex_sub(ui, k + 1, ui.l);
+			if (!chars_ok(u->password, LEX_C_PASSWORD))
+				return -1;
+		}
+		i = ui.l + 1;
+	}
+	i = lex_hostport(b, i, &u->host, &u->port);
+	if (i == 0)
+		return -1;
+	size_t p0 = i;
+	if (i < b.l && b.p[i] == ';') {
+		i = uri_params(u, b, i);
+		if (i == 0)
+			return -1;
+	}
+	if (i < b.l && b.p[i] != '?')
+		return -1;
+	u->params = lex_sub(b, p0, i);
+	u->headers = lex_sub(b, i, b.l);
+	if (u->headers.l && (u->headers.l < 2 || !chars_ok(lex_sub(u->headers, 1, u->headers.l), LEX_C_HEADER)))
+		return -1;
 	return 0;
 }
 
@@ -292,32 +259,41 @@ int sip_uri_parse(struct sip_uri *u, struct str s)
 int sip__uri_parse0(struct sip_uri *u, struct str s)
 {
 	u->raw = s;
-	size_t i = 0;
-	if (s.l == 0 || !lex_alpha((unsigned char)s.p[0]))
-		return -1;
-	while (i < s.l && lex_is((unsigned char)s.p[i], LEX_C_SCHEME))
-		i++;
-	if (i >= s.l || s.p[i] != ':')
-		return -1;
+	size_t i;
+	/* "sip:" in any case first, in one word: most URIs are. 0x20 or'ed into the three
+	 * letters gives "sip" only for those letters in either case. */
+	uint32_t w, sip, lc;
+	memcpy(&sip, "sip:", 4);
+	memcpy(&lc, "\x20\x20\x20\x00", 4);
+	if (s.l >= 4 && (memcpy(&w, s.p, 4), (w | lc) == sip)) {
+		i = 3;
+		u->scheme = SIP_SCHEME_SIP;
+	} else {
+		if (s.l == 0 || !lex_alpha((unsigned char)s.p[0]))
+			return -1;
+		i = lex_span(s, 0, LEX_C_SCHEME);
+		if (i >= s.l || s.p[i] != ':')
+			return -1;
+		struct str sch = lex_sub(s, 0, i);
+		if (i == 3 && lex_caseeq_lc(sch, STR("sip")))
+			u->scheme = SIP_SCHEME_SIP;
+		else if (i == 4 && lex_caseeq_lc(sch, STR("sips")))
+			u->scheme = SIP_SCHEME_SIPS;
+		else if (i == 3 && lex_caseeq_lc(sch, STR("tel")))
+			u->scheme = SIP_SCHEME_TEL;
+	}
 	u->scheme_str = lex_sub(s, 0, i);
 	struct str b = lex_sub(s, i + 1, s.l);
-	if (i == 3 && lex_caseeq_lc(u->scheme_str, STR("sip")))
-		u->scheme = SIP_SCHEME_SIP;
-	else if (i == 4 && lex_caseeq_lc(u->scheme_str, STR("sips")))
-		u->scheme = SIP_SCHEME_SIPS;
-	else if (i == 3 && lex_caseeq_lc(u->scheme_str, STR("tel")))
-		u->scheme = SIP_SCHEME_TEL;
+	if (u->scheme == SIP_SCHEME_SIP || u->scheme == SIP_SCHEME_SIPS)
+		return sip_body(u, b);
 	if (!opaque_ok(b))
 		return -1;
 	if (u->scheme == SIP_SCHEME_OTHER)
 		return 0;
-	if (u->scheme == SIP_SCHEME_TEL) {
-		long semi = str_chr(b, ';');
-		u->user = semi >= 0 ? lex_sub(b, 0, (size_t)semi) : b;
-		u->params = semi >= 0 ? lex_sub(b, (size_t)semi, b.l) : (struct str){ b.p + b.l, 0 };
-		return u->user.l ? 0 : -1;
-	}
-	return sip_body(u, b);
+	long semi = str_chr(b, ';');
+	u->user = semi >= 0 ? lex_sub(b, 0, (size_t)semi) : b;
+	u->params = semi >= 0 ? lex_sub(b, (size_t)semi, b.l) : (struct str){ b.p + b.l, 0 };
+	return u->user.l ? 0 : -1;
 }
 
 /* ---- comparison (RFC 3261 §19.1.4) ---- */

@@ -643,6 +643,247 @@ static void t_ids_and_reuse(void)
 	CHECK_INT(sip_print_response(&o, &M, 200, NULL, NULL), -1);
 }
 
+/* ---- the fast paths and the general ones read the same ---- */
+
+/* Every known header name in three cases, at every distance from the end of the buffer
+ * (the name lookup reads whole words while they fit), and near misses that must fall to
+ * the general reading. */
+static void t_header_names(void)
+{
+	static char msg[512];
+	const char *head = "OPTIONS sip:a@b SIP/2.0\r\n";
+	const char *tail = "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\n"
+			   "Call-ID: x\r\nCSeq: 1 OPTIONS\r\n";
+	char name[40];
+	for (int id = 1; id < SIP_HDR_COUNT; id++) {
+		const char *n = sip_hdr_name((enum sip_hdr_id)id);
+		size_t len = strlen(n);
+		for (int c = 0; c < 3; c++) {
+			for (size_t k = 0; k < len; k++)
+				name[k] = (char)(c == 0 ? n[k] : c == 1 ? toupper((unsigned char)n[k]) : tolower((unsigned char)n[k]));
+			name[len] = '\0';
+			/* The header last, then cut right after its value: no word past the name. */
+			int l = snprintf(msg, sizeof msg, "%s%s%s: 0\r\n", head, tail, name);
+			CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), SIP_PARSE_OK);
+			CHECK_INT(M.hdr[M.nhdr - 1].id, id);
+			CHECK_INT(M.hdr[M.nhdr - 1].name.l, len);
+			CHECK_STR(M.hdr[M.nhdr - 1].value, "0");
+			for (size_t cut = (size_t)l - 3; cut < (size_t)l; cut++) {
+				sip_msg_parse(&M, msg, cut, true, &E);
+				CHECK_INT(M.hdr[M.nhdr - 1].id, id);
+			}
+			/* One letter more or less, a space before the colon, a CR for a '-'. */
+			l = snprintf(msg, sizeof msg, "%s%s%sx: 0\r\n\r\n", head, tail, name);
+			CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), SIP_PARSE_OK);
+			CHECK_INT(M.hdr[M.nhdr - 1].id, SIP_HDR_OTHER);
+			if (len > 2) { /* "T" is the compact To */
+				l = snprintf(msg, sizeof msg, "%s%s%.*s: 0\r\n\r\n", head, tail, (int)len - 1, name);
+				CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), SIP_PARSE_OK);
+				CHECK((int)M.hdr[M.nhdr - 1].id != id);
+			}
+			l = snprintf(msg, sizeof msg, "%s%s%s : 0\r\n\r\n", head, tail, name);
+			CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), SIP_PARSE_OK);
+			CHECK_INT(M.hdr[M.nhdr - 1].id, id);
+			CHECK_INT(M.hdr[M.nhdr - 1].name.l, len);
+			const char *dash = strchr(name, '-');
+			if (dash) {
+				l = snprintf(msg, sizeof msg, "%s%s%s: 0\r\n\r\n", head, tail, name);
+				msg[strlen(head) + strlen(tail) + (size_t)(dash - name)] = '\r';
+				CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), SIP_PARSE_ERROR);
+				CHECK(strcmp(E.reason, "Bad header line") == 0);
+			}
+		}
+	}
+	/* A NUL in a name is no known name, nor a token. */
+	static const char nul[] = "OPTIONS sip:a@b SIP/2.0\r\nVia\0: SIP/2.0/UDP h\r\n\r\n";
+	CHECK_INT(sip_msg_parse(&M, nul, sizeof nul - 1, true, &E), SIP_PARSE_ERROR);
+	CHECK(strcmp(E.reason, "Bad header line") == 0);
+	/* A colon with no name. */
+	CHECK_INT(parse("OPTIONS sip:a@b SIP/2.0\r\n: x\r\nVia: SIP/2.0/UDP h\r\n\r\n", true), SIP_PARSE_ERROR);
+	CHECK(strcmp(E.reason, "Bad header line") == 0);
+}
+
+/* Start lines in the common shape and next to it. */
+static void t_start_lines(void)
+{
+	const char *hdrs = "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\n"
+			   "Call-ID: x\r\nCSeq: 1 INVITE\r\n\r\n";
+	static char msg[512];
+	static const struct {
+		const char *line;
+		enum sip_parse_result r;
+		unsigned status;
+		const char *reason;
+	} st[] = {
+		{ "SIP/2.0 200 OK", SIP_PARSE_OK, 200, "OK" },
+		{ "SIP/2.0 200", SIP_PARSE_OK, 200, "" },
+		{ "SIP/2.0 200 ", SIP_PARSE_OK, 200, "" },
+		{ "SIP/2.0  200 Two spaces", SIP_PARSE_OK, 200, "Two spaces" },
+		{ "sip/2.0 180 Ringing", SIP_PARSE_OK, 180, "Ringing" },
+		{ "SIP/2.0 200\tTab", SIP_PARSE_OK, 200, "Tab" },
+		{ "SIP/2.0 099 Low", SIP_PARSE_ERROR, 0, NULL },
+		{ "SIP/2.0 2000 Long", SIP_PARSE_ERROR, 0, NULL },
+		{ "SIP/2.0 20x Bad", SIP_PARSE_ERROR, 0, NULL },
+	};
+	for (size_t k = 0; k < sizeof st / sizeof st[0]; k++) {
+		int l = snprintf(msg, sizeof msg, "%s\r\n%s", st[k].line, hdrs);
+		CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), st[k].r);
+		if (st[k].r == SIP_PARSE_OK) {
+			CHECK(!M.request);
+			CHECK_INT(M.status, st[k].status);
+			CHECK_STR(M.reason, st[k].reason);
+		}
+	}
+	static const struct {
+		const char *line;
+		enum sip_parse_result r;
+		const char *method, *ruri;
+	} rq[] = {
+		{ "INVITE sip:a@b SIP/2.0", SIP_PARSE_OK, "INVITE", "sip:a@b" },
+		{ "INVITE  sip:a@b  SIP/2.0 ", SIP_PARSE_OK, "INVITE", "sip:a@b" },
+		{ "INVITE sip:a@b sip/2.0", SIP_PARSE_OK, "INVITE", "sip:a@b" },
+		{ "INVITE sip:a@b\tSIP/2.0", SIP_PARSE_OK, "INVITE", "sip:a@b" },
+		{ "INVITE tel:+1234 SIP/2.0", SIP_PARSE_OK, "INVITE", "tel:+1234" },
+		{ "INVITE urn:x:y SIP/2.0", SIP_PARSE_OK, "INVITE", "urn:x:y" },
+		{ "INVITE sip:a@b c SIP/2.0", SIP_PARSE_ERROR, "INVITE", NULL },
+		{ "INVITE sip:a@[::1 SIP/2.0", SIP_PARSE_ERROR, "INVITE", NULL },
+		{ "INV@TE sip:a@b SIP/2.0", SIP_PARSE_ERROR, NULL, NULL },
+		{ "INVITE SIP/2.0", SIP_PARSE_ERROR, NULL, NULL },
+	};
+	for (size_t k = 0; k < sizeof rq / sizeof rq[0]; k++) {
+		int l = snprintf(msg, sizeof msg, "%s\r\n%s", rq[k].line, hdrs);
+		CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), rq[k].r);
+		CHECK(M.request);
+		if (rq[k].method)
+			CHECK_STR(M.method, rq[k].method);
+		if (rq[k].ruri) {
+			CHECK_STR(M.ruri_str, rq[k].ruri);
+			CHECK_STR(M.ruri.raw, rq[k].ruri);
+		}
+	}
+	/* A Request-URI the quick reading could not take is parsed again from zero. */
+	CHECK_INT(parse("INVITE sip:a@b;x SIP/2.0 SIP/2.0\r\n\r\n", true), SIP_PARSE_ERROR);
+	CHECK(strcmp(E.reason, "Bad request line") == 0);
+	CHECK_INT(M.ruri.host.l, 0);
+}
+
+/* Searches for bytes must not be fooled by what precedes the place they start from. */
+static void t_lists_and_quotes(void)
+{
+	static const struct {
+		const char *in;
+		const char *items[4];
+	} cases[] = {
+		{ ",,,,,,,,,-x,y", { "-x", "y" } },
+		{ "a,-,b,-", { "a", "-", "b", "-" } },
+		{ "\"q,#\"!,\"#\",x", { "\"q,#\"!", "\"#\"", "x" } },
+		{ "<sip:a@b;x=,>=,<->;y=1,z", { "<sip:a@b;x=,>=", "<->;y=1", "z" } },
+		{ "0123456789abcdef,-0123456789abcdef", { "0123456789abcdef", "-0123456789abcdef" } },
+		{ "\"\\\"\\\\\",\"\\,\" , #", { "\"\\\"\\\\\"", "\"\\,\"", "#" } },
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		struct str rest = str_from_cstr(cases[k].in), item;
+		size_t n = 0;
+		while (sip_list_next(&rest, &item)) {
+			if (n < 4 && cases[k].items[n])
+				CHECK_STR(item, cases[k].items[n]);
+			n++;
+		}
+		size_t want = 0;
+		while (want < 4 && cases[k].items[want])
+			want++;
+		CHECK_INT(n, want);
+	}
+	struct sip_auth a;
+	CHECK_INT(sip_auth_parse(&a, STR("Digest realm=\"a\\\"b\",nonce = \"0123456789abcdef0123\" ,uri=\r\n \"x\",nc=1")), 0);
+	CHECK_STR(a.realm, "a\\\"b");
+	CHECK_STR(a.nonce, "0123456789abcdef0123");
+	CHECK_STR(a.uri, "x");
+	CHECK_STR(a.nc, "1");
+	CHECK(sip_auth_parse(&a, STR("Digest realm=\"0123456789abcdef\\\"")) != 0);
+	CHECK(sip_auth_parse(&a, STR("Digest realm=\"a\" nonce=\"b\"")) != 0);
+	CHECK(sip_auth_parse(&a, STR("Digest realm=a b")) != 0);
+}
+
+/* The top Via read from a whole line, from a list, and what a failed one leaves. */
+static void t_via_lines(void)
+{
+	const char *rest = "To: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n";
+	static char msg[512];
+	static const struct {
+		const char *via;
+		bool ok;
+		const char *host, *branch;
+	} v[] = {
+		{ "SIP/2.0/UDP h1;branch=z9hG4bK1", true, "h1", "z9hG4bK1" },
+		{ "SIP/2.0/UDP h1;branch=z9hG4bK1, SIP/2.0/UDP h2;branch=z9hG4bK2", true, "h1", "z9hG4bK1" },
+		{ "SIP/2.0/UDP h1;x=\"a,b\";branch=z9hG4bK1 ,SIP/2.0/TCP h2", true, "h1", "z9hG4bK1" },
+		{ ", SIP/2.0/UDP h3:5080;branch=z9hG4bK3", true, "h3", "z9hG4bK3" },
+		{ "SIP/2.0/UDP h4 : 5090 ;branch=z9hG4bK4", true, "h4", "z9hG4bK4" },
+		{ "SIP/2.0/UDP [::1]:5060;branch=z9hG4bK5", true, "[::1]", "z9hG4bK5" },
+		{ "SIP/2.0/UDP host :x", false, "", "" },
+		{ "SIP/2.0/UDP h6;branch=z9hG4bK6;bad=\"", false, "h6", "z9hG4bK6" },
+	};
+	for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+		int l = snprintf(msg, sizeof msg, "INVITE sip:a@b SIP/2.0\r\nVia: %s\r\n%s", v[k].via, rest);
+		CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), v[k].ok ? SIP_PARSE_OK : SIP_PARSE_ERROR);
+		CHECK_STR(M.via.host, v[k].host);
+		CHECK_STR(M.via.branch, v[k].branch);
+		if (!v[k].ok)
+			CHECK(strcmp(E.reason, "Bad Via") == 0 && !E.can_respond);
+	}
+}
+
+/* URI parts and their escapes, read in one pass. */
+static void t_uri_parts(void)
+{
+	static const struct {
+		const char *uri;
+		int ret;
+		const char *user, *password, *host, *params, *headers;
+	} u[] = {
+		{ "sip:%41lice@b", 0, "%41lice", "", "b", "", "" },
+		{ "SIP:a:p%41ss@b:5060;X%41=1;lr?h=v", 0, "a", "p%41ss", "b", ";X%41=1;lr", "?h=v" },
+		{ "sip:a@b;x=%4", -1, NULL, NULL, NULL, NULL, NULL },
+		{ "sip:a%4@b", -1, NULL, NULL, NULL, NULL, NULL },
+		{ "sip:a%4:x@b", -1, NULL, NULL, NULL, NULL, NULL },
+		{ "sip:a:%4@b", -1, NULL, NULL, NULL, NULL, NULL },
+		{ "sip:a@b;x=1=2", -1, NULL, NULL, NULL, NULL, NULL },
+		{ "sip:a@b;", -1, NULL, NULL, NULL, NULL, NULL },
+		{ "sip:a@b;x;", -1, NULL, NULL, NULL, NULL, NULL },
+		{ "sip:a@b;x?", -1, NULL, NULL, NULL, NULL, NULL },
+		{ "sip:a@b x", -1, NULL, NULL, NULL, NULL, NULL },
+		{ "sip:a@b\"", -1, NULL, NULL, NULL, NULL, NULL },
+		{ "sip:@b", -1, NULL, NULL, NULL, NULL, NULL },
+		{ "sip:", -1, NULL, NULL, NULL, NULL, NULL },
+		{ "sip:a@b@c", -1, NULL, NULL, NULL, NULL, NULL },
+		{ "sip:a;b?c@d", 0, "a;b?c", "", "d", "", "" },
+		{ "sip:127.0.0.1:5461;lr", 0, "", "", "127.0.0.1", ";lr", "" },
+		{ "sip:[::1]:5060", 0, "", "", "[::1]", "", "" },
+	};
+	struct sip_uri x;
+	for (size_t k = 0; k < sizeof u / sizeof u[0]; k++) {
+		int r = sip_uri_parse(&x, str_from_cstr(u[k].uri));
+		if (r != u[k].ret) {
+			fprintf(stderr, "  %s: %d, expected %d\n", u[k].uri, r, u[k].ret);
+			unit_failures++;
+			continue;
+		}
+		if (r != 0)
+			continue;
+		CHECK_STR(x.user, u[k].user);
+		CHECK_STR(x.password, u[k].password);
+		CHECK_STR(x.host, u[k].host);
+		CHECK_STR(x.params, u[k].params);
+		CHECK_STR(x.headers, u[k].headers);
+	}
+	CHECK_INT(sip_uri_parse(&x, STR("sip:b;lr;transport=TCP;maddr=m;user=phone;lr")), 0);
+	CHECK(x.lr);
+	CHECK_STR(x.transport, "TCP");
+	CHECK_STR(x.maddr, "m");
+	CHECK_STR(x.user_param, "phone");
+}
+
 static const struct unit_case cases[] = {
 	{ "basic", t_basic },
 	{ "compact_and_case", t_compact_and_case },
@@ -663,5 +904,10 @@ static const struct unit_case cases[] = {
 	{ "out", t_out },
 	{ "sanity", t_sanity },
 	{ "ids_and_reuse", t_ids_and_reuse },
+	{ "header_names", t_header_names },
+	{ "start_lines", t_start_lines },
+	{ "lists_and_quotes", t_lists_and_quotes },
+	{ "via_lines", t_via_lines },
+	{ "uri_parts", t_uri_parts },
 };
 UNIT_MAIN(cases)

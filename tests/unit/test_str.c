@@ -19,8 +19,63 @@ static void t_num(void)
 	CHECK(!str_to_u64(STR("1a"), 100, &v));
 }
 
+/* Every length from 0 to 40 (the word loop, its overlapping last word, the halves below
+ * eight bytes), with a difference at every position: a letter in the other case is equal,
+ * a byte 0x20 away that is not a letter ('@' and '`', '[' and '{', 0xc1 and 0xe1) is not. */
+static void t_caseeq(void)
+{
+	char a[48], b[48];
+	for (size_t n = 0; n <= 40; n++) {
+		for (size_t k = 0; k < n; k++)
+			a[k] = b[k] = (char)('a' + k % 26);
+		CHECK(str_caseeq((struct str){ a, n }, (struct str){ b, n }));
+		for (size_t k = 0; k < n; k++) {
+			b[k] = (char)(a[k] - 32);
+			CHECK(str_caseeq((struct str){ a, n }, (struct str){ b, n }));
+			static const char pairs[][2] = { { '@', '`' }, { '[', '{' }, { '\xc1', '\xe1' }, { '1', '2' } };
+			for (size_t q = 0; q < 4; q++) {
+				char sa = a[k], sb = b[k];
+				a[k] = pairs[q][0];
+				b[k] = pairs[q][1];
+				if (str_caseeq((struct str){ a, n }, (struct str){ b, n })) {
+					fprintf(stderr, "  n %zu k %zu pair %zu equal\n", n, k, q);
+					unit_failures++;
+				}
+				a[k] = sa;
+				b[k] = sb;
+			}
+			b[k] = a[k];
+		}
+		if (n)
+			CHECK(!str_caseeq((struct str){ a, n }, (struct str){ b, n - 1 }));
+	}
+	CHECK(str_caseeq(STR("sip:ALICE@Example.COM"), STR("SIP:alice@example.com")));
+	CHECK(str_has_prefix_case(STR("Digest realm"), STR("digest")));
+}
+
+static void t_num_limits(void)
+{
+	uint64_t v = 7;
+	CHECK(!str_to_u64(STR("1"), 0, &v));
+	CHECK(str_to_u64(STR("0"), 0, &v));
+	CHECK_INT(v, 0);
+	CHECK(!str_to_u64(STR("10"), 9, &v));
+	CHECK(str_to_u64(STR("9999999999999999999"), UINT64_MAX, &v));
+	CHECK(v == 9999999999999999999ULL);
+	CHECK(str_to_u64(STR("18446744073709551615"), UINT64_MAX, &v));
+	CHECK(v == UINT64_MAX);
+	CHECK(!str_to_u64(STR("18446744073709551616"), UINT64_MAX, &v));
+	CHECK(str_to_u64(STR("000000000000000000000042"), 255, &v));
+	CHECK_INT(v, 42);
+	CHECK(!str_to_u64(STR("256"), 255, &v));
+	CHECK(!str_to_u64(STR("-1"), 255, &v));
+	CHECK(!str_to_u64(STR(" 1"), 255, &v));
+}
+
 static const struct unit_case cases[] = {
 	{ "eq", t_eq },
 	{ "num", t_num },
+	{ "caseeq", t_caseeq },
+	{ "num_limits", t_num_limits },
 };
 UNIT_MAIN(cases)

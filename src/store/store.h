@@ -26,7 +26,9 @@ struct store_conf {
 	const char *path;         /* the database file */
 	bool readonly;            /* readers such as `parley reg list`: no schema change, no write */
 	unsigned busy_ms;         /* how long to wait for another process's lock; 0: 2000 */
-	size_t queue_max;         /* bytes of queued changes allowed; 0: 64 MiB */
+	size_t queue_max;         /* bytes of queued changes allowed; 0: 64 MiB (while
+				   * flushes fail, changes replaced by later ones may
+				   * hold up to half as much again until dropped) */
 };
 
 /* Opens (creating and migrating the schema unless readonly) the store described by conf.
@@ -121,7 +123,9 @@ int store_binding_del(struct store *st, struct str aor, struct str contact);
 
 /* Calls cb for every binding that has not expired at now (unix s), its views valid during
  * the call only. Unless the store is read-only, deletes expired rows first. Reads what has
- * been flushed, not what is queued. */
+ * been flushed, not what is queued. A read-only store (`parley reg list`) gives the
+ * bindings ordered by aor, then contact; a writable one (the server's reload) in the order
+ * they were first written, which costs no sort. */
 typedef int store_binding_h(const struct store_binding *b, void *arg);
 int store_bindings_load(struct store *st, int64_t now, store_binding_h *cb, void *arg);
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define KEY_MAX 128   /* user@domain longer than this is not cached */
 
@@ -21,6 +22,7 @@ struct store_ucache {
 	unsigned mask;
 	unsigned ttl;
 	struct slot *slot;
+	size_t bytes;          /* of the mapping that holds slot[] */
 };
 
 int store_ucache_new(struct store_ucache **cp, struct store *st, unsigned slots, unsigned ttl_s)
@@ -31,11 +33,17 @@ int store_ucache_new(struct store_ucache **cp, struct store *st, unsigned slots,
 	struct store_ucache *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->slot = calloc(n, sizeof(*c->slot));
-	if (!c->slot) {
+	/* The slots are mapped rather than allocated: the pages of a fresh mapping take no
+	 * memory until a slot in them is used. calloc, depending on what the heap held
+	 * before, may instead carve the 16 MB from the top of the heap and clear (and so
+	 * make resident) all of it at start-up. */
+	c->bytes = (size_t)n * sizeof(*c->slot);
+	void *m = mmap(NULL, c->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
 		free(c);
 		return -ENOMEM;
 	}
+	c->slot = m;
 	c->st = st;
 	c->mask = n - 1;
 	c->ttl = ttl_s;
@@ -47,7 +55,7 @@ void store_ucache_free(struct store_ucache *c)
 {
 	if (!c)
 		return;
-	free(c->slot);
+	munmap(c->slot, c->bytes);
 	free(c);
 }
 

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "store/store_be.h"
 
 /* Each case gets a fresh database file under /tmp, removed with its WAL files afterwards. */
 struct tmpdb {
@@ -197,7 +198,7 @@ static struct store_binding binding(const char *aor, const char *contact, int64_
 }
 
 struct seen {
-	char buf[2048];
+	char buf[24576];
 	size_t len;
 	unsigned n;
 };
@@ -275,6 +276,435 @@ static void t_bindings(void)
 	s = (struct seen){ .len = 0 };
 	CHECK_INT(store_bindings_load(st, 1000, binding_cb, &s), 0);
 	CHECK_INT(s.n, 1);
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* Every field of a binding, for comparing what was written with what is read back. */
+static int full_cb(const struct store_binding *b, void *arg)
+{
+	struct seen *s = arg;
+
+	s->len += (size_t)snprintf(s->buf + s->len, sizeof(s->buf) - s->len,
+				   "%.*s %.*s %.*s:%u/%.*s path=%.*s cid=%.*s/%u q=%u exp=%lld ua=%.*s inst=%.*s"
+				   " reg=%u params=%.*s fl=%u|",
+				   STR_FMT(b->aor), STR_FMT(b->contact), STR_FMT(b->src_addr), b->src_port,
+				   STR_FMT(b->transport), STR_FMT(b->path), STR_FMT(b->call_id), b->cseq, b->q,
+				   (long long)b->expires_at, STR_FMT(b->user_agent), STR_FMT(b->instance),
+				   b->reg_id, STR_FMT(b->params), b->flags);
+	s->n++;
+	return 0;
+}
+
+/* One integer from the database through a second connection, as an operator would. */
+static long long sql_int(const char *path, const char *query)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	long long v = -1;
+
+	CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	if (sqlite3_prepare_v2(db, query, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	else
+		fprintf(stderr, "%s: %s\n", query, sqlite3_errmsg(db));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+/* A refresh rewrites the binding's row in place (same id, one row), every field of it, and
+ * the new values are what a reload finds. */
+static void t_refresh_in_place(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	struct store_binding b = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 5000);
+	struct seen s = { .len = 0 };
+	long long id;
+
+	tmp_make(&t);
+	st = open_db(t.path, false, 0, 0);
+	b.path = STR("<sip:edge.a.test;lr>");
+	b.params = STR(";+sip.instance=\"<urn:uuid:1>\";reg-id=1");
+	b.flags = 1;
+	CHECK_INT(store_binding_put(st, &b), 0);
+	b = binding("sip:bob@a.test", "sip:bob@192.0.2.9", 5000);
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_flush(st), 0);
+	id = sql_int(t.path, "SELECT id FROM bindings WHERE aor = 'sip:alice@a.test'");
+	CHECK(id > 0);
+
+	b = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 9000);
+	b.src_addr = STR("198.51.100.4");
+	b.src_port = 40000;
+	b.transport = STR("tcp");
+	b.call_id = STR("another-call-id@x");
+	b.cseq = 8;
+	b.q = 1000;
+	b.user_agent = STR("baresip 3.0");
+	b.instance = STR_NULL;
+	b.reg_id = 0;
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 2);
+	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings WHERE aor = 'sip:alice@a.test'"), id);
+	CHECK_INT(sql_int(t.path, "SELECT expires_at FROM bindings WHERE aor = 'sip:alice@a.test'"), 9000);
+	store_close(st);
+
+	st = open_db(t.path, false, 0, 0);
+	CHECK_INT(store_bindings_load(st, 1000, full_cb, &s), 0);
+	CHECK_STR(str_from_cstr(s.buf),
+		  "sip:alice@a.test sip:alice@192.0.2.7 198.51.100.4:40000/tcp path= cid=another-call-id@x/8"
+		  " q=1000 exp=9000 ua=baresip 3.0 inst= reg=0 params= fl=0|"
+		  "sip:bob@a.test sip:bob@192.0.2.9 192.0.2.7:5062/udp path= cid=cid@x/7 q=500 exp=5000"
+		  " ua=baresip inst=<urn:uuid:1> reg=1 params= fl=0|");
+	/* Written again after the reload, the binding still keeps its row. */
+	b.expires_at = 9500;
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 2);
+	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings WHERE expires_at = 9500"), id);
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* Many bindings in one flush go out BATCH rows per statement, parameters that repeat from
+ * row to row not being bound again: every field of every row must still come back right,
+ * whichever fields change between rows and between flushes. */
+static void t_batches(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	char aor[50][32], contact[50][48], ua[50][24], want[50 * 200];
+	struct seen s;
+
+	tmp_make(&t);
+	st = open_db(t.path, false, 0, 0);
+	for (int pass = 0; pass < 3; pass++) {
+		/* 37 bindings: two statements of 16 rows and five single rows; on the third
+		 * pass 50 (three statements and two rows), 13 of them new. */
+		int n = pass == 2 ? 50 : 37;
+		size_t len = 0;
+
+		for (int i = 0; i < n; i++) {
+			int port = 5060 + (i % 5 == 0 ? pass : 0), q = i % 2 ? 1000 : 500;
+			int64_t exp = 2000 + pass * 100 + (i % 4);
+			const char *path = i % 7 == 0 ? "<sip:p.a.test;lr>" : "";
+			struct store_binding b;
+
+			snprintf(aor[i], sizeof(aor[i]), "sip:u%02d@a.test", i);
+			snprintf(contact[i], sizeof(contact[i]), "sip:u%02d@192.0.2.%d", i, i);
+			/* Rows alternate between two agents, and every third row changes its
+			 * agent on each pass, so that a parameter slot sees both equal and
+			 * different values from one statement to the next. */
+			snprintf(ua[i], sizeof(ua[i]), "ua-%d", (i % 2) + (i % 3 == 0 ? pass : 0));
+			b = binding(aor[i], contact[i], exp);
+			b.user_agent = str_from_cstr(ua[i]);
+			b.src_port = (uint16_t)port;
+			b.path = str_from_cstr(path);
+			b.q = (uint16_t)q;
+			b.flags = (uint8_t)(pass % 2);
+			CHECK_INT(store_binding_put(st, &b), 0);
+			len += (size_t)snprintf(want + len, sizeof(want) - len,
+						"%s %s 192.0.2.7:%d/udp path=%s cid=cid@x/7 q=%d exp=%lld"
+						" ua=%s inst=<urn:uuid:1> reg=1 params= fl=%d|",
+						aor[i], contact[i], port, path, q, (long long)exp, ua[i], pass % 2);
+		}
+		/* The strings are copied when queued: the caller's buffers may change. */
+		memset(ua, 'x', sizeof(ua[0]));
+		CHECK_INT(store_flush(st), 0);
+		CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), n);
+		/* The server's reload gives the rows in the order they were first written. */
+		s = (struct seen){ .len = 0 };
+		CHECK_INT(store_bindings_load(st, 1000, full_cb, &s), 0);
+		CHECK_INT(s.n, n);
+		CHECK(strcmp(s.buf, want) == 0);
+		if (strcmp(s.buf, want) != 0)
+			fprintf(stderr, "got  %s\nwant %s\n", s.buf, want);
+	}
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* The schema as version 1 shipped it (migrations[0] of sqlite.c then): the upgrade is
+ * tested from this, not from whatever the code creates today. */
+static const char schema_v1[] =
+	"CREATE TABLE users(user TEXT NOT NULL, domain TEXT NOT NULL, ha1_md5 TEXT NOT NULL,"
+	" ha1_sha256 TEXT NOT NULL, PRIMARY KEY(user, domain)) WITHOUT ROWID;"
+	"CREATE TABLE bindings(aor TEXT NOT NULL, contact TEXT NOT NULL, src_addr TEXT NOT NULL,"
+	" src_port INTEGER NOT NULL, transport TEXT NOT NULL, path TEXT NOT NULL DEFAULT '',"
+	" call_id TEXT NOT NULL, cseq INTEGER NOT NULL, q INTEGER NOT NULL,"
+	" expires_at INTEGER NOT NULL, user_agent TEXT NOT NULL DEFAULT '',"
+	" instance TEXT NOT NULL DEFAULT '', reg_id INTEGER NOT NULL DEFAULT 0,"
+	" params TEXT NOT NULL DEFAULT '', flags INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY(aor, contact)) WITHOUT ROWID;"
+	"CREATE TABLE calls(id TEXT NOT NULL PRIMARY KEY, call_id TEXT NOT NULL, caller TEXT NOT NULL,"
+	" callee TEXT NOT NULL, start_ms INTEGER NOT NULL, answer_ms INTEGER NOT NULL DEFAULT 0,"
+	" end_ms INTEGER NOT NULL DEFAULT 0, status INTEGER NOT NULL DEFAULT 0,"
+	" reason TEXT NOT NULL DEFAULT '', duration_ms INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX calls_start ON calls(start_ms);"
+	"INSERT INTO bindings VALUES('sip:bob@a.test', 'sip:bob@192.0.2.9', '192.0.2.9', 5060, 'udp',"
+	" '', 'b@x', 3, 1000, 3000, 'phone', '', 0, '', 0);"
+	"INSERT INTO bindings VALUES('sip:alice@a.test', 'sip:alice@192.0.2.8', '192.0.2.8', 5062, 'tcp',"
+	" '<sip:p;lr>', 'a2@x', 9, 500, 2500, 'baresip', '<urn:uuid:1>', 1, ';reg-id=1', 1);"
+	"INSERT INTO bindings VALUES('sip:alice@a.test', 'sip:alice@192.0.2.7', '192.0.2.7', 5062, 'udp',"
+	" '', 'a1@x', 7, 1000, 2000, 'baresip', '', 0, '', 0);"
+	"INSERT INTO bindings VALUES('sip:carol@a.test', 'sip:carol@192.0.2.10', '192.0.2.10', 5060,"
+	" 'udp', '', 'c@x', 1, 1000, 900, '', '', 0, '', 0);"
+	"INSERT INTO calls(id, call_id, caller, callee, start_ms) VALUES('c1', 'x', 'a', 'b', 1);"
+	"PRAGMA user_version = 1;";
+
+/* A database of version 1 is readable by `parley reg list` before the server upgrades it,
+ * and the server upgrades it keeping every binding; after that a refresh, a new binding and
+ * a removal work on the new table. */
+static void t_upgrade(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	sqlite3 *db = NULL;
+	struct seen s = { .len = 0 };
+	struct store_binding b;
+	const char *alice7 = "sip:alice@a.test sip:alice@192.0.2.7 192.0.2.7:5062/udp path= cid=a1@x/7"
+			     " q=1000 exp=2000 ua=baresip inst= reg=0 params= fl=0|";
+	const char *alice8 = "sip:alice@a.test sip:alice@192.0.2.8 192.0.2.8:5062/tcp path=<sip:p;lr>"
+			     " cid=a2@x/9 q=500 exp=2500 ua=baresip inst=<urn:uuid:1> reg=1 params=;reg-id=1 fl=1|";
+	const char *bob = "sip:bob@a.test sip:bob@192.0.2.9 192.0.2.9:5060/udp path= cid=b@x/3 q=1000"
+			  " exp=3000 ua=phone inst= reg=0 params= fl=0|";
+	char want[1024];
+
+	tmp_make(&t);
+	CHECK_INT(sqlite3_open(t.path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, schema_v1, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	/* A reader sorts by AOR and contact, and leaves the schema alone. */
+	st = open_db(t.path, true, 0, 0);
+	CHECK_INT(store_bindings_load(st, 1000, full_cb, &s), 0);
+	snprintf(want, sizeof(want), "%s%s%s", alice7, alice8, bob);
+	CHECK_STR(str_from_cstr(s.buf), want);
+	store_close(st);
+	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 1);
+
+	st = open_db(t.path, false, 0, 0);
+	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 2);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 4);
+	/* Ids follow the expiry: the row that expires first is refreshed first. */
+	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings WHERE aor = 'sip:carol@a.test'"), 1);
+	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings WHERE aor = 'sip:bob@a.test'"), 4);
+	s = (struct seen){ .len = 0 };
+	CHECK_INT(store_bindings_load(st, 1000, full_cb, &s), 0);
+	CHECK_STR(str_from_cstr(s.buf), want);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 3);   /* carol expired */
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 1);
+
+	b = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 4000);
+	CHECK_INT(store_binding_put(st, &b), 0);
+	b = binding("sip:dave@a.test", "sip:dave@192.0.2.11", 4000);
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_binding_del(st, STR("sip:bob@a.test"), STR("sip:bob@192.0.2.9")), 0);
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 3);
+	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings WHERE contact = 'sip:alice@192.0.2.7'"), 2);
+	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings WHERE aor = 'sip:dave@a.test'"), 5);
+	store_close(st);
+
+	/* The reader of `parley reg list` on the upgraded database. */
+	st = open_db(t.path, true, 0, 0);
+	s = (struct seen){ .len = 0 };
+	CHECK_INT(store_bindings_load(st, 1000, binding_cb, &s), 0);
+	CHECK_STR(str_from_cstr(s.buf),
+		  "sip:alice@a.test sip:alice@192.0.2.7 192.0.2.7:5062 udp q=500 4000|"
+		  "sip:alice@a.test sip:alice@192.0.2.8 192.0.2.8:5062 tcp q=500 2500|"
+		  "sip:dave@a.test sip:dave@192.0.2.11 192.0.2.7:5062 udp q=500 4000|");
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* A removal whose flush fails is kept and done by the next flush, and the binding's row
+ * is not left behind to come back at a restart. */
+static void t_delete_retry(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	struct store_binding b = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 5000);
+	sqlite3 *other = NULL;
+	struct seen s = { .len = 0 };
+
+	tmp_make(&t);
+	st = open_db(t.path, false, 50, 0);
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_flush(st), 0);
+
+	CHECK_INT(sqlite3_open(t.path, &other), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(store_binding_del(st, b.aor, b.contact), 0);
+	b = binding("sip:bob@a.test", "sip:bob@192.0.2.9", 5000);   /* new, not yet written */
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_flush(st), -EBUSY);
+	CHECK_INT(store_flush(st), -EBUSY);
+	CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 1);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings WHERE aor = 'sip:bob@a.test'"), 1);
+
+	/* Removed and registered again: one row. */
+	b = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 6000);
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(store_binding_del(st, b.aor, b.contact), 0);
+	CHECK_INT(store_binding_put(st, &b), 0);   /* the removal and the put coalesce */
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 2);
+	store_close(st);
+
+	st = open_db(t.path, false, 0, 0);
+	CHECK_INT(store_bindings_load(st, 1000, binding_cb, &s), 0);
+	CHECK_INT(s.n, 2);
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* Two rows of one binding (only a hand edit makes them): the newest is kept, the other
+ * deleted, whether the store finds them while loading or on its first write. */
+static void t_duplicate_rows(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	struct seen s = { .len = 0 };
+	struct store_binding b = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 5000);
+	sqlite3 *db = NULL;
+	const char *dup = "INSERT INTO bindings(aor, contact, src_addr, src_port, transport, call_id,"
+			  " cseq, q, expires_at) SELECT aor, contact, '203.0.113.1', 5070, 'tcp', call_id,"
+			  " cseq, q, 7000 FROM bindings WHERE id = 1";
+
+	tmp_make(&t);
+	st = open_db(t.path, false, 0, 0);
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_flush(st), 0);
+	store_close(st);
+	CHECK_INT(sqlite3_open(t.path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, dup, NULL, NULL, NULL), SQLITE_OK);
+
+	st = open_db(t.path, false, 0, 0);
+	CHECK_INT(store_bindings_load(st, 1000, binding_cb, &s), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 1);
+	CHECK_INT(sql_int(t.path, "SELECT expires_at FROM bindings"), 7000);
+	store_close(st);
+
+	/* Found on the first write, with no load before it. */
+	CHECK_INT(sqlite3_exec(db, "UPDATE bindings SET id = 1", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, dup, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	st = open_db(t.path, false, 0, 0);
+	b.expires_at = 8000;
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 1);
+	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings"), 2);   /* the newer row */
+	CHECK_INT(sql_int(t.path, "SELECT expires_at FROM bindings"), 8000);
+	store_close(st);
+
+	/* Ids out of the range the store numbers in get new ones, and keep their data. */
+	CHECK_INT(sqlite3_open(t.path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, "INSERT INTO bindings(id, aor, contact, expires_at) VALUES"
+				   " (4398046511104, 'sip:bob@a.test', 'sip:bob@192.0.2.9', 9000),"
+				   " (-3, 'sip:carol@a.test', 'sip:carol@192.0.2.10', 9000)", NULL, NULL, NULL),
+		  SQLITE_OK);
+	sqlite3_close(db);
+	st = open_db(t.path, false, 0, 0);
+	s = (struct seen){ .len = 0 };
+	CHECK_INT(store_bindings_load(st, 1000, binding_cb, &s), 0);
+	CHECK_INT(s.n, 3);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings WHERE id BETWEEN 1 AND 10"), 3);
+	b = binding("sip:bob@a.test", "sip:bob@192.0.2.9", 9500);
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_binding_del(st, STR("sip:carol@a.test"), STR("sip:carol@192.0.2.10")), 0);
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 2);
+	CHECK_INT(sql_int(t.path, "SELECT expires_at FROM bindings WHERE aor = 'sip:bob@a.test'"), 9500);
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* While flushes fail, changes that replace each other leave dead entries in the queue's
+ * chunks; the queue drops them instead of growing, keeps accepting, and the last values
+ * are written once the database is back. */
+static void t_queue_coalesce(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	sqlite3 *other = NULL;
+	struct seen s = { .len = 0 };
+	char ua[64];
+
+	tmp_make(&t);
+	st = open_db(t.path, false, 50, 16384);
+	CHECK_INT(sqlite3_open(t.path, &other), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	for (int i = 0; i < 5000; i++) {
+		struct store_binding b = binding(i % 3 ? "sip:alice@a.test" : "sip:bob@a.test",
+						 i % 3 == 2 ? "sip:alice@192.0.2.8" : "sip:x@192.0.2.7",
+						 3000 + i);
+		/* Sizes change, so that a replacement does not always fit where it was. */
+		snprintf(ua, sizeof(ua), "agent %.*s%d", i % 20, "....................", i);
+		b.user_agent = str_from_cstr(ua);
+		CHECK_INT(store_binding_put(st, &b), 0);
+		if (i % 1000 == 0)
+			CHECK_INT(store_flush(st), -EBUSY);
+	}
+	CHECK_INT(store_queue_len(st), 3);
+	CHECK(store_queue_bytes(st) < 16384);
+	CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(store_bindings_load(st, 1000, binding_cb, &s), 0);
+	CHECK_STR(str_from_cstr(s.buf),
+		  "sip:bob@a.test sip:x@192.0.2.7 192.0.2.7:5062 udp q=500 7998|"
+		  "sip:alice@a.test sip:x@192.0.2.7 192.0.2.7:5062 udp q=500 7999|"
+		  "sip:alice@a.test sip:alice@192.0.2.8 192.0.2.7:5062 udp q=500 7997|");
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings WHERE user_agent IN"
+			  " ('agent ..................4998', 'agent ...................4999',"
+			  " 'agent .................4997')"), 3);
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* The digest that finds bindings in the queue and their row ids: the same key gives the
+ * same digest, and distinct keys, also ones that only move a boundary, do not collide. */
+static void t_digest(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	struct store__kd a, b;
+	uint64_t *seen;
+	size_t n = 200000, dups = 0;
+	char aor[32], contact[48];
+
+	tmp_make(&t);
+	st = open_db(t.path, false, 0, 0);
+	a = store__digest(st, STR("sip:alice@a.test"), STR("sip:alice@192.0.2.7"));
+	b = store__digest(st, str_from_cstr("sip:alice@a.test"), str_from_cstr("sip:alice@192.0.2.7"));
+	CHECK(a.a == b.a && a.b == b.b);
+	b = store__digest(st, STR("sip:alice@a.tes"), STR("tsip:alice@192.0.2.7"));
+	CHECK(a.a != b.a && a.b != b.b);
+	b = store__digest(st, STR("ab"), STR(""));
+	a = store__digest(st, STR("ab\0"), STR(""));
+	CHECK(a.a != b.a && a.b != b.b);
+	a = store__digest(st, STR(""), STR("ab"));
+	CHECK(a.a != b.a && a.b != b.b);
+	seen = calloc(n, sizeof(*seen));
+	for (size_t i = 0; seen && i < n; i++) {
+		snprintf(aor, sizeof(aor), "sip:u%zu@a.test", i / 4);
+		snprintf(contact, sizeof(contact), "sip:u%zu@10.0.%zu.%zu:5060", i / 4, i % 4, i % 251);
+		seen[i] = store__digest(st, str_from_cstr(aor), str_from_cstr(contact)).a;
+	}
+	for (size_t i = 0; seen && i < n; i++)
+		for (size_t j = i + 1; j < n && j < i + 64; j++)
+			dups += seen[i] == seen[j];
+	CHECK_INT(dups, 0);
+	free(seen);
 	store_close(st);
 	tmp_drop(&t);
 }
@@ -446,6 +876,13 @@ static const struct unit_case cases[] = {
 	{ "users", t_users },
 	{ "import", t_import },
 	{ "bindings", t_bindings },
+	{ "refresh_in_place", t_refresh_in_place },
+	{ "batches", t_batches },
+	{ "upgrade", t_upgrade },
+	{ "delete_retry", t_delete_retry },
+	{ "duplicate_rows", t_duplicate_rows },
+	{ "queue_coalesce", t_queue_coalesce },
+	{ "digest", t_digest },
 	{ "calls", t_calls },
 	{ "flush_locked", t_flush_locked },
 	{ "queue_bound", t_queue_bound },

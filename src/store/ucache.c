@@ -1,4 +1,4 @@
-/* ucache.c: a direct-mapped, time-limited read-through cache of users' HA1 hashes. */
+/* ucache.c: a 4-way set-associative, time-limited read-through cache of users' HA1 hashes. */
 #include "store/store.h"
 
 #include <errno.h>
@@ -8,8 +8,14 @@
 
 #define KEY_MAX 128   /* user@domain longer than this is not cached */
 
+/* A key may sit in any of the WAYS slots of its set: with one slot per key, two users
+ * whose keys land on the same slot evicted each other on every registration and each
+ * went to the database, about one user in seven at 10,000 users in 65,536 slots. */
+#define WAYS 4
+
 struct slot {
 	uint32_t fetched;      /* unix s; 0: empty */
+	uint32_t tag;          /* high bits of the key's hash: most mismatches end here */
 	uint16_t userlen, keylen;
 	int err;               /* 0 or the store's answer (-ENOENT for no such user) */
 	char key[KEY_MAX];     /* user '\0' domain, domain lower-case as the store keeps it */
@@ -89,18 +95,33 @@ int store_ucache_get(struct store_ucache *c, struct str user, struct str domain,
 	if (kl == 0)
 		return store_user_get(c->st, user, domain, out);
 	uint64_t h = str_hash((struct str){ k, kl });
-	struct slot *s = &c->slot[(h ^ (h >> 29)) & c->mask];
-	/* "No such user" is kept only briefly: a user just added must work at once. */
-	unsigned ttl = s->err ? (c->ttl < 2 ? c->ttl : 2) : c->ttl;
-	if (s->fetched && now - s->fetched < ttl && s->keylen == kl && memcmp(s->key, k, kl) == 0) {
-		if (s->err == 0)
-			fill(out, s, user, domain);
-		return s->err;
+	uint32_t tag = (uint32_t)(h >> 32);
+	struct slot *set = &c->slot[(h ^ (h >> 29)) & c->mask & ~(uint64_t)(WAYS - 1)];
+	/* The slot to fill on a miss: this key's own (expired) slot, else an empty one, else
+	 * the one fetched longest ago. */
+	struct slot *victim = NULL;
+	for (unsigned i = 0; i < WAYS; i++) {
+		struct slot *s = &set[i];
+		if (s->fetched && s->tag == tag && s->keylen == kl && memcmp(s->key, k, kl) == 0) {
+			/* "No such user" is kept only briefly: a user just added must work at once. */
+			unsigned ttl = s->err ? (c->ttl < 2 ? c->ttl : 2) : c->ttl;
+			if (now - s->fetched < ttl) {
+				if (s->err == 0)
+					fill(out, s, user, domain);
+				return s->err;
+			}
+			victim = s;
+			break;
+		}
+		if (!victim || (victim->fetched && (!s->fetched || s->fetched < victim->fetched)))
+			victim = s;
 	}
 	int err = store_user_get(c->st, user, domain, out);
 	/* Only definite answers are kept: a locked database must be asked again. */
 	if (err == 0 || err == -ENOENT) {
+		struct slot *s = victim;
 		s->fetched = now ? now : 1;
+		s->tag = tag;
 		s->keylen = (uint16_t)kl;
 		s->userlen = (uint16_t)user.l;
 		s->err = err;

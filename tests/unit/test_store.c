@@ -872,6 +872,52 @@ static void t_open_errors(void)
 	tmp_drop(&t);
 }
 
+/* The user cache keeps up to four users per set (here the whole cache is one set): a
+ * fifth evicts the one fetched longest ago; entries live ttl seconds, "no such user" at
+ * most 2. A cached user still answers with its old hash after a password change. */
+static void t_ucache(void)
+{
+	struct tmpdb t;
+	tmp_make(&t);
+	struct store *st = open_db(t.path, false, 0, 0);
+	struct store_ucache *c = NULL;
+	CHECK_INT(store_ucache_new(&c, st, 4, 30), 0);
+	const char *names[] = { "u1", "u2", "u3", "u4", "u5" };
+	char old[5][STORE_HA1_MD5_LEN + 1];
+	struct store_user u;
+	for (int i = 0; i < 5; i++)
+		CHECK_INT(store_user_add(st, str_from_cstr(names[i]), STR("a.test"), STR_NULL, STR("one")), 0);
+	for (int i = 0; i < 4; i++) {
+		CHECK_INT(store_ucache_get(c, str_from_cstr(names[i]), STR("a.test"), 100 + (uint32_t)i, &u), 0);
+		memcpy(old[i], u.ha1_md5, sizeof old[i]);
+	}
+	for (int i = 0; i < 5; i++)
+		CHECK_INT(store_user_passwd(st, str_from_cstr(names[i]), STR("a.test"), STR_NULL, STR("two")), 0);
+	/* All four are still cached. */
+	for (int i = 0; i < 4; i++) {
+		CHECK_INT(store_ucache_get(c, str_from_cstr(names[i]), STR("a.test"), 110, &u), 0);
+		CHECK(memcmp(u.ha1_md5, old[i], sizeof old[i]) == 0);
+	}
+	/* A fifth user takes the slot of u1, fetched first. */
+	CHECK_INT(store_ucache_get(c, STR("u5"), STR("A.TEST"), 111, &u), 0);
+	CHECK(memcmp(u.ha1_md5, old[0], sizeof old[0]) != 0);
+	CHECK_INT(store_ucache_get(c, STR("u1"), STR("a.test"), 112, &u), 0);
+	CHECK(memcmp(u.ha1_md5, old[0], sizeof old[0]) != 0);   /* fetched again: the new hash */
+	CHECK_INT(store_ucache_get(c, STR("u4"), STR("a.test"), 112, &u), 0);
+	CHECK(memcmp(u.ha1_md5, old[3], sizeof old[3]) == 0);   /* still cached */
+	/* ttl: fetched at 103, stale from 133. */
+	CHECK_INT(store_ucache_get(c, STR("u4"), STR("a.test"), 133, &u), 0);
+	CHECK(memcmp(u.ha1_md5, old[3], sizeof old[3]) != 0);
+	/* No such user: kept 2 s, then asked again. */
+	CHECK_INT(store_ucache_get(c, STR("zed"), STR("a.test"), 200, &u), -ENOENT);
+	CHECK_INT(store_user_add(st, STR("zed"), STR("a.test"), STR_NULL, STR("z")), 0);
+	CHECK_INT(store_ucache_get(c, STR("zed"), STR("a.test"), 201, &u), -ENOENT);
+	CHECK_INT(store_ucache_get(c, STR("zed"), STR("a.test"), 202, &u), 0);
+	store_ucache_free(c);
+	store_close(st);
+	tmp_drop(&t);
+}
+
 static const struct unit_case cases[] = {
 	{ "users", t_users },
 	{ "import", t_import },
@@ -887,5 +933,6 @@ static const struct unit_case cases[] = {
 	{ "flush_locked", t_flush_locked },
 	{ "queue_bound", t_queue_bound },
 	{ "open_errors", t_open_errors },
+	{ "ucache", t_ucache },
 };
 UNIT_MAIN(cases)

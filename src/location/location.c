@@ -5,33 +5,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/pool.h"
+
 /* Bindings and AOR entries come from slabs of their own, in size classes of 16 bytes:
  * no allocator header per binding, and the memory of a million bindings stays together
  * instead of being scattered between short-lived transactions, so that what a burst of
  * transactions frees can go back to the system. */
 #define POOL_ALIGN 16
 #define POOL_CLASSES 64                 /* objects up to 1 KiB; larger ones use malloc */
-#define POOL_SLAB (1024 * 1024)         /* large enough to be mmap'ed apart from the heap */
+#define POOL_SLAB (2 * 1024 * 1024)     /* one huge page (core/pool.h: why) */
 
-struct pool_free {
-	struct pool_free *next;
+struct slab_free {
+	struct slab_free *next;
 };
 
-struct pool {
-	struct pool_free *free[POOL_CLASSES];
+struct slabs {
+	struct slab_free *free[POOL_CLASSES];
 	char *cur;                        /* bump region of the newest slab */
 	size_t left;
 	void **slabs;                     /* every slab, for freeing them all */
 	size_t nslabs, capslabs;
 };
 
-static void *pool_alloc(struct pool *p, size_t size)
+static void *slabs_alloc(struct slabs *p, size_t size)
 {
 	size_t c = (size + POOL_ALIGN - 1) / POOL_ALIGN;
 	if (c >= POOL_CLASSES)
 		return malloc(size);
 	if (p->free[c]) {
-		struct pool_free *f = p->free[c];
+		struct slab_free *f = p->free[c];
 		p->free[c] = f->next;
 		return f;
 	}
@@ -45,7 +47,7 @@ static void *pool_alloc(struct pool *p, size_t size)
 			p->slabs = ns;
 			p->capslabs = cap;
 		}
-		char *slab = malloc(POOL_SLAB);
+		char *slab = pool_big_calloc(POOL_SLAB);
 		if (!slab)
 			return NULL;
 		p->slabs[p->nslabs++] = slab;
@@ -58,7 +60,7 @@ static void *pool_alloc(struct pool *p, size_t size)
 	return r;
 }
 
-static void pool_free(struct pool *p, void *ptr, size_t size)
+static void slabs_free(struct slabs *p, void *ptr, size_t size)
 {
 	size_t c = (size + POOL_ALIGN - 1) / POOL_ALIGN;
 	if (!ptr)
@@ -67,15 +69,15 @@ static void pool_free(struct pool *p, void *ptr, size_t size)
 		free(ptr);
 		return;
 	}
-	struct pool_free *f = ptr;
+	struct slab_free *f = ptr;
 	f->next = p->free[c];
 	p->free[c] = f;
 }
 
-static void pool_destroy(struct pool *p)
+static void slabs_destroy(struct slabs *p)
 {
 	for (size_t i = 0; i < p->nslabs; i++)
-		free(p->slabs[i]);
+		pool_big_free(p->slabs[i], POOL_SLAB);
 	free(p->slabs);
 }
 
@@ -90,7 +92,7 @@ struct location {
 	size_t tombs;
 	size_t bindings;
 	size_t sweep_pos;
-	struct pool pool;
+	struct slabs slabs;
 };
 
 static size_t binding_size(const struct loc_binding *b)
@@ -103,12 +105,12 @@ static size_t binding_size(const struct loc_binding *b)
 
 static void free_binding(struct location *l, struct loc_binding *b)
 {
-	pool_free(&l->pool, b, binding_size(b));
+	slabs_free(&l->slabs, b, binding_size(b));
 }
 
 static void free_aor_entry(struct location *l, struct loc_aor *a)
 {
-	pool_free(&l->pool, a, sizeof(*a) + a->keylen);
+	slabs_free(&l->slabs, a, sizeof(*a) + a->keylen);
 }
 
 void loc_src_from_addr(struct loc_src *s, const struct tp_addr *a, enum tp_proto proto)
@@ -160,7 +162,7 @@ int loc_new(struct location **lp)
 	if (!l)
 		return -ENOMEM;
 	l->cap = 1024;
-	l->slot = calloc(l->cap, sizeof(*l->slot));
+	l->slot = pool_big_calloc(l->cap * sizeof(*l->slot));
 	if (!l->slot) {
 		free(l);
 		return -ENOMEM;
@@ -185,8 +187,8 @@ void loc_free(struct location *l)
 		}
 		free_aor_entry(l, a);
 	}
-	pool_destroy(&l->pool);
-	free(l->slot);
+	slabs_destroy(&l->slabs);
+	pool_big_free(l->slot, l->cap * sizeof(*l->slot));
 	free(l);
 }
 
@@ -233,7 +235,7 @@ static int grow(struct location *l)
 	size_t ncap = l->used * 4 > l->cap ? l->cap * 2 : l->cap; /* rehash in place when tombs dominate */
 	struct loc_aor **old = l->slot;
 	size_t ocap = l->cap;
-	struct loc_aor **ns = calloc(ncap, sizeof(*ns));
+	struct loc_aor **ns = pool_big_calloc(ncap * sizeof(*ns));
 	if (!ns)
 		return -ENOMEM;
 	l->slot = ns;
@@ -248,7 +250,7 @@ static int grow(struct location *l)
 			j = (j + 1) & (ncap - 1);
 		ns[j] = a;
 	}
-	free(old);
+	pool_big_free(old, ocap * sizeof(*old));
 	l->sweep_pos = 0;
 	return 0;
 }
@@ -278,7 +280,7 @@ static struct loc_binding *make_binding(struct location *l, const struct loc_con
 			return NULL;
 		total += c->field[i].l;
 	}
-	struct loc_binding *b = pool_alloc(&l->pool, sizeof(*b) + total);
+	struct loc_binding *b = slabs_alloc(&l->slabs, sizeof(*b) + total);
 	if (!b)
 		return NULL;
 	memset(b, 0, sizeof(*b));
@@ -310,7 +312,7 @@ int loc_put(struct location *l, struct str aor, const struct loc_contact *c, str
 	} else {
 		if (aor.l > UINT16_MAX)
 			return -EINVAL;
-		a = pool_alloc(&l->pool, sizeof(*a) + aor.l);
+		a = slabs_alloc(&l->slabs, sizeof(*a) + aor.l);
 		if (!a)
 			return -ENOMEM;
 		memset(a, 0, sizeof(*a));

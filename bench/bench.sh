@@ -17,12 +17,19 @@
 # env: N=10000 CONC=200 PASSES="reg call" RATE=50000 (SIPp's opening rate cap, well above
 #      saturation) SIPP_TIMEOUT=300 (s, per SIPp run) PARLEY_BIN=build/parley KEEP=1 (keep logs)
 #      PARLEY_ARGS="" (extra flags for parley serve, for experiments only)
+#      SIPP_BUFF=4194304 (SIPp's -buff_size, bytes; empty: SIPp's default)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 PARLEY=${PARLEY_BIN:-$ROOT/build/parley}
 N=${N:-10000} CONC=${CONC:-200} RATE=${RATE:-50000} PASSES=${PASSES:-reg call}
 SIPP_TIMEOUT=${SIPP_TIMEOUT:-300}
+# SIPp's own socket buffer (its default, 64 KB, holds ~56 datagrams as the kernel counts
+# them): with 200 transactions opened at once, each server's first answers overflowed it,
+# ~240 datagrams per pass were dropped, and each dropped answer stalled its transaction
+# for SIPp's 500 ms retransmission, so throughput measured SIPp's timers. SIPP_BUFF= (empty)
+# gives SIPp's default back.
+SIPP_BUFF=${SIPP_BUFF-4194304}
 STATS="python3 $HERE/stats.py"
 SERVERS=("$@")
 [ ${#SERVERS[@]} -gt 0 ] || { echo "usage: bench.sh parley [kamailio]" >&2; exit 2; }
@@ -71,7 +78,7 @@ run_sipp() {
 	(cd "$dir" && timeout -k 5 "$SIPP_TIMEOUT" sipp 127.0.0.1:"$SRV_PORT" -sf "$HERE/sipp/$sf" \
 		-inf "$USERS/$inf" -m "$N" -r "$RATE" -l "$CONC" -i 127.0.0.1 -p "$lport" -nostdin \
 		-trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 1 -trace_err -error_file err.log \
-		-timeout $((SIPP_TIMEOUT - 10))s -timeout_error -default_behaviors all,-bye "$@" \
+		-timeout $((SIPP_TIMEOUT - 10))s -timeout_error -default_behaviors all,-bye ${SIPP_BUFF:+-buff_size $SIPP_BUFF} "$@" \
 		>out.log 2>&1)
 	rc=$?
 	t1=$(date +%s.%N) c1=$(bash "$HERE/cpu.sh" "$SRV_PID")
@@ -148,7 +155,8 @@ done
 
 echo
 echo "SIP benchmark, $(nproc) cores, SIPp and the servers on the same machine, loopback UDP;"
-echo "N=$N per pass (after one warm-up run), $CONC in flight; cpu = server user+system per success;"
+echo "N=$N per pass (after one warm-up run), $CONC in flight, SIPp socket buffer ${SIPP_BUFF:-SIPp default};"
+echo "cpu = server user+system per success;"
 echo "p50/p99 over every transaction (reg: REGISTER..200 incl. the 401; call: INVITE..200 incl. the 407)."
 for srv in "${SERVERS[@]}"; do
 	case $srv in

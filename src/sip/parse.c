@@ -476,24 +476,6 @@ static struct str value_of(const struct sip_msg *m, enum sip_hdr_id id)
 	return m->first[id] < 0 ? STR_NULL : m->hdr[m->first[id]].value;
 }
 
-/* str_to_u64() inlined for the short numbers of Max-Forwards, Expires and Content-Length:
- * nine digits or fewer need no overflow test; longer ones go to it. */
-static inline bool number(struct str s, uint64_t max, uint64_t *out)
-{
-	if (s.l == 0 || s.l > 9)
-		return str_to_u64(s, max, out);
-	uint64_t v = 0;
-	for (size_t i = 0; i < s.l; i++) {
-		unsigned d = (unsigned)(unsigned char)s.p[i] - '0';
-		if (d > 9)
-			return false;
-		v = v * 10 + d;
-	}
-	if (v > max)
-		return false;
-	*out = v;
-	return true;
-}
 
 /* CSeq = 1*DIGIT LWS Method, the number below 2**31 per RFC 3261 §8.1.1.5 on sending
  * but accepted up to 2**32-1 on receipt (§20.16); more is an error (RFC 4475 scalar02). */
@@ -592,7 +574,7 @@ static void headers(struct sip_msg *m, struct pstate *ps)
 	uint64_t n;
 	if ((k = m->first[SIP_HDR_MAX_FORWARDS]) >= 0) {
 		/* Max-Forwards is 0-255 (RFC 3261 §20.22); anything else is malformed. */
-		if (number(m->hdr[k].value, 255, &n))
+		if (str_to_u64(m->hdr[k].value, 255, &n))
 			m->max_forwards = (int)n;
 		else
 			fail(ps, 400, "Bad Max-Forwards");
@@ -600,7 +582,7 @@ static void headers(struct sip_msg *m, struct pstate *ps)
 	if ((k = m->first[SIP_HDR_EXPIRES]) >= 0) {
 		/* RFC 3261 §20.19: "Malformed values SHOULD be treated as equivalent to 3600",
 		 * which covers the overlarge value of RFC 4475 scalar02. */
-		if (number(m->hdr[k].value, UINT32_MAX, &n))
+		if (str_to_u64(m->hdr[k].value, UINT32_MAX, &n))
 			m->expires = (int64_t)n;
 		else
 			m->expires = 3600;
@@ -711,7 +693,7 @@ enum sip_parse_result sip_msg_parse(struct sip_msg *m, const char *buf, size_t l
 	if (m->count[SIP_HDR_CONTENT_LENGTH] > 1) {
 		fail(&ps, 400, "Multiple Content-Length");
 	} else if (m->count[SIP_HDR_CONTENT_LENGTH] == 1) {
-		if (!number(value_of(m, SIP_HDR_CONTENT_LENGTH), UINT32_MAX, &cl))
+		if (!str_to_u64(value_of(m, SIP_HDR_CONTENT_LENGTH), UINT32_MAX, &cl))
 			fail(&ps, 400, "Bad Content-Length");
 		else
 			cl_ok = true;

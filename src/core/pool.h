@@ -18,7 +18,7 @@
  * every call goes to malloc/free so that the sanitizer sees each object.
  */
 
-#define POOL_MAX 4096
+#define POOL_MAX 8192
 
 struct pool;
 

@@ -99,7 +99,8 @@ static struct txn_client *find(struct txn_layer *l, struct str branch, enum sip_
 	return NULL;
 }
 
-/* Parses our own copy of the request; it parsed at creation, so this only re-derives views. */
+/* Parses our own copy of the request (for the ACK or CANCEL built from it); -EALREADY once
+ * the final response has dropped it. */
 static int parse_own(const struct txn_client *ct, struct sip_msg *m)
 {
 	struct sip_parse_err perr;

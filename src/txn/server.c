@@ -103,32 +103,30 @@ static void req_free(struct txn_layer *l, struct txn_req *q)
 		txn__blk_free(l, q, q->size);
 }
 
+/* The request's whole struct (6.6 KB), from the pool like the rest: proxied requests
+ * come and go by the thousand. */
 static struct sip_msg *msg_alloc(struct txn_layer *l)
 {
-	if (l->nmsg_cache)
-		return l->msg_cache[--l->nmsg_cache];
-	return malloc(sizeof(struct sip_msg));
+	return pool_alloc(l->pool, sizeof(struct sip_msg));
 }
 
 static void msg_free(struct txn_layer *l, struct sip_msg *m)
 {
-	if (m && l->nmsg_cache < TXN__CACHE && !l->closing)
-		l->msg_cache[l->nmsg_cache++] = m;
-	else
-		free(m);
+	pool_free(l->pool, m, sizeof(*m));
 }
 
-void txn__server_free_caches(struct txn_layer *l)
+/* Whether st may drop its request now (see struct txn_req): RFC 2543 transactions match
+ * on the request's fields, and an identity too long for ident[] points into it. */
+static bool droppable(const struct txn_server *st)
 {
-	while (l->nmsg_cache)
-		free(l->msg_cache[--l->nmsg_cache]);
+	return st->req && !st->rfc2543 && st->own_ident;
 }
 
 /* Drops the request once the final response is out (see struct txn_req). RFC 2543
  * transactions match on the request's fields and keep it. */
 static void drop_request(struct txn_server *st)
 {
-	if (st->rfc2543 || !st->own_ident || !st->req)
+	if (!droppable(st))
 		return;
 	msg_free(st->l, st->msg);
 	st->msg = NULL;
@@ -146,7 +144,7 @@ static void drop_request(struct txn_server *st)
  * now, because the TU that sent the response may still be reading it. */
 static void queue_drop(struct txn_server *st)
 {
-	if (st->drop_queued || st->rfc2543 || !st->own_ident || !st->req)
+	if (st->drop_queued || !droppable(st))
 		return;
 	st->drop_queued = true;
 	st->drop_next = st->l->server_drops;
@@ -297,7 +295,7 @@ void txn__server_free_all(struct txn_layer *l)
 		timer_stop(l->w, &st->retx);
 		timer_stop(l->w, &st->main);
 		pool_free(l->pool, st->resp, st->resp_cap);
-		free(st->msg);
+		msg_free(l, st->msg);
 		req_free(l, st->req);
 		pool_free(l->pool, st, sizeof(*st));
 		t->s[i].p = NULL;
@@ -320,7 +318,6 @@ static void wait_then_free(struct txn_server *st, unsigned ms)
 	timer_start(st->l->w, &st->main, ms, fire_main, st);
 }
 
-/* key and rfc2543 are request_key(m). */
 /* Copies the borrowed request into the transaction's own block and moves its parse onto
  * the copy: no second parse, and no 6.6 KB struct to zero, since every member is set.
  * Views matching needs that were not copied to ident follow the copy. */
@@ -342,7 +339,8 @@ static int keep_request(struct txn_server *st)
 	q->nhdr = r.nhdr;
 	st->req = q;
 	if (!st->own_ident) {
-		st->method = r.method;
+		if (st->mid == SIP_METHOD_OTHER)
+			st->method = r.method;
 		st->branch = r.via.branch;
 		st->sent_by = r.via.host;
 	}
@@ -359,7 +357,9 @@ static int create(struct txn_server **stp, struct txn_layer *l, const struct sip
 	st->req = NULL;
 	st->msg = NULL;
 	st->mid = m->mid;
-	st->method = m->method;
+	/* Only an extension method is matched by its text (txn__method_eq); a known one gets
+	 * its static name rather than a view into a buffer the transaction may outlive. */
+	st->method = m->mid == SIP_METHOD_OTHER ? m->method : str_from_cstr(sip_method_name(m->mid));
 	st->branch = m->via.branch;
 	st->sent_by = m->via.host;
 	st->sent_by_port = m->via.port;
@@ -401,17 +401,13 @@ static int create(struct txn_server **stp, struct txn_layer *l, const struct sip
 }
 
 /* The TU's on_request returned: a transaction that still needs its request (no final
- * yet, or matched the RFC 2543 way) copies it before the caller's buffer goes. Returns
- * -ENOMEM when it could not: the transaction is then ended (the client retransmits). */
+ * yet, or matched the RFC 2543 way) copies it before the caller's buffer goes. When memory
+ * runs out for that, the transaction is ended (the client retransmits). */
 static void unborrow(struct txn_server *st)
 {
 	bool done = st->status >= 200 || st->state == TXN_TERMINATED;
-	if (!st->req && (!done || st->rfc2543) && keep_request(st)) {
-		st->borrowed = NULL;
-		if (st->state != TXN_TERMINATED)
-			finish(st);
-		return;
-	}
+	if (!st->req && (!done || st->rfc2543) && keep_request(st) && st->state != TXN_TERMINATED)
+		finish(st);
 	st->borrowed = NULL;
 }
 

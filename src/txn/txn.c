@@ -160,9 +160,6 @@ void txn_layer_free(struct txn_layer *l)
 	l->closing = true;
 	txn__server_free_all(l);
 	txn__client_free_all(l);
-	txn__server_free_caches(l);
-	while (l->nreq_cache)
-		free(l->req_cache[--l->nreq_cache]);
 	pool_big_free(l->servers.s, l->servers.cap * sizeof(*l->servers.s));
 	pool_big_free(l->clients.s, l->clients.cap * sizeof(*l->clients.s));
 	pool_destroy(l->pool);
@@ -171,19 +168,12 @@ void txn_layer_free(struct txn_layer *l)
 
 void *txn__blk_alloc(struct txn_layer *l, size_t size)
 {
-	if (size > TXN__REQ_BLOCK)
-		return malloc(size);
-	if (l->nreq_cache)
-		return l->req_cache[--l->nreq_cache];
-	return malloc(TXN__REQ_BLOCK);
+	return pool_alloc(l->pool, size <= TXN__REQ_BLOCK ? TXN__REQ_BLOCK : size);
 }
 
 void txn__blk_free(struct txn_layer *l, void *p, size_t size)
 {
-	if (p && size <= TXN__REQ_BLOCK && l->nreq_cache < TXN__CACHE && !l->closing)
-		l->req_cache[l->nreq_cache++] = p;
-	else
-		free(p);
+	pool_free(l->pool, p, size <= TXN__REQ_BLOCK ? TXN__REQ_BLOCK : size);
 }
 
 const struct txn_stats *txn_layer_stats(const struct txn_layer *l)

@@ -20,7 +20,6 @@ struct txn__tab {
 	size_t n;
 };
 
-#define TXN__CACHE 256
 #define TXN__REQ_BLOCK 4096
 
 struct txn_layer {
@@ -34,13 +33,6 @@ struct txn_layer {
 	struct txn__tab clients;
 	struct pool *pool;  /* transactions and their kept responses (core/pool.h: why) */
 	struct txn_stats stats;
-	/* Recently freed request copies (TXN__REQ_BLOCK bytes each) and request structs, kept
-	 * for the next transactions: a request copy lives only until its final response, so a
-	 * few blocks, warm in the cache, serve a whole burst without the allocator. */
-	void *req_cache[TXN__CACHE];
-	unsigned nreq_cache;
-	struct sip_msg *msg_cache[TXN__CACHE];
-	unsigned nmsg_cache;
 	struct txn_server *server_drops; /* answered: their requests go at the next entry */
 	uint64_t seed;      /* random at start: branches and tags differ across restarts */
 	uint64_t counter;   /* makes every branch and tag of this layer distinct */
@@ -73,11 +65,9 @@ int txn__send(struct txn_layer *l, const struct tp_source *dst, const char *buf,
  * layer was last entered (server.c: struct txn_req). */
 void txn__server_reap(struct txn_layer *l);
 
-/* Frees the server side's cache of request structs (txn_layer_free). */
-void txn__server_free_caches(struct txn_layer *l);
-
-/* Memory for request bytes: size bytes, from the layer's cache of TXN__REQ_BLOCK blocks
- * when size fits one. txn__blk_free takes the same size. */
+/* Memory for request bytes from the layer's pool: every request up to TXN__REQ_BLOCK
+ * bytes takes a block of that size, so that they all share one size class and a burst
+ * reuses the same few warm blocks. txn__blk_free takes the same size. */
 void *txn__blk_alloc(struct txn_layer *l, size_t size);
 void txn__blk_free(struct txn_layer *l, void *p, size_t size);
 

@@ -21,6 +21,7 @@ enum kind {
 	K_LEVEL,     /* error|warn|info|debug */
 	K_FORMAT,    /* text|json */
 	K_CONFIG,    /* --config: read before the other flags */
+	K_BOOL,      /* a bool at off: true|false|yes|no|on|off|1|0 */
 };
 
 /* One setting: its flag name is also its key name in the file, except where file_keys
@@ -60,6 +61,16 @@ static const struct key keys[] = {
 	UINTKEY("ring-timeout", ring_timeout, 1, 3600),
 	UINTKEY("flush-interval", flush_ms, 1, 60000),
 	UINTKEY("batch-wait", batch_wait_us, 0, 100000),
+	{ "nonce-bind-source", K_BOOL, offsetof(struct config, nonce_bind_source), 0, 0, 0 },
+	UINTKEY("ban-threshold", ban_threshold, 0, 1000000),
+	UINTKEY("ban-window", ban_window, 1, 86400),
+	UINTKEY("ban-time", ban_time, 1, 31536000),
+	UINTKEY("slow-after", slow_after, 0, 1000000),
+	UINTKEY("rate-limit", rate_limit, 0, 10000000),
+	UINTKEY("max-transactions", max_transactions, 100, 10000000),
+	UINTKEY("max-dialogs", max_dialogs, 100, 10000000),
+	UINTKEY("max-memory", max_memory, 16, 1048576),
+	UINTKEY("cdr-retention", cdr_retention, 0, 36500),
 };
 
 /* Where each setting lives in the file: section, key there, and the setting it sets.
@@ -86,7 +97,17 @@ static const struct {
 	{ "server", "ring-timeout", "ring-timeout" },
 	{ "server", "flush-interval", "flush-interval" },
 	{ "server", "batch-wait", "batch-wait" },
+	{ "security", "nonce-bind-source", "nonce-bind-source" },
+	{ "security", "ban-threshold", "ban-threshold" },
+	{ "security", "ban-window", "ban-window" },
+	{ "security", "ban-time", "ban-time" },
+	{ "security", "slow-after", "slow-after" },
+	{ "security", "rate-limit", "rate-limit" },
+	{ "security", "max-transactions", "max-transactions" },
+	{ "security", "max-dialogs", "max-dialogs" },
+	{ "security", "max-memory", "max-memory" },
 	{ "store", "db", "db" },
+	{ "store", "cdr-retention", "cdr-retention" },
 	{ "peers", "trust", "trust" },
 	{ "http", "listen", "http" },
 };
@@ -137,6 +158,16 @@ void config_defaults(struct config *c)
 	c->ring_timeout = 60;
 	c->flush_ms = 200;
 	c->batch_wait_us = 1000;
+	c->nonce_bind_source = false;
+	c->ban_threshold = 10;
+	c->ban_window = 60;
+	c->ban_time = 900;
+	c->slow_after = 3;
+	c->rate_limit = 200;
+	c->max_transactions = 20000;
+	c->max_dialogs = 100000;
+	c->max_memory = 1024;
+	c->cdr_retention = 90;
 }
 
 static int copy(char *dst, size_t n, const char *v, char *err, size_t errlen)
@@ -244,6 +275,17 @@ static int set_value(struct parse *p, const struct key *k, const char *v, enum s
 		}
 		return set_peer(c, v, (size_t)(eq - v), eq + 1, err, errlen);
 	}
+	case K_BOOL: {
+		static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no", "off", "0" };
+		for (size_t i = 0; i < 4; i++) {
+			if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
+				*(bool *)(void *)((char *)c + k->off) = strcasecmp(v, yes[i]) == 0;
+				return 0;
+			}
+		}
+		snprintf(err, errlen, "expected true|false, got '%s'", v);
+		return -1;
+	}
 	case K_LEVEL:
 		for (int i = LOG_ERROR; i <= LOG_DEBUG; i++) {
 			static const char *const names[] = { "error", "warn", "info", "debug" };
@@ -285,9 +327,9 @@ static int on_ini(void *user, const char *section, const char *name, const char 
 	if (!flag) {
 		if (p->ferr[0])
 			return 0;
-		static const char *const known[] = { "server", "store", "peers", "http" };
+		static const char *const known[] = { "server", "store", "peers", "http", "security" };
 		bool ok = false;
-		for (size_t i = 0; i < 4; i++)
+		for (size_t i = 0; i < 5; i++)
 			ok |= strcasecmp(section, known[i]) == 0;
 		if (ok)
 			snprintf(p->ferr, sizeof(p->ferr), "unknown key '%s' in [%s]", name, section);
@@ -692,7 +734,15 @@ void config_print(const struct config *c, FILE *f)
 	fprintf(f, "ring-timeout = %u\n", c->ring_timeout);
 	fprintf(f, "flush-interval = %u\n", c->flush_ms);
 	fprintf(f, "batch-wait = %u\n", c->batch_wait_us);
+	fprintf(f, "\n[security]\n");
+	fprintf(f, "nonce-bind-source = %s\n", c->nonce_bind_source ? "true" : "false");
+	fprintf(f, "ban-threshold = %u\nban-window = %u\nban-time = %u\nslow-after = %u\n", c->ban_threshold,
+		c->ban_window, c->ban_time, c->slow_after);
+	fprintf(f, "rate-limit = %u\n", c->rate_limit);
+	fprintf(f, "max-transactions = %u\nmax-dialogs = %u\nmax-memory = %u\n", c->max_transactions,
+		c->max_dialogs, c->max_memory);
 	fprintf(f, "\n[store]\ndb = %s\n", c->db);
+	fprintf(f, "cdr-retention = %u\n", c->cdr_retention);
 	fprintf(f, "\n[peers]\n");
 	for (unsigned i = 0; i < c->npeer; i++)
 		fprintf(f, "%s = %s\n", c->peer[i].domain, c->peer[i].uri);

@@ -46,6 +46,17 @@ struct config {
 	unsigned flush_ms;                      /* --flush-interval 200 ms: store write-behind */
 	unsigned batch_wait_us;                 /* --batch-wait 1000 µs: coalescing under load, 0 off */
 	char realm[256];                        /* --realm, empty: the request's domain */
+	/* defences ([security] section, same-named flags) */
+	bool nonce_bind_source;                 /* --nonce-bind-source false: nonce MAC covers the source IP */
+	unsigned ban_threshold;                 /* --ban-threshold 10 failed authentications ... */
+	unsigned ban_window;                    /* --ban-window 60 s ... within this window ... */
+	unsigned ban_time;                      /* --ban-time 900 s: ... ban the source this long */
+	unsigned slow_after;                    /* --slow-after 3: failures after which answers are delayed */
+	unsigned rate_limit;                    /* --rate-limit 200 requests/s per source (burst 2x), 0 off */
+	unsigned max_transactions;              /* --max-transactions 20000 live transactions */
+	unsigned max_dialogs;                   /* --max-dialogs 100000 dialogs kept */
+	unsigned max_memory;                    /* --max-memory 1024 MiB resident: high-water at 80% */
+	unsigned cdr_retention;                 /* --cdr-retention 90 days of call records, 0 forever */
 };
 
 /* Fills in the zero-config defaults (listen udp:0.0.0.0:5060, the host name as domain,

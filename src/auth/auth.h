@@ -51,8 +51,8 @@ void auth_free(struct auth *a);
  * with ", stale=true" added when stale, and Proxy-Authenticate instead when proxy. now_s is
  * the wall clock in unix seconds. Returns the length written, or -ENOSPC when buf is too
  * small (buf then holds an empty string). */
-int auth_challenge(struct auth *a, struct str realm, bool stale, bool proxy, uint64_t now_s,
-		   char *buf, size_t cap);
+int auth_challenge(struct auth *a, struct str realm, struct str bind, bool stale, bool proxy,
+		   uint64_t now_s, char *buf, size_t cap);
 
 enum auth_result {
 	AUTH_OK = 0,
@@ -64,20 +64,32 @@ enum auth_result {
 			       * restart): challenge again with stale=true */
 	AUTH_REPLAY,          /* nonce count not above the highest seen for this nonce */
 	AUTH_BAD_REQUEST,     /* a missing parameter, another realm, an unsupported
-			       * algorithm or qop: 400 or a new challenge */
+			       * algorithm, no qop=auth: 400 or a new challenge */
+	AUTH_URI_MISMATCH,    /* the digest uri is not the Request-URI */
 };
 
-/* Checks credentials cred (as parsed by sip_auth_parse; only its views are read) for a
- * request with method, against the HA1 (lowercase hex) of the user for the algorithm the
- * credentials name (see auth_alg_from_name): the caller looks the user up by cred->username
- * and realm_expected and picks the hash. The response is checked against the digest uri the
- * client states, as RFC 2617 §3.2.2 computes it; that uri is not required to equal the
- * Request-URI, since some clients (SIPp among them) put the remote address there. With
- * qop=auth the nonce count must grow for each nonce (counts may skip values: a client may
- * send several requests at once), and stay below 255; without qop (RFC 2069) there is no
- * count and the request is accepted while the nonce is fresh. now_s: unix seconds. */
-enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, struct str method,
-			     struct str realm_expected, const char *ha1_hex, uint64_t now_s);
+/* What the credentials must have been made for. */
+struct auth_req {
+	struct str method;    /* the request's method */
+	struct str ruri;      /* its Request-URI as sent: the digest uri must name it */
+	struct str realm;     /* the realm we challenge with */
+	struct str bind;      /* what the nonce is bound to besides the realm (the client's
+			       * address with nonce-bind-source); empty: nothing. The same
+			       * value must be given to auth_challenge. */
+};
+
+/* Checks credentials cred (as parsed by sip_auth_parse; only its views are read) for the
+ * request rq, against the HA1 (lowercase hex) of the user for the algorithm the credentials
+ * name (see auth_alg_from_name): the caller looks the user up by cred->username and
+ * rq->realm and picks the hash, or passes NULL for an unknown user (checked against a
+ * random hash, at the same cost, and answered AUTH_BAD_RESPONSE like a wrong password).
+ * qop=auth is required (AUTH_BAD_REQUEST without it), the digest uri must name the
+ * Request-URI (AUTH_URI_MISMATCH), the nonce must be ours for this realm and binding, and
+ * its count must grow with each use (counts may skip values: a client may send several
+ * requests at once) and stay below 255. A wrong response uses its nonce up, so that each
+ * guess needs a new challenge. now_s: unix seconds. */
+enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, const struct auth_req *rq,
+			     const char *ha1_hex, uint64_t now_s);
 const char *auth_result_name(enum auth_result r);
 
 /* HA1 = H(user:realm:password) in lowercase hex (33 or 65 bytes with the NUL). Returns 0:

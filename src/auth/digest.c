@@ -72,6 +72,8 @@ struct auth {
 	struct ha2_memo ha2[AUTH_MAX_ALGS]; /* by enum auth_alg */
 	uint8_t *maxnc;                 /* by serial & mask: highest nonce count accepted */
 	uint64_t mask;                  /* window size W - 1 (W a power of two) */
+	char dummy_ha1[AUTH_HEX_MAX];   /* random: an unknown user's response is checked against
+					 * it, so that unknown and known users cost the same */
 };
 
 /* The value of each hex digit (either case), and BADHEX, a bit no digit has, for any other
@@ -387,11 +389,15 @@ int auth_new(struct auth **ap, const struct auth_conf *conf)
 		return -ENOMEM;
 	}
 	a->mask = window - 1;
+	unsigned char dummy[SHA256_DIGEST_LENGTH];
 	if (RAND_bytes(a->mac_key, sizeof(a->mac_key)) != 1 ||
-	    RAND_bytes((unsigned char *)&a->serial, sizeof(a->serial)) != 1) {
+	    RAND_bytes((unsigned char *)&a->serial, sizeof(a->serial)) != 1 ||
+	    RAND_bytes(dummy, sizeof(dummy)) != 1) {
 		auth_free(a);
 		return -EIO;
 	}
+	tohex(dummy, sizeof(dummy), a->dummy_ha1);
+	a->dummy_ha1[AUTH_HEX_MAX - 1] = '\0';
 	*ap = a;
 	return 0;
 }
@@ -424,21 +430,28 @@ static uint64_t get_be64(const unsigned char *p)
 	       (uint64_t)p[6] << 8 | (uint64_t)p[7];
 }
 
-/* mac = SipHash-2-4-128(key, id || realm), the realm cut at REALM_MAC_MAX bytes. */
+/* mac = SipHash-2-4-128(key, id || realm || bind), the realm cut at REALM_MAC_MAX bytes and
+ * bind (the client's address when nonces are bound to it) at BIND_MAC_MAX. */
+#define BIND_MAC_MAX 32
 static void nonce_mac(const struct auth *a, const unsigned char id[NONCE_ID_LEN],
-		      struct str realm, unsigned char mac[NONCE_MAC_LEN])
+		      struct str realm, struct str bind, unsigned char mac[NONCE_MAC_LEN])
 {
-	unsigned char in[NONCE_ID_LEN + REALM_MAC_MAX];
+	unsigned char in[NONCE_ID_LEN + REALM_MAC_MAX + 1 + BIND_MAC_MAX];
 	size_t rl = realm.l < REALM_MAC_MAX ? realm.l : REALM_MAC_MAX;
+	size_t bl = bind.l < BIND_MAC_MAX ? bind.l : BIND_MAC_MAX;
 
 	memcpy(in, id, NONCE_ID_LEN);
 	if (rl > 0)
 		memcpy(in + NONCE_ID_LEN, realm.p, rl);
-	crypto_shorthash_siphashx24(mac, in, NONCE_ID_LEN + rl, a->mac_key);
+	/* A separator, so that realm "ab" + bind "c" differs from realm "a" + bind "bc". */
+	in[NONCE_ID_LEN + rl] = (unsigned char)bl;
+	if (bl > 0)
+		memcpy(in + NONCE_ID_LEN + rl + 1, bind.p, bl);
+	crypto_shorthash_siphashx24(mac, in, NONCE_ID_LEN + rl + 1 + bl, a->mac_key);
 }
 
 /* Writes a fresh nonce's NONCE_HEX_LEN hex digits to out (no NUL). */
-static void nonce_make(struct auth *a, struct str realm, uint64_t now_s, char out[NONCE_HEX_LEN])
+static void nonce_make(struct auth *a, struct str realm, struct str bind, uint64_t now_s, char out[NONCE_HEX_LEN])
 {
 	unsigned char raw[NONCE_RAW_LEN];
 	uint64_t serial = a->serial++;
@@ -448,19 +461,19 @@ static void nonce_make(struct auth *a, struct str realm, uint64_t now_s, char ou
 	/* The slot now belongs to this serial; serial - W, its previous owner, has left the
 	 * window and is answered stale from here on. */
 	a->maxnc[serial & a->mask] = 0;
-	nonce_mac(a, raw, realm, raw + NONCE_ID_LEN);
+	nonce_mac(a, raw, realm, bind, raw + NONCE_ID_LEN);
 	tohex(raw, sizeof(raw), out);
 }
 
 /* Decodes and authenticates a nonce; fills its issue time and serial. */
-static bool nonce_check(const struct auth *a, struct str nonce, struct str realm,
+static bool nonce_check(const struct auth *a, struct str nonce, struct str realm, struct str bind,
 			uint64_t *issued, uint64_t *serial)
 {
 	unsigned char raw[NONCE_RAW_LEN], mac[NONCE_MAC_LEN];
 
 	if (nonce.l != NONCE_HEX_LEN || !unhex(nonce.p, NONCE_RAW_LEN, raw))
 		return false;
-	nonce_mac(a, raw, realm, mac);
+	nonce_mac(a, raw, realm, bind, mac);
 	if (crypto_verify_16(mac, raw + NONCE_ID_LEN) != 0)
 		return false;
 	*issued = get_be64(raw);
@@ -510,15 +523,15 @@ static void put_quoted(struct sink *o, struct str s)
 	put(o, s.p + start, s.l - start);
 }
 
-int auth_challenge(struct auth *a, struct str realm, bool stale, bool proxy, uint64_t now_s,
-		   char *buf, size_t cap)
+int auth_challenge(struct auth *a, struct str realm, struct str bind, bool stale, bool proxy,
+		   uint64_t now_s, char *buf, size_t cap)
 {
 	char nonce[NONCE_HEX_LEN];
 	struct sink o = { buf, cap, 0, cap > 0 };
 
 	if (cap == 0)
 		return -ENOSPC;
-	nonce_make(a, realm, now_s, nonce);
+	nonce_make(a, realm, bind, now_s, nonce);
 	/* Each line: "<header>: Digest realm=\"<realm>\", nonce=\"<nonce>\", algorithm=<alg>,
 	 * qop=\"auth\"[, stale=true]\r\n", as a snprintf would write it, without the cost. */
 	for (unsigned i = 0; i < a->conf.nalgs; i++) {
@@ -613,11 +626,24 @@ static struct str ha2_get(struct auth *a, enum auth_alg alg, struct str method, 
 	return (struct str){ m->hex, hexlen_of(alg) };
 }
 
-enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, struct str method,
-			     struct str realm_expected, const char *ha1_hex, uint64_t now_s)
+/* Whether the digest uri names the request's Request-URI: the same text, or the same URI
+ * by the rules of RFC 3261 §19.1.4 (a client may write it with other case or escapes). */
+static bool uri_matches(struct str duri, struct str ruri)
+{
+	if (str_eq(duri, ruri))
+		return true;
+	struct sip_uri a, b;
+	if (sip_uri_parse(&a, duri) != 0 || sip_uri_parse(&b, ruri) != 0)
+		return false;
+	if (a.scheme == SIP_SCHEME_OTHER || a.scheme == SIP_SCHEME_TEL)
+		return str_caseeq(duri, ruri);
+	return sip_uri_equal(&a, &b);
+}
+
+enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, const struct auth_req *rq,
+			     const char *ha1_hex, uint64_t now_s)
 {
 	enum auth_alg alg;
-	bool with_qop;
 	uint32_t nc = 0;
 	unsigned char want[SHA256_DIGEST_LENGTH], got[SHA256_DIGEST_LENGTH];
 	size_t hl;
@@ -625,37 +651,46 @@ enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, struct
 
 	if (!str_caseeq(cred->scheme, STR("Digest")) || cred->username.l == 0 ||
 	    cred->nonce.l == 0 || cred->uri.l == 0 || cred->response.l == 0 ||
-	    !str_eq(cred->realm, realm_expected))
+	    !str_eq(cred->realm, rq->realm))
 		return AUTH_BAD_REQUEST;
 	if (!auth_alg_from_name(cred->algorithm, &alg))
 		return AUTH_BAD_REQUEST;
 	if (!offers(a, alg))
 		return AUTH_BAD_REQUEST;
-	with_qop = cred->qop.l > 0;
-	if (with_qop && (!str_caseeq(cred->qop, STR("auth")) || cred->cnonce.l == 0 ||
-			 !parse_nc(cred->nc, &nc)))
+	/* qop=auth is required: without it (RFC 2069) there is no nonce count, so the same
+	 * response could be replayed for as long as the nonce lives. */
+	if (!str_caseeq(cred->qop, STR("auth")) || cred->cnonce.l == 0 || !parse_nc(cred->nc, &nc))
 		return AUTH_BAD_REQUEST;
+	/* The response covers the digest uri, not the Request-URI: a response captured for one
+	 * request must not authorise another sent elsewhere. */
+	if (!uri_matches(cred->uri, rq->ruri))
+		return AUTH_URI_MISMATCH;
 
 	/* The password is checked before the nonce, so that a right password with an old
-	 * nonce can be told apart (stale) from a wrong one. An unknown user (no HA1) fails
-	 * the same way as a wrong password, telling nothing about which users exist. */
+	 * nonce can be told apart (stale) from a wrong one. An unknown user is checked
+	 * against a random hash: it fails as a wrong password does, at the same cost, so
+	 * that neither the answer nor its timing tells which users exist. */
 	hl = hexlen_of(alg);
-	if (!ha1_hex || strlen(ha1_hex) != hl || cred->response.l != hl)
-		return AUTH_BAD_RESPONSE;
-	response_digest(alg, (struct str){ ha1_hex, hl }, cred->nonce, cred->nc, cred->cnonce,
-			with_qop ? cred->qop : STR_NULL, ha2_get(a, alg, method, cred->uri), want);
+	bool known = ha1_hex && strlen(ha1_hex) == hl;
+	const char *ha1 = known ? ha1_hex : a->dummy_ha1;
+	response_digest(alg, (struct str){ ha1, hl }, cred->nonce, cred->nc, cred->cnonce,
+			cred->qop, ha2_get(a, alg, rq->method, cred->uri), want);
 	/* The client's response is decoded rather than ours encoded: that folds the case of its
 	 * hex digits, and the raw digests compare in constant time in one step. */
-	if (!unhex(cred->response.p, hl / 2, got) ||
-	    (alg == AUTH_SHA256 ? crypto_verify_32(want, got) : crypto_verify_16(want, got)) != 0)
+	bool good = cred->response.l == hl && unhex(cred->response.p, hl / 2, got) &&
+		    (alg == AUTH_SHA256 ? crypto_verify_32(want, got) : crypto_verify_16(want, got)) == 0;
+	bool ours = nonce_check(a, cred->nonce, rq->realm, rq->bind, &issued, &serial);
+	if (!good || !known) {
+		/* A wrong guess uses the nonce up: every further guess costs a new challenge,
+		 * and so a round trip, instead of a counter increment. */
+		if (ours && a->serial - 1 - serial <= a->mask)
+			a->maxnc[serial & a->mask] = NC_MAX;
 		return AUTH_BAD_RESPONSE;
-
-	if (!nonce_check(a, cred->nonce, realm_expected, &issued, &serial))
+	}
+	if (!ours)
 		return AUTH_BAD_NONCE;
 	if (issued + a->conf.nonce_lifetime <= now_s)
 		return AUTH_STALE;
-	if (!with_qop)
-		return AUTH_OK;
 	return nc_record(a, serial, nc);
 }
 
@@ -668,6 +703,7 @@ const char *auth_result_name(enum auth_result r)
 	case AUTH_BAD_NONCE: return "unknown nonce";
 	case AUTH_REPLAY: return "replayed nonce count";
 	case AUTH_BAD_REQUEST: return "bad credentials";
+	case AUTH_URI_MISMATCH: return "digest uri is not the Request-URI";
 	}
 	return "?";
 }

@@ -42,6 +42,7 @@ struct ctx {
 	struct tp_source *alt;      /* failover targets for branch 0 (RFC 3263), or NULL */
 	unsigned nalt, next_alt;
 	struct str call_id;         /* views into the text after br[] */
+	struct str from_tag, to_tag;
 	struct cdr_attempt att;
 	struct branch br[];
 };
@@ -60,9 +61,6 @@ struct proxy {
 /* RFC 3326: tells the other phones why they stop ringing, so they do not log a missed call. */
 #define REASON_ELSEWHERE "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n"
 
-static const enum sip_hdr_id drop_route[] = { SIP_HDR_ROUTE };
-static const enum sip_hdr_id drop_cred[] = { SIP_HDR_PROXY_AUTHORIZATION };
-static const enum sip_hdr_id drop_both[] = { SIP_HDR_ROUTE, SIP_HDR_PROXY_AUTHORIZATION };
 
 static void on_response(void *tu, struct txn_client *ct, const struct sip_msg *m, const struct tp_source *src);
 static void on_timeout(void *tu, struct txn_client *ct, int err);
@@ -189,12 +187,12 @@ static bool our_credentials(const struct proxy *p, const struct sip_msg *req)
 /* Rebuilds the Route set when the simple "drop our own first Route" of the printer is not
  * enough: a binding's Path goes in front (RFC 3327), and the strict-router fix-up removes
  * the last entry (§16.4). The result replaces every Route line of the request. */
-static void route_opts(struct proxy *p, const struct sip_msg *req, const struct proxy_fwd_flags *fl,
+static bool route_opts(struct proxy *p, const struct sip_msg *req, const struct proxy_fwd_flags *fl,
 		       struct str path, struct sip_fwd_opts *o)
 {
 	if (!path.l && !fl->drop_last_route) {
 		o->drop_first_route = fl->pop_route;
-		return;
+		return false;
 	}
 	unsigned total = 0;
 	for (const struct sip_hdr *h = sip_msg_hdr(req, SIP_HDR_ROUTE); h; h = sip_msg_hdr_next(req, h)) {
@@ -223,10 +221,9 @@ static void route_opts(struct proxy *p, const struct sip_msg *req, const struct 
 		}
 	}
 	sip_out_str(&r, STR("\r\n"));
-	o->drop = drop_route;
-	o->ndrop = 1;
 	if (written && !r.overflow)
 		o->extra = (struct str){ r.p, r.len };
+	return true; /* every Route line of the request goes */
 }
 
 /* Prints req as forwarded to one target from listener 'out' with Via branch 'branch' into
@@ -270,10 +267,32 @@ static size_t print_fwd(struct proxy *p, const struct sip_msg *req, const struct
 	txn_response_via(&ro, &vt, req, src);
 	o.top_via_received = ro.via_received;
 	o.top_via_rport = ro.via_rport;
-	route_opts(p, req, fl, t->path, &o);
-	if (our_credentials(p, req)) {
-		o.drop = o.ndrop ? drop_both : drop_cred;
-		o.ndrop++;
+	enum sip_hdr_id drop[5];
+	unsigned nd = 0;
+	if (route_opts(p, req, fl, t->path, &o))
+		drop[nd++] = SIP_HDR_ROUTE;
+	if (our_credentials(p, req))
+		drop[nd++] = SIP_HDR_PROXY_AUTHORIZATION;
+	/* RFC 3325: identities asserted by a source we do not trust are not passed on; ours
+	 * replaces them when we authenticated the caller. */
+	if (fl->strip_ids || fl->assert_id.l) {
+		drop[nd++] = SIP_HDR_P_ASSERTED_IDENTITY;
+		drop[nd++] = SIP_HDR_P_PREFERRED_IDENTITY;
+		drop[nd++] = SIP_HDR_REMOTE_PARTY_ID;
+	}
+	o.drop = drop;
+	o.ndrop = nd;
+	char extra[8400];
+	if (fl->assert_id.l) {
+		struct sip_out e;
+		sip_out_init(&e, extra, sizeof extra);
+		sip_out_str(&e, o.extra);
+		sip_out_cstr(&e, "P-Asserted-Identity: ");
+		sip_out_str(&e, fl->assert_id);
+		sip_out_cstr(&e, "\r\n");
+		if (e.overflow)
+			return 0;
+		o.extra = (struct str){ e.p, e.len };
 	}
 	struct sip_out w;
 	sip_out_init(&w, p->out, sizeof(p->out));
@@ -336,12 +355,41 @@ static const char *result_word(unsigned status, bool noanswer)
 	}
 }
 
+/* The address the first Contact of m names, when its host is numeric. */
+static bool contact_addr(const struct sip_msg *m, struct tp_addr *a)
+{
+	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_CONTACT);
+	struct str rest = h ? h->value : STR_NULL, it;
+	struct sip_addr ca;
+	if (!h || !sip_list_next(&rest, &it) || sip_addr_parse(&ca, it) != 0 || ca.star)
+		return false;
+	return tp_addr_from_host(a, ca.uri.host, ca.uri.port ? ca.uri.port : 5060) == 0;
+}
+
+/* A response from the callee's side of a dialog we opened: requests for that side may go
+ * where it came from and to its Contact. */
+static void learn_callee(struct ctx *c, const struct sip_msg *m, const struct tp_source *src)
+{
+	struct dlg_table *t = c->p->env.dialogs;
+	if (!t || !c->fl.dialog || !m->to.tag.l)
+		return;
+	struct tp_addr a;
+	dlg_learn(t, c->call_id, c->from_tag, DLG_CALLEE, &src->addr);
+	if (contact_addr(m, &a))
+		dlg_learn(t, c->call_id, c->from_tag, DLG_CALLEE, &a);
+	if (m->status >= 200 && m->status < 300)
+		dlg_confirm(t, c->call_id, c->from_tag, (uint32_t)(clock_wall_ms() / 1000));
+}
+
 /* A BYE got its answer: the call it ends is over (unless the BYE was only challenged). */
 static void bye_done(struct ctx *c, unsigned status)
 {
 	struct proxy *p = c->p;
 	if (status == 401 || status == 407)
 		return;
+	struct dlg_ref ref;
+	if (p->env.dialogs && dlg_find(p->env.dialogs, c->call_id, c->from_tag, c->to_tag, 0, &ref))
+		dlg_close(p->env.dialogs, ref.call_id, ref.caller_tag);
 	char who[600];
 	uint64_t dur;
 	if (cdr_end(p->cdr, c->call_id, clock_wall_ms(), who, sizeof(who), &dur))
@@ -354,6 +402,8 @@ static void done(struct ctx *c, unsigned status, struct str reason, bool noanswe
 	struct proxy *p = c->p;
 	if (c->mid == SIP_BYE)
 		bye_done(c, status);
+	if (c->fl.dialog && status >= 300 && p->env.dialogs)
+		dlg_close(p->env.dialogs, c->call_id, c->from_tag);
 	if (!c->record)
 		return;
 	const char *word = result_word(status, noanswer);
@@ -500,13 +550,14 @@ static void settle(struct ctx *c)
 	answer(c);
 }
 
-static void provisional(struct ctx *c, struct branch *b, const struct sip_msg *m)
+static void provisional(struct ctx *c, struct branch *b, const struct sip_msg *m, const struct tp_source *src)
 {
 	struct proxy *p = c->p;
 	/* §16.7 step 5: a 100 is hop by hop; we sent our own. */
 	if (m->status == 100 || !c->st)
 		return;
 	b->ringing = true;
+	learn_callee(c, m, src);
 	size_t len = strip_via(p, m);
 	if (len)
 		txn_server_send(c->st, p->out, len, m->status);
@@ -516,11 +567,12 @@ static void provisional(struct ctx *c, struct branch *b, const struct sip_msg *m
 	}
 }
 
-static void success(struct ctx *c, struct branch *b, const struct sip_msg *m)
+static void success(struct ctx *c, struct branch *b, const struct sip_msg *m, const struct tp_source *src)
 {
 	struct proxy *p = c->p;
 	if (!b->status)
 		b->status = m->status;
+	learn_callee(c, m, src);
 	size_t len = strip_via(p, m);
 	if (!len)
 		return;
@@ -560,9 +612,9 @@ static void on_response(void *tu, struct txn_client *ct, const struct sip_msg *m
 	if (ct != b->ct && m->status < 300)
 		return; /* an earlier transaction of a branch that failed over */
 	if (m->status < 200)
-		provisional(b->c, b, m);
+		provisional(b->c, b, m, src);
 	else if (m->status < 300)
-		success(b->c, b, m);
+		success(b->c, b, m, src);
 	else
 		failure(b->c, b, m);
 }
@@ -653,6 +705,8 @@ static bool failover(struct ctx *c, struct branch *b, const char *why)
 		if (start_branch(c, txn_server_request(c->st), &t, &c->fl, b) == 0) {
 			b->status = 0;
 			c->live++;
+			if (c->fl.dialog && p->env.dialogs)
+				dlg_learn(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLEE, &t.dst.addr);
 			return true;
 		}
 	}
@@ -678,7 +732,7 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	bool record = invite && info;
 	/* Text kept: the Call-ID, and for a call record its key "Call-ID;From-tag;CSeq" and
 	 * the two parties. */
-	size_t tl = req->call_id.l + 1;
+	size_t tl = req->call_id.l + req->from.tag.l + req->to.tag.l + 1;
 	if (record)
 		tl += info->caller.l + info->callee.l + req->call_id.l + req->from.tag.l + 16;
 	size_t size = sizeof(struct ctx) + n * sizeof(struct branch) + tl;
@@ -689,6 +743,8 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	c->size = size;
 	char *pos = (char *)&c->br[n];
 	c->call_id = keep(&pos, req->call_id);
+	c->from_tag = keep(&pos, req->from.tag);
+	c->to_tag = keep(&pos, req->to.tag);
 	c->p = p;
 	c->st = st;
 	c->up = *txn_server_dest(st);
@@ -737,6 +793,16 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 		p->live->prev = c;
 	p->live = c;
 	txn_server_set_tu(st, c);
+	if (fl->dialog && p->env.dialogs) {
+		/* Requests for the caller go back where it sent from, or to its Contact; those
+		 * for the callee to where each branch went (its responses add more). */
+		struct tp_addr a;
+		dlg_learn(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLER, &txn_server_source(st)->addr);
+		if (contact_addr(req, &a))
+			dlg_learn(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLER, &a);
+		for (unsigned i = 0; i < n; i++)
+			dlg_learn(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLEE, &t[i].dst.addr);
+	}
 	if (c->live < n)
 		consider(c, 503, NULL);
 	if (invite && p->env.cfg && p->env.cfg->ring_timeout)

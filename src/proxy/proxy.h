@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/timer.h"
+#include "dialog/dialog.h"
 #include "sip/sip.h"
 #include "store/store.h"
 #include "transport/transport.h"
@@ -24,6 +25,9 @@ struct proxy_env {
 	struct txn_layer *txn;
 	struct transport *tp;
 	struct store *store;        /* call records (store_call_put); may be NULL */
+	struct dlg_table *dialogs;  /* dialogs record-routed (router opens them, the proxy
+				       teaches them the callee's addresses and closes them);
+				       may be NULL */
 	/* Sends bytes statelessly (ACK for 2xx, relayed 2xx retransmissions). */
 	int (*send)(void *arg, const struct tp_source *dst, const char *buf, size_t len);
 	void *send_arg;
@@ -55,6 +59,11 @@ struct proxy_fwd_flags {
 				       Request-URI when the request came from a strict router
 				       (then the last Route was removed: drop_last_route) */
 	bool drop_last_route;
+	bool dialog;                /* an initial INVITE/SUBSCRIBE/REFER whose dialog the
+				       router opened: learn, confirm and close it */
+	struct str assert_id;       /* P-Asserted-Identity value to add (RFC 3325), or empty */
+	bool strip_ids;             /* remove P-Asserted-Identity, P-Preferred-Identity and
+				       Remote-Party-ID received (untrusted source) */
 };
 
 int proxy_new(struct proxy **pp, const struct proxy_env *env);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <ifaddrs.h>
 #include <malloc.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,100 @@ void server_reply_stateless(struct server *s, const struct sip_msg *m, const str
 	server_send(s, &dst, o.p, o.len);
 }
 
+/* ---- defences ---------------------------------------------------------------------------- */
+
+static void vlog_limited(struct server *s, enum log_level lvl, const char *event, const char *fmt, va_list ap)
+{
+	if (!LOG_ENABLED(s->lg, lvl))
+		return;
+	char line[1024];
+	vsnprintf(line, sizeof line, fmt, ap);
+	log_write(s->lg, lvl, event, "%s", line);
+}
+
+void server_log_reject(struct server *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog_limited(s, LOG_INFO, "reject", fmt, ap);
+	va_end(ap);
+}
+
+void server_log_drop(struct server *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog_limited(s, LOG_INFO, "drop", fmt, ap);
+	va_end(ap);
+}
+
+void server_auth_ok(struct server *s, const struct tp_source *src, struct str aor)
+{
+	(void)s;
+	(void)src;
+	(void)aor;
+}
+
+void server_auth_failed(struct server *s, const struct sip_msg *m, const struct tp_source *src, struct str aor,
+			const char *why, const char *what)
+{
+	char from[80];
+	s->stats.auth_failures++;
+	tp_addr_str(&src->addr, from, sizeof from);
+	server_log_reject(s, "%s: refused %.*s from %s: %s", what, STR_FMT(aor), from, why);
+	server_reply_stateless(s, m, src, 403, "Forbidden", STR_NULL);
+}
+
+int server_load(const struct server *s)
+{
+	const struct txn_stats *ts = txn_layer_stats(s->txn);
+	uint64_t live = (uint64_t)ts->servers + ts->clients;
+	uint64_t cap_t = s->cfg->max_transactions, cap_d = s->cfg->max_dialogs;
+	unsigned nd = dlg_count(s->dialogs);
+	int lvl = s->load; /* memory, measured by the sweep */
+	if (live >= cap_t || nd >= cap_d)
+		return 2;
+	if ((live * 5 >= cap_t * 4 || (uint64_t)nd * 5 >= cap_d * 4) && lvl < 1)
+		lvl = 1;
+	return lvl;
+}
+
+void server_shed(struct server *s, const struct sip_msg *m, const struct tp_source *src, const char *why)
+{
+	char from[80];
+	s->stats.shed++;
+	tp_addr_str(&src->addr, from, sizeof from);
+	server_log_reject(s, "%.*s %.*s from %s: 503 Service Unavailable (%s)", STR_FMT(m->method), STR_FMT(m->ruri_str),
+			  from, why);
+	server_reply_stateless(s, m, src, 503, "Service Unavailable", STR("Retry-After: 5\r\n"));
+}
+
+/* Resident memory in bytes, from /proc (0 when unknown). */
+static uint64_t rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long size = 0, res = 0;
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &res) != 2)
+		res = 0;
+	fclose(f);
+	return (uint64_t)res * 4096;
+}
+
+/* The memory part of the load: over 80 % of max-memory is the high-water mark. */
+static void measure_memory(struct server *s)
+{
+	uint64_t cap = (uint64_t)s->cfg->max_memory << 20, rss = rss_bytes();
+	int lvl = rss >= cap ? 2 : rss * 5 >= cap * 4 ? 1 : 0;
+	if (lvl != s->load)
+		log_warn(s->lg, "load", "resident memory %llu MiB of max-memory %u MiB: %s",
+			 (unsigned long long)(rss >> 20), s->cfg->max_memory,
+			 lvl == 2 ? "at the cap, only requests inside dialogs and registration refreshes are served" :
+			 lvl == 1 ? "over the high-water mark, new calls get 503" : "back to normal");
+	s->load = lvl;
+}
+
 static void on_recv(const struct tp_source *src, char *buf, size_t len, void *arg)
 {
 	struct server *s = arg;
@@ -84,19 +179,21 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 		return;
 	enum sip_parse_result pr = sip_msg_parse(&m, buf, len, src->proto == TP_UDP, &perr);
 	if (pr != SIP_PARSE_OK) {
-		/* A request whose Via did not parse is still answered, at the address it came
-		 * from (RFC 4475 badinv01 wants a 400); a response never is. */
-		if (m.request && m.method.l && perr.code) {
-			log_info(s->lg, "reject", "%s from %s: %u %s", m.method.l ? "request" : "message",
-				 tp_addr_str(&src->addr, from, sizeof from), perr.code, perr.reason);
-			server_reply_stateless(s, &m, src, perr.code ? perr.code : 400,
-					       perr.reason ? perr.reason : "Bad Request", STR_NULL);
+		/* Only a request whose top Via parsed is answered (400 naming the problem): an
+		 * answer to anything else would go to an address nobody vouched for, and would
+		 * turn junk into a reflection (a 1-byte datagram drawing a 73-byte reply). */
+		if (m.request && m.method.l && perr.code && m.via.host.l) {
+			server_log_reject(s, "%.*s from %s: %u %s", STR_FMT(m.method), tp_addr_str(&src->addr, from, sizeof from),
+					  perr.code, perr.reason);
+			server_reply_stateless(s, &m, src, perr.code, perr.reason ? perr.reason : "Bad Request", STR_NULL);
 			s->rejected++;
 		} else {
 			s->dropped++;
-			log_debug(s->lg, "drop", "unparsable datagram from %s: %s (%llu dropped)",
-				  tp_addr_str(&src->addr, from, sizeof from), perr.reason ? perr.reason : "?",
-				  (unsigned long long)s->dropped);
+			if (m.request && m.method.l)
+				s->stats.no_via++;
+			server_log_drop(s, "unparsable datagram from %s: %s (%llu dropped)",
+					tp_addr_str(&src->addr, from, sizeof from), perr.reason ? perr.reason : "?",
+					(unsigned long long)s->dropped);
 		}
 		return;
 	}
@@ -115,8 +212,15 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 	if (code) {
 		if (m.mid == SIP_ACK)
 			return; /* an ACK is never answered */
-		log_info(s->lg, "reject", "%.*s from %s: %u %s", STR_FMT(m.method),
-			 tp_addr_str(&src->addr, from, sizeof from), code, why);
+		if (!m.via.host.l) {
+			s->dropped++;
+			s->stats.no_via++;
+			server_log_drop(s, "%.*s from %s without a usable Via: %s", STR_FMT(m.method),
+					tp_addr_str(&src->addr, from, sizeof from), why);
+			return;
+		}
+		server_log_reject(s, "%.*s from %s: %u %s", STR_FMT(m.method), tp_addr_str(&src->addr, from, sizeof from),
+				  code, why);
 		server_reply_stateless(s, &m, src, code, why, STR_NULL);
 		s->rejected++;
 		return;
@@ -152,6 +256,8 @@ static void sweep_tick(void *arg)
 {
 	struct server *s = arg;
 	reg_sweep(s->reg, server_now(s));
+	dlg_sweep(s->dialogs, server_now(s), 256);
+	measure_memory(s);
 	/* A burst leaves tens of thousands of finished transactions (each lives 32 s after
 	 * its answer, RFC 3261 timers J/K); once they are gone, give their memory back to
 	 * the system so that the resident size reflects what is really held (bindings). */
@@ -250,13 +356,18 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	struct dlg_conf dc = { .max = cfg->max_dialogs };
+	if (dlg_table_new(&s->dialogs, &dc) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if (route_new(&s->route, loop, cfg) < 0) {
 		snprintf(err, errlen, "cannot start the DNS resolver (bad --dns '%s'?)", cfg->dns);
 		goto fail;
 	}
 	struct proxy_env pe = {
 		.cfg = cfg, .lg = lg, .wheel = loop_timers(loop), .txn = s->txn, .tp = s->tp,
-		.store = s->store, .send = server_send, .send_arg = s,
+		.store = s->store, .dialogs = s->dialogs, .send = server_send, .send_arg = s,
 	};
 	if (proxy_new(&s->proxy, &pe) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -295,6 +406,7 @@ void server_free(struct server *s)
 	router_free_pending(s);
 	route_free(s->route);
 	proxy_free(s->proxy);
+	dlg_table_free(s->dialogs);
 	txn_layer_free(s->txn);
 	tp_free(s->tp);
 	if (s->store) {

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/timer.h"
+#include "dialog/dialog.h"
 #include "location/location.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
@@ -30,6 +31,7 @@ struct server {
 	struct registrar *reg;
 	struct proxy *proxy;
 	struct route *route;
+	struct dlg_table *dialogs;  /* dialogs we record-routed: in-dialog requests follow them */
 	struct router_pending *pending; /* requests waiting for DNS (router.c) */
 	struct timer flush_timer;
 	struct timer sweep_timer;
@@ -39,7 +41,31 @@ struct server {
 	unsigned txn_peak;        /* most live transactions since the heap was last trimmed */
 	uint64_t dropped;         /* datagrams dropped as unparsable */
 	uint64_t rejected;        /* requests answered 4xx/5xx by the sanity checks */
+	int load;                 /* 0 normal, 1 over the high-water mark, 2 at the cap */
+	struct {
+		uint64_t challenges;  /* 401/407 sent */
+		uint64_t auth_failures;
+		uint64_t shed;        /* requests refused with 503 for load */
+		uint64_t no_via;      /* datagrams dropped without an answer: no usable Via */
+	} stats;
 };
+
+/* Logs a refusal at info, aggregated when they come in floods. */
+void server_log_reject(struct server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Logs a request dropped without an answer, aggregated the same way. */
+void server_log_drop(struct server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A user authenticated from src: its failures there are forgiven. */
+void server_auth_ok(struct server *s, const struct tp_source *src, struct str aor);
+/* A failed authentication (wrong password or unknown user, told apart only by why): logs
+ * it, counts it against the source and the user, and answers 403 Forbidden statelessly,
+ * at once or, after repeated failures, later; at the threshold the source is banned. */
+void server_auth_failed(struct server *s, const struct sip_msg *m, const struct tp_source *src, struct str aor,
+			const char *why, const char *what);
+/* How loaded the server is: 0 normal, 1 over the high-water mark (80 % of the transaction,
+ * dialog or memory cap), 2 at a cap. */
+int server_load(const struct server *s);
+/* Refuses a request for load: 503 with Retry-After, statelessly, logged aggregated. */
+void server_shed(struct server *s, const struct sip_msg *m, const struct tp_source *src, const char *why);
 
 /* Frees the requests still waiting for DNS (at shutdown). */
 void router_free_pending(struct server *s);

@@ -87,6 +87,10 @@ static const char *const hdr_names[SIP_HDR_COUNT] = {
 	[SIP_HDR_EVENT] = "Event",
 	[SIP_HDR_REFER_TO] = "Refer-To",
 	[SIP_HDR_ALLOW_EVENTS] = "Allow-Events",
+	[SIP_HDR_P_ASSERTED_IDENTITY] = "P-Asserted-Identity",
+	[SIP_HDR_P_PREFERRED_IDENTITY] = "P-Preferred-Identity",
+	[SIP_HDR_REMOTE_PARTY_ID] = "Remote-Party-ID",
+	[SIP_HDR_RETRY_AFTER] = "Retry-After",
 };
 
 const char *sip_hdr_name(enum sip_hdr_id id)

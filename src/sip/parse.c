@@ -58,6 +58,10 @@ static const struct {
 	[SIP_HDR_EVENT] = H("event"),
 	[SIP_HDR_REFER_TO] = H("refer-to"),
 	[SIP_HDR_ALLOW_EVENTS] = H("allow-events"),
+	[SIP_HDR_P_ASSERTED_IDENTITY] = H("p-asserted-identity"),
+	[SIP_HDR_P_PREFERRED_IDENTITY] = H("p-preferred-identity"),
+	[SIP_HDR_REMOTE_PARTY_ID] = H("remote-party-id"),
+	[SIP_HDR_RETRY_AFTER] = H("retry-after"),
 };
 #undef H
 
@@ -143,7 +147,8 @@ static inline enum sip_hdr_id hdr_id(struct str name)
 		id = c == 'u' ? SIP_HDR_USER_AGENT : id;
 		break;
 	case 11:
-		id = c == 'm' ? SIP_HDR_MIN_EXPIRES : c == 'u' ? SIP_HDR_UNSUPPORTED : id;
+		id = c == 'm' ? SIP_HDR_MIN_EXPIRES : c == 'u' ? SIP_HDR_UNSUPPORTED :
+		     c == 'r' ? SIP_HDR_RETRY_AFTER : id;
 		break;
 	case 12:
 		id = c == 'c' ? SIP_HDR_CONTENT_TYPE : c == 'm' ? SIP_HDR_MAX_FORWARDS :
@@ -158,11 +163,19 @@ static inline enum sip_hdr_id hdr_id(struct str name)
 	case 16:
 		id = c == 'c' ? SIP_HDR_CONTENT_ENCODING : c == 'w' ? SIP_HDR_WWW_AUTHENTICATE : id;
 		break;
+	case 15:
+		id = c == 'r' ? SIP_HDR_REMOTE_PARTY_ID : id;
+		break;
 	case 18:
 		id = c == 'p' ? SIP_HDR_PROXY_AUTHENTICATE : id;
 		break;
 	case 19:
-		id = c == 'p' ? SIP_HDR_PROXY_AUTHORIZATION : id;
+		/* Proxy-Authorization and P-Asserted-Identity: the second byte tells them apart. */
+		if (c == 'p')
+			id = name.p[1] == '-' ? SIP_HDR_P_ASSERTED_IDENTITY : SIP_HDR_PROXY_AUTHORIZATION;
+		break;
+	case 20:
+		id = c == 'p' ? SIP_HDR_P_PREFERRED_IDENTITY : id;
 		break;
 	default:
 		break;

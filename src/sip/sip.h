@@ -68,6 +68,10 @@ enum sip_hdr_id {
 	SIP_HDR_EVENT,              /* o */
 	SIP_HDR_REFER_TO,           /* r */
 	SIP_HDR_ALLOW_EVENTS,       /* u */
+	SIP_HDR_P_ASSERTED_IDENTITY,  /* RFC 3325 */
+	SIP_HDR_P_PREFERRED_IDENTITY, /* RFC 3325 */
+	SIP_HDR_REMOTE_PARTY_ID,      /* draft-ietf-sip-privacy, still sent by desk phones */
+	SIP_HDR_RETRY_AFTER,
 	SIP_HDR_COUNT
 };
 

@@ -27,8 +27,11 @@ static const struct {
 	{ "user",
 	  "parley user add USER@DOMAIN [--password PW]     (no --password: read from stdin)\n"
 	  "parley user del USER@DOMAIN | parley user passwd USER@DOMAIN | parley user list\n"
-	  "parley user import FILE     lines 'user@domain,password'\n"
-	  "    Manages the users of the database (--db PATH, --config FILE).\n" },
+	  "parley user import FILE [--update] [--skip-bad]   lines 'user@domain,password'\n"
+	  "    Manages the users of the database (--db PATH, --config FILE).\n"
+	  "    import checks every line and reports each bad one as FILE:LINE: reason; with a bad\n"
+	  "    line nothing is imported (exit 2) unless --skip-bad imports the good ones. An\n"
+	  "    existing user is a bad line unless --update gives it the new password.\n" },
 	{ "reg",
 	  "parley reg list            current bindings (AOR, contact, source address, transport, expires)\n" },
 	{ "calls",

@@ -4,9 +4,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
+#include <fcntl.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/str.h"
@@ -244,6 +247,12 @@ static int set_value(struct parse *p, const struct key *k, const char *v, enum s
 	case K_CONFIG:
 		return copy(c->config_path, sizeof(c->config_path), v, err, errlen);
 	case K_STR:
+		/* Every other string may be empty (meaning "unset"); an empty db would only
+		 * fail later, when the store opens, far from the line that caused it. */
+		if (!*v && k->off == offsetof(struct config, db)) {
+			snprintf(err, errlen, "empty database path");
+			return -1;
+		}
 		return copy((char *)c + k->off, k->size, v, err, errlen);
 	case K_UINT: {
 		uint64_t n;
@@ -347,15 +356,81 @@ static int on_ini(void *user, const char *section, const char *name, const char 
 	return 0;
 }
 
+/* A config file is small text a person wrote; anything bigger is a mistake (a log, a
+ * database) and reading it would only produce a confusing error at some line. */
+#define CONFIG_FILE_MAX ((size_t)1 << 20)
+
+/* Reads the config file into a NUL-terminated buffer (free it). Only a regular file of at
+ * most CONFIG_FILE_MAX bytes is read: /dev/zero or a FIFO would make a reader wait or read
+ * forever. Returns NULL after printing why. */
+static char *slurp(const char *path)
+{
+	/* O_NONBLOCK so that opening a FIFO with no writer returns at once for fstat to
+	 * refuse, instead of blocking in open. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	struct stat sb;
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (fd < 0) {
+		fprintf(stderr, "parley: cannot read config file %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &sb) != 0) {
+		fprintf(stderr, "parley: cannot read config file %s: %s\n", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		fprintf(stderr, "parley: config file %s: not a regular file\n", path);
+		goto fail;
+	}
+	if ((uint64_t)sb.st_size > CONFIG_FILE_MAX) {
+		fprintf(stderr, "parley: config file %s: too large (%lld bytes, at most 1 MiB)\n", path,
+			(long long)sb.st_size);
+		goto fail;
+	}
+	/* One byte more than allowed, so that a file growing after fstat is still caught. */
+	buf = malloc(CONFIG_FILE_MAX + 2);
+	if (!buf) {
+		fprintf(stderr, "parley: config file %s: out of memory\n", path);
+		goto fail;
+	}
+	while (len <= CONFIG_FILE_MAX) {
+		ssize_t n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "parley: cannot read config file %s: %s\n", path, strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > CONFIG_FILE_MAX) {
+		fprintf(stderr, "parley: config file %s: too large (at most 1 MiB)\n", path);
+		goto fail;
+	}
+	buf[len] = '\0';
+	if (strlen(buf) != len) {
+		fprintf(stderr, "parley: config file %s: not a text file (it holds a NUL byte)\n", path);
+		goto fail;
+	}
+	close(fd);
+	return buf;
+fail:
+	free(buf);
+	close(fd);
+	return NULL;
+}
+
 static int read_file(struct parse *p, const char *path)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "parley: cannot read config file %s: %s\n", path, strerror(errno));
+	char *text = slurp(path);
+	if (!text)
 		return 2;
-	}
-	int line = ini_parse_file(f, on_ini, p);
-	fclose(f);
+	int line = ini_parse_string(text, on_ini, p);
+	free(text);
 	if (line == 0)
 		return 0;
 	if (line < 0) {
@@ -632,6 +707,37 @@ static bool valid_hostport(const char *s, bool need_port)
 	return str_to_u64(str_from_cstr(port), 65535, &n);
 }
 
+/* --dns: "ADDR[:PORT]" or "[V6][:PORT]" with a numeric address, as c-ares takes it (a
+ * name would need a resolver to find the resolver). */
+static bool valid_dns(const char *s)
+{
+	char host[64];
+	const char *end, *port = NULL;
+	unsigned char bin[16];
+	bool v6 = *s == '[';
+
+	if (v6) {
+		end = strchr(++s, ']');
+		if (!end || (end[1] && end[1] != ':'))
+			return false;
+		port = end[1] ? end + 2 : NULL;
+	} else {
+		end = strchr(s, ':');
+		if (end)
+			port = end + 1;
+		else
+			end = s + strlen(s);
+	}
+	if (end == s || (size_t)(end - s) >= sizeof(host))
+		return false;
+	memcpy(host, s, (size_t)(end - s));
+	host[end - s] = '\0';
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, host, bin) != 1)
+		return false;
+	uint64_t n;
+	return !port || (str_to_u64(str_from_cstr(port), 65535, &n) && n > 0);
+}
+
 int config_validate(const struct config *c)
 {
 	char why[256];
@@ -651,6 +757,23 @@ int config_validate(const struct config *c)
 			return 2;
 		}
 	}
+	/* The same address twice would make the second bind fail at start-up. */
+	for (unsigned i = 0; i < c->nlisten; i++) {
+		for (unsigned j = 0; j < i; j++) {
+			struct cfg_listen a, b;
+			config_listen_parse(c->listen[i], &a, why, sizeof(why));
+			config_listen_parse(c->listen[j], &b, why, sizeof(why));
+			if (a.port && a.port == b.port && a.v6 == b.v6 && !strcmp(a.scheme, b.scheme) &&
+			    !strcmp(a.host, b.host)) {
+				fprintf(stderr, "parley: --listen %s: given twice\n", c->listen[i]);
+				return 2;
+			}
+		}
+	}
+	if (!c->db[0]) {
+		fprintf(stderr, "parley: --db: empty database path\n");
+		return 2;
+	}
 	if (c->ndomain == 0) {
 		fprintf(stderr, "parley: --domain: at least one domain is needed\n");
 		return 2;
@@ -662,26 +785,37 @@ int config_validate(const struct config *c)
 			return 2;
 		}
 	}
-	/* auth-algorithms: a comma list of md5 and sha-256, in order of preference. */
+	/* auth-algorithms: a comma list of md5 and sha-256, in order of preference, each at
+	 * most once: the server offers one challenge per algorithm (auth_algs_parse refuses a
+	 * repeat, and core may not call auth, so the same rule is kept here). */
 	struct str rest = str_from_cstr(c->auth_algorithms);
 	unsigned nalg = 0;
+	bool seen[2] = { false, false };   /* md5, sha-256 */
 	while (rest.l) {
 		long comma = str_chr(rest, ',');
 		struct str one = str_trim((struct str){ rest.p, comma < 0 ? rest.l : (size_t)comma });
 		rest = comma < 0 ? STR_NULL : (struct str){ rest.p + comma + 1, rest.l - (size_t)comma - 1 };
-		if (!str_caseeq_cstr(one, "md5") && !str_caseeq_cstr(one, "sha-256")) {
+		int which = str_caseeq_cstr(one, "md5") ? 0 : str_caseeq_cstr(one, "sha-256") ? 1 : -1;
+		if (which < 0) {
 			fprintf(stderr, "parley: --auth-algorithms: unknown algorithm '%.*s' (expected md5|sha-256)\n",
 				STR_FMT(one));
 			return 2;
 		}
+		if (seen[which]) {
+			fprintf(stderr, "parley: --auth-algorithms %s: '%.*s' is given twice (each algorithm at most once)\n",
+				c->auth_algorithms, STR_FMT(one));
+			return 2;
+		}
+		seen[which] = true;
 		nalg++;
 	}
 	if (nalg == 0) {
 		fprintf(stderr, "parley: --auth-algorithms: expected md5|sha-256 (at least one)\n");
 		return 2;
 	}
-	if (c->dns[0] && !valid_hostport(c->dns, false)) {
-		fprintf(stderr, "parley: --dns %s: expected SERVER[:PORT]\n", c->dns);
+	if (c->dns[0] && !valid_dns(c->dns)) {
+		fprintf(stderr, "parley: --dns %s: expected a numeric SERVER[:PORT] (127.0.0.1:53, [::1]:53)\n",
+			c->dns);
 		return 2;
 	}
 	if (c->http[0] && !valid_hostport(c->http, true)) {
@@ -696,6 +830,12 @@ int config_validate(const struct config *c)
 	}
 	if (c->t1_ms > c->t2_ms) {
 		fprintf(stderr, "parley: --t1 %u is larger than --t2 %u\n", c->t1_ms, c->t2_ms);
+		return 2;
+	}
+	/* Slowing answers down is the step before a ban: past the ban it would never act. */
+	if (c->slow_after && c->ban_threshold && c->slow_after >= c->ban_threshold) {
+		fprintf(stderr, "parley: --slow-after %u, --ban-threshold %u: expected slow-after below "
+			"ban-threshold (or either 0 to turn it off)\n", c->slow_after, c->ban_threshold);
 		return 2;
 	}
 	return 0;

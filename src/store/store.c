@@ -202,6 +202,27 @@ int store_user_list(struct store *st, store_user_h *cb, void *arg)
 	return st->ops->user_list(st, cb, arg);
 }
 
+int store_begin(struct store *st)
+{
+	int err = writable(st);
+
+	return err ? err : st->ops->begin(st);
+}
+
+int store_commit(struct store *st)
+{
+	int err = st->ops->commit(st);
+
+	if (err)
+		st->ops->rollback(st);
+	return err;
+}
+
+void store_rollback(struct store *st)
+{
+	st->ops->rollback(st);
+}
+
 /* Splits "user@domain,password" into its parts; false if the line is not of that form. */
 static bool split_line(struct str line, struct str *user, struct str *domain, struct str *pw)
 {

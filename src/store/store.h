@@ -80,6 +80,15 @@ int store_user_list(struct store *st, store_user_h *cb, void *arg);
 int store_user_import(struct store *st, const char *file, struct str realm,
 		      unsigned *count /* OUT */, unsigned *bad_line /* OUT: 0 if none */);
 
+/* Brackets several user changes (store_user_add, store_user_passwd, with store_user_get
+ * to look first) in one transaction, for `parley user import`: nothing is written unless
+ * store_commit succeeds. store_begin takes the write lock at once (-EBUSY when another
+ * process holds it past the busy timeout), so what was looked at cannot change before the
+ * commit. A failed store_commit has rolled back. */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+
 /* ---- a read-through cache of users, for the server ------------------------------------
  * Every authentication needs the user's HA1; the cache keeps the answers (also "no such
  * user") for ttl seconds, so a flood of requests does not become a flood of queries. It is

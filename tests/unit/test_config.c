@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -312,6 +313,162 @@ static void t_file_errors(void)
 	}
 }
 
+/* K_BOOL: every spelling, as a flag (separate value or =VALUE) and in the file. */
+static void t_bool(void)
+{
+	struct config *c = new_config();
+	CHECK(!c->nonce_bind_source);
+	struct outcome o = run(c, true, ARGS("--nonce-bind-source", "true"));
+	CHECK_INT(o.rc, 0);
+	CHECK(c->nonce_bind_source);
+	static const struct {
+		const char *v;
+		bool want;
+	} spell[] = { { "TRUE", true }, { "yes", true }, { "on", true }, { "1", true },
+		      { "false", false }, { "No", false }, { "off", false }, { "0", false } };
+	for (size_t i = 0; i < sizeof(spell) / sizeof(spell[0]); i++) {
+		char arg[64];
+		snprintf(arg, sizeof(arg), "--nonce-bind-source=%s", spell[i].v);
+		o = run(c, true, ARGS(arg));
+		CHECK_INT(o.rc, 0);
+		CHECK_INT(c->nonce_bind_source, spell[i].want);
+	}
+	free(c);
+	expect_error(ARGS("--nonce-bind-source", "maybe"), false,
+		     "parley: --nonce-bind-source: expected true|false, got 'maybe'\n");
+	expect_error(ARGS("--nonce-bind-source"), false, "parley: --nonce-bind-source: missing value\n");
+}
+
+/* The [security] section: every key read from the file, its defaults, and its checks. */
+static void t_security(void)
+{
+	struct config *c = new_config();
+	struct outcome o = run(c, true, (const char *[]){ NULL });
+	CHECK_INT(o.rc, 0);
+	CHECK(!c->nonce_bind_source);
+	CHECK_INT(c->ban_threshold, 10);
+	CHECK_INT(c->ban_window, 60);
+	CHECK_INT(c->ban_time, 900);
+	CHECK_INT(c->slow_after, 3);
+	CHECK_INT(c->rate_limit, 200);
+	CHECK_INT(c->max_transactions, 20000);
+	CHECK_INT(c->max_dialogs, 100000);
+	CHECK_INT(c->max_memory, 1024);
+	CHECK_INT(c->cdr_retention, 90);
+
+	char path[64];
+	write_file(path, "[security]\nnonce-bind-source = yes\nban-threshold = 20\nban-window = 120\n"
+		   "ban-time = 3600\nslow-after = 5\nrate-limit = 0\nmax-transactions = 500\n"
+		   "max-dialogs = 1000\nmax-memory = 256\n[store]\ncdr-retention = 0\n");
+	o = run(c, true, ARGS("--config", path));
+	CHECK_INT(o.rc, 0);
+	CHECK(c->nonce_bind_source);
+	CHECK_INT(c->ban_threshold, 20);
+	CHECK_INT(c->ban_window, 120);
+	CHECK_INT(c->ban_time, 3600);
+	CHECK_INT(c->slow_after, 5);
+	CHECK_INT(c->rate_limit, 0);
+	CHECK_INT(c->max_transactions, 500);
+	CHECK_INT(c->max_dialogs, 1000);
+	CHECK_INT(c->max_memory, 256);
+	CHECK_INT(c->cdr_retention, 0);
+	/* A flag still wins over the section. */
+	o = run(c, true, ARGS("--config", path, "--slow-after", "7"));
+	CHECK_INT(o.rc, 0);
+	CHECK_INT(c->slow_after, 7);
+	unlink(path);
+
+	/* Either one 0 turns its step off, so any value of the other is fine. */
+	o = run(c, true, ARGS("--ban-threshold", "0", "--slow-after", "50"));
+	CHECK_INT(o.rc, 0);
+	o = run(c, true, ARGS("--ban-threshold", "5", "--slow-after", "0"));
+	CHECK_INT(o.rc, 0);
+	free(c);
+	expect_error(ARGS("--ban-threshold", "5", "--slow-after", "5"), true,
+		     "expected slow-after below ban-threshold");
+	expect_error(ARGS("--ban-threshold", "5", "--slow-after", "9"), true, "--slow-after 9, --ban-threshold 5");
+	expect_error(ARGS("--ban-window", "0"), false, "parley: --ban-window: expected a number from 1");
+	expect_error(ARGS("--max-memory", "1"), false, "parley: --max-memory: expected a number from 16");
+
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+		{ "[security]\nban-time = soon\n", ":2: ban-time: expected a number" },
+		{ "[security]\nnonce-bind-source = sometimes\n", ":2: nonce-bind-source: expected true|false" },
+		{ "[security]\ncdr-retention = 5\n", ":2: unknown key 'cdr-retention' in [security]" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char want[200];
+		write_file(path, bad[i].text);
+		snprintf(want, sizeof(want), "parley: %s%s", path, bad[i].want);
+		expect_error(ARGS("--config", path), false, want);
+		unlink(path);
+	}
+}
+
+/* Checks serve leaves to nobody else: what passes config_validate must start. */
+static void t_validate_serve_rules(void)
+{
+	expect_error(ARGS("--auth-algorithms", "md5,md5"), true, "'md5' is given twice");
+	expect_error(ARGS("--auth-algorithms", "SHA-256, md5 ,sha-256"), true, "'sha-256' is given twice");
+	expect_error(ARGS("--db", ""), false, "parley: --db: empty database path\n");
+	expect_error(ARGS("--dns", "resolver.test:53"), true, "--dns resolver.test:53: expected a numeric");
+	expect_error(ARGS("--dns", "127.0.0.1:0"), true, "--dns 127.0.0.1:0");
+	expect_error(ARGS("--listen", "udp:127.0.0.1:5070", "--listen", "udp:127.0.0.1:5070"), true,
+		     "--listen udp:127.0.0.1:5070: given twice");
+
+	char path[64], want[200];
+	write_file(path, "[store]\ndb =\n");
+	snprintf(want, sizeof(want), "parley: %s:2: db: empty database path\n", path);
+	expect_error(ARGS("--config", path), false, want);
+	unlink(path);
+
+	/* Port 0 asks for a free port each time: twice is two listeners, not a clash. */
+	struct config *c = new_config();
+	struct outcome o = run(c, true, ARGS("--listen", "udp:127.0.0.1:0", "--listen", "udp:127.0.0.1:0",
+		"--dns", "127.0.0.1", "--auth-algorithms", "md5,sha-256"));
+	CHECK_INT(o.rc, 0);
+	free(c);
+}
+
+/* Only a regular file of at most 1 MiB is read as a config: /dev/zero, a FIFO or a
+ * directory would make the reader wait or read forever. */
+static void t_not_regular(void)
+{
+	expect_error(ARGS("--config", "/dev/zero"), false,
+		     "parley: config file /dev/zero: not a regular file\n");
+	expect_error(ARGS("--config", "/tmp"), false, "parley: config file /tmp: not a regular file\n");
+
+	char fifo[64], want[160];
+	snprintf(fifo, sizeof(fifo), "/tmp/parley-test-fifo-%d", (int)getpid());
+	unlink(fifo);
+	CHECK_INT(mkfifo(fifo, 0600), 0);
+	snprintf(want, sizeof(want), "parley: config file %s: not a regular file\n", fifo);
+	expect_error(ARGS("--config", fifo), false, want);   /* would block in open without O_NONBLOCK */
+	unlink(fifo);
+
+	/* Just over 1 MiB of comment lines: refused, however harmless; exactly 1 MiB is read. */
+	char path[64];
+	write_file(path, "");
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	static char block[4096];
+	memset(block, '\n', sizeof(block));
+	block[0] = ';';
+	for (int i = 0; i < 256; i++)
+		CHECK_INT(write(fd, block, sizeof(block)), (long long)sizeof(block));
+	close(fd);
+	struct config *c = new_config();
+	struct outcome o = run(c, true, ARGS("--config", path));
+	CHECK_INT(o.rc, 0);
+	free(c);
+	fd = open(path, O_WRONLY | O_APPEND);
+	CHECK_INT(write(fd, "\n", 1), 1);
+	close(fd);
+	snprintf(want, sizeof(want), "parley: config file %s: too large", path);
+	expect_error(ARGS("--config", path), false, want);
+	unlink(path);
+}
+
 /* Subcommands other than serve take --db and --config, plus their own flags. */
 static void t_extra(void)
 {
@@ -355,5 +512,9 @@ static const struct unit_case cases[] = {
 	{ "validate_errors", t_validate_errors },
 	{ "file_errors", t_file_errors },
 	{ "extra", t_extra },
+	{ "bool", t_bool },
+	{ "security", t_security },
+	{ "validate_serve_rules", t_validate_serve_rules },
+	{ "not_regular", t_not_regular },
 };
 UNIT_MAIN(cases)

@@ -57,6 +57,7 @@ struct guard {
 	struct guser *usr;
 	size_t stag_bytes, src_bytes, utag_bytes, usr_bytes;
 	uint64_t sync_now_ms;     /* now_ms of the sync running */
+	uint64_t now_ms;          /* latest time any call gave: the age of guard_ban's entries */
 	struct guard_stats st;
 };
 
@@ -363,6 +364,8 @@ enum guard_verdict guard_packet(struct guard *g, const struct tp_addr *src, uint
 		return GUARD_PASS;
 	if (!addr_key(src, key))
 		return GUARD_PASS;
+	if (now_ms > g->now_ms)
+		g->now_ms = now_ms;
 	uint64_t h = keyed_hash(g, key, sizeof(key));
 	struct gsrc *e;
 	if (!g->conf.rate_limit) {
@@ -457,6 +460,8 @@ void guard_auth_failed(struct guard *g, const struct tp_addr *src, struct str us
 {
 	memset(out, 0, sizeof(*out));
 	g->st.failures++;
+	if (now_ms > g->now_ms)
+		g->now_ms = now_ms;
 
 	struct guser *u = usr_get(g, user, now_ms);
 	fail_roll(&u->fail_ms, &u->fail_cur, &u->fail_prev, now_ms, g->win_ms);
@@ -505,10 +510,9 @@ void guard_ban(struct guard *g, const struct tp_addr *src, uint64_t until_s)
 	uint8_t key[16];
 	if (!addr_key(src, key))
 		return;
-	/* The entry is new or kept: its age for eviction is "now" as far as we know it. */
+	/* No clock here: the latest time a call gave is near enough to pick a victim by. */
 	uint64_t h = keyed_hash(g, key, sizeof(key));
-	long i = src_find(g, key, h);
-	struct gsrc *e = i >= 0 ? &g->src[i] : src_get(g, key, h, g->sync_now_ms);
+	struct gsrc *e = src_get(g, key, h, g->now_ms);
 	set_ban(g, e, until_s);
 	e->flags &= (uint8_t)~(F_SEEN | F_MARK);
 	e->misses = 0;
@@ -554,6 +558,8 @@ bool guard_ban_next(const struct guard *g, size_t *cursor, uint64_t now_ms,
 void guard_ban_sync_begin(struct guard *g, uint64_t now_ms)
 {
 	g->sync_now_ms = now_ms;
+	if (now_ms > g->now_ms)
+		g->now_ms = now_ms;
 }
 
 void guard_ban_sync_mark(struct guard *g, const struct tp_addr *src, uint64_t until_s)
@@ -599,6 +605,8 @@ unsigned guard_ban_sync_end(struct guard *g)
 size_t guard_sweep(struct guard *g, uint64_t now_ms)
 {
 	size_t slots = (g->mask + 1) * WAYS, freed = 0;
+	if (now_ms > g->now_ms)
+		g->now_ms = now_ms;
 	for (size_t i = 0; i < slots; i++) {
 		if (g->stag[i] && src_dead(g, &g->src[i], now_ms)) {
 			src_clear(g, i);

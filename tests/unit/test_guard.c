@@ -206,6 +206,12 @@ static void t_expiry_unban(void)
 	CHECK_INT(guard_packet(g, &s, 1000, NULL), GUARD_PASS);
 	CHECK_INT(guard_stats(g)->banned, 0);
 
+	/* Rate off and a ban held: others pass and are not stored. */
+	guard_ban(g, &s, 5000);
+	struct tp_addr o = A("203.0.113.6", 5060);
+	CHECK_INT(guard_packet(g, &o, 1000, NULL), GUARD_PASS);
+	CHECK_INT(guard_stats(g)->sources, 1);
+
 	/* A ban from a failure ends ban_time later. */
 	guard_free(g);
 	g = make(0, 1, 60, 100, 0, 0);

@@ -476,7 +476,8 @@ void guard_auth_failed(struct guard *g, const struct tp_addr *src, struct str us
 		out->src_failures = fail_estimate(e->fail_ms, e->fail_cur, e->fail_prev, now_ms, g->win_ms);
 		if (g->conf.ban_threshold && g->conf.ban_time && !ban_live(e, now_ms) &&
 		    out->src_failures >= g->conf.ban_threshold) {
-			set_ban(g, e, now_ms / 1000 + g->conf.ban_time);
+			out->until_s = now_ms / 1000 + g->conf.ban_time;
+			set_ban(g, e, out->until_s);
 			e->flags &= (uint8_t)~(F_SEEN | F_MARK);
 			e->misses = 0;
 			/* Once the ban is over the source starts afresh. */
@@ -569,13 +570,20 @@ void guard_ban_sync_mark(struct guard *g, const struct tp_addr *src, uint64_t un
 		return;
 	uint64_t h = keyed_hash(g, key, sizeof(key));
 	long i = src_find(g, key, h);
+	struct gsrc *e = i >= 0 ? &g->src[i] : NULL;
+	/* A row ending before a ban made here that the table has not shown yet is an earlier
+	 * ban of the same source, which the store is about to overwrite: it neither lifts nor
+	 * shortens the new one (nor counts as showing it). */
+	if (e && e->ban_until_s && !(e->flags & F_SEEN) && until_s < e->ban_until_s)
+		return;
 	if (until_s <= g->sync_now_ms / 1000) {
-		/* A row whose time is over: whatever we hold for it is over too. */
-		if (i >= 0 && g->src[i].ban_until_s)
-			lift_ban(g, &g->src[i]);
+		/* A row whose time is over: a ban we had from the table is over too. */
+		if (e && e->ban_until_s)
+			lift_ban(g, e);
 		return;
 	}
-	struct gsrc *e = i >= 0 ? &g->src[i] : src_get(g, key, h, g->sync_now_ms);
+	if (!e)
+		e = src_get(g, key, h, g->sync_now_ms);
 	set_ban(g, e, until_s);
 	e->flags |= F_SEEN | F_MARK;
 	e->misses = 0;

@@ -86,7 +86,8 @@ enum guard_verdict guard_packet(struct guard *g, const struct tp_addr *src, uint
 
 struct guard_auth_out {
 	uint32_t delay_ms;        /* answer this much later (0: at once) */
-	bool banned;              /* this failure banned the source (until now + ban_time) */
+	bool banned;              /* this failure banned the source ... */
+	uint64_t until_s;         /* ... until then (now + ban_time): what the store records */
 	unsigned src_failures;    /* failures of the source in the window, this one included */
 	unsigned user_failures;   /* failures for the user in the window, from all sources */
 };
@@ -115,7 +116,9 @@ bool guard_ban_next(const struct guard *g, size_t *cursor, uint64_t now_ms,
 /* Syncing with the store's bans table: begin, mark every row read, end. Bans the table
  * had at an earlier sync and no longer has are lifted (parley ban del); bans made here
  * that the table has not shown within GUARD_SYNC_GRACE syncs are lifted too; rows whose
- * time is over lift the ban. Returns from end the number of bans lifted. */
+ * time is over lift the ban. A row ending before such a not-yet-shown ban is an earlier
+ * ban of the source, about to be overwritten: it is ignored. Returns from end the number
+ * of bans in force that were lifted. */
 void guard_ban_sync_begin(struct guard *g, uint64_t now_ms);
 void guard_ban_sync_mark(struct guard *g, const struct tp_addr *src, uint64_t until_s);
 unsigned guard_ban_sync_end(struct guard *g);

@@ -218,6 +218,7 @@ static void t_expiry_unban(void)
 	struct guard_auth_out out;
 	guard_auth_failed(g, &s, STR("u"), 50000, &out);
 	CHECK(out.banned);
+	CHECK_INT(out.until_s, 150);
 	CHECK(guard_banned(g, &s, 149999));
 	CHECK(!guard_banned(g, &s, 150000));
 	guard_free(g);
@@ -270,6 +271,23 @@ static void t_sync(void)
 	guard_ban_sync_mark(g, &c, now / 1000 + 600);
 	CHECK_INT(guard_ban_sync_end(g), 0);
 	CHECK(guard_banned(g, &c, now));
+
+	/* An earlier row of a source banned again here neither lifts nor shortens the new
+	 * ban, whether that row has ended or not. */
+	struct tp_addr e = A("192.0.2.5", 0), f = A("192.0.2.6", 0);
+	guard_ban(g, &e, now / 1000 + 600);
+	guard_ban(g, &f, now / 1000 + 600);
+	guard_ban_sync_begin(g, now);
+	guard_ban_sync_mark(g, &a, 2000);
+	guard_ban_sync_mark(g, &c, 2000);
+	guard_ban_sync_mark(g, &e, 10);
+	guard_ban_sync_mark(g, &f, now / 1000 + 5);
+	guard_ban_sync_mark(g, &f, now / 1000 + 5);
+	CHECK_INT(guard_ban_sync_end(g), 0);
+	CHECK(guard_banned(g, &e, now + 60000));
+	CHECK(guard_banned(g, &f, now + 60000));
+	guard_unban(g, &e);
+	guard_unban(g, &f);
 
 	/* A local ban that never reaches the table is lifted at the second sync. */
 	struct tp_addr d = A("192.0.2.4", 0);

@@ -251,7 +251,8 @@ static bool src_dead(const struct guard *g, const struct gsrc *e, uint64_t now_m
 		return false;
 	if (!g->conf.rate_limit)
 		return true;
-	return e->tokens + since(e->seen_ms, now_ms) * g->conf.rate_limit >= g->burst_m;
+	uint64_t d = since(e->seen_ms, now_ms);
+	return d >= g->burst_m || e->tokens + d * g->conf.rate_limit >= g->burst_m;
 }
 
 static void src_clear(struct guard *g, size_t i)

@@ -84,28 +84,27 @@ static void json_str(FILE *f, const char *s)
 	}
 }
 
-void log_write(struct log *lg, enum log_level level, const char *event, const char *fmt, ...)
+/* The body of log_write and log_limited; ap is consumed. */
+static void vwrite(struct log *lg, enum log_level level, const char *event, const char *fmt, va_list ap)
 {
-	if (!lg || level > lg->level)
-		return;
 	FILE *f = lg->f ? lg->f : stderr;
 	char small[1024], *msg = small;
-	va_list ap;
-	va_start(ap, fmt);
+	va_list again;
+	va_copy(again, ap);
 	int n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0)
+	if (n < 0) {
+		va_end(again);
 		return;
+	}
 	if ((size_t)n >= sizeof(small)) {
 		/* Long lines (debug dumps of whole messages) are rare: allocate only then. */
 		char *big = malloc((size_t)n + 1);
 		if (big) {
-			va_start(ap, fmt);
-			vsnprintf(big, (size_t)n + 1, fmt, ap);
-			va_end(ap);
+			vsnprintf(big, (size_t)n + 1, fmt, again);
 			msg = big;
 		}
 	}
+	va_end(again);
 	char ts[40];
 	timestamp(ts, sizeof(ts));
 	const char *lv = level_names[level <= LOG_DEBUG ? level : LOG_DEBUG];
@@ -126,4 +125,76 @@ void log_write(struct log *lg, enum log_level level, const char *event, const ch
 	fflush(f);
 	if (msg != small)
 		free(msg);
+}
+
+void log_write(struct log *lg, enum log_level level, const char *event, const char *fmt, ...)
+{
+	if (!lg || level > lg->level)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vwrite(lg, level, event, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- rate-limited lines ---- */
+
+static unsigned lim_burst(const struct log_limit *lim)
+{
+	return lim->burst ? lim->burst : LOG_LIMIT_BURST;
+}
+
+static unsigned lim_interval(const struct log_limit *lim)
+{
+	return lim->interval_ms ? lim->interval_ms : LOG_LIMIT_INTERVAL_MS;
+}
+
+uint64_t log_limit_flush(struct log *lg, struct log_limit *lim, uint64_t now_ms)
+{
+	unsigned ival = lim_interval(lim);
+	/* A clock that stepped back ends nothing. */
+	if (!lim->running || now_ms < lim->start_ms || now_ms - lim->start_ms < ival)
+		return 0;
+	uint64_t held = lim->held;
+	if (held) {
+		/* Whole seconds when they are: "in the last 10 s", else "in the last 1500 ms". */
+		if (ival % 1000 == 0)
+			log_write(lg, lim->held_level, lim->event, "%llu more like this in the last %u s",
+				  (unsigned long long)held, ival / 1000);
+		else
+			log_write(lg, lim->held_level, lim->event, "%llu more like this in the last %u ms",
+				  (unsigned long long)held, ival);
+	}
+	lim->running = false;
+	lim->written = 0;
+	lim->held = 0;
+	return held;
+}
+
+bool log_limited(struct log *lg, struct log_limit *lim, uint64_t now_ms, enum log_level level,
+		 const char *event, const char *fmt, ...)
+{
+	if (!lg || level > lg->level)
+		return false;
+	log_limit_flush(lg, lim, now_ms);
+	if (!lim->running) {
+		lim->running = true;
+		lim->start_ms = now_ms;
+	}
+	if (lim->written < lim_burst(lim)) {
+		lim->written++;
+		va_list ap;
+		va_start(ap, fmt);
+		vwrite(lg, level, event, fmt, ap);
+		va_end(ap);
+		return true;
+	}
+	if (!lim->held || level < lim->held_level)
+		lim->held_level = level;
+	if (!lim->held) {
+		/* The summary names the event of the lines it counts. */
+		snprintf(lim->event, sizeof(lim->event), "%s", event ? event : "");
+	}
+	lim->held++;
+	return false;
 }

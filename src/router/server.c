@@ -48,10 +48,89 @@ int server_send(void *arg, const struct tp_source *dst, const char *buf, size_t 
 	return err;
 }
 
+static size_t print_stateless(struct server *s, const struct sip_msg *m, const struct tp_source *src, unsigned code,
+			      const char *reason, struct str extra, char *out, size_t cap, struct tp_source *dst);
+
 void server_reply_stateless(struct server *s, const struct sip_msg *m, const struct tp_source *src,
 			    unsigned code, const char *reason, struct str extra)
 {
 	char buf[SIP_MAX_MSG];
+	struct tp_source dst;
+	size_t len = print_stateless(s, m, src, code, reason, extra, buf, sizeof buf, &dst);
+	if (len)
+		server_send(s, &dst, buf, len);
+}
+
+/* ---- defences ---------------------------------------------------------------------------- */
+
+static uint64_t now_ms(const struct server *s)
+{
+	(void)s;
+	return clock_wall_ms();
+}
+
+static void vlog_limited(struct server *s, struct log_limit *lim, enum log_level lvl, const char *event,
+			 const char *fmt, va_list ap)
+{
+	if (!LOG_ENABLED(s->lg, lvl))
+		return;
+	char line[1024];
+	vsnprintf(line, sizeof line, fmt, ap);
+	log_limited(s->lg, lim, now_ms(s), lvl, event, "%s", line);
+}
+
+void server_log_reject(struct server *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog_limited(s, &s->lim_reject, LOG_INFO, "reject", fmt, ap);
+	va_end(ap);
+}
+
+void server_log_drop(struct server *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog_limited(s, &s->lim_drop, LOG_INFO, "drop", fmt, ap);
+	va_end(ap);
+}
+
+/* An answer held back: repeated failed logins are answered later and later, so that
+ * guessing passwords from one place, or against one user, slows to a crawl. */
+struct server_delayed {
+	struct server_delayed *prev, *next;
+	struct server *s;
+	struct timer t;
+	struct tp_source dst;
+	size_t len;
+	char buf[];
+};
+#define MAX_DELAYED 4096
+
+static void delayed_unlink(struct server *s, struct server_delayed *d)
+{
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		s->delayed = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	s->ndelayed--;
+}
+
+static void delayed_fire(void *arg)
+{
+	struct server_delayed *d = arg;
+	struct server *s = d->s;
+	delayed_unlink(s, d);
+	server_send(s, &d->dst, d->buf, d->len);
+	free(d);
+}
+
+/* Prints a stateless response into out; returns its length, or 0. */
+static size_t print_stateless(struct server *s, const struct sip_msg *m, const struct tp_source *src, unsigned code,
+			      const char *reason, struct str extra, char *out, size_t cap, struct tp_source *dst)
+{
 	struct sip_out o;
 	struct sip_resp_opts opt = { 0 };
 	struct txn_via_text vt;
@@ -62,57 +141,70 @@ void server_reply_stateless(struct server *s, const struct sip_msg *m, const str
 		opt.to_tag = (struct str){ tag, txn_make_tag(s->txn, tag) };
 	if (m->via.host.l)
 		txn_response_via(&opt, &vt, m, src);
-	sip_out_init(&o, buf, sizeof buf);
+	sip_out_init(&o, out, cap);
 	if (sip_print_response(&o, m, code, reason, &opt) < 0 || o.overflow)
-		return;
-	struct tp_source dst = *src;
+		return 0;
+	*dst = *src;
 	if (m->via.host.l)
-		txn_response_dest(&dst, m, src);
-	server_send(s, &dst, o.p, o.len);
+		txn_response_dest(dst, m, src);
+	return o.len;
 }
 
-/* ---- defences ---------------------------------------------------------------------------- */
-
-static void vlog_limited(struct server *s, enum log_level lvl, const char *event, const char *fmt, va_list ap)
+/* Writes a ban to the store, so that it survives a restart and `parley ban list` shows it. */
+static void server_store_ban(struct server *s, const char *host, uint64_t until_s, struct str aor)
 {
-	if (!LOG_ENABLED(s->lg, lvl))
-		return;
-	char line[1024];
-	vsnprintf(line, sizeof line, fmt, ap);
-	log_write(s->lg, lvl, event, "%s", line);
+	(void)s; (void)host; (void)until_s; (void)aor;
 }
 
-void server_log_reject(struct server *s, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vlog_limited(s, LOG_INFO, "reject", fmt, ap);
-	va_end(ap);
-}
-
-void server_log_drop(struct server *s, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vlog_limited(s, LOG_INFO, "drop", fmt, ap);
-	va_end(ap);
-}
-
+/* Keys of the guard: the source, and the user the credentials named. */
 void server_auth_ok(struct server *s, const struct tp_source *src, struct str aor)
 {
-	(void)s;
-	(void)src;
-	(void)aor;
+	guard_auth_ok(s->guard, &src->addr, aor);
 }
 
 void server_auth_failed(struct server *s, const struct sip_msg *m, const struct tp_source *src, struct str aor,
 			const char *why, const char *what)
 {
-	char from[80];
+	char from[80], host[64];
+	struct guard_auth_out out;
 	s->stats.auth_failures++;
 	tp_addr_str(&src->addr, from, sizeof from);
-	server_log_reject(s, "%s: refused %.*s from %s: %s", what, STR_FMT(aor), from, why);
-	server_reply_stateless(s, m, src, 403, "Forbidden", STR_NULL);
+	guard_auth_failed(s->guard, &src->addr, aor, now_ms(s), &out);
+	log_limited(s->lg, &s->lim_auth, now_ms(s), LOG_INFO, "auth", "failed authentication for %.*s from %s: %s (%s, %u failures from this source)",
+		    STR_FMT(aor), from, why, what, out.src_failures);
+	if (out.banned) {
+		/* One line per ban, in a form fail2ban can match ("banned <HOST> for"). */
+		tp_addr_host(&src->addr, host, sizeof host);
+		log_warn(s->lg, "ban", "banned %s for %u s: %u failed authentications within %u s (last for %.*s)", host,
+			 s->cfg->ban_time, s->cfg->ban_threshold, s->cfg->ban_window, STR_FMT(aor));
+		server_store_ban(s, host, out.until_s, aor);
+		return; /* a banned source gets no answer */
+	}
+	char buf[2048];
+	struct tp_source dst;
+	size_t len = print_stateless(s, m, src, 403, "Forbidden", STR_NULL, buf, sizeof buf, &dst);
+	if (!len)
+		return;
+	if (!out.delay_ms) {
+		server_send(s, &dst, buf, len);
+		return;
+	}
+	if (s->ndelayed >= MAX_DELAYED)
+		return; /* too many held already: this one gets no answer at all */
+	struct server_delayed *d = malloc(sizeof(*d) + len);
+	if (!d)
+		return;
+	memset(d, 0, sizeof(*d));
+	d->s = s;
+	d->dst = dst;
+	d->len = len;
+	memcpy(d->buf, buf, len);
+	d->next = s->delayed;
+	if (s->delayed)
+		s->delayed->prev = d;
+	s->delayed = d;
+	s->ndelayed++;
+	timer_start(loop_timers(s->loop), &d->t, out.delay_ms, delayed_fire, d);
 }
 
 int server_load(const struct server *s)
@@ -137,6 +229,22 @@ void server_shed(struct server *s, const struct sip_msg *m, const struct tp_sour
 	server_log_reject(s, "%.*s %.*s from %s: 503 Service Unavailable (%s)", STR_FMT(m->method), STR_FMT(m->ruri_str),
 			  from, why);
 	server_reply_stateless(s, m, src, 503, "Service Unavailable", STR("Retry-After: 5\r\n"));
+}
+
+/* Whether a source is a trusted peer's address (the port does not matter). */
+static bool trusted_addr(const struct server *s, const struct tp_addr *a)
+{
+	for (unsigned i = 0; i < s->ntrust_addr; i++) {
+		const struct tp_addr *t = &s->trust_addr[i];
+		if (t->ss.ss_family != a->ss.ss_family)
+			continue;
+		if (a->ss.ss_family == AF_INET && t->ss.in.sin_addr.s_addr == a->ss.in.sin_addr.s_addr)
+			return true;
+		if (a->ss.ss_family == AF_INET6 &&
+		    memcmp(&t->ss.in6.sin6_addr, &a->ss.in6.sin6_addr, sizeof a->ss.in6.sin6_addr) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* Resident memory in bytes, from /proc (0 when unknown). */
@@ -177,6 +285,21 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 	/* Keep-alives (RFC 5626 CRLF pings) are not messages. */
 	if (len <= 4 && (len == 0 || buf[0] == '\r' || buf[0] == '\n'))
 		return;
+	/* Banned and over-rate sources are dropped before any parsing: the cheapest answer
+	 * to a flood is none. Trusted peers are never limited. */
+	struct guard_drop gd;
+	enum guard_verdict gv = guard_packet(s->guard, &src->addr, now_ms(s), &gd);
+	if (gv != GUARD_PASS && !trusted_addr(s, &src->addr)) {
+		if (gv == GUARD_BANNED)
+			s->stats.banned++;
+		else
+			s->stats.limited++;
+		if (gd.log_now)
+			log_limited(s->lg, &s->lim_limit, now_ms(s), LOG_WARN, "limit", "%s %s: dropping its datagrams (%u dropped before this line)",
+				    gv == GUARD_BANNED ? "banned source" : "over the rate limit:",
+				    tp_addr_str(&src->addr, from, sizeof from), gd.dropped);
+		return;
+	}
 	enum sip_parse_result pr = sip_msg_parse(&m, buf, len, src->proto == TP_UDP, &perr);
 	if (pr != SIP_PARSE_OK) {
 		/* Only a request whose top Via parsed is answered (400 naming the problem): an
@@ -258,6 +381,11 @@ static void sweep_tick(void *arg)
 	reg_sweep(s->reg, server_now(s));
 	dlg_sweep(s->dialogs, server_now(s), 256);
 	measure_memory(s);
+	guard_sweep(s->guard, now_ms(s));
+	log_limit_flush(s->lg, &s->lim_reject, now_ms(s));
+	log_limit_flush(s->lg, &s->lim_drop, now_ms(s));
+	log_limit_flush(s->lg, &s->lim_limit, now_ms(s));
+	log_limit_flush(s->lg, &s->lim_auth, now_ms(s));
 	/* A burst leaves tens of thousands of finished transactions (each lives 32 s after
 	 * its answer, RFC 3261 timers J/K); once they are gone, give their memory back to
 	 * the system so that the resident size reflects what is really held (bindings). */
@@ -356,6 +484,20 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	struct guard_conf gc;
+	guard_conf_default(&gc);
+	gc.rate_limit = cfg->rate_limit;
+	gc.ban_threshold = cfg->ban_threshold;
+	gc.ban_window = cfg->ban_window;
+	gc.ban_time = cfg->ban_time;
+	gc.slow_after = cfg->slow_after;
+	if (guard_new(&s->guard, &gc) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < cfg->ntrust; i++)
+		if (tp_addr_from_host(&s->trust_addr[s->ntrust_addr], str_from_cstr(cfg->trust[i]), 0) == 0)
+			s->ntrust_addr++;
 	struct dlg_conf dc = { .max = cfg->max_dialogs };
 	if (dlg_table_new(&s->dialogs, &dc) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -404,9 +546,16 @@ void server_free(struct server *s)
 		timer_stop(loop_timers(s->loop), &s->sweep_timer);
 	}
 	router_free_pending(s);
+	while (s->delayed) {
+		struct server_delayed *d = s->delayed;
+		timer_stop(loop_timers(s->loop), &d->t);
+		delayed_unlink(s, d);
+		free(d);
+	}
 	route_free(s->route);
 	proxy_free(s->proxy);
 	dlg_table_free(s->dialogs);
+	guard_free(s->guard);
 	txn_layer_free(s->txn);
 	tp_free(s->tp);
 	if (s->store) {

@@ -10,6 +10,7 @@
 #include "core/loop.h"
 #include "core/timer.h"
 #include "dialog/dialog.h"
+#include "guard/guard.h"
 #include "location/location.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
@@ -42,11 +43,19 @@ struct server {
 	uint64_t dropped;         /* datagrams dropped as unparsable */
 	uint64_t rejected;        /* requests answered 4xx/5xx by the sanity checks */
 	int load;                 /* 0 normal, 1 over the high-water mark, 2 at the cap */
+	struct guard *guard;      /* per-source rate limits, failed-login counts, bans */
+	struct tp_addr trust_addr[CFG_MAX_TRUST]; /* trusted hosts that are addresses: never limited */
+	unsigned ntrust_addr;
+	struct log_limit lim_reject, lim_drop, lim_limit, lim_auth;
+	struct server_delayed *delayed; /* answers held back after repeated failures */
+	unsigned ndelayed;
 	struct {
 		uint64_t challenges;  /* 401/407 sent */
 		uint64_t auth_failures;
 		uint64_t shed;        /* requests refused with 503 for load */
 		uint64_t no_via;      /* datagrams dropped without an answer: no usable Via */
+		uint64_t limited;     /* datagrams dropped by the per-source rate limit */
+		uint64_t banned;      /* datagrams dropped from banned sources */
 	} stats;
 };
 

@@ -218,6 +218,14 @@ static unsigned live_count(const struct loc_aor *a, uint32_t now)
 	return n;
 }
 
+/* The longest contact (URI and parameters) a phone may register, and what the list of
+ * bindings in a 200 may take: "Contact: <", ">", ";expires=" and its digits and CRLF per
+ * binding, and room for the Date line. */
+#define CONTACT_MAX 1024u
+#define LIST_MAX 16384u
+#define LIST_PER_BINDING 36u
+#define LIST_SLACK 64u
+
 void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg *m,
 		const struct tp_source *src, struct str aor, uint32_t now)
 {
@@ -252,6 +260,12 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 			}
 			if (c->a.uri.scheme != SIP_SCHEME_SIP && c->a.uri.scheme != SIP_SCHEME_SIPS) {
 				reply(st, 400, "Contact Must Be a SIP URI", STR_NULL);
+				return;
+			}
+			if (c->a.uri_str.l + c->a.params.l > CONTACT_MAX) {
+				log_info(r->env.lg, "register", "refused %.*s from %s: a contact of %zu bytes (at most %u)",
+					 STR_FMT(aor), src_txt, c->a.uri_str.l + c->a.params.l, CONTACT_MAX);
+				reply(st, 400, "Contact Too Long", STR_NULL);
 				return;
 			}
 			struct str ev;
@@ -335,6 +349,27 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 		reply(st, 403, "Too Many Contacts", STR_NULL);
 		return;
 	}
+	/* The 200 must list every binding: when the list would not fit, refuse now, before
+	 * anything is changed, rather than after (the update is all or nothing). */
+	size_t need = LIST_SLACK;
+	for (const struct loc_binding *b = a ? a->first : NULL; b; b = b->next) {
+		if (b->expires_at <= now)
+			continue;
+		bool replaced = false;
+		for (unsigned i = 0; i < nc && !replaced; i++)
+			replaced = cin[i].old == b;
+		if (!replaced)
+			need += loc_b_field(b, LOC_URI).l + loc_b_field(b, LOC_PARAMS).l + LIST_PER_BINDING;
+	}
+	for (unsigned i = 0; i < nc; i++)
+		if (cin[i].expires > 0)
+			need += cin[i].a.uri_str.l + cin[i].a.params.l + LIST_PER_BINDING;
+	if (need > LIST_MAX) {
+		log_info(r->env.lg, "register", "refused %.*s from %s: the bindings would need %zu bytes to list (at most %u)",
+			 STR_FMT(aor), src_txt, need, LIST_MAX);
+		reply(st, 403, "Too Many Bindings to List", STR_NULL);
+		return;
+	}
 
 	const struct sip_hdr *ua = sip_msg_hdr(m, SIP_HDR_USER_AGENT);
 	struct str path = STR_NULL;
@@ -394,7 +429,7 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 	}
 
 	/* Step 8: the 200 lists every binding with its remaining time. */
-	char extra[8192];
+	char extra[LIST_MAX];
 	struct sip_out o;
 	sip_out_init(&o, extra, sizeof extra);
 	list_bindings(&o, a, now);

@@ -291,6 +291,9 @@ int store__journal_append(struct store *st, struct store__journal *j, const stru
 
 	if (q->nq == 0)
 		return 0;
+	if (j->stale)
+		return store__err(st, -EIO, "journal %s was applied but could not be emptied or removed",
+				  j->path);
 	if (j->fd < 0) {
 		j->fd = open(j->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 		if (j->fd < 0)
@@ -444,11 +447,19 @@ int store__journal_reset(struct store *st, struct store__journal *j, bool unlink
 	} else if (j->fd < 0 && truncate(j->path, 0) != 0 && errno != ENOENT) {
 		err = store__err(st, -errno, "cannot empty journal %s: %s", j->path, strerror(errno));
 	}
+	if (err && !unlink_it && unlink(j->path) == 0) {
+		store__journal_close(j);
+		err = 0;
+	}
 	/* Its changes are in the database, which also records its generation: should the
-	 * file survive a crash here, store_open sees that generation and applies nothing. */
+	 * file survive a crash here, store_open sees that generation and applies nothing.
+	 * A file that could be neither emptied nor removed takes no more records, which
+	 * would carry that generation and be skipped. */
 	if (!err) {
 		j->size = 0;
 		j->gen = 0;
+	} else {
+		j->stale = true;
 	}
 	return err;
 }

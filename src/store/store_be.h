@@ -163,6 +163,7 @@ struct store__journal {
 	int fd;                        /* open for append, or -1 */
 	uint64_t gen;                  /* of the file's header; 0 when there is no file */
 	uint64_t size;                 /* bytes in the file */
+	bool stale;                    /* applied, but could not be emptied: no appends */
 	uint32_t crc_table[256];
 };
 void store__journal_init(struct store__journal *j, const char *db_path);

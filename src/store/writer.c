@@ -58,6 +58,14 @@ static int write_with_journal(struct store__writer *w)
 	ws->ops->rollback(ws);
 	if (!err)
 		err = store__journal_read(ws, &w->j, &jq, &torn);
+	if (!err && w->j.gen) {
+		/* Applied already, should emptying it have failed: its rows are older than
+		 * the database's, and must not be written over them. */
+		uint64_t applied = 0;
+		err = ws->ops->journal_gen_get(ws, &applied);
+		if (!err && applied == w->j.gen)
+			store__queue_clear(&jq);
+	}
 	for (size_t i = 0; !err && i < w->back.nq; i++)
 		err = store__requeue(ws, &jq, w->back.q[i], false);
 	if (!err)
@@ -66,8 +74,8 @@ static int write_with_journal(struct store__writer *w)
 	if (err)
 		return err;
 	store__queue_clear(&w->back);
-	/* Failing to empty it costs nothing but a skipped replay: the database knows the
-	 * generation it applied. */
+	/* Should emptying it fail, the database knows the generation it applied, and the
+	 * journal refuses appends (the changes then stay in memory). */
 	store__journal_reset(ws, &w->j, false);
 	return 0;
 }

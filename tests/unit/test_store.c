@@ -1153,6 +1153,63 @@ static void t_journal_runtime(void)
 	tmp_drop(&t);
 }
 
+/* With a busy timeout longer than the lock is held, the writer thread waits for the lock
+ * while the loop's calls keep answering "pending"; the rows land once it is released. */
+static void t_writer_no_wait(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	struct store_binding a = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 5000);
+	sqlite3 *other = NULL;
+
+	tmp_make(&t);
+	st = open_server(t.path, 30000, 600000);
+	CHECK_INT(sqlite3_open(t.path, &other), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(store_binding_put(st, &a), 0);
+	for (int i = 0; i < 20; i++) {
+		CHECK_INT(store_flush(st), STORE_PENDING);
+		pause_ms(5);
+	}
+	CHECK_INT(store_queue_len(st), 1);
+	CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	CHECK(flush_until_written(st));
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 1);
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* When the journal cannot be written either, the failure says so, the changes stay in
+ * memory, and they are written once the database can be. */
+static void t_journal_unwritable(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	char jpath[256];
+	struct store_binding a = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 5000);
+	sqlite3 *other = NULL;
+
+	tmp_make(&t);
+	snprintf(jpath, sizeof(jpath), "%s.journal", t.path);
+	st = open_server(t.path, 20, 1);
+	CHECK_INT(mkdir(jpath, 0700), 0);   /* a directory where the journal should go */
+	CHECK_INT(sqlite3_open(t.path, &other), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(store_binding_put(st, &a), 0);
+	CHECK_INT(store_flush(st), STORE_PENDING);
+	CHECK_INT(flush_until_failure(st, "the journal cannot be written either"), -EBUSY);
+	CHECK(strstr(store_errmsg(st), "1 changes kept in memory") != NULL);
+	CHECK_INT(store_queue_len(st), 1);
+	CHECK_INT(rmdir(jpath), 0);
+	CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	CHECK(flush_until_written(st));
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 1);
+	store_close(st);
+	tmp_drop(&t);
+}
+
 /* A record cut short by a crash during an append, or damaged, is skipped with what
  * follows it; the records before it are applied. */
 static void t_journal_torn(void)
@@ -1357,7 +1414,9 @@ static const struct unit_case cases[] = {
 	{ "ucache", t_ucache },
 	{ "lock", t_lock },
 	{ "writer_locked", t_writer_locked },
+	{ "writer_no_wait", t_writer_no_wait },
 	{ "journal_crash", t_journal_crash },
+	{ "journal_unwritable", t_journal_unwritable },
 	{ "journal_runtime", t_journal_runtime },
 	{ "journal_torn", t_journal_torn },
 	{ "journal_applied", t_journal_applied },

@@ -152,7 +152,7 @@ static void flush_tick(void *arg)
 	 * journal beside the database once they have waited a second). */
 	int err = store_flush(s->store);
 	if (err < 0) {
-		log_error(s->lg, "store", "flush failed, %zu changes kept for retry: %s",
+		log_error(s->lg, "store", "flush failed, will retry (%zu changes waiting in memory): %s",
 			  store_queue_len(s->store), store_errmsg(s->store));
 		s->flush_failing = true;
 	} else if (err == 0 && s->flush_failing) {

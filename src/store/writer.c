@@ -125,6 +125,7 @@ static void *run(void *arg)
 	struct store__writer *w = arg;
 	bool failing = false;
 
+	pthread_setname_np(pthread_self(), "parley-store");   /* for top -H and gdb */
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		unsigned want;

@@ -100,3 +100,55 @@ def test_ban_usage():
     assert parley("ban", "del").returncode == 2
     r = parley("help", "ban")
     assert r.returncode == 0 and "ban del SOURCE" in r.stdout
+
+
+def _wait_for(pred, timeout=10.0, step=0.1):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def test_kill9_while_database_locked_keeps_the_journal(server_factory):
+    """While another process holds the database, a registration is still answered; after
+    about a second it is in the journal, so a kill -9 loses it not, and the next start
+    applies the journal and removes it."""
+    s = server_factory().start()
+    s.user_add("alice@a.test", "secret")
+    con = sqlite3.connect(s.db, timeout=5, isolation_level=None)
+    con.execute("BEGIN EXCLUSIVE")
+    ua = s.ua("alice", "secret")
+    try:
+        assert ua.register(expires=600).status == 200
+        assert _wait_for(lambda: "saved in journal" in s.read_log(), 10), s.read_log()[-2000:]
+        assert os.path.getsize(s.db + ".journal") > 0
+        assert s.stop(sig=9) == -9
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    s.start()
+    assert "1 bindings loaded" in s.read_log()
+    assert not os.path.exists(s.db + ".journal")
+    assert "alice@a.test" in parley("reg", "list", db=s.db).stdout
+    ua.close()
+
+
+def test_locked_database_at_stop_goes_to_the_journal(server_factory):
+    """A stop whose final flush cannot write keeps the changes in the journal."""
+    s = server_factory().start()
+    s.user_add("alice@a.test", "secret")
+    con = sqlite3.connect(s.db, timeout=5, isolation_level=None)
+    con.execute("BEGIN EXCLUSIVE")
+    ua = s.ua("alice", "secret")
+    try:
+        assert ua.register(expires=600).status == 200
+        assert s.stop() == 0
+        assert "saved in journal" in s.read_log()
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    s.start()
+    assert "1 bindings loaded" in s.read_log().split("stopping on SIGTERM")[-1]
+    ua.close()

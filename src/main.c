@@ -11,6 +11,7 @@ static const struct {
 	{ "user", cli_user },
 	{ "reg", cli_reg },
 	{ "calls", cli_calls },
+	{ "ban", cli_ban },
 	{ "check", cli_check },
 	{ "version", cli_version },
 	{ "help", cli_help },

@@ -9,6 +9,7 @@ int cli_serve(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_reg(int argc, char **argv);
 int cli_calls(int argc, char **argv);
+int cli_ban(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_help(int argc, char **argv);
 int cli_version(int argc, char **argv);

@@ -36,6 +36,10 @@ static const struct {
 	  "parley reg list            current bindings (AOR, contact, source address, transport, expires)\n" },
 	{ "calls",
 	  "parley calls [--limit N]   call records (caller, callee, start, answer, end, result, duration)\n" },
+	{ "ban",
+	  "parley ban list | parley ban del SOURCE   sources banned for failed authentication\n"
+	  "    list: source, until (local time), time remaining, reason; del: lift a ban (a running\n"
+	  "    server sees it within seconds); exit 1 when SOURCE has no ban.\n" },
 	{ "check",
 	  "parley check [--config FILE] [flags]   validate a config and print the effective settings\n" },
 	{ "version", "parley version             print the version\n" },

@@ -44,7 +44,12 @@ int cli_table_add(struct cli_table *t, const char *const *cells)
 static void print_row(const struct cli_table *t, const char *const *row)
 {
 	for (unsigned i = 0; i < t->ncol; i++)
-		printf(i + 1 < t->ncol ? "%-*s  " : "%*s\n", (int)t->width[i], row[i]);
+		if (i + 1 < t->ncol)
+			printf("%-*s  ", (int)t->width[i], row[i]);
+		else if (t->text_last)
+			printf("%s\n", row[i]);
+		else
+			printf("%*s\n", (int)t->width[i], row[i]);
 }
 
 void cli_table_print(struct cli_table *t, const char *const *head)

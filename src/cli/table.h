@@ -14,12 +14,14 @@ struct cli_table {
 	size_t n, cap;
 	size_t width[CLI_TABLE_MAXCOL];
 	bool oom;                        /* a row could not be stored */
+	bool text_last;                  /* the last column is text (left-aligned, unpadded) */
 };
 
 void cli_table_init(struct cli_table *t, unsigned ncol);
 /* Copies one row of ncol strings; returns 0 or -ENOMEM (and sets oom). */
 int cli_table_add(struct cli_table *t, const char *const *cells);
-/* Prints the head line and every row: left-aligned, the last column right-aligned. */
+/* Prints the head line and every row: left-aligned, the last column right-aligned (a
+ * number) unless text_last is set. */
 void cli_table_print(struct cli_table *t, const char *const *head);
 void cli_table_free(struct cli_table *t);
 

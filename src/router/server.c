@@ -357,21 +357,36 @@ static void on_request(void *arg, struct txn_server *st, const struct sip_msg *m
 	router_request(arg, st, m, src);
 }
 
+/* Deletes the call records older than cdr-retention days, at start and then about once
+ * an hour; the store's writer thread does the deleting. */
+static void cdr_retention_tick(struct server *s)
+{
+	uint32_t now = server_now(s);
+	if (!s->cfg->cdr_retention || now < s->cdr_prune_at)
+		return;
+	s->cdr_prune_at = now + 3600;
+	if (store_cdr_prune(s->store, (int64_t)now - (int64_t)s->cfg->cdr_retention * 86400) < 0)
+		log_warn(s->lg, "store", "cannot queue the pruning of old call records: %s",
+			 store_errmsg(s->store));
+}
+
 static void flush_tick(void *arg)
 {
 	struct server *s = arg;
-	if (store_queue_len(s->store)) {
-		int err = store_flush(s->store);
-		if (err < 0) {
-			/* Nothing is lost: the queue is kept and retried on the next tick. */
-			log_error(s->lg, "store", "flush failed, %zu changes kept for retry: %s",
-				  store_queue_len(s->store), store_errmsg(s->store));
-			s->flush_failing = true;
-		} else if (s->flush_failing) {
-			log_info(s->lg, "store", "flush works again");
-			s->flush_failing = false;
-		}
+	/* Hands the queue to the store's writer thread and returns at once: the loop never
+	 * waits for the database. What comes back is the outcome of the thread's last
+	 * attempt; nothing is lost on failure (the changes are retried, and kept in the
+	 * journal beside the database once they have waited a second). */
+	int err = store_flush(s->store);
+	if (err < 0) {
+		log_error(s->lg, "store", "flush failed, will retry (%zu changes waiting in memory): %s",
+			  store_queue_len(s->store), store_errmsg(s->store));
+		s->flush_failing = true;
+	} else if (err == 0 && s->flush_failing) {
+		log_info(s->lg, "store", "flush works again");
+		s->flush_failing = false;
 	}
+	cdr_retention_tick(s);
 	timer_start(loop_timers(s->loop), &s->flush_timer, s->cfg->flush_ms, flush_tick, s);
 }
 
@@ -441,7 +456,9 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 	mallopt(M_TOP_PAD, 16 * 1024 * 1024);
 
 	local_addresses(s);
-	struct store_conf sc = { .path = cfg->db, .busy_ms = 100 };
+	/* lock: one server per database; writer: flushes on a thread of their own, a journal
+	 * beside the database while it cannot be written (README "Persistence"). */
+	struct store_conf sc = { .path = cfg->db, .busy_ms = 100, .lock = true, .writer = true };
 	int rc = store_open(&s->store, &sc);
 	if (rc < 0) {
 		snprintf(err, errlen, "%s", store_errmsg(s->store));
@@ -559,9 +576,10 @@ void server_free(struct server *s)
 	txn_layer_free(s->txn);
 	tp_free(s->tp);
 	if (s->store) {
-		if (store_queue_len(s->store) && store_flush(s->store) < 0)
-			log_error(s->lg, "store", "final flush failed, %zu changes lost: %s", store_queue_len(s->store),
-				  store_errmsg(s->store));
+		/* Waits for the writer thread to write everything; what the database cannot
+		 * take goes to the journal, applied at the next start (the message says so). */
+		if (store_sync(s->store) < 0)
+			log_error(s->lg, "store", "final flush failed: %s", store_errmsg(s->store));
 		store_close(s->store);
 	}
 	store_ucache_free(s->users);

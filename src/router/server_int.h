@@ -37,6 +37,7 @@ struct server {
 	struct timer flush_timer;
 	struct timer sweep_timer;
 	bool flush_failing;       /* the last flush failed: log recovery once */
+	uint32_t cdr_prune_at;    /* when old call records are next pruned (unix s) */
 	char local_ip[16][48];    /* the machine's addresses, for listeners on 0.0.0.0 / :: */
 	unsigned nlocal_ip;
 	unsigned txn_peak;        /* most live transactions since the heap was last trimmed */

@@ -84,6 +84,16 @@ static const char *const migrations[] = {
 	"  user_agent, instance, reg_id, params, flags FROM bindings ORDER BY expires_at, aor, contact;"
 	"DROP TABLE bindings;"
 	"ALTER TABLE bindings_v2 RENAME TO bindings;",
+	/* 3: bans of sources that failed authentication too often, and facts about the
+	 * database itself (which journal was applied last). */
+	"CREATE TABLE bans("
+	"  source TEXT PRIMARY KEY,"           /* an IP address as text */
+	"  until INTEGER NOT NULL,"            /* unix seconds */
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  created INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE meta("
+	"  key TEXT PRIMARY KEY,"
+	"  value) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -92,7 +102,8 @@ enum sid {
 	S_USER_INS, S_USER_UPD, S_USER_UPS, S_USER_DEL, S_USER_GET, S_USER_LIST,
 	S_BIND_PUT, S_BIND_PUTN, S_BIND_DEL, S_BIND_EXPIRE, S_BIND_LOAD, S_BIND_LOAD_RO, S_BIND_IDS,
 	S_BIND_RENUMBER,
-	S_CALL_PUT, S_CALL_LIST,
+	S_CALL_PUT, S_CALL_LIST, S_CALL_PRUNE,
+	S_BAN_PUT, S_BAN_DEL, S_BAN_LIST, S_BAN_PRUNE, S_JGEN_GET, S_JGEN_SET,
 	S_COUNT
 };
 
@@ -145,6 +156,13 @@ static const char *const sql[S_COUNT] = {
 		        " reason = excluded.reason, duration_ms = excluded.duration_ms"),
 	[S_CALL_LIST] = ("SELECT id, call_id, caller, callee, start_ms, answer_ms, end_ms, status,"
 			" reason, duration_ms FROM calls ORDER BY start_ms DESC, rowid DESC LIMIT ?1"),
+	[S_CALL_PRUNE] = "DELETE FROM calls WHERE start_ms < ?1",
+	[S_BAN_PUT] = "REPLACE INTO bans(source, until, reason, created) VALUES(?1, ?2, ?3, ?4)",
+	[S_BAN_DEL] = "DELETE FROM bans WHERE source = ?1",
+	[S_BAN_LIST] = "SELECT source, until, reason, created FROM bans WHERE until > ?1 ORDER BY source",
+	[S_BAN_PRUNE] = "DELETE FROM bans WHERE until <= ?1",
+	[S_JGEN_GET] = "SELECT value FROM meta WHERE key = 'journal_applied'",
+	[S_JGEN_SET] = "REPLACE INTO meta(key, value) VALUES('journal_applied', ?1)",
 };
 
 /* What a statement parameter was last bound to, so that binding the same value again can
@@ -184,6 +202,7 @@ struct be {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];   /* prepared on first use */
 	bool empty;                    /* read-only open of a database with no schema yet */
+	int version;                   /* its schema version (read-only opens may find an old one) */
 
 	/* rows kept by be_binding_write until BATCH of them fill one statement, or commit */
 	const struct store_binding *row[BATCH];
@@ -420,6 +439,7 @@ static int be_open(struct store *st, const struct store_conf *conf)
 		if (!err && version > SCHEMA_VERSION)
 			err = newer_schema(st, version);
 		b->empty = version == 0;
+		b->version = version;
 		return err;
 	}
 	/* SQLite quietly opens a file it may not write read-only; say so now, at start-up,
@@ -434,6 +454,7 @@ static int be_open(struct store *st, const struct store_conf *conf)
 		err = exec(st, "PRAGMA synchronous = NORMAL", "set synchronous");
 	if (!err)
 		err = migrate(st);
+	b->version = SCHEMA_VERSION;
 	return err;
 }
 
@@ -574,6 +595,7 @@ struct cb {
 	store_user_h *user;
 	store_binding_h *binding;
 	store_call_h *call;
+	store_ban_h *ban;
 	void *arg;
 };
 
@@ -987,7 +1009,7 @@ static int binding_row(sqlite3_stmt *s, const struct cb *cb)
 static int load_rows(struct store *st, int64_t now, store_binding_h *cb, void *arg)
 {
 	struct be *b = be_of(st);
-	bool build = !b->ids_ready;
+	bool build = !b->ids_ready && !st->ids_elsewhere;
 	int err = 0, rc, ret = 0;
 	sqlite3_stmt *s = stmt(st, S_BIND_LOAD, &err);
 
@@ -1094,6 +1116,110 @@ static int be_calls_list(struct store *st, unsigned limit, store_call_h *cb, voi
 	return walk(st, s, "list call records", call_row, &(struct cb){ .call = cb, .arg = arg });
 }
 
+static int be_calls_prune(struct store *st, uint64_t before_ms)
+{
+	int err = 0;
+	sqlite3_stmt *s = stmt(st, S_CALL_PRUNE, &err);
+
+	if (!s)
+		return err;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)before_ms);
+	return run(st, s, "delete old call records", NULL);
+}
+
+/* ---- bans and meta ----------------------------------------------------------------------- */
+
+static int be_ban_write(struct store *st, const struct store_ban *bn)
+{
+	int err = 0;
+	sqlite3_stmt *s = stmt(st, S_BAN_PUT, &err);
+
+	if (!s)
+		return err;
+	bind_str(s, 1, bn->source);
+	sqlite3_bind_int64(s, 2, bn->until);
+	bind_str(s, 3, bn->reason);
+	sqlite3_bind_int64(s, 4, bn->created);
+	return run(st, s, "write ban", NULL);
+}
+
+static int be_ban_delete(struct store *st, struct str source)
+{
+	int err = 0, changes = 0;
+	sqlite3_stmt *s = stmt(st, S_BAN_DEL, &err);
+
+	if (!s)
+		return err;
+	bind_str(s, 1, source);
+	err = run(st, s, "delete ban", &changes);
+	return err ? err : changes ? 0 : -ENOENT;
+}
+
+static int ban_row(sqlite3_stmt *s, const struct cb *cb)
+{
+	struct store_ban bn = {
+		.source = col_str(s, 0),
+		.until = sqlite3_column_int64(s, 1),
+		.reason = col_str(s, 2),
+		.created = sqlite3_column_int64(s, 3),
+	};
+
+	return cb->ban(&bn, cb->arg);
+}
+
+static int be_bans_list(struct store *st, int64_t now, store_ban_h *cb, void *arg)
+{
+	int err = 0;
+	sqlite3_stmt *s;
+
+	if (be_of(st)->version < 3)
+		return 0;   /* a reader on a database the server has not upgraded: no bans */
+	s = stmt(st, S_BAN_LIST, &err);
+	if (!s)
+		return err;
+	sqlite3_bind_int64(s, 1, now);
+	return walk(st, s, "list bans", ban_row, &(struct cb){ .ban = cb, .arg = arg });
+}
+
+static int be_bans_prune(struct store *st, int64_t now)
+{
+	int err = 0;
+	sqlite3_stmt *s = stmt(st, S_BAN_PRUNE, &err);
+
+	if (!s)
+		return err;
+	sqlite3_bind_int64(s, 1, now);
+	return run(st, s, "delete ended bans", NULL);
+}
+
+static int be_journal_gen_get(struct store *st, uint64_t *gen)
+{
+	int err = 0, rc;
+	sqlite3_stmt *s = stmt(st, S_JGEN_GET, &err);
+
+	*gen = 0;
+	if (!s)
+		return err;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*gen = (uint64_t)sqlite3_column_int64(s, 0);
+	else if (rc != SQLITE_DONE)
+		err = fail(st, rc, "read journal generation");
+	sqlite3_reset(s);
+	return err;
+}
+
+static int be_journal_gen_set(struct store *st, uint64_t gen)
+{
+	int err = 0;
+	sqlite3_stmt *s = stmt(st, S_JGEN_SET, &err);
+
+	if (!s)
+		return err;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)gen);
+	return run(st, s, "record journal generation", NULL);
+}
+
 const struct store_ops store__sqlite_ops = {
 	.name = "sqlite",
 	.open = be_open,
@@ -1112,4 +1238,11 @@ const struct store_ops store__sqlite_ops = {
 	.bindings_load = be_bindings_load,
 	.call_write = be_call_write,
 	.calls_list = be_calls_list,
+	.calls_prune = be_calls_prune,
+	.ban_write = be_ban_write,
+	.ban_delete = be_ban_delete,
+	.bans_list = be_bans_list,
+	.bans_prune = be_bans_prune,
+	.journal_gen_get = be_journal_gen_get,
+	.journal_gen_set = be_journal_gen_set,
 };

@@ -2,11 +2,14 @@
 #include "store/store_be.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 
@@ -15,10 +18,6 @@
 #define PASSWORD_MAX 1023
 #define QUEUE_MAX_DEFAULT ((size_t)64 << 20)
 
-enum qkind { Q_BINDING_PUT, Q_BINDING_DEL, Q_CALL };
-
-struct store__chunk;
-static void chunks_free(struct store__chunk *c);
 
 int store__err(struct store *st, int err, const char *fmt, ...)
 {
@@ -35,6 +34,42 @@ const char *store_errmsg(const struct store *st)
 	return st ? st->err : "out of memory";
 }
 
+/* Takes PATH.lock for the life of the store, so that a second server on the same
+ * database refuses to start instead of writing beside the first (each would keep its own
+ * picture of the bindings and overwrite the other's rows). flock dies with the process,
+ * so a crash leaves no stale lock behind; the PID in the file is for the message. */
+static int take_lock(struct store *st)
+{
+	char path[sizeof(st->path) + 8], pid[32];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s.lock", st->path);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return store__err(st, -errno, "cannot open lock file %s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		if (e != EWOULDBLOCK) {
+			close(fd);
+			return store__err(st, -e, "cannot lock %s: %s", path, strerror(e));
+		}
+		n = (int)pread(fd, pid, sizeof(pid) - 1, 0);
+		close(fd);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		return store__err(st, -EBUSY, "database %s is in use by parley serve (PID %s)", st->path,
+				  pid[0] ? pid : "unknown");
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		int e = errno;
+		close(fd);
+		return store__err(st, -e, "cannot write lock file %s: %s", path, strerror(e));
+	}
+	st->lock_fd = fd;
+	return 0;
+}
+
 int store_open(struct store **stp, const struct store_conf *conf)
 {
 	struct store *st = calloc(1, sizeof(*st));
@@ -43,6 +78,7 @@ int store_open(struct store **stp, const struct store_conf *conf)
 	*stp = st;
 	if (!st)
 		return -ENOMEM;
+	st->lock_fd = -1;
 	if (conf->backend && strcmp(conf->backend, "sqlite") != 0)
 		return store__err(st, -EINVAL, "unknown store back end '%s'", conf->backend);
 	st->ops = &store__sqlite_ops;
@@ -62,11 +98,23 @@ int store_open(struct store **stp, const struct store_conf *conf)
 		st->seed[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)st;
 		st->seed[1] = (uint64_t)ts.tv_sec ^ ((uint64_t)(uintptr_t)&ts << 17);
 	}
+	st->lock_fd = -1;
+	if (conf->lock && !conf->readonly) {
+		err = take_lock(st);
+		if (err)
+			return err;
+	}
+	/* The server's own connection only reads (users, bans, the load at start): every
+	 * write goes through the writer's, which therefore keeps the map of binding ids. */
+	st->ids_elsewhere = conf->writer && !conf->readonly;
 	err = st->ops->open(st, conf);
 	if (err) {
 		st->ops->close(st);
 		st->ops = NULL;
+		return err;
 	}
+	if (st->ids_elsewhere)
+		err = store__writer_start(st, conf);
 	return err;
 }
 
@@ -74,11 +122,12 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	store__writer_stop(st);
 	if (st->ops)
 		st->ops->close(st);
-	chunks_free(st->chunks);
-	free(st->q);
-	free(st->index);
+	store__queue_free(&st->wq);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);   /* releases the flock; the file stays, empty of meaning */
 	free(st);
 }
 
@@ -307,26 +356,22 @@ struct store__chunk {
 	_Alignas(max_align_t) char data[];
 };
 
-/* One queued change. Its views point into data[], which holds every string of the row. */
-struct store__qent {
-	enum qkind kind;
-	struct store__kd kd;           /* digest of the key (aor, contact) or call id */
-	size_t size;                   /* bytes taken in its chunk */
-	union {
-		struct store_binding b;
-		struct store_call c;
-	} u;
-	_Alignas(max_align_t) char data[];
-};
-
 size_t store_queue_len(const struct store *st)
 {
-	return st->nq;
+	return st->wq.nq + (st->w ? store__writer_pending(st) : 0);
 }
 
 size_t store_queue_bytes(const struct store *st)
 {
-	return st->qbytes;
+	return st->wq.qbytes;
+}
+
+uint64_t store__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static uint64_t rotl64(uint64_t x, unsigned r)
@@ -395,8 +440,11 @@ static uint64_t fin64(uint64_t x)
 	return x;
 }
 
-/* The digest of (x, y) for one kind of key (0: binding, 1: call record). The last step
- * is a bijection of the two lanes, so it loses none of their 128 bits. */
+/* Key families, so that a call id never meets a ban's source. */
+enum { KEY_BINDING, KEY_CALL, KEY_BAN, KEY_PRUNE };
+
+/* The digest of (x, y) for one family of key. The last step is a bijection of the two
+ * lanes, so it loses none of their 128 bits. */
 static struct store__kd digest(const struct store *st, struct str x, struct str y, uint64_t kind)
 {
 	struct lanes z = { st->seed[0] ^ kind, st->seed[1] + kind * DIG_M3 };
@@ -411,7 +459,25 @@ static struct store__kd digest(const struct store *st, struct str x, struct str 
 
 struct store__kd store__digest(const struct store *st, struct str aor, struct str contact)
 {
-	return digest(st, aor, contact, 0);
+	return digest(st, aor, contact, KEY_BINDING);
+}
+
+static unsigned family(enum store__qkind k)
+{
+	switch (k) {
+	case Q_BINDING_PUT:
+	case Q_BINDING_DEL:
+		return KEY_BINDING;
+	case Q_CALL:
+		return KEY_CALL;
+	case Q_BAN_PUT:
+	case Q_BAN_DEL:
+		return KEY_BAN;
+	case Q_CALLS_PRUNE:
+	case Q_BANS_PRUNE:
+		break;
+	}
+	return KEY_PRUNE;
 }
 
 /* Copies s to *w, points *dst at the copy and advances *w. */
@@ -423,29 +489,49 @@ static void copy(char **w, struct str s, struct str *dst)
 	*w += s.l;
 }
 
+/* The views of an entry, for rebase(); returns how many. */
+static size_t views(struct store__qent *e, struct str **v)
+{
+	size_t n = 0;
+
+	switch (e->kind) {
+	case Q_CALL:
+		v[n++] = &e->u.c.id;
+		v[n++] = &e->u.c.call_id;
+		v[n++] = &e->u.c.caller;
+		v[n++] = &e->u.c.callee;
+		v[n++] = &e->u.c.reason;
+		break;
+	case Q_BINDING_PUT:
+	case Q_BINDING_DEL:
+		v[n++] = &e->u.b.aor;
+		v[n++] = &e->u.b.contact;
+		v[n++] = &e->u.b.src_addr;
+		v[n++] = &e->u.b.transport;
+		v[n++] = &e->u.b.path;
+		v[n++] = &e->u.b.call_id;
+		v[n++] = &e->u.b.user_agent;
+		v[n++] = &e->u.b.instance;
+		v[n++] = &e->u.b.params;
+		break;
+	case Q_BAN_PUT:
+	case Q_BAN_DEL:
+		v[n++] = &e->u.ban.source;
+		v[n++] = &e->u.ban.reason;
+		break;
+	case Q_CALLS_PRUNE:
+	case Q_BANS_PRUNE:
+		break;
+	}
+	return n;
+}
+
 /* Points the views of to, a byte copy of from, at its own data[]. */
 static void rebase(struct store__qent *to, const struct store__qent *from)
 {
 	struct str *v[9];
-	size_t n = 0;
+	size_t n = views(to, v);
 
-	if (to->kind == Q_CALL) {
-		v[n++] = &to->u.c.id;
-		v[n++] = &to->u.c.call_id;
-		v[n++] = &to->u.c.caller;
-		v[n++] = &to->u.c.callee;
-		v[n++] = &to->u.c.reason;
-	} else {
-		v[n++] = &to->u.b.aor;
-		v[n++] = &to->u.b.contact;
-		v[n++] = &to->u.b.src_addr;
-		v[n++] = &to->u.b.transport;
-		v[n++] = &to->u.b.path;
-		v[n++] = &to->u.b.call_id;
-		v[n++] = &to->u.b.user_agent;
-		v[n++] = &to->u.b.instance;
-		v[n++] = &to->u.b.params;
-	}
 	for (size_t i = 0; i < n; i++)
 		if (v[i]->p)
 			v[i]->p = to->data + (v[i]->p - from->data);
@@ -475,27 +561,27 @@ static struct store__chunk *chunk_new(size_t cap)
 /* Copies the live entries into one new chunk and frees the old ones with their dead
  * entries. Only a run of failing flushes with changes that keep replacing each other
  * gets here. On failure nothing changes. */
-static int compact(struct store *st)
+static int compact(struct store__queue *q)
 {
 	size_t total = 0;
 	struct store__chunk *c;
 
-	for (size_t i = 0; i < st->nq; i++)
-		total += st->q[i]->size;
+	for (size_t i = 0; i < q->nq; i++)
+		total += q->q[i]->size;
 	c = chunk_new(total > CHUNK_SIZE ? total : CHUNK_SIZE);
 	if (!c)
 		return -ENOMEM;
-	for (size_t i = 0; i < st->nq; i++) {
+	for (size_t i = 0; i < q->nq; i++) {
 		struct store__qent *e = (struct store__qent *)(void *)(c->data + c->used);
 
-		memcpy(e, st->q[i], st->q[i]->size);
-		rebase(e, st->q[i]);
+		memcpy(e, q->q[i], q->q[i]->size);
+		rebase(e, q->q[i]);
 		c->used += e->size;
-		st->q[i] = e;
+		q->q[i] = e;
 	}
-	chunks_free(st->chunks);
-	st->chunks = c;
-	st->abytes = c->used;
+	chunks_free(q->chunks);
+	q->chunks = c;
+	q->abytes = c->used;
 	return 0;
 }
 
@@ -504,50 +590,51 @@ static int compact(struct store *st)
  * at most 1.5 times queue_max however often changes coalesce while flushes fail, and each
  * compaction, which copies at most queue_max, has been paid for by half as many bytes of
  * replaced changes. */
-static struct store__qent *qalloc(struct store *st, size_t strings)
+static struct store__qent *qalloc(struct store *st, struct store__queue *q, size_t strings)
 {
 	size_t align = _Alignof(max_align_t);
 	size_t size = (sizeof(struct store__qent) + strings + align - 1) & ~(align - 1);
 	struct store__chunk *c;
 	struct store__qent *e;
 
-	if (st->abytes - st->qbytes > st->qmax / 2 && compact(st) != 0) {
+	if (q->abytes - q->qbytes > st->qmax / 2 && compact(q) != 0) {
 		store__err(st, -ENOMEM, "out of memory queueing a database write");
 		return NULL;
 	}
-	c = st->chunks;
+	c = q->chunks;
 	if (!c || c->cap - c->used < size) {
 		c = chunk_new(size > CHUNK_SIZE ? size : CHUNK_SIZE);
 		if (!c) {
 			store__err(st, -ENOMEM, "out of memory queueing a database write");
 			return NULL;
 		}
-		c->next = st->chunks;
-		st->chunks = c;
+		c->next = q->chunks;
+		q->chunks = c;
 	}
 	e = (struct store__qent *)(void *)(c->data + c->used);
 	c->used += size;
-	st->abytes += size;
+	q->abytes += size;
 	e->size = size;
 	return e;
 }
 
 /* Gives back e, the entry qalloc() made last, when it is not queued after all. */
-static void qdrop(struct store *st, struct store__qent *e)
+static void qdrop(struct store__queue *q, struct store__qent *e)
 {
-	st->chunks->used -= e->size;
-	st->abytes -= e->size;
+	q->chunks->used -= e->size;
+	q->abytes -= e->size;
 }
 
-static void queue_clear(struct store *st)
+void store__queue_clear(struct store__queue *q)
 {
-	struct store__chunk *c = st->chunks;
+	struct store__chunk *c = q->chunks;
 
-	st->nq = 0;
-	st->qbytes = 0;
-	st->abytes = 0;
-	if (st->index)
-		memset(st->index, 0, st->nindex * sizeof(*st->index));
+	q->nq = 0;
+	q->qbytes = 0;
+	q->abytes = 0;
+	q->oldest_ms = 0;
+	if (q->index)
+		memset(q->index, 0, q->nindex * sizeof(*q->index));
 	if (!c)
 		return;
 	/* One chunk of the usual size is kept for the next batch. */
@@ -556,132 +643,174 @@ static void queue_clear(struct store *st)
 	c->used = 0;
 	if (c->cap != CHUNK_SIZE) {
 		free(c);
-		st->chunks = NULL;
+		q->chunks = NULL;
 	}
 }
 
-static int index_grow(struct store *st)
+void store__queue_free(struct store__queue *q)
 {
-	size_t n = st->nindex ? st->nindex * 2 : 1024;
+	chunks_free(q->chunks);
+	free(q->q);
+	free(q->index);
+	memset(q, 0, sizeof(*q));
+}
+
+static int index_grow(struct store__queue *q)
+{
+	size_t n = q->nindex ? q->nindex * 2 : 1024;
 	uint32_t *idx = calloc(n, sizeof(*idx));
 
 	if (!idx)
 		return -ENOMEM;
-	for (size_t i = 0; i < st->nq; i++) {
-		size_t j = st->q[i]->kd.a & (n - 1);
+	for (size_t i = 0; i < q->nq; i++) {
+		size_t j = q->q[i]->kd.a & (n - 1);
 		while (idx[j])
 			j = (j + 1) & (n - 1);
 		idx[j] = (uint32_t)(i + 1);
 	}
-	free(st->index);
-	st->index = idx;
-	st->nindex = n;
+	free(q->index);
+	q->index = idx;
+	q->nindex = n;
 	return 0;
 }
 
-/* True if a and b change the same row: one binding (put or delete) or one call record. */
+/* True if a and b change the same row (one binding, call record or ban), or are both
+ * the same kind of prune, of which the later one does what the earlier would. */
 static bool same_key(const struct store__qent *a, const struct store__qent *b)
 {
 	if (a->kd.a != b->kd.a || a->kd.b != b->kd.b)
 		return false;
-	if ((a->kind == Q_CALL) != (b->kind == Q_CALL))
+	if (family(a->kind) != family(b->kind))
 		return false;
-	if (a->kind == Q_CALL)
+	switch (family(a->kind)) {
+	case KEY_CALL:
 		return str_eq(a->u.c.id, b->u.c.id);
-	return str_eq(a->u.b.aor, b->u.b.aor) && str_eq(a->u.b.contact, b->u.b.contact);
+	case KEY_BINDING:
+		return str_eq(a->u.b.aor, b->u.b.aor) && str_eq(a->u.b.contact, b->u.b.contact);
+	case KEY_BAN:
+		return str_eq(a->u.ban.source, b->u.ban.source);
+	default:
+		return a->kind == b->kind;
+	}
 }
 
-/* Adds e (just made by qalloc) to the queue, replacing a queued change with the same key;
+/* Adds e (just made by qalloc on q) to q, replacing a queued change with the same key;
  * gives e back on failure. */
-static int enqueue(struct store *st, struct store__qent *e)
+static int enqueue(struct store *st, struct store__queue *q, struct store__qent *e, bool bounded)
 {
-	size_t j;
+	size_t j, max = bounded ? st->qmax : SIZE_MAX;
 
 	if (st->readonly) {
-		qdrop(st, e);
+		qdrop(q, e);
 		return store__err(st, -EROFS, "database %s is open read-only", st->path);
 	}
-	if ((st->nq + 1) * 2 > st->nindex && index_grow(st) != 0) {
-		qdrop(st, e);
+	if ((q->nq + 1) * 2 > q->nindex && index_grow(q) != 0) {
+		qdrop(q, e);
 		return store__err(st, -ENOMEM, "out of memory queueing a database write");
 	}
-	j = e->kd.a & (st->nindex - 1);
-	for (; st->index[j]; j = (j + 1) & (st->nindex - 1)) {
-		struct store__qent **slot = &st->q[st->index[j] - 1];
+	j = e->kd.a & (q->nindex - 1);
+	for (; q->index[j]; j = (j + 1) & (q->nindex - 1)) {
+		struct store__qent **slot = &q->q[q->index[j] - 1];
 
 		if (same_key(*slot, e)) {
-			if (st->qbytes - (*slot)->size + e->size > st->qmax)
+			if (q->qbytes - (*slot)->size + e->size > max)
 				goto full;
-			/* The old entry stays in its chunk, dead, until the queue is cleared. */
-			st->qbytes = st->qbytes - (*slot)->size + e->size;
+			/* The old entry stays in its chunk, dead, until the queue is cleared. It
+			 * is replaced where it stands: changes to different rows may be written
+			 * in any order, and this one is the row's newest. */
+			q->qbytes = q->qbytes - (*slot)->size + e->size;
 			*slot = e;
 			return 0;
 		}
 	}
-	if (st->qbytes + e->size > st->qmax || st->nq >= UINT32_MAX - 1)
+	if (q->qbytes + e->size > max || q->nq >= UINT32_MAX - 1)
 		goto full;
-	if (st->nq == st->capq) {
-		size_t cap = st->capq ? st->capq * 2 : 256;
-		struct store__qent **q = realloc(st->q, cap * sizeof(*q));
-		if (!q) {
-			qdrop(st, e);
+	if (q->nq == q->capq) {
+		size_t cap = q->capq ? q->capq * 2 : 256;
+		struct store__qent **nq = realloc(q->q, cap * sizeof(*nq));
+		if (!nq) {
+			qdrop(q, e);
 			return store__err(st, -ENOMEM, "out of memory queueing a database write");
 		}
-		st->q = q;
-		st->capq = cap;
+		q->q = nq;
+		q->capq = cap;
 	}
-	st->q[st->nq++] = e;
-	st->index[j] = (uint32_t)st->nq;
-	st->qbytes += e->size;
+	if (q->nq == 0 && q->oldest_ms == 0)
+		q->oldest_ms = store__now_ms();
+	q->q[q->nq++] = e;
+	q->index[j] = (uint32_t)q->nq;
+	q->qbytes += e->size;
 	return 0;
 full:
-	qdrop(st, e);
+	qdrop(q, e);
 	return store__err(st, -ENOBUFS, "database write queue full (%zu bytes): is %s writable?",
-			  st->qbytes, st->path);
+			  q->qbytes, st->path);
 }
 
-int store_binding_put(struct store *st, const struct store_binding *b)
+int store__requeue(struct store *st, struct store__queue *q, const struct store__qent *e,
+		   bool bounded)
+{
+	struct store__qent *n = qalloc(st, q, e->size - sizeof(*e));
+
+	if (!n)
+		return -ENOMEM;
+	memcpy(n, e, e->size);
+	rebase(n, e);
+	return enqueue(st, q, n, bounded);
+}
+
+int store__queue_merge(struct store *st, struct store__queue *to, struct store__queue *from)
+{
+	int err = 0;
+
+	if (to->nq == 0) {
+		/* The common case: nothing failed before, so the batch is taken as it is. */
+		struct store__queue t = *to;
+		*to = *from;
+		*from = t;
+		store__queue_clear(from);
+		return 0;
+	}
+	for (size_t i = 0; !err && i < from->nq; i++)
+		err = store__requeue(st, to, from->q[i], false);
+	if (err)
+		return err;   /* what was merged is merged again on the next try: no harm */
+	if (from->oldest_ms && (to->oldest_ms == 0 || from->oldest_ms < to->oldest_ms))
+		to->oldest_ms = from->oldest_ms;
+	store__queue_clear(from);
+	return 0;
+}
+
+int store__queue_binding(struct store *st, struct store__queue *q, enum store__qkind kind,
+			 const struct store_binding *b, bool bounded)
 {
 	size_t n = b->aor.l + b->contact.l + b->src_addr.l + b->transport.l + b->path.l +
 		   b->call_id.l + b->user_agent.l + b->instance.l + b->params.l;
-	struct store__qent *e = qalloc(st, n);
+	struct store__qent *e = qalloc(st, q, n);
 	char *w;
 
 	if (!e)
 		return -ENOMEM;
-	e->kind = Q_BINDING_PUT;
+	e->kind = kind;
 	e->kd = store__digest(st, b->aor, b->contact);
-	e->u.b = *b;
+	e->u.b = kind == Q_BINDING_PUT ? *b : (struct store_binding){ .aor = STR_NULL };
 	w = e->data;
 	copy(&w, b->aor, &e->u.b.aor);
 	copy(&w, b->contact, &e->u.b.contact);
-	copy(&w, b->src_addr, &e->u.b.src_addr);
-	copy(&w, b->transport, &e->u.b.transport);
-	copy(&w, b->path, &e->u.b.path);
-	copy(&w, b->call_id, &e->u.b.call_id);
-	copy(&w, b->user_agent, &e->u.b.user_agent);
-	copy(&w, b->instance, &e->u.b.instance);
-	copy(&w, b->params, &e->u.b.params);
-	return enqueue(st, e);
+	if (kind == Q_BINDING_PUT) {
+		copy(&w, b->src_addr, &e->u.b.src_addr);
+		copy(&w, b->transport, &e->u.b.transport);
+		copy(&w, b->path, &e->u.b.path);
+		copy(&w, b->call_id, &e->u.b.call_id);
+		copy(&w, b->user_agent, &e->u.b.user_agent);
+		copy(&w, b->instance, &e->u.b.instance);
+		copy(&w, b->params, &e->u.b.params);
+	}
+	return enqueue(st, q, e, bounded);
 }
 
-int store_binding_del(struct store *st, struct str aor, struct str contact)
-{
-	struct store__qent *e = qalloc(st, aor.l + contact.l);
-	char *w;
-
-	if (!e)
-		return -ENOMEM;
-	e->kind = Q_BINDING_DEL;
-	e->kd = store__digest(st, aor, contact);
-	e->u.b = (struct store_binding){ .aor = STR_NULL };
-	w = e->data;
-	copy(&w, aor, &e->u.b.aor);
-	copy(&w, contact, &e->u.b.contact);
-	return enqueue(st, e);
-}
-
-int store_call_put(struct store *st, const struct store_call *c)
+int store__queue_call(struct store *st, struct store__queue *q, const struct store_call *c,
+		      bool bounded)
 {
 	size_t n = c->id.l + c->call_id.l + c->caller.l + c->callee.l + c->reason.l;
 	struct store__qent *e;
@@ -689,11 +818,11 @@ int store_call_put(struct store *st, const struct store_call *c)
 
 	if (c->id.l == 0)
 		return store__err(st, -EINVAL, "call record without an id");
-	e = qalloc(st, n);
+	e = qalloc(st, q, n);
 	if (!e)
 		return -ENOMEM;
 	e->kind = Q_CALL;
-	e->kd = digest(st, c->id, STR_NULL, 1);
+	e->kd = digest(st, c->id, STR_NULL, KEY_CALL);
 	e->u.c = *c;
 	w = e->data;
 	copy(&w, c->id, &e->u.c.id);
@@ -701,31 +830,168 @@ int store_call_put(struct store *st, const struct store_call *c)
 	copy(&w, c->caller, &e->u.c.caller);
 	copy(&w, c->callee, &e->u.c.callee);
 	copy(&w, c->reason, &e->u.c.reason);
-	return enqueue(st, e);
+	return enqueue(st, q, e, bounded);
 }
 
-int store_flush(struct store *st)
+int store__queue_ban(struct store *st, struct store__queue *q, enum store__qkind kind,
+		     const struct store_ban *b, bool bounded)
+{
+	struct store__qent *e = qalloc(st, q, b->source.l + b->reason.l);
+	char *w;
+
+	if (!e)
+		return -ENOMEM;
+	e->kind = kind;
+	e->kd = digest(st, b->source, STR_NULL, KEY_BAN);
+	e->u.ban = *b;
+	w = e->data;
+	copy(&w, b->source, &e->u.ban.source);
+	copy(&w, b->reason, &e->u.ban.reason);
+	return enqueue(st, q, e, bounded);
+}
+
+int store__queue_prune(struct store *st, struct store__queue *q, enum store__qkind kind,
+		       int64_t before, bool bounded)
+{
+	struct store__qent *e = qalloc(st, q, 0);
+
+	if (!e)
+		return -ENOMEM;
+	e->kind = kind;
+	e->kd = digest(st, STR_NULL, STR_NULL, KEY_PRUNE);
+	e->u.before = before;
+	return enqueue(st, q, e, bounded);
+}
+
+int store_binding_put(struct store *st, const struct store_binding *b)
+{
+	return store__queue_binding(st, &st->wq, Q_BINDING_PUT, b, true);
+}
+
+int store_binding_del(struct store *st, struct str aor, struct str contact)
+{
+	struct store_binding b = { .aor = aor, .contact = contact };
+
+	return store__queue_binding(st, &st->wq, Q_BINDING_DEL, &b, true);
+}
+
+int store_call_put(struct store *st, const struct store_call *c)
+{
+	return store__queue_call(st, &st->wq, c, true);
+}
+
+/* ---- bans and retention ------------------------------------------------------------- */
+
+static int ban_check(struct store *st, struct str source)
+{
+	if (source.l == 0 || source.l > 64)
+		return store__err(st, -EINVAL, "a ban needs a source address (at most 64 characters)");
+	return 0;
+}
+
+int store_ban_put(struct store *st, const struct store_ban *b)
+{
+	int err = writable(st);
+
+	if (!err)
+		err = ban_check(st, b->source);
+	if (err)
+		return err;
+	if (st->w)
+		return store__queue_ban(st, &st->wq, Q_BAN_PUT, b, true);
+	return st->ops->ban_write(st, b);
+}
+
+int store_ban_del(struct store *st, struct str source)
+{
+	struct store_ban b = { .source = source };
+	int err = writable(st);
+
+	if (!err)
+		err = ban_check(st, source);
+	if (err)
+		return err;
+	if (st->w)
+		return store__queue_ban(st, &st->wq, Q_BAN_DEL, &b, true);
+	err = st->ops->ban_delete(st, source);
+	if (err == -ENOENT)
+		store__err(st, err, "no ban of %.*s", STR_FMT(source));
+	return err;
+}
+
+int store_bans_prune(struct store *st, int64_t now)
+{
+	int err = writable(st);
+
+	if (err)
+		return err;
+	if (st->w)
+		return store__queue_prune(st, &st->wq, Q_BANS_PRUNE, now, true);
+	return st->ops->bans_prune(st, now);
+}
+
+int store_bans_list(struct store *st, int64_t now, store_ban_h *cb, void *arg)
+{
+	return st->ops->bans_list(st, now, cb, arg);
+}
+
+int store_cdr_prune(struct store *st, int64_t before_unix)
+{
+	int err = writable(st);
+	int64_t ms = before_unix > 0 ? before_unix * 1000 : 0;
+
+	if (err)
+		return err;
+	if (st->w)
+		return store__queue_prune(st, &st->wq, Q_CALLS_PRUNE, ms, true);
+	return st->ops->calls_prune(st, (uint64_t)ms);
+}
+
+/* ---- writing a queue ------------------------------------------------------------------- */
+
+static int write_one(struct store *st, const struct store__qent *e)
+{
+	int err = 0;
+
+	switch (e->kind) {
+	case Q_BINDING_PUT:
+		err = st->ops->binding_write(st, &e->u.b, e->kd);
+		break;
+	case Q_BINDING_DEL:
+		err = st->ops->binding_delete(st, e->u.b.aor, e->u.b.contact, e->kd);
+		break;
+	case Q_CALL:
+		err = st->ops->call_write(st, &e->u.c);
+		break;
+	case Q_BAN_PUT:
+		err = st->ops->ban_write(st, &e->u.ban);
+		break;
+	case Q_BAN_DEL:
+		err = st->ops->ban_delete(st, e->u.ban.source);
+		if (err == -ENOENT)
+			err = 0;   /* `parley ban del` came first: the same outcome */
+		break;
+	case Q_CALLS_PRUNE:
+		err = st->ops->calls_prune(st, (uint64_t)e->u.before);
+		break;
+	case Q_BANS_PRUNE:
+		err = st->ops->bans_prune(st, e->u.before);
+		break;
+	}
+	return err;
+}
+
+int store__write(struct store *st, struct store__queue *q, uint64_t gen)
 {
 	int err;
 
-	if (st->nq == 0)
+	if (q->nq == 0 && gen == 0)
 		return 0;
 	err = st->ops->begin(st);
-	for (size_t i = 0; !err && i < st->nq; i++) {
-		const struct store__qent *e = st->q[i];
-
-		switch (e->kind) {
-		case Q_BINDING_PUT:
-			err = st->ops->binding_write(st, &e->u.b, e->kd);
-			break;
-		case Q_BINDING_DEL:
-			err = st->ops->binding_delete(st, e->u.b.aor, e->u.b.contact, e->kd);
-			break;
-		case Q_CALL:
-			err = st->ops->call_write(st, &e->u.c);
-			break;
-		}
-	}
+	for (size_t i = 0; !err && i < q->nq; i++)
+		err = write_one(st, q->q[i]);
+	if (!err && gen)
+		err = st->ops->journal_gen_set(st, gen);
 	if (!err)
 		err = st->ops->commit(st);
 	if (err) {
@@ -734,8 +1000,22 @@ int store_flush(struct store *st)
 		st->ops->rollback(st);
 		return err;
 	}
-	queue_clear(st);
+	store__queue_clear(q);
 	return 0;
+}
+
+int store_flush(struct store *st)
+{
+	if (st->w)
+		return store__writer_flush(st);
+	return store__write(st, &st->wq, 0);
+}
+
+int store_sync(struct store *st)
+{
+	if (st->w)
+		return store__writer_sync(st);
+	return store__write(st, &st->wq, 0);
 }
 
 int store_bindings_load(struct store *st, int64_t now, store_binding_h *cb, void *arg)

@@ -19,6 +19,10 @@
  *   -ENOBUFS the write-behind queue is full (the change was not queued)
  *   -EIO     anything else the database reports (corrupt file, I/O error) */
 
+/* store_flush() of a store with a writer thread: changes wait, and no attempt to write
+ * them has ended since the last call. */
+#define STORE_PENDING 1
+
 struct store;
 
 struct store_conf {
@@ -29,12 +33,24 @@ struct store_conf {
 	size_t queue_max;         /* bytes of queued changes allowed; 0: 64 MiB (while
 				   * flushes fail, changes replaced by later ones may
 				   * hold up to half as much again until dropped) */
+	/* For `parley serve`, the one process that writes the database: */
+	bool lock;                /* hold PATH.lock (flock, with our PID in it): a second
+				   * store_open with lock fails with -EBUSY naming the
+				   * PID; readers and short writers (`parley user`) do
+				   * not take it */
+	bool writer;              /* write behind on a thread with its own connection:
+				   * store_flush() hands the queue over and never waits
+				   * for the database; changes unwritten for journal_ms go
+				   * to PATH.journal; a journal left by a crash is applied
+				   * by store_open */
+	unsigned journal_ms;      /* with writer: 0 means 1000 */
 };
 
 /* Opens (creating and migrating the schema unless readonly) the store described by conf.
  * On failure *stp is still set, so that store_errmsg() can say why; close it afterwards. */
 int store_open(struct store **stp, const struct store_conf *conf);
-/* Closes the store without flushing: call store_flush() first to keep queued changes. */
+/* Closes the store without flushing: call store_flush() (store_sync() with a writer
+ * thread) first to keep queued changes. Releases PATH.lock. */
 void store_close(struct store *st);
 /* The message of the last failure ("database parley.db is locked by another process"). */
 const char *store_errmsg(const struct store *st);
@@ -161,13 +177,50 @@ int store_call_put(struct store *st, const struct store_call *c);
 typedef int store_call_h(const struct store_call *c, void *arg);
 int store_calls_list(struct store *st, unsigned limit, store_call_h *cb, void *arg);
 
+/* Queues (writer thread) or runs at once (otherwise) the deletion of every call record
+ * that started before before_unix (unix seconds), for the cdr-retention setting. */
+int store_cdr_prune(struct store *st, int64_t before_unix);
+
+/* ---- bans: sources (IP addresses as text) refused for failed authentication ----------- */
+
+struct store_ban {
+	struct str source;        /* "192.0.2.7", "2001:db8::1" */
+	int64_t until;            /* unix seconds: the ban ends then */
+	struct str reason;        /* "12 failed authentications in 60 s" */
+	int64_t created;          /* unix seconds */
+};
+
+/* With a writer thread, put, del and prune are queued like bindings (and del cannot tell
+ * whether there was such a ban: it returns 0); otherwise they are written at once.
+ * store_ban_put inserts or replaces the ban of b->source; store_ban_del returns -ENOENT
+ * when there is no ban of source; store_bans_prune deletes the bans ended at now. */
+int store_ban_put(struct store *st, const struct store_ban *b);
+int store_ban_del(struct store *st, struct str source);
+int store_bans_prune(struct store *st, int64_t now);
+/* Calls cb for every ban still running at now (unix s; 0: every ban), by source. Reads
+ * what has been written, not what is queued. */
+typedef int store_ban_h(const struct store_ban *b, void *arg);
+int store_bans_list(struct store *st, int64_t now, store_ban_h *cb, void *arg);
+
 /* ---- write-behind --------------------------------------------------------------------- */
 
-/* Writes every queued change in one transaction. On failure (locked, disk full, ...) nothing
- * of the batch is written, the queue is kept for the next call, and the error is returned
- * with its message; the server logs it and tries again on its next tick. */
+/* Without a writer thread: writes every queued change in one transaction. On failure
+ * (locked, disk full, ...) nothing of the batch is written, the queue is kept for the next
+ * call, and the error is returned with its message; the server logs it and tries again on
+ * its next tick.
+ * With a writer thread (conf.writer): hands the queued changes to the thread, unless it
+ * has not taken the last ones yet, and returns at once: a negative errno when an attempt
+ * to write has failed since the last call (each failure is reported once, with its
+ * message; nothing is dropped: the changes are retried, older ones first, and go to the
+ * journal when they stay unwritten), 0 when an attempt has succeeded since the last call
+ * or nothing waits, STORE_PENDING when changes wait and no attempt has ended since. */
 int store_flush(struct store *st);
-/* Number of changes waiting, and the bytes they hold. */
+/* Writes everything queued and waits for it (at exit). With a writer thread, when the
+ * database cannot be written, the changes go to the journal, which the next store_open
+ * applies; the error is returned, its message saying whether the journal has them. */
+int store_sync(struct store *st);
+/* Number of changes waiting (with a writer thread: also those handed over and not yet
+ * written), and the bytes this thread's queue holds. */
 size_t store_queue_len(const struct store *st);
 size_t store_queue_bytes(const struct store *st);
 

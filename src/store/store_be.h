@@ -3,6 +3,7 @@
 #define PARLEY_STORE_BE_H
 
 #include <stdarg.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -43,12 +44,41 @@ struct store_ops {
 
 	int (*call_write)(struct store *st, const struct store_call *c);
 	int (*calls_list)(struct store *st, unsigned limit, store_call_h *cb, void *arg);
+	int (*calls_prune)(struct store *st, uint64_t before_ms);
+
+	int (*ban_write)(struct store *st, const struct store_ban *b);
+	int (*ban_delete)(struct store *st, struct str source);               /* -ENOENT */
+	int (*bans_list)(struct store *st, int64_t now, store_ban_h *cb, void *arg);
+	int (*bans_prune)(struct store *st, int64_t now);
+
+	/* The generation of the last journal applied (0: none), kept in the database so
+	 * that a journal applied just before a crash, but not yet truncated, is not applied
+	 * a second time over newer rows. Set within the transaction that applies it. */
+	int (*journal_gen_get)(struct store *st, uint64_t *gen /* OUT */);
+	int (*journal_gen_set)(struct store *st, uint64_t gen);
 };
 
 extern const struct store_ops store__sqlite_ops;
 
 struct store__qent;
 struct store__chunk;
+struct store__writer;
+
+/* A queue of changes, in arrival order; index finds an entry by key to coalesce. The
+ * server's store has up to three: the loop fills one, hands it to the writer thread (which
+ * merges it into the one it writes), and store_open's journal replay fills one. */
+struct store__queue {
+	struct store__qent **q;
+	size_t nq, capq;
+	size_t qbytes;                 /* bytes of the live entries */
+	uint32_t *index;               /* entry position + 1, 0 for empty; open addressing */
+	size_t nindex;                 /* a power of two, at least twice nq */
+	/* The entries live in chunks that a flush empties at once. An entry replaced by a
+	 * later change to the same key stays in its chunk as dead bytes until then. */
+	struct store__chunk *chunks;   /* the chunk being filled first */
+	size_t abytes;                 /* bytes taken in the chunks, dead entries included */
+	uint64_t oldest_ms;            /* monotonic ms when its first entry came; 0 if empty */
+};
 
 struct store {
 	const struct store_ops *ops;
@@ -58,17 +88,13 @@ struct store {
 	unsigned busy_ms;
 	char err[768];                 /* the last failure, for store_errmsg() */
 	uint64_t seed[2];              /* of store__digest(), random per open */
+	bool ids_elsewhere;            /* bindings are written on another connection (the
+				        * writer's): this one keeps no map of their row ids */
+	int lock_fd;                   /* DB.lock held with flock, or -1 */
 
-	/* write-behind queue, in arrival order; index finds an entry by key to coalesce */
-	struct store__qent **q;
-	size_t nq, capq;
-	size_t qbytes, qmax;           /* bytes of the live entries, and their bound */
-	uint32_t *index;               /* entry position + 1, 0 for empty; open addressing */
-	size_t nindex;                 /* a power of two, at least twice nq */
-	/* The entries live in chunks that a flush empties at once. An entry replaced by a
-	 * later change to the same key stays in its chunk as dead bytes until then. */
-	struct store__chunk *chunks;   /* the chunk being filled first */
-	size_t abytes;                 /* bytes taken in the chunks, dead entries included */
+	struct store__queue wq;        /* write-behind queue of this thread's changes */
+	size_t qmax;                   /* bound of wq's live bytes */
+	struct store__writer *w;       /* the writer thread (conf.writer), or NULL */
 };
 
 /* Sets the message (printf-style) and returns err, for "return store__err(...)". */
@@ -76,5 +102,80 @@ int store__err(struct store *st, int err, const char *fmt, ...) __attribute__((f
 
 /* The digest of a binding key (aor, contact). */
 struct store__kd store__digest(const struct store *st, struct str aor, struct str contact);
+
+/* ---- between store.c, writer.c and journal.c ---- */
+
+enum store__qkind {
+	Q_BINDING_PUT, Q_BINDING_DEL, Q_CALL, Q_BAN_PUT, Q_BAN_DEL, Q_CALLS_PRUNE, Q_BANS_PRUNE,
+};
+
+/* One queued change. Its views point into data[], which holds every string of the row. */
+struct store__qent {
+	enum store__qkind kind;
+	struct store__kd kd;           /* digest of the key (aor, contact), call id or source */
+	size_t size;                   /* bytes taken in its chunk */
+	union {
+		struct store_binding b;
+		struct store_call c;
+		struct store_ban ban;
+		int64_t before;        /* Q_*_PRUNE: ms for calls, s for bans */
+	} u;
+	_Alignas(max_align_t) char data[];
+};
+
+/* Queues a copy of e (which may live anywhere) on q, replacing a queued change of the
+ * same key. bounded: refuse (-ENOBUFS) beyond st->qmax; the writer's own queues are not
+ * bounded, since what reaches them was accepted already. */
+int store__requeue(struct store *st, struct store__queue *q, const struct store__qent *e,
+		   bool bounded);
+/* Queues a change built from its parts (views copied), as store_binding_put etc. do. */
+int store__queue_binding(struct store *st, struct store__queue *q, enum store__qkind kind,
+			 const struct store_binding *b, bool bounded);
+int store__queue_call(struct store *st, struct store__queue *q, const struct store_call *c,
+		      bool bounded);
+int store__queue_ban(struct store *st, struct store__queue *q, enum store__qkind kind,
+		     const struct store_ban *b, bool bounded);
+int store__queue_prune(struct store *st, struct store__queue *q, enum store__qkind kind,
+		       int64_t before, bool bounded);
+/* Writes every change of q in one transaction through st's connection; q is emptied on
+ * success and kept on failure. When gen is not 0, the transaction also records that the
+ * journal of that generation is applied. */
+int store__write(struct store *st, struct store__queue *q, uint64_t gen);
+void store__queue_clear(struct store__queue *q);
+void store__queue_free(struct store__queue *q);
+/* Moves every entry of from (emptied) into to, as if queued there after to's entries. */
+int store__queue_merge(struct store *st, struct store__queue *to, struct store__queue *from);
+uint64_t store__now_ms(void);
+
+/* writer.c: the thread that writes the queue behind the event loop (conf.writer). */
+int store__writer_start(struct store *st, const struct store_conf *conf);
+void store__writer_stop(struct store *st);
+int store__writer_flush(struct store *st);
+int store__writer_sync(struct store *st);
+size_t store__writer_pending(const struct store *st);
+
+/* journal.c: DB.journal, the file that keeps queued changes while the database cannot be
+ * written. A journal is a header (magic, generation) and records (length, CRC-32C,
+ * payload); reading stops at the first record that is cut short or does not match its
+ * checksum, which is what a crash during an append leaves. */
+struct store__journal {
+	char path[530];
+	int fd;                        /* open for append, or -1 */
+	uint64_t gen;                  /* of the file's header; 0 when there is no file */
+	uint64_t size;                 /* bytes in the file */
+	bool stale;                    /* applied, but could not be emptied: no appends */
+	uint32_t crc_table[256];
+};
+void store__journal_init(struct store__journal *j, const char *db_path);
+/* Appends every entry of q and syncs the file; on failure the file is cut back to what
+ * it was and the message set on st. */
+int store__journal_append(struct store *st, struct store__journal *j, const struct store__queue *q);
+/* Reads the journal (if any) into q (coalescing). *torn: whether a torn or corrupt tail
+ * was skipped. */
+int store__journal_read(struct store *st, struct store__journal *j, struct store__queue *q,
+			bool *torn /* OUT */);
+/* Empties the file after its changes are in the database (unlink: remove it). */
+int store__journal_reset(struct store *st, struct store__journal *j, bool unlink_it);
+void store__journal_close(struct store__journal *j);
 
 #endif

@@ -1,4 +1,4 @@
-/* test_store.c: unit tests of the SQLite store: users, import, write-behind bindings, calls. */
+/* test_store.c: unit tests of the SQLite store: users, import, write-behind, writer thread, journal, bans. */
 #include "unit.h"
 
 #include <errno.h>
@@ -28,7 +28,7 @@ static void tmp_make(struct tmpdb *t)
 static void tmp_drop(struct tmpdb *t)
 {
 	char p[256];
-	const char *suffix[] = { "", "-wal", "-shm", ".import" };
+	const char *suffix[] = { "", "-wal", "-shm", ".import", ".lock", ".journal" };
 
 	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
 		snprintf(p, sizeof(p), "%s%s", t->path, suffix[i]);
@@ -487,7 +487,7 @@ static void t_upgrade(void)
 	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 1);
 
 	st = open_db(t.path, false, 0, 0);
-	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 2);
+	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 3);
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 4);
 	/* Ids follow the expiry: the row that expires first is refreshed first. */
 	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings WHERE aor = 'sip:carol@a.test'"), 1);
@@ -918,6 +918,484 @@ static void t_ucache(void)
 	tmp_drop(&t);
 }
 
+/* ---- the server's store: lock, writer thread, journal, bans, retention ----------------- */
+
+static struct store *open_server(const char *path, unsigned busy_ms, unsigned journal_ms)
+{
+	struct store_conf conf = { .path = path, .busy_ms = busy_ms, .lock = true, .writer = true,
+				   .journal_ms = journal_ms };
+	struct store *st = NULL;
+	int err = store_open(&st, &conf);
+
+	if (err) {
+		fprintf(stderr, "store_open: %s\n", store_errmsg(st));
+		CHECK_INT(err, 0);
+	}
+	return st;
+}
+
+static void pause_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Calls store_flush() until it reports a failure whose message holds want (NULL: any
+ * failure); returns that failure, or 0 if none came within 20 s. */
+static int flush_until_failure(struct store *st, const char *want)
+{
+	for (int i = 0; i < 2000; i++) {
+		int r = store_flush(st);
+		if (r < 0 && (!want || strstr(store_errmsg(st), want)))
+			return r;
+		pause_ms(10);
+	}
+	return 0;
+}
+
+/* Calls store_flush() until everything queued is written; false if that takes 20 s. */
+static bool flush_until_written(struct store *st)
+{
+	for (int i = 0; i < 2000; i++) {
+		if (store_flush(st) == 0 && store_queue_len(st) == 0 && store_flush(st) == 0)
+			return true;
+		pause_ms(10);
+	}
+	return false;
+}
+
+static bool file_exists(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0;
+}
+
+static long long file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/* A second server on the same database is refused, naming the PID that holds it; readers
+ * and the short writes of `parley user` still work; the lock goes with the store. */
+static void t_lock(void)
+{
+	struct tmpdb t;
+	struct store *st, *second = NULL, *ro;
+	struct store_conf conf;
+	char want[300];
+
+	tmp_make(&t);
+	st = open_server(t.path, 50, 0);
+	conf = (struct store_conf){ .path = t.path, .lock = true, .writer = true };
+	CHECK_INT(store_open(&second, &conf), -EBUSY);
+	snprintf(want, sizeof(want), "database %s is in use by parley serve (PID %ld)", t.path,
+		 (long)getpid());
+	CHECK_STR(str_from_cstr(store_errmsg(second)), want);
+	store_close(second);
+
+	ro = open_db(t.path, true, 0, 0);
+	CHECK_INT(store_bindings_load(ro, 1000, binding_cb, &(struct seen){ .len = 0 }), 0);
+	store_close(ro);
+	ro = open_db(t.path, false, 0, 0);
+	CHECK_INT(store_user_add(ro, STR("alice"), STR("a.test"), STR_NULL, STR("pw")), 0);
+	store_close(ro);
+
+	store_close(st);
+	second = open_server(t.path, 50, 0);
+	store_close(second);
+	tmp_drop(&t);
+}
+
+/* While another process holds the database, store_flush() hands the changes over and
+ * returns at once ("pending", later the failure); nothing is dropped, the failed batch is
+ * written before the newer changes of the same rows, and everything lands once the lock
+ * is released. */
+static void t_writer_locked(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	struct store_binding a = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 5000);
+	struct store_binding b = binding("sip:bob@a.test", "sip:bob@192.0.2.8", 5000);
+	struct store_binding c = binding("sip:carol@a.test", "sip:carol@192.0.2.9", 5000);
+	struct store_call call = { .id = STR("c1"), .caller = STR("a"), .callee = STR("b"), .start_ms = 1 };
+	sqlite3 *other = NULL;
+	struct seen s = { .len = 0 };
+
+	tmp_make(&t);
+	/* A long journal delay: this case is about the queue, not the journal. */
+	st = open_server(t.path, 50, 600000);
+	CHECK_INT(sqlite3_open(t.path, &other), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+
+	CHECK_INT(store_binding_put(st, &a), 0);
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_call_put(st, &call), 0);
+	/* The hand-over and this answer happen under one mutex the thread needs to start: the
+	 * attempt cannot have ended yet. */
+	CHECK_INT(store_flush(st), STORE_PENDING);
+	CHECK_INT(store_queue_len(st), 3);
+	CHECK_INT(flush_until_failure(st, "is locked"), -EBUSY);
+	CHECK_INT(store_queue_len(st), 3);
+
+	/* Newer changes of the same rows, queued while the old batch waits. */
+	a.expires_at = 6000;
+	CHECK_INT(store_binding_put(st, &a), 0);
+	CHECK_INT(store_binding_del(st, b.aor, b.contact), 0);
+	CHECK_INT(store_binding_put(st, &c), 0);
+	int r = store_flush(st);
+	CHECK(r == STORE_PENDING || r == -EBUSY);
+	CHECK_INT(flush_until_failure(st, NULL), -EBUSY);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 0);
+
+	CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	CHECK(flush_until_written(st));
+	CHECK_INT(store_bindings_load(st, 1000, binding_cb, &s), 0);
+	CHECK_STR(str_from_cstr(s.buf),
+		  "sip:alice@a.test sip:alice@192.0.2.7 192.0.2.7:5062 udp q=500 6000|"
+		  "sip:carol@a.test sip:carol@192.0.2.9 192.0.2.7:5062 udp q=500 5000|");
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 1);
+	CHECK_INT(store_sync(st), 0);
+	CHECK(!file_exists(t.path) || file_size(t.path) > 0);
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* Changes that stay unwritable go to the journal; a crash (a close without flushing)
+ * keeps them, and the next open applies them and removes the journal. A stop whose final
+ * flush fails keeps its changes in the journal too. */
+static void t_journal_crash(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	char jpath[256];
+	struct store_binding a = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 5000);
+	struct store_binding b = binding("sip:bob@a.test", "sip:bob@192.0.2.8", 5000);
+	struct store_call call = { .id = STR("c1"), .caller = STR("a"), .callee = STR("b"), .start_ms = 1 };
+	struct store_ban ban = { .source = STR("192.0.2.66"), .until = 4000000000, .reason = STR("r"), .created = 1 };
+	sqlite3 *other = NULL;
+
+	tmp_make(&t);
+	snprintf(jpath, sizeof(jpath), "%s.journal", t.path);
+	st = open_server(t.path, 20, 1);
+	CHECK_INT(sqlite3_open(t.path, &other), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(store_binding_put(st, &a), 0);
+	CHECK_INT(store_call_put(st, &call), 0);
+	CHECK_INT(store_ban_put(st, &ban), 0);
+	CHECK_INT(store_flush(st), STORE_PENDING);
+	CHECK_INT(flush_until_failure(st, "3 changes saved in journal"), -EBUSY);
+	CHECK(file_size(jpath) > 16);
+	store_close(st);   /* the crash: what was only in memory is gone */
+
+	st = NULL;
+	{
+		struct store_conf conf = { .path = t.path, .busy_ms = 20, .lock = true, .writer = true };
+		/* A start while the database is still locked fails, and keeps the journal. */
+		CHECK_INT(store_open(&st, &conf), -EBUSY);
+		CHECK(strstr(store_errmsg(st), "locked") != NULL);
+		store_close(st);
+		CHECK(file_size(jpath) > 16);
+	}
+	CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	st = open_server(t.path, 20, 600000);
+	CHECK(!file_exists(jpath));
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings WHERE expires_at = 5000"), 1);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 1);
+	CHECK_INT(sql_int(t.path, "SELECT until FROM bans WHERE source = '192.0.2.66'"), 4000000000);
+
+	/* A stop whose database is still locked: store_sync() saves the queue. */
+	CHECK_INT(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_sync(st), -EBUSY);
+	CHECK(strstr(store_errmsg(st), "1 changes saved in journal") != NULL);
+	store_close(st);
+	CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	st = open_server(t.path, 20, 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 2);
+	CHECK(!file_exists(jpath));
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* The journal is applied while the server runs, as soon as the database can be written
+ * again, together with what came after it; then it is emptied. */
+static void t_journal_runtime(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	char jpath[256];
+	struct store_binding a = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 5000);
+	sqlite3 *other = NULL;
+
+	tmp_make(&t);
+	snprintf(jpath, sizeof(jpath), "%s.journal", t.path);
+	st = open_server(t.path, 20, 1);
+	CHECK_INT(sqlite3_open(t.path, &other), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(store_binding_put(st, &a), 0);
+	CHECK_INT(store_flush(st), STORE_PENDING);
+	CHECK_INT(flush_until_failure(st, "1 changes saved in journal"), -EBUSY);
+	a.expires_at = 7000;   /* newer than the journal's */
+	CHECK_INT(store_binding_put(st, &a), 0);
+	CHECK_INT(store_flush(st) <= STORE_PENDING, 1);
+	CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	CHECK(flush_until_written(st));
+	CHECK_INT(sql_int(t.path, "SELECT expires_at FROM bindings"), 7000);
+	CHECK_INT(file_size(jpath), 0);
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* With a busy timeout longer than the lock is held, the writer thread waits for the lock
+ * while the loop's calls keep answering "pending"; the rows land once it is released. */
+static void t_writer_no_wait(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	struct store_binding a = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 5000);
+	sqlite3 *other = NULL;
+
+	tmp_make(&t);
+	st = open_server(t.path, 30000, 600000);
+	CHECK_INT(sqlite3_open(t.path, &other), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(store_binding_put(st, &a), 0);
+	for (int i = 0; i < 20; i++) {
+		CHECK_INT(store_flush(st), STORE_PENDING);
+		pause_ms(5);
+	}
+	CHECK_INT(store_queue_len(st), 1);
+	CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	CHECK(flush_until_written(st));
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 1);
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* When the journal cannot be written either, the failure says so, the changes stay in
+ * memory, and they are written once the database can be. */
+static void t_journal_unwritable(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	char jpath[256];
+	struct store_binding a = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 5000);
+	sqlite3 *other = NULL;
+
+	tmp_make(&t);
+	snprintf(jpath, sizeof(jpath), "%s.journal", t.path);
+	st = open_server(t.path, 20, 1);
+	CHECK_INT(mkdir(jpath, 0700), 0);   /* a directory where the journal should go */
+	CHECK_INT(sqlite3_open(t.path, &other), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(store_binding_put(st, &a), 0);
+	CHECK_INT(store_flush(st), STORE_PENDING);
+	CHECK_INT(flush_until_failure(st, "the journal cannot be written either"), -EBUSY);
+	CHECK(strstr(store_errmsg(st), "1 changes kept in memory") != NULL);
+	CHECK_INT(store_queue_len(st), 1);
+	CHECK_INT(rmdir(jpath), 0);
+	CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	CHECK(flush_until_written(st));
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 1);
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* A record cut short by a crash during an append, or damaged, is skipped with what
+ * follows it; the records before it are applied. */
+static void t_journal_torn(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	struct store__journal j;
+	struct store__queue q = { 0 };
+	struct store_binding a = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 5000);
+	struct store_binding b = binding("sip:bob@a.test", "sip:bob@192.0.2.8", 5000);
+	struct store_binding c = binding("sip:carol@a.test", "sip:carol@192.0.2.9", 5000);
+	long long one, two;
+
+	tmp_make(&t);
+	st = open_db(t.path, false, 0, 0);
+	store__journal_init(&j, t.path);
+	CHECK_INT(store__queue_binding(st, &q, Q_BINDING_PUT, &a, false), 0);
+	CHECK_INT(store__journal_append(st, &j, &q), 0);
+	one = file_size(j.path);
+	store__queue_clear(&q);
+	CHECK_INT(store__queue_binding(st, &q, Q_BINDING_PUT, &b, false), 0);
+	CHECK_INT(store__journal_append(st, &j, &q), 0);
+	two = file_size(j.path);
+	CHECK(two > one && one > 16);
+	store__journal_close(&j);
+	store_close(st);
+
+	/* bob's record loses its last three bytes. */
+	CHECK_INT(truncate(j.path, two - 3), 0);
+	st = open_server(t.path, 20, 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings WHERE aor = 'sip:alice@a.test'"), 1);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings WHERE aor = 'sip:bob@a.test'"), 0);
+	CHECK(!file_exists(j.path));
+	store_close(st);
+
+	/* A flipped byte in the middle of carol's record: her checksum fails. */
+	st = open_db(t.path, false, 0, 0);
+	store__journal_init(&j, t.path);
+	store__queue_clear(&q);
+	CHECK_INT(store__queue_binding(st, &q, Q_BINDING_PUT, &c, false), 0);
+	CHECK_INT(store__journal_append(st, &j, &q), 0);
+	store__journal_close(&j);
+	store_close(st);
+	{
+		FILE *f = fopen(j.path, "r+b");
+		CHECK(f != NULL);
+		if (f) {
+			int ch;
+			fseek(f, 40, SEEK_SET);
+			ch = fgetc(f);
+			fseek(f, 40, SEEK_SET);
+			fputc(ch ^ 0x20, f);
+			fclose(f);
+		}
+	}
+	st = open_server(t.path, 20, 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings WHERE aor = 'sip:carol@a.test'"), 0);
+	store_close(st);
+	store__queue_free(&q);
+	tmp_drop(&t);
+}
+
+/* A journal applied just before a crash, but not yet removed, is not applied again over
+ * the newer rows written after it. */
+static void t_journal_applied(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	struct store__journal j;
+	struct store__queue q = { 0 };
+	struct store_binding a = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 5000);
+	char sql[128];
+	sqlite3 *db = NULL;
+
+	tmp_make(&t);
+	st = open_db(t.path, false, 0, 0);
+	store__journal_init(&j, t.path);
+	CHECK_INT(store__queue_binding(st, &q, Q_BINDING_PUT, &a, false), 0);
+	CHECK_INT(store__journal_append(st, &j, &q), 0);
+	store__journal_close(&j);
+	a.expires_at = 9000;
+	CHECK_INT(store_binding_put(st, &a), 0);
+	CHECK_INT(store_flush(st), 0);
+	store_close(st);
+	snprintf(sql, sizeof(sql), "REPLACE INTO meta(key, value) VALUES('journal_applied', %lld)",
+		 (long long)j.gen);
+	CHECK_INT(sqlite3_open(t.path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	st = open_server(t.path, 20, 0);
+	CHECK_INT(sql_int(t.path, "SELECT expires_at FROM bindings"), 9000);
+	CHECK(!file_exists(j.path));
+	store_close(st);
+	store__queue_free(&q);
+	tmp_drop(&t);
+}
+
+struct bans_seen {
+	char buf[512];
+	size_t len;
+};
+
+static int ban_cb(const struct store_ban *b, void *arg)
+{
+	struct bans_seen *s = arg;
+
+	s->len += (size_t)snprintf(s->buf + s->len, sizeof(s->buf) - s->len, "%.*s %lld %.*s %lld|",
+				   STR_FMT(b->source), (long long)b->until, STR_FMT(b->reason),
+				   (long long)b->created);
+	return 0;
+}
+
+static void t_bans(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	struct bans_seen s = { .len = 0 };
+	struct store_ban x = { .source = STR("192.0.2.7"), .until = 2000, .reason = STR("10 failures"), .created = 1000 };
+	struct store_ban y = { .source = STR("2001:db8::1"), .until = 1500, .reason = STR("r"), .created = 900 };
+
+	tmp_make(&t);
+	st = open_db(t.path, false, 0, 0);
+	CHECK_INT(store_ban_put(st, &x), 0);
+	CHECK_INT(store_ban_put(st, &y), 0);
+	x.until = 2500;   /* a put replaces */
+	CHECK_INT(store_ban_put(st, &x), 0);
+	CHECK_INT(store_bans_list(st, 0, ban_cb, &s), 0);
+	CHECK_STR(str_from_cstr(s.buf), "192.0.2.7 2500 10 failures 1000|2001:db8::1 1500 r 900|");
+	s = (struct bans_seen){ .len = 0 };
+	CHECK_INT(store_bans_list(st, 1600, ban_cb, &s), 0);
+	CHECK_STR(str_from_cstr(s.buf), "192.0.2.7 2500 10 failures 1000|");
+	CHECK_INT(store_bans_prune(st, 1600), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bans"), 1);
+	CHECK_INT(store_ban_del(st, STR("192.0.2.7")), 0);
+	CHECK_INT(store_ban_del(st, STR("192.0.2.7")), -ENOENT);
+	CHECK(strstr(store_errmsg(st), "no ban of 192.0.2.7") != NULL);
+	CHECK_INT(store_ban_put(st, &(struct store_ban){ .source = STR_NULL }), -EINVAL);
+	store_close(st);
+
+	/* A reader of a database from before bans existed sees none. */
+	st = open_db(t.path, true, 0, 0);
+	CHECK_INT(store_bans_list(st, 0, ban_cb, &s), 0);
+	store_close(st);
+
+	/* The server's writes go through the writer thread. */
+	st = open_server(t.path, 50, 0);
+	CHECK_INT(store_ban_put(st, &x), 0);
+	CHECK_INT(store_ban_put(st, &y), 0);
+	CHECK_INT(store_sync(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bans"), 2);
+	CHECK_INT(store_ban_del(st, STR("192.0.2.7")), 0);
+	CHECK_INT(store_bans_prune(st, 1600), 0);
+	CHECK_INT(store_sync(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bans"), 0);
+	store_close(st);
+	tmp_drop(&t);
+}
+
+static void t_cdr_prune(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	struct store_call c = { .id = STR("old"), .caller = STR("a"), .callee = STR("b"), .start_ms = 100000 };
+
+	tmp_make(&t);
+	st = open_db(t.path, false, 0, 0);
+	CHECK_INT(store_call_put(st, &c), 0);
+	c.id = STR("new");
+	c.start_ms = 300000;
+	CHECK_INT(store_call_put(st, &c), 0);
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(store_cdr_prune(st, 200), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 1);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls WHERE id = 'new'"), 1);
+	store_close(st);
+
+	st = open_server(t.path, 50, 0);
+	CHECK_INT(store_cdr_prune(st, 400), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 1);   /* queued only */
+	CHECK_INT(store_sync(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 0);
+	store_close(st);
+	tmp_drop(&t);
+}
+
 static const struct unit_case cases[] = {
 	{ "users", t_users },
 	{ "import", t_import },
@@ -934,5 +1412,15 @@ static const struct unit_case cases[] = {
 	{ "queue_bound", t_queue_bound },
 	{ "open_errors", t_open_errors },
 	{ "ucache", t_ucache },
+	{ "lock", t_lock },
+	{ "writer_locked", t_writer_locked },
+	{ "writer_no_wait", t_writer_no_wait },
+	{ "journal_crash", t_journal_crash },
+	{ "journal_unwritable", t_journal_unwritable },
+	{ "journal_runtime", t_journal_runtime },
+	{ "journal_torn", t_journal_torn },
+	{ "journal_applied", t_journal_applied },
+	{ "bans", t_bans },
+	{ "cdr_prune", t_cdr_prune },
 };
 UNIT_MAIN(cases)

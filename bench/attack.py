@@ -74,8 +74,8 @@ def table(results, memfile):
         if "pass" in d:
             res[d["pass"]] = d
     ok_all = True
-    cols = ["pass", "legit ok / attempted", "success", "p50 ms", "p99 ms", "peak RSS MB",
-            "server CPU s", "retrans", "flooder sent", "flooder rate/s"]
+    cols = ["pass", "legit ok / attempted", "success", "failed", "unfinished", "p50 ms", "p99 ms",
+            "peak RSS MB", "server CPU s", "retrans", "flooder sent", "flooder rate/s"]
     rows = []
     for p in ("baseline", "flood"):
         d = res.get(p)
@@ -86,7 +86,9 @@ def table(results, memfile):
         succ = 100.0 * ok / created if created else 0.0
         cpu = d.get("cpu_total_ms", "void")
         cpu = f"{int(cpu) / 1000:.1f}" if cpu.lstrip("-").isdigit() else cpu
-        rows.append([p, f"{ok}/{created}", f"{succ:.2f} %", d.get("p50_ms", "-"), d.get("p99_ms", "-"),
+        fail = int(d.get("fail") or 0)
+        rows.append([p, f"{ok}/{created}", f"{succ:.2f} %", fail, max(0, created - ok - fail),
+                     d.get("p50_ms", "-"), d.get("p99_ms", "-"),
                      mb(d["hwm_kb"]) if d.get("hwm_kb") else "-", cpu, d.get("retrans", "-"),
                      d.get("flood_sent", "-"), d.get("flood_rate", "-")])
         try:
@@ -94,7 +96,7 @@ def table(results, memfile):
                 ok_all = False
         except ValueError:
             ok_all = False
-    rows.append(["target", "", ">= 99 %", "", "< 500", "< 200", "", "", "", ""])
+    rows.append(["target", "", ">= 99 %", "", "", "", "< 500", "< 200", "", "", "", ""])
     w = [max(len(str(r[i])) for r in rows + [cols]) for i in range(len(cols))]
     fmt = lambda r: "  ".join(str(v).rjust(w[i]) if i > 0 else str(v).ljust(w[i]) for i, v in enumerate(r))
     print(fmt(cols))
@@ -148,9 +150,14 @@ def table(results, memfile):
         if c.get("phone_queued"):
             print(f"  the phone's socket held {c['phone_queued']} datagrams at the end "
                   f"({c.get('phone_invites')} INVITEs): parley did forward the calls")
-        print(f"  server answers OPTIONS afterwards: {c.get('alive', '?')}")
+        print(f"  server answers OPTIONS (within 5 s) at the end: {c.get('alive', '?')}")
         print("  targets: peak RSS < 200 MB, back to the RSS before within 60 s")
+    for p in ("baseline", "flood"):
+        if p in res and res[p].get("alive", "yes") != "yes":
+            print(f"{p}: server answers OPTIONS (within 5 s) at the end: {res[p].get('alive')}")
+            ok_all = False
     print()
+    print("unfinished = still open when SIPp stopped (20 s after the last planned start), not successful")
     print("attack targets: " + ("all met" if ok_all else "NOT all met (reported, not enforced)"))
 
 

@@ -1,6 +1,6 @@
 #!/bin/bash
 # attack.sh: Parley under attack (bash bench/attack.sh, or bash bench/bench.sh attack; bench.sh
-# parley runs it after its table unless ATTACK=0). Loopback only, bounded (about 3 minutes),
+# parley runs it after its table unless ATTACK=0). Loopback only, bounded (under 4 minutes),
 # every process it starts is stopped on exit.
 # Each pass gets a fresh `parley serve` (release build) on a free 127.0.0.1 port with a copy of
 # one temporary database holding ATTACK_USERS users (u00000/pw00000.., bench.test) plus the
@@ -103,7 +103,9 @@ start_server() { # NAME -> SRV_PID, SRV_PORT
 hwm() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$SRV_PID/status" 2>/dev/null; }
 rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$SRV_PID/status" 2>/dev/null; }
 alive() { # does the server answer OPTIONS within 5 s?
-	if kill -0 "$SRV_PID" 2>/dev/null && $STATS ping "$SRV_PORT" 5 >/dev/null; then echo yes; else echo NO; fi
+	if ! kill -0 "$SRV_PID" 2>/dev/null; then echo "NO(exited)"
+	elif $STATS ping "$SRV_PORT" 5 >/dev/null; then echo yes
+	else echo "NO(running,no-answer-in-5s)"; fi
 }
 exit_status() { wait "$SRV_PID" 2>/dev/null; echo $?; }
 
@@ -129,16 +131,17 @@ reg_pass() {
 	local name=$1 withflood=$2 dir=$WORK/$1 fp= c0 c1 t0 t1 line
 	start_server "$name"
 	if [ "$withflood" = 1 ]; then
-		# bounded by itself too: ATTACK_SECS + 45 s at most; stopped with SIGTERM when SIPp is done
+		# bounded by itself too: ATTACK_SECS + 30 s at most; stopped with SIGTERM when SIPp is done
 		"$FLOOD" --target "127.0.0.1:$SRV_PORT" --domain bench.test --src 127.0.1.1 --nsrc "$FLOOD_SOURCES" \
-			--invite-pct "$FLOOD_INVITE_PCT" --duration $((ATTACK_SECS + 45)) >"$dir/flood.out" 2>&1 &
+			--invite-pct "$FLOOD_INVITE_PCT" --duration $((ATTACK_SECS + 30)) >"$dir/flood.out" 2>&1 &
 		fp=$!
 		PIDS+=("$fp")
 		sleep 1   # the flood is on before the first registration
 	fi
 	echo "attack: $name: $REG_N registrations at $ATTACK_RATE/s$([ "$withflood" = 1 ] && echo ", flood on")" >&2
 	c0=$(bash "$HERE/cpu.sh" "$SRV_PID") t0=$(date +%s.%N)
-	sipp_reg "$dir/sipp" "$WORK/users/users.csv" "$REG_N" "$ATTACK_RATE" $((ATTACK_SECS + 40))
+	# SIPp stops 20 s after the last planned start: registrations unfinished then count as failed
+	sipp_reg "$dir/sipp" "$WORK/users/users.csv" "$REG_N" "$ATTACK_RATE" $((ATTACK_SECS + 25))
 	t1=$(date +%s.%N) c1=$(bash "$HERE/cpu.sh" "$SRV_PID")
 	[ -n "$fp" ] && stop_pid "$fp"
 	local h=$(hwm) dead=
@@ -155,7 +158,7 @@ reg_pass() {
 	[ -z "$dead" ] && line+=" alive=$(alive)"
 	echo "$line" >>"$RESULTS"
 	echo "attack: $line" >&2
-	stop_pid "$SRV_PID" 30
+	stop_pid "$SRV_PID" 10
 }
 
 calls_pass() {
@@ -172,6 +175,8 @@ calls_pass() {
 	$ATK sample "$SRV_PID" $((secs + ATTACK_AFTER + 2)) "$dir/rss.txt" $((ATTACK_RSS_CAP_MB * 1024)) &
 	sp=$!
 	PIDS+=("$sp")
+	# the flood starts right after the sampler's first reading (time 0 of rss.txt)
+	for _ in $(seq 100); do [ -s "$dir/rss.txt" ] && break; sleep 0.02; done
 	# bounded by itself: 3x the planned sending time at most, then ATTACK_AFTER s holding the sockets
 	"$FLOOD" --calls --to phone --target "127.0.0.1:$SRV_PORT" --domain bench.test --src 127.0.2.1 \
 		--nsrc "$CALL_SOURCES" --rate "$CALLS_RATE" --count "$CALLS_N" --duration $((secs * 3 + 5)) \
@@ -186,10 +191,10 @@ calls_pass() {
 	line+=" phone_queued=$($ATK kv "$dir/flood.out" phone_queued) phone_invites=$($ATK kv "$dir/flood.out" phone_invites)"
 	line+=" cap_mb=$ATTACK_RSS_CAP_MB"
 	if kill -0 "$SRV_PID" 2>/dev/null; then line+=" alive=$(alive)"
-	else line+=" alive=NO exit=$(exit_status)"; fi
+	else line+=" alive=NO(exited) exit=$(exit_status)"; fi
 	echo "$line" >>"$RESULTS"
 	echo "attack: $line" >&2
-	stop_pid "$SRV_PID" 30
+	stop_pid "$SRV_PID" 10
 }
 
 RESULTS=$WORK/results.txt

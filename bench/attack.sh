@@ -59,10 +59,10 @@ WORK=$(mktemp -d /tmp/parley-attack.XXXXXX)
 PIDS=()
 SRV_PID=
 stop_pid() { # PID [SECONDS]: SIGTERM, wait (default 10 s), then SIGKILL
-	local p=$1 i
+	local p=$1
 	kill -0 "$p" 2>/dev/null || { wait "$p" 2>/dev/null; return 0; }
 	kill -TERM "$p" 2>/dev/null
-	for i in $(seq $((${2:-10} * 10))); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	for _ in $(seq $((${2:-10} * 10))); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 	kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
 	wait "$p" 2>/dev/null
 	return 0
@@ -128,7 +128,7 @@ sipp_reg() {
 
 # reg_pass NAME FLOOD(0|1): one registration pass on a fresh server; appends its line to RESULTS
 reg_pass() {
-	local name=$1 withflood=$2 dir=$WORK/$1 fp= c0 c1 t0 t1 line
+	local name=$1 withflood=$2 dir=$WORK/$1 fp="" c0 c1 t0 t1 line
 	start_server "$name"
 	if [ "$withflood" = 1 ]; then
 		# bounded by itself too: ATTACK_SECS + 30 s at most; stopped with SIGTERM when SIPp is done
@@ -144,7 +144,8 @@ reg_pass() {
 	sipp_reg "$dir/sipp" "$WORK/users/users.csv" "$REG_N" "$ATTACK_RATE" $((ATTACK_SECS + 25))
 	t1=$(date +%s.%N) c1=$(bash "$HERE/cpu.sh" "$SRV_PID")
 	[ -n "$fp" ] && stop_pid "$fp"
-	local h=$(hwm) dead=
+	local h dead=""
+	h=$(hwm)
 	kill -0 "$SRV_PID" 2>/dev/null || { dead=1; echo "attack: $name: PARLEY DIED, exit status $(exit_status)" >&2; c1=-1000000000; }
 	line="pass=$name hwm_kb=${h:-0}"
 	if [ -s "$dir/sipp/stat.csv" ]; then

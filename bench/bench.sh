@@ -1,6 +1,8 @@
 #!/bin/bash
 # bench.sh: Parley's benchmark (make bench / make bench-compare).
-# usage: bench.sh parley [kamailio]
+# usage: bench.sh parley [kamailio] | bench.sh attack
+# `bench.sh attack` runs only the under-attack pass (attack.sh); `bench.sh parley ...` runs it
+# after the table (ATTACK=0: skip it).
 # Starts each server on a free loopback port with a fresh temporary database and the same
 # N users, and drives it with SIPp closed-loop at saturation (CONC transactions in flight):
 #   reg   REGISTER -> 401 -> REGISTER with digest -> 200            (sipp/reg_auth.xml)
@@ -13,7 +15,8 @@
 #   p50/p99    percentiles over every transaction of SIPp's response-time timer 1 (-trace_rtt):
 #              reg = first REGISTER sent -> 200 received; call = first INVITE -> 200 OK
 #   fail       SIPp failed transactions (must be 0); retrans = SIPp retransmissions
-# With kamailio, the Parley/Kamailio ratios follow. MEM=1 runs mem.sh afterwards.
+# With kamailio, the Parley/Kamailio ratios follow. MEM=1 runs mem.sh afterwards; then the
+# under-attack pass (attack.sh, about 3.5 minutes) unless ATTACK=0.
 # env: N=10000 CONC=200 PASSES="reg call" RATE=50000 (SIPp's opening rate cap, well above
 #      saturation) SIPP_TIMEOUT=300 (s, per SIPp run) PARLEY_BIN=build/parley KEEP=1 (keep logs)
 #      PARLEY_ARGS="" (extra flags for parley serve, for experiments only)
@@ -32,12 +35,13 @@ SIPP_TIMEOUT=${SIPP_TIMEOUT:-300}
 SIPP_BUFF=${SIPP_BUFF-4194304}
 STATS="python3 $HERE/stats.py"
 SERVERS=("$@")
-[ ${#SERVERS[@]} -gt 0 ] || { echo "usage: bench.sh parley [kamailio]" >&2; exit 2; }
+[ ${#SERVERS[@]} -gt 0 ] || { echo "usage: bench.sh parley [kamailio] | bench.sh attack" >&2; exit 2; }
+[ "${SERVERS[*]}" = attack ] && exec bash "$HERE/attack.sh"
 for s in "${SERVERS[@]}"; do
 	case $s in
 	parley) [ -x "$PARLEY" ] || { echo "bench: $PARLEY missing: run make build" >&2; exit 1; } ;;
 	kamailio) command -v kamailio >/dev/null || { echo "bench: kamailio not installed (make deps)" >&2; exit 1; } ;;
-	*) echo "bench: unknown server '$s' (parley, kamailio)" >&2; exit 2 ;;
+	*) echo "bench: unknown server '$s' (parley, kamailio; or attack alone)" >&2; exit 2 ;;
 	esac
 done
 command -v sipp >/dev/null || { echo "bench: sipp missing (package sip-tester; make deps)" >&2; exit 1; }
@@ -170,5 +174,9 @@ $STATS table "$RESULTS"
 status=$?
 if [ "${MEM:-0}" = 1 ]; then
 	bash "$HERE/mem.sh" || status=1
+fi
+if [[ " ${SERVERS[*]} " == *" parley "* && ${ATTACK:-1} = 1 ]]; then
+	echo
+	bash "$HERE/attack.sh" || status=1
 fi
 exit $status

@@ -153,7 +153,40 @@ static size_t print_stateless(struct server *s, const struct sip_msg *m, const s
 /* Writes a ban to the store, so that it survives a restart and `parley ban list` shows it. */
 static void server_store_ban(struct server *s, const char *host, uint64_t until_s, struct str aor)
 {
-	(void)s; (void)host; (void)until_s; (void)aor;
+	char reason[300];
+	snprintf(reason, sizeof reason, "%u failed authentications within %u s (last for %.*s)", s->cfg->ban_threshold,
+		 s->cfg->ban_window, STR_FMT(aor));
+	struct store_ban b = { str_from_cstr(host), (int64_t)until_s, str_from_cstr(reason), (int64_t)server_now(s) };
+	if (store_ban_put(s->store, &b) < 0)
+		log_error(s->lg, "ban", "cannot record the ban of %s: %s (it holds until restart)", host, store_errmsg(s->store));
+}
+
+static int ban_row(const struct store_ban *b, void *arg)
+{
+	struct server *s = arg;
+	struct tp_addr a;
+	if (tp_addr_from_host(&a, b->source, 0) == 0)
+		guard_ban_sync_mark(s->guard, &a, (uint64_t)b->until);
+	return 0;
+}
+
+/* Re-reads the bans table: bans made by another node, or lifted with `parley ban del`,
+ * take effect within BAN_SYNC_MS. */
+#define BAN_SYNC_MS 2000
+static void ban_sync(struct server *s)
+{
+	uint64_t now = now_ms(s);
+	if (now < s->ban_sync_at)
+		return;
+	s->ban_sync_at = now + BAN_SYNC_MS;
+	guard_ban_sync_begin(s->guard, now);
+	if (store_bans_list(s->store, (int64_t)(now / 1000), ban_row, s) < 0) {
+		log_warn(s->lg, "ban", "cannot read the bans table: %s", store_errmsg(s->store));
+		return; /* without _end nothing is lifted */
+	}
+	unsigned lifted = guard_ban_sync_end(s->guard);
+	if (lifted)
+		log_info(s->lg, "ban", "%u ban%s lifted (removed from the bans table or expired)", lifted, lifted == 1 ? "" : "s");
 }
 
 /* Keys of the guard: the source, and the user the credentials named. */
@@ -396,7 +429,10 @@ static void sweep_tick(void *arg)
 	reg_sweep(s->reg, server_now(s));
 	dlg_sweep(s->dialogs, server_now(s), 256);
 	measure_memory(s);
-	guard_sweep(s->guard, now_ms(s));
+	/* The guard's sweep walks its whole table: every few seconds is enough. */
+	if (++s->sweeps % 50 == 0)
+		guard_sweep(s->guard, now_ms(s));
+	ban_sync(s);
 	log_limit_flush(s->lg, &s->lim_reject, now_ms(s));
 	log_limit_flush(s->lg, &s->lim_drop, now_ms(s));
 	log_limit_flush(s->lg, &s->lim_limit, now_ms(s));

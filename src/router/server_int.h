@@ -50,6 +50,8 @@ struct server {
 	struct log_limit lim_reject, lim_drop, lim_limit, lim_auth;
 	struct server_delayed *delayed; /* answers held back after repeated failures */
 	unsigned ndelayed;
+	uint64_t ban_sync_at;     /* next re-read of the bans table, ms */
+	unsigned sweeps;          /* sweep ticks so far */
 	struct {
 		uint64_t challenges;  /* 401/407 sent */
 		uint64_t auth_failures;

@@ -64,7 +64,7 @@ start_srv() {
 	pp=$!
 	for i in $(seq 600); do [ -e "$WORK/ping.ready" ] && break; sleep 0.05; done
 	t0=$(now)
-	"$PARLEY" serve --listen "udp:127.0.0.1:$PORT" --domain bench.test --db "$1" --log-level warn \
+	"$PARLEY" serve --listen "udp:127.0.0.1:$PORT" --domain bench.test --db "$1" --log-level warn --rate-limit 0 \
 		>>"$WORK/server.log" 2>&1 &
 	SRV_PID=$!
 	wait "$pp" || { echo "mem: server does not answer OPTIONS in 300 s" >&2; exit 1; }

@@ -100,6 +100,8 @@ int proxy_new(struct proxy **pp, const struct proxy_env *env)
 static void destroy(struct ctx *c)
 {
 	struct proxy *p = c->p;
+	if (c->st)
+		p->stats.pending--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -431,6 +433,7 @@ static void done(struct ctx *c, unsigned status, struct str reason, bool noanswe
 /* Lets go of the server transaction once the final is out: the layer owns it from here. */
 static void release_st(struct ctx *c)
 {
+	c->p->stats.pending--;
 	txn_server_set_tu(c->st, NULL);
 	c->st = NULL;
 	timer_stop(c->p->env.wheel, &c->timer);
@@ -792,6 +795,7 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	if (p->live)
 		p->live->prev = c;
 	p->live = c;
+	p->stats.pending++;
 	txn_server_set_tu(st, c);
 	if (fl->dialog && p->env.dialogs) {
 		/* Requests for the caller go back where it sent from, or to its Contact; those

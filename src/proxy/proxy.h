@@ -108,6 +108,9 @@ bool proxy_is_me(const struct proxy *p, struct str host, uint16_t port);
 struct proxy_stats {
 	uint64_t calls, answered, busy, cancelled, noanswer, failed;
 	unsigned active;
+	unsigned pending;           /* requests forwarded and not yet answered upstream: what
+				       a flood of unanswered calls piles up (each with its
+				       transactions, ~16 KB) */
 };
 const struct proxy_stats *proxy_stats(const struct proxy *p);
 

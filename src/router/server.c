@@ -242,8 +242,10 @@ void server_auth_failed(struct server *s, const struct sip_msg *m, const struct 
 
 int server_load(const struct server *s)
 {
-	const struct txn_stats *ts = txn_layer_stats(s->txn);
-	uint64_t live = (uint64_t)ts->servers + ts->clients;
+	/* Requests still waiting for their answer are what a flood of unanswered calls piles
+	 * up; finished transactions linger for their timers too, but at about 1 KB each they
+	 * are left to the memory cap. */
+	uint64_t live = proxy_stats(s->proxy)->pending;
 	uint64_t cap_t = s->cfg->max_transactions, cap_d = s->cfg->max_dialogs;
 	unsigned nd = dlg_count(s->dialogs);
 	int lvl = s->load; /* memory, measured by the sweep */

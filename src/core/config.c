@@ -167,7 +167,7 @@ void config_defaults(struct config *c)
 	c->ban_time = 900;
 	c->slow_after = 3;
 	c->rate_limit = 200;
-	c->max_transactions = 20000;
+	c->max_transactions = 15000;
 	c->max_dialogs = 100000;
 	c->max_memory = 1024;
 	c->cdr_retention = 90;

@@ -53,7 +53,7 @@ struct config {
 	unsigned ban_time;                      /* --ban-time 900 s: ... ban the source this long */
 	unsigned slow_after;                    /* --slow-after 3: failures after which answers are delayed */
 	unsigned rate_limit;                    /* --rate-limit 200 requests/s per source (burst 2x), 0 off */
-	unsigned max_transactions;              /* --max-transactions 20000 requests proxied and not yet answered */
+	unsigned max_transactions;              /* --max-transactions 15000 requests proxied and not yet answered */
 	unsigned max_dialogs;                   /* --max-dialogs 100000 dialogs kept */
 	unsigned max_memory;                    /* --max-memory 1024 MiB resident: high-water at 80% */
 	unsigned cdr_retention;                 /* --cdr-retention 90 days of call records, 0 forever */

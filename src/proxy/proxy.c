@@ -735,7 +735,7 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	bool record = invite && info;
 	/* Text kept: the Call-ID, and for a call record its key "Call-ID;From-tag;CSeq" and
 	 * the two parties. */
-	size_t tl = req->call_id.l + req->from.tag.l + req->to.tag.l + 1;
+	size_t tl = req->call_id.l + req->from.tag.l + req->to.tag.l + fl->assert_id.l + fl->strict_ruri.l + 1;
 	if (record)
 		tl += info->caller.l + info->callee.l + req->call_id.l + req->from.tag.l + 16;
 	size_t size = sizeof(struct ctx) + n * sizeof(struct branch) + tl;
@@ -755,6 +755,9 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	c->n = n;
 	c->record = record;
 	c->fl = *fl;
+	/* The flags' views point into the caller's buffers: failover needs them later. */
+	c->fl.assert_id = keep(&pos, fl->assert_id);
+	c->fl.strict_ruri = keep(&pos, fl->strict_ruri);
 	if (n == 1 && t[0].nalt) {
 		c->alt = malloc(t[0].nalt * sizeof(*c->alt));
 		if (c->alt) {
@@ -811,6 +814,9 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 		consider(c, 503, NULL);
 	if (invite && p->env.cfg && p->env.cfg->ring_timeout)
 		timer_start(p->env.wheel, &c->timer, (uint64_t)p->env.cfg->ring_timeout * 1000, fire, c);
+	/* A call may ring for a minute: its parsed request (6.6 KB) is rebuilt from the
+	 * compact copy if failover needs it, not kept all that time. */
+	txn_server_trim(st);
 	if (record) {
 		p->stats.calls++;
 		cdr_start(p->cdr, &c->att);

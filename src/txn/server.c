@@ -651,6 +651,15 @@ const struct sip_msg *txn_server_request(const struct txn_server *st)
 	return st->msg;
 }
 
+void txn_server_trim(struct txn_server *st)
+{
+	/* Only when the compact copy can rebuild it: a borrowed request has none yet. */
+	if (st->msg && st->req) {
+		msg_free(st->l, st->msg);
+		st->msg = NULL;
+	}
+}
+
 const struct tp_source *txn_server_source(const struct txn_server *st)
 {
 	return &st->src;

@@ -170,6 +170,11 @@ struct txn_server *txn_server_find_invite(struct txn_layer *l, const struct sip_
  * NULL (RFC 2543 transactions, matched by the request's fields, keep it). For the same
  * reason txn_server_reply fails with -EALREADY from then on. */
 const struct sip_msg *txn_server_request(const struct txn_server *st);
+/* Frees the 6.6 KB struct txn_server_request built, keeping the compact copy it is made
+ * from: for a TU that holds a transaction a long time (a call ringing for a minute) and
+ * needs its request only now and then. Views into the old struct are gone; the next
+ * txn_server_request builds it again. */
+void txn_server_trim(struct txn_server *st);
 /* Where the request came from / where responses go (§18.2.2 and RFC 3581 rport). */
 const struct tp_source *txn_server_source(const struct txn_server *st);
 const struct tp_source *txn_server_dest(const struct txn_server *st);

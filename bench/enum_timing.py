@@ -28,7 +28,7 @@ s.bind(("127.0.0.1", 0))
 port = s.getsockname()[1]
 s.close()
 proc = subprocess.Popen([bin_, "serve", "--listen", f"udp:127.0.0.1:{port}", "--db", db, "--domain", "a.test",
-                         "--log-level", "error", "--rate-limit", "0", "--ban-threshold", "0", "--slow-after", "0"])
+                         "--log-level", "error", "--rate-limit", "0", "--batch-wait", "0", "--ban-threshold", "0", "--slow-after", "0"])
 try:
     ua = UA(("127.0.0.1", port), user="probe", domain="evil.test")
     for _ in range(100):

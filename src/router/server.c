@@ -446,7 +446,7 @@ static void sweep_tick(void *arg)
 	unsigned live = ts->servers + ts->clients;
 	if (live > s->txn_peak)
 		s->txn_peak = live;
-	if (s->txn_peak > 4096 && live < s->txn_peak / 8) {
+	if (s->txn_peak > 4096 && live < s->txn_peak / 2) {
 		malloc_trim(0);
 		s->txn_peak = live;
 	}

@@ -19,6 +19,7 @@
 # under-attack pass (attack.sh, about 3.5 minutes) unless ATTACK=0.
 # env: N=10000 CONC=200 PASSES="reg call" RATE=50000 (SIPp's opening rate cap, well above
 #      saturation) SIPP_TIMEOUT=300 (s, per SIPp run) PARLEY_BIN=build/parley KEEP=1 (keep logs)
+#      PARLEY_WRAP="" (a command in front of parley serve, e.g. valgrind --tool=callgrind ...)
 #      PARLEY_ARGS="--rate-limit 0" (flags for parley serve: SIPp is one source sending
 #      thousands of requests a second, a flood by the per-source limit's standard; Kamailio's
 #      set-up runs no pike either)
@@ -115,7 +116,9 @@ start_server() { # SERVER -> sets SRV_PID
 	parley)
 		"$PARLEY" user import "$USERS/parley-users.csv" --db "$dir/parley.db" >"$dir/import.log" 2>&1 ||
 			{ cat "$dir/import.log" >&2; return 1; }
-		"$PARLEY" serve --listen "udp:127.0.0.1:$SRV_PORT" --domain bench.test --db "$dir/parley.db" \
+		# PARLEY_WRAP: a command put in front of the server, e.g. for instruction counts:
+		# PARLEY_WRAP="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out"
+		${PARLEY_WRAP:-} "$PARLEY" serve --listen "udp:127.0.0.1:$SRV_PORT" --domain bench.test --db "$dir/parley.db" \
 			--log-level warn ${PARLEY_ARGS---rate-limit 0} >"$dir/server.log" 2>&1 &
 		SRV_PID=$!
 		;;

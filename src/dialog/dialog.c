@@ -2,6 +2,7 @@
 #include "dialog/dialog.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,9 @@ struct dlg_table {
 	uint64_t mask;
 	unsigned count;
 	struct dlg *oldest, *newest;
+	struct dlg *last;               /* the dialog last found: a message touches one dialog
+					 * several times in a row (learn, confirm, find, allows),
+					 * and a compare is cheaper than a keyed hash */
 };
 
 int dlg_table_new(struct dlg_table **tp, const struct dlg_conf *c)
@@ -104,6 +108,12 @@ bool dlg_full(const struct dlg_table *t)
 	return t->count >= t->conf.max;
 }
 
+static bool is_key(const struct dlg *d, struct str call_id, struct str tag)
+{
+	return d->cl == call_id.l && d->tl == tag.l && memcmp(d->key, call_id.p, call_id.l) == 0 &&
+	       memcmp(d->key + d->cl, tag.p, tag.l) == 0;
+}
+
 static struct dlg **slot(struct dlg_table *t, struct str call_id, struct str tag, uint64_t *hash)
 {
 	uint64_t h = khash2(&t->hk, call_id, tag);
@@ -111,8 +121,7 @@ static struct dlg **slot(struct dlg_table *t, struct str call_id, struct str tag
 	struct dlg **pp = &t->bucket[h & t->mask];
 	for (; *pp; pp = &(*pp)->hnext) {
 		struct dlg *d = *pp;
-		if (d->hash == h && d->cl == call_id.l && d->tl == tag.l && memcmp(d->key, call_id.p, call_id.l) == 0 &&
-		    memcmp(d->key + d->cl, tag.p, tag.l) == 0)
+		if (d->hash == h && is_key(d, call_id, tag))
 			return pp;
 	}
 	return pp;
@@ -123,7 +132,12 @@ static struct dlg *get(struct dlg_table *t, struct str call_id, struct str tag)
 	uint64_t h;
 	if (!call_id.l || !tag.l || call_id.l > KEY_MAX || tag.l > KEY_MAX)
 		return NULL;
-	return *slot(t, call_id, tag, &h);
+	if (t->last && is_key(t->last, call_id, tag))
+		return t->last;
+	struct dlg *d = *slot(t, call_id, tag, &h);
+	if (d)
+		t->last = d;
+	return d;
 }
 
 static void touch(struct dlg_table *t, struct dlg *d, uint32_t now)
@@ -147,18 +161,22 @@ int dlg_open(struct dlg_table *t, struct str call_id, struct str caller_tag, uin
 	}
 	if (t->count >= t->conf.max)
 		return -ENOSPC;
-	struct dlg *d = calloc(1, sizeof(*d) + call_id.l + caller_tag.l);
+	/* Not zeroed whole: the address slots are read only up to naddr. */
+	struct dlg *d = malloc(sizeof(*d) + call_id.l + caller_tag.l);
 	if (!d)
 		return -ENOMEM;
+	memset(d, 0, offsetof(struct dlg, addr));
 	d->hash = h;
 	d->cl = (uint16_t)call_id.l;
 	d->tl = (uint16_t)caller_tag.l;
 	memcpy(d->key, call_id.p, call_id.l);
 	memcpy(d->key + call_id.l, caller_tag.p, caller_tag.l);
 	d->touched = now;
+	d->hnext = NULL;
 	*pp = d;
 	append_age(t, d);
 	t->count++;
+	t->last = d;
 	return 0;
 }
 
@@ -190,9 +208,23 @@ void dlg_confirm(struct dlg_table *t, struct str call_id, struct str caller_tag,
 	touch(t, d, now);
 }
 
+static void drop(struct dlg_table *t, struct dlg **pp);
+
+/* Unlinks and frees d, found by its stored hash (no hashing again). */
+static void drop_dlg(struct dlg_table *t, struct dlg *d)
+{
+	struct dlg **pp = &t->bucket[d->hash & t->mask];
+	while (*pp && *pp != d)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		drop(t, pp);
+}
+
 static void drop(struct dlg_table *t, struct dlg **pp)
 {
 	struct dlg *d = *pp;
+	if (t->last == d)
+		t->last = NULL;
 	*pp = d->hnext;
 	unlink_age(t, d);
 	t->count--;
@@ -201,12 +233,9 @@ static void drop(struct dlg_table *t, struct dlg **pp)
 
 void dlg_close(struct dlg_table *t, struct str call_id, struct str caller_tag)
 {
-	uint64_t h;
-	if (!call_id.l || !caller_tag.l || call_id.l > KEY_MAX || caller_tag.l > KEY_MAX)
-		return;
-	struct dlg **pp = slot(t, call_id, caller_tag, &h);
-	if (*pp)
-		drop(t, pp);
+	struct dlg *d = get(t, call_id, caller_tag);
+	if (d)
+		drop_dlg(t, d);
 }
 
 bool dlg_find(struct dlg_table *t, struct str call_id, struct str from_tag, struct str to_tag,
@@ -249,10 +278,7 @@ void dlg_sweep(struct dlg_table *t, uint32_t now, unsigned max)
 		struct dlg *next = d->next;
 		uint32_t life = d->confirmed ? t->conf.idle_s : t->conf.early_s;
 		if (now - d->touched >= life) {
-			uint64_t h;
-			struct dlg **pp = slot(t, (struct str){ d->key, d->cl }, (struct str){ d->key + d->cl, d->tl }, &h);
-			if (*pp == d)
-				drop(t, pp);
+			drop_dlg(t, d);
 		} else if (now - d->touched < shortest) {
 			break;
 		}

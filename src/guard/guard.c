@@ -58,6 +58,9 @@ struct guard {
 	size_t stag_bytes, src_bytes, utag_bytes, usr_bytes;
 	uint64_t sync_now_ms;     /* now_ms of the sync running */
 	uint64_t now_ms;          /* latest time any call gave: the age of guard_ban's entries */
+	size_t last;              /* slot of the source of the previous datagram (checked by
+				   its address before use): a burst from one peer costs one
+				   keyed hash, not one per datagram */
 	struct guard_stats st;
 };
 
@@ -367,15 +370,20 @@ enum guard_verdict guard_packet(struct guard *g, const struct tp_addr *src, uint
 		return GUARD_PASS;
 	if (now_ms > g->now_ms)
 		g->now_ms = now_ms;
-	uint64_t h = keyed_hash(g, key, sizeof(key));
 	struct gsrc *e;
-	if (!g->conf.rate_limit) {
-		long i = src_find(g, key, h);
-		if (i < 0)
-			return GUARD_PASS;
-		e = &g->src[i];
+	if (g->last <= g->mask * WAYS + WAYS - 1 && g->stag[g->last] && memcmp(g->src[g->last].addr, key, 16) == 0) {
+		e = &g->src[g->last];
 	} else {
-		e = src_get(g, key, h, now_ms);
+		uint64_t h = keyed_hash(g, key, sizeof(key));
+		if (!g->conf.rate_limit) {
+			long i = src_find(g, key, h);
+			if (i < 0)
+				return GUARD_PASS;
+			e = &g->src[i];
+		} else {
+			e = src_get(g, key, h, now_ms);
+		}
+		g->last = (size_t)(e - g->src);
 	}
 	if (e->ban_until_s) {
 		if (ban_live(e, now_ms)) {

@@ -377,10 +377,14 @@ static void learn_callee(struct ctx *c, const struct sip_msg *m, const struct tp
 		return;
 	struct tp_addr a;
 	dlg_learn(t, c->call_id, c->from_tag, DLG_CALLEE, &src->addr);
-	if (contact_addr(m, &a))
-		dlg_learn(t, c->call_id, c->from_tag, DLG_CALLEE, &a);
-	if (m->status >= 200 && m->status < 300)
+	/* The Contact of a provisional matters only to requests inside an early dialog
+	 * (PRACK, UPDATE), which a phone sends where it sends its responses from: the 2xx's
+	 * Contact is the remote target that counts. */
+	if (m->status >= 200 && m->status < 300) {
+		if (contact_addr(m, &a))
+			dlg_learn(t, c->call_id, c->from_tag, DLG_CALLEE, &a);
 		dlg_confirm(t, c->call_id, c->from_tag, (uint32_t)(clock_wall_ms() / 1000));
+	}
 }
 
 /* A BYE got its answer: the call it ends is over (unless the BYE was only challenged). */
@@ -559,8 +563,10 @@ static void provisional(struct ctx *c, struct branch *b, const struct sip_msg *m
 	/* §16.7 step 5: a 100 is hop by hop; we sent our own. */
 	if (m->status == 100 || !c->st)
 		return;
+	/* The first provisional of a branch tells where its phone is; later ones say the same. */
+	if (!b->ringing)
+		learn_callee(c, m, src);
 	b->ringing = true;
-	learn_callee(c, m, src);
 	size_t len = strip_via(p, m);
 	if (len)
 		txn_server_send(c->st, p->out, len, m->status);

@@ -656,16 +656,16 @@ static void in_dialog(struct req *q, struct hop *h, bool trusted)
 	const struct sip_msg *m = q->m;
 	bool ack = !q->st;
 	if (!h->fl.pop_route && !h->strict) {
-		if (ack)
-			server_log_drop(s, "ACK %.*s from %s: not routed through us", STR_FMT(m->ruri_str), srctxt(q));
+		if (ack) /* the ACK for a stateless challenge or refusal: expected, nothing to do */
+			log_debug(s->lg, "drop", "ACK %.*s from %s: not routed through us", STR_FMT(m->ruri_str), srctxt(q));
 		else
 			reject(q, 404, "Not Here", "in-dialog request without our Route");
 		return;
 	}
 	struct dlg_ref ref;
 	if (!dlg_find(s->dialogs, m->call_id, m->from.tag, m->to.tag, server_now(s), &ref)) {
-		if (ack)
-			server_log_drop(s, "ACK %.*s from %s: no such dialog", STR_FMT(m->ruri_str), srctxt(q));
+		if (ack) /* most often the ACK for a stateless challenge sent through an outbound proxy */
+			log_debug(s->lg, "drop", "ACK %.*s from %s: no such dialog", STR_FMT(m->ruri_str), srctxt(q));
 		else
 			reject(q, 481, "Call/Transaction Does Not Exist", "no dialog set up through this server (relay refused)");
 		return;
@@ -692,9 +692,11 @@ static void in_dialog(struct req *q, struct hop *h, bool trusted)
 			reply_sl(q, 403, "Not Part of This Dialog", STR_NULL);
 		return;
 	}
-	/* A target refresh (re-INVITE, UPDATE, ...) may move the sender: its new Contact is
-	 * where the other side's requests go from now on. */
-	const struct sip_hdr *ch = sip_msg_hdr(m, SIP_HDR_CONTACT);
+	/* A target refresh (re-INVITE, UPDATE, SUBSCRIBE, NOTIFY: RFC 3261 §12.2, RFC 6665)
+	 * may move the sender: its new Contact is where the other side's requests go from now
+	 * on. ACK, BYE and the rest carry none that counts. */
+	bool refresh = m->mid == SIP_INVITE || m->mid == SIP_UPDATE || m->mid == SIP_SUBSCRIBE || m->mid == SIP_NOTIFY;
+	const struct sip_hdr *ch = refresh ? sip_msg_hdr(m, SIP_HDR_CONTACT) : NULL;
 	struct str rest = ch ? ch->value : STR_NULL, it;
 	struct sip_addr ca;
 	struct tp_addr ctc;

@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <ifaddrs.h>
 #include <malloc.h>
 #include <stdarg.h>
@@ -282,23 +284,24 @@ static bool trusted_addr(const struct server *s, const struct tp_addr *a)
 	return false;
 }
 
-/* Resident memory in bytes, from /proc (0 when unknown). */
-static uint64_t rss_bytes(void)
+/* Resident memory in bytes, from /proc/self/statm kept open (0 when unknown). */
+static uint64_t rss_bytes(struct server *s)
 {
-	FILE *f = fopen("/proc/self/statm", "r");
-	unsigned long size = 0, res = 0;
-	if (!f)
+	char buf[128];
+	if (s->statm_fd < 0)
 		return 0;
-	if (fscanf(f, "%lu %lu", &size, &res) != 2)
-		res = 0;
-	fclose(f);
-	return (uint64_t)res * 4096;
+	ssize_t n = pread(s->statm_fd, buf, sizeof buf - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *p = strchr(buf, ' ');
+	return p ? strtoull(p + 1, NULL, 10) * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
 /* The memory part of the load: over 80 % of max-memory is the high-water mark. */
 static void measure_memory(struct server *s)
 {
-	uint64_t cap = (uint64_t)s->cfg->max_memory << 20, rss = rss_bytes();
+	uint64_t cap = (uint64_t)s->cfg->max_memory << 20, rss = rss_bytes(s);
 	int lvl = rss >= cap ? 2 : rss * 5 >= cap * 4 ? 1 : 0;
 	if (lvl != s->load)
 		log_warn(s->lg, "load", "resident memory %llu MiB of max-memory %u MiB: %s",
@@ -487,6 +490,7 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 	s->cfg = cfg;
 	s->loop = loop;
 	s->lg = lg;
+	s->statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
 	/* Transactions come and go by the thousand: without this, glibc gives the top of the
 	 * heap back and takes it again many times a second, and every page taken again costs a
 	 * page fault. Memory is returned after bursts by the sweep (malloc_trim) instead. */
@@ -611,6 +615,8 @@ void server_free(struct server *s)
 	proxy_free(s->proxy);
 	dlg_table_free(s->dialogs);
 	guard_free(s->guard);
+	if (s->statm_fd >= 0)
+		close(s->statm_fd);
 	txn_layer_free(s->txn);
 	tp_free(s->tp);
 	if (s->store) {

@@ -52,6 +52,7 @@ struct server {
 	unsigned ndelayed;
 	uint64_t ban_sync_at;     /* next re-read of the bans table, ms */
 	unsigned sweeps;          /* sweep ticks so far */
+	int statm_fd;             /* /proc/self/statm, read by the memory cap 10 times a second */
 	struct {
 		uint64_t challenges;  /* 401/407 sent */
 		uint64_t auth_failures;

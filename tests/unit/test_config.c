@@ -351,7 +351,7 @@ static void t_security(void)
 	CHECK_INT(c->ban_time, 900);
 	CHECK_INT(c->slow_after, 3);
 	CHECK_INT(c->rate_limit, 200);
-	CHECK_INT(c->max_transactions, 20000);
+	CHECK_INT(c->max_transactions, 15000);
 	CHECK_INT(c->max_dialogs, 100000);
 	CHECK_INT(c->max_memory, 1024);
 	CHECK_INT(c->cdr_retention, 90);

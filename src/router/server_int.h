@@ -12,6 +12,7 @@
 #include "location/location.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
+#include "router/server.h"
 #include "route/route.h"
 #include "store/store.h"
 #include "transport/transport.h"
@@ -39,6 +40,7 @@ struct server {
 	unsigned txn_peak;        /* most live transactions since the heap was last trimmed */
 	uint64_t dropped;         /* datagrams dropped as unparsable */
 	uint64_t rejected;        /* requests answered 4xx/5xx by the sanity checks */
+	struct server_hooks hooks; /* test seam (server.h); all NULL when serving */
 };
 
 /* Frees the requests still waiting for DNS (at shutdown). */

@@ -7,14 +7,14 @@ import sys
 # Sources (ctl bits 0-2), as in fuzz_server.c.
 CAROL, ALICE, BOB, PEER, V6, LOOP, PRIV, DOC = range(8)
 AS_IS, SIGNED, REPLY = 0, 2, 3
-UNIT = {0: 0, 1: 1, 4: 2, 16: 3, 64: 4, 256: 5, 1000: 6, 4000: 7}
+UNIT = {0: 0, 1: 1, 4: 2, 16: 3, 64: 4, 256: 5, 1000: 6, 2000: 7}
 
 
 def rec(text, src=0, how=AS_IS, delay_ms=0):
     """One record; delay_ms is rounded to a unit the format has."""
     unit, n = 0, 0
     if delay_ms:
-        for u in (1, 4, 16, 64, 256, 1000, 4000):
+        for u in (1, 4, 16, 64, 256, 1000, 2000):
             if delay_ms / u <= 255:
                 unit, n = u, max(1, round(delay_ms / u))
                 break

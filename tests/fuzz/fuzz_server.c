@@ -197,9 +197,9 @@ static size_t sign(struct harness *h, const char *p, size_t n, char *dst, size_t
 	struct str who = m->mid == SIP_REGISTER ? m->to.uri.user : m->from.uri.user;
 	bool bob = str_eq(who, STR("bob"));
 	struct str method = m->method, uri = m->ruri_str;
-	size_t line = (size_t)(m->hdr[0].line.p - p);  /* the request line with its CRLF */
 	if (m->nhdr == 0)
 		goto as_is;
+	size_t line = (size_t)(m->hdr[0].line.p - p);  /* the request line with its CRLF */
 
 	struct sip_msg *c = &h->m; /* the challenge, parsed after the request's views are used */
 	char hdr[2048];

@@ -47,7 +47,8 @@ fuzz-build:
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPARLEY_FUZZ=ON >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 
-# make fuzz FUZZ_SECONDS=1800 runs the SIP fuzzer for that long on a scratch corpus copy.
+# make fuzz FUZZ_SECONDS=1800 runs the fuzzers on scratch corpus copies, sharing the time;
+# FUZZ_TARGETS="fuzz_server" picks which (default: every tests/fuzz/fuzz_*.c).
 FUZZ_SECONDS ?= 600
 fuzz: fuzz-build
 	@bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

@@ -20,7 +20,8 @@
 
 uint32_t server_now(const struct server *s)
 {
-	(void)s;
+	if (s->hooks.wall_ms)
+		return (uint32_t)(s->hooks.wall_ms(s->hooks.clock_arg) / 1000);
 	return (uint32_t)(clock_wall_ms() / 1000);
 }
 
@@ -44,7 +45,8 @@ int server_send(void *arg, const struct tp_source *dst, const char *buf, size_t 
 	if (LOG_ENABLED(s->lg, LOG_DEBUG))
 		log_write(s->lg, LOG_DEBUG, "send", "to %s %zu bytes: %.*s", tp_addr_str(&dst->addr, to, sizeof to),
 			  len, STR_FMT(first_line(buf, len)));
-	int err = tp_send(lis, &dst->addr, dst->conn_id, buf, len);
+	int err = s->hooks.send ? s->hooks.send(s->hooks.send_arg, dst, buf, len) :
+		tp_send(lis, &dst->addr, dst->conn_id, buf, len);
 	if (err < 0 && LOG_ENABLED(s->lg, LOG_DEBUG))
 		log_write(s->lg, LOG_DEBUG, "send", "to %s failed: %s", to, strerror(-err));
 	return err;
@@ -67,7 +69,8 @@ void server_reply_stateless(struct server *s, const struct sip_msg *m, const str
 
 static uint64_t now_ms(const struct server *s)
 {
-	(void)s;
+	if (s->hooks.wall_ms)
+		return s->hooks.wall_ms(s->hooks.clock_arg);
 	return clock_wall_ms();
 }
 
@@ -631,4 +634,26 @@ void server_free(struct server *s)
 	loc_free(s->loc);
 	auth_free(s->auth);
 	free(s);
+}
+
+int server_new_with_hooks(struct server **sp, const struct config *cfg, struct loop *loop, struct log *lg,
+			  const struct server_hooks *hooks, char *err, size_t errlen)
+{
+	/* Nothing is sent during server_new, and the one clock read there (loading bindings)
+	 * may see the real time: setting the hooks afterwards keeps server_new untouched. */
+	int rc = server_new(sp, cfg, loop, lg, err, errlen);
+	if (rc == 0 && hooks)
+		(*sp)->hooks = *hooks;
+	return rc;
+}
+
+void server_inject(struct server *s, const struct tp_source *src, char *buf, size_t len)
+{
+	struct tp_source in = *src;
+	/* A datagram always arrives on some socket; responses go back through it. */
+	if (!in.lis)
+		in.lis = tp_pick(s->tp, in.proto, &in.addr, NULL);
+	if (!in.lis)
+		return;
+	on_recv(&in, buf, len, s);
 }

@@ -3,6 +3,7 @@
 #define PARLEY_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/config.h"
 #include "core/log.h"
@@ -16,5 +17,28 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 	       char *err, size_t errlen);
 /* Stops timers, flushes the store and closes everything. */
 void server_free(struct server *s);
+
+/* ---- test seam (the fuzzer and tests; serve never sets it) ---------------------------- */
+
+struct tp_source;
+
+/* What the server uses instead of the network and the wall clock. A NULL member keeps the
+ * real thing. Timers still run on the loop's wheel: a test drives them with timer_advance. */
+struct server_hooks {
+	/* Called instead of the listener's socket, after the listener is picked; 0 or -errno. */
+	int (*send)(void *arg, const struct tp_source *dst, const char *buf, size_t len);
+	void *send_arg;
+	uint64_t (*wall_ms)(void *arg);   /* replaces clock_wall_ms() in server_now() */
+	void *clock_arg;
+};
+
+/* As server_new, then every later send and clock read goes through hooks (copied; may be
+ * NULL). Listeners are still opened: bind them to 127.0.0.1:0 in tests. */
+int server_new_with_hooks(struct server **sp, const struct config *cfg, struct loop *loop, struct log *lg,
+			  const struct server_hooks *hooks, char *err, size_t errlen);
+/* Hands buf (len bytes, valid during the call only, as a received datagram) to the same
+ * code the UDP receive callback runs, as if it had arrived from src. A NULL src->lis is
+ * replaced by the listener that would answer src->addr. */
+void server_inject(struct server *s, const struct tp_source *src, char *buf, size_t len);
 
 #endif

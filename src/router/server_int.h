@@ -14,6 +14,7 @@
 #include "location/location.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
+#include "router/server.h"
 #include "route/route.h"
 #include "store/store.h"
 #include "transport/transport.h"
@@ -61,6 +62,7 @@ struct server {
 		uint64_t limited;     /* datagrams dropped by the per-source rate limit */
 		uint64_t banned;      /* datagrams dropped from banned sources */
 	} stats;
+	struct server_hooks hooks; /* test seam (server.h); all NULL when serving */
 };
 
 /* Logs a refusal at info, aggregated when they come in floods. */

@@ -277,6 +277,11 @@ static int send_cancel(struct txn_client *ct, struct str extra)
 	ct->cancel_wanted = false;
 	free(ct->cancel_extra);
 	ct->cancel_extra = NULL;
+	/* §9.1: with no final for the INVITE 64*T1 after the CANCEL, the transaction is
+	 * over. Nothing else would end it: a ringing branch has no timer B, and a phone that
+	 * rings and then ignores the CANCEL would hold it (and its proxy call) for ever. */
+	if (ct->state == TXN_PROCEEDING)
+		timer_start(ct->l->w, &ct->main, 64 * ct->l->cfg.t1, fire_main, ct);
 	return 0;
 }
 

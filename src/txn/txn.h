@@ -209,7 +209,8 @@ int txn_client_start(struct txn_client **ctp, struct txn_layer *l, const char *b
  * whose responses the layer absorbs. When no provisional has arrived yet, the CANCEL waits
  * for the first one, as §9.1 requires; if a final arrives first, nothing is sent. Calling
  * again is harmless. The INVITE transaction then usually ends with a 487 through
- * on_response; a proxy still needs its timer C in case nothing comes. Returns 0, -EINVAL
+ * on_response; when no final comes, it ends 64*T1 after the CANCEL was sent (§9.1) with
+ * on_timeout. A proxy still needs its timer C to send the CANCEL at all. Returns 0, -EINVAL
  * (not an INVITE), -EALREADY (a final response was already received), -ENOMEM, or an
  * error from sending the CANCEL. */
 int txn_client_cancel(struct txn_client *ct, struct str extra);

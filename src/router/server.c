@@ -181,7 +181,9 @@ static int ban_row(const struct store_ban *b, void *arg)
 static void ban_sync(struct server *s)
 {
 	uint64_t now = now_ms(s);
-	if (now < s->ban_sync_at)
+	/* Only bans in force can be lifted: with none (the common case) the table is read
+	 * once, at start. */
+	if (now < s->ban_sync_at || (s->ban_sync_at && !guard_stats(s->guard)->banned))
 		return;
 	s->ban_sync_at = now + BAN_SYNC_MS;
 	guard_ban_sync_begin(s->guard, now);

@@ -27,7 +27,8 @@
 #define CHUNK ((size_t)2 << 20)       /* one x86-64 huge page */
 #define GRAIN 64                      /* class width: objects are a multiple of it */
 #define NCLASS (POOL_MAX / GRAIN)
-#define KEEP_EMPTY 4                  /* empty chunks kept for the next burst */
+#define KEEP_EMPTY 1                  /* empty chunks kept for the next burst: one, so that
+				       * the resident size comes back after a flood */
 
 /* At the start of each chunk. Objects follow, from HEAD_SIZE on. */
 struct chunk {

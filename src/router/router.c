@@ -67,21 +67,28 @@ static struct str unbracket(struct str h)
 	return h;
 }
 
+/* Whether listener l answers on address h (without brackets): its own address, or any of
+ * the machine's when it listens on 0.0.0.0 or ::. */
+static bool listener_has(const struct server *s, const struct tp_listener *l, struct str h)
+{
+	if (str_caseeq(h, unbracket(str_from_cstr(l->host))))
+		return true;
+	bool wild = l->local.ss.ss_family == AF_INET6 ?
+		IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&l->local.ss)->sin6_addr) :
+		((const struct sockaddr_in *)&l->local.ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	for (unsigned k = 0; wild && k < s->nlocal_ip; k++)
+		if (str_caseeq(h, str_from_cstr(s->local_ip[k])))
+			return true;
+	return false;
+}
+
 /* Whether host is one of the machine's addresses that a listener answers on. */
 static bool is_my_address(const struct server *s, struct str host)
 {
 	struct str h = unbracket(host);
-	for (unsigned i = 0; i < tp_listener_count(s->tp); i++) {
-		struct tp_listener *l = tp_listener_at(s->tp, i);
-		if (str_caseeq(h, unbracket(str_from_cstr(l->host))))
+	for (unsigned i = 0; i < tp_listener_count(s->tp); i++)
+		if (listener_has(s, tp_listener_at(s->tp, i), h))
 			return true;
-		bool wild = l->local.ss.ss_family == AF_INET6 ?
-			IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&l->local.ss)->sin6_addr) :
-			((const struct sockaddr_in *)&l->local.ss)->sin_addr.s_addr == htonl(INADDR_ANY);
-		for (unsigned k = 0; wild && k < s->nlocal_ip; k++)
-			if (str_caseeq(h, str_from_cstr(s->local_ip[k])))
-				return true;
-	}
 	return false;
 }
 
@@ -113,16 +120,8 @@ static bool is_me(const struct server *s, struct str host, uint16_t port)
 	struct str h = unbracket(host);
 	for (unsigned i = 0; i < tp_listener_count(s->tp); i++) {
 		struct tp_listener *l = tp_listener_at(s->tp, i);
-		if ((port ? port : 5060) != l->port)
-			continue;
-		if (str_caseeq(h, unbracket(str_from_cstr(l->host))))
+		if ((port ? port : 5060) == l->port && listener_has(s, l, h))
 			return true;
-		bool wild = l->local.ss.ss_family == AF_INET6 ?
-			IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&l->local.ss)->sin6_addr) :
-			((const struct sockaddr_in *)&l->local.ss)->sin_addr.s_addr == htonl(INADDR_ANY);
-		for (unsigned k = 0; wild && k < s->nlocal_ip; k++)
-			if (str_caseeq(h, str_from_cstr(s->local_ip[k])))
-				return true;
 	}
 	/* A Route or Request-URI naming one of our domains without a user is us too. */
 	struct str d = host;

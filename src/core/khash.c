@@ -25,21 +25,3 @@ uint64_t khash(const struct khash *k, const void *p, size_t len)
 	memcpy(&h, out, sizeof h);
 	return h;
 }
-
-uint64_t khash2(const struct khash *k, struct str a, struct str b)
-{
-	/* Short keys (Call-ID + tag) are hashed from one buffer; longer ones in two parts. */
-	unsigned char buf[512];
-	if (a.l + b.l + 2 <= sizeof buf) {
-		if (a.l)
-			memcpy(buf, a.p, a.l);
-		buf[a.l] = (unsigned char)(a.l & 0xff);
-		buf[a.l + 1] = (unsigned char)(a.l >> 8);
-		if (b.l)
-			memcpy(buf + a.l + 2, b.p, b.l);
-		return khash(k, buf, a.l + b.l + 2);
-	}
-	uint64_t ha = khash(k, a.p, a.l), hb = khash(k, b.p, b.l);
-	ha ^= hb + 0x9e3779b97f4a7c15ull + (ha << 6) + (ha >> 2);
-	return khash(k, &ha, sizeof ha);
-}

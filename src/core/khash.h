@@ -18,7 +18,5 @@ struct khash {
 int khash_init(struct khash *k);
 /* The 64-bit keyed hash of len bytes at p. */
 uint64_t khash(const struct khash *k, const void *p, size_t len);
-/* The hash of two strings together, told apart by their lengths (a+"b" differs from "ab"). */
-uint64_t khash2(const struct khash *k, struct str a, struct str b);
 
 #endif

@@ -116,7 +116,9 @@ static bool is_key(const struct dlg *d, struct str call_id, struct str tag)
 
 static struct dlg **slot(struct dlg_table *t, struct str call_id, struct str tag, uint64_t *hash)
 {
-	uint64_t h = khash2(&t->hk, call_id, tag);
+	/* Keyed by the Call-ID alone, so that a request is looked up with one hash whichever
+	 * side sent it (dlg_find); forks of one call share a bucket and differ by tag. */
+	uint64_t h = khash(&t->hk, call_id.p, call_id.l);
 	*hash = h;
 	struct dlg **pp = &t->bucket[h & t->mask];
 	for (; *pp; pp = &(*pp)->hnext) {
@@ -241,14 +243,29 @@ void dlg_close(struct dlg_table *t, struct str call_id, struct str caller_tag)
 bool dlg_find(struct dlg_table *t, struct str call_id, struct str from_tag, struct str to_tag,
 	      uint32_t now, struct dlg_ref *out)
 {
-	struct dlg *d = get(t, call_id, from_tag);
+	struct dlg *d = NULL;
 	enum dlg_side side = DLG_CALLER;
-	if (!d) {
-		d = get(t, call_id, to_tag);
+	if (!call_id.l || call_id.l > KEY_MAX)
+		return false;
+	if (t->last && is_key(t->last, call_id, from_tag)) {
+		d = t->last;
+	} else if (t->last && is_key(t->last, call_id, to_tag)) {
+		d = t->last;
 		side = DLG_CALLEE;
+	} else {
+		uint64_t h = khash(&t->hk, call_id.p, call_id.l);
+		for (struct dlg *x = t->bucket[h & t->mask]; x && !d; x = x->hnext) {
+			if (x->hash != h)
+				continue;
+			if (from_tag.l && is_key(x, call_id, from_tag))
+				d = x;
+			else if (to_tag.l && is_key(x, call_id, to_tag))
+				d = x, side = DLG_CALLEE;
+		}
 	}
 	if (!d)
 		return false;
+	t->last = d;
 	touch(t, d, now);
 	out->call_id = (struct str){ d->key, d->cl };
 	out->caller_tag = (struct str){ d->key + d->cl, d->tl };

@@ -606,7 +606,10 @@ static void route_set(struct server *s, const struct sip_msg *m, struct hop *h)
 	/* Loose routing (§16.4): our own address on top of Route is removed; a Request-URI
 	 * that is us while Routes remain means a strict router sent it: the last Route is
 	 * the real Request-URI. */
-	memset(h, 0, sizeof(*h));
+	/* Only the flags: route and next are read only once a flag says they were parsed,
+	 * and zeroing two parsed addresses per request costs more than it is worth. */
+	h->fl = (struct proxy_fwd_flags){ 0 };
+	h->have_next = h->strict = false;
 	const struct sip_hdr *rh = sip_msg_hdr(m, SIP_HDR_ROUTE);
 	if (rh) {
 		struct str rest = rh->value, it;

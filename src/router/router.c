@@ -212,6 +212,26 @@ static void challenge(struct req *q, struct str realm, bool stale, bool proxy)
 		 (struct str){ buf, (size_t)n });
 }
 
+/* Whether a digest uri names this server itself: "sip:HOST[:PORT]" and nothing more (the
+ * form SIPp writes), read without the general URI parser, or any URI without a user part
+ * whose host and port are ours. */
+static bool digest_uri_is_me(const struct server *s, struct str u)
+{
+	if (u.l < 5 || !str_caseeq((struct str){ u.p, 4 }, STR("sip:")) || memchr(u.p, '@', u.l))
+		return false;
+	struct str hp = { u.p + 4, u.l - 4 };
+	if (!memchr(hp.p, ';', hp.l) && !memchr(hp.p, '?', hp.l) && hp.p[0] != '[') {
+		const char *colon = memchr(hp.p, ':', hp.l);
+		uint64_t port = 0;
+		if (!colon)
+			return is_me(s, hp, 0);
+		struct str ps = { colon + 1, hp.l - (size_t)(colon + 1 - hp.p) };
+		return str_to_u64(ps, 65535, &port) && is_me(s, (struct str){ hp.p, (size_t)(colon - hp.p) }, (uint16_t)port);
+	}
+	struct sip_uri du;
+	return sip_uri_parse(&du, u) == 0 && du.user.l == 0 && is_me(s, du.host, du.port);
+}
+
 /* Authenticates the request as a user of local domain dom. On success returns true with
  * the user's AOR in aor; otherwise the request has been answered (challenge, 403 or
  * nothing for a banned source) and logged. */
@@ -249,8 +269,7 @@ static bool authenticate(struct req *q, int dom, bool proxy, const char *what, c
 	/* A digest uri that names this server itself (no user, our address) is taken as
 	 * naming the request too: SIPp writes sip:SERVER:PORT whatever the Request-URI. A
 	 * captured response still cannot be used again: its nonce count is spent. */
-	struct sip_uri du;
-	if (sip_uri_parse(&du, cred.uri) == 0 && du.user.l == 0 && is_me(s, du.host, du.port))
+	if (!str_eq(cred.uri, rq.ruri) && digest_uri_is_me(s, cred.uri))
 		rq.ruri = cred.uri;
 	enum auth_result ar = auth_verify(s->auth, &cred, &rq, ha1, server_now(s));
 	switch (ar) {

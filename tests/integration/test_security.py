@@ -170,7 +170,7 @@ def test_digest_uri_must_be_the_request_uri(ab):
     alice = ab.ua("alice", "alicepw")
     _, ch = challenge_of(alice, "INVITE", "sip:bob@a.test", to="<sip:bob@a.test>")
     cred = digest_response(ch, "INVITE", "sip:bob@a.test", "alice", "alicepw")
-    alice.send_raw(alice.build("INVITE", "sip:900555@b.example", to="<sip:900555@b.example>",
+    alice.send_raw(alice.build("INVITE", "sip:900555@b.test", to="<sip:900555@b.test>",
                                headers=[f"Proxy-Authorization: {cred}"]))
     assert alice.final(cseq_method="INVITE").status == 407
     assert "is not the Request-URI" in ab.read_log()

@@ -1,5 +1,6 @@
 # Makefile: the commands people type; CMake does the building.
-# make deps | make | make run | make test | make fuzz | make bench | make bench-compare
+# make deps | make | make run | make test | make check-includes | make fuzz | make bench
+# | make bench-compare
 SHELL := /bin/bash
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -13,7 +14,7 @@ DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	python3 python3-pytest sip-tester sipsak baresip-core sox iproute2 util-linux dnsmasq-base \
 	kamailio kamailio-sqlite-modules valgrind
 
-.PHONY: all deps build run test unit integration fuzz fuzz-build asan bench bench-compare clean
+.PHONY: all deps build run test check-includes unit integration fuzz fuzz-build asan bench bench-compare clean
 
 all: build
 
@@ -31,9 +32,16 @@ asan:
 run: deps build
 	./$(BUILD)/parley serve $(ARGS)
 
-# Unit tests and the fuzz-corpus replay run under ASan/UBSan; the integration tests drive
-# the sanitized binary too, so a leak or overflow anywhere fails the run.
-test: deps build asan
+# Which way the includes run (DESIGN §3), first and in well under a second: the checker's
+# self-test, then the tree against the tables at the top of scripts/check_includes.py.
+check-includes:
+	@$(PY) scripts/check_includes.py --self-test
+	@$(PY) scripts/check_includes.py
+
+# The include check comes first (it needs no build). Unit tests and the fuzz-corpus replay
+# run under ASan/UBSan; the integration tests drive the sanitized binary too, so a leak or
+# overflow anywhere fails the run.
+test: check-includes deps build asan
 	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 	@PARLEY_BIN=$(CURDIR)/$(ASAN_BUILD)/parley $(PY) -m pytest -q tests/integration
 

@@ -90,7 +90,6 @@ struct auth_req {
  * guess needs a new challenge. now_s: unix seconds. */
 enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, const struct auth_req *rq,
 			     const char *ha1_hex, uint64_t now_s);
-const char *auth_result_name(enum auth_result r);
 
 /* HA1 = H(user:realm:password) in lowercase hex (33 or 65 bytes with the NUL). Returns 0:
  * the hashes run in software and cannot fail. */

@@ -694,16 +694,3 @@ enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, const 
 	return nc_record(a, serial, nc);
 }
 
-const char *auth_result_name(enum auth_result r)
-{
-	switch (r) {
-	case AUTH_OK: return "ok";
-	case AUTH_STALE: return "stale nonce";
-	case AUTH_BAD_RESPONSE: return "wrong password";
-	case AUTH_BAD_NONCE: return "unknown nonce";
-	case AUTH_REPLAY: return "replayed nonce count";
-	case AUTH_BAD_REQUEST: return "bad credentials";
-	case AUTH_URI_MISMATCH: return "digest uri is not the Request-URI";
-	}
-	return "?";
-}

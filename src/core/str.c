@@ -171,12 +171,3 @@ uint64_t str_hash(struct str s)
 	return h;
 }
 
-uint64_t str_casehash(struct str s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < s.l; i++) {
-		h ^= (unsigned char)lower(s.p[i]);
-		h *= 1099511628211ULL;
-	}
-	return h;
-}

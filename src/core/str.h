@@ -30,8 +30,7 @@ bool str_to_u64(struct str s, uint64_t max, uint64_t *out);
 long str_chr(struct str s, char c);
 /* Copies into dst (size n, always NUL-terminated, truncating); returns dst. */
 char *str_to_cbuf(struct str s, char *dst, size_t n);
-/* FNV-1a over the bytes, optionally case-folded: used for hash tables. */
+/* FNV-1a over the bytes: for tables whose keys no peer chooses (core/khash.h for those). */
 uint64_t str_hash(struct str s);
-uint64_t str_casehash(struct str s);
 
 #endif

@@ -496,21 +496,6 @@ struct str txn_client_bytes(const struct txn_client *ct)
 	return ct->buf ? (struct str){ ct->buf, ct->len } : STR_NULL;
 }
 
-const struct tp_source *txn_client_dest(const struct txn_client *ct)
-{
-	return &ct->dst;
-}
-
-struct txn_layer *txn_client_layer(const struct txn_client *ct)
-{
-	return ct->l;
-}
-
-void txn_client_set_tu(struct txn_client *ct, void *tu)
-{
-	ct->tu = tu;
-}
-
 void *txn_client_tu(const struct txn_client *ct)
 {
 	return ct->tu;

@@ -680,11 +680,6 @@ unsigned txn_server_status(const struct txn_server *st)
 	return st->status;
 }
 
-struct txn_layer *txn_server_layer(const struct txn_server *st)
-{
-	return st->l;
-}
-
 void txn_server_set_tu(struct txn_server *st, void *tu)
 {
 	st->tu = tu;

@@ -71,8 +71,8 @@ struct txn_tu {
 	void (*on_server_free)(void *arg, struct txn_server *st);
 };
 
-/* What the owner of one client transaction is told; tu is the slot given to txn_client_new
- * (or txn_client_set_tu). Every member is optional. */
+/* What the owner of one client transaction is told; tu is the slot given to
+ * txn_client_new. Every member is optional. */
 struct txn_client_ops {
 	/* A response for this transaction, not a retransmission: each provisional, the final,
 	 * and for INVITE every 2xx (retransmissions and 2xx from other forks too, while the
@@ -180,7 +180,6 @@ const struct tp_source *txn_server_source(const struct txn_server *st);
 const struct tp_source *txn_server_dest(const struct txn_server *st);
 enum txn_state txn_server_state(const struct txn_server *st);
 unsigned txn_server_status(const struct txn_server *st); /* last status sent, 0 if none */
-struct txn_layer *txn_server_layer(const struct txn_server *st);
 /* The owner's slot, NULL until set. */
 void txn_server_set_tu(struct txn_server *st, void *tu);
 void *txn_server_tu(const struct txn_server *st);
@@ -231,9 +230,6 @@ enum sip_method txn_client_method(const struct txn_client *ct);
 /* The request as sent (the layer's copy): valid until the final response arrives, after
  * which it is dropped and this returns STR_NULL. */
 struct str txn_client_bytes(const struct txn_client *ct);
-const struct tp_source *txn_client_dest(const struct txn_client *ct);
-struct txn_layer *txn_client_layer(const struct txn_client *ct);
-void txn_client_set_tu(struct txn_client *ct, void *tu);
 void *txn_client_tu(const struct txn_client *ct);
 
 /* ---- helpers for stateless responses -------------------------------------------------- */

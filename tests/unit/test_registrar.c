@@ -1,0 +1,629 @@
+/* test_registrar.c: unit tests of REGISTER processing over a real transaction layer, an in-memory location table and store, with captured responses. */
+#include "unit.h"
+
+#include <stdlib.h>
+
+#include "registrar/registrar.h"
+
+#define MAXSENT 64
+#define NOW 1700000000u
+
+/* One test's world: configuration, location table, store, layer and what was sent. */
+struct fx {
+	struct timer_wheel w;
+	struct config cfg;
+	struct location *loc;
+	struct store *st;
+	struct registrar *r;
+	struct txn_layer *l;
+	struct txn_tu tu;
+	struct tp_source src;        /* where the REGISTERs come from */
+	struct txn_server *server;   /* the last server transaction handed up */
+	unsigned branch;             /* makes every REGISTER a new transaction */
+	char *sent[MAXSENT];
+	unsigned nsent;
+};
+
+static int on_send(void *arg, const struct tp_source *dst, const char *buf, size_t len)
+{
+	struct fx *f = arg;
+	if (f->nsent < MAXSENT) {
+		f->sent[f->nsent] = malloc(len + 1);
+		memcpy(f->sent[f->nsent], buf, len);
+		f->sent[f->nsent][len] = '\0';
+		f->nsent++;
+	}
+	return 0;
+}
+
+static void on_request(void *arg, struct txn_server *st, const struct sip_msg *m, const struct tp_source *src)
+{
+	struct fx *f = arg;
+	f->server = st;
+}
+
+/* with_store: an in-memory database behind the table, else none (store NULL). */
+static struct fx *setup(bool with_store)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	timer_wheel_init(&f->w, 0);
+	config_defaults(&f->cfg);
+	CHECK_INT(loc_new(&f->loc), 0);
+	if (with_store) {
+		struct store_conf sc = { .path = ":memory:" };
+		CHECK_INT(store_open(&f->st, &sc), 0);
+	}
+	struct reg_env env = { .cfg = &f->cfg, .lg = NULL, .loc = f->loc, .store = f->st };
+	CHECK_INT(reg_new(&f->r, &env), 0);
+	f->tu.on_request = on_request;
+	struct txn_cfg tc = { 500, 4000, 5000 };
+	CHECK_INT(txn_layer_new(&f->l, &tc, &f->w, on_send, f, &f->tu, f), 0);
+	f->src.proto = TP_UDP;
+	tp_addr_from_host(&f->src.addr, STR("203.0.113.9"), 40000);
+	return f;
+}
+
+static void teardown(struct fx *f)
+{
+	txn_layer_free(f->l);
+	reg_free(f->r);
+	loc_free(f->loc);
+	if (f->st)
+		store_close(f->st);
+	for (unsigned i = 0; i < f->nsent; i++)
+		free(f->sent[i]);
+	free(f);
+}
+
+/* Sends a REGISTER for alice@a.test through the layer to the registrar at time now and
+ * returns the response it got (NULL when none). headers: the Contact/Expires lines, each
+ * ending in CRLF. via_params: appended to the Via (";rport" or ""). */
+static const char *reg_via(struct fx *f, const char *callid, unsigned cseq, const char *via_params,
+			   const char *headers, uint32_t now)
+{
+	size_t cap = strlen(headers) + 1024;
+	char *text = malloc(cap);
+	unsigned k = ++f->branch;
+	int n = snprintf(text, cap,
+			 "REGISTER sip:a.test SIP/2.0\r\n"
+			 "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=z9hG4bKreg%u%s\r\n"
+			 "From: <sip:alice@a.test>;tag=f%u\r\n"
+			 "To: <sip:alice@a.test>\r\n"
+			 "Call-ID: %s\r\n"
+			 "CSeq: %u REGISTER\r\n"
+			 "Max-Forwards: 70\r\n"
+			 "User-Agent: unit\r\n"
+			 "%s"
+			 "Content-Length: 0\r\n\r\n",
+			 k, via_params, k, callid, cseq, headers);
+	struct sip_msg *m = malloc(sizeof(*m));
+	struct sip_parse_err perr;
+	const char *resp = NULL;
+	CHECK(n > 0 && (size_t)n < cap);
+	CHECK(sip_msg_parse(m, text, (size_t)n, true, &perr) == SIP_PARSE_OK);
+	f->server = NULL;
+	CHECK_INT(txn_recv_request(f->l, m, &f->src), 0);
+	CHECK(f->server != NULL);
+	if (f->server) {
+		unsigned before = f->nsent;
+		reg_handle(f->r, f->server, m, &f->src, STR("alice@a.test"), now);
+		CHECK_INT(f->nsent, before + 1); /* exactly one answer */
+		if (f->nsent > before)
+			resp = f->sent[f->nsent - 1];
+	}
+	free(m);
+	free(text);
+	return resp ? resp : "";
+}
+
+static const char *reg(struct fx *f, const char *callid, unsigned cseq, const char *headers, uint32_t now)
+{
+	return reg_via(f, callid, cseq, "", headers, now);
+}
+
+static bool starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static unsigned count(const char *s, const char *needle)
+{
+	unsigned n = 0;
+	for (const char *p = s; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+static struct loc_aor *alice(struct fx *f)
+{
+	return loc_find(f->loc, STR("alice@a.test"));
+}
+
+static unsigned nbind(struct fx *f)
+{
+	struct loc_aor *a = alice(f);
+	unsigned n = 0;
+	for (struct loc_binding *b = a ? a->first : NULL; b; b = b->next)
+		n++;
+	return n;
+}
+
+static struct loc_binding *binding(struct fx *f, const char *uri)
+{
+	struct loc_aor *a = alice(f);
+	return a ? loc_find_contact(a, str_from_cstr(uri)) : NULL;
+}
+
+static int count_row(const struct store_binding *b, void *arg)
+{
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+/* Rows in the database after writing out what the registrar queued. */
+static unsigned nrows(struct fx *f, uint32_t now)
+{
+	unsigned n = 0;
+	CHECK_INT(store_flush(f->st), 0);
+	CHECK_INT(store_bindings_load(f->st, now, count_row, &n), 0);
+	return n;
+}
+
+/* ---- cases --------------------------------------------------------------------------------- */
+
+static void test_several_contacts(void)
+{
+	struct fx *f = setup(true);
+	/* Two values in one header and a second Contact header: three bindings at once. */
+	const char *r = reg(f, "c1@x", 1,
+			    "Contact: <sip:alice@203.0.113.9:40000>, <sip:alice@203.0.113.9:40002>\r\n"
+			    "Contact: <sip:alice@203.0.113.9:40004>\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK_INT(count(r, "\r\nContact: "), 3);
+	CHECK_INT(nbind(f), 3);
+	/* Another phone of the same AOR adds a fourth; the 200 lists all four. */
+	r = reg(f, "c2@y", 1, "Contact: <sip:alice@198.51.100.4:5060>\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK_INT(count(r, "\r\nContact: "), 4);
+	CHECK(strstr(r, "Contact: <sip:alice@203.0.113.9:40002>;expires=3600\r\n") != NULL);
+	CHECK(strstr(r, "Contact: <sip:alice@198.51.100.4:5060>;expires=3600\r\n") != NULL);
+	CHECK_INT(nbind(f), 4);
+	CHECK_INT(nrows(f, NOW), 4);
+	teardown(f);
+}
+
+static void test_max_contacts(void)
+{
+	struct fx *f = setup(true);
+	f->cfg.max_contacts = 2;
+	/* Three new contacts in one request: refused, none kept. */
+	const char *r = reg(f, "c1@x", 1,
+			    "Contact: <sip:a1@203.0.113.9>, <sip:a2@203.0.113.9>, <sip:a3@203.0.113.9>\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 403 Too Many Contacts\r\n"));
+	CHECK_INT(nbind(f), 0);
+	CHECK_INT(nrows(f, NOW), 0);
+	/* Two fit; a third from another phone does not, and the two stay. */
+	r = reg(f, "c1@x", 2, "Contact: <sip:a1@203.0.113.9>, <sip:a2@203.0.113.9>\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	r = reg(f, "c2@x", 1, "Contact: <sip:a3@203.0.113.9>\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 403 Too Many Contacts\r\n"));
+	CHECK_INT(nbind(f), 2);
+	CHECK(binding(f, "sip:a3@203.0.113.9") == NULL);
+	/* At the limit, a refresh is no new binding, and removing one while adding one fits. */
+	r = reg(f, "c1@x", 3, "Contact: <sip:a1@203.0.113.9>\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	r = reg(f, "c1@x", 4, "Contact: <sip:a2@203.0.113.9>;expires=0, <sip:a3@203.0.113.9>\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK(binding(f, "sip:a2@203.0.113.9") == NULL);
+	CHECK(binding(f, "sip:a3@203.0.113.9") != NULL);
+	CHECK_INT(nbind(f), 2);
+	CHECK_INT(nrows(f, NOW), 2);
+	teardown(f);
+}
+
+static void test_expires_precedence(void)
+{
+	struct fx *f = setup(false);
+	/* The contact's own parameter wins over the header; the header over the default. */
+	const char *r = reg(f, "c1@x", 1,
+			    "Contact: <sip:a1@203.0.113.9>;expires=120, <sip:a2@203.0.113.9>\r\n"
+			    "Expires: 300\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK(strstr(r, "Contact: <sip:a1@203.0.113.9>;expires=120\r\n") != NULL);
+	CHECK(strstr(r, "Contact: <sip:a2@203.0.113.9>;expires=300\r\n") != NULL);
+	struct loc_binding *b1 = binding(f, "sip:a1@203.0.113.9"), *b2 = binding(f, "sip:a2@203.0.113.9");
+	CHECK(b1 && b2);
+	if (b1 && b2) {
+		CHECK_INT(b1->expires_at, NOW + 120);
+		CHECK_INT(b2->expires_at, NOW + 300);
+	}
+	/* Neither: default-expires. */
+	f->cfg.default_expires = 1800;
+	r = reg(f, "c1@x", 2, "Contact: <sip:a3@203.0.113.9>\r\n", NOW);
+	CHECK(strstr(r, "Contact: <sip:a3@203.0.113.9>;expires=1800\r\n") != NULL);
+	struct loc_binding *b3 = binding(f, "sip:a3@203.0.113.9");
+	CHECK(b3 && b3->expires_at == NOW + 1800);
+	teardown(f);
+}
+
+static void test_interval_too_brief(void)
+{
+	struct fx *f = setup(true);
+	f->cfg.min_expires = 60;
+	const char *r = reg(f, "c1@x", 1, "Contact: <sip:a1@203.0.113.9>\r\nExpires: 59\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 423 Interval Too Brief\r\n"));
+	CHECK(strstr(r, "\r\nMin-Expires: 60\r\n") != NULL);
+	CHECK_INT(nbind(f), 0);
+	/* The parameter is checked too, and one brief contact refuses the whole request. */
+	r = reg(f, "c1@x", 2, "Contact: <sip:a1@203.0.113.9>, <sip:a2@203.0.113.9>;expires=10\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 423 Interval Too Brief\r\n"));
+	CHECK_INT(nbind(f), 0);
+	CHECK_INT(nrows(f, NOW), 0);
+	/* Exactly min-expires is fine, and 0 is a removal, not too brief. */
+	r = reg(f, "c1@x", 3, "Contact: <sip:a1@203.0.113.9>\r\nExpires: 60\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	r = reg(f, "c1@x", 4, "Contact: <sip:a1@203.0.113.9>\r\nExpires: 0\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK_INT(nbind(f), 0);
+	teardown(f);
+}
+
+static void test_max_expires(void)
+{
+	struct fx *f = setup(false);
+	f->cfg.max_expires = 7200;
+	const char *r = reg(f, "c1@x", 1, "Contact: <sip:a1@203.0.113.9>;expires=100000\r\nExpires: 50000\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK(strstr(r, "Contact: <sip:a1@203.0.113.9>;expires=7200\r\n") != NULL);
+	struct loc_binding *b = binding(f, "sip:a1@203.0.113.9");
+	CHECK(b && b->expires_at == NOW + 7200);
+	r = reg(f, "c1@x", 2, "Contact: <sip:a2@203.0.113.9>\r\nExpires: 50000\r\n", NOW);
+	CHECK(strstr(r, "Contact: <sip:a2@203.0.113.9>;expires=7200\r\n") != NULL);
+	teardown(f);
+}
+
+static void test_star_removes_all(void)
+{
+	struct fx *f = setup(true);
+	reg(f, "c1@x", 1, "Contact: <sip:a1@203.0.113.9>, <sip:a2@203.0.113.9>\r\n", NOW);
+	reg(f, "c2@x", 1, "Contact: <sip:a3@198.51.100.4>\r\n", NOW);
+	CHECK_INT(nbind(f), 3);
+	CHECK_INT(nrows(f, NOW), 3);
+	/* '*' without Expires: 0, or beside another contact, is a bad request: nothing goes. */
+	const char *r = reg(f, "c1@x", 2, "Contact: *\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 400 Invalid Wildcard Contact\r\n"));
+	r = reg(f, "c1@x", 3, "Contact: *\r\nExpires: 30\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 400 Invalid Wildcard Contact\r\n"));
+	r = reg(f, "c1@x", 4, "Contact: *, <sip:a1@203.0.113.9>\r\nExpires: 0\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 400 Invalid Wildcard Contact\r\n"));
+	CHECK_INT(nbind(f), 3);
+	/* Done right, every binding of the AOR goes, from memory and from the database. */
+	r = reg(f, "c1@x", 5, "Contact: *\r\nExpires: 0\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK_INT(count(r, "\r\nContact: "), 0);
+	CHECK(alice(f) == NULL);
+	CHECK_INT(nrows(f, NOW), 0);
+	teardown(f);
+}
+
+static void test_query_lists_bindings(void)
+{
+	struct fx *f = setup(false);
+	reg(f, "c1@x", 1, "Contact: <sip:a1@203.0.113.9>;expires=600\r\n", NOW);
+	reg(f, "c2@x", 1, "Contact: <sip:a2@198.51.100.4>;expires=3600\r\n", NOW + 100);
+	/* No Contact: the bindings with their remaining time, nothing changed. */
+	const char *r = reg(f, "c3@x", 1, "", NOW + 250);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK_INT(count(r, "\r\nContact: "), 2);
+	CHECK(strstr(r, "Contact: <sip:a1@203.0.113.9>;expires=350\r\n") != NULL);
+	CHECK(strstr(r, "Contact: <sip:a2@198.51.100.4>;expires=3450\r\n") != NULL);
+	CHECK(strstr(r, "\r\nDate: ") != NULL);
+	CHECK_INT(nbind(f), 2);
+	/* A binding past its time (not yet swept) is not listed. */
+	r = reg(f, "c3@x", 2, "", NOW + 600);
+	CHECK_INT(count(r, "\r\nContact: "), 1);
+	CHECK(strstr(r, "sip:a1@") == NULL);
+	/* An AOR with no bindings: 200 with none. */
+	struct fx *g = setup(false);
+	r = reg(g, "c1@x", 1, "", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK_INT(count(r, "\r\nContact: "), 0);
+	teardown(g);
+	teardown(f);
+}
+
+static void test_out_of_order(void)
+{
+	struct fx *f = setup(false);
+	const char *r = reg(f, "c1@x", 5, "Contact: <sip:a1@203.0.113.9>;expires=600\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	/* Same Call-ID, CSeq not above the stored one: 500, and the binding is unchanged. */
+	r = reg(f, "c1@x", 5, "Contact: <sip:a1@203.0.113.9>;expires=900\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 500 Out of Order Request\r\n"));
+	r = reg(f, "c1@x", 4, "Contact: <sip:a1@203.0.113.9>;expires=0\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 500 Out of Order Request\r\n"));
+	r = reg(f, "c1@x", 4, "Contact: *\r\nExpires: 0\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 500 Out of Order Request\r\n"));
+	struct loc_binding *b = binding(f, "sip:a1@203.0.113.9");
+	CHECK(b && b->expires_at == NOW + 600 && b->cseq == 5);
+	/* A higher CSeq updates it. */
+	r = reg(f, "c1@x", 6, "Contact: <sip:a1@203.0.113.9>;expires=900\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	b = binding(f, "sip:a1@203.0.113.9");
+	CHECK(b && b->expires_at == NOW + 900 && b->cseq == 6);
+	/* Another Call-ID (the phone restarted) may take over with any CSeq. */
+	r = reg(f, "c2@x", 1, "Contact: <sip:a1@203.0.113.9>;expires=1200\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	b = binding(f, "sip:a1@203.0.113.9");
+	CHECK(b && b->expires_at == NOW + 1200 && b->cseq == 1);
+	if (b)
+		CHECK_STR(loc_b_field(b, LOC_CALLID), "c2@x");
+	CHECK_INT(nbind(f), 1);
+	teardown(f);
+}
+
+static void test_bad_contact_changes_nothing(void)
+{
+	struct fx *f = setup(true);
+	reg(f, "c1@x", 1, "Contact: <sip:a1@203.0.113.9>;expires=600\r\n", NOW);
+	/* A good refresh, a good new contact and a tel: URI: 400, and neither good one counts. */
+	const char *r = reg(f, "c1@x", 2,
+			    "Contact: <sip:a1@203.0.113.9>;expires=900, <sip:a2@203.0.113.9>, <tel:+15551234>\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 400 Contact Must Be a SIP URI\r\n"));
+	CHECK_INT(nbind(f), 1);
+	struct loc_binding *b = binding(f, "sip:a1@203.0.113.9");
+	CHECK(b && b->expires_at == NOW + 600 && b->cseq == 1);
+	/* A contact that does not parse. */
+	r = reg(f, "c1@x", 3, "Contact: <sip:a2@203.0.113.9>, <sip:a3@203.0.113.9\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 400 Bad Contact\r\n"));
+	CHECK_INT(nbind(f), 1);
+	CHECK_INT(nrows(f, NOW), 1);
+	teardown(f);
+}
+
+/* A contact of exactly len bytes (URI and parameters): "<sip:a1@203.0.113.9>;x=yyyy...". */
+static char *long_contact(const char *user, size_t len)
+{
+	char *s = malloc(len + 8);
+	int n = snprintf(s, len + 8, "<sip:%s@203.0.113.9>;x=", user);
+	size_t head = (size_t)n - 2; /* the brackets are not part of the length */
+	CHECK(len > head);
+	memset(s + n, 'y', len - head);
+	s[n + (len - head)] = '\0';
+	return s;
+}
+
+static void test_contact_too_long(void)
+{
+	struct fx *f = setup(true);
+	char hdr[4096];
+	/* 1024 bytes is the limit, and is accepted. */
+	char *c = long_contact("a1", 1024);
+	snprintf(hdr, sizeof hdr, "Contact: %s\r\n", c);
+	free(c);
+	const char *r = reg(f, "c1@x", 1, hdr, NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK_INT(nbind(f), 1);
+	/* 1025 bytes, after a good contact: 400, and nothing of the request is stored. */
+	c = long_contact("a3", 1025);
+	snprintf(hdr, sizeof hdr, "Contact: <sip:a2@203.0.113.9>, %s\r\n", c);
+	free(c);
+	r = reg(f, "c1@x", 2, hdr, NOW);
+	CHECK(starts(r, "SIP/2.0 400 Contact Too Long\r\n"));
+	CHECK_INT(nbind(f), 1);
+	CHECK(binding(f, "sip:a2@203.0.113.9") == NULL);
+	CHECK_INT(nrows(f, NOW), 1);
+	teardown(f);
+}
+
+static void test_too_many_to_list(void)
+{
+	struct fx *f = setup(true);
+	f->cfg.max_contacts = 32;
+	/* Ten contacts of 1000 bytes list in about 10 KB: accepted. */
+	char *hdr = malloc(64 * 1024);
+	size_t n = 0;
+	char user[16];
+	for (int i = 0; i < 10; i++) {
+		snprintf(user, sizeof user, "a%d", i);
+		char *c = long_contact(user, 1000);
+		n += (size_t)sprintf(hdr + n, "Contact: %s\r\n", c);
+		free(c);
+	}
+	const char *r = reg(f, "c1@x", 1, hdr, NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK_INT(count(r, "\r\nContact: "), 10);
+	CHECK_INT(nbind(f), 10);
+	/* Six more would not fit in the 200's 16 KB list: refused before anything changes. */
+	n = 0;
+	for (int i = 10; i < 16; i++) {
+		snprintf(user, sizeof user, "a%d", i);
+		char *c = long_contact(user, 1000);
+		n += (size_t)sprintf(hdr + n, "Contact: %s\r\n", c);
+		free(c);
+	}
+	r = reg(f, "c2@x", 1, hdr, NOW);
+	CHECK(starts(r, "SIP/2.0 403 Too Many Bindings to List\r\n"));
+	CHECK_INT(nbind(f), 10);
+	CHECK(binding(f, "sip:a10@203.0.113.9") == NULL);
+	CHECK_INT(nrows(f, NOW), 10);
+	/* A query still lists the ten. */
+	r = reg(f, "c3@x", 1, "", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK_INT(count(r, "\r\nContact: "), 10);
+	free(hdr);
+	teardown(f);
+}
+
+static void test_q_and_params_kept(void)
+{
+	struct fx *f = setup(true);
+	const char *r = reg(f, "c1@x", 1,
+			    "Contact: \"Alice\" <sip:a1@203.0.113.9:5062;transport=udp;ob>;q=0.7;"
+			    "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000001>\";expires=600;reg-id=1\r\n"
+			    "Contact: <sip:a2@203.0.113.9>;q=0.25\r\n"
+			    "Contact: <sip:a3@203.0.113.9>\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	/* URI parameters stay in the URI, contact parameters outside it, expires restated. */
+	CHECK(strstr(r, "Contact: <sip:a1@203.0.113.9:5062;transport=udp;ob>;q=0.7;"
+			"+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000001>\";reg-id=1;expires=600\r\n") != NULL);
+	CHECK(strstr(r, "Contact: <sip:a2@203.0.113.9>;q=0.25;expires=3600\r\n") != NULL);
+	struct loc_binding *b = binding(f, "sip:a1@203.0.113.9:5062;transport=udp;ob");
+	CHECK(b != NULL);
+	if (b) {
+		CHECK_INT(b->q, 700);
+		CHECK_STR(loc_b_field(b, LOC_PARAMS),
+			  ";q=0.7;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000001>\";reg-id=1");
+		CHECK_STR(loc_b_field(b, LOC_INSTANCE), "<urn:uuid:00000000-0000-1000-8000-000000000001>");
+		CHECK_STR(loc_b_field(b, LOC_UA), "unit");
+	}
+	b = binding(f, "sip:a2@203.0.113.9");
+	CHECK(b && b->q == 250);
+	b = binding(f, "sip:a3@203.0.113.9");
+	CHECK(b && b->q == 1000);
+	CHECK_INT(nrows(f, NOW), 3);
+	teardown(f);
+}
+
+static void test_sweep(void)
+{
+	struct fx *f = setup(true);
+	reg(f, "c1@x", 1, "Contact: <sip:a1@203.0.113.9>;expires=60, <sip:a2@203.0.113.9>;expires=600\r\n", NOW);
+	CHECK_INT(nrows(f, NOW), 2);
+	/* Not yet due: nothing goes. */
+	reg_sweep(f->r, NOW + 59);
+	CHECK_INT(nbind(f), 2);
+	reg_sweep(f->r, NOW + 60);
+	CHECK_INT(nbind(f), 1);
+	CHECK(binding(f, "sip:a1@203.0.113.9") == NULL);
+	CHECK(binding(f, "sip:a2@203.0.113.9") != NULL);
+	/* Deleted from the database too (counted at a time when both rows would be live). */
+	CHECK_INT(nrows(f, NOW), 1);
+	reg_sweep(f->r, NOW + 600);
+	CHECK(alice(f) == NULL);
+	CHECK_INT(loc_binding_count(f->loc), 0);
+	CHECK_INT(nrows(f, NOW), 0);
+	teardown(f);
+}
+
+static uint16_t port_of(const struct tp_addr *a)
+{
+	return tp_addr_port(a);
+}
+
+static void check_dest(struct fx *f, const char *uri, const char *host, uint16_t port)
+{
+	struct loc_binding *b = binding(f, uri);
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	struct tp_source d;
+	CHECK_INT(reg_binding_dest(b, &d), 0);
+	char h[64];
+	tp_addr_host(&d.addr, h, sizeof h);
+	if (strcmp(h, host) != 0 || port_of(&d.addr) != port) {
+		fprintf(stderr, "%s: goes to %s:%u, expected %s:%u\n", uri, h, port_of(&d.addr), host, port);
+		unit_failures++;
+	}
+	CHECK(d.lis == NULL);
+	CHECK_INT(d.proto, TP_UDP);
+}
+
+static void test_binding_dest(void)
+{
+	struct fx *f = setup(false);
+	/* Source 203.0.113.9:40000. No rport, public contact: the contact as written. */
+	reg(f, "c1@x", 1, "Contact: <sip:a1@198.51.100.4:5070>\r\n", NOW);
+	check_dest(f, "sip:a1@198.51.100.4:5070", "198.51.100.4", 5070);
+	/* The contact names the source host: as written too (its port is the phone's). */
+	reg(f, "c1@x", 2, "Contact: <sip:a2@203.0.113.9:5062>\r\n", NOW);
+	check_dest(f, "sip:a2@203.0.113.9:5062", "203.0.113.9", 5062);
+	/* A private or loopback contact host other than the source: the source address. */
+	reg(f, "c1@x", 3, "Contact: <sip:a3@192.168.1.20:5060>, <sip:a4@10.1.2.3>, <sip:a5@127.0.0.1:5080>\r\n", NOW);
+	check_dest(f, "sip:a3@192.168.1.20:5060", "203.0.113.9", 40000);
+	check_dest(f, "sip:a4@10.1.2.3", "203.0.113.9", 40000);
+	check_dest(f, "sip:a5@127.0.0.1:5080", "203.0.113.9", 40000);
+	/* A host name: the source address. */
+	reg(f, "c1@x", 4, "Contact: <sip:a6@phone.example.test:5060>\r\n", NOW);
+	check_dest(f, "sip:a6@phone.example.test:5060", "203.0.113.9", 40000);
+	/* rport in the Via: the source address even for a public contact. */
+	reg_via(f, "c1@x", 5, ";rport", "Contact: <sip:a7@198.51.100.4:5070>\r\n", NOW);
+	check_dest(f, "sip:a7@198.51.100.4:5070", "203.0.113.9", 40000);
+	struct loc_binding *b = binding(f, "sip:a7@198.51.100.4:5070");
+	CHECK(b && (b->flags & LOC_F_USE_SRC));
+	b = binding(f, "sip:a1@198.51.100.4:5070");
+	CHECK(b && !(b->flags & LOC_F_USE_SRC));
+	teardown(f);
+}
+
+/* Bindings written to a database file come back into a fresh table with reg_load. */
+static void test_reload(void)
+{
+	char dir[] = "/tmp/parley-test-reg-XXXXXX", path[128];
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/reg.db", dir);
+	struct config cfg;
+	config_defaults(&cfg);
+	struct store_conf sc = { .path = path };
+	struct store *st;
+	CHECK_INT(store_open(&st, &sc), 0);
+	struct fx *f = setup(false);
+	reg_free(f->r);
+	struct reg_env env = { .cfg = &f->cfg, .loc = f->loc, .store = st };
+	CHECK_INT(reg_new(&f->r, &env), 0);
+	reg(f, "c1@x", 1, "Contact: <sip:a1@192.168.1.20:5060>;q=0.5;expires=60, <sip:a2@198.51.100.4>;expires=600\r\n", NOW);
+	CHECK_INT(store_flush(st), 0);
+	teardown(f);
+	store_close(st);
+
+	CHECK_INT(store_open(&st, &sc), 0);
+	struct location *loc;
+	struct registrar *r;
+	CHECK_INT(loc_new(&loc), 0);
+	env = (struct reg_env){ .cfg = &cfg, .loc = loc, .store = st };
+	CHECK_INT(reg_new(&r, &env), 0);
+	/* At NOW + 100 the first has expired: only the second comes back. */
+	CHECK_INT(reg_load(r, NOW + 100), 1);
+	struct loc_aor *a = loc_find(loc, STR("alice@a.test"));
+	CHECK(a && loc_find_contact(a, STR("sip:a2@198.51.100.4")) != NULL);
+	reg_free(r);
+	loc_free(loc);
+	loc_new(&loc);
+	env.loc = loc;
+	store_close(st);
+	CHECK_INT(store_open(&st, &sc), 0);
+	env.store = st;
+	CHECK_INT(reg_new(&r, &env), 0);
+	CHECK_INT(reg_load(r, NOW), 1); /* the expired row was deleted by the load before */
+	a = loc_find(loc, STR("alice@a.test"));
+	struct loc_binding *b = a ? loc_find_contact(a, STR("sip:a2@198.51.100.4")) : NULL;
+	CHECK(b && b->expires_at == NOW + 600 && b->q == 1000);
+	if (b)
+		CHECK_STR(loc_b_field(b, LOC_CALLID), "c1@x");
+	reg_free(r);
+	loc_free(loc);
+	store_close(st);
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	CHECK_INT(system(cmd), 0);
+}
+
+static const struct unit_case cases[] = {
+	{ "several_contacts", test_several_contacts },
+	{ "max_contacts", test_max_contacts },
+	{ "expires_precedence", test_expires_precedence },
+	{ "interval_too_brief", test_interval_too_brief },
+	{ "max_expires", test_max_expires },
+	{ "star_removes_all", test_star_removes_all },
+	{ "query_lists_bindings", test_query_lists_bindings },
+	{ "out_of_order", test_out_of_order },
+	{ "bad_contact_changes_nothing", test_bad_contact_changes_nothing },
+	{ "contact_too_long", test_contact_too_long },
+	{ "too_many_to_list", test_too_many_to_list },
+	{ "q_and_params_kept", test_q_and_params_kept },
+	{ "sweep", test_sweep },
+	{ "binding_dest", test_binding_dest },
+	{ "reload", test_reload },
+};
+
+UNIT_MAIN(cases)

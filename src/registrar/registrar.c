@@ -271,8 +271,10 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 			struct str ev;
 			int64_t exp;
 			uint64_t v;
-			if (sip_param_get(c->a.params, STR("expires"), &ev) && str_to_u64(ev, UINT32_MAX, &v))
-				exp = (int64_t)v;
+			/* A number too large for us is still this contact's expiry, cut to
+			 * max-expires below, not a reason to fall back to the header. */
+			if (sip_param_get(c->a.params, STR("expires"), &ev) && str_to_u64(ev, UINT64_MAX, &v))
+				exp = v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
 			else if (hdr_exp >= 0)
 				exp = hdr_exp;
 			else
@@ -303,7 +305,7 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 		/* Step 6 for '*': every binding goes, unless one was written later by the same
 		 * phone (same Call-ID, higher or equal CSeq), in which case nothing changes. */
 		for (struct loc_binding *b = a ? a->first : NULL; b; b = b->next)
-			if (str_eq(loc_b_field(b, LOC_CALLID), callid) && m->cseq <= b->cseq) {
+			if (b->expires_at > now && str_eq(loc_b_field(b, LOC_CALLID), callid) && m->cseq <= b->cseq) {
 				log_info(r->env.lg, "register", "refused %.*s from %s: CSeq %u not above %u",
 					 STR_FMT(aor), src_txt, m->cseq, b->cseq);
 				reply(st, 500, "Out of Order Request", STR_NULL);

@@ -226,47 +226,67 @@ static unsigned live_count(const struct loc_aor *a, uint32_t now)
 #define LIST_PER_BINDING 36u
 #define LIST_SLACK 64u
 
-void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg *m,
-		const struct tp_source *src, struct str aor, uint32_t now)
-{
-	const struct config *cfg = r->env.cfg;
-	struct location *loc = r->env.loc;
-	struct contact_in *cin = r->cin;
-	unsigned nc = 0;
-	bool star = false;
-	int64_t hdr_exp = m->expires;
-	char src_buf[80] = "";
-	/* The source address as text, made only when a log line wants it. */
-#define src_txt (src_buf[0] ? src_buf : tp_addr_str(&src->addr, src_buf, sizeof src_buf))
+/* One REGISTER on its way through the steps below: what they read and what they leave for
+ * the next one. It lives on reg_handle's stack; the Contact values are in r->cin. */
+struct reg_req {
+	struct registrar *r;
+	struct txn_server *st;
+	const struct sip_msg *m;
+	const struct tp_source *src;
+	struct str aor;
+	uint32_t now;
+	unsigned nc;             /* Contact values read into r->cin */
+	bool star;               /* one of them is '*' */
+	struct loc_aor *a;       /* the AOR's bindings; NULL when it has none */
+	unsigned added, refreshed, removed; /* what apply did, for the log line */
+	uint32_t shown_exp;      /* expiry of the last contact written, for the log line */
+	char src_buf[80];        /* the source address as text, once src_txt made it */
+};
 
-	/* Step 6: the Contact values. */
+/* Returns the source address as text, made only when a log line wants it. */
+static const char *src_txt(struct reg_req *q)
+{
+	return q->src_buf[0] ? q->src_buf : tp_addr_str(&q->src->addr, q->src_buf, sizeof q->src_buf);
+}
+
+/* Step 6: parses every Contact value into r->cin and settles its expiry, so that the
+ * steps after it work on checked values only. Returns 0, or -1 when it has answered. */
+static int read_contacts(struct reg_req *q)
+{
+	struct registrar *r = q->r;
+	const struct config *cfg = r->env.cfg;
+	const struct sip_msg *m = q->m;
+	struct txn_server *st = q->st;
+	struct contact_in *cin = r->cin;
+	int64_t hdr_exp = m->expires;
+
 	for (const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_CONTACT); h; h = sip_msg_hdr_next(m, h)) {
 		struct str rest = h->value, item;
 		while (sip_list_next(&rest, &item)) {
-			if (nc == REG_MAX_CONTACTS) {
+			if (q->nc == REG_MAX_CONTACTS) {
 				reply(st, 403, "Too Many Contacts", STR_NULL);
-				return;
+				return -1;
 			}
-			struct contact_in *c = &cin[nc];
+			struct contact_in *c = &cin[q->nc];
 			memset(c, 0, sizeof(*c));
 			if (sip_addr_parse(&c->a, item) < 0) {
 				reply(st, 400, "Bad Contact", STR_NULL);
-				return;
+				return -1;
 			}
 			if (c->a.star) {
-				star = true;
-				nc++;
+				q->star = true;
+				q->nc++;
 				continue;
 			}
 			if (c->a.uri.scheme != SIP_SCHEME_SIP && c->a.uri.scheme != SIP_SCHEME_SIPS) {
 				reply(st, 400, "Contact Must Be a SIP URI", STR_NULL);
-				return;
+				return -1;
 			}
 			if (c->a.uri_str.l + c->a.params.l > CONTACT_MAX) {
 				log_info(r->env.lg, "register", "refused %.*s from %s: a contact of %zu bytes (at most %u)",
-					 STR_FMT(aor), src_txt, c->a.uri_str.l + c->a.params.l, CONTACT_MAX);
+					 STR_FMT(q->aor), src_txt(q), c->a.uri_str.l + c->a.params.l, CONTACT_MAX);
 				reply(st, 400, "Contact Too Long", STR_NULL);
-				return;
+				return -1;
 			}
 			struct str ev;
 			int64_t exp;
@@ -283,61 +303,80 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 				char extra[64];
 				int n = snprintf(extra, sizeof extra, "Min-Expires: %u\r\n", cfg->min_expires);
 				log_info(r->env.lg, "register", "refused %.*s from %s: expiry %lld below %u",
-					 STR_FMT(aor), src_txt, (long long)exp, cfg->min_expires);
+					 STR_FMT(q->aor), src_txt(q), (long long)exp, cfg->min_expires);
 				reply(st, 423, "Interval Too Brief", (struct str){ extra, (size_t)n });
-				return;
+				return -1;
 			}
 			if (exp > (int64_t)cfg->max_expires)
 				exp = cfg->max_expires;
 			c->expires = (uint32_t)exp;
 			c->q = parse_q(c->a.params);
-			nc++;
+			q->nc++;
 		}
 	}
-	struct loc_aor *a = loc_find(loc, aor);
-	struct str callid = m->call_id;
+	return 0;
+}
 
-	if (star) {
-		if (nc != 1 || m->expires != 0) {
-			reply(st, 400, "Invalid Wildcard Contact", STR_NULL);
-			return;
-		}
-		/* Step 6 for '*': every binding goes, unless one was written later by the same
-		 * phone (same Call-ID, higher or equal CSeq), in which case nothing changes. */
-		for (struct loc_binding *b = a ? a->first : NULL; b; b = b->next)
-			if (b->expires_at > now && str_eq(loc_b_field(b, LOC_CALLID), callid) && m->cseq <= b->cseq) {
-				log_info(r->env.lg, "register", "refused %.*s from %s: CSeq %u not above %u",
-					 STR_FMT(aor), src_txt, m->cseq, b->cseq);
-				reply(st, 500, "Out of Order Request", STR_NULL);
-				return;
-			}
-		unsigned removed = 0;
-		while (a && a->first) {
-			struct loc_binding *b = a->first;
-			bool last = b->next == NULL;
-			queue_del(r, aor, loc_b_field(b, LOC_URI));
-			loc_del(loc, b);
-			removed++;
-			if (last)
-				break;
-		}
-		log_info(r->env.lg, "register", "unregistered %.*s from %s: all %u bindings removed",
-			 STR_FMT(aor), src_txt, removed);
-		reply(st, 200, "OK", STR_NULL);
+/* Step 6 for '*': removes every binding of the AOR and answers, because Contact: * with
+ * Expires: 0 means "unregister all" and nothing else may come with it. Always answers. */
+static void do_wildcard(struct reg_req *q)
+{
+	struct registrar *r = q->r;
+	struct location *loc = r->env.loc;
+	const struct sip_msg *m = q->m;
+	struct loc_aor *a = q->a;
+
+	if (q->nc != 1 || m->expires != 0) {
+		reply(q->st, 400, "Invalid Wildcard Contact", STR_NULL);
 		return;
 	}
+	/* Every binding goes, unless one was written later by the same phone (same Call-ID,
+	 * higher or equal CSeq), in which case nothing changes. */
+	for (struct loc_binding *b = a ? a->first : NULL; b; b = b->next)
+		if (b->expires_at > q->now && str_eq(loc_b_field(b, LOC_CALLID), m->call_id) && m->cseq <= b->cseq) {
+			log_info(r->env.lg, "register", "refused %.*s from %s: CSeq %u not above %u",
+				 STR_FMT(q->aor), src_txt(q), m->cseq, b->cseq);
+			reply(q->st, 500, "Out of Order Request", STR_NULL);
+			return;
+		}
+	unsigned removed = 0;
+	while (a && a->first) {
+		struct loc_binding *b = a->first;
+		bool last = b->next == NULL;
+		queue_del(r, q->aor, loc_b_field(b, LOC_URI));
+		loc_del(loc, b);
+		removed++;
+		if (last)
+			break;
+	}
+	log_info(r->env.lg, "register", "unregistered %.*s from %s: all %u bindings removed",
+		 STR_FMT(q->aor), src_txt(q), removed);
+	reply(q->st, 200, "OK", STR_NULL);
+}
 
-	/* Step 7 first checks every contact, so that the update is all or nothing. */
+/* Step 7's checks: the Call-ID/CSeq rule for each contact, max-contacts, and whether the
+ * 200 could list the result, all before anything changes, so that the update is all or
+ * nothing. Sets each contact's old binding. Returns 0, or -1 when it has answered. */
+static int check_update(struct reg_req *q)
+{
+	struct registrar *r = q->r;
+	const struct config *cfg = r->env.cfg;
+	const struct sip_msg *m = q->m;
+	struct contact_in *cin = r->cin;
+	struct loc_aor *a = q->a;
+	uint32_t now = q->now;
+	unsigned nc = q->nc;
+
 	unsigned adds = 0, dels = 0, live = live_count(a, now);
 	for (unsigned i = 0; i < nc; i++) {
 		struct contact_in *c = &cin[i];
 		c->old = loc_find_contact(a, c->a.uri_str);
-		if (c->old && c->old->expires_at > now && str_eq(loc_b_field(c->old, LOC_CALLID), callid) &&
+		if (c->old && c->old->expires_at > now && str_eq(loc_b_field(c->old, LOC_CALLID), m->call_id) &&
 		    m->cseq <= c->old->cseq) {
 			log_info(r->env.lg, "register", "refused %.*s from %s: CSeq %u not above %u",
-				 STR_FMT(aor), src_txt, m->cseq, c->old->cseq);
-			reply(st, 500, "Out of Order Request", STR_NULL);
-			return;
+				 STR_FMT(q->aor), src_txt(q), m->cseq, c->old->cseq);
+			reply(q->st, 500, "Out of Order Request", STR_NULL);
+			return -1;
 		}
 		bool alive = c->old && c->old->expires_at > now;
 		if (c->expires == 0 && alive)
@@ -347,9 +386,9 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 	}
 	if (live + adds - dels > cfg->max_contacts) {
 		log_info(r->env.lg, "register", "refused %.*s from %s: more than %u contacts",
-			 STR_FMT(aor), src_txt, cfg->max_contacts);
-		reply(st, 403, "Too Many Contacts", STR_NULL);
-		return;
+			 STR_FMT(q->aor), src_txt(q), cfg->max_contacts);
+		reply(q->st, 403, "Too Many Contacts", STR_NULL);
+		return -1;
 	}
 	/* The 200 must list every binding: when the list would not fit, refuse now, before
 	 * anything is changed, rather than after (the update is all or nothing). */
@@ -368,30 +407,44 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 			need += cin[i].a.uri_str.l + cin[i].a.params.l + LIST_PER_BINDING;
 	if (need > LIST_MAX) {
 		log_info(r->env.lg, "register", "refused %.*s from %s: the bindings would need %zu bytes to list (at most %u)",
-			 STR_FMT(aor), src_txt, need, LIST_MAX);
-		reply(st, 403, "Too Many Bindings to List", STR_NULL);
-		return;
+			 STR_FMT(q->aor), src_txt(q), need, LIST_MAX);
+		reply(q->st, 403, "Too Many Bindings to List", STR_NULL);
+		return -1;
 	}
+	return 0;
+}
+
+/* Step 7's update: writes each contact to the location table (expiry 0 removes it) and
+ * queues it for the store, so that memory answers at once and the disk follows behind.
+ * Counts what it did in q. Returns 0, or -1 when it has answered. */
+static int apply(struct reg_req *q)
+{
+	struct registrar *r = q->r;
+	struct location *loc = r->env.loc;
+	const struct sip_msg *m = q->m;
+	const struct tp_source *src = q->src;
+	struct contact_in *cin = r->cin;
+	struct str aor = q->aor;
+	uint32_t now = q->now;
+	unsigned nc = q->nc;
 
 	const struct sip_hdr *ua = sip_msg_hdr(m, SIP_HDR_USER_AGENT);
 	struct str path = STR_NULL;
 	const struct sip_hdr *ph = sip_msg_hdr(m, SIP_HDR_PATH);
 	if (ph)
 		path = ph->value;
-	unsigned added = 0, refreshed = 0, removed = 0;
-	uint32_t shown_exp = 0;
 	for (unsigned i = 0; i < nc; i++) {
 		struct contact_in *c = &cin[i];
 		if (c->expires == 0) {
 			if (c->old) {
 				queue_del(r, aor, loc_b_field(c->old, LOC_URI));
 				loc_del(loc, c->old);
-				a = loc_find(loc, aor);
+				q->a = loc_find(loc, aor);
 				/* Other contact_in entries may point at bindings of a; they are
 				 * looked up again below by URI. */
 				for (unsigned k = i + 1; k < nc; k++)
-					cin[k].old = loc_find_contact(a, cin[k].a.uri_str);
-				removed++;
+					cin[k].old = loc_find_contact(q->a, cin[k].a.uri_str);
+				q->removed++;
 			}
 			continue;
 		}
@@ -399,7 +452,7 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 		struct loc_contact lc = { 0 };
 		lc.field[LOC_URI] = c->a.uri_str;
 		lc.field[LOC_PARAMS] = strip_expires(c->a.params, pbuf, sizeof pbuf);
-		lc.field[LOC_CALLID] = callid;
+		lc.field[LOC_CALLID] = m->call_id;
 		lc.field[LOC_UA] = ua ? ua->value : STR_NULL;
 		lc.field[LOC_PATH] = path;
 		struct str inst;
@@ -416,25 +469,33 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 		bool was = c->old && c->old->expires_at > now;
 		struct loc_binding *nb;
 		if (loc_put(loc, aor, &lc, &nb) < 0) {
-			reply(st, 500, "Out of Memory", STR_NULL);
-			return;
+			reply(q->st, 500, "Out of Memory", STR_NULL);
+			return -1;
 		}
-		a = nb->aor;
+		q->a = nb->aor;
 		for (unsigned k = i + 1; k < nc; k++)
-			cin[k].old = loc_find_contact(a, cin[k].a.uri_str);
+			cin[k].old = loc_find_contact(q->a, cin[k].a.uri_str);
 		queue_put(r, aor, nb);
 		if (was)
-			refreshed++;
+			q->refreshed++;
 		else
-			added++;
-		shown_exp = c->expires;
+			q->added++;
+		q->shown_exp = c->expires;
 	}
+	return 0;
+}
 
-	/* Step 8: the 200 lists every binding with its remaining time. */
+/* Step 8: logs the outcome and answers 200 listing every binding with its remaining time
+ * and a Date, because the phone learns its bindings only from this answer. */
+static void reply_ok(struct reg_req *q)
+{
+	struct registrar *r = q->r;
+	uint32_t now = q->now;
+
 	char extra[LIST_MAX];
 	struct sip_out o;
 	sip_out_init(&o, extra, sizeof extra);
-	list_bindings(&o, a, now);
+	list_bindings(&o, q->a, now);
 	if (r->date_len == 0 || r->date_sec != (int64_t)now) {
 		time_t t = (time_t)now;
 		struct tm tm;
@@ -444,21 +505,37 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 	}
 	sip_out_str(&o, (struct str){ r->date, r->date_len });
 	if (o.overflow) {
-		reply(st, 500, "Too Many Bindings to List", STR_NULL);
+		reply(q->st, 500, "Too Many Bindings to List", STR_NULL);
 		return;
 	}
-	unsigned total = live_count(a, now);
-	if (nc == 0)
-		log_info(r->env.lg, "register", "query %.*s from %s: %u bindings", STR_FMT(aor), src_txt, total);
-	else if (added || refreshed)
+	unsigned total = live_count(q->a, now);
+	if (q->nc == 0)
+		log_info(r->env.lg, "register", "query %.*s from %s: %u bindings", STR_FMT(q->aor), src_txt(q), total);
+	else if (q->added || q->refreshed)
 		log_info(r->env.lg, "register", "registered %.*s from %s: %u new, %u refreshed, %u removed, %u bindings, expires %u s",
-			 STR_FMT(aor), src_txt, added, refreshed, removed, total, shown_exp);
+			 STR_FMT(q->aor), src_txt(q), q->added, q->refreshed, q->removed, total, q->shown_exp);
 	else
 		log_info(r->env.lg, "register", "unregistered %.*s from %s: %u removed, %u bindings left",
-			 STR_FMT(aor), src_txt, removed, total);
+			 STR_FMT(q->aor), src_txt(q), q->removed, total);
 	/* Logged first, answered second: whoever sees the 200 finds the log line written. */
-	reply(st, 200, "OK", (struct str){ o.p, o.len });
-#undef src_txt
+	reply(q->st, 200, "OK", (struct str){ o.p, o.len });
+}
+
+void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg *m,
+		const struct tp_source *src, struct str aor, uint32_t now)
+{
+	struct reg_req q = { .r = r, .st = st, .m = m, .src = src, .aor = aor, .now = now };
+
+	if (read_contacts(&q) < 0)
+		return;
+	q.a = loc_find(r->env.loc, aor);
+	if (q.star) {
+		do_wildcard(&q);
+		return;
+	}
+	if (check_update(&q) < 0 || apply(&q) < 0)
+		return;
+	reply_ok(&q);
 }
 
 struct load_ctx {

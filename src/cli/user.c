@@ -10,6 +10,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "cli/cli.h"
 #include "core/config.h"
 #include "store/store.h"
@@ -77,6 +78,24 @@ static int list_row(const struct store_user *u, void *arg)
 {
 	printf("%.*s@%.*s\n", STR_FMT(u->user), STR_FMT(u->domain));
 	return 0;
+}
+
+/* The HA1 values (lowercase hex) of password for user@domain, as the store keeps them: over
+ * the configured realm or, when none is configured, the lowercased domain. */
+static void hash_password(struct str user, struct str domain, struct str realm, struct str password,
+			  char md5[AUTH_HEX_MAX], char sha256[AUTH_HEX_MAX])
+{
+	char dom[256];  /* a longer domain the store refuses */
+
+	if (realm.l == 0) {
+		size_t n = domain.l < sizeof(dom) ? domain.l : sizeof(dom) - 1;
+		for (size_t i = 0; i < n; i++)
+			dom[i] = (char)((domain.p[i] >= 'A' && domain.p[i] <= 'Z') ? domain.p[i] + 32
+										 : domain.p[i]);
+		realm = (struct str){ dom, n };
+	}
+	auth_ha1(AUTH_MD5, user, realm, password, md5);
+	auth_ha1(AUTH_SHA256, user, realm, password, sha256);
 }
 
 /* The exit code for a store failure: 2 for what the person typed or gave us, 1 for the
@@ -345,8 +364,10 @@ static int import_line(struct store *st, struct import *im, unsigned lineno, str
 		bad_line(im, lineno, "user %s exists; use --update to change its password", key);
 		return 0;
 	}
-	err = exists ? store_user_passwd(st, user, domain, im->realm, pw)
-		     : store_user_add(st, user, domain, im->realm, pw);
+	char md5[AUTH_HEX_MAX], sha256[AUTH_HEX_MAX];
+	hash_password(user, domain, im->realm, pw, md5, sha256);
+	err = exists ? store_user_passwd(st, user, domain, md5, sha256)
+		     : store_user_add(st, user, domain, md5, sha256);
 	if (err == -EINVAL) {
 		/* The store's own checks; the ones above should have caught it first. */
 		bad_line(im, lineno, "%s", store_errmsg(st));
@@ -454,7 +475,7 @@ static int run(struct store *st, const struct config *cfg, const char *cmd, cons
 	       const char *password, const bool *opt)
 {
 	struct str user, domain, realm = str_from_cstr(cfg->realm);
-	char pw[PASSWORD_MAX];
+	char pw[PASSWORD_MAX], md5[AUTH_HEX_MAX], sha256[AUTH_HEX_MAX];
 	int err;
 
 	if (!strcmp(cmd, "list")) {
@@ -487,10 +508,15 @@ static int run(struct store *st, const struct config *cfg, const char *cmd, cons
 		fprintf(stderr, "parley: --password: empty password\n");
 		return 2;
 	}
+	if (strlen(password) > IMPORT_PASSWORD_MAX) {
+		fprintf(stderr, "parley: password too long\n");
+		return 2;
+	}
+	hash_password(user, domain, realm, str_from_cstr(password), md5, sha256);
 	if (!strcmp(cmd, "add"))
-		err = store_user_add(st, user, domain, realm, str_from_cstr(password));
+		err = store_user_add(st, user, domain, md5, sha256);
 	else
-		err = store_user_passwd(st, user, domain, realm, str_from_cstr(password));
+		err = store_user_passwd(st, user, domain, md5, sha256);
 	if (err)
 		return fail(st, err);
 	printf("%s %s\n", !strcmp(cmd, "add") ? "added" : "changed the password of", arg);

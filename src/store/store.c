@@ -1,4 +1,4 @@
-/* store.c: the back-end-neutral store: user hashing, import files and the write-behind queue. */
+/* store.c: the back-end-neutral store: user rows, import files and the write-behind queue. */
 #include "store/store_be.h"
 
 #include <errno.h>
@@ -10,8 +10,6 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "auth/auth.h"
 
 #define USER_MAX 255
 #define DOMAIN_MAX 255
@@ -158,27 +156,32 @@ static int names(struct store *st, struct str user, struct str domain, char *dom
 	return 0;
 }
 
-/* Fills u with the names and both HA1 hashes of password. */
-static int make_user(struct store *st, struct store_user *u, struct str user, struct str domain,
-		     struct str realm, struct str password, char *dom)
+/* True if h is n lowercase hex digits and nothing more. */
+static bool hex_ok(const char *h, size_t n)
 {
-	char md5[AUTH_HEX_MAX];
+	if (!h)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
+			return false;
+	return h[n] == '\0';
+}
+
+/* Fills u with the names and the HA1 hashes given. */
+static int make_user(struct store *st, struct store_user *u, struct str user, struct str domain,
+		     const char *ha1_md5, const char *ha1_sha256, char *dom)
+{
 	int err = names(st, user, domain, dom);
 
 	if (err)
 		return err;
-	if (password.l == 0)
-		return store__err(st, -EINVAL, "empty password");
-	if (password.l > PASSWORD_MAX)
-		return store__err(st, -EINVAL, "password too long");
+	if (!hex_ok(ha1_md5, STORE_HA1_MD5_LEN) || !hex_ok(ha1_sha256, STORE_HA1_SHA256_LEN))
+		return store__err(st, -EINVAL, "HA1 hashes must be %d and %d lowercase hex digits",
+				  STORE_HA1_MD5_LEN, STORE_HA1_SHA256_LEN);
 	u->user = user;
 	u->domain = (struct str){ dom, domain.l };
-	if (realm.l == 0)
-		realm = u->domain;
-	if (auth_ha1(AUTH_MD5, user, realm, password, md5) != 0 ||
-	    auth_ha1(AUTH_SHA256, user, realm, password, u->ha1_sha256) != 0)
-		return store__err(st, -EIO, "cannot compute password hashes (OpenSSL)");
-	memcpy(u->ha1_md5, md5, sizeof(u->ha1_md5));
+	memcpy(u->ha1_md5, ha1_md5, sizeof(u->ha1_md5));
+	memcpy(u->ha1_sha256, ha1_sha256, sizeof(u->ha1_sha256));
 	return 0;
 }
 
@@ -189,15 +192,15 @@ static int writable(struct store *st)
 	return 0;
 }
 
-int store_user_add(struct store *st, struct str user, struct str domain, struct str realm,
-		   struct str password)
+int store_user_add(struct store *st, struct str user, struct str domain, const char *ha1_md5,
+		   const char *ha1_sha256)
 {
 	struct store_user u;
 	char dom[DOMAIN_MAX + 1];
 	int err = writable(st);
 
 	if (!err)
-		err = make_user(st, &u, user, domain, realm, password, dom);
+		err = make_user(st, &u, user, domain, ha1_md5, ha1_sha256, dom);
 	if (!err)
 		err = st->ops->user_insert(st, &u);
 	if (err == -EEXIST)
@@ -205,15 +208,15 @@ int store_user_add(struct store *st, struct str user, struct str domain, struct 
 	return err;
 }
 
-int store_user_passwd(struct store *st, struct str user, struct str domain, struct str realm,
-		      struct str password)
+int store_user_passwd(struct store *st, struct str user, struct str domain, const char *ha1_md5,
+		      const char *ha1_sha256)
 {
 	struct store_user u;
 	char dom[DOMAIN_MAX + 1];
 	int err = writable(st);
 
 	if (!err)
-		err = make_user(st, &u, user, domain, realm, password, dom);
+		err = make_user(st, &u, user, domain, ha1_md5, ha1_sha256, dom);
 	if (!err)
 		err = st->ops->user_update(st, &u);
 	if (err == -ENOENT)
@@ -295,8 +298,8 @@ static bool split_line(struct str line, struct str *user, struct str *domain, st
 	return true;
 }
 
-int store_user_import(struct store *st, const char *file, struct str realm, unsigned *count,
-		      unsigned *bad_line)
+int store_user_import(struct store *st, const char *file, struct str realm, store_ha1_h *ha1,
+		      void *arg, unsigned *count, unsigned *bad_line)
 {
 	FILE *f;
 	char *line = NULL;
@@ -316,7 +319,7 @@ int store_user_import(struct store *st, const char *file, struct str realm, unsi
 	while (!err && (n = getline(&line, &cap, f)) >= 0) {
 		struct str s = { line, (size_t)n }, user, domain, pw;
 		struct store_user u;
-		char dom[DOMAIN_MAX + 1];
+		char dom[DOMAIN_MAX + 1], md5[STORE_HA1_MD5_LEN + 1], sha256[STORE_HA1_SHA256_LEN + 1];
 
 		lineno++;
 		/* The password is everything after the first comma, spaces included; only the
@@ -325,10 +328,22 @@ int store_user_import(struct store *st, const char *file, struct str realm, unsi
 			s.l--;
 		if (str_trim(s).l == 0 || str_trim(s).p[0] == '#')
 			continue;
-		if (!split_line(s, &user, &domain, &pw) ||
-		    make_user(st, &u, user, domain, realm, pw, dom) != 0) {
+		if (!split_line(s, &user, &domain, &pw) || pw.l > PASSWORD_MAX ||
+		    names(st, user, domain, dom) != 0) {
 			*bad_line = lineno;
 			err = store__err(st, -EINVAL, "%s:%u: expected user@domain,password", file, lineno);
+			break;
+		}
+		/* The realm of the hashes: the one given, or the lowercased domain. */
+		err = ha1(user, realm.l ? realm : (struct str){ dom, domain.l }, pw, md5, sha256, arg);
+		if (err) {
+			err = store__err(st, err < 0 ? err : -EIO,
+					 "%s:%u: cannot compute the password hashes", file, lineno);
+			break;
+		}
+		if (make_user(st, &u, user, domain, md5, sha256, dom) != 0) {
+			err = store__err(st, -EINVAL, "%s:%u: the hash function gave bad HA1 values",
+					 file, lineno);
 			break;
 		}
 		err = st->ops->user_upsert(st, &u);

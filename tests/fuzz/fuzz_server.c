@@ -417,8 +417,14 @@ static void setup(struct harness *h)
 		}
 	}
 	struct store *st = h->srv->store;
-	if (store_user_add(st, STR("alice"), STR("a.test"), STR(""), STR("alicepw")) < 0 ||
-	    store_user_add(st, STR("bob"), STR("a.test"), STR(""), STR("bobpw")) < 0) {
+	/* No realm configured: the HA1 values are over the domain, as `parley user add` makes them. */
+	char md5[2][AUTH_HEX_MAX], sha256[2][AUTH_HEX_MAX];
+	auth_ha1(AUTH_MD5, STR("alice"), STR("a.test"), STR("alicepw"), md5[0]);
+	auth_ha1(AUTH_SHA256, STR("alice"), STR("a.test"), STR("alicepw"), sha256[0]);
+	auth_ha1(AUTH_MD5, STR("bob"), STR("a.test"), STR("bobpw"), md5[1]);
+	auth_ha1(AUTH_SHA256, STR("bob"), STR("a.test"), STR("bobpw"), sha256[1]);
+	if (store_user_add(st, STR("alice"), STR("a.test"), md5[0], sha256[0]) < 0 ||
+	    store_user_add(st, STR("bob"), STR("a.test"), md5[1], sha256[1]) < 0) {
 		fprintf(stderr, "fuzz_server: %s\n", store_errmsg(st));
 		abort();
 	}

@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 
+#include "auth/auth.h"
 #include "store/store.h"
 #include "store/store_be.h"
 
@@ -50,6 +51,65 @@ static struct store *open_db(const char *path, bool readonly, unsigned busy_ms, 
 	return st;
 }
 
+/* The store takes HA1 values: these compute them as `parley user` does, over realm. */
+struct ha1 {
+	char md5[AUTH_HEX_MAX], sha256[AUTH_HEX_MAX];
+};
+
+static struct ha1 ha1_of(const char *user, const char *realm, const char *password)
+{
+	struct ha1 h;
+
+	auth_ha1(AUTH_MD5, str_from_cstr(user), str_from_cstr(realm), str_from_cstr(password), h.md5);
+	auth_ha1(AUTH_SHA256, str_from_cstr(user), str_from_cstr(realm), str_from_cstr(password),
+		 h.sha256);
+	return h;
+}
+
+static int user_add(struct store *st, const char *user, const char *domain, const char *realm,
+		    const char *password)
+{
+	struct ha1 h = ha1_of(user, realm, password);
+
+	return store_user_add(st, str_from_cstr(user), str_from_cstr(domain), h.md5, h.sha256);
+}
+
+static int user_passwd(struct store *st, const char *user, const char *domain, const char *realm,
+		       const char *password)
+{
+	struct ha1 h = ha1_of(user, realm, password);
+
+	return store_user_passwd(st, str_from_cstr(user), str_from_cstr(domain), h.md5, h.sha256);
+}
+
+/* store_ha1_h for store_user_import. */
+static int import_ha1(struct str user, struct str realm, struct str password,
+		      char md5[STORE_HA1_MD5_LEN + 1], char sha256[STORE_HA1_SHA256_LEN + 1], void *arg)
+{
+	char hex[AUTH_HEX_MAX];   /* auth_ha1 takes a buffer of the longest hash */
+
+	(void)arg;
+	auth_ha1(AUTH_MD5, user, realm, password, hex);
+	memcpy(md5, hex, STORE_HA1_MD5_LEN + 1);
+	auth_ha1(AUTH_SHA256, user, realm, password, hex);
+	memcpy(sha256, hex, STORE_HA1_SHA256_LEN + 1);
+	return 0;
+}
+
+/* store_ha1_h that fails, or gives values the store refuses. */
+static int import_ha1_bad(struct str user, struct str realm, struct str password,
+			  char md5[STORE_HA1_MD5_LEN + 1], char sha256[STORE_HA1_SHA256_LEN + 1], void *arg)
+{
+	(void)user, (void)realm, (void)password;
+	if (arg)
+		return -EIO;
+	memset(md5, 'A', STORE_HA1_MD5_LEN);
+	md5[STORE_HA1_MD5_LEN] = '\0';
+	memset(sha256, 'a', STORE_HA1_SHA256_LEN);
+	sha256[STORE_HA1_SHA256_LEN] = '\0';
+	return 0;
+}
+
 static void t_users(void)
 {
 	struct tmpdb t;
@@ -58,8 +118,9 @@ static void t_users(void)
 
 	tmp_make(&t);
 	st = open_db(t.path, false, 0, 0);
-	CHECK_INT(store_user_add(st, STR("alice"), STR("A.Test"), STR_NULL, STR("secret")), 0);
-	CHECK_INT(store_user_add(st, STR("alice"), STR("a.test"), STR_NULL, STR("other")), -EEXIST);
+	/* No realm configured: the caller hashes over the lowercased domain. */
+	CHECK_INT(user_add(st, "alice", "A.Test", "a.test", "secret"), 0);
+	CHECK_INT(user_add(st, "alice", "a.test", "a.test", "other"), -EEXIST);
 	CHECK(strstr(store_errmsg(st), "alice@a.test already exists") != NULL);
 	CHECK_INT(store_user_get(st, STR("alice"), STR("a.TEST"), &u), 0);
 	/* HA1 over the lowercase domain, computed independently with Python's hashlib. */
@@ -67,26 +128,42 @@ static void t_users(void)
 	CHECK_STR(str_from_cstr(u.ha1_sha256), "a06df68097d221f1e7f0831027b48ea94393525565c61596abce8d82ee4868ad");
 	CHECK_STR(u.domain, "a.TEST");
 
-	CHECK_INT(store_user_passwd(st, STR("alice"), STR("a.test"), STR_NULL, STR("new")), 0);
+	CHECK_INT(user_passwd(st, "alice", "a.test", "a.test", "new"), 0);
 	CHECK_INT(store_user_get(st, STR("alice"), STR("a.test"), &u), 0);
 	CHECK(strcmp(u.ha1_md5, "793bc5ed8ab2a7cdda9b5c704486cb5d") != 0);
-	CHECK_INT(store_user_passwd(st, STR("bob"), STR("a.test"), STR_NULL, STR("x")), -ENOENT);
+	CHECK_INT(user_passwd(st, "bob", "a.test", "a.test", "x"), -ENOENT);
 
-	CHECK_INT(store_user_add(st, STR("bad user"), STR("a.test"), STR_NULL, STR("x")), -EINVAL);
-	CHECK_INT(store_user_add(st, STR("carol"), STR(""), STR_NULL, STR("x")), -EINVAL);
-	CHECK_INT(store_user_add(st, STR("carol"), STR("a.test"), STR_NULL, STR("")), -EINVAL);
+	CHECK_INT(user_add(st, "bad user", "a.test", "a.test", "x"), -EINVAL);
+	CHECK_INT(user_add(st, "carol", "", "", "x"), -EINVAL);
+	/* The HA1 values are stored as given, so they must be lowercase hex of their length. */
+	struct ha1 h = ha1_of("carol", "a.test", "x");
+	CHECK_INT(store_user_add(st, STR("carol"), STR("a.test"), h.md5, NULL), -EINVAL);
+	CHECK_INT(store_user_add(st, STR("carol"), STR("a.test"), "", h.sha256), -EINVAL);
+	CHECK_INT(store_user_add(st, STR("carol"), STR("a.test"), h.sha256, h.sha256), -EINVAL);
+	CHECK_INT(store_user_add(st, STR("carol"), STR("a.test"), h.md5, h.md5), -EINVAL);
+	CHECK_INT(store_user_add(st, STR("carol"), STR("a.test"), "793BC5ED8AB2A7CDDA9B5C704486CB5D",
+				 h.sha256), -EINVAL);
+	CHECK(strstr(store_errmsg(st), "lowercase hex") != NULL);
+	CHECK_INT(store_user_passwd(st, STR("alice"), STR("a.test"), "x", h.sha256), -EINVAL);
+	CHECK_INT(store_user_get(st, STR("carol"), STR("a.test"), &u), -ENOENT);
+	CHECK_INT(store_user_add(st, STR("carol"), STR("a.test"), h.md5, h.sha256), 0);
+	CHECK_INT(store_user_get(st, STR("carol"), STR("a.test"), &u), 0);
+	CHECK_STR(str_from_cstr(u.ha1_md5), h.md5);
+	CHECK_STR(str_from_cstr(u.ha1_sha256), h.sha256);
+	CHECK_INT(store_user_del(st, STR("carol"), STR("a.test")), 0);
 
 	CHECK_INT(store_user_del(st, STR("alice"), STR("a.test")), 0);
 	CHECK_INT(store_user_del(st, STR("alice"), STR("a.test")), -ENOENT);
 	CHECK_INT(store_user_get(st, STR("alice"), STR("a.test"), &u), -ENOENT);
 
 	/* A configured realm other than the domain. */
-	CHECK_INT(store_user_add(st, STR("alice"), STR("a.test"), STR("a.test"), STR("secret")), 0);
+	CHECK_INT(user_add(st, "alice", "a.test", "a.test", "secret"), 0);
 	CHECK_INT(store_user_get(st, STR("alice"), STR("a.test"), &u), 0);
 	CHECK_STR(str_from_cstr(u.ha1_md5), "793bc5ed8ab2a7cdda9b5c704486cb5d");
-	CHECK_INT(store_user_passwd(st, STR("alice"), STR("a.test"), STR("corp"), STR("secret")), 0);
+	CHECK_INT(user_passwd(st, "alice", "a.test", "corp", "secret"), 0);
 	CHECK_INT(store_user_get(st, STR("alice"), STR("a.test"), &u), 0);
 	CHECK(strcmp(u.ha1_md5, "793bc5ed8ab2a7cdda9b5c704486cb5d") != 0);
+	CHECK_STR(str_from_cstr(u.ha1_md5), ha1_of("alice", "corp", "secret").md5);
 
 	store_close(st);
 	tmp_drop(&t);
@@ -133,10 +210,10 @@ static void t_import(void)
 	tmp_make(&t);
 	snprintf(file, sizeof(file), "%s.import", t.path);
 	st = open_db(t.path, false, 0, 0);
-	CHECK_INT(store_user_add(st, STR("bob"), STR("b.test"), STR_NULL, STR("old")), 0);
+	CHECK_INT(user_add(st, "bob", "b.test", "b.test", "old"), 0);
 
 	write_file(file, "# users\nalice@a.test,secret\r\n\nbob@B.test,p,w with, commas\ncarol@a.test, spaced \n");
-	CHECK_INT(store_user_import(st, file, STR_NULL, &count, &bad), 0);
+	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1, NULL, &count, &bad), 0);
 	CHECK_INT(count, 3);
 	CHECK_INT(bad, 0);
 	CHECK_INT(store_user_get(st, STR("alice"), STR("a.test"), &u), 0);
@@ -144,10 +221,30 @@ static void t_import(void)
 	CHECK_INT(store_user_list(st, list_cb, &nm), 0);
 	CHECK_INT(nm.n, 3);
 	CHECK_STR(str_from_cstr(nm.buf), "alice@a.test carol@a.test bob@b.test ");
+	/* No realm: each line hashed over its lowercased domain; the password is all after the
+	 * first comma. */
+	CHECK_INT(store_user_get(st, STR("bob"), STR("b.test"), &u), 0);
+	CHECK_STR(str_from_cstr(u.ha1_md5), ha1_of("bob", "b.test", "p,w with, commas").md5);
+	CHECK_STR(str_from_cstr(u.ha1_sha256), ha1_of("bob", "b.test", "p,w with, commas").sha256);
+	CHECK_INT(store_user_get(st, STR("carol"), STR("a.test"), &u), 0);
+	CHECK_STR(str_from_cstr(u.ha1_md5), ha1_of("carol", "a.test", " spaced ").md5);
+	/* A realm given: every line hashed over it. */
+	write_file(file, "bob@B.test,old\n");
+	CHECK_INT(store_user_import(st, file, STR("corp"), import_ha1, NULL, &count, &bad), 0);
+	CHECK_INT(store_user_get(st, STR("bob"), STR("b.test"), &u), 0);
+	CHECK_STR(str_from_cstr(u.ha1_md5), ha1_of("bob", "corp", "old").md5);
+	/* The hash function fails, or gives what is not lowercase hex: nothing written. */
+	write_file(file, "bob@b.test,new\n");
+	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1_bad, &count, &count, &bad), -EIO);
+	CHECK(strstr(store_errmsg(st), ":1: cannot compute the password hashes") != NULL);
+	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1_bad, NULL, &count, &bad), -EINVAL);
+	CHECK(strstr(store_errmsg(st), ":1: the hash function gave bad HA1 values") != NULL);
+	CHECK_INT(store_user_get(st, STR("bob"), STR("b.test"), &u), 0);
+	CHECK_STR(str_from_cstr(u.ha1_md5), ha1_of("bob", "corp", "old").md5);
 
 	/* A bad line: its number in the message, and nothing of the file written. */
 	write_file(file, "dave@a.test,pw1\neve@a.test,pw2\nno-at-sign,pw\nfrank@a.test,pw3\n");
-	CHECK_INT(store_user_import(st, file, STR_NULL, &count, &bad), -EINVAL);
+	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1, NULL, &count, &bad), -EINVAL);
 	CHECK_INT(bad, 3);
 	CHECK_INT(count, 0);
 	char expect[300];
@@ -156,16 +253,16 @@ static void t_import(void)
 	CHECK_INT(store_user_get(st, STR("dave"), STR("a.test"), &u), -ENOENT);
 	CHECK_INT(store_user_get(st, STR("eve"), STR("a.test"), &u), -ENOENT);
 	/* The store is usable after the rollback. */
-	CHECK_INT(store_user_add(st, STR("dave"), STR("a.test"), STR_NULL, STR("pw")), 0);
+	CHECK_INT(user_add(st, "dave", "a.test", "a.test", "pw"), 0);
 
 	write_file(file, "x@a.test,\n");
-	CHECK_INT(store_user_import(st, file, STR_NULL, &count, &bad), -EINVAL);
+	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1, NULL, &count, &bad), -EINVAL);
 	CHECK_INT(bad, 1);
 	write_file(file, "@a.test,pw\n");
-	CHECK_INT(store_user_import(st, file, STR_NULL, &count, &bad), -EINVAL);
+	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1, NULL, &count, &bad), -EINVAL);
 	write_file(file, "x@,pw\n");
-	CHECK_INT(store_user_import(st, file, STR_NULL, &count, &bad), -EINVAL);
-	CHECK_INT(store_user_import(st, "/nonexistent/file", STR_NULL, &count, &bad), -ENOENT);
+	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1, NULL, &count, &bad), -EINVAL);
+	CHECK_INT(store_user_import(st, "/nonexistent/file", STR_NULL, import_ha1, NULL, &count, &bad), -ENOENT);
 
 	/* 10,000 users in one transaction. */
 	FILE *f = fopen(file, "w");
@@ -175,7 +272,7 @@ static void t_import(void)
 		fclose(f);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	CHECK_INT(store_user_import(st, file, STR_NULL, &count, &bad), 0);
+	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1, NULL, &count, &bad), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	CHECK_INT(count, 10000);
 	fprintf(stderr, "imported 10000 users in %.0f ms\n",
@@ -886,13 +983,13 @@ static void t_ucache(void)
 	char old[5][STORE_HA1_MD5_LEN + 1];
 	struct store_user u;
 	for (int i = 0; i < 5; i++)
-		CHECK_INT(store_user_add(st, str_from_cstr(names[i]), STR("a.test"), STR_NULL, STR("one")), 0);
+		CHECK_INT(user_add(st, names[i], "a.test", "a.test", "one"), 0);
 	for (int i = 0; i < 4; i++) {
 		CHECK_INT(store_ucache_get(c, str_from_cstr(names[i]), STR("a.test"), 100 + (uint32_t)i, &u), 0);
 		memcpy(old[i], u.ha1_md5, sizeof old[i]);
 	}
 	for (int i = 0; i < 5; i++)
-		CHECK_INT(store_user_passwd(st, str_from_cstr(names[i]), STR("a.test"), STR_NULL, STR("two")), 0);
+		CHECK_INT(user_passwd(st, names[i], "a.test", "a.test", "two"), 0);
 	/* All four are still cached. */
 	for (int i = 0; i < 4; i++) {
 		CHECK_INT(store_ucache_get(c, str_from_cstr(names[i]), STR("a.test"), 110, &u), 0);
@@ -910,7 +1007,7 @@ static void t_ucache(void)
 	CHECK(memcmp(u.ha1_md5, old[3], sizeof old[3]) != 0);
 	/* No such user: kept 2 s, then asked again. */
 	CHECK_INT(store_ucache_get(c, STR("zed"), STR("a.test"), 200, &u), -ENOENT);
-	CHECK_INT(store_user_add(st, STR("zed"), STR("a.test"), STR_NULL, STR("z")), 0);
+	CHECK_INT(user_add(st, "zed", "a.test", "a.test", "z"), 0);
 	CHECK_INT(store_ucache_get(c, STR("zed"), STR("a.test"), 201, &u), -ENOENT);
 	CHECK_INT(store_ucache_get(c, STR("zed"), STR("a.test"), 202, &u), 0);
 	store_ucache_free(c);
@@ -1001,7 +1098,7 @@ static void t_lock(void)
 	CHECK_INT(store_bindings_load(ro, 1000, binding_cb, &(struct seen){ .len = 0 }), 0);
 	store_close(ro);
 	ro = open_db(t.path, false, 0, 0);
-	CHECK_INT(store_user_add(ro, STR("alice"), STR("a.test"), STR_NULL, STR("pw")), 0);
+	CHECK_INT(user_add(ro, "alice", "a.test", "a.test", "pw"), 0);
 	store_close(ro);
 
 	store_close(st);

@@ -357,8 +357,7 @@ static const char *result_word(unsigned status, bool noanswer)
 	}
 }
 
-/* The address the first Contact of m names, when its host is numeric. */
-static bool contact_addr(const struct sip_msg *m, struct tp_addr *a)
+bool proxy_contact_addr(const struct sip_msg *m, struct tp_addr *a)
 {
 	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_CONTACT);
 	struct str rest = h ? h->value : STR_NULL, it;
@@ -381,7 +380,7 @@ static void learn_callee(struct ctx *c, const struct sip_msg *m, const struct tp
 	 * (PRACK, UPDATE), which a phone sends where it sends its responses from: the 2xx's
 	 * Contact is the remote target that counts. */
 	if (m->status >= 200 && m->status < 300) {
-		if (contact_addr(m, &a))
+		if (proxy_contact_addr(m, &a))
 			dlg_learn(t, c->call_id, c->from_tag, DLG_CALLEE, &a);
 		dlg_confirm(t, c->call_id, c->from_tag, (uint32_t)(clock_wall_ms() / 1000));
 	}
@@ -811,7 +810,7 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 		 * for the callee to where each branch went (its responses add more). */
 		struct tp_addr a;
 		dlg_learn(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLER, &txn_server_source(st)->addr);
-		if (contact_addr(req, &a))
+		if (proxy_contact_addr(req, &a))
 			dlg_learn(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLER, &a);
 		for (unsigned i = 0; i < n; i++)
 			dlg_learn(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLEE, &t[i].dst.addr);

@@ -101,6 +101,10 @@ int proxy_forward_stateless(struct proxy *p, const struct sip_msg *req, const st
  * if the top Via is ours, remove it and send it to the next Via (§16.7 step 3 / §18.2.2). */
 void proxy_response_stateless(struct proxy *p, const struct sip_msg *resp, const struct tp_source *src);
 
+/* The address the first Contact of m names, when its host is numeric (port 5060 when it
+ * has none): where requests for its sender may go. Returns false otherwise. */
+bool proxy_contact_addr(const struct sip_msg *m, struct tp_addr *a /* OUT */);
+
 /* Whether a host:port (as in a Route or Via) is this proxy (one of the listeners). */
 bool proxy_is_me(const struct proxy *p, struct str host, uint16_t port);
 

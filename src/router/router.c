@@ -92,18 +92,27 @@ static bool is_my_address(const struct server *s, struct str host)
 	return false;
 }
 
+/* The index in cfg->domain of the domain host names, in any case and with or without the
+ * trailing dot of an absolute name, or -1. */
+static int served_domain(const struct server *s, struct str host)
+{
+	if (host.l > 1 && host.p[host.l - 1] == '.')
+		host.l--;
+	for (unsigned i = 0; i < s->cfg->ndomain; i++)
+		if (str_caseeq(host, str_from_cstr(s->cfg->domain[i])))
+			return (int)i;
+	return -1;
+}
+
 /* The served domain a host names, as an index into cfg->domain, or -1. Every spelling of a
  * local domain counts: any case, a trailing dot (an absolute name), and our own addresses
  * (the first domain), so that "alice@OUR.DOMAIN." or "alice@OUR_IP" is challenged like
  * "alice@our.domain" and cannot pass as a caller from elsewhere. */
 static int local_domain(const struct server *s, struct str host)
 {
-	struct str h = host;
-	if (h.l > 1 && h.p[h.l - 1] == '.')
-		h.l--;
-	for (unsigned i = 0; i < s->cfg->ndomain; i++)
-		if (str_caseeq(h, str_from_cstr(s->cfg->domain[i])))
-			return (int)i;
+	int d = served_domain(s, host);
+	if (d >= 0)
+		return d;
 	if (host.l && is_my_address(s, host))
 		return 0;
 	return -1;
@@ -124,13 +133,8 @@ static bool is_me(const struct server *s, struct str host, uint16_t port)
 			return true;
 	}
 	/* A Route or Request-URI naming one of our domains without a user is us too. */
-	struct str d = host;
-	if (d.l > 1 && d.p[d.l - 1] == '.')
-		d.l--;
-	bool dom = false;
-	for (unsigned i = 0; i < s->cfg->ndomain && !dom; i++)
-		dom = str_caseeq(d, str_from_cstr(s->cfg->domain[i]));
-	return dom && (port == 0 || port == tp_listener_at((struct transport *)s->tp, 0)->port);
+	return served_domain(s, host) >= 0 &&
+	       (port == 0 || port == tp_listener_at((struct transport *)s->tp, 0)->port);
 }
 
 static bool host_trusted(const struct server *s, const char *h)
@@ -141,14 +145,6 @@ static bool host_trusted(const struct server *s, const char *h)
 	return false;
 }
 
-static bool is_trusted(const struct server *s, const struct tp_source *src)
-{
-	char h[64];
-	if (!s->cfg->ntrust)
-		return false;
-	tp_addr_host(&src->addr, h, sizeof h);
-	return host_trusted(s, h);
-}
 
 /* "user@domain" with the domain lower-cased, into buf. */
 static struct str make_aor(struct str user, struct str domain, char *buf, size_t cap)
@@ -212,22 +208,10 @@ static void challenge(struct req *q, struct str realm, bool stale, bool proxy)
 		 (struct str){ buf, (size_t)n });
 }
 
-/* Whether a digest uri names this server itself: "sip:HOST[:PORT]" and nothing more (the
- * form SIPp writes), read without the general URI parser, or any URI without a user part
- * whose host and port are ours. */
+/* Whether a digest uri names this server itself: a URI without a user part whose host
+ * and port are ours (SIPp writes sip:SERVER:PORT whatever the Request-URI). */
 static bool digest_uri_is_me(const struct server *s, struct str u)
 {
-	if (u.l < 5 || !str_caseeq((struct str){ u.p, 4 }, STR("sip:")) || memchr(u.p, '@', u.l))
-		return false;
-	struct str hp = { u.p + 4, u.l - 4 };
-	if (!memchr(hp.p, ';', hp.l) && !memchr(hp.p, '?', hp.l) && hp.p[0] != '[') {
-		const char *colon = memchr(hp.p, ':', hp.l);
-		uint64_t port = 0;
-		if (!colon)
-			return is_me(s, hp, 0);
-		struct str ps = { colon + 1, hp.l - (size_t)(colon + 1 - hp.p) };
-		return str_to_u64(ps, 65535, &port) && is_me(s, (struct str){ hp.p, (size_t)(colon - hp.p) }, (uint16_t)port);
-	}
 	struct sip_uri du;
 	return sip_uri_parse(&du, u) == 0 && du.user.l == 0 && is_me(s, du.host, du.port);
 }
@@ -717,12 +701,8 @@ static void in_dialog(struct req *q, struct hop *h, bool trusted)
 	 * may move the sender: its new Contact is where the other side's requests go from now
 	 * on. ACK, BYE and the rest carry none that counts. */
 	bool refresh = m->mid == SIP_INVITE || m->mid == SIP_UPDATE || m->mid == SIP_SUBSCRIBE || m->mid == SIP_NOTIFY;
-	const struct sip_hdr *ch = refresh ? sip_msg_hdr(m, SIP_HDR_CONTACT) : NULL;
-	struct str rest = ch ? ch->value : STR_NULL, it;
-	struct sip_addr ca;
 	struct tp_addr ctc;
-	if (ch && sip_list_next(&rest, &it) && sip_addr_parse(&ca, it) == 0 && !ca.star &&
-	    tp_addr_from_host(&ctc, ca.uri.host, ca.uri.port ? ca.uri.port : 5060) == 0)
+	if (refresh && proxy_contact_addr(m, &ctc))
 		dlg_learn(s->dialogs, ref.call_id, ref.caller_tag, ref.from, &ctc);
 	h->fl.strip_ids = !trusted;
 	if (ack) {
@@ -789,7 +769,7 @@ void router_request(struct server *s, struct txn_server *st, const struct sip_ms
 	}
 	struct hop h;
 	route_set(s, m, &h);
-	bool trusted = is_trusted(s, src);
+	bool trusted = server_trusted(s, &src->addr);
 	if (!st) { /* ACK for a 2xx: stateless, only along a dialog we are on */
 		in_dialog(&q, &h, trusted);
 		return;

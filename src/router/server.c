@@ -18,11 +18,17 @@
 
 #define SWEEP_MS 100
 
-uint32_t server_now(const struct server *s)
+/* Wall clock in ms, or the test seam's. */
+static uint64_t now_ms(const struct server *s)
 {
 	if (s->hooks.wall_ms)
-		return (uint32_t)(s->hooks.wall_ms(s->hooks.clock_arg) / 1000);
-	return (uint32_t)(clock_wall_ms() / 1000);
+		return s->hooks.wall_ms(s->hooks.clock_arg);
+	return clock_wall_ms();
+}
+
+uint32_t server_now(const struct server *s)
+{
+	return (uint32_t)(now_ms(s) / 1000);
 }
 
 /* The first line of a message, for debug logs. */
@@ -66,13 +72,6 @@ void server_reply_stateless(struct server *s, const struct sip_msg *m, const str
 }
 
 /* ---- defences ---------------------------------------------------------------------------- */
-
-static uint64_t now_ms(const struct server *s)
-{
-	if (s->hooks.wall_ms)
-		return s->hooks.wall_ms(s->hooks.clock_arg);
-	return clock_wall_ms();
-}
 
 static void vlog_limited(struct server *s, struct log_limit *lim, enum log_level lvl, const char *event,
 			 const char *fmt, va_list ap)
@@ -273,8 +272,7 @@ void server_shed(struct server *s, const struct sip_msg *m, const struct tp_sour
 	server_reply_stateless(s, m, src, 503, "Service Unavailable", STR("Retry-After: 5\r\n"));
 }
 
-/* Whether a source is a trusted peer's address (the port does not matter). */
-static bool trusted_addr(const struct server *s, const struct tp_addr *a)
+bool server_trusted(const struct server *s, const struct tp_addr *a)
 {
 	for (unsigned i = 0; i < s->ntrust_addr; i++) {
 		const struct tp_addr *t = &s->trust_addr[i];
@@ -332,7 +330,7 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 	 * to a flood is none. Trusted peers are never limited. */
 	struct guard_drop gd;
 	enum guard_verdict gv = guard_packet(s->guard, &src->addr, now_ms(s), &gd);
-	if (gv != GUARD_PASS && !trusted_addr(s, &src->addr)) {
+	if (gv != GUARD_PASS && !server_trusted(s, &src->addr)) {
 		if (gv == GUARD_BANNED)
 			s->stats.banned++;
 		else
@@ -436,17 +434,18 @@ static void flush_tick(void *arg)
 static void sweep_tick(void *arg)
 {
 	struct server *s = arg;
-	reg_sweep(s->reg, server_now(s));
-	dlg_sweep(s->dialogs, server_now(s), 256);
+	uint64_t now = now_ms(s);
+	reg_sweep(s->reg, (uint32_t)(now / 1000));
+	dlg_sweep(s->dialogs, (uint32_t)(now / 1000), 256);
 	measure_memory(s);
 	/* The guard's sweep walks its whole table: every few seconds is enough. */
 	if (++s->sweeps % 50 == 0)
-		guard_sweep(s->guard, now_ms(s));
+		guard_sweep(s->guard, now);
 	ban_sync(s);
-	log_limit_flush(s->lg, &s->lim_reject, now_ms(s));
-	log_limit_flush(s->lg, &s->lim_drop, now_ms(s));
-	log_limit_flush(s->lg, &s->lim_limit, now_ms(s));
-	log_limit_flush(s->lg, &s->lim_auth, now_ms(s));
+	log_limit_flush(s->lg, &s->lim_reject, now);
+	log_limit_flush(s->lg, &s->lim_drop, now);
+	log_limit_flush(s->lg, &s->lim_limit, now);
+	log_limit_flush(s->lg, &s->lim_auth, now);
 	/* A burst leaves tens of thousands of finished transactions (each lives 32 s after
 	 * its answer, RFC 3261 timers J/K); once they are gone, give their memory back to
 	 * the system so that the resident size reflects what is really held (bindings). */

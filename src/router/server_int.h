@@ -76,6 +76,9 @@ void server_auth_ok(struct server *s, const struct tp_source *src, struct str ao
  * at once or, after repeated failures, later; at the threshold the source is banned. */
 void server_auth_failed(struct server *s, const struct sip_msg *m, const struct tp_source *src, struct str aor,
 			const char *why, const char *what);
+/* Whether a source address is a trusted peer's (--trust; the port does not matter): its
+ * requests skip the challenge and the relay rule, and its datagrams the rate limit. */
+bool server_trusted(const struct server *s, const struct tp_addr *a);
 /* How loaded the server is: 0 normal, 1 over the high-water mark (80 % of the transaction,
  * dialog or memory cap), 2 at a cap. */
 int server_load(const struct server *s);

@@ -1,4 +1,4 @@
-/* store.c: the back-end-neutral store: user rows, import files and the write-behind queue. */
+/* store.c: the back-end-neutral store: user rows and the write-behind queue. */
 #include "store/store_be.h"
 
 #include <errno.h>
@@ -13,7 +13,6 @@
 
 #define USER_MAX 255
 #define DOMAIN_MAX 255
-#define PASSWORD_MAX 1023
 #define QUEUE_MAX_DEFAULT ((size_t)64 << 20)
 
 
@@ -278,90 +277,6 @@ int store_commit(struct store *st)
 void store_rollback(struct store *st)
 {
 	st->ops->rollback(st);
-}
-
-/* Splits "user@domain,password" into its parts; false if the line is not of that form. */
-static bool split_line(struct str line, struct str *user, struct str *domain, struct str *pw)
-{
-	long comma = str_chr(line, ','), at;
-	struct str who;
-
-	if (comma < 0)
-		return false;
-	who = str_trim((struct str){ line.p, (size_t)comma });
-	*pw = (struct str){ line.p + comma + 1, line.l - (size_t)comma - 1 };
-	at = str_chr(who, '@');
-	if (at <= 0 || (size_t)at + 1 >= who.l || pw->l == 0)
-		return false;
-	*user = (struct str){ who.p, (size_t)at };
-	*domain = (struct str){ who.p + at + 1, who.l - (size_t)at - 1 };
-	return true;
-}
-
-int store_user_import(struct store *st, const char *file, struct str realm, store_ha1_h *ha1,
-		      void *arg, unsigned *count, unsigned *bad_line)
-{
-	FILE *f;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	unsigned lineno = 0, done = 0;
-	int err = writable(st);
-
-	*count = 0;
-	*bad_line = 0;
-	if (err)
-		return err;
-	f = fopen(file, "r");
-	if (!f)
-		return store__err(st, -errno, "cannot open %s: %s", file, strerror(errno));
-	err = st->ops->begin(st);
-	while (!err && (n = getline(&line, &cap, f)) >= 0) {
-		struct str s = { line, (size_t)n }, user, domain, pw;
-		struct store_user u;
-		char dom[DOMAIN_MAX + 1], md5[STORE_HA1_MD5_LEN + 1], sha256[STORE_HA1_SHA256_LEN + 1];
-
-		lineno++;
-		/* The password is everything after the first comma, spaces included; only the
-		 * line end is cut. */
-		while (s.l > 0 && (s.p[s.l - 1] == '\n' || s.p[s.l - 1] == '\r'))
-			s.l--;
-		if (str_trim(s).l == 0 || str_trim(s).p[0] == '#')
-			continue;
-		if (!split_line(s, &user, &domain, &pw) || pw.l > PASSWORD_MAX ||
-		    names(st, user, domain, dom) != 0) {
-			*bad_line = lineno;
-			err = store__err(st, -EINVAL, "%s:%u: expected user@domain,password", file, lineno);
-			break;
-		}
-		/* The realm of the hashes: the one given, or the lowercased domain. */
-		err = ha1(user, realm.l ? realm : (struct str){ dom, domain.l }, pw, md5, sha256, arg);
-		if (err) {
-			err = store__err(st, err < 0 ? err : -EIO,
-					 "%s:%u: cannot compute the password hashes", file, lineno);
-			break;
-		}
-		if (make_user(st, &u, user, domain, md5, sha256, dom) != 0) {
-			err = store__err(st, -EINVAL, "%s:%u: the hash function gave bad HA1 values",
-					 file, lineno);
-			break;
-		}
-		err = st->ops->user_upsert(st, &u);
-		if (!err)
-			done++;
-	}
-	if (!err && ferror(f))
-		err = store__err(st, -EIO, "cannot read %s", file);
-	free(line);
-	fclose(f);
-	if (!err)
-		err = st->ops->commit(st);
-	if (err) {
-		st->ops->rollback(st);
-		return err;
-	}
-	*count = done;
-	return 0;
 }
 
 /* ---- the write-behind queue --------------------------------------------------------- */

@@ -57,7 +57,7 @@ const char *store_errmsg(const struct store *st);
 
 /* ---- users ------------------------------------------------------------------------------
  * A user is kept as HA1 hashes only: H(user:realm:password) for MD5 and SHA-256, lowercase
- * hex. The store never sees a password (except in store_user_import's file) and does not
+ * hex. The store never sees a password and does not
  * hash: the caller computes the HA1 values (auth_ha1 of auth/auth.h) and hands them in.
  * Domains are case-insensitive and are stored in lowercase. The realm of the hashes must
  * be the configured realm, or the lowercased domain when no realm is configured, so that
@@ -92,21 +92,6 @@ int store_user_get(struct store *st, struct str user, struct str domain,
 typedef int store_user_h(const struct store_user *u, void *arg);
 /* Calls cb for every user, ordered by domain then user. */
 int store_user_list(struct store *st, store_user_h *cb, void *arg);
-
-/* Computes the HA1 values of password for store_user_import, in lowercase hex with a NUL
- * (auth_ha1 of auth/auth.h for AUTH_MD5 and AUTH_SHA256). Returns 0 or a negative errno. */
-typedef int store_ha1_h(struct str user, struct str realm, struct str password,
-			char ha1_md5[STORE_HA1_MD5_LEN + 1],
-			char ha1_sha256[STORE_HA1_SHA256_LEN + 1], void *arg);
-
-/* Imports a file of lines "user@domain,password" (blank lines and lines starting with '#'
- * are skipped; existing users get the new password) in one transaction, the HA1 values of
- * each line computed by ha1 (with arg). On a bad line nothing is written, *bad_line is set
- * to its number and -EINVAL is returned with the message "FILE:LINE: expected
- * user@domain,password". *count is the number of users written. The realm handed to ha1 is
- * realm, or the lowercased domain of the line when realm is empty. */
-int store_user_import(struct store *st, const char *file, struct str realm, store_ha1_h *ha1,
-		      void *arg, unsigned *count /* OUT */, unsigned *bad_line /* OUT: 0 if none */);
 
 /* Brackets several user changes (store_user_add, store_user_passwd, with store_user_get
  * to look first) in one transaction, for `parley user import`: nothing is written unless

@@ -82,31 +82,21 @@ static int user_passwd(struct store *st, const char *user, const char *domain, c
 	return store_user_passwd(st, str_from_cstr(user), str_from_cstr(domain), h.md5, h.sha256);
 }
 
-/* store_ha1_h for store_user_import. */
-static int import_ha1(struct str user, struct str realm, struct str password,
-		      char md5[STORE_HA1_MD5_LEN + 1], char sha256[STORE_HA1_SHA256_LEN + 1], void *arg)
-{
-	char hex[AUTH_HEX_MAX];   /* auth_ha1 takes a buffer of the longest hash */
+struct names {
+	char buf[4096];
+	size_t len;
+	unsigned n;
+};
 
-	(void)arg;
-	auth_ha1(AUTH_MD5, user, realm, password, hex);
-	memcpy(md5, hex, STORE_HA1_MD5_LEN + 1);
-	auth_ha1(AUTH_SHA256, user, realm, password, hex);
-	memcpy(sha256, hex, STORE_HA1_SHA256_LEN + 1);
-	return 0;
-}
-
-/* store_ha1_h that fails, or gives values the store refuses. */
-static int import_ha1_bad(struct str user, struct str realm, struct str password,
-			  char md5[STORE_HA1_MD5_LEN + 1], char sha256[STORE_HA1_SHA256_LEN + 1], void *arg)
+static int list_cb(const struct store_user *u, void *arg)
 {
-	(void)user, (void)realm, (void)password;
-	if (arg)
-		return -EIO;
-	memset(md5, 'A', STORE_HA1_MD5_LEN);
-	md5[STORE_HA1_MD5_LEN] = '\0';
-	memset(sha256, 'a', STORE_HA1_SHA256_LEN);
-	sha256[STORE_HA1_SHA256_LEN] = '\0';
+	struct names *nm = arg;
+
+	nm->len += (size_t)snprintf(nm->buf + nm->len, sizeof(nm->buf) - nm->len, "%.*s@%.*s ",
+				    STR_FMT(u->user), STR_FMT(u->domain));
+	nm->n++;
+	CHECK_INT(strlen(u->ha1_md5), 32);
+	CHECK_INT(strlen(u->ha1_sha256), 64);
 	return 0;
 }
 
@@ -150,6 +140,13 @@ static void t_users(void)
 	CHECK_INT(store_user_get(st, STR("carol"), STR("a.test"), &u), 0);
 	CHECK_STR(str_from_cstr(u.ha1_md5), h.md5);
 	CHECK_STR(str_from_cstr(u.ha1_sha256), h.sha256);
+	/* Listed by domain, then user. */
+	CHECK_INT(user_add(st, "bob", "b.test", "b.test", "pw"), 0);
+	struct names nm = { .len = 0 };
+	CHECK_INT(store_user_list(st, list_cb, &nm), 0);
+	CHECK_INT(nm.n, 3);
+	CHECK_STR(str_from_cstr(nm.buf), "alice@a.test carol@a.test bob@b.test ");
+	CHECK_INT(store_user_del(st, STR("bob"), STR("b.test")), 0);
 	CHECK_INT(store_user_del(st, STR("carol"), STR("a.test")), 0);
 
 	CHECK_INT(store_user_del(st, STR("alice"), STR("a.test")), 0);
@@ -169,24 +166,6 @@ static void t_users(void)
 	tmp_drop(&t);
 }
 
-struct names {
-	char buf[4096];
-	size_t len;
-	unsigned n;
-};
-
-static int list_cb(const struct store_user *u, void *arg)
-{
-	struct names *nm = arg;
-
-	nm->len += (size_t)snprintf(nm->buf + nm->len, sizeof(nm->buf) - nm->len, "%.*s@%.*s ",
-				    STR_FMT(u->user), STR_FMT(u->domain));
-	nm->n++;
-	CHECK_INT(strlen(u->ha1_md5), 32);
-	CHECK_INT(strlen(u->ha1_sha256), 64);
-	return 0;
-}
-
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -196,92 +175,6 @@ static void write_file(const char *path, const char *text)
 		fputs(text, f);
 		fclose(f);
 	}
-}
-
-static void t_import(void)
-{
-	struct tmpdb t;
-	struct store *st;
-	struct store_user u;
-	char file[256];
-	unsigned count = 99, bad = 99;
-	struct names nm = { .len = 0 };
-
-	tmp_make(&t);
-	snprintf(file, sizeof(file), "%s.import", t.path);
-	st = open_db(t.path, false, 0, 0);
-	CHECK_INT(user_add(st, "bob", "b.test", "b.test", "old"), 0);
-
-	write_file(file, "# users\nalice@a.test,secret\r\n\nbob@B.test,p,w with, commas\ncarol@a.test, spaced \n");
-	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1, NULL, &count, &bad), 0);
-	CHECK_INT(count, 3);
-	CHECK_INT(bad, 0);
-	CHECK_INT(store_user_get(st, STR("alice"), STR("a.test"), &u), 0);
-	CHECK_STR(str_from_cstr(u.ha1_md5), "793bc5ed8ab2a7cdda9b5c704486cb5d");
-	CHECK_INT(store_user_list(st, list_cb, &nm), 0);
-	CHECK_INT(nm.n, 3);
-	CHECK_STR(str_from_cstr(nm.buf), "alice@a.test carol@a.test bob@b.test ");
-	/* No realm: each line hashed over its lowercased domain; the password is all after the
-	 * first comma. */
-	CHECK_INT(store_user_get(st, STR("bob"), STR("b.test"), &u), 0);
-	CHECK_STR(str_from_cstr(u.ha1_md5), ha1_of("bob", "b.test", "p,w with, commas").md5);
-	CHECK_STR(str_from_cstr(u.ha1_sha256), ha1_of("bob", "b.test", "p,w with, commas").sha256);
-	CHECK_INT(store_user_get(st, STR("carol"), STR("a.test"), &u), 0);
-	CHECK_STR(str_from_cstr(u.ha1_md5), ha1_of("carol", "a.test", " spaced ").md5);
-	/* A realm given: every line hashed over it. */
-	write_file(file, "bob@B.test,old\n");
-	CHECK_INT(store_user_import(st, file, STR("corp"), import_ha1, NULL, &count, &bad), 0);
-	CHECK_INT(store_user_get(st, STR("bob"), STR("b.test"), &u), 0);
-	CHECK_STR(str_from_cstr(u.ha1_md5), ha1_of("bob", "corp", "old").md5);
-	/* The hash function fails, or gives what is not lowercase hex: nothing written. */
-	write_file(file, "bob@b.test,new\n");
-	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1_bad, &count, &count, &bad), -EIO);
-	CHECK(strstr(store_errmsg(st), ":1: cannot compute the password hashes") != NULL);
-	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1_bad, NULL, &count, &bad), -EINVAL);
-	CHECK(strstr(store_errmsg(st), ":1: the hash function gave bad HA1 values") != NULL);
-	CHECK_INT(store_user_get(st, STR("bob"), STR("b.test"), &u), 0);
-	CHECK_STR(str_from_cstr(u.ha1_md5), ha1_of("bob", "corp", "old").md5);
-
-	/* A bad line: its number in the message, and nothing of the file written. */
-	write_file(file, "dave@a.test,pw1\neve@a.test,pw2\nno-at-sign,pw\nfrank@a.test,pw3\n");
-	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1, NULL, &count, &bad), -EINVAL);
-	CHECK_INT(bad, 3);
-	CHECK_INT(count, 0);
-	char expect[300];
-	snprintf(expect, sizeof(expect), "%s:3: expected user@domain,password", file);
-	CHECK_STR(str_from_cstr(store_errmsg(st)), expect);
-	CHECK_INT(store_user_get(st, STR("dave"), STR("a.test"), &u), -ENOENT);
-	CHECK_INT(store_user_get(st, STR("eve"), STR("a.test"), &u), -ENOENT);
-	/* The store is usable after the rollback. */
-	CHECK_INT(user_add(st, "dave", "a.test", "a.test", "pw"), 0);
-
-	write_file(file, "x@a.test,\n");
-	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1, NULL, &count, &bad), -EINVAL);
-	CHECK_INT(bad, 1);
-	write_file(file, "@a.test,pw\n");
-	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1, NULL, &count, &bad), -EINVAL);
-	write_file(file, "x@,pw\n");
-	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1, NULL, &count, &bad), -EINVAL);
-	CHECK_INT(store_user_import(st, "/nonexistent/file", STR_NULL, import_ha1, NULL, &count, &bad), -ENOENT);
-
-	/* 10,000 users in one transaction. */
-	FILE *f = fopen(file, "w");
-	for (int i = 0; f && i < 10000; i++)
-		fprintf(f, "user%05d@big.test,password%d\n", i, i);
-	if (f)
-		fclose(f);
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	CHECK_INT(store_user_import(st, file, STR_NULL, import_ha1, NULL, &count, &bad), 0);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	CHECK_INT(count, 10000);
-	fprintf(stderr, "imported 10000 users in %.0f ms\n",
-		(double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
-	CHECK_INT(store_user_get(st, STR("user09999"), STR("big.test"), &u), 0);
-
-	store_close(st);
-	unlink(file);
-	tmp_drop(&t);
 }
 
 static struct store_binding binding(const char *aor, const char *contact, int64_t expires_at)
@@ -1495,7 +1388,6 @@ static void t_cdr_prune(void)
 
 static const struct unit_case cases[] = {
 	{ "users", t_users },
-	{ "import", t_import },
 	{ "bindings", t_bindings },
 	{ "refresh_in_place", t_refresh_in_place },
 	{ "batches", t_batches },

@@ -103,11 +103,6 @@ unsigned dlg_count(const struct dlg_table *t)
 	return t->count;
 }
 
-bool dlg_full(const struct dlg_table *t)
-{
-	return t->count >= t->conf.max;
-}
-
 static bool is_key(const struct dlg *d, struct str call_id, struct str tag)
 {
 	return d->cl == call_id.l && d->tl == tag.l && memcmp(d->key, call_id.p, call_id.l) == 0 &&

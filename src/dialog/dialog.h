@@ -39,7 +39,6 @@ enum dlg_side { DLG_CALLER = 0, DLG_CALLEE = 1 };
 int dlg_table_new(struct dlg_table **tp, const struct dlg_conf *c);
 void dlg_table_free(struct dlg_table *t);
 unsigned dlg_count(const struct dlg_table *t);
-bool dlg_full(const struct dlg_table *t);
 
 /* Opens the dialog (call_id, caller_tag) for an initial request being forwarded, or finds
  * it when it exists (a retransmission, a second branch). Returns 0, -ENOSPC when the

@@ -58,15 +58,8 @@ command -v cc >/dev/null || { echo "attack: no C compiler (cc)" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/parley-attack.XXXXXX)
 PIDS=()
 SRV_PID=
-stop_pid() { # PID [SECONDS]: SIGTERM, wait (default 10 s), then SIGKILL
-	local p=$1
-	kill -0 "$p" 2>/dev/null || { wait "$p" 2>/dev/null; return 0; }
-	kill -TERM "$p" 2>/dev/null
-	for _ in $(seq $((${2:-10} * 10))); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
-	wait "$p" 2>/dev/null
-	return 0
-}
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do stop_pid "$p"; done

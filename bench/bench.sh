@@ -51,15 +51,8 @@ command -v sipp >/dev/null || { echo "bench: sipp missing (package sip-tester; m
 
 WORK=$(mktemp -d /tmp/parley-bench.XXXXXX)
 PIDS=()   # every long-lived process we started
-stop_pid() { # PID: SIGTERM, wait up to 10 s, then SIGKILL
-	local p=$1 i
-	kill -0 "$p" 2>/dev/null || return 0
-	kill -TERM "$p" 2>/dev/null
-	for i in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
-	wait "$p" 2>/dev/null
-	return 0
-}
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do stop_pid "$p"; done

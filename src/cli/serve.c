@@ -10,7 +10,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/loop.h"
-#include "router/server.h"
+#include "server/server.h"
 
 /* What the signal handler needs; lives on cli_serve's stack for the whole run. */
 struct serve {

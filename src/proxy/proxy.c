@@ -1,12 +1,11 @@
 /* proxy.c: the stateful proxy core (RFC 3261 §16): forwarding, parallel forking, CANCEL, response selection, call records. */
-#include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cdr/cdr.h"
 #include "core/clock.h"
 #include "core/pool.h"
 
@@ -50,7 +49,6 @@ struct ctx {
 struct proxy {
 	struct proxy_env env;
 	struct proxy_stats stats;
-	struct cdr *cdr;
 	struct ctx *live;           /* every context, so that proxy_free finds them */
 	struct pool *pool;          /* contexts (core/pool.h: why) */
 	uint64_t salt;              /* makes stateless branches unguessable */
@@ -82,11 +80,6 @@ int proxy_new(struct proxy **pp, const struct proxy_env *env)
 		return -ENOMEM;
 	p->env = *env;
 	if (pool_new(&p->pool)) {
-		free(p);
-		return -ENOMEM;
-	}
-	if (cdr_new(&p->cdr, env->store, env->wheel)) {
-		pool_destroy(p->pool);
 		free(p);
 		return -ENOMEM;
 	}
@@ -126,7 +119,6 @@ void proxy_free(struct proxy *p)
 				txn_client_detach(c->br[i].ct);
 		destroy(c);
 	}
-	cdr_free(p->cdr);
 	pool_destroy(p->pool);
 	free(p);
 }
@@ -134,26 +126,18 @@ void proxy_free(struct proxy *p)
 const struct proxy_stats *proxy_stats(const struct proxy *p)
 {
 	struct proxy *q = (struct proxy *)p;
-	q->stats.active = cdr_active(p->cdr);
+	q->stats.active = cdr_active(p->env.cdr);
 	return &p->stats;
 }
 
-/* ---- who we are ----------------------------------------------------------------------------- */
-
-bool proxy_is_me(const struct proxy *p, struct str host, uint16_t port)
+const struct config *proxy__cfg(const struct proxy *p)
 {
-	uint16_t want = port ? port : 5060;
-	struct tp_addr a;
-	bool numeric = tp_addr_from_host(&a, host, want) == 0;
-	unsigned n = tp_listener_count(p->env.tp);
-	for (unsigned i = 0; i < n; i++) {
-		struct tp_listener *l = tp_listener_at(p->env.tp, i);
-		if (l->port != want)
-			continue;
-		if (str_caseeq_cstr(host, l->host) || (numeric && tp_addr_equal(&a, &l->local)))
-			return true;
-	}
-	return false;
+	return p->env.cfg;
+}
+
+struct transport *proxy__tp(const struct proxy *p)
+{
+	return p->env.tp;
 }
 
 /* ---- building a forwarded request ------------------------------------------------------ */
@@ -397,7 +381,7 @@ static void bye_done(struct ctx *c, unsigned status)
 		dlg_close(p->env.dialogs, ref.call_id, ref.caller_tag);
 	char who[600];
 	uint64_t dur;
-	if (cdr_end(p->cdr, c->call_id, clock_wall_ms(), who, sizeof(who), &dur))
+	if (cdr_end(p->env.cdr, c->call_id, clock_wall_ms(), who, sizeof(who), &dur))
 		log_info(p->env.lg, "call", "ended %s after %llu s", who, (unsigned long long)((dur + 500) / 1000));
 }
 
@@ -423,7 +407,7 @@ static void done(struct ctx *c, unsigned status, struct str reason, bool noanswe
 		s->cancelled++;
 	else
 		s->failed++;
-	cdr_final(p->cdr, &c->att, status, word, status < 300 ? clock_wall_ms() : 0);
+	cdr_final(p->env.cdr, &c->att, status, word, status < 300 ? clock_wall_ms() : 0);
 	if (status < 300 || noanswer || status == 486 || status == 600 || status == 487)
 		log_info(p->env.lg, "call", "%s %.*s -> %.*s", word, STR_FMT(c->att.caller), STR_FMT(c->att.callee));
 	else
@@ -824,29 +808,11 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	txn_server_trim(st);
 	if (record) {
 		p->stats.calls++;
-		cdr_start(p->cdr, &c->att);
+		cdr_start(p->env.cdr, &c->att);
 		log_info(p->env.lg, "call", "INVITE %.*s -> %.*s (%u branch%s)", STR_FMT(info->caller),
 			 STR_FMT(info->callee), n, n == 1 ? "" : "es");
 	}
 	return 0;
-}
-
-void proxy_record_rejected(struct proxy *p, const struct sip_msg *req, const struct proxy_call_info *info,
-			   unsigned status, const char *reason)
-{
-	char id[512];
-	int k = snprintf(id, sizeof id, "%.*s;%.*s;%u", STR_FMT(req->call_id), STR_FMT(req->from.tag), (unsigned)req->cseq);
-	struct cdr_attempt att = {
-		.id = { id, k > 0 && (size_t)k < sizeof id ? (size_t)k : 0 },
-		.call_id = req->call_id,
-		.caller = info->caller,
-		.callee = info->callee,
-		.start_ms = clock_wall_ms(),
-	};
-	p->stats.calls++;
-	p->stats.failed++;
-	cdr_start(p->cdr, &att);
-	cdr_final(p->cdr, &att, status, reason, 0);
 }
 
 void proxy_cancel(struct proxy *p, struct txn_server *cst, struct txn_server *ist)

@@ -9,9 +9,9 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/timer.h"
+#include "cdr/cdr.h"
 #include "dialog/dialog.h"
 #include "sip/sip.h"
-#include "store/store.h"
 #include "transport/transport.h"
 #include "txn/txn.h"
 
@@ -24,7 +24,7 @@ struct proxy_env {
 	struct timer_wheel *wheel;
 	struct txn_layer *txn;
 	struct transport *tp;
-	struct store *store;        /* call records (store_call_put); may be NULL */
+	struct cdr *cdr;            /* call records */
 	struct dlg_table *dialogs;  /* dialogs record-routed (router opens them, the proxy
 				       teaches them the callee's addresses and closes them);
 				       may be NULL */
@@ -82,11 +82,6 @@ void proxy_free(struct proxy *p);
 int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_target *t, unsigned n,
 		  const struct proxy_fwd_flags *fl, const struct proxy_call_info *info);
 
-/* Writes the call record of an INVITE the router refused before any branch (404 unknown
- * user, 480 no phone registered, 403, ...), so that every attempt has its row. */
-void proxy_record_rejected(struct proxy *p, const struct sip_msg *req, const struct proxy_call_info *info,
-			   unsigned status, const char *reason);
-
 /* A CANCEL arrived as server transaction cst (already matched by the router to the INVITE
  * server transaction ist, or ist NULL): answers 200 to the CANCEL (481 when ist is NULL or
  * not ours), cancels every pending branch, and the INVITE gets 487 Request Terminated. */
@@ -105,8 +100,31 @@ void proxy_response_stateless(struct proxy *p, const struct sip_msg *resp, const
  * has none): where requests for its sender may go. Returns false otherwise. */
 bool proxy_contact_addr(const struct sip_msg *m, struct tp_addr *a /* OUT */);
 
-/* Whether a host:port (as in a Route or Via) is this proxy (one of the listeners). */
+/* ---- who we are, and the route set (RFC 3261 §16.3, §16.4) ------------------------------ */
+
+/* The served domain host names, in any case and with or without the trailing dot of an
+ * absolute name, as an index into cfg->domain; -1 when it names none. */
+int proxy_domain(const struct proxy *p, struct str host);
+/* Whether a host:port (a Route, Request-URI or Via; port 0 = 5060) is this proxy: one of
+ * its listeners (transport's tp_is_me), or one of its domains on the first listener's port. */
 bool proxy_is_me(const struct proxy *p, struct str host, uint16_t port);
+
+/* The Route and Request-URI work of §16.4 for one request. */
+struct proxy_hop {
+	struct proxy_fwd_flags fl; /* pop_route, strict_ruri, drop_last_route set; the rest 0 */
+	struct sip_addr next;      /* the next hop, when have_next */
+	bool have_next;            /* a Route beyond ours (or a strict router's target) names it */
+	bool strict;               /* a strict router upstream put our URI in the Request-URI */
+	struct sip_addr route;     /* scratch */
+};
+/* Fills h for request m: our own Route on top is popped (loose routing); a Request-URI that
+ * is us while Routes remain means a strict router sent it, and the last Route is the real
+ * Request-URI. */
+void proxy_route_set(const struct proxy *p, const struct sip_msg *m, struct proxy_hop *h);
+/* Whether m already went through this proxy (one of its Via values is ours), with that Via
+ * in *via. Parley never rewrites a Request-URI except to a registered contact, so a request
+ * that comes back is a loop, never a legitimate spiral (§16.3 step 4). */
+bool proxy_looped(const struct proxy *p, const struct sip_msg *m, struct str *via /* OUT */);
 
 /* Counters for logs and stats. */
 struct proxy_stats {

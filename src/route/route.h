@@ -72,6 +72,29 @@ int route_resolve(struct route *r, const struct sip_uri *uri, route_h *cb, void 
  * that has completed or was never issued. */
 void route_cancel(struct route *r, uint64_t id);
 
+/* ---- requests waiting for DNS ------------------------------------------------------------- */
+
+/* A request waits here while its Request-URI is resolved: owner is what it is known by
+ * (its server transaction), state the caller's own bytes about it (how to forward it),
+ * copied and handed back to cb with the outcome. */
+typedef void (route_wait_h)(void *arg, const void *owner, void *state, int err, const struct route_target *t,
+			    unsigned n);
+struct route_waits;
+/* A list of waiting requests on resolver r; every callback gets arg. Returns 0 or -ENOMEM. */
+int route_waits_new(struct route_waits **wp, struct route *r, route_wait_h *cb, void *arg);
+/* Frees the waiting requests without calling back (shutdown); call before route_free. */
+void route_waits_free(struct route_waits *w);
+/* Resolves uri for owner, keeping a copy of state (size bytes). cb may run before this
+ * returns (numeric host, static peer, cached answer). Returns 0, or -errno as route_resolve
+ * or -ENOMEM; on an error return cb is never called. */
+int route_wait(struct route_waits *w, const struct sip_uri *uri, const void *owner, const void *state, size_t size);
+/* owner went away (a CANCEL): its callback is never called. Returns whether it was waiting;
+ * then its state is copied to state_out (size bytes, may be NULL). */
+bool route_wait_cancel(struct route_waits *w, const void *owner, void *state_out, size_t size);
+
+/* Requests waiting. */
+unsigned route_waits_count(const struct route_waits *w);
+
 /* ---- exposed for tests ------------------------------------------------------------------- */
 
 /* One SRV record (RFC 2782). */

@@ -1,16 +1,73 @@
-/* router.h: the one place that decides where a request goes (DESIGN §2). */
+/* router.h: the one place that decides what happens to each request (DESIGN §2). */
 #ifndef PARLEY_ROUTER_H
 #define PARLEY_ROUTER_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "cdr/cdr.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/timer.h"
+#include "dialog/dialog.h"
+#include "guard/guard.h"
+#include "location/location.h"
+#include "proxy/proxy.h"
+#include "registrar/registrar.h"
+#include "route/route.h"
 #include "sip/sip.h"
+#include "store/store.h"
 #include "transport/transport.h"
 #include "txn/txn.h"
 
-struct server;
+struct router;
 
-/* Called by the transaction layer for each request that needs a decision: st is its
- * server transaction (NULL for an ACK that matched none, i.e. the ACK for a 2xx). */
-void router_request(struct server *s, struct txn_server *st, const struct sip_msg *m,
-		    const struct tp_source *src);
+/* The modules the router hands requests to, and what it answers with; all must outlive it. */
+struct router_env {
+	const struct config *cfg;     /* domains, realm, trust, peers, nonce-bind-source, bans */
+	struct log *lg;
+	struct timer_wheel *wheel;    /* answers held back after repeated failed logins */
+	struct txn_layer *txn;        /* CANCEL matching; stateless answers and their sending */
+	struct transport *tp;         /* is this us (listeners) */
+	struct auth *auth;
+	struct store_ucache *users;   /* users by name, read through */
+	struct store *store;          /* bans are recorded here */
+	struct location *loc;
+	struct registrar *reg;
+	struct proxy *proxy;
+	struct route *route;
+	struct dlg_table *dialogs;    /* dialogs we record-routed: in-dialog requests follow them */
+	struct guard *guard;          /* failed logins: slowing and bans */
+	struct cdr *cdr;              /* records of calls refused before the proxy saw them */
+	uint64_t (*wall_ms)(void *arg); /* the wall clock in ms (a test's own clock) */
+	void *clock_arg;
+};
+
+int router_new(struct router **rp, const struct router_env *env);
+/* Frees the requests still waiting for DNS and the answers still held back. */
+void router_free(struct router *r);
+
+/* Decides what happens to a request the transaction layer passed up: st is its server
+ * transaction (NULL for an ACK that matched none, i.e. the ACK for a 2xx); load is the
+ * server's: 0 normal, 1 over the high-water mark (new work refused), 2 at a cap. */
+void router_request(struct router *r, struct txn_server *st, const struct sip_msg *m, const struct tp_source *src,
+		    int load);
+
+/* Whether a source address is a trusted peer's (--trust; the port does not matter): its
+ * requests skip the challenge and the relay rule, and its datagrams the rate limit. */
+bool router_trusted(const struct router *r, const struct tp_addr *a);
+
+/* Writes out the log lines aggregated under floods whose interval has passed. */
+void router_tick(struct router *r, uint64_t now_ms);
+
+struct router_stats {
+	uint64_t challenges;          /* 401/407 sent */
+	uint64_t auth_failures;
+	uint64_t shed;                /* requests refused with 503 for load */
+	uint64_t refused_calls;       /* INVITEs refused before the proxy (404, 480): recorded */
+	unsigned waiting;             /* requests for foreign domains waiting for DNS */
+};
+const struct router_stats *router_stats(const struct router *r);
 
 #endif

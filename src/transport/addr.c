@@ -130,3 +130,14 @@ bool tp_addr_equal(const struct tp_addr *a, const struct tp_addr *b)
 	}
 	return false;
 }
+
+bool tp_addr_same_host(const struct tp_addr *a, const struct tp_addr *b)
+{
+	if (a->ss.ss_family != b->ss.ss_family)
+		return false;
+	if (a->ss.ss_family == AF_INET)
+		return a->ss.in.sin_addr.s_addr == b->ss.in.sin_addr.s_addr;
+	if (a->ss.ss_family == AF_INET6)
+		return memcmp(&a->ss.in6.sin6_addr, &b->ss.in6.sin6_addr, sizeof a->ss.in6.sin6_addr) == 0;
+	return false;
+}

@@ -40,6 +40,8 @@ char *tp_addr_str(const struct tp_addr *a, char *buf, size_t n);
 char *tp_addr_host(const struct tp_addr *a, char *buf, size_t n);
 uint16_t tp_addr_port(const struct tp_addr *a);
 bool tp_addr_equal(const struct tp_addr *a, const struct tp_addr *b);
+/* Same IP address, whatever the ports. */
+bool tp_addr_same_host(const struct tp_addr *a, const struct tp_addr *b);
 
 struct tp_listener;
 
@@ -93,5 +95,15 @@ struct tp_stats {
 	uint64_t rx_msgs, tx_msgs, rx_bytes, tx_bytes, tx_errors;
 };
 const struct tp_stats *tp_stats(const struct transport *tp);
+
+/* ---- is this us ----------------------------------------------------------------------- */
+
+/* Whether host (as in a URI or Via: a listener's host as written, or a numeric address,
+ * IPv6 with or without brackets) is an address a listener answers on: its own, or any of
+ * the machine's when it listens on 0.0.0.0 or ::. */
+bool tp_has_host(const struct transport *tp, struct str host);
+/* The same for host:port, a port of 0 meaning the default 5060: a Route, Request-URI or
+ * Via that names one of our listeners. */
+bool tp_is_me(const struct transport *tp, struct str host, uint16_t port);
 
 #endif

@@ -27,6 +27,10 @@ struct transport {
 	struct tp_listener *lis[TP_MAX_LISTENERS];
 	unsigned nlis;
 	struct tp_stats stats;
+	/* The machine's addresses, read at start: a listener on 0.0.0.0 or :: is reached
+	 * through any of them (tp_is_me). */
+	struct tp_addr local[16];
+	unsigned nlocal;
 	/* Receive batch, shared by every listener: the loop runs one handler at a time. */
 	struct mmsghdr msg[RX_BATCH];
 	struct iovec iov[RX_BATCH];
@@ -44,6 +48,75 @@ struct transport {
 	char *txbuf;                     /* TX_BYTES */
 };
 
+/* Reads the machine's addresses (none when getifaddrs fails: wildcard listeners are then
+ * known by their own address only). */
+static void local_addresses(struct transport *tp)
+{
+	struct ifaddrs *ifa;
+	if (getifaddrs(&ifa) != 0)
+		return;
+	for (struct ifaddrs *i = ifa; i && tp->nlocal < 16; i = i->ifa_next) {
+		if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+			continue;
+		struct tp_addr *a = &tp->local[tp->nlocal++];
+		a->len = i->ifa_addr->sa_family == AF_INET ? sizeof a->ss.in : sizeof a->ss.in6;
+		memcpy(&a->ss, i->ifa_addr, a->len);
+	}
+	freeifaddrs(ifa);
+}
+
+static struct str unbracket(struct str h)
+{
+	if (h.l > 2 && h.p[0] == '[' && h.p[h.l - 1] == ']')
+		return (struct str){ h.p + 1, h.l - 2 };
+	return h;
+}
+
+static bool wildcard(const struct tp_listener *l)
+{
+	if (l->local.ss.ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&l->local.ss.in6.sin6_addr);
+	return l->local.ss.in.sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
+/* Whether listener l answers on host; a is host's numeric form, or NULL for a name. */
+static bool listener_has(const struct transport *tp, const struct tp_listener *l, struct str host,
+			 const struct tp_addr *a)
+{
+	if (str_caseeq(unbracket(host), unbracket(str_from_cstr(l->host))))
+		return true;
+	if (!a)
+		return false;
+	if (!wildcard(l))
+		return tp_addr_same_host(a, &l->local);
+	for (unsigned k = 0; k < tp->nlocal; k++)
+		if (tp_addr_same_host(a, &tp->local[k]))
+			return true;
+	return false;
+}
+
+static bool is_me(const struct transport *tp, struct str host, bool any_port, uint16_t port)
+{
+	struct tp_addr a;
+	bool numeric = tp_addr_from_host(&a, host, 0) == 0;
+	for (unsigned i = 0; i < tp->nlis; i++) {
+		const struct tp_listener *l = tp->lis[i];
+		if ((any_port || l->port == port) && listener_has(tp, l, host, numeric ? &a : NULL))
+			return true;
+	}
+	return false;
+}
+
+bool tp_has_host(const struct transport *tp, struct str host)
+{
+	return is_me(tp, host, true, 0);
+}
+
+bool tp_is_me(const struct transport *tp, struct str host, uint16_t port)
+{
+	return is_me(tp, host, false, port ? port : 5060);
+}
+
 int tp_new(struct transport **tpp, struct loop *loop, tp_recv_h *recv, void *arg)
 {
 	struct transport *tp = calloc(1, sizeof(*tp));
@@ -60,6 +133,7 @@ int tp_new(struct transport **tpp, struct loop *loop, tp_recv_h *recv, void *arg
 	tp->loop = loop;
 	tp->recv = recv;
 	tp->arg = arg;
+	local_addresses(tp);
 	*tpp = tp;
 	return 0;
 }

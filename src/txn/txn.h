@@ -248,4 +248,18 @@ struct txn_via_text {
 void txn_response_via(struct sip_resp_opts *opt, struct txn_via_text *b, const struct sip_msg *req,
 		      const struct tp_source *src);
 
+/* Prints a response to req (received from src) that no transaction keeps: a To tag of
+ * ours when the request has none, received/rport on the top Via, extra header lines (may
+ * be empty). Fills *dst with where it goes and returns its length, or 0 when it does not
+ * fit in cap. */
+size_t txn_print_stateless(struct txn_layer *l, const struct sip_msg *req, const struct tp_source *src,
+			   unsigned code, const char *reason, struct str extra, char *out, size_t cap,
+			   struct tp_source *dst /* OUT */);
+/* Prints such a response and sends it through the layer's send function: for requests
+ * that get one answer and no state (parse and sanity errors, challenges, refusals). */
+void txn_reply_stateless(struct txn_layer *l, const struct sip_msg *req, const struct tp_source *src,
+			 unsigned code, const char *reason, struct str extra);
+/* Sends bytes through the layer's send function (a delayed stateless answer). */
+int txn_send_raw(struct txn_layer *l, const struct tp_source *dst, const char *buf, size_t len);
+
 #endif

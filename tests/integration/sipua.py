@@ -132,6 +132,7 @@ class UA:
         self.call_id = rand(16) + "@test"
         self.tag = rand(8)
         self.pending = []
+        self.rport = True  # Via asks for rport (RFC 3581): the server answers, and calls, the source
 
     def close(self):
         self.sock.close()
@@ -160,7 +161,7 @@ class UA:
             to += f";tag={to_tag}"
         frm = frm or f"<{self.aor}>;tag={self.tag}"
         lines = [f"{method} {ruri} SIP/2.0",
-                 via or f"Via: SIP/2.0/UDP {self.hostport};branch={branch};rport",
+                 via or f"Via: SIP/2.0/UDP {self.hostport};branch={branch}" + (";rport" if self.rport else ""),
                  f"From: {frm}", f"To: {to}", f"Call-ID: {call_id or self.call_id}",
                  f"CSeq: {cseq} {method}"]
         if max_forwards is not None:

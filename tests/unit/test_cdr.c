@@ -359,6 +359,7 @@ struct px {
 	struct store *st;
 	struct txn_layer *l;
 	struct proxy *p;
+	struct cdr *cdr;
 	struct txn_tu tu;
 	struct tp_listener lis;
 	struct tp_source caller, phone;
@@ -405,7 +406,8 @@ static struct px *px_new(void)
 	f->caller.lis = f->phone.lis = &f->lis;
 	tp_addr_from_host(&f->caller.addr, STR("192.0.2.2"), 5060);
 	tp_addr_from_host(&f->phone.addr, STR("192.0.2.3"), 5060);
-	struct proxy_env env = { .cfg = &f->cfg, .wheel = &f->w, .txn = f->l, .store = f->st,
+	CHECK_INT(cdr_new(&f->cdr, f->st, &f->w), 0);
+	struct proxy_env env = { .cfg = &f->cfg, .wheel = &f->w, .txn = f->l, .cdr = f->cdr,
 				 .send = px_send, .send_arg = f };
 	CHECK_INT(proxy_new(&f->p, &env), 0);
 	return f;
@@ -414,6 +416,7 @@ static struct px *px_new(void)
 static void px_free(struct px *f)
 {
 	proxy_free(f->p);
+	cdr_free(f->cdr);
 	txn_layer_free(f->l);
 	store_close(f->st);
 	for (unsigned i = 0; i < f->nsent; i++)
@@ -587,22 +590,6 @@ static void test_proxy_cancelled(void)
 	px_free(f);
 }
 
-static void test_proxy_rejected(void)
-{
-	struct px *f = px_new();
-	struct sip_msg *m = malloc(sizeof(*m));
-	struct sip_parse_err perr;
-	CHECK(sip_msg_parse(m, invite, strlen(invite), true, &perr) == SIP_PARSE_OK);
-	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test") };
-	proxy_record_rejected(f->p, m, &ci, 480, "not registered");
-	free(m);
-	check_record(f, 480, "not registered");
-	struct rows *rs = rows_of(f->st);
-	CHECK(rs->n == 1 && strcmp(rs->r[0].id, "words@test;a1;1") == 0);
-	free(rs);
-	px_free(f);
-}
-
 static const struct unit_case cases[] = {
 	{ "start_row", test_start_row },
 	{ "failed_attempt", test_failed_attempt },
@@ -615,7 +602,6 @@ static const struct unit_case cases[] = {
 	{ "proxy_no_answer", test_proxy_no_answer },
 	{ "proxy_unreachable", test_proxy_unreachable },
 	{ "proxy_cancelled", test_proxy_cancelled },
-	{ "proxy_rejected", test_proxy_rejected },
 };
 
 UNIT_MAIN(cases)

@@ -15,6 +15,7 @@ struct fx {
 	struct config cfg;
 	struct txn_layer *l;
 	struct proxy *p;
+	struct cdr *cdr;
 	struct txn_tu tu;
 	struct tp_listener lis;
 	struct tp_source caller;
@@ -68,7 +69,9 @@ static struct fx *setup(unsigned ring_timeout)
 	source(&f->caller, &f->lis, "10.0.0.2", 5060);
 	source(&f->phone[0], NULL, "10.0.0.3", 5060);
 	source(&f->phone[1], NULL, "10.0.0.4", 5060);
-	struct proxy_env env = { .cfg = &f->cfg, .wheel = &f->w, .txn = f->l, .send = on_send, .send_arg = f };
+	cdr_new(&f->cdr, NULL, &f->w);
+	struct proxy_env env = { .cfg = &f->cfg, .wheel = &f->w, .txn = f->l, .cdr = f->cdr, .send = on_send,
+				 .send_arg = f };
 	proxy_new(&f->p, &env);
 	return f;
 }
@@ -76,6 +79,7 @@ static struct fx *setup(unsigned ring_timeout)
 static void teardown(struct fx *f)
 {
 	proxy_free(f->p);
+	cdr_free(f->cdr);
 	txn_layer_free(f->l);
 	for (unsigned i = 0; i < f->nsent; i++)
 		free(f->sent[i]);

@@ -1,5 +1,5 @@
 /* server.c: wires one Parley instance together: transport -> parser -> transactions -> router. */
-#include "router/server.h"
+#include "server/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,9 +12,57 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
+#include "cdr/cdr.h"
 #include "core/clock.h"
+#include "core/timer.h"
+#include "dialog/dialog.h"
+#include "guard/guard.h"
+#include "location/location.h"
+#include "proxy/proxy.h"
+#include "registrar/registrar.h"
+#include "route/route.h"
 #include "router/router.h"
-#include "router/server_int.h"
+#include "store/store.h"
+#include "transport/transport.h"
+#include "txn/txn.h"
+
+struct server {
+	const struct config *cfg;
+	struct loop *loop;
+	struct log *lg;
+	struct transport *tp;
+	struct txn_layer *txn;
+	struct store *store;
+	struct store_ucache *users;  /* read-through cache in front of store's users */
+	struct auth *auth;
+	struct location *loc;
+	struct registrar *reg;
+	struct cdr *cdr;
+	struct proxy *proxy;
+	struct route *route;
+	struct dlg_table *dialogs;  /* dialogs we record-routed: in-dialog requests follow them */
+	struct guard *guard;        /* per-source rate limits, failed-login counts, bans */
+	struct router *router;
+	struct timer flush_timer;
+	struct timer sweep_timer;
+	bool flush_failing;       /* the last flush failed: log recovery once */
+	uint32_t cdr_prune_at;    /* when old call records are next pruned (unix s) */
+	unsigned txn_peak;        /* most live transactions since the heap was last trimmed */
+	uint64_t dropped;         /* datagrams dropped as unparsable */
+	uint64_t rejected;        /* requests answered 4xx/5xx by the sanity checks */
+	int mem_load;             /* memory: 0 normal, 1 over the high-water mark, 2 at the cap */
+	struct log_limit lim_reject, lim_drop, lim_limit;
+	uint64_t ban_sync_at;     /* next re-read of the bans table, ms */
+	unsigned sweeps;          /* sweep ticks so far */
+	int statm_fd;             /* /proc/self/statm, read by the memory cap 10 times a second */
+	struct {
+		uint64_t no_via;      /* datagrams dropped without an answer: no usable Via */
+		uint64_t limited;     /* datagrams dropped by the per-source rate limit */
+		uint64_t banned;      /* datagrams dropped from banned sources */
+	} stats;
+	struct server_hooks hooks; /* test seam (server.h); all NULL when serving */
+};
 
 #define SWEEP_MS 100
 
@@ -26,9 +74,9 @@ static uint64_t now_ms(const struct server *s)
 	return clock_wall_ms();
 }
 
-uint32_t server_now(const struct server *s)
+static uint64_t wall_ms(void *arg)
 {
-	return (uint32_t)(now_ms(s) / 1000);
+	return now_ms(arg);
 }
 
 /* The first line of a message, for debug logs. */
@@ -39,7 +87,7 @@ static struct str first_line(const char *buf, size_t len)
 	return (struct str){ buf, n > 200 ? 200 : n };
 }
 
-int server_send(void *arg, const struct tp_source *dst, const char *buf, size_t len)
+static int server_send(void *arg, const struct tp_source *dst, const char *buf, size_t len)
 {
 	struct server *s = arg;
 	struct tp_listener *lis = dst->lis ? dst->lis : tp_pick(s->tp, dst->proto, &dst->addr, NULL);
@@ -58,19 +106,6 @@ int server_send(void *arg, const struct tp_source *dst, const char *buf, size_t 
 	return err;
 }
 
-static size_t print_stateless(struct server *s, const struct sip_msg *m, const struct tp_source *src, unsigned code,
-			      const char *reason, struct str extra, char *out, size_t cap, struct tp_source *dst);
-
-void server_reply_stateless(struct server *s, const struct sip_msg *m, const struct tp_source *src,
-			    unsigned code, const char *reason, struct str extra)
-{
-	char buf[SIP_MAX_MSG];
-	struct tp_source dst;
-	size_t len = print_stateless(s, m, src, code, reason, extra, buf, sizeof buf, &dst);
-	if (len)
-		server_send(s, &dst, buf, len);
-}
-
 /* ---- defences ---------------------------------------------------------------------------- */
 
 static void vlog_limited(struct server *s, struct log_limit *lim, enum log_level lvl, const char *event,
@@ -83,7 +118,7 @@ static void vlog_limited(struct server *s, struct log_limit *lim, enum log_level
 	log_limited(s->lg, lim, now_ms(s), lvl, event, "%s", line);
 }
 
-void server_log_reject(struct server *s, const char *fmt, ...)
+static void log_reject(struct server *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -91,78 +126,12 @@ void server_log_reject(struct server *s, const char *fmt, ...)
 	va_end(ap);
 }
 
-void server_log_drop(struct server *s, const char *fmt, ...)
+static void log_drop(struct server *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	vlog_limited(s, &s->lim_drop, LOG_INFO, "drop", fmt, ap);
 	va_end(ap);
-}
-
-/* An answer held back: repeated failed logins are answered later and later, so that
- * guessing passwords from one place, or against one user, slows to a crawl. */
-struct server_delayed {
-	struct server_delayed *prev, *next;
-	struct server *s;
-	struct timer t;
-	struct tp_source dst;
-	size_t len;
-	char buf[];
-};
-#define MAX_DELAYED 4096
-
-static void delayed_unlink(struct server *s, struct server_delayed *d)
-{
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		s->delayed = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
-	s->ndelayed--;
-}
-
-static void delayed_fire(void *arg)
-{
-	struct server_delayed *d = arg;
-	struct server *s = d->s;
-	delayed_unlink(s, d);
-	server_send(s, &d->dst, d->buf, d->len);
-	free(d);
-}
-
-/* Prints a stateless response into out; returns its length, or 0. */
-static size_t print_stateless(struct server *s, const struct sip_msg *m, const struct tp_source *src, unsigned code,
-			      const char *reason, struct str extra, char *out, size_t cap, struct tp_source *dst)
-{
-	struct sip_out o;
-	struct sip_resp_opts opt = { 0 };
-	struct txn_via_text vt;
-	char tag[TXN_TAG_SIZE];
-	opt.extra = extra;
-	opt.server = STR("Parley " PARLEY_VERSION);
-	if (code > 100 && m->to.tag.l == 0)
-		opt.to_tag = (struct str){ tag, txn_make_tag(s->txn, tag) };
-	if (m->via.host.l)
-		txn_response_via(&opt, &vt, m, src);
-	sip_out_init(&o, out, cap);
-	if (sip_print_response(&o, m, code, reason, &opt) < 0 || o.overflow)
-		return 0;
-	*dst = *src;
-	if (m->via.host.l)
-		txn_response_dest(dst, m, src);
-	return o.len;
-}
-
-/* Writes a ban to the store, so that it survives a restart and `parley ban list` shows it. */
-static void server_store_ban(struct server *s, const char *host, uint64_t until_s, struct str aor)
-{
-	char reason[300];
-	snprintf(reason, sizeof reason, "%u failed authentications within %u s (last for %.*s)", s->cfg->ban_threshold,
-		 s->cfg->ban_window, STR_FMT(aor));
-	struct store_ban b = { str_from_cstr(host), (int64_t)until_s, str_from_cstr(reason), (int64_t)server_now(s) };
-	if (store_ban_put(s->store, &b) < 0)
-		log_error(s->lg, "ban", "cannot record the ban of %s: %s (it holds until restart)", host, store_errmsg(s->store));
 }
 
 static int ban_row(const struct store_ban *b, void *arg)
@@ -195,58 +164,7 @@ static void ban_sync(struct server *s)
 		log_info(s->lg, "ban", "%u ban%s lifted (removed from the bans table or expired)", lifted, lifted == 1 ? "" : "s");
 }
 
-/* Keys of the guard: the source, and the user the credentials named. */
-void server_auth_ok(struct server *s, const struct tp_source *src, struct str aor)
-{
-	guard_auth_ok(s->guard, &src->addr, aor);
-}
-
-void server_auth_failed(struct server *s, const struct sip_msg *m, const struct tp_source *src, struct str aor,
-			const char *why, const char *what)
-{
-	char from[80], host[64];
-	struct guard_auth_out out;
-	s->stats.auth_failures++;
-	tp_addr_str(&src->addr, from, sizeof from);
-	guard_auth_failed(s->guard, &src->addr, aor, now_ms(s), &out);
-	log_limited(s->lg, &s->lim_auth, now_ms(s), LOG_INFO, "auth", "failed authentication for %.*s from %s: %s (%s, %u failures from this source)",
-		    STR_FMT(aor), from, why, what, out.src_failures);
-	if (out.banned) {
-		/* One line per ban, in a form fail2ban can match ("banned <HOST> for"). */
-		tp_addr_host(&src->addr, host, sizeof host);
-		log_warn(s->lg, "ban", "banned %s for %u s: %u failed authentications within %u s (last for %.*s)", host,
-			 s->cfg->ban_time, s->cfg->ban_threshold, s->cfg->ban_window, STR_FMT(aor));
-		server_store_ban(s, host, out.until_s, aor);
-		return; /* a banned source gets no answer */
-	}
-	char buf[2048];
-	struct tp_source dst;
-	size_t len = print_stateless(s, m, src, 403, "Forbidden", STR_NULL, buf, sizeof buf, &dst);
-	if (!len)
-		return;
-	if (!out.delay_ms) {
-		server_send(s, &dst, buf, len);
-		return;
-	}
-	if (s->ndelayed >= MAX_DELAYED)
-		return; /* too many held already: this one gets no answer at all */
-	struct server_delayed *d = malloc(sizeof(*d) + len);
-	if (!d)
-		return;
-	memset(d, 0, sizeof(*d));
-	d->s = s;
-	d->dst = dst;
-	d->len = len;
-	memcpy(d->buf, buf, len);
-	d->next = s->delayed;
-	if (s->delayed)
-		s->delayed->prev = d;
-	s->delayed = d;
-	s->ndelayed++;
-	timer_start(loop_timers(s->loop), &d->t, out.delay_ms, delayed_fire, d);
-}
-
-int server_load(const struct server *s)
+static int load(const struct server *s)
 {
 	/* Requests still waiting for their answer are what a flood of unanswered calls piles
 	 * up; finished transactions linger for their timers too, but at about 1 KB each they
@@ -254,37 +172,12 @@ int server_load(const struct server *s)
 	uint64_t live = proxy_stats(s->proxy)->pending;
 	uint64_t cap_t = s->cfg->max_transactions, cap_d = s->cfg->max_dialogs;
 	unsigned nd = dlg_count(s->dialogs);
-	int lvl = s->load; /* memory, measured by the sweep */
+	int lvl = s->mem_load; /* memory, measured by the sweep */
 	if (live >= cap_t || nd >= cap_d)
 		return 2;
 	if ((live * 5 >= cap_t * 4 || (uint64_t)nd * 5 >= cap_d * 4) && lvl < 1)
 		lvl = 1;
 	return lvl;
-}
-
-void server_shed(struct server *s, const struct sip_msg *m, const struct tp_source *src, const char *why)
-{
-	char from[80];
-	s->stats.shed++;
-	tp_addr_str(&src->addr, from, sizeof from);
-	server_log_reject(s, "%.*s %.*s from %s: 503 Service Unavailable (%s)", STR_FMT(m->method), STR_FMT(m->ruri_str),
-			  from, why);
-	server_reply_stateless(s, m, src, 503, "Service Unavailable", STR("Retry-After: 5\r\n"));
-}
-
-bool server_trusted(const struct server *s, const struct tp_addr *a)
-{
-	for (unsigned i = 0; i < s->ntrust_addr; i++) {
-		const struct tp_addr *t = &s->trust_addr[i];
-		if (t->ss.ss_family != a->ss.ss_family)
-			continue;
-		if (a->ss.ss_family == AF_INET && t->ss.in.sin_addr.s_addr == a->ss.in.sin_addr.s_addr)
-			return true;
-		if (a->ss.ss_family == AF_INET6 &&
-		    memcmp(&t->ss.in6.sin6_addr, &a->ss.in6.sin6_addr, sizeof a->ss.in6.sin6_addr) == 0)
-			return true;
-	}
-	return false;
 }
 
 /* Resident memory in bytes, from /proc/self/statm kept open (0 when unknown). */
@@ -306,12 +199,12 @@ static void measure_memory(struct server *s)
 {
 	uint64_t cap = (uint64_t)s->cfg->max_memory << 20, rss = rss_bytes(s);
 	int lvl = rss >= cap ? 2 : rss * 5 >= cap * 4 ? 1 : 0;
-	if (lvl != s->load)
+	if (lvl != s->mem_load)
 		log_warn(s->lg, "load", "resident memory %llu MiB of max-memory %u MiB: %s",
 			 (unsigned long long)(rss >> 20), s->cfg->max_memory,
 			 lvl == 2 ? "at the cap, only requests inside dialogs and registration refreshes are served" :
 			 lvl == 1 ? "over the high-water mark, new calls get 503" : "back to normal");
-	s->load = lvl;
+	s->mem_load = lvl;
 }
 
 static void on_recv(const struct tp_source *src, char *buf, size_t len, void *arg)
@@ -330,7 +223,7 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 	 * to a flood is none. Trusted peers are never limited. */
 	struct guard_drop gd;
 	enum guard_verdict gv = guard_packet(s->guard, &src->addr, now_ms(s), &gd);
-	if (gv != GUARD_PASS && !server_trusted(s, &src->addr)) {
+	if (gv != GUARD_PASS && !router_trusted(s->router, &src->addr)) {
 		if (gv == GUARD_BANNED)
 			s->stats.banned++;
 		else
@@ -347,15 +240,15 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 		 * answer to anything else would go to an address nobody vouched for, and would
 		 * turn junk into a reflection (a 1-byte datagram drawing a 73-byte reply). */
 		if (m.request && m.method.l && perr.code && m.via.host.l) {
-			server_log_reject(s, "%.*s from %s: %u %s", STR_FMT(m.method), tp_addr_str(&src->addr, from, sizeof from),
+			log_reject(s, "%.*s from %s: %u %s", STR_FMT(m.method), tp_addr_str(&src->addr, from, sizeof from),
 					  perr.code, perr.reason);
-			server_reply_stateless(s, &m, src, perr.code, perr.reason ? perr.reason : "Bad Request", STR_NULL);
+			txn_reply_stateless(s->txn, &m, src, perr.code, perr.reason ? perr.reason : "Bad Request", STR_NULL);
 			s->rejected++;
 		} else {
 			s->dropped++;
 			if (m.request && m.method.l)
 				s->stats.no_via++;
-			server_log_drop(s, "unparsable datagram from %s: %s (%llu dropped)",
+			log_drop(s, "unparsable datagram from %s: %s (%llu dropped)",
 					tp_addr_str(&src->addr, from, sizeof from), perr.reason ? perr.reason : "?",
 					(unsigned long long)s->dropped);
 		}
@@ -379,30 +272,31 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 		if (!m.via.host.l) {
 			s->dropped++;
 			s->stats.no_via++;
-			server_log_drop(s, "%.*s from %s without a usable Via: %s", STR_FMT(m.method),
+			log_drop(s, "%.*s from %s without a usable Via: %s", STR_FMT(m.method),
 					tp_addr_str(&src->addr, from, sizeof from), why);
 			return;
 		}
-		server_log_reject(s, "%.*s from %s: %u %s", STR_FMT(m.method), tp_addr_str(&src->addr, from, sizeof from),
+		log_reject(s, "%.*s from %s: %u %s", STR_FMT(m.method), tp_addr_str(&src->addr, from, sizeof from),
 				  code, why);
-		server_reply_stateless(s, &m, src, code, why, STR_NULL);
+		txn_reply_stateless(s->txn, &m, src, code, why, STR_NULL);
 		s->rejected++;
 		return;
 	}
 	if (txn_recv_request(s->txn, &m, src) == -ENOMEM && m.mid != SIP_ACK)
-		server_reply_stateless(s, &m, src, 500, "Server Out of Memory", STR_NULL);
+		txn_reply_stateless(s->txn, &m, src, 500, "Server Out of Memory", STR_NULL);
 }
 
 static void on_request(void *arg, struct txn_server *st, const struct sip_msg *m, const struct tp_source *src)
 {
-	router_request(arg, st, m, src);
+	struct server *s = arg;
+	router_request(s->router, st, m, src, load(s));
 }
 
 /* Deletes the call records older than cdr-retention days, at start and then about once
  * an hour; the store's writer thread does the deleting. */
 static void cdr_retention_tick(struct server *s)
 {
-	uint32_t now = server_now(s);
+	uint32_t now = (uint32_t)(now_ms(s) / 1000);
 	if (!s->cfg->cdr_retention || now < s->cdr_prune_at)
 		return;
 	s->cdr_prune_at = now + 3600;
@@ -445,7 +339,7 @@ static void sweep_tick(void *arg)
 	log_limit_flush(s->lg, &s->lim_reject, now);
 	log_limit_flush(s->lg, &s->lim_drop, now);
 	log_limit_flush(s->lg, &s->lim_limit, now);
-	log_limit_flush(s->lg, &s->lim_auth, now);
+	router_tick(s->router, now);
 	/* A burst leaves tens of thousands of finished transactions (each lives 32 s after
 	 * its answer, RFC 3261 timers J/K); once they are gone, give their memory back to
 	 * the system so that the resident size reflects what is really held (bindings). */
@@ -458,25 +352,6 @@ static void sweep_tick(void *arg)
 		s->txn_peak = live;
 	}
 	timer_start(loop_timers(s->loop), &s->sweep_timer, SWEEP_MS, sweep_tick, s);
-}
-
-/* Remembers the machine's addresses: a listener on 0.0.0.0 or :: is reached through any of
- * them, so a Request-URI or Route naming one of them is us. */
-static void local_addresses(struct server *s)
-{
-	struct ifaddrs *ifa, *i;
-	if (getifaddrs(&ifa) != 0)
-		return;
-	for (i = ifa; i && s->nlocal_ip < 16; i = i->ifa_next) {
-		if (!i->ifa_addr)
-			continue;
-		int fam = i->ifa_addr->sa_family;
-		const void *a = fam == AF_INET ? (const void *)&((struct sockaddr_in *)i->ifa_addr)->sin_addr :
-			fam == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr : NULL;
-		if (a && inet_ntop(fam, a, s->local_ip[s->nlocal_ip], sizeof s->local_ip[0]))
-			s->nlocal_ip++;
-	}
-	freeifaddrs(ifa);
 }
 
 static const struct txn_tu tu = {
@@ -501,7 +376,6 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 	mallopt(M_TOP_PAD, 16 * 1024 * 1024);
 
-	local_addresses(s);
 	/* lock: one server per database; writer: flushes on a thread of their own, a journal
 	 * beside the database while it cannot be written (README "Persistence"). */
 	struct store_conf sc = { .path = cfg->db, .busy_ms = 100, .lock = true, .writer = true };
@@ -529,7 +403,7 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	long n = reg_load(s->reg, server_now(s));
+	long n = reg_load(s->reg, (uint32_t)(now_ms(s) / 1000));
 	if (n < 0) {
 		snprintf(err, errlen, "cannot load bindings: %s", store_errmsg(s->store));
 		goto fail;
@@ -558,9 +432,6 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	for (unsigned i = 0; i < cfg->ntrust; i++)
-		if (tp_addr_from_host(&s->trust_addr[s->ntrust_addr], str_from_cstr(cfg->trust[i]), 0) == 0)
-			s->ntrust_addr++;
 	struct dlg_conf dc = { .max = cfg->max_dialogs };
 	if (dlg_table_new(&s->dialogs, &dc) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -570,11 +441,25 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "cannot start the DNS resolver (bad --dns '%s'?)", cfg->dns);
 		goto fail;
 	}
+	if (cdr_new(&s->cdr, s->store, loop_timers(loop)) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	struct proxy_env pe = {
 		.cfg = cfg, .lg = lg, .wheel = loop_timers(loop), .txn = s->txn, .tp = s->tp,
-		.store = s->store, .dialogs = s->dialogs, .send = server_send, .send_arg = s,
+		.cdr = s->cdr, .dialogs = s->dialogs, .send = server_send, .send_arg = s,
 	};
 	if (proxy_new(&s->proxy, &pe) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	struct router_env rv = {
+		.cfg = cfg, .lg = lg, .wheel = loop_timers(loop), .txn = s->txn, .tp = s->tp, .auth = s->auth,
+		.users = s->users, .store = s->store, .loc = s->loc, .reg = s->reg, .proxy = s->proxy,
+		.route = s->route, .dialogs = s->dialogs, .guard = s->guard, .cdr = s->cdr,
+		.wall_ms = wall_ms, .clock_arg = s,
+	};
+	if (router_new(&s->router, &rv) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -608,15 +493,10 @@ void server_free(struct server *s)
 		timer_stop(loop_timers(s->loop), &s->flush_timer);
 		timer_stop(loop_timers(s->loop), &s->sweep_timer);
 	}
-	router_free_pending(s);
-	while (s->delayed) {
-		struct server_delayed *d = s->delayed;
-		timer_stop(loop_timers(s->loop), &d->t);
-		delayed_unlink(s, d);
-		free(d);
-	}
+	router_free(s->router);
 	route_free(s->route);
 	proxy_free(s->proxy);
+	cdr_free(s->cdr);
 	dlg_table_free(s->dialogs);
 	guard_free(s->guard);
 	if (s->statm_fd >= 0)
@@ -657,4 +537,13 @@ void server_inject(struct server *s, const struct tp_source *src, char *buf, siz
 	if (!in.lis)
 		return;
 	on_recv(&in, buf, len, s);
+}
+
+void server_parts(const struct server *s, struct server_parts *out)
+{
+	out->txn = s->txn;
+	out->loc = s->loc;
+	out->router = s->router;
+	out->route = s->route;
+	out->store = s->store;
 }

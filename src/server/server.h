@@ -41,4 +41,14 @@ int server_new_with_hooks(struct server **sp, const struct config *cfg, struct l
  * replaced by the listener that would answer src->addr. */
 void server_inject(struct server *s, const struct tp_source *src, char *buf, size_t len);
 
+/* The modules a test looks into (the fuzzer checks that nothing outlives its timers). */
+struct server_parts {
+	struct txn_layer *txn;
+	struct location *loc;
+	struct router *router;
+	struct route *route;
+	struct store *store;
+};
+void server_parts(const struct server *s, struct server_parts *out);
+
 #endif

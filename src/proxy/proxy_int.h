@@ -1,0 +1,10 @@
+/* proxy_int.h: private to src/proxy: what hop.c reads of the proxy proxy.c owns. */
+#ifndef PARLEY_PROXY_INT_H
+#define PARLEY_PROXY_INT_H
+
+#include "proxy/proxy.h"
+
+const struct config *proxy__cfg(const struct proxy *p);
+struct transport *proxy__tp(const struct proxy *p);
+
+#endif

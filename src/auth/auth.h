@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "core/str.h"
 #include "sip/sip.h"
 
@@ -30,6 +31,19 @@ struct auth_conf {
 	 * again with a fresh nonce. */
 	unsigned replay_slots;
 };
+
+/* The settings as written: [server] auth-algorithms and nonce-lifetime. */
+struct auth_cfg {
+	char algorithms[64];       /* --auth-algorithms "md5", "sha-256,md5" */
+	unsigned nonce_lifetime;   /* --nonce-lifetime 300 s */
+};
+extern const struct cfg_key auth_cfg_keys[];
+extern const size_t auth_cfg_nkeys;
+void auth_cfg_defaults(struct auth_cfg *c);
+/* The algorithm list names md5 and sha-256 only, each at most once, at least one. */
+int auth_cfg_check(const void *base, char *err, size_t errlen);
+/* The runtime settings for auth_new from the written ones. Returns 0 or -EINVAL. */
+int auth_conf_from_cfg(struct auth_conf *conf /* OUT */, const struct auth_cfg *c);
 
 /* Parses a list such as "sha-256,md5" (case-insensitive, spaces allowed) into conf->algs.
  * Returns 0, or -EINVAL for an unknown or repeated name or an empty list. */

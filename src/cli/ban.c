@@ -7,7 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/table.h"
-#include "core/config.h"
+#include "server/config.h"
 #include "store/store.h"
 
 #define NCOL 4
@@ -53,7 +53,7 @@ static int ban_list(const struct config *cfg)
 {
 	static const char *const head[NCOL] = { "SOURCE", "UNTIL", "REMAINING", "REASON" };
 	struct store *st = NULL;
-	struct store_conf sc = { .path = cfg->db, .readonly = true };
+	struct store_conf sc = { .path = cfg->server.db, .readonly = true };
 	struct ban_rows r = { .now = (int64_t)time(NULL) };
 	int rc;
 
@@ -77,7 +77,7 @@ static int ban_list(const struct config *cfg)
 static int ban_del(const struct config *cfg, const char *source)
 {
 	struct store *st = NULL;
-	struct store_conf sc = { .path = cfg->db };
+	struct store_conf sc = { .path = cfg->server.db };
 	int rc;
 
 	/* A running server re-reads the bans every few seconds, so this takes effect on it

@@ -7,7 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/table.h"
-#include "core/config.h"
+#include "server/config.h"
 #include "store/store.h"
 
 #define NCOL 7
@@ -74,7 +74,7 @@ int cli_calls(int argc, char **argv)
 						"RESULT", "DURATION" };
 	static const char *const flags[] = { "limit" };
 	const char *vals[1] = { NULL };
-	struct config_extra extra = { .flags = flags, .val = vals, .nflags = 1 };
+	struct cfg_extra extra = { .flags = flags, .val = vals, .nflags = 1 };
 	struct config cfg;
 	int rc;
 	uint64_t limit = LIMIT_DEFAULT;
@@ -91,7 +91,7 @@ int cli_calls(int argc, char **argv)
 			LIMIT_MAX, vals[0]);
 		return 2;
 	}
-	sc.path = cfg.db;
+	sc.path = cfg.server.db;
 	sc.readonly = true;
 	rc = store_open(&st, &sc);
 	if (!rc)

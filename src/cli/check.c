@@ -1,7 +1,7 @@
 /* check.c: `parley check`: parses and validates a config, then prints the effective settings. */
 #include "cli/cli.h"
 
-#include "core/config.h"
+#include "server/config.h"
 
 int cli_check(int argc, char **argv)
 {

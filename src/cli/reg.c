@@ -7,7 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/table.h"
-#include "core/config.h"
+#include "server/config.h"
 #include "store/store.h"
 
 #define NCOL 5
@@ -51,7 +51,7 @@ int cli_reg(int argc, char **argv)
 	}
 	/* Read-only, so that looking never takes the lock the server writes under; the
 	 * busy timeout covers the moment a flush holds it. */
-	sc.path = cfg.db;
+	sc.path = cfg.server.db;
 	sc.readonly = true;
 	rc = store_open(&st, &sc);
 	if (!rc)

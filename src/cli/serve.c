@@ -7,7 +7,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "server/config.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "server/server.h"
@@ -47,9 +47,9 @@ int cli_serve(int argc, char **argv)
 		return 2;
 
 	struct log lg;
-	int err = log_open(&lg, cfg.log_level, cfg.log_json, cfg.log_file);
+	int err = log_open(&lg, (enum log_level)cfg.server.log_level, cfg.server.log_format == 1, cfg.server.log_file);
 	if (err) {
-		fprintf(stderr, "parley: cannot open log file %s: %s\n", cfg.log_file, strerror(-err));
+		fprintf(stderr, "parley: cannot open log file %s: %s\n", cfg.server.log_file, strerror(-err));
 		return 1;
 	}
 
@@ -77,7 +77,7 @@ int cli_serve(int argc, char **argv)
 		fprintf(stderr, "parley: cannot create the event loop: %s\n", strerror(-err));
 		goto out;
 	}
-	loop_set_coalesce(s.loop, cfg.batch_wait_us);
+	loop_set_coalesce(s.loop, cfg.server.batch_wait_us);
 	err = loop_add_fd(s.loop, s.sigfd, EPOLLIN, on_signal, &s);
 	if (err) {
 		fprintf(stderr, "parley: cannot watch signals: %s\n", strerror(-err));

@@ -12,7 +12,7 @@
 
 #include "auth/auth.h"
 #include "cli/cli.h"
-#include "core/config.h"
+#include "server/config.h"
 #include "store/store.h"
 
 #define PASSWORD_MAX 1024
@@ -474,7 +474,7 @@ static int import(struct store *st, struct import *im)
 static int run(struct store *st, const struct config *cfg, const char *cmd, const char *arg,
 	       const char *password, const bool *opt)
 {
-	struct str user, domain, realm = str_from_cstr(cfg->realm);
+	struct str user, domain, realm = str_from_cstr(cfg->router.realm);
 	char pw[PASSWORD_MAX], md5[AUTH_HEX_MAX], sha256[AUTH_HEX_MAX];
 	int err;
 
@@ -529,7 +529,7 @@ int cli_user(int argc, char **argv)
 	static const char *const bools[] = { "update", "skip-bad" };
 	const char *vals[1] = { NULL };
 	bool opt[2] = { false, false };
-	struct config_extra extra = { .flags = flags, .val = vals, .nflags = 1, .bools = bools,
+	struct cfg_extra extra = { .flags = flags, .val = vals, .nflags = 1, .bools = bools,
 				      .bval = opt, .nbools = 2 };
 	struct config cfg;
 	char *pos[3];
@@ -569,7 +569,7 @@ int cli_user(int argc, char **argv)
 		return 2;
 	}
 
-	sc.path = cfg.db;
+	sc.path = cfg.server.db;
 	sc.readonly = !strcmp(cmd, "list");
 	rc = store_open(&st, &sc);
 	if (rc) {

@@ -1,76 +1,61 @@
-/* config.h: the effective settings, from defaults, the INI file and flags (flags win). */
+/* config.h: settings machinery: keys described by the modules' tables, read from defaults, an INI file and --flags (flags win). */
 #ifndef PARLEY_CORE_CONFIG_H
 #define PARLEY_CORE_CONFIG_H
 
 #include <stdbool.h>
-#include <stdint.h>
+#include <stddef.h>
 #include <stdio.h>
 
-#include "core/log.h"
-
-#define CFG_MAX_LISTEN 16
-#define CFG_MAX_DOMAIN 32
-#define CFG_MAX_PEER 32
-#define CFG_MAX_TRUST 32
-
-struct cfg_peer {
-	char domain[256];
-	char uri[300];        /* sip:HOST[:PORT] */
+/* How a key's value is stored in its module's settings struct. */
+enum cfg_kind {
+	CFG_STR,     /* a char array of size bytes */
+	CFG_UINT,    /* an unsigned in [min, max] */
+	CFG_BOOL,    /* a bool: true|false|yes|no|on|off|1|0 */
+	CFG_CHOICE,  /* an unsigned: the index of the value in choices[] (any case) */
+	CFG_LIST,    /* appended to an array of at most max entries of size bytes; the count
+		      * is an unsigned at count_off */
+	CFG_MAP,     /* NAME=VALUE (flag) or, in the file, any key of the section not named
+		      * otherwise: entries of size bytes holding NAME at 0 (name_size bytes) and
+		      * VALUE at voff (vsize bytes); a NAME given again (any case) replaces its
+		      * value; count at count_off, at most max */
 };
 
-struct config {
-	char config_path[512];                  /* --config */
-	char listen[CFG_MAX_LISTEN][300];       /* --listen udp:HOST:PORT, [server] listen */
-	unsigned nlisten;
-	char domain[CFG_MAX_DOMAIN][256];       /* --domain, [server] domain */
-	unsigned ndomain;
-	char db[512];                           /* --db, [store] db */
-	struct cfg_peer peer[CFG_MAX_PEER];     /* --peer D=URI, [peers] D = URI */
-	unsigned npeer;
-	char trust[CFG_MAX_TRUST][256];         /* --trust HOST, [peers] trust */
-	unsigned ntrust;
-	char dns[300];                          /* --dns SERVER[:PORT], empty: system */
-	char auth_algorithms[64];               /* --auth-algorithms "md5", "sha-256,md5" */
-	enum log_level log_level;               /* --log-level */
-	bool log_json;                          /* --log-format json */
-	char log_file[512];                     /* --log-file, empty: stderr */
-	char http[300];                         /* --http ADDR:PORT, empty: off */
-	/* tuning ([server] section, same-named flags) */
-	unsigned t1_ms, t2_ms, t4_ms;           /* --t1 --t2 --t4: 500, 4000, 5000 */
-	unsigned max_contacts;                  /* --max-contacts 10 */
-	unsigned min_expires;                   /* --min-expires 60 */
-	unsigned max_expires;                   /* --max-expires 86400 */
-	unsigned default_expires;               /* --default-expires 3600 */
-	unsigned nonce_lifetime;                /* --nonce-lifetime 300 s */
-	unsigned ring_timeout;                  /* --ring-timeout 60 s */
-	unsigned flush_ms;                      /* --flush-interval 200 ms: store write-behind */
-	unsigned batch_wait_us;                 /* --batch-wait 1000 µs: coalescing under load, 0 off */
-	char realm[256];                        /* --realm, empty: the request's domain */
-	/* defences ([security] section, same-named flags) */
-	bool nonce_bind_source;                 /* --nonce-bind-source false: nonce MAC covers the source IP */
-	unsigned ban_threshold;                 /* --ban-threshold 10 failed authentications ... */
-	unsigned ban_window;                    /* --ban-window 60 s ... within this window ... */
-	unsigned ban_time;                      /* --ban-time 900 s: ... ban the source this long */
-	unsigned slow_after;                    /* --slow-after 3: failures after which answers are delayed */
-	unsigned rate_limit;                    /* --rate-limit 200 requests/s per source (burst 2x), 0 off */
-	unsigned max_transactions;              /* --max-transactions 15000 requests proxied and not yet answered */
-	unsigned max_dialogs;                   /* --max-dialogs 100000 dialogs kept */
-	unsigned max_memory;                    /* --max-memory 1024 MiB resident: high-water at 80% */
-	unsigned cdr_retention;                 /* --cdr-retention 90 days of call records, 0 forever */
+enum {
+	CFG_F_REPLACE = 1,   /* LIST: a later source (file, then flags) replaces the list of an
+			      * earlier one instead of adding to it, so one flag overrides a file */
+	CFG_F_ALL = 2,       /* every subcommand takes the flag, not only serve and check */
+	CFG_F_NONEMPTY = 4,  /* STR: an empty value is refused where it is given */
 };
 
-/* Fills in the zero-config defaults (listen udp:0.0.0.0:5060, the host name as domain,
- * parley.db, md5, info, text). */
-void config_defaults(struct config *c);
+/* One setting. Its flag is --flag; in the file it is `name` in [section]. */
+struct cfg_key {
+	const char *flag;
+	const char *section;
+	const char *name;           /* NULL for a CFG_MAP */
+	enum cfg_kind kind;
+	size_t off;
+	size_t size;
+	unsigned min, max;
+	size_t count_off;           /* CFG_LIST, CFG_MAP */
+	size_t name_size, voff, vsize; /* CFG_MAP */
+	const char *const *choices; /* CFG_CHOICE: NULL-terminated */
+	unsigned flags;             /* CFG_F_* */
+	const char *unset;          /* CFG_STR: what an empty value means (printed) */
+	const char *what;           /* CFG_LIST, CFG_MAP: the value's form for errors */
+};
 
-/* Parses the common flags of argv (from index 'first'), reading --config FILE first if
- * given, so that flags override keys. Positional arguments are left in pos[] (npos).
- * allow_serve_flags: whether serve's flags are accepted (other subcommands take --db and
- * --config and their own flags, passed in extra_flags as a NULL-terminated list of names
- * that take a value, and extra_bool as names without value; their values are returned in
- * extra_val[] in the same order, NULL if absent).
- * Returns 0, or 2 after printing "parley: ..." naming the bad flag or file:line. */
-struct config_extra {
+/* One module's settings: its keys, its struct, and its own check of the whole. */
+struct cfg_part {
+	const struct cfg_key *keys;
+	size_t nkeys;
+	void *base;
+	/* Validates the settings once every source is read: returns 0, or -1 with the
+	 * reason in err (naming the flag, without "parley: "). May be NULL. */
+	int (*check)(const void *base, char *err, size_t errlen);
+};
+
+/* Flags a subcommand takes besides the settings. */
+struct cfg_extra {
 	const char *const *flags;     /* names with value, e.g. "password", "limit" */
 	const char **val;             /* OUT: per flag, NULL if absent */
 	unsigned nflags;
@@ -78,24 +63,33 @@ struct config_extra {
 	bool *bval;                   /* OUT: per bool flag, whether it was given */
 	unsigned nbools;
 };
-int config_parse_args(struct config *c, int argc, char **argv, int first, bool serve_flags,
-		      struct config_extra *extra, char **pos, int *npos, int maxpos);
 
-/* Validates the semantic settings (listen URIs, peers, algorithms). Returns 0 or 2 after
- * printing the reason. */
-int config_validate(const struct config *c);
-/* Prints the effective settings in INI form (parley check). */
-void config_print(const struct config *c, FILE *f);
+/* Parses argv from index first over parts whose structs hold their defaults: --config FILE
+ * first (its path is copied to path, pathlen bytes), then the file, then the other flags,
+ * so that flags win whatever their position. all_flags: every setting is a flag (serve,
+ * check); otherwise only CFG_F_ALL ones and --config, plus extra's. Positional arguments
+ * are left in pos[] (npos, at most maxpos). Returns 0, or 2 after printing "parley: ..."
+ * naming the bad flag or file:line. */
+int cfg_parse_args(const struct cfg_part *parts, size_t nparts, char *path, size_t pathlen, int argc,
+		   char **argv, int first, bool all_flags, struct cfg_extra *extra, char **pos, int *npos,
+		   int maxpos);
+/* Runs every part's check; returns 0, or 2 after printing the first failure. */
+int cfg_check(const struct cfg_part *parts, size_t nparts);
+/* Prints the settings in INI form, section by section in the order given (NULL-ended),
+ * unset strings commented out, so that the output reads back as the same settings. */
+void cfg_print(const struct cfg_part *parts, size_t nparts, const char *const *sections, FILE *f);
 
-/* A listen URI split into its parts: "udp:[::1]:5060" -> "udp", "::1", 5060, v6. */
-struct cfg_listen {
-	char scheme[8];       /* lower case: udp, tcp, tls, ws, wss */
-	char host[64];        /* numeric address, without brackets */
-	uint16_t port;        /* 5060 when the URI has none; 0 asks the kernel for one */
-	bool v6;
-};
-/* Parses a listen URI (syntax only: the scheme is any of udp|tcp|tls|ws|wss). Returns 0,
- * or -EINVAL with the reason in err. */
-int config_listen_parse(const char *uri, struct cfg_listen *out, char *err, size_t errlen);
+/* Table entries, for a settings struct T. */
+#define CFG_KEY_STR(T, fl, sec, nm, field, unset_, fls) \
+	{ .flag = fl, .section = sec, .name = nm, .kind = CFG_STR, .off = offsetof(T, field), \
+	  .size = sizeof(((T *)0)->field), .unset = unset_, .flags = fls }
+#define CFG_KEY_UINT(T, fl, sec, nm, field, lo, hi) \
+	{ .flag = fl, .section = sec, .name = nm, .kind = CFG_UINT, .off = offsetof(T, field), .min = lo, .max = hi }
+#define CFG_KEY_BOOL(T, fl, sec, nm, field) \
+	{ .flag = fl, .section = sec, .name = nm, .kind = CFG_BOOL, .off = offsetof(T, field) }
+#define CFG_KEY_LIST(T, fl, sec, nm, field, count, what_, fls) \
+	{ .flag = fl, .section = sec, .name = nm, .kind = CFG_LIST, .off = offsetof(T, field), \
+	  .size = sizeof(((T *)0)->field[0]), .max = sizeof(((T *)0)->field) / sizeof(((T *)0)->field[0]), \
+	  .count_off = offsetof(T, count), .what = what_, .flags = fls }
 
 #endif

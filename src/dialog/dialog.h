@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "core/str.h"
 #include "transport/transport.h"
 
@@ -33,6 +34,10 @@ struct dlg_conf {
 				 * (0: 12 hours) */
 	uint32_t early_s;       /* an unanswered one is forgotten after this (0: 10 minutes) */
 };
+/* The [security] max-dialogs key of struct dlg_conf. */
+extern const struct cfg_key dlg_cfg_keys[];
+extern const size_t dlg_cfg_nkeys;
+void dlg_cfg_defaults(struct dlg_conf *c); /* 100000 dialogs, default lifetimes */
 
 enum dlg_side { DLG_CALLER = 0, DLG_CALLEE = 1 };
 

@@ -139,6 +139,11 @@ const struct guard_stats *guard_stats(const struct guard *g)
 	return &g->st;
 }
 
+const struct guard_conf *guard_conf_of(const struct guard *g)
+{
+	return &g->conf;
+}
+
 /* ---- keys and probes ---- */
 
 /* The 16-byte key of an address: IPv6 as is, IPv4 mapped, so that a dual-stack socket's

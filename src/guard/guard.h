@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "core/str.h"
 #include "transport/transport.h"
 
@@ -55,6 +56,11 @@ struct guard_conf {
 /* The defaults of the [security] section: 200/s, 10 failures in 60 s ban for 900 s, slow
  * after 3, 65536 sources. */
 void guard_conf_default(struct guard_conf *conf /* OUT */);
+/* The [security] keys of struct guard_conf, and their check: slow-after below
+ * ban-threshold. */
+extern const struct cfg_key guard_cfg_keys[];
+extern const size_t guard_cfg_nkeys;
+int guard_cfg_check(const void *base, char *err, size_t errlen);
 
 struct guard;
 
@@ -140,5 +146,7 @@ struct guard_stats {
 	size_t memory;            /* bytes held, fixed at guard_new */
 };
 const struct guard_stats *guard_stats(const struct guard *g);
+/* The settings the guard runs with. */
+const struct guard_conf *guard_conf_of(const struct guard *g);
 
 #endif

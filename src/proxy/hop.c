@@ -1,24 +1,14 @@
 /* hop.c: who this proxy is, and the route set of a request (RFC 3261 §16.3 step 4, §16.4). */
 #include "proxy/proxy_int.h"
 
-int proxy_domain(const struct proxy *p, struct str host)
-{
-	const struct config *cfg = proxy__cfg(p);
-	if (host.l > 1 && host.p[host.l - 1] == '.')
-		host.l--;
-	for (unsigned i = 0; i < cfg->ndomain; i++)
-		if (str_caseeq(host, str_from_cstr(cfg->domain[i])))
-			return (int)i;
-	return -1;
-}
-
 bool proxy_is_me(const struct proxy *p, struct str host, uint16_t port)
 {
 	struct transport *tp = proxy__tp(p);
 	if (tp_is_me(tp, host, port))
 		return true;
 	/* A Route or Request-URI naming one of our domains without a user is us too. */
-	return proxy_domain(p, host) >= 0 && tp_listener_count(tp) &&
+	struct route *r = proxy__route(p);
+	return r && route_domain(r, host) >= 0 && tp_listener_count(tp) &&
 	       (port == 0 || port == tp_listener_at(tp, 0)->port);
 }
 

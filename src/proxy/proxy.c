@@ -130,9 +130,9 @@ const struct proxy_stats *proxy_stats(const struct proxy *p)
 	return &p->stats;
 }
 
-const struct config *proxy__cfg(const struct proxy *p)
+struct route *proxy__route(const struct proxy *p)
 {
-	return p->env.cfg;
+	return p->env.route;
 }
 
 struct transport *proxy__tp(const struct proxy *p)
@@ -154,18 +154,15 @@ static void out_rr(struct sip_out *o, const struct tp_listener *l)
  * not passed on (§22.3), since the next hop has no use for them. */
 static bool our_credentials(const struct proxy *p, const struct sip_msg *req)
 {
-	const struct config *cfg = p->env.cfg;
-	if (!cfg)
-		return false;
+	const char *realm = p->env.realm;
 	for (const struct sip_hdr *h = sip_msg_hdr(req, SIP_HDR_PROXY_AUTHORIZATION); h; h = sip_msg_hdr_next(req, h)) {
 		struct sip_auth a;
 		if (sip_auth_parse(&a, h->value))
 			continue;
-		if (cfg->realm[0] && str_eq(a.realm, str_from_cstr(cfg->realm)))
+		if (realm && realm[0] && str_eq(a.realm, str_from_cstr(realm)))
 			return true;
-		for (unsigned i = 0; i < cfg->ndomain; i++)
-			if (str_caseeq_cstr(a.realm, cfg->domain[i]))
-				return true;
+		if (p->env.route && route_domain(p->env.route, a.realm) >= 0)
+			return true;
 	}
 	return false;
 }

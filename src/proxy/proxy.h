@@ -11,15 +11,27 @@
 #include "core/timer.h"
 #include "cdr/cdr.h"
 #include "dialog/dialog.h"
+#include "route/route.h"
 #include "sip/sip.h"
 #include "transport/transport.h"
 #include "txn/txn.h"
 
 struct proxy;
 
+/* The settings ([server] ring-timeout). */
+struct proxy_cfg {
+	unsigned ring_timeout;      /* --ring-timeout 60 s an INVITE may ring unanswered */
+};
+extern const struct cfg_key proxy_cfg_keys[];
+extern const size_t proxy_cfg_nkeys;
+void proxy_cfg_defaults(struct proxy_cfg *c);
+
 /* What the proxy needs from the server that owns it; all must outlive the proxy. */
 struct proxy_env {
-	const struct config *cfg;   /* ring_timeout, ... */
+	const struct proxy_cfg *cfg; /* may be NULL: no ring timeout */
+	const char *realm;          /* our digest realm (credentials for it are not passed on);
+				       NULL or empty: each served domain is its own realm */
+	struct route *route;        /* our domains (is this us); may be NULL in tests */
 	struct log *lg;
 	struct timer_wheel *wheel;
 	struct txn_layer *txn;
@@ -102,11 +114,9 @@ bool proxy_contact_addr(const struct sip_msg *m, struct tp_addr *a /* OUT */);
 
 /* ---- who we are, and the route set (RFC 3261 §16.3, §16.4) ------------------------------ */
 
-/* The served domain host names, in any case and with or without the trailing dot of an
- * absolute name, as an index into cfg->domain; -1 when it names none. */
-int proxy_domain(const struct proxy *p, struct str host);
 /* Whether a host:port (a Route, Request-URI or Via; port 0 = 5060) is this proxy: one of
- * its listeners (transport's tp_is_me), or one of its domains on the first listener's port. */
+ * its listeners (transport's tp_is_me), or one of its domains (route_domain) on the first
+ * listener's port. */
 bool proxy_is_me(const struct proxy *p, struct str host, uint16_t port);
 
 /* The Route and Request-URI work of §16.4 for one request. */

@@ -4,7 +4,7 @@
 
 #include "proxy/proxy.h"
 
-const struct config *proxy__cfg(const struct proxy *p);
+struct route *proxy__route(const struct proxy *p);
 struct transport *proxy__tp(const struct proxy *p);
 
 #endif

@@ -254,7 +254,7 @@ static const char *src_txt(struct reg_req *q)
 static int read_contacts(struct reg_req *q)
 {
 	struct registrar *r = q->r;
-	const struct config *cfg = r->env.cfg;
+	const struct reg_cfg *cfg = r->env.cfg;
 	const struct sip_msg *m = q->m;
 	struct txn_server *st = q->st;
 	struct contact_in *cin = r->cin;
@@ -360,7 +360,7 @@ static void do_wildcard(struct reg_req *q)
 static int check_update(struct reg_req *q)
 {
 	struct registrar *r = q->r;
-	const struct config *cfg = r->env.cfg;
+	const struct reg_cfg *cfg = r->env.cfg;
 	const struct sip_msg *m = q->m;
 	struct contact_in *cin = r->cin;
 	struct loc_aor *a = q->a;

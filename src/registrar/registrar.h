@@ -15,8 +15,20 @@
 
 struct registrar;
 
+/* The settings ([server] section, same-named flags). */
+struct reg_cfg {
+	unsigned max_contacts;        /* --max-contacts 10 bindings per address */
+	unsigned min_expires;         /* --min-expires 60 s */
+	unsigned max_expires;         /* --max-expires 86400 s */
+	unsigned default_expires;     /* --default-expires 3600 s */
+};
+extern const struct cfg_key reg_cfg_keys[];
+extern const size_t reg_cfg_nkeys;
+void reg_cfg_defaults(struct reg_cfg *c);
+int reg_cfg_check(const void *base, char *err, size_t errlen); /* min <= default <= max */
+
 struct reg_env {
-	const struct config *cfg;     /* max_contacts, min/max/default_expires */
+	const struct reg_cfg *cfg;
 	struct log *lg;
 	struct location *loc;
 	struct store *store;          /* may be NULL: no persistence */

@@ -85,7 +85,8 @@ struct query {
 
 struct route {
 	struct loop *loop;
-	const struct config *cfg;
+	struct route_cfg cfg;           /* a copy: the peers' URIs below are views into it */
+	struct sip_uri peer_uri[ROUTE_MAX_PEERS]; /* parsed once, at route_new */
 	ares_channel ch;
 	bool lib_ok, chan_ok;           /* what route_free must undo */
 	bool closing;                   /* route_free runs: callbacks only unwind */
@@ -336,13 +337,10 @@ static int immediate(struct route *r, const struct sip_uri *u, struct plan *p, s
 	if (numeric(p, t))
 		return 0;
 	/* A maddr names the hop explicitly; only the host part is a domain to look up. */
-	for (unsigned i = 0; !u->maddr.l && i < r->cfg->npeer; i++) {
-		if (strcasecmp(p->host, r->cfg->peer[i].domain) != 0)
+	for (unsigned i = 0; !u->maddr.l && i < r->cfg.npeer; i++) {
+		if (strcasecmp(p->host, r->cfg.peer[i].domain) != 0)
 			continue;
-		struct sip_uri pu;
-		if (sip_uri_parse(&pu, str_from_cstr(r->cfg->peer[i].uri)) != 0)
-			return -EINVAL;
-		err = plan_uri(r, &pu, p);
+		err = plan_uri(r, &r->peer_uri[i], p);
 		if (err)
 			return err;
 		if (numeric(p, t))
@@ -746,13 +744,18 @@ static uint64_t seed(void)
 	return s ? s : 0x2545f4914f6cdd1dull;  /* xorshift must not start at 0 */
 }
 
-int route_new(struct route **rp, struct loop *loop, const struct config *cfg)
+int route_new(struct route **rp, struct loop *loop, const struct route_cfg *cfg)
 {
 	struct route *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->loop = loop;
-	r->cfg = cfg;
+	r->cfg = *cfg;
+	for (unsigned i = 0; i < r->cfg.npeer; i++)
+		if (sip_uri_parse(&r->peer_uri[i], str_from_cstr(r->cfg.peer[i].uri)) != 0) {
+			free(r);
+			return -EINVAL;
+		}
 	r->protos = 1u << TP_UDP;
 	r->rng = seed();
 	int err = 0;
@@ -803,4 +806,27 @@ void route_free(struct route *r)
 	if (r->lib_ok)
 		ares_library_cleanup();
 	free(r);
+}
+
+int route_domain(const struct route *r, struct str host)
+{
+	if (host.l > 1 && host.p[host.l - 1] == '.')
+		host.l--;
+	for (unsigned i = 0; i < r->cfg.ndomain; i++)
+		if (str_caseeq(host, str_from_cstr(r->cfg.domain[i])))
+			return (int)i;
+	return -1;
+}
+
+const char *route_domain_name(const struct route *r, int i)
+{
+	return r->cfg.domain[i];
+}
+
+struct str route_peer_host(const struct route *r, struct str domain)
+{
+	for (unsigned i = 0; i < r->cfg.npeer; i++)
+		if (str_caseeq_cstr(domain, r->cfg.peer[i].domain))
+			return r->peer_uri[i].host;
+	return STR_NULL;
 }

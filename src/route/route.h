@@ -11,6 +11,37 @@
 
 struct route;
 
+/* ---- settings: [server] domain, dns; [peers] DOMAIN = sip:HOST[:PORT] -------------------- */
+
+#define ROUTE_MAX_DOMAINS 32
+#define ROUTE_MAX_PEERS 32
+
+struct route_peer_cfg {
+	char domain[256];
+	char uri[300];        /* sip:HOST[:PORT] */
+};
+struct route_cfg {
+	char domain[ROUTE_MAX_DOMAINS][256];  /* --domain, [server] domain: the served domains */
+	unsigned ndomain;
+	struct route_peer_cfg peer[ROUTE_MAX_PEERS]; /* --peer D=URI, [peers] D = URI */
+	unsigned npeer;
+	char dns[300];                        /* --dns SERVER[:PORT], empty: system */
+};
+extern const struct cfg_key route_cfg_keys[];
+extern const size_t route_cfg_nkeys;
+/* The machine's host name as the one domain, no peers, the system resolver. */
+void route_cfg_defaults(struct route_cfg *c);
+/* At least one domain; every peer a sip:HOST[:PORT]; a numeric DNS server. */
+int route_cfg_check(const void *base, char *err, size_t errlen);
+
+/* The served domain a host names, in any case and with or without the trailing dot of an
+ * absolute name, as an index into the domains; -1 when it names none. */
+int route_domain(const struct route *r, struct str host);
+/* The name of served domain i (its canonical spelling, as configured). */
+const char *route_domain_name(const struct route *r, int i);
+/* The host of the static peer for domain (--peer), or an empty view when it has none. */
+struct str route_peer_host(const struct route *r, struct str domain);
+
 /* One place to send the request to; a list of them is ordered best first, and the caller
  * tries the next one when a target fails (RFC 3263 §4.3). */
 struct route_target {
@@ -27,12 +58,12 @@ struct route_target {
  * t is valid only during the call. */
 typedef void (route_h)(void *arg, int err, const struct route_target *t, unsigned n);
 
-/* Creates a resolver on loop, with cfg's static peers and DNS server (cfg->dns, numeric
+/* Creates a resolver on loop, with cfg's domains, static peers (parsed here, once) and DNS server (cfg->dns, numeric
  * "ADDR[:PORT]", "[V6]:PORT"; empty: /etc/resolv.conf). cfg must outlive the route. The
  * first route_new of the process must run before any other thread uses c-ares (c-ares
  * 1.18's library init is process-wide and not thread-safe). Returns 0 or -errno
  * (-EINVAL for a bad cfg->dns). */
-int route_new(struct route **rp, struct loop *loop, const struct config *cfg);
+int route_new(struct route **rp, struct loop *loop, const struct route_cfg *cfg);
 /* Frees the resolver and its sockets. Pending resolutions are dropped WITHOUT calling their
  * callbacks: whoever frees the route is shutting down the modules those callbacks would
  * touch. Call before loop_free, and never from inside a route_h. */

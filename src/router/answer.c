@@ -130,7 +130,7 @@ static void hold(struct router *r, const struct tp_source *dst, const char *buf,
 /* Writes a ban to the store, so that it survives a restart and `parley ban list` shows it. */
 static void store_ban(struct router *r, const char *host, uint64_t until_s, struct str aor)
 {
-	const struct config *cfg = r->env.cfg;
+	const struct guard_conf *cfg = guard_conf_of(r->env.guard);
 	char reason[300];
 	snprintf(reason, sizeof reason, "%u failed authentications within %u s (last for %.*s)", cfg->ban_threshold,
 		 cfg->ban_window, STR_FMT(aor));
@@ -143,7 +143,7 @@ static void store_ban(struct router *r, const char *host, uint64_t until_s, stru
 void router__auth_failed(struct req *q, struct str aor, const char *why, const char *what)
 {
 	struct router *r = q->r;
-	const struct config *cfg = r->env.cfg;
+	const struct guard_conf *cfg = guard_conf_of(r->env.guard);
 	uint64_t now = router__now_ms(r);
 	struct guard_auth_out out;
 	r->stats.auth_failures++;

@@ -3,13 +3,13 @@
 
 #include <string.h>
 
-/* The served domain a host names, as an index into cfg->domain, or -1. Every spelling of a
+/* The served domain a host names, as an index into the route's domains, or -1. Every spelling of a
  * local domain counts: any case, a trailing dot (an absolute name), and our own addresses
  * (the first domain), so that "alice@OUR.DOMAIN." or "alice@OUR_IP" is challenged like
  * "alice@our.domain" and cannot pass as a caller from elsewhere. */
 int router__local_domain(const struct router *r, struct str host)
 {
-	int d = proxy_domain(r->env.proxy, host);
+	int d = route_domain(r->env.route, host);
 	if (d >= 0)
 		return d;
 	if (host.l && tp_has_host(r->env.tp, host))
@@ -89,7 +89,7 @@ bool router__authenticate(struct req *q, int dom, bool proxy, const char *what, 
 {
 	struct router *r = q->r;
 	char rbuf[256];
-	struct str domain = str_from_cstr(r->env.cfg->domain[dom]);
+	struct str domain = str_from_cstr(route_domain_name(r->env.route, dom));
 	struct str realm = realm_for(r, domain, rbuf, sizeof rbuf);
 	enum sip_hdr_id hid = proxy ? SIP_HDR_PROXY_AUTHORIZATION : SIP_HDR_AUTHORIZATION;
 	struct sip_auth cred;

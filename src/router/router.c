@@ -32,7 +32,7 @@ int router_new(struct router **rp, const struct router_env *env)
 		free(r);
 		return -ENOMEM;
 	}
-	for (unsigned i = 0; i < env->cfg->ntrust && r->ntrust < CFG_MAX_TRUST; i++)
+	for (unsigned i = 0; i < env->cfg->ntrust && r->ntrust < ROUTER_MAX_TRUST; i++)
 		if (tp_addr_from_host(&r->trust[r->ntrust], str_from_cstr(env->cfg->trust[i]), 0) == 0)
 			r->ntrust++;
 	*rp = r;
@@ -159,7 +159,7 @@ static void do_register(struct req *q, int load)
 		return;
 	}
 	char abuf[512], tbuf[512];
-	struct str to_aor = router__aor(m->to.uri.user, str_from_cstr(r->env.cfg->domain[dom]), tbuf, sizeof tbuf);
+	struct str to_aor = router__aor(m->to.uri.user, str_from_cstr(route_domain_name(r->env.route, dom)), tbuf, sizeof tbuf);
 	/* Over the high-water mark, phones that are registered already keep their place:
 	 * new registrations wait (503), refreshes are served. */
 	if (load > 0 && !loc_find(r->env.loc, to_aor)) {
@@ -195,7 +195,7 @@ static bool identify(struct req *q, bool trusted, struct caller *c)
 	struct router *r = q->r;
 	const struct sip_msg *m = q->m;
 	int dom = router__local_domain(r, m->from.uri.host);
-	struct str host = dom >= 0 ? str_from_cstr(r->env.cfg->domain[dom]) : m->from.uri.host;
+	struct str host = dom >= 0 ? str_from_cstr(route_domain_name(r->env.route, dom)) : m->from.uri.host;
 	c->aor = router__aor(m->from.uri.user, host, c->buf, sizeof c->buf);
 	c->authed = false;
 	c->vouched = trusted;
@@ -297,7 +297,7 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 	struct router *r = q->r;
 	const struct sip_msg *m = q->m;
 	char abuf[512];
-	struct str domain = str_from_cstr(r->env.cfg->domain[dom]);
+	struct str domain = str_from_cstr(route_domain_name(r->env.route, dom));
 	struct str callee = router__aor(m->ruri.user, domain, abuf, sizeof abuf);
 	struct proxy_call_info ci = { c->aor, callee };
 	struct loc_aor *a = loc_find(r->env.loc, callee);
@@ -356,20 +356,14 @@ static void preloaded(struct req *q, struct proxy_hop *h, const struct caller *c
  * and listed with --trust): only such a peer is told who the caller is (RFC 3325). */
 static bool trusted_peer_domain(const struct router *r, struct str domain)
 {
-	const struct config *cfg = r->env.cfg;
-	for (unsigned i = 0; i < cfg->npeer; i++) {
-		if (!str_caseeq_cstr(domain, cfg->peer[i].domain))
-			continue;
-		struct sip_uri u;
-		struct tp_addr a;
-		if (sip_uri_parse(&u, str_from_cstr(cfg->peer[i].uri)) != 0)
-			return false;
-		for (unsigned k = 0; k < cfg->ntrust; k++)
-			if (str_caseeq_cstr(u.host, cfg->trust[k]))
-				return true;
-		return tp_addr_from_host(&a, u.host, 0) == 0 && router_trusted(r, &a);
-	}
-	return false;
+	struct str host = route_peer_host(r->env.route, domain);
+	struct tp_addr a;
+	if (!host.l)
+		return false;
+	for (unsigned k = 0; k < r->env.cfg->ntrust; k++)
+		if (str_caseeq_cstr(host, r->env.cfg->trust[k]))
+			return true;
+	return tp_addr_from_host(&a, host, 0) == 0 && router_trusted(r, &a);
 }
 
 /* A foreign domain: no open relay. Only our own authenticated users, or a trusted peer,

@@ -23,9 +23,24 @@
 
 struct router;
 
+/* The settings: [server] realm, [peers] trust, [security] nonce-bind-source. */
+#define ROUTER_MAX_TRUST 32
+struct router_cfg {
+	char realm[256];                      /* --realm, empty: the request's domain */
+	char trust[ROUTER_MAX_TRUST][256];    /* --trust HOST: peers that skip challenge and
+					       * relay rule (addresses; a name matches a
+					       * peer's URI host as written) */
+	unsigned ntrust;
+	bool nonce_bind_source;               /* --nonce-bind-source: a nonce MAC covers the
+					       * client's IP address */
+};
+extern const struct cfg_key router_cfg_keys[];
+extern const size_t router_cfg_nkeys;
+void router_cfg_defaults(struct router_cfg *c);
+
 /* The modules the router hands requests to, and what it answers with; all must outlive it. */
 struct router_env {
-	const struct config *cfg;     /* domains, realm, trust, peers, nonce-bind-source, bans */
+	const struct router_cfg *cfg;
 	struct log *lg;
 	struct timer_wheel *wheel;    /* answers held back after repeated failed logins */
 	struct txn_layer *txn;        /* CANCEL matching; stateless answers and their sending */
@@ -36,9 +51,9 @@ struct router_env {
 	struct location *loc;
 	struct registrar *reg;
 	struct proxy *proxy;
-	struct route *route;
+	struct route *route;          /* domains, peers, DNS */
 	struct dlg_table *dialogs;    /* dialogs we record-routed: in-dialog requests follow them */
-	struct guard *guard;          /* failed logins: slowing and bans */
+	struct guard *guard;          /* failed logins: slowing and bans (its settings name them) */
 	struct cdr *cdr;              /* records of calls refused before the proxy saw them */
 	uint64_t (*wall_ms)(void *arg); /* the wall clock in ms (a test's own clock) */
 	void *clock_arg;

@@ -9,7 +9,7 @@ struct router_delayed;
 struct router {
 	struct router_env env;
 	struct route_waits *waits;      /* requests for foreign domains waiting for DNS */
-	struct tp_addr trust[CFG_MAX_TRUST]; /* --trust hosts that are addresses */
+	struct tp_addr trust[ROUTER_MAX_TRUST]; /* --trust hosts that are addresses */
 	unsigned ntrust;
 	struct log_limit lim_reject, lim_drop, lim_auth;
 	struct router_delayed *delayed; /* answers held back after repeated failures */
@@ -62,7 +62,7 @@ void router__delayed_free(struct router *r);
 /* "user@domain" with the domain lower-cased, into buf. */
 struct str router__aor(struct str user, struct str domain, char *buf, size_t cap);
 /* The served domain a host names (proxy_domain, or our own address: the first domain), as
- * an index into cfg->domain, or -1. */
+ * an index into the route's domains, or -1. */
 int router__local_domain(const struct router *r, struct str host);
 /* Authenticates the request as a user of local domain dom. On success returns true with
  * the user's AOR in aor (aorcap bytes); otherwise the request has been answered

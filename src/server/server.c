@@ -26,6 +26,7 @@
 #include "store/store.h"
 #include "transport/transport.h"
 #include "txn/txn.h"
+#include "server/config.h"
 
 struct server {
 	const struct config *cfg;
@@ -170,7 +171,7 @@ static int load(const struct server *s)
 	 * up; finished transactions linger for their timers too, but at about 1 KB each they
 	 * are left to the memory cap. */
 	uint64_t live = proxy_stats(s->proxy)->pending;
-	uint64_t cap_t = s->cfg->max_transactions, cap_d = s->cfg->max_dialogs;
+	uint64_t cap_t = s->cfg->server.max_transactions, cap_d = s->cfg->dlg.max;
 	unsigned nd = dlg_count(s->dialogs);
 	int lvl = s->mem_load; /* memory, measured by the sweep */
 	if (live >= cap_t || nd >= cap_d)
@@ -197,11 +198,11 @@ static uint64_t rss_bytes(struct server *s)
 /* The memory part of the load: over 80 % of max-memory is the high-water mark. */
 static void measure_memory(struct server *s)
 {
-	uint64_t cap = (uint64_t)s->cfg->max_memory << 20, rss = rss_bytes(s);
+	uint64_t cap = (uint64_t)s->cfg->server.max_memory << 20, rss = rss_bytes(s);
 	int lvl = rss >= cap ? 2 : rss * 5 >= cap * 4 ? 1 : 0;
 	if (lvl != s->mem_load)
 		log_warn(s->lg, "load", "resident memory %llu MiB of max-memory %u MiB: %s",
-			 (unsigned long long)(rss >> 20), s->cfg->max_memory,
+			 (unsigned long long)(rss >> 20), s->cfg->server.max_memory,
 			 lvl == 2 ? "at the cap, only requests inside dialogs and registration refreshes are served" :
 			 lvl == 1 ? "over the high-water mark, new calls get 503" : "back to normal");
 	s->mem_load = lvl;
@@ -297,10 +298,10 @@ static void on_request(void *arg, struct txn_server *st, const struct sip_msg *m
 static void cdr_retention_tick(struct server *s)
 {
 	uint32_t now = (uint32_t)(now_ms(s) / 1000);
-	if (!s->cfg->cdr_retention || now < s->cdr_prune_at)
+	if (!s->cfg->server.cdr_retention || now < s->cdr_prune_at)
 		return;
 	s->cdr_prune_at = now + 3600;
-	if (store_cdr_prune(s->store, (int64_t)now - (int64_t)s->cfg->cdr_retention * 86400) < 0)
+	if (store_cdr_prune(s->store, (int64_t)now - (int64_t)s->cfg->server.cdr_retention * 86400) < 0)
 		log_warn(s->lg, "store", "cannot queue the pruning of old call records: %s",
 			 store_errmsg(s->store));
 }
@@ -322,7 +323,7 @@ static void flush_tick(void *arg)
 		s->flush_failing = false;
 	}
 	cdr_retention_tick(s);
-	timer_start(loop_timers(s->loop), &s->flush_timer, s->cfg->flush_ms, flush_tick, s);
+	timer_start(loop_timers(s->loop), &s->flush_timer, s->cfg->server.flush_ms, flush_tick, s);
 }
 
 static void sweep_tick(void *arg)
@@ -378,7 +379,7 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 
 	/* lock: one server per database; writer: flushes on a thread of their own, a journal
 	 * beside the database while it cannot be written (README "Persistence"). */
-	struct store_conf sc = { .path = cfg->db, .busy_ms = 100, .lock = true, .writer = true };
+	struct store_conf sc = { .path = cfg->server.db, .busy_ms = 100, .lock = true, .writer = true };
 	int rc = store_open(&s->store, &sc);
 	if (rc < 0) {
 		snprintf(err, errlen, "%s", store_errmsg(s->store));
@@ -389,16 +390,16 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	struct auth_conf ac = { .nonce_lifetime = cfg->nonce_lifetime };
-	if (auth_algs_parse(&ac, cfg->auth_algorithms) < 0) {
-		snprintf(err, errlen, "bad auth-algorithms '%s'", cfg->auth_algorithms);
+	struct auth_conf ac;
+	if (auth_conf_from_cfg(&ac, &cfg->auth) < 0) {
+		snprintf(err, errlen, "bad auth-algorithms '%s'", cfg->auth.algorithms);
 		goto fail;
 	}
 	if (auth_new(&s->auth, &ac) < 0 || loc_new(&s->loc) < 0) {
 		snprintf(err, errlen, "cannot set up authentication (no randomness or memory)");
 		goto fail;
 	}
-	struct reg_env re = { .cfg = cfg, .lg = lg, .loc = s->loc, .store = s->store };
+	struct reg_env re = { .cfg = &cfg->reg, .lg = lg, .loc = s->loc, .store = s->store };
 	if (reg_new(&s->reg, &re) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -412,33 +413,24 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "cannot create the transport");
 		goto fail;
 	}
-	for (unsigned i = 0; i < cfg->nlisten; i++) {
-		if (tp_listen(s->tp, cfg->listen[i], err, errlen) < 0)
+	for (unsigned i = 0; i < cfg->tp.nlisten; i++) {
+		if (tp_listen(s->tp, cfg->tp.listen[i], err, errlen) < 0)
 			goto fail;
 	}
-	struct txn_cfg tc = { cfg->t1_ms, cfg->t2_ms, cfg->t4_ms };
-	if (txn_layer_new(&s->txn, &tc, loop_timers(loop), server_send, s, &tu, s) < 0) {
+	if (txn_layer_new(&s->txn, &cfg->txn, loop_timers(loop), server_send, s, &tu, s) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	struct guard_conf gc;
-	guard_conf_default(&gc);
-	gc.rate_limit = cfg->rate_limit;
-	gc.ban_threshold = cfg->ban_threshold;
-	gc.ban_window = cfg->ban_window;
-	gc.ban_time = cfg->ban_time;
-	gc.slow_after = cfg->slow_after;
-	if (guard_new(&s->guard, &gc) < 0) {
+	if (guard_new(&s->guard, &cfg->guard) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	struct dlg_conf dc = { .max = cfg->max_dialogs };
-	if (dlg_table_new(&s->dialogs, &dc) < 0) {
+	if (dlg_table_new(&s->dialogs, &cfg->dlg) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (route_new(&s->route, loop, cfg) < 0) {
-		snprintf(err, errlen, "cannot start the DNS resolver (bad --dns '%s'?)", cfg->dns);
+	if (route_new(&s->route, loop, &cfg->route) < 0) {
+		snprintf(err, errlen, "cannot start the DNS resolver (bad --dns '%s'?)", cfg->route.dns);
 		goto fail;
 	}
 	if (cdr_new(&s->cdr, s->store, loop_timers(loop)) < 0) {
@@ -446,15 +438,15 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		goto fail;
 	}
 	struct proxy_env pe = {
-		.cfg = cfg, .lg = lg, .wheel = loop_timers(loop), .txn = s->txn, .tp = s->tp,
-		.cdr = s->cdr, .dialogs = s->dialogs, .send = server_send, .send_arg = s,
+		.cfg = &cfg->proxy, .realm = cfg->router.realm, .route = s->route, .lg = lg,
+		.wheel = loop_timers(loop), .txn = s->txn, .tp = s->tp, .cdr = s->cdr, .dialogs = s->dialogs, .send = server_send, .send_arg = s,
 	};
 	if (proxy_new(&s->proxy, &pe) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	struct router_env rv = {
-		.cfg = cfg, .lg = lg, .wheel = loop_timers(loop), .txn = s->txn, .tp = s->tp, .auth = s->auth,
+		.cfg = &cfg->router, .lg = lg, .wheel = loop_timers(loop), .txn = s->txn, .tp = s->tp, .auth = s->auth,
 		.users = s->users, .store = s->store, .loc = s->loc, .reg = s->reg, .proxy = s->proxy,
 		.route = s->route, .dialogs = s->dialogs, .guard = s->guard, .cdr = s->cdr,
 		.wall_ms = wall_ms, .clock_arg = s,
@@ -463,21 +455,21 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	timer_start(loop_timers(loop), &s->flush_timer, cfg->flush_ms, flush_tick, s);
+	timer_start(loop_timers(loop), &s->flush_timer, cfg->server.flush_ms, flush_tick, s);
 	timer_start(loop_timers(loop), &s->sweep_timer, SWEEP_MS, sweep_tick, s);
 
 	char doms[1024] = "", lis[1024] = "";
-	for (unsigned i = 0; i < cfg->ndomain; i++)
-		snprintf(doms + strlen(doms), sizeof doms - strlen(doms), "%s%s", i ? " " : "", cfg->domain[i]);
+	for (unsigned i = 0; i < cfg->route.ndomain; i++)
+		snprintf(doms + strlen(doms), sizeof doms - strlen(doms), "%s%s", i ? " " : "", cfg->route.domain[i]);
 	for (unsigned i = 0; i < tp_listener_count(s->tp); i++) {
 		struct tp_listener *l = tp_listener_at(s->tp, i);
 		snprintf(lis + strlen(lis), sizeof lis - strlen(lis), "%s%s:%s:%u", i ? " " : "",
 			 tp_proto_name(l->proto), l->host, l->port);
 	}
-	if (cfg->http[0])
-		log_warn(lg, "start", "--http %s: the HTTP admin endpoint is not part of this version; ignored", cfg->http);
+	if (cfg->server.http[0])
+		log_warn(lg, "start", "--http %s: the HTTP admin endpoint is not part of this version; ignored", cfg->server.http);
 	log_info(lg, "start", "parley %s serving %s on %s (%ld bindings loaded from %s)", PARLEY_VERSION, doms,
-		 lis, n, cfg->db);
+		 lis, n, cfg->server.db);
 	*sp = s;
 	return 0;
 fail:

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/config.h"
+#include "server/config.h"
 #include "core/log.h"
 #include "core/loop.h"
 

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include "core/config.h"
 #include "core/loop.h"
 #include "core/str.h"
 
@@ -42,6 +43,32 @@ uint16_t tp_addr_port(const struct tp_addr *a);
 bool tp_addr_equal(const struct tp_addr *a, const struct tp_addr *b);
 /* Same IP address, whatever the ports. */
 bool tp_addr_same_host(const struct tp_addr *a, const struct tp_addr *b);
+
+/* ---- settings ([server] listen) ---------------------------------------------------------- */
+
+#define TP_MAX_LISTEN 16
+
+struct tp_cfg {
+	char listen[TP_MAX_LISTEN][300];   /* --listen udp:HOST:PORT, [server] listen */
+	unsigned nlisten;
+};
+extern const struct cfg_key tp_cfg_keys[];
+extern const size_t tp_cfg_nkeys;
+/* udp:0.0.0.0:5060 */
+void tp_cfg_defaults(struct tp_cfg *c);
+/* Every address parses, is UDP (the only transport yet), and is given once (cfg_part). */
+int tp_cfg_check(const void *base, char *err, size_t errlen);
+
+/* A listen URI split into its parts: "udp:[::1]:5060" -> "udp", "::1", 5060, v6. */
+struct tp_listen_spec {
+	char scheme[8];       /* lower case: udp, tcp, tls, ws, wss */
+	char host[64];        /* numeric address, without brackets */
+	uint16_t port;        /* 5060 when the URI has none; 0 asks the kernel for one */
+	bool v6;
+};
+/* Parses a listen URI (syntax only: the scheme is any of udp|tcp|tls|ws|wss). Returns 0,
+ * or -EINVAL with the reason in err. */
+int tp_listen_parse(const char *uri, struct tp_listen_spec *out, char *err, size_t errlen);
 
 struct tp_listener;
 

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/config.h"
 
 #define TP_MAX_LISTENERS 16
 #define RX_BATCH 32                 /* datagrams per recvmmsg call */
@@ -442,9 +441,9 @@ fail:
 
 int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen)
 {
-	struct cfg_listen l;
+	struct tp_listen_spec l;
 	char why[200];
-	if (config_listen_parse(uri, &l, why, sizeof(why))) {
+	if (tp_listen_parse(uri, &l, why, sizeof(why))) {
 		snprintf(err, errlen, "cannot listen on %s: %s", uri, why);
 		return -EINVAL;
 	}

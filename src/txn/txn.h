@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "core/str.h"
 #include "core/timer.h"
 #include "sip/sip.h"
@@ -34,8 +35,12 @@ struct txn_client;
 
 /* Timer base values in ms (RFC 3261 §17.1.1.1); 0 takes the default 500 / 4000 / 5000. */
 struct txn_cfg {
-	unsigned t1, t2, t4;
+	unsigned t1, t2, t4;   /* ms: --t1 --t2 --t4, [server] t1 t2 t4 */
 };
+extern const struct cfg_key txn_cfg_keys[];
+extern const size_t txn_cfg_nkeys;
+void txn_cfg_defaults(struct txn_cfg *c); /* 500, 4000, 5000 (RFC 3261 §17.1.1.1) */
+int txn_cfg_check(const void *base, char *err, size_t errlen); /* t1 <= t2 */
 
 enum txn_state {
 	TXN_TRYING = 0,   /* non-INVITE: nothing received (client) / sent (server) yet */

@@ -30,13 +30,13 @@
 #include <strings.h>
 
 #include "auth/auth.h"
-#include "core/config.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/timer.h"
 #include "location/location.h"
 #include "route/route.h"
 #include "router/router.h"
+#include "server/config.h"
 #include "server/server.h"
 #include "store/store.h"
 #include "sip/sip.h"
@@ -442,7 +442,7 @@ static void setup(struct harness *h)
 	struct server_hooks hooks = { .send = on_send, .send_arg = h, .wall_ms = wall_ms, .clock_arg = h };
 	if (server_new_with_hooks(&h->srv, &h->cfg, h->loop, &h->lg, &hooks, err, sizeof err) != 0) {
 		/* No IPv6 loopback here: go on with IPv4 alone. */
-		h->cfg.nlisten = 1;
+		h->cfg.tp.nlisten = 1;
 		if (server_new_with_hooks(&h->srv, &h->cfg, h->loop, &h->lg, &hooks, err, sizeof err) != 0) {
 			fprintf(stderr, "fuzz_server: %s\n", err);
 			abort();
@@ -476,18 +476,18 @@ static void init(void)
 		abort();
 	struct config *c = &H->cfg;
 	config_defaults(c);
-	strcpy(c->listen[0], "udp:127.0.0.1:0");
-	strcpy(c->listen[1], "udp:[::1]:0");
-	c->nlisten = 2;
-	strcpy(c->domain[0], "a.test");
-	c->ndomain = 1;
-	strcpy(c->db, ":memory:");
-	strcpy(c->peer[0].domain, "b.test");
-	strcpy(c->peer[0].uri, "sip:127.0.0.30:5060");
-	c->npeer = 1;
+	strcpy(c->tp.listen[0], "udp:127.0.0.1:0");
+	strcpy(c->tp.listen[1], "udp:[::1]:0");
+	c->tp.nlisten = 2;
+	strcpy(c->route.domain[0], "a.test");
+	c->route.ndomain = 1;
+	strcpy(c->server.db, ":memory:");
+	strcpy(c->route.peer[0].domain, "b.test");
+	strcpy(c->route.peer[0].uri, "sip:127.0.0.30:5060");
+	c->route.npeer = 1;
 	/* Never asked (sign() keeps requests away from DNS), and were it asked, the query
 	 * would stay on this host. */
-	strcpy(c->dns, "127.0.0.1:9");
+	strcpy(c->route.dns, "127.0.0.1:9");
 	/* Every log line is formatted, so views printed in logs are checked too. */
 	const char *level = getenv("FUZZ_SERVER_LOG");
 	if (log_open(&H->lg, level ? LOG_DEBUG : LOG_INFO, false, level ? "" : "/dev/null") < 0)

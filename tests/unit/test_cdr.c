@@ -355,7 +355,7 @@ static void test_temp_file_store(void)
 struct px {
 	struct timer_wheel w;
 	uint64_t now;
-	struct config cfg;
+	struct proxy_cfg cfg;
 	struct store *st;
 	struct txn_layer *l;
 	struct proxy *p;
@@ -392,7 +392,7 @@ static struct px *px_new(void)
 {
 	struct px *f = calloc(1, sizeof(*f));
 	timer_wheel_init(&f->w, 0);
-	config_defaults(&f->cfg);
+	proxy_cfg_defaults(&f->cfg);
 	f->cfg.ring_timeout = 60;
 	f->st = mem_store();
 	f->tu.on_request = px_request;

@@ -6,7 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "core/log.h"
+#include "server/config.h"
 
 /* The outcome of one call: its return code and what it printed on stderr. */
 struct outcome {
@@ -68,25 +69,25 @@ static void t_defaults(void)
 	struct config *c = new_config();
 	struct outcome o = run(c, true, (const char *[]){ NULL });
 	CHECK_INT(o.rc, 0);
-	CHECK_INT(c->nlisten, 1);
-	CHECK(strcmp(c->listen[0], "udp:0.0.0.0:5060") == 0);
-	CHECK_INT(c->ndomain, 1);
-	CHECK(c->domain[0][0] != '\0');
-	CHECK(strcmp(c->db, "parley.db") == 0);
-	CHECK(strcmp(c->auth_algorithms, "md5") == 0);
-	CHECK_INT(c->log_level, LOG_INFO);
-	CHECK(!c->log_json);
-	CHECK_INT(c->t1_ms, 500);
-	CHECK_INT(c->t2_ms, 4000);
-	CHECK_INT(c->t4_ms, 5000);
-	CHECK_INT(c->max_contacts, 10);
-	CHECK_INT(c->min_expires, 60);
-	CHECK_INT(c->max_expires, 86400);
-	CHECK_INT(c->default_expires, 3600);
-	CHECK_INT(c->nonce_lifetime, 300);
-	CHECK_INT(c->ring_timeout, 60);
-	CHECK_INT(c->flush_ms, 200);
-	CHECK_INT(c->batch_wait_us, 1000);
+	CHECK_INT(c->tp.nlisten, 1);
+	CHECK(strcmp(c->tp.listen[0], "udp:0.0.0.0:5060") == 0);
+	CHECK_INT(c->route.ndomain, 1);
+	CHECK(c->route.domain[0][0] != '\0');
+	CHECK(strcmp(c->server.db, "parley.db") == 0);
+	CHECK(strcmp(c->auth.algorithms, "md5") == 0);
+	CHECK_INT(c->server.log_level, LOG_INFO);
+	CHECK(!c->server.log_format);
+	CHECK_INT(c->txn.t1, 500);
+	CHECK_INT(c->txn.t2, 4000);
+	CHECK_INT(c->txn.t4, 5000);
+	CHECK_INT(c->reg.max_contacts, 10);
+	CHECK_INT(c->reg.min_expires, 60);
+	CHECK_INT(c->reg.max_expires, 86400);
+	CHECK_INT(c->reg.default_expires, 3600);
+	CHECK_INT(c->auth.nonce_lifetime, 300);
+	CHECK_INT(c->proxy.ring_timeout, 60);
+	CHECK_INT(c->server.flush_ms, 200);
+	CHECK_INT(c->server.batch_wait_us, 1000);
 	free(c);
 }
 
@@ -105,34 +106,34 @@ static void t_flags(void)
 	CHECK_INT(o.rc, 0);
 	if (o.rc)
 		fprintf(stderr, "%s", o.err);
-	CHECK_INT(c->nlisten, 2);
-	CHECK(strcmp(c->listen[1], "udp:[::1]:5070") == 0);
-	CHECK_INT(c->ndomain, 2);
-	CHECK(strcmp(c->domain[0], "a.test") == 0);
-	CHECK(strcmp(c->domain[1], "b.test") == 0);
-	CHECK(strcmp(c->db, "/tmp/x.db") == 0);
-	CHECK_INT(c->npeer, 1);
-	CHECK(strcmp(c->peer[0].domain, "c.test") == 0);
-	CHECK(strcmp(c->peer[0].uri, "sip:10.0.0.3:5080") == 0);
-	CHECK_INT(c->ntrust, 1);
-	CHECK(strcmp(c->dns, "127.0.0.53:53") == 0);
-	CHECK(strcmp(c->auth_algorithms, "sha-256,md5") == 0);
-	CHECK_INT(c->log_level, LOG_DEBUG);
-	CHECK(c->log_json);
-	CHECK(strcmp(c->log_file, "/tmp/p.log") == 0);
-	CHECK(strcmp(c->http, "127.0.0.1:8080") == 0);
-	CHECK_INT(c->t1_ms, 250);
-	CHECK_INT(c->t2_ms, 2000);
-	CHECK_INT(c->t4_ms, 3000);
-	CHECK_INT(c->max_contacts, 3);
-	CHECK_INT(c->min_expires, 30);
-	CHECK_INT(c->max_expires, 7200);
-	CHECK_INT(c->default_expires, 600);
-	CHECK_INT(c->nonce_lifetime, 120);
-	CHECK_INT(c->ring_timeout, 20);
-	CHECK_INT(c->flush_ms, 50);
-	CHECK_INT(c->batch_wait_us, 0);
-	CHECK(strcmp(c->realm, "example.test") == 0);
+	CHECK_INT(c->tp.nlisten, 2);
+	CHECK(strcmp(c->tp.listen[1], "udp:[::1]:5070") == 0);
+	CHECK_INT(c->route.ndomain, 2);
+	CHECK(strcmp(c->route.domain[0], "a.test") == 0);
+	CHECK(strcmp(c->route.domain[1], "b.test") == 0);
+	CHECK(strcmp(c->server.db, "/tmp/x.db") == 0);
+	CHECK_INT(c->route.npeer, 1);
+	CHECK(strcmp(c->route.peer[0].domain, "c.test") == 0);
+	CHECK(strcmp(c->route.peer[0].uri, "sip:10.0.0.3:5080") == 0);
+	CHECK_INT(c->router.ntrust, 1);
+	CHECK(strcmp(c->route.dns, "127.0.0.53:53") == 0);
+	CHECK(strcmp(c->auth.algorithms, "sha-256,md5") == 0);
+	CHECK_INT(c->server.log_level, LOG_DEBUG);
+	CHECK(c->server.log_format);
+	CHECK(strcmp(c->server.log_file, "/tmp/p.log") == 0);
+	CHECK(strcmp(c->server.http, "127.0.0.1:8080") == 0);
+	CHECK_INT(c->txn.t1, 250);
+	CHECK_INT(c->txn.t2, 2000);
+	CHECK_INT(c->txn.t4, 3000);
+	CHECK_INT(c->reg.max_contacts, 3);
+	CHECK_INT(c->reg.min_expires, 30);
+	CHECK_INT(c->reg.max_expires, 7200);
+	CHECK_INT(c->reg.default_expires, 600);
+	CHECK_INT(c->auth.nonce_lifetime, 120);
+	CHECK_INT(c->proxy.ring_timeout, 20);
+	CHECK_INT(c->server.flush_ms, 50);
+	CHECK_INT(c->server.batch_wait_us, 0);
+	CHECK(strcmp(c->router.realm, "example.test") == 0);
 	free(c);
 }
 
@@ -161,20 +162,20 @@ static void t_file(void)
 	struct config *c = new_config();
 	struct outcome o = run(c, true, ARGS("--config", path));
 	CHECK_INT(o.rc, 0);
-	CHECK_INT(c->nlisten, 2);
-	CHECK(strcmp(c->listen[0], "udp:127.0.0.1:5090") == 0);
-	CHECK(strcmp(c->listen[1], "udp:[::1]:5090") == 0);
-	CHECK_INT(c->ndomain, 2);     /* the host name default is gone */
-	CHECK(strcmp(c->domain[0], "a.test") == 0);
-	CHECK_INT(c->log_level, LOG_WARN);
-	CHECK_INT(c->t1_ms, 300);
-	CHECK(strcmp(c->db, "/tmp/from-file.db") == 0);
-	CHECK_INT(c->npeer, 2);
-	CHECK(strcmp(c->peer[1].domain, "d.test") == 0);
-	CHECK(strcmp(c->peer[1].uri, "sip:peer.d.test:5070") == 0);
-	CHECK_INT(c->ntrust, 1);
-	CHECK(strcmp(c->http, "127.0.0.1:8081") == 0);
-	CHECK(strcmp(c->config_path, path) == 0);
+	CHECK_INT(c->tp.nlisten, 2);
+	CHECK(strcmp(c->tp.listen[0], "udp:127.0.0.1:5090") == 0);
+	CHECK(strcmp(c->tp.listen[1], "udp:[::1]:5090") == 0);
+	CHECK_INT(c->route.ndomain, 2);     /* the host name default is gone */
+	CHECK(strcmp(c->route.domain[0], "a.test") == 0);
+	CHECK_INT(c->server.log_level, LOG_WARN);
+	CHECK_INT(c->txn.t1, 300);
+	CHECK(strcmp(c->server.db, "/tmp/from-file.db") == 0);
+	CHECK_INT(c->route.npeer, 2);
+	CHECK(strcmp(c->route.peer[1].domain, "d.test") == 0);
+	CHECK(strcmp(c->route.peer[1].uri, "sip:peer.d.test:5070") == 0);
+	CHECK_INT(c->router.ntrust, 1);
+	CHECK(strcmp(c->server.http, "127.0.0.1:8081") == 0);
+	CHECK(strcmp(c->path, path) == 0);
 
 	/* config_print reads back as the same settings. */
 	char out[64];
@@ -186,14 +187,14 @@ static void t_file(void)
 	struct config *d = new_config();
 	o = run(d, true, ARGS("--config", out));
 	CHECK_INT(o.rc, 0);
-	CHECK_INT(d->nlisten, 2);
-	CHECK_INT(d->ndomain, 2);
-	CHECK_INT(d->npeer, 2);
-	CHECK_INT(d->ntrust, 1);
-	CHECK_INT(d->t1_ms, 300);
-	CHECK(strcmp(d->http, c->http) == 0);
-	CHECK(strcmp(d->db, c->db) == 0);
-	CHECK(strcmp(d->realm, "") == 0);
+	CHECK_INT(d->tp.nlisten, 2);
+	CHECK_INT(d->route.ndomain, 2);
+	CHECK_INT(d->route.npeer, 2);
+	CHECK_INT(d->router.ntrust, 1);
+	CHECK_INT(d->txn.t1, 300);
+	CHECK(strcmp(d->server.http, c->server.http) == 0);
+	CHECK(strcmp(d->server.db, c->server.db) == 0);
+	CHECK(strcmp(d->router.realm, "") == 0);
 	unlink(out);
 	free(d);
 	free(c);
@@ -211,16 +212,16 @@ static void t_flag_wins(void)
 		"--domain", "z.test", "--log-level", "error", "--db", "/tmp/flag.db",
 		"--peer", "c.test=sip:10.9.9.9", "--trust", "10.0.0.4"));
 	CHECK_INT(o.rc, 0);
-	CHECK_INT(c->nlisten, 1);
-	CHECK(strcmp(c->listen[0], "udp:127.0.0.1:6000") == 0);
-	CHECK_INT(c->ndomain, 1);
-	CHECK(strcmp(c->domain[0], "z.test") == 0);
-	CHECK_INT(c->log_level, LOG_ERROR);
-	CHECK(strcmp(c->db, "/tmp/flag.db") == 0);
-	CHECK_INT(c->npeer, 2);
-	CHECK(strcmp(c->peer[0].uri, "sip:10.9.9.9") == 0);
-	CHECK_INT(c->ntrust, 2);
-	CHECK_INT(c->t1_ms, 300);    /* untouched keys keep the file's value */
+	CHECK_INT(c->tp.nlisten, 1);
+	CHECK(strcmp(c->tp.listen[0], "udp:127.0.0.1:6000") == 0);
+	CHECK_INT(c->route.ndomain, 1);
+	CHECK(strcmp(c->route.domain[0], "z.test") == 0);
+	CHECK_INT(c->server.log_level, LOG_ERROR);
+	CHECK(strcmp(c->server.db, "/tmp/flag.db") == 0);
+	CHECK_INT(c->route.npeer, 2);
+	CHECK(strcmp(c->route.peer[0].uri, "sip:10.9.9.9") == 0);
+	CHECK_INT(c->router.ntrust, 2);
+	CHECK_INT(c->txn.t1, 300);    /* untouched keys keep the file's value */
 	free(c);
 	unlink(path);
 }
@@ -279,13 +280,13 @@ static void t_validate_errors(void)
 	CHECK_INT(o.rc, 0);
 	free(c);
 
-	struct cfg_listen l;
+	struct tp_listen_spec l;
 	char why[128];
-	CHECK_INT(config_listen_parse("udp:[::1]:0", &l, why, sizeof(why)), 0);
+	CHECK_INT(tp_listen_parse("udp:[::1]:0", &l, why, sizeof(why)), 0);
 	CHECK(l.v6);
 	CHECK(strcmp(l.host, "::1") == 0);
 	CHECK_INT(l.port, 0);
-	CHECK_INT(config_listen_parse("UDP:10.1.2.3", &l, why, sizeof(why)), 0);
+	CHECK_INT(tp_listen_parse("UDP:10.1.2.3", &l, why, sizeof(why)), 0);
 	CHECK(strcmp(l.scheme, "udp") == 0);
 	CHECK_INT(l.port, 5060);
 }
@@ -317,10 +318,10 @@ static void t_file_errors(void)
 static void t_bool(void)
 {
 	struct config *c = new_config();
-	CHECK(!c->nonce_bind_source);
+	CHECK(!c->router.nonce_bind_source);
 	struct outcome o = run(c, true, ARGS("--nonce-bind-source", "true"));
 	CHECK_INT(o.rc, 0);
-	CHECK(c->nonce_bind_source);
+	CHECK(c->router.nonce_bind_source);
 	static const struct {
 		const char *v;
 		bool want;
@@ -331,7 +332,7 @@ static void t_bool(void)
 		snprintf(arg, sizeof(arg), "--nonce-bind-source=%s", spell[i].v);
 		o = run(c, true, ARGS(arg));
 		CHECK_INT(o.rc, 0);
-		CHECK_INT(c->nonce_bind_source, spell[i].want);
+		CHECK_INT(c->router.nonce_bind_source, spell[i].want);
 	}
 	free(c);
 	expect_error(ARGS("--nonce-bind-source", "maybe"), false,
@@ -345,16 +346,16 @@ static void t_security(void)
 	struct config *c = new_config();
 	struct outcome o = run(c, true, (const char *[]){ NULL });
 	CHECK_INT(o.rc, 0);
-	CHECK(!c->nonce_bind_source);
-	CHECK_INT(c->ban_threshold, 10);
-	CHECK_INT(c->ban_window, 60);
-	CHECK_INT(c->ban_time, 900);
-	CHECK_INT(c->slow_after, 3);
-	CHECK_INT(c->rate_limit, 200);
-	CHECK_INT(c->max_transactions, 15000);
-	CHECK_INT(c->max_dialogs, 100000);
-	CHECK_INT(c->max_memory, 1024);
-	CHECK_INT(c->cdr_retention, 90);
+	CHECK(!c->router.nonce_bind_source);
+	CHECK_INT(c->guard.ban_threshold, 10);
+	CHECK_INT(c->guard.ban_window, 60);
+	CHECK_INT(c->guard.ban_time, 900);
+	CHECK_INT(c->guard.slow_after, 3);
+	CHECK_INT(c->guard.rate_limit, 200);
+	CHECK_INT(c->server.max_transactions, 15000);
+	CHECK_INT(c->dlg.max, 100000);
+	CHECK_INT(c->server.max_memory, 1024);
+	CHECK_INT(c->server.cdr_retention, 90);
 
 	char path[64];
 	write_file(path, "[security]\nnonce-bind-source = yes\nban-threshold = 20\nban-window = 120\n"
@@ -362,20 +363,20 @@ static void t_security(void)
 		   "max-dialogs = 1000\nmax-memory = 256\n[store]\ncdr-retention = 0\n");
 	o = run(c, true, ARGS("--config", path));
 	CHECK_INT(o.rc, 0);
-	CHECK(c->nonce_bind_source);
-	CHECK_INT(c->ban_threshold, 20);
-	CHECK_INT(c->ban_window, 120);
-	CHECK_INT(c->ban_time, 3600);
-	CHECK_INT(c->slow_after, 5);
-	CHECK_INT(c->rate_limit, 0);
-	CHECK_INT(c->max_transactions, 500);
-	CHECK_INT(c->max_dialogs, 1000);
-	CHECK_INT(c->max_memory, 256);
-	CHECK_INT(c->cdr_retention, 0);
+	CHECK(c->router.nonce_bind_source);
+	CHECK_INT(c->guard.ban_threshold, 20);
+	CHECK_INT(c->guard.ban_window, 120);
+	CHECK_INT(c->guard.ban_time, 3600);
+	CHECK_INT(c->guard.slow_after, 5);
+	CHECK_INT(c->guard.rate_limit, 0);
+	CHECK_INT(c->server.max_transactions, 500);
+	CHECK_INT(c->dlg.max, 1000);
+	CHECK_INT(c->server.max_memory, 256);
+	CHECK_INT(c->server.cdr_retention, 0);
 	/* A flag still wins over the section. */
 	o = run(c, true, ARGS("--config", path, "--slow-after", "7"));
 	CHECK_INT(o.rc, 0);
-	CHECK_INT(c->slow_after, 7);
+	CHECK_INT(c->guard.slow_after, 7);
 	unlink(path);
 
 	/* Either one 0 turns its step off, so any value of the other is fine. */
@@ -477,7 +478,7 @@ static void t_extra(void)
 	static const char *const bools[] = { "json" };
 	const char *val[2];
 	bool bval[1];
-	struct config_extra x = { flags, val, 2, bools, bval, 1 };
+	struct cfg_extra x = { flags, val, 2, bools, bval, 1 };
 	char *argv[] = { "user", "add", "alice@a.test", "--password", "pw", "--db=/tmp/u.db", "--json", NULL };
 	char *pos[2];
 	int npos = 0;
@@ -488,7 +489,7 @@ static void t_extra(void)
 	CHECK(val[0] && strcmp(val[0], "pw") == 0);
 	CHECK(val[1] == NULL);
 	CHECK(bval[0]);
-	CHECK(strcmp(c->db, "/tmp/u.db") == 0);
+	CHECK(strcmp(c->server.db, "/tmp/u.db") == 0);
 
 	/* serve's flags are not taken by the other subcommands. */
 	char *argv2[] = { "user", "--listen", "udp:127.0.0.1:1", NULL };

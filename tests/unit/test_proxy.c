@@ -12,7 +12,7 @@
 struct fx {
 	struct timer_wheel w;
 	uint64_t now;
-	struct config cfg;
+	struct proxy_cfg cfg;
 	struct txn_layer *l;
 	struct proxy *p;
 	struct cdr *cdr;
@@ -57,7 +57,7 @@ static struct fx *setup(unsigned ring_timeout)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	timer_wheel_init(&f->w, 0);
-	config_defaults(&f->cfg);
+	proxy_cfg_defaults(&f->cfg);
 	f->cfg.ring_timeout = ring_timeout;
 	f->tu.on_request = on_request;
 	struct txn_cfg tc = { 500, 4000, 5000 };

@@ -11,7 +11,7 @@
 /* One test's world: configuration, location table, store, layer and what was sent. */
 struct fx {
 	struct timer_wheel w;
-	struct config cfg;
+	struct reg_cfg cfg;
 	struct location *loc;
 	struct store *st;
 	struct registrar *r;
@@ -47,7 +47,7 @@ static struct fx *setup(bool with_store)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	timer_wheel_init(&f->w, 0);
-	config_defaults(&f->cfg);
+	reg_cfg_defaults(&f->cfg);
 	CHECK_INT(loc_new(&f->loc), 0);
 	if (with_store) {
 		struct store_conf sc = { .path = ":memory:" };
@@ -562,8 +562,8 @@ static void test_reload(void)
 	char dir[] = "/tmp/parley-test-reg-XXXXXX", path[128];
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(path, sizeof path, "%s/reg.db", dir);
-	struct config cfg;
-	config_defaults(&cfg);
+	struct reg_cfg cfg;
+	reg_cfg_defaults(&cfg);
 	struct store_conf sc = { .path = path };
 	struct store *st;
 	CHECK_INT(store_open(&st, &sc), 0);

@@ -74,7 +74,7 @@ static void run_loop(struct loop *l, uint64_t ms)
 }
 
 struct fixture {
-	struct config cfg;
+	struct route_cfg cfg;
 	struct loop *loop;
 	struct route *r;
 };
@@ -92,9 +92,13 @@ static bool setup(struct fixture *f, const char *dns)
 
 static void add_peer(struct fixture *f, const char *domain, const char *u)
 {
-	struct cfg_peer *p = &f->cfg.peer[f->cfg.npeer++];
+	struct route_peer_cfg *p = &f->cfg.peer[f->cfg.npeer++];
 	snprintf(p->domain, sizeof(p->domain), "%s", domain);
 	snprintf(p->uri, sizeof(p->uri), "%s", u);
+	/* The route parses its peers once, when it is made: make it again. */
+	route_free(f->r);
+	f->r = NULL;
+	CHECK_INT(route_new(&f->r, f->loop, &f->cfg), 0);
 }
 
 static void teardown(struct fixture *f)
@@ -524,7 +528,7 @@ static void test_dns_down(void)
 	close(fd);
 
 	/* --dns must be numeric for c-ares */
-	struct config cfg = { 0 };
+	struct route_cfg cfg = { 0 };
 	struct loop *l;
 	struct route *r = NULL;
 	snprintf(cfg.dns, sizeof(cfg.dns), "dns.example");

@@ -1,0 +1,127 @@
+/* cfg.c: the transport's settings: which addresses to listen on, checked before anything opens. */
+#include "transport/transport.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/str.h"
+
+int tp_listen_parse(const char *uri, struct tp_listen_spec *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	const char *colon = strchr(uri, ':');
+	static const char *const schemes[] = { "udp", "tcp", "tls", "ws", "wss" };
+	bool known = false;
+	if (colon && (size_t)(colon - uri) < sizeof(out->scheme)) {
+		for (size_t i = 0; i < 5; i++)
+			if (strlen(schemes[i]) == (size_t)(colon - uri) &&
+			    strncasecmp(uri, schemes[i], (size_t)(colon - uri)) == 0) {
+				strcpy(out->scheme, schemes[i]);
+				known = true;
+			}
+	}
+	if (!known) {
+		snprintf(err, errlen, "expected udp:HOST:PORT (or udp:[IPv6]:PORT)");
+		return -EINVAL;
+	}
+	const char *h = colon + 1, *hend, *port = NULL;
+	if (*h == '[') {
+		h++;
+		hend = strchr(h, ']');
+		if (!hend || (hend[1] != '\0' && hend[1] != ':')) {
+			snprintf(err, errlen, "expected an IPv6 address in brackets: %s:[::1]:5060",
+				 out->scheme);
+			return -EINVAL;
+		}
+		out->v6 = true;
+		if (hend[1] == ':')
+			port = hend + 2;
+	} else {
+		hend = strchr(h, ':');
+		if (hend) {
+			port = hend + 1;
+			if (strchr(port, ':')) {
+				snprintf(err, errlen, "put an IPv6 address in brackets: %s:[::1]:5060",
+					 out->scheme);
+				return -EINVAL;
+			}
+		} else {
+			hend = h + strlen(h);
+		}
+	}
+	size_t hl = (size_t)(hend - h);
+	if (hl == 0 || hl >= sizeof(out->host)) {
+		snprintf(err, errlen, "missing or too long host");
+		return -EINVAL;
+	}
+	memcpy(out->host, h, hl);
+	out->host[hl] = '\0';
+	unsigned char bin[16];
+	if (inet_pton(out->v6 ? AF_INET6 : AF_INET, out->host, bin) != 1) {
+		/* Numeric only: binding to a name would depend on DNS at start-up. */
+		snprintf(err, errlen, "'%s' is not a numeric %s address", out->host,
+			 out->v6 ? "IPv6" : "IPv4");
+		return -EINVAL;
+	}
+	out->port = 5060;
+	if (port) {
+		uint64_t n;
+		if (!str_to_u64(str_from_cstr(port), 65535, &n)) {
+			snprintf(err, errlen, "bad port '%s'", port);
+			return -EINVAL;
+		}
+		out->port = (uint16_t)n;
+	}
+	return 0;
+}
+
+const struct cfg_key tp_cfg_keys[] = {
+	CFG_KEY_LIST(struct tp_cfg, "listen", "server", "listen", listen, nlisten, "udp:HOST:PORT", CFG_F_REPLACE),
+};
+const size_t tp_cfg_nkeys = sizeof(tp_cfg_keys) / sizeof(tp_cfg_keys[0]);
+
+void tp_cfg_defaults(struct tp_cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	strcpy(c->listen[0], "udp:0.0.0.0:5060");
+	c->nlisten = 1;
+}
+
+int tp_cfg_check(const void *base, char *err, size_t errlen)
+{
+	const struct tp_cfg *c = base;
+	char why[256];
+	if (c->nlisten == 0) {
+		snprintf(err, errlen, "--listen: at least one address is needed");
+		return -1;
+	}
+	for (unsigned i = 0; i < c->nlisten; i++) {
+		struct tp_listen_spec l;
+		if (tp_listen_parse(c->listen[i], &l, why, sizeof(why))) {
+			snprintf(err, errlen, "--listen %s: %s", c->listen[i], why);
+			return -1;
+		}
+		if (strcmp(l.scheme, "udp") != 0) {
+			snprintf(err, errlen, "--listen %s: %s is not supported yet (use udp:HOST:PORT)", c->listen[i],
+				 l.scheme);
+			return -1;
+		}
+	}
+	/* The same address twice would make the second bind fail at start-up. */
+	for (unsigned i = 0; i < c->nlisten; i++) {
+		for (unsigned j = 0; j < i; j++) {
+			struct tp_listen_spec a, b;
+			tp_listen_parse(c->listen[i], &a, why, sizeof(why));
+			tp_listen_parse(c->listen[j], &b, why, sizeof(why));
+			if (a.port && a.port == b.port && a.v6 == b.v6 && !strcmp(a.scheme, b.scheme) &&
+			    !strcmp(a.host, b.host)) {
+				snprintf(err, errlen, "--listen %s: given twice", c->listen[i]);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}

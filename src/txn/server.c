@@ -428,12 +428,16 @@ int txn_recv_request(struct txn_layer *l, const struct sip_msg *m, const struct 
 
 /* ---- responses out ----------------------------------------------------------------------- */
 
+/* Keeps the response for retransmission; on -ENOMEM nothing is kept (resp_len 0). */
 static int keep(struct txn_server *st, const char *buf, size_t len)
 {
 	if (len > st->resp_cap) {
 		char *p = pool_realloc(st->l->pool, st->resp, st->resp_cap, len);
-		if (!p)
+		if (!p) {
+			st->resp_len = 0;
+			st->resp_tag = STR_NULL;
 			return -ENOMEM;
+		}
 		st->resp = p;
 		st->resp_cap = len;
 	}
@@ -478,9 +482,10 @@ int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned
 		queue_drop(st);
 		return txn__send(l, &st->dst, buf, len);
 	}
-	int err = keep(st, buf, len);
-	if (err)
-		return err;
+	/* Without memory to keep it, the response still goes out once and the state moves
+	 * on as usual, so that the transaction ends on its timers; only retransmissions of
+	 * the request go unanswered. A TU that ignores the result (most do) loses nothing. */
+	keep(st, buf, len);
 	st->status = status;
 	if (status >= 200)
 		queue_drop(st);
@@ -502,7 +507,7 @@ int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned
 		else
 			wait_then_free(st, 64 * l->cfg.t1);
 	}
-	return txn__send(l, &st->dst, st->resp, st->resp_len);
+	return txn__send(l, &st->dst, buf, len);
 }
 
 int txn_server_reply(struct txn_server *st, unsigned status, const char *reason,

@@ -143,8 +143,11 @@ int txn_recv_response(struct txn_layer *l, const struct sip_msg *msg, const stru
  * 100 a To tag, the same for every response of this transaction, when the request's To
  * has none. reason NULL takes sip_reason(status). Returns 0, -EINVAL (bad status, or a
  * non-2xx after a 2xx), -EALREADY (a final was already sent), -ENOBUFS (response over
- * SIP_MAX_MSG), -ENOMEM, or the send error (the state still advances: on UDP the
- * retransmission machinery or the next request retransmission tries again). */
+ * SIP_MAX_MSG), -ENOMEM (no memory to print a response over 4 KB), or the send error
+ * (the state still advances: on UDP the retransmission machinery or the next request
+ * retransmission tries again). Without memory to keep the response for retransmission
+ * it is still sent once and the state advances (retransmissions of the request then go
+ * unanswered). */
 int txn_server_reply(struct txn_server *st, unsigned status, const char *reason,
 		     const struct sip_resp_opts *opt);
 /* Sends a complete response the caller built (a proxy relaying a response whose top Via

@@ -548,7 +548,10 @@ static void to_foreign(struct req *q, struct proxy_fwd_flags *fl, struct str cal
 	struct server *s = q->s;
 	const struct sip_msg *m = q->m;
 	struct router_pending *p = calloc(1, sizeof(*p));
-	if (!p) {
+	/* DNS answers after this call: the transaction keeps its request from now, or, out
+	 * of memory, would end and leave p->st dangling. */
+	if (!p || !txn_server_request(q->st)) {
+		free(p);
 		reply(q, 500, "Out of Memory", STR_NULL);
 		return;
 	}

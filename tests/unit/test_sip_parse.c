@@ -117,6 +117,60 @@ static void t_folding(void)
 	CHECK(contains(v->line, "\r\n\t;branch"));
 }
 
+/* The caller's array holds the header lines: exactly as many as it has room for parse,
+ * one more is "Too many headers" (the 400 a message over SIP_MAX_HEADERS gets). */
+static void t_header_array(void)
+{
+	struct sip_hdr h[11];
+	struct sip_msg m;
+	struct sip_parse_err e;
+	CHECK_INT(sip_msg_parse(&m, h, 11, INVITE, strlen(INVITE), true, &e), SIP_PARSE_OK);
+	CHECK(m.hdr == h);
+	CHECK_INT(m.hdr_cap, 11);
+	CHECK_INT(m.nhdr, 11);
+	CHECK_STR(m.hdr[10].line, "Content-Length: 4\r\n");
+	CHECK_INT(sip_msg_parse(&m, h, 10, INVITE, strlen(INVITE), true, &e), SIP_PARSE_ERROR);
+	CHECK_INT(e.code, 400);
+	CHECK(strcmp(e.reason, "Too many headers") == 0);
+	CHECK(m.nhdr <= 10);
+	/* The slow path (a folded line) keeps to the capacity too. */
+	const char *f = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n ;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+			"From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n";
+	CHECK_INT(sip_msg_parse(&m, h, 5, f, strlen(f), true, &e), SIP_PARSE_OK);
+	CHECK_INT(sip_msg_parse(&m, h, 1, f, strlen(f), true, &e), SIP_PARSE_ERROR);
+	CHECK(strcmp(e.reason, "Too many headers") == 0);
+	CHECK_INT(sip_msg_parse(&m, NULL, 0, f, strlen(f), true, &e), SIP_PARSE_ERROR);
+	CHECK(strcmp(e.reason, "Too many headers") == 0);
+}
+
+/* One header of a message without a parse: long and compact names, folds, absence. */
+static void t_peek(void)
+{
+	struct str v;
+	CHECK(sip_msg_peek(INVITE, strlen(INVITE), SIP_HDR_TO, &v));
+	CHECK_STR(v, "Bob <sip:bob@example.com>");
+	CHECK(sip_msg_peek(INVITE, strlen(INVITE), SIP_HDR_CONTENT_LENGTH, &v));
+	CHECK_STR(v, "4");
+	CHECK(!sip_msg_peek(INVITE, strlen(INVITE), SIP_HDR_EXPIRES, &v));
+	const char *r = "SIP/2.0 486 Busy Here\r\n"
+			"v: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+			"t:  <sip:a@b>\r\n ;tag=xy \r\n"
+			"f: <sip:c@d>;tag=1\r\n"
+			"\r\n"
+			"To: <sip:in@body>\r\n";
+	CHECK(sip_msg_peek(r, strlen(r), SIP_HDR_TO, &v));
+	CHECK_STR(v, "<sip:a@b>\r\n ;tag=xy");
+	struct sip_addr a;
+	CHECK_INT(sip_addr_parse(&a, v), 0);
+	CHECK_STR(a.tag, "xy");
+	CHECK(!sip_msg_peek(r, strlen(r), SIP_HDR_CALL_ID, &v)); /* not after the empty line */
+	/* A line that is not a header ends the search; so does a cut message. */
+	const char *bad = "SIP/2.0 200 OK\r\nbad line\r\nTo: <sip:a@b>\r\n\r\n", *cut = "SIP/2.0 200 OK\r\nTo: <sip:a@b>";
+	CHECK(!sip_msg_peek(bad, strlen(bad), SIP_HDR_TO, &v));
+	CHECK(!sip_msg_peek(cut, strlen(cut), SIP_HDR_TO, &v));
+	CHECK(!sip_msg_peek("", 0, SIP_HDR_TO, &v));
+}
+
 static void t_stream(void)
 {
 	/* Every proper prefix is incomplete; the whole is one message; a second message
@@ -891,6 +945,8 @@ static const struct unit_case cases[] = {
 	{ "basic", t_basic },
 	{ "compact_and_case", t_compact_and_case },
 	{ "folding", t_folding },
+	{ "header_array", t_header_array },
+	{ "peek", t_peek },
 	{ "stream", t_stream },
 	{ "overread", t_overread },
 	{ "errors", t_errors },

@@ -45,13 +45,17 @@ void *__wrap_calloc(size_t n, size_t size);
 void *__wrap_realloc(void *p, size_t size);
 
 static long oom_at = -1;          /* the allocation to fail; -1: none */
+static bool oom_sticky;           /* and every one after it (SQLite's mode) */
 static long oom_count;            /* allocations counted since armed */
 static bool oom_hit;              /* the failure happened in this run */
 static _Thread_local bool counted; /* this thread's allocations count (the test's own) */
 
 static bool fail_now(void)
 {
-	if (!counted || oom_at < 0 || oom_count++ != oom_at)
+	if (!counted || oom_at < 0)
+		return false;
+	long k = oom_count++;
+	if (k != oom_at && !(oom_sticky && k > oom_at))
 		return false;
 	oom_hit = true;
 	return true;
@@ -72,9 +76,10 @@ void *__wrap_realloc(void *p, size_t size)
 	return fail_now() ? NULL : __real_realloc(p, size);
 }
 
-static void arm(long n)
+static void arm(long n, bool sticky)
 {
 	oom_at = n;
+	oom_sticky = sticky;
 	oom_count = 0;
 	oom_hit = false;
 	counted = true;
@@ -300,6 +305,7 @@ static void bob_registers(unsigned cseq, const char *branch, const char *extra)
  * covers what it claims to. */
 struct reached {
 	bool registered, forwarded, answered, bye_forwarded, cancel_forwarded, cancelled;
+	bool message_forwarded, old_rejected, options;
 };
 
 /* The whole scenario; every step goes on when an earlier one was refused for want of
@@ -384,6 +390,49 @@ static void scenario(struct reached *r, const char *tag)
 		r->cancelled = sent_since(mark, "SIP/2.0 487") != NULL;
 	}
 	alice_sends("ACK", b, 1, "bt", "sip:bob@a.test", "", cid);
+
+	/* A MESSAGE: a proxied non-INVITE. */
+	snprintf(cid, sizeof cid, "msg-%s", tag);
+	credentials(ch, true, "alice", "alicepw", "MESSAGE", "sip:bob@a.test", auth, sizeof auth);
+	mark = T.nsent;
+	snprintf(b, sizeof b, "z9hG4bK%sm1", tag);
+	alice_sends("MESSAGE", b, 1, "", "sip:bob@a.test", auth, cid);
+	const struct sent *msg = sent_since(mark, "MESSAGE ");
+	r->message_forwarded = msg != NULL;
+	if (msg) {
+		struct sent copy = *msg;
+		phone_answers(&copy, 200, "OK");
+	}
+
+	/* An RFC 2543 caller (no magic cookie: matched by its fields), refused by bob; its
+	 * ACK matches by the To tag of the final. */
+	snprintf(cid, sizeof cid, "old-%s", tag);
+	credentials(ch, true, "alice", "alicepw", "INVITE", "sip:bob@a.test", auth, sizeof auth);
+	mark = T.nsent;
+	snprintf(b, sizeof b, "old%s", tag);
+	alice_sends("INVITE", b, 1, "", "sip:bob@a.test", auth, cid);
+	fwd = sent_since(mark, "INVITE ");
+	if (fwd) {
+		inv = *fwd;
+		mark = T.nsent;
+		phone_answers(&inv, 486, "Busy Here");
+		r->old_rejected = sent_since(mark, "SIP/2.0 486") != NULL;
+	}
+	alice_sends("ACK", b, 1, "bt", "sip:bob@a.test", "", cid);
+
+	/* The server itself. */
+	mark = T.nsent;
+	injectf("127.0.0.10", 5060,
+		"OPTIONS sip:a.test SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 127.0.0.10:5060;branch=z9hG4bK%so\r\n"
+		"Max-Forwards: 70\r\n"
+		"From: <sip:carol@c.test>;tag=c\r\n"
+		"To: <sip:a.test>\r\n"
+		"Call-ID: opt-%s\r\n"
+		"CSeq: 1 OPTIONS\r\n"
+		"Content-Length: 0\r\n\r\n",
+		tag, tag);
+	r->options = sent_since(mark, "SIP/2.0 200") != NULL;
 }
 
 static void setup(void)
@@ -460,7 +509,7 @@ static void t_baseline(void)
 {
 	struct reached r = { 0 };
 	setup();
-	arm(-1);
+	arm(-1, false);
 	scenario(&r, "base");
 	disarm();
 	CHECK(r.registered);
@@ -469,11 +518,16 @@ static void t_baseline(void)
 	CHECK(r.bye_forwarded);
 	CHECK(r.cancel_forwarded);
 	CHECK(r.cancelled);
+	CHECK(r.message_forwarded);
+	CHECK(r.old_rejected);
+	CHECK(r.options);
 	CHECK(still_stands(-1));
 	teardown();
 }
 
-static void t_every_allocation_fails_once(void)
+/* Fails allocation N alone or (sticky) N and every later one, for N = 0, 1, ... until a
+ * run does not reach N. Returns how many allocations the scenario made. */
+static long every_n(bool sticky)
 {
 	long n;
 	unsigned bad = 0;
@@ -482,7 +536,7 @@ static void t_every_allocation_fails_once(void)
 	for (n = only ? atol(only) : 0; n < 100000; n++) {
 		struct reached r = { 0 };
 		setup();
-		arm(n);
+		arm(n, sticky);
 		scenario(&r, "oom");
 		bool hit = oom_hit;
 		disarm();
@@ -492,9 +546,17 @@ static void t_every_allocation_fails_once(void)
 		if (!hit || only)
 			break;
 	}
-	fprintf(stderr, "test_oom: %ld allocations on the path, each failed once\n", n);
 	CHECK(only || (n > 0 && n < 100000));
 	CHECK_INT(bad, 0);
+	return n;
+}
+
+static void t_every_allocation_fails(void)
+{
+	long n = every_n(false);
+	fprintf(stderr, "test_oom: %ld allocations on the path, each failed once\n", n);
+	n = every_n(true);
+	fprintf(stderr, "test_oom: and from each on, all failed\n");
 }
 
 static void init(void)
@@ -516,7 +578,7 @@ static void t_all(void)
 {
 	init();
 	t_baseline();
-	t_every_allocation_fails_once();
+	t_every_allocation_fails();
 	log_close(&T.lg);
 }
 

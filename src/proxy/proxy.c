@@ -717,6 +717,8 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	if (n == 0)
 		return -EINVAL;
 	const struct sip_msg *req = txn_server_request(st);
+	if (!req)
+		return -ENOMEM;
 	bool invite = req->mid == SIP_INVITE;
 	bool record = invite && info;
 	/* Text kept: the Call-ID, and for a call record its key "Call-ID;From-tag;CSeq" and
@@ -800,9 +802,6 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 		consider(c, 503, NULL);
 	if (invite && p->env.cfg && p->env.cfg->ring_timeout)
 		timer_start(p->env.wheel, &c->timer, (uint64_t)p->env.cfg->ring_timeout * 1000, fire, c);
-	/* A call may ring for a minute: its parsed request (6.6 KB) is rebuilt from the
-	 * compact copy if failover needs it, not kept all that time. */
-	txn_server_trim(st);
 	if (record) {
 		p->stats.calls++;
 		cdr_start(p->env.cdr, &c->att);

@@ -384,6 +384,12 @@ static void to_foreign(struct req *q, struct proxy_fwd_flags *fl, const struct c
 	char abuf[512];
 	struct str callee = router__aor(m->ruri.user, m->ruri.host, abuf, sizeof abuf);
 	w.callee_l = strlen(str_to_cbuf(callee, w.callee, sizeof w.callee));
+	/* DNS answers after this call: the transaction keeps its request from now on, or, out
+	 * of memory, would end and leave the wait with a dangling owner. */
+	if (!txn_server_request(q->st)) {
+		router__reply(q, 500, "Server Out of Memory", STR_NULL);
+		return;
+	}
 	if (w.invite)
 		txn_server_trying(q->st); /* DNS may take a while: stop the caller's retransmissions */
 	int err = route_wait(r->waits, &m->ruri, q->st, &w, sizeof w);

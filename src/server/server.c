@@ -212,6 +212,7 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 {
 	struct server *s = arg;
 	struct sip_msg m;
+	struct sip_hdr hdrs[SIP_MAX_HEADERS];
 	struct sip_parse_err perr = { 0 };
 	char from[80];
 	if (LOG_ENABLED(s->lg, LOG_DEBUG))
@@ -235,7 +236,7 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 				    tp_addr_str(&src->addr, from, sizeof from), gd.dropped);
 		return;
 	}
-	enum sip_parse_result pr = sip_msg_parse(&m, buf, len, src->proto == TP_UDP, &perr);
+	enum sip_parse_result pr = sip_msg_parse(&m, hdrs, SIP_MAX_HEADERS, buf, len, src->proto == TP_UDP, &perr);
 	if (pr != SIP_PARSE_OK) {
 		/* Only a request whose top Via parsed is answered (400 naming the problem): an
 		 * answer to anything else would go to an address nobody vouched for, and would

@@ -58,17 +58,18 @@ static void mv_via(const struct rebase *r, struct sip_via *v)
 	mv(r, &v->raw);
 }
 
-void sip_msg_rebase(struct sip_msg *dst, const struct sip_msg *src, const char *newbuf)
+void sip_msg_rebase(struct sip_msg *dst, struct sip_hdr *hdrs, const struct sip_msg *src, const char *newbuf)
 {
 	const struct rebase r = { (uintptr_t)src->buf, src->len, newbuf };
-	if (dst != src) {
-		/* Everything but the unused tail of hdr[]: the bytes before the array, the used
-		 * headers, and everything after the array. */
-		const size_t hoff = offsetof(struct sip_msg, hdr), hend = hoff + sizeof(src->hdr);
-		memcpy(dst, src, hoff);
-		memcpy(dst->hdr, src->hdr, src->nhdr * sizeof(src->hdr[0]));
-		memcpy((char *)dst + hend, (const char *)src + hend, sizeof(*src) - hend);
-	}
+	const struct sip_hdr *from = src->hdr;
+	unsigned n = src->nhdr;
+	if (dst != src)
+		*dst = *src;
+	/* memmove: a caller compacting in place may pass an array overlapping src's. */
+	if (n && hdrs != from)
+		memmove(hdrs, from, n * sizeof(hdrs[0]));
+	dst->hdr = hdrs;
+	dst->hdr_cap = n;
 	dst->buf = newbuf;
 	mv(&r, &dst->method);
 	mv(&r, &dst->ruri_str);

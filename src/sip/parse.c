@@ -421,7 +421,7 @@ static void add_header(struct sip_msg *m, struct str line, struct str content, s
 		fail(ps, 400, "Bad header line");
 		return;
 	}
-	if (m->nhdr >= SIP_MAX_HEADERS) {
+	if (m->nhdr >= m->hdr_cap) {
 		fail(ps, 400, "Too many headers");
 		return;
 	}
@@ -445,7 +445,7 @@ static void add_header(struct sip_msg *m, struct str line, struct str content, s
 static size_t headers_fast(struct sip_msg *m, const char *buf, size_t len, size_t i)
 {
 	unsigned n = m->nhdr;
-	while (i < len && n < SIP_MAX_HEADERS) {
+	while (i < len && n < m->hdr_cap) {
 		size_t j = 0;
 		enum sip_hdr_id id = SIP_HDR_OTHER;
 #ifdef LEX_SWAR
@@ -602,22 +602,17 @@ static void headers(struct sip_msg *m, struct pstate *ps)
 	}
 }
 
-enum sip_parse_result sip_msg_parse(struct sip_msg *m, const char *buf, size_t len, bool datagram,
-				    struct sip_parse_err *err)
+enum sip_parse_result sip_msg_parse(struct sip_msg *m, struct sip_hdr *hdrs, unsigned cap, const char *buf,
+				    size_t len, bool datagram, struct sip_parse_err *err)
 {
 	struct pstate ps = { .err = err };
-	/* Everything but hdr[] starts zeroed (empty views, no Via/From/To/R-URI parsed): the
-	 * sub-parsers rely on it. hdr[] is written before it is read: only hdr[0..nhdr).
-	 * first[] is all -1 and is not zeroed first; the asserts keep the three parts of the
-	 * tail (nhdr, first, then count and the rest) together. */
-	_Static_assert(offsetof(struct sip_msg, first) == offsetof(struct sip_msg, nhdr) + sizeof m->nhdr,
-		       "first[] follows nhdr");
-	_Static_assert(offsetof(struct sip_msg, count) == offsetof(struct sip_msg, first) + sizeof m->first,
-		       "count[] follows first[]");
-	memset(m, 0, offsetof(struct sip_msg, hdr));
-	m->nhdr = 0;
+	/* Everything starts zeroed (empty views, no Via/From/To/R-URI parsed): the
+	 * sub-parsers rely on it. hdrs is written before it is read: only hdr[0..nhdr).
+	 * first[] holds int16_t indexes, hence the bound on cap. */
+	memset(m, 0, sizeof *m);
 	memset(m->first, 0xff, sizeof m->first);
-	memset(m->count, 0, sizeof *m - offsetof(struct sip_msg, count));
+	m->hdr = hdrs;
+	m->hdr_cap = cap < INT16_MAX ? cap : INT16_MAX;
 	m->max_forwards = -1;
 	m->expires = -1;
 	*err = (struct sip_parse_err){ .code = 400, .reason = "Bad Request" };
@@ -774,4 +769,31 @@ const struct sip_hdr *sip_msg_hdr_by_name(const struct sip_msg *m, struct str na
 		if (m->hdr[k].id == SIP_HDR_OTHER && str_caseeq(m->hdr[k].name, name))
 			return &m->hdr[k];
 	return NULL;
+}
+
+bool sip_msg_peek(const char *buf, size_t len, enum sip_hdr_id id, struct str *value)
+{
+	size_t ce, next;
+	if (!line_end(buf, len, 0, &ce, &next))
+		return false;
+	for (size_t i = next; i < len && line_end(buf, len, i, &ce, &next) && ce > i; i = next) {
+		/* A value runs on over folded lines (those starting with SP or HTAB). */
+		size_t end = ce;
+		while (next < len && sp(buf[next])) {
+			if (!line_end(buf, len, next, &ce, &next))
+				return false;
+			end = ce;
+		}
+		struct str content = { buf + i, end - i };
+		size_t k = lex_skip_token(content, 0), c = k;
+		while (c < content.l && sp(content.p[c]))
+			c++;
+		if (k == 0 || c >= content.l || content.p[c] != ':')
+			return false;
+		if (hdr_id(lex_sub(content, 0, k)) == id) {
+			*value = lex_trim(lex_sub(content, c + 1, content.l));
+			return true;
+		}
+	}
+	return false;
 }

@@ -172,9 +172,14 @@ bool sip_list_next(struct str *rest, struct str *item);
 
 /* ---- the message ------------------------------------------------------------------------ */
 
+/* The most header lines a message may have: the size of the array a caller gives
+ * sip_msg_parse for a message off the wire. */
 #define SIP_MAX_HEADERS 96
 #define SIP_MAX_MSG 65535
 
+/* A parse: views into the message's buffer, and header lines in an array the caller
+ * provides (sip_msg_parse, sip_msg_rebase), so that the struct stays small whatever the
+ * limit and a copy holds exactly the headers it has. */
 struct sip_msg {
 	const char *buf;       /* start of the message */
 	size_t len;            /* bytes of this message: headers + Content-Length body */
@@ -191,8 +196,9 @@ struct sip_msg {
 
 	struct str version;    /* "SIP/2.0" normally */
 
-	struct sip_hdr hdr[SIP_MAX_HEADERS];
+	struct sip_hdr *hdr;   /* the caller's array: hdr[0..nhdr) are the header lines */
 	unsigned nhdr;
+	unsigned hdr_cap;      /* entries hdr has room for */
 	int16_t first[SIP_HDR_COUNT]; /* index into hdr of the first header with that id, -1 */
 	uint16_t count[SIP_HDR_COUNT]; /* header lines with that id */
 
@@ -221,7 +227,10 @@ struct sip_parse_err {
 				 * Via alone and copies From, To, Call-ID, CSeq as received */
 };
 
-/* Parses one message from buf. On a datagram transport pass datagram=true: the body is
+/* Parses one message from buf, its header lines into hdrs, which has room for cap of them
+ * (SIP_MAX_HEADERS for a message off the wire; at most INT16_MAX are used); more lines
+ * than that are error 400 "Too many headers". hdrs must outlive the parse, like buf.
+ * On a datagram transport pass datagram=true: the body is
  * the Content-Length octets and anything after them is ignored (RFC 3261 §18.3); without
  * Content-Length the body is the rest of the datagram. On a stream Content-Length is
  * required. Never allocates; every view in *m points into buf. On error *err says why, and
@@ -232,8 +241,15 @@ struct sip_parse_err {
  * parse errors ("Missing Call-ID"); repeated ones are left to sip_sanity(). A datagram
  * over SIP_MAX_MSG, or a stream message whose headers or Content-Length go past it, is
  * error 513. After an error on a stream the framing cannot be trusted: close it. */
-enum sip_parse_result sip_msg_parse(struct sip_msg *m, const char *buf, size_t len,
-				    bool datagram, struct sip_parse_err *err);
+enum sip_parse_result sip_msg_parse(struct sip_msg *m, struct sip_hdr *hdrs, unsigned cap,
+				    const char *buf, size_t len, bool datagram, struct sip_parse_err *err);
+
+/* Finds the first header line with id (not OTHER) in the message in buf without parsing
+ * it: *value is its value, trimmed, folded lines included. False when there is none
+ * before the empty line, or a line before it is not a header. Reads only the start line
+ * and the header lines up to the one found; for a caller that needs one header of a
+ * message it printed itself (a To tag), where a parse would need a header array. */
+bool sip_msg_peek(const char *buf, size_t len, enum sip_hdr_id id, struct str *value);
 
 /* The first / next header with an id (NULL when none). */
 const struct sip_hdr *sip_msg_hdr(const struct sip_msg *m, enum sip_hdr_id id);
@@ -308,8 +324,9 @@ const char *sip_reason(unsigned status);
 
 /* Makes dst the parse of newbuf, a verbatim copy of src's len bytes from src->buf: every
  * view of src into its buffer is moved by the same offset, views that point elsewhere
- * (NULL, static text) are kept. Much cheaper than parsing the copy again. Only
- * hdr[0..nhdr) of dst is written; dst may be src (rebase in place). */
-void sip_msg_rebase(struct sip_msg *dst, const struct sip_msg *src, const char *newbuf);
+ * (NULL, static text) are kept. Much cheaper than parsing the copy again. dst's header
+ * lines go to hdrs, which must have room for src->nhdr of them (dst->hdr_cap is set to
+ * exactly that); dst may be src and hdrs may be src->hdr (rebase in place). */
+void sip_msg_rebase(struct sip_msg *dst, struct sip_hdr *hdrs, const struct sip_msg *src, const char *newbuf);
 
 #endif

@@ -89,7 +89,7 @@ void txn__client_free_all(struct txn_layer *l)
 
 static struct txn_client *find(struct txn_layer *l, struct str branch, enum sip_method mid, struct str mtext)
 {
-	uint64_t key = txn__branch_key(branch);
+	uint64_t key = txn__branch_key(l, branch);
 	struct txn__tab *t = &l->clients;
 	for (TXN__EACH(t, key, i)) {
 		struct txn_client *ct = t->s[i].p;
@@ -99,14 +99,20 @@ static struct txn_client *find(struct txn_layer *l, struct str branch, enum sip_
 	return NULL;
 }
 
-/* Parses our own copy of the request (for the ACK or CANCEL built from it); -EALREADY once
- * the final response has dropped it. */
-static int parse_own(const struct txn_client *ct, struct sip_msg *m)
+/* Our own copy of the request, parsed (for the ACK or CANCEL built from it) on the
+ * caller's stack: it is needed only for as long as one of those is printed. */
+struct own {
+	struct sip_msg m;
+	struct sip_hdr hdr[SIP_MAX_HEADERS];
+};
+
+/* Parses ct's request into *o; -EALREADY once the final response has dropped it. */
+static int parse_own(const struct txn_client *ct, struct own *o)
 {
 	struct sip_parse_err perr;
 	if (!ct->buf)
 		return -EALREADY;
-	if (sip_msg_parse(m, ct->buf, ct->len, true, &perr) != SIP_PARSE_OK)
+	if (sip_msg_parse(&o->m, o->hdr, SIP_MAX_HEADERS, ct->buf, ct->len, true, &perr) != SIP_PARSE_OK)
 		return -EINVAL;
 	return 0;
 }
@@ -140,7 +146,7 @@ int txn_client_start(struct txn_client **ctp, struct txn_layer *l, const char *b
 	ct->method = (struct str){ ct->ident + branch.l, method.l };
 	ct->l = l;
 	ct->mid = mid;
-	ct->key = txn__branch_key(ct->branch);
+	ct->key = txn__branch_key(l, ct->branch);
 	ct->invite = mid == SIP_INVITE;
 	ct->state = ct->invite ? TXN_CALLING : TXN_TRYING;
 	ct->reliable = dst->proto != TP_UDP;
@@ -173,16 +179,13 @@ int txn_client_new(struct txn_client **ctp, struct txn_layer *l, const char *buf
 {
 	if (len > SIP_MAX_MSG)
 		return -EMSGSIZE;
-	/* Parsed on the heap (the struct is 6.6 KB) only to learn the branch and method. */
-	struct sip_msg *m = malloc(sizeof(*m));
-	if (!m)
-		return -ENOMEM;
+	/* Parsed only to learn the branch and method. */
+	struct sip_msg m;
+	struct sip_hdr hdr[SIP_MAX_HEADERS];
 	struct sip_parse_err perr;
-	int err = -EINVAL;
-	if (sip_msg_parse(m, buf, len, true, &perr) == SIP_PARSE_OK && m->request)
-		err = txn_client_start(ctp, l, buf, len, m->via.branch, m->mid, m->method, dst, ops, tu);
-	free(m);
-	return err;
+	if (sip_msg_parse(&m, hdr, SIP_MAX_HEADERS, buf, len, true, &perr) != SIP_PARSE_OK || !m.request)
+		return -EINVAL;
+	return txn_client_start(ctp, l, buf, len, m.via.branch, m.mid, m.method, dst, ops, tu);
 }
 
 /* ---- ACK and CANCEL --------------------------------------------------------------------- */
@@ -215,32 +218,41 @@ static void print_like(struct sip_out *o, const struct sip_msg *inv, const char 
 	sip_out_cstr(o, "Content-Length: 0\r\n\r\n");
 }
 
-/* Prints ACK or CANCEL for ct into a fresh heap buffer (*outp, *lenp). */
+/* Prints ACK or CANCEL for ct into a fresh heap buffer of exactly its size (*outp, *lenp).
+ * Printed on the stack first: ACK and CANCEL are short unless Route is long. */
 static int print_short(const struct txn_client *ct, const char *method, const struct sip_msg *resp,
 		       struct str extra, char **outp, size_t *lenp)
 {
-	struct sip_msg *inv = malloc(sizeof(*inv));
-	char *buf = malloc(SIP_MAX_MSG);
-	int err = -ENOMEM;
-	if (!inv || !buf)
-		goto out;
-	err = parse_own(ct, inv);
+	struct own inv;
+	int err = parse_own(ct, &inv);
 	if (err)
-		goto out;
-	struct sip_out o;
-	sip_out_init(&o, buf, SIP_MAX_MSG);
+		return err;
 	/* The ACK takes To from the response (it has the tag); CANCEL from the INVITE. */
-	print_like(&o, inv, method, resp ? resp->to.raw : inv->to.raw, extra);
+	struct str to = resp ? resp->to.raw : inv.m.to.raw;
+	char small[2048], *big = NULL;
+	struct sip_out o;
+	sip_out_init(&o, small, sizeof small);
+	print_like(&o, &inv.m, method, to, extra);
+	if (o.overflow) {
+		big = malloc(SIP_MAX_MSG);
+		if (!big)
+			return -ENOMEM;
+		sip_out_init(&o, big, SIP_MAX_MSG);
+		print_like(&o, &inv.m, method, to, extra);
+	}
 	err = -ENOBUFS;
-	if (o.overflow)
-		goto out;
-	*outp = realloc(buf, o.len ? o.len : 1);
-	*lenp = o.len;
-	buf = NULL;
-	err = 0;
-out:
-	free(inv);
-	free(buf);
+	char *out = NULL;
+	if (!o.overflow) {
+		err = -ENOMEM;
+		out = malloc(o.len ? o.len : 1);
+	}
+	if (out) {
+		memcpy(out, o.p, o.len);
+		*outp = out;
+		*lenp = o.len;
+		err = 0;
+	}
+	free(big);
 	return err;
 }
 
@@ -248,16 +260,12 @@ int txn_client_print_cancel(const struct txn_client *ct, struct sip_out *o, stru
 {
 	if (!ct->invite)
 		return -EINVAL;
-	struct sip_msg *inv = malloc(sizeof(*inv));
-	if (!inv)
-		return -ENOMEM;
-	int err = parse_own(ct, inv);
-	if (!err) {
-		print_like(o, inv, "CANCEL", inv->to.raw, extra);
-		err = o->overflow ? -ENOBUFS : 0;
-	}
-	free(inv);
-	return err;
+	struct own inv;
+	int err = parse_own(ct, &inv);
+	if (err)
+		return err;
+	print_like(o, &inv.m, "CANCEL", inv.m.to.raw, extra);
+	return o->overflow ? -ENOBUFS : 0;
 }
 
 static int send_cancel(struct txn_client *ct, struct str extra)

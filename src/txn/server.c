@@ -5,22 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* struct sip_msg's bytes before its hdr[] array and from the end of it. */
-#define META_HOFF offsetof(struct sip_msg, hdr)
-#define META_HEND (META_HOFF + sizeof(((struct sip_msg *)0)->hdr))
-#define META_LEN (META_HOFF + sizeof(struct sip_msg) - META_HEND)
-
-/* The request a transaction was created for: its bytes and their parse, without the unused
- * part of struct sip_msg's hdr[] (5 KB of its 6.6 KB); unpack() rebuilds the struct. Kept
- * only until the final response: after that, matching needs only the identity the
- * transaction copied (branch, sent-by, method) and retransmissions only the response. So
- * a transaction lingering 32 s for retransmissions (timer J) holds a few hundred bytes,
- * not kilobytes, and a burst of them touches little new memory. */
+/* The request a transaction was created for, compact: in one block its parse, exactly its
+ * nhdr header lines and its bytes, the views moved onto those bytes (sip_msg_rebase), so
+ * txn_server_request hands out msg itself. Kept only until the final response: after
+ * that, matching needs only the identity the transaction copied (branch, sent-by, method)
+ * and retransmissions only the response. So a transaction lingering 32 s for
+ * retransmissions (timer J) holds a few hundred bytes, not kilobytes, and a burst of them
+ * touches little new memory. */
 struct txn_req {
 	size_t size;                  /* bytes asked of txn__blk_alloc */
-	unsigned nhdr;
-	unsigned char meta[META_LEN]; /* struct sip_msg's bytes before and after hdr[] */
-	struct sip_hdr hdr[];         /* hdr[0..nhdr), then the request's bytes */
+	struct sip_msg msg;
+	struct sip_hdr hdr[];         /* msg.hdr: hdr[0..msg.nhdr), then the request's bytes */
 };
 
 /* Branch, sent-by host and extension method names up to this long are copied into the
@@ -59,32 +54,15 @@ struct txn_server {
 	const struct sip_msg *borrowed;
 	struct txn_server *drop_next; /* in the layer's list of requests to drop */
 	bool drop_queued;
-	/* The request's whole struct sip_msg, made only for a TU that asks for it
-	 * (txn_server_request), typically a proxy; NULL until then and once dropped. */
-	struct sip_msg *msg;
 	char ident[IDENT_MAX];
 };
 
-/* Rebuilds the request's struct sip_msg in *m; only hdr[0..nhdr) of it is written, which
- * is all anything reads. */
-static void unpack(const struct txn_req *q, struct sip_msg *m)
+/* The request: the caller's while borrowed, else the kept copy; NULL once dropped. */
+static const struct sip_msg *request_of(const struct txn_server *st)
 {
-	memcpy(m, q->meta, META_HOFF);
-	memcpy((char *)m + META_HEND, q->meta + META_HOFF, sizeof(*m) - META_HEND);
-	memcpy(m->hdr, q->hdr, q->nhdr * sizeof(q->hdr[0]));
-}
-
-/* The request: st's whole struct if made, else rebuilt in *tmp. NULL once dropped. */
-static const struct sip_msg *request_of(const struct txn_server *st, struct sip_msg *tmp)
-{
-	if (st->msg)
-		return st->msg;
 	if (st->borrowed)
 		return st->borrowed;
-	if (!st->req)
-		return NULL;
-	unpack(st->req, tmp);
-	return tmp;
+	return st->req ? &st->req->msg : NULL;
 }
 
 /* ---- memory ------------------------------------------------------------------------------ */
@@ -103,18 +81,6 @@ static void req_free(struct txn_layer *l, struct txn_req *q)
 		txn__blk_free(l, q, q->size);
 }
 
-/* The request's whole struct (6.6 KB), from the pool like the rest: proxied requests
- * come and go by the thousand. */
-static struct sip_msg *msg_alloc(struct txn_layer *l)
-{
-	return pool_alloc(l->pool, sizeof(struct sip_msg));
-}
-
-static void msg_free(struct txn_layer *l, struct sip_msg *m)
-{
-	pool_free(l->pool, m, sizeof(*m));
-}
-
 /* Whether st may drop its request now (see struct txn_req): RFC 2543 transactions match
  * on the request's fields, and an identity too long for ident[] points into it. */
 static bool droppable(const struct txn_server *st)
@@ -128,8 +94,6 @@ static void drop_request(struct txn_server *st)
 {
 	if (!droppable(st))
 		return;
-	msg_free(st->l, st->msg);
-	st->msg = NULL;
 	req_free(st->l, st->req);
 	st->req = NULL;
 	/* An INVITE accepted by a 2xx keeps no response: the TU retransmits the 2xx. */
@@ -202,13 +166,13 @@ static void fire_main(void *arg);
 
 /* ---- matching (§17.2.3) ------------------------------------------------------------------ */
 
-static uint64_t request_key(const struct sip_msg *m, bool *rfc2543)
+static uint64_t request_key(const struct txn_layer *l, const struct sip_msg *m, bool *rfc2543)
 {
 	*rfc2543 = !txn__has_cookie(m->via.branch);
 	if (!*rfc2543)
-		return txn__branch_key(m->via.branch);
+		return txn__branch_key(l, m->via.branch);
 	/* CANCEL and ACK carry the INVITE's Call-ID and CSeq number, so they hash alike. */
-	return str_hash(m->call_id) ^ ((uint64_t)m->cseq * 0xff51afd7ed558ccdull);
+	return txn__call_key(l, m->call_id, m->cseq);
 }
 
 static bool uri_same(const struct sip_uri *a, const struct sip_uri *b)
@@ -231,8 +195,7 @@ static bool match(const struct txn_server *st, const struct sip_msg *m, bool rfc
 		       st->sent_by_port == m->via.port;
 	/* RFC 2543 clients: the request's identifying fields, the ACK's To tag against the
 	 * tag of the response it acknowledges. */
-	struct sip_msg tmp;
-	const struct sip_msg *r = request_of(st, &tmp);
+	const struct sip_msg *r = request_of(st);
 	if (!r)
 		return false;
 	if (m->cseq != r->cseq || !str_eq(m->call_id, r->call_id) || !str_eq(m->from.tag, r->from.tag) ||
@@ -258,7 +221,7 @@ static struct txn_server *find(struct txn_layer *l, const struct sip_msg *m, enu
 			       struct str mtext)
 {
 	bool rfc2543;
-	uint64_t key = request_key(m, &rfc2543);
+	uint64_t key = request_key(l, m, &rfc2543);
 	return find_by(l, m, key, rfc2543, mid, mtext);
 }
 
@@ -280,7 +243,6 @@ static void destroy(struct txn_server *st)
 	if (l->tu->on_server_free)
 		l->tu->on_server_free(l->tu_arg, st);
 	pool_free(l->pool, st->resp, st->resp_cap);
-	msg_free(l, st->msg);
 	req_free(l, st->req);
 	pool_free(l->pool, st, sizeof(*st));
 }
@@ -295,7 +257,6 @@ void txn__server_free_all(struct txn_layer *l)
 		timer_stop(l->w, &st->retx);
 		timer_stop(l->w, &st->main);
 		pool_free(l->pool, st->resp, st->resp_cap);
-		msg_free(l, st->msg);
 		req_free(l, st->req);
 		pool_free(l->pool, st, sizeof(*st));
 		t->s[i].p = NULL;
@@ -318,31 +279,25 @@ static void wait_then_free(struct txn_server *st, unsigned ms)
 	timer_start(st->l->w, &st->main, ms, fire_main, st);
 }
 
-/* Copies the borrowed request into the transaction's own block and moves its parse onto
- * the copy: no second parse, and no 6.6 KB struct to zero, since every member is set.
- * Views matching needs that were not copied to ident follow the copy. */
+/* Copies the borrowed request into the transaction's own block (struct txn_req) and moves
+ * its parse onto the copy: no second parse. Views matching needs that were not copied to
+ * ident follow the copy. Returns 0 or -ENOMEM. */
 static int keep_request(struct txn_server *st)
 {
 	const struct sip_msg *m = st->borrowed;
-	size_t hlen = m->nhdr * sizeof(m->hdr[0]);
-	struct txn_req *q = req_alloc(st->l, sizeof(*q) + hlen + m->len + 1);
+	struct txn_req *q = req_alloc(st->l, sizeof(*q) + m->nhdr * sizeof(q->hdr[0]) + m->len + 1);
 	if (!q)
 		return -ENOMEM;
 	char *buf = (char *)(q->hdr + m->nhdr);
 	memcpy(buf, m->buf, m->len);
 	buf[m->len] = '\0';
-	struct sip_msg r;
-	sip_msg_rebase(&r, m, buf);
-	memcpy(q->meta, &r, META_HOFF);
-	memcpy(q->meta + META_HOFF, (const char *)&r + META_HEND, sizeof(r) - META_HEND);
-	memcpy(q->hdr, r.hdr, hlen);
-	q->nhdr = r.nhdr;
+	sip_msg_rebase(&q->msg, q->hdr, m, buf);
 	st->req = q;
 	if (!st->own_ident) {
 		if (st->mid == SIP_METHOD_OTHER)
-			st->method = r.method;
-		st->branch = r.via.branch;
-		st->sent_by = r.via.host;
+			st->method = q->msg.method;
+		st->branch = q->msg.via.branch;
+		st->sent_by = q->msg.via.host;
 	}
 	return 0;
 }
@@ -355,7 +310,6 @@ static int create(struct txn_server **stp, struct txn_layer *l, const struct sip
 		return -ENOMEM;
 	st->borrowed = m;
 	st->req = NULL;
-	st->msg = NULL;
 	st->mid = m->mid;
 	/* Only an extension method is matched by its text (txn__method_eq); a known one gets
 	 * its static name rather than a view into a buffer the transaction may outlive. */
@@ -454,7 +408,7 @@ int txn_recv_request(struct txn_layer *l, const struct sip_msg *m, const struct 
 		return 0;
 	}
 	bool rfc2543;
-	uint64_t key = request_key(m, &rfc2543);
+	uint64_t key = request_key(l, m, &rfc2543);
 	struct txn_server *st = find_by(l, m, key, rfc2543, m->mid, m->method);
 	if (st) {
 		l->stats.absorbed++;
@@ -474,12 +428,16 @@ int txn_recv_request(struct txn_layer *l, const struct sip_msg *m, const struct 
 
 /* ---- responses out ----------------------------------------------------------------------- */
 
+/* Keeps the response for retransmission; on -ENOMEM nothing is kept (resp_len 0). */
 static int keep(struct txn_server *st, const char *buf, size_t len)
 {
 	if (len > st->resp_cap) {
 		char *p = pool_realloc(st->l->pool, st->resp, st->resp_cap, len);
-		if (!p)
+		if (!p) {
+			st->resp_len = 0;
+			st->resp_tag = STR_NULL;
 			return -ENOMEM;
+		}
 		st->resp = p;
 		st->resp_cap = len;
 	}
@@ -489,16 +447,15 @@ static int keep(struct txn_server *st, const char *buf, size_t len)
 	return 0;
 }
 
-/* RFC 2543 clients acknowledge by To tag, so remember the one our final carried. */
+/* RFC 2543 clients acknowledge by To tag, so remember the one our final carried: a view
+ * into the kept response, found by reading its To header alone (no parse, no header array). */
 static void note_tag(struct txn_server *st)
 {
-	struct sip_msg *r = malloc(sizeof(*r));
-	struct sip_parse_err perr;
-	if (r && sip_msg_parse(r, st->resp, st->resp_len, true, &perr) == SIP_PARSE_OK)
-		st->resp_tag = r->to.tag.p ? r->to.tag : (struct str){ st->resp, 0 };
-	else
-		st->resp_tag = (struct str){ st->resp, 0 };
-	free(r);
+	struct str to;
+	struct sip_addr a;
+	st->resp_tag = (struct str){ st->resp, 0 };
+	if (sip_msg_peek(st->resp, st->resp_len, SIP_HDR_TO, &to) && sip_addr_parse(&a, to) == 0 && a.tag.p)
+		st->resp_tag = a.tag;
 }
 
 int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned status)
@@ -525,9 +482,10 @@ int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned
 		queue_drop(st);
 		return txn__send(l, &st->dst, buf, len);
 	}
-	int err = keep(st, buf, len);
-	if (err)
-		return err;
+	/* Without memory to keep it, the response still goes out once and the state moves
+	 * on as usual, so that the transaction ends on its timers; only retransmissions of
+	 * the request go unanswered. A TU that ignores the result (most do) loses nothing. */
+	keep(st, buf, len);
 	st->status = status;
 	if (status >= 200)
 		queue_drop(st);
@@ -549,7 +507,7 @@ int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned
 		else
 			wait_then_free(st, 64 * l->cfg.t1);
 	}
-	return txn__send(l, &st->dst, st->resp, st->resp_len);
+	return txn__send(l, &st->dst, buf, len);
 }
 
 int txn_server_reply(struct txn_server *st, unsigned status, const char *reason,
@@ -558,8 +516,7 @@ int txn_server_reply(struct txn_server *st, unsigned status, const char *reason,
 	if (status < 100 || status > 699)
 		return -EINVAL;
 	struct sip_resp_opts o = opt ? *opt : (struct sip_resp_opts){ 0 };
-	struct sip_msg tmp;
-	const struct sip_msg *r = request_of(st, &tmp);
+	const struct sip_msg *r = request_of(st);
 	if (!r) /* the request went with the final response: nothing more can be built */
 		return st->state == TXN_ACCEPTED && (status < 200 || status > 299) ? -EINVAL : -EALREADY;
 	struct txn_via_text vt;
@@ -633,31 +590,10 @@ static void fire_main(void *arg)
 
 const struct sip_msg *txn_server_request(const struct txn_server *st)
 {
-	if (!st->msg) {
-		/* Asked for while borrowed: the TU means to keep it past its call. */
-		if (!st->req && st->borrowed && keep_request((struct txn_server *)st))
-			abort();
-		if (!st->req)
-			return NULL;
-		/* Made once and kept with the request. The API has no way to report failure and
-		 * every caller dereferences the result, so running out of memory for these
-		 * 6.6 KB is fatal. */
-		struct sip_msg *m = msg_alloc(st->l);
-		if (!m)
-			abort();
-		unpack(st->req, m);
-		((struct txn_server *)st)->msg = m;
-	}
-	return st->msg;
-}
-
-void txn_server_trim(struct txn_server *st)
-{
-	/* Only when the compact copy can rebuild it: a borrowed request has none yet. */
-	if (st->msg && st->req) {
-		msg_free(st->l, st->msg);
-		st->msg = NULL;
-	}
+	/* Asked for while borrowed: the TU means to keep it past its call. */
+	if (!st->req && st->borrowed && keep_request((struct txn_server *)st))
+		return NULL;
+	return st->req ? &st->req->msg : NULL;
 }
 
 const struct tp_source *txn_server_source(const struct txn_server *st)

@@ -17,9 +17,20 @@ bool txn__has_cookie(struct str branch)
 	return branch.l > sizeof(cookie) - 1 && memcmp(branch.p, cookie, sizeof(cookie) - 1) == 0;
 }
 
-uint64_t txn__branch_key(struct str branch)
+uint64_t txn__branch_key(const struct txn_layer *l, struct str branch)
 {
-	return str_hash(branch);
+	return khash(&l->hk, branch.p, branch.l);
+}
+
+uint64_t txn__call_key(const struct txn_layer *l, struct str call_id, uint32_t cseq)
+{
+	/* The Call-ID's hash and the number, hashed again: both stay under the key. Bytes,
+	 * not a struct, so that no padding is hashed. */
+	unsigned char k[sizeof(uint64_t) + sizeof cseq];
+	uint64_t h = khash(&l->hk, call_id.p, call_id.l);
+	memcpy(k, &h, sizeof h);
+	memcpy(k + sizeof h, &cseq, sizeof cseq);
+	return khash(&l->hk, k, sizeof k);
 }
 
 int txn__send(struct txn_layer *l, const struct tp_source *dst, const char *buf, size_t len)
@@ -140,6 +151,11 @@ int txn_layer_new(struct txn_layer **lp, const struct txn_cfg *cfg, struct timer
 	l->tu = tu;
 	l->tu_arg = tu_arg;
 	l->seed = random_seed(l);
+	int err = khash_init(&l->hk);
+	if (err) {
+		free(l);
+		return err;
+	}
 	unsigned bits = 0;
 	while (((size_t)1 << bits) < TAB_MIN)
 		bits++;

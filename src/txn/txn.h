@@ -107,8 +107,8 @@ struct txn_stats {
 /* ---- the layer ------------------------------------------------------------------------ */
 
 /* Creates a layer whose timers run on w (the loop's wheel; tests pass their own and
- * advance it by hand). tu and send_arg/tu_arg must outlive the layer. Returns 0 or
- * -ENOMEM. */
+ * advance it by hand). tu and send_arg/tu_arg must outlive the layer. Returns 0, -ENOMEM,
+ * or -EIO when the random key of its tables cannot be made (core/khash.h). */
 int txn_layer_new(struct txn_layer **lp, const struct txn_cfg *cfg, struct timer_wheel *w,
 		  txn_send_h *send, void *send_arg, const struct txn_tu *tu, void *tu_arg);
 /* Stops every timer and frees every transaction without calling any callback: the TU
@@ -148,8 +148,11 @@ int txn_recv_response(struct txn_layer *l, const struct sip_msg *msg, const stru
  * 100 a To tag, the same for every response of this transaction, when the request's To
  * has none. reason NULL takes sip_reason(status). Returns 0, -EINVAL (bad status, or a
  * non-2xx after a 2xx), -EALREADY (a final was already sent), -ENOBUFS (response over
- * SIP_MAX_MSG), -ENOMEM, or the send error (the state still advances: on UDP the
- * retransmission machinery or the next request retransmission tries again). */
+ * SIP_MAX_MSG), -ENOMEM (no memory to print a response over 4 KB), or the send error
+ * (the state still advances: on UDP the retransmission machinery or the next request
+ * retransmission tries again). Without memory to keep the response for retransmission
+ * it is still sent once and the state advances (retransmissions of the request then go
+ * unanswered). */
 int txn_server_reply(struct txn_server *st, unsigned status, const char *reason,
 		     const struct sip_resp_opts *opt);
 /* Sends a complete response the caller built (a proxy relaying a response whose top Via
@@ -167,19 +170,15 @@ void txn_server_drop(struct txn_server *st);
  * already have a final response (check txn_server_state / txn_server_status). */
 struct txn_server *txn_server_find_invite(struct txn_layer *l, const struct sip_msg *cancel);
 
-/* The request that created st, on st's own copy of its bytes. The first call builds the
- * 6.6 KB struct (a transaction keeps only a compact form until then, so a TU that answers
- * at once never pays for it); it aborts if memory runs out. Valid until st has sent its
- * final response and the layer is next entered (txn_recv_*): then the request is dropped,
+/* The request that created st, on st's own copy of its bytes: one block holding the parse,
+ * its header lines and the bytes, made when the TU first asks while in on_request (or when
+ * on_request returns without a final response). NULL when memory for that copy ran out
+ * (the caller answers 500 or drops the request). Valid until st has sent its final
+ * response and the layer is next entered (txn_recv_*): then the request is dropped,
  * since a finished transaction lingers only to absorb retransmissions, and this returns
  * NULL (RFC 2543 transactions, matched by the request's fields, keep it). For the same
  * reason txn_server_reply fails with -EALREADY from then on. */
 const struct sip_msg *txn_server_request(const struct txn_server *st);
-/* Frees the 6.6 KB struct txn_server_request built, keeping the compact copy it is made
- * from: for a TU that holds a transaction a long time (a call ringing for a minute) and
- * needs its request only now and then. Views into the old struct are gone; the next
- * txn_server_request builds it again. */
-void txn_server_trim(struct txn_server *st);
 /* Where the request came from / where responses go (§18.2.2 and RFC 3581 rport). */
 const struct tp_source *txn_server_source(const struct txn_server *st);
 const struct tp_source *txn_server_dest(const struct txn_server *st);

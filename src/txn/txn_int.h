@@ -2,12 +2,15 @@
 #ifndef PARLEY_TXN_INT_H
 #define PARLEY_TXN_INT_H
 
+#include "core/khash.h"
 #include "core/pool.h"
 #include "txn/txn.h"
 
 /* An open-addressing table (linear probing, backward-shift deletion, so no tombstones)
- * of transactions by a 64-bit key: the hash of the branch, or for RFC 2543 requests of
- * Call-ID and CSeq number. Entries with equal keys are told apart by the caller. */
+ * of transactions by a 64-bit key: the keyed hash (txn_layer.hk) of the branch, or for
+ * RFC 2543 requests of Call-ID and CSeq number. Both are chosen by the peer, and an
+ * unkeyed hash would let it send keys that all probe one run. Entries with equal keys are
+ * told apart by the caller. */
 struct txn__slot {
 	uint64_t h;
 	void *p;        /* NULL when empty */
@@ -34,6 +37,7 @@ struct txn_layer {
 	struct pool *pool;  /* transactions and their kept responses (core/pool.h: why) */
 	struct txn_stats stats;
 	struct txn_server *server_drops; /* answered: their requests go at the next entry */
+	struct khash hk;    /* random at start: the tables' keys (txn__branch_key) */
 	uint64_t seed;      /* random at start: branches and tags differ across restarts */
 	uint64_t counter;   /* makes every branch and tag of this layer distinct */
 	bool closing;       /* txn_layer_free is running */
@@ -58,7 +62,9 @@ static inline size_t txn__tab_next(const struct txn__tab *t, size_t i)
 	size_t i = txn__tab_home((t), (key)); (t)->s[i].p; i = txn__tab_next((t), i)
 
 bool txn__has_cookie(struct str branch);
-uint64_t txn__branch_key(struct str branch);
+/* Table keys: of a branch, and of an RFC 2543 request's Call-ID and CSeq number. */
+uint64_t txn__branch_key(const struct txn_layer *l, struct str branch);
+uint64_t txn__call_key(const struct txn_layer *l, struct str call_id, uint32_t cseq);
 int txn__send(struct txn_layer *l, const struct tp_source *dst, const char *buf, size_t len);
 
 /* Drops the requests of server transactions that sent their final response since the

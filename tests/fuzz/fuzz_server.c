@@ -70,6 +70,7 @@ struct harness {
 	unsigned inputs;              /* since the server was made */
 	char dgram[SIP_MAX_MSG + 8192];
 	struct sip_msg m;
+	struct sip_hdr hdr[SIP_MAX_HEADERS]; /* m's header lines */
 };
 
 static struct harness *H;
@@ -132,7 +133,7 @@ static void must_parse(const char *buf, size_t len)
 	struct sip_parse_err e;
 	if (len >= 8 && memcmp(buf, "SIP/2.0 ", 8) == 0)
 		return;
-	if (sip_msg_parse(&H->m, buf, len, true, &e) != SIP_PARSE_OK) {
+	if (sip_msg_parse(&H->m, H->hdr, SIP_MAX_HEADERS, buf, len, true, &e) != SIP_PARSE_OK) {
 		/* A forwarded copy may go past the header limit the input was just under. */
 		if (e.code == 513 || (e.reason && strcasecmp(e.reason, "Too many headers") == 0))
 			return;
@@ -218,7 +219,7 @@ static size_t sign(struct harness *h, const char *p, size_t n, char *dst, size_t
 {
 	struct sip_parse_err e;
 	struct sip_msg *m = &h->m;
-	if (!h->chal_len || sip_msg_parse(m, p, n, true, &e) != SIP_PARSE_OK || !m->request)
+	if (!h->chal_len || sip_msg_parse(m, h->hdr, SIP_MAX_HEADERS, p, n, true, &e) != SIP_PARSE_OK || !m->request)
 		goto as_is;
 	if (m->mid != SIP_REGISTER && !str_caseeq_cstr(m->ruri.host, "a.test")) {
 		struct route_target t[ROUTE_MAX_TARGETS];
@@ -244,7 +245,7 @@ static size_t sign(struct harness *h, const char *p, size_t n, char *dst, size_t
 	memcpy(ubuf, uri.p, uri.l);
 	method.p = mbuf;
 	uri.p = ubuf;
-	if (sip_msg_parse(c, h->chal, h->chal_len, true, &e) != SIP_PARSE_OK)
+	if (sip_msg_parse(c, h->hdr, SIP_MAX_HEADERS, h->chal, h->chal_len, true, &e) != SIP_PARSE_OK)
 		goto as_is;
 	bool proxy = c->status == 407;
 	const struct sip_hdr *ch = sip_msg_hdr(c, proxy ? SIP_HDR_PROXY_AUTHENTICATE : SIP_HDR_WWW_AUTHENTICATE);
@@ -299,7 +300,7 @@ static size_t respond(struct harness *h, const struct sent *r, const char *p, si
 {
 	struct sip_parse_err e;
 	struct sip_msg *m = &h->m;
-	if (!r->len || sip_msg_parse(m, r->buf, r->len, true, &e) != SIP_PARSE_OK)
+	if (!r->len || sip_msg_parse(m, h->hdr, SIP_MAX_HEADERS, r->buf, r->len, true, &e) != SIP_PARSE_OK)
 		return 0;
 	const char *nl = memchr(p, '\n', n);
 	size_t first = nl ? (size_t)(nl - p) + 1 : n;

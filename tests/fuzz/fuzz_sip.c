@@ -46,23 +46,25 @@ static void sub_parsers(const struct sip_msg *m, const char *b, size_t n)
 static void reparse(const char *out, size_t len, bool request)
 {
 	static struct sip_msg m2;
+	static struct sip_hdr h2[SIP_MAX_HEADERS];
 	struct sip_parse_err e;
-	if (sip_msg_parse(&m2, out, len, true, &e) != SIP_PARSE_OK || m2.request != request)
+	if (sip_msg_parse(&m2, h2, SIP_MAX_HEADERS, out, len, true, &e) != SIP_PARSE_OK || m2.request != request)
 		abort();
-	if (sip_msg_parse(&m2, out, len, false, &e) != SIP_PARSE_OK || m2.len != len)
+	if (sip_msg_parse(&m2, h2, SIP_MAX_HEADERS, out, len, false, &e) != SIP_PARSE_OK || m2.len != len)
 		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct sip_msg m;
+	static struct sip_hdr h[SIP_MAX_HEADERS];
 	static char out[2 * SIP_MAX_MSG + 4096];
 	const char *b = (const char *)data;
 	struct sip_parse_err e;
 
-	if (sip_msg_parse(&m, b, size, false, &e) == SIP_PARSE_OK && m.buf + m.len > b + size)
+	if (sip_msg_parse(&m, h, SIP_MAX_HEADERS, b, size, false, &e) == SIP_PARSE_OK && m.buf + m.len > b + size)
 		abort();
-	enum sip_parse_result r = sip_msg_parse(&m, b, size, true, &e);
+	enum sip_parse_result r = sip_msg_parse(&m, h, SIP_MAX_HEADERS, b, size, true, &e);
 	if (r == SIP_PARSE_AGAIN)
 		abort(); /* a datagram is never incomplete */
 	if (r != SIP_PARSE_OK) {

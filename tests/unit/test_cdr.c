@@ -453,10 +453,11 @@ static const char cancel[] =
 	"Max-Forwards: 70\r\n"
 	"Content-Length: 0\r\n\r\n";
 
-static struct txn_server *px_inject(struct px *f, const char *text, struct sip_msg *m)
+/* m's header lines go to hdr (SIP_MAX_HEADERS of them), which must live as long as m. */
+static struct txn_server *px_inject(struct px *f, const char *text, struct sip_msg *m, struct sip_hdr *hdr)
 {
 	struct sip_parse_err perr;
-	CHECK(sip_msg_parse(m, text, strlen(text), true, &perr) == SIP_PARSE_OK);
+	CHECK(sip_msg_parse(m, hdr, SIP_MAX_HEADERS, text, strlen(text), true, &perr) == SIP_PARSE_OK);
 	f->server = NULL;
 	CHECK_INT(txn_recv_request(f->l, m, &f->caller), 0);
 	return f->server;
@@ -465,9 +466,9 @@ static struct txn_server *px_inject(struct px *f, const char *text, struct sip_m
 /* Starts the call to one phone; returns the index in sent[] of the forwarded INVITE. */
 static unsigned px_call(struct px *f)
 {
-	struct sip_msg *m = malloc(sizeof(*m));
-	struct txn_server *st = px_inject(f, invite, m);
-	free(m);
+	struct sip_msg m;
+	struct sip_hdr hdr[SIP_MAX_HEADERS];
+	struct txn_server *st = px_inject(f, invite, &m, hdr);
 	CHECK(st != NULL);
 	struct proxy_target t = { .ruri = STR("sip:bob@192.0.2.3"), .dst = f->phone };
 	struct proxy_fwd_flags fl = { 0 };
@@ -480,18 +481,17 @@ static unsigned px_call(struct px *f)
 
 static void px_respond(struct px *f, unsigned i, unsigned status)
 {
-	struct sip_msg *req = malloc(sizeof(*req)), *resp = malloc(sizeof(*resp));
+	struct sip_msg req, resp;
+	struct sip_hdr rqh[SIP_MAX_HEADERS], rsh[SIP_MAX_HEADERS];
 	struct sip_parse_err perr;
-	CHECK(sip_msg_parse(req, f->sent[i], f->sent_len[i], true, &perr) == SIP_PARSE_OK);
+	CHECK(sip_msg_parse(&req, rqh, SIP_MAX_HEADERS, f->sent[i], f->sent_len[i], true, &perr) == SIP_PARSE_OK);
 	char buf[4096];
 	struct sip_out o;
 	sip_out_init(&o, buf, sizeof buf);
 	struct sip_resp_opts opt = { .to_tag = STR("b1") };
-	CHECK(sip_print_response(&o, req, status, sip_reason(status), &opt) == 0);
-	CHECK(sip_msg_parse(resp, o.p, o.len, true, &perr) == SIP_PARSE_OK);
-	CHECK_INT(txn_recv_response(f->l, resp, &f->phone), 0);
-	free(req);
-	free(resp);
+	CHECK(sip_print_response(&o, &req, status, sip_reason(status), &opt) == 0);
+	CHECK(sip_msg_parse(&resp, rsh, SIP_MAX_HEADERS, o.p, o.len, true, &perr) == SIP_PARSE_OK);
+	CHECK_INT(txn_recv_response(f->l, &resp, &f->phone), 0);
 }
 
 /* The single record's status and word. */
@@ -576,12 +576,12 @@ static void test_proxy_cancelled(void)
 {
 	struct px *f = px_new();
 	unsigned k = px_call(f);
-	struct sip_msg *m = malloc(sizeof(*m));
-	struct txn_server *cst = px_inject(f, cancel, m);
+	struct sip_msg m;
+	struct sip_hdr hdr[SIP_MAX_HEADERS];
+	struct txn_server *cst = px_inject(f, cancel, &m, hdr);
 	CHECK(cst != NULL);
-	struct txn_server *ist = txn_server_find_invite(f->l, m);
+	struct txn_server *ist = txn_server_find_invite(f->l, &m);
 	CHECK(ist != NULL);
-	free(m);
 	proxy_cancel(f->p, cst, ist);
 	/* The phone answers the CANCEL's INVITE with 487. */
 	px_respond(f, k, 487);

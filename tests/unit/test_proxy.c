@@ -115,8 +115,9 @@ static const char cancel[] =
 static struct txn_server *inject(struct fx *f, const char *text)
 {
 	struct sip_msg m;
+	struct sip_hdr hdr[SIP_MAX_HEADERS];
 	struct sip_parse_err perr;
-	CHECK(sip_msg_parse(&m, text, strlen(text), true, &perr) == SIP_PARSE_OK);
+	CHECK(sip_msg_parse(&m, hdr, SIP_MAX_HEADERS, text, strlen(text), true, &perr) == SIP_PARSE_OK);
 	f->st = NULL;
 	CHECK(txn_recv_request(f->l, &m, &f->caller) == 0);
 	return f->st;
@@ -143,14 +144,15 @@ static unsigned call(struct fx *f, unsigned n)
 static void respond(struct fx *f, unsigned i, unsigned status, const char *tag)
 {
 	struct sip_msg req, resp;
+	struct sip_hdr rqh[SIP_MAX_HEADERS], rsh[SIP_MAX_HEADERS];
 	struct sip_parse_err perr;
-	CHECK(sip_msg_parse(&req, f->sent[i], f->sent_len[i], true, &perr) == SIP_PARSE_OK);
+	CHECK(sip_msg_parse(&req, rqh, SIP_MAX_HEADERS, f->sent[i], f->sent_len[i], true, &perr) == SIP_PARSE_OK);
 	char buf[4096];
 	struct sip_out o;
 	sip_out_init(&o, buf, sizeof(buf));
 	struct sip_resp_opts opt = { .to_tag = str_from_cstr(tag) };
 	CHECK(sip_print_response(&o, &req, status, sip_reason(status), &opt) == 0);
-	CHECK(sip_msg_parse(&resp, o.p, o.len, true, &perr) == SIP_PARSE_OK);
+	CHECK(sip_msg_parse(&resp, rsh, SIP_MAX_HEADERS, o.p, o.len, true, &perr) == SIP_PARSE_OK);
 	CHECK(txn_recv_response(f->l, &resp, &f->phone[0]) == 0);
 }
 

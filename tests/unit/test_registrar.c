@@ -96,11 +96,12 @@ static const char *reg_via(struct fx *f, const char *callid, unsigned cseq, cons
 			 "%s"
 			 "Content-Length: 0\r\n\r\n",
 			 k, via_params, k, callid, cseq, headers);
-	struct sip_msg *m = malloc(sizeof(*m));
+	struct sip_msg m_, *m = &m_;
+	struct sip_hdr hdr[SIP_MAX_HEADERS];
 	struct sip_parse_err perr;
 	const char *resp = NULL;
 	CHECK(n > 0 && (size_t)n < cap);
-	CHECK(sip_msg_parse(m, text, (size_t)n, true, &perr) == SIP_PARSE_OK);
+	CHECK(sip_msg_parse(m, hdr, SIP_MAX_HEADERS, text, (size_t)n, true, &perr) == SIP_PARSE_OK);
 	f->server = NULL;
 	CHECK_INT(txn_recv_request(f->l, m, &f->src), 0);
 	CHECK(f->server != NULL);
@@ -111,7 +112,6 @@ static const char *reg_via(struct fx *f, const char *callid, unsigned cseq, cons
 		if (f->nsent > before)
 			resp = f->sent[f->nsent - 1];
 	}
-	free(m);
 	free(text);
 	return resp ? resp : "";
 }

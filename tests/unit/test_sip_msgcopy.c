@@ -136,28 +136,37 @@ static struct sip_msg *roundtrip(const char *text, char **copy)
 	memcpy(orig + n, "JUNK", 4); /* past Content-Length: not part of the message */
 	n += 4;
 	struct sip_msg *src = malloc(sizeof(*src));
+	struct sip_hdr *src_hdr = malloc(SIP_MAX_HEADERS * sizeof(*src_hdr));
 	struct sip_parse_err err;
-	CHECK_INT(sip_msg_parse(src, orig, n, true, &err), SIP_PARSE_OK);
+	CHECK_INT(sip_msg_parse(src, src_hdr, SIP_MAX_HEADERS, orig, n, true, &err), SIP_PARSE_OK);
 	CHECK(src->buf == orig + 4);
 
 	char *nb = malloc(src->len + 1);
 	memcpy(nb, src->buf, src->len);
 	nb[src->len] = '\0';
-	struct sip_msg *dst = calloc(1, sizeof(*dst));
-	sip_msg_rebase(dst, src, nb);
+	/* The compact form a transaction keeps: the struct and exactly nhdr lines in one block. */
+	struct sip_msg *dst = calloc(1, sizeof(*dst) + src->nhdr * sizeof(struct sip_hdr));
+	sip_msg_rebase(dst, (struct sip_hdr *)(dst + 1), src, nb);
+	CHECK(dst->hdr == (struct sip_hdr *)(dst + 1));
+	CHECK_INT(dst->hdr_cap, src->nhdr);
 
 	struct sip_msg *ref = malloc(sizeof(*ref));
-	CHECK_INT(sip_msg_parse(ref, nb, src->len, true, &err), SIP_PARSE_OK);
+	struct sip_hdr *ref_hdr = malloc(SIP_MAX_HEADERS * sizeof(*ref_hdr));
+	CHECK_INT(sip_msg_parse(ref, ref_hdr, SIP_MAX_HEADERS, nb, src->len, true, &err), SIP_PARSE_OK);
 	same_msg(dst, ref);
 
-	/* The original goes away; nothing of dst may notice (ASan reports any read of it). */
+	/* The original and its header lines go away; nothing of dst may notice (ASan reports
+	 * any read of them). */
 	uintptr_t old = (uintptr_t)orig;
 	size_t old_len = n;
 	memset(orig, 'X', n);
+	memset(src_hdr, 'X', SIP_MAX_HEADERS * sizeof(*src_hdr));
 	free(orig);
+	free(src_hdr);
 	free(src);
 	nothing_points_into(dst, old, old_len);
 	same_msg(dst, ref);
+	free(ref_hdr);
 	free(ref);
 	*copy = nb;
 	return dst;
@@ -240,13 +249,13 @@ static void t_rebase_request(void)
 	struct sip_out oa, ob;
 	sip_out_init(&oa, a, sizeof(a));
 	sip_out_init(&ob, b, sizeof(b));
-	struct sip_msg *ref = malloc(sizeof(*ref));
+	struct sip_msg ref;
+	struct sip_hdr ref_hdr[SIP_MAX_HEADERS];
 	struct sip_parse_err err;
-	CHECK_INT(sip_msg_parse(ref, nb, m->len, true, &err), SIP_PARSE_OK);
+	CHECK_INT(sip_msg_parse(&ref, ref_hdr, SIP_MAX_HEADERS, nb, m->len, true, &err), SIP_PARSE_OK);
 	CHECK_INT(sip_print_response(&oa, m, 486, NULL, NULL), 0);
-	CHECK_INT(sip_print_response(&ob, ref, 486, NULL, NULL), 0);
+	CHECK_INT(sip_print_response(&ob, &ref, 486, NULL, NULL), 0);
 	CHECK(oa.len == ob.len && memcmp(a, b, oa.len) == 0);
-	free(ref);
 	free(m);
 	free(nb);
 }
@@ -295,22 +304,27 @@ static void t_rebase_response(void)
 	free(nb);
 }
 
-/* Only hdr[0..nhdr) is written, and dst may be src. */
+/* Only hdrs[0..nhdr) of the destination array is written, and dst may be src. */
 static void t_rebase_partial_and_in_place(void)
 {
 	char buf[2048];
 	size_t n = crlf(buf, invite);
 	struct sip_msg *src = malloc(sizeof(*src));
+	struct sip_hdr *src_hdr = malloc(SIP_MAX_HEADERS * sizeof(*src_hdr));
 	struct sip_parse_err err;
-	CHECK_INT(sip_msg_parse(src, buf, n, true, &err), SIP_PARSE_OK);
+	CHECK_INT(sip_msg_parse(src, src_hdr, SIP_MAX_HEADERS, buf, n, true, &err), SIP_PARSE_OK);
 	struct sip_msg *dst = malloc(sizeof(*dst));
+	struct sip_hdr *dst_hdr = malloc(SIP_MAX_HEADERS * sizeof(*dst_hdr));
 	memset(dst, 0x5a, sizeof(*dst));
+	memset(dst_hdr, 0x5a, SIP_MAX_HEADERS * sizeof(*dst_hdr));
 	char nb[2048];
 	memcpy(nb, src->buf, src->len);
-	sip_msg_rebase(dst, src, nb);
-	const unsigned char *tail = (const unsigned char *)&dst->hdr[dst->nhdr];
+	sip_msg_rebase(dst, dst_hdr, src, nb);
+	CHECK(dst->hdr == dst_hdr);
+	CHECK_INT(dst->hdr_cap, dst->nhdr);
+	const unsigned char *tail = (const unsigned char *)&dst_hdr[dst->nhdr];
 	bool untouched = true;
-	for (size_t i = 0; i < (SIP_MAX_HEADERS - dst->nhdr) * sizeof(dst->hdr[0]); i++)
+	for (size_t i = 0; i < (SIP_MAX_HEADERS - dst->nhdr) * sizeof(dst_hdr[0]); i++)
 		untouched = untouched && tail[i] == 0x5a;
 	CHECK(untouched);
 	CHECK_STR(dst->via.branch, "z9hG4bK776asdhds");
@@ -319,14 +333,17 @@ static void t_rebase_partial_and_in_place(void)
 	/* In place: src itself moves onto a second copy. */
 	char nb2[2048];
 	memcpy(nb2, src->buf, src->len);
-	sip_msg_rebase(src, src, nb2);
+	sip_msg_rebase(src, src->hdr, src, nb2);
 	memset(buf, 'X', sizeof(buf));
 	CHECK(src->buf == nb2);
 	CHECK_STR(src->call_id, "a84b4c76e66710@pc33.atlanta.com");
 	CHECK_STR(src->to.tag, "to-1");
 	CHECK_STR(src->hdr[src->nhdr - 1].line, "Content-Length: 4\r\n");
 	CHECK(src->body.p == nb2 + src->len - 4);
+	CHECK(src->hdr == src_hdr);
+	free(src_hdr);
 	free(src);
+	free(dst_hdr);
 	free(dst);
 }
 

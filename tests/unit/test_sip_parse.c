@@ -7,11 +7,12 @@
 #include "unit.h"
 
 static struct sip_msg M;
+static struct sip_hdr H[SIP_MAX_HEADERS];
 static struct sip_parse_err E;
 
 static enum sip_parse_result parse(const char *text, bool datagram)
 {
-	return sip_msg_parse(&M, text, strlen(text), datagram, &E);
+	return sip_msg_parse(&M, H, SIP_MAX_HEADERS, text, strlen(text), datagram, &E);
 }
 
 static const char INVITE[] =
@@ -116,6 +117,60 @@ static void t_folding(void)
 	CHECK(contains(v->line, "\r\n\t;branch"));
 }
 
+/* The caller's array holds the header lines: exactly as many as it has room for parse,
+ * one more is "Too many headers" (the 400 a message over SIP_MAX_HEADERS gets). */
+static void t_header_array(void)
+{
+	struct sip_hdr h[11];
+	struct sip_msg m;
+	struct sip_parse_err e;
+	CHECK_INT(sip_msg_parse(&m, h, 11, INVITE, strlen(INVITE), true, &e), SIP_PARSE_OK);
+	CHECK(m.hdr == h);
+	CHECK_INT(m.hdr_cap, 11);
+	CHECK_INT(m.nhdr, 11);
+	CHECK_STR(m.hdr[10].line, "Content-Length: 4\r\n");
+	CHECK_INT(sip_msg_parse(&m, h, 10, INVITE, strlen(INVITE), true, &e), SIP_PARSE_ERROR);
+	CHECK_INT(e.code, 400);
+	CHECK(strcmp(e.reason, "Too many headers") == 0);
+	CHECK(m.nhdr <= 10);
+	/* The slow path (a folded line) keeps to the capacity too. */
+	const char *f = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n ;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
+			"From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n";
+	CHECK_INT(sip_msg_parse(&m, h, 5, f, strlen(f), true, &e), SIP_PARSE_OK);
+	CHECK_INT(sip_msg_parse(&m, h, 1, f, strlen(f), true, &e), SIP_PARSE_ERROR);
+	CHECK(strcmp(e.reason, "Too many headers") == 0);
+	CHECK_INT(sip_msg_parse(&m, NULL, 0, f, strlen(f), true, &e), SIP_PARSE_ERROR);
+	CHECK(strcmp(e.reason, "Too many headers") == 0);
+}
+
+/* One header of a message without a parse: long and compact names, folds, absence. */
+static void t_peek(void)
+{
+	struct str v;
+	CHECK(sip_msg_peek(INVITE, strlen(INVITE), SIP_HDR_TO, &v));
+	CHECK_STR(v, "Bob <sip:bob@example.com>");
+	CHECK(sip_msg_peek(INVITE, strlen(INVITE), SIP_HDR_CONTENT_LENGTH, &v));
+	CHECK_STR(v, "4");
+	CHECK(!sip_msg_peek(INVITE, strlen(INVITE), SIP_HDR_EXPIRES, &v));
+	const char *r = "SIP/2.0 486 Busy Here\r\n"
+			"v: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+			"t:  <sip:a@b>\r\n ;tag=xy \r\n"
+			"f: <sip:c@d>;tag=1\r\n"
+			"\r\n"
+			"To: <sip:in@body>\r\n";
+	CHECK(sip_msg_peek(r, strlen(r), SIP_HDR_TO, &v));
+	CHECK_STR(v, "<sip:a@b>\r\n ;tag=xy");
+	struct sip_addr a;
+	CHECK_INT(sip_addr_parse(&a, v), 0);
+	CHECK_STR(a.tag, "xy");
+	CHECK(!sip_msg_peek(r, strlen(r), SIP_HDR_CALL_ID, &v)); /* not after the empty line */
+	/* A line that is not a header ends the search; so does a cut message. */
+	const char *bad = "SIP/2.0 200 OK\r\nbad line\r\nTo: <sip:a@b>\r\n\r\n", *cut = "SIP/2.0 200 OK\r\nTo: <sip:a@b>";
+	CHECK(!sip_msg_peek(bad, strlen(bad), SIP_HDR_TO, &v));
+	CHECK(!sip_msg_peek(cut, strlen(cut), SIP_HDR_TO, &v));
+	CHECK(!sip_msg_peek("", 0, SIP_HDR_TO, &v));
+}
+
 static void t_stream(void)
 {
 	/* Every proper prefix is incomplete; the whole is one message; a second message
@@ -124,11 +179,11 @@ static void t_stream(void)
 	char two[2 * sizeof INVITE + 8];
 	snprintf(two, sizeof two, "\r\n\r\n%s%s", INVITE, INVITE);
 	for (size_t k = 0; k < n + 4; k++)
-		CHECK_INT(sip_msg_parse(&M, two, k, false, &E), SIP_PARSE_AGAIN);
-	CHECK_INT(sip_msg_parse(&M, two, strlen(two), false, &E), SIP_PARSE_OK);
+		CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, two, k, false, &E), SIP_PARSE_AGAIN);
+	CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, two, strlen(two), false, &E), SIP_PARSE_OK);
 	CHECK_INT(M.buf - two, 4);
 	CHECK_INT(M.len, n);
-	CHECK_INT(sip_msg_parse(&M, two + 4 + n, n, false, &E), SIP_PARSE_OK);
+	CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, two + 4 + n, n, false, &E), SIP_PARSE_OK);
 	/* No Content-Length on a stream. */
 	CHECK_INT(parse("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n"
 			"To: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
@@ -154,8 +209,8 @@ static void t_overread(void)
 	for (size_t k = 0; k <= n; k++) {
 		char *p = map + pg - k;
 		memcpy(p, INVITE, k);
-		sip_msg_parse(&M, p, k, true, &E);
-		sip_msg_parse(&M, p, k, false, &E);
+		sip_msg_parse(&M, H, SIP_MAX_HEADERS, p, k, true, &E);
+		sip_msg_parse(&M, H, SIP_MAX_HEADERS, p, k, false, &E);
 	}
 	static const char *const values[] = { "sip:a@[::1", "sip:a@b:", "sip:a@b;x=", "\"abc", "<sip:a@b",
 					      "SIP/2.0/UDP h;", "Digest a=\"", "sip:%4", "a,\"b" };
@@ -237,9 +292,9 @@ static void t_too_large(void)
 	static char big[SIP_MAX_MSG + 200];
 	memset(big, 'a', sizeof big);
 	memcpy(big, "MESSAGE sip:a@b SIP/2.0\r\n", 25);
-	CHECK_INT(sip_msg_parse(&M, big, sizeof big, true, &E), SIP_PARSE_ERROR);
+	CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, big, sizeof big, true, &E), SIP_PARSE_ERROR);
 	CHECK_INT(E.code, 513);
-	CHECK_INT(sip_msg_parse(&M, big, sizeof big, false, &E), SIP_PARSE_ERROR);
+	CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, big, sizeof big, false, &E), SIP_PARSE_ERROR);
 	CHECK_INT(E.code, 513);
 	/* A stream announcing more than the limit is refused at once. */
 	const char *m = "MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
@@ -457,7 +512,8 @@ static void t_print_response(void)
 		       "Server: Parley\r\n"
 		       "Content-Length: 0\r\n\r\n");
 	struct sip_msg r;
-	CHECK_INT(sip_msg_parse(&r, buf, o.len, false, &E), SIP_PARSE_OK);
+	struct sip_hdr rh[SIP_MAX_HEADERS];
+	CHECK_INT(sip_msg_parse(&r, rh, SIP_MAX_HEADERS, buf, o.len, false, &E), SIP_PARSE_OK);
 	CHECK_INT(r.status, 486);
 	CHECK_STR(r.via.rport, "4321");
 	/* Overflow is reported, never written past the end. */
@@ -502,7 +558,8 @@ static void t_print_fwd(void)
 		       "Content-Length: 4\r\n\r\n"
 		       "v=0\n");
 	struct sip_msg r;
-	CHECK_INT(sip_msg_parse(&r, buf, o.len, false, &E), SIP_PARSE_OK);
+	struct sip_hdr rh[SIP_MAX_HEADERS];
+	CHECK_INT(sip_msg_parse(&r, rh, SIP_MAX_HEADERS, buf, o.len, false, &E), SIP_PARSE_OK);
 	CHECK_INT(r.max_forwards, 69);
 
 	/* No Max-Forwards: 70 is added; a single Route is removed whole. */
@@ -664,39 +721,39 @@ static void t_header_names(void)
 			name[len] = '\0';
 			/* The header last, then cut right after its value: no word past the name. */
 			int l = snprintf(msg, sizeof msg, "%s%s%s: 0\r\n", head, tail, name);
-			CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), SIP_PARSE_OK);
+			CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E), SIP_PARSE_OK);
 			CHECK_INT(M.hdr[M.nhdr - 1].id, id);
 			CHECK_INT(M.hdr[M.nhdr - 1].name.l, len);
 			CHECK_STR(M.hdr[M.nhdr - 1].value, "0");
 			for (size_t cut = (size_t)l - 3; cut < (size_t)l; cut++) {
-				sip_msg_parse(&M, msg, cut, true, &E);
+				sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, cut, true, &E);
 				CHECK_INT(M.hdr[M.nhdr - 1].id, id);
 			}
 			/* One letter more or less, a space before the colon, a CR for a '-'. */
 			l = snprintf(msg, sizeof msg, "%s%s%sx: 0\r\n\r\n", head, tail, name);
-			CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), SIP_PARSE_OK);
+			CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E), SIP_PARSE_OK);
 			CHECK_INT(M.hdr[M.nhdr - 1].id, SIP_HDR_OTHER);
 			if (len > 2) { /* "T" is the compact To */
 				l = snprintf(msg, sizeof msg, "%s%s%.*s: 0\r\n\r\n", head, tail, (int)len - 1, name);
-				CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), SIP_PARSE_OK);
+				CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E), SIP_PARSE_OK);
 				CHECK((int)M.hdr[M.nhdr - 1].id != id);
 			}
 			l = snprintf(msg, sizeof msg, "%s%s%s : 0\r\n\r\n", head, tail, name);
-			CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), SIP_PARSE_OK);
+			CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E), SIP_PARSE_OK);
 			CHECK_INT(M.hdr[M.nhdr - 1].id, id);
 			CHECK_INT(M.hdr[M.nhdr - 1].name.l, len);
 			const char *dash = strchr(name, '-');
 			if (dash) {
 				l = snprintf(msg, sizeof msg, "%s%s%s: 0\r\n\r\n", head, tail, name);
 				msg[strlen(head) + strlen(tail) + (size_t)(dash - name)] = '\r';
-				CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), SIP_PARSE_ERROR);
+				CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E), SIP_PARSE_ERROR);
 				CHECK(strcmp(E.reason, "Bad header line") == 0);
 			}
 		}
 	}
 	/* A NUL in a name is no known name, nor a token. */
 	static const char nul[] = "OPTIONS sip:a@b SIP/2.0\r\nVia\0: SIP/2.0/UDP h\r\n\r\n";
-	CHECK_INT(sip_msg_parse(&M, nul, sizeof nul - 1, true, &E), SIP_PARSE_ERROR);
+	CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, nul, sizeof nul - 1, true, &E), SIP_PARSE_ERROR);
 	CHECK(strcmp(E.reason, "Bad header line") == 0);
 	/* A colon with no name. */
 	CHECK_INT(parse("OPTIONS sip:a@b SIP/2.0\r\n: x\r\nVia: SIP/2.0/UDP h\r\n\r\n", true), SIP_PARSE_ERROR);
@@ -727,7 +784,7 @@ static void t_start_lines(void)
 	};
 	for (size_t k = 0; k < sizeof st / sizeof st[0]; k++) {
 		int l = snprintf(msg, sizeof msg, "%s\r\n%s", st[k].line, hdrs);
-		CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), st[k].r);
+		CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E), st[k].r);
 		if (st[k].r == SIP_PARSE_OK) {
 			CHECK(!M.request);
 			CHECK_INT(M.status, st[k].status);
@@ -752,7 +809,7 @@ static void t_start_lines(void)
 	};
 	for (size_t k = 0; k < sizeof rq / sizeof rq[0]; k++) {
 		int l = snprintf(msg, sizeof msg, "%s\r\n%s", rq[k].line, hdrs);
-		CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), rq[k].r);
+		CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E), rq[k].r);
 		CHECK(M.request);
 		if (rq[k].method)
 			CHECK_STR(M.method, rq[k].method);
@@ -826,7 +883,7 @@ static void t_via_lines(void)
 	};
 	for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
 		int l = snprintf(msg, sizeof msg, "INVITE sip:a@b SIP/2.0\r\nVia: %s\r\n%s", v[k].via, rest);
-		CHECK_INT(sip_msg_parse(&M, msg, (size_t)l, true, &E), v[k].ok ? SIP_PARSE_OK : SIP_PARSE_ERROR);
+		CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E), v[k].ok ? SIP_PARSE_OK : SIP_PARSE_ERROR);
 		CHECK_STR(M.via.host, v[k].host);
 		CHECK_STR(M.via.branch, v[k].branch);
 		if (!v[k].ok)
@@ -888,6 +945,8 @@ static const struct unit_case cases[] = {
 	{ "basic", t_basic },
 	{ "compact_and_case", t_compact_and_case },
 	{ "folding", t_folding },
+	{ "header_array", t_header_array },
+	{ "peek", t_peek },
 	{ "stream", t_stream },
 	{ "overread", t_overread },
 	{ "errors", t_errors },

@@ -169,16 +169,16 @@ static int feed(struct fx *f, const char *text)
 			buf[n++] = '\r';
 		buf[n++] = *p;
 	}
-	struct sip_msg *m = malloc(sizeof(*m));
+	struct sip_msg m_, *m = &m_;
+	struct sip_hdr hdr[SIP_MAX_HEADERS];
 	struct sip_parse_err err;
 	int rc = -1000;
-	if (sip_msg_parse(m, buf, n, true, &err) != SIP_PARSE_OK) {
+	if (sip_msg_parse(m, hdr, SIP_MAX_HEADERS, buf, n, true, &err) != SIP_PARSE_OK) {
 		fprintf(stderr, "test message does not parse: %s\n", err.reason);
 		unit_failures++;
 	} else {
 		rc = m->request ? txn_recv_request(f->l, m, &f->src) : txn_recv_response(f->l, m, &f->src);
 	}
-	free(m);
 	return rc;
 }
 
@@ -222,12 +222,12 @@ static int resp(struct fx *f, unsigned status, const char *branch, const char *t
  * parse error (the parser is stricter than when these tests were first written). */
 static bool parses(const char *text)
 {
-	struct sip_msg *m = malloc(sizeof(*m));
+	struct sip_msg m_, *m = &m_;
+	struct sip_hdr hdr[SIP_MAX_HEADERS];
 	struct sip_parse_err err;
-	bool ok = sip_msg_parse(m, text, strlen(text), true, &err) == SIP_PARSE_OK;
+	bool ok = sip_msg_parse(m, hdr, SIP_MAX_HEADERS, text, strlen(text), true, &err) == SIP_PARSE_OK;
 	if (!ok)
 		fprintf(stderr, "does not parse: %s\n", err.reason);
-	free(m);
 	return ok;
 }
 
@@ -853,9 +853,10 @@ static void t_server_request_copy(void)
 			buf[n++] = '\r';
 		buf[n++] = *p;
 	}
-	struct sip_msg *ref = malloc(sizeof(*ref));
+	struct sip_msg ref_, *ref = &ref_;
+	struct sip_hdr ref_hdr[SIP_MAX_HEADERS];
 	struct sip_parse_err err;
-	CHECK_INT(sip_msg_parse(ref, buf, n, true, &err), SIP_PARSE_OK);
+	CHECK_INT(sip_msg_parse(ref, ref_hdr, SIP_MAX_HEADERS, buf, n, true, &err), SIP_PARSE_OK);
 
 	for (int round = 0; round < 2; round++) {
 		struct fx *f = fx_new(TP_UDP);
@@ -930,7 +931,6 @@ static void t_server_request_copy(void)
 		CHECK(strcmp(sent(f, 1), r) == 0);
 		fx_free(f);
 	}
-	free(ref);
 }
 
 /* received= is added exactly when the sent-by host is not the source address as text. */
@@ -967,12 +967,12 @@ static void t_via_received_text(void)
 				 "CSeq: 1 OPTIONS\r\n"
 				 "Content-Length: 0\r\n\r\n",
 				 cases[k].host, k, k);
-		struct sip_msg *m = malloc(sizeof(*m));
+		struct sip_msg m_, *m = &m_;
+		struct sip_hdr hdr[SIP_MAX_HEADERS];
 		struct sip_parse_err err;
-		if (sip_msg_parse(m, text, (size_t)n, true, &err) != SIP_PARSE_OK) {
+		if (sip_msg_parse(m, hdr, SIP_MAX_HEADERS, text, (size_t)n, true, &err) != SIP_PARSE_OK) {
 			fprintf(stderr, "sent-by %s does not parse\n", cases[k].host);
 			unit_failures++;
-			free(m);
 			continue;
 		}
 		struct tp_source src = { .proto = TP_UDP };
@@ -998,7 +998,6 @@ static void t_via_received_text(void)
 		txn_response_via(&o, &vt, m, &src);
 		CHECK_STR(o.via_received, "x");
 		CHECK_STR(o.via_rport, "1");
-		free(m);
 	}
 }
 
@@ -1205,10 +1204,10 @@ static void t_client_ict_non2xx(void)
 		  "Max-Forwards: 70\r\n"
 		  "Content-Length: 0\r\n\r\n");
 	/* The ACK parses. */
-	struct sip_msg *m = malloc(sizeof(*m));
+	struct sip_msg m;
+	struct sip_hdr hdr[SIP_MAX_HEADERS];
 	struct sip_parse_err perr;
-	CHECK_INT(sip_msg_parse(m, ack, strlen(ack), true, &perr), SIP_PARSE_OK);
-	free(m);
+	CHECK_INT(sip_msg_parse(&m, hdr, SIP_MAX_HEADERS, ack, strlen(ack), true, &perr), SIP_PARSE_OK);
 	/* A retransmitted final is absorbed and ACKed again. */
 	CHECK_INT(resp(f, 486, "z9hG4bKk1", ";tag=b1", "INVITE"), 0);
 	CHECK_INT(f->nresp, 2);

@@ -7,15 +7,7 @@ import socket
 import subprocess
 import time
 
-from conftest import free_udp_port
-
-
-def free_tcp_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from sipua import free_port
 
 
 class Baresip:
@@ -25,8 +17,8 @@ class Baresip:
         os.makedirs(self.dir, exist_ok=True)
         self.rec = os.path.join(self.dir, "rec")
         os.makedirs(self.rec, exist_ok=True)
-        self.sip_port = free_udp_port()
-        self.ctrl_port = free_tcp_port()
+        self.sip_port = free_port()
+        self.ctrl_port = free_port(tcp=True)
         rtp = 20000 + (self.sip_port % 200) * 100
         self.user, self.domain = user, domain
         self.aor = f"sip:{user}@{domain}"

@@ -1,7 +1,6 @@
 """conftest.py: starts the real parley binary on free loopback ports with a temporary
 database, and offers SIP user agents to talk to it."""
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -9,21 +8,10 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from sipua import UA  # noqa: E402
+from sipua import UA, free_port  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("PARLEY_BIN", os.path.join(ROOT, "build", "parley"))
-
-
-def free_udp_port(host="127.0.0.1"):
-    """A UDP port nobody listens on now (and its TCP twin, for baresip's TLS/ctrl habits)."""
-    while True:
-        s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((host, 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port < 60000:
-            return port
 
 
 def parley(*args, db=None, input=None, check=False):
@@ -40,7 +28,7 @@ class Server:
     def __init__(self, tmp, domains=("a.test",), host="127.0.0.1", port=None, extra=(), name="parley"):
         self.tmp = tmp
         self.host = host
-        self.port = port or free_udp_port(host)
+        self.port = port or free_port(host)
         self.db = os.path.join(tmp, f"{name}.db")
         self.logpath = os.path.join(tmp, f"{name}.log")
         self.domains = list(domains)

@@ -12,6 +12,18 @@ COMPACT = {"i": "call-id", "m": "contact", "e": "content-encoding", "l": "conten
            "v": "via", "o": "event", "r": "refer-to", "u": "allow-events"}
 
 
+def free_port(host="127.0.0.1", tcp=False):
+    """A UDP (or, with tcp, TCP) port below 60000 that nothing on host is bound to now."""
+    while True:
+        s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                          socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port < 60000:
+            return port
+
+
 def rand(n=10):
     return "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(n))
 

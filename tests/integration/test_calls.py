@@ -6,8 +6,8 @@ import subprocess
 import threading
 import time
 
-from conftest import free_udp_port, parley
-from sipua import digest_response, parse_challenge, rand
+from conftest import parley
+from sipua import digest_response, free_port, parse_challenge, rand
 
 SIPP_DIR = os.path.join(os.path.dirname(__file__), "scenarios")
 SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -520,7 +520,7 @@ def test_2xx_retransmission_after_transactions_end(server_factory):
 def test_sipp_calls(server, tmp_path):
     """SIPp callers and an answering SIPp phone: ten calls with auth, ringing, answer, BYE."""
     add_users(server, "alice", "bob")
-    uas_port = free_udp_port()
+    uas_port = free_port()
     # The binding is reached at its source address, so register from SIPp's own port.
     bob = server.ua("bob", "pw", port=uas_port)
     r = bob.register()
@@ -535,7 +535,7 @@ def test_sipp_calls(server, tmp_path):
         stat = tmp_path / "stat.csv"
         r = subprocess.run(["sipp", f"127.0.0.1:{server.port}", "-sf", os.path.join(SIPP_DIR, "call_uac.xml"),
                             "-inf", str(inf), "-m", "10", "-r", "5", "-l", "5", "-i", "127.0.0.1",
-                            "-p", str(free_udp_port()), "-nostdin", "-trace_stat", "-stf", str(stat),
+                            "-p", str(free_port()), "-nostdin", "-trace_stat", "-stf", str(stat),
                             "-timeout", "60s", "-timeout_error"],
                            capture_output=True, text=True, timeout=90)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from conftest import free_udp_port, parley
-from sipua import UA, rand
+from conftest import parley
+from sipua import UA, free_port, rand
 from test_calls import SDP, Call, callee_answer, callee_hangs_up, is_req, is_resp, wait_log
 
 
@@ -44,7 +44,7 @@ def register_pair(a, b):
 
 @pytest.fixture
 def pair(server_factory):
-    pa, pb = free_udp_port("127.0.0.1"), free_udp_port("127.0.0.2")
+    pa, pb = free_port("127.0.0.1"), free_port("127.0.0.2")
     a, b = start_pair(server_factory, pa, pb, ["--peer", f"b.test=sip:127.0.0.2:{pb}"],
                       ["--peer", f"a.test=sip:127.0.0.1:{pa}"])
     alice, bob = register_pair(a, b)
@@ -163,7 +163,7 @@ def test_inbound_from_peer_is_not_challenged_but_relay_is_refused(pair):
 def test_loop_between_misconfigured_peers(server_factory):
     """a sends c.test to b and b sends it back to a, each trusting the other: the loop ends
     with 482 (loop detected) or 483, not a storm."""
-    pa, pb = free_udp_port("127.0.0.1"), free_udp_port("127.0.0.2")
+    pa, pb = free_port("127.0.0.1"), free_port("127.0.0.2")
     a, b = start_pair(server_factory, pa, pb, ["--peer", f"c.test=sip:127.0.0.2:{pb}", "--trust", "127.0.0.2"],
                       ["--peer", f"c.test=sip:127.0.0.1:{pa}", "--trust", "127.0.0.1"])
     a.user_add("alice@a.test", "pw")
@@ -189,7 +189,7 @@ from dnsserver import DnsServer  # noqa: E402
 def dns_pair(server_factory, tmp_path):
     """a.test finds b.test through NAPTR -> SRV -> A records on a dnsmasq on loopback. The
     preferred SRV target (127.0.0.3) is a stand-in that the test controls; the second is b."""
-    pa, pb, pdead = free_udp_port("127.0.0.1"), free_udp_port("127.0.0.2"), free_udp_port("127.0.0.3")
+    pa, pb, pdead = free_port("127.0.0.1"), free_port("127.0.0.2"), free_port("127.0.0.3")
     dns = DnsServer(
         naptr=[("b.test", 10, 10, "S", "SIP+D2U", "", "_sip._udp.b.test")],
         srv=[("_sip._udp.b.test", "sip1.b.test", pdead, 10, 10),
@@ -290,7 +290,7 @@ def test_sipp_calls_across(pair, tmp_path):
     from test_calls import SIPP_DIR
     a, b, alice, bob = pair
     assert bob.register(contact="*", expires=0).status == 200
-    uas_port = free_udp_port("127.0.0.2")
+    uas_port = free_port("127.0.0.2")
     reg = UA(b.addr, user="bob", domain="b.test", password="bobpw", host="127.0.0.2", port=uas_port)
     assert reg.register().status == 200
     reg.close()
@@ -303,7 +303,7 @@ def test_sipp_calls_across(pair, tmp_path):
         stat = tmp_path / "stat.csv"
         r = subprocess.run(["sipp", f"127.0.0.1:{a.port}", "-sf", os.path.join(SIPP_DIR, "call_uac_fed.xml"),
                             "-inf", str(inf), "-m", "5", "-r", "5", "-l", "5", "-i", "127.0.0.1",
-                            "-p", str(free_udp_port()), "-nostdin", "-trace_stat", "-stf", str(stat),
+                            "-p", str(free_port()), "-nostdin", "-trace_stat", "-stf", str(stat),
                             "-timeout", "60s", "-timeout_error"], capture_output=True, text=True, timeout=90)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         out, err = uas.communicate(timeout=30)
@@ -322,7 +322,7 @@ def test_sipp_calls_across(pair, tmp_path):
 def test_no_answer_across(server_factory):
     """a gives up after its ring timeout: the branch to b is cancelled, b cancels bob's
     phone, and alice gets 408."""
-    pa, pb = free_udp_port("127.0.0.1"), free_udp_port("127.0.0.2")
+    pa, pb = free_port("127.0.0.1"), free_port("127.0.0.2")
     a, b = start_pair(server_factory, pa, pb, ["--peer", f"b.test=sip:127.0.0.2:{pb}", "--ring-timeout", "2"],
                       ["--peer", f"a.test=sip:127.0.0.1:{pa}"])
     alice, bob = register_pair(a, b)

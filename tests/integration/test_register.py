@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from conftest import free_udp_port, parley
-from sipua import UA, digest_response, parse_challenge
+from conftest import parley
+from sipua import UA, digest_response, free_port, parse_challenge
 
 SIPP_DIR = os.path.join(os.path.dirname(__file__), "scenarios")
 
@@ -277,7 +277,7 @@ def test_sipp_registrations_with_imported_users(server, tmp_path):
     inf.write_text("SEQUENTIAL\n" + "".join(f"u{i:03d};pw{i:03d};5090;a.test\n" for i in range(200)))
     stat = tmp_path / "stat.csv"
     r = sipp([f"127.0.0.1:{server.port}", "-sf", os.path.join(SIPP_DIR, "reg_auth.xml"), "-inf", str(inf),
-              "-m", "200", "-r", "100", "-l", "20", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-nostdin",
+              "-m", "200", "-r", "100", "-l", "20", "-i", "127.0.0.1", "-p", str(free_port()), "-nostdin",
               "-trace_stat", "-stf", str(stat), "-timeout", "60s", "-timeout_error"])
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rows = stat.read_text().splitlines()

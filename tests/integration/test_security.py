@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import parley, free_udp_port
+from conftest import parley
 from sipua import UA, parse_challenge, digest_response, rand
 
 HERE = os.path.dirname(__file__)

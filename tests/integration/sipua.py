@@ -207,6 +207,13 @@ class UA:
                 return m
             self.pending.append(m)
 
+    def collect(self, quiet):
+        """Every message that arrives until none has come for quiet seconds, in order."""
+        got = []
+        while (m := self.recv(timeout=quiet)) is not None:
+            got.append(m)
+        return got
+
     def final(self, timeout=5.0, cseq_method=None):
         """Skips provisional responses; returns the first final response (or None)."""
         def want(m):

@@ -1,15 +1,13 @@
 """test_calls.py: calls through the stateful proxy with real UDP phones on loopback: answer and
 hang up, cancel, busy, no answer, forking to two phones, rejections, MESSAGE and call records."""
-import os
 import re
-import subprocess
 import threading
 import time
 
 from conftest import parley
-from sipua import digest_response, free_port, parse_challenge, rand
+from sippctl import run_sipp, sipp_phone
+from sipua import digest_response, parse_challenge, rand
 
-SIPP_DIR = os.path.join(os.path.dirname(__file__), "scenarios")
 SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
        "m=audio 40000 RTP/AVP 0\r\n")
 
@@ -520,34 +518,10 @@ def test_2xx_retransmission_after_transactions_end(server_factory):
 def test_sipp_calls(server, tmp_path):
     """SIPp callers and an answering SIPp phone: ten calls with auth, ringing, answer, BYE."""
     add_users(server, "alice", "bob")
-    uas_port = free_port()
-    # The binding is reached at its source address, so register from SIPp's own port.
-    bob = server.ua("bob", "pw", port=uas_port)
-    r = bob.register()
-    bob.close()
-    assert r is not None and r.status == 200
-    uas = subprocess.Popen(["sipp", "-sf", os.path.join(SIPP_DIR, "call_uas.xml"), "-i", "127.0.0.1",
-                            "-p", str(uas_port), "-m", "10", "-nostdin", "-timeout", "60s", "-timeout_error"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        inf = tmp_path / "calls.csv"
-        inf.write_text("SEQUENTIAL\nalice;pw;bob;a.test\n")
-        stat = tmp_path / "stat.csv"
-        r = subprocess.run(["sipp", f"127.0.0.1:{server.port}", "-sf", os.path.join(SIPP_DIR, "call_uac.xml"),
-                            "-inf", str(inf), "-m", "10", "-r", "5", "-l", "5", "-i", "127.0.0.1",
-                            "-p", str(free_port()), "-nostdin", "-trace_stat", "-stf", str(stat),
-                            "-timeout", "60s", "-timeout_error"],
-                           capture_output=True, text=True, timeout=90)
-        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-        rows = stat.read_text().splitlines()
-        head, last = rows[0].split(";"), rows[-1].split(";")
-        assert int(last[head.index("SuccessfulCall(C)")]) == 10
-        out, err = uas.communicate(timeout=30)
-        assert uas.returncode == 0, out[-2000:] + err[-2000:]
-    finally:
-        if uas.poll() is None:
-            uas.kill()
-            uas.wait()
+    with sipp_phone(server, "bob", "pw", calls=10):
+        stats = run_sipp("call_uac.xml", f"127.0.0.1:{server.port}", tmp_path,
+                         "SEQUENTIAL\nalice;pw;bob;a.test\n", calls=10)
+        assert int(stats["SuccessfulCall(C)"]) == 10
     out = calls_table(server, r"answered \(200\)")
     wait_log(server, "call: ended alice@a.test -> bob@a.test")
     end = time.time() + 5

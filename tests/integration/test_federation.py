@@ -7,6 +7,7 @@ import time
 import pytest
 
 from conftest import parley
+from sippctl import run_sipp, sipp_phone
 from sipua import UA, free_port, rand
 from test_calls import SDP, Call, callee_answer, callee_hangs_up, is_req, is_resp, wait_log
 
@@ -285,33 +286,11 @@ def test_baresip_call_across_with_audio(pair, tmp_path):
 
 def test_sipp_calls_across(pair, tmp_path):
     """SIPp callers at a.test call an answering SIPp phone registered at b.test."""
-    import os
-    import subprocess
-    from test_calls import SIPP_DIR
     a, b, alice, bob = pair
     assert bob.register(contact="*", expires=0).status == 200
-    uas_port = free_port("127.0.0.2")
-    reg = UA(b.addr, user="bob", domain="b.test", password="bobpw", host="127.0.0.2", port=uas_port)
-    assert reg.register().status == 200
-    reg.close()
-    uas = subprocess.Popen(["sipp", "-sf", os.path.join(SIPP_DIR, "call_uas.xml"), "-i", "127.0.0.2",
-                            "-p", str(uas_port), "-m", "5", "-nostdin", "-timeout", "60s", "-timeout_error"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        inf = tmp_path / "calls.csv"
-        inf.write_text("SEQUENTIAL\nalice;alicepw;bob;b.test;a.test\n")
-        stat = tmp_path / "stat.csv"
-        r = subprocess.run(["sipp", f"127.0.0.1:{a.port}", "-sf", os.path.join(SIPP_DIR, "call_uac_fed.xml"),
-                            "-inf", str(inf), "-m", "5", "-r", "5", "-l", "5", "-i", "127.0.0.1",
-                            "-p", str(free_port()), "-nostdin", "-trace_stat", "-stf", str(stat),
-                            "-timeout", "60s", "-timeout_error"], capture_output=True, text=True, timeout=90)
-        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-        out, err = uas.communicate(timeout=30)
-        assert uas.returncode == 0, out[-2000:] + err[-2000:]
-    finally:
-        if uas.poll() is None:
-            uas.kill()
-            uas.wait()
+    with sipp_phone(b, "bob", "bobpw", calls=5):
+        run_sipp("call_uac_fed.xml", f"127.0.0.1:{a.port}", tmp_path,
+                 "SEQUENTIAL\nalice;alicepw;bob;b.test;a.test\n", calls=5)
     end = time.time() + 10
     while time.time() < end and parley("calls", db=b.db).stdout.count("answered") < 5:
         time.sleep(0.2)

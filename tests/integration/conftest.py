@@ -1,6 +1,7 @@
 """conftest.py: starts the real parley binary on free loopback ports with a temporary
 database, and offers SIP user agents to talk to it."""
 import os
+import re
 import subprocess
 import sys
 import time
@@ -98,6 +99,60 @@ class Server:
     def ua(self, user=None, password=None, domain=None, **kw):
         return UA(self.addr, user=user, domain=domain or self.domains[0], password=password,
                   host=self.host, **kw)
+
+
+def add_users(server, *users, password="pw"):
+    """Adds each user@<the server's first domain> with the one password."""
+    for u in users:
+        server.user_add(f"{u}@{server.domains[0]}", password)
+
+
+def registered(server, user, password="pw", **kw):
+    """A UA for user at server, registered (the 200 asserted)."""
+    ua = server.ua(user, password, **kw)
+    r = ua.register()
+    assert r is not None and r.status == 200, r
+    return ua
+
+
+def phones(server, *users, password="pw"):
+    """Adds each user named once and registers one phone per name given; returns the UAs in order."""
+    add_users(server, *dict.fromkeys(users), password=password)
+    return [registered(server, u, password) for u in users]
+
+
+def calls_table(server, want, timeout=5.0):
+    """Polls `parley calls` until a line matches the regex want (records are written behind)."""
+    end = time.time() + timeout
+    out = ""
+    while time.time() < end:
+        r = parley("calls", db=server.db)
+        out = r.stdout
+        if r.returncode == 0 and re.search(want, out):
+            return out
+        time.sleep(0.2)
+    raise AssertionError(f"no call record matching {want!r} in:\n{out}")
+
+
+def wait_log(server, text, timeout=5.0):
+    """Waits until text is in the server's log; fails with the log's tail."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if text in server.read_log():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} not logged:\n{server.read_log()[-3000:]}")
+
+
+def wait_for(pred, timeout=10.0, step=0.1):
+    """Polls pred until it returns something true; returns that (or pred's last answer)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
 
 
 @pytest.fixture

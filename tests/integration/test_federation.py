@@ -1,26 +1,13 @@
 """test_federation.py: two Parley instances, a.test on 127.0.0.1 and b.test on 127.0.0.2, each
 with its own database and users, hand calls to each other as peers."""
-import re
 import threading
 import time
 
 import pytest
 
-from conftest import parley
+from conftest import calls_table, parley, registered, wait_log
 from sippctl import run_sipp, sipp_phone
-from sipua import UA, free_port, rand
-from test_calls import SDP, Call, callee_answer, callee_hangs_up, is_req, is_resp, wait_log
-
-
-def calls_rows(server, want, timeout=5.0):
-    end = time.time() + timeout
-    out = ""
-    while time.time() < end:
-        out = parley("calls", db=server.db).stdout
-        if re.search(want, out):
-            return out
-        time.sleep(0.2)
-    raise AssertionError(f"no call record matching {want!r} in:\n{out}")
+from sipua import SDP, UA, Call, callee_answer, callee_hangs_up, free_port, is_req, is_resp, rand, ring
 
 
 def start_pair(server_factory, pa, pb, a_extra, b_extra):
@@ -36,11 +23,7 @@ def register_pair(a, b):
     """alice@a.test registered at a, bob@b.test at b; returns their UAs."""
     a.user_add("alice@a.test", "alicepw")
     b.user_add("bob@b.test", "bobpw")
-    alice = UA(a.addr, user="alice", domain="a.test", password="alicepw", host="127.0.0.1")
-    bob = UA(b.addr, user="bob", domain="b.test", password="bobpw", host="127.0.0.2")
-    assert alice.register().status == 200
-    assert bob.register().status == 200
-    return alice, bob
+    return registered(a, "alice", "alicepw"), registered(b, "bob", "bobpw")
 
 
 @pytest.fixture
@@ -84,17 +67,15 @@ def test_call_across_answered_and_hung_up_by_caller(pair):
     th.join()
     assert r is not None and r.status == 200
     # both sides record the call and log the hop
-    calls_rows(a, r"alice@a\.test\s+bob@b\.test.*answered")
-    calls_rows(b, r"alice@a\.test\s+bob@b\.test.*answered")
+    calls_table(a, r"alice@a\.test\s+bob@b\.test.*answered")
+    calls_table(b, r"alice@a\.test\s+bob@b\.test.*answered")
     wait_log(a, "call: ended alice@a.test -> bob@b.test")
     wait_log(b, "call: ended alice@a.test -> bob@b.test")
 
 
 def test_callee_hangs_up_across(pair):
     a, b, alice, bob = pair
-    c = Call(alice, "sip:bob@b.test")
-    assert c.start() is None
-    inv = bob.recv(5, is_req("INVITE"))
+    c, inv = ring(alice, bob, "sip:bob@b.test")
     tag = rand(8)
     callee_answer(bob, inv, 200, "OK", tag, SDP.encode())
     assert c.final().status == 200
@@ -106,22 +87,18 @@ def test_callee_hangs_up_across(pair):
 
 def test_busy_across(pair):
     a, b, alice, bob = pair
-    c = Call(alice, "sip:bob@b.test")
-    assert c.start() is None
-    inv = bob.recv(5, is_req("INVITE"))
+    c, inv = ring(alice, bob, "sip:bob@b.test")
     callee_answer(bob, inv, 486, "Busy Here", rand(8))
     r = c.final()
     assert r is not None and r.status == 486
     c.ack_non2xx(r)
-    calls_rows(a, r"busy")
-    calls_rows(b, r"busy")
+    calls_table(a, r"busy")
+    calls_table(b, r"busy")
 
 
 def test_cancel_across(pair):
     a, b, alice, bob = pair
-    c = Call(alice, "sip:bob@b.test")
-    assert c.start() is None
-    inv = bob.recv(5, is_req("INVITE"))
+    c, inv = ring(alice, bob, "sip:bob@b.test")
     tag = rand(8)
     callee_answer(bob, inv, 180, "Ringing", tag)
     assert alice.recv(3, is_resp("INVITE", 180)) is not None
@@ -133,21 +110,19 @@ def test_cancel_across(pair):
     r = c.final()
     assert r is not None and r.status == 487
     c.ack_non2xx(r)
-    calls_rows(a, r"cancel")
+    calls_table(a, r"cancel")
 
 
 def test_call_back_from_b_to_a(pair):
     a, b, alice, bob = pair
-    c = Call(bob, "sip:alice@a.test")
-    assert c.start() is None
-    inv = alice.recv(5, is_req("INVITE"))
+    c, inv = ring(bob, alice, "sip:alice@a.test")
     assert inv is not None
     tag = rand(8)
     callee_answer(alice, inv, 200, "OK", tag, SDP.encode())
     assert c.final().status == 200
     c.ack()
     assert alice.recv(3, is_req("ACK")) is not None
-    calls_rows(b, r"bob@b\.test\s+alice@a\.test.*answered")
+    calls_table(b, r"bob@b\.test\s+alice@a\.test.*answered")
 
 
 def test_inbound_from_peer_is_not_challenged_but_relay_is_refused(pair):
@@ -280,8 +255,8 @@ def test_baresip_call_across_with_audio(pair, tmp_path):
     finally:
         alice.stop()
         bob.stop()
-    calls_rows(a, r"alice@a\.test\s+bob@b\.test.*answered")
-    calls_rows(b, r"alice@a\.test\s+bob@b\.test.*answered")
+    calls_table(a, r"alice@a\.test\s+bob@b\.test.*answered")
+    calls_table(b, r"alice@a\.test\s+bob@b\.test.*answered")
 
 
 def test_sipp_calls_across(pair, tmp_path):
@@ -305,9 +280,7 @@ def test_no_answer_across(server_factory):
     a, b = start_pair(server_factory, pa, pb, ["--peer", f"b.test=sip:127.0.0.2:{pb}", "--ring-timeout", "2"],
                       ["--peer", f"a.test=sip:127.0.0.1:{pa}"])
     alice, bob = register_pair(a, b)
-    c = Call(alice, "sip:bob@b.test")
-    assert c.start() is None
-    inv = bob.recv(5, is_req("INVITE"))
+    c, inv = ring(alice, bob, "sip:bob@b.test")
     tag = rand(8)
     callee_answer(bob, inv, 180, "Ringing", tag)
     assert alice.recv(3, is_resp("INVITE", 180)) is not None
@@ -318,6 +291,6 @@ def test_no_answer_across(server_factory):
     r = c.final(8)
     assert r is not None and r.status == 408
     c.ack_non2xx(r)
-    calls_rows(a, r"no answer")
+    calls_table(a, r"no answer")
     alice.close()
     bob.close()

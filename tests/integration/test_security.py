@@ -10,19 +10,10 @@ import time
 
 import pytest
 
-from conftest import parley
-from sipua import UA, parse_challenge, digest_response, rand
+from conftest import parley, registered, wait_for
+from sipua import UA, digest_response, is_req, parse_challenge, rand
 
 HERE = os.path.dirname(__file__)
-
-
-def wait_for(pred, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 def victim(host="127.0.0.9"):
@@ -85,8 +76,7 @@ def test_preloaded_route_from_stranger_is_refused(ab):
 def test_preloaded_route_cannot_forge_a_local_caller(ab):
     """The same bypass with From: alice@a.test and no credentials is challenged; bob's phone
     hears nothing."""
-    bob = ab.ua("bob", "bobpw")
-    assert bob.register().status == 200
+    bob = registered(ab, "bob", "bobpw")
     atk = UA(ab.addr, user="alice", domain="a.test")
     atk.send_raw(atk.build("INVITE", "sip:bob@a.test", to="<sip:bob@a.test>",
                            headers=[f"Route: <sip:{ab.host}:{ab.port};lr>, <sip:{bob.hostport};lr>"]))
@@ -97,11 +87,10 @@ def test_preloaded_route_cannot_forge_a_local_caller(ab):
 
 def test_in_dialog_request_to_a_third_party_is_refused(ab):
     """A real dialog (anonymous caller to bob) cannot be used to send a request elsewhere."""
-    bob = ab.ua("bob", "bobpw")
-    assert bob.register().status == 200
+    bob = registered(ab, "bob", "bobpw")
     caller = UA(ab.addr, user="carol", domain="c.test")
     caller.send_raw(caller.build("INVITE", "sip:bob@a.test", to="<sip:bob@a.test>"))
-    inv = bob.recv(want=lambda m: not m.is_response and m.method == "INVITE")
+    inv = bob.recv(want=is_req("INVITE"))
     assert inv is not None
     bob.reply(inv, 200, "OK", to_tag="bobtag", headers=[f"Contact: <sip:bob@{bob.hostport}>"])
     ok = caller.final()
@@ -118,7 +107,7 @@ def test_in_dialog_request_to_a_third_party_is_refused(ab):
     # The right target still works.
     caller.send_raw(caller.build("BYE", f"sip:bob@{bob.hostport}", to="<sip:bob@a.test>", to_tag="bobtag",
                                  headers=[f"Route: <sip:{ab.host}:{ab.port};lr>"]))
-    bye = bob.recv(want=lambda m: not m.is_response and m.method == "BYE")
+    bye = bob.recv(want=is_req("BYE"))
     assert bye is not None
     bob.reply(bye, 200, "OK")
     assert caller.final().status == 200
@@ -314,13 +303,12 @@ def test_no_answer_without_a_usable_via(ab):
 # ---- 7. caller ID ---------------------------------------------------------------------------------
 
 def test_asserted_identity_from_strangers_is_removed(ab):
-    bob = ab.ua("bob", "bobpw")
-    assert bob.register().status == 200
+    bob = registered(ab, "bob", "bobpw")
     atk = UA(ab.addr, user="mallory", domain="evil.test")
     atk.send_raw(atk.build("MESSAGE", "sip:bob@a.test", to="<sip:bob@a.test>", body="hi",
                            headers=["P-Asserted-Identity: <sip:ceo@a.test>", "Remote-Party-ID: <sip:ceo@a.test>",
                                     "P-Preferred-Identity: <sip:ceo@a.test>", "Content-Type: text/plain"]))
-    m = bob.recv(want=lambda m: not m.is_response and m.method == "MESSAGE")
+    m = bob.recv(want=is_req("MESSAGE"))
     assert m is not None
     for h in ("p-asserted-identity", "remote-party-id", "p-preferred-identity"):
         assert h not in m.headers, m
@@ -328,8 +316,7 @@ def test_asserted_identity_from_strangers_is_removed(ab):
 
 
 def test_authenticated_identity_is_asserted(ab):
-    bob = ab.ua("bob", "bobpw")
-    assert bob.register().status == 200
+    bob = registered(ab, "bob", "bobpw")
     alice = ab.ua("alice", "alicepw")
     alice.send_raw(alice.build("MESSAGE", "sip:bob@a.test", to="<sip:bob@a.test>", body="x",
                                headers=["Content-Type: text/plain"]))
@@ -340,15 +327,14 @@ def test_authenticated_identity_is_asserted(ab):
     alice.send_raw(alice.build("MESSAGE", "sip:bob@a.test", to="<sip:bob@a.test>", body="x",
                                headers=["Content-Type: text/plain", f"Proxy-Authorization: {cred}",
                                         "P-Asserted-Identity: <sip:ceo@a.test>"]))
-    m = bob.recv(want=lambda m: not m.is_response and m.method == "MESSAGE")
+    m = bob.recv(want=is_req("MESSAGE"))
     assert m is not None and m.headers["p-asserted-identity"] == ["<sip:alice@a.test>"], m
     bob.reply(m, 200, "OK")
 
 
 @pytest.mark.parametrize("host", ["a.test.", "A.TEST", "addr"])
 def test_every_form_of_our_domain_is_challenged(ab, host):
-    bob = ab.ua("bob", "bobpw")
-    assert bob.register().status == 200
+    bob = registered(ab, "bob", "bobpw")
     h = ab.host if host == "addr" else host
     atk = UA(ab.addr, user="alice", domain=h)
     atk.send_raw(atk.build("INVITE", "sip:bob@a.test", to="<sip:bob@a.test>"))

@@ -5,19 +5,9 @@ import time
 
 import pytest
 
-from conftest import parley
+from conftest import parley, wait_for
 from sippctl import run_sipp
 from sipua import UA, digest_response, parse_challenge
-
-
-def wait_for(pred, timeout=10.0, step=0.1):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def reg_list(server):

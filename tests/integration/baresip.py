@@ -3,11 +3,20 @@ tests, run headless: a sine tone as its microphone, what it decodes recorded to 
 driven over its ctrl_tcp socket (netstring-framed JSON commands and events)."""
 import json
 import os
+import re
 import socket
 import subprocess
 import time
 
 from sipua import free_port
+
+
+def dominant_hz(wav):
+    """sox's rough frequency estimate of a recording (Hz), and its length in seconds."""
+    r = subprocess.run(["sox", wav, "-n", "stat"], capture_output=True, text=True)
+    freq = re.search(r"Rough\s+frequency:\s+(\d+)", r.stderr)
+    length = re.search(r"Length \(seconds\):\s+([\d.]+)", r.stderr)
+    return (int(freq.group(1)) if freq else 0), (float(length.group(1)) if length else 0.0)
 
 
 class Baresip:

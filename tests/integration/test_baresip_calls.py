@@ -1,22 +1,12 @@
 """test_baresip_calls.py: two real softphones registered with passwords call each other
 through Parley: answered with audio checked in the callee's recording, busy, cancelled;
 `parley calls` records each with its result."""
-import re
-import subprocess
 import time
 
 import pytest
 
-from baresip import Baresip
+from baresip import Baresip, dominant_hz
 from conftest import parley, wait_for
-
-
-def dominant_hz(wav):
-    """sox's rough frequency estimate of a recording (Hz), and its length in seconds."""
-    r = subprocess.run(["sox", wav, "-n", "stat"], capture_output=True, text=True)
-    freq = re.search(r"Rough\s+frequency:\s+(\d+)", r.stderr)
-    length = re.search(r"Length \(seconds\):\s+([\d.]+)", r.stderr)
-    return (int(freq.group(1)) if freq else 0), (float(length.group(1)) if length else 0.0)
 
 
 def call_records(server):

@@ -228,8 +228,7 @@ def test_dns_unknown_domain_404(dns_pair):
 # ---- real phones and SIPp across the two servers --------------------------------------------
 
 def test_baresip_call_across_with_audio(pair, tmp_path):
-    from baresip import Baresip
-    from test_baresip_calls import dominant_hz
+    from baresip import Baresip, dominant_hz
     a, b, alice_ua, bob_ua = pair
     # the Python UAs' bindings would fork the call to them too: remove them first
     assert alice_ua.register(contact="*", expires=0).status == 200

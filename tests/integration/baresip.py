@@ -3,19 +3,20 @@ tests, run headless: a sine tone as its microphone, what it decodes recorded to 
 driven over its ctrl_tcp socket (netstring-framed JSON commands and events)."""
 import json
 import os
+import re
 import socket
 import subprocess
 import time
 
-from conftest import free_udp_port
+from sipua import free_port
 
 
-def free_tcp_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+def dominant_hz(wav):
+    """sox's rough frequency estimate of a recording (Hz), and its length in seconds."""
+    r = subprocess.run(["sox", wav, "-n", "stat"], capture_output=True, text=True)
+    freq = re.search(r"Rough\s+frequency:\s+(\d+)", r.stderr)
+    length = re.search(r"Length \(seconds\):\s+([\d.]+)", r.stderr)
+    return (int(freq.group(1)) if freq else 0), (float(length.group(1)) if length else 0.0)
 
 
 class Baresip:
@@ -25,8 +26,8 @@ class Baresip:
         os.makedirs(self.dir, exist_ok=True)
         self.rec = os.path.join(self.dir, "rec")
         os.makedirs(self.rec, exist_ok=True)
-        self.sip_port = free_udp_port()
-        self.ctrl_port = free_tcp_port()
+        self.sip_port = free_port()
+        self.ctrl_port = free_port(tcp=True)
         rtp = 20000 + (self.sip_port % 200) * 100
         self.user, self.domain = user, domain
         self.aor = f"sip:{user}@{domain}"

@@ -1,7 +1,7 @@
 """conftest.py: starts the real parley binary on free loopback ports with a temporary
 database, and offers SIP user agents to talk to it."""
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -9,21 +9,10 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from sipua import UA  # noqa: E402
+from sipua import UA, free_port  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("PARLEY_BIN", os.path.join(ROOT, "build", "parley"))
-
-
-def free_udp_port(host="127.0.0.1"):
-    """A UDP port nobody listens on now (and its TCP twin, for baresip's TLS/ctrl habits)."""
-    while True:
-        s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((host, 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port < 60000:
-            return port
 
 
 def parley(*args, db=None, input=None, check=False):
@@ -40,7 +29,7 @@ class Server:
     def __init__(self, tmp, domains=("a.test",), host="127.0.0.1", port=None, extra=(), name="parley"):
         self.tmp = tmp
         self.host = host
-        self.port = port or free_udp_port(host)
+        self.port = port or free_port(host)
         self.db = os.path.join(tmp, f"{name}.db")
         self.logpath = os.path.join(tmp, f"{name}.log")
         self.domains = list(domains)
@@ -110,6 +99,60 @@ class Server:
     def ua(self, user=None, password=None, domain=None, **kw):
         return UA(self.addr, user=user, domain=domain or self.domains[0], password=password,
                   host=self.host, **kw)
+
+
+def add_users(server, *users, password="pw"):
+    """Adds each user@<the server's first domain> with the one password."""
+    for u in users:
+        server.user_add(f"{u}@{server.domains[0]}", password)
+
+
+def registered(server, user, password="pw", **kw):
+    """A UA for user at server, registered (the 200 asserted)."""
+    ua = server.ua(user, password, **kw)
+    r = ua.register()
+    assert r is not None and r.status == 200, r
+    return ua
+
+
+def phones(server, *users, password="pw"):
+    """Adds each user named once and registers one phone per name given; returns the UAs in order."""
+    add_users(server, *dict.fromkeys(users), password=password)
+    return [registered(server, u, password) for u in users]
+
+
+def calls_table(server, want, timeout=5.0):
+    """Polls `parley calls` until a line matches the regex want (records are written behind)."""
+    end = time.time() + timeout
+    out = ""
+    while time.time() < end:
+        r = parley("calls", db=server.db)
+        out = r.stdout
+        if r.returncode == 0 and re.search(want, out):
+            return out
+        time.sleep(0.2)
+    raise AssertionError(f"no call record matching {want!r} in:\n{out}")
+
+
+def wait_log(server, text, timeout=5.0):
+    """Waits until text is in the server's log; fails with the log's tail."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if text in server.read_log():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} not logged:\n{server.read_log()[-3000:]}")
+
+
+def wait_for(pred, timeout=10.0, step=0.1):
+    """Polls pred until it returns something true; returns that (or pred's last answer)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
 
 
 @pytest.fixture

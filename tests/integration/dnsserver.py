@@ -7,15 +7,9 @@ import struct
 import subprocess
 import time
 
+from sipua import free_port
+
 DNSMASQ = os.environ.get("DNSMASQ", "/usr/sbin/dnsmasq")
-
-
-def _free_udp_port(host="127.0.0.1"):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _loopback_only(addr):
@@ -54,7 +48,7 @@ class DnsServer:
         self.local = list(local)
         self.ttl = ttl
         self.host = "127.0.0.1"
-        self.port = port or _free_udp_port(self.host)
+        self.port = port or free_port(self.host)
         self.log = log
         self.proc = None
         for h in self.hosts:

@@ -1,15 +1,33 @@
 """sipua.py: a small SIP user agent for the integration tests: builds requests, answers
-digest challenges (MD5 and SHA-256, qop=auth) and reads responses over UDP on loopback."""
+digest challenges (MD5 and SHA-256, qop=auth) and reads responses over UDP on loopback; and
+the two ends of a call through the proxy (Call, callee_*, ring, ring_forked)."""
 import hashlib
 import random
 import re
 import socket
 import string
+import threading
 import time
 
 COMPACT = {"i": "call-id", "m": "contact", "e": "content-encoding", "l": "content-length",
            "c": "content-type", "f": "from", "s": "subject", "k": "supported", "t": "to",
            "v": "via", "o": "event", "r": "refer-to", "u": "allow-events"}
+
+
+SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+       "m=audio 40000 RTP/AVP 0\r\n")
+
+
+def free_port(host="127.0.0.1", tcp=False):
+    """A UDP (or, with tcp, TCP) port below 60000 that nothing on host is bound to now."""
+    while True:
+        s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                          socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port < 60000:
+            return port
 
 
 def rand(n=10):
@@ -132,7 +150,6 @@ class UA:
         self.call_id = rand(16) + "@test"
         self.tag = rand(8)
         self.pending = []
-        self.rport = True  # Via asks for rport (RFC 3581): the server answers, and calls, the source
 
     def close(self):
         self.sock.close()
@@ -161,7 +178,7 @@ class UA:
             to += f";tag={to_tag}"
         frm = frm or f"<{self.aor}>;tag={self.tag}"
         lines = [f"{method} {ruri} SIP/2.0",
-                 via or f"Via: SIP/2.0/UDP {self.hostport};branch={branch}" + (";rport" if self.rport else ""),
+                 via or f"Via: SIP/2.0/UDP {self.hostport};branch={branch};rport",
                  f"From: {frm}", f"To: {to}", f"Call-ID: {call_id or self.call_id}",
                  f"CSeq: {cseq} {method}"]
         if max_forwards is not None:
@@ -195,6 +212,13 @@ class UA:
             if want is None or want(m):
                 return m
             self.pending.append(m)
+
+    def collect(self, quiet):
+        """Every message that arrives until none has come for quiet seconds, in order."""
+        got = []
+        while (m := self.recv(timeout=quiet)) is not None:
+            got.append(m)
+        return got
 
     def final(self, timeout=5.0, cseq_method=None):
         """Skips provisional responses; returns the first final response (or None)."""
@@ -243,3 +267,157 @@ class UA:
             body = body.encode()
         lines.append(f"Content-Length: {len(body)}")
         self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode() + body, self.server)
+
+
+def is_req(method):
+    """A recv filter: requests of this method."""
+    return lambda m: not m.is_response and m.method == method
+
+
+def is_resp(method, status=None):
+    """A recv filter: responses to this method (with this status, when given)."""
+    def want(m):
+        if not m.is_response or m.cseq_method != method:
+            return False
+        return status is None or m.status == status
+    return want
+
+
+def tag_of(value):
+    """The tag parameter of a From or To value, or None."""
+    m = re.search(r";\s*tag=([^;>\s]+)", value)
+    return m.group(1) if m else None
+
+
+def uri_of(value):
+    """The URI of a name-addr (inside <>) or of a bare addr-spec."""
+    m = re.search(r"<([^>]+)>", value)
+    return m.group(1) if m else value.split(";")[0].strip()
+
+
+class Call:
+    """The caller's side of one INVITE: sends it, answers the 407, keeps what the dialog needs."""
+
+    def __init__(self, ua, target, call_id=None):
+        self.ua = ua
+        self.target = target
+        self.call_id = call_id or rand(16) + "@test"
+        self.to = f"<{target}>"
+        self.headers = ["Content-Type: application/sdp"]
+        self.remote_tag = None
+        self.remote_target = None
+        self.route = []
+        self.cseq = None
+        self.branch = None
+
+    def _send(self, extra=()):
+        self.ua.cseq += 1
+        self.cseq = self.ua.cseq
+        self.branch = "z9hG4bK" + rand(12)
+        self.ua.send_raw(self.ua.build("INVITE", self.target, headers=self.headers + list(extra), body=SDP,
+                                       to=self.to, call_id=self.call_id, cseq=self.cseq, branch=self.branch))
+
+    def ack_non2xx(self, resp):
+        """The ACK for a non-2xx final: same branch as the INVITE (hop by hop, §17.1.1.3)."""
+        self.ua.send_raw(self.ua.build("ACK", self.target, to=resp.get("to"), call_id=self.call_id,
+                                       cseq=self.cseq, branch=self.branch, contact=False))
+
+    def start(self):
+        """Sends the INVITE and answers the proxy's challenge; returns without waiting for more."""
+        self._send()
+        r = self.ua.recv(5, lambda m: m.is_response and m.cseq_method == "INVITE" and m.status >= 200)
+        assert r is not None, "no answer to the INVITE"
+        if r.status == 407:
+            self.ack_non2xx(r)
+            ch = parse_challenge(r.get("proxy-authenticate"))
+            cred = digest_response(ch, "INVITE", self.target, self.ua.user, self.ua.password)
+            self._send([f"Proxy-Authorization: {cred}"])
+            return None
+        return r
+
+    def final(self, timeout=5.0):
+        r = self.ua.recv(timeout, lambda m: m.is_response and m.cseq_method == "INVITE" and m.status >= 200
+                         and self._mine(m))
+        if r is not None and r.status < 300:
+            self.remote_tag = tag_of(r.get("to"))
+            self.remote_target = uri_of(r.get("contact"))
+            self.route = list(reversed(r.all("record-route")))
+            self.to = r.get("to")
+        return r
+
+    def _mine(self, m):
+        return m.get("call-id") == self.call_id and int(m.get("cseq").split()[0]) == self.cseq
+
+    def ack(self):
+        """The ACK for a 2xx: end to end along the recorded route (§13.2.2.4)."""
+        self.ua.send_raw(self.ua.build("ACK", self.remote_target, to=self.to, call_id=self.call_id,
+                                       cseq=self.cseq, contact=False,
+                                       headers=[f"Route: {', '.join(self.route)}"] if self.route else []))
+
+    def in_dialog(self, method):
+        """Sends an in-dialog request (BYE, ...) and returns its final response."""
+        self.ua.cseq += 1
+        self.ua.send_raw(self.ua.build(method, self.remote_target, to=self.to, call_id=self.call_id,
+                                       cseq=self.ua.cseq, contact=False,
+                                       headers=[f"Route: {', '.join(self.route)}"] if self.route else []))
+        return self.ua.final(5, cseq_method=method)
+
+    def cancel(self):
+        """CANCEL for the INVITE: same Request-URI, branch, Call-ID, CSeq number (§9.1)."""
+        self.ua.send_raw(self.ua.build("CANCEL", self.target, to=f"<{self.target}>", call_id=self.call_id,
+                                       cseq=self.cseq, branch=self.branch, contact=False))
+        return self.ua.final(5, cseq_method="CANCEL")
+
+
+def callee_answer(ua, inv, status, reason, tag, body=b""):
+    """The callee's phone answers INVITE inv with status (with its Contact on a 2xx)."""
+    headers = [f"Contact: <sip:{ua.user}@{ua.hostport}>"] if status < 300 else []
+    if body:
+        headers.append("Content-Type: application/sdp")
+    ua.reply(inv, status, reason, to_tag=tag, headers=headers, body=body)
+
+
+def callee_bye(ua, inv, tag, cseq=1):
+    """The callee hangs up: its route set is the Record-Route of the INVITE in order."""
+    route = inv.all("record-route")
+    lines = [f"BYE {uri_of(inv.get('contact'))} SIP/2.0",
+             f"Via: SIP/2.0/UDP {ua.hostport};branch=z9hG4bK{rand(12)};rport",
+             f"From: {inv.get('to')};tag={tag}", f"To: {inv.get('from')}",
+             f"Call-ID: {inv.get('call-id')}", f"CSeq: {cseq} BYE", "Max-Forwards: 70"]
+    if route:
+        lines.append(f"Route: {', '.join(route)}")
+    lines.append("Content-Length: 0")
+    ua.send_raw(("\r\n".join(lines) + "\r\n\r\n").encode())
+    return ua.final(5, cseq_method="BYE")
+
+
+def callee_hangs_up(caller, callee, inv, tag, timeout=5):
+    """The callee sends BYE (callee_bye) while the caller's side, in a thread, answers the
+    BYE it receives with 200. Returns (BYE seen by the caller or None, response to the BYE)."""
+    got = {}
+
+    def caller_side():
+        bye = caller.recv(timeout, is_req("BYE"))
+        got["bye"] = bye
+        if bye is not None:
+            caller.reply(bye, 200, "OK")
+    th = threading.Thread(target=caller_side)
+    th.start()
+    r = callee_bye(callee, inv, tag)
+    th.join()
+    return got["bye"], r
+
+
+def ring(caller, callee, target="sip:bob@a.test", timeout=5):
+    """caller calls target and callee's phone gets the INVITE. Returns (call, INVITE at callee)."""
+    c, (inv,) = ring_forked(caller, [callee], target, timeout)
+    return c, inv
+
+
+def ring_forked(caller, phones, target="sip:bob@a.test", timeout=5):
+    """caller calls target, which forks to every phone given. Returns (call, INVITE at each phone)."""
+    c = Call(caller, target)
+    assert c.start() is None
+    invs = [p.recv(timeout, is_req("INVITE")) for p in phones]
+    assert None not in invs, "a callee's phone got no INVITE"
+    return c, invs

@@ -1,36 +1,17 @@
 """test_baresip_calls.py: two real softphones registered with passwords call each other
 through Parley: answered with audio checked in the callee's recording, busy, cancelled;
 `parley calls` records each with its result."""
-import re
-import subprocess
 import time
 
 import pytest
 
-from baresip import Baresip
-from conftest import parley
+from baresip import Baresip, dominant_hz
+from conftest import parley, wait_for
 
 
-def dominant_hz(wav):
-    """sox's rough frequency estimate of a recording (Hz), and its length in seconds."""
-    r = subprocess.run(["sox", wav, "-n", "stat"], capture_output=True, text=True)
-    freq = re.search(r"Rough\s+frequency:\s+(\d+)", r.stderr)
-    length = re.search(r"Length \(seconds\):\s+([\d.]+)", r.stderr)
-    return (int(freq.group(1)) if freq else 0), (float(length.group(1)) if length else 0.0)
-
-
-def calls_table(server):
+def call_records(server):
+    """What `parley calls` lists now."""
     return parley("calls", db=server.db).stdout
-
-
-def wait_for(pred, timeout=15):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    return pred()
 
 
 @pytest.fixture
@@ -60,15 +41,15 @@ def test_call_answered_with_audio(server, phones):
     alice.command("hangup")
     bob.wait_event("CALL_CLOSED")
     alice.wait_event("CALL_CLOSED")
-    recs = wait_for(lambda: bob.recordings("dec"))
+    recs = wait_for(lambda: bob.recordings("dec"), 15)
     assert recs, "bob recorded nothing"
     hz, secs = dominant_hz(recs[-1])
     assert secs >= 1.0, f"recording too short: {secs}"
     assert 900 <= hz <= 1100, f"bob heard {hz} Hz, not alice's 1 kHz tone"
     log = server.read_log()
     assert "alice@a.test -> bob@a.test" in log
-    row = wait_for(lambda: [l for l in calls_table(server).splitlines() if "alice@a.test" in l and "200" in l])
-    assert row, calls_table(server)
+    row = wait_for(lambda: [l for l in call_records(server).splitlines() if "alice@a.test" in l and "200" in l], 15)
+    assert row, call_records(server)
 
 
 def test_call_rejected_busy(server, phones):
@@ -77,8 +58,8 @@ def test_call_rejected_busy(server, phones):
     bob.wait_event("CALL_INCOMING")
     bob.command("hangup")  # baresip rejects a ringing call with 486
     alice.wait_event("CALL_CLOSED")
-    row = wait_for(lambda: [l for l in calls_table(server).splitlines() if "486" in l])
-    assert row, calls_table(server)
+    row = wait_for(lambda: [l for l in call_records(server).splitlines() if "486" in l], 15)
+    assert row, call_records(server)
     assert "busy" in server.read_log()
 
 
@@ -89,6 +70,6 @@ def test_call_cancelled_while_ringing(server, phones):
     alice.wait_event("CALL_RINGING")
     alice.command("hangup")  # CANCEL
     bob.wait_event("CALL_CLOSED")
-    row = wait_for(lambda: [l for l in calls_table(server).splitlines() if "487" in l])
-    assert row, calls_table(server)
+    row = wait_for(lambda: [l for l in call_records(server).splitlines() if "487" in l], 15)
+    assert row, call_records(server)
     assert "cancelled" in server.read_log()

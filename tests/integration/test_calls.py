@@ -1,201 +1,17 @@
 """test_calls.py: calls through the stateful proxy with real UDP phones on loopback: answer and
 hang up, cancel, busy, no answer, forking to two phones, rejections, MESSAGE and call records."""
-import os
-import re
-import subprocess
-import threading
 import time
 
-from conftest import free_udp_port, parley
-from sipua import digest_response, parse_challenge, rand
-
-SIPP_DIR = os.path.join(os.path.dirname(__file__), "scenarios")
-SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-       "m=audio 40000 RTP/AVP 0\r\n")
-
-
-def is_req(method):
-    return lambda m: not m.is_response and m.method == method
-
-
-def is_resp(method, status=None):
-    def want(m):
-        if not m.is_response or m.cseq_method != method:
-            return False
-        return status is None or m.status == status
-    return want
-
-
-def tag_of(value):
-    m = re.search(r";\s*tag=([^;>\s]+)", value)
-    return m.group(1) if m else None
-
-
-def uri_of(value):
-    m = re.search(r"<([^>]+)>", value)
-    return m.group(1) if m else value.split(";")[0].strip()
-
-
-class Call:
-    """The caller's side of one INVITE: sends it, answers the 407, keeps what the dialog needs."""
-
-    def __init__(self, ua, target, call_id=None):
-        self.ua = ua
-        self.target = target
-        self.call_id = call_id or rand(16) + "@test"
-        self.to = f"<{target}>"
-        self.headers = ["Content-Type: application/sdp"]
-        self.remote_tag = None
-        self.remote_target = None
-        self.route = []
-        self.cseq = None
-        self.branch = None
-
-    def _send(self, extra=()):
-        self.ua.cseq += 1
-        self.cseq = self.ua.cseq
-        self.branch = "z9hG4bK" + rand(12)
-        self.ua.send_raw(self.ua.build("INVITE", self.target, headers=self.headers + list(extra), body=SDP,
-                                       to=self.to, call_id=self.call_id, cseq=self.cseq, branch=self.branch))
-
-    def ack_non2xx(self, resp):
-        """The ACK for a non-2xx final: same branch as the INVITE (hop by hop, §17.1.1.3)."""
-        self.ua.send_raw(self.ua.build("ACK", self.target, to=resp.get("to"), call_id=self.call_id,
-                                       cseq=self.cseq, branch=self.branch, contact=False))
-
-    def start(self):
-        """Sends the INVITE and answers the proxy's challenge; returns without waiting for more."""
-        self._send()
-        r = self.ua.recv(5, lambda m: m.is_response and m.cseq_method == "INVITE" and m.status >= 200)
-        assert r is not None, "no answer to the INVITE"
-        if r.status == 407:
-            self.ack_non2xx(r)
-            ch = parse_challenge(r.get("proxy-authenticate"))
-            cred = digest_response(ch, "INVITE", self.target, self.ua.user, self.ua.password)
-            self._send([f"Proxy-Authorization: {cred}"])
-            return None
-        return r
-
-    def final(self, timeout=5.0):
-        r = self.ua.recv(timeout, lambda m: m.is_response and m.cseq_method == "INVITE" and m.status >= 200
-                         and self._mine(m))
-        if r is not None and r.status < 300:
-            self.remote_tag = tag_of(r.get("to"))
-            self.remote_target = uri_of(r.get("contact"))
-            self.route = list(reversed(r.all("record-route")))
-            self.to = r.get("to")
-        return r
-
-    def _mine(self, m):
-        return m.get("call-id") == self.call_id and int(m.get("cseq").split()[0]) == self.cseq
-
-    def ack(self):
-        """The ACK for a 2xx: end to end along the recorded route (§13.2.2.4)."""
-        self.ua.send_raw(self.ua.build("ACK", self.remote_target, to=self.to, call_id=self.call_id,
-                                       cseq=self.cseq, contact=False,
-                                       headers=[f"Route: {', '.join(self.route)}"] if self.route else []))
-
-    def in_dialog(self, method):
-        """Sends an in-dialog request (BYE, ...) and returns its final response."""
-        self.ua.cseq += 1
-        self.ua.send_raw(self.ua.build(method, self.remote_target, to=self.to, call_id=self.call_id,
-                                       cseq=self.ua.cseq, contact=False,
-                                       headers=[f"Route: {', '.join(self.route)}"] if self.route else []))
-        return self.ua.final(5, cseq_method=method)
-
-    def cancel(self):
-        """CANCEL for the INVITE: same Request-URI, branch, Call-ID, CSeq number (§9.1)."""
-        self.ua.send_raw(self.ua.build("CANCEL", self.target, to=f"<{self.target}>", call_id=self.call_id,
-                                       cseq=self.cseq, branch=self.branch, contact=False))
-        return self.ua.final(5, cseq_method="CANCEL")
-
-
-def callee_answer(ua, inv, status, reason, tag, body=b""):
-    headers = [f"Contact: <sip:{ua.user}@{ua.hostport}>"] if status < 300 else []
-    if body:
-        headers.append("Content-Type: application/sdp")
-    ua.reply(inv, status, reason, to_tag=tag, headers=headers, body=body)
-
-
-def callee_bye(ua, inv, tag, cseq=1):
-    """The callee hangs up: its route set is the Record-Route of the INVITE in order."""
-    route = inv.all("record-route")
-    lines = [f"BYE {uri_of(inv.get('contact'))} SIP/2.0",
-             f"Via: SIP/2.0/UDP {ua.hostport};branch=z9hG4bK{rand(12)};rport",
-             f"From: {inv.get('to')};tag={tag}", f"To: {inv.get('from')}",
-             f"Call-ID: {inv.get('call-id')}", f"CSeq: {cseq} BYE", "Max-Forwards: 70"]
-    if route:
-        lines.append(f"Route: {', '.join(route)}")
-    lines.append("Content-Length: 0")
-    ua.send_raw(("\r\n".join(lines) + "\r\n\r\n").encode())
-    return ua.final(5, cseq_method="BYE")
-
-
-def callee_hangs_up(caller, callee, inv, tag, timeout=5):
-    """The callee sends BYE (callee_bye) while the caller's side, in a thread, answers the
-    BYE it receives with 200. Returns (BYE seen by the caller or None, response to the BYE)."""
-    got = {}
-
-    def caller_side():
-        bye = caller.recv(timeout, is_req("BYE"))
-        got["bye"] = bye
-        if bye is not None:
-            caller.reply(bye, 200, "OK")
-    th = threading.Thread(target=caller_side)
-    th.start()
-    r = callee_bye(callee, inv, tag)
-    th.join()
-    return got["bye"], r
-
-
-def add_users(server, *users):
-    for u in users:
-        server.user_add(f"{u}@a.test", "pw")
-
-
-def registered(server, user):
-    ua = server.ua(user, "pw")
-    r = ua.register()
-    assert r is not None and r.status == 200, r
-    return ua
-
-
-def calls_table(server, want, timeout=5.0):
-    """Polls `parley calls` until a line matches the regex want (records are written behind)."""
-    end = time.time() + timeout
-    out = ""
-    while time.time() < end:
-        r = parley("calls", db=server.db)
-        out = r.stdout
-        if r.returncode == 0 and re.search(want, out):
-            return out
-        time.sleep(0.2)
-    raise AssertionError(f"no call record matching {want!r} in:\n{out}")
-
-
-def wait_log(server, text, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if text in server.read_log():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{text!r} not logged:\n{server.read_log()[-3000:]}")
-
-
-def ring(alice, bob, target="sip:bob@a.test"):
-    """alice calls bob; bob's phone receives the INVITE. Returns (call, invite at bob)."""
-    c = Call(alice, target)
-    assert c.start() is None
-    inv = bob.recv(5, is_req("INVITE"))
-    assert inv is not None, "the callee got no INVITE"
-    return c, inv
+from conftest import add_users, calls_table, parley, phones, registered, wait_log
+from sippctl import run_sipp, sipp_phone
+from sipua import (SDP, Call, callee_answer, callee_hangs_up, digest_response, is_req, is_resp,
+                   parse_challenge, rand, ring, ring_forked, tag_of, uri_of)
 
 
 # ---- calls that are answered ----------------------------------------------------------------
 
 def test_call_answered_caller_hangs_up(server):
-    add_users(server, "alice", "bob")
-    alice, bob = registered(server, "alice"), registered(server, "bob")
+    alice, bob = phones(server, "alice", "bob")
     c, inv = ring(alice, bob)
     # What the proxy did to the request (§16.6).
     vias = inv.all("via")
@@ -235,8 +51,7 @@ def test_call_answered_caller_hangs_up(server):
 
 
 def test_call_callee_hangs_up(server):
-    add_users(server, "alice", "bob")
-    alice, bob = registered(server, "alice"), registered(server, "bob")
+    alice, bob = phones(server, "alice", "bob")
     c, inv = ring(alice, bob)
     tag = rand(8)
     callee_answer(bob, inv, 200, "OK", tag, SDP.encode())
@@ -255,8 +70,7 @@ def test_call_callee_hangs_up(server):
 # ---- calls that are not answered ------------------------------------------------------------
 
 def test_cancel_while_ringing(server):
-    add_users(server, "alice", "bob")
-    alice, bob = registered(server, "alice"), registered(server, "bob")
+    alice, bob = phones(server, "alice", "bob")
     c, inv = ring(alice, bob)
     tag = rand(8)
     callee_answer(bob, inv, 180, "Ringing", tag)
@@ -280,8 +94,7 @@ def test_cancel_while_ringing(server):
 
 def test_cancel_callee_silent(server):
     """The callee never answers the CANCEL: the caller still gets its 487."""
-    add_users(server, "alice", "bob")
-    alice, bob = registered(server, "alice"), registered(server, "bob")
+    alice, bob = phones(server, "alice", "bob")
     c, inv = ring(alice, bob)
     callee_answer(bob, inv, 180, "Ringing", rand(8))
     assert alice.recv(3, is_resp("INVITE", 180)) is not None
@@ -297,8 +110,7 @@ def test_cancel_callee_silent(server):
 
 
 def test_busy(server):
-    add_users(server, "alice", "bob")
-    alice, bob = registered(server, "alice"), registered(server, "bob")
+    alice, bob = phones(server, "alice", "bob")
     c, inv = ring(alice, bob)
     callee_answer(bob, inv, 486, "Busy Here", rand(8))
     r = c.final()
@@ -313,8 +125,7 @@ def test_busy(server):
 
 def test_no_answer_ring_timeout(server_factory):
     server = server_factory(extra=["--ring-timeout", "2"]).start()
-    add_users(server, "alice", "bob")
-    alice, bob = registered(server, "alice"), registered(server, "bob")
+    alice, bob = phones(server, "alice", "bob")
     c, inv = ring(alice, bob)
     tag = rand(8)
     callee_answer(bob, inv, 180, "Ringing", tag)
@@ -333,13 +144,8 @@ def test_no_answer_ring_timeout(server_factory):
 
 
 def test_two_phones_one_answers(server):
-    add_users(server, "alice", "bob")
-    alice = registered(server, "alice")
-    bob1, bob2 = registered(server, "bob"), registered(server, "bob")
-    c = Call(alice, "sip:bob@a.test")
-    assert c.start() is None
-    inv1 = bob1.recv(5, is_req("INVITE"))
-    inv2 = bob2.recv(5, is_req("INVITE"))
+    alice, bob1, bob2 = phones(server, "alice", "bob", "bob")
+    c, (inv1, inv2) = ring_forked(alice, [bob1, bob2])
     assert inv1 is not None and inv2 is not None
     wait_log(server, "call: INVITE alice@a.test -> bob@a.test (2 branches)")
     b1 = inv1.all("via")[0]
@@ -364,13 +170,8 @@ def test_two_phones_one_answers(server):
 
 def test_forked_failures_pick_best(server):
     """Two phones: 486 from one and 503 from the other: the caller gets the 486 (§16.7)."""
-    add_users(server, "alice", "bob")
-    alice = registered(server, "alice")
-    bob1, bob2 = registered(server, "bob"), registered(server, "bob")
-    c = Call(alice, "sip:bob@a.test")
-    assert c.start() is None
-    inv1 = bob1.recv(5, is_req("INVITE"))
-    inv2 = bob2.recv(5, is_req("INVITE"))
+    alice, bob1, bob2 = phones(server, "alice", "bob", "bob")
+    c, (inv1, inv2) = ring_forked(alice, [bob1, bob2])
     callee_answer(bob2, inv2, 503, "Service Unavailable", "t2")
     callee_answer(bob1, inv1, 486, "Busy Here", "t1")
     r = c.final()
@@ -378,8 +179,7 @@ def test_forked_failures_pick_best(server):
 
 
 def test_forked_503_becomes_500(server):
-    add_users(server, "alice", "bob")
-    alice, bob = registered(server, "alice"), registered(server, "bob")
+    alice, bob = phones(server, "alice", "bob")
     c, inv = ring(alice, bob)
     callee_answer(bob, inv, 503, "Service Unavailable", rand(8))
     r = c.final()
@@ -387,13 +187,8 @@ def test_forked_503_becomes_500(server):
 
 
 def test_decline_6xx_cancels_other_phone(server):
-    add_users(server, "alice", "bob")
-    alice = registered(server, "alice")
-    bob1, bob2 = registered(server, "bob"), registered(server, "bob")
-    c = Call(alice, "sip:bob@a.test")
-    assert c.start() is None
-    inv1 = bob1.recv(5, is_req("INVITE"))
-    inv2 = bob2.recv(5, is_req("INVITE"))
+    alice, bob1, bob2 = phones(server, "alice", "bob", "bob")
+    c, (inv1, inv2) = ring_forked(alice, [bob1, bob2])
     callee_answer(bob1, inv1, 180, "Ringing", "t1")
     callee_answer(bob2, inv2, 603, "Decline", "t2")
     r = c.final()
@@ -423,8 +218,7 @@ def test_known_user_without_phone_480(server):
 
 
 def test_max_forwards_zero_483(server):
-    add_users(server, "alice", "bob")
-    alice, bob = registered(server, "alice"), registered(server, "bob")
+    alice, bob = phones(server, "alice", "bob")
     alice.send_raw(alice.build("INVITE", "sip:bob@a.test", to="<sip:bob@a.test>", max_forwards=0,
                                headers=["Content-Type: application/sdp"], body=SDP))
     r = alice.final(3, cseq_method="INVITE")
@@ -440,8 +234,7 @@ def test_open_relay_refused(server):
 
 
 def test_spoofed_from_refused(server):
-    add_users(server, "alice", "bob")
-    alice, bob = registered(server, "alice"), registered(server, "bob")
+    alice, bob = phones(server, "alice", "bob")
     r = alice.request("INVITE", "sip:bob@a.test", to="<sip:bob@a.test>",
                       frm=f"<sip:bob@a.test>;tag={rand(6)}",
                       headers=["Content-Type: application/sdp"], body=SDP)
@@ -452,8 +245,7 @@ def test_spoofed_from_refused(server):
 # ---- other requests -------------------------------------------------------------------------
 
 def test_message_between_users(server):
-    add_users(server, "alice", "bob")
-    alice, bob = registered(server, "alice"), registered(server, "bob")
+    alice, bob = phones(server, "alice", "bob")
     alice.send_raw(alice.build("MESSAGE", "sip:bob@a.test", to="<sip:bob@a.test>",
                                headers=["Content-Type: text/plain"], body="hello bob", contact=False))
     r = alice.final(3, cseq_method="MESSAGE")
@@ -472,8 +264,7 @@ def test_message_between_users(server):
 
 
 def test_calls_listing(server):
-    add_users(server, "alice", "bob")
-    alice, bob = registered(server, "alice"), registered(server, "bob")
+    alice, bob = phones(server, "alice", "bob")
     # One busy and one cancelled call.
     c, inv = ring(alice, bob)
     callee_answer(bob, inv, 486, "Busy Here", rand(8))
@@ -502,8 +293,7 @@ def test_2xx_retransmission_after_transactions_end(server_factory):
     """With T1 = 50 ms the transactions are gone after 3.2 s; a 2xx the callee retransmits
     later still reaches the caller (stateless relay by the top Via, §16.7 step 3)."""
     server = server_factory(extra=["--t1", "50"]).start()
-    add_users(server, "alice", "bob")
-    alice, bob = registered(server, "alice"), registered(server, "bob")
+    alice, bob = phones(server, "alice", "bob")
     c, inv = ring(alice, bob)
     tag = rand(8)
     callee_answer(bob, inv, 200, "OK", tag, SDP.encode())
@@ -520,34 +310,10 @@ def test_2xx_retransmission_after_transactions_end(server_factory):
 def test_sipp_calls(server, tmp_path):
     """SIPp callers and an answering SIPp phone: ten calls with auth, ringing, answer, BYE."""
     add_users(server, "alice", "bob")
-    uas_port = free_udp_port()
-    # The binding is reached at its source address, so register from SIPp's own port.
-    bob = server.ua("bob", "pw", port=uas_port)
-    r = bob.register()
-    bob.close()
-    assert r is not None and r.status == 200
-    uas = subprocess.Popen(["sipp", "-sf", os.path.join(SIPP_DIR, "call_uas.xml"), "-i", "127.0.0.1",
-                            "-p", str(uas_port), "-m", "10", "-nostdin", "-timeout", "60s", "-timeout_error"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        inf = tmp_path / "calls.csv"
-        inf.write_text("SEQUENTIAL\nalice;pw;bob;a.test\n")
-        stat = tmp_path / "stat.csv"
-        r = subprocess.run(["sipp", f"127.0.0.1:{server.port}", "-sf", os.path.join(SIPP_DIR, "call_uac.xml"),
-                            "-inf", str(inf), "-m", "10", "-r", "5", "-l", "5", "-i", "127.0.0.1",
-                            "-p", str(free_udp_port()), "-nostdin", "-trace_stat", "-stf", str(stat),
-                            "-timeout", "60s", "-timeout_error"],
-                           capture_output=True, text=True, timeout=90)
-        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-        rows = stat.read_text().splitlines()
-        head, last = rows[0].split(";"), rows[-1].split(";")
-        assert int(last[head.index("SuccessfulCall(C)")]) == 10
-        out, err = uas.communicate(timeout=30)
-        assert uas.returncode == 0, out[-2000:] + err[-2000:]
-    finally:
-        if uas.poll() is None:
-            uas.kill()
-            uas.wait()
+    with sipp_phone(server, "bob", "pw", calls=10):
+        stats = run_sipp("call_uac.xml", f"127.0.0.1:{server.port}", tmp_path,
+                         "SEQUENTIAL\nalice;pw;bob;a.test\n", calls=10)
+        assert int(stats["SuccessfulCall(C)"]) == 10
     out = calls_table(server, r"answered \(200\)")
     wait_log(server, "call: ended alice@a.test -> bob@a.test")
     end = time.time() + 5
@@ -560,8 +326,7 @@ def test_sipp_calls(server, tmp_path):
 def test_strict_router_compatibility(server):
     """§16.4: a request whose Request-URI is our Record-Route URI (as a strict router upstream
     sends it) goes to the last Route, which becomes the Request-URI again."""
-    add_users(server, "alice", "bob")
-    alice, bob = registered(server, "alice"), registered(server, "bob")
+    alice, bob = phones(server, "alice", "bob")
     c, inv = ring(alice, bob)
     tag = rand(8)
     callee_answer(bob, inv, 200, "OK", tag, SDP.encode())

@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, free_udp_port, parley
+from conftest import BIN, parley
+from sipua import free_port
 
 # A hang (reading /dev/zero, waiting on a FIFO) must fail the test, not stall the run.
 QUICK = 10
@@ -156,7 +157,7 @@ BAD_CONFIGS = {
 
 @pytest.fixture
 def listen_args(tmp_path):
-    return ["--listen", f"udp:127.0.0.1:{free_udp_port()}", "--db", str(tmp_path / "s.db")]
+    return ["--listen", f"udp:127.0.0.1:{free_port()}", "--db", str(tmp_path / "s.db")]
 
 
 @pytest.mark.parametrize("name", sorted(BAD_CONFIGS))

@@ -1,25 +1,13 @@
 """test_federation.py: two Parley instances, a.test on 127.0.0.1 and b.test on 127.0.0.2, each
 with its own database and users, hand calls to each other as peers."""
-import re
 import threading
 import time
 
 import pytest
 
-from conftest import free_udp_port, parley
-from sipua import UA, rand
-from test_calls import SDP, Call, callee_answer, callee_hangs_up, is_req, is_resp, wait_log
-
-
-def calls_rows(server, want, timeout=5.0):
-    end = time.time() + timeout
-    out = ""
-    while time.time() < end:
-        out = parley("calls", db=server.db).stdout
-        if re.search(want, out):
-            return out
-        time.sleep(0.2)
-    raise AssertionError(f"no call record matching {want!r} in:\n{out}")
+from conftest import calls_table, parley, registered, wait_log
+from sippctl import run_sipp, sipp_phone
+from sipua import SDP, UA, Call, callee_answer, callee_hangs_up, free_port, is_req, is_resp, rand, ring
 
 
 def start_pair(server_factory, pa, pb, a_extra, b_extra):
@@ -35,16 +23,12 @@ def register_pair(a, b):
     """alice@a.test registered at a, bob@b.test at b; returns their UAs."""
     a.user_add("alice@a.test", "alicepw")
     b.user_add("bob@b.test", "bobpw")
-    alice = UA(a.addr, user="alice", domain="a.test", password="alicepw", host="127.0.0.1")
-    bob = UA(b.addr, user="bob", domain="b.test", password="bobpw", host="127.0.0.2")
-    assert alice.register().status == 200
-    assert bob.register().status == 200
-    return alice, bob
+    return registered(a, "alice", "alicepw"), registered(b, "bob", "bobpw")
 
 
 @pytest.fixture
 def pair(server_factory):
-    pa, pb = free_udp_port("127.0.0.1"), free_udp_port("127.0.0.2")
+    pa, pb = free_port("127.0.0.1"), free_port("127.0.0.2")
     a, b = start_pair(server_factory, pa, pb, ["--peer", f"b.test=sip:127.0.0.2:{pb}"],
                       ["--peer", f"a.test=sip:127.0.0.1:{pa}"])
     alice, bob = register_pair(a, b)
@@ -83,17 +67,15 @@ def test_call_across_answered_and_hung_up_by_caller(pair):
     th.join()
     assert r is not None and r.status == 200
     # both sides record the call and log the hop
-    calls_rows(a, r"alice@a\.test\s+bob@b\.test.*answered")
-    calls_rows(b, r"alice@a\.test\s+bob@b\.test.*answered")
+    calls_table(a, r"alice@a\.test\s+bob@b\.test.*answered")
+    calls_table(b, r"alice@a\.test\s+bob@b\.test.*answered")
     wait_log(a, "call: ended alice@a.test -> bob@b.test")
     wait_log(b, "call: ended alice@a.test -> bob@b.test")
 
 
 def test_callee_hangs_up_across(pair):
     a, b, alice, bob = pair
-    c = Call(alice, "sip:bob@b.test")
-    assert c.start() is None
-    inv = bob.recv(5, is_req("INVITE"))
+    c, inv = ring(alice, bob, "sip:bob@b.test")
     tag = rand(8)
     callee_answer(bob, inv, 200, "OK", tag, SDP.encode())
     assert c.final().status == 200
@@ -105,22 +87,18 @@ def test_callee_hangs_up_across(pair):
 
 def test_busy_across(pair):
     a, b, alice, bob = pair
-    c = Call(alice, "sip:bob@b.test")
-    assert c.start() is None
-    inv = bob.recv(5, is_req("INVITE"))
+    c, inv = ring(alice, bob, "sip:bob@b.test")
     callee_answer(bob, inv, 486, "Busy Here", rand(8))
     r = c.final()
     assert r is not None and r.status == 486
     c.ack_non2xx(r)
-    calls_rows(a, r"busy")
-    calls_rows(b, r"busy")
+    calls_table(a, r"busy")
+    calls_table(b, r"busy")
 
 
 def test_cancel_across(pair):
     a, b, alice, bob = pair
-    c = Call(alice, "sip:bob@b.test")
-    assert c.start() is None
-    inv = bob.recv(5, is_req("INVITE"))
+    c, inv = ring(alice, bob, "sip:bob@b.test")
     tag = rand(8)
     callee_answer(bob, inv, 180, "Ringing", tag)
     assert alice.recv(3, is_resp("INVITE", 180)) is not None
@@ -132,21 +110,19 @@ def test_cancel_across(pair):
     r = c.final()
     assert r is not None and r.status == 487
     c.ack_non2xx(r)
-    calls_rows(a, r"cancel")
+    calls_table(a, r"cancel")
 
 
 def test_call_back_from_b_to_a(pair):
     a, b, alice, bob = pair
-    c = Call(bob, "sip:alice@a.test")
-    assert c.start() is None
-    inv = alice.recv(5, is_req("INVITE"))
+    c, inv = ring(bob, alice, "sip:alice@a.test")
     assert inv is not None
     tag = rand(8)
     callee_answer(alice, inv, 200, "OK", tag, SDP.encode())
     assert c.final().status == 200
     c.ack()
     assert alice.recv(3, is_req("ACK")) is not None
-    calls_rows(b, r"bob@b\.test\s+alice@a\.test.*answered")
+    calls_table(b, r"bob@b\.test\s+alice@a\.test.*answered")
 
 
 def test_inbound_from_peer_is_not_challenged_but_relay_is_refused(pair):
@@ -163,7 +139,7 @@ def test_inbound_from_peer_is_not_challenged_but_relay_is_refused(pair):
 def test_loop_between_misconfigured_peers(server_factory):
     """a sends c.test to b and b sends it back to a, each trusting the other: the loop ends
     with 482 (loop detected) or 483, not a storm."""
-    pa, pb = free_udp_port("127.0.0.1"), free_udp_port("127.0.0.2")
+    pa, pb = free_port("127.0.0.1"), free_port("127.0.0.2")
     a, b = start_pair(server_factory, pa, pb, ["--peer", f"c.test=sip:127.0.0.2:{pb}", "--trust", "127.0.0.2"],
                       ["--peer", f"c.test=sip:127.0.0.1:{pa}", "--trust", "127.0.0.1"])
     a.user_add("alice@a.test", "pw")
@@ -189,7 +165,7 @@ from dnsserver import DnsServer  # noqa: E402
 def dns_pair(server_factory, tmp_path):
     """a.test finds b.test through NAPTR -> SRV -> A records on a dnsmasq on loopback. The
     preferred SRV target (127.0.0.3) is a stand-in that the test controls; the second is b."""
-    pa, pb, pdead = free_udp_port("127.0.0.1"), free_udp_port("127.0.0.2"), free_udp_port("127.0.0.3")
+    pa, pb, pdead = free_port("127.0.0.1"), free_port("127.0.0.2"), free_port("127.0.0.3")
     dns = DnsServer(
         naptr=[("b.test", 10, 10, "S", "SIP+D2U", "", "_sip._udp.b.test")],
         srv=[("_sip._udp.b.test", "sip1.b.test", pdead, 10, 10),
@@ -252,8 +228,7 @@ def test_dns_unknown_domain_404(dns_pair):
 # ---- real phones and SIPp across the two servers --------------------------------------------
 
 def test_baresip_call_across_with_audio(pair, tmp_path):
-    from baresip import Baresip
-    from test_baresip_calls import dominant_hz
+    from baresip import Baresip, dominant_hz
     a, b, alice_ua, bob_ua = pair
     # the Python UAs' bindings would fork the call to them too: remove them first
     assert alice_ua.register(contact="*", expires=0).status == 200
@@ -279,39 +254,17 @@ def test_baresip_call_across_with_audio(pair, tmp_path):
     finally:
         alice.stop()
         bob.stop()
-    calls_rows(a, r"alice@a\.test\s+bob@b\.test.*answered")
-    calls_rows(b, r"alice@a\.test\s+bob@b\.test.*answered")
+    calls_table(a, r"alice@a\.test\s+bob@b\.test.*answered")
+    calls_table(b, r"alice@a\.test\s+bob@b\.test.*answered")
 
 
 def test_sipp_calls_across(pair, tmp_path):
     """SIPp callers at a.test call an answering SIPp phone registered at b.test."""
-    import os
-    import subprocess
-    from test_calls import SIPP_DIR
     a, b, alice, bob = pair
     assert bob.register(contact="*", expires=0).status == 200
-    uas_port = free_udp_port("127.0.0.2")
-    reg = UA(b.addr, user="bob", domain="b.test", password="bobpw", host="127.0.0.2", port=uas_port)
-    assert reg.register().status == 200
-    reg.close()
-    uas = subprocess.Popen(["sipp", "-sf", os.path.join(SIPP_DIR, "call_uas.xml"), "-i", "127.0.0.2",
-                            "-p", str(uas_port), "-m", "5", "-nostdin", "-timeout", "60s", "-timeout_error"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        inf = tmp_path / "calls.csv"
-        inf.write_text("SEQUENTIAL\nalice;alicepw;bob;b.test;a.test\n")
-        stat = tmp_path / "stat.csv"
-        r = subprocess.run(["sipp", f"127.0.0.1:{a.port}", "-sf", os.path.join(SIPP_DIR, "call_uac_fed.xml"),
-                            "-inf", str(inf), "-m", "5", "-r", "5", "-l", "5", "-i", "127.0.0.1",
-                            "-p", str(free_udp_port()), "-nostdin", "-trace_stat", "-stf", str(stat),
-                            "-timeout", "60s", "-timeout_error"], capture_output=True, text=True, timeout=90)
-        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-        out, err = uas.communicate(timeout=30)
-        assert uas.returncode == 0, out[-2000:] + err[-2000:]
-    finally:
-        if uas.poll() is None:
-            uas.kill()
-            uas.wait()
+    with sipp_phone(b, "bob", "bobpw", calls=5):
+        run_sipp("call_uac_fed.xml", f"127.0.0.1:{a.port}", tmp_path,
+                 "SEQUENTIAL\nalice;alicepw;bob;b.test;a.test\n", calls=5)
     end = time.time() + 10
     while time.time() < end and parley("calls", db=b.db).stdout.count("answered") < 5:
         time.sleep(0.2)
@@ -322,13 +275,11 @@ def test_sipp_calls_across(pair, tmp_path):
 def test_no_answer_across(server_factory):
     """a gives up after its ring timeout: the branch to b is cancelled, b cancels bob's
     phone, and alice gets 408."""
-    pa, pb = free_udp_port("127.0.0.1"), free_udp_port("127.0.0.2")
+    pa, pb = free_port("127.0.0.1"), free_port("127.0.0.2")
     a, b = start_pair(server_factory, pa, pb, ["--peer", f"b.test=sip:127.0.0.2:{pb}", "--ring-timeout", "2"],
                       ["--peer", f"a.test=sip:127.0.0.1:{pa}"])
     alice, bob = register_pair(a, b)
-    c = Call(alice, "sip:bob@b.test")
-    assert c.start() is None
-    inv = bob.recv(5, is_req("INVITE"))
+    c, inv = ring(alice, bob, "sip:bob@b.test")
     tag = rand(8)
     callee_answer(bob, inv, 180, "Ringing", tag)
     assert alice.recv(3, is_resp("INVITE", 180)) is not None
@@ -339,6 +290,6 @@ def test_no_answer_across(server_factory):
     r = c.final(8)
     assert r is not None and r.status == 408
     c.ack_non2xx(r)
-    calls_rows(a, r"no answer")
+    calls_table(a, r"no answer")
     alice.close()
     bob.close()

@@ -1,26 +1,13 @@
 """test_register.py: the registrar (RFC 3261 §10.3) with digest authentication, driven over
 UDP by the test UA and by SIPp, against the real binary."""
-import os
 import re
-import subprocess
 import time
 
 import pytest
 
-from conftest import free_udp_port, parley
+from conftest import parley, wait_for
+from sippctl import run_sipp
 from sipua import UA, digest_response, parse_challenge
-
-SIPP_DIR = os.path.join(os.path.dirname(__file__), "scenarios")
-
-
-def wait_for(pred, timeout=10.0, step=0.1):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def reg_list(server):
@@ -263,25 +250,15 @@ def test_reg_list_shows_source_and_transport(server, alice):
     assert f"sip:alice@{alice.hostport}" in line and alice.hostport in line and "UDP" in line.upper()
 
 
-def sipp(args, timeout=120):
-    return subprocess.run(["sipp"] + args, capture_output=True, text=True, timeout=timeout)
-
-
 def test_sipp_registrations_with_imported_users(server, tmp_path):
     """SIPp registers 200 imported users with MD5 digest, as the benchmark does."""
     users = tmp_path / "users.csv"
     users.write_text("".join(f"u{i:03d}@a.test,pw{i:03d}\n" for i in range(200)))
     r = parley("user", "import", str(users), db=server.db)
     assert r.returncode == 0 and "200" in r.stdout, r.stderr
-    inf = tmp_path / "sipp.csv"
-    inf.write_text("SEQUENTIAL\n" + "".join(f"u{i:03d};pw{i:03d};5090;a.test\n" for i in range(200)))
-    stat = tmp_path / "stat.csv"
-    r = sipp([f"127.0.0.1:{server.port}", "-sf", os.path.join(SIPP_DIR, "reg_auth.xml"), "-inf", str(inf),
-              "-m", "200", "-r", "100", "-l", "20", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-nostdin",
-              "-trace_stat", "-stf", str(stat), "-timeout", "60s", "-timeout_error"])
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    rows = stat.read_text().splitlines()
-    head, last = rows[0].split(";"), rows[-1].split(";")
-    assert int(last[head.index("SuccessfulCall(C)")]) == 200
-    assert int(last[head.index("FailedCall(C)")]) == 0
+    stats = run_sipp("reg_auth.xml", f"127.0.0.1:{server.port}", tmp_path,
+                     "SEQUENTIAL\n" + "".join(f"u{i:03d};pw{i:03d};5090;a.test\n" for i in range(200)),
+                     calls=200, rate=100, limit=20, timeout=120)
+    assert int(stats["SuccessfulCall(C)"]) == 200
+    assert int(stats["FailedCall(C)"]) == 0
     assert wait_for(lambda: reg_list(server).count("a.test") >= 200, 10)

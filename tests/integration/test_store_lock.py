@@ -5,12 +5,13 @@ import sqlite3
 import subprocess
 import time
 
-from conftest import BIN, free_udp_port, parley
+from conftest import BIN, parley
+from sipua import free_port
 
 
 def test_second_serve_refused(server_factory):
     first = server_factory().start()
-    port = free_udp_port()
+    port = free_port()
     r = subprocess.run([BIN, "serve", "--listen", f"udp:127.0.0.1:{port}", "--db", first.db,
                         "--domain", "a.test"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1, r.stderr

@@ -444,7 +444,7 @@ static void test_cancel_pending_invite(void)
 		"Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
 	CHECK_STR(str_from_cstr(header(r, "CSeq")), "1 CANCEL");
-	/* The phone never answers the CANCEL: the caller still gets its 487 soon. */
+	/* The phone sends nothing at all (not even a 180): the caller still gets its 487 soon. */
 	advance(f, 5000);
 	const struct sent *t = find_sent(f, mark, "SIP/2.0 487 ");
 	CHECK(t != NULL);
@@ -1173,7 +1173,7 @@ static void test_tel_uri_404(void)
 	teardown(f);
 }
 
-static void test_ack_outside_dialog_unanswered(void)
+static void test_ack_for_2xx_never_answered(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -1192,6 +1192,20 @@ static void test_ack_outside_dialog_unanswered(void)
 		"Content-Length: 0\r\n\r\n");
 	CHECK_STR(str_from_cstr(r), "");
 	CHECK_INT(f->nsent, mark);
+	/* Inside a dialog we set up, the same kind of ACK is passed on, still unanswered. */
+	open_dialog(f);
+	send_req(f,
+		"ACK sip:bob@198.51.100.7:5062 SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+		"Route: <sip:$ME;lr>\r\n"
+		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+		"To: <sip:bob@a.test>;tag=b1\r\n"
+		"Call-ID: dlg@x\r\n"
+		"CSeq: 1 ACK\r\n"
+		"Max-Forwards: 70\r\n"
+		"Content-Length: 0\r\n\r\n");
+	CHECK_INT(f->nsent, mark + 1);
+	CHECK(sent_to(find_sent(f, mark, "ACK sip:bob@198.51.100.7:5062 SIP/2.0\r\n"), "198.51.100.7", 5062));
 	teardown(f);
 }
 
@@ -1234,7 +1248,7 @@ static const struct unit_case cases[] = {
 	{ "foreign_domain_authenticated_forwarded", test_foreign_domain_authenticated_forwarded },
 	{ "loop_482", test_loop_482 },
 	{ "tel_uri_404", test_tel_uri_404 },
-	{ "ack_outside_dialog_unanswered", test_ack_outside_dialog_unanswered },
+	{ "ack_for_2xx_never_answered", test_ack_for_2xx_never_answered },
 };
 
 UNIT_MAIN(cases)

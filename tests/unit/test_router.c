@@ -17,7 +17,10 @@ struct sent {
 
 /* One test's world: the modules the server wires (server_new), a clock, and every send. */
 struct fx {
-	struct config cfg;
+	struct route_cfg route_cfg;
+	struct router_cfg router_cfg;
+	struct reg_cfg reg_cfg;
+	struct proxy_cfg proxy_cfg;
 	struct timer_wheel w;        /* driven by hand; the loop's own wheel is never run */
 	uint64_t mono;               /* the wheel's time */
 	uint64_t wall;               /* the router's clock (env.wall_ms) */
@@ -97,12 +100,15 @@ static struct fx *setup(const char *trust)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	char err[256];
-	config_defaults(&f->cfg);
-	snprintf(f->cfg.domain[0], sizeof f->cfg.domain[0], "a.test");
-	f->cfg.ndomain = 1;
+	route_cfg_defaults(&f->route_cfg);
+	router_cfg_defaults(&f->router_cfg);
+	reg_cfg_defaults(&f->reg_cfg);
+	proxy_cfg_defaults(&f->proxy_cfg);
+	snprintf(f->route_cfg.domain[0], sizeof f->route_cfg.domain[0], "a.test");
+	f->route_cfg.ndomain = 1;
 	if (trust) {
-		snprintf(f->cfg.trust[0], sizeof f->cfg.trust[0], "%s", trust);
-		f->cfg.ntrust = 1;
+		snprintf(f->router_cfg.trust[0], sizeof f->router_cfg.trust[0], "%s", trust);
+		f->router_cfg.ntrust = 1;
 	}
 	f->wall = NOW_MS;
 	timer_wheel_init(&f->w, 0);
@@ -115,7 +121,7 @@ static struct fx *setup(const char *trust)
 	struct auth_conf ac = { 0 };
 	CHECK_INT(auth_new(&f->auth, &ac), 0);
 	CHECK_INT(loc_new(&f->loc), 0);
-	struct reg_env re = { .cfg = &f->cfg, .loc = f->loc, .store = f->store };
+	struct reg_env re = { .cfg = &f->reg_cfg, .loc = f->loc, .store = f->store };
 	CHECK_INT(reg_new(&f->reg, &re), 0);
 	CHECK_INT(tp_new(&f->tp, f->loop, on_recv, f), 0);
 	CHECK_INT(tp_listen(f->tp, "udp:127.0.0.1:0", err, sizeof err), 0);
@@ -127,15 +133,16 @@ static struct fx *setup(const char *trust)
 	CHECK_INT(guard_new(&f->guard, &gc), 0);
 	struct dlg_conf dc = { 0 };
 	CHECK_INT(dlg_table_new(&f->dialogs, &dc), 0);
-	CHECK_INT(route_new(&f->route, f->loop, &f->cfg), 0);
+	CHECK_INT(route_new(&f->route, f->loop, &f->route_cfg), 0);
 	CHECK_INT(cdr_new(&f->cdr, f->store, &f->w), 0);
 	struct proxy_env pe = {
-		.cfg = &f->cfg, .wheel = &f->w, .txn = f->l, .tp = f->tp, .cdr = f->cdr, .dialogs = f->dialogs,
+		.cfg = &f->proxy_cfg, .realm = f->router_cfg.realm, .route = f->route, .wheel = &f->w, .txn = f->l,
+		.tp = f->tp, .cdr = f->cdr, .dialogs = f->dialogs,
 		.send = on_send, .send_arg = f,
 	};
 	CHECK_INT(proxy_new(&f->proxy, &pe), 0);
 	struct router_env rv = {
-		.cfg = &f->cfg, .wheel = &f->w, .txn = f->l, .tp = f->tp, .auth = f->auth, .users = f->users,
+		.cfg = &f->router_cfg, .wheel = &f->w, .txn = f->l, .tp = f->tp, .auth = f->auth, .users = f->users,
 		.store = f->store, .loc = f->loc, .reg = f->reg, .proxy = f->proxy, .route = f->route,
 		.dialogs = f->dialogs, .guard = f->guard, .cdr = f->cdr, .wall_ms = wall_ms, .clock_arg = f,
 	};
@@ -174,11 +181,17 @@ static void advance(struct fx *f, uint64_t ms)
 	timer_advance(&f->w, f->mono);
 }
 
-/* The one place that parses (sip_msg_parse's signature is about to change). */
-static bool parse(struct sip_msg *m, const char *text, size_t len)
+/* A parsed message with room for its headers. */
+struct parsed {
+	struct sip_msg m;
+	struct sip_hdr hdr[SIP_MAX_HEADERS];
+};
+
+/* The one place that parses. */
+static bool parse(struct parsed *p, const char *text, size_t len)
 {
 	struct sip_parse_err perr;
-	return sip_msg_parse(m, text, len, true, &perr) == SIP_PARSE_OK;
+	return sip_msg_parse(&p->m, p->hdr, SIP_MAX_HEADERS, text, len, true, &perr) == SIP_PARSE_OK;
 }
 
 /* The request text with "$B" made a fresh branch and "$ME" our listener's host:port;
@@ -207,10 +220,10 @@ static char *expand(struct fx *f, const char *text)
 static const char *send_from(struct fx *f, const struct tp_source *src, const char *text)
 {
 	char *buf = expand(f, text);
-	struct sip_msg *m = malloc(sizeof(*m));
+	struct parsed *m = malloc(sizeof(*m));
 	unsigned before = f->nsent;
 	CHECK(parse(m, buf, strlen(buf)));
-	CHECK_INT(txn_recv_request(f->l, m, src), 0);
+	CHECK_INT(txn_recv_request(f->l, &m->m, src), 0);
 	free(m);
 	free(buf);
 	return f->nsent > before ? f->sent[before].text : "";
@@ -240,8 +253,9 @@ static const char *send_signed_from(struct fx *f, const struct tp_source *src, c
 	if (!chal)
 		return "";
 	char *req = expand(f, text);
-	struct sip_msg *c = malloc(sizeof(*c));
-	CHECK(parse(c, chal, strlen(chal)));
+	struct parsed *pc = malloc(sizeof(*pc));
+	CHECK(parse(pc, chal, strlen(chal)));
+	struct sip_msg *c = &pc->m;
 	bool proxy = c->status == 407;
 	const struct sip_hdr *h = sip_msg_hdr(c, proxy ? SIP_HDR_PROXY_AUTHENTICATE : SIP_HDR_WWW_AUTHENTICATE);
 	struct sip_auth a = { 0 };
@@ -250,7 +264,7 @@ static const char *send_signed_from(struct fx *f, const struct tp_source *src, c
 	const char *sp1 = strchr(req, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL, *eol = strstr(req, "\r\n");
 	CHECK(sp1 && sp2 && eol);
 	if (!sp1 || !sp2 || !eol) {
-		free(c);
+		free(pc);
 		free(req);
 		return "";
 	}
@@ -270,7 +284,7 @@ static const char *send_signed_from(struct fx *f, const struct tp_source *src, c
 		 "algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c0ffee\"\r\n%s",
 		 proxy ? "Proxy-Authorization" : "Authorization", user, STR_FMT(a.realm), STR_FMT(a.nonce),
 		 STR_FMT(uri), resp, req + line);
-	free(c);
+	free(pc);
 	free(req);
 	/* out has no "$B" or "$ME" left: expand copies it as it is. */
 	const char *r = send_from(f, src, out);

@@ -125,6 +125,8 @@ bool route_wait_cancel(struct route_waits *w, const void *owner, void *state_out
 
 /* Requests waiting. */
 unsigned route_waits_count(const struct route_waits *w);
+/* Whether owner is still waiting (its answer did not come at once). */
+bool route_waiting(const struct route_waits *w, const void *owner);
 
 /* ---- exposed for tests ------------------------------------------------------------------- */
 

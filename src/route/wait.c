@@ -106,3 +106,11 @@ unsigned route_waits_count(const struct route_waits *w)
 		n++;
 	return n;
 }
+
+bool route_waiting(const struct route_waits *w, const void *owner)
+{
+	for (const struct wait *x = w->list; x; x = x->next)
+		if (x->owner == owner)
+			return true;
+	return false;
+}

@@ -14,6 +14,7 @@
 struct waiting {
 	struct proxy_fwd_flags fl;
 	bool invite;
+	bool record;                /* write a call record (caller and callee below) */
 	char caller[256], callee[256], assert_id[300];
 	size_t caller_l, callee_l;
 };
@@ -336,6 +337,26 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 	forward(q, t, n, fl, m->mid == SIP_INVITE ? &ci : NULL);
 }
 
+/* Forwards the request where uri points once DNS has answered (RFC 3263): it waits in
+ * route/ with w, and routed() takes it on. */
+static void resolve_then_forward(struct req *q, const struct sip_uri *uri, const struct waiting *w)
+{
+	struct router *r = q->r;
+	/* DNS answers after this call: the transaction keeps its request from now on, or, out
+	 * of memory, would end and leave the wait with a dangling owner. */
+	if (!txn_server_request(q->st)) {
+		router__reply(q, 500, "Server Out of Memory", STR_NULL);
+		return;
+	}
+	int err = route_wait(r->waits, uri, q->st, w, sizeof *w);
+	if (err == -EPROTONOSUPPORT || err == -EINVAL)
+		router__reject(q, 416, "Unsupported URI Scheme", "no transport for this URI");
+	else if (err < 0)
+		router__reply(q, 500, "Cannot Resolve", STR_NULL);
+	else if (w->invite && route_waiting(r->waits, q->st))
+		txn_server_trying(q->st); /* DNS may take a while: stop the caller's retransmissions */
+}
+
 /* A preloaded route beyond us (RFC 3261 §16.12) takes the request wherever its sender
  * chose: only for callers we vouch for, or it is a relay. */
 static void preloaded(struct req *q, struct proxy_hop *h, const struct caller *c)
@@ -345,11 +366,15 @@ static void preloaded(struct req *q, struct proxy_hop *h, const struct caller *c
 		return;
 	}
 	struct proxy_target t = { 0 };
-	if (!resolve_now(q->r, &h->next.uri, &t.dst)) {
-		router__reject(q, 404, "Cannot Reach Next Hop", "unresolvable preloaded Route");
+	if (resolve_now(q->r, &h->next.uri, &t.dst)) {
+		forward(q, &t, 1, &h->fl, NULL);
 		return;
 	}
-	forward(q, &t, 1, &h->fl, NULL);
+	struct waiting w = { .fl = h->fl, .invite = q->m->mid == SIP_INVITE };
+	w.fl.assert_id = STR_NULL;
+	if (h->fl.assert_id.l)
+		str_to_cbuf(h->fl.assert_id, w.assert_id, sizeof w.assert_id);
+	resolve_then_forward(q, &h->next.uri, &w);
 }
 
 /* Whether a foreign domain is reached through a peer we trust (configured with --peer
@@ -384,22 +409,11 @@ static void to_foreign(struct req *q, struct proxy_fwd_flags *fl, const struct c
 	char abuf[512];
 	struct str callee = router__aor(m->ruri.user, m->ruri.host, abuf, sizeof abuf);
 	w.callee_l = strlen(str_to_cbuf(callee, w.callee, sizeof w.callee));
-	/* DNS answers after this call: the transaction keeps its request from now on, or, out
-	 * of memory, would end and leave the wait with a dangling owner. */
-	if (!txn_server_request(q->st)) {
-		router__reply(q, 500, "Server Out of Memory", STR_NULL);
-		return;
-	}
-	if (w.invite)
-		txn_server_trying(q->st); /* DNS may take a while: stop the caller's retransmissions */
-	int err = route_wait(r->waits, &m->ruri, q->st, &w, sizeof w);
-	if (err == -EPROTONOSUPPORT || err == -EINVAL)
-		router__reject(q, 416, "Unsupported URI Scheme", "no transport for this URI");
-	else if (err < 0)
-		router__reply(q, 500, "Cannot Resolve", STR_NULL);
+	w.record = w.invite;
+	resolve_then_forward(q, &m->ruri, &w);
 }
 
-/* DNS answered for a request waiting in to_foreign. */
+/* DNS answered for a request waiting in resolve_then_forward. */
 static void routed(void *arg, const void *owner, void *state, int err, const struct route_target *t, unsigned n)
 {
 	struct router *r = arg;
@@ -437,7 +451,7 @@ static void routed(void *arg, const void *owner, void *state, int err, const str
 		 tp_addr_str(&t[0].addr, to, sizeof to), t[0].host, n > 1 ? ", with failover" : "");
 	struct proxy_call_info ci = { { w->caller, w->caller_l }, { w->callee, w->callee_l } };
 	w->fl.assert_id = str_from_cstr(w->assert_id);
-	forward(&q, &pt, 1, &w->fl, w->invite ? &ci : NULL);
+	forward(&q, &pt, 1, &w->fl, w->record ? &ci : NULL);
 }
 
 /* A CANCEL: matched to its INVITE by the transaction layer (§9.2), answered at once. */
@@ -534,14 +548,14 @@ static bool admissible(struct req *q, int load)
 	/* Requests inside dialogs we carry are always served: refusing them would break calls
 	 * that are up. Above the high-water mark new work is refused (503) so that they and
 	 * the refreshes of registered phones keep going. */
-	bool to_server = m->mid == SIP_OPTIONS && m->ruri.user.l == 0;
+	bool to_server = m->mid == SIP_OPTIONS && m->ruri.user.l == 0 &&
+			 (proxy_is_me(r->env.proxy, m->ruri.host, m->ruri.port) || router__local_domain(r, m->ruri.host) >= 0);
 	if (load > 0 && m->to.tag.l == 0 && m->mid != SIP_REGISTER && !to_server) {
 		router__shed(q, "new request over the high-water mark");
 		return false;
 	}
 	if (m->max_forwards == 0) {
-		if (to_server && (proxy_is_me(r->env.proxy, m->ruri.host, m->ruri.port) ||
-				  router__local_domain(r, m->ruri.host) >= 0))
+		if (to_server)
 			answer_options(q);
 		else
 			router__reject(q, 483, "Too Many Hops", "Max-Forwards reached 0");
@@ -585,7 +599,10 @@ void router_request(struct router *r, struct txn_server *st, const struct sip_ms
 	proxy_route_set(r->env.proxy, m, &h);
 	bool trusted = router_trusted(r, &src->addr);
 	if (!st) { /* the ACK for a 2xx: stateless, only along a dialog we are on */
-		in_dialog(&q, &h, trusted);
+		if (m->max_forwards == 0) /* §16.3 step 3; an ACK is never answered */
+			log_debug(r->env.lg, "drop", "ACK %.*s from %s: Max-Forwards 0", STR_FMT(m->ruri_str), router__src(&q));
+		else
+			in_dialog(&q, &h, trusted);
 		return;
 	}
 	if (!admissible(&q, load))

@@ -227,7 +227,10 @@ static struct txn_server *find(struct txn_layer *l, const struct sip_msg *m, enu
 
 struct txn_server *txn_server_find_invite(struct txn_layer *l, const struct sip_msg *cancel)
 {
-	return find(l, cancel, SIP_INVITE, STR("INVITE"));
+	/* A terminated one (dropped after a stateless answer) waits only to be freed: there is
+	 * nothing left to cancel. */
+	struct txn_server *st = find(l, cancel, SIP_INVITE, STR("INVITE"));
+	return st && st->state != TXN_TERMINATED ? st : NULL;
 }
 
 /* ---- life ------------------------------------------------------------------------------ */

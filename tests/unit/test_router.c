@@ -1223,8 +1223,105 @@ static void test_ack_for_2xx_never_answered(void)
 	teardown(f);
 }
 
+/* ---- findings of this file, fixed ----------------------------------------------------------- */
+
+/* Over the high-water mark only OPTIONS to the server itself passes: one for any other
+ * host is new work like any other. */
+static void test_load_options_elsewhere_503(void)
+{
+	struct fx *f = setup(NULL);
+	f->load = 1;
+	const char *r = send_req(f,
+		"OPTIONS sip:192.0.2.50 SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+		"From: <sip:alice@a.test>;tag=o2\r\n"
+		"To: <sip:192.0.2.50>\r\n"
+		"Call-ID: opt-else@x\r\n"
+		"CSeq: 1 OPTIONS\r\n"
+		"Max-Forwards: 70\r\n"
+		"Content-Length: 0\r\n\r\n");
+	CHECK(starts(r, "SIP/2.0 503 Service Unavailable\r\n"));
+	CHECK(find_sent(f, 0, "OPTIONS ") == NULL);
+	/* ... while the one to the server is still answered. */
+	CHECK(starts(send_req(f, options_server), "SIP/2.0 200 OK\r\n"));
+	teardown(f);
+}
+
+/* An ACK for a 2xx that has run out of hops is dropped, not passed on (§16.3 step 3). */
+static void test_ack_max_forwards_zero_dropped(void)
+{
+	struct fx *f = setup(NULL);
+	open_dialog(f);
+	unsigned mark = f->nsent;
+	send_req(f,
+		"ACK sip:bob@198.51.100.7:5062 SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+		"Route: <sip:$ME;lr>\r\n"
+		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+		"To: <sip:bob@a.test>;tag=b1\r\n"
+		"Call-ID: dlg@x\r\n"
+		"CSeq: 1 ACK\r\n"
+		"Max-Forwards: 0\r\n"
+		"Content-Length: 0\r\n\r\n");
+	CHECK_INT(f->nsent, mark);
+	teardown(f);
+}
+
+/* A CANCEL for an INVITE that was refused statelessly finds nothing to cancel, even
+ * before the refused transaction is freed. */
+static void test_cancel_after_stateless_refusal_481(void)
+{
+	struct fx *f = setup(NULL);
+	const char *r = send_req(f,
+		"INVITE sip:nobody@a.test SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=z9hG4bKrefused\r\n"
+		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+		"To: <sip:nobody@a.test>\r\n"
+		"Call-ID: refused@x\r\n"
+		"CSeq: 1 INVITE\r\n"
+		"Max-Forwards: 70\r\n"
+		"Content-Length: 0\r\n\r\n");
+	CHECK(starts(r, "SIP/2.0 404 Not Found\r\n"));
+	r = send_req(f,
+		"CANCEL sip:nobody@a.test SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=z9hG4bKrefused\r\n"
+		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+		"To: <sip:nobody@a.test>\r\n"
+		"Call-ID: refused@x\r\n"
+		"CSeq: 1 CANCEL\r\n"
+		"Max-Forwards: 70\r\n"
+		"Content-Length: 0\r\n\r\n");
+	CHECK(starts(r, "SIP/2.0 481 Call/Transaction Does Not Exist\r\n"));
+	teardown(f);
+}
+
+/* A sips: Request-URI with UDP alone is refused with one answer: no 100 Trying first. */
+static void test_sips_over_udp_416_alone(void)
+{
+	struct fx *f = setup(NULL);
+	static const char text[] =
+		"INVITE sips:carol@192.0.2.50 SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
+		"From: <sip:alice@a.test>;tag=a1\r\n"
+		"To: <sips:carol@192.0.2.50>\r\n"
+		"Call-ID: sips@x\r\n"
+		"CSeq: 1 INVITE\r\n"
+		"Max-Forwards: 70\r\n"
+		"Content-Length: 0\r\n\r\n";
+	CHECK(starts(send_req(f, text), "SIP/2.0 407 "));
+	unsigned mark = f->nsent;
+	const char *r = send_signed(f, text, "alice", "alicepw");
+	CHECK(starts(r, "SIP/2.0 416 "));
+	CHECK_INT(f->nsent, mark + 1);
+	teardown(f);
+}
+
 static const struct unit_case cases[] = {
 	{ "cancel_nothing_481", test_cancel_nothing_481 },
+	{ "load_options_elsewhere_503", test_load_options_elsewhere_503 },
+	{ "ack_max_forwards_zero_dropped", test_ack_max_forwards_zero_dropped },
+	{ "cancel_after_stateless_refusal_481", test_cancel_after_stateless_refusal_481 },
+	{ "sips_over_udp_416_alone", test_sips_over_udp_416_alone },
 	{ "cancel_pending_invite", test_cancel_pending_invite },
 	{ "max_forwards_zero_483", test_max_forwards_zero_483 },
 	{ "max_forwards_zero_options_to_server_200", test_max_forwards_zero_options_to_server_200 },

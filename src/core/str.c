@@ -13,13 +13,8 @@ bool str_eq(struct str a, struct str b)
 	return a.l == b.l && (a.l == 0 || memcmp(a.p, b.p, a.l) == 0);
 }
 
-static inline char lower(char c)
-{
-	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-}
-
 /* The eight bytes of x with ASCII upper-case letters made lower case and every other
- * byte (128 and above too) left alone, as lower() does byte by byte. Per byte, on its low
+ * byte (128 and above too) left alone. Per byte, on its low
  * seven bits: adding 0x3f sets bit 7 from 'A' up and adding 0x25 sets it past 'Z'; neither
  * sum carries into the next byte. A letter gets 0x20 or'ed in. */
 static inline uint64_t fold8(uint64_t x)

@@ -17,21 +17,6 @@ int router__local_domain(const struct router *r, struct str host)
 	return -1;
 }
 
-/* "user@domain" with the domain lower-cased, into buf. */
-struct str router__aor(struct str user, struct str domain, char *buf, size_t cap)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < user.l && n + 1 < cap; i++)
-		buf[n++] = user.p[i];
-	if (n + 1 < cap)
-		buf[n++] = '@';
-	for (size_t i = 0; i < domain.l && n + 1 < cap; i++) {
-		char c = domain.p[i];
-		buf[n++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-	}
-	return (struct str){ buf, n };
-}
-
 static struct str realm_for(const struct router *r, struct str domain, char *buf, size_t cap)
 {
 	if (r->env.cfg->realm[0])

@@ -96,11 +96,24 @@ static bool listener_has(const struct transport *tp, const struct tp_listener *l
 
 static bool is_me(const struct transport *tp, struct str host, bool any_port, uint16_t port)
 {
-	struct tp_addr a;
-	bool numeric = tp_addr_from_host(&a, host, 0) == 0;
+	/* Most hosts asked about are not ours (a phone's Via, another domain): the port and
+	 * the host as written rule them out before any address is parsed. */
+	bool port_ok = false;
 	for (unsigned i = 0; i < tp->nlis; i++) {
 		const struct tp_listener *l = tp->lis[i];
-		if ((any_port || l->port == port) && listener_has(tp, l, host, numeric ? &a : NULL))
+		if (!any_port && l->port != port)
+			continue;
+		if (listener_has(tp, l, host, NULL))
+			return true;
+		port_ok = true;
+	}
+	struct tp_addr a;
+	if (!port_ok || !host.l || !(host.p[0] == '[' || (host.p[0] >= '0' && host.p[0] <= '9') || str_chr(host, ':') >= 0) ||
+	    tp_addr_from_host(&a, host, 0) != 0)
+		return false;
+	for (unsigned i = 0; i < tp->nlis; i++) {
+		const struct tp_listener *l = tp->lis[i];
+		if ((any_port || l->port == port) && listener_has(tp, l, host, &a))
 			return true;
 	}
 	return false;

@@ -81,7 +81,7 @@ static struct cdr_attempt attempt(const char *id, const char *call_id, uint64_t 
 
 /* ---- cdr over a store ---------------------------------------------------------------------- */
 
-static void test_start_row(void)
+static void t_start_row(void)
 {
 	struct store *st = mem_store();
 	struct timer_wheel w;
@@ -111,7 +111,7 @@ static void test_start_row(void)
 	store_close(st);
 }
 
-static void test_failed_attempt(void)
+static void t_failed_attempt(void)
 {
 	struct store *st = mem_store();
 	struct timer_wheel w;
@@ -139,7 +139,7 @@ static void test_failed_attempt(void)
 	store_close(st);
 }
 
-static void test_answered_then_ended(void)
+static void t_answered_then_ended(void)
 {
 	struct store *st = mem_store();
 	struct timer_wheel w;
@@ -195,7 +195,7 @@ static void test_answered_then_ended(void)
 	store_close(st);
 }
 
-static void test_result_words_kept(void)
+static void t_result_words_kept(void)
 {
 	struct store *st = mem_store();
 	struct timer_wheel w;
@@ -244,7 +244,7 @@ static void test_result_words_kept(void)
 }
 
 /* An answered call whose BYE never comes is forgotten after a day; its row stays answered. */
-static void test_forgotten_after_a_day(void)
+static void t_forgotten_after_a_day(void)
 {
 	struct store *st = mem_store();
 	struct timer_wheel w;
@@ -271,7 +271,7 @@ static void test_forgotten_after_a_day(void)
 
 /* Many calls at once (the table grows) are each found by Call-ID; without a store they
  * are still tracked. */
-static void test_many_calls_no_store(void)
+static void t_many_calls_no_store(void)
 {
 	struct timer_wheel w;
 	timer_wheel_init(&w, 0);
@@ -305,7 +305,7 @@ static void test_many_calls_no_store(void)
 }
 
 /* Records in a database file survive closing it and are read back by a reader. */
-static void test_temp_file_store(void)
+static void t_temp_file_store(void)
 {
 	char dir[] = "/tmp/parley-test-cdr-XXXXXX", path[128];
 	CHECK(mkdtemp(dir) != NULL);
@@ -519,7 +519,7 @@ static void check_record(struct px *f, unsigned status, const char *word)
 	free(rs);
 }
 
-static void test_proxy_words(void)
+static void t_proxy_words(void)
 {
 	static const struct {
 		unsigned phone, upstream;
@@ -542,7 +542,7 @@ static void test_proxy_words(void)
 	}
 }
 
-static void test_proxy_no_answer(void)
+static void t_proxy_no_answer(void)
 {
 	/* The phone rings and nobody picks up: the ring timeout answers 408 "no answer". */
 	struct px *f = px_new();
@@ -561,7 +561,7 @@ static void test_proxy_no_answer(void)
 	px_free(f);
 }
 
-static void test_proxy_unreachable(void)
+static void t_proxy_unreachable(void)
 {
 	/* A phone that never answers at all (timer B, 32 s) counts as a 408 branch: the call
 	 * failed, it was not left unanswered. */
@@ -572,7 +572,7 @@ static void test_proxy_unreachable(void)
 	px_free(f);
 }
 
-static void test_proxy_cancelled(void)
+static void t_proxy_cancelled(void)
 {
 	struct px *f = px_new();
 	unsigned k = px_call(f);
@@ -591,17 +591,17 @@ static void test_proxy_cancelled(void)
 }
 
 static const struct unit_case cases[] = {
-	{ "start_row", test_start_row },
-	{ "failed_attempt", test_failed_attempt },
-	{ "answered_then_ended", test_answered_then_ended },
-	{ "result_words_kept", test_result_words_kept },
-	{ "forgotten_after_a_day", test_forgotten_after_a_day },
-	{ "many_calls_no_store", test_many_calls_no_store },
-	{ "temp_file_store", test_temp_file_store },
-	{ "proxy_words", test_proxy_words },
-	{ "proxy_no_answer", test_proxy_no_answer },
-	{ "proxy_unreachable", test_proxy_unreachable },
-	{ "proxy_cancelled", test_proxy_cancelled },
+	{ "start_row", t_start_row },
+	{ "failed_attempt", t_failed_attempt },
+	{ "answered_then_ended", t_answered_then_ended },
+	{ "result_words_kept", t_result_words_kept },
+	{ "forgotten_after_a_day", t_forgotten_after_a_day },
+	{ "many_calls_no_store", t_many_calls_no_store },
+	{ "temp_file_store", t_temp_file_store },
+	{ "proxy_words", t_proxy_words },
+	{ "proxy_no_answer", t_proxy_no_answer },
+	{ "proxy_unreachable", t_proxy_unreachable },
+	{ "proxy_cancelled", t_proxy_cancelled },
 };
 
 UNIT_MAIN(cases)

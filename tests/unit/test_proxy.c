@@ -169,7 +169,7 @@ static unsigned count_via(const char *msg)
 	return n;
 }
 
-static void test_forward_edits(void)
+static void t_forward_edits(void)
 {
 	struct fx *f = setup(60);
 	unsigned i = call(f, 1);
@@ -182,7 +182,7 @@ static void test_forward_edits(void)
 	teardown(f);
 }
 
-static void test_best_of_486_and_503(void)
+static void t_best_of_486_and_503(void)
 {
 	struct fx *f = setup(60);
 	unsigned i = call(f, 2);
@@ -200,7 +200,7 @@ static void test_best_of_486_and_503(void)
 	teardown(f);
 }
 
-static void test_503_becomes_500(void)
+static void t_503_becomes_500(void)
 {
 	struct fx *f = setup(60);
 	unsigned i = call(f, 1);
@@ -209,7 +209,7 @@ static void test_503_becomes_500(void)
 	teardown(f);
 }
 
-static void test_6xx_cancels_the_rest(void)
+static void t_6xx_cancels_the_rest(void)
 {
 	struct fx *f = setup(60);
 	unsigned i = call(f, 2);
@@ -226,7 +226,7 @@ static void test_6xx_cancels_the_rest(void)
 	teardown(f);
 }
 
-static void test_2xx_cancels_the_rest(void)
+static void t_2xx_cancels_the_rest(void)
 {
 	struct fx *f = setup(60);
 	unsigned i = call(f, 2);
@@ -248,7 +248,7 @@ static void test_2xx_cancels_the_rest(void)
 	teardown(f);
 }
 
-static void test_cancel_before_any_provisional(void)
+static void t_cancel_before_any_provisional(void)
 {
 	struct fx *f = setup(60);
 	call(f, 1);
@@ -264,7 +264,7 @@ static void test_cancel_before_any_provisional(void)
 	teardown(f);
 }
 
-static void test_ring_timeout(void)
+static void t_ring_timeout(void)
 {
 	struct fx *f = setup(2);
 	unsigned i = call(f, 1);
@@ -282,7 +282,7 @@ static void test_ring_timeout(void)
 	teardown(f);
 }
 
-static void test_branch_timeout_is_408(void)
+static void t_branch_timeout_is_408(void)
 {
 	struct fx *f = setup(600);
 	call(f, 1);
@@ -296,14 +296,14 @@ static void test_branch_timeout_is_408(void)
 }
 
 static const struct unit_case cases[] = {
-	{ "forward_edits", test_forward_edits },
-	{ "best_of_486_and_503", test_best_of_486_and_503 },
-	{ "503_becomes_500", test_503_becomes_500 },
-	{ "6xx_cancels_the_rest", test_6xx_cancels_the_rest },
-	{ "2xx_cancels_the_rest", test_2xx_cancels_the_rest },
-	{ "cancel_before_any_provisional", test_cancel_before_any_provisional },
-	{ "ring_timeout", test_ring_timeout },
-	{ "branch_timeout_is_408", test_branch_timeout_is_408 },
+	{ "forward_edits", t_forward_edits },
+	{ "best_of_486_and_503", t_best_of_486_and_503 },
+	{ "503_becomes_500", t_503_becomes_500 },
+	{ "6xx_cancels_the_rest", t_6xx_cancels_the_rest },
+	{ "2xx_cancels_the_rest", t_2xx_cancels_the_rest },
+	{ "cancel_before_any_provisional", t_cancel_before_any_provisional },
+	{ "ring_timeout", t_ring_timeout },
+	{ "branch_timeout_is_408", t_branch_timeout_is_408 },
 };
 
 UNIT_MAIN(cases)

@@ -171,7 +171,7 @@ static unsigned nrows(struct fx *f, uint32_t now)
 
 /* ---- cases --------------------------------------------------------------------------------- */
 
-static void test_several_contacts(void)
+static void t_several_contacts(void)
 {
 	struct fx *f = setup(true);
 	/* Two values in one header and a second Contact header: three bindings at once. */
@@ -192,7 +192,7 @@ static void test_several_contacts(void)
 	teardown(f);
 }
 
-static void test_max_contacts(void)
+static void t_max_contacts(void)
 {
 	struct fx *f = setup(true);
 	f->cfg.max_contacts = 2;
@@ -221,7 +221,7 @@ static void test_max_contacts(void)
 	teardown(f);
 }
 
-static void test_expires_precedence(void)
+static void t_expires_precedence(void)
 {
 	struct fx *f = setup(false);
 	/* The contact's own parameter wins over the header; the header over the default. */
@@ -246,7 +246,7 @@ static void test_expires_precedence(void)
 	teardown(f);
 }
 
-static void test_interval_too_brief(void)
+static void t_interval_too_brief(void)
 {
 	struct fx *f = setup(true);
 	f->cfg.min_expires = 60;
@@ -268,7 +268,7 @@ static void test_interval_too_brief(void)
 	teardown(f);
 }
 
-static void test_max_expires(void)
+static void t_max_expires(void)
 {
 	struct fx *f = setup(false);
 	f->cfg.max_expires = 7200;
@@ -282,7 +282,7 @@ static void test_max_expires(void)
 	teardown(f);
 }
 
-static void test_star_removes_all(void)
+static void t_star_removes_all(void)
 {
 	struct fx *f = setup(true);
 	reg(f, "c1@x", 1, "Contact: <sip:a1@203.0.113.9>, <sip:a2@203.0.113.9>\r\n", NOW);
@@ -306,7 +306,7 @@ static void test_star_removes_all(void)
 	teardown(f);
 }
 
-static void test_query_lists_bindings(void)
+static void t_query_lists_bindings(void)
 {
 	struct fx *f = setup(false);
 	reg(f, "c1@x", 1, "Contact: <sip:a1@203.0.113.9>;expires=600\r\n", NOW);
@@ -332,7 +332,7 @@ static void test_query_lists_bindings(void)
 	teardown(f);
 }
 
-static void test_out_of_order(void)
+static void t_out_of_order(void)
 {
 	struct fx *f = setup(false);
 	const char *r = reg(f, "c1@x", 5, "Contact: <sip:a1@203.0.113.9>;expires=600\r\n", NOW);
@@ -362,7 +362,7 @@ static void test_out_of_order(void)
 	teardown(f);
 }
 
-static void test_bad_contact_changes_nothing(void)
+static void t_bad_contact_changes_nothing(void)
 {
 	struct fx *f = setup(true);
 	reg(f, "c1@x", 1, "Contact: <sip:a1@203.0.113.9>;expires=600\r\n", NOW);
@@ -393,7 +393,7 @@ static char *long_contact(const char *user, size_t len)
 	return s;
 }
 
-static void test_contact_too_long(void)
+static void t_contact_too_long(void)
 {
 	struct fx *f = setup(true);
 	char hdr[4096];
@@ -416,7 +416,7 @@ static void test_contact_too_long(void)
 	teardown(f);
 }
 
-static void test_too_many_to_list(void)
+static void t_too_many_to_list(void)
 {
 	struct fx *f = setup(true);
 	f->cfg.max_contacts = 32;
@@ -455,7 +455,7 @@ static void test_too_many_to_list(void)
 	teardown(f);
 }
 
-static void test_q_and_params_kept(void)
+static void t_q_and_params_kept(void)
 {
 	struct fx *f = setup(true);
 	const char *r = reg(f, "c1@x", 1,
@@ -485,7 +485,7 @@ static void test_q_and_params_kept(void)
 	teardown(f);
 }
 
-static void test_sweep(void)
+static void t_sweep(void)
 {
 	struct fx *f = setup(true);
 	reg(f, "c1@x", 1, "Contact: <sip:a1@203.0.113.9>;expires=60, <sip:a2@203.0.113.9>;expires=600\r\n", NOW);
@@ -529,7 +529,7 @@ static void check_dest(struct fx *f, const char *uri, const char *host, uint16_t
 	CHECK_INT(d.proto, TP_UDP);
 }
 
-static void test_binding_dest(void)
+static void t_binding_dest(void)
 {
 	struct fx *f = setup(false);
 	/* Source 203.0.113.9:40000. No rport, public contact: the contact as written. */
@@ -557,7 +557,7 @@ static void test_binding_dest(void)
 }
 
 /* Bindings written to a database file come back into a fresh table with reg_load. */
-static void test_reload(void)
+static void t_reload(void)
 {
 	char dir[] = "/tmp/parley-test-reg-XXXXXX", path[128];
 	CHECK(mkdtemp(dir) != NULL);
@@ -609,21 +609,21 @@ static void test_reload(void)
 }
 
 static const struct unit_case cases[] = {
-	{ "several_contacts", test_several_contacts },
-	{ "max_contacts", test_max_contacts },
-	{ "expires_precedence", test_expires_precedence },
-	{ "interval_too_brief", test_interval_too_brief },
-	{ "max_expires", test_max_expires },
-	{ "star_removes_all", test_star_removes_all },
-	{ "query_lists_bindings", test_query_lists_bindings },
-	{ "out_of_order", test_out_of_order },
-	{ "bad_contact_changes_nothing", test_bad_contact_changes_nothing },
-	{ "contact_too_long", test_contact_too_long },
-	{ "too_many_to_list", test_too_many_to_list },
-	{ "q_and_params_kept", test_q_and_params_kept },
-	{ "sweep", test_sweep },
-	{ "binding_dest", test_binding_dest },
-	{ "reload", test_reload },
+	{ "several_contacts", t_several_contacts },
+	{ "max_contacts", t_max_contacts },
+	{ "expires_precedence", t_expires_precedence },
+	{ "interval_too_brief", t_interval_too_brief },
+	{ "max_expires", t_max_expires },
+	{ "star_removes_all", t_star_removes_all },
+	{ "query_lists_bindings", t_query_lists_bindings },
+	{ "out_of_order", t_out_of_order },
+	{ "bad_contact_changes_nothing", t_bad_contact_changes_nothing },
+	{ "contact_too_long", t_contact_too_long },
+	{ "too_many_to_list", t_too_many_to_list },
+	{ "q_and_params_kept", t_q_and_params_kept },
+	{ "sweep", t_sweep },
+	{ "binding_dest", t_binding_dest },
+	{ "reload", t_reload },
 };
 
 UNIT_MAIN(cases)

@@ -109,7 +109,7 @@ static void teardown(struct fixture *f)
 
 /* ---- no DNS ---------------------------------------------------------------------------------- */
 
-static void test_numeric(void)
+static void t_numeric(void)
 {
 	struct fixture f;
 	if (!setup(&f, NULL))
@@ -148,7 +148,7 @@ static void test_numeric(void)
 	teardown(&f);
 }
 
-static void test_protos(void)
+static void t_protos(void)
 {
 	struct fixture f;
 	if (!setup(&f, NULL))
@@ -183,7 +183,7 @@ static void test_protos(void)
 	teardown(&f);
 }
 
-static void test_static_peer(void)
+static void t_static_peer(void)
 {
 	struct fixture f;
 	if (!setup(&f, NULL))
@@ -233,7 +233,7 @@ static struct route_srv rec(uint16_t prio, uint16_t weight, const char *host)
 	return s;
 }
 
-static void test_srv_order_priority(void)
+static void t_srv_order_priority(void)
 {
 	struct route_srv s[5] = { rec(20, 10, "d"), rec(10, 0, "a"), rec(30, 0, "e"), rec(10, 0, "b"), rec(20, 0, "c") };
 	uint32_t r = 0;
@@ -244,7 +244,7 @@ static void test_srv_order_priority(void)
 	route_srv_order(s, 0, fixed_rand, &r);   /* empty: nothing to do */
 }
 
-static void test_srv_order_weight(void)
+static void t_srv_order_weight(void)
 {
 	/* weights 60 and 10 in one priority: running sums 60, 70 over [0, 70] */
 	struct route_srv s[3];
@@ -280,7 +280,7 @@ static uint32_t lcg(void *arg)
 	return (uint32_t)(*s >> 33);
 }
 
-static void test_srv_order_spread(void)
+static void t_srv_order_spread(void)
 {
 	/* 60:10 -> the first about 6/7 of the time; the bounds are wide, it is no timing */
 	uint64_t st = 42;
@@ -408,7 +408,7 @@ static struct got resolve(struct fixture *f, const char *s)
 	return g;
 }
 
-static void test_dns(void)
+static void t_dns(void)
 {
 	struct dns d = { 0 };
 	if (!dns_start(&d))
@@ -465,7 +465,7 @@ static void test_dns(void)
 	dns_stop(&d);
 }
 
-static void test_dns_peer_and_cancel(void)
+static void t_dns_peer_and_cancel(void)
 {
 	struct dns d = { 0 };
 	if (!dns_start(&d))
@@ -500,7 +500,7 @@ static void test_dns_peer_and_cancel(void)
 	dns_stop(&d);
 }
 
-static void test_dns_down(void)
+static void t_dns_down(void)
 {
 	/* A port where nothing listens: refused, a 503 kind of failure, quickly. */
 	uint16_t port = free_port(SOCK_DGRAM);
@@ -538,15 +538,15 @@ static void test_dns_down(void)
 }
 
 static const struct unit_case cases[] = {
-	{ "numeric", test_numeric },
-	{ "protos", test_protos },
-	{ "static_peer", test_static_peer },
-	{ "srv_order_priority", test_srv_order_priority },
-	{ "srv_order_weight", test_srv_order_weight },
-	{ "srv_order_spread", test_srv_order_spread },
-	{ "dns", test_dns },
-	{ "dns_peer_and_cancel", test_dns_peer_and_cancel },
-	{ "dns_down", test_dns_down },
+	{ "numeric", t_numeric },
+	{ "protos", t_protos },
+	{ "static_peer", t_static_peer },
+	{ "srv_order_priority", t_srv_order_priority },
+	{ "srv_order_weight", t_srv_order_weight },
+	{ "srv_order_spread", t_srv_order_spread },
+	{ "dns", t_dns },
+	{ "dns_peer_and_cancel", t_dns_peer_and_cancel },
+	{ "dns_down", t_dns_down },
 };
 
 UNIT_MAIN(cases)

@@ -415,7 +415,7 @@ static const char options_server[] =
 
 /* ---- rule 3: CANCEL ---------------------------------------------------------------------- */
 
-static void test_cancel_nothing_481(void)
+static void t_cancel_nothing_481(void)
 {
 	struct fx *f = setup(NULL);
 	const char *r = send_req(f,
@@ -432,7 +432,7 @@ static void test_cancel_nothing_481(void)
 	teardown(f);
 }
 
-static void test_cancel_pending_invite(void)
+static void t_cancel_pending_invite(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -471,7 +471,7 @@ static void test_cancel_pending_invite(void)
 
 /* ---- rule 4: Max-Forwards, Proxy-Require, Accept ------------------------------------------ */
 
-static void test_max_forwards_zero_483(void)
+static void t_max_forwards_zero_483(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -489,7 +489,7 @@ static void test_max_forwards_zero_483(void)
 	teardown(f);
 }
 
-static void test_max_forwards_zero_options_to_server_200(void)
+static void t_max_forwards_zero_options_to_server_200(void)
 {
 	struct fx *f = setup(NULL);
 	/* The one request a hop count of 0 still lets through: it is for us. */
@@ -507,7 +507,7 @@ static void test_max_forwards_zero_options_to_server_200(void)
 	teardown(f);
 }
 
-static void test_proxy_require_420(void)
+static void t_proxy_require_420(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -526,7 +526,7 @@ static void test_proxy_require_420(void)
 	teardown(f);
 }
 
-static void test_accept_without_sdp_406(void)
+static void t_accept_without_sdp_406(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -558,7 +558,7 @@ static void test_accept_without_sdp_406(void)
 
 /* ---- rule 5: inside dialogs, and load ------------------------------------------------------ */
 
-static void test_in_dialog_without_our_route_404(void)
+static void t_in_dialog_without_our_route_404(void)
 {
 	struct fx *f = setup(NULL);
 	const char *r = send_req(f,
@@ -586,7 +586,7 @@ static const char bye_via_us[] =
 	"Max-Forwards: 70\r\n"
 	"Content-Length: 0\r\n\r\n";
 
-static void test_in_dialog_unknown_dialog_481(void)
+static void t_in_dialog_unknown_dialog_481(void)
 {
 	struct fx *f = setup(NULL);
 	/* Our Route on top, but no dialog was set up through us: a made-up To tag. */
@@ -606,7 +606,7 @@ static void open_dialog(struct fx *f)
 	dlg_confirm(f->dialogs, STR("dlg@x"), STR("z1"), now);
 }
 
-static void test_in_dialog_known_dialog_forwarded(void)
+static void t_in_dialog_known_dialog_forwarded(void)
 {
 	struct fx *f = setup(NULL);
 	open_dialog(f);
@@ -621,7 +621,7 @@ static void test_in_dialog_known_dialog_forwarded(void)
 	teardown(f);
 }
 
-static void test_in_dialog_to_stranger_403(void)
+static void t_in_dialog_to_stranger_403(void)
 {
 	struct fx *f = setup(NULL);
 	open_dialog(f);
@@ -642,7 +642,7 @@ static void test_in_dialog_to_stranger_403(void)
 	teardown(f);
 }
 
-static void test_load_sheds_new_invite_503(void)
+static void t_load_sheds_new_invite_503(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -655,7 +655,7 @@ static void test_load_sheds_new_invite_503(void)
 	teardown(f);
 }
 
-static void test_load_in_dialog_still_served(void)
+static void t_load_in_dialog_still_served(void)
 {
 	struct fx *f = setup(NULL);
 	open_dialog(f);
@@ -668,7 +668,7 @@ static void test_load_in_dialog_still_served(void)
 	teardown(f);
 }
 
-static void test_load_register_refresh_served(void)
+static void t_load_register_refresh_served(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -679,7 +679,7 @@ static void test_load_register_refresh_served(void)
 	teardown(f);
 }
 
-static void test_load_register_new_aor_503(void)
+static void t_load_register_new_aor_503(void)
 {
 	struct fx *f = setup(NULL);
 	f->load = 1;
@@ -692,7 +692,7 @@ static void test_load_register_new_aor_503(void)
 
 /* ---- rule 6: REGISTER ---------------------------------------------------------------------- */
 
-static void test_register_challenge_then_200(void)
+static void t_register_challenge_then_200(void)
 {
 	struct fx *f = setup(NULL);
 	const char *r = send_req(f, register_alice);
@@ -711,7 +711,7 @@ static void test_register_challenge_then_200(void)
 	teardown(f);
 }
 
-static void test_register_other_domain_403(void)
+static void t_register_other_domain_403(void)
 {
 	struct fx *f = setup(NULL);
 	const char *r = send_req(f,
@@ -729,7 +729,7 @@ static void test_register_other_domain_403(void)
 	teardown(f);
 }
 
-static void test_register_to_not_sip_400(void)
+static void t_register_to_not_sip_400(void)
 {
 	struct fx *f = setup(NULL);
 	const char *r = send_req(f,
@@ -746,7 +746,7 @@ static void test_register_to_not_sip_400(void)
 	teardown(f);
 }
 
-static void test_register_require_420(void)
+static void t_register_require_420(void)
 {
 	struct fx *f = setup(NULL);
 	const char *r = send_req(f,
@@ -766,7 +766,7 @@ static void test_register_require_420(void)
 	teardown(f);
 }
 
-static void test_register_someone_else_403(void)
+static void t_register_someone_else_403(void)
 {
 	struct fx *f = setup(NULL);
 	/* alice proves who she is, but asks to bind bob's address. */
@@ -789,7 +789,7 @@ static void test_register_someone_else_403(void)
 
 /* ---- rule 7: OPTIONS to the server --------------------------------------------------------- */
 
-static void test_options_to_server_200(void)
+static void t_options_to_server_200(void)
 {
 	struct fx *f = setup(NULL);
 	const char *r = send_req(f, options_server);
@@ -802,7 +802,7 @@ static void test_options_to_server_200(void)
 	teardown(f);
 }
 
-static void test_other_requests_to_server_refused(void)
+static void t_other_requests_to_server_refused(void)
 {
 	struct fx *f = setup(NULL);
 	const char *r = send_req(f,
@@ -830,7 +830,7 @@ static void test_other_requests_to_server_refused(void)
 
 /* ---- rule 8: who is calling ------------------------------------------------------------------ */
 
-static void test_local_from_challenged_407(void)
+static void t_local_from_challenged_407(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -846,7 +846,7 @@ static void test_local_from_challenged_407(void)
 	teardown(f);
 }
 
-static void test_credentials_of_another_user_403(void)
+static void t_credentials_of_another_user_403(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -858,7 +858,7 @@ static void test_credentials_of_another_user_403(void)
 	teardown(f);
 }
 
-static void test_wrong_password_403_counted(void)
+static void t_wrong_password_403_counted(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -870,7 +870,7 @@ static void test_wrong_password_403_counted(void)
 	teardown(f);
 }
 
-static void test_local_from_any_spelling_challenged(void)
+static void t_local_from_any_spelling_challenged(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -900,7 +900,7 @@ static void test_local_from_any_spelling_challenged(void)
 	teardown(f);
 }
 
-static void test_repeated_failures_answered_later(void)
+static void t_repeated_failures_answered_later(void)
 {
 	struct fx *f = setup(NULL);
 	/* The guard's default: three failures answered at once, then each waits longer. */
@@ -919,7 +919,7 @@ static void test_repeated_failures_answered_later(void)
 	teardown(f);
 }
 
-static void test_trusted_source_not_challenged(void)
+static void t_trusted_source_not_challenged(void)
 {
 	struct fx *f = setup("192.0.2.200");
 	register_bob(f, 1);
@@ -943,7 +943,7 @@ static void test_trusted_source_not_challenged(void)
 	teardown(f);
 }
 
-static void test_trusted_caller_learns_480(void)
+static void t_trusted_caller_learns_480(void)
 {
 	struct fx *f = setup("192.0.2.200");
 	struct tp_source peer;
@@ -965,7 +965,7 @@ static void test_trusted_caller_learns_480(void)
 
 /* ---- rule 9: where it goes ------------------------------------------------------------------- */
 
-static void test_invite_local_user_forwarded(void)
+static void t_invite_local_user_forwarded(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -989,7 +989,7 @@ static void test_invite_local_user_forwarded(void)
 	teardown(f);
 }
 
-static void test_missing_max_forwards_forwarded(void)
+static void t_missing_max_forwards_forwarded(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -1010,7 +1010,7 @@ static void test_missing_max_forwards_forwarded(void)
 	teardown(f);
 }
 
-static void test_no_binding_unauthenticated_404(void)
+static void t_no_binding_unauthenticated_404(void)
 {
 	struct fx *f = setup(NULL);
 	/* bob exists but has no phone; nobody vouches for the caller: the same 404 as for
@@ -1028,7 +1028,7 @@ static void test_no_binding_unauthenticated_404(void)
 	teardown(f);
 }
 
-static void test_no_binding_authenticated_480_and_404(void)
+static void t_no_binding_authenticated_480_and_404(void)
 {
 	struct fx *f = setup(NULL);
 	CHECK(starts(send_req(f, alice_to_bob), "SIP/2.0 407 "));
@@ -1061,7 +1061,7 @@ static void test_no_binding_authenticated_480_and_404(void)
 	teardown(f);
 }
 
-static void test_preloaded_route_unauthenticated_403(void)
+static void t_preloaded_route_unauthenticated_403(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -1080,7 +1080,7 @@ static void test_preloaded_route_unauthenticated_403(void)
 	teardown(f);
 }
 
-static void test_preloaded_route_authenticated_forwarded(void)
+static void t_preloaded_route_authenticated_forwarded(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -1106,7 +1106,7 @@ static void test_preloaded_route_authenticated_forwarded(void)
 	teardown(f);
 }
 
-static void test_foreign_domain_unauthenticated_403(void)
+static void t_foreign_domain_unauthenticated_403(void)
 {
 	struct fx *f = setup(NULL);
 	const char *r = send_req(f,
@@ -1123,7 +1123,7 @@ static void test_foreign_domain_unauthenticated_403(void)
 	teardown(f);
 }
 
-static void test_foreign_domain_authenticated_forwarded(void)
+static void t_foreign_domain_authenticated_forwarded(void)
 {
 	struct fx *f = setup(NULL);
 	static const char text[] =
@@ -1152,7 +1152,7 @@ static void test_foreign_domain_authenticated_forwarded(void)
 	teardown(f);
 }
 
-static void test_loop_482(void)
+static void t_loop_482(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -1171,7 +1171,7 @@ static void test_loop_482(void)
 	teardown(f);
 }
 
-static void test_tel_uri_404(void)
+static void t_tel_uri_404(void)
 {
 	struct fx *f = setup(NULL);
 	const char *r = send_req(f,
@@ -1187,7 +1187,7 @@ static void test_tel_uri_404(void)
 	teardown(f);
 }
 
-static void test_ack_for_2xx_never_answered(void)
+static void t_ack_for_2xx_never_answered(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
@@ -1227,7 +1227,7 @@ static void test_ack_for_2xx_never_answered(void)
 
 /* Over the high-water mark only OPTIONS to the server itself passes: one for any other
  * host is new work like any other. */
-static void test_load_options_elsewhere_503(void)
+static void t_load_options_elsewhere_503(void)
 {
 	struct fx *f = setup(NULL);
 	f->load = 1;
@@ -1248,7 +1248,7 @@ static void test_load_options_elsewhere_503(void)
 }
 
 /* An ACK for a 2xx that has run out of hops is dropped, not passed on (§16.3 step 3). */
-static void test_ack_max_forwards_zero_dropped(void)
+static void t_ack_max_forwards_zero_dropped(void)
 {
 	struct fx *f = setup(NULL);
 	open_dialog(f);
@@ -1269,7 +1269,7 @@ static void test_ack_max_forwards_zero_dropped(void)
 
 /* A CANCEL for an INVITE that was refused statelessly finds nothing to cancel, even
  * before the refused transaction is freed. */
-static void test_cancel_after_stateless_refusal_481(void)
+static void t_cancel_after_stateless_refusal_481(void)
 {
 	struct fx *f = setup(NULL);
 	const char *r = send_req(f,
@@ -1296,7 +1296,7 @@ static void test_cancel_after_stateless_refusal_481(void)
 }
 
 /* A sips: Request-URI with UDP alone is refused with one answer: no 100 Trying first. */
-static void test_sips_over_udp_416_alone(void)
+static void t_sips_over_udp_416_alone(void)
 {
 	struct fx *f = setup(NULL);
 	static const char text[] =
@@ -1317,49 +1317,49 @@ static void test_sips_over_udp_416_alone(void)
 }
 
 static const struct unit_case cases[] = {
-	{ "cancel_nothing_481", test_cancel_nothing_481 },
-	{ "load_options_elsewhere_503", test_load_options_elsewhere_503 },
-	{ "ack_max_forwards_zero_dropped", test_ack_max_forwards_zero_dropped },
-	{ "cancel_after_stateless_refusal_481", test_cancel_after_stateless_refusal_481 },
-	{ "sips_over_udp_416_alone", test_sips_over_udp_416_alone },
-	{ "cancel_pending_invite", test_cancel_pending_invite },
-	{ "max_forwards_zero_483", test_max_forwards_zero_483 },
-	{ "max_forwards_zero_options_to_server_200", test_max_forwards_zero_options_to_server_200 },
-	{ "proxy_require_420", test_proxy_require_420 },
-	{ "accept_without_sdp_406", test_accept_without_sdp_406 },
-	{ "in_dialog_without_our_route_404", test_in_dialog_without_our_route_404 },
-	{ "in_dialog_unknown_dialog_481", test_in_dialog_unknown_dialog_481 },
-	{ "in_dialog_known_dialog_forwarded", test_in_dialog_known_dialog_forwarded },
-	{ "in_dialog_to_stranger_403", test_in_dialog_to_stranger_403 },
-	{ "load_sheds_new_invite_503", test_load_sheds_new_invite_503 },
-	{ "load_in_dialog_still_served", test_load_in_dialog_still_served },
-	{ "load_register_refresh_served", test_load_register_refresh_served },
-	{ "load_register_new_aor_503", test_load_register_new_aor_503 },
-	{ "register_challenge_then_200", test_register_challenge_then_200 },
-	{ "register_other_domain_403", test_register_other_domain_403 },
-	{ "register_to_not_sip_400", test_register_to_not_sip_400 },
-	{ "register_require_420", test_register_require_420 },
-	{ "register_someone_else_403", test_register_someone_else_403 },
-	{ "options_to_server_200", test_options_to_server_200 },
-	{ "other_requests_to_server_refused", test_other_requests_to_server_refused },
-	{ "local_from_challenged_407", test_local_from_challenged_407 },
-	{ "credentials_of_another_user_403", test_credentials_of_another_user_403 },
-	{ "wrong_password_403_counted", test_wrong_password_403_counted },
-	{ "local_from_any_spelling_challenged", test_local_from_any_spelling_challenged },
-	{ "repeated_failures_answered_later", test_repeated_failures_answered_later },
-	{ "trusted_source_not_challenged", test_trusted_source_not_challenged },
-	{ "trusted_caller_learns_480", test_trusted_caller_learns_480 },
-	{ "invite_local_user_forwarded", test_invite_local_user_forwarded },
-	{ "missing_max_forwards_forwarded", test_missing_max_forwards_forwarded },
-	{ "no_binding_unauthenticated_404", test_no_binding_unauthenticated_404 },
-	{ "no_binding_authenticated_480_and_404", test_no_binding_authenticated_480_and_404 },
-	{ "preloaded_route_unauthenticated_403", test_preloaded_route_unauthenticated_403 },
-	{ "preloaded_route_authenticated_forwarded", test_preloaded_route_authenticated_forwarded },
-	{ "foreign_domain_unauthenticated_403", test_foreign_domain_unauthenticated_403 },
-	{ "foreign_domain_authenticated_forwarded", test_foreign_domain_authenticated_forwarded },
-	{ "loop_482", test_loop_482 },
-	{ "tel_uri_404", test_tel_uri_404 },
-	{ "ack_for_2xx_never_answered", test_ack_for_2xx_never_answered },
+	{ "cancel_nothing_481", t_cancel_nothing_481 },
+	{ "load_options_elsewhere_503", t_load_options_elsewhere_503 },
+	{ "ack_max_forwards_zero_dropped", t_ack_max_forwards_zero_dropped },
+	{ "cancel_after_stateless_refusal_481", t_cancel_after_stateless_refusal_481 },
+	{ "sips_over_udp_416_alone", t_sips_over_udp_416_alone },
+	{ "cancel_pending_invite", t_cancel_pending_invite },
+	{ "max_forwards_zero_483", t_max_forwards_zero_483 },
+	{ "max_forwards_zero_options_to_server_200", t_max_forwards_zero_options_to_server_200 },
+	{ "proxy_require_420", t_proxy_require_420 },
+	{ "accept_without_sdp_406", t_accept_without_sdp_406 },
+	{ "in_dialog_without_our_route_404", t_in_dialog_without_our_route_404 },
+	{ "in_dialog_unknown_dialog_481", t_in_dialog_unknown_dialog_481 },
+	{ "in_dialog_known_dialog_forwarded", t_in_dialog_known_dialog_forwarded },
+	{ "in_dialog_to_stranger_403", t_in_dialog_to_stranger_403 },
+	{ "load_sheds_new_invite_503", t_load_sheds_new_invite_503 },
+	{ "load_in_dialog_still_served", t_load_in_dialog_still_served },
+	{ "load_register_refresh_served", t_load_register_refresh_served },
+	{ "load_register_new_aor_503", t_load_register_new_aor_503 },
+	{ "register_challenge_then_200", t_register_challenge_then_200 },
+	{ "register_other_domain_403", t_register_other_domain_403 },
+	{ "register_to_not_sip_400", t_register_to_not_sip_400 },
+	{ "register_require_420", t_register_require_420 },
+	{ "register_someone_else_403", t_register_someone_else_403 },
+	{ "options_to_server_200", t_options_to_server_200 },
+	{ "other_requests_to_server_refused", t_other_requests_to_server_refused },
+	{ "local_from_challenged_407", t_local_from_challenged_407 },
+	{ "credentials_of_another_user_403", t_credentials_of_another_user_403 },
+	{ "wrong_password_403_counted", t_wrong_password_403_counted },
+	{ "local_from_any_spelling_challenged", t_local_from_any_spelling_challenged },
+	{ "repeated_failures_answered_later", t_repeated_failures_answered_later },
+	{ "trusted_source_not_challenged", t_trusted_source_not_challenged },
+	{ "trusted_caller_learns_480", t_trusted_caller_learns_480 },
+	{ "invite_local_user_forwarded", t_invite_local_user_forwarded },
+	{ "missing_max_forwards_forwarded", t_missing_max_forwards_forwarded },
+	{ "no_binding_unauthenticated_404", t_no_binding_unauthenticated_404 },
+	{ "no_binding_authenticated_480_and_404", t_no_binding_authenticated_480_and_404 },
+	{ "preloaded_route_unauthenticated_403", t_preloaded_route_unauthenticated_403 },
+	{ "preloaded_route_authenticated_forwarded", t_preloaded_route_authenticated_forwarded },
+	{ "foreign_domain_unauthenticated_403", t_foreign_domain_unauthenticated_403 },
+	{ "foreign_domain_authenticated_forwarded", t_foreign_domain_authenticated_forwarded },
+	{ "loop_482", t_loop_482 },
+	{ "tel_uri_404", t_tel_uri_404 },
+	{ "ack_for_2xx_never_answered", t_ack_for_2xx_never_answered },
 };
 
 UNIT_MAIN(cases)

@@ -79,11 +79,9 @@ static bool use_source(const struct sip_msg *m, const struct sip_uri *uri, const
 	struct str h = uri->host;
 	if (h.l > 2 && h.p[0] == '[')
 		h = (struct str){ h.p + 1, h.l - 2 };
-	if (str_caseeq(h, str_from_cstr(shost))) {
-		uint16_t cport = uri->port ? uri->port : 5060;
-		(void)cport; /* same host: the contact port is the phone's listening port */
+	/* Same host: the contact port is the phone's listening port, whatever port it sent from. */
+	if (str_caseeq(h, str_from_cstr(shost)))
 		return false;
-	}
 	return is_private_host(uri->host, &src->addr);
 }
 

@@ -119,7 +119,7 @@ int store_ucache_get(struct store_ucache *c, struct str user, struct str domain,
 /* ---- bindings (written behind the registrar's in-memory location table) ------------- */
 
 struct store_binding {
-	struct str aor;           /* "sip:alice@example.com" */
+	struct str aor;           /* "alice@example.com": user@domain, domain lower-case, no scheme */
 	struct str contact;       /* the Contact URI */
 	struct str src_addr;      /* source address of the REGISTER, text ("192.0.2.1", "::1") */
 	uint16_t src_port;

@@ -13,10 +13,10 @@
 #include "transport/transport.h"
 
 /*
- * The layer sits between the parser and the router. The router hands it every parsed
- * request (txn_recv_request) and response (txn_recv_response). Requests that start a
- * transaction, ACKs for 2xx and CANCELs come back up through txn_tu.on_request; everything
- * else (retransmissions, ACK for a non-2xx final) is absorbed here.
+ * The layer sits between the parser and the router. The server's receive pipeline hands it
+ * every parsed request (txn_recv_request) and response (txn_recv_response). Requests that
+ * start a transaction, ACKs for 2xx and CANCELs go on up through txn_tu.on_request (to the
+ * router); everything else (retransmissions, ACK for a non-2xx final) is absorbed here.
  *
  * The layer never touches a socket: every byte leaves through the send callback, to a
  * struct tp_source used as a destination (listener, peer address, proto, connection).
@@ -93,7 +93,7 @@ struct txn_client_ops {
 	void (*on_free)(void *tu, struct txn_client *ct);
 };
 
-/* Live counters for the stats page. */
+/* Live counters (the server's load level reads them; so do the tests). */
 struct txn_stats {
 	unsigned servers;          /* server transactions alive now */
 	unsigned clients;          /* client transactions alive now */

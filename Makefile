@@ -1,6 +1,6 @@
 # Makefile: the commands people type; CMake does the building.
-# make deps | make | make run | make test | make check-includes | make fuzz | make bench
-# | make bench-compare
+# make deps | make | make run | make test | make check-includes | make format | make check-format
+# | make fuzz | make bench | make bench-compare
 SHELL := /bin/bash
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -11,10 +11,12 @@ ARGS ?=
 
 DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libsqlite3-dev libssl-dev libsodium-dev libinih-dev libc-ares-dev sqlite3 \
-	python3 python3-pytest sip-tester sipsak baresip-core sox iproute2 util-linux dnsmasq-base \
+	clang-format python3 python3-pytest sip-tester sipsak baresip-core sox iproute2 util-linux dnsmasq-base \
 	kamailio kamailio-sqlite-modules valgrind
 
-.PHONY: all deps build run test check-includes unit integration fuzz fuzz-build asan bench bench-compare clean
+FORMAT_FILES = $(shell git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'tests/unit/*.h' 'tests/fuzz/*.c' 2>/dev/null)
+
+.PHONY: all deps build run test check-includes format check-format unit integration fuzz fuzz-build asan bench bench-compare clean
 
 all: build
 
@@ -38,10 +40,18 @@ check-includes:
 	@$(PY) scripts/check_includes.py --self-test
 	@$(PY) scripts/check_includes.py
 
+# .clang-format is the tree's style: format applies it, check-format fails on any file it
+# would change (part of make test, after deps has installed clang-format).
+format:
+	@clang-format -i $(FORMAT_FILES)
+
+check-format:
+	@clang-format --dry-run -Werror $(FORMAT_FILES) && echo "format check: $(words $(FORMAT_FILES)) files as .clang-format says"
+
 # The include check comes first (it needs no build). Unit tests and the fuzz-corpus replay
 # run under ASan/UBSan; the integration tests drive the sanitized binary too, so a leak or
 # overflow anywhere fails the run.
-test: check-includes deps build asan
+test: check-includes deps check-format build asan
 	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 	@PARLEY_BIN=$(CURDIR)/$(ASAN_BUILD)/parley $(PY) -m pytest -q tests/integration
 

@@ -22,8 +22,8 @@ enum auth_alg {
 
 struct auth_conf {
 	enum auth_alg algs[AUTH_MAX_ALGS]; /* offered in this order, most preferred first */
-	unsigned nalgs;                     /* 0: MD5 alone */
-	unsigned nonce_lifetime;            /* seconds a nonce stays fresh; 0: 300 */
+	unsigned nalgs;                    /* 0: MD5 alone */
+	unsigned nonce_lifetime;           /* seconds a nonce stays fresh; 0: 300 */
 	/* Nonce-count window: the counts of the nonces of this many latest challenges are
 	 * kept, one byte each (rounded up to a power of two, at most 1 << 30; 0: 1 << 20, that
 	 * is 1 MiB). A nonce with qop=auth that W or more newer challenges have followed is
@@ -34,8 +34,8 @@ struct auth_conf {
 
 /* The settings as written: [server] auth-algorithms and nonce-lifetime. */
 struct auth_cfg {
-	char algorithms[64];       /* --auth-algorithms "md5", "sha-256,md5" */
-	unsigned nonce_lifetime;   /* --nonce-lifetime 300 s */
+	char algorithms[64];     /* --auth-algorithms "md5", "sha-256,md5" */
+	unsigned nonce_lifetime; /* --nonce-lifetime 300 s */
 };
 extern const struct cfg_key auth_cfg_keys[];
 extern const size_t auth_cfg_nkeys;
@@ -65,29 +65,29 @@ void auth_free(struct auth *a);
  * with ", stale=true" added when stale, and Proxy-Authenticate instead when proxy. now_s is
  * the wall clock in unix seconds. Returns the length written, or -ENOSPC when buf is too
  * small (buf then holds an empty string). */
-int auth_challenge(struct auth *a, struct str realm, struct str bind, bool stale, bool proxy,
-		   uint64_t now_s, char *buf, size_t cap);
+int auth_challenge(struct auth *a, struct str realm, struct str bind, bool stale, bool proxy, uint64_t now_s, char *buf,
+		   size_t cap);
 
 enum auth_result {
 	AUTH_OK = 0,
-	AUTH_STALE,           /* right password, nonce expired (its lifetime is over, it has
+	AUTH_STALE,        /* right password, nonce expired (its lifetime is over, it has
 			       * left the nonce-count window, or its count reached 255):
 			       * challenge again with stale=true */
-	AUTH_BAD_RESPONSE,    /* wrong password (or user): challenge again, or 403 */
-	AUTH_BAD_NONCE,       /* right password, but a nonce we did not issue (e.g. before a
+	AUTH_BAD_RESPONSE, /* wrong password (or user): challenge again, or 403 */
+	AUTH_BAD_NONCE,    /* right password, but a nonce we did not issue (e.g. before a
 			       * restart): challenge again with stale=true */
-	AUTH_REPLAY,          /* nonce count not above the highest seen for this nonce */
-	AUTH_BAD_REQUEST,     /* a missing parameter, another realm, an unsupported
+	AUTH_REPLAY,       /* nonce count not above the highest seen for this nonce */
+	AUTH_BAD_REQUEST,  /* a missing parameter, another realm, an unsupported
 			       * algorithm, no qop=auth: 400 or a new challenge */
-	AUTH_URI_MISMATCH,    /* the digest uri is not the Request-URI */
+	AUTH_URI_MISMATCH, /* the digest uri is not the Request-URI */
 };
 
 /* What the credentials must have been made for. */
 struct auth_req {
-	struct str method;    /* the request's method */
-	struct str ruri;      /* its Request-URI as sent: the digest uri must name it */
-	struct str realm;     /* the realm we challenge with */
-	struct str bind;      /* what the nonce is bound to besides the realm (the client's
+	struct str method; /* the request's method */
+	struct str ruri;   /* its Request-URI as sent: the digest uri must name it */
+	struct str realm;  /* the realm we challenge with */
+	struct str bind;   /* what the nonce is bound to besides the realm (the client's
 			       * address with nonce-bind-source); empty: nothing. The same
 			       * value must be given to auth_challenge. */
 };
@@ -107,8 +107,7 @@ enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, const 
 
 /* HA1 = H(user:realm:password) in lowercase hex (33 or 65 bytes with the NUL). Returns 0:
  * the hashes run in software and cannot fail. */
-int auth_ha1(enum auth_alg alg, struct str user, struct str realm, struct str password,
-	     char out[AUTH_HEX_MAX]);
+int auth_ha1(enum auth_alg alg, struct str user, struct str realm, struct str password, char out[AUTH_HEX_MAX]);
 
 /* The client side, for tests and the test client: computes the response a UA sends. */
 struct auth_client {
@@ -116,9 +115,9 @@ struct auth_client {
 	struct str user, realm, password;
 	struct str method, uri;
 	struct str nonce;
-	struct str qop;           /* "auth", or empty for the RFC 2069 form */
-	struct str cnonce;        /* with qop only */
-	uint32_t nc;              /* with qop only; sent as 8 hex digits */
+	struct str qop;    /* "auth", or empty for the RFC 2069 form */
+	struct str cnonce; /* with qop only */
+	uint32_t nc;       /* with qop only; sent as 8 hex digits */
 };
 int auth_client_response(const struct auth_client *c, char out[AUTH_HEX_MAX]);
 

@@ -25,18 +25,20 @@ int auth_cfg_check(const void *base, char *err, size_t errlen)
 	const struct auth_cfg *c = base;
 	struct str rest = str_from_cstr(c->algorithms);
 	unsigned nalg = 0;
-	bool seen[2] = { false, false };   /* md5, sha-256 */
+	bool seen[2] = { false, false }; /* md5, sha-256 */
 	while (rest.l) {
 		long comma = str_chr(rest, ',');
 		struct str one = str_trim((struct str){ rest.p, comma < 0 ? rest.l : (size_t)comma });
 		rest = comma < 0 ? STR_NULL : (struct str){ rest.p + comma + 1, rest.l - (size_t)comma - 1 };
 		int which = str_caseeq_cstr(one, "md5") ? 0 : str_caseeq_cstr(one, "sha-256") ? 1 : -1;
 		if (which < 0) {
-			snprintf(err, errlen, "--auth-algorithms: unknown algorithm '%.*s' (expected md5|sha-256)", STR_FMT(one));
+			snprintf(err, errlen, "--auth-algorithms: unknown algorithm '%.*s' (expected md5|sha-256)",
+				 STR_FMT(one));
 			return -1;
 		}
 		if (seen[which]) {
-			snprintf(err, errlen, "--auth-algorithms %s: '%.*s' is given twice (each algorithm at most once)",
+			snprintf(err, errlen,
+				 "--auth-algorithms %s: '%.*s' is given twice (each algorithm at most once)",
 				 c->algorithms, STR_FMT(one));
 			return -1;
 		}

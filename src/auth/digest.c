@@ -58,21 +58,21 @@ _Static_assert(crypto_shorthash_siphashx24_KEYBYTES == 16, "a 128-bit key");
  * a domain states the same digest uri (the domain, or the server's address), so that this
  * one entry spares most registrations one of their three hashes. HA2 holds no secret. */
 struct ha2_memo {
-	bool set;                       /* key and hex are filled */
-	size_t ml, ul;                  /* lengths of the method and uri in key */
-	char key[HA2_KEY_MAX];          /* the method, then the uri */
-	char hex[AUTH_HEX_MAX];         /* their HA2 in lowercase hex */
+	bool set;               /* key and hex are filled */
+	size_t ml, ul;          /* lengths of the method and uri in key */
+	char key[HA2_KEY_MAX];  /* the method, then the uri */
+	char hex[AUTH_HEX_MAX]; /* their HA2 in lowercase hex */
 };
 
 /* Not shared between threads: verifications update maxnc and the HA2 memo. */
 struct auth {
 	struct auth_conf conf;
-	uint64_t serial;                /* next nonce serial; starts random */
+	uint64_t serial;                                             /* next nonce serial; starts random */
 	unsigned char mac_key[crypto_shorthash_siphashx24_KEYBYTES]; /* nonce MAC key, random */
-	struct ha2_memo ha2[AUTH_MAX_ALGS]; /* by enum auth_alg */
-	uint8_t *maxnc;                 /* by serial & mask: highest nonce count accepted */
-	uint64_t mask;                  /* window size W - 1 (W a power of two) */
-	char dummy_ha1[AUTH_HEX_MAX];   /* random: an unknown user's response is checked against
+	struct ha2_memo ha2[AUTH_MAX_ALGS];                          /* by enum auth_alg */
+	uint8_t *maxnc;               /* by serial & mask: highest nonce count accepted */
+	uint64_t mask;                /* window size W - 1 (W a power of two) */
+	char dummy_ha1[AUTH_HEX_MAX]; /* random: an unknown user's response is checked against
 					 * it, so that unknown and known users cost the same */
 };
 
@@ -82,25 +82,24 @@ struct auth {
 #define BAD4 BADHEX, BADHEX, BADHEX, BADHEX
 #define BAD16 BAD4, BAD4, BAD4, BAD4
 static const unsigned char hexv[] = {
-	BAD16, BAD16, BAD16,                                   /* 0x00-0x2f */
-	0, 1, 2, 3, 4, 5, 6, 7, 8, 9, BAD4, BADHEX, BADHEX,    /* '0'-'9', 0x3a-0x3f */
-	BADHEX, 10, 11, 12, 13, 14, 15, BADHEX, BAD4, BAD4,    /* 0x40, 'A'-'F', 0x47-0x4f */
-	BAD16,                                                 /* 0x50-0x5f */
-	BADHEX, 10, 11, 12, 13, 14, 15, BADHEX, BAD4, BAD4,    /* 0x60, 'a'-'f', 0x67-0x6f */
-	BAD16,                                                 /* 0x70-0x7f */
-	BAD16, BAD16, BAD16, BAD16, BAD16, BAD16, BAD16, BAD16, /* 0x80-0xff */
+	BAD16,  BAD16,  BAD16, /* 0x00-0x2f */
+	0,      1,      2,      3,     4,     5,     6,     7,      8,    9,
+	BAD4,   BADHEX, BADHEX,                                                 /* '0'-'9', 0x3a-0x3f */
+	BADHEX, 10,     11,     12,    13,    14,    15,    BADHEX, BAD4, BAD4, /* 0x40, 'A'-'F', 0x47-0x4f */
+	BAD16,                                                                  /* 0x50-0x5f */
+	BADHEX, 10,     11,     12,    13,    14,    15,    BADHEX, BAD4, BAD4, /* 0x60, 'a'-'f', 0x67-0x6f */
+	BAD16,                                                                  /* 0x70-0x7f */
+	BAD16,  BAD16,  BAD16,  BAD16, BAD16, BAD16, BAD16, BAD16,              /* 0x80-0xff */
 };
 #undef BAD16
 #undef BAD4
 _Static_assert(sizeof(hexv) == 256, "one entry per byte value");
 
 /* "000102...ff": the two lowercase hex digits of every byte value. */
-#define HEX_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" \
-		   h "8" h "9" h "a" h "b" h "c" h "d" h "e" h "f"
+#define HEX_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" h "8" h "9" h "a" h "b" h "c" h "d" h "e" h "f"
 static const char hexpairs[513] =
-	HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3") HEX_ROW("4") HEX_ROW("5")
-	HEX_ROW("6") HEX_ROW("7") HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b")
-	HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
+	HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3") HEX_ROW("4") HEX_ROW("5") HEX_ROW("6") HEX_ROW("7")
+		HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b") HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
 #undef HEX_ROW
 
 /* Writes the 2n lowercase hex digits of in[0..n) to out, without a NUL. Four bytes a round:
@@ -231,8 +230,7 @@ static void hash_join(union hctx *c, enum auth_alg alg, const struct str *parts,
 	h_update(c, alg, buf, bl);
 }
 
-int auth_ha1(enum auth_alg alg, struct str user, struct str realm, struct str password,
-	     char out[AUTH_HEX_MAX])
+int auth_ha1(enum auth_alg alg, struct str user, struct str realm, struct str password, char out[AUTH_HEX_MAX])
 {
 	struct str parts[] = { user, realm, STR_NULL }; /* "user:realm:" */
 	unsigned char d[SHA256_DIGEST_LENGTH];
@@ -262,9 +260,8 @@ static void ha2_hex(enum auth_alg alg, struct str method, struct str uri, char o
 
 /* The response of RFC 2617 §3.2.2.1 (and RFC 7616 §3.4.1) as a raw digest in d: with qop,
  * H(HA1:nonce:nc:cnonce:qop:HA2), without it H(HA1:nonce:HA2); ha2 is in hex. */
-static void response_digest(enum auth_alg alg, struct str ha1, struct str nonce, struct str nc,
-			    struct str cnonce, struct str qop, struct str ha2,
-			    unsigned char d[SHA256_DIGEST_LENGTH])
+static void response_digest(enum auth_alg alg, struct str ha1, struct str nonce, struct str nc, struct str cnonce,
+			    struct str qop, struct str ha2, unsigned char d[SHA256_DIGEST_LENGTH])
 {
 	union hctx c;
 
@@ -290,8 +287,8 @@ int auth_client_response(const struct auth_client *c, char out[AUTH_HEX_MAX])
 	auth_ha1(c->alg, c->user, c->realm, c->password, ha1);
 	ha2_hex(c->alg, c->method, c->uri, ha2);
 	snprintf(nc, sizeof(nc), "%08x", c->nc);
-	response_digest(c->alg, (struct str){ ha1, hl }, c->nonce, str_from_cstr(nc), c->cnonce,
-			c->qop, (struct str){ ha2, hl }, d);
+	response_digest(c->alg, (struct str){ ha1, hl }, c->nonce, str_from_cstr(nc), c->cnonce, c->qop,
+			(struct str){ ha2, hl }, d);
 	OPENSSL_cleanse(ha1, sizeof(ha1));
 	tohex(d, hl / 2, out);
 	out[hl] = '\0';
@@ -391,8 +388,7 @@ int auth_new(struct auth **ap, const struct auth_conf *conf)
 	a->mask = window - 1;
 	unsigned char dummy[SHA256_DIGEST_LENGTH];
 	if (RAND_bytes(a->mac_key, sizeof(a->mac_key)) != 1 ||
-	    RAND_bytes((unsigned char *)&a->serial, sizeof(a->serial)) != 1 ||
-	    RAND_bytes(dummy, sizeof(dummy)) != 1) {
+	    RAND_bytes((unsigned char *)&a->serial, sizeof(a->serial)) != 1 || RAND_bytes(dummy, sizeof(dummy)) != 1) {
 		auth_free(a);
 		return -EIO;
 	}
@@ -425,16 +421,15 @@ static void put_be64(unsigned char *p, uint64_t v)
 
 static uint64_t get_be64(const unsigned char *p)
 {
-	return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 | (uint64_t)p[2] << 40 |
-	       (uint64_t)p[3] << 32 | (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 |
-	       (uint64_t)p[6] << 8 | (uint64_t)p[7];
+	return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 | (uint64_t)p[2] << 40 | (uint64_t)p[3] << 32 |
+	       (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 | (uint64_t)p[6] << 8 | (uint64_t)p[7];
 }
 
 /* mac = SipHash-2-4-128(key, id || realm || bind), the realm cut at REALM_MAC_MAX bytes and
  * bind (the client's address when nonces are bound to it) at BIND_MAC_MAX. */
 #define BIND_MAC_MAX 32
-static void nonce_mac(const struct auth *a, const unsigned char id[NONCE_ID_LEN],
-		      struct str realm, struct str bind, unsigned char mac[NONCE_MAC_LEN])
+static void nonce_mac(const struct auth *a, const unsigned char id[NONCE_ID_LEN], struct str realm, struct str bind,
+		      unsigned char mac[NONCE_MAC_LEN])
 {
 	unsigned char in[NONCE_ID_LEN + REALM_MAC_MAX + 1 + BIND_MAC_MAX];
 	size_t rl = realm.l < REALM_MAC_MAX ? realm.l : REALM_MAC_MAX;
@@ -466,8 +461,8 @@ static void nonce_make(struct auth *a, struct str realm, struct str bind, uint64
 }
 
 /* Decodes and authenticates a nonce; fills its issue time and serial. */
-static bool nonce_check(const struct auth *a, struct str nonce, struct str realm, struct str bind,
-			uint64_t *issued, uint64_t *serial)
+static bool nonce_check(const struct auth *a, struct str nonce, struct str realm, struct str bind, uint64_t *issued,
+			uint64_t *serial)
 {
 	unsigned char raw[NONCE_RAW_LEN], mac[NONCE_MAC_LEN];
 
@@ -523,8 +518,8 @@ static void put_quoted(struct sink *o, struct str s)
 	put(o, s.p + start, s.l - start);
 }
 
-int auth_challenge(struct auth *a, struct str realm, struct str bind, bool stale, bool proxy,
-		   uint64_t now_s, char *buf, size_t cap)
+int auth_challenge(struct auth *a, struct str realm, struct str bind, bool stale, bool proxy, uint64_t now_s, char *buf,
+		   size_t cap)
 {
 	char nonce[NONCE_HEX_LEN];
 	struct sink o = { buf, cap, 0, cap > 0 };
@@ -649,9 +644,8 @@ enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, const 
 	size_t hl;
 	uint64_t issued = 0, serial = 0;
 
-	if (!str_caseeq(cred->scheme, STR("Digest")) || cred->username.l == 0 ||
-	    cred->nonce.l == 0 || cred->uri.l == 0 || cred->response.l == 0 ||
-	    !str_eq(cred->realm, rq->realm))
+	if (!str_caseeq(cred->scheme, STR("Digest")) || cred->username.l == 0 || cred->nonce.l == 0 ||
+	    cred->uri.l == 0 || cred->response.l == 0 || !str_eq(cred->realm, rq->realm))
 		return AUTH_BAD_REQUEST;
 	if (!auth_alg_from_name(cred->algorithm, &alg))
 		return AUTH_BAD_REQUEST;
@@ -673,8 +667,8 @@ enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, const 
 	hl = hexlen_of(alg);
 	bool known = ha1_hex && strlen(ha1_hex) == hl;
 	const char *ha1 = known ? ha1_hex : a->dummy_ha1;
-	response_digest(alg, (struct str){ ha1, hl }, cred->nonce, cred->nc, cred->cnonce,
-			cred->qop, ha2_get(a, alg, rq->method, cred->uri), want);
+	response_digest(alg, (struct str){ ha1, hl }, cred->nonce, cred->nc, cred->cnonce, cred->qop,
+			ha2_get(a, alg, rq->method, cred->uri), want);
 	/* The client's response is decoded rather than ours encoded: that folds the case of its
 	 * hex digits, and the raw digests compare in constant time in one step. */
 	bool good = cred->response.l == hl && unhex(cred->response.p, hl / 2, got) &&
@@ -693,4 +687,3 @@ enum auth_result auth_verify(struct auth *a, const struct sip_auth *cred, const 
 		return AUTH_STALE;
 	return nc_record(a, serial, nc);
 }
-

@@ -12,10 +12,10 @@
 #define CDR_MIN_BUCKETS 64
 
 struct call {
-	struct call *next;          /* bucket chain */
+	struct call *next; /* bucket chain */
 	struct cdr *owner;
-	struct timer life;          /* forgets the call after CDR_MAX_LIFE_MS */
-	uint64_t hash;              /* of call_id */
+	struct timer life; /* forgets the call after CDR_MAX_LIFE_MS */
+	uint64_t hash;     /* of call_id */
 	uint64_t start_ms, answer_ms;
 	struct str id, call_id, caller, callee; /* views into text */
 	char text[];
@@ -25,7 +25,7 @@ struct cdr {
 	struct store *st;
 	struct timer_wheel *w;
 	struct call **bucket;
-	size_t nbucket;             /* power of two */
+	size_t nbucket; /* power of two */
 	unsigned n;
 };
 
@@ -68,8 +68,8 @@ unsigned cdr_active(const struct cdr *c)
 	return c->n;
 }
 
-static void put(struct cdr *c, const struct cdr_attempt *a, unsigned status, const char *reason,
-		uint64_t answer_ms, uint64_t end_ms)
+static void put(struct cdr *c, const struct cdr_attempt *a, unsigned status, const char *reason, uint64_t answer_ms,
+		uint64_t end_ms)
 {
 	if (!c->st)
 		return;
@@ -167,8 +167,7 @@ static void remember(struct cdr *c, const struct cdr_attempt *a, uint64_t answer
 	timer_start(c->w, &k->life, CDR_MAX_LIFE_MS, expire, k);
 }
 
-void cdr_final(struct cdr *c, const struct cdr_attempt *a, unsigned status, const char *reason,
-	       uint64_t answer_ms)
+void cdr_final(struct cdr *c, const struct cdr_attempt *a, unsigned status, const char *reason, uint64_t answer_ms)
 {
 	bool ok = status >= 200 && status < 300;
 	put(c, a, status, reason, ok ? answer_ms : 0, 0);
@@ -186,7 +185,10 @@ bool cdr_end(struct cdr *c, struct str call_id, uint64_t end_ms, char *who, size
 		return false;
 	unlink_call(c, k);
 	struct cdr_attempt a = {
-		.id = k->id, .call_id = k->call_id, .caller = k->caller, .callee = k->callee,
+		.id = k->id,
+		.call_id = k->call_id,
+		.caller = k->caller,
+		.callee = k->callee,
 		.start_ms = k->start_ms,
 	};
 	put(c, &a, 200, "answered", k->answer_ms, end_ms);

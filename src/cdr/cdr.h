@@ -14,11 +14,11 @@ struct cdr;
 
 /* What one call attempt is known by; the views only need to live during each call. */
 struct cdr_attempt {
-	struct str id;              /* record key: unique per attempt */
+	struct str id; /* record key: unique per attempt */
 	struct str call_id;
-	struct str caller;          /* "alice@a.test" */
+	struct str caller; /* "alice@a.test" */
 	struct str callee;
-	uint64_t start_ms;          /* wall clock */
+	uint64_t start_ms; /* wall clock */
 };
 
 /* Creates the table of answered calls. st may be NULL (records are then only counted);
@@ -31,13 +31,11 @@ void cdr_free(struct cdr *c);
 void cdr_start(struct cdr *c, const struct cdr_attempt *a);
 /* Writes the final answer of an attempt. For a 2xx the call is kept by Call-ID until
  * cdr_end (or a day passes), so that its end can be written. */
-void cdr_final(struct cdr *c, const struct cdr_attempt *a, unsigned status, const char *reason,
-	       uint64_t answer_ms);
+void cdr_final(struct cdr *c, const struct cdr_attempt *a, unsigned status, const char *reason, uint64_t answer_ms);
 /* The call with this Call-ID ended at end_ms (a BYE was answered): writes end and duration
  * and forgets it. Returns false when no answered call has that Call-ID. On true, who
  * (size n) holds "caller -> callee" and *dur_ms the talk time. */
-bool cdr_end(struct cdr *c, struct str call_id, uint64_t end_ms, char *who, size_t n,
-	     uint64_t *dur_ms /* OUT */);
+bool cdr_end(struct cdr *c, struct str call_id, uint64_t end_ms, char *who, size_t n, uint64_t *dur_ms /* OUT */);
 /* Answered calls not yet ended. */
 unsigned cdr_active(const struct cdr *c);
 

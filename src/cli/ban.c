@@ -58,7 +58,7 @@ static int ban_list(const struct config *cfg)
 	int rc;
 
 	cli_table_init(&r.tab, NCOL);
-	r.tab.text_last = true;   /* the reason is words, not a number */
+	r.tab.text_last = true; /* the reason is words, not a number */
 	/* Read-only, like `parley reg list`: looking never takes the server's write lock. */
 	rc = store_open(&st, &sc);
 	if (!rc)

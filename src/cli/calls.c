@@ -70,8 +70,7 @@ static int add_row(const struct store_call *c, void *arg)
 
 int cli_calls(int argc, char **argv)
 {
-	static const char *const head[NCOL] = { "CALLER", "CALLEE", "START", "ANSWER", "END",
-						"RESULT", "DURATION" };
+	static const char *const head[NCOL] = { "CALLER", "CALLEE", "START", "ANSWER", "END", "RESULT", "DURATION" };
 	static const char *const flags[] = { "limit" };
 	const char *vals[1] = { NULL };
 	struct cfg_extra extra = { .flags = flags, .val = vals, .nflags = 1 };
@@ -87,8 +86,7 @@ int cli_calls(int argc, char **argv)
 	if (rc)
 		return rc;
 	if (vals[0] && (!str_to_u64(str_from_cstr(vals[0]), LIMIT_MAX, &limit) || limit == 0)) {
-		fprintf(stderr, "parley: --limit: expected a number from 1 to %d, got '%s'\n",
-			LIMIT_MAX, vals[0]);
+		fprintf(stderr, "parley: --limit: expected a number from 1 to %d, got '%s'\n", LIMIT_MAX, vals[0]);
 		return 2;
 	}
 	sc.path = cfg.server.db;

@@ -11,37 +11,31 @@
 static const struct {
 	const char *name, *usage;
 } commands[] = {
-	{ "serve",
-	  "parley serve [--config FILE] [--domain D]... [--listen URI]... [--db PATH]\n"
-	  "             [--peer DOMAIN=sip:HOST[:PORT]]... [--trust HOST]... [--dns SERVER[:PORT]]\n"
-	  "             [--auth-algorithms md5|sha-256,md5|...]\n"
-	  "             [--log-level error|warn|info|debug] [--log-format text|json] [--http ADDR:PORT]\n"
-	  "    Runs the registrar and proxy. With no flags it listens on udp:0.0.0.0:5060, serves\n"
-	  "    the host name as its domain and keeps its data in ./parley.db.\n"
-	  "    --listen udp:HOST:PORT (IPv6 as udp:[::1]:5060); several --listen and --domain allowed.\n"
-	  "    Every config key is also a flag of the same name (--realm, --log-file, --t1, --t2,\n"
-	  "    --t4, --max-contacts, --min-expires, --max-expires, --default-expires,\n"
-	  "    --nonce-lifetime, --ring-timeout, --flush-interval, --batch-wait); a flag wins over\n"
-	  "    the file.\n"
-	  "    SIGINT/SIGTERM stop it cleanly; SIGHUP reopens the log file.\n" },
-	{ "user",
-	  "parley user add USER@DOMAIN [--password PW]     (no --password: read from stdin)\n"
-	  "parley user del USER@DOMAIN | parley user passwd USER@DOMAIN | parley user list\n"
-	  "parley user import FILE [--update] [--skip-bad]   lines 'user@domain,password'\n"
-	  "    Manages the users of the database (--db PATH, --config FILE).\n"
-	  "    import checks every line and reports each bad one as FILE:LINE: reason; with a bad\n"
-	  "    line nothing is imported (exit 2) unless --skip-bad imports the good ones. An\n"
-	  "    existing user is a bad line unless --update gives it the new password.\n" },
-	{ "reg",
-	  "parley reg list            current bindings (AOR, contact, source address, transport, expires)\n" },
-	{ "calls",
-	  "parley calls [--limit N]   call records (caller, callee, start, answer, end, result, duration)\n" },
-	{ "ban",
-	  "parley ban list | parley ban del SOURCE   sources banned for failed authentication\n"
-	  "    list: source, until (local time), time remaining, reason; del: lift a ban (a running\n"
-	  "    server sees it within seconds); exit 1 when SOURCE has no ban.\n" },
-	{ "check",
-	  "parley check [--config FILE] [flags]   validate a config and print the effective settings\n" },
+	{ "serve", "parley serve [--config FILE] [--domain D]... [--listen URI]... [--db PATH]\n"
+		   "             [--peer DOMAIN=sip:HOST[:PORT]]... [--trust HOST]... [--dns SERVER[:PORT]]\n"
+		   "             [--auth-algorithms md5|sha-256,md5|...]\n"
+		   "             [--log-level error|warn|info|debug] [--log-format text|json] [--http ADDR:PORT]\n"
+		   "    Runs the registrar and proxy. With no flags it listens on udp:0.0.0.0:5060, serves\n"
+		   "    the host name as its domain and keeps its data in ./parley.db.\n"
+		   "    --listen udp:HOST:PORT (IPv6 as udp:[::1]:5060); several --listen and --domain allowed.\n"
+		   "    Every config key is also a flag of the same name (--realm, --log-file, --t1, --t2,\n"
+		   "    --t4, --max-contacts, --min-expires, --max-expires, --default-expires,\n"
+		   "    --nonce-lifetime, --ring-timeout, --flush-interval, --batch-wait); a flag wins over\n"
+		   "    the file.\n"
+		   "    SIGINT/SIGTERM stop it cleanly; SIGHUP reopens the log file.\n" },
+	{ "user", "parley user add USER@DOMAIN [--password PW]     (no --password: read from stdin)\n"
+		  "parley user del USER@DOMAIN | parley user passwd USER@DOMAIN | parley user list\n"
+		  "parley user import FILE [--update] [--skip-bad]   lines 'user@domain,password'\n"
+		  "    Manages the users of the database (--db PATH, --config FILE).\n"
+		  "    import checks every line and reports each bad one as FILE:LINE: reason; with a bad\n"
+		  "    line nothing is imported (exit 2) unless --skip-bad imports the good ones. An\n"
+		  "    existing user is a bad line unless --update gives it the new password.\n" },
+	{ "reg", "parley reg list            current bindings (AOR, contact, source address, transport, expires)\n" },
+	{ "calls", "parley calls [--limit N]   call records (caller, callee, start, answer, end, result, duration)\n" },
+	{ "ban", "parley ban list | parley ban del SOURCE   sources banned for failed authentication\n"
+		 "    list: source, until (local time), time remaining, reason; del: lift a ban (a running\n"
+		 "    server sees it within seconds); exit 1 when SOURCE has no ban.\n" },
+	{ "check", "parley check [--config FILE] [flags]   validate a config and print the effective settings\n" },
 	{ "version", "parley version             print the version\n" },
 	{ "help", "parley help [COMMAND]      print this help, or one command's\n" },
 };

@@ -25,8 +25,9 @@ static int add_row(const struct store_binding *b, void *arg)
 	snprintf(src, sizeof(src), memchr(b->src_addr.p, ':', b->src_addr.l) ? "[%.*s]:%u" : "%.*s:%u",
 		 STR_FMT(b->src_addr), b->src_port);
 	snprintf(exp, sizeof(exp), "%lld", (long long)(b->expires_at - r->now));
-	const char *row[NCOL] = { str_to_cbuf(b->aor, aor, sizeof aor), str_to_cbuf(b->contact, contact, sizeof contact),
-				  src, str_to_cbuf(b->transport, transport, sizeof transport), exp };
+	const char *row[NCOL] = { str_to_cbuf(b->aor, aor, sizeof aor),
+				  str_to_cbuf(b->contact, contact, sizeof contact), src,
+				  str_to_cbuf(b->transport, transport, sizeof transport), exp };
 	return cli_table_add(&r->tab, row);
 }
 

@@ -42,8 +42,7 @@ static void on_signal(int fd, uint32_t events, void *arg)
 int cli_serve(int argc, char **argv)
 {
 	struct config cfg;
-	if (config_parse_args(&cfg, argc, argv, 1, true, NULL, NULL, NULL, 0) ||
-	    config_validate(&cfg))
+	if (config_parse_args(&cfg, argc, argv, 1, true, NULL, NULL, NULL, 0) || config_validate(&cfg))
 		return 2;
 
 	struct log lg;

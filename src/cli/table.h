@@ -10,11 +10,11 @@
 /* Rows are gathered first, since a column's width is known only once every row is in. */
 struct cli_table {
 	unsigned ncol;
-	char **cell;                     /* n rows of ncol copied strings */
+	char **cell; /* n rows of ncol copied strings */
 	size_t n, cap;
 	size_t width[CLI_TABLE_MAXCOL];
-	bool oom;                        /* a row could not be stored */
-	bool text_last;                  /* the last column is text (left-aligned, unpadded) */
+	bool oom;       /* a row could not be stored */
+	bool text_last; /* the last column is text (left-aligned, unpadded) */
 };
 
 void cli_table_init(struct cli_table *t, unsigned ncol);

@@ -85,13 +85,12 @@ static int list_row(const struct store_user *u, void *arg)
 static void hash_password(struct str user, struct str domain, struct str realm, struct str password,
 			  char md5[AUTH_HEX_MAX], char sha256[AUTH_HEX_MAX])
 {
-	char dom[256];  /* a longer domain the store refuses */
+	char dom[256]; /* a longer domain the store refuses */
 
 	if (realm.l == 0) {
 		size_t n = domain.l < sizeof(dom) ? domain.l : sizeof(dom) - 1;
 		for (size_t i = 0; i < n; i++)
-			dom[i] = (char)((domain.p[i] >= 'A' && domain.p[i] <= 'Z') ? domain.p[i] + 32
-										 : domain.p[i]);
+			dom[i] = (char)((domain.p[i] >= 'A' && domain.p[i] <= 'Z') ? domain.p[i] + 32 : domain.p[i]);
 		realm = (struct str){ dom, n };
 	}
 	auth_ha1(AUTH_MD5, user, realm, password, md5);
@@ -112,16 +111,16 @@ static int fail(struct store *st, int err)
 struct import {
 	const char *file;
 	struct str realm;
-	bool update;          /* --update: an existing user gets the new password */
-	bool skip_bad;        /* --skip-bad: import the good lines even if some are bad */
+	bool update;   /* --update: an existing user gets the new password */
+	bool skip_bad; /* --skip-bad: import the good lines even if some are bad */
 	unsigned added, changed, bad;
 	/* user@domain (domain lowercased) of every good line so far, to find one given twice:
 	 * open addressing, cap a power of two at least twice n */
 	struct seen {
 		uint64_t hash;
-		char *key;            /* NULL: empty slot */
+		char *key; /* NULL: empty slot */
 		unsigned line;
-	} *seen;
+	} * seen;
 	size_t nseen, capseen;
 };
 
@@ -142,8 +141,7 @@ static const char *shown(struct str s, char *out, size_t cap)
 }
 
 /* Reports a bad line as FILE:LINE: reason (the form editors jump to) and counts it. */
-__attribute__((format(printf, 3, 4)))
-static void bad_line(struct import *im, unsigned line, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void bad_line(struct import *im, unsigned line, const char *fmt, ...)
 {
 	va_list ap;
 	fprintf(stderr, "%s:%u: ", im->file, line);
@@ -224,7 +222,7 @@ static bool plausible_host(struct str d)
 		if (len == 0 || len > 63 || d.p[start] == '-' || d.p[i - 1] == '-')
 			return false;
 		if (i == d.l && !((d.p[start] | 0x20) >= 'a' && (d.p[start] | 0x20) <= 'z'))
-			return false;   /* toplabel; "10.0.0.300" is no address and no name */
+			return false; /* toplabel; "10.0.0.300" is no address and no name */
 		start = i + 1;
 	}
 	return true;
@@ -366,8 +364,7 @@ static int import_line(struct store *st, struct import *im, unsigned lineno, str
 	}
 	char md5[AUTH_HEX_MAX], sha256[AUTH_HEX_MAX];
 	hash_password(user, domain, im->realm, pw, md5, sha256);
-	err = exists ? store_user_passwd(st, user, domain, md5, sha256)
-		     : store_user_add(st, user, domain, md5, sha256);
+	err = exists ? store_user_passwd(st, user, domain, md5, sha256) : store_user_add(st, user, domain, md5, sha256);
 	if (err == -EINVAL) {
 		/* The store's own checks; the ones above should have caught it first. */
 		bad_line(im, lineno, "%s", store_errmsg(st));
@@ -452,9 +449,10 @@ static int import(struct store *st, struct import *im)
 	}
 	if (im->bad && !im->skip_bad) {
 		store_rollback(st);
-		fprintf(stderr, "parley: user import: %u bad line%s in %s; nothing imported "
-			"(fix them, or give --skip-bad to import the other lines)\n", im->bad,
-			im->bad == 1 ? "" : "s", im->file);
+		fprintf(stderr,
+			"parley: user import: %u bad line%s in %s; nothing imported "
+			"(fix them, or give --skip-bad to import the other lines)\n",
+			im->bad, im->bad == 1 ? "" : "s", im->file);
 		return 2;
 	}
 	err = store_commit(st);
@@ -471,8 +469,8 @@ static int import(struct store *st, struct import *im)
 	return 0;
 }
 
-static int run(struct store *st, const struct config *cfg, const char *cmd, const char *arg,
-	       const char *password, const bool *opt)
+static int run(struct store *st, const struct config *cfg, const char *cmd, const char *arg, const char *password,
+	       const bool *opt)
 {
 	struct str user, domain, realm = str_from_cstr(cfg->router.realm);
 	char pw[PASSWORD_MAX], md5[AUTH_HEX_MAX], sha256[AUTH_HEX_MAX];
@@ -529,8 +527,7 @@ int cli_user(int argc, char **argv)
 	static const char *const bools[] = { "update", "skip-bad" };
 	const char *vals[1] = { NULL };
 	bool opt[2] = { false, false };
-	struct cfg_extra extra = { .flags = flags, .val = vals, .nflags = 1, .bools = bools,
-				      .bval = opt, .nbools = 2 };
+	struct cfg_extra extra = { .flags = flags, .val = vals, .nflags = 1, .bools = bools, .bval = opt, .nbools = 2 };
 	struct config cfg;
 	char *pos[3];
 	int npos = 0, rc, want;
@@ -546,8 +543,7 @@ int cli_user(int argc, char **argv)
 	cmd = pos[0];
 	if (!strcmp(cmd, "list"))
 		want = 1;
-	else if (!strcmp(cmd, "add") || !strcmp(cmd, "del") || !strcmp(cmd, "passwd") ||
-		 !strcmp(cmd, "import"))
+	else if (!strcmp(cmd, "add") || !strcmp(cmd, "del") || !strcmp(cmd, "passwd") || !strcmp(cmd, "import"))
 		want = 2;
 	else
 		return usage();
@@ -556,8 +552,7 @@ int cli_user(int argc, char **argv)
 		return 2;
 	}
 	if (npos < want) {
-		fprintf(stderr, "parley: user %s: expected %s\n", cmd,
-			!strcmp(cmd, "import") ? "FILE" : "USER@DOMAIN");
+		fprintf(stderr, "parley: user %s: expected %s\n", cmd, !strcmp(cmd, "import") ? "FILE" : "USER@DOMAIN");
 		return 2;
 	}
 	if (vals[0] && strcmp(cmd, "add") && strcmp(cmd, "passwd")) {

@@ -157,7 +157,8 @@ static int set_value(struct parse *p, const struct cfg_part *part, const struct 
 		return 0;
 	}
 	case CFG_BOOL: {
-		static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no", "off", "0" };
+		static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no", "off",
+											       "0" };
 		for (size_t i = 0; i < 4; i++) {
 			if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
 				*(bool *)at(part, k->off) = strcasecmp(v, yes[i]) == 0;
@@ -335,19 +336,18 @@ static int read_file(struct parse *p, const char *path)
 /* One command-line token classified: a flag (name, and value if it has one) or a
  * positional argument. */
 struct tok {
-	const char *name;      /* after "--"; NULL for a positional argument */
+	const char *name; /* after "--"; NULL for a positional argument */
 	size_t nlen;
-	const char *value;     /* the value, from "=VALUE" or the next argument */
-	const char *arg;       /* the argument itself */
-	int kind;              /* 0 positional, 1 config key, 2 extra with value, 3 extra bool,
+	const char *value;         /* the value, from "=VALUE" or the next argument */
+	const char *arg;           /* the argument itself */
+	int kind;                  /* 0 positional, 1 config key, 2 extra with value, 3 extra bool,
 				* 4 the "--" that ends the flags, -1 unknown flag, -2 missing value */
-	const struct cfg_key *key;    /* kind 1; NULL with kind 1: --config */
+	const struct cfg_key *key; /* kind 1; NULL with kind 1: --config */
 	const struct cfg_part *part;
-	unsigned extra;        /* index into extra flags or bools */
+	unsigned extra; /* index into extra flags or bools */
 };
 
-static bool extra_has(const char *const *names, unsigned n, const char *name, size_t len,
-		      unsigned *idx)
+static bool extra_has(const char *const *names, unsigned n, const char *name, size_t len, unsigned *idx)
 {
 	for (unsigned i = 0; names && i < n; i++)
 		if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0) {
@@ -358,8 +358,8 @@ static bool extra_has(const char *const *names, unsigned n, const char *name, si
 }
 
 /* Reads the token at argv[*i] and moves *i past it (and past its value). */
-static void next_tok(const struct parse *p, int argc, char **argv, int *i, bool all_flags,
-		     const struct cfg_extra *x, bool *rest, struct tok *t)
+static void next_tok(const struct parse *p, int argc, char **argv, int *i, bool all_flags, const struct cfg_extra *x,
+		     bool *rest, struct tok *t)
 {
 	const char *a = argv[(*i)++];
 	*t = (struct tok){ .arg = a };
@@ -376,7 +376,7 @@ static void next_tok(const struct parse *p, int argc, char **argv, int *i, bool 
 	t->nlen = eq ? (size_t)(eq - name) : strlen(name);
 	bool takes_value;
 	if (a[1] != '-') {
-		t->kind = -1;   /* every flag is spelled --name */
+		t->kind = -1; /* every flag is spelled --name */
 		return;
 	} else if (x && extra_has(x->flags, x->nflags, name, t->nlen, &t->extra)) {
 		t->kind = 2;
@@ -408,9 +408,8 @@ static void next_tok(const struct parse *p, int argc, char **argv, int *i, bool 
 	}
 }
 
-int cfg_parse_args(const struct cfg_part *parts, size_t nparts, char *path, size_t pathlen, int argc,
-		   char **argv, int first, bool all_flags, struct cfg_extra *extra, char **pos, int *npos,
-		   int maxpos)
+int cfg_parse_args(const struct cfg_part *parts, size_t nparts, char *path, size_t pathlen, int argc, char **argv,
+		   int first, bool all_flags, struct cfg_extra *extra, char **pos, int *npos, int maxpos)
 {
 	struct parse p = { .parts = parts, .nparts = nparts };
 	struct tok t;

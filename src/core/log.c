@@ -70,11 +70,21 @@ static void json_str(FILE *f, const char *s)
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		switch (c) {
-		case '"': fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		case '\t': fputs("\\t", f); break;
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
 		default:
 			if (c < 0x20 || c == 0x7f)
 				fprintf(f, "\\u%04x", c);
@@ -171,8 +181,8 @@ uint64_t log_limit_flush(struct log *lg, struct log_limit *lim, uint64_t now_ms)
 	return held;
 }
 
-bool log_limited(struct log *lg, struct log_limit *lim, uint64_t now_ms, enum log_level level,
-		 const char *event, const char *fmt, ...)
+bool log_limited(struct log *lg, struct log_limit *lim, uint64_t now_ms, enum log_level level, const char *event,
+		 const char *fmt, ...)
 {
 	if (!lg || level > lg->level)
 		return false;

@@ -11,12 +11,12 @@ enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 struct log {
 	enum log_level level;
 	bool json;
-	FILE *f;            /* stderr unless path is set */
-	char path[512];     /* empty: stderr */
+	FILE *f;        /* stderr unless path is set */
+	char path[512]; /* empty: stderr */
 };
 
 int log_open(struct log *lg, enum log_level level, bool json, const char *path);
-int log_reopen(struct log *lg);   /* after SIGHUP (logrotate) */
+int log_reopen(struct log *lg); /* after SIGHUP (logrotate) */
 void log_close(struct log *lg);
 /* One line: "2026-11-29T01:02:03.456Z info  registered alice@a.test ..."; in JSON
  * {"ts":..,"level":..,"event":..,"msg":..}. event is a short word (register, call, ...). */
@@ -38,22 +38,22 @@ void log_write(struct log *lg, enum log_level level, const char *event, const ch
 #define LOG_LIMIT_INTERVAL_MS 10000
 
 struct log_limit {
-	unsigned burst;          /* lines written per interval; 0: LOG_LIMIT_BURST */
-	unsigned interval_ms;    /* 0: LOG_LIMIT_INTERVAL_MS */
+	unsigned burst;       /* lines written per interval; 0: LOG_LIMIT_BURST */
+	unsigned interval_ms; /* 0: LOG_LIMIT_INTERVAL_MS */
 	/* state */
-	bool running;            /* an interval has started */
-	uint64_t start_ms;       /* when it started */
-	unsigned written;        /* lines written in it */
-	uint64_t held;           /* lines counted and not written */
+	bool running;              /* an interval has started */
+	uint64_t start_ms;         /* when it started */
+	unsigned written;          /* lines written in it */
+	uint64_t held;             /* lines counted and not written */
 	enum log_level held_level; /* most severe level held */
-	char event[32];          /* event of the held lines, for the summary */
+	char event[32];            /* event of the held lines, for the summary */
 };
 
 /* Writes the line as log_write would, or counts it when this interval's burst is spent.
  * now_ms is the caller's monotonic clock. Lines below lg's level are neither written nor
  * counted. Returns whether the line was written. */
-bool log_limited(struct log *lg, struct log_limit *lim, uint64_t now_ms, enum log_level level,
-		 const char *event, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+bool log_limited(struct log *lg, struct log_limit *lim, uint64_t now_ms, enum log_level level, const char *event,
+		 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Ends the interval if it is over at now_ms, writing the summary line if lines were held.
  * Returns the number of lines the summary covered (0: none written). */
 uint64_t log_limit_flush(struct log *lg, struct log_limit *lim, uint64_t now_ms);
@@ -65,9 +65,25 @@ static inline bool log__enabled(const struct log *lg, enum log_level lvl)
 	return lg && lg->level >= lvl;
 }
 #define LOG_ENABLED(lg, lvl) log__enabled((lg), (lvl))
-#define log_error(lg, ev, ...) do { if (LOG_ENABLED(lg, LOG_ERROR)) log_write(lg, LOG_ERROR, ev, __VA_ARGS__); } while (0)
-#define log_warn(lg, ev, ...)  do { if (LOG_ENABLED(lg, LOG_WARN))  log_write(lg, LOG_WARN, ev, __VA_ARGS__); } while (0)
-#define log_info(lg, ev, ...)  do { if (LOG_ENABLED(lg, LOG_INFO))  log_write(lg, LOG_INFO, ev, __VA_ARGS__); } while (0)
-#define log_debug(lg, ev, ...) do { if (LOG_ENABLED(lg, LOG_DEBUG)) log_write(lg, LOG_DEBUG, ev, __VA_ARGS__); } while (0)
+#define log_error(lg, ev, ...)                                     \
+	do {                                                       \
+		if (LOG_ENABLED(lg, LOG_ERROR))                    \
+			log_write(lg, LOG_ERROR, ev, __VA_ARGS__); \
+	} while (0)
+#define log_warn(lg, ev, ...)                                     \
+	do {                                                      \
+		if (LOG_ENABLED(lg, LOG_WARN))                    \
+			log_write(lg, LOG_WARN, ev, __VA_ARGS__); \
+	} while (0)
+#define log_info(lg, ev, ...)                                     \
+	do {                                                      \
+		if (LOG_ENABLED(lg, LOG_INFO))                    \
+			log_write(lg, LOG_INFO, ev, __VA_ARGS__); \
+	} while (0)
+#define log_debug(lg, ev, ...)                                     \
+	do {                                                       \
+		if (LOG_ENABLED(lg, LOG_DEBUG))                    \
+			log_write(lg, LOG_DEBUG, ev, __VA_ARGS__); \
+	} while (0)
 
 #endif

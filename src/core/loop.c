@@ -13,19 +13,19 @@
 #define MAX_EVENTS 64
 
 struct fd_entry {
-	loop_fd_h *h;       /* NULL when the fd is not registered */
+	loop_fd_h *h; /* NULL when the fd is not registered */
 	void *arg;
 };
 
 struct loop {
 	int epfd;
 	bool stop;
-	bool nap_wanted;              /* a handler saw traffic but not a full batch */
-	unsigned nap_us;              /* how long to let it gather; 0: never */
-	uint64_t now;                 /* monotonic ms, refreshed every iteration */
-	struct fd_entry *fds;         /* indexed by fd number */
-	size_t nfds;                  /* entries allocated in fds */
-	struct timer_wheel wheel;     /* last: it is the big member */
+	bool nap_wanted;          /* a handler saw traffic but not a full batch */
+	unsigned nap_us;          /* how long to let it gather; 0: never */
+	uint64_t now;             /* monotonic ms, refreshed every iteration */
+	struct fd_entry *fds;     /* indexed by fd number */
+	size_t nfds;              /* entries allocated in fds */
+	struct timer_wheel wheel; /* last: it is the big member */
 };
 
 int loop_new(struct loop **lp)
@@ -171,7 +171,8 @@ int loop_run(struct loop *l)
 		 * during the nap wait, at most nap_us. */
 		napped = false;
 		if (l->nap_wanted && l->nap_us && !l->stop) {
-			struct timespec ts = { .tv_sec = l->nap_us / 1000000, .tv_nsec = (long)(l->nap_us % 1000000) * 1000 };
+			struct timespec ts = { .tv_sec = l->nap_us / 1000000,
+					       .tv_nsec = (long)(l->nap_us % 1000000) * 1000 };
 			nanosleep(&ts, NULL);
 			napped = true;
 		}

@@ -10,15 +10,15 @@
 struct loop;
 
 /* Called with the fd's ready events (EPOLLIN, EPOLLOUT, EPOLLERR ...). */
-typedef void (loop_fd_h)(int fd, uint32_t events, void *arg);
+typedef void(loop_fd_h)(int fd, uint32_t events, void *arg);
 
-int loop_new(struct loop **lp);          /* 0 or -errno */
+int loop_new(struct loop **lp); /* 0 or -errno */
 void loop_free(struct loop *l);
 int loop_add_fd(struct loop *l, int fd, uint32_t events, loop_fd_h *h, void *arg);
 int loop_mod_fd(struct loop *l, int fd, uint32_t events);
 int loop_del_fd(struct loop *l, int fd);
 struct timer_wheel *loop_timers(struct loop *l);
-uint64_t loop_now(const struct loop *l);  /* monotonic ms, refreshed every iteration */
+uint64_t loop_now(const struct loop *l); /* monotonic ms, refreshed every iteration */
 /* Runs until loop_stop(); returns 0, or -errno when epoll fails. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);

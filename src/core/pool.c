@@ -24,29 +24,30 @@
 #endif
 #endif
 
-#define CHUNK ((size_t)2 << 20)       /* one x86-64 huge page */
-#define GRAIN 64                      /* class width: objects are a multiple of it */
+#define CHUNK ((size_t)2 << 20) /* one x86-64 huge page */
+#define GRAIN 64                /* class width: objects are a multiple of it */
 #define NCLASS (POOL_MAX / GRAIN)
-#define KEEP_EMPTY 1                  /* empty chunks kept for the next burst: one, so that
+#define KEEP_EMPTY \
+	1 /* empty chunks kept for the next burst: one, so that
 				       * the resident size comes back after a flood */
 
 /* At the start of each chunk. Objects follow, from HEAD_SIZE on. */
 struct chunk {
-	struct chunk *next, *prev;    /* in its class's list of chunks with room */
-	void *free;                   /* freed objects, linked through their first word */
-	char *bump;                   /* never-used space from here to end */
+	struct chunk *next, *prev; /* in its class's list of chunks with room */
+	void *free;                /* freed objects, linked through their first word */
+	char *bump;                /* never-used space from here to end */
 	char *end;
-	unsigned live;                /* objects handed out and not freed */
+	unsigned live; /* objects handed out and not freed */
 	unsigned cls;
-	bool listed;                  /* in avail[cls] */
+	bool listed; /* in avail[cls] */
 };
 
 #define HEAD_SIZE ((sizeof(struct chunk) + GRAIN - 1) / GRAIN * GRAIN)
 
 struct pool {
-	struct chunk *avail[NCLASS];  /* chunks with room, per class */
-	unsigned empty;               /* chunks with no live object (kept up to KEEP_EMPTY) */
-	struct chunk **all;           /* every chunk, for pool_destroy */
+	struct chunk *avail[NCLASS]; /* chunks with room, per class */
+	unsigned empty;              /* chunks with no live object (kept up to KEEP_EMPTY) */
+	struct chunk **all;          /* every chunk, for pool_destroy */
 	size_t nall, capall;
 	struct pool_stats stats;
 };
@@ -251,8 +252,7 @@ void *pool_realloc(struct pool *p, void *ptr, size_t old, size_t size)
 {
 #ifndef POOL_PASSTHROUGH
 	/* The same class (or both on the heap, handled by realloc below): nothing moves. */
-	if (ptr && old <= POOL_MAX && size <= POOL_MAX && old && size &&
-	    (old - 1) / GRAIN == (size - 1) / GRAIN)
+	if (ptr && old <= POOL_MAX && size <= POOL_MAX && old && size && (old - 1) / GRAIN == (size - 1) / GRAIN)
 		return ptr;
 	if (ptr && old > POOL_MAX && size > POOL_MAX)
 		return realloc(ptr, size);

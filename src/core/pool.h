@@ -23,11 +23,11 @@
 struct pool;
 
 struct pool_stats {
-	size_t chunks;        /* chunks mapped now */
-	size_t objects;       /* objects allocated from chunks now */
+	size_t chunks;  /* chunks mapped now */
+	size_t objects; /* objects allocated from chunks now */
 };
 
-int pool_new(struct pool **pp);           /* 0 or -ENOMEM */
+int pool_new(struct pool **pp); /* 0 or -ENOMEM */
 /* Unmaps every chunk, live objects included. */
 void pool_destroy(struct pool *p);
 /* size bytes, 16-byte aligned; NULL when memory runs out. */

@@ -165,4 +165,3 @@ uint64_t str_hash(struct str s)
 	}
 	return h;
 }
-

@@ -23,7 +23,7 @@ bool str_eq(struct str a, struct str b);
 bool str_caseeq(struct str a, struct str b);
 bool str_caseeq_cstr(struct str a, const char *b);
 bool str_has_prefix_case(struct str s, struct str prefix);
-struct str str_trim(struct str s);              /* strips SP, HTAB, CR, LF both ends */
+struct str str_trim(struct str s); /* strips SP, HTAB, CR, LF both ends */
 /* Parses a decimal unsigned integer filling the whole view; fails on overflow past max. */
 bool str_to_u64(struct str s, uint64_t max, uint64_t *out);
 /* Finds c in s; returns its index or -1. */

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef void (timer_h)(void *arg);
+typedef void(timer_h)(void *arg);
 
 /* Embedded in the object it times; zero-initialised means idle. */
 struct timer {
@@ -15,15 +15,15 @@ struct timer {
 	void *arg;
 };
 
-#define TIMER_SLOTS 4096      /* power of two */
-#define TIMER_TICK_MS 4       /* wheel resolution */
+#define TIMER_SLOTS 4096 /* power of two */
+#define TIMER_TICK_MS 4  /* wheel resolution */
 
 struct timer_wheel {
-	uint64_t now;                       /* ms, as last advanced */
-	uint64_t tick;                      /* tick index processed up to */
-	struct timer slot[TIMER_SLOTS];     /* list heads */
-	unsigned count;                     /* armed timers */
-	uint64_t busy[TIMER_SLOTS / 64];    /* bit per slot: set when its list is not empty */
+	uint64_t now;                    /* ms, as last advanced */
+	uint64_t tick;                   /* tick index processed up to */
+	struct timer slot[TIMER_SLOTS];  /* list heads */
+	unsigned count;                  /* armed timers */
+	uint64_t busy[TIMER_SLOTS / 64]; /* bit per slot: set when its list is not empty */
 };
 
 void timer_wheel_init(struct timer_wheel *w, uint64_t now_ms);

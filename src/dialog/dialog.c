@@ -12,16 +12,16 @@
 #define KEY_MAX 255
 
 struct dlg {
-	struct dlg *hnext;              /* bucket chain */
-	struct dlg *prev, *next;        /* age list: least recently used first */
+	struct dlg *hnext;       /* bucket chain */
+	struct dlg *prev, *next; /* age list: least recently used first */
 	uint64_t hash;
-	uint32_t touched;               /* last request or update, unix seconds */
+	uint32_t touched; /* last request or update, unix seconds */
 	bool confirmed;
-	uint8_t naddr[2];               /* addresses kept per side */
-	uint8_t nextaddr[2];            /* the next slot to overwrite when a side is full */
+	uint8_t naddr[2];    /* addresses kept per side */
+	uint8_t nextaddr[2]; /* the next slot to overwrite when a side is full */
 	struct tp_addr addr[2][ADDRS_PER_SIDE];
-	uint16_t cl, tl;                /* Call-ID and tag lengths */
-	char key[];                     /* Call-ID then tag */
+	uint16_t cl, tl; /* Call-ID and tag lengths */
+	char key[];      /* Call-ID then tag */
 };
 
 struct dlg_table {
@@ -31,7 +31,7 @@ struct dlg_table {
 	uint64_t mask;
 	unsigned count;
 	struct dlg *oldest, *newest;
-	struct dlg *last;               /* the dialog last found: a message touches one dialog
+	struct dlg *last; /* the dialog last found: a message touches one dialog
 					 * several times in a row (learn, confirm, find, allows),
 					 * and a compare is cheaper than a keyed hash */
 };
@@ -235,8 +235,8 @@ void dlg_close(struct dlg_table *t, struct str call_id, struct str caller_tag)
 		drop_dlg(t, d);
 }
 
-bool dlg_find(struct dlg_table *t, struct str call_id, struct str from_tag, struct str to_tag,
-	      uint32_t now, struct dlg_ref *out)
+bool dlg_find(struct dlg_table *t, struct str call_id, struct str from_tag, struct str to_tag, uint32_t now,
+	      struct dlg_ref *out)
 {
 	struct dlg *d = NULL;
 	enum dlg_side side = DLG_CALLER;

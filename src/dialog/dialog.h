@@ -29,10 +29,10 @@
 struct dlg_table;
 
 struct dlg_conf {
-	unsigned max;           /* dialogs at most (0: 100000) */
-	uint32_t idle_s;        /* a confirmed dialog with no request this long is forgotten
+	unsigned max;     /* dialogs at most (0: 100000) */
+	uint32_t idle_s;  /* a confirmed dialog with no request this long is forgotten
 				 * (0: 12 hours) */
-	uint32_t early_s;       /* an unanswered one is forgotten after this (0: 10 minutes) */
+	uint32_t early_s; /* an unanswered one is forgotten after this (0: 10 minutes) */
 };
 /* The [security] max-dialogs key of struct dlg_conf. */
 extern const struct cfg_key dlg_cfg_keys[];
@@ -65,12 +65,12 @@ void dlg_close(struct dlg_table *t, struct str call_id, struct str caller_tag);
  * callee's). */
 struct dlg_ref {
 	struct str call_id;
-	struct str caller_tag;  /* the tag that keys the dialog */
-	enum dlg_side from;     /* which side sent the request */
+	struct str caller_tag; /* the tag that keys the dialog */
+	enum dlg_side from;    /* which side sent the request */
 };
 /* Finds the dialog of a request; returns false when there is none. Marks it used. */
-bool dlg_find(struct dlg_table *t, struct str call_id, struct str from_tag, struct str to_tag,
-	      uint32_t now, struct dlg_ref *out);
+bool dlg_find(struct dlg_table *t, struct str call_id, struct str from_tag, struct str to_tag, uint32_t now,
+	      struct dlg_ref *out);
 /* Whether a request from ref->from may be sent to dst: dst is one of the other side's
  * addresses (the IP address and the port must both match). */
 bool dlg_allows(struct dlg_table *t, const struct dlg_ref *ref, const struct tp_addr *dst);

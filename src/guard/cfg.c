@@ -17,8 +17,10 @@ int guard_cfg_check(const void *base, char *err, size_t errlen)
 	const struct guard_conf *c = base;
 	/* Slowing answers down is the step before a ban: past the ban it would never act. */
 	if (c->slow_after && c->ban_threshold && c->slow_after >= c->ban_threshold) {
-		snprintf(err, errlen, "--slow-after %u, --ban-threshold %u: expected slow-after below ban-threshold "
-			 "(or either 0 to turn it off)", c->slow_after, c->ban_threshold);
+		snprintf(err, errlen,
+			 "--slow-after %u, --ban-threshold %u: expected slow-after below ban-threshold "
+			 "(or either 0 to turn it off)",
+			 c->slow_after, c->ban_threshold);
 		return -1;
 	}
 	return 0;

@@ -17,9 +17,9 @@
 #define MAX_RATE 1000000u
 
 enum {
-	F_IVAL = 1,           /* ival_ms holds the start of a drop-log interval */
-	F_SEEN = 2,           /* the ban was in the store's table at a sync */
-	F_MARK = 4,           /* the ban was in the table at the sync running now */
+	F_IVAL = 1, /* ival_ms holds the start of a drop-log interval */
+	F_SEEN = 2, /* the ban was in the store's table at a sync */
+	F_MARK = 4, /* the ban was in the table at the sync running now */
 };
 
 /* One source address: 64 bytes, one cache line. */
@@ -34,7 +34,7 @@ struct gsrc {
 	uint16_t fail_cur;    /* failures in the current window */
 	uint16_t fail_prev;   /* failures in the window before it */
 	uint8_t flags;
-	uint8_t misses;       /* syncs that have not shown a ban made here */
+	uint8_t misses; /* syncs that have not shown a ban made here */
 };
 
 /* One user name, known by its keyed hash alone: 64 bits under a secret key do not
@@ -48,17 +48,17 @@ struct guser {
 struct guard {
 	struct guard_conf conf;
 	unsigned char key[crypto_shorthash_KEYBYTES];
-	uint64_t win_ms;          /* ban_window in ms */
-	uint64_t burst_m;         /* bucket size in thousandths: 2 * rate * 1000 */
-	size_t mask;              /* sets - 1 */
-	uint32_t *stag;           /* per source slot: 0 empty, else a tag from the hash */
+	uint64_t win_ms;  /* ban_window in ms */
+	uint64_t burst_m; /* bucket size in thousandths: 2 * rate * 1000 */
+	size_t mask;      /* sets - 1 */
+	uint32_t *stag;   /* per source slot: 0 empty, else a tag from the hash */
 	struct gsrc *src;
 	uint32_t *utag;
 	struct guser *usr;
 	size_t stag_bytes, src_bytes, utag_bytes, usr_bytes;
-	uint64_t sync_now_ms;     /* now_ms of the sync running */
-	uint64_t now_ms;          /* latest time any call gave: the age of guard_ban's entries */
-	size_t last;              /* slot of the source of the previous datagram (checked by
+	uint64_t sync_now_ms; /* now_ms of the sync running */
+	uint64_t now_ms;      /* latest time any call gave: the age of guard_ban's entries */
+	size_t last;          /* slot of the source of the previous datagram (checked by
 				   its address before use): a burst from one peer costs one
 				   keyed hash, not one per datagram */
 	struct guard_stats st;
@@ -338,7 +338,7 @@ static void lift_ban(struct guard *g, struct gsrc *e)
 	if (e->ban_until_s)
 		g->st.banned--;
 	e->ban_until_s = 0;
-	e->flags &= (uint8_t)~(F_SEEN | F_MARK);
+	e->flags &= (uint8_t) ~(F_SEEN | F_MARK);
 	e->misses = 0;
 }
 
@@ -346,8 +346,7 @@ static void lift_ban(struct guard *g, struct gsrc *e)
 
 static void note_drop(struct gsrc *e, uint64_t now_ms, struct guard_drop *drop)
 {
-	if (!(e->flags & F_IVAL) || since(e->ival_ms, now_ms) >= GUARD_LOG_INTERVAL_MS ||
-	    now_ms < e->ival_ms) {
+	if (!(e->flags & F_IVAL) || since(e->ival_ms, now_ms) >= GUARD_LOG_INTERVAL_MS || now_ms < e->ival_ms) {
 		if (drop) {
 			drop->log_now = true;
 			drop->dropped = e->dropped;
@@ -360,8 +359,7 @@ static void note_drop(struct gsrc *e, uint64_t now_ms, struct guard_drop *drop)
 	}
 }
 
-enum guard_verdict guard_packet(struct guard *g, const struct tp_addr *src, uint64_t now_ms,
-				struct guard_drop *drop)
+enum guard_verdict guard_packet(struct guard *g, const struct tp_addr *src, uint64_t now_ms, struct guard_drop *drop)
 {
 	uint8_t key[16];
 	if (drop) {
@@ -469,8 +467,8 @@ static inline void inc16(uint16_t *v)
 		(*v)++;
 }
 
-void guard_auth_failed(struct guard *g, const struct tp_addr *src, struct str user,
-		       uint64_t now_ms, struct guard_auth_out *out)
+void guard_auth_failed(struct guard *g, const struct tp_addr *src, struct str user, uint64_t now_ms,
+		       struct guard_auth_out *out)
 {
 	memset(out, 0, sizeof(*out));
 	g->st.failures++;
@@ -492,7 +490,7 @@ void guard_auth_failed(struct guard *g, const struct tp_addr *src, struct str us
 		    out->src_failures >= g->conf.ban_threshold) {
 			out->until_s = now_ms / 1000 + g->conf.ban_time;
 			set_ban(g, e, out->until_s);
-			e->flags &= (uint8_t)~(F_SEEN | F_MARK);
+			e->flags &= (uint8_t) ~(F_SEEN | F_MARK);
 			e->misses = 0;
 			/* Once the ban is over the source starts afresh. */
 			e->fail_cur = e->fail_prev = 0;
@@ -529,7 +527,7 @@ void guard_ban(struct guard *g, const struct tp_addr *src, uint64_t until_s)
 	uint64_t h = keyed_hash(g, key, sizeof(key));
 	struct gsrc *e = src_get(g, key, h, g->now_ms);
 	set_ban(g, e, until_s);
-	e->flags &= (uint8_t)~(F_SEEN | F_MARK);
+	e->flags &= (uint8_t) ~(F_SEEN | F_MARK);
 	e->misses = 0;
 }
 
@@ -554,8 +552,7 @@ bool guard_banned(const struct guard *g, const struct tp_addr *src, uint64_t now
 	return i >= 0 && ban_live(&g->src[i], now_ms);
 }
 
-bool guard_ban_next(const struct guard *g, size_t *cursor, uint64_t now_ms,
-		    struct tp_addr *src, uint64_t *until_s)
+bool guard_ban_next(const struct guard *g, size_t *cursor, uint64_t now_ms, struct tp_addr *src, uint64_t *until_s)
 {
 	size_t slots = (g->mask + 1) * WAYS;
 	for (size_t i = *cursor; i < slots; i++) {

@@ -45,12 +45,12 @@
 #define GUARD_SYNC_GRACE 2
 
 struct guard_conf {
-	unsigned rate_limit;      /* requests/s per source, burst twice that; 0 off (max 1000000) */
-	unsigned ban_threshold;   /* failures of one source within ban_window that ban it; 0 no bans */
-	unsigned ban_window;      /* seconds failures are counted over (sliding); 0: 60 */
-	unsigned ban_time;        /* seconds a ban lasts; 0 no bans */
-	unsigned slow_after;      /* failures answered at once, later ones wait; 0 no delay */
-	unsigned max_sources;     /* source entries (and as many user entries); 0: 65536 */
+	unsigned rate_limit;    /* requests/s per source, burst twice that; 0 off (max 1000000) */
+	unsigned ban_threshold; /* failures of one source within ban_window that ban it; 0 no bans */
+	unsigned ban_window;    /* seconds failures are counted over (sliding); 0: 60 */
+	unsigned ban_time;      /* seconds a ban lasts; 0 no bans */
+	unsigned slow_after;    /* failures answered at once, later ones wait; 0 no delay */
+	unsigned max_sources;   /* source entries (and as many user entries); 0: 65536 */
 };
 
 /* The defaults of the [security] section: 200/s, 10 failures in 60 s ban for 900 s, slow
@@ -70,16 +70,16 @@ int guard_new(struct guard **gp /* OUT */, const struct guard_conf *conf);
 void guard_free(struct guard *g);
 
 enum guard_verdict {
-	GUARD_PASS = 0,       /* go on */
-	GUARD_LIMITED,        /* over its rate: drop */
-	GUARD_BANNED,         /* source banned: drop */
+	GUARD_PASS = 0, /* go on */
+	GUARD_LIMITED,  /* over its rate: drop */
+	GUARD_BANNED,   /* source banned: drop */
 };
 
 /* What the caller should log about a dropped datagram: one line per source per interval,
  * not one per datagram. */
 struct guard_drop {
-	bool log_now;         /* first drop of this source in a new interval: log one line */
-	uint32_t dropped;     /* with log_now: drops of this source since its previous line
+	bool log_now;     /* first drop of this source in a new interval: log one line */
+	uint32_t dropped; /* with log_now: drops of this source since its previous line
 			       * (not counting this one); 0 for the first line */
 };
 
@@ -91,19 +91,19 @@ enum guard_verdict guard_packet(struct guard *g, const struct tp_addr *src, uint
 				struct guard_drop *drop /* OUT */);
 
 struct guard_auth_out {
-	uint32_t delay_ms;        /* answer this much later (0: at once) */
-	bool banned;              /* this failure banned the source ... */
-	uint64_t until_s;         /* ... until then (now + ban_time): what the store records */
-	unsigned src_failures;    /* failures of the source in the window, this one included */
-	unsigned user_failures;   /* failures for the user in the window, from all sources */
+	uint32_t delay_ms;      /* answer this much later (0: at once) */
+	bool banned;            /* this failure banned the source ... */
+	uint64_t until_s;       /* ... until then (now + ban_time): what the store records */
+	unsigned src_failures;  /* failures of the source in the window, this one included */
+	unsigned user_failures; /* failures for the user in the window, from all sources */
 };
 
 /* Counts a failed authentication of user (opaque bytes; may be empty) from src. The delay
  * grows with the larger of the two counts, so that a user attacked from many sources gets
  * slow answers too; only the source's count bans, as banning a user would let anyone lock
  * a user out. */
-void guard_auth_failed(struct guard *g, const struct tp_addr *src, struct str user,
-		       uint64_t now_ms, struct guard_auth_out *out /* OUT */);
+void guard_auth_failed(struct guard *g, const struct tp_addr *src, struct str user, uint64_t now_ms,
+		       struct guard_auth_out *out /* OUT */);
 /* A successful authentication: clears the source's failure count. The user's count is
  * left to age out: the real user succeeding must not reset an attacker's slowdown. */
 void guard_auth_ok(struct guard *g, const struct tp_addr *src, struct str user);
@@ -116,8 +116,8 @@ bool guard_banned(const struct guard *g, const struct tp_addr *src, uint64_t now
 /* Iterates the bans in force at now_ms: start with *cursor = 0, call until false. src gets
  * the address with port 0 (IPv4 for mapped addresses). Bans made or lifted during an
  * iteration may be seen or missed. */
-bool guard_ban_next(const struct guard *g, size_t *cursor, uint64_t now_ms,
-		    struct tp_addr *src /* OUT */, uint64_t *until_s /* OUT */);
+bool guard_ban_next(const struct guard *g, size_t *cursor, uint64_t now_ms, struct tp_addr *src /* OUT */,
+		    uint64_t *until_s /* OUT */);
 
 /* Syncing with the store's bans table: begin, mark every row read, end. Bans the table
  * had at an earlier sync and no longer has are lifted (parley ban del); bans made here
@@ -135,15 +135,15 @@ unsigned guard_ban_sync_end(struct guard *g);
 size_t guard_sweep(struct guard *g, uint64_t now_ms);
 
 struct guard_stats {
-	uint64_t limited;         /* datagrams dropped over the rate */
-	uint64_t banned_drops;    /* datagrams dropped from banned sources */
-	uint64_t bans;            /* bans made for failures (not guard_ban or syncs) */
-	uint64_t failures;        /* failed authentications counted */
-	uint64_t evicted;         /* entries given way to a new source or user */
-	size_t sources;           /* source entries in use (until swept) */
-	size_t users;             /* user entries in use */
-	size_t banned;            /* sources holding a ban (some may have just ended) */
-	size_t memory;            /* bytes held, fixed at guard_new */
+	uint64_t limited;      /* datagrams dropped over the rate */
+	uint64_t banned_drops; /* datagrams dropped from banned sources */
+	uint64_t bans;         /* bans made for failures (not guard_ban or syncs) */
+	uint64_t failures;     /* failed authentications counted */
+	uint64_t evicted;      /* entries given way to a new source or user */
+	size_t sources;        /* source entries in use (until swept) */
+	size_t users;          /* user entries in use */
+	size_t banned;         /* sources holding a ban (some may have just ended) */
+	size_t memory;         /* bytes held, fixed at guard_new */
 };
 const struct guard_stats *guard_stats(const struct guard *g);
 /* The settings the guard runs with. */

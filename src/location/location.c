@@ -12,8 +12,8 @@
  * instead of being scattered between short-lived transactions, so that what a burst of
  * transactions frees can go back to the system. */
 #define POOL_ALIGN 16
-#define POOL_CLASSES 64                 /* objects up to 1 KiB; larger ones use malloc */
-#define POOL_SLAB (2 * 1024 * 1024)     /* one huge page (core/pool.h: why) */
+#define POOL_CLASSES 64             /* objects up to 1 KiB; larger ones use malloc */
+#define POOL_SLAB (2 * 1024 * 1024) /* one huge page (core/pool.h: why) */
 
 struct slab_free {
 	struct slab_free *next;
@@ -21,9 +21,9 @@ struct slab_free {
 
 struct slabs {
 	struct slab_free *free[POOL_CLASSES];
-	char *cur;                        /* bump region of the newest slab */
+	char *cur; /* bump region of the newest slab */
 	size_t left;
-	void **slabs;                     /* every slab, for freeing them all */
+	void **slabs; /* every slab, for freeing them all */
 	size_t nslabs, capslabs;
 };
 
@@ -87,8 +87,8 @@ static void slabs_destroy(struct slabs *p)
 
 struct location {
 	struct loc_aor **slot;
-	size_t cap;       /* power of two */
-	size_t used;      /* live entries */
+	size_t cap;  /* power of two */
+	size_t used; /* live entries */
 	size_t tombs;
 	size_t bindings;
 	size_t sweep_pos;

@@ -11,8 +11,8 @@
 
 /* A compact source address: what the REGISTER came from, where the phone is reached. */
 struct loc_src {
-	uint8_t family;        /* AF_INET or AF_INET6 */
-	uint8_t proto;         /* enum tp_proto */
+	uint8_t family; /* AF_INET or AF_INET6 */
+	uint8_t proto;  /* enum tp_proto */
 	uint16_t port;
 	uint8_t ip[16];
 };
@@ -23,15 +23,15 @@ void loc_src_to_addr(const struct loc_src *s, struct tp_addr *a);
 /* One binding. The variable-length fields live in data[] right after the struct, so a
  * binding is a single allocation; read them with loc_b_*(). */
 struct loc_binding {
-	struct loc_binding *next;  /* next binding of the same AOR */
+	struct loc_binding *next; /* next binding of the same AOR */
 	struct loc_aor *aor;
-	uint32_t expires_at;       /* wall clock, unix seconds */
+	uint32_t expires_at; /* wall clock, unix seconds */
 	uint32_t cseq;
-	uint16_t q;                /* q-value in thousandths; 1000 when absent */
-	uint16_t len[7];           /* lengths of the fields below, in order */
+	uint16_t q;      /* q-value in thousandths; 1000 when absent */
+	uint16_t len[7]; /* lengths of the fields below, in order */
 	struct loc_src src;
-	uint8_t flags;             /* LOC_F_* */
-	char data[];               /* contact uri, contact params, call-id, user-agent, path,
+	uint8_t flags; /* LOC_F_* */
+	char data[];   /* contact uri, contact params, call-id, user-agent, path,
 				      +sip.instance, reg-id; no terminators */
 };
 
@@ -47,7 +47,7 @@ struct loc_aor {
 	uint16_t count;
 	uint16_t keylen;
 	uint32_t hash;
-	char key[];                /* "user@domain" (domain lower-cased by the caller) */
+	char key[]; /* "user@domain" (domain lower-cased by the caller) */
 };
 
 static inline struct str loc_aor_key(const struct loc_aor *a)
@@ -57,7 +57,7 @@ static inline struct str loc_aor_key(const struct loc_aor *a)
 
 /* What a registrar hands in for one contact. */
 struct loc_contact {
-	struct str field[7];       /* indexed by enum loc_field */
+	struct str field[7]; /* indexed by enum loc_field */
 	uint32_t expires_at;
 	uint32_t cseq;
 	uint16_t q;
@@ -84,7 +84,7 @@ int loc_put(struct location *l, struct str aor, const struct loc_contact *c, str
 void loc_del(struct location *l, struct loc_binding *b);
 
 /* Called for each binding a sweep removes, before it is freed. */
-typedef void (loc_expired_h)(const struct loc_binding *b, void *arg);
+typedef void(loc_expired_h)(const struct loc_binding *b, void *arg);
 /* Looks at up to budget hash slots from where the previous sweep stopped and removes the
  * bindings expired at now; returns how many it removed. Repeated calls cover the table. */
 unsigned loc_sweep(struct location *l, uint32_t now, unsigned budget, loc_expired_h *h, void *arg);

@@ -12,35 +12,35 @@
 /* One place a request was forwarded to: a client transaction of its own (§16.6). */
 struct branch {
 	struct ctx *c;
-	struct txn_client *ct;      /* NULL once freed, or when it never started */
-	unsigned status;            /* final received (408 after a timeout, 503 when it could
+	struct txn_client *ct; /* NULL once freed, or when it never started */
+	unsigned status;       /* final received (408 after a timeout, 503 when it could
 				       not start); 0 while pending */
-	bool ringing;               /* a provisional above 100 arrived */
+	bool ringing;          /* a provisional above 100 arrived */
 };
 
 /* The response context of one proxied request (§16.7): it lives until a final has gone
  * upstream and every branch transaction is gone, so that late 2xx can still be relayed. */
 struct ctx {
 	struct proxy *p;
-	size_t size;                /* bytes taken from the proxy's pool */
-	struct ctx *prev, *next;    /* the proxy's list of live contexts */
-	struct txn_server *st;      /* NULL once our final is sent: never touched again, since
+	size_t size;             /* bytes taken from the proxy's pool */
+	struct ctx *prev, *next; /* the proxy's list of live contexts */
+	struct txn_server *st;   /* NULL once our final is sent: never touched again, since
 				       the layer frees it on its own schedule */
-	struct tp_source up;        /* where responses go (for 2xx relayed after the final) */
+	struct tp_source up;     /* where responses go (for 2xx relayed after the final) */
 	enum sip_method mid;
-	bool record;                /* an INVITE with call info: write records, log steps */
-	bool rang;                  /* "ringing" was logged */
-	bool cancelled;             /* a CANCEL came: the answer is 487 */
-	unsigned n;                 /* branches */
-	unsigned live;              /* client transactions not yet freed */
-	struct timer timer;         /* the ring timeout, then the wait for 487s after a CANCEL */
-	unsigned best_status;       /* best final so far (§16.7 step 6), 0 if none */
-	char *best;                 /* its bytes without our Via; NULL for one we made up */
+	bool record;          /* an INVITE with call info: write records, log steps */
+	bool rang;            /* "ringing" was logged */
+	bool cancelled;       /* a CANCEL came: the answer is 487 */
+	unsigned n;           /* branches */
+	unsigned live;        /* client transactions not yet freed */
+	struct timer timer;   /* the ring timeout, then the wait for 487s after a CANCEL */
+	unsigned best_status; /* best final so far (§16.7 step 6), 0 if none */
+	char *best;           /* its bytes without our Via; NULL for one we made up */
 	size_t best_len;
-	struct proxy_fwd_flags fl;  /* how the request was forwarded (for failover) */
-	struct tp_source *alt;      /* failover targets for branch 0 (RFC 3263), or NULL */
+	struct proxy_fwd_flags fl; /* how the request was forwarded (for failover) */
+	struct tp_source *alt;     /* failover targets for branch 0 (RFC 3263), or NULL */
 	unsigned nalt, next_alt;
-	struct str call_id;         /* views into the text after br[] */
+	struct str call_id; /* views into the text after br[] */
 	struct str from_tag, to_tag;
 	struct cdr_attempt att;
 	struct branch br[];
@@ -49,16 +49,15 @@ struct ctx {
 struct proxy {
 	struct proxy_env env;
 	struct proxy_stats stats;
-	struct ctx *live;           /* every context, so that proxy_free finds them */
-	struct pool *pool;          /* contexts (core/pool.h: why) */
-	uint64_t salt;              /* makes stateless branches unguessable */
-	char routes[8192];          /* scratch: a rebuilt Route header */
-	char out[SIP_MAX_MSG];      /* scratch: the one message being built */
+	struct ctx *live;      /* every context, so that proxy_free finds them */
+	struct pool *pool;     /* contexts (core/pool.h: why) */
+	uint64_t salt;         /* makes stateless branches unguessable */
+	char routes[8192];     /* scratch: a rebuilt Route header */
+	char out[SIP_MAX_MSG]; /* scratch: the one message being built */
 };
 
 /* RFC 3326: tells the other phones why they stop ringing, so they do not log a missed call. */
 #define REASON_ELSEWHERE "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n"
-
 
 static void on_response(void *tu, struct txn_client *ct, const struct sip_msg *m, const struct tp_source *src);
 static void on_timeout(void *tu, struct txn_client *ct, int err);
@@ -170,8 +169,8 @@ static bool our_credentials(const struct proxy *p, const struct sip_msg *req)
 /* Rebuilds the Route set when the simple "drop our own first Route" of the printer is not
  * enough: a binding's Path goes in front (RFC 3327), and the strict-router fix-up removes
  * the last entry (§16.4). The result replaces every Route line of the request. */
-static bool route_opts(struct proxy *p, const struct sip_msg *req, const struct proxy_fwd_flags *fl,
-		       struct str path, struct sip_fwd_opts *o)
+static bool route_opts(struct proxy *p, const struct sip_msg *req, const struct proxy_fwd_flags *fl, struct str path,
+		       struct sip_fwd_opts *o)
 {
 	if (!path.l && !fl->drop_last_route) {
 		o->drop_first_route = fl->pop_route;
@@ -213,8 +212,8 @@ static bool route_opts(struct proxy *p, const struct sip_msg *req, const struct 
  * p->out. in is the listener the request came in on. Returns the length, or 0 when the
  * result does not fit. */
 static size_t print_fwd(struct proxy *p, const struct sip_msg *req, const struct tp_source *src,
-			const struct proxy_target *t, const struct proxy_fwd_flags *fl,
-			const struct tp_listener *out, struct str branch)
+			const struct proxy_target *t, const struct proxy_fwd_flags *fl, const struct tp_listener *out,
+			struct str branch)
 {
 	char via[256], rr[300];
 	struct sip_out v;
@@ -671,8 +670,8 @@ static int start_branch(struct ctx *c, const struct sip_msg *req, const struct p
 	if (!len)
 		return -EMSGSIZE;
 	struct txn_client *ct = NULL;
-	int err = txn_client_start(&ct, p->env.txn, p->out, len, (struct str){ br, bl }, req->mid, req->method,
-				   &dst, &branch_ops, b);
+	int err = txn_client_start(&ct, p->env.txn, p->out, len, (struct str){ br, bl }, req->mid, req->method, &dst,
+				   &branch_ops, b);
 	if (!err)
 		b->ct = ct;
 	return err;
@@ -757,7 +756,8 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 		c->att.call_id = c->call_id;
 		c->att.caller = keep(&pos, info->caller);
 		c->att.callee = keep(&pos, info->callee);
-		int k = sprintf(pos, "%.*s;%.*s;%u", STR_FMT(req->call_id), STR_FMT(req->from.tag), (unsigned)req->cseq);
+		int k = sprintf(pos, "%.*s;%.*s;%u", STR_FMT(req->call_id), STR_FMT(req->from.tag),
+				(unsigned)req->cseq);
 		c->att.id = (struct str){ pos, (size_t)k };
 		c->att.start_ms = clock_wall_ms();
 	}

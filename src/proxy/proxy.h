@@ -20,7 +20,7 @@ struct proxy;
 
 /* The settings ([server] ring-timeout). */
 struct proxy_cfg {
-	unsigned ring_timeout;      /* --ring-timeout 60 s an INVITE may ring unanswered */
+	unsigned ring_timeout; /* --ring-timeout 60 s an INVITE may ring unanswered */
 };
 extern const struct cfg_key proxy_cfg_keys[];
 extern const size_t proxy_cfg_nkeys;
@@ -29,15 +29,15 @@ void proxy_cfg_defaults(struct proxy_cfg *c);
 /* What the proxy needs from the server that owns it; all must outlive the proxy. */
 struct proxy_env {
 	const struct proxy_cfg *cfg; /* may be NULL: no ring timeout */
-	const char *realm;          /* our digest realm (credentials for it are not passed on);
+	const char *realm;           /* our digest realm (credentials for it are not passed on);
 				       NULL or empty: each served domain is its own realm */
-	struct route *route;        /* our domains (is this us); may be NULL in tests */
+	struct route *route;         /* our domains (is this us); may be NULL in tests */
 	struct log *lg;
 	struct timer_wheel *wheel;
 	struct txn_layer *txn;
 	struct transport *tp;
-	struct cdr *cdr;            /* call records */
-	struct dlg_table *dialogs;  /* dialogs record-routed (router opens them, the proxy
+	struct cdr *cdr;           /* call records */
+	struct dlg_table *dialogs; /* dialogs record-routed (router opens them, the proxy
 				       teaches them the callee's addresses and closes them);
 				       may be NULL */
 	/* Sends bytes statelessly (ACK for 2xx, relayed 2xx retransmissions). */
@@ -49,32 +49,32 @@ struct proxy_env {
 #define PROXY_MAX_ALT 7
 
 struct proxy_target {
-	struct str ruri;            /* new Request-URI (a binding's contact); empty: keep */
-	struct tp_source dst;       /* listener (may be NULL: picked by the proxy), address, proto */
+	struct str ruri;                     /* new Request-URI (a binding's contact); empty: keep */
+	struct tp_source dst;                /* listener (may be NULL: picked by the proxy), address, proto */
 	struct tp_source alt[PROXY_MAX_ALT]; /* failover (RFC 3263 SRV order): tried in turn when
 				       dst times out or answers 503 */
 	unsigned nalt;
-	struct str path;            /* Path header values of the binding (RFC 3327) as Route
+	struct str path; /* Path header values of the binding (RFC 3327) as Route
 				       lines to add, comma separated; may be empty */
 };
 
 /* What a call record needs to know about the request (INVITE only; others: NULL). */
 struct proxy_call_info {
-	struct str caller;          /* "alice@a.test" */
-	struct str callee;          /* "bob@a.test" */
+	struct str caller; /* "alice@a.test" */
+	struct str callee; /* "bob@a.test" */
 };
 
 struct proxy_fwd_flags {
-	bool pop_route;             /* our own address is the top Route: remove it (§16.4) */
-	bool record_route;          /* add our Record-Route (initial requests) */
-	struct str strict_ruri;     /* §16.4 strict-router fix-up done by the router: the new
+	bool pop_route;         /* our own address is the top Route: remove it (§16.4) */
+	bool record_route;      /* add our Record-Route (initial requests) */
+	struct str strict_ruri; /* §16.4 strict-router fix-up done by the router: the new
 				       Request-URI when the request came from a strict router
 				       (then the last Route was removed: drop_last_route) */
 	bool drop_last_route;
-	bool dialog;                /* an initial INVITE/SUBSCRIBE/REFER whose dialog the
+	bool dialog;          /* an initial INVITE/SUBSCRIBE/REFER whose dialog the
 				       router opened: learn, confirm and close it */
-	struct str assert_id;       /* P-Asserted-Identity value to add (RFC 3325), or empty */
-	bool strip_ids;             /* remove P-Asserted-Identity, P-Preferred-Identity and
+	struct str assert_id; /* P-Asserted-Identity value to add (RFC 3325), or empty */
+	bool strip_ids;       /* remove P-Asserted-Identity, P-Preferred-Identity and
 				       Remote-Party-ID received (untrusted source) */
 };
 
@@ -140,7 +140,7 @@ bool proxy_looped(const struct proxy *p, const struct sip_msg *m, struct str *vi
 struct proxy_stats {
 	uint64_t calls, answered, busy, cancelled, noanswer, failed;
 	unsigned active;
-	unsigned pending;           /* requests forwarded and not yet answered upstream: what
+	unsigned pending; /* requests forwarded and not yet answered upstream: what
 				       a flood of unanswered calls piles up (each with its
 				       transactions, ~16 KB) */
 };

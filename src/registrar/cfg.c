@@ -20,7 +20,8 @@ int reg_cfg_check(const void *base, char *err, size_t errlen)
 {
 	const struct reg_cfg *c = base;
 	if (c->min_expires > c->default_expires || c->default_expires > c->max_expires) {
-		snprintf(err, errlen, "--min-expires %u, --default-expires %u, --max-expires %u: expected min <= default <= max",
+		snprintf(err, errlen,
+			 "--min-expires %u, --default-expires %u, --max-expires %u: expected min <= default <= max",
 			 c->min_expires, c->default_expires, c->max_expires);
 		return -1;
 	}

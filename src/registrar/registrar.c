@@ -9,14 +9,13 @@
 
 #include "core/clock.h"
 
-#define REG_MAX_CONTACTS 32   /* Contact values read from one REGISTER */
-
+#define REG_MAX_CONTACTS 32 /* Contact values read from one REGISTER */
 
 /* One Contact value of the request, checked and with its expiry settled. */
 struct contact_in {
 	struct sip_addr a;
-	struct str params;       /* contact params without expires */
-	uint32_t expires;        /* seconds, after clamping */
+	struct str params; /* contact params without expires */
+	uint32_t expires;  /* seconds, after clamping */
 	uint16_t q;
 	struct loc_binding *old; /* existing binding with the same URI */
 };
@@ -233,12 +232,12 @@ struct reg_req {
 	const struct tp_source *src;
 	struct str aor;
 	uint32_t now;
-	unsigned nc;             /* Contact values read into r->cin */
-	bool star;               /* one of them is '*' */
-	struct loc_aor *a;       /* the AOR's bindings; NULL when it has none */
+	unsigned nc;                        /* Contact values read into r->cin */
+	bool star;                          /* one of them is '*' */
+	struct loc_aor *a;                  /* the AOR's bindings; NULL when it has none */
 	unsigned added, refreshed, removed; /* what apply did, for the log line */
-	uint32_t shown_exp;      /* expiry of the last contact written, for the log line */
-	char src_buf[80];        /* the source address as text, once src_txt made it */
+	uint32_t shown_exp;                 /* expiry of the last contact written, for the log line */
+	char src_buf[80];                   /* the source address as text, once src_txt made it */
 };
 
 /* Returns the source address as text, made only when a log line wants it. */
@@ -281,8 +280,9 @@ static int read_contacts(struct reg_req *q)
 				return -1;
 			}
 			if (c->a.uri_str.l + c->a.params.l > CONTACT_MAX) {
-				log_info(r->env.lg, "register", "refused %.*s from %s: a contact of %zu bytes (at most %u)",
-					 STR_FMT(q->aor), src_txt(q), c->a.uri_str.l + c->a.params.l, CONTACT_MAX);
+				log_info(r->env.lg, "register",
+					 "refused %.*s from %s: a contact of %zu bytes (at most %u)", STR_FMT(q->aor),
+					 src_txt(q), c->a.uri_str.l + c->a.params.l, CONTACT_MAX);
 				reply(st, 400, "Contact Too Long", STR_NULL);
 				return -1;
 			}
@@ -332,8 +332,8 @@ static void do_wildcard(struct reg_req *q)
 	 * higher or equal CSeq), in which case nothing changes. */
 	for (struct loc_binding *b = a ? a->first : NULL; b; b = b->next)
 		if (b->expires_at > q->now && str_eq(loc_b_field(b, LOC_CALLID), m->call_id) && m->cseq <= b->cseq) {
-			log_info(r->env.lg, "register", "refused %.*s from %s: CSeq %u not above %u",
-				 STR_FMT(q->aor), src_txt(q), m->cseq, b->cseq);
+			log_info(r->env.lg, "register", "refused %.*s from %s: CSeq %u not above %u", STR_FMT(q->aor),
+				 src_txt(q), m->cseq, b->cseq);
 			reply(q->st, 500, "Out of Order Request", STR_NULL);
 			return;
 		}
@@ -347,8 +347,8 @@ static void do_wildcard(struct reg_req *q)
 		if (last)
 			break;
 	}
-	log_info(r->env.lg, "register", "unregistered %.*s from %s: all %u bindings removed",
-		 STR_FMT(q->aor), src_txt(q), removed);
+	log_info(r->env.lg, "register", "unregistered %.*s from %s: all %u bindings removed", STR_FMT(q->aor),
+		 src_txt(q), removed);
 	reply(q->st, 200, "OK", STR_NULL);
 }
 
@@ -371,8 +371,8 @@ static int check_update(struct reg_req *q)
 		c->old = loc_find_contact(a, c->a.uri_str);
 		if (c->old && c->old->expires_at > now && str_eq(loc_b_field(c->old, LOC_CALLID), m->call_id) &&
 		    m->cseq <= c->old->cseq) {
-			log_info(r->env.lg, "register", "refused %.*s from %s: CSeq %u not above %u",
-				 STR_FMT(q->aor), src_txt(q), m->cseq, c->old->cseq);
+			log_info(r->env.lg, "register", "refused %.*s from %s: CSeq %u not above %u", STR_FMT(q->aor),
+				 src_txt(q), m->cseq, c->old->cseq);
 			reply(q->st, 500, "Out of Order Request", STR_NULL);
 			return -1;
 		}
@@ -383,8 +383,8 @@ static int check_update(struct reg_req *q)
 			adds++;
 	}
 	if (live + adds - dels > cfg->max_contacts) {
-		log_info(r->env.lg, "register", "refused %.*s from %s: more than %u contacts",
-			 STR_FMT(q->aor), src_txt(q), cfg->max_contacts);
+		log_info(r->env.lg, "register", "refused %.*s from %s: more than %u contacts", STR_FMT(q->aor),
+			 src_txt(q), cfg->max_contacts);
 		reply(q->st, 403, "Too Many Contacts", STR_NULL);
 		return -1;
 	}
@@ -404,7 +404,8 @@ static int check_update(struct reg_req *q)
 		if (cin[i].expires > 0)
 			need += cin[i].a.uri_str.l + cin[i].a.params.l + LIST_PER_BINDING;
 	if (need > LIST_MAX) {
-		log_info(r->env.lg, "register", "refused %.*s from %s: the bindings would need %zu bytes to list (at most %u)",
+		log_info(r->env.lg, "register",
+			 "refused %.*s from %s: the bindings would need %zu bytes to list (at most %u)",
 			 STR_FMT(q->aor), src_txt(q), need, LIST_MAX);
 		reply(q->st, 403, "Too Many Bindings to List", STR_NULL);
 		return -1;
@@ -510,7 +511,8 @@ static void reply_ok(struct reg_req *q)
 	if (q->nc == 0)
 		log_info(r->env.lg, "register", "query %.*s from %s: %u bindings", STR_FMT(q->aor), src_txt(q), total);
 	else if (q->added || q->refreshed)
-		log_info(r->env.lg, "register", "registered %.*s from %s: %u new, %u refreshed, %u removed, %u bindings, expires %u s",
+		log_info(r->env.lg, "register",
+			 "registered %.*s from %s: %u new, %u refreshed, %u removed, %u bindings, expires %u s",
 			 STR_FMT(q->aor), src_txt(q), q->added, q->refreshed, q->removed, total, q->shown_exp);
 	else
 		log_info(r->env.lg, "register", "unregistered %.*s from %s: %u removed, %u bindings left",
@@ -519,8 +521,8 @@ static void reply_ok(struct reg_req *q)
 	reply(q->st, 200, "OK", (struct str){ o.p, o.len });
 }
 
-void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg *m,
-		const struct tp_source *src, struct str aor, uint32_t now)
+void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg *m, const struct tp_source *src,
+		struct str aor, uint32_t now)
 {
 	struct reg_req q = { .r = r, .st = st, .m = m, .src = src, .aor = aor, .now = now };
 

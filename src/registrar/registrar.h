@@ -17,10 +17,10 @@ struct registrar;
 
 /* The settings ([server] section, same-named flags). */
 struct reg_cfg {
-	unsigned max_contacts;        /* --max-contacts 10 bindings per address */
-	unsigned min_expires;         /* --min-expires 60 s */
-	unsigned max_expires;         /* --max-expires 86400 s */
-	unsigned default_expires;     /* --default-expires 3600 s */
+	unsigned max_contacts;    /* --max-contacts 10 bindings per address */
+	unsigned min_expires;     /* --min-expires 60 s */
+	unsigned max_expires;     /* --max-expires 86400 s */
+	unsigned default_expires; /* --default-expires 3600 s */
 };
 extern const struct cfg_key reg_cfg_keys[];
 extern const size_t reg_cfg_nkeys;
@@ -31,7 +31,7 @@ struct reg_env {
 	const struct reg_cfg *cfg;
 	struct log *lg;
 	struct location *loc;
-	struct store *store;          /* may be NULL: no persistence */
+	struct store *store; /* may be NULL: no persistence */
 };
 
 int reg_new(struct registrar **rp, const struct reg_env *env);
@@ -39,8 +39,8 @@ void reg_free(struct registrar *r);
 
 /* Handles a REGISTER already authenticated as aor ("user@domain", domain lower-case) that
  * owns the To AOR (both checked by the router): steps 6–8 of §10.3. Answers st. now: unix s. */
-void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg *m,
-		const struct tp_source *src, struct str aor, uint32_t now);
+void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg *m, const struct tp_source *src,
+		struct str aor, uint32_t now);
 
 /* Loads the unexpired bindings of the store into the location table; returns how many, or
  * a negative errno (message in store_errmsg). */

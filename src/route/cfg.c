@@ -10,10 +10,17 @@
 const struct cfg_key route_cfg_keys[] = {
 	CFG_KEY_LIST(struct route_cfg, "domain", "server", "domain", domain, ndomain, "a domain name", CFG_F_REPLACE),
 	CFG_KEY_STR(struct route_cfg, "dns", "server", "dns", dns, "system resolver", 0),
-	{ .flag = "peer", .section = "peers", .kind = CFG_MAP, .off = offsetof(struct route_cfg, peer),
-	  .size = sizeof(struct route_peer_cfg), .max = ROUTE_MAX_PEERS, .count_off = offsetof(struct route_cfg, npeer),
-	  .name_size = sizeof(((struct route_peer_cfg *)0)->domain), .voff = offsetof(struct route_peer_cfg, uri),
-	  .vsize = sizeof(((struct route_peer_cfg *)0)->uri), .what = "DOMAIN=sip:HOST[:PORT]" },
+	{ .flag = "peer",
+	  .section = "peers",
+	  .kind = CFG_MAP,
+	  .off = offsetof(struct route_cfg, peer),
+	  .size = sizeof(struct route_peer_cfg),
+	  .max = ROUTE_MAX_PEERS,
+	  .count_off = offsetof(struct route_cfg, npeer),
+	  .name_size = sizeof(((struct route_peer_cfg *)0)->domain),
+	  .voff = offsetof(struct route_peer_cfg, uri),
+	  .vsize = sizeof(((struct route_peer_cfg *)0)->uri),
+	  .what = "DOMAIN=sip:HOST[:PORT]" },
 };
 const size_t route_cfg_nkeys = sizeof(route_cfg_keys) / sizeof(route_cfg_keys[0]);
 
@@ -99,7 +106,8 @@ int route_cfg_check(const void *base, char *err, size_t errlen)
 	for (unsigned i = 0; i < c->npeer; i++) {
 		struct sip_uri u;
 		if (!valid_sip_uri(c->peer[i].uri) || sip_uri_parse(&u, str_from_cstr(c->peer[i].uri)) != 0) {
-			snprintf(err, errlen, "--peer %s=%s: expected sip:HOST[:PORT]", c->peer[i].domain, c->peer[i].uri);
+			snprintf(err, errlen, "--peer %s=%s: expected sip:HOST[:PORT]", c->peer[i].domain,
+				 c->peer[i].uri);
 			return -1;
 		}
 	}

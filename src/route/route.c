@@ -15,21 +15,21 @@
 #define DNS_TYPE_SRV 33
 #define DNS_TYPE_NAPTR 35
 
-#define DNS_TIMEOUT_MS 1000   /* per try: a SIP transaction (Timer B, 32 s) must not wait long */
+#define DNS_TIMEOUT_MS 1000 /* per try: a SIP transaction (Timer B, 32 s) must not wait long */
 #define DNS_TRIES 2
-#define MAX_SRV_NAMES 4       /* SRV names from NAPTR (or the defaults) tried in turn */
-#define MAX_SRV_READ 32       /* SRV records ordered before keeping ROUTE_MAX_TARGETS */
+#define MAX_SRV_NAMES 4 /* SRV names from NAPTR (or the defaults) tried in turn */
+#define MAX_SRV_READ 32 /* SRV records ordered before keeping ROUTE_MAX_TARGETS */
 #define MAX_NAPTR_READ 16
 #define CACHE_SLOTS 32
-#define CACHE_MAX_TTL 300     /* s: bounds how long a changed zone keeps being ignored */
+#define CACHE_MAX_TTL 300 /* s: bounds how long a changed zone keeps being ignored */
 #define KEY_LEN 300
 
 /* The SIP resolution services of RFC 3263 §4.1 and the transport each one means. */
 struct svc {
-	const char *naptr;     /* NAPTR service field */
-	const char *srv;       /* SRV name prefix */
+	const char *naptr; /* NAPTR service field */
+	const char *srv;   /* SRV name prefix */
 	enum tp_proto proto;
-	bool secure;           /* usable for a sips URI */
+	bool secure; /* usable for a sips URI */
 };
 
 static const struct svc svcs[] = {
@@ -40,15 +40,15 @@ static const struct svc svcs[] = {
 
 /* What a URI asks for once maddr, port and transport= are read. */
 struct plan {
-	char host[256];        /* lower case, without a trailing dot; IPv6 keeps brackets */
-	uint16_t port;         /* 0: none given */
-	int proto;             /* enum tp_proto from transport=, or -1 */
+	char host[256]; /* lower case, without a trailing dot; IPv6 keeps brackets */
+	uint16_t port;  /* 0: none given */
+	int proto;      /* enum tp_proto from transport=, or -1 */
 	bool sips;
 };
 
 struct cache_entry {
-	char key[KEY_LEN];     /* "" when free */
-	uint64_t expires;      /* loop ms */
+	char key[KEY_LEN]; /* "" when free */
+	uint64_t expires;  /* loop ms */
 	struct route_target t[ROUTE_MAX_TARGETS];
 	unsigned n;
 };
@@ -60,40 +60,43 @@ struct slot {
 	struct query *q;
 	struct tp_addr a[ROUTE_MAX_TARGETS];
 	unsigned n;
-	int err;               /* -errno when the lookup failed */
+	int err; /* -errno when the lookup failed */
 };
 
 struct query {
-	struct query *next, *prev;      /* route's list of resolutions in flight */
+	struct query *next, *prev; /* route's list of resolutions in flight */
 	struct route *r;
 	uint64_t id;
-	route_h *cb;                    /* NULL once cancelled or answered */
+	route_h *cb; /* NULL once cancelled or answered */
 	void *arg;
 	struct plan p;
-	char key[KEY_LEN];              /* cache key of p */
-	struct { char name[256]; enum tp_proto proto; } names[MAX_SRV_NAMES];
-	unsigned nnames, iname;         /* SRV names to try, and the one being tried */
-	enum tp_proto proto;            /* transport of the targets being looked up */
-	bool from_srv;                  /* the hosts in srv[] came from SRV records */
+	char key[KEY_LEN]; /* cache key of p */
+	struct {
+		char name[256];
+		enum tp_proto proto;
+	} names[MAX_SRV_NAMES];
+	unsigned nnames, iname; /* SRV names to try, and the one being tried */
+	enum tp_proto proto;    /* transport of the targets being looked up */
+	bool from_srv;          /* the hosts in srv[] came from SRV records */
 	struct route_srv srv[ROUTE_MAX_TARGETS];
 	struct slot slot[ROUTE_MAX_TARGETS];
 	unsigned nsrv;
-	unsigned pending;               /* c-ares calls not called back yet */
-	bool issuing;                   /* still starting the parallel address lookups */
-	uint32_t ttl;                   /* least TTL seen, s */
+	unsigned pending; /* c-ares calls not called back yet */
+	bool issuing;     /* still starting the parallel address lookups */
+	uint32_t ttl;     /* least TTL seen, s */
 };
 
 struct route {
 	struct loop *loop;
-	struct route_cfg cfg;           /* a copy: the peers' URIs below are views into it */
+	struct route_cfg cfg;                     /* a copy: the peers' URIs below are views into it */
 	struct sip_uri peer_uri[ROUTE_MAX_PEERS]; /* parsed once, at route_new */
 	ares_channel ch;
-	bool lib_ok, chan_ok;           /* what route_free must undo */
-	bool closing;                   /* route_free runs: callbacks only unwind */
-	unsigned protos;                /* 1u << enum tp_proto we can send on */
+	bool lib_ok, chan_ok; /* what route_free must undo */
+	bool closing;         /* route_free runs: callbacks only unwind */
+	unsigned protos;      /* 1u << enum tp_proto we can send on */
 	uint64_t next_id;
-	uint64_t rng;                   /* xorshift state for SRV weights */
-	struct timer tmr;               /* c-ares's next timeout */
+	uint64_t rng;     /* xorshift state for SRV weights */
+	struct timer tmr; /* c-ares's next timeout */
 	struct query *queries;
 	struct cache_entry cache[CACHE_SLOTS];
 };
@@ -177,8 +180,8 @@ static uint32_t answer_ttl(const unsigned char *b, int len, uint32_t ttl)
 		off = skip_name(b, len, off);
 		if (off < 0 || off + 10 > len)
 			return ttl;
-		uint32_t t = (uint32_t)b[off + 4] << 24 | (uint32_t)b[off + 5] << 16 |
-			     (uint32_t)b[off + 6] << 8 | b[off + 7];
+		uint32_t t = (uint32_t)b[off + 4] << 24 | (uint32_t)b[off + 5] << 16 | (uint32_t)b[off + 6] << 8 |
+			     b[off + 7];
 		if (t < ttl)
 			ttl = t;
 		off += 10 + ((int)b[off + 8] << 8 | b[off + 9]);
@@ -204,8 +207,8 @@ void route_srv_order(struct route_srv *s, unsigned n, route_rand_h *rand_fn, voi
 	/* Stable insertion sort by priority, zero weights first within a priority. */
 	for (unsigned i = 1; i < n; i++) {
 		unsigned j = i;
-		while (j > 0 && (s[j - 1].prio > s[i].prio ||
-				 (s[j - 1].prio == s[i].prio && s[j - 1].weight && !s[i].weight)))
+		while (j > 0 &&
+		       (s[j - 1].prio > s[i].prio || (s[j - 1].prio == s[i].prio && s[j - 1].weight && !s[i].weight)))
 			j--;
 		rotate(s, j, i);
 	}
@@ -251,8 +254,7 @@ static bool cache_get(struct route *r, const char *key, struct route_target *t, 
 	return false;
 }
 
-static void cache_put(struct route *r, const char *key, const struct route_target *t, unsigned n,
-		      uint32_t ttl)
+static void cache_put(struct route *r, const char *key, const struct route_target *t, unsigned n, uint32_t ttl)
 {
 	if (ttl == 0)
 		return;
@@ -327,8 +329,7 @@ static bool numeric(const struct plan *p, struct route_target *t)
 
 /* Answers from the URI, the static peers or the cache; otherwise leaves in p what DNS must
  * resolve and returns -EWOULDBLOCK. */
-static int immediate(struct route *r, const struct sip_uri *u, struct plan *p, struct route_target *t,
-		     unsigned *n)
+static int immediate(struct route *r, const struct sip_uri *u, struct plan *p, struct route_target *t, unsigned *n)
 {
 	int err = plan_uri(r, u, p);
 	if (err)
@@ -564,7 +565,7 @@ static void on_srv(void *arg, int status, int timeouts, unsigned char *abuf, int
 	q->ttl = answer_ttl(abuf, alen, q->ttl);
 	struct route_srv s[MAX_SRV_READ];
 	unsigned n = 0;
-	bool refused = false;  /* RFC 2782: target "." means no such service here */
+	bool refused = false; /* RFC 2782: target "." means no such service here */
 	for (struct ares_srv_reply *x = rep; x && n < MAX_SRV_READ; x = x->next) {
 		if (!x->host[0] || strcmp(x->host, ".") == 0) {
 			refused = true;
@@ -741,7 +742,7 @@ static uint64_t seed(void)
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		s = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec;
 	}
-	return s ? s : 0x2545f4914f6cdd1dull;  /* xorshift must not start at 0 */
+	return s ? s : 0x2545f4914f6cdd1dull; /* xorshift must not start at 0 */
 }
 
 int route_new(struct route **rp, struct loop *loop, const struct route_cfg *cfg)
@@ -770,7 +771,7 @@ int route_new(struct route **rp, struct loop *loop, const struct route_cfg *cfg)
 	struct ares_options o = {
 		.timeout = DNS_TIMEOUT_MS,
 		.tries = DNS_TRIES,
-		.ndomains = 0,                   /* RFC 3263 names are absolute: no search list */
+		.ndomains = 0, /* RFC 3263 names are absolute: no search list */
 		.sock_state_cb = on_sock,
 		.sock_state_cb_data = r,
 	};

@@ -18,14 +18,14 @@ struct route;
 
 struct route_peer_cfg {
 	char domain[256];
-	char uri[300];        /* sip:HOST[:PORT] */
+	char uri[300]; /* sip:HOST[:PORT] */
 };
 struct route_cfg {
-	char domain[ROUTE_MAX_DOMAINS][256];  /* --domain, [server] domain: the served domains */
+	char domain[ROUTE_MAX_DOMAINS][256]; /* --domain, [server] domain: the served domains */
 	unsigned ndomain;
 	struct route_peer_cfg peer[ROUTE_MAX_PEERS]; /* --peer D=URI, [peers] D = URI */
 	unsigned npeer;
-	char dns[300];                        /* --dns SERVER[:PORT], empty: system */
+	char dns[300]; /* --dns SERVER[:PORT], empty: system */
 };
 extern const struct cfg_key route_cfg_keys[];
 extern const size_t route_cfg_nkeys;
@@ -45,9 +45,9 @@ struct str route_peer_host(const struct route *r, struct str domain);
 /* One place to send the request to; a list of them is ordered best first, and the caller
  * tries the next one when a target fails (RFC 3263 §4.3). */
 struct route_target {
-	struct tp_addr addr;    /* address and port */
-	enum tp_proto proto;    /* transport to use */
-	char host[256];         /* the SRV target or the host the address came from, for logs */
+	struct tp_addr addr; /* address and port */
+	enum tp_proto proto; /* transport to use */
+	char host[256];      /* the SRV target or the host the address came from, for logs */
 };
 
 #define ROUTE_MAX_TARGETS 8
@@ -56,7 +56,7 @@ struct route_target {
  * SIP records and no address: the caller answers 404), -ETIMEDOUT or -EHOSTUNREACH (DNS
  * did not answer or failed, or the SRV targets have no address: the caller answers 503).
  * t is valid only during the call. */
-typedef void (route_h)(void *arg, int err, const struct route_target *t, unsigned n);
+typedef void(route_h)(void *arg, int err, const struct route_target *t, unsigned n);
 
 /* Creates a resolver on loop, with cfg's domains, static peers (parsed here, once) and DNS server (cfg->dns, numeric
  * "ADDR[:PORT]", "[V6]:PORT"; empty: /etc/resolv.conf). cfg must outlive the route. The
@@ -108,8 +108,8 @@ void route_cancel(struct route *r, uint64_t id);
 /* A request waits here while its Request-URI is resolved: owner is what it is known by
  * (its server transaction), state the caller's own bytes about it (how to forward it),
  * copied and handed back to cb with the outcome. */
-typedef void (route_wait_h)(void *arg, const void *owner, void *state, int err, const struct route_target *t,
-			    unsigned n);
+typedef void(route_wait_h)(void *arg, const void *owner, void *state, int err, const struct route_target *t,
+			   unsigned n);
 struct route_waits;
 /* A list of waiting requests on resolver r; every callback gets arg. Returns 0 or -ENOMEM. */
 int route_waits_new(struct route_waits **wp, struct route *r, route_wait_h *cb, void *arg);
@@ -137,7 +137,7 @@ struct route_srv {
 };
 
 /* Returns a uniformly distributed 32-bit value. */
-typedef uint32_t (route_rand_h)(void *arg);
+typedef uint32_t(route_rand_h)(void *arg);
 
 /* Orders s[0..n) in place per RFC 2782: priority ascending; within one priority, records
  * drawn one by one with a chance proportional to weight (zero-weight ones rarely first). */

@@ -18,7 +18,7 @@ struct route_waits {
 	struct route *r;
 	route_wait_h *cb;
 	void *arg;
-	struct wait *list;    /* few at a time: answers are cached, so a walk is cheap */
+	struct wait *list; /* few at a time: answers are cached, so a walk is cheap */
 };
 
 int route_waits_new(struct route_waits **wp, struct route *r, route_wait_h *cb, void *arg)

@@ -55,7 +55,7 @@ static void challenge(struct req *q, struct str realm, bool stale, bool proxy)
 	}
 	q->r->stats.challenges++;
 	router__reply_sl(q, proxy ? 407 : 401, proxy ? "Proxy Authentication Required" : "Unauthorized",
-		 (struct str){ buf, (size_t)n });
+			 (struct str){ buf, (size_t)n });
 }
 
 /* Whether a digest uri names this server itself: a URI without a user part whose host
@@ -70,7 +70,7 @@ static bool digest_uri_is_me(const struct router *r, struct str u)
  * the user's AOR in aor; otherwise the request has been answered (challenge, 403 or
  * nothing for a banned source) and logged. */
 bool router__authenticate(struct req *q, int dom, bool proxy, const char *what, char *aor, size_t aorcap,
-			 struct str *aor_out)
+			  struct str *aor_out)
 {
 	struct router *r = q->r;
 	char rbuf[256];
@@ -94,7 +94,8 @@ bool router__authenticate(struct req *q, int dom, bool proxy, const char *what, 
 	struct store_user u;
 	const char *ha1 = NULL;
 	bool known = false;
-	if (auth_alg_from_name(cred.algorithm, &alg) && store_ucache_get(r->env.users, cred.username, domain, router__now(r), &u) == 0) {
+	if (auth_alg_from_name(cred.algorithm, &alg) &&
+	    store_ucache_get(r->env.users, cred.username, domain, router__now(r), &u) == 0) {
 		known = true;
 		ha1 = alg == AUTH_SHA256 ? u.ha1_sha256 : u.ha1_md5;
 	}
@@ -113,21 +114,24 @@ bool router__authenticate(struct req *q, int dom, bool proxy, const char *what, 
 		return true;
 	case AUTH_STALE:
 	case AUTH_BAD_NONCE:
-		log_info(r->env.lg, what, "challenge %.*s from %s again: stale nonce", STR_FMT(user_aor), router__src(q));
+		log_info(r->env.lg, what, "challenge %.*s from %s again: stale nonce", STR_FMT(user_aor),
+			 router__src(q));
 		challenge(q, realm, true, proxy);
 		return false;
 	case AUTH_REPLAY:
-		router__log_reject(r, "%s: refused %.*s from %s: replayed nonce count", what, STR_FMT(user_aor), router__src(q));
+		router__log_reject(r, "%s: refused %.*s from %s: replayed nonce count", what, STR_FMT(user_aor),
+				   router__src(q));
 		challenge(q, realm, false, proxy);
 		return false;
 	case AUTH_URI_MISMATCH:
 		router__log_reject(r, "%s: refused %.*s from %s: digest uri '%.*s' is not the Request-URI", what,
-				  STR_FMT(user_aor), router__src(q), STR_FMT(cred.uri));
+				   STR_FMT(user_aor), router__src(q), STR_FMT(cred.uri));
 		challenge(q, realm, false, proxy);
 		return false;
 	case AUTH_BAD_REQUEST:
-		router__log_reject(r, "%s: refused %.*s from %s: unusable credentials (algorithm, qop=auth or parameters)",
-				  what, STR_FMT(user_aor), router__src(q));
+		router__log_reject(r,
+				   "%s: refused %.*s from %s: unusable credentials (algorithm, qop=auth or parameters)",
+				   what, STR_FMT(user_aor), router__src(q));
 		challenge(q, realm, false, proxy);
 		return false;
 	case AUTH_BAD_RESPONSE:

@@ -14,7 +14,7 @@
 struct waiting {
 	struct proxy_fwd_flags fl;
 	bool invite;
-	bool record;                /* write a call record (caller and callee below) */
+	bool record; /* write a call record (caller and callee below) */
 	char caller[256], callee[256], assert_id[300];
 	size_t caller_l, callee_l;
 };
@@ -87,7 +87,8 @@ const struct router_stats *router_stats(const struct router *r)
 
 static void answer_options(struct req *q)
 {
-	router__reply_sl(q, 200, "OK", STR("Allow: " ALLOW "\r\nAccept: application/sdp\r\nSupported: " SUPPORTED "\r\n"));
+	router__reply_sl(q, 200, "OK",
+			 STR("Allow: " ALLOW "\r\nAccept: application/sdp\r\nSupported: " SUPPORTED "\r\n"));
 }
 
 /* Require/Proxy-Require values we do not support, as an Unsupported header line. */
@@ -160,7 +161,8 @@ static void do_register(struct req *q, int load)
 		return;
 	}
 	char abuf[512], tbuf[512];
-	struct str to_aor = router__aor(m->to.uri.user, str_from_cstr(route_domain_name(r->env.route, dom)), tbuf, sizeof tbuf);
+	struct str to_aor =
+		router__aor(m->to.uri.user, str_from_cstr(route_domain_name(r->env.route, dom)), tbuf, sizeof tbuf);
 	/* Over the high-water mark, phones that are registered already keep their place:
 	 * new registrations wait (503), refreshes are served. */
 	if (load > 0 && !loc_find(r->env.loc, to_aor)) {
@@ -182,10 +184,10 @@ static void do_register(struct req *q, int load)
 /* ---- who is calling ------------------------------------------------------------------- */
 
 struct caller {
-	struct str aor;             /* "alice@a.test" as the From names it */
-	bool vouched;               /* authenticated here, or from a trusted peer */
-	bool authed;                /* authenticated here: we assert who it is */
-	struct str assert_id;       /* P-Asserted-Identity value for an authenticated caller */
+	struct str aor;       /* "alice@a.test" as the From names it */
+	bool vouched;         /* authenticated here, or from a trusted peer */
+	bool authed;          /* authenticated here: we assert who it is */
+	struct str assert_id; /* P-Asserted-Identity value for an authenticated caller */
 	char buf[512], idbuf[600], abuf[512];
 };
 
@@ -232,7 +234,8 @@ static bool not_looped(struct req *q)
 	struct str via;
 	if (!proxy_looped(q->r->env.proxy, q->m, &via))
 		return true;
-	log_warn(q->r->env.lg, "loop", "%.*s %.*s from %s came back to us (Via %.*s): loop between peers, answering 482",
+	log_warn(q->r->env.lg, "loop",
+		 "%.*s %.*s from %s came back to us (Via %.*s): loop between peers, answering 482",
 		 STR_FMT(q->m->method), STR_FMT(q->m->ruri_str), router__src(q), STR_FMT(via));
 	router__reply_sl(q, 482, "Loop Detected", STR_NULL);
 	return false;
@@ -362,7 +365,8 @@ static void resolve_then_forward(struct req *q, const struct sip_uri *uri, const
 static void preloaded(struct req *q, struct proxy_hop *h, const struct caller *c)
 {
 	if (!c->vouched) {
-		router__reject(q, 403, "Relaying Denied", "preloaded Route beyond this server from a caller that is not authenticated");
+		router__reject(q, 403, "Relaying Denied",
+			       "preloaded Route beyond this server from a caller that is not authenticated");
 		return;
 	}
 	struct proxy_target t = { 0 };
@@ -398,7 +402,8 @@ static void to_foreign(struct req *q, struct proxy_fwd_flags *fl, const struct c
 	struct router *r = q->r;
 	const struct sip_msg *m = q->m;
 	if (!c->vouched) {
-		router__reject(q, 403, "Relaying Denied", "foreign domain and caller is not an authenticated local user");
+		router__reject(q, 403, "Relaying Denied",
+			       "foreign domain and caller is not an authenticated local user");
 		return;
 	}
 	struct waiting w = { .fl = *fl, .invite = m->mid == SIP_INVITE };
@@ -426,7 +431,8 @@ static void routed(void *arg, const void *owner, void *state, int err, const str
 		return;
 	}
 	if (err == -ENOENT || (err == 0 && n == 0)) {
-		log_info(r->env.lg, "reject", "%.*s %.*s: 404 No Route to Domain (the domain has no SIP servers in DNS and no --peer)",
+		log_info(r->env.lg, "reject",
+			 "%.*s %.*s: 404 No Route to Domain (the domain has no SIP servers in DNS and no --peer)",
 			 STR_FMT(m->method), STR_FMT(m->ruri_str));
 		router__reply(&q, 404, "No Route to Domain", STR_NULL);
 		return;
@@ -488,7 +494,8 @@ static void in_dialog(struct req *q, struct proxy_hop *h, bool trusted)
 	bool ack = !q->st;
 	if (!h->fl.pop_route && !h->strict) {
 		if (ack) /* the ACK for a stateless challenge or refusal: expected, nothing to do */
-			log_debug(r->env.lg, "drop", "ACK %.*s from %s: not routed through us", STR_FMT(m->ruri_str), router__src(q));
+			log_debug(r->env.lg, "drop", "ACK %.*s from %s: not routed through us", STR_FMT(m->ruri_str),
+				  router__src(q));
 		else
 			router__reject(q, 404, "Not Here", "in-dialog request without our Route");
 		return;
@@ -496,16 +503,19 @@ static void in_dialog(struct req *q, struct proxy_hop *h, bool trusted)
 	struct dlg_ref ref;
 	if (!dlg_find(r->env.dialogs, m->call_id, m->from.tag, m->to.tag, router__now(r), &ref)) {
 		if (ack) /* most often the ACK for a stateless challenge sent through an outbound proxy */
-			log_debug(r->env.lg, "drop", "ACK %.*s from %s: no such dialog", STR_FMT(m->ruri_str), router__src(q));
+			log_debug(r->env.lg, "drop", "ACK %.*s from %s: no such dialog", STR_FMT(m->ruri_str),
+				  router__src(q));
 		else
-			router__reject(q, 481, "Call/Transaction Does Not Exist", "no dialog set up through this server (relay refused)");
+			router__reject(q, 481, "Call/Transaction Does Not Exist",
+				       "no dialog set up through this server (relay refused)");
 		return;
 	}
 	struct proxy_target t = { 0 };
 	const struct sip_uri *u = h->have_next ? &h->next.uri : &m->ruri;
 	if (!resolve_now(r, u, &t.dst)) {
 		if (ack)
-			router__log_drop(r, "ACK %.*s from %s: unresolvable next hop", STR_FMT(m->ruri_str), router__src(q));
+			router__log_drop(r, "ACK %.*s from %s: unresolvable next hop", STR_FMT(m->ruri_str),
+					 router__src(q));
 		else
 			router__reject(q, 404, "Cannot Reach Next Hop", "unresolvable in-dialog target");
 		return;
@@ -518,7 +528,9 @@ static void in_dialog(struct req *q, struct proxy_hop *h, bool trusted)
 					 STR_FMT(m->ruri_str), router__src(q), to);
 			return;
 		}
-		router__log_reject(r, "%.*s %.*s from %s: 403 Forbidden (next hop %s is not the other side of its dialog: relay refused)",
+		router__log_reject(r,
+				   "%.*s %.*s from %s: 403 Forbidden (next hop %s is not the other side of its dialog: "
+				   "relay refused)",
 				   STR_FMT(m->method), STR_FMT(m->ruri_str), router__src(q), to);
 		router__reply_sl(q, 403, "Not Part of This Dialog", STR_NULL);
 		return;
@@ -548,8 +560,9 @@ static bool admissible(struct req *q, int load)
 	/* Requests inside dialogs we carry are always served: refusing them would break calls
 	 * that are up. Above the high-water mark new work is refused (503) so that they and
 	 * the refreshes of registered phones keep going. */
-	bool to_server = m->mid == SIP_OPTIONS && m->ruri.user.l == 0 &&
-			 (proxy_is_me(r->env.proxy, m->ruri.host, m->ruri.port) || router__local_domain(r, m->ruri.host) >= 0);
+	bool to_server =
+		m->mid == SIP_OPTIONS && m->ruri.user.l == 0 &&
+		(proxy_is_me(r->env.proxy, m->ruri.host, m->ruri.port) || router__local_domain(r, m->ruri.host) >= 0);
 	if (load > 0 && m->to.tag.l == 0 && m->mid != SIP_REGISTER && !to_server) {
 		router__shed(q, "new request over the high-water mark");
 		return false;
@@ -564,13 +577,15 @@ static bool admissible(struct req *q, int load)
 	char ubuf[512];
 	struct str unsup;
 	if (unsupported(m, SIP_HDR_PROXY_REQUIRE, ubuf, sizeof ubuf, &unsup)) {
-		router__log_reject(r, "%.*s from %s: 420 Bad Extension (Proxy-Require)", STR_FMT(m->method), router__src(q));
+		router__log_reject(r, "%.*s from %s: 420 Bad Extension (Proxy-Require)", STR_FMT(m->method),
+				   router__src(q));
 		router__reply_sl(q, 420, "Bad Extension", unsup);
 		return false;
 	}
 	if (!accepts_sdp(m)) {
 		router__log_reject(r, "INVITE from %s: 406 Accept excludes application/sdp", router__src(q));
-		router__reply_sl(q, 406, "Not Acceptable", STR("Warning: 399 parley \"application/sdp is required\"\r\n"));
+		router__reply_sl(q, 406, "Not Acceptable",
+				 STR("Warning: 399 parley \"application/sdp is required\"\r\n"));
 		return false;
 	}
 	return true;
@@ -598,9 +613,10 @@ void router_request(struct router *r, struct txn_server *st, const struct sip_ms
 	struct proxy_hop h;
 	proxy_route_set(r->env.proxy, m, &h);
 	bool trusted = router_trusted(r, &src->addr);
-	if (!st) { /* the ACK for a 2xx: stateless, only along a dialog we are on */
+	if (!st) {                        /* the ACK for a 2xx: stateless, only along a dialog we are on */
 		if (m->max_forwards == 0) /* §16.3 step 3; an ACK is never answered */
-			log_debug(r->env.lg, "drop", "ACK %.*s from %s: Max-Forwards 0", STR_FMT(m->ruri_str), router__src(&q));
+			log_debug(r->env.lg, "drop", "ACK %.*s from %s: Max-Forwards 0", STR_FMT(m->ruri_str),
+				  router__src(&q));
 		else
 			in_dialog(&q, &h, trusted);
 		return;

@@ -26,12 +26,12 @@ struct router;
 /* The settings: [server] realm, [peers] trust, [security] nonce-bind-source. */
 #define ROUTER_MAX_TRUST 32
 struct router_cfg {
-	char realm[256];                      /* --realm, empty: the request's domain */
-	char trust[ROUTER_MAX_TRUST][256];    /* --trust HOST: peers that skip challenge and
+	char realm[256];                   /* --realm, empty: the request's domain */
+	char trust[ROUTER_MAX_TRUST][256]; /* --trust HOST: peers that skip challenge and
 					       * relay rule (addresses; a name matches a
 					       * peer's URI host as written) */
 	unsigned ntrust;
-	bool nonce_bind_source;               /* --nonce-bind-source: a nonce MAC covers the
+	bool nonce_bind_source; /* --nonce-bind-source: a nonce MAC covers the
 					       * client's IP address */
 };
 extern const struct cfg_key router_cfg_keys[];
@@ -42,19 +42,19 @@ void router_cfg_defaults(struct router_cfg *c);
 struct router_env {
 	const struct router_cfg *cfg;
 	struct log *lg;
-	struct timer_wheel *wheel;    /* answers held back after repeated failed logins */
-	struct txn_layer *txn;        /* CANCEL matching; stateless answers and their sending */
-	struct transport *tp;         /* is this us (listeners) */
+	struct timer_wheel *wheel; /* answers held back after repeated failed logins */
+	struct txn_layer *txn;     /* CANCEL matching; stateless answers and their sending */
+	struct transport *tp;      /* is this us (listeners) */
 	struct auth *auth;
-	struct store_ucache *users;   /* users by name, read through */
-	struct store *store;          /* bans are recorded here */
+	struct store_ucache *users; /* users by name, read through */
+	struct store *store;        /* bans are recorded here */
 	struct location *loc;
 	struct registrar *reg;
 	struct proxy *proxy;
-	struct route *route;          /* domains, peers, DNS */
-	struct dlg_table *dialogs;    /* dialogs we record-routed: in-dialog requests follow them */
-	struct guard *guard;          /* failed logins: slowing and bans (its settings name them) */
-	struct cdr *cdr;              /* records of calls refused before the proxy saw them */
+	struct route *route;            /* domains, peers, DNS */
+	struct dlg_table *dialogs;      /* dialogs we record-routed: in-dialog requests follow them */
+	struct guard *guard;            /* failed logins: slowing and bans (its settings name them) */
+	struct cdr *cdr;                /* records of calls refused before the proxy saw them */
 	uint64_t (*wall_ms)(void *arg); /* the wall clock in ms (a test's own clock) */
 	void *clock_arg;
 };
@@ -77,11 +77,11 @@ bool router_trusted(const struct router *r, const struct tp_addr *a);
 void router_tick(struct router *r, uint64_t now_ms);
 
 struct router_stats {
-	uint64_t challenges;          /* 401/407 sent */
+	uint64_t challenges; /* 401/407 sent */
 	uint64_t auth_failures;
-	uint64_t shed;                /* requests refused with 503 for load */
-	uint64_t refused_calls;       /* INVITEs refused before the proxy (404, 480): recorded */
-	unsigned waiting;             /* requests for foreign domains waiting for DNS */
+	uint64_t shed;          /* requests refused with 503 for load */
+	uint64_t refused_calls; /* INVITEs refused before the proxy (404, 480): recorded */
+	unsigned waiting;       /* requests for foreign domains waiting for DNS */
 };
 const struct router_stats *router_stats(const struct router *r);
 

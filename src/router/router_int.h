@@ -8,7 +8,7 @@ struct router_delayed;
 
 struct router {
 	struct router_env env;
-	struct route_waits *waits;      /* requests for foreign domains waiting for DNS */
+	struct route_waits *waits;              /* requests for foreign domains waiting for DNS */
 	struct tp_addr trust[ROUTER_MAX_TRUST]; /* --trust hosts that are addresses */
 	unsigned ntrust;
 	struct log_limit lim_reject, lim_drop, lim_auth;
@@ -20,10 +20,10 @@ struct router {
 /* One request being decided. */
 struct req {
 	struct router *r;
-	struct txn_server *st;          /* NULL for an ACK to a 2xx */
+	struct txn_server *st; /* NULL for an ACK to a 2xx */
 	const struct sip_msg *m;
 	const struct tp_source *src;
-	char srctxt_buf[80];            /* filled on first use: most requests are never logged */
+	char srctxt_buf[80]; /* filled on first use: most requests are never logged */
 };
 
 uint64_t router__now_ms(const struct router *r);

@@ -10,17 +10,32 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL
 static const char *const log_formats[] = { "text", "json", NULL };
 
 static const struct cfg_key server_keys[] = {
-	{ .flag = "db", .section = "store", .name = "db", .kind = CFG_STR, .off = offsetof(struct server_cfg, db),
-	  .size = sizeof(((struct server_cfg *)0)->db), .flags = CFG_F_ALL | CFG_F_NONEMPTY, .what = "database path" },
+	{ .flag = "db",
+	  .section = "store",
+	  .name = "db",
+	  .kind = CFG_STR,
+	  .off = offsetof(struct server_cfg, db),
+	  .size = sizeof(((struct server_cfg *)0)->db),
+	  .flags = CFG_F_ALL | CFG_F_NONEMPTY,
+	  .what = "database path" },
 	CFG_KEY_UINT(struct server_cfg, "cdr-retention", "store", "cdr-retention", cdr_retention, 0, 36500),
-	{ .flag = "log-level", .section = "server", .name = "log-level", .kind = CFG_CHOICE,
-	  .off = offsetof(struct server_cfg, log_level), .choices = log_levels },
-	{ .flag = "log-format", .section = "server", .name = "log-format", .kind = CFG_CHOICE,
-	  .off = offsetof(struct server_cfg, log_format), .choices = log_formats },
+	{ .flag = "log-level",
+	  .section = "server",
+	  .name = "log-level",
+	  .kind = CFG_CHOICE,
+	  .off = offsetof(struct server_cfg, log_level),
+	  .choices = log_levels },
+	{ .flag = "log-format",
+	  .section = "server",
+	  .name = "log-format",
+	  .kind = CFG_CHOICE,
+	  .off = offsetof(struct server_cfg, log_format),
+	  .choices = log_formats },
 	CFG_KEY_STR(struct server_cfg, "log-file", "server", "log-file", log_file, "stderr", 0),
 	CFG_KEY_UINT(struct server_cfg, "flush-interval", "server", "flush-interval", flush_ms, 1, 60000),
 	CFG_KEY_UINT(struct server_cfg, "batch-wait", "server", "batch-wait", batch_wait_us, 0, 100000),
-	CFG_KEY_UINT(struct server_cfg, "max-transactions", "security", "max-transactions", max_transactions, 100, 10000000),
+	CFG_KEY_UINT(struct server_cfg, "max-transactions", "security", "max-transactions", max_transactions, 100,
+		     10000000),
 	CFG_KEY_UINT(struct server_cfg, "max-memory", "security", "max-memory", max_memory, 16, 1048576),
 	CFG_KEY_STR(struct server_cfg, "http", "http", "listen", http, "off", 0),
 };
@@ -37,7 +52,7 @@ static bool valid_hostport(const char *s)
 	} else {
 		const char *e = strrchr(s, ':');
 		if (!e || e == s || strchr(s, ':') != e)
-			return false;   /* no port, or a bare IPv6 address (it must be in brackets) */
+			return false; /* no port, or a bare IPv6 address (it must be in brackets) */
 		port = e + 1;
 	}
 	uint64_t n;
@@ -67,7 +82,8 @@ static size_t parts_of(const struct config *cc, struct cfg_part *p)
 	p[n++] = (struct cfg_part){ route_cfg_keys, route_cfg_nkeys, &c->route, route_cfg_check };
 	p[n++] = (struct cfg_part){ router_cfg_keys, router_cfg_nkeys, &c->router, NULL };
 	p[n++] = (struct cfg_part){ auth_cfg_keys, auth_cfg_nkeys, &c->auth, auth_cfg_check };
-	p[n++] = (struct cfg_part){ server_keys, sizeof(server_keys) / sizeof(server_keys[0]), &c->server, server_check };
+	p[n++] = (struct cfg_part){ server_keys, sizeof(server_keys) / sizeof(server_keys[0]), &c->server,
+				    server_check };
 	p[n++] = (struct cfg_part){ txn_cfg_keys, txn_cfg_nkeys, &c->txn, txn_cfg_check };
 	p[n++] = (struct cfg_part){ reg_cfg_keys, reg_cfg_nkeys, &c->reg, reg_cfg_check };
 	p[n++] = (struct cfg_part){ proxy_cfg_keys, proxy_cfg_nkeys, &c->proxy, NULL };
@@ -98,8 +114,8 @@ void config_defaults(struct config *c)
 	dlg_cfg_defaults(&c->dlg);
 }
 
-int config_parse_args(struct config *c, int argc, char **argv, int first, bool serve_flags,
-		      struct cfg_extra *extra, char **pos, int *npos, int maxpos)
+int config_parse_args(struct config *c, int argc, char **argv, int first, bool serve_flags, struct cfg_extra *extra,
+		      char **pos, int *npos, int maxpos)
 {
 	struct cfg_part p[MAX_PARTS];
 	config_defaults(c);

@@ -18,21 +18,21 @@
 
 /* The server's own settings: the store, logs, load limits. */
 struct server_cfg {
-	char db[512];                 /* --db, [store] db */
-	unsigned cdr_retention;       /* --cdr-retention 90 days of call records, 0 forever */
-	unsigned log_level;           /* --log-level: enum log_level */
-	unsigned log_format;          /* --log-format: 0 text, 1 json */
-	char log_file[512];           /* --log-file, empty: stderr */
-	char http[300];               /* --http ADDR:PORT, [http] listen; empty: off */
-	unsigned flush_ms;            /* --flush-interval 200 ms: store write-behind */
-	unsigned batch_wait_us;       /* --batch-wait 1000 µs: coalescing under load, 0 off */
-	unsigned max_transactions;    /* --max-transactions 15000 requests proxied, not yet answered */
-	unsigned max_memory;          /* --max-memory 1024 MiB resident: high-water at 80% */
+	char db[512];              /* --db, [store] db */
+	unsigned cdr_retention;    /* --cdr-retention 90 days of call records, 0 forever */
+	unsigned log_level;        /* --log-level: enum log_level */
+	unsigned log_format;       /* --log-format: 0 text, 1 json */
+	char log_file[512];        /* --log-file, empty: stderr */
+	char http[300];            /* --http ADDR:PORT, [http] listen; empty: off */
+	unsigned flush_ms;         /* --flush-interval 200 ms: store write-behind */
+	unsigned batch_wait_us;    /* --batch-wait 1000 µs: coalescing under load, 0 off */
+	unsigned max_transactions; /* --max-transactions 15000 requests proxied, not yet answered */
+	unsigned max_memory;       /* --max-memory 1024 MiB resident: high-water at 80% */
 };
 
 /* Each module's part, in the order the file's sections print. */
 struct config {
-	char path[512];               /* --config FILE, empty: none */
+	char path[512]; /* --config FILE, empty: none */
 	struct server_cfg server;
 	struct tp_cfg tp;
 	struct route_cfg route;
@@ -53,8 +53,8 @@ void config_defaults(struct config *c);
  * subcommands take --db and --config, and their own flags in extra. Positional arguments
  * are left in pos[] (npos, at most maxpos). Returns 0, or 2 after printing "parley: ..."
  * naming the bad flag or file:line. */
-int config_parse_args(struct config *c, int argc, char **argv, int first, bool serve_flags,
-		      struct cfg_extra *extra, char **pos, int *npos, int maxpos);
+int config_parse_args(struct config *c, int argc, char **argv, int first, bool serve_flags, struct cfg_extra *extra,
+		      char **pos, int *npos, int maxpos);
 /* Runs every module's check of its settings. Returns 0, or 2 after printing the reason. */
 int config_validate(const struct config *c);
 /* Prints the effective settings in INI form (parley check). */

@@ -35,32 +35,32 @@ struct server {
 	struct transport *tp;
 	struct txn_layer *txn;
 	struct store *store;
-	struct store_ucache *users;  /* read-through cache in front of store's users */
+	struct store_ucache *users; /* read-through cache in front of store's users */
 	struct auth *auth;
 	struct location *loc;
 	struct registrar *reg;
 	struct cdr *cdr;
 	struct proxy *proxy;
 	struct route *route;
-	struct dlg_table *dialogs;  /* dialogs we record-routed: in-dialog requests follow them */
-	struct guard *guard;        /* per-source rate limits, failed-login counts, bans */
+	struct dlg_table *dialogs; /* dialogs we record-routed: in-dialog requests follow them */
+	struct guard *guard;       /* per-source rate limits, failed-login counts, bans */
 	struct router *router;
 	struct timer flush_timer;
 	struct timer sweep_timer;
-	bool flush_failing;       /* the last flush failed: log recovery once */
-	uint32_t cdr_prune_at;    /* when old call records are next pruned (unix s) */
-	unsigned txn_peak;        /* most live transactions since the heap was last trimmed */
-	uint64_t dropped;         /* datagrams dropped as unparsable */
-	uint64_t rejected;        /* requests answered 4xx/5xx by the sanity checks */
-	int mem_load;             /* memory: 0 normal, 1 over the high-water mark, 2 at the cap */
+	bool flush_failing;    /* the last flush failed: log recovery once */
+	uint32_t cdr_prune_at; /* when old call records are next pruned (unix s) */
+	unsigned txn_peak;     /* most live transactions since the heap was last trimmed */
+	uint64_t dropped;      /* datagrams dropped as unparsable */
+	uint64_t rejected;     /* requests answered 4xx/5xx by the sanity checks */
+	int mem_load;          /* memory: 0 normal, 1 over the high-water mark, 2 at the cap */
 	struct log_limit lim_reject, lim_drop, lim_limit;
-	uint64_t ban_sync_at;     /* next re-read of the bans table, ms */
-	unsigned sweeps;          /* sweep ticks so far */
-	int statm_fd;             /* /proc/self/statm, read by the memory cap 10 times a second */
+	uint64_t ban_sync_at; /* next re-read of the bans table, ms */
+	unsigned sweeps;      /* sweep ticks so far */
+	int statm_fd;         /* /proc/self/statm, read by the memory cap 10 times a second */
 	struct {
-		uint64_t no_via;      /* datagrams dropped without an answer: no usable Via */
-		uint64_t limited;     /* datagrams dropped by the per-source rate limit */
-		uint64_t banned;      /* datagrams dropped from banned sources */
+		uint64_t no_via;  /* datagrams dropped without an answer: no usable Via */
+		uint64_t limited; /* datagrams dropped by the per-source rate limit */
+		uint64_t banned;  /* datagrams dropped from banned sources */
 	} stats;
 	struct server_hooks hooks; /* test seam (server.h); all NULL when serving */
 };
@@ -100,8 +100,8 @@ static int server_send(void *arg, const struct tp_source *dst, const char *buf, 
 	if (LOG_ENABLED(s->lg, LOG_DEBUG))
 		log_write(s->lg, LOG_DEBUG, "send", "to %s %zu bytes: %.*s", tp_addr_str(&dst->addr, to, sizeof to),
 			  len, STR_FMT(first_line(buf, len)));
-	int err = s->hooks.send ? s->hooks.send(s->hooks.send_arg, dst, buf, len) :
-		tp_send(lis, &dst->addr, dst->conn_id, buf, len);
+	int err = s->hooks.send ? s->hooks.send(s->hooks.send_arg, dst, buf, len)
+				: tp_send(lis, &dst->addr, dst->conn_id, buf, len);
 	if (err < 0 && LOG_ENABLED(s->lg, LOG_DEBUG))
 		log_write(s->lg, LOG_DEBUG, "send", "to %s failed: %s", to, strerror(-err));
 	return err;
@@ -162,7 +162,8 @@ static void ban_sync(struct server *s)
 	}
 	unsigned lifted = guard_ban_sync_end(s->guard);
 	if (lifted)
-		log_info(s->lg, "ban", "%u ban%s lifted (removed from the bans table or expired)", lifted, lifted == 1 ? "" : "s");
+		log_info(s->lg, "ban", "%u ban%s lifted (removed from the bans table or expired)", lifted,
+			 lifted == 1 ? "" : "s");
 }
 
 static int load(const struct server *s)
@@ -203,8 +204,9 @@ static void measure_memory(struct server *s)
 	if (lvl != s->mem_load)
 		log_warn(s->lg, "load", "resident memory %llu MiB of max-memory %u MiB: %s",
 			 (unsigned long long)(rss >> 20), s->cfg->server.max_memory,
-			 lvl == 2 ? "at the cap, only requests inside dialogs and registration refreshes are served" :
-			 lvl == 1 ? "over the high-water mark, new calls get 503" : "back to normal");
+			 lvl == 2   ? "at the cap, only requests inside dialogs and registration refreshes are served"
+			 : lvl == 1 ? "over the high-water mark, new calls get 503"
+				    : "back to normal");
 	s->mem_load = lvl;
 }
 
@@ -216,8 +218,8 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 	struct sip_parse_err perr = { 0 };
 	char from[80];
 	if (LOG_ENABLED(s->lg, LOG_DEBUG))
-		log_write(s->lg, LOG_DEBUG, "recv", "from %s %zu bytes: %.*s", tp_addr_str(&src->addr, from, sizeof from),
-			  len, STR_FMT(first_line(buf, len)));
+		log_write(s->lg, LOG_DEBUG, "recv", "from %s %zu bytes: %.*s",
+			  tp_addr_str(&src->addr, from, sizeof from), len, STR_FMT(first_line(buf, len)));
 	/* Keep-alives (RFC 5626 CRLF pings) are not messages. */
 	if (len <= 4 && (len == 0 || buf[0] == '\r' || buf[0] == '\n'))
 		return;
@@ -231,7 +233,8 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 		else
 			s->stats.limited++;
 		if (gd.log_now)
-			log_limited(s->lg, &s->lim_limit, now_ms(s), LOG_WARN, "limit", "%s %s: dropping its datagrams (%u dropped before this line)",
+			log_limited(s->lg, &s->lim_limit, now_ms(s), LOG_WARN, "limit",
+				    "%s %s: dropping its datagrams (%u dropped before this line)",
 				    gv == GUARD_BANNED ? "banned source" : "over the rate limit:",
 				    tp_addr_str(&src->addr, from, sizeof from), gd.dropped);
 		return;
@@ -242,17 +245,18 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 		 * answer to anything else would go to an address nobody vouched for, and would
 		 * turn junk into a reflection (a 1-byte datagram drawing a 73-byte reply). */
 		if (m.request && m.method.l && perr.code && m.via.host.l) {
-			log_reject(s, "%.*s from %s: %u %s", STR_FMT(m.method), tp_addr_str(&src->addr, from, sizeof from),
-					  perr.code, perr.reason);
-			txn_reply_stateless(s->txn, &m, src, perr.code, perr.reason ? perr.reason : "Bad Request", STR_NULL);
+			log_reject(s, "%.*s from %s: %u %s", STR_FMT(m.method),
+				   tp_addr_str(&src->addr, from, sizeof from), perr.code, perr.reason);
+			txn_reply_stateless(s->txn, &m, src, perr.code, perr.reason ? perr.reason : "Bad Request",
+					    STR_NULL);
 			s->rejected++;
 		} else {
 			s->dropped++;
 			if (m.request && m.method.l)
 				s->stats.no_via++;
 			log_drop(s, "unparsable datagram from %s: %s (%llu dropped)",
-					tp_addr_str(&src->addr, from, sizeof from), perr.reason ? perr.reason : "?",
-					(unsigned long long)s->dropped);
+				 tp_addr_str(&src->addr, from, sizeof from), perr.reason ? perr.reason : "?",
+				 (unsigned long long)s->dropped);
 		}
 		return;
 	}
@@ -261,7 +265,8 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 	if (!m.request) {
 		if (code) {
 			s->dropped++;
-			log_debug(s->lg, "drop", "bad response from %s: %s", tp_addr_str(&src->addr, from, sizeof from), why);
+			log_debug(s->lg, "drop", "bad response from %s: %s", tp_addr_str(&src->addr, from, sizeof from),
+				  why);
 			return;
 		}
 		if (txn_recv_response(s->txn, &m, src) == -ENOENT)
@@ -275,11 +280,11 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 			s->dropped++;
 			s->stats.no_via++;
 			log_drop(s, "%.*s from %s without a usable Via: %s", STR_FMT(m.method),
-					tp_addr_str(&src->addr, from, sizeof from), why);
+				 tp_addr_str(&src->addr, from, sizeof from), why);
 			return;
 		}
 		log_reject(s, "%.*s from %s: %u %s", STR_FMT(m.method), tp_addr_str(&src->addr, from, sizeof from),
-				  code, why);
+			   code, why);
 		txn_reply_stateless(s->txn, &m, src, code, why, STR_NULL);
 		s->rejected++;
 		return;
@@ -303,8 +308,7 @@ static void cdr_retention_tick(struct server *s)
 		return;
 	s->cdr_prune_at = now + 3600;
 	if (store_cdr_prune(s->store, (int64_t)now - (int64_t)s->cfg->server.cdr_retention * 86400) < 0)
-		log_warn(s->lg, "store", "cannot queue the pruning of old call records: %s",
-			 store_errmsg(s->store));
+		log_warn(s->lg, "store", "cannot queue the pruning of old call records: %s", store_errmsg(s->store));
 }
 
 static void flush_tick(void *arg)
@@ -360,8 +364,8 @@ static const struct txn_tu tu = {
 	.on_request = on_request,
 };
 
-int server_new(struct server **sp, const struct config *cfg, struct loop *loop, struct log *lg,
-	       char *err, size_t errlen)
+int server_new(struct server **sp, const struct config *cfg, struct loop *loop, struct log *lg, char *err,
+	       size_t errlen)
 {
 	struct server *s = calloc(1, sizeof(*s));
 	if (!s) {
@@ -439,18 +443,40 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		goto fail;
 	}
 	struct proxy_env pe = {
-		.cfg = &cfg->proxy, .realm = cfg->router.realm, .route = s->route, .lg = lg,
-		.wheel = loop_timers(loop), .txn = s->txn, .tp = s->tp, .cdr = s->cdr, .dialogs = s->dialogs, .send = server_send, .send_arg = s,
+		.cfg = &cfg->proxy,
+		.realm = cfg->router.realm,
+		.route = s->route,
+		.lg = lg,
+		.wheel = loop_timers(loop),
+		.txn = s->txn,
+		.tp = s->tp,
+		.cdr = s->cdr,
+		.dialogs = s->dialogs,
+		.send = server_send,
+		.send_arg = s,
 	};
 	if (proxy_new(&s->proxy, &pe) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	struct router_env rv = {
-		.cfg = &cfg->router, .lg = lg, .wheel = loop_timers(loop), .txn = s->txn, .tp = s->tp, .auth = s->auth,
-		.users = s->users, .store = s->store, .loc = s->loc, .reg = s->reg, .proxy = s->proxy,
-		.route = s->route, .dialogs = s->dialogs, .guard = s->guard, .cdr = s->cdr,
-		.wall_ms = wall_ms, .clock_arg = s,
+		.cfg = &cfg->router,
+		.lg = lg,
+		.wheel = loop_timers(loop),
+		.txn = s->txn,
+		.tp = s->tp,
+		.auth = s->auth,
+		.users = s->users,
+		.store = s->store,
+		.loc = s->loc,
+		.reg = s->reg,
+		.proxy = s->proxy,
+		.route = s->route,
+		.dialogs = s->dialogs,
+		.guard = s->guard,
+		.cdr = s->cdr,
+		.wall_ms = wall_ms,
+		.clock_arg = s,
 	};
 	if (router_new(&s->router, &rv) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -468,9 +494,10 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 			 tp_proto_name(l->proto), l->host, l->port);
 	}
 	if (cfg->server.http[0])
-		log_warn(lg, "start", "--http %s: the HTTP admin endpoint is not part of this version; ignored", cfg->server.http);
-	log_info(lg, "start", "parley %s serving %s on %s (%ld bindings loaded from %s)", PARLEY_VERSION, doms,
-		 lis, n, cfg->server.db);
+		log_warn(lg, "start", "--http %s: the HTTP admin endpoint is not part of this version; ignored",
+			 cfg->server.http);
+	log_info(lg, "start", "parley %s serving %s on %s (%ld bindings loaded from %s)", PARLEY_VERSION, doms, lis, n,
+		 cfg->server.db);
 	*sp = s;
 	return 0;
 fail:

@@ -13,8 +13,8 @@ struct server;
 
 /* Opens the store, the listeners and every module for cfg on loop. Returns 0, or 1 with a
  * message in err naming what failed (port in use, database not writable, ...). */
-int server_new(struct server **sp, const struct config *cfg, struct loop *loop, struct log *lg,
-	       char *err, size_t errlen);
+int server_new(struct server **sp, const struct config *cfg, struct loop *loop, struct log *lg, char *err,
+	       size_t errlen);
 /* Stops timers, flushes the store and closes everything. */
 void server_free(struct server *s);
 
@@ -28,7 +28,7 @@ struct server_hooks {
 	/* Called instead of the listener's socket, after the listener is picked; 0 or -errno. */
 	int (*send)(void *arg, const struct tp_source *dst, const char *buf, size_t len);
 	void *send_arg;
-	uint64_t (*wall_ms)(void *arg);   /* replaces clock_wall_ms() in server_now() */
+	uint64_t (*wall_ms)(void *arg); /* replaces clock_wall_ms() in server_now() */
 	void *clock_arg;
 };
 

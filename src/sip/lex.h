@@ -11,18 +11,20 @@
 
 /* Byte sets as two 64-bit masks over ASCII: bit c of lo for c < 64, bit c - 64 of hi for
  * 64 <= c < 128; no byte of 128 and above is in a set. LEX_LO/LEX_HI give a byte's bit. */
-#define LEX_LO(c) ((unsigned)(c) < 64 ? 1ULL << ((unsigned)(c) & 63) : 0ULL)
-#define LEX_HI(c) ((unsigned)(c) >= 64 && (unsigned)(c) < 128 ? 1ULL << ((unsigned)(c) & 63) : 0ULL)
-#define LEX_DIGITS_LO 0x03ff000000000000ULL            /* '0'..'9' */
-#define LEX_ALPHA_HI 0x07fffffe07fffffeULL             /* 'A'..'Z', 'a'..'z' */
+#define LEX_LO(c) ((unsigned)(c) < 64 ? 1ULL << ((unsigned)(c)&63) : 0ULL)
+#define LEX_HI(c) ((unsigned)(c) >= 64 && (unsigned)(c) < 128 ? 1ULL << ((unsigned)(c)&63) : 0ULL)
+#define LEX_DIGITS_LO 0x03ff000000000000ULL /* '0'..'9' */
+#define LEX_ALPHA_HI 0x07fffffe07fffffeULL  /* 'A'..'Z', 'a'..'z' */
 
 /* RFC 3261 §25.1 token characters: alphanum and -.!%*_+`'~ */
-#define LEX_TOKEN_LO (LEX_DIGITS_LO | LEX_LO('-') | LEX_LO('.') | LEX_LO('!') | LEX_LO('%') | \
-		      LEX_LO('*') | LEX_LO('+') | LEX_LO('\''))
+#define LEX_TOKEN_LO                                                                                         \
+	(LEX_DIGITS_LO | LEX_LO('-') | LEX_LO('.') | LEX_LO('!') | LEX_LO('%') | LEX_LO('*') | LEX_LO('+') | \
+	 LEX_LO('\''))
 #define LEX_TOKEN_HI (LEX_ALPHA_HI | LEX_HI('_') | LEX_HI('`') | LEX_HI('~'))
 /* unreserved = alphanum / mark (RFC 3261 §25.1) */
-#define LEX_UNRES_LO (LEX_DIGITS_LO | LEX_LO('-') | LEX_LO('.') | LEX_LO('!') | LEX_LO('*') | \
-		      LEX_LO('\'') | LEX_LO('(') | LEX_LO(')'))
+#define LEX_UNRES_LO                                                                                          \
+	(LEX_DIGITS_LO | LEX_LO('-') | LEX_LO('.') | LEX_LO('!') | LEX_LO('*') | LEX_LO('\'') | LEX_LO('(') | \
+	 LEX_LO(')'))
 #define LEX_UNRES_HI (LEX_ALPHA_HI | LEX_HI('_') | LEX_HI('~'))
 /* What a SIP URI part allows besides unreserved and escapes (RFC 3261 §25.1). */
 #define LEX_PASSWORD_LO (LEX_UNRES_LO | LEX_LO('&') | LEX_LO('=') | LEX_LO('+') | LEX_LO('$') | LEX_LO(','))
@@ -39,8 +41,9 @@
 #define LEX_SCHEME_LO (LEX_DIGITS_LO | LEX_LO('+') | LEX_LO('-') | LEX_LO('.'))
 #define LEX_SCHEME_HI LEX_ALPHA_HI
 /* Bytes that end a parameter name or an unquoted value: LWS ; = , " < > ? */
-#define LEX_DELIM_LO (LEX_LO(' ') | LEX_LO('\t') | LEX_LO('\r') | LEX_LO('\n') | LEX_LO(';') | \
-		      LEX_LO('=') | LEX_LO(',') | LEX_LO('"') | LEX_LO('<') | LEX_LO('>') | LEX_LO('?'))
+#define LEX_DELIM_LO                                                                                          \
+	(LEX_LO(' ') | LEX_LO('\t') | LEX_LO('\r') | LEX_LO('\n') | LEX_LO(';') | LEX_LO('=') | LEX_LO(',') | \
+	 LEX_LO('"') | LEX_LO('<') | LEX_LO('>') | LEX_LO('?'))
 #define LEX_DELIM_HI 0ULL
 /* Bytes that end an unquoted auth-param value: LWS and ',' */
 #define LEX_VALEND_LO (LEX_LO(' ') | LEX_LO('\t') | LEX_LO('\r') | LEX_LO('\n') | LEX_LO(','))
@@ -68,13 +71,13 @@ enum {
 	LEX_C_LWS = 1 << 11,
 };
 
-#define LEX_BIT_(c, set) ((c) < 64 ? ((set##_LO >> ((c) & 63)) & 1) : (c) < 128 ? ((set##_HI >> ((c) & 63)) & 1) : 0)
-#define LEX_CLS_(c)                                                                              \
-	(unsigned short)(LEX_BIT_(c, LEX_TOKEN) * LEX_C_TOKEN | LEX_BIT_(c, LEX_UNRES) * LEX_C_UNRES | \
+#define LEX_BIT_(c, set) ((c) < 64 ? ((set##_LO >> ((c)&63)) & 1) : (c) < 128 ? ((set##_HI >> ((c)&63)) & 1) : 0)
+#define LEX_CLS_(c)                                                                                        \
+	(unsigned short)(LEX_BIT_(c, LEX_TOKEN) * LEX_C_TOKEN | LEX_BIT_(c, LEX_UNRES) * LEX_C_UNRES |     \
 			 LEX_BIT_(c, LEX_PASSWORD) * LEX_C_PASSWORD | LEX_BIT_(c, LEX_USER) * LEX_C_USER | \
-			 LEX_BIT_(c, LEX_PARAM) * LEX_C_PARAM | LEX_BIT_(c, LEX_HEADER) * LEX_C_HEADER | \
-			 LEX_BIT_(c, LEX_HOST) * LEX_C_HOST | LEX_BIT_(c, LEX_SCHEME) * LEX_C_SCHEME |   \
-			 LEX_BIT_(c, LEX_DELIM) * LEX_C_DELIM | LEX_BIT_(c, LEX_VALEND) * LEX_C_VALEND |     \
+			 LEX_BIT_(c, LEX_PARAM) * LEX_C_PARAM | LEX_BIT_(c, LEX_HEADER) * LEX_C_HEADER |   \
+			 LEX_BIT_(c, LEX_HOST) * LEX_C_HOST | LEX_BIT_(c, LEX_SCHEME) * LEX_C_SCHEME |     \
+			 LEX_BIT_(c, LEX_DELIM) * LEX_C_DELIM | LEX_BIT_(c, LEX_VALEND) * LEX_C_VALEND |   \
 			 LEX_BIT_(c, LEX_URIEND) * LEX_C_URIEND | LEX_BIT_(c, LEX_LWS) * LEX_C_LWS)
 #define LEX_R4_(c) LEX_CLS_(c), LEX_CLS_((c) + 1), LEX_CLS_((c) + 2), LEX_CLS_((c) + 3)
 #define LEX_R16_(c) LEX_R4_(c), LEX_R4_((c) + 4), LEX_R4_((c) + 8), LEX_R4_((c) + 12)

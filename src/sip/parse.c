@@ -10,18 +10,27 @@
 
 /* RFC 3261 §7.3.3 and the extensions' compact forms, by lower-case letter. */
 static const unsigned char compact[26] = {
-	['i' - 'a'] = SIP_HDR_CALL_ID,        ['m' - 'a'] = SIP_HDR_CONTACT,
-	['e' - 'a'] = SIP_HDR_CONTENT_ENCODING, ['l' - 'a'] = SIP_HDR_CONTENT_LENGTH,
-	['c' - 'a'] = SIP_HDR_CONTENT_TYPE,   ['f' - 'a'] = SIP_HDR_FROM,
-	['s' - 'a'] = SIP_HDR_SUBJECT,        ['k' - 'a'] = SIP_HDR_SUPPORTED,
-	['t' - 'a'] = SIP_HDR_TO,             ['v' - 'a'] = SIP_HDR_VIA,
-	['o' - 'a'] = SIP_HDR_EVENT,          ['r' - 'a'] = SIP_HDR_REFER_TO,
+	['i' - 'a'] = SIP_HDR_CALL_ID,
+	['m' - 'a'] = SIP_HDR_CONTACT,
+	['e' - 'a'] = SIP_HDR_CONTENT_ENCODING,
+	['l' - 'a'] = SIP_HDR_CONTENT_LENGTH,
+	['c' - 'a'] = SIP_HDR_CONTENT_TYPE,
+	['f' - 'a'] = SIP_HDR_FROM,
+	['s' - 'a'] = SIP_HDR_SUBJECT,
+	['k' - 'a'] = SIP_HDR_SUPPORTED,
+	['t' - 'a'] = SIP_HDR_TO,
+	['v' - 'a'] = SIP_HDR_VIA,
+	['o' - 'a'] = SIP_HDR_EVENT,
+	['r' - 'a'] = SIP_HDR_REFER_TO,
 	['u' - 'a'] = SIP_HDR_ALLOW_EVENTS,
 };
 
 /* The canonical names in lower case and their lengths, 32 bytes an entry so that indexing
  * is a shift; the bytes past a name are zeros, which known_name() reads. */
-#define H(name) { name, sizeof(name) - 1 }
+#define H(name)                        \
+	{                              \
+		name, sizeof(name) - 1 \
+	}
 static const struct {
 	char lc[31];
 	unsigned char len;
@@ -121,8 +130,11 @@ static inline enum sip_hdr_id hdr_id(struct str name)
 		id = c == 'v' ? SIP_HDR_VIA : id;
 		break;
 	case 4:
-		id = c == 'c' ? SIP_HDR_CSEQ : c == 'd' ? SIP_HDR_DATE : c == 'f' ? SIP_HDR_FROM :
-		     c == 'p' ? SIP_HDR_PATH : id;
+		id = c == 'c'   ? SIP_HDR_CSEQ
+		     : c == 'd' ? SIP_HDR_DATE
+		     : c == 'f' ? SIP_HDR_FROM
+		     : c == 'p' ? SIP_HDR_PATH
+				: id;
 		break;
 	case 5:
 		id = c == 'a' ? SIP_HDR_ALLOW : c == 'e' ? SIP_HDR_EVENT : c == 'r' ? SIP_HDR_ROUTE : id;
@@ -134,8 +146,7 @@ static inline enum sip_hdr_id hdr_id(struct str name)
 		if (c == 'c')
 			id = ((unsigned char)name.p[2] | 0x20) == 'l' ? SIP_HDR_CALL_ID : SIP_HDR_CONTACT;
 		else
-			id = c == 'e' ? SIP_HDR_EXPIRES : c == 'r' ? SIP_HDR_REQUIRE :
-			     c == 's' ? SIP_HDR_SUBJECT : id;
+			id = c == 'e' ? SIP_HDR_EXPIRES : c == 'r' ? SIP_HDR_REQUIRE : c == 's' ? SIP_HDR_SUBJECT : id;
 		break;
 	case 8:
 		id = c == 'r' ? SIP_HDR_REFER_TO : id;
@@ -147,12 +158,17 @@ static inline enum sip_hdr_id hdr_id(struct str name)
 		id = c == 'u' ? SIP_HDR_USER_AGENT : id;
 		break;
 	case 11:
-		id = c == 'm' ? SIP_HDR_MIN_EXPIRES : c == 'u' ? SIP_HDR_UNSUPPORTED :
-		     c == 'r' ? SIP_HDR_RETRY_AFTER : id;
+		id = c == 'm'   ? SIP_HDR_MIN_EXPIRES
+		     : c == 'u' ? SIP_HDR_UNSUPPORTED
+		     : c == 'r' ? SIP_HDR_RETRY_AFTER
+				: id;
 		break;
 	case 12:
-		id = c == 'c' ? SIP_HDR_CONTENT_TYPE : c == 'm' ? SIP_HDR_MAX_FORWARDS :
-		     c == 'r' ? SIP_HDR_RECORD_ROUTE : c == 'a' ? SIP_HDR_ALLOW_EVENTS : id;
+		id = c == 'c'   ? SIP_HDR_CONTENT_TYPE
+		     : c == 'm' ? SIP_HDR_MAX_FORWARDS
+		     : c == 'r' ? SIP_HDR_RECORD_ROUTE
+		     : c == 'a' ? SIP_HDR_ALLOW_EVENTS
+				: id;
 		break;
 	case 13:
 		id = c == 'a' ? SIP_HDR_AUTHORIZATION : c == 'p' ? SIP_HDR_PROXY_REQUIRE : id;
@@ -192,17 +208,38 @@ static inline enum sip_hdr_id hdr_id(struct str name)
  * a slot to be fast. */
 #define HSLOT_MUL 0x0c869cf5df2953b5ULL
 static const unsigned char hslot[64] = {
-	[0] = SIP_HDR_ROUTE, [1] = SIP_HDR_CONTENT_ENCODING, [2] = SIP_HDR_RECORD_ROUTE,
-	[3] = SIP_HDR_EVENT, [4] = SIP_HDR_PROXY_AUTHORIZATION, [9] = SIP_HDR_CALL_ID,
-	[13] = SIP_HDR_WWW_AUTHENTICATE, [15] = SIP_HDR_AUTHORIZATION, [17] = SIP_HDR_TO,
-	[18] = SIP_HDR_MIN_EXPIRES, [19] = SIP_HDR_UNSUPPORTED, [20] = SIP_HDR_USER_AGENT,
-	[21] = SIP_HDR_EXPIRES, [22] = SIP_HDR_DATE, [24] = SIP_HDR_FROM,
-	[25] = SIP_HDR_PROXY_REQUIRE, [26] = SIP_HDR_SERVER, [28] = SIP_HDR_SUBJECT,
-	[29] = SIP_HDR_PROXY_AUTHENTICATE, [30] = SIP_HDR_ACCEPT, [32] = SIP_HDR_CONTACT,
-	[36] = SIP_HDR_CONTENT_TYPE, [37] = SIP_HDR_REFER_TO, [38] = SIP_HDR_ALLOW,
-	[42] = SIP_HDR_SUPPORTED, [44] = SIP_HDR_MAX_FORWARDS, [49] = SIP_HDR_CSEQ,
-	[50] = SIP_HDR_CONTENT_LENGTH, [52] = SIP_HDR_VIA, [57] = SIP_HDR_ALLOW_EVENTS,
-	[60] = SIP_HDR_PATH, [62] = SIP_HDR_REQUIRE,
+	[0] = SIP_HDR_ROUTE,
+	[1] = SIP_HDR_CONTENT_ENCODING,
+	[2] = SIP_HDR_RECORD_ROUTE,
+	[3] = SIP_HDR_EVENT,
+	[4] = SIP_HDR_PROXY_AUTHORIZATION,
+	[9] = SIP_HDR_CALL_ID,
+	[13] = SIP_HDR_WWW_AUTHENTICATE,
+	[15] = SIP_HDR_AUTHORIZATION,
+	[17] = SIP_HDR_TO,
+	[18] = SIP_HDR_MIN_EXPIRES,
+	[19] = SIP_HDR_UNSUPPORTED,
+	[20] = SIP_HDR_USER_AGENT,
+	[21] = SIP_HDR_EXPIRES,
+	[22] = SIP_HDR_DATE,
+	[24] = SIP_HDR_FROM,
+	[25] = SIP_HDR_PROXY_REQUIRE,
+	[26] = SIP_HDR_SERVER,
+	[28] = SIP_HDR_SUBJECT,
+	[29] = SIP_HDR_PROXY_AUTHENTICATE,
+	[30] = SIP_HDR_ACCEPT,
+	[32] = SIP_HDR_CONTACT,
+	[36] = SIP_HDR_CONTENT_TYPE,
+	[37] = SIP_HDR_REFER_TO,
+	[38] = SIP_HDR_ALLOW,
+	[42] = SIP_HDR_SUPPORTED,
+	[44] = SIP_HDR_MAX_FORWARDS,
+	[49] = SIP_HDR_CSEQ,
+	[50] = SIP_HDR_CONTENT_LENGTH,
+	[52] = SIP_HDR_VIA,
+	[57] = SIP_HDR_ALLOW_EVENTS,
+	[60] = SIP_HDR_PATH,
+	[62] = SIP_HDR_REQUIRE,
 };
 
 /* The id of the header whose line starts at i when its name is one of hdr_lc's, in any
@@ -489,7 +526,6 @@ static struct str value_of(const struct sip_msg *m, enum sip_hdr_id id)
 	return m->first[id] < 0 ? STR_NULL : m->hdr[m->first[id]].value;
 }
 
-
 /* CSeq = 1*DIGIT LWS Method, the number below 2**31 per RFC 3261 §8.1.1.5 on sending
  * but accepted up to 2**32-1 on receipt (§20.16); more is an error (RFC 4475 scalar02). */
 static bool cseq(struct sip_msg *m, struct str v)
@@ -602,8 +638,8 @@ static void headers(struct sip_msg *m, struct pstate *ps)
 	}
 }
 
-enum sip_parse_result sip_msg_parse(struct sip_msg *m, struct sip_hdr *hdrs, unsigned cap, const char *buf,
-				    size_t len, bool datagram, struct sip_parse_err *err)
+enum sip_parse_result sip_msg_parse(struct sip_msg *m, struct sip_hdr *hdrs, unsigned cap, const char *buf, size_t len,
+				    bool datagram, struct sip_parse_err *err)
 {
 	struct pstate ps = { .err = err };
 	/* Everything starts zeroed (empty views, no Via/From/To/R-URI parsed): the

@@ -63,8 +63,8 @@ static void crlf(struct sip_out *o)
 /* Writes the first Via header line with its top value completed: an existing received
  * or rport parameter is replaced when a new value is given (RFC 3261 §18.2.1, RFC 3581
  * §4), every other parameter and the further values of the line are kept as received. */
-static void top_via(struct sip_out *o, const struct sip_hdr *h, const struct sip_via *v,
-		    struct str received, struct str rport)
+static void top_via(struct sip_out *o, const struct sip_hdr *h, const struct sip_via *v, struct str received,
+		    struct str rport)
 {
 	sip_out_str(o, STR("Via: "));
 	sip_out_str(o, (struct str){ v->raw.p, (size_t)(v->params.p - v->raw.p) });
@@ -130,8 +130,8 @@ static void tail(struct sip_out *o, struct str extra, struct str body)
 	sip_out_str(o, body);
 }
 
-int sip_print_response(struct sip_out *o, const struct sip_msg *req, unsigned status,
-		       const char *reason, const struct sip_resp_opts *opt)
+int sip_print_response(struct sip_out *o, const struct sip_msg *req, unsigned status, const char *reason,
+		       const struct sip_resp_opts *opt)
 {
 	static const struct sip_resp_opts none;
 	if (!opt)

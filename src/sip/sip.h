@@ -39,15 +39,15 @@ enum sip_hdr_id {
 	SIP_HDR_ACCEPT,
 	SIP_HDR_ALLOW,
 	SIP_HDR_AUTHORIZATION,
-	SIP_HDR_CALL_ID,            /* i */
-	SIP_HDR_CONTACT,            /* m */
-	SIP_HDR_CONTENT_ENCODING,   /* e */
-	SIP_HDR_CONTENT_LENGTH,     /* l */
-	SIP_HDR_CONTENT_TYPE,       /* c */
+	SIP_HDR_CALL_ID,          /* i */
+	SIP_HDR_CONTACT,          /* m */
+	SIP_HDR_CONTENT_ENCODING, /* e */
+	SIP_HDR_CONTENT_LENGTH,   /* l */
+	SIP_HDR_CONTENT_TYPE,     /* c */
 	SIP_HDR_CSEQ,
 	SIP_HDR_DATE,
 	SIP_HDR_EXPIRES,
-	SIP_HDR_FROM,               /* f */
+	SIP_HDR_FROM, /* f */
 	SIP_HDR_MAX_FORWARDS,
 	SIP_HDR_MIN_EXPIRES,
 	SIP_HDR_PATH,
@@ -58,16 +58,16 @@ enum sip_hdr_id {
 	SIP_HDR_REQUIRE,
 	SIP_HDR_ROUTE,
 	SIP_HDR_SERVER,
-	SIP_HDR_SUBJECT,            /* s */
-	SIP_HDR_SUPPORTED,          /* k */
-	SIP_HDR_TO,                 /* t */
+	SIP_HDR_SUBJECT,   /* s */
+	SIP_HDR_SUPPORTED, /* k */
+	SIP_HDR_TO,        /* t */
 	SIP_HDR_UNSUPPORTED,
 	SIP_HDR_USER_AGENT,
-	SIP_HDR_VIA,                /* v */
+	SIP_HDR_VIA, /* v */
 	SIP_HDR_WWW_AUTHENTICATE,
-	SIP_HDR_EVENT,              /* o */
-	SIP_HDR_REFER_TO,           /* r */
-	SIP_HDR_ALLOW_EVENTS,       /* u */
+	SIP_HDR_EVENT,                /* o */
+	SIP_HDR_REFER_TO,             /* r */
+	SIP_HDR_ALLOW_EVENTS,         /* u */
 	SIP_HDR_P_ASSERTED_IDENTITY,  /* RFC 3325 */
 	SIP_HDR_P_PREFERRED_IDENTITY, /* RFC 3325 */
 	SIP_HDR_REMOTE_PARTY_ID,      /* draft-ietf-sip-privacy, still sent by desk phones */
@@ -82,9 +82,9 @@ const char *sip_hdr_name(enum sip_hdr_id id); /* canonical long name; "" for OTH
  * (Via: a, b) is still one sip_hdr; walk its values with sip_list_next(). */
 struct sip_hdr {
 	enum sip_hdr_id id;
-	struct str name;   /* as written */
-	struct str value;  /* trimmed; may contain folded line breaks (CRLF + WSP) */
-	struct str line;   /* the whole line(s) from name to the last CRLF included */
+	struct str name;  /* as written */
+	struct str value; /* trimmed; may contain folded line breaks (CRLF + WSP) */
+	struct str line;  /* the whole line(s) from name to the last CRLF included */
 };
 
 /* ---- URIs (RFC 3261 §19.1, RFC 3966 tel) ------------------------------------------------ */
@@ -94,13 +94,13 @@ enum sip_scheme { SIP_SCHEME_OTHER = 0, SIP_SCHEME_SIP, SIP_SCHEME_SIPS, SIP_SCH
 struct sip_uri {
 	enum sip_scheme scheme;
 	struct str scheme_str;
-	struct str user;       /* still %-escaped; empty if none */
+	struct str user; /* still %-escaped; empty if none */
 	struct str password;
-	struct str host;       /* IPv6 references keep their brackets: "[::1]" */
-	uint16_t port;         /* 0 when absent */
-	struct str params;     /* ";a=b;lr" including the first ';', empty if none */
-	struct str headers;    /* "?x=y" including '?', empty if none */
-	struct str raw;        /* the whole URI */
+	struct str host;    /* IPv6 references keep their brackets: "[::1]" */
+	uint16_t port;      /* 0 when absent */
+	struct str params;  /* ";a=b;lr" including the first ';', empty if none */
+	struct str headers; /* "?x=y" including '?', empty if none */
+	struct str raw;     /* the whole URI */
 	/* common parameters picked out of params */
 	struct str transport;
 	struct str maddr;
@@ -120,14 +120,14 @@ bool sip_uri_equal(const struct sip_uri *a, const struct sip_uri *b);
 /* ---- name-addr / addr-spec (From, To, Contact, Route, Record-Route) ---------------------- */
 
 struct sip_addr {
-	struct str display;   /* without quotes; may hold escapes; empty if none */
-	struct str uri_str;   /* inside <> or the addr-spec */
+	struct str display; /* without quotes; may hold escapes; empty if none */
+	struct str uri_str; /* inside <> or the addr-spec */
 	struct sip_uri uri;
-	struct str params;    /* header params after the URI/">", from the first ';' */
-	struct str tag;       /* tag= value, empty if none */
-	struct str raw;       /* the whole value */
+	struct str params; /* header params after the URI/">", from the first ';' */
+	struct str tag;    /* tag= value, empty if none */
+	struct str raw;    /* the whole value */
 	bool bracketed;
-	bool star;            /* Contact: * */
+	bool star; /* Contact: * */
 };
 
 int sip_addr_parse(struct sip_addr *a, struct str s);
@@ -135,18 +135,18 @@ int sip_addr_parse(struct sip_addr *a, struct str s);
 /* ---- Via ---------------------------------------------------------------------------------- */
 
 struct sip_via {
-	struct str proto;      /* "SIP/2.0" (may hold LWS around '/': "SIP / 2.0") */
-	struct str version;    /* "2.0" */
-	struct str transport;  /* "UDP", "TCP", ... */
-	struct str host;       /* sent-by host, IPv6 in brackets */
-	uint16_t port;         /* 0 when absent */
+	struct str proto;     /* "SIP/2.0" (may hold LWS around '/': "SIP / 2.0") */
+	struct str version;   /* "2.0" */
+	struct str transport; /* "UDP", "TCP", ... */
+	struct str host;      /* sent-by host, IPv6 in brackets */
+	uint16_t port;        /* 0 when absent */
 	struct str params;
 	struct str branch;
 	struct str received;
 	struct str maddr;
-	struct str rport;      /* value if rport=N */
+	struct str rport; /* value if rport=N */
 	bool has_rport;
-	struct str raw;        /* this Via value */
+	struct str raw; /* this Via value */
 };
 
 int sip_via_parse(struct sip_via *v, struct str s);
@@ -154,7 +154,7 @@ int sip_via_parse(struct sip_via *v, struct str s);
 /* ---- digest credentials and challenges (RFC 2617, 7616, 8760) -------------------------- */
 
 struct sip_auth {
-	struct str scheme;     /* "Digest" */
+	struct str scheme; /* "Digest" */
 	struct str username, realm, nonce, uri, response, algorithm, cnonce, opaque, qop, nc;
 	bool stale;
 	struct str raw;
@@ -181,8 +181,8 @@ bool sip_list_next(struct str *rest, struct str *item);
  * provides (sip_msg_parse, sip_msg_rebase), so that the struct stays small whatever the
  * limit and a copy holds exactly the headers it has. */
 struct sip_msg {
-	const char *buf;       /* start of the message */
-	size_t len;            /* bytes of this message: headers + Content-Length body */
+	const char *buf; /* start of the message */
+	size_t len;      /* bytes of this message: headers + Content-Length body */
 
 	bool request;
 	/* request line */
@@ -194,36 +194,36 @@ struct sip_msg {
 	unsigned status;
 	struct str reason;
 
-	struct str version;    /* "SIP/2.0" normally */
+	struct str version; /* "SIP/2.0" normally */
 
-	struct sip_hdr *hdr;   /* the caller's array: hdr[0..nhdr) are the header lines */
+	struct sip_hdr *hdr; /* the caller's array: hdr[0..nhdr) are the header lines */
 	unsigned nhdr;
-	unsigned hdr_cap;      /* entries hdr has room for */
-	int16_t first[SIP_HDR_COUNT]; /* index into hdr of the first header with that id, -1 */
+	unsigned hdr_cap;              /* entries hdr has room for */
+	int16_t first[SIP_HDR_COUNT];  /* index into hdr of the first header with that id, -1 */
 	uint16_t count[SIP_HDR_COUNT]; /* header lines with that id */
 
 	/* parsed at parse time because every stage needs them */
-	struct sip_via via;          /* top Via value */
+	struct sip_via via; /* top Via value */
 	struct sip_addr from, to;
 	struct str call_id;
 	uint32_t cseq;
 	struct str cseq_method_str;
 	enum sip_method cseq_method;
-	int max_forwards;            /* -1 if absent */
-	int64_t expires;             /* Expires header, -1 if absent */
+	int max_forwards; /* -1 if absent */
+	int64_t expires;  /* Expires header, -1 if absent */
 	struct str body;
 };
 
 enum sip_parse_result {
 	SIP_PARSE_OK = 0,
-	SIP_PARSE_AGAIN = 1,     /* incomplete (stream transports): read more */
-	SIP_PARSE_ERROR = -1,    /* malformed: see err */
+	SIP_PARSE_AGAIN = 1,  /* incomplete (stream transports): read more */
+	SIP_PARSE_ERROR = -1, /* malformed: see err */
 };
 
 struct sip_parse_err {
-	unsigned code;          /* 400, 505, 513, ...: what to answer if a response can be built */
-	const char *reason;     /* static reason phrase naming the problem, e.g. "Bad CSeq" */
-	bool can_respond;       /* a request whose top Via parsed: a response is routed by the
+	unsigned code;      /* 400, 505, 513, ...: what to answer if a response can be built */
+	const char *reason; /* static reason phrase naming the problem, e.g. "Bad CSeq" */
+	bool can_respond;   /* a request whose top Via parsed: a response is routed by the
 				 * Via alone and copies From, To, Call-ID, CSeq as received */
 };
 
@@ -241,8 +241,8 @@ struct sip_parse_err {
  * parse errors ("Missing Call-ID"); repeated ones are left to sip_sanity(). A datagram
  * over SIP_MAX_MSG, or a stream message whose headers or Content-Length go past it, is
  * error 513. After an error on a stream the framing cannot be trusted: close it. */
-enum sip_parse_result sip_msg_parse(struct sip_msg *m, struct sip_hdr *hdrs, unsigned cap,
-				    const char *buf, size_t len, bool datagram, struct sip_parse_err *err);
+enum sip_parse_result sip_msg_parse(struct sip_msg *m, struct sip_hdr *hdrs, unsigned cap, const char *buf, size_t len,
+				    bool datagram, struct sip_parse_err *err);
 
 /* Finds the first header line with id (not OTHER) in the message in buf without parsing
  * it: *value is its value, trimmed, folded lines included. False when there is none
@@ -295,8 +295,8 @@ struct sip_resp_opts {
 	struct str via_received;
 	struct str via_rport;
 };
-int sip_print_response(struct sip_out *o, const struct sip_msg *req, unsigned status,
-		       const char *reason, const struct sip_resp_opts *opt);
+int sip_print_response(struct sip_out *o, const struct sip_msg *req, unsigned status, const char *reason,
+		       const struct sip_resp_opts *opt);
 
 /* Builds a forwarded request (RFC 3261 §16.6): new_ruri (or the original when empty), a new
  * top Via line (via, e.g. "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK..."), the received

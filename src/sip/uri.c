@@ -309,8 +309,7 @@ static int unhex(unsigned char c)
 static unsigned char dec(struct str s, size_t *i)
 {
 	unsigned char c = (unsigned char)s.p[*i];
-	if (c == '%' && *i + 2 < s.l && lex_hex((unsigned char)s.p[*i + 1]) &&
-	    lex_hex((unsigned char)s.p[*i + 2])) {
+	if (c == '%' && *i + 2 < s.l && lex_hex((unsigned char)s.p[*i + 1]) && lex_hex((unsigned char)s.p[*i + 2])) {
 		c = (unsigned char)(unhex((unsigned char)s.p[*i + 1]) * 16 + unhex((unsigned char)s.p[*i + 2]));
 		*i += 3;
 	} else {

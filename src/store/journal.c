@@ -20,7 +20,7 @@
 #define MAGIC "PRLYJNL1"
 #define HEAD_LEN 16
 #define REC_HEAD 8
-#define REC_MAX ((uint32_t)1 << 24)   /* far above any change; a longer length is damage */
+#define REC_MAX ((uint32_t)1 << 24) /* far above any change; a longer length is damage */
 
 void store__journal_init(struct store__journal *j, const char *db_path)
 {
@@ -80,9 +80,18 @@ static void put(struct buf *b, const void *v, size_t n)
 	b->len += n;
 }
 
-static void put_u8(struct buf *b, uint8_t v) { put(b, &v, 1); }
-static void put_u32(struct buf *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(struct buf *b, uint64_t v) { put(b, &v, 8); }
+static void put_u8(struct buf *b, uint8_t v)
+{
+	put(b, &v, 1);
+}
+static void put_u32(struct buf *b, uint32_t v)
+{
+	put(b, &v, 4);
+}
+static void put_u64(struct buf *b, uint64_t v)
+{
+	put(b, &v, 8);
+}
 
 static void put_str(struct buf *b, struct str s)
 {
@@ -160,9 +169,24 @@ static void get(struct rd *r, void *v, size_t n)
 	r->p += n;
 }
 
-static uint8_t get_u8(struct rd *r) { uint8_t v; get(r, &v, 1); return v; }
-static uint32_t get_u32(struct rd *r) { uint32_t v; get(r, &v, 4); return v; }
-static uint64_t get_u64(struct rd *r) { uint64_t v; get(r, &v, 8); return v; }
+static uint8_t get_u8(struct rd *r)
+{
+	uint8_t v;
+	get(r, &v, 1);
+	return v;
+}
+static uint32_t get_u32(struct rd *r)
+{
+	uint32_t v;
+	get(r, &v, 4);
+	return v;
+}
+static uint64_t get_u64(struct rd *r)
+{
+	uint64_t v;
+	get(r, &v, 8);
+	return v;
+}
 
 static struct str get_str(struct rd *r)
 {
@@ -279,7 +303,7 @@ static uint64_t new_gen(void)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		g = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40);
 	}
-	return g ? g : 1;   /* 0 means "no journal" */
+	return g ? g : 1; /* 0 means "no journal" */
 }
 
 int store__journal_append(struct store *st, struct store__journal *j, const struct store__queue *q)
@@ -292,8 +316,7 @@ int store__journal_append(struct store *st, struct store__journal *j, const stru
 	if (q->nq == 0)
 		return 0;
 	if (j->stale)
-		return store__err(st, -EIO, "journal %s was applied but could not be emptied or removed",
-				  j->path);
+		return store__err(st, -EIO, "journal %s was applied but could not be emptied or removed", j->path);
 	if (j->fd < 0) {
 		j->fd = open(j->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 		if (j->fd < 0)
@@ -343,8 +366,7 @@ int store__journal_append(struct store *st, struct store__journal *j, const stru
 	return 0;
 }
 
-int store__journal_read(struct store *st, struct store__journal *j, struct store__queue *q,
-			bool *torn)
+int store__journal_read(struct store *st, struct store__journal *j, struct store__queue *q, bool *torn)
 {
 	int fd = open(j->path, O_RDWR | O_CLOEXEC);
 	struct stat sb;
@@ -376,8 +398,7 @@ int store__journal_read(struct store *st, struct store__journal *j, struct store
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r < 0) {
-				err = store__err(st, -errno, "cannot read journal %s: %s", j->path,
-						 strerror(errno));
+				err = store__err(st, -errno, "cannot read journal %s: %s", j->path, strerror(errno));
 				goto out;
 			}
 			if (r == 0)
@@ -388,8 +409,7 @@ int store__journal_read(struct store *st, struct store__journal *j, struct store
 	j->gen = 0;
 	good = 0;
 	if (n >= HEAD_LEN && memcmp(data, MAGIC, 8) != 0) {
-		err = store__err(st, -EIO, "%s is not a parley journal (remove it if it is not needed)",
-				 j->path);
+		err = store__err(st, -EIO, "%s is not a parley journal (remove it if it is not needed)", j->path);
 		goto out;
 	}
 	if (n >= HEAD_LEN) {
@@ -411,7 +431,7 @@ int store__journal_read(struct store *st, struct store__journal *j, struct store
 		r = (struct rd){ data + off + REC_HEAD, data + off + REC_HEAD + len, false };
 		err = decode(st, q, &r);
 		if (err == -EINVAL)
-			break;   /* checksummed but not understood: treat as the end */
+			break; /* checksummed but not understood: treat as the end */
 		if (err)
 			goto out;
 		off += REC_HEAD + len;
@@ -423,8 +443,7 @@ int store__journal_read(struct store *st, struct store__journal *j, struct store
 	/* The tail that did not read is cut off, so that appends go after the last good record
 	 * (a reader would stop at the debris and never see them). */
 	if (good != n && ftruncate(fd, (off_t)good) != 0) {
-		err = store__err(st, -errno, "cannot cut the torn end of journal %s: %s", j->path,
-				 strerror(errno));
+		err = store__err(st, -errno, "cannot cut the torn end of journal %s: %s", j->path, strerror(errno));
 		goto out;
 	}
 	j->size = good;

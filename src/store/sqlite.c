@@ -28,13 +28,13 @@ static const char *const migrations[] = {
 	"  path TEXT NOT NULL DEFAULT '',"
 	"  call_id TEXT NOT NULL,"
 	"  cseq INTEGER NOT NULL,"
-	"  q INTEGER NOT NULL,"           /* thousandths */
-	"  expires_at INTEGER NOT NULL,"  /* unix seconds */
+	"  q INTEGER NOT NULL,"          /* thousandths */
+	"  expires_at INTEGER NOT NULL," /* unix seconds */
 	"  user_agent TEXT NOT NULL DEFAULT '',"
 	"  instance TEXT NOT NULL DEFAULT '',"
 	"  reg_id INTEGER NOT NULL DEFAULT 0,"
-	"  params TEXT NOT NULL DEFAULT '',"   /* contact params as sent, without expires */
-	"  flags INTEGER NOT NULL DEFAULT 0,"  /* registrar flags (reach at source address) */
+	"  params TEXT NOT NULL DEFAULT '',"  /* contact params as sent, without expires */
+	"  flags INTEGER NOT NULL DEFAULT 0," /* registrar flags (reach at source address) */
 	"  PRIMARY KEY(aor, contact)) WITHOUT ROWID;"
 	/* no index on expires_at: expired rows are deleted one by one as the registrar sweeps
 	 * them, and all at once only at start-up, where a scan is cheap; an index would cost
@@ -71,13 +71,13 @@ static const char *const migrations[] = {
 	"  path TEXT DEFAULT '',"
 	"  call_id TEXT DEFAULT '',"
 	"  cseq INTEGER DEFAULT 0,"
-	"  q INTEGER DEFAULT 1000,"            /* thousandths */
-	"  expires_at INTEGER DEFAULT 0,"      /* unix seconds */
+	"  q INTEGER DEFAULT 1000,"       /* thousandths */
+	"  expires_at INTEGER DEFAULT 0," /* unix seconds */
 	"  user_agent TEXT DEFAULT '',"
 	"  instance TEXT DEFAULT '',"
 	"  reg_id INTEGER DEFAULT 0,"
-	"  params TEXT DEFAULT '',"            /* contact params as sent, without expires */
-	"  flags INTEGER DEFAULT 0);"          /* registrar flags (reach at source address) */
+	"  params TEXT DEFAULT '',"   /* contact params as sent, without expires */
+	"  flags INTEGER DEFAULT 0);" /* registrar flags (reach at source address) */
 	"INSERT INTO bindings_v2(aor, contact, src_addr, src_port, transport, path, call_id, cseq,"
 	"  q, expires_at, user_agent, instance, reg_id, params, flags)"
 	"  SELECT aor, contact, src_addr, src_port, transport, path, call_id, cseq, q, expires_at,"
@@ -87,8 +87,8 @@ static const char *const migrations[] = {
 	/* 3: bans of sources that failed authentication too often, and facts about the
 	 * database itself (which journal was applied last). */
 	"CREATE TABLE bans("
-	"  source TEXT PRIMARY KEY,"           /* an IP address as text */
-	"  until INTEGER NOT NULL,"            /* unix seconds */
+	"  source TEXT PRIMARY KEY," /* an IP address as text */
+	"  until INTEGER NOT NULL,"  /* unix seconds */
 	"  reason TEXT NOT NULL DEFAULT '',"
 	"  created INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE meta("
@@ -98,18 +98,39 @@ static const char *const migrations[] = {
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
 enum sid {
-	S_BEGIN, S_COMMIT, S_ROLLBACK,
-	S_USER_INS, S_USER_UPD, S_USER_UPS, S_USER_DEL, S_USER_GET, S_USER_LIST,
-	S_BIND_PUT, S_BIND_PUTN, S_BIND_DEL, S_BIND_EXPIRE, S_BIND_LOAD, S_BIND_LOAD_RO, S_BIND_IDS,
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_USER_INS,
+	S_USER_UPD,
+	S_USER_UPS,
+	S_USER_DEL,
+	S_USER_GET,
+	S_USER_LIST,
+	S_BIND_PUT,
+	S_BIND_PUTN,
+	S_BIND_DEL,
+	S_BIND_EXPIRE,
+	S_BIND_LOAD,
+	S_BIND_LOAD_RO,
+	S_BIND_IDS,
 	S_BIND_RENUMBER,
-	S_CALL_PUT, S_CALL_LIST, S_CALL_PRUNE,
-	S_BAN_PUT, S_BAN_DEL, S_BAN_LIST, S_BAN_PRUNE, S_JGEN_GET, S_JGEN_SET,
+	S_CALL_PUT,
+	S_CALL_LIST,
+	S_CALL_PRUNE,
+	S_BAN_PUT,
+	S_BAN_DEL,
+	S_BAN_LIST,
+	S_BAN_PRUNE,
+	S_JGEN_GET,
+	S_JGEN_SET,
 	S_COUNT
 };
 
 /* The columns of a binding write, in the order be_binding_write binds them. */
-#define BIND_COLS "id, aor, contact, src_addr, src_port, transport, path, call_id, cseq, q," \
-		  " expires_at, user_agent, instance, reg_id, params, flags"
+#define BIND_COLS                                                                  \
+	"id, aor, contact, src_addr, src_port, transport, path, call_id, cseq, q," \
+	" expires_at, user_agent, instance, reg_id, params, flags"
 #define NCOL 16
 /* Rows per statement when many bindings are flushed: the cost of running a statement
  * (starting, halting, resetting it) is then shared by BATCH rows. Measured, 8 and 16 do
@@ -125,8 +146,8 @@ static const char *const sql[S_COUNT] = {
 	[S_USER_INS] = "INSERT INTO users(user, domain, ha1_md5, ha1_sha256) VALUES(?1, ?2, ?3, ?4)",
 	[S_USER_UPD] = "UPDATE users SET ha1_md5 = ?3, ha1_sha256 = ?4 WHERE user = ?1 AND domain = ?2",
 	[S_USER_UPS] = ("INSERT INTO users(user, domain, ha1_md5, ha1_sha256) VALUES(?1, ?2, ?3, ?4)"
-		        " ON CONFLICT(user, domain) DO UPDATE SET"
-		        " ha1_md5 = excluded.ha1_md5, ha1_sha256 = excluded.ha1_sha256"),
+			" ON CONFLICT(user, domain) DO UPDATE SET"
+			" ha1_md5 = excluded.ha1_md5, ha1_sha256 = excluded.ha1_sha256"),
 	[S_USER_DEL] = "DELETE FROM users WHERE user = ?1 AND domain = ?2",
 	[S_USER_GET] = "SELECT ha1_md5, ha1_sha256 FROM users WHERE user = ?1 AND domain = ?2",
 	[S_USER_LIST] = "SELECT user, domain, ha1_md5, ha1_sha256 FROM users ORDER BY domain, user",
@@ -138,24 +159,24 @@ static const char *const sql[S_COUNT] = {
 	/* The server's reload, in table order: it does not care for order, and a sort more
 	 * than doubles the time to read a million rows (0.6 s to 1.4 s in the sqlite3 shell). */
 	[S_BIND_LOAD] = ("SELECT aor, contact, src_addr, src_port, transport, path, call_id, cseq, q,"
-			" expires_at, user_agent, instance, reg_id, params, flags, id FROM bindings"
-			" WHERE expires_at > ?1 ORDER BY id"),
+			 " expires_at, user_agent, instance, reg_id, params, flags, id FROM bindings"
+			 " WHERE expires_at > ?1 ORDER BY id"),
 	/* For people (`parley reg list`): sorted, and without the id, so that it also reads a
 	 * database whose schema the server has not brought up to date yet. */
 	[S_BIND_LOAD_RO] = ("SELECT aor, contact, src_addr, src_port, transport, path, call_id, cseq, q,"
-			   " expires_at, user_agent, instance, reg_id, params, flags FROM bindings"
-			   " WHERE expires_at > ?1 ORDER BY aor, contact"),
+			    " expires_at, user_agent, instance, reg_id, params, flags FROM bindings"
+			    " WHERE expires_at > ?1 ORDER BY aor, contact"),
 	[S_BIND_IDS] = "SELECT aor, contact, id FROM bindings ORDER BY id",
 	[S_BIND_RENUMBER] = "UPDATE bindings SET id = ?1 WHERE id = ?2",
 	[S_CALL_PUT] = ("INSERT INTO calls(id, call_id, caller, callee, start_ms, answer_ms, end_ms,"
-		        " status, reason, duration_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-		        " ON CONFLICT(id) DO UPDATE SET call_id = excluded.call_id,"
-		        " caller = excluded.caller, callee = excluded.callee,"
-		        " start_ms = excluded.start_ms, answer_ms = excluded.answer_ms,"
-		        " end_ms = excluded.end_ms, status = excluded.status,"
-		        " reason = excluded.reason, duration_ms = excluded.duration_ms"),
+			" status, reason, duration_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+			" ON CONFLICT(id) DO UPDATE SET call_id = excluded.call_id,"
+			" caller = excluded.caller, callee = excluded.callee,"
+			" start_ms = excluded.start_ms, answer_ms = excluded.answer_ms,"
+			" end_ms = excluded.end_ms, status = excluded.status,"
+			" reason = excluded.reason, duration_ms = excluded.duration_ms"),
 	[S_CALL_LIST] = ("SELECT id, call_id, caller, callee, start_ms, answer_ms, end_ms, status,"
-			" reason, duration_ms FROM calls ORDER BY start_ms DESC, rowid DESC LIMIT ?1"),
+			 " reason, duration_ms FROM calls ORDER BY start_ms DESC, rowid DESC LIMIT ?1"),
 	[S_CALL_PRUNE] = "DELETE FROM calls WHERE start_ms < ?1",
 	[S_BAN_PUT] = "REPLACE INTO bans(source, until, reason, created) VALUES(?1, ?2, ?3, ?4)",
 	[S_BAN_DEL] = "DELETE FROM bans WHERE source = ?1",
@@ -175,14 +196,14 @@ struct pslot {
 	const char *p;
 	size_t l;
 	int64_t v;
-	unsigned char kind;            /* 0: unknown, 1: text p/l, 2: integer v */
+	unsigned char kind; /* 0: unknown, 1: text p/l, 2: integer v */
 };
 
 /* One binding of the ids map. v packs the row id (below 2^40) over 24 more bits of the
  * key's digest, so that a slot takes 16 bytes and 88 bits of digest tell keys apart;
  * v == 0 marks an empty slot (ids start at 1). */
 struct idslot {
-	uint64_t h;                    /* kd.a, which also places the slot */
+	uint64_t h; /* kd.a, which also places the slot */
 	uint64_t v;
 };
 
@@ -200,9 +221,9 @@ struct idfix {
 
 struct be {
 	sqlite3 *db;
-	sqlite3_stmt *stmt[S_COUNT];   /* prepared on first use */
-	bool empty;                    /* read-only open of a database with no schema yet */
-	int version;                   /* its schema version (read-only opens may find an old one) */
+	sqlite3_stmt *stmt[S_COUNT]; /* prepared on first use */
+	bool empty;                  /* read-only open of a database with no schema yet */
+	int version;                 /* its schema version (read-only opens may find an old one) */
 
 	/* rows kept by be_binding_write until BATCH of them fill one statement, or commit */
 	const struct store_binding *row[BATCH];
@@ -218,12 +239,12 @@ struct be {
 	 * missing from it would be written again under a new id, so every change to the
 	 * table goes through it. */
 	struct idslot *ids;
-	size_t ids_mask, nids;         /* slots - 1 (a power of two minus one), keys held */
+	size_t ids_mask, nids; /* slots - 1 (a power of two minus one), keys held */
 	int64_t next_id;
 	bool ids_ready;
-	struct store__kd *gone;        /* keys deleted in this transaction: out at commit */
+	struct store__kd *gone; /* keys deleted in this transaction: out at commit */
 	size_t ngone, capgone;
-	struct idfix *fix;             /* rows the build of the map could not take as they are */
+	struct idfix *fix; /* rows the build of the map could not take as they are */
 	size_t nfix, capfix;
 };
 
@@ -242,8 +263,7 @@ static int fail(struct store *st, int rc, const char *what)
 	switch (rc & 0xff) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-		return store__err(st, -EBUSY, "database %s is locked by another process (%s)",
-				  st->path, what);
+		return store__err(st, -EBUSY, "database %s is locked by another process (%s)", st->path, what);
 	case SQLITE_FULL:
 		return store__err(st, -ENOSPC, "disk full: cannot write database %s (%s)", st->path, what);
 	case SQLITE_READONLY:
@@ -252,8 +272,8 @@ static int fail(struct store *st, int rc, const char *what)
 	case SQLITE_AUTH:
 		return store__err(st, -EACCES, "permission denied on database %s (%s)", st->path, what);
 	case SQLITE_CANTOPEN:
-		return store__err(st, sys == ENOENT ? -ENOENT : -EACCES, "cannot open database %s: %s",
-				  st->path, sys ? strerror(sys) : msg);
+		return store__err(st, sys == ENOENT ? -ENOENT : -EACCES, "cannot open database %s: %s", st->path,
+				  sys ? strerror(sys) : msg);
 	case SQLITE_NOTADB:
 		return store__err(st, -EIO, "%s is not a SQLite database", st->path);
 	case SQLITE_CORRUPT:
@@ -264,8 +284,7 @@ static int fail(struct store *st, int rc, const char *what)
 		return store__err(st, -ENOMEM, "out of memory in database %s (%s)", st->path, what);
 	case SQLITE_IOERR:
 		if (sys == ENOSPC || sys == EDQUOT)
-			return store__err(st, -ENOSPC, "disk full: cannot write database %s (%s)",
-					  st->path, what);
+			return store__err(st, -ENOSPC, "disk full: cannot write database %s (%s)", st->path, what);
 		return store__err(st, -EIO, "I/O error on database %s (%s): %s", st->path, what,
 				  sys ? strerror(sys) : msg);
 	default:
@@ -307,8 +326,7 @@ static sqlite3_stmt *prepared(struct store *st, enum sid id, int *err)
 		*err = store__err(st, -ENOMEM, "out of memory preparing a statement");
 		return NULL;
 	}
-	rc = sqlite3_prepare_v3(b->db, text ? text : sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-				&b->stmt[id], NULL);
+	rc = sqlite3_prepare_v3(b->db, text ? text : sql[id], -1, SQLITE_PREPARE_PERSISTENT, &b->stmt[id], NULL);
 	free(text);
 	if (rc != SQLITE_OK) {
 		*err = fail(st, rc, "prepare");
@@ -380,8 +398,8 @@ static int int_pragma(struct store *st, const char *text, int *out)
 
 static int newer_schema(struct store *st, int version)
 {
-	return store__err(st, -EIO, "database %s has schema version %d, newer than this parley (%d)",
-			  st->path, version, SCHEMA_VERSION);
+	return store__err(st, -EIO, "database %s has schema version %d, newer than this parley (%d)", st->path, version,
+			  SCHEMA_VERSION);
 }
 
 /* Brings the schema up to date in one transaction, so that two processes opening a new
@@ -423,8 +441,7 @@ static int be_open(struct store *st, const struct store_conf *conf)
 	if (st->readonly) {
 		/* A reader must not create an empty file where the server's database should be. */
 		if (stat(st->path, &sb) != 0)
-			return store__err(st, -errno, "cannot open database %s: %s", st->path,
-					  strerror(errno));
+			return store__err(st, -errno, "cannot open database %s: %s", st->path, strerror(errno));
 		flags |= SQLITE_OPEN_READONLY;
 	} else {
 		flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
@@ -492,7 +509,7 @@ static int be_begin(struct store *st)
 
 static int be_commit(struct store *st)
 {
-	int err = rows_write(st);   /* what be_binding_write kept for a statement of BATCH */
+	int err = rows_write(st); /* what be_binding_write kept for a statement of BATCH */
 
 	if (!err)
 		err = simple(st, S_COMMIT, "commit");
@@ -528,7 +545,7 @@ static int user_write(struct store *st, enum sid id, const struct store_user *u,
 
 static int be_user_insert(struct store *st, const struct store_user *u)
 {
-	return user_write(st, S_USER_INS, u, NULL);   /* the primary key gives -EEXIST */
+	return user_write(st, S_USER_INS, u, NULL); /* the primary key gives -EEXIST */
 }
 
 static int be_user_update(struct store *st, const struct store_user *u)
@@ -601,8 +618,8 @@ struct cb {
 
 /* Steps a query and hands each row to row(); returns 0, the callback's stop value, or the
  * failure. */
-static int walk(struct store *st, sqlite3_stmt *s, const char *what,
-		int (*row)(sqlite3_stmt *s, const struct cb *cb), const struct cb *cb)
+static int walk(struct store *st, sqlite3_stmt *s, const char *what, int (*row)(sqlite3_stmt *s, const struct cb *cb),
+		const struct cb *cb)
 {
 	int rc, ret = 0;
 
@@ -847,8 +864,7 @@ static inline void bind_int_once(sqlite3_stmt *s, struct pslot *ps, int i, int64
 }
 
 /* Binds row r (id, then the binding) to the NCOL parameters from i + 1 on. */
-static void bind_row(sqlite3_stmt *s, struct pslot *ps, int i, int64_t id,
-		     const struct store_binding *r)
+static void bind_row(sqlite3_stmt *s, struct pslot *ps, int i, int64_t id, const struct store_binding *r)
 {
 	bind_int_once(s, &ps[0], i + 1, id);
 	bind_text_once(s, &ps[1], i + 2, r->aor);
@@ -954,7 +970,7 @@ static int be_binding_delete(struct store *st, struct str aor, struct str contac
 		return err;
 	id = ids_find(b, kd);
 	if (!id)
-		return 0;   /* every row is in the map: there is none to delete */
+		return 0; /* every row is in the map: there is none to delete */
 	if (b->ngone == b->capgone) {
 		size_t cap = b->capgone ? b->capgone * 2 : 64;
 		struct store__kd *g = realloc(b->gone, cap * sizeof(*g));
@@ -970,7 +986,7 @@ static int be_binding_delete(struct store *st, struct str aor, struct str contac
 	err = run(st, s, "delete binding", NULL);
 	if (!err)
 		b->gone[b->ngone++] = kd;
-	(void)aor;   /* a back end keyed by the strings needs them; this one has the id */
+	(void)aor; /* a back end keyed by the strings needs them; this one has the id */
 	(void)contact;
 	return err;
 }
@@ -1053,8 +1069,7 @@ static int be_bindings_load(struct store *st, int64_t now, store_binding_h *cb, 
 		if (!s)
 			return err;
 		sqlite3_bind_int64(s, 1, now);
-		return walk(st, s, "load bindings", binding_row,
-			    &(struct cb){ .binding = cb, .arg = arg });
+		return walk(st, s, "load bindings", binding_row, &(struct cb){ .binding = cb, .arg = arg });
 	}
 	s = stmt(st, S_BIND_EXPIRE, &err);
 	if (!s)
@@ -1173,7 +1188,7 @@ static int be_bans_list(struct store *st, int64_t now, store_ban_h *cb, void *ar
 	sqlite3_stmt *s;
 
 	if (be_of(st)->version < 3)
-		return 0;   /* a reader on a database the server has not upgraded: no bans */
+		return 0; /* a reader on a database the server has not upgraded: no bans */
 	s = stmt(st, S_BAN_LIST, &err);
 	if (!s)
 		return err;

@@ -15,7 +15,6 @@
 #define DOMAIN_MAX 255
 #define QUEUE_MAX_DEFAULT ((size_t)64 << 20)
 
-
 int store__err(struct store *st, int err, const char *fmt, ...)
 {
 	va_list ap;
@@ -129,7 +128,7 @@ void store_close(struct store *st)
 		st->ops->close(st);
 	store__queue_free(&st->wq);
 	if (st->lock_fd >= 0)
-		close(st->lock_fd);   /* releases the flock; the file stays, empty of meaning */
+		close(st->lock_fd); /* releases the flock; the file stays, empty of meaning */
 	free(st);
 }
 
@@ -167,16 +166,16 @@ static bool hex_ok(const char *h, size_t n)
 }
 
 /* Fills u with the names and the HA1 hashes given. */
-static int make_user(struct store *st, struct store_user *u, struct str user, struct str domain,
-		     const char *ha1_md5, const char *ha1_sha256, char *dom)
+static int make_user(struct store *st, struct store_user *u, struct str user, struct str domain, const char *ha1_md5,
+		     const char *ha1_sha256, char *dom)
 {
 	int err = names(st, user, domain, dom);
 
 	if (err)
 		return err;
 	if (!hex_ok(ha1_md5, STORE_HA1_MD5_LEN) || !hex_ok(ha1_sha256, STORE_HA1_SHA256_LEN))
-		return store__err(st, -EINVAL, "HA1 hashes must be %d and %d lowercase hex digits",
-				  STORE_HA1_MD5_LEN, STORE_HA1_SHA256_LEN);
+		return store__err(st, -EINVAL, "HA1 hashes must be %d and %d lowercase hex digits", STORE_HA1_MD5_LEN,
+				  STORE_HA1_SHA256_LEN);
 	u->user = user;
 	u->domain = (struct str){ dom, domain.l };
 	memcpy(u->ha1_md5, ha1_md5, sizeof(u->ha1_md5));
@@ -191,8 +190,7 @@ static int writable(struct store *st)
 	return 0;
 }
 
-int store_user_add(struct store *st, struct str user, struct str domain, const char *ha1_md5,
-		   const char *ha1_sha256)
+int store_user_add(struct store *st, struct str user, struct str domain, const char *ha1_md5, const char *ha1_sha256)
 {
 	struct store_user u;
 	char dom[DOMAIN_MAX + 1];
@@ -207,8 +205,7 @@ int store_user_add(struct store *st, struct str user, struct str domain, const c
 	return err;
 }
 
-int store_user_passwd(struct store *st, struct str user, struct str domain, const char *ha1_md5,
-		      const char *ha1_sha256)
+int store_user_passwd(struct store *st, struct str user, struct str domain, const char *ha1_md5, const char *ha1_sha256)
 {
 	struct store_user u;
 	char dom[DOMAIN_MAX + 1];
@@ -245,9 +242,9 @@ int store_user_get(struct store *st, struct str user, struct str domain, struct 
 	if (err)
 		return err;
 	out->user = user;
-	out->domain = (struct str){ dom, domain.l };  /* the lowercase form is the key */
+	out->domain = (struct str){ dom, domain.l }; /* the lowercase form is the key */
 	err = st->ops->user_get(st, out);
-	out->domain = domain;   /* dom dies with this frame: hand back the caller's view */
+	out->domain = domain; /* dom dies with this frame: hand back the caller's view */
 	if (err == -ENOENT)
 		store__err(st, err, "no user %.*s@%s", STR_FMT(user), dom);
 	return err;
@@ -678,12 +675,10 @@ static int enqueue(struct store *st, struct store__queue *q, struct store__qent 
 	return 0;
 full:
 	qdrop(q, e);
-	return store__err(st, -ENOBUFS, "database write queue full (%zu bytes): is %s writable?",
-			  q->qbytes, st->path);
+	return store__err(st, -ENOBUFS, "database write queue full (%zu bytes): is %s writable?", q->qbytes, st->path);
 }
 
-int store__requeue(struct store *st, struct store__queue *q, const struct store__qent *e,
-		   bool bounded)
+int store__requeue(struct store *st, struct store__queue *q, const struct store__qent *e, bool bounded)
 {
 	struct store__qent *n = qalloc(st, q, e->size - sizeof(*e));
 
@@ -709,7 +704,7 @@ int store__queue_merge(struct store *st, struct store__queue *to, struct store__
 	for (size_t i = 0; !err && i < from->nq; i++)
 		err = store__requeue(st, to, from->q[i], false);
 	if (err)
-		return err;   /* what was merged is merged again on the next try: no harm */
+		return err; /* what was merged is merged again on the next try: no harm */
 	if (from->oldest_ms && (to->oldest_ms == 0 || from->oldest_ms < to->oldest_ms))
 		to->oldest_ms = from->oldest_ms;
 	store__queue_clear(from);
@@ -719,8 +714,8 @@ int store__queue_merge(struct store *st, struct store__queue *to, struct store__
 int store__queue_binding(struct store *st, struct store__queue *q, enum store__qkind kind,
 			 const struct store_binding *b, bool bounded)
 {
-	size_t n = b->aor.l + b->contact.l + b->src_addr.l + b->transport.l + b->path.l +
-		   b->call_id.l + b->user_agent.l + b->instance.l + b->params.l;
+	size_t n = b->aor.l + b->contact.l + b->src_addr.l + b->transport.l + b->path.l + b->call_id.l +
+		   b->user_agent.l + b->instance.l + b->params.l;
 	struct store__qent *e = qalloc(st, q, n);
 	char *w;
 
@@ -744,8 +739,7 @@ int store__queue_binding(struct store *st, struct store__queue *q, enum store__q
 	return enqueue(st, q, e, bounded);
 }
 
-int store__queue_call(struct store *st, struct store__queue *q, const struct store_call *c,
-		      bool bounded)
+int store__queue_call(struct store *st, struct store__queue *q, const struct store_call *c, bool bounded)
 {
 	size_t n = c->id.l + c->call_id.l + c->caller.l + c->callee.l + c->reason.l;
 	struct store__qent *e;
@@ -768,8 +762,8 @@ int store__queue_call(struct store *st, struct store__queue *q, const struct sto
 	return enqueue(st, q, e, bounded);
 }
 
-int store__queue_ban(struct store *st, struct store__queue *q, enum store__qkind kind,
-		     const struct store_ban *b, bool bounded)
+int store__queue_ban(struct store *st, struct store__queue *q, enum store__qkind kind, const struct store_ban *b,
+		     bool bounded)
 {
 	struct store__qent *e = qalloc(st, q, b->source.l + b->reason.l);
 	char *w;
@@ -785,8 +779,7 @@ int store__queue_ban(struct store *st, struct store__queue *q, enum store__qkind
 	return enqueue(st, q, e, bounded);
 }
 
-int store__queue_prune(struct store *st, struct store__queue *q, enum store__qkind kind,
-		       int64_t before, bool bounded)
+int store__queue_prune(struct store *st, struct store__queue *q, enum store__qkind kind, int64_t before, bool bounded)
 {
 	struct store__qent *e = qalloc(st, q, 0);
 
@@ -904,7 +897,7 @@ static int write_one(struct store *st, const struct store__qent *e)
 	case Q_BAN_DEL:
 		err = st->ops->ban_delete(st, e->u.ban.source);
 		if (err == -ENOENT)
-			err = 0;   /* `parley ban del` came first: the same outcome */
+			err = 0; /* `parley ban del` came first: the same outcome */
 		break;
 	case Q_CALLS_PRUNE:
 		err = st->ops->calls_prune(st, (uint64_t)e->u.before);

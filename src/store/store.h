@@ -26,24 +26,24 @@
 struct store;
 
 struct store_conf {
-	const char *backend;      /* "sqlite"; NULL means sqlite */
-	const char *path;         /* the database file */
-	bool readonly;            /* readers such as `parley reg list`: no schema change, no write */
-	unsigned busy_ms;         /* how long to wait for another process's lock; 0: 2000 */
-	size_t queue_max;         /* bytes of queued changes allowed; 0: 64 MiB (while
+	const char *backend; /* "sqlite"; NULL means sqlite */
+	const char *path;    /* the database file */
+	bool readonly;       /* readers such as `parley reg list`: no schema change, no write */
+	unsigned busy_ms;    /* how long to wait for another process's lock; 0: 2000 */
+	size_t queue_max;    /* bytes of queued changes allowed; 0: 64 MiB (while
 				   * flushes fail, changes replaced by later ones may
 				   * hold up to half as much again until dropped) */
 	/* For `parley serve`, the one process that writes the database: */
-	bool lock;                /* hold PATH.lock (flock, with our PID in it): a second
+	bool lock;           /* hold PATH.lock (flock, with our PID in it): a second
 				   * store_open with lock fails with -EBUSY naming the
 				   * PID; readers and short writers (`parley user`) do
 				   * not take it */
-	bool writer;              /* write behind on a thread with its own connection:
+	bool writer;         /* write behind on a thread with its own connection:
 				   * store_flush() hands the queue over and never waits
 				   * for the database; changes unwritten for journal_ms go
 				   * to PATH.journal; a journal left by a crash is applied
 				   * by store_open */
-	unsigned journal_ms;      /* with writer: 0 means 1000 */
+	unsigned journal_ms; /* with writer: 0 means 1000 */
 };
 
 /* Opens (creating and migrating the schema unless readonly) the store described by conf.
@@ -67,7 +67,7 @@ const char *store_errmsg(const struct store *st);
 #define STORE_HA1_SHA256_LEN 64
 
 struct store_user {
-	struct str user;                           /* views: valid during the callback only */
+	struct str user; /* views: valid during the callback only */
 	struct str domain;
 	char ha1_md5[STORE_HA1_MD5_LEN + 1];
 	char ha1_sha256[STORE_HA1_SHA256_LEN + 1];
@@ -76,8 +76,7 @@ struct store_user {
 /* Adds a user with its HA1 values: ha1_md5 and ha1_sha256 are NUL-terminated lowercase hex
  * of STORE_HA1_MD5_LEN and STORE_HA1_SHA256_LEN digits (-EINVAL otherwise), stored as they
  * are. -EEXIST if user@domain is already there. */
-int store_user_add(struct store *st, struct str user, struct str domain, const char *ha1_md5,
-		   const char *ha1_sha256);
+int store_user_add(struct store *st, struct str user, struct str domain, const char *ha1_md5, const char *ha1_sha256);
 /* Replaces the HA1 values (a new password), given as for store_user_add; -ENOENT if there
  * is no such user. */
 int store_user_passwd(struct store *st, struct str user, struct str domain, const char *ha1_md5,
@@ -85,8 +84,7 @@ int store_user_passwd(struct store *st, struct str user, struct str domain, cons
 /* Removes a user; -ENOENT if there is no such user. */
 int store_user_del(struct store *st, struct str user, struct str domain);
 /* Fills out (its views are set to the arguments); -ENOENT if there is no such user. */
-int store_user_get(struct store *st, struct str user, struct str domain,
-		   struct store_user *out /* OUT */);
+int store_user_get(struct store *st, struct str user, struct str domain, struct store_user *out /* OUT */);
 
 /* Row callbacks return 0 to go on; any other value stops the walk and is returned. */
 typedef int store_user_h(const struct store_user *u, void *arg);
@@ -119,21 +117,21 @@ int store_ucache_get(struct store_ucache *c, struct str user, struct str domain,
 /* ---- bindings (written behind the registrar's in-memory location table) ------------- */
 
 struct store_binding {
-	struct str aor;           /* "alice@example.com": user@domain, domain lower-case, no scheme */
-	struct str contact;       /* the Contact URI */
-	struct str src_addr;      /* source address of the REGISTER, text ("192.0.2.1", "::1") */
+	struct str aor;      /* "alice@example.com": user@domain, domain lower-case, no scheme */
+	struct str contact;  /* the Contact URI */
+	struct str src_addr; /* source address of the REGISTER, text ("192.0.2.1", "::1") */
 	uint16_t src_port;
-	struct str transport;     /* "udp", "tcp", ... */
-	struct str path;          /* Path header values, comma-separated; may be empty */
+	struct str transport; /* "udp", "tcp", ... */
+	struct str path;      /* Path header values, comma-separated; may be empty */
 	struct str call_id;
 	uint32_t cseq;
-	uint16_t q;               /* q-value in thousandths: 1000 is q=1.0 */
-	int64_t expires_at;       /* unix seconds */
+	uint16_t q;         /* q-value in thousandths: 1000 is q=1.0 */
+	int64_t expires_at; /* unix seconds */
 	struct str user_agent;
-	struct str instance;      /* +sip.instance, may be empty */
-	uint32_t reg_id;          /* reg-id (RFC 5626), 0 if none */
-	struct str params;        /* contact params as the phone sent them (no expires) */
-	uint8_t flags;            /* the registrar's flags for the binding (LOC_F_*) */
+	struct str instance; /* +sip.instance, may be empty */
+	uint32_t reg_id;     /* reg-id (RFC 5626), 0 if none */
+	struct str params;   /* contact params as the phone sent them (no expires) */
+	uint8_t flags;       /* the registrar's flags for the binding (LOC_F_*) */
 };
 
 /* Queue a change; nothing is written until store_flush(). The views are copied, so they
@@ -154,18 +152,18 @@ int store_bindings_load(struct store *st, int64_t now, store_binding_h *cb, void
 /* ---- call records ------------------------------------------------------------------- */
 
 struct store_call {
-	struct str id;            /* record key chosen by the caller, unique per call
+	struct str id; /* record key chosen by the caller, unique per call
 				   * (e.g. Call-ID ";" From tag); a later put with the
 				   * same id updates the record */
 	struct str call_id;
-	struct str caller;        /* "alice@example.com" */
+	struct str caller; /* "alice@example.com" */
 	struct str callee;
-	uint64_t start_ms;        /* wall clock, ms since the epoch */
-	uint64_t answer_ms;       /* 0: not answered */
-	uint64_t end_ms;          /* 0: not ended */
-	unsigned status;          /* final SIP status (200, 486, 487, ...); 0: in progress */
-	struct str reason;        /* result in a word or two: "answered", "busy", "cancelled" */
-	uint64_t duration_ms;     /* answer to end; 0 if not answered */
+	uint64_t start_ms;    /* wall clock, ms since the epoch */
+	uint64_t answer_ms;   /* 0: not answered */
+	uint64_t end_ms;      /* 0: not ended */
+	unsigned status;      /* final SIP status (200, 486, 487, ...); 0: in progress */
+	struct str reason;    /* result in a word or two: "answered", "busy", "cancelled" */
+	uint64_t duration_ms; /* answer to end; 0 if not answered */
 };
 
 /* Queue an insert-or-update by id, written by store_flush(); -ENOBUFS as for bindings. */
@@ -181,10 +179,10 @@ int store_cdr_prune(struct store *st, int64_t before_unix);
 /* ---- bans: sources (IP addresses as text) refused for failed authentication ----------- */
 
 struct store_ban {
-	struct str source;        /* "192.0.2.7", "2001:db8::1" */
-	int64_t until;            /* unix seconds: the ban ends then */
-	struct str reason;        /* "12 failed authentications in 60 s" */
-	int64_t created;          /* unix seconds */
+	struct str source; /* "192.0.2.7", "2001:db8::1" */
+	int64_t until;     /* unix seconds: the ban ends then */
+	struct str reason; /* "12 failed authentications in 60 s" */
+	int64_t created;   /* unix seconds */
 };
 
 /* With a writer thread, put, del and prune are queued like bindings (and del cannot tell

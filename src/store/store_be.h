@@ -27,11 +27,11 @@ struct store_ops {
 	int (*commit)(struct store *st);
 	void (*rollback)(struct store *st);
 
-	int (*user_insert)(struct store *st, const struct store_user *u);   /* -EEXIST */
-	int (*user_update)(struct store *st, const struct store_user *u);   /* -ENOENT */
+	int (*user_insert)(struct store *st, const struct store_user *u); /* -EEXIST */
+	int (*user_update)(struct store *st, const struct store_user *u); /* -ENOENT */
 	int (*user_upsert)(struct store *st, const struct store_user *u);
 	int (*user_delete)(struct store *st, struct str user, struct str domain); /* -ENOENT */
-	int (*user_get)(struct store *st, struct store_user *u);  /* u->user, u->domain set */
+	int (*user_get)(struct store *st, struct store_user *u);                  /* u->user, u->domain set */
 	int (*user_list)(struct store *st, store_user_h *cb, void *arg);
 
 	/* Between begin and commit, binding_write may keep b (and its views) without writing
@@ -47,7 +47,7 @@ struct store_ops {
 	int (*calls_prune)(struct store *st, uint64_t before_ms);
 
 	int (*ban_write)(struct store *st, const struct store_ban *b);
-	int (*ban_delete)(struct store *st, struct str source);               /* -ENOENT */
+	int (*ban_delete)(struct store *st, struct str source); /* -ENOENT */
 	int (*bans_list)(struct store *st, int64_t now, store_ban_h *cb, void *arg);
 	int (*bans_prune)(struct store *st, int64_t now);
 
@@ -70,31 +70,31 @@ struct store__writer;
 struct store__queue {
 	struct store__qent **q;
 	size_t nq, capq;
-	size_t qbytes;                 /* bytes of the live entries */
-	uint32_t *index;               /* entry position + 1, 0 for empty; open addressing */
-	size_t nindex;                 /* a power of two, at least twice nq */
+	size_t qbytes;   /* bytes of the live entries */
+	uint32_t *index; /* entry position + 1, 0 for empty; open addressing */
+	size_t nindex;   /* a power of two, at least twice nq */
 	/* The entries live in chunks that a flush empties at once. An entry replaced by a
 	 * later change to the same key stays in its chunk as dead bytes until then. */
-	struct store__chunk *chunks;   /* the chunk being filled first */
-	size_t abytes;                 /* bytes taken in the chunks, dead entries included */
-	uint64_t oldest_ms;            /* monotonic ms when its first entry came; 0 if empty */
+	struct store__chunk *chunks; /* the chunk being filled first */
+	size_t abytes;               /* bytes taken in the chunks, dead entries included */
+	uint64_t oldest_ms;          /* monotonic ms when its first entry came; 0 if empty */
 };
 
 struct store {
 	const struct store_ops *ops;
-	void *be;                      /* the back end's own state */
+	void *be; /* the back end's own state */
 	char path[512];
 	bool readonly;
 	unsigned busy_ms;
-	char err[768];                 /* the last failure, for store_errmsg() */
-	uint64_t seed[2];              /* of store__digest(), random per open */
-	bool ids_elsewhere;            /* bindings are written on another connection (the
+	char err[768];      /* the last failure, for store_errmsg() */
+	uint64_t seed[2];   /* of store__digest(), random per open */
+	bool ids_elsewhere; /* bindings are written on another connection (the
 				        * writer's): this one keeps no map of their row ids */
-	int lock_fd;                   /* DB.lock held with flock, or -1 */
+	int lock_fd;        /* DB.lock held with flock, or -1 */
 
-	struct store__queue wq;        /* write-behind queue of this thread's changes */
-	size_t qmax;                   /* bound of wq's live bytes */
-	struct store__writer *w;       /* the writer thread (conf.writer), or NULL */
+	struct store__queue wq;  /* write-behind queue of this thread's changes */
+	size_t qmax;             /* bound of wq's live bytes */
+	struct store__writer *w; /* the writer thread (conf.writer), or NULL */
 };
 
 /* Sets the message (printf-style) and returns err, for "return store__err(...)". */
@@ -106,19 +106,25 @@ struct store__kd store__digest(const struct store *st, struct str aor, struct st
 /* ---- between store.c, writer.c and journal.c ---- */
 
 enum store__qkind {
-	Q_BINDING_PUT, Q_BINDING_DEL, Q_CALL, Q_BAN_PUT, Q_BAN_DEL, Q_CALLS_PRUNE, Q_BANS_PRUNE,
+	Q_BINDING_PUT,
+	Q_BINDING_DEL,
+	Q_CALL,
+	Q_BAN_PUT,
+	Q_BAN_DEL,
+	Q_CALLS_PRUNE,
+	Q_BANS_PRUNE,
 };
 
 /* One queued change. Its views point into data[], which holds every string of the row. */
 struct store__qent {
 	enum store__qkind kind;
-	struct store__kd kd;           /* digest of the key (aor, contact), call id or source */
-	size_t size;                   /* bytes taken in its chunk */
+	struct store__kd kd; /* digest of the key (aor, contact), call id or source */
+	size_t size;         /* bytes taken in its chunk */
 	union {
 		struct store_binding b;
 		struct store_call c;
 		struct store_ban ban;
-		int64_t before;        /* Q_*_PRUNE: ms for calls, s for bans */
+		int64_t before; /* Q_*_PRUNE: ms for calls, s for bans */
 	} u;
 	_Alignas(max_align_t) char data[];
 };
@@ -126,17 +132,14 @@ struct store__qent {
 /* Queues a copy of e (which may live anywhere) on q, replacing a queued change of the
  * same key. bounded: refuse (-ENOBUFS) beyond st->qmax; the writer's own queues are not
  * bounded, since what reaches them was accepted already. */
-int store__requeue(struct store *st, struct store__queue *q, const struct store__qent *e,
-		   bool bounded);
+int store__requeue(struct store *st, struct store__queue *q, const struct store__qent *e, bool bounded);
 /* Queues a change built from its parts (views copied), as store_binding_put etc. do. */
 int store__queue_binding(struct store *st, struct store__queue *q, enum store__qkind kind,
 			 const struct store_binding *b, bool bounded);
-int store__queue_call(struct store *st, struct store__queue *q, const struct store_call *c,
-		      bool bounded);
-int store__queue_ban(struct store *st, struct store__queue *q, enum store__qkind kind,
-		     const struct store_ban *b, bool bounded);
-int store__queue_prune(struct store *st, struct store__queue *q, enum store__qkind kind,
-		       int64_t before, bool bounded);
+int store__queue_call(struct store *st, struct store__queue *q, const struct store_call *c, bool bounded);
+int store__queue_ban(struct store *st, struct store__queue *q, enum store__qkind kind, const struct store_ban *b,
+		     bool bounded);
+int store__queue_prune(struct store *st, struct store__queue *q, enum store__qkind kind, int64_t before, bool bounded);
 /* Writes every change of q in one transaction through st's connection; q is emptied on
  * success and kept on failure. When gen is not 0, the transaction also records that the
  * journal of that generation is applied. */
@@ -160,10 +163,10 @@ size_t store__writer_pending(const struct store *st);
  * checksum, which is what a crash during an append leaves. */
 struct store__journal {
 	char path[530];
-	int fd;                        /* open for append, or -1 */
-	uint64_t gen;                  /* of the file's header; 0 when there is no file */
-	uint64_t size;                 /* bytes in the file */
-	bool stale;                    /* applied, but could not be emptied: no appends */
+	int fd;        /* open for append, or -1 */
+	uint64_t gen;  /* of the file's header; 0 when there is no file */
+	uint64_t size; /* bytes in the file */
+	bool stale;    /* applied, but could not be emptied: no appends */
 	uint32_t crc_table[256];
 };
 void store__journal_init(struct store__journal *j, const char *db_path);
@@ -172,8 +175,7 @@ void store__journal_init(struct store__journal *j, const char *db_path);
 int store__journal_append(struct store *st, struct store__journal *j, const struct store__queue *q);
 /* Reads the journal (if any) into q (coalescing). *torn: whether a torn or corrupt tail
  * was skipped. */
-int store__journal_read(struct store *st, struct store__journal *j, struct store__queue *q,
-			bool *torn /* OUT */);
+int store__journal_read(struct store *st, struct store__journal *j, struct store__queue *q, bool *torn /* OUT */);
 /* Empties the file after its changes are in the database (unlink: remove it). */
 int store__journal_reset(struct store *st, struct store__journal *j, bool unlink_it);
 void store__journal_close(struct store__journal *j);

@@ -8,7 +8,7 @@
 
 #include "core/pool.h"
 
-#define KEY_MAX 70    /* user@domain longer than this is not cached */
+#define KEY_MAX 70 /* user@domain longer than this is not cached */
 
 /* A key may sit in any of the WAYS slots of its set: with one slot per key, two users
  * whose keys land on the same slot evicted each other on every registration and each
@@ -17,11 +17,11 @@
 
 /* 128 bytes, two cache lines: the hashes are kept as bytes, not hex. */
 struct slot {
-	uint32_t fetched;      /* unix s; 0: empty */
-	uint32_t tag;          /* high bits of the key's hash: most mismatches end here */
+	uint32_t fetched; /* unix s; 0: empty */
+	uint32_t tag;     /* high bits of the key's hash: most mismatches end here */
 	uint8_t keylen;
-	uint8_t missing;       /* the store said there is no such user */
-	char key[KEY_MAX];     /* user '\0' domain, domain lower-case as the store keeps it */
+	uint8_t missing;   /* the store said there is no such user */
+	char key[KEY_MAX]; /* user '\0' domain, domain lower-case as the store keeps it */
 	uint8_t md5[STORE_HA1_MD5_LEN / 2];
 	uint8_t sha256[STORE_HA1_SHA256_LEN / 2];
 };
@@ -33,7 +33,7 @@ struct store_ucache {
 	unsigned mask;
 	unsigned ttl;
 	struct slot *slot;
-	size_t bytes;          /* of slot[] */
+	size_t bytes; /* of slot[] */
 };
 
 int store_ucache_new(struct store_ucache **cp, struct store *st, unsigned slots, unsigned ttl_s)
@@ -117,8 +117,7 @@ static void fill(struct store_user *out, const struct slot *s, struct str user, 
 	tohex(s->sha256, sizeof s->sha256, out->ha1_sha256);
 }
 
-int store_ucache_get(struct store_ucache *c, struct str user, struct str domain, uint32_t now,
-		     struct store_user *out)
+int store_ucache_get(struct store_ucache *c, struct str user, struct str domain, uint32_t now, struct store_user *out)
 {
 	char k[KEY_MAX];
 	size_t kl = make_key(user, domain, k);
@@ -151,7 +150,7 @@ int store_ucache_get(struct store_ucache *c, struct str user, struct str domain,
 	/* Only definite answers are kept: a locked database must be asked again. */
 	struct slot *s = victim;
 	if (err == -ENOENT || (err == 0 && unhex(out->ha1_md5, s->md5, sizeof s->md5) &&
-				unhex(out->ha1_sha256, s->sha256, sizeof s->sha256))) {
+			       unhex(out->ha1_sha256, s->sha256, sizeof s->sha256))) {
 		s->fetched = now ? now : 1;
 		s->tag = tag;
 		s->keylen = (uint8_t)kl;

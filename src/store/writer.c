@@ -17,25 +17,25 @@
 struct store__writer {
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t wake;           /* to the thread: changes, a sync or the stop */
-	pthread_cond_t done;           /* to store_sync(): an attempt has ended */
+	pthread_cond_t wake; /* to the thread: changes, a sync or the stop */
+	pthread_cond_t done; /* to store_sync(): an attempt has ended */
 
 	/* under mu */
-	struct store__queue inbox;     /* handed over by the loop, not yet taken */
-	size_t held;                   /* changes the thread holds (back), for store_queue_len */
-	bool busy;                     /* the thread is writing */
-	bool journal_holds;            /* the journal has changes the database has not */
+	struct store__queue inbox; /* handed over by the loop, not yet taken */
+	size_t held;               /* changes the thread holds (back), for store_queue_len */
+	bool busy;                 /* the thread is writing */
+	bool journal_holds;        /* the journal has changes the database has not */
 	bool stop;
-	unsigned sync_req, sync_done;  /* store_sync() asks; the thread answers */
+	unsigned sync_req, sync_done; /* store_sync() asks; the thread answers */
 	int sync_err;
-	bool news;                     /* an attempt has ended since store_flush() last looked */
-	int last;                      /* its result */
+	bool news; /* an attempt has ended since store_flush() last looked */
+	int last;  /* its result */
 	char msg[sizeof(((struct store *)0)->err)];
 
 	/* the thread's own */
-	struct store *ws;              /* its connection, map of binding ids and messages */
-	struct store__queue back;      /* changes taken and not written, oldest first */
-	struct store__queue spare;     /* the inbox just taken, being merged into back */
+	struct store *ws;          /* its connection, map of binding ids and messages */
+	struct store__queue back;  /* changes taken and not written, oldest first */
+	struct store__queue spare; /* the inbox just taken, being merged into back */
 	struct store__journal j;
 	unsigned journal_ms;
 };
@@ -125,7 +125,7 @@ static void *run(void *arg)
 	struct store__writer *w = arg;
 	bool failing = false;
 
-	pthread_setname_np(pthread_self(), "parley-store");   /* for top -H and gdb */
+	pthread_setname_np(pthread_self(), "parley-store"); /* for top -H and gdb */
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		unsigned want;
@@ -272,7 +272,7 @@ static int replay(struct store__writer *w, struct store *st)
 	if (!err && w->j.gen)
 		err = ws->ops->journal_gen_get(ws, &applied);
 	if (!err && w->j.gen && applied == w->j.gen)
-		store__queue_clear(&w->back);   /* applied just before a crash: not again */
+		store__queue_clear(&w->back); /* applied just before a crash: not again */
 	else if (!err && w->j.gen)
 		err = store__write(ws, &w->back, w->j.gen);
 	if (!err)

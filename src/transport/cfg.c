@@ -32,8 +32,7 @@ int tp_listen_parse(const char *uri, struct tp_listen_spec *out, char *err, size
 		h++;
 		hend = strchr(h, ']');
 		if (!hend || (hend[1] != '\0' && hend[1] != ':')) {
-			snprintf(err, errlen, "expected an IPv6 address in brackets: %s:[::1]:5060",
-				 out->scheme);
+			snprintf(err, errlen, "expected an IPv6 address in brackets: %s:[::1]:5060", out->scheme);
 			return -EINVAL;
 		}
 		out->v6 = true;
@@ -44,8 +43,7 @@ int tp_listen_parse(const char *uri, struct tp_listen_spec *out, char *err, size
 		if (hend) {
 			port = hend + 1;
 			if (strchr(port, ':')) {
-				snprintf(err, errlen, "put an IPv6 address in brackets: %s:[::1]:5060",
-					 out->scheme);
+				snprintf(err, errlen, "put an IPv6 address in brackets: %s:[::1]:5060", out->scheme);
 				return -EINVAL;
 			}
 		} else {
@@ -62,8 +60,7 @@ int tp_listen_parse(const char *uri, struct tp_listen_spec *out, char *err, size
 	unsigned char bin[16];
 	if (inet_pton(out->v6 ? AF_INET6 : AF_INET, out->host, bin) != 1) {
 		/* Numeric only: binding to a name would depend on DNS at start-up. */
-		snprintf(err, errlen, "'%s' is not a numeric %s address", out->host,
-			 out->v6 ? "IPv6" : "IPv4");
+		snprintf(err, errlen, "'%s' is not a numeric %s address", out->host, out->v6 ? "IPv6" : "IPv4");
 		return -EINVAL;
 	}
 	out->port = 5060;

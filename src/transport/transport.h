@@ -14,7 +14,7 @@
 
 enum tp_proto { TP_UDP = 0, TP_TCP, TP_TLS, TP_WS, TP_WSS };
 
-const char *tp_proto_name(enum tp_proto p);       /* "UDP", "TCP", ... as in Via */
+const char *tp_proto_name(enum tp_proto p);             /* "UDP", "TCP", ... as in Via */
 bool tp_proto_from_str(struct str s, enum tp_proto *p); /* case-insensitive */
 
 /* An IPv4 or IPv6 socket address. Not a sockaddr_storage (128 bytes): every transaction,
@@ -49,7 +49,7 @@ bool tp_addr_same_host(const struct tp_addr *a, const struct tp_addr *b);
 #define TP_MAX_LISTEN 16
 
 struct tp_cfg {
-	char listen[TP_MAX_LISTEN][300];   /* --listen udp:HOST:PORT, [server] listen */
+	char listen[TP_MAX_LISTEN][300]; /* --listen udp:HOST:PORT, [server] listen */
 	unsigned nlisten;
 };
 extern const struct cfg_key tp_cfg_keys[];
@@ -61,9 +61,9 @@ int tp_cfg_check(const void *base, char *err, size_t errlen);
 
 /* A listen URI split into its parts: "udp:[::1]:5060" -> "udp", "::1", 5060, v6. */
 struct tp_listen_spec {
-	char scheme[8];       /* lower case: udp, tcp, tls, ws, wss */
-	char host[64];        /* numeric address, without brackets */
-	uint16_t port;        /* 5060 when the URI has none; 0 asks the kernel for one */
+	char scheme[8]; /* lower case: udp, tcp, tls, ws, wss */
+	char host[64];  /* numeric address, without brackets */
+	uint16_t port;  /* 5060 when the URI has none; 0 asks the kernel for one */
 	bool v6;
 };
 /* Parses a listen URI (syntax only: the scheme is any of udp|tcp|tls|ws|wss). Returns 0,
@@ -75,20 +75,19 @@ struct tp_listener;
 /* Where a message came from: what a response goes back to. */
 struct tp_source {
 	enum tp_proto proto;
-	struct tp_listener *lis;   /* the socket it arrived on */
-	struct tp_addr addr;       /* the peer */
-	uint64_t conn_id;          /* stream transports: the connection; 0 for UDP */
+	struct tp_listener *lis; /* the socket it arrived on */
+	struct tp_addr addr;     /* the peer */
+	uint64_t conn_id;        /* stream transports: the connection; 0 for UDP */
 };
 
 /* Called for each datagram (or, on streams, each framed message). buf is valid only during
  * the call. */
-typedef void (tp_recv_h)(const struct tp_source *src, char *buf, size_t len, void *arg);
+typedef void(tp_recv_h)(const struct tp_source *src, char *buf, size_t len, void *arg);
 
 /* What one kind of transport offers (UDP now; TCP, TLS, WS fill the same table). */
 struct tp_ops {
 	enum tp_proto proto;
-	int (*send)(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id,
-		    const char *buf, size_t len);
+	int (*send)(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id, const char *buf, size_t len);
 	void (*close)(struct tp_listener *lis);
 };
 
@@ -96,8 +95,8 @@ struct tp_listener {
 	const struct tp_ops *ops;
 	enum tp_proto proto;
 	int fd;
-	struct tp_addr local;        /* bound address (real port after bind to port 0) */
-	char host[64];               /* our host as written in Via/Record-Route: "127.0.0.1", "[::1]" */
+	struct tp_addr local; /* bound address (real port after bind to port 0) */
+	char host[64];        /* our host as written in Via/Record-Route: "127.0.0.1", "[::1]" */
 	uint16_t port;
 	struct transport *tp;
 };
@@ -112,11 +111,10 @@ int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen);
 unsigned tp_listener_count(const struct transport *tp);
 struct tp_listener *tp_listener_at(struct transport *tp, unsigned i);
 /* The listener to send to addr with proto from: same address family, preferring 'hint'. */
-struct tp_listener *tp_pick(struct transport *tp, enum tp_proto proto,
-			    const struct tp_addr *to, struct tp_listener *hint);
+struct tp_listener *tp_pick(struct transport *tp, enum tp_proto proto, const struct tp_addr *to,
+			    struct tp_listener *hint);
 /* Sends buf to a destination; 0 or -errno. Counts bytes and errors. */
-int tp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id,
-	    const char *buf, size_t len);
+int tp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id, const char *buf, size_t len);
 
 struct tp_stats {
 	uint64_t rx_msgs, tx_msgs, rx_bytes, tx_bytes, tx_errors;

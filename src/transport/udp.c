@@ -10,14 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
-
 #define TP_MAX_LISTENERS 16
-#define RX_BATCH 32                 /* datagrams per recvmmsg call */
-#define RX_SIZE 65536               /* larger than any UDP payload */
-#define RX_ROUNDS 4                 /* recvmmsg calls per wake-up before yielding */
-#define SOCK_BUF (8 * 1024 * 1024)  /* wanted kernel socket buffer */
-#define TX_BATCH 64                 /* datagrams queued while a receive batch is handled */
-#define TX_BYTES (256 * 1024)       /* bytes queued at most */
+#define RX_BATCH 32                /* datagrams per recvmmsg call */
+#define RX_SIZE 65536              /* larger than any UDP payload */
+#define RX_ROUNDS 4                /* recvmmsg calls per wake-up before yielding */
+#define SOCK_BUF (8 * 1024 * 1024) /* wanted kernel socket buffer */
+#define TX_BATCH 64                /* datagrams queued while a receive batch is handled */
+#define TX_BYTES (256 * 1024)      /* bytes queued at most */
 
 struct transport {
 	struct loop *loop;
@@ -34,7 +33,7 @@ struct transport {
 	struct mmsghdr msg[RX_BATCH];
 	struct iovec iov[RX_BATCH];
 	struct sockaddr_storage from[RX_BATCH];
-	char *buf;                       /* RX_BATCH buffers of RX_SIZE + 1 bytes */
+	char *buf; /* RX_BATCH buffers of RX_SIZE + 1 bytes */
 	/* Send batch: while a receive batch is handled, what it sends is queued and leaves in
 	 * one sendmmsg per socket afterwards, instead of one sendto per message. */
 	bool batching;
@@ -44,7 +43,7 @@ struct transport {
 	struct iovec txiov[TX_BATCH];
 	struct tp_addr txto[TX_BATCH];
 	struct tp_listener *txlis[TX_BATCH];
-	char *txbuf;                     /* TX_BYTES */
+	char *txbuf; /* TX_BYTES */
 };
 
 /* Reads the machine's addresses (none when getifaddrs fails: wildcard listeners are then
@@ -108,7 +107,8 @@ static bool is_me(const struct transport *tp, struct str host, bool any_port, ui
 		port_ok = true;
 	}
 	struct tp_addr a;
-	if (!port_ok || !host.l || !(host.p[0] == '[' || (host.p[0] >= '0' && host.p[0] <= '9') || str_chr(host, ':') >= 0) ||
+	if (!port_ok || !host.l ||
+	    !(host.p[0] == '[' || (host.p[0] >= '0' && host.p[0] <= '9') || str_chr(host, ':') >= 0) ||
 	    tp_addr_from_host(&a, host, 0) != 0)
 		return false;
 	for (unsigned i = 0; i < tp->nlis; i++) {
@@ -176,8 +176,7 @@ const struct tp_stats *tp_stats(const struct transport *tp)
 	return &tp->stats;
 }
 
-int tp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id,
-	    const char *buf, size_t len)
+int tp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id, const char *buf, size_t len)
 {
 	int err = lis->ops->send(lis, to, conn_id, buf, len);
 	if (err) {
@@ -198,8 +197,8 @@ static bool is_loopback(const struct tp_addr *a)
 	return false;
 }
 
-struct tp_listener *tp_pick(struct transport *tp, enum tp_proto proto,
-			    const struct tp_addr *to, struct tp_listener *hint)
+struct tp_listener *tp_pick(struct transport *tp, enum tp_proto proto, const struct tp_addr *to,
+			    struct tp_listener *hint)
 {
 	struct tp_listener *best = NULL;
 	int best_score = -1;
@@ -248,8 +247,7 @@ static void flush_tx(struct transport *tp)
 	tp->txused = 0;
 }
 
-static int udp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id,
-		    const char *buf, size_t len)
+static int udp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id, const char *buf, size_t len)
 {
 	struct transport *tp = lis->tp;
 	if (tp->batching && len <= TX_BYTES) {
@@ -272,8 +270,8 @@ static int udp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t 
 		return 0;
 	}
 	for (;;) {
-		ssize_t n = sendto(lis->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL,
-				   (const struct sockaddr *)&to->ss, to->len);
+		ssize_t n = sendto(lis->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&to->ss,
+				   to->len);
 		if (n >= 0)
 			return 0;
 		/* A full socket buffer (EAGAIN) drops the datagram: UDP SIP retransmits, and
@@ -316,7 +314,7 @@ static void udp_readable(int fd, uint32_t events, void *arg)
 		}
 		int n = recvmmsg(fd, tp->msg, RX_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
-			return;   /* EAGAIN: drained; other errors: nothing to deliver */
+			return; /* EAGAIN: drained; other errors: nothing to deliver */
 		tp->batching = true;
 		for (int i = 0; i < n; i++) {
 			struct mmsghdr *m = &tp->msg[i];
@@ -350,17 +348,16 @@ static void wildcard_host(int family, char *buf, size_t n)
 	bool found = false;
 	if (getifaddrs(&ifa) == 0) {
 		for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next) {
-			if (!i->ifa_addr || i->ifa_addr->sa_family != family ||
-			    !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
+			if (!i->ifa_addr || i->ifa_addr->sa_family != family || !(i->ifa_flags & IFF_UP) ||
+			    (i->ifa_flags & IFF_LOOPBACK))
 				continue;
 			struct tp_addr a = { .len = 0 };
-			memcpy(&a.ss, i->ifa_addr, family == AF_INET ? sizeof(struct sockaddr_in)
-								   : sizeof(struct sockaddr_in6));
+			memcpy(&a.ss, i->ifa_addr,
+			       family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
 			if (is_loopback(&a))
 				continue;
 			/* Link-local IPv6 needs a scope id that a Via cannot carry. */
-			if (family == AF_INET6 &&
-			    IN6_IS_ADDR_LINKLOCAL(&((struct sockaddr_in6 *)&a.ss)->sin6_addr))
+			if (family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&((struct sockaddr_in6 *)&a.ss)->sin6_addr))
 				continue;
 			char h[INET6_ADDRSTRLEN];
 			tp_addr_host(&a, h, sizeof(h));
@@ -392,8 +389,7 @@ static void big_buffers(int fd)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 }
 
-static int udp_open(struct transport *tp, const char *uri, const struct tp_addr *bind_to,
-		    char *err, size_t errlen)
+static int udp_open(struct transport *tp, const char *uri, const struct tp_addr *bind_to, char *err, size_t errlen)
 {
 	int one = 1, rc;
 	int family = bind_to->ss.ss_family;
@@ -465,8 +461,7 @@ int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen)
 		return -EPROTONOSUPPORT;
 	}
 	if (tp->nlis == TP_MAX_LISTENERS) {
-		snprintf(err, errlen, "cannot listen on %s: too many listeners (at most %d)", uri,
-			 TP_MAX_LISTENERS);
+		snprintf(err, errlen, "cannot listen on %s: too many listeners (at most %d)", uri, TP_MAX_LISTENERS);
 		return -ENOSPC;
 	}
 	struct tp_addr a;

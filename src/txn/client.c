@@ -11,26 +11,26 @@
 
 struct txn_client {
 	struct txn_layer *l;
-	uint64_t key;              /* hash of the branch */
+	uint64_t key; /* hash of the branch */
 	enum txn_state state;
 	bool invite;
-	bool reliable;             /* stream transport: no retransmissions, zero wait timers */
+	bool reliable; /* stream transport: no retransmissions, zero wait timers */
 	bool got_provisional;
-	bool cancel_wanted;        /* txn_client_cancel came before any provisional */
+	bool cancel_wanted; /* txn_client_cancel came before any provisional */
 	bool cancel_sent;
-	unsigned status;           /* last status received */
-	unsigned retx_ms;          /* timer A / E's next interval */
-	struct timer retx;         /* A or E */
-	struct timer main;         /* B, F, D, K, M */
+	unsigned status;   /* last status received */
+	unsigned retx_ms;  /* timer A / E's next interval */
+	struct timer retx; /* A or E */
+	struct timer main; /* B, F, D, K, M */
 	struct tp_source dst;
 	const struct txn_client_ops *ops;
 	void *tu;
-	struct str branch;         /* views into ident */
+	struct str branch; /* views into ident */
 	struct str method;
 	enum sip_method mid;
-	char *ack;                 /* the ACK for our non-2xx final, resent on its retransmissions */
+	char *ack; /* the ACK for our non-2xx final, resent on its retransmissions */
 	size_t ack_len;
-	char *cancel_extra;        /* header lines for a CANCEL that waits for a provisional */
+	char *cancel_extra; /* header lines for a CANCEL that waits for a provisional */
 	size_t cancel_extra_len;
 	/* The request as sent, until the final response: after it nothing is retransmitted
 	 * and the ACK for a non-2xx is built, so a transaction lingering for timers D, K and M
@@ -117,9 +117,9 @@ static int parse_own(const struct txn_client *ct, struct own *o)
 	return 0;
 }
 
-int txn_client_start(struct txn_client **ctp, struct txn_layer *l, const char *buf, size_t len,
-		     struct str branch, enum sip_method mid, struct str method,
-		     const struct tp_source *dst, const struct txn_client_ops *ops, void *tu)
+int txn_client_start(struct txn_client **ctp, struct txn_layer *l, const char *buf, size_t len, struct str branch,
+		     enum sip_method mid, struct str method, const struct tp_source *dst,
+		     const struct txn_client_ops *ops, void *tu)
 {
 	if (l->closing)
 		return -ESHUTDOWN;
@@ -220,8 +220,8 @@ static void print_like(struct sip_out *o, const struct sip_msg *inv, const char 
 
 /* Prints ACK or CANCEL for ct into a fresh heap buffer of exactly its size (*outp, *lenp).
  * Printed on the stack first: ACK and CANCEL are short unless Route is long. */
-static int print_short(const struct txn_client *ct, const char *method, const struct sip_msg *resp,
-		       struct str extra, char **outp, size_t *lenp)
+static int print_short(const struct txn_client *ct, const char *method, const struct sip_msg *resp, struct str extra,
+		       char **outp, size_t *lenp)
 {
 	struct own inv;
 	int err = parse_own(ct, &inv);

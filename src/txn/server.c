@@ -13,9 +13,9 @@
  * retransmissions (timer J) holds a few hundred bytes, not kilobytes, and a burst of them
  * touches little new memory. */
 struct txn_req {
-	size_t size;                  /* bytes asked of txn__blk_alloc */
+	size_t size; /* bytes asked of txn__blk_alloc */
 	struct sip_msg msg;
-	struct sip_hdr hdr[];         /* msg.hdr: hdr[0..msg.nhdr), then the request's bytes */
+	struct sip_hdr hdr[]; /* msg.hdr: hdr[0..msg.nhdr), then the request's bytes */
 };
 
 /* Branch, sent-by host and extension method names up to this long are copied into the
@@ -25,30 +25,30 @@ struct txn_req {
 
 struct txn_server {
 	struct txn_layer *l;
-	uint64_t key;              /* table key: branch hash, or Call-ID/CSeq hash (RFC 2543) */
+	uint64_t key; /* table key: branch hash, or Call-ID/CSeq hash (RFC 2543) */
 	enum txn_state state;
 	bool invite;
-	bool reliable;             /* stream transport: no retransmissions, zero wait timers */
-	bool rfc2543;              /* branch without the magic cookie: match the old way */
-	bool own_ident;            /* branch, sent_by and method point into ident[] */
-	unsigned status;           /* last status sent */
-	unsigned retx_ms;          /* timer G's next interval */
-	struct timer retx;         /* G */
-	struct timer main;         /* H, I, J, L, or 0 ms to free a terminated transaction */
-	struct tp_source src;      /* where the request came from */
-	struct tp_source dst;      /* where responses go */
+	bool reliable;        /* stream transport: no retransmissions, zero wait timers */
+	bool rfc2543;         /* branch without the magic cookie: match the old way */
+	bool own_ident;       /* branch, sent_by and method point into ident[] */
+	unsigned status;      /* last status sent */
+	unsigned retx_ms;     /* timer G's next interval */
+	struct timer retx;    /* G */
+	struct timer main;    /* H, I, J, L, or 0 ms to free a terminated transaction */
+	struct tp_source src; /* where the request came from */
+	struct tp_source dst; /* where responses go */
 	void *tu;
-	char *resp;                /* the last response kept for retransmission */
+	char *resp; /* the last response kept for retransmission */
 	size_t resp_len, resp_cap;
-	struct str resp_tag;       /* To tag of the final sent, a view into resp (RFC 2543 ACK) */
-	char tag[TXN_TAG_SIZE];    /* our To tag, made on first need */
+	struct str resp_tag;    /* To tag of the final sent, a view into resp (RFC 2543 ACK) */
+	char tag[TXN_TAG_SIZE]; /* our To tag, made on first need */
 	/* What matching needs: views into ident[], or into the request's bytes. */
 	enum sip_method mid;
 	uint16_t sent_by_port;
 	struct str method;
-	struct str branch;         /* top Via branch */
-	struct str sent_by;        /* top Via sent-by host, and its port */
-	struct txn_req *req;       /* the request, NULL once dropped (see struct txn_req) */
+	struct str branch;   /* top Via branch */
+	struct str sent_by;  /* top Via sent-by host, and its port */
+	struct txn_req *req; /* the request, NULL once dropped (see struct txn_req) */
 	/* While the TU's on_request runs: the caller's parse, used in place. A TU that
 	 * answers there (a registrar, a challenge) never makes the transaction copy it. */
 	const struct sip_msg *borrowed;
@@ -185,8 +185,8 @@ static bool uri_same(const struct sip_uri *a, const struct sip_uri *b)
 
 /* Whether m belongs to st when looking for a transaction of method (mid, mtext); an ACK
  * looks for its INVITE. */
-static bool match(const struct txn_server *st, const struct sip_msg *m, bool rfc2543,
-		  enum sip_method mid, struct str mtext)
+static bool match(const struct txn_server *st, const struct sip_msg *m, bool rfc2543, enum sip_method mid,
+		  struct str mtext)
 {
 	if (st->rfc2543 != rfc2543 || !txn__method_eq(st->mid, st->method, mid, mtext))
 		return false;
@@ -217,8 +217,7 @@ static struct txn_server *find_by(struct txn_layer *l, const struct sip_msg *m, 
 	return NULL;
 }
 
-static struct txn_server *find(struct txn_layer *l, const struct sip_msg *m, enum sip_method mid,
-			       struct str mtext)
+static struct txn_server *find(struct txn_layer *l, const struct sip_msg *m, enum sip_method mid, struct str mtext)
 {
 	bool rfc2543;
 	uint64_t key = request_key(l, m, &rfc2543);
@@ -305,8 +304,8 @@ static int keep_request(struct txn_server *st)
 	return 0;
 }
 
-static int create(struct txn_server **stp, struct txn_layer *l, const struct sip_msg *m, uint64_t key,
-		  bool rfc2543, const struct tp_source *src)
+static int create(struct txn_server **stp, struct txn_layer *l, const struct sip_msg *m, uint64_t key, bool rfc2543,
+		  const struct tp_source *src)
 {
 	struct txn_server *st = pool_alloc(l->pool, sizeof(*st));
 	if (!st)
@@ -513,8 +512,7 @@ int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned
 	return txn__send(l, &st->dst, buf, len);
 }
 
-int txn_server_reply(struct txn_server *st, unsigned status, const char *reason,
-		     const struct sip_resp_opts *opt)
+int txn_server_reply(struct txn_server *st, unsigned status, const char *reason, const struct sip_resp_opts *opt)
 {
 	if (status < 100 || status > 699)
 		return -EINVAL;

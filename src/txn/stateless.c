@@ -1,9 +1,8 @@
 /* stateless.c: answers that no transaction keeps (RFC 3261 §8.2.6, §16.3 refusals, §18.2.2 routing). */
 #include "txn/txn_int.h"
 
-size_t txn_print_stateless(struct txn_layer *l, const struct sip_msg *req, const struct tp_source *src,
-			   unsigned code, const char *reason, struct str extra, char *out, size_t cap,
-			   struct tp_source *dst)
+size_t txn_print_stateless(struct txn_layer *l, const struct sip_msg *req, const struct tp_source *src, unsigned code,
+			   const char *reason, struct str extra, char *out, size_t cap, struct tp_source *dst)
 {
 	struct sip_out o;
 	struct sip_resp_opts opt = { 0 };
@@ -24,8 +23,8 @@ size_t txn_print_stateless(struct txn_layer *l, const struct sip_msg *req, const
 	return o.len;
 }
 
-void txn_reply_stateless(struct txn_layer *l, const struct sip_msg *req, const struct tp_source *src,
-			 unsigned code, const char *reason, struct str extra)
+void txn_reply_stateless(struct txn_layer *l, const struct sip_msg *req, const struct tp_source *src, unsigned code,
+			 const char *reason, struct str extra)
 {
 	char buf[SIP_MAX_MSG];
 	struct tp_source dst;

@@ -136,8 +136,8 @@ static uint64_t random_seed(const void *salt)
 	return mix((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^ (uint64_t)(uintptr_t)salt;
 }
 
-int txn_layer_new(struct txn_layer **lp, const struct txn_cfg *cfg, struct timer_wheel *w,
-		  txn_send_h *send, void *send_arg, const struct txn_tu *tu, void *tu_arg)
+int txn_layer_new(struct txn_layer **lp, const struct txn_cfg *cfg, struct timer_wheel *w, txn_send_h *send,
+		  void *send_arg, const struct txn_tu *tu, void *tu_arg)
 {
 	struct txn_layer *l = calloc(1, sizeof(*l));
 	if (!l)
@@ -228,13 +228,20 @@ size_t txn_make_tag(struct txn_layer *l, char out[TXN_TAG_SIZE])
 const char *txn_state_name(enum txn_state s)
 {
 	switch (s) {
-	case TXN_TRYING: return "Trying";
-	case TXN_CALLING: return "Calling";
-	case TXN_PROCEEDING: return "Proceeding";
-	case TXN_COMPLETED: return "Completed";
-	case TXN_CONFIRMED: return "Confirmed";
-	case TXN_ACCEPTED: return "Accepted";
-	case TXN_TERMINATED: return "Terminated";
+	case TXN_TRYING:
+		return "Trying";
+	case TXN_CALLING:
+		return "Calling";
+	case TXN_PROCEEDING:
+		return "Proceeding";
+	case TXN_COMPLETED:
+		return "Completed";
+	case TXN_CONFIRMED:
+		return "Confirmed";
+	case TXN_ACCEPTED:
+		return "Accepted";
+	case TXN_TERMINATED:
+		return "Terminated";
 	}
 	return "?";
 }
@@ -343,7 +350,8 @@ void txn_response_via(struct sip_resp_opts *opt, struct txn_via_text *b, const s
 		if (a->ss.ss_family == AF_INET &&
 		    is_ipv4_text(host, (const unsigned char *)&((const struct sockaddr_in *)&a->ss)->sin_addr))
 			n = 0;
-		else if ((n = addr_text(a, b->received, sizeof(b->received))) && str_caseeq(host, (struct str){ b->received, n }))
+		else if ((n = addr_text(a, b->received, sizeof(b->received))) &&
+			 str_caseeq(host, (struct str){ b->received, n }))
 			n = 0;
 		if (n)
 			opt->via_received = (struct str){ b->received, n };

@@ -35,28 +35,28 @@ struct txn_client;
 
 /* Timer base values in ms (RFC 3261 §17.1.1.1); 0 takes the default 500 / 4000 / 5000. */
 struct txn_cfg {
-	unsigned t1, t2, t4;   /* ms: --t1 --t2 --t4, [server] t1 t2 t4 */
+	unsigned t1, t2, t4; /* ms: --t1 --t2 --t4, [server] t1 t2 t4 */
 };
 extern const struct cfg_key txn_cfg_keys[];
 extern const size_t txn_cfg_nkeys;
-void txn_cfg_defaults(struct txn_cfg *c); /* 500, 4000, 5000 (RFC 3261 §17.1.1.1) */
+void txn_cfg_defaults(struct txn_cfg *c);                      /* 500, 4000, 5000 (RFC 3261 §17.1.1.1) */
 int txn_cfg_check(const void *base, char *err, size_t errlen); /* t1 <= t2 */
 
 enum txn_state {
-	TXN_TRYING = 0,   /* non-INVITE: nothing received (client) / sent (server) yet */
-	TXN_CALLING,      /* INVITE client: waiting for any response */
-	TXN_PROCEEDING,   /* a provisional was received / sent; an INVITE server starts here */
-	TXN_COMPLETED,    /* a final (non-2xx for INVITE) was received / sent */
-	TXN_CONFIRMED,    /* INVITE server: the ACK for its non-2xx final arrived */
-	TXN_ACCEPTED,     /* INVITE, 2xx sent / received (RFC 6026): 2xx may still pass */
-	TXN_TERMINATED,   /* finished; freed at the next timer_advance */
+	TXN_TRYING = 0, /* non-INVITE: nothing received (client) / sent (server) yet */
+	TXN_CALLING,    /* INVITE client: waiting for any response */
+	TXN_PROCEEDING, /* a provisional was received / sent; an INVITE server starts here */
+	TXN_COMPLETED,  /* a final (non-2xx for INVITE) was received / sent */
+	TXN_CONFIRMED,  /* INVITE server: the ACK for its non-2xx final arrived */
+	TXN_ACCEPTED,   /* INVITE, 2xx sent / received (RFC 6026): 2xx may still pass */
+	TXN_TERMINATED, /* finished; freed at the next timer_advance */
 };
 
 const char *txn_state_name(enum txn_state s); /* "Trying", "Calling", ... */
 
 /* Sends len bytes to dst; returns 0 or -errno. dst->lis, dst->addr, dst->proto and, for
  * streams, dst->conn_id say where. Called only from inside txn_* functions. */
-typedef int (txn_send_h)(void *arg, const struct tp_source *dst, const char *buf, size_t len);
+typedef int(txn_send_h)(void *arg, const struct tp_source *dst, const char *buf, size_t len);
 
 /* What the transaction user (the router) is told about server transactions. All are
  * called with the arg given to txn_layer_new. */
@@ -67,8 +67,7 @@ struct txn_tu {
 	 * is NULL for an ACK that matched no transaction (the ACK for a 2xx): forward it or
 	 * absorb it. msg and src are the caller's and valid only during the call; the
 	 * transaction keeps its own copy (txn_server_request). */
-	void (*on_request)(void *arg, struct txn_server *st, const struct sip_msg *msg,
-			   const struct tp_source *src);
+	void (*on_request)(void *arg, struct txn_server *st, const struct sip_msg *msg, const struct tp_source *src);
 	/* The INVITE server transaction sent a 3xx-6xx final and no ACK came within 64*T1
 	 * (timer H). Optional. The transaction is freed right after. */
 	void (*on_server_timeout)(void *arg, struct txn_server *st);
@@ -83,8 +82,7 @@ struct txn_client_ops {
 	 * and for INVITE every 2xx (retransmissions and 2xx from other forks too, while the
 	 * transaction is Accepted: a proxy forwards them all). For a 3xx-6xx to an INVITE the
 	 * layer has already sent the ACK. msg and src are valid only during the call. */
-	void (*on_response)(void *tu, struct txn_client *ct, const struct sip_msg *msg,
-			    const struct tp_source *src);
+	void (*on_response)(void *tu, struct txn_client *ct, const struct sip_msg *msg, const struct tp_source *src);
 	/* No final response: timer B (INVITE, still in Calling) or timer F (non-INVITE) fired;
 	 * err is -ETIMEDOUT. Treat it as a 408 (§16.7 step 6 for a proxy). The transaction is
 	 * freed right after. */
@@ -95,13 +93,13 @@ struct txn_client_ops {
 
 /* Live counters (the server's load level reads them; so do the tests). */
 struct txn_stats {
-	unsigned servers;          /* server transactions alive now */
-	unsigned clients;          /* client transactions alive now */
-	uint64_t servers_total;    /* created since start */
+	unsigned servers;       /* server transactions alive now */
+	unsigned clients;       /* client transactions alive now */
+	uint64_t servers_total; /* created since start */
 	uint64_t clients_total;
-	uint64_t absorbed;         /* retransmitted requests / responses and non-2xx ACKs absorbed */
-	uint64_t retransmits;      /* requests and responses we resent (timers A, E, G and on demand) */
-	uint64_t timeouts;         /* timers B, F and H that fired */
+	uint64_t absorbed;    /* retransmitted requests / responses and non-2xx ACKs absorbed */
+	uint64_t retransmits; /* requests and responses we resent (timers A, E, G and on demand) */
+	uint64_t timeouts;    /* timers B, F and H that fired */
 };
 
 /* ---- the layer ------------------------------------------------------------------------ */
@@ -109,8 +107,8 @@ struct txn_stats {
 /* Creates a layer whose timers run on w (the loop's wheel; tests pass their own and
  * advance it by hand). tu and send_arg/tu_arg must outlive the layer. Returns 0, -ENOMEM,
  * or -EIO when the random key of its tables cannot be made (core/khash.h). */
-int txn_layer_new(struct txn_layer **lp, const struct txn_cfg *cfg, struct timer_wheel *w,
-		  txn_send_h *send, void *send_arg, const struct txn_tu *tu, void *tu_arg);
+int txn_layer_new(struct txn_layer **lp, const struct txn_cfg *cfg, struct timer_wheel *w, txn_send_h *send,
+		  void *send_arg, const struct txn_tu *tu, void *tu_arg);
 /* Stops every timer and frees every transaction without calling any callback: the TU
  * frees its own contexts. */
 void txn_layer_free(struct txn_layer *l);
@@ -153,8 +151,7 @@ int txn_recv_response(struct txn_layer *l, const struct sip_msg *msg, const stru
  * retransmission tries again). Without memory to keep the response for retransmission
  * it is still sent once and the state advances (retransmissions of the request then go
  * unanswered). */
-int txn_server_reply(struct txn_server *st, unsigned status, const char *reason,
-		     const struct sip_resp_opts *opt);
+int txn_server_reply(struct txn_server *st, unsigned status, const char *reason, const struct sip_resp_opts *opt);
 /* Sends a complete response the caller built (a proxy relaying a response whose top Via
  * it removed). status is its status code. Same rules and results as txn_server_reply. */
 int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned status);
@@ -203,9 +200,9 @@ int txn_client_new(struct txn_client **ctp, struct txn_layer *l, const char *buf
 /* txn_client_new for a caller that printed the request itself and so knows its top Via
  * branch and its method: the request is not parsed again. -EMSGSIZE also when the branch
  * and method name together pass 64 bytes. */
-int txn_client_start(struct txn_client **ctp, struct txn_layer *l, const char *buf, size_t len,
-		     struct str branch, enum sip_method mid, struct str method,
-		     const struct tp_source *dst, const struct txn_client_ops *ops, void *tu);
+int txn_client_start(struct txn_client **ctp, struct txn_layer *l, const char *buf, size_t len, struct str branch,
+		     enum sip_method mid, struct str method, const struct tp_source *dst,
+		     const struct txn_client_ops *ops, void *tu);
 
 /* Cancels an INVITE client transaction (§9.1): builds the CANCEL (txn_client_print_cancel
  * with extra, e.g. a Reason header line) and sends it on a client transaction of its own
@@ -256,13 +253,13 @@ void txn_response_via(struct sip_resp_opts *opt, struct txn_via_text *b, const s
  * ours when the request has none, received/rport on the top Via, extra header lines (may
  * be empty). Fills *dst with where it goes and returns its length, or 0 when it does not
  * fit in cap. */
-size_t txn_print_stateless(struct txn_layer *l, const struct sip_msg *req, const struct tp_source *src,
-			   unsigned code, const char *reason, struct str extra, char *out, size_t cap,
+size_t txn_print_stateless(struct txn_layer *l, const struct sip_msg *req, const struct tp_source *src, unsigned code,
+			   const char *reason, struct str extra, char *out, size_t cap,
 			   struct tp_source *dst /* OUT */);
 /* Prints such a response and sends it through the layer's send function: for requests
  * that get one answer and no state (parse and sanity errors, challenges, refusals). */
-void txn_reply_stateless(struct txn_layer *l, const struct sip_msg *req, const struct tp_source *src,
-			 unsigned code, const char *reason, struct str extra);
+void txn_reply_stateless(struct txn_layer *l, const struct sip_msg *req, const struct tp_source *src, unsigned code,
+			 const char *reason, struct str extra);
 /* Sends bytes through the layer's send function (a delayed stateless answer). */
 int txn_send_raw(struct txn_layer *l, const struct tp_source *dst, const char *buf, size_t len);
 

@@ -13,13 +13,13 @@
  * told apart by the caller. */
 struct txn__slot {
 	uint64_t h;
-	void *p;        /* NULL when empty */
+	void *p; /* NULL when empty */
 };
 
 struct txn__tab {
 	struct txn__slot *s;
-	size_t cap;     /* power of two */
-	unsigned bits;  /* log2(cap) */
+	size_t cap;    /* power of two */
+	unsigned bits; /* log2(cap) */
 	size_t n;
 };
 
@@ -34,13 +34,13 @@ struct txn_layer {
 	void *tu_arg;
 	struct txn__tab servers;
 	struct txn__tab clients;
-	struct pool *pool;  /* transactions and their kept responses (core/pool.h: why) */
+	struct pool *pool; /* transactions and their kept responses (core/pool.h: why) */
 	struct txn_stats stats;
 	struct txn_server *server_drops; /* answered: their requests go at the next entry */
-	struct khash hk;    /* random at start: the tables' keys (txn__branch_key) */
-	uint64_t seed;      /* random at start: branches and tags differ across restarts */
-	uint64_t counter;   /* makes every branch and tag of this layer distinct */
-	bool closing;       /* txn_layer_free is running */
+	struct khash hk;                 /* random at start: the tables' keys (txn__branch_key) */
+	uint64_t seed;                   /* random at start: branches and tags differ across restarts */
+	uint64_t counter;                /* makes every branch and tag of this layer distinct */
+	bool closing;                    /* txn_layer_free is running */
 };
 
 int txn__tab_put(struct txn__tab *t, uint64_t h, void *p);
@@ -58,8 +58,10 @@ static inline size_t txn__tab_next(const struct txn__tab *t, size_t i)
 }
 
 /* Walks the entries whose key is h: for (TXN__EACH(tab, h, i)) { tab->s[i].p ... }. */
-#define TXN__EACH(t, key, i) \
-	size_t i = txn__tab_home((t), (key)); (t)->s[i].p; i = txn__tab_next((t), i)
+#define TXN__EACH(t, key, i)                  \
+	size_t i = txn__tab_home((t), (key)); \
+	(t)->s[i].p;                          \
+	i = txn__tab_next((t), i)
 
 bool txn__has_cookie(struct str branch);
 /* Table keys: of a branch, and of an RFC 2543 request's Call-ID and CSeq number. */

@@ -59,15 +59,15 @@ struct harness {
 	struct log lg;
 	struct loop *loop;
 	struct server *srv;
-	uint64_t mono0;               /* the wheel's time when the server was made */
-	struct sent req[NREQ];        /* ring of requests the server sent */
+	uint64_t mono0;        /* the wheel's time when the server was made */
+	struct sent req[NREQ]; /* ring of requests the server sent */
 	unsigned nreq;
-	char chal[8192];              /* the last 401/407 the server sent */
+	char chal[8192]; /* the last 401/407 the server sent */
 	size_t chal_len;
-	uint32_t nc;                  /* nonce count for the next signed request */
-	struct loc_binding *bob;      /* bob's binding as set up, to notice changes */
+	uint32_t nc;             /* nonce count for the next signed request */
+	struct loc_binding *bob; /* bob's binding as set up, to notice changes */
 	uint32_t bob_cseq, bob_exp;
-	unsigned inputs;              /* since the server was made */
+	unsigned inputs; /* since the server was made */
 	char dgram[SIP_MAX_MSG + 8192];
 	struct sip_msg m;
 	struct sip_hdr hdr[SIP_MAX_HEADERS]; /* m's header lines */
@@ -79,14 +79,11 @@ static const struct {
 	const char *ip;
 	uint16_t port;
 } sources[8] = {
-	{ "127.0.0.10", 5060 },  /* carol, a phone of another domain */
-	{ "127.0.0.11", 5062 },  /* alice's phone */
-	{ "127.0.0.20", 5070 },  /* bob's phone: the registered binding */
-	{ "127.0.0.30", 5060 },  /* the peer server of b.test */
-	{ "::1", 5080 },
-	{ "127.0.0.1", 5060 },
-	{ "10.0.0.5", 5060 },
-	{ "192.0.2.7", 5060 },
+	{ "127.0.0.10", 5060 }, /* carol, a phone of another domain */
+	{ "127.0.0.11", 5062 }, /* alice's phone */
+	{ "127.0.0.20", 5070 }, /* bob's phone: the registered binding */
+	{ "127.0.0.30", 5060 }, /* the peer server of b.test */
+	{ "::1", 5080 },        { "127.0.0.1", 5060 }, { "10.0.0.5", 5060 }, { "192.0.2.7", 5060 },
 };
 
 static const unsigned delay_unit[8] = { 0, 1, 4, 16, 64, 256, 1000, 2000 };
@@ -232,7 +229,7 @@ static size_t sign(struct harness *h, const char *p, size_t n, char *dst, size_t
 	struct str method = m->method, uri = m->ruri_str;
 	if (m->nhdr == 0)
 		goto as_is;
-	size_t line = (size_t)(m->hdr[0].line.p - p);  /* the request line with its CRLF */
+	size_t line = (size_t)(m->hdr[0].line.p - p); /* the request line with its CRLF */
 
 	struct sip_msg *c = &h->m; /* the challenge, parsed after the request's views are used */
 	char hdr[2048];
@@ -256,9 +253,16 @@ static size_t sign(struct harness *h, const char *p, size_t n, char *dst, size_t
 	char cnonce[16], nc[16], resp[AUTH_HEX_MAX];
 	snprintf(cnonce, sizeof cnonce, "fz%u", h->nc);
 	struct auth_client ac = {
-		.alg = alg, .user = bob ? STR("bob") : STR("alice"), .realm = a.realm,
-		.password = bob ? STR("bobpw") : STR("alicepw"), .method = method, .uri = uri,
-		.nonce = a.nonce, .qop = STR("auth"), .cnonce = str_from_cstr(cnonce), .nc = h->nc,
+		.alg = alg,
+		.user = bob ? STR("bob") : STR("alice"),
+		.realm = a.realm,
+		.password = bob ? STR("bobpw") : STR("alicepw"),
+		.method = method,
+		.uri = uri,
+		.nonce = a.nonce,
+		.qop = STR("auth"),
+		.cnonce = str_from_cstr(cnonce),
+		.nc = h->nc,
 	};
 	if (auth_client_response(&ac, resp) < 0)
 		goto as_is;
@@ -375,16 +379,15 @@ static void send_text(struct harness *h, uint8_t ctl, const char *text)
 /* Registers bob's phone through the server itself: a REGISTER, its 401, the signed one. */
 static void register_bob(struct harness *h)
 {
-	static const char reg[] =
-		"REGISTER sip:a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 127.0.0.20:5070;branch=z9hG4bKbobreg%u;rport\r\n"
-		"Max-Forwards: 70\r\n"
-		"From: <sip:bob@a.test>;tag=bobreg\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: bob-reg@127.0.0.20\r\n"
-		"CSeq: %u REGISTER\r\n"
-		"Contact: <sip:bob@127.0.0.20:5070>;expires=86400\r\n"
-		"Content-Length: 0\r\n\r\n";
+	static const char reg[] = "REGISTER sip:a.test SIP/2.0\r\n"
+				  "Via: SIP/2.0/UDP 127.0.0.20:5070;branch=z9hG4bKbobreg%u;rport\r\n"
+				  "Max-Forwards: 70\r\n"
+				  "From: <sip:bob@a.test>;tag=bobreg\r\n"
+				  "To: <sip:bob@a.test>\r\n"
+				  "Call-ID: bob-reg@127.0.0.20\r\n"
+				  "CSeq: %u REGISTER\r\n"
+				  "Contact: <sip:bob@127.0.0.20:5070>;expires=86400\r\n"
+				  "Content-Length: 0\r\n\r\n";
 	char buf[1024];
 	static unsigned cseq; /* the registrar wants it to grow within one Call-ID */
 	h->chal_len = 0;

@@ -19,10 +19,16 @@ static enum auth_result verify(struct auth *a, const struct sip_auth *c, struct 
 static void t_rfc2617(void)
 {
 	struct auth_client c = {
-		.alg = AUTH_MD5, .user = STR("Mufasa"), .realm = STR("testrealm@host.com"),
-		.password = STR("Circle Of Life"), .method = STR("GET"), .uri = STR("/dir/index.html"),
-		.nonce = STR("dcd98b7102dd2f0e8b11d0f600bfb0c093"), .qop = STR("auth"),
-		.cnonce = STR("0a4f113b"), .nc = 1,
+		.alg = AUTH_MD5,
+		.user = STR("Mufasa"),
+		.realm = STR("testrealm@host.com"),
+		.password = STR("Circle Of Life"),
+		.method = STR("GET"),
+		.uri = STR("/dir/index.html"),
+		.nonce = STR("dcd98b7102dd2f0e8b11d0f600bfb0c093"),
+		.qop = STR("auth"),
+		.cnonce = STR("0a4f113b"),
+		.nc = 1,
 	};
 	char out[AUTH_HEX_MAX];
 
@@ -39,10 +45,16 @@ static void t_rfc2617(void)
 static void t_rfc7616(void)
 {
 	struct auth_client c = {
-		.alg = AUTH_SHA256, .user = STR("Mufasa"), .realm = STR("http-auth@example.org"),
-		.password = STR("Circle of Life"), .method = STR("GET"), .uri = STR("/dir/index.html"),
-		.nonce = STR("7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v"), .qop = STR("auth"),
-		.cnonce = STR("f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ"), .nc = 1,
+		.alg = AUTH_SHA256,
+		.user = STR("Mufasa"),
+		.realm = STR("http-auth@example.org"),
+		.password = STR("Circle of Life"),
+		.method = STR("GET"),
+		.uri = STR("/dir/index.html"),
+		.nonce = STR("7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v"),
+		.qop = STR("auth"),
+		.cnonce = STR("f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ"),
+		.nc = 1,
 	};
 	char out[AUTH_HEX_MAX];
 
@@ -102,14 +114,19 @@ struct cred {
 	char nc[9];
 };
 
-static void make_cred(struct cred *c, enum auth_alg alg, const char *password, struct str nonce,
-		      uint32_t nc, bool qop)
+static void make_cred(struct cred *c, enum auth_alg alg, const char *password, struct str nonce, uint32_t nc, bool qop)
 {
 	struct auth_client cl = {
-		.alg = alg, .user = STR("alice"), .realm = STR("a.test"),
-		.password = str_from_cstr(password), .method = STR("REGISTER"),
-		.uri = STR("sip:127.0.0.1:5060"), .nonce = nonce,
-		.qop = qop ? STR("auth") : STR_NULL, .cnonce = STR("c0ffee"), .nc = nc,
+		.alg = alg,
+		.user = STR("alice"),
+		.realm = STR("a.test"),
+		.password = str_from_cstr(password),
+		.method = STR("REGISTER"),
+		.uri = STR("sip:127.0.0.1:5060"),
+		.nonce = nonce,
+		.qop = qop ? STR("auth") : STR_NULL,
+		.cnonce = STR("c0ffee"),
+		.nc = nc,
 	};
 
 	memset(c, 0, sizeof(*c));
@@ -506,9 +523,16 @@ static void t_parsed(void)
 	str_to_cbuf(ch.nonce, nb, sizeof(nb));
 
 	struct auth_client cl = {
-		.alg = AUTH_MD5, .user = STR("alice"), .realm = realm, .password = STR("secret"),
-		.method = STR("INVITE"), .uri = STR("sip:127.0.0.1:5060"), .nonce = str_from_cstr(nb),
-		.qop = STR("auth"), .cnonce = STR("6b8b4567"), .nc = 1,
+		.alg = AUTH_MD5,
+		.user = STR("alice"),
+		.realm = realm,
+		.password = STR("secret"),
+		.method = STR("INVITE"),
+		.uri = STR("sip:127.0.0.1:5060"),
+		.nonce = str_from_cstr(nb),
+		.qop = STR("auth"),
+		.cnonce = STR("6b8b4567"),
+		.nc = 1,
 	};
 	CHECK_INT(auth_client_response(&cl, resp), 0);
 	snprintf(line, sizeof(line),
@@ -557,9 +581,16 @@ static void t_long_parts(void)
 	memset(uri + 4, 'x', sizeof(uri) - 4);
 	memset(cnonce, 'c', sizeof(cnonce));
 	struct auth_client c = {
-		.alg = AUTH_MD5, .user = STR("alice"), .realm = STR("a.test"),
-		.password = STR("secret"), .method = STR("REGISTER"), .uri = { uri, sizeof(uri) },
-		.nonce = STR("abc"), .qop = STR("auth"), .cnonce = { cnonce, sizeof(cnonce) }, .nc = 1,
+		.alg = AUTH_MD5,
+		.user = STR("alice"),
+		.realm = STR("a.test"),
+		.password = STR("secret"),
+		.method = STR("REGISTER"),
+		.uri = { uri, sizeof(uri) },
+		.nonce = STR("abc"),
+		.qop = STR("auth"),
+		.cnonce = { cnonce, sizeof(cnonce) },
+		.nc = 1,
 	};
 	CHECK_INT(auth_client_response(&c, out), 0);
 	CHECK_STR(str_from_cstr(out), "7cc05ca01179c3fb22551f48e7c7ad76");
@@ -573,8 +604,7 @@ static void t_long_parts(void)
  * the 256 bytes of realm it covers, and long digest uris and cnonces. */
 static void t_roundtrip(void)
 {
-	static const size_t lens[] = { 1, 2, 38, 39, 40, 47, 48, 55, 56, 111, 112, 200,
-				       255, 256, 257, 400, 590 };
+	static const size_t lens[] = { 1, 2, 38, 39, 40, 47, 48, 55, 56, 111, 112, 200, 255, 256, 257, 400, 590 };
 	struct auth *a = new_auth("sha-256,md5", 0);
 	char realm[600], uri[300], cnonce[270], buf[2048], nb[128], ha1[AUTH_HEX_MAX];
 	char resp[AUTH_HEX_MAX], ncs[9];
@@ -595,17 +625,27 @@ static void t_roundtrip(void)
 			n = nonce_of(buf);
 			str_to_cbuf(n, nb, sizeof(nb));
 			struct auth_client cl = {
-				.alg = alg, .user = STR("alice"), .realm = r, .password = STR("pw"),
-				.method = STR("REGISTER"), .uri = { uri, sizeof(uri) },
-				.nonce = str_from_cstr(nb), .qop = qop ? STR("auth") : STR_NULL,
-				.cnonce = { cnonce, sizeof(cnonce) }, .nc = 1,
+				.alg = alg,
+				.user = STR("alice"),
+				.realm = r,
+				.password = STR("pw"),
+				.method = STR("REGISTER"),
+				.uri = { uri, sizeof(uri) },
+				.nonce = str_from_cstr(nb),
+				.qop = qop ? STR("auth") : STR_NULL,
+				.cnonce = { cnonce, sizeof(cnonce) },
+				.nc = 1,
 			};
 			CHECK_INT(auth_ha1(alg, cl.user, r, cl.password, ha1), 0);
 			CHECK_INT(auth_client_response(&cl, resp), 0);
 			snprintf(ncs, sizeof(ncs), "%08x", cl.nc);
 			struct sip_auth cr = {
-				.scheme = STR("Digest"), .username = cl.user, .realm = r,
-				.nonce = cl.nonce, .uri = cl.uri, .response = str_from_cstr(resp),
+				.scheme = STR("Digest"),
+				.username = cl.user,
+				.realm = r,
+				.nonce = cl.nonce,
+				.uri = cl.uri,
+				.response = str_from_cstr(resp),
 				.algorithm = alg == AUTH_SHA256 ? STR("SHA-256") : STR("MD5"),
 			};
 			if (qop) {
@@ -622,8 +662,9 @@ static void t_roundtrip(void)
 			cr.realm = r2;
 			CHECK_INT(auth_ha1(alg, cl.user, r2, cl.password, ha1), 0);
 			CHECK_INT(auth_client_response(&cl, resp), 0);
-			CHECK_INT(verify(a, &cr, STR("REGISTER"), r2, ha1, 1001),
-				  !qop ? AUTH_BAD_REQUEST : lens[i] < 257 ? AUTH_BAD_NONCE : AUTH_REPLAY);
+			CHECK_INT(verify(a, &cr, STR("REGISTER"), r2, ha1, 1001), !qop            ? AUTH_BAD_REQUEST
+										  : lens[i] < 257 ? AUTH_BAD_NONCE
+												  : AUTH_REPLAY);
 		}
 	}
 	auth_free(a);
@@ -735,12 +776,20 @@ static void t_ha2_memo(void)
 	static const struct {
 		const char *method, *uri;
 	} reqs[] = {
-		{ "REGISTER", "sip:a.test" }, { "REGISTER", "sip:a.test" },
-		{ "REGISTE", "Rsip:a.test" }, { "REGISTER", "sip:a.test" },
-		{ "REGISTER", "sip:b.test" }, { "INVITE", "sip:b.test" },
-		{ "REGISTER", "sip:a.test" }, { "REGISTER", NULL }, { "REGISTER", NULL },
-		{ "REGISTER", "sip:a.test" }, { "REGISTER", "sip:a.test;x" },
-		{ "REGISTER", "sip:a.test" }, { "AAAA", "AAAA" }, { "AAA", "AAAA" },
+		{ "REGISTER", "sip:a.test" },
+		{ "REGISTER", "sip:a.test" },
+		{ "REGISTE", "Rsip:a.test" },
+		{ "REGISTER", "sip:a.test" },
+		{ "REGISTER", "sip:b.test" },
+		{ "INVITE", "sip:b.test" },
+		{ "REGISTER", "sip:a.test" },
+		{ "REGISTER", NULL },
+		{ "REGISTER", NULL },
+		{ "REGISTER", "sip:a.test" },
+		{ "REGISTER", "sip:a.test;x" },
+		{ "REGISTER", "sip:a.test" },
+		{ "AAAA", "AAAA" },
+		{ "AAA", "AAAA" },
 	};
 	struct auth *a = new_auth("md5,sha-256", 0);
 	char n[NONCE_BUF], longuri[400], resp[AUTH_HEX_MAX], ncs[9];
@@ -757,15 +806,26 @@ static void t_ha2_memo(void)
 			struct str uri = str_from_cstr(reqs[i].uri ? reqs[i].uri : longuri);
 			char ha1[AUTH_HEX_MAX];
 			struct auth_client cl = {
-				.alg = alg, .user = STR("alice"), .realm = STR("a.test"),
-				.password = STR("secret"), .method = method, .uri = uri,
-				.nonce = str_from_cstr(n), .qop = STR("auth"), .cnonce = STR("c0ffee"),
+				.alg = alg,
+				.user = STR("alice"),
+				.realm = STR("a.test"),
+				.password = STR("secret"),
+				.method = method,
+				.uri = uri,
+				.nonce = str_from_cstr(n),
+				.qop = STR("auth"),
+				.cnonce = STR("c0ffee"),
 				.nc = nc,
 			};
 			struct sip_auth cr = {
-				.scheme = STR("Digest"), .username = cl.user, .realm = cl.realm,
-				.nonce = cl.nonce, .uri = uri, .response = STR_NULL,
-				.algorithm = k ? STR("SHA-256") : STR("MD5"), .qop = cl.qop,
+				.scheme = STR("Digest"),
+				.username = cl.user,
+				.realm = cl.realm,
+				.nonce = cl.nonce,
+				.uri = uri,
+				.response = STR_NULL,
+				.algorithm = k ? STR("SHA-256") : STR("MD5"),
+				.qop = cl.qop,
 				.cnonce = cl.cnonce,
 			};
 
@@ -780,8 +840,7 @@ static void t_ha2_memo(void)
 			 * request only, not to disturb what the next is compared with). */
 			if (i + 1 == sizeof(reqs) / sizeof(reqs[0])) {
 				cr.nc = STR("000000fe");
-				CHECK_INT(verify(a, &cr, STR("BYE"), cl.realm, ha1, 1001),
-					  AUTH_BAD_RESPONSE);
+				CHECK_INT(verify(a, &cr, STR("BYE"), cl.realm, ha1, 1001), AUTH_BAD_RESPONSE);
 				issue(a, 1000, n); /* that used the nonce up */
 				nc = 1;
 			}

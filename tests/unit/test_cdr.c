@@ -99,7 +99,7 @@ static void t_start_row(void)
 		CHECK(strcmp(r->caller, "alice@a.test") == 0);
 		CHECK(strcmp(r->callee, "bob@a.test") == 0);
 		CHECK_INT(r->start_ms, T0);
-		CHECK_INT(r->status, 0);        /* in progress */
+		CHECK_INT(r->status, 0); /* in progress */
 		CHECK(strcmp(r->reason, "") == 0);
 		CHECK_INT(r->answer_ms, 0);
 		CHECK_INT(r->end_ms, 0);
@@ -206,8 +206,8 @@ static void t_result_words_kept(void)
 		unsigned status;
 		const char *word;
 	} finals[] = {
-		{ 486, "busy" }, { 487, "cancelled" }, { 408, "no answer" }, { 603, "declined" },
-		{ 404, "not found" }, { 480, "not registered" }, { 500, "failed" }, { 200, "answered" },
+		{ 486, "busy" },      { 487, "cancelled" },      { 408, "no answer" }, { 603, "declined" },
+		{ 404, "not found" }, { 480, "not registered" }, { 500, "failed" },    { 200, "answered" },
 	};
 	size_t n = sizeof finals / sizeof finals[0];
 	char id[32], cid[32];
@@ -407,8 +407,9 @@ static struct px *px_new(void)
 	tp_addr_from_host(&f->caller.addr, STR("192.0.2.2"), 5060);
 	tp_addr_from_host(&f->phone.addr, STR("192.0.2.3"), 5060);
 	CHECK_INT(cdr_new(&f->cdr, f->st, &f->w), 0);
-	struct proxy_env env = { .cfg = &f->cfg, .wheel = &f->w, .txn = f->l, .cdr = f->cdr,
-				 .send = px_send, .send_arg = f };
+	struct proxy_env env = {
+		.cfg = &f->cfg, .wheel = &f->w, .txn = f->l, .cdr = f->cdr, .send = px_send, .send_arg = f
+	};
 	CHECK_INT(proxy_new(&f->p, &env), 0);
 	return f;
 }
@@ -433,25 +434,23 @@ static void px_advance(struct px *f, uint64_t ms)
 	}
 }
 
-static const char invite[] =
-	"INVITE sip:bob@a.test SIP/2.0\r\n"
-	"Via: SIP/2.0/UDP 192.0.2.2:5060;branch=z9hG4bKcaller1\r\n"
-	"From: <sip:alice@a.test>;tag=a1\r\n"
-	"To: <sip:bob@a.test>\r\n"
-	"Call-ID: words@test\r\n"
-	"CSeq: 1 INVITE\r\n"
-	"Max-Forwards: 70\r\n"
-	"Content-Length: 0\r\n\r\n";
+static const char invite[] = "INVITE sip:bob@a.test SIP/2.0\r\n"
+			     "Via: SIP/2.0/UDP 192.0.2.2:5060;branch=z9hG4bKcaller1\r\n"
+			     "From: <sip:alice@a.test>;tag=a1\r\n"
+			     "To: <sip:bob@a.test>\r\n"
+			     "Call-ID: words@test\r\n"
+			     "CSeq: 1 INVITE\r\n"
+			     "Max-Forwards: 70\r\n"
+			     "Content-Length: 0\r\n\r\n";
 
-static const char cancel[] =
-	"CANCEL sip:bob@a.test SIP/2.0\r\n"
-	"Via: SIP/2.0/UDP 192.0.2.2:5060;branch=z9hG4bKcaller1\r\n"
-	"From: <sip:alice@a.test>;tag=a1\r\n"
-	"To: <sip:bob@a.test>\r\n"
-	"Call-ID: words@test\r\n"
-	"CSeq: 1 CANCEL\r\n"
-	"Max-Forwards: 70\r\n"
-	"Content-Length: 0\r\n\r\n";
+static const char cancel[] = "CANCEL sip:bob@a.test SIP/2.0\r\n"
+			     "Via: SIP/2.0/UDP 192.0.2.2:5060;branch=z9hG4bKcaller1\r\n"
+			     "From: <sip:alice@a.test>;tag=a1\r\n"
+			     "To: <sip:bob@a.test>\r\n"
+			     "Call-ID: words@test\r\n"
+			     "CSeq: 1 CANCEL\r\n"
+			     "Max-Forwards: 70\r\n"
+			     "Content-Length: 0\r\n\r\n";
 
 /* m's header lines go to hdr (SIP_MAX_HEADERS of them), which must live as long as m. */
 static struct txn_server *px_inject(struct px *f, const char *text, struct sip_msg *m, struct sip_hdr *hdr)
@@ -525,9 +524,8 @@ static void t_proxy_words(void)
 		unsigned phone, upstream;
 		const char *word;
 	} cases[] = {
-		{ 200, 200, "answered" }, { 486, 486, "busy" },      { 600, 600, "busy" },
-		{ 603, 603, "declined" }, { 404, 404, "not found" }, { 604, 604, "not found" },
-		{ 403, 403, "failed" },   { 503, 500, "failed" },
+		{ 200, 200, "answered" },  { 486, 486, "busy" },      { 600, 600, "busy" },   { 603, 603, "declined" },
+		{ 404, 404, "not found" }, { 604, 604, "not found" }, { 403, 403, "failed" }, { 503, 500, "failed" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct px *f = px_new();

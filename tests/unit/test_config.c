@@ -94,15 +94,15 @@ static void t_defaults(void)
 static void t_flags(void)
 {
 	struct config *c = new_config();
-	struct outcome o = run(c, true, ARGS("--listen", "udp:127.0.0.1:5070", "--listen=udp:[::1]:5070",
-		"--domain", "a.test", "--domain=b.test", "--db", "/tmp/x.db",
-		"--peer", "c.test=sip:10.0.0.3:5080", "--trust", "10.0.0.9",
-		"--dns", "127.0.0.53:53", "--auth-algorithms", "sha-256,md5",
-		"--log-level", "debug", "--log-format=json", "--log-file", "/tmp/p.log",
-		"--http", "127.0.0.1:8080", "--t1", "250", "--t2=2000", "--t4", "3000",
-		"--max-contacts", "3", "--min-expires", "30", "--max-expires", "7200",
-		"--default-expires", "600", "--nonce-lifetime", "120", "--ring-timeout", "20",
-		"--flush-interval", "50", "--realm", "example.test", "--batch-wait", "0"));
+	struct outcome o = run(c, true,
+			       ARGS("--listen", "udp:127.0.0.1:5070", "--listen=udp:[::1]:5070", "--domain", "a.test",
+				    "--domain=b.test", "--db", "/tmp/x.db", "--peer", "c.test=sip:10.0.0.3:5080",
+				    "--trust", "10.0.0.9", "--dns", "127.0.0.53:53", "--auth-algorithms", "sha-256,md5",
+				    "--log-level", "debug", "--log-format=json", "--log-file", "/tmp/p.log", "--http",
+				    "127.0.0.1:8080", "--t1", "250", "--t2=2000", "--t4", "3000", "--max-contacts", "3",
+				    "--min-expires", "30", "--max-expires", "7200", "--default-expires", "600",
+				    "--nonce-lifetime", "120", "--ring-timeout", "20", "--flush-interval", "50",
+				    "--realm", "example.test", "--batch-wait", "0"));
 	CHECK_INT(o.rc, 0);
 	if (o.rc)
 		fprintf(stderr, "%s", o.err);
@@ -137,23 +137,22 @@ static void t_flags(void)
 	free(c);
 }
 
-static const char file_text[] =
-	"; a comment\n"
-	"[server]\n"
-	"listen = udp:127.0.0.1:5090\n"
-	"listen = udp:[::1]:5090\n"
-	"domain = a.test\n"
-	"domain = b.test\n"
-	"log-level = warn\n"
-	"t1 = 300\n"
-	"[store]\n"
-	"db = /tmp/from-file.db\n"
-	"[peers]\n"
-	"c.test = sip:10.0.0.3\n"
-	"d.test = sip:peer.d.test:5070\n"
-	"trust = 10.0.0.3\n"
-	"[http]\n"
-	"listen = 127.0.0.1:8081\n";
+static const char file_text[] = "; a comment\n"
+				"[server]\n"
+				"listen = udp:127.0.0.1:5090\n"
+				"listen = udp:[::1]:5090\n"
+				"domain = a.test\n"
+				"domain = b.test\n"
+				"log-level = warn\n"
+				"t1 = 300\n"
+				"[store]\n"
+				"db = /tmp/from-file.db\n"
+				"[peers]\n"
+				"c.test = sip:10.0.0.3\n"
+				"d.test = sip:peer.d.test:5070\n"
+				"trust = 10.0.0.3\n"
+				"[http]\n"
+				"listen = 127.0.0.1:8081\n";
 
 static void t_file(void)
 {
@@ -165,7 +164,7 @@ static void t_file(void)
 	CHECK_INT(c->tp.nlisten, 2);
 	CHECK(strcmp(c->tp.listen[0], "udp:127.0.0.1:5090") == 0);
 	CHECK(strcmp(c->tp.listen[1], "udp:[::1]:5090") == 0);
-	CHECK_INT(c->route.ndomain, 2);     /* the host name default is gone */
+	CHECK_INT(c->route.ndomain, 2); /* the host name default is gone */
 	CHECK(strcmp(c->route.domain[0], "a.test") == 0);
 	CHECK_INT(c->server.log_level, LOG_WARN);
 	CHECK_INT(c->txn.t1, 300);
@@ -208,9 +207,10 @@ static void t_flag_wins(void)
 	struct config *c = new_config();
 	/* Flags win wherever they are, even before --config; --listen and --domain replace
 	 * the file's whole list, --peer for a known domain replaces its route. */
-	struct outcome o = run(c, true, ARGS("--listen", "udp:127.0.0.1:6000", "--config", path,
-		"--domain", "z.test", "--log-level", "error", "--db", "/tmp/flag.db",
-		"--peer", "c.test=sip:10.9.9.9", "--trust", "10.0.0.4"));
+	struct outcome o =
+		run(c, true,
+		    ARGS("--listen", "udp:127.0.0.1:6000", "--config", path, "--domain", "z.test", "--log-level",
+			 "error", "--db", "/tmp/flag.db", "--peer", "c.test=sip:10.9.9.9", "--trust", "10.0.0.4"));
 	CHECK_INT(o.rc, 0);
 	CHECK_INT(c->tp.nlisten, 1);
 	CHECK(strcmp(c->tp.listen[0], "udp:127.0.0.1:6000") == 0);
@@ -221,7 +221,7 @@ static void t_flag_wins(void)
 	CHECK_INT(c->route.npeer, 2);
 	CHECK(strcmp(c->route.peer[0].uri, "sip:10.9.9.9") == 0);
 	CHECK_INT(c->router.ntrust, 2);
-	CHECK_INT(c->txn.t1, 300);    /* untouched keys keep the file's value */
+	CHECK_INT(c->txn.t1, 300); /* untouched keys keep the file's value */
 	free(c);
 	unlink(path);
 }
@@ -248,13 +248,11 @@ static void t_flag_errors(void)
 	expect_error(ARGS("--t1", "abc"), false, "parley: --t1: expected a number");
 	expect_error(ARGS("--t1", "0"), false, "parley: --t1: expected a number");
 	expect_error(ARGS("--max-contacts", "99999999999999999999"), false, "--max-contacts");
-	expect_error(ARGS("--log-level", "loud"), false,
-		     "parley: --log-level: expected error|warn|info|debug\n");
+	expect_error(ARGS("--log-level", "loud"), false, "parley: --log-level: expected error|warn|info|debug\n");
 	expect_error(ARGS("--log-format", "xml"), false, "parley: --log-format: expected text|json\n");
 	expect_error(ARGS("--peer", "nodomain"), false, "parley: --peer: expected DOMAIN=sip:HOST[:PORT]");
 	expect_error(ARGS("a", "b", "c", "d", "e"), false, "parley: unexpected argument 'e'");
-	expect_error(ARGS("--config", "/tmp/parley-no-such-file.ini"), false,
-		     "/tmp/parley-no-such-file.ini");
+	expect_error(ARGS("--config", "/tmp/parley-no-such-file.ini"), false, "/tmp/parley-no-such-file.ini");
 }
 
 static void t_validate_errors(void)
@@ -274,9 +272,10 @@ static void t_validate_errors(void)
 	expect_error(ARGS("--http", "8080"), true, "expected ADDR:PORT");
 
 	struct config *c = new_config();
-	struct outcome o = run(c, true, ARGS("--listen", "udp:[::1]:0", "--listen", "udp:10.1.2.3",
-		"--peer", "x.test=sip:[2001:db8::1]:5070;transport=udp", "--dns", "[::1]:53",
-		"--auth-algorithms", "SHA-256, md5"));
+	struct outcome o = run(c, true,
+			       ARGS("--listen", "udp:[::1]:0", "--listen", "udp:10.1.2.3", "--peer",
+				    "x.test=sip:[2001:db8::1]:5070;transport=udp", "--dns", "[::1]:53",
+				    "--auth-algorithms", "SHA-256, md5"));
 	CHECK_INT(o.rc, 0);
 	free(c);
 
@@ -325,7 +324,7 @@ static void t_bool(void)
 	static const struct {
 		const char *v;
 		bool want;
-	} spell[] = { { "TRUE", true }, { "yes", true }, { "on", true }, { "1", true },
+	} spell[] = { { "TRUE", true },   { "yes", true }, { "on", true },   { "1", true },
 		      { "false", false }, { "No", false }, { "off", false }, { "0", false } };
 	for (size_t i = 0; i < sizeof(spell) / sizeof(spell[0]); i++) {
 		char arg[64];
@@ -359,8 +358,8 @@ static void t_security(void)
 
 	char path[64];
 	write_file(path, "[security]\nnonce-bind-source = yes\nban-threshold = 20\nban-window = 120\n"
-		   "ban-time = 3600\nslow-after = 5\nrate-limit = 0\nmax-transactions = 500\n"
-		   "max-dialogs = 1000\nmax-memory = 256\n[store]\ncdr-retention = 0\n");
+			 "ban-time = 3600\nslow-after = 5\nrate-limit = 0\nmax-transactions = 500\n"
+			 "max-dialogs = 1000\nmax-memory = 256\n[store]\ncdr-retention = 0\n");
 	o = run(c, true, ARGS("--config", path));
 	CHECK_INT(o.rc, 0);
 	CHECK(c->router.nonce_bind_source);
@@ -426,8 +425,9 @@ static void t_validate_serve_rules(void)
 
 	/* Port 0 asks for a free port each time: twice is two listeners, not a clash. */
 	struct config *c = new_config();
-	struct outcome o = run(c, true, ARGS("--listen", "udp:127.0.0.1:0", "--listen", "udp:127.0.0.1:0",
-		"--dns", "127.0.0.1", "--auth-algorithms", "md5,sha-256"));
+	struct outcome o = run(c, true,
+			       ARGS("--listen", "udp:127.0.0.1:0", "--listen", "udp:127.0.0.1:0", "--dns", "127.0.0.1",
+				    "--auth-algorithms", "md5,sha-256"));
 	CHECK_INT(o.rc, 0);
 	free(c);
 }
@@ -436,8 +436,7 @@ static void t_validate_serve_rules(void)
  * directory would make the reader wait or read forever. */
 static void t_not_regular(void)
 {
-	expect_error(ARGS("--config", "/dev/zero"), false,
-		     "parley: config file /dev/zero: not a regular file\n");
+	expect_error(ARGS("--config", "/dev/zero"), false, "parley: config file /dev/zero: not a regular file\n");
 	expect_error(ARGS("--config", "/tmp"), false, "parley: config file /tmp: not a regular file\n");
 
 	char fifo[64], want[160];
@@ -445,7 +444,7 @@ static void t_not_regular(void)
 	unlink(fifo);
 	CHECK_INT(mkfifo(fifo, 0600), 0);
 	snprintf(want, sizeof(want), "parley: config file %s: not a regular file\n", fifo);
-	expect_error(ARGS("--config", fifo), false, want);   /* would block in open without O_NONBLOCK */
+	expect_error(ARGS("--config", fifo), false, want); /* would block in open without O_NONBLOCK */
 	unlink(fifo);
 
 	/* Just over 1 MiB of comment lines: refused, however harmless; exactly 1 MiB is read. */

@@ -5,16 +5,15 @@
 
 #include <time.h>
 
-static struct tp_addr A(const char *host, uint16_t port)
-{
+static struct tp_addr A(const char *host, uint16_t port) {
 	struct tp_addr a;
 	int rc = tp_addr_from_host(&a, str_from_cstr(host), port);
 	CHECK_INT(rc, 0);
 	return a;
 }
 
-static struct guard *make(unsigned rate, unsigned threshold, unsigned window, unsigned ban_time,
-			  unsigned slow_after, unsigned max_sources)
+static struct guard *
+make(unsigned rate, unsigned threshold, unsigned window, unsigned ban_time, unsigned slow_after, unsigned max_sources)
 {
 	struct guard_conf c = { rate, threshold, window, ban_time, slow_after, max_sources };
 	struct guard *g = NULL;
@@ -313,7 +312,7 @@ static void t_sync(void)
 	struct tp_addr got;
 	uint64_t until = 0;
 	CHECK(guard_ban_next(g, &cur, now, &got, &until));
-	CHECK(tp_addr_equal(&got, &c) == false);   /* port 7 was dropped */
+	CHECK(tp_addr_equal(&got, &c) == false); /* port 7 was dropped */
 	char buf[64];
 	CHECK(strcmp(tp_addr_str(&got, buf, sizeof(buf)), "192.0.2.3:0") == 0);
 	CHECK_INT(until, 2000);
@@ -392,8 +391,8 @@ static void t_eviction(void)
 static void t_keys(void)
 {
 	struct guard *g = make(1, 0, 0, 0, 0, 0);
-	struct tp_addr p1 = A("192.0.2.1", 5060), p2 = A("192.0.2.1", 40000),
-		       m = A("::ffff:192.0.2.1", 5060), o = A("192.0.2.11", 5060);
+	struct tp_addr p1 = A("192.0.2.1", 5060), p2 = A("192.0.2.1", 40000), m = A("::ffff:192.0.2.1", 5060),
+		       o = A("192.0.2.11", 5060);
 	CHECK_INT(guard_packet(g, &p1, 0, NULL), GUARD_PASS);
 	CHECK_INT(guard_packet(g, &p2, 0, NULL), GUARD_PASS);
 	CHECK_INT(guard_packet(g, &m, 0, NULL), GUARD_LIMITED);
@@ -450,8 +449,8 @@ static void t_bench(void)
 	for (unsigned i = 0; i < CALLS; i++)
 		pass += guard_packet(g, &src[(i * 7919u) % SOURCES], i / 100, NULL) == GUARD_PASS;
 	double t1 = now_ns();
-	printf("guard_packet: %.1f ns/call (1M calls, 10k sources, 64k slots, %u passed, %zu KiB)\n",
-	       (t1 - t0) / CALLS, pass, guard_stats(g)->memory / 1024);
+	printf("guard_packet: %.1f ns/call (1M calls, 10k sources, 64k slots, %u passed, %zu KiB)\n", (t1 - t0) / CALLS,
+	       pass, guard_stats(g)->memory / 1024);
 	CHECK(pass > 0);
 	guard_free(g);
 

@@ -160,7 +160,8 @@ static void t_levels_and_kinds(void)
 	log_limited(&t.lg, &j, 0, LOG_WARN, "reject", "two");
 	log_limit_flush(&t.lg, &j, 10000);
 	CHECK_INT(read_lines(&t, L, 64), 2);
-	CHECK(strstr(L[1], "\"level\":\"warn\",\"event\":\"reject\",\"msg\":\"1 more like this in the last 10 s\"}") != NULL);
+	CHECK(strstr(L[1], "\"level\":\"warn\",\"event\":\"reject\",\"msg\":\"1 more like this in the last 10 s\"}") !=
+	      NULL);
 	done(&t);
 }
 
@@ -187,10 +188,8 @@ static void t_flood(void)
 }
 
 static const struct unit_case cases[] = {
-	{ "write", t_write },
-	{ "burst_then_summary", t_burst_then_summary },
-	{ "flush", t_flush },
-	{ "levels_and_kinds", t_levels_and_kinds },
+	{ "write", t_write }, { "burst_then_summary", t_burst_then_summary },
+	{ "flush", t_flush }, { "levels_and_kinds", t_levels_and_kinds },
 	{ "flood", t_flood },
 };
 UNIT_MAIN(cases)

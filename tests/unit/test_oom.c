@@ -44,10 +44,10 @@ void *__wrap_malloc(size_t size);
 void *__wrap_calloc(size_t n, size_t size);
 void *__wrap_realloc(void *p, size_t size);
 
-static long oom_at = -1;          /* the allocation to fail; -1: none */
-static bool oom_sticky;           /* and every one after it (SQLite's mode) */
-static long oom_count;            /* allocations counted since armed */
-static bool oom_hit;              /* the failure happened in this run */
+static long oom_at = -1;           /* the allocation to fail; -1: none */
+static bool oom_sticky;            /* and every one after it (SQLite's mode) */
+static long oom_count;             /* allocations counted since armed */
+static bool oom_hit;               /* the failure happened in this run */
 static _Thread_local bool counted; /* this thread's allocations count (the test's own) */
 
 static bool fail_now(void)
@@ -110,7 +110,7 @@ static struct {
 	struct server *srv;
 	uint64_t mono0;
 	struct sent sent[MAX_SENT];
-	unsigned nsent;               /* sends this run; those past MAX_SENT are counted only */
+	unsigned nsent; /* sends this run; those past MAX_SENT are counted only */
 	char dgram[8192];
 	uint32_t nc;
 } T;
@@ -218,9 +218,16 @@ static void credentials(const struct sent *ch, bool proxy, const char *user, con
 	uint32_t nc = ++T.nc;
 	snprintf(cnonce, sizeof cnonce, "c%u", nc);
 	struct auth_client ac = {
-		.alg = alg, .user = str_from_cstr(user), .realm = a.realm, .password = str_from_cstr(pw),
-		.method = str_from_cstr(method), .uri = str_from_cstr(uri), .nonce = a.nonce, .qop = STR("auth"),
-		.cnonce = str_from_cstr(cnonce), .nc = nc,
+		.alg = alg,
+		.user = str_from_cstr(user),
+		.realm = a.realm,
+		.password = str_from_cstr(pw),
+		.method = str_from_cstr(method),
+		.uri = str_from_cstr(uri),
+		.nonce = a.nonce,
+		.qop = STR("auth"),
+		.cnonce = str_from_cstr(cnonce),
+		.nc = nc,
 	};
 	if (auth_client_response(&ac, resp) < 0)
 		return;
@@ -251,7 +258,8 @@ static void phone_answers(const struct sent *r, unsigned status, const char *rea
 		if (sip_msg_parse(&m, hdr, SIP_MAX_HEADERS, r->buf, r->len, true, &e) != SIP_PARSE_OK)
 			return;
 		size_t o = 0;
-		for (const struct sip_hdr *h = sip_msg_hdr(&m, SIP_HDR_VIA); h && o < sizeof vias; h = sip_msg_hdr_next(&m, h))
+		for (const struct sip_hdr *h = sip_msg_hdr(&m, SIP_HDR_VIA); h && o < sizeof vias;
+		     h = sip_msg_hdr_next(&m, h))
 			o += (size_t)snprintf(vias + o, sizeof vias - o, "%.*s", STR_FMT(h->line));
 		if (o >= sizeof vias)
 			return;
@@ -319,7 +327,8 @@ static void scenario(struct reached *r, const char *tag)
 	mark = T.nsent;
 	snprintf(b, sizeof b, "z9hG4bK%sr1", tag);
 	bob_registers(1, b, "");
-	credentials(sent_since(mark, "SIP/2.0 401"), false, "bob", "bobpw", "REGISTER", "sip:a.test", auth, sizeof auth);
+	credentials(sent_since(mark, "SIP/2.0 401"), false, "bob", "bobpw", "REGISTER", "sip:a.test", auth,
+		    sizeof auth);
 	mark = T.nsent;
 	snprintf(b, sizeof b, "z9hG4bK%sr2", tag);
 	bob_registers(2, b, auth);

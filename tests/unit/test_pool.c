@@ -42,7 +42,7 @@ static void t_release(void)
 {
 	struct pool *p = NULL;
 	CHECK_INT(pool_new(&p), 0);
-	enum { N = 40000 };      /* 40000 x 512 B: ten chunks of 2 MiB */
+	enum { N = 40000 }; /* 40000 x 512 B: ten chunks of 2 MiB */
 	static void *obj[N];
 	for (int i = 0; i < N; i++)
 		obj[i] = pool_alloc(p, 512);

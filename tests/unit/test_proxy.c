@@ -20,7 +20,7 @@ struct fx {
 	struct tp_listener lis;
 	struct tp_source caller;
 	struct tp_source phone[2];
-	struct txn_server *st;       /* the last server transaction handed up */
+	struct txn_server *st; /* the last server transaction handed up */
 	char *sent[MAXSENT];
 	size_t sent_len[MAXSENT];
 	unsigned nsent;
@@ -70,8 +70,9 @@ static struct fx *setup(unsigned ring_timeout)
 	source(&f->phone[0], NULL, "10.0.0.3", 5060);
 	source(&f->phone[1], NULL, "10.0.0.4", 5060);
 	cdr_new(&f->cdr, NULL, &f->w);
-	struct proxy_env env = { .cfg = &f->cfg, .wheel = &f->w, .txn = f->l, .cdr = f->cdr, .send = on_send,
-				 .send_arg = f };
+	struct proxy_env env = {
+		.cfg = &f->cfg, .wheel = &f->w, .txn = f->l, .cdr = f->cdr, .send = on_send, .send_arg = f
+	};
 	proxy_new(&f->p, &env);
 	return f;
 }
@@ -92,25 +93,23 @@ static void advance(struct fx *f, uint64_t ms)
 	timer_advance(&f->w, f->now);
 }
 
-static const char invite[] =
-	"INVITE sip:bob@a.test SIP/2.0\r\n"
-	"Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKcaller1;rport\r\n"
-	"From: <sip:alice@a.test>;tag=a1\r\n"
-	"To: <sip:bob@a.test>\r\n"
-	"Call-ID: call1@test\r\n"
-	"CSeq: 1 INVITE\r\n"
-	"Max-Forwards: 70\r\n"
-	"Content-Length: 0\r\n\r\n";
+static const char invite[] = "INVITE sip:bob@a.test SIP/2.0\r\n"
+			     "Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKcaller1;rport\r\n"
+			     "From: <sip:alice@a.test>;tag=a1\r\n"
+			     "To: <sip:bob@a.test>\r\n"
+			     "Call-ID: call1@test\r\n"
+			     "CSeq: 1 INVITE\r\n"
+			     "Max-Forwards: 70\r\n"
+			     "Content-Length: 0\r\n\r\n";
 
-static const char cancel[] =
-	"CANCEL sip:bob@a.test SIP/2.0\r\n"
-	"Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKcaller1;rport\r\n"
-	"From: <sip:alice@a.test>;tag=a1\r\n"
-	"To: <sip:bob@a.test>\r\n"
-	"Call-ID: call1@test\r\n"
-	"CSeq: 1 CANCEL\r\n"
-	"Max-Forwards: 70\r\n"
-	"Content-Length: 0\r\n\r\n";
+static const char cancel[] = "CANCEL sip:bob@a.test SIP/2.0\r\n"
+			     "Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKcaller1;rport\r\n"
+			     "From: <sip:alice@a.test>;tag=a1\r\n"
+			     "To: <sip:bob@a.test>\r\n"
+			     "Call-ID: call1@test\r\n"
+			     "CSeq: 1 CANCEL\r\n"
+			     "Max-Forwards: 70\r\n"
+			     "Content-Length: 0\r\n\r\n";
 
 static struct txn_server *inject(struct fx *f, const char *text)
 {
@@ -235,7 +234,8 @@ static void t_2xx_cancels_the_rest(void)
 	bool ok = false, cancelled = false;
 	for (unsigned k = i + 2; k < f->nsent; k++) {
 		ok |= sent_starts(f, k, "SIP/2.0 200");
-		cancelled |= sent_starts(f, k, "CANCEL sip:bob@10.0.0.3") && strstr(f->sent[k], "Call completed elsewhere");
+		cancelled |=
+			sent_starts(f, k, "CANCEL sip:bob@10.0.0.3") && strstr(f->sent[k], "Call completed elsewhere");
 	}
 	CHECK(ok && cancelled);
 	/* The other phone's 487 does not reach the caller. */

@@ -17,9 +17,9 @@ struct fx {
 	struct registrar *r;
 	struct txn_layer *l;
 	struct txn_tu tu;
-	struct tp_source src;        /* where the REGISTERs come from */
-	struct txn_server *server;   /* the last server transaction handed up */
-	unsigned branch;             /* makes every REGISTER a new transaction */
+	struct tp_source src;      /* where the REGISTERs come from */
+	struct txn_server *server; /* the last server transaction handed up */
+	unsigned branch;           /* makes every REGISTER a new transaction */
 	char *sent[MAXSENT];
 	unsigned nsent;
 };
@@ -78,8 +78,8 @@ static void teardown(struct fx *f)
 /* Sends a REGISTER for alice@a.test through the layer to the registrar at time now and
  * returns the response it got (NULL when none). headers: the Contact/Expires lines, each
  * ending in CRLF. via_params: appended to the Via (";rport" or ""). */
-static const char *reg_via(struct fx *f, const char *callid, unsigned cseq, const char *via_params,
-			   const char *headers, uint32_t now)
+static const char *reg_via(struct fx *f, const char *callid, unsigned cseq, const char *via_params, const char *headers,
+			   uint32_t now)
 {
 	size_t cap = strlen(headers) + 1024;
 	char *text = malloc(cap);
@@ -177,7 +177,8 @@ static void t_several_contacts(void)
 	/* Two values in one header and a second Contact header: three bindings at once. */
 	const char *r = reg(f, "c1@x", 1,
 			    "Contact: <sip:alice@203.0.113.9:40000>, <sip:alice@203.0.113.9:40002>\r\n"
-			    "Contact: <sip:alice@203.0.113.9:40004>\r\n", NOW);
+			    "Contact: <sip:alice@203.0.113.9:40004>\r\n",
+			    NOW);
 	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
 	CHECK_INT(count(r, "\r\nContact: "), 3);
 	CHECK_INT(nbind(f), 3);
@@ -197,8 +198,8 @@ static void t_max_contacts(void)
 	struct fx *f = setup(true);
 	f->cfg.max_contacts = 2;
 	/* Three new contacts in one request: refused, none kept. */
-	const char *r = reg(f, "c1@x", 1,
-			    "Contact: <sip:a1@203.0.113.9>, <sip:a2@203.0.113.9>, <sip:a3@203.0.113.9>\r\n", NOW);
+	const char *r =
+		reg(f, "c1@x", 1, "Contact: <sip:a1@203.0.113.9>, <sip:a2@203.0.113.9>, <sip:a3@203.0.113.9>\r\n", NOW);
 	CHECK(starts(r, "SIP/2.0 403 Too Many Contacts\r\n"));
 	CHECK_INT(nbind(f), 0);
 	CHECK_INT(nrows(f, NOW), 0);
@@ -227,7 +228,8 @@ static void t_expires_precedence(void)
 	/* The contact's own parameter wins over the header; the header over the default. */
 	const char *r = reg(f, "c1@x", 1,
 			    "Contact: <sip:a1@203.0.113.9>;expires=120, <sip:a2@203.0.113.9>\r\n"
-			    "Expires: 300\r\n", NOW);
+			    "Expires: 300\r\n",
+			    NOW);
 	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
 	CHECK(strstr(r, "Contact: <sip:a1@203.0.113.9>;expires=120\r\n") != NULL);
 	CHECK(strstr(r, "Contact: <sip:a2@203.0.113.9>;expires=300\r\n") != NULL);
@@ -367,8 +369,9 @@ static void t_bad_contact_changes_nothing(void)
 	struct fx *f = setup(true);
 	reg(f, "c1@x", 1, "Contact: <sip:a1@203.0.113.9>;expires=600\r\n", NOW);
 	/* A good refresh, a good new contact and a tel: URI: 400, and neither good one counts. */
-	const char *r = reg(f, "c1@x", 2,
-			    "Contact: <sip:a1@203.0.113.9>;expires=900, <sip:a2@203.0.113.9>, <tel:+15551234>\r\n", NOW);
+	const char *r =
+		reg(f, "c1@x", 2,
+		    "Contact: <sip:a1@203.0.113.9>;expires=900, <sip:a2@203.0.113.9>, <tel:+15551234>\r\n", NOW);
 	CHECK(starts(r, "SIP/2.0 400 Contact Must Be a SIP URI\r\n"));
 	CHECK_INT(nbind(f), 1);
 	struct loc_binding *b = binding(f, "sip:a1@203.0.113.9");
@@ -462,11 +465,13 @@ static void t_q_and_params_kept(void)
 			    "Contact: \"Alice\" <sip:a1@203.0.113.9:5062;transport=udp;ob>;q=0.7;"
 			    "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000001>\";expires=600;reg-id=1\r\n"
 			    "Contact: <sip:a2@203.0.113.9>;q=0.25\r\n"
-			    "Contact: <sip:a3@203.0.113.9>\r\n", NOW);
+			    "Contact: <sip:a3@203.0.113.9>\r\n",
+			    NOW);
 	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
 	/* URI parameters stay in the URI, contact parameters outside it, expires restated. */
 	CHECK(strstr(r, "Contact: <sip:a1@203.0.113.9:5062;transport=udp;ob>;q=0.7;"
-			"+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000001>\";reg-id=1;expires=600\r\n") != NULL);
+			"+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000001>\";reg-id=1;expires=600\r\n") !=
+	      NULL);
 	CHECK(strstr(r, "Contact: <sip:a2@203.0.113.9>;q=0.25;expires=3600\r\n") != NULL);
 	struct loc_binding *b = binding(f, "sip:a1@203.0.113.9:5062;transport=udp;ob");
 	CHECK(b != NULL);
@@ -571,7 +576,8 @@ static void t_reload(void)
 	reg_free(f->r);
 	struct reg_env env = { .cfg = &f->cfg, .loc = f->loc, .store = st };
 	CHECK_INT(reg_new(&f->r, &env), 0);
-	reg(f, "c1@x", 1, "Contact: <sip:a1@192.168.1.20:5060>;q=0.5;expires=60, <sip:a2@198.51.100.4>;expires=600\r\n", NOW);
+	reg(f, "c1@x", 1, "Contact: <sip:a1@192.168.1.20:5060>;q=0.5;expires=60, <sip:a2@198.51.100.4>;expires=600\r\n",
+	    NOW);
 	CHECK_INT(store_flush(st), 0);
 	teardown(f);
 	store_close(st);

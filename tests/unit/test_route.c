@@ -20,7 +20,7 @@
 
 /* What a route_h saw. */
 struct got {
-	struct loop *loop;      /* stopped when the answer arrives, if set */
+	struct loop *loop; /* stopped when the answer arrives, if set */
 	int calls;
 	int err;
 	struct route_target t[ROUTE_MAX_TARGETS];
@@ -52,10 +52,10 @@ static const char *addr_str(const struct route_target *t, char *buf, size_t n)
 	return tp_addr_str(&t->addr, buf, n);
 }
 
-#define CHECK_TARGET(tgt, want_addr, want_proto)                                         \
+#define CHECK_TARGET(tgt, want_addr, want_proto)                                        \
 	do {                                                                            \
 		char ab_[80];                                                           \
-		CHECK_STR(str_from_cstr(addr_str(&(tgt), ab_, sizeof ab_)), want_addr);   \
+		CHECK_STR(str_from_cstr(addr_str(&(tgt), ab_, sizeof ab_)), want_addr); \
 		CHECK_INT((tgt).proto, want_proto);                                     \
 	} while (0)
 
@@ -119,12 +119,12 @@ static void t_numeric(void)
 	uint64_t id = 0;
 	CHECK_INT(route_resolve(f.r, &u, on_route, &g, &id), 0);
 	CHECK(id != 0);
-	CHECK_INT(g.calls, 1);            /* synchronously */
+	CHECK_INT(g.calls, 1); /* synchronously */
 	CHECK_INT(g.err, 0);
 	CHECK_INT(g.n, 1);
 	CHECK_TARGET(g.t[0], "127.0.0.1:5060", TP_UDP);
 	CHECK_STR(str_from_cstr(g.t[0].host), "127.0.0.1");
-	route_cancel(f.r, id);            /* completed: harmless */
+	route_cancel(f.r, id); /* completed: harmless */
 
 	struct route_target t[ROUTE_MAX_TARGETS];
 	unsigned n;
@@ -159,7 +159,7 @@ static void t_protos(void)
 	struct sip_uri u = uri("sips:alice@127.0.0.1");
 	CHECK_INT(route_lookup(f.r, &u, t, &n), -EPROTONOSUPPORT);
 	CHECK_INT(route_resolve(f.r, &u, on_route, &g, NULL), -EPROTONOSUPPORT);
-	CHECK_INT(g.calls, 0);            /* an error return means no callback */
+	CHECK_INT(g.calls, 0); /* an error return means no callback */
 	u = uri("sip:alice@127.0.0.1;transport=tcp");
 	CHECK_INT(route_lookup(f.r, &u, t, &n), -EPROTONOSUPPORT);
 	u = uri("sip:alice@127.0.0.1;transport=sctp");
@@ -169,7 +169,7 @@ static void t_protos(void)
 	u = uri("sips:alice@127.0.0.1");
 	CHECK_INT(route_lookup(f.r, &u, t, &n), 0);
 	CHECK_TARGET(t[0], "127.0.0.1:5061", TP_TLS);
-	u = uri("sips:alice@127.0.0.1;transport=tcp");   /* RFC 3263: TLS */
+	u = uri("sips:alice@127.0.0.1;transport=tcp"); /* RFC 3263: TLS */
 	CHECK_INT(route_lookup(f.r, &u, t, &n), 0);
 	CHECK_TARGET(t[0], "127.0.0.1:5061", TP_TLS);
 	u = uri("sip:alice@127.0.0.1:5090;transport=TCP");
@@ -196,10 +196,10 @@ static void t_static_peer(void)
 	CHECK_INT(route_lookup(f.r, &u, t, &n), 0);
 	CHECK_INT(n, 1);
 	CHECK_TARGET(t[0], "127.0.0.9:5099", TP_UDP);
-	u = uri("sip:bob@b.test.");                /* absolute form of the same domain */
+	u = uri("sip:bob@b.test."); /* absolute form of the same domain */
 	CHECK_INT(route_lookup(f.r, &u, t, &n), 0);
 	CHECK_TARGET(t[0], "127.0.0.9:5099", TP_UDP);
-	u = uri("sip:bob@c.test:7000");            /* the peer URI decides the port */
+	u = uri("sip:bob@c.test:7000"); /* the peer URI decides the port */
 	CHECK_INT(route_lookup(f.r, &u, t, &n), 0);
 	CHECK_TARGET(t[0], "[::1]:5060", TP_UDP);
 
@@ -235,26 +235,27 @@ static struct route_srv rec(uint16_t prio, uint16_t weight, const char *host)
 
 static void t_srv_order_priority(void)
 {
-	struct route_srv s[5] = { rec(20, 10, "d"), rec(10, 0, "a"), rec(30, 0, "e"), rec(10, 0, "b"), rec(20, 0, "c") };
+	struct route_srv s[5] = { rec(20, 10, "d"), rec(10, 0, "a"), rec(30, 0, "e"), rec(10, 0, "b"),
+				  rec(20, 0, "c") };
 	uint32_t r = 0;
 	route_srv_order(s, 5, fixed_rand, &r);
 	const char *want[] = { "a", "b", "c", "d", "e" };
 	for (int i = 0; i < 5; i++)
 		CHECK_STR(str_from_cstr(s[i].host), want[i]);
-	route_srv_order(s, 0, fixed_rand, &r);   /* empty: nothing to do */
+	route_srv_order(s, 0, fixed_rand, &r); /* empty: nothing to do */
 }
 
 static void t_srv_order_weight(void)
 {
 	/* weights 60 and 10 in one priority: running sums 60, 70 over [0, 70] */
 	struct route_srv s[3];
-	uint32_t r = 60;                          /* 60 <= 60: the first */
+	uint32_t r = 60; /* 60 <= 60: the first */
 	s[0] = rec(10, 60, "a"), s[1] = rec(10, 10, "b"), s[2] = rec(20, 5, "z");
 	route_srv_order(s, 3, fixed_rand, &r);
 	CHECK_STR(str_from_cstr(s[0].host), "a");
 	CHECK_STR(str_from_cstr(s[1].host), "b");
 	CHECK_STR(str_from_cstr(s[2].host), "z");
-	r = 61;                                   /* past 60: the second */
+	r = 61; /* past 60: the second */
 	s[0] = rec(10, 60, "a"), s[1] = rec(10, 10, "b"), s[2] = rec(20, 5, "z");
 	route_srv_order(s, 3, fixed_rand, &r);
 	CHECK_STR(str_from_cstr(s[0].host), "b");
@@ -265,11 +266,11 @@ static void t_srv_order_weight(void)
 	s[0] = rec(1, 5, "w"), s[1] = rec(1, 0, "zero"), s[2] = rec(1, 5, "v");
 	route_srv_order(s, 3, fixed_rand, &r);
 	CHECK_STR(str_from_cstr(s[0].host), "zero");
-	r = 3;                                    /* % 11 = 3: w (sum 0, 5) */
+	r = 3; /* % 11 = 3: w (sum 0, 5) */
 	s[0] = rec(1, 5, "w"), s[1] = rec(1, 0, "zero"), s[2] = rec(1, 5, "v");
 	route_srv_order(s, 3, fixed_rand, &r);
 	CHECK_STR(str_from_cstr(s[0].host), "w");
-	CHECK_STR(str_from_cstr(s[1].host), "v");  /* then 3 % 6 = 3 passes zero's sum 0 */
+	CHECK_STR(str_from_cstr(s[1].host), "v"); /* then 3 % 6 = 3 passes zero's sum 0 */
 	CHECK_STR(str_from_cstr(s[2].host), "zero");
 }
 
@@ -298,7 +299,7 @@ static void t_srv_order_spread(void)
 struct dns {
 	pid_t pid;
 	uint16_t port;
-	char server[32];        /* "127.0.0.1:PORT" for cfg.dns */
+	char server[32]; /* "127.0.0.1:PORT" for cfg.dns */
 };
 
 static uint16_t free_port(int type)
@@ -318,14 +319,15 @@ static uint16_t free_port(int type)
 /* Whether something answers DNS on port: a query for "b.test" A gets any reply. */
 static bool answers(uint16_t port)
 {
-	static const unsigned char q[] = { 0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0,
-					   1, 'b', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1 };
+	static const unsigned char q[] = { 0x12, 0x34, 1, 0,   0,   1,   0,   0, 0, 0, 0, 0,
+					   1,    'b',  4, 't', 'e', 's', 't', 0, 0, 1, 0, 1 };
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd < 0)
 		return false;
 	struct timeval tv = { 0, 100000 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	unsigned char buf[512];
 	bool ok = sendto(fd, q, sizeof(q), 0, (struct sockaddr *)&a, sizeof(a)) == (ssize_t)sizeof(q) &&
@@ -346,9 +348,17 @@ static bool dns_start(struct dns *d)
 	char port[32];
 	snprintf(port, sizeof(port), "--port=%u", d->port);
 	char *argv[] = {
-		DNSMASQ, "--no-resolv", "--no-hosts", "--keep-in-foreground", port,
-		"--listen-address=127.0.0.1", "--bind-interfaces", "--conf-file=/dev/null",
-		"--pid-file=", "--local=/test/", "--local-ttl=60",
+		DNSMASQ,
+		"--no-resolv",
+		"--no-hosts",
+		"--keep-in-foreground",
+		port,
+		"--listen-address=127.0.0.1",
+		"--bind-interfaces",
+		"--conf-file=/dev/null",
+		"--pid-file=",
+		"--local=/test/",
+		"--local-ttl=60",
 		/* b.test: NAPTR (UDP and TCP) -> SRV (two targets) -> A */
 		"--naptr-record=b.test,10,10,S,SIP+D2U,,_sip._udp.b.test",
 		"--naptr-record=b.test,5,10,S,SIP+D2T,,_sip._tcp.b.test",
@@ -435,31 +445,31 @@ static void t_dns(void)
 	CHECK_INT(n, 2);
 	CHECK_TARGET(t[0], "127.0.0.2:5070", TP_UDP);
 
-	g = resolve(&f, "sip:bob@c.test");        /* no NAPTR: SRV directly */
+	g = resolve(&f, "sip:bob@c.test"); /* no NAPTR: SRV directly */
 	CHECK_INT(g.err, 0);
 	CHECK_INT(g.n, 1);
 	CHECK_TARGET(g.t[0], "127.0.0.2:5072", TP_UDP);
 
-	g = resolve(&f, "sip:bob@d.test");        /* no SRV: A on 5060 */
+	g = resolve(&f, "sip:bob@d.test"); /* no SRV: A on 5060 */
 	CHECK_INT(g.err, 0);
 	CHECK_INT(g.n, 1);
 	CHECK_TARGET(g.t[0], "127.0.0.4:5060", TP_UDP);
 	CHECK_STR(str_from_cstr(g.t[0].host), "d.test");
 
-	g = resolve(&f, "sip:bob@sip2.b.test:5999");   /* a port: A only */
+	g = resolve(&f, "sip:bob@sip2.b.test:5999"); /* a port: A only */
 	CHECK_INT(g.err, 0);
 	CHECK_TARGET(g.t[0], "127.0.0.3:5999", TP_UDP);
 
-	g = resolve(&f, "sip:bob@b.test;transport=udp");   /* transport=: SRV without NAPTR */
+	g = resolve(&f, "sip:bob@b.test;transport=udp"); /* transport=: SRV without NAPTR */
 	CHECK_INT(g.err, 0);
 	CHECK_INT(g.n, 2);
 	CHECK_TARGET(g.t[0], "127.0.0.2:5070", TP_UDP);
 
-	g = resolve(&f, "sip:bob@nx.test");       /* nothing at all: 404 */
+	g = resolve(&f, "sip:bob@nx.test"); /* nothing at all: 404 */
 	CHECK_INT(g.err, -ENOENT);
 	CHECK_INT(g.n, 0);
 
-	g = resolve(&f, "sip:bob@e.test");        /* SRV to nowhere: 503, not 404 */
+	g = resolve(&f, "sip:bob@e.test"); /* SRV to nowhere: 503, not 404 */
 	CHECK_INT(g.err, -EHOSTUNREACH);
 	teardown(&f);
 	dns_stop(&d);
@@ -475,7 +485,7 @@ static void t_dns_peer_and_cancel(void)
 		dns_stop(&d);
 		return;
 	}
-	add_peer(&f, "far.example", "sip:sip1.b.test:5098");   /* a peer given by name */
+	add_peer(&f, "far.example", "sip:sip1.b.test:5098"); /* a peer given by name */
 	struct got g = resolve(&f, "sip:bob@far.example");
 	CHECK_INT(g.err, 0);
 	CHECK_INT(g.n, 1);
@@ -487,9 +497,9 @@ static void t_dns_peer_and_cancel(void)
 	uint64_t id = 0;
 	CHECK_INT(route_resolve(f.r, &u, on_route, &cancelled, &id), 0);
 	route_cancel(f.r, id);
-	g = resolve(&f, "sip:bob@d.test");        /* runs the loop past c.test's answer */
+	g = resolve(&f, "sip:bob@d.test"); /* runs the loop past c.test's answer */
 	CHECK_INT(g.err, 0);
-	g = resolve(&f, "sip:bob@sip1.b.test:1");  /* one more turn after it */
+	g = resolve(&f, "sip:bob@sip1.b.test:1"); /* one more turn after it */
 	CHECK_INT(cancelled.calls, 0);
 
 	/* route_free with a resolution in flight: no callback, no leak */

@@ -21,9 +21,9 @@ struct fx {
 	struct router_cfg router_cfg;
 	struct reg_cfg reg_cfg;
 	struct proxy_cfg proxy_cfg;
-	struct timer_wheel w;        /* driven by hand; the loop's own wheel is never run */
-	uint64_t mono;               /* the wheel's time */
-	uint64_t wall;               /* the router's clock (env.wall_ms) */
+	struct timer_wheel w; /* driven by hand; the loop's own wheel is never run */
+	uint64_t mono;        /* the wheel's time */
+	uint64_t wall;        /* the router's clock (env.wall_ms) */
 	struct loop *loop;
 	struct transport *tp;
 	struct txn_layer *l;
@@ -39,11 +39,11 @@ struct fx {
 	struct proxy *proxy;
 	struct router *r;
 	struct txn_tu tu;
-	int load;                    /* what on_request passes to router_request */
-	char me[80];                 /* our listener, "127.0.0.1:PORT" */
-	struct tp_source src;        /* where requests come from unless told otherwise */
-	struct tp_source phone;      /* bob's phone */
-	unsigned branch;             /* makes every "$B" a new transaction */
+	int load;               /* what on_request passes to router_request */
+	char me[80];            /* our listener, "127.0.0.1:PORT" */
+	struct tp_source src;   /* where requests come from unless told otherwise */
+	struct tp_source phone; /* bob's phone */
+	unsigned branch;        /* makes every "$B" a new transaction */
 	struct sent sent[MAXSENT];
 	unsigned nsent;
 };
@@ -136,15 +136,35 @@ static struct fx *setup(const char *trust)
 	CHECK_INT(route_new(&f->route, f->loop, &f->route_cfg), 0);
 	CHECK_INT(cdr_new(&f->cdr, f->store, &f->w), 0);
 	struct proxy_env pe = {
-		.cfg = &f->proxy_cfg, .realm = f->router_cfg.realm, .route = f->route, .wheel = &f->w, .txn = f->l,
-		.tp = f->tp, .cdr = f->cdr, .dialogs = f->dialogs,
-		.send = on_send, .send_arg = f,
+		.cfg = &f->proxy_cfg,
+		.realm = f->router_cfg.realm,
+		.route = f->route,
+		.wheel = &f->w,
+		.txn = f->l,
+		.tp = f->tp,
+		.cdr = f->cdr,
+		.dialogs = f->dialogs,
+		.send = on_send,
+		.send_arg = f,
 	};
 	CHECK_INT(proxy_new(&f->proxy, &pe), 0);
 	struct router_env rv = {
-		.cfg = &f->router_cfg, .wheel = &f->w, .txn = f->l, .tp = f->tp, .auth = f->auth, .users = f->users,
-		.store = f->store, .loc = f->loc, .reg = f->reg, .proxy = f->proxy, .route = f->route,
-		.dialogs = f->dialogs, .guard = f->guard, .cdr = f->cdr, .wall_ms = wall_ms, .clock_arg = f,
+		.cfg = &f->router_cfg,
+		.wheel = &f->w,
+		.txn = f->l,
+		.tp = f->tp,
+		.auth = f->auth,
+		.users = f->users,
+		.store = f->store,
+		.loc = f->loc,
+		.reg = f->reg,
+		.proxy = f->proxy,
+		.route = f->route,
+		.dialogs = f->dialogs,
+		.guard = f->guard,
+		.cdr = f->cdr,
+		.wall_ms = wall_ms,
+		.clock_arg = f,
 	};
 	CHECK_INT(router_new(&f->r, &rv), 0);
 	snprintf(f->me, sizeof f->me, "127.0.0.1:%u", tp_listener_at(f->tp, 0)->port);
@@ -238,7 +258,8 @@ static const char *send_req(struct fx *f, const char *text)
 static const char *last_challenge(struct fx *f)
 {
 	for (unsigned i = f->nsent; i-- > 0;)
-		if (strncmp(f->sent[i].text, "SIP/2.0 401 ", 12) == 0 || strncmp(f->sent[i].text, "SIP/2.0 407 ", 12) == 0)
+		if (strncmp(f->sent[i].text, "SIP/2.0 401 ", 12) == 0 ||
+		    strncmp(f->sent[i].text, "SIP/2.0 407 ", 12) == 0)
 			return f->sent[i].text;
 	return NULL;
 }
@@ -271,8 +292,16 @@ static const char *send_signed_from(struct fx *f, const struct tp_source *src, c
 	struct str method = { req, (size_t)(sp1 - req) }, uri = { sp1 + 1, (size_t)(sp2 - sp1 - 1) };
 	char resp[AUTH_HEX_MAX];
 	struct auth_client ac = {
-		.alg = AUTH_MD5, .user = str_from_cstr(user), .realm = a.realm, .password = str_from_cstr(pw),
-		.method = method, .uri = uri, .nonce = a.nonce, .qop = STR("auth"), .cnonce = STR("c0ffee"), .nc = 1,
+		.alg = AUTH_MD5,
+		.user = str_from_cstr(user),
+		.realm = a.realm,
+		.password = str_from_cstr(pw),
+		.method = method,
+		.uri = uri,
+		.nonce = a.nonce,
+		.qop = STR("auth"),
+		.cnonce = STR("c0ffee"),
+		.nc = 1,
 	};
 	CHECK_INT(auth_client_response(&ac, resp), 0);
 	size_t cap = strlen(req) + 1024;
@@ -352,7 +381,8 @@ static void register_bob(struct fx *f, unsigned cseq)
 		 "CSeq: %u REGISTER\r\n"
 		 "Max-Forwards: 70\r\n"
 		 "Contact: <sip:bob@198.51.100.7:5062>\r\n"
-		 "Content-Length: 0\r\n\r\n", cseq);
+		 "Content-Length: 0\r\n\r\n",
+		 cseq);
 	CHECK(starts(send_from(f, &f->phone, text), "SIP/2.0 401 "));
 	CHECK(starts(send_signed_from(f, &f->phone, text, "bob", "bobpw"), "SIP/2.0 200 OK\r\n"));
 	CHECK(loc_find(f->loc, STR("bob@a.test")) != NULL);
@@ -369,64 +399,59 @@ static int count_call(const struct store_call *c, void *arg)
 /* ---- requests ---------------------------------------------------------------------------- */
 
 /* An INVITE from a caller elsewhere (no challenge for it) to bob. */
-static const char invite_bob[] =
-	"INVITE sip:bob@a.test SIP/2.0\r\n"
-	"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
-	"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-	"To: <sip:bob@a.test>\r\n"
-	"Call-ID: call-zed@x\r\n"
-	"CSeq: 1 INVITE\r\n"
-	"Max-Forwards: 70\r\n"
-	"Contact: <sip:zed@203.0.113.9:40000>\r\n"
-	"Content-Length: 0\r\n\r\n";
+static const char invite_bob[] = "INVITE sip:bob@a.test SIP/2.0\r\n"
+				 "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
+				 "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				 "To: <sip:bob@a.test>\r\n"
+				 "Call-ID: call-zed@x\r\n"
+				 "CSeq: 1 INVITE\r\n"
+				 "Max-Forwards: 70\r\n"
+				 "Contact: <sip:zed@203.0.113.9:40000>\r\n"
+				 "Content-Length: 0\r\n\r\n";
 
 /* An INVITE from alice, one of ours (challenged), to bob. */
-static const char alice_to_bob[] =
-	"INVITE sip:bob@a.test SIP/2.0\r\n"
-	"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
-	"From: <sip:alice@a.test>;tag=a1\r\n"
-	"To: <sip:bob@a.test>\r\n"
-	"Call-ID: call-alice@x\r\n"
-	"CSeq: 1 INVITE\r\n"
-	"Max-Forwards: 70\r\n"
-	"Contact: <sip:alice@203.0.113.9:40000>\r\n"
-	"Content-Length: 0\r\n\r\n";
+static const char alice_to_bob[] = "INVITE sip:bob@a.test SIP/2.0\r\n"
+				   "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
+				   "From: <sip:alice@a.test>;tag=a1\r\n"
+				   "To: <sip:bob@a.test>\r\n"
+				   "Call-ID: call-alice@x\r\n"
+				   "CSeq: 1 INVITE\r\n"
+				   "Max-Forwards: 70\r\n"
+				   "Contact: <sip:alice@203.0.113.9:40000>\r\n"
+				   "Content-Length: 0\r\n\r\n";
 
-static const char register_alice[] =
-	"REGISTER sip:a.test SIP/2.0\r\n"
-	"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-	"From: <sip:alice@a.test>;tag=ra1\r\n"
-	"To: <sip:alice@a.test>\r\n"
-	"Call-ID: reg-alice@x\r\n"
-	"CSeq: 1 REGISTER\r\n"
-	"Max-Forwards: 70\r\n"
-	"Contact: <sip:alice@203.0.113.9:40000>\r\n"
-	"Content-Length: 0\r\n\r\n";
+static const char register_alice[] = "REGISTER sip:a.test SIP/2.0\r\n"
+				     "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				     "From: <sip:alice@a.test>;tag=ra1\r\n"
+				     "To: <sip:alice@a.test>\r\n"
+				     "Call-ID: reg-alice@x\r\n"
+				     "CSeq: 1 REGISTER\r\n"
+				     "Max-Forwards: 70\r\n"
+				     "Contact: <sip:alice@203.0.113.9:40000>\r\n"
+				     "Content-Length: 0\r\n\r\n";
 
-static const char options_server[] =
-	"OPTIONS sip:a.test SIP/2.0\r\n"
-	"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-	"From: <sip:zed@elsewhere.test>;tag=o1\r\n"
-	"To: <sip:a.test>\r\n"
-	"Call-ID: opt@x\r\n"
-	"CSeq: 1 OPTIONS\r\n"
-	"Max-Forwards: 70\r\n"
-	"Content-Length: 0\r\n\r\n";
+static const char options_server[] = "OPTIONS sip:a.test SIP/2.0\r\n"
+				     "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				     "From: <sip:zed@elsewhere.test>;tag=o1\r\n"
+				     "To: <sip:a.test>\r\n"
+				     "Call-ID: opt@x\r\n"
+				     "CSeq: 1 OPTIONS\r\n"
+				     "Max-Forwards: 70\r\n"
+				     "Content-Length: 0\r\n\r\n";
 
 /* ---- rule 3: CANCEL ---------------------------------------------------------------------- */
 
 static void t_cancel_nothing_481(void)
 {
 	struct fx *f = setup(NULL);
-	const char *r = send_req(f,
-		"CANCEL sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=z9hG4bKnone\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: none@x\r\n"
-		"CSeq: 1 CANCEL\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "CANCEL sip:bob@a.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=z9hG4bKnone\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				    "To: <sip:bob@a.test>\r\n"
+				    "Call-ID: none@x\r\n"
+				    "CSeq: 1 CANCEL\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 481 Call/Transaction Does Not Exist\r\n"));
 	CHECK_INT(f->nsent, 1);
 	teardown(f);
@@ -436,26 +461,24 @@ static void t_cancel_pending_invite(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
-	static const char inv[] =
-		"INVITE sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=z9hG4bKcan1\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: can@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n";
+	static const char inv[] = "INVITE sip:bob@a.test SIP/2.0\r\n"
+				  "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=z9hG4bKcan1\r\n"
+				  "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				  "To: <sip:bob@a.test>\r\n"
+				  "Call-ID: can@x\r\n"
+				  "CSeq: 1 INVITE\r\n"
+				  "Max-Forwards: 70\r\n"
+				  "Content-Length: 0\r\n\r\n";
 	CHECK(starts(send_req(f, inv), "SIP/2.0 100 Trying\r\n"));
 	unsigned mark = f->nsent;
-	const char *r = send_req(f,
-		"CANCEL sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=z9hG4bKcan1\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: can@x\r\n"
-		"CSeq: 1 CANCEL\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "CANCEL sip:bob@a.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=z9hG4bKcan1\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				    "To: <sip:bob@a.test>\r\n"
+				    "Call-ID: can@x\r\n"
+				    "CSeq: 1 CANCEL\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
 	CHECK_STR(str_from_cstr(header(r, "CSeq")), "1 CANCEL");
 	/* The phone sends nothing at all (not even a 180): the caller still gets its 487 soon. */
@@ -475,15 +498,14 @@ static void t_max_forwards_zero_483(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
-	const char *r = send_req(f,
-		"INVITE sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: mf0@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 0\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "INVITE sip:bob@a.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				    "To: <sip:bob@a.test>\r\n"
+				    "Call-ID: mf0@x\r\n"
+				    "CSeq: 1 INVITE\r\n"
+				    "Max-Forwards: 0\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 483 Too Many Hops\r\n"));
 	CHECK(find_sent(f, 0, "INVITE ") == NULL);
 	teardown(f);
@@ -493,15 +515,14 @@ static void t_max_forwards_zero_options_to_server_200(void)
 {
 	struct fx *f = setup(NULL);
 	/* The one request a hop count of 0 still lets through: it is for us. */
-	const char *r = send_req(f,
-		"OPTIONS sip:a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=o1\r\n"
-		"To: <sip:a.test>\r\n"
-		"Call-ID: opt0@x\r\n"
-		"CSeq: 1 OPTIONS\r\n"
-		"Max-Forwards: 0\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "OPTIONS sip:a.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=o1\r\n"
+				    "To: <sip:a.test>\r\n"
+				    "Call-ID: opt0@x\r\n"
+				    "CSeq: 1 OPTIONS\r\n"
+				    "Max-Forwards: 0\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
 	CHECK(strstr(header(r, "Allow"), "INVITE") != NULL);
 	teardown(f);
@@ -511,16 +532,15 @@ static void t_proxy_require_420(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
-	const char *r = send_req(f,
-		"INVITE sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: preq@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Proxy-Require: foo, bar\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "INVITE sip:bob@a.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				    "To: <sip:bob@a.test>\r\n"
+				    "Call-ID: preq@x\r\n"
+				    "CSeq: 1 INVITE\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Proxy-Require: foo, bar\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 420 Bad Extension\r\n"));
 	CHECK_STR(str_from_cstr(header(r, "Unsupported")), "foo, bar");
 	teardown(f);
@@ -530,28 +550,26 @@ static void t_accept_without_sdp_406(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
-	const char *r = send_req(f,
-		"INVITE sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: acc@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Accept: text/plain\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "INVITE sip:bob@a.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				    "To: <sip:bob@a.test>\r\n"
+				    "Call-ID: acc@x\r\n"
+				    "CSeq: 1 INVITE\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Accept: text/plain\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 406 Not Acceptable\r\n"));
 	/* A wildcard over application covers SDP: that one goes on. */
-	r = send_req(f,
-		"INVITE sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z2\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: acc2@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Accept: text/plain, application/*;q=0.5\r\n"
-		"Content-Length: 0\r\n\r\n");
+	r = send_req(f, "INVITE sip:bob@a.test SIP/2.0\r\n"
+			"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+			"From: <sip:zed@elsewhere.test>;tag=z2\r\n"
+			"To: <sip:bob@a.test>\r\n"
+			"Call-ID: acc2@x\r\n"
+			"CSeq: 1 INVITE\r\n"
+			"Max-Forwards: 70\r\n"
+			"Accept: text/plain, application/*;q=0.5\r\n"
+			"Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 100 Trying\r\n"));
 	teardown(f);
 }
@@ -561,30 +579,28 @@ static void t_accept_without_sdp_406(void)
 static void t_in_dialog_without_our_route_404(void)
 {
 	struct fx *f = setup(NULL);
-	const char *r = send_req(f,
-		"BYE sip:bob@198.51.100.7:5062 SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>;tag=b1\r\n"
-		"Call-ID: nodlg@x\r\n"
-		"CSeq: 2 BYE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "BYE sip:bob@198.51.100.7:5062 SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				    "To: <sip:bob@a.test>;tag=b1\r\n"
+				    "Call-ID: nodlg@x\r\n"
+				    "CSeq: 2 BYE\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 404 Not Here\r\n"));
 	CHECK_INT(f->nsent, 1);
 	teardown(f);
 }
 
-static const char bye_via_us[] =
-	"BYE sip:bob@198.51.100.7:5062 SIP/2.0\r\n"
-	"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-	"Route: <sip:$ME;lr>\r\n"
-	"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-	"To: <sip:bob@a.test>;tag=b1\r\n"
-	"Call-ID: dlg@x\r\n"
-	"CSeq: 2 BYE\r\n"
-	"Max-Forwards: 70\r\n"
-	"Content-Length: 0\r\n\r\n";
+static const char bye_via_us[] = "BYE sip:bob@198.51.100.7:5062 SIP/2.0\r\n"
+				 "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				 "Route: <sip:$ME;lr>\r\n"
+				 "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				 "To: <sip:bob@a.test>;tag=b1\r\n"
+				 "Call-ID: dlg@x\r\n"
+				 "CSeq: 2 BYE\r\n"
+				 "Max-Forwards: 70\r\n"
+				 "Content-Length: 0\r\n\r\n";
 
 static void t_in_dialog_unknown_dialog_481(void)
 {
@@ -627,16 +643,15 @@ static void t_in_dialog_to_stranger_403(void)
 	open_dialog(f);
 	/* The right dialog and our Route, but a Request-URI that is not bob's phone: a
 	 * relay through a dialog someone set up. */
-	const char *r = send_req(f,
-		"BYE sip:victim@192.0.2.77:5060 SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"Route: <sip:$ME;lr>\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>;tag=b1\r\n"
-		"Call-ID: dlg@x\r\n"
-		"CSeq: 2 BYE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "BYE sip:victim@192.0.2.77:5060 SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "Route: <sip:$ME;lr>\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				    "To: <sip:bob@a.test>;tag=b1\r\n"
+				    "Call-ID: dlg@x\r\n"
+				    "CSeq: 2 BYE\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 403 Not Part of This Dialog\r\n"));
 	CHECK(find_sent(f, 0, "BYE ") == NULL);
 	teardown(f);
@@ -714,16 +729,15 @@ static void t_register_challenge_then_200(void)
 static void t_register_other_domain_403(void)
 {
 	struct fx *f = setup(NULL);
-	const char *r = send_req(f,
-		"REGISTER sip:b.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:alice@b.test>;tag=r1\r\n"
-		"To: <sip:alice@b.test>\r\n"
-		"Call-ID: regb@x\r\n"
-		"CSeq: 1 REGISTER\r\n"
-		"Max-Forwards: 70\r\n"
-		"Contact: <sip:alice@203.0.113.9:40000>\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "REGISTER sip:b.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "From: <sip:alice@b.test>;tag=r1\r\n"
+				    "To: <sip:alice@b.test>\r\n"
+				    "Call-ID: regb@x\r\n"
+				    "CSeq: 1 REGISTER\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Contact: <sip:alice@203.0.113.9:40000>\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 403 "));
 	CHECK_INT(router_stats(f->r)->challenges, 0);
 	teardown(f);
@@ -732,16 +746,15 @@ static void t_register_other_domain_403(void)
 static void t_register_to_not_sip_400(void)
 {
 	struct fx *f = setup(NULL);
-	const char *r = send_req(f,
-		"REGISTER sip:a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:alice@a.test>;tag=r1\r\n"
-		"To: <tel:+15551234>\r\n"
-		"Call-ID: regtel@x\r\n"
-		"CSeq: 1 REGISTER\r\n"
-		"Max-Forwards: 70\r\n"
-		"Contact: <sip:alice@203.0.113.9:40000>\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "REGISTER sip:a.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "From: <sip:alice@a.test>;tag=r1\r\n"
+				    "To: <tel:+15551234>\r\n"
+				    "Call-ID: regtel@x\r\n"
+				    "CSeq: 1 REGISTER\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Contact: <sip:alice@203.0.113.9:40000>\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 400 "));
 	teardown(f);
 }
@@ -749,17 +762,16 @@ static void t_register_to_not_sip_400(void)
 static void t_register_require_420(void)
 {
 	struct fx *f = setup(NULL);
-	const char *r = send_req(f,
-		"REGISTER sip:a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:alice@a.test>;tag=r1\r\n"
-		"To: <sip:alice@a.test>\r\n"
-		"Call-ID: regreq@x\r\n"
-		"CSeq: 1 REGISTER\r\n"
-		"Max-Forwards: 70\r\n"
-		"Require: path, foo\r\n"
-		"Contact: <sip:alice@203.0.113.9:40000>\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "REGISTER sip:a.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "From: <sip:alice@a.test>;tag=r1\r\n"
+				    "To: <sip:alice@a.test>\r\n"
+				    "Call-ID: regreq@x\r\n"
+				    "CSeq: 1 REGISTER\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Require: path, foo\r\n"
+				    "Contact: <sip:alice@203.0.113.9:40000>\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 420 Bad Extension\r\n"));
 	/* path is understood: only foo is named. */
 	CHECK_STR(str_from_cstr(header(r, "Unsupported")), "foo");
@@ -770,16 +782,15 @@ static void t_register_someone_else_403(void)
 {
 	struct fx *f = setup(NULL);
 	/* alice proves who she is, but asks to bind bob's address. */
-	static const char text[] =
-		"REGISTER sip:a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:bob@a.test>;tag=r1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: regother@x\r\n"
-		"CSeq: 1 REGISTER\r\n"
-		"Max-Forwards: 70\r\n"
-		"Contact: <sip:bob@203.0.113.9:40000>\r\n"
-		"Content-Length: 0\r\n\r\n";
+	static const char text[] = "REGISTER sip:a.test SIP/2.0\r\n"
+				   "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				   "From: <sip:bob@a.test>;tag=r1\r\n"
+				   "To: <sip:bob@a.test>\r\n"
+				   "Call-ID: regother@x\r\n"
+				   "CSeq: 1 REGISTER\r\n"
+				   "Max-Forwards: 70\r\n"
+				   "Contact: <sip:bob@203.0.113.9:40000>\r\n"
+				   "Content-Length: 0\r\n\r\n";
 	CHECK(starts(send_req(f, text), "SIP/2.0 401 "));
 	const char *r = send_signed(f, text, "alice", "alicepw");
 	CHECK(starts(r, "SIP/2.0 403 Not Allowed to Register This AOR\r\n"));
@@ -805,25 +816,23 @@ static void t_options_to_server_200(void)
 static void t_other_requests_to_server_refused(void)
 {
 	struct fx *f = setup(NULL);
-	const char *r = send_req(f,
-		"MESSAGE sip:a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=m1\r\n"
-		"To: <sip:a.test>\r\n"
-		"Call-ID: msg@x\r\n"
-		"CSeq: 1 MESSAGE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "MESSAGE sip:a.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=m1\r\n"
+				    "To: <sip:a.test>\r\n"
+				    "Call-ID: msg@x\r\n"
+				    "CSeq: 1 MESSAGE\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 404 Not Found\r\n"));
-	r = send_req(f,
-		"FROB sip:$ME SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=m2\r\n"
-		"To: <sip:a.test>\r\n"
-		"Call-ID: frob@x\r\n"
-		"CSeq: 1 FROB\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	r = send_req(f, "FROB sip:$ME SIP/2.0\r\n"
+			"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+			"From: <sip:zed@elsewhere.test>;tag=m2\r\n"
+			"To: <sip:a.test>\r\n"
+			"Call-ID: frob@x\r\n"
+			"CSeq: 1 FROB\r\n"
+			"Max-Forwards: 70\r\n"
+			"Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 501 Not Implemented\r\n"));
 	teardown(f);
 }
@@ -876,25 +885,23 @@ static void t_local_from_any_spelling_challenged(void)
 	register_bob(f, 1);
 	/* Our domain in capitals with the dot of an absolute name, or our own address, is
 	 * still our domain: nobody passes as a caller from elsewhere that way. */
-	const char *r = send_req(f,
-		"INVITE sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:alice@A.TEST.>;tag=s1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: spell1@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "INVITE sip:bob@a.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "From: <sip:alice@A.TEST.>;tag=s1\r\n"
+				    "To: <sip:bob@a.test>\r\n"
+				    "Call-ID: spell1@x\r\n"
+				    "CSeq: 1 INVITE\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 407 "));
-	r = send_req(f,
-		"INVITE sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:alice@$ME>;tag=s2\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: spell2@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	r = send_req(f, "INVITE sip:bob@a.test SIP/2.0\r\n"
+			"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+			"From: <sip:alice@$ME>;tag=s2\r\n"
+			"To: <sip:bob@a.test>\r\n"
+			"Call-ID: spell2@x\r\n"
+			"CSeq: 1 INVITE\r\n"
+			"Max-Forwards: 70\r\n"
+			"Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 407 "));
 	CHECK(find_sent(f, 0, "INVITE ") == NULL);
 	teardown(f);
@@ -929,14 +936,14 @@ static void t_trusted_source_not_challenged(void)
 	CHECK(!router_trusted(f->r, &f->src.addr));
 	unsigned mark = f->nsent;
 	const char *r = send_from(f, &peer,
-		"INVITE sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 192.0.2.200:5060;branch=$B\r\n"
-		"From: <sip:alice@a.test>;tag=t1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: trust@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+				  "INVITE sip:bob@a.test SIP/2.0\r\n"
+				  "Via: SIP/2.0/UDP 192.0.2.200:5060;branch=$B\r\n"
+				  "From: <sip:alice@a.test>;tag=t1\r\n"
+				  "To: <sip:bob@a.test>\r\n"
+				  "Call-ID: trust@x\r\n"
+				  "CSeq: 1 INVITE\r\n"
+				  "Max-Forwards: 70\r\n"
+				  "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 100 Trying\r\n"));
 	CHECK(sent_to(find_sent(f, mark, "INVITE sip:bob@198.51.100.7:5062 "), "198.51.100.7", 5062));
 	CHECK_INT(router_stats(f->r)->challenges, 1); /* bob's REGISTER only */
@@ -950,14 +957,14 @@ static void t_trusted_caller_learns_480(void)
 	source(f, &peer, "192.0.2.200", 5060);
 	/* A trusted peer is vouched for: it learns that bob exists but has no phone. */
 	const char *r = send_from(f, &peer,
-		"INVITE sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 192.0.2.200:5060;branch=$B\r\n"
-		"From: <sip:carol@b.test>;tag=t1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: trust480@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+				  "INVITE sip:bob@a.test SIP/2.0\r\n"
+				  "Via: SIP/2.0/UDP 192.0.2.200:5060;branch=$B\r\n"
+				  "From: <sip:carol@b.test>;tag=t1\r\n"
+				  "To: <sip:bob@a.test>\r\n"
+				  "Call-ID: trust480@x\r\n"
+				  "CSeq: 1 INVITE\r\n"
+				  "Max-Forwards: 70\r\n"
+				  "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 480 Temporarily Unavailable\r\n"));
 	CHECK_INT(router_stats(f->r)->refused_calls, 1);
 	teardown(f);
@@ -995,14 +1002,13 @@ static void t_missing_max_forwards_forwarded(void)
 	register_bob(f, 1);
 	unsigned mark = f->nsent;
 	/* No Max-Forwards is not zero: the proxy puts one in (§16.6 step 3). */
-	send_req(f,
-		"INVITE sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: nomf@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Content-Length: 0\r\n\r\n");
+	send_req(f, "INVITE sip:bob@a.test SIP/2.0\r\n"
+		    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+		    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+		    "To: <sip:bob@a.test>\r\n"
+		    "Call-ID: nomf@x\r\n"
+		    "CSeq: 1 INVITE\r\n"
+		    "Content-Length: 0\r\n\r\n");
 	const struct sent *s = find_sent(f, mark, "INVITE sip:bob@198.51.100.7:5062 ");
 	CHECK(s != NULL);
 	if (s)
@@ -1041,15 +1047,14 @@ static void t_no_binding_authenticated_480_and_404(void)
 	CHECK_INT(rows[0], 1);
 	CHECK_INT(rows[1], 480);
 
-	static const char to_nobody[] =
-		"INVITE sip:nobody@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
-		"From: <sip:alice@a.test>;tag=a2\r\n"
-		"To: <sip:nobody@a.test>\r\n"
-		"Call-ID: call-nobody@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n";
+	static const char to_nobody[] = "INVITE sip:nobody@a.test SIP/2.0\r\n"
+					"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
+					"From: <sip:alice@a.test>;tag=a2\r\n"
+					"To: <sip:nobody@a.test>\r\n"
+					"Call-ID: call-nobody@x\r\n"
+					"CSeq: 1 INVITE\r\n"
+					"Max-Forwards: 70\r\n"
+					"Content-Length: 0\r\n\r\n";
 	CHECK(starts(send_req(f, to_nobody), "SIP/2.0 407 "));
 	r = send_signed(f, to_nobody, "alice", "alicepw");
 	CHECK(starts(r, "SIP/2.0 404 Not Found\r\n"));
@@ -1065,16 +1070,15 @@ static void t_preloaded_route_unauthenticated_403(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
-	const char *r = send_req(f,
-		"INVITE sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"Route: <sip:$ME;lr>, <sip:192.0.2.99;lr>\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: preload@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "INVITE sip:bob@a.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "Route: <sip:$ME;lr>, <sip:192.0.2.99;lr>\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				    "To: <sip:bob@a.test>\r\n"
+				    "Call-ID: preload@x\r\n"
+				    "CSeq: 1 INVITE\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 403 Relaying Denied\r\n"));
 	CHECK(find_sent(f, 0, "INVITE ") == NULL);
 	teardown(f);
@@ -1084,16 +1088,15 @@ static void t_preloaded_route_authenticated_forwarded(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
-	static const char text[] =
-		"INVITE sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
-		"Route: <sip:$ME;lr>, <sip:192.0.2.99;lr>\r\n"
-		"From: <sip:alice@a.test>;tag=a1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: preload-ok@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n";
+	static const char text[] = "INVITE sip:bob@a.test SIP/2.0\r\n"
+				   "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
+				   "Route: <sip:$ME;lr>, <sip:192.0.2.99;lr>\r\n"
+				   "From: <sip:alice@a.test>;tag=a1\r\n"
+				   "To: <sip:bob@a.test>\r\n"
+				   "Call-ID: preload-ok@x\r\n"
+				   "CSeq: 1 INVITE\r\n"
+				   "Max-Forwards: 70\r\n"
+				   "Content-Length: 0\r\n\r\n";
 	CHECK(starts(send_req(f, text), "SIP/2.0 407 "));
 	unsigned mark = f->nsent;
 	/* Our own user chose the next hop: it is honoured, not bob's phone. */
@@ -1109,15 +1112,14 @@ static void t_preloaded_route_authenticated_forwarded(void)
 static void t_foreign_domain_unauthenticated_403(void)
 {
 	struct fx *f = setup(NULL);
-	const char *r = send_req(f,
-		"INVITE sip:carol@192.0.2.50:5060 SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:carol@192.0.2.50>\r\n"
-		"Call-ID: relay@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "INVITE sip:carol@192.0.2.50:5060 SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				    "To: <sip:carol@192.0.2.50>\r\n"
+				    "Call-ID: relay@x\r\n"
+				    "CSeq: 1 INVITE\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 403 Relaying Denied\r\n"));
 	CHECK_INT(f->nsent, 1);
 	teardown(f);
@@ -1126,15 +1128,14 @@ static void t_foreign_domain_unauthenticated_403(void)
 static void t_foreign_domain_authenticated_forwarded(void)
 {
 	struct fx *f = setup(NULL);
-	static const char text[] =
-		"INVITE sip:carol@192.0.2.50:5060 SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
-		"From: <sip:alice@a.test>;tag=a1\r\n"
-		"To: <sip:carol@192.0.2.50>\r\n"
-		"Call-ID: out@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n";
+	static const char text[] = "INVITE sip:carol@192.0.2.50:5060 SIP/2.0\r\n"
+				   "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
+				   "From: <sip:alice@a.test>;tag=a1\r\n"
+				   "To: <sip:carol@192.0.2.50>\r\n"
+				   "Call-ID: out@x\r\n"
+				   "CSeq: 1 INVITE\r\n"
+				   "Max-Forwards: 70\r\n"
+				   "Content-Length: 0\r\n\r\n";
 	CHECK(starts(send_req(f, text), "SIP/2.0 407 "));
 	unsigned mark = f->nsent;
 	const char *r = send_signed(f, text, "alice", "alicepw");
@@ -1156,16 +1157,15 @@ static void t_loop_482(void)
 {
 	struct fx *f = setup(NULL);
 	register_bob(f, 1);
-	const char *r = send_req(f,
-		"INVITE sip:bob@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"Via: SIP/2.0/UDP $ME;branch=z9hG4bKearlier\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>\r\n"
-		"Call-ID: loop@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "INVITE sip:bob@a.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "Via: SIP/2.0/UDP $ME;branch=z9hG4bKearlier\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				    "To: <sip:bob@a.test>\r\n"
+				    "Call-ID: loop@x\r\n"
+				    "CSeq: 1 INVITE\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 482 Loop Detected\r\n"));
 	CHECK(find_sent(f, 0, "INVITE ") == NULL);
 	teardown(f);
@@ -1174,15 +1174,14 @@ static void t_loop_482(void)
 static void t_tel_uri_404(void)
 {
 	struct fx *f = setup(NULL);
-	const char *r = send_req(f,
-		"INVITE tel:+15551234 SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <tel:+15551234>\r\n"
-		"Call-ID: tel@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "INVITE tel:+15551234 SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				    "To: <tel:+15551234>\r\n"
+				    "Call-ID: tel@x\r\n"
+				    "CSeq: 1 INVITE\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 404 No Route for tel URI\r\n"));
 	teardown(f);
 }
@@ -1194,30 +1193,28 @@ static void t_ack_for_2xx_never_answered(void)
 	unsigned mark = f->nsent;
 	/* The ACK for a 2xx matches no transaction (st NULL): never answered, and with no
 	 * dialog of ours it goes nowhere either. */
-	const char *r = send_req(f,
-		"ACK sip:bob@198.51.100.7:5062 SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"Route: <sip:$ME;lr>\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>;tag=b1\r\n"
-		"Call-ID: ack@x\r\n"
-		"CSeq: 1 ACK\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "ACK sip:bob@198.51.100.7:5062 SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "Route: <sip:$ME;lr>\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				    "To: <sip:bob@a.test>;tag=b1\r\n"
+				    "Call-ID: ack@x\r\n"
+				    "CSeq: 1 ACK\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK_STR(str_from_cstr(r), "");
 	CHECK_INT(f->nsent, mark);
 	/* Inside a dialog we set up, the same kind of ACK is passed on, still unanswered. */
 	open_dialog(f);
-	send_req(f,
-		"ACK sip:bob@198.51.100.7:5062 SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"Route: <sip:$ME;lr>\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>;tag=b1\r\n"
-		"Call-ID: dlg@x\r\n"
-		"CSeq: 1 ACK\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	send_req(f, "ACK sip:bob@198.51.100.7:5062 SIP/2.0\r\n"
+		    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+		    "Route: <sip:$ME;lr>\r\n"
+		    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+		    "To: <sip:bob@a.test>;tag=b1\r\n"
+		    "Call-ID: dlg@x\r\n"
+		    "CSeq: 1 ACK\r\n"
+		    "Max-Forwards: 70\r\n"
+		    "Content-Length: 0\r\n\r\n");
 	CHECK_INT(f->nsent, mark + 1);
 	CHECK(sent_to(find_sent(f, mark, "ACK sip:bob@198.51.100.7:5062 SIP/2.0\r\n"), "198.51.100.7", 5062));
 	teardown(f);
@@ -1231,15 +1228,14 @@ static void t_load_options_elsewhere_503(void)
 {
 	struct fx *f = setup(NULL);
 	f->load = 1;
-	const char *r = send_req(f,
-		"OPTIONS sip:192.0.2.50 SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"From: <sip:alice@a.test>;tag=o2\r\n"
-		"To: <sip:192.0.2.50>\r\n"
-		"Call-ID: opt-else@x\r\n"
-		"CSeq: 1 OPTIONS\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "OPTIONS sip:192.0.2.50 SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+				    "From: <sip:alice@a.test>;tag=o2\r\n"
+				    "To: <sip:192.0.2.50>\r\n"
+				    "Call-ID: opt-else@x\r\n"
+				    "CSeq: 1 OPTIONS\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 503 Service Unavailable\r\n"));
 	CHECK(find_sent(f, 0, "OPTIONS ") == NULL);
 	/* ... while the one to the server is still answered. */
@@ -1253,16 +1249,15 @@ static void t_ack_max_forwards_zero_dropped(void)
 	struct fx *f = setup(NULL);
 	open_dialog(f);
 	unsigned mark = f->nsent;
-	send_req(f,
-		"ACK sip:bob@198.51.100.7:5062 SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
-		"Route: <sip:$ME;lr>\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:bob@a.test>;tag=b1\r\n"
-		"Call-ID: dlg@x\r\n"
-		"CSeq: 1 ACK\r\n"
-		"Max-Forwards: 0\r\n"
-		"Content-Length: 0\r\n\r\n");
+	send_req(f, "ACK sip:bob@198.51.100.7:5062 SIP/2.0\r\n"
+		    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+		    "Route: <sip:$ME;lr>\r\n"
+		    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+		    "To: <sip:bob@a.test>;tag=b1\r\n"
+		    "Call-ID: dlg@x\r\n"
+		    "CSeq: 1 ACK\r\n"
+		    "Max-Forwards: 0\r\n"
+		    "Content-Length: 0\r\n\r\n");
 	CHECK_INT(f->nsent, mark);
 	teardown(f);
 }
@@ -1272,25 +1267,23 @@ static void t_ack_max_forwards_zero_dropped(void)
 static void t_cancel_after_stateless_refusal_481(void)
 {
 	struct fx *f = setup(NULL);
-	const char *r = send_req(f,
-		"INVITE sip:nobody@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=z9hG4bKrefused\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:nobody@a.test>\r\n"
-		"Call-ID: refused@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	const char *r = send_req(f, "INVITE sip:nobody@a.test SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=z9hG4bKrefused\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+				    "To: <sip:nobody@a.test>\r\n"
+				    "Call-ID: refused@x\r\n"
+				    "CSeq: 1 INVITE\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 404 Not Found\r\n"));
-	r = send_req(f,
-		"CANCEL sip:nobody@a.test SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=z9hG4bKrefused\r\n"
-		"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
-		"To: <sip:nobody@a.test>\r\n"
-		"Call-ID: refused@x\r\n"
-		"CSeq: 1 CANCEL\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n");
+	r = send_req(f, "CANCEL sip:nobody@a.test SIP/2.0\r\n"
+			"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=z9hG4bKrefused\r\n"
+			"From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+			"To: <sip:nobody@a.test>\r\n"
+			"Call-ID: refused@x\r\n"
+			"CSeq: 1 CANCEL\r\n"
+			"Max-Forwards: 70\r\n"
+			"Content-Length: 0\r\n\r\n");
 	CHECK(starts(r, "SIP/2.0 481 Call/Transaction Does Not Exist\r\n"));
 	teardown(f);
 }
@@ -1299,15 +1292,14 @@ static void t_cancel_after_stateless_refusal_481(void)
 static void t_sips_over_udp_416_alone(void)
 {
 	struct fx *f = setup(NULL);
-	static const char text[] =
-		"INVITE sips:carol@192.0.2.50 SIP/2.0\r\n"
-		"Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
-		"From: <sip:alice@a.test>;tag=a1\r\n"
-		"To: <sips:carol@192.0.2.50>\r\n"
-		"Call-ID: sips@x\r\n"
-		"CSeq: 1 INVITE\r\n"
-		"Max-Forwards: 70\r\n"
-		"Content-Length: 0\r\n\r\n";
+	static const char text[] = "INVITE sips:carol@192.0.2.50 SIP/2.0\r\n"
+				   "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
+				   "From: <sip:alice@a.test>;tag=a1\r\n"
+				   "To: <sips:carol@192.0.2.50>\r\n"
+				   "Call-ID: sips@x\r\n"
+				   "CSeq: 1 INVITE\r\n"
+				   "Max-Forwards: 70\r\n"
+				   "Content-Length: 0\r\n\r\n";
 	CHECK(starts(send_req(f, text), "SIP/2.0 407 "));
 	unsigned mark = f->nsent;
 	const char *r = send_signed(f, text, "alice", "alicepw");

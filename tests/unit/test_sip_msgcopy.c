@@ -174,7 +174,8 @@ static struct sip_msg *roundtrip(const char *text, char **copy)
 
 static const char invite[] =
 	"INVITE sip:bob:secret@biloxi.example.com:5062;transport=tcp;maddr=10.1.1.1;user=phone;lr?subject=hi SIP/2.0\n"
-	"Via: SIP/2.0/UDP pc33.atlanta.com:5066;branch=z9hG4bK776asdhds;received=192.0.2.1;maddr=224.2.0.1;rport=5070 , "
+	"Via: SIP/2.0/UDP pc33.atlanta.com:5066;branch=z9hG4bK776asdhds;received=192.0.2.1;maddr=224.2.0.1;rport=5070 "
+	", "
 	"SIP/2.0/TCP 10.0.0.1;branch=z9hG4bKold\n"
 	"Via: SIP/2.0/UDP [2001:db8::9]:5060;branch=z9hG4bK2\n"
 	"Max-Forwards: 69\n"

@@ -15,21 +15,20 @@ static enum sip_parse_result parse(const char *text, bool datagram)
 	return sip_msg_parse(&M, H, SIP_MAX_HEADERS, text, strlen(text), datagram, &E);
 }
 
-static const char INVITE[] =
-	"INVITE sip:bob@example.com SIP/2.0\r\n"
-	"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport\r\n"
-	"Max-Forwards: 70\r\n"
-	"To: Bob <sip:bob@example.com>\r\n"
-	"From: \"Alice\" <sip:alice@example.com>;tag=1928301774\r\n"
-	"Call-ID: a84b4c76e66710@pc33.example.com\r\n"
-	"CSeq: 314159 INVITE\r\n"
-	"Contact: <sip:alice@pc33.example.com>\r\n"
-	"Route: <sip:proxy.example.com;lr>, <sip:next.example.net;lr>\r\n"
-	"Proxy-Authorization: Digest username=\"alice\", realm=\"example.com\"\r\n"
-	"Content-Type: application/sdp\r\n"
-	"Content-Length: 4\r\n"
-	"\r\n"
-	"v=0\n";
+static const char INVITE[] = "INVITE sip:bob@example.com SIP/2.0\r\n"
+			     "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport\r\n"
+			     "Max-Forwards: 70\r\n"
+			     "To: Bob <sip:bob@example.com>\r\n"
+			     "From: \"Alice\" <sip:alice@example.com>;tag=1928301774\r\n"
+			     "Call-ID: a84b4c76e66710@pc33.example.com\r\n"
+			     "CSeq: 314159 INVITE\r\n"
+			     "Contact: <sip:alice@pc33.example.com>\r\n"
+			     "Route: <sip:proxy.example.com;lr>, <sip:next.example.net;lr>\r\n"
+			     "Proxy-Authorization: Digest username=\"alice\", realm=\"example.com\"\r\n"
+			     "Content-Type: application/sdp\r\n"
+			     "Content-Length: 4\r\n"
+			     "\r\n"
+			     "v=0\n";
 
 static bool contains(struct str hay, const char *needle)
 {
@@ -165,7 +164,8 @@ static void t_peek(void)
 	CHECK_STR(a.tag, "xy");
 	CHECK(!sip_msg_peek(r, strlen(r), SIP_HDR_CALL_ID, &v)); /* not after the empty line */
 	/* A line that is not a header ends the search; so does a cut message. */
-	const char *bad = "SIP/2.0 200 OK\r\nbad line\r\nTo: <sip:a@b>\r\n\r\n", *cut = "SIP/2.0 200 OK\r\nTo: <sip:a@b>";
+	const char *bad = "SIP/2.0 200 OK\r\nbad line\r\nTo: <sip:a@b>\r\n\r\n",
+		   *cut = "SIP/2.0 200 OK\r\nTo: <sip:a@b>";
 	CHECK(!sip_msg_peek(bad, strlen(bad), SIP_HDR_TO, &v));
 	CHECK(!sip_msg_peek(cut, strlen(cut), SIP_HDR_TO, &v));
 	CHECK(!sip_msg_peek("", 0, SIP_HDR_TO, &v));
@@ -212,8 +212,8 @@ static void t_overread(void)
 		sip_msg_parse(&M, H, SIP_MAX_HEADERS, p, k, true, &E);
 		sip_msg_parse(&M, H, SIP_MAX_HEADERS, p, k, false, &E);
 	}
-	static const char *const values[] = { "sip:a@[::1", "sip:a@b:", "sip:a@b;x=", "\"abc", "<sip:a@b",
-					      "SIP/2.0/UDP h;", "Digest a=\"", "sip:%4", "a,\"b" };
+	static const char *const values[] = { "sip:a@[::1",     "sip:a@b:",    "sip:a@b;x=", "\"abc", "<sip:a@b",
+					      "SIP/2.0/UDP h;", "Digest a=\"", "sip:%4",     "a,\"b" };
 	for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
 		size_t l = strlen(values[v]);
 		char *p = map + pg - l;
@@ -325,7 +325,10 @@ static void t_response(void)
 static void t_uri(void)
 {
 	struct sip_uri u;
-	CHECK_INT(sip_uri_parse(&u, STR("sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr;maddr=239.1.1.1?subject=hi&x=y")), 0);
+	CHECK_INT(sip_uri_parse(
+			  &u,
+			  STR("sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr;maddr=239.1.1.1?subject=hi&x=y")),
+		  0);
 	CHECK_INT(u.scheme, SIP_SCHEME_SIPS);
 	CHECK_STR(u.user, "alice");
 	CHECK_STR(u.password, "secret");
@@ -349,9 +352,9 @@ static void t_uri(void)
 	CHECK_INT(sip_uri_parse(&u, STR("urn:service:sos")), 0);
 	CHECK_INT(u.scheme, SIP_SCHEME_OTHER);
 	static const char *const bad[] = {
-		"sip:a@b:65536", "sip:a@", "sip:@b", "sip:a@b;", "sip:a@b;=x", "sip:a b@c",
-		"sip:%4g@b", "sip:a@[::1", "sip:a@::1", "sip:a@b?", "sip", ":x", "1sip:a@b", "sip:a@b:5x",
-		"sip:a@b;x=", "sip:a@[zz]",
+		"sip:a@b:65536", "sip:a@",     "sip:@b",     "sip:a@b;",   "sip:a@b;=x", "sip:a b@c",
+		"sip:%4g@b",     "sip:a@[::1", "sip:a@::1",  "sip:a@b?",   "sip",        ":x",
+		"1sip:a@b",      "sip:a@b:5x", "sip:a@b;x=", "sip:a@[zz]",
 	};
 	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
 		if (sip_uri_parse(&u, str_from_cstr(bad[k])) == 0) {
@@ -411,8 +414,8 @@ static void t_addr(void)
 	CHECK_STR(a.display, "Some Body");
 	CHECK_INT(sip_addr_parse(&a, STR("<tel:+123>")), 0);
 	CHECK_INT(a.uri.scheme, SIP_SCHEME_TEL);
-	static const char *const bad[] = { "\"open <sip:a@b>", "<sip:a@b", "sip:a@b;tag", "sip:a@b;tag=",
-					   "A, B <sip:a@b>", "sip:a@b?x=y", "<sip:a@b> junk", "" };
+	static const char *const bad[] = { "\"open <sip:a@b>", "<sip:a@b",    "sip:a@b;tag",    "sip:a@b;tag=",
+					   "A, B <sip:a@b>",   "sip:a@b?x=y", "<sip:a@b> junk", "" };
 	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
 		if (sip_addr_parse(&a, str_from_cstr(bad[k])) == 0) {
 			fprintf(stderr, "  accepted %s\n", bad[k]);
@@ -424,7 +427,12 @@ static void t_addr(void)
 static void t_via(void)
 {
 	struct sip_via v;
-	CHECK_INT(sip_via_parse(&v, STR("SIP/2.0/TLS [2001:db8::9]:5061;branch=z9hG4bKa;rport=1234;received=192.0.2.4;maddr=224.2.0.1;ttl=1")), 0);
+	CHECK_INT(
+		sip_via_parse(
+			&v,
+			STR("SIP/2.0/TLS "
+			    "[2001:db8::9]:5061;branch=z9hG4bKa;rport=1234;received=192.0.2.4;maddr=224.2.0.1;ttl=1")),
+		0);
 	CHECK_STR(v.proto, "SIP/2.0");
 	CHECK_STR(v.version, "2.0");
 	CHECK_STR(v.transport, "TLS");
@@ -438,8 +446,8 @@ static void t_via(void)
 	CHECK_STR(v.host, "host.example.com");
 	CHECK_INT(v.port, 5070);
 	CHECK_STR(v.branch, "z9hG4bKb");
-	static const char *const bad[] = { "SIP/2.0 h", "SIP/2.0/UDP", "SIP/2.0/UDP h;;", "SIP/2.0/UDP h:99999",
-					   "SIP/2.0/UDP h;branch=", "SIP/2.0/UDP h x" };
+	static const char *const bad[] = { "SIP/2.0 h",           "SIP/2.0/UDP",           "SIP/2.0/UDP h;;",
+					   "SIP/2.0/UDP h:99999", "SIP/2.0/UDP h;branch=", "SIP/2.0/UDP h x" };
 	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
 		if (sip_via_parse(&v, str_from_cstr(bad[k])) == 0) {
 			fprintf(stderr, "  accepted %s\n", bad[k]);
@@ -499,8 +507,10 @@ static void t_print_response(void)
 	char buf[2048];
 	struct sip_out o;
 	sip_out_init(&o, buf, sizeof buf);
-	struct sip_resp_opts ro = { .to_tag = STR("t1"), .via_received = STR("198.51.100.1"),
-				    .via_rport = STR("4321"), .server = STR("Parley") };
+	struct sip_resp_opts ro = { .to_tag = STR("t1"),
+				    .via_received = STR("198.51.100.1"),
+				    .via_rport = STR("4321"),
+				    .server = STR("Parley") };
 	CHECK_INT(sip_print_response(&o, &M, 486, NULL, &ro), 0);
 	struct str out = { buf, o.len };
 	CHECK_STR(out, "SIP/2.0 486 Busy Here\r\n"
@@ -603,21 +613,29 @@ static void t_sanity(void)
 		unsigned code;
 	} cases[] = {
 		{ "OPTIONS sip:a@b SIP/2.1\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
-		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n", 505 },
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+		  505 },
 		{ "OPTIONS sip:a@b sip/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
-		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n", 0 },
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+		  0 },
 		{ "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
-		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCall-ID: y\r\nCSeq: 1 OPTIONS\r\n\r\n", 400 },
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCall-ID: y\r\nCSeq: 1 OPTIONS\r\n\r\n",
+		  400 },
 		{ "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
-		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n", 400 },
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n",
+		  400 },
 		{ "FOO sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
-		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n", 501 },
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n",
+		  501 },
 		{ "FOO sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
-		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 FOO\r\n\r\n", 0 },
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 FOO\r\n\r\n",
+		  0 },
 		{ "OPTIONS mailto:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n"
-		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n", 416 },
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+		  416 },
 		{ "INVITE tel:+1555 SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <tel:+1555>\r\n"
-		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n", 0 },
+		  "From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n",
+		  0 },
 	};
 	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
 		CHECK_INT(parse(cases[k].msg, true), SIP_PARSE_OK);
@@ -717,7 +735,9 @@ static void t_header_names(void)
 		size_t len = strlen(n);
 		for (int c = 0; c < 3; c++) {
 			for (size_t k = 0; k < len; k++)
-				name[k] = (char)(c == 0 ? n[k] : c == 1 ? toupper((unsigned char)n[k]) : tolower((unsigned char)n[k]));
+				name[k] = (char)(c == 0   ? n[k]
+						 : c == 1 ? toupper((unsigned char)n[k])
+							  : tolower((unsigned char)n[k]));
 			name[len] = '\0';
 			/* The header last, then cut right after its value: no word past the name. */
 			int l = snprintf(msg, sizeof msg, "%s%s%s: 0\r\n", head, tail, name);
@@ -735,7 +755,8 @@ static void t_header_names(void)
 			CHECK_INT(M.hdr[M.nhdr - 1].id, SIP_HDR_OTHER);
 			if (len > 2) { /* "T" is the compact To */
 				l = snprintf(msg, sizeof msg, "%s%s%.*s: 0\r\n\r\n", head, tail, (int)len - 1, name);
-				CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E), SIP_PARSE_OK);
+				CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E),
+					  SIP_PARSE_OK);
 				CHECK((int)M.hdr[M.nhdr - 1].id != id);
 			}
 			l = snprintf(msg, sizeof msg, "%s%s%s : 0\r\n\r\n", head, tail, name);
@@ -746,7 +767,8 @@ static void t_header_names(void)
 			if (dash) {
 				l = snprintf(msg, sizeof msg, "%s%s%s: 0\r\n\r\n", head, tail, name);
 				msg[strlen(head) + strlen(tail) + (size_t)(dash - name)] = '\r';
-				CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E), SIP_PARSE_ERROR);
+				CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E),
+					  SIP_PARSE_ERROR);
 				CHECK(strcmp(E.reason, "Bad header line") == 0);
 			}
 		}
@@ -852,7 +874,9 @@ static void t_lists_and_quotes(void)
 		CHECK_INT(n, want);
 	}
 	struct sip_auth a;
-	CHECK_INT(sip_auth_parse(&a, STR("Digest realm=\"a\\\"b\",nonce = \"0123456789abcdef0123\" ,uri=\r\n \"x\",nc=1")), 0);
+	CHECK_INT(sip_auth_parse(&a,
+				 STR("Digest realm=\"a\\\"b\",nonce = \"0123456789abcdef0123\" ,uri=\r\n \"x\",nc=1")),
+		  0);
 	CHECK_STR(a.realm, "a\\\"b");
 	CHECK_STR(a.nonce, "0123456789abcdef0123");
 	CHECK_STR(a.uri, "x");
@@ -883,7 +907,8 @@ static void t_via_lines(void)
 	};
 	for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
 		int l = snprintf(msg, sizeof msg, "INVITE sip:a@b SIP/2.0\r\nVia: %s\r\n%s", v[k].via, rest);
-		CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E), v[k].ok ? SIP_PARSE_OK : SIP_PARSE_ERROR);
+		CHECK_INT(sip_msg_parse(&M, H, SIP_MAX_HEADERS, msg, (size_t)l, true, &E),
+			  v[k].ok ? SIP_PARSE_OK : SIP_PARSE_ERROR);
 		CHECK_STR(M.via.host, v[k].host);
 		CHECK_STR(M.via.branch, v[k].branch);
 		if (!v[k].ok)

@@ -42,29 +42,29 @@ static void parse_file(const char *name)
 }
 
 /* Parsing and sanity both pass: the message goes on to the router. */
-#define EXPECT_OK()                                 \
-	do {                                        \
-		CHECK_INT(R, SIP_PARSE_OK);         \
-		CHECK_INT(S, 0);                    \
-		if (R != SIP_PARSE_OK)              \
+#define EXPECT_OK()                                                       \
+	do {                                                              \
+		CHECK_INT(R, SIP_PARSE_OK);                               \
+		CHECK_INT(S, 0);                                          \
+		if (R != SIP_PARSE_OK)                                    \
 			fprintf(stderr, "  parse error: %s\n", E.reason); \
-		else if (S)                         \
-			fprintf(stderr, "  sanity: %s\n", SR); \
+		else if (S)                                               \
+			fprintf(stderr, "  sanity: %s\n", SR);            \
 	} while (0)
 
-#define EXPECT_PARSE_ERR(want_code, want_reason)                  \
-	do {                                                      \
-		CHECK_INT(R, SIP_PARSE_ERROR);                    \
-		CHECK_INT(E.code, want_code);                     \
-		CHECK(E.reason && strcmp(E.reason, want_reason) == 0); \
-		if (E.reason && strcmp(E.reason, want_reason))    \
-			fprintf(stderr, "  reason: %s\n", E.reason); \
+#define EXPECT_PARSE_ERR(want_code, want_reason)                      \
+	do {                                                          \
+		CHECK_INT(R, SIP_PARSE_ERROR);                        \
+		CHECK_INT(E.code, want_code);                         \
+		CHECK(E.reason &&strcmp(E.reason, want_reason) == 0); \
+		if (E.reason && strcmp(E.reason, want_reason))        \
+			fprintf(stderr, "  reason: %s\n", E.reason);  \
 	} while (0)
 
-#define EXPECT_SANITY(code)                   \
-	do {                                  \
-		CHECK_INT(R, SIP_PARSE_OK);   \
-		CHECK_INT(S, code);           \
+#define EXPECT_SANITY(code)                 \
+	do {                                \
+		CHECK_INT(R, SIP_PARSE_OK); \
+		CHECK_INT(S, code);         \
 	} while (0)
 
 static const struct sip_hdr *hdr(enum sip_hdr_id id)
@@ -788,8 +788,7 @@ static bool verdict_ok(const char *file, const char *cls, const char *allowed, u
 	if (strcmp(cls, "RESPONSE") == 0)
 		return !M.request; /* parsed or not, a response is never answered */
 	/* Codes the router produces later: the parser must hand these messages on. */
-	static const char *const later[] = { "bext01.dat", "zeromf.dat", "regaut01.dat", "sdp01.dat",
-					     "unksm2.dat" };
+	static const char *const later[] = { "bext01.dat", "zeromf.dat", "regaut01.dat", "sdp01.dat", "unksm2.dat" };
 	for (size_t k = 0; k < sizeof later / sizeof later[0]; k++)
 		if (strcmp(file, later[k]) == 0)
 			return ours == 0;

@@ -61,21 +61,18 @@ static struct ha1 ha1_of(const char *user, const char *realm, const char *passwo
 	struct ha1 h;
 
 	auth_ha1(AUTH_MD5, str_from_cstr(user), str_from_cstr(realm), str_from_cstr(password), h.md5);
-	auth_ha1(AUTH_SHA256, str_from_cstr(user), str_from_cstr(realm), str_from_cstr(password),
-		 h.sha256);
+	auth_ha1(AUTH_SHA256, str_from_cstr(user), str_from_cstr(realm), str_from_cstr(password), h.sha256);
 	return h;
 }
 
-static int user_add(struct store *st, const char *user, const char *domain, const char *realm,
-		    const char *password)
+static int user_add(struct store *st, const char *user, const char *domain, const char *realm, const char *password)
 {
 	struct ha1 h = ha1_of(user, realm, password);
 
 	return store_user_add(st, str_from_cstr(user), str_from_cstr(domain), h.md5, h.sha256);
 }
 
-static int user_passwd(struct store *st, const char *user, const char *domain, const char *realm,
-		       const char *password)
+static int user_passwd(struct store *st, const char *user, const char *domain, const char *realm, const char *password)
 {
 	struct ha1 h = ha1_of(user, realm, password);
 
@@ -92,8 +89,8 @@ static int list_cb(const struct store_user *u, void *arg)
 {
 	struct names *nm = arg;
 
-	nm->len += (size_t)snprintf(nm->buf + nm->len, sizeof(nm->buf) - nm->len, "%.*s@%.*s ",
-				    STR_FMT(u->user), STR_FMT(u->domain));
+	nm->len += (size_t)snprintf(nm->buf + nm->len, sizeof(nm->buf) - nm->len, "%.*s@%.*s ", STR_FMT(u->user),
+				    STR_FMT(u->domain));
 	nm->n++;
 	CHECK_INT(strlen(u->ha1_md5), 32);
 	CHECK_INT(strlen(u->ha1_sha256), 64);
@@ -131,8 +128,8 @@ static void t_users(void)
 	CHECK_INT(store_user_add(st, STR("carol"), STR("a.test"), "", h.sha256), -EINVAL);
 	CHECK_INT(store_user_add(st, STR("carol"), STR("a.test"), h.sha256, h.sha256), -EINVAL);
 	CHECK_INT(store_user_add(st, STR("carol"), STR("a.test"), h.md5, h.md5), -EINVAL);
-	CHECK_INT(store_user_add(st, STR("carol"), STR("a.test"), "793BC5ED8AB2A7CDDA9B5C704486CB5D",
-				 h.sha256), -EINVAL);
+	CHECK_INT(store_user_add(st, STR("carol"), STR("a.test"), "793BC5ED8AB2A7CDDA9B5C704486CB5D", h.sha256),
+		  -EINVAL);
 	CHECK(strstr(store_errmsg(st), "lowercase hex") != NULL);
 	CHECK_INT(store_user_passwd(st, STR("alice"), STR("a.test"), "x", h.sha256), -EINVAL);
 	CHECK_INT(store_user_get(st, STR("carol"), STR("a.test"), &u), -ENOENT);
@@ -180,10 +177,18 @@ static void write_file(const char *path, const char *text)
 static struct store_binding binding(const char *aor, const char *contact, int64_t expires_at)
 {
 	return (struct store_binding){
-		.aor = str_from_cstr(aor), .contact = str_from_cstr(contact),
-		.src_addr = STR("192.0.2.7"), .src_port = 5062, .transport = STR("udp"),
-		.call_id = STR("cid@x"), .cseq = 7, .q = 500, .expires_at = expires_at,
-		.user_agent = STR("baresip"), .instance = STR("<urn:uuid:1>"), .reg_id = 1,
+		.aor = str_from_cstr(aor),
+		.contact = str_from_cstr(contact),
+		.src_addr = STR("192.0.2.7"),
+		.src_port = 5062,
+		.transport = STR("udp"),
+		.call_id = STR("cid@x"),
+		.cseq = 7,
+		.q = 500,
+		.expires_at = expires_at,
+		.user_agent = STR("baresip"),
+		.instance = STR("<urn:uuid:1>"),
+		.reg_id = 1,
 	};
 }
 
@@ -222,7 +227,7 @@ static void t_bindings(void)
 	CHECK_INT(store_binding_put(st, &b), 0);
 	b = binding("sip:bob@a.test", "sip:bob@192.0.2.9", 1500);
 	CHECK_INT(store_binding_put(st, &b), 0);
-	b = binding("sip:carol@a.test", "sip:carol@192.0.2.10", 900);   /* will have expired */
+	b = binding("sip:carol@a.test", "sip:carol@192.0.2.10", 900); /* will have expired */
 	CHECK_INT(store_binding_put(st, &b), 0);
 	/* Coalescing: a later change to the same binding replaces the queued one. */
 	b = binding("sip:alice@a.test", "sip:alice@192.0.2.8", 2500);
@@ -248,9 +253,8 @@ static void t_bindings(void)
 	s = (struct seen){ .len = 0 };
 	CHECK_INT(store_bindings_load(st, 1000, binding_cb, &s), 0);
 	CHECK_INT(s.n, 2);
-	CHECK_STR(str_from_cstr(s.buf),
-		  "sip:alice@a.test sip:alice@192.0.2.7:5062 192.0.2.7:5062 udp q=500 2000|"
-		  "sip:alice@a.test sip:alice@192.0.2.8 192.0.2.7:5062 udp q=1000 2500|");
+	CHECK_STR(str_from_cstr(s.buf), "sip:alice@a.test sip:alice@192.0.2.7:5062 192.0.2.7:5062 udp q=500 2000|"
+					"sip:alice@a.test sip:alice@192.0.2.8 192.0.2.7:5062 udp q=1000 2500|");
 	/* The expired row was deleted by the load. */
 	s = (struct seen){ .len = 0 };
 	CHECK_INT(store_bindings_load(ro, 0, binding_cb, &s), 0);
@@ -260,7 +264,7 @@ static void t_bindings(void)
 	/* Deleting after a flush, and the data surviving a reopen. */
 	CHECK_INT(store_binding_del(st, STR("sip:alice@a.test"), STR("sip:alice@192.0.2.7:5062")), 0);
 	CHECK_INT(store_flush(st), 0);
-	CHECK_INT(store_flush(st), 0);   /* nothing queued */
+	CHECK_INT(store_flush(st), 0); /* nothing queued */
 	store_close(st);
 	st = open_db(t.path, false, 0, 0);
 	s = (struct seen){ .len = 0 };
@@ -280,8 +284,8 @@ static int full_cb(const struct store_binding *b, void *arg)
 				   " reg=%u params=%.*s fl=%u|",
 				   STR_FMT(b->aor), STR_FMT(b->contact), STR_FMT(b->src_addr), b->src_port,
 				   STR_FMT(b->transport), STR_FMT(b->path), STR_FMT(b->call_id), b->cseq, b->q,
-				   (long long)b->expires_at, STR_FMT(b->user_agent), STR_FMT(b->instance),
-				   b->reg_id, STR_FMT(b->params), b->flags);
+				   (long long)b->expires_at, STR_FMT(b->user_agent), STR_FMT(b->instance), b->reg_id,
+				   STR_FMT(b->params), b->flags);
 	s->n++;
 	return 0;
 }
@@ -485,7 +489,7 @@ static void t_upgrade(void)
 	s = (struct seen){ .len = 0 };
 	CHECK_INT(store_bindings_load(st, 1000, full_cb, &s), 0);
 	CHECK_STR(str_from_cstr(s.buf), want);
-	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 3);   /* carol expired */
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 3); /* carol expired */
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 1);
 
 	b = binding("sip:alice@a.test", "sip:alice@192.0.2.7", 4000);
@@ -503,10 +507,9 @@ static void t_upgrade(void)
 	st = open_db(t.path, true, 0, 0);
 	s = (struct seen){ .len = 0 };
 	CHECK_INT(store_bindings_load(st, 1000, binding_cb, &s), 0);
-	CHECK_STR(str_from_cstr(s.buf),
-		  "sip:alice@a.test sip:alice@192.0.2.7 192.0.2.7:5062 udp q=500 4000|"
-		  "sip:alice@a.test sip:alice@192.0.2.8 192.0.2.8:5062 tcp q=500 2500|"
-		  "sip:dave@a.test sip:dave@192.0.2.11 192.0.2.7:5062 udp q=500 4000|");
+	CHECK_STR(str_from_cstr(s.buf), "sip:alice@a.test sip:alice@192.0.2.7 192.0.2.7:5062 udp q=500 4000|"
+					"sip:alice@a.test sip:alice@192.0.2.8 192.0.2.8:5062 tcp q=500 2500|"
+					"sip:dave@a.test sip:dave@192.0.2.11 192.0.2.7:5062 udp q=500 4000|");
 	store_close(st);
 	tmp_drop(&t);
 }
@@ -529,7 +532,7 @@ static void t_delete_retry(void)
 	CHECK_INT(sqlite3_open(t.path, &other), SQLITE_OK);
 	CHECK_INT(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	CHECK_INT(store_binding_del(st, b.aor, b.contact), 0);
-	b = binding("sip:bob@a.test", "sip:bob@192.0.2.9", 5000);   /* new, not yet written */
+	b = binding("sip:bob@a.test", "sip:bob@192.0.2.9", 5000); /* new, not yet written */
 	CHECK_INT(store_binding_put(st, &b), 0);
 	CHECK_INT(store_flush(st), -EBUSY);
 	CHECK_INT(store_flush(st), -EBUSY);
@@ -544,7 +547,7 @@ static void t_delete_retry(void)
 	CHECK_INT(store_binding_put(st, &b), 0);
 	CHECK_INT(store_flush(st), 0);
 	CHECK_INT(store_binding_del(st, b.aor, b.contact), 0);
-	CHECK_INT(store_binding_put(st, &b), 0);   /* the removal and the put coalesce */
+	CHECK_INT(store_binding_put(st, &b), 0); /* the removal and the put coalesce */
 	CHECK_INT(store_flush(st), 0);
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 2);
 	store_close(st);
@@ -592,15 +595,17 @@ static void t_duplicate_rows(void)
 	CHECK_INT(store_binding_put(st, &b), 0);
 	CHECK_INT(store_flush(st), 0);
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 1);
-	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings"), 2);   /* the newer row */
+	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings"), 2); /* the newer row */
 	CHECK_INT(sql_int(t.path, "SELECT expires_at FROM bindings"), 8000);
 	store_close(st);
 
 	/* Ids out of the range the store numbers in get new ones, and keep their data. */
 	CHECK_INT(sqlite3_open(t.path, &db), SQLITE_OK);
-	CHECK_INT(sqlite3_exec(db, "INSERT INTO bindings(id, aor, contact, expires_at) VALUES"
-				   " (4398046511104, 'sip:bob@a.test', 'sip:bob@192.0.2.9', 9000),"
-				   " (-3, 'sip:carol@a.test', 'sip:carol@192.0.2.10', 9000)", NULL, NULL, NULL),
+	CHECK_INT(sqlite3_exec(db,
+			       "INSERT INTO bindings(id, aor, contact, expires_at) VALUES"
+			       " (4398046511104, 'sip:bob@a.test', 'sip:bob@192.0.2.9', 9000),"
+			       " (-3, 'sip:carol@a.test', 'sip:carol@192.0.2.10', 9000)",
+			       NULL, NULL, NULL),
 		  SQLITE_OK);
 	sqlite3_close(db);
 	st = open_db(t.path, false, 0, 0);
@@ -635,8 +640,7 @@ static void t_queue_coalesce(void)
 	CHECK_INT(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	for (int i = 0; i < 5000; i++) {
 		struct store_binding b = binding(i % 3 ? "sip:alice@a.test" : "sip:bob@a.test",
-						 i % 3 == 2 ? "sip:alice@192.0.2.8" : "sip:x@192.0.2.7",
-						 3000 + i);
+						 i % 3 == 2 ? "sip:alice@192.0.2.8" : "sip:x@192.0.2.7", 3000 + i);
 		/* Sizes change, so that a replacement does not always fit where it was. */
 		snprintf(ua, sizeof(ua), "agent %.*s%d", i % 20, "....................", i);
 		b.user_agent = str_from_cstr(ua);
@@ -650,13 +654,13 @@ static void t_queue_coalesce(void)
 	sqlite3_close(other);
 	CHECK_INT(store_flush(st), 0);
 	CHECK_INT(store_bindings_load(st, 1000, binding_cb, &s), 0);
-	CHECK_STR(str_from_cstr(s.buf),
-		  "sip:bob@a.test sip:x@192.0.2.7 192.0.2.7:5062 udp q=500 7998|"
-		  "sip:alice@a.test sip:x@192.0.2.7 192.0.2.7:5062 udp q=500 7999|"
-		  "sip:alice@a.test sip:alice@192.0.2.8 192.0.2.7:5062 udp q=500 7997|");
+	CHECK_STR(str_from_cstr(s.buf), "sip:bob@a.test sip:x@192.0.2.7 192.0.2.7:5062 udp q=500 7998|"
+					"sip:alice@a.test sip:x@192.0.2.7 192.0.2.7:5062 udp q=500 7999|"
+					"sip:alice@a.test sip:alice@192.0.2.8 192.0.2.7:5062 udp q=500 7997|");
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings WHERE user_agent IN"
-			  " ('agent ..................4998', 'agent ...................4999',"
-			  " 'agent .................4997')"), 3);
+				  " ('agent ..................4998', 'agent ...................4999',"
+				  " 'agent .................4997')"),
+		  3);
 	store_close(st);
 	tmp_drop(&t);
 }
@@ -720,8 +724,11 @@ static void t_calls(void)
 	struct store *st;
 	struct calls_seen s = { .len = 0 };
 	struct store_call c = {
-		.id = STR("c1"), .call_id = STR("x1@h"), .caller = STR("alice@a.test"),
-		.callee = STR("bob@a.test"), .start_ms = 1000,
+		.id = STR("c1"),
+		.call_id = STR("x1@h"),
+		.caller = STR("alice@a.test"),
+		.callee = STR("bob@a.test"),
+		.start_ms = 1000,
 	};
 
 	tmp_make(&t);
@@ -735,23 +742,32 @@ static void t_calls(void)
 	c.reason = STR("answered");
 	c.duration_ms = 3000;
 	CHECK_INT(store_call_put(st, &c), 0);
-	c = (struct store_call){ .id = STR("c2"), .call_id = STR("x2@h"), .caller = STR("bob@a.test"),
-				 .callee = STR("carol@a.test"), .start_ms = 3000, .end_ms = 3500,
-				 .status = 486, .reason = STR("busy") };
+	c = (struct store_call){ .id = STR("c2"),
+				 .call_id = STR("x2@h"),
+				 .caller = STR("bob@a.test"),
+				 .callee = STR("carol@a.test"),
+				 .start_ms = 3000,
+				 .end_ms = 3500,
+				 .status = 486,
+				 .reason = STR("busy") };
 	CHECK_INT(store_call_put(st, &c), 0);
-	c = (struct store_call){ .id = STR("c3"), .call_id = STR("x3@h"), .caller = STR("carol@a.test"),
-				 .callee = STR("alice@a.test"), .start_ms = 2000, .end_ms = 2500,
-				 .status = 487, .reason = STR("cancelled") };
+	c = (struct store_call){ .id = STR("c3"),
+				 .call_id = STR("x3@h"),
+				 .caller = STR("carol@a.test"),
+				 .callee = STR("alice@a.test"),
+				 .start_ms = 2000,
+				 .end_ms = 2500,
+				 .status = 487,
+				 .reason = STR("cancelled") };
 	CHECK_INT(store_call_put(st, &c), 0);
 	c.id = STR_NULL;
 	CHECK_INT(store_call_put(st, &c), -EINVAL);
 	CHECK_INT(store_flush(st), 0);
 
 	CHECK_INT(store_calls_list(st, 0, call_cb, &s), 0);
-	CHECK_STR(str_from_cstr(s.buf),
-		  "c2 bob@a.test>carol@a.test 486 busy 0|"
-		  "c3 carol@a.test>alice@a.test 487 cancelled 0|"
-		  "c1 alice@a.test>bob@a.test 200 answered 3000|");
+	CHECK_STR(str_from_cstr(s.buf), "c2 bob@a.test>carol@a.test 486 busy 0|"
+					"c3 carol@a.test>alice@a.test 487 cancelled 0|"
+					"c1 alice@a.test>bob@a.test 200 answered 3000|");
 	s = (struct calls_seen){ .len = 0 };
 	CHECK_INT(store_calls_list(st, 1, call_cb, &s), 0);
 	CHECK_STR(str_from_cstr(s.buf), "c2 bob@a.test>carol@a.test 486 busy 0|");
@@ -892,9 +908,9 @@ static void t_ucache(void)
 	CHECK_INT(store_ucache_get(c, STR("u5"), STR("A.TEST"), 111, &u), 0);
 	CHECK(memcmp(u.ha1_md5, old[0], sizeof old[0]) != 0);
 	CHECK_INT(store_ucache_get(c, STR("u1"), STR("a.test"), 112, &u), 0);
-	CHECK(memcmp(u.ha1_md5, old[0], sizeof old[0]) != 0);   /* fetched again: the new hash */
+	CHECK(memcmp(u.ha1_md5, old[0], sizeof old[0]) != 0); /* fetched again: the new hash */
 	CHECK_INT(store_ucache_get(c, STR("u4"), STR("a.test"), 112, &u), 0);
-	CHECK(memcmp(u.ha1_md5, old[3], sizeof old[3]) == 0);   /* still cached */
+	CHECK(memcmp(u.ha1_md5, old[3], sizeof old[3]) == 0); /* still cached */
 	/* ttl: fetched at 103, stale from 133. */
 	CHECK_INT(store_ucache_get(c, STR("u4"), STR("a.test"), 133, &u), 0);
 	CHECK(memcmp(u.ha1_md5, old[3], sizeof old[3]) != 0);
@@ -912,8 +928,9 @@ static void t_ucache(void)
 
 static struct store *open_server(const char *path, unsigned busy_ms, unsigned journal_ms)
 {
-	struct store_conf conf = { .path = path, .busy_ms = busy_ms, .lock = true, .writer = true,
-				   .journal_ms = journal_ms };
+	struct store_conf conf = {
+		.path = path, .busy_ms = busy_ms, .lock = true, .writer = true, .journal_ms = journal_ms
+	};
 	struct store *st = NULL;
 	int err = store_open(&st, &conf);
 
@@ -982,8 +999,7 @@ static void t_lock(void)
 	st = open_server(t.path, 50, 0);
 	conf = (struct store_conf){ .path = t.path, .lock = true, .writer = true };
 	CHECK_INT(store_open(&second, &conf), -EBUSY);
-	snprintf(want, sizeof(want), "database %s is in use by parley serve (PID %ld)", t.path,
-		 (long)getpid());
+	snprintf(want, sizeof(want), "database %s is in use by parley serve (PID %ld)", t.path, (long)getpid());
 	CHECK_STR(str_from_cstr(store_errmsg(second)), want);
 	store_close(second);
 
@@ -1045,9 +1061,8 @@ static void t_writer_locked(void)
 	sqlite3_close(other);
 	CHECK(flush_until_written(st));
 	CHECK_INT(store_bindings_load(st, 1000, binding_cb, &s), 0);
-	CHECK_STR(str_from_cstr(s.buf),
-		  "sip:alice@a.test sip:alice@192.0.2.7 192.0.2.7:5062 udp q=500 6000|"
-		  "sip:carol@a.test sip:carol@192.0.2.9 192.0.2.7:5062 udp q=500 5000|");
+	CHECK_STR(str_from_cstr(s.buf), "sip:alice@a.test sip:alice@192.0.2.7 192.0.2.7:5062 udp q=500 6000|"
+					"sip:carol@a.test sip:carol@192.0.2.9 192.0.2.7:5062 udp q=500 5000|");
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 1);
 	CHECK_INT(store_sync(st), 0);
 	CHECK(!file_exists(t.path) || file_size(t.path) > 0);
@@ -1080,7 +1095,7 @@ static void t_journal_crash(void)
 	CHECK_INT(store_flush(st), STORE_PENDING);
 	CHECK_INT(flush_until_failure(st, "3 changes saved in journal"), -EBUSY);
 	CHECK(file_size(jpath) > 16);
-	store_close(st);   /* the crash: what was only in memory is gone */
+	store_close(st); /* the crash: what was only in memory is gone */
 
 	st = NULL;
 	{
@@ -1131,7 +1146,7 @@ static void t_journal_runtime(void)
 	CHECK_INT(store_binding_put(st, &a), 0);
 	CHECK_INT(store_flush(st), STORE_PENDING);
 	CHECK_INT(flush_until_failure(st, "1 changes saved in journal"), -EBUSY);
-	a.expires_at = 7000;   /* newer than the journal's */
+	a.expires_at = 7000; /* newer than the journal's */
 	CHECK_INT(store_binding_put(st, &a), 0);
 	CHECK_INT(store_flush(st) <= STORE_PENDING, 1);
 	CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
@@ -1183,7 +1198,7 @@ static void t_journal_unwritable(void)
 	tmp_make(&t);
 	snprintf(jpath, sizeof(jpath), "%s.journal", t.path);
 	st = open_server(t.path, 20, 1);
-	CHECK_INT(mkdir(jpath, 0700), 0);   /* a directory where the journal should go */
+	CHECK_INT(mkdir(jpath, 0700), 0); /* a directory where the journal should go */
 	CHECK_INT(sqlite3_open(t.path, &other), SQLITE_OK);
 	CHECK_INT(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
 	CHECK_INT(store_binding_put(st, &a), 0);
@@ -1284,8 +1299,7 @@ static void t_journal_applied(void)
 	CHECK_INT(store_binding_put(st, &a), 0);
 	CHECK_INT(store_flush(st), 0);
 	store_close(st);
-	snprintf(sql, sizeof(sql), "REPLACE INTO meta(key, value) VALUES('journal_applied', %lld)",
-		 (long long)j.gen);
+	snprintf(sql, sizeof(sql), "REPLACE INTO meta(key, value) VALUES('journal_applied', %lld)", (long long)j.gen);
 	CHECK_INT(sqlite3_open(t.path, &db), SQLITE_OK);
 	CHECK_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
@@ -1307,9 +1321,8 @@ static int ban_cb(const struct store_ban *b, void *arg)
 {
 	struct bans_seen *s = arg;
 
-	s->len += (size_t)snprintf(s->buf + s->len, sizeof(s->buf) - s->len, "%.*s %lld %.*s %lld|",
-				   STR_FMT(b->source), (long long)b->until, STR_FMT(b->reason),
-				   (long long)b->created);
+	s->len += (size_t)snprintf(s->buf + s->len, sizeof(s->buf) - s->len, "%.*s %lld %.*s %lld|", STR_FMT(b->source),
+				   (long long)b->until, STR_FMT(b->reason), (long long)b->created);
 	return 0;
 }
 
@@ -1318,14 +1331,16 @@ static void t_bans(void)
 	struct tmpdb t;
 	struct store *st;
 	struct bans_seen s = { .len = 0 };
-	struct store_ban x = { .source = STR("192.0.2.7"), .until = 2000, .reason = STR("10 failures"), .created = 1000 };
+	struct store_ban x = {
+		.source = STR("192.0.2.7"), .until = 2000, .reason = STR("10 failures"), .created = 1000
+	};
 	struct store_ban y = { .source = STR("2001:db8::1"), .until = 1500, .reason = STR("r"), .created = 900 };
 
 	tmp_make(&t);
 	st = open_db(t.path, false, 0, 0);
 	CHECK_INT(store_ban_put(st, &x), 0);
 	CHECK_INT(store_ban_put(st, &y), 0);
-	x.until = 2500;   /* a put replaces */
+	x.until = 2500; /* a put replaces */
 	CHECK_INT(store_ban_put(st, &x), 0);
 	CHECK_INT(store_bans_list(st, 0, ban_cb, &s), 0);
 	CHECK_STR(str_from_cstr(s.buf), "192.0.2.7 2500 10 failures 1000|2001:db8::1 1500 r 900|");
@@ -1379,7 +1394,7 @@ static void t_cdr_prune(void)
 
 	st = open_server(t.path, 50, 0);
 	CHECK_INT(store_cdr_prune(st, 400), 0);
-	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 1);   /* queued only */
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 1); /* queued only */
 	CHECK_INT(store_sync(st), 0);
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 0);
 	store_close(st);

@@ -17,9 +17,9 @@ struct probe {
 	struct rec *r;
 	int id;
 	struct timer t;
-	struct timer *other;     /* stopped by the handler when set */
-	uint64_t again;          /* restarts itself with this delay when non-zero ... */
-	int times;               /* ... this many times */
+	struct timer *other; /* stopped by the handler when set */
+	uint64_t again;      /* restarts itself with this delay when non-zero ... */
+	int times;           /* ... this many times */
 };
 
 static void fire(void *arg)
@@ -108,7 +108,7 @@ static void t_stop(void)
 	timer_start(w, &c.t, 200, fire, &c);
 	CHECK(timer_pending(&a.t));
 	timer_stop(w, &c.t);
-	timer_stop(w, &c.t);    /* harmless twice */
+	timer_stop(w, &c.t); /* harmless twice */
 	CHECK(!timer_pending(&c.t));
 	/* a fires first and stops b, which is due in the same tick. */
 	a.other = &b.t;
@@ -200,7 +200,7 @@ struct many {
 	struct timer_wheel *w;
 	struct timer t;
 	uint64_t due, fired_at;
-	uint64_t *last;          /* expiry of the previous timer to fire */
+	uint64_t *last; /* expiry of the previous timer to fire */
 	int *disorder;
 };
 
@@ -240,12 +240,7 @@ static void t_many(void)
 }
 
 static const struct unit_case cases[] = {
-	{ "order", t_order },
-	{ "jump", t_jump },
-	{ "stop", t_stop },
-	{ "restart", t_restart },
-	{ "zero_delay", t_zero_delay },
-	{ "long", t_long },
-	{ "many", t_many },
+	{ "order", t_order },           { "jump", t_jump }, { "stop", t_stop }, { "restart", t_restart },
+	{ "zero_delay", t_zero_delay }, { "long", t_long }, { "many", t_many },
 };
 UNIT_MAIN(cases)

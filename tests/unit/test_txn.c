@@ -19,16 +19,16 @@ struct fx {
 	struct txn_layer *l;
 	struct txn_tu tu;
 	struct txn_client_ops cops;
-	struct tp_source src;       /* where test requests come from */
-	struct tp_source peer;      /* where client transactions send to */
+	struct tp_source src;  /* where test requests come from */
+	struct tp_source peer; /* where client transactions send to */
 	char *sent[MAXSENT];
 	size_t sent_len[MAXSENT];
 	struct tp_source sent_dst[MAXSENT];
 	unsigned nsent;
-	int send_err;               /* what the next sends return */
+	int send_err; /* what the next sends return */
 	/* server side */
 	unsigned nreq, nack_up;
-	struct txn_server *st;      /* the last one handed up */
+	struct txn_server *st; /* the last one handed up */
 	char method[16];
 	unsigned server_timeouts, server_frees;
 	struct txn_server *freed_st;
@@ -184,8 +184,8 @@ static int feed(struct fx *f, const char *text)
 
 /* A request from 192.0.2.10 to bob; via_params e.g. ";branch=z9hG4bK1", to_params e.g.
  * ";tag=x". */
-static int req(struct fx *f, const char *method, const char *via_params, const char *to_params,
-	       unsigned cseq, const char *cseq_method)
+static int req(struct fx *f, const char *method, const char *via_params, const char *to_params, unsigned cseq,
+	       const char *cseq_method)
 {
 	char text[2048];
 	snprintf(text, sizeof(text),
@@ -202,8 +202,7 @@ static int req(struct fx *f, const char *method, const char *via_params, const c
 }
 
 /* A response to one of our client transactions. */
-static int resp(struct fx *f, unsigned status, const char *branch, const char *to_params,
-		const char *cseq_method)
+static int resp(struct fx *f, unsigned status, const char *branch, const char *to_params, const char *cseq_method)
 {
 	char text[2048];
 	snprintf(text, sizeof(text),
@@ -279,7 +278,8 @@ static void t_server_request_dropped(void)
 	CHECK_INT(txn_server_reply(st, 500, NULL, NULL), -EALREADY);
 	/* Same branch, other sent-by or other method: a new transaction. */
 	char text[512];
-	snprintf(text, sizeof text, "MESSAGE sip:bob@example.com SIP/2.0\n"
+	snprintf(text, sizeof text,
+		 "MESSAGE sip:bob@example.com SIP/2.0\n"
 		 "Via: SIP/2.0/UDP 192.0.2.11:5070;branch=z9hG4bKd1\n"
 		 "From: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>\n"
 		 "Call-ID: call-1@192.0.2.10\nCSeq: 1 MESSAGE\nContent-Length: 0\n\n");
@@ -354,12 +354,15 @@ static void t_client_request_dropped(void)
 				   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
 				   "Call-ID: out-1\r\nCSeq: 5 MESSAGE\r\nContent-Length: 0\r\n\r\n";
 	struct txn_client *ct = NULL;
-	CHECK_INT(txn_client_start(&ct, f->l, text, sizeof text - 1, STR("z9hG4bKs1"), SIP_MESSAGE,
-				   STR("MESSAGE"), &f->peer, &f->cops, f), 0);
-	CHECK_INT(txn_client_start(NULL, f->l, text, sizeof text - 1, STR("z9hG4bKs1"), SIP_MESSAGE,
-				   STR("MESSAGE"), &f->peer, &f->cops, f), -EEXIST);
-	CHECK_INT(txn_client_start(NULL, f->l, text, sizeof text - 1, STR("nocookie"), SIP_MESSAGE,
-				   STR("MESSAGE"), &f->peer, &f->cops, f), -EINVAL);
+	CHECK_INT(txn_client_start(&ct, f->l, text, sizeof text - 1, STR("z9hG4bKs1"), SIP_MESSAGE, STR("MESSAGE"),
+				   &f->peer, &f->cops, f),
+		  0);
+	CHECK_INT(txn_client_start(NULL, f->l, text, sizeof text - 1, STR("z9hG4bKs1"), SIP_MESSAGE, STR("MESSAGE"),
+				   &f->peer, &f->cops, f),
+		  -EEXIST);
+	CHECK_INT(txn_client_start(NULL, f->l, text, sizeof text - 1, STR("nocookie"), SIP_MESSAGE, STR("MESSAGE"),
+				   &f->peer, &f->cops, f),
+		  -EINVAL);
 	CHECK_INT(txn_client_bytes(ct).l, sizeof text - 1);
 	CHECK_STR(txn_client_branch(ct), "z9hG4bKs1");
 	/* Timer E resends the same bytes. */
@@ -422,7 +425,8 @@ static void t_response_dest(void)
 			  "To: <sip:bob@example.com>\n"
 			  "Call-ID: v6\n"
 			  "CSeq: 1 OPTIONS\n"
-			  "Content-Length: 0\n\n"), 0);
+			  "Content-Length: 0\n\n"),
+		  0);
 	CHECK_INT(ntohs(((const struct sockaddr_in6 *)&txn_server_dest(f->st)->addr.ss)->sin6_port), 5070);
 	CHECK_INT(txn_server_reply(f->st, 200, NULL, NULL), 0);
 	CHECK(strstr(sent(f, 1), "received=") == NULL);
@@ -449,7 +453,8 @@ static void t_big_response(void)
 	/* Too big for the first buffer: built again on the heap. */
 	char *body = malloc(20000);
 	memset(body, 'x', 20000);
-	struct sip_resp_opts o = { .body = { body, 20000 }, .content_type = STR("text/plain"),
+	struct sip_resp_opts o = { .body = { body, 20000 },
+				   .content_type = STR("text/plain"),
 				   .extra = STR("Allow: INVITE, ACK\r\n") };
 	CHECK_INT(txn_server_reply(f->st, 200, NULL, &o), 0);
 	CHECK(f->sent_len[0] > 20000);
@@ -555,7 +560,8 @@ static void t_server_via_received(void)
 			  "To: <sip:bob@example.com>;tag=b2\n"
 			  "Call-ID: m1\n"
 			  "CSeq: 3 MESSAGE\n"
-			  "Content-Length: 0\n\n"), 0);
+			  "Content-Length: 0\n\n"),
+		  0);
 	CHECK_INT(txn_server_reply(f->st, 202, NULL, NULL), 0);
 	const char *r = sent(f, 0);
 	CHECK(strstr(r, "received=192.0.2.10") != NULL);
@@ -727,7 +733,8 @@ static void t_match_sent_by_method(void)
 			  "To: <sip:bob@example.com>;tag=b\n"
 			  "Call-ID: call-1@192.0.2.10\n"
 			  "CSeq: 2 BYE\n"
-			  "Content-Length: 0\n\n"), 0);
+			  "Content-Length: 0\n\n"),
+		  0);
 	CHECK_INT(f->nreq, 2);
 	/* Same branch and sent-by with another method too (only ACK maps to INVITE). */
 	CHECK_INT(req(f, "INFO", ";branch=z9hG4bKx1", ";tag=b", 3, "INFO"), 0);
@@ -795,7 +802,8 @@ static void t_rfc2543(void)
 			  "To: Bob <sip:bob@example.com>\n"
 			  "Call-ID: call-1@192.0.2.10\n"
 			  "CSeq: 1 CANCEL\n"
-			  "Content-Length: 0\n\n"), 0);
+			  "Content-Length: 0\n\n"),
+		  0);
 	CHECK_INT(f->nreq, 4); /* a retransmission of the CANCEL */
 	CHECK_INT(feed(f, "OPTIONS sip:bob@EXAMPLE.com SIP/2.0\n"
 			  "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=1234\n"
@@ -803,7 +811,8 @@ static void t_rfc2543(void)
 			  "To: Bob <sip:bob@example.com>\n"
 			  "Call-ID: call-1@192.0.2.10\n"
 			  "CSeq: 1 CANCEL\n"
-			  "Content-Length: 0\n\n"), 0);
+			  "Content-Length: 0\n\n"),
+		  0);
 	CHECK_INT(f->nreq, 5); /* another method: another transaction */
 
 	CHECK_INT(txn_server_reply(inv, 486, NULL, NULL), 0);
@@ -830,22 +839,21 @@ static void t_rfc2543(void)
  * yet every field reads as in a parse of the same bytes, before and after responses. */
 static void t_server_request_copy(void)
 {
-	static const char text[] =
-		"MESSAGE sip:bob:pw@example.com:5062;transport=udp;lr?h=1 SIP/2.0\n"
-		"Via: SIP/2.0/UDP host.example.com:5070;rport;maddr=10.9.9.9;branch=z9hG4bKc1\n"
-		"v: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bKc0\n"
-		"Max-Forwards: 12\n"
-		"From: \"Al\" <sip:alice@example.com>;tag=a1;x\n"
-		"To: <sip:bob@example.com>\n"
-		"Call-ID: copy-1@example.com\n"
-		"CSeq: 77 MESSAGE\n"
-		"X-Folded: one\n"
-		" two\n"
-		"Expires: 30\n"
-		"Content-Type: text/plain\n"
-		"Content-Length: 5\n"
-		"\n"
-		"hello";
+	static const char text[] = "MESSAGE sip:bob:pw@example.com:5062;transport=udp;lr?h=1 SIP/2.0\n"
+				   "Via: SIP/2.0/UDP host.example.com:5070;rport;maddr=10.9.9.9;branch=z9hG4bKc1\n"
+				   "v: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bKc0\n"
+				   "Max-Forwards: 12\n"
+				   "From: \"Al\" <sip:alice@example.com>;tag=a1;x\n"
+				   "To: <sip:bob@example.com>\n"
+				   "Call-ID: copy-1@example.com\n"
+				   "CSeq: 77 MESSAGE\n"
+				   "X-Folded: one\n"
+				   " two\n"
+				   "Expires: 30\n"
+				   "Content-Type: text/plain\n"
+				   "Content-Length: 5\n"
+				   "\n"
+				   "hello";
 	char buf[2048];
 	size_t n = 0;
 	for (const char *p = text; *p; p++) {
@@ -870,7 +878,9 @@ static void t_server_request_copy(void)
 		CHECK_INT(m->len, ref->len);
 		CHECK(memcmp(m->buf, ref->buf, ref->len) == 0);
 		/* Every view at the same offset with the same length as in ref. */
-#define SAMEV(fld) CHECK(m->fld.l == ref->fld.l && (m->fld.p ? m->fld.p - m->buf : -1) == (ref->fld.p ? ref->fld.p - ref->buf : -1))
+#define SAMEV(fld)                      \
+	CHECK(m->fld.l == ref->fld.l && \
+	      (m->fld.p ? m->fld.p - m->buf : -1) == (ref->fld.p ? ref->fld.p - ref->buf : -1))
 		SAMEV(method);
 		SAMEV(ruri_str);
 		SAMEV(ruri.user);
@@ -918,11 +928,13 @@ static void t_server_request_copy(void)
 		if (round == 0)
 			CHECK_INT(txn_server_reply(st, 202, NULL, NULL), 0);
 		const char *r = sent(f, 0);
-		CHECK(starts(r, "SIP/2.0 202 Accepted\r\n"
-				"Via: SIP/2.0/UDP host.example.com:5070;maddr=10.9.9.9;branch=z9hG4bKc1;received=192.0.2.10;rport=40000\r\n"
-				"v: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bKc0\r\n"
-				"From: \"Al\" <sip:alice@example.com>;tag=a1;x\r\n"
-				"To: <sip:bob@example.com>;tag="));
+		CHECK(starts(r,
+			     "SIP/2.0 202 Accepted\r\n"
+			     "Via: SIP/2.0/UDP "
+			     "host.example.com:5070;maddr=10.9.9.9;branch=z9hG4bKc1;received=192.0.2.10;rport=40000\r\n"
+			     "v: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bKc0\r\n"
+			     "From: \"Al\" <sip:alice@example.com>;tag=a1;x\r\n"
+			     "To: <sip:bob@example.com>;tag="));
 		CHECK(strstr(r, "\r\nCall-ID: copy-1@example.com\r\nCSeq: 77 MESSAGE\r\n") != NULL);
 		/* A retransmission matches the stored copy. */
 		CHECK_INT(feed(f, text), 0);
@@ -1146,7 +1158,8 @@ static void t_client_errors(void)
 	CHECK_INT(txn_layer_stats(f->l)->clients, 1);
 	/* A response is not a request for the server side either. */
 	CHECK_INT(feed(f, "SIP/2.0 200 OK\nVia: SIP/2.0/UDP h;branch=z9hG4bKzz\nFrom: <sip:a@b>;tag=1\n"
-			  "To: <sip:x@y>\nCall-ID: 1\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"), -ENOENT);
+			  "To: <sip:x@y>\nCall-ID: 1\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"),
+		  -ENOENT);
 	run(f, 64 * T1);
 	CHECK_INT(f->client_timeouts, 1);
 	CHECK_INT(f->client_frees, 1);
@@ -1192,17 +1205,16 @@ static void t_client_ict_non2xx(void)
 	const char *ack = sent(f, 1);
 	/* §17.1.1.3: the INVITE's R-URI, top Via only, Route, From, Call-ID, CSeq number; To
 	 * from the response. */
-	CHECK_STR(str_from_cstr(ack),
-		  "ACK sip:bob@198.51.100.7 SIP/2.0\r\n"
-		  "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKk1\r\n"
-		  "Route: <sip:edge.example.net;lr>\r\n"
-		  "Route: <sip:core.example.net;lr>\r\n"
-		  "From: <sip:alice@example.com>;tag=a1\r\n"
-		  "To: <sip:bob@example.com>;tag=b1\r\n"
-		  "Call-ID: out-1\r\n"
-		  "CSeq: 5 ACK\r\n"
-		  "Max-Forwards: 70\r\n"
-		  "Content-Length: 0\r\n\r\n");
+	CHECK_STR(str_from_cstr(ack), "ACK sip:bob@198.51.100.7 SIP/2.0\r\n"
+				      "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKk1\r\n"
+				      "Route: <sip:edge.example.net;lr>\r\n"
+				      "Route: <sip:core.example.net;lr>\r\n"
+				      "From: <sip:alice@example.com>;tag=a1\r\n"
+				      "To: <sip:bob@example.com>;tag=b1\r\n"
+				      "Call-ID: out-1\r\n"
+				      "CSeq: 5 ACK\r\n"
+				      "Max-Forwards: 70\r\n"
+				      "Content-Length: 0\r\n\r\n");
 	/* The ACK parses. */
 	struct sip_msg m;
 	struct sip_hdr hdr[SIP_MAX_HEADERS];
@@ -1261,18 +1273,17 @@ static void t_client_cancel(void)
 	CHECK_INT(resp(f, 100, "z9hG4bKq1", "", "INVITE"), 0);
 	CHECK_INT(f->nresp, 1);
 	CHECK_INT(f->nsent, 3);
-	CHECK_STR(str_from_cstr(sent(f, 2)),
-		  "CANCEL sip:bob@198.51.100.7 SIP/2.0\r\n"
-		  "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKq1\r\n"
-		  "Route: <sip:edge.example.net;lr>\r\n"
-		  "Route: <sip:core.example.net;lr>\r\n"
-		  "From: <sip:alice@example.com>;tag=a1\r\n"
-		  "To: <sip:bob@example.com>\r\n"
-		  "Call-ID: out-1\r\n"
-		  "CSeq: 5 CANCEL\r\n"
-		  "Max-Forwards: 70\r\n"
-		  "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n"
-		  "Content-Length: 0\r\n\r\n");
+	CHECK_STR(str_from_cstr(sent(f, 2)), "CANCEL sip:bob@198.51.100.7 SIP/2.0\r\n"
+					     "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKq1\r\n"
+					     "Route: <sip:edge.example.net;lr>\r\n"
+					     "Route: <sip:core.example.net;lr>\r\n"
+					     "From: <sip:alice@example.com>;tag=a1\r\n"
+					     "To: <sip:bob@example.com>\r\n"
+					     "Call-ID: out-1\r\n"
+					     "CSeq: 5 CANCEL\r\n"
+					     "Max-Forwards: 70\r\n"
+					     "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n"
+					     "Content-Length: 0\r\n\r\n");
 	CHECK_INT(txn_layer_stats(f->l)->clients, 2);
 	/* The CANCEL is retransmitted by its own transaction (timer E). */
 	run(f, T1);

@@ -15,7 +15,7 @@ struct seen {
 	char data[256];
 	size_t len;
 	struct tp_source src;
-	bool terminated;        /* a NUL follows the datagram */
+	bool terminated; /* a NUL follows the datagram */
 };
 
 static void on_recv(const struct tp_source *src, char *buf, size_t len, void *arg)
@@ -213,10 +213,6 @@ static void t_addr(void)
 }
 
 static const struct unit_case cases[] = {
-	{ "addr", t_addr },
-	{ "v4", t_v4 },
-	{ "v6", t_v6 },
-	{ "burst", t_burst },
-	{ "errors", t_errors },
+	{ "addr", t_addr }, { "v4", t_v4 }, { "v6", t_v6 }, { "burst", t_burst }, { "errors", t_errors },
 };
 UNIT_MAIN(cases)

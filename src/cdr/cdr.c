@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/khash.h"
+
 /* A call that was answered and has not ended. A phone that vanishes never sends its BYE,
  * so a call is forgotten after this long rather than kept forever. */
 #define CDR_MAX_LIFE_MS (24ull * 3600 * 1000)
@@ -27,6 +29,7 @@ struct cdr {
 	struct call **bucket;
 	size_t nbucket; /* power of two */
 	unsigned n;
+	struct khash hk; /* answered calls by Call-ID, which the caller chooses */
 };
 
 int cdr_new(struct cdr **cp, struct store *st, struct timer_wheel *w)
@@ -35,7 +38,8 @@ int cdr_new(struct cdr **cp, struct store *st, struct timer_wheel *w)
 	if (!c)
 		return -ENOMEM;
 	c->bucket = calloc(CDR_MIN_BUCKETS, sizeof(*c->bucket));
-	if (!c->bucket) {
+	if (!c->bucket || khash_init(&c->hk) < 0) {
+		free(c->bucket);
 		free(c);
 		return -ENOMEM;
 	}
@@ -156,7 +160,7 @@ static void remember(struct cdr *c, const struct cdr_attempt *a, uint64_t answer
 	k->caller = keep(&pos, a->caller);
 	k->callee = keep(&pos, a->callee);
 	k->owner = c;
-	k->hash = str_hash(a->call_id);
+	k->hash = khash(&c->hk, a->call_id.p, a->call_id.l);
 	k->start_ms = a->start_ms;
 	k->answer_ms = answer_ms;
 	grow(c);
@@ -177,7 +181,7 @@ void cdr_final(struct cdr *c, const struct cdr_attempt *a, unsigned status, cons
 
 bool cdr_end(struct cdr *c, struct str call_id, uint64_t end_ms, char *who, size_t n, uint64_t *dur_ms)
 {
-	uint64_t h = str_hash(call_id);
+	uint64_t h = khash(&c->hk, call_id.p, call_id.l);
 	struct call *k = c->bucket[h & (c->nbucket - 1)];
 	while (k && !(k->hash == h && str_eq(k->call_id, call_id)))
 		k = k->next;

@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
+#include "core/khash.h"
 #include "core/pool.h"
 
 /* Eight ways: a set's tags fill half a cache line, and with a random key a set overflows
@@ -47,7 +46,7 @@ struct guser {
 
 struct guard {
 	struct guard_conf conf;
-	unsigned char key[crypto_shorthash_KEYBYTES];
+	struct khash hk;  /* sources and user names are the peer's choice */
 	uint64_t win_ms;  /* ban_window in ms */
 	uint64_t burst_m; /* bucket size in thousandths: 2 * rate * 1000 */
 	size_t mask;      /* sets - 1 */
@@ -77,12 +76,13 @@ void guard_conf_default(struct guard_conf *conf)
 int guard_new(struct guard **gp, const struct guard_conf *conf)
 {
 	*gp = NULL;
-	/* libsodium sets itself up once per process; later calls return at once. */
-	if (sodium_init() < 0)
-		return -EIO;
 	struct guard *g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
+	if (khash_init(&g->hk) < 0) {
+		free(g);
+		return -EIO;
+	}
 	if (conf)
 		g->conf = *conf;
 	else
@@ -112,7 +112,6 @@ int guard_new(struct guard **gp, const struct guard_conf *conf)
 		guard_free(g);
 		return -ENOMEM;
 	}
-	crypto_shorthash_keygen(g->key);
 	g->st.memory = sizeof(*g) + g->stag_bytes + g->src_bytes + g->utag_bytes + g->usr_bytes;
 	*gp = g;
 	return 0;
@@ -122,7 +121,6 @@ void guard_free(struct guard *g)
 {
 	if (!g)
 		return;
-	sodium_memzero(g->key, sizeof(g->key));
 	if (g->stag)
 		pool_big_free(g->stag, g->stag_bytes);
 	if (g->src)
@@ -180,11 +178,7 @@ static void key_addr(const uint8_t key[16], struct tp_addr *a)
 
 static uint64_t keyed_hash(const struct guard *g, const void *p, size_t n)
 {
-	unsigned char out[crypto_shorthash_BYTES];
-	uint64_t h;
-	crypto_shorthash(out, p, n, g->key);
-	memcpy(&h, out, sizeof(h));
-	return h;
+	return khash(&g->hk, p, n);
 }
 
 /* A slot's tag: the hash's high half, never 0 (which marks an empty slot). */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/khash.h"
 #include "core/pool.h"
 
 /* Bindings and AOR entries come from slabs of their own, in size classes of 16 bytes:
@@ -93,6 +94,7 @@ struct location {
 	size_t bindings;
 	size_t sweep_pos;
 	struct slabs slabs;
+	struct khash hk; /* AORs are looked up by peer-chosen Request-URIs */
 };
 
 static size_t binding_size(const struct loc_binding *b)
@@ -161,6 +163,10 @@ int loc_new(struct location **lp)
 	struct location *l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
+	if (khash_init(&l->hk) < 0) {
+		free(l);
+		return -EIO;
+	}
 	l->cap = 1024;
 	l->slot = pool_big_calloc(l->cap * sizeof(*l->slot));
 	if (!l->slot) {
@@ -202,9 +208,9 @@ size_t loc_binding_count(const struct location *l)
 	return l->bindings;
 }
 
-static uint32_t hash_key(struct str k)
+static uint32_t hash_key(const struct location *l, struct str k)
 {
-	uint64_t h = str_hash(k);
+	uint64_t h = khash(&l->hk, k.p, k.l);
 	return (uint32_t)(h ^ (h >> 32));
 }
 
@@ -260,7 +266,7 @@ static void drop_aor(struct location *l, struct loc_aor *a);
 struct loc_aor *loc_find(struct location *l, struct str aor)
 {
 	bool found;
-	size_t i = probe(l, aor, hash_key(aor), &found);
+	size_t i = probe(l, aor, hash_key(l, aor), &found);
 	return found ? l->slot[i] : NULL;
 }
 
@@ -303,7 +309,7 @@ int loc_put(struct location *l, struct str aor, const struct loc_contact *c, str
 {
 	if ((l->used + l->tombs + 1) * 2 > l->cap && grow(l) < 0)
 		return -ENOMEM;
-	uint32_t h = hash_key(aor);
+	uint32_t h = hash_key(l, aor);
 	bool found;
 	size_t i = probe(l, aor, h, &found);
 	struct loc_aor *a;

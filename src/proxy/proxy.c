@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/khash.h"
 #include "core/pool.h"
 
 /* One place a request was forwarded to: a client transaction of its own (§16.6). */
@@ -51,7 +52,7 @@ struct proxy {
 	struct proxy_stats stats;
 	struct ctx *live;      /* every context, so that proxy_free finds them */
 	struct pool *pool;     /* contexts (core/pool.h: why) */
-	uint64_t salt;         /* makes stateless branches unguessable */
+	struct khash hk;       /* stateless branches: unguessable, the same for a retransmission */
 	char routes[8192];     /* scratch: a rebuilt Route header */
 	char out[SIP_MAX_MSG]; /* scratch: the one message being built */
 };
@@ -82,9 +83,11 @@ int proxy_new(struct proxy **pp, const struct proxy_env *env)
 		free(p);
 		return -ENOMEM;
 	}
-	char b[TXN_BRANCH_SIZE];
-	size_t bl = txn_make_branch(env->txn, b);
-	p->salt = str_hash((struct str){ b, bl });
+	if (khash_init(&p->hk) < 0) {
+		pool_destroy(p->pool);
+		free(p);
+		return -EIO;
+	}
 	*pp = p;
 	return 0;
 }
@@ -844,9 +847,9 @@ int proxy_forward_stateless(struct proxy *p, const struct sip_msg *req, const st
 	if (!dst.lis)
 		return -ENETUNREACH;
 	/* §16.11: the same incoming request (a retransmitted ACK) gets the same branch. */
-	uint64_t h = req->via.branch.l ? str_hash(req->via.branch)
-				       : str_hash(req->call_id) ^ str_hash(req->from.tag) ^ req->cseq;
-	h = (h ^ p->salt) * 0x9e3779b97f4a7c15ull;
+	uint64_t h = req->via.branch.l ? khash(&p->hk, req->via.branch.p, req->via.branch.l)
+				       : khash(&p->hk, req->call_id.p, req->call_id.l) ^
+						 khash(&p->hk, req->from.tag.p, req->from.tag.l) ^ req->cseq;
 	char br[32];
 	int bl = snprintf(br, sizeof(br), "z9hG4bK%016llx", (unsigned long long)(h ^ (h >> 29)));
 	size_t len = print_fwd(p, req, src, t, fl, dst.lis, (struct str){ br, (size_t)bl });

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <stdbool.h>
 
+#include "core/khash.h"
 #include "core/pool.h"
 
 #define KEY_MAX 70 /* user@domain longer than this is not cached */
@@ -33,7 +34,8 @@ struct store_ucache {
 	unsigned mask;
 	unsigned ttl;
 	struct slot *slot;
-	size_t bytes; /* of slot[] */
+	size_t bytes;    /* of slot[] */
+	struct khash hk; /* user names are chosen by whoever sends credentials, before any check */
 };
 
 int store_ucache_new(struct store_ucache **cp, struct store *st, unsigned slots, unsigned ttl_s)
@@ -44,6 +46,10 @@ int store_ucache_new(struct store_ucache **cp, struct store *st, unsigned slots,
 	struct store_ucache *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	if (khash_init(&c->hk) < 0) {
+		free(c);
+		return -EIO;
+	}
 	/* Mapped apart on huge pages (core/pool.h): every lookup lands on a random slot, and
 	 * with 4 KiB pages that cost a TLB miss which, in a virtual machine, was 14% of a
 	 * registration's CPU. A fresh mapping takes memory only where slots are used. */
@@ -123,7 +129,7 @@ int store_ucache_get(struct store_ucache *c, struct str user, struct str domain,
 	size_t kl = make_key(user, domain, k);
 	if (kl == 0)
 		return store_user_get(c->st, user, domain, out);
-	uint64_t h = str_hash((struct str){ k, kl });
+	uint64_t h = khash(&c->hk, k, kl);
 	uint32_t tag = (uint32_t)(h >> 32);
 	struct slot *set = &c->slot[(h ^ (h >> 29)) & c->mask & ~(uint64_t)(WAYS - 1)];
 	/* The slot to fill on a miss: this key's own (expired) slot, else an empty one, else

@@ -94,32 +94,12 @@ static uint64_t wall_ms(void *arg)
 	return WALL_BASE_MS + (loop_timers(h->loop)->now - h->mono0);
 }
 
-static struct txn_layer *server_txn(struct server *s)
+/* The modules the harness looks into (server.h's test seam). */
+static struct server_parts parts(struct server *s)
 {
 	struct server_parts p;
 	server_parts(s, &p);
-	return p.txn;
-}
-
-static struct location *server_loc(struct server *s)
-{
-	struct server_parts p;
-	server_parts(s, &p);
-	return p.loc;
-}
-
-static struct router *server_router(struct server *s)
-{
-	struct server_parts p;
-	server_parts(s, &p);
-	return p.router;
-}
-
-static struct route *server_route(struct server *s)
-{
-	struct server_parts p;
-	server_parts(s, &p);
-	return p.route;
+	return p;
 }
 
 /* Every request the server sends (a forwarded copy, a CANCEL, an ACK) must parse. Its
@@ -221,7 +201,7 @@ static size_t sign(struct harness *h, const char *p, size_t n, char *dst, size_t
 	if (m->mid != SIP_REGISTER && !str_caseeq_cstr(m->ruri.host, "a.test")) {
 		struct route_target t[ROUTE_MAX_TARGETS];
 		unsigned nt;
-		if (route_lookup(server_route(h->srv), &m->ruri, t, &nt) == -EWOULDBLOCK)
+		if (route_lookup(parts(h->srv).route, &m->ruri, t, &nt) == -EWOULDBLOCK)
 			goto as_is;
 	}
 	struct str who = m->mid == SIP_REGISTER ? m->to.uri.user : m->from.uri.user;
@@ -360,14 +340,14 @@ static void record(struct harness *h, uint8_t ctl, const char *p, size_t n)
  * simulated minutes is a leak. */
 static void quiesce(struct harness *h)
 {
-	const struct txn_stats *ts = txn_layer_stats(server_txn(h->srv));
+	const struct txn_stats *ts = txn_layer_stats(parts(h->srv).txn);
 	for (unsigned i = 0; i < QUIET_STEPS; i++) {
-		if (ts->servers + ts->clients == 0 && !router_stats(server_router(h->srv))->waiting)
+		if (ts->servers + ts->clients == 0 && !router_stats(parts(h->srv).router)->waiting)
 			return;
 		advance(h, 2000);
 	}
 	fprintf(stderr, "fuzz_server: %u server and %u client transactions%s outlived ten minutes\n", ts->servers,
-		ts->clients, router_stats(server_router(h->srv))->waiting ? " and a DNS wait" : "");
+		ts->clients, router_stats(parts(h->srv).router)->waiting ? " and a DNS wait" : "");
 	abort();
 }
 
@@ -399,7 +379,7 @@ static void register_bob(struct harness *h)
 	snprintf(buf, sizeof buf, reg, cseq, cseq);
 	send_text(h, 2 | 2 << 3, buf);
 	quiesce(h);
-	struct loc_aor *a = loc_find(server_loc(h->srv), STR("bob@a.test"));
+	struct loc_aor *a = loc_find(parts(h->srv).loc, STR("bob@a.test"));
 	h->bob = a ? a->first : NULL;
 	if (!h->bob) {
 		fprintf(stderr, "fuzz_server: bob could not register\n");
@@ -412,16 +392,16 @@ static void register_bob(struct harness *h)
 static void drop_bindings(struct harness *h, const char *aor)
 {
 	struct loc_aor *a;
-	while ((a = loc_find(server_loc(h->srv), str_from_cstr(aor))) && a->first)
-		loc_del(server_loc(h->srv), a->first);
+	while ((a = loc_find(parts(h->srv).loc, str_from_cstr(aor))) && a->first)
+		loc_del(parts(h->srv).loc, a->first);
 }
 
 /* Puts the location table back to bob's one binding when an input changed it. */
 static void restore(struct harness *h)
 {
 	uint32_t now = (uint32_t)(wall_ms(h) / 1000);
-	struct loc_aor *a = loc_find(server_loc(h->srv), STR("bob@a.test"));
-	if (loc_binding_count(server_loc(h->srv)) == 1 && a && a->first == h->bob && h->bob->cseq == h->bob_cseq &&
+	struct loc_aor *a = loc_find(parts(h->srv).loc, STR("bob@a.test"));
+	if (loc_binding_count(parts(h->srv).loc) == 1 && a && a->first == h->bob && h->bob->cseq == h->bob_cseq &&
 	    h->bob->expires_at == h->bob_exp && h->bob_exp > now + 3600)
 		return;
 	drop_bindings(h, "alice@a.test");
@@ -452,9 +432,7 @@ static void setup(struct harness *h)
 			abort();
 		}
 	}
-	struct server_parts parts;
-	server_parts(h->srv, &parts);
-	struct store *st = parts.store;
+	struct store *st = parts(h->srv).store;
 	/* No realm configured: the HA1 values are over the domain, as `parley user add` makes them. */
 	char md5[2][AUTH_HEX_MAX], sha256[2][AUTH_HEX_MAX];
 	auth_ha1(AUTH_MD5, STR("alice"), STR("a.test"), STR("alicepw"), md5[0]);

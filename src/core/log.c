@@ -184,6 +184,16 @@ uint64_t log_limit_flush(struct log *lg, struct log_limit *lim, uint64_t now_ms)
 bool log_limited(struct log *lg, struct log_limit *lim, uint64_t now_ms, enum log_level level, const char *event,
 		 const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
+	bool written = log_vlimited(lg, lim, now_ms, level, event, fmt, ap);
+	va_end(ap);
+	return written;
+}
+
+bool log_vlimited(struct log *lg, struct log_limit *lim, uint64_t now_ms, enum log_level level, const char *event,
+		  const char *fmt, va_list ap)
+{
 	if (!lg || level > lg->level)
 		return false;
 	log_limit_flush(lg, lim, now_ms);
@@ -193,10 +203,7 @@ bool log_limited(struct log *lg, struct log_limit *lim, uint64_t now_ms, enum lo
 	}
 	if (lim->written < lim_burst(lim)) {
 		lim->written++;
-		va_list ap;
-		va_start(ap, fmt);
 		vwrite(lg, level, event, fmt, ap);
-		va_end(ap);
 		return true;
 	}
 	if (!lim->held || level < lim->held_level)

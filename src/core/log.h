@@ -2,6 +2,7 @@
 #ifndef PARLEY_CORE_LOG_H
 #define PARLEY_CORE_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +55,9 @@ struct log_limit {
  * counted. Returns whether the line was written. */
 bool log_limited(struct log *lg, struct log_limit *lim, uint64_t now_ms, enum log_level level, const char *event,
 		 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* log_limited with a va_list (consumed), for callers that wrap it. */
+bool log_vlimited(struct log *lg, struct log_limit *lim, uint64_t now_ms, enum log_level level, const char *event,
+		  const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
 /* Ends the interval if it is over at now_ms, writing the summary line if lines were held.
  * Returns the number of lines the summary covered (0: none written). */
 uint64_t log_limit_flush(struct log *lg, struct log_limit *lim, uint64_t now_ms);

@@ -21,21 +21,11 @@ void router__reply_sl(struct req *q, unsigned code, const char *reason, struct s
 		txn_server_drop(q->st);
 }
 
-static void vlog_limited(struct router *r, struct log_limit *lim, enum log_level lvl, const char *event,
-			 const char *fmt, va_list ap)
-{
-	if (!LOG_ENABLED(r->env.lg, lvl))
-		return;
-	char line[1024];
-	vsnprintf(line, sizeof line, fmt, ap);
-	log_limited(r->env.lg, lim, router__now_ms(r), lvl, event, "%s", line);
-}
-
 void router__log_reject(struct router *r, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vlog_limited(r, &r->lim_reject, LOG_INFO, "reject", fmt, ap);
+	log_vlimited(r->env.lg, &r->lim_reject, router__now_ms(r), LOG_INFO, "reject", fmt, ap);
 	va_end(ap);
 }
 
@@ -43,7 +33,7 @@ void router__log_drop(struct router *r, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vlog_limited(r, &r->lim_drop, LOG_INFO, "drop", fmt, ap);
+	log_vlimited(r->env.lg, &r->lim_drop, router__now_ms(r), LOG_INFO, "drop", fmt, ap);
 	va_end(ap);
 }
 

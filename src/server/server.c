@@ -1,11 +1,9 @@
 /* server.c: wires one Parley instance together: transport -> parser -> transactions -> router. */
 #include "server/server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
-#include <ifaddrs.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -109,21 +107,11 @@ static int server_send(void *arg, const struct tp_source *dst, const char *buf, 
 
 /* ---- defences ---------------------------------------------------------------------------- */
 
-static void vlog_limited(struct server *s, struct log_limit *lim, enum log_level lvl, const char *event,
-			 const char *fmt, va_list ap)
-{
-	if (!LOG_ENABLED(s->lg, lvl))
-		return;
-	char line[1024];
-	vsnprintf(line, sizeof line, fmt, ap);
-	log_limited(s->lg, lim, now_ms(s), lvl, event, "%s", line);
-}
-
 static void log_reject(struct server *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vlog_limited(s, &s->lim_reject, LOG_INFO, "reject", fmt, ap);
+	log_vlimited(s->lg, &s->lim_reject, now_ms(s), LOG_INFO, "reject", fmt, ap);
 	va_end(ap);
 }
 
@@ -131,7 +119,7 @@ static void log_drop(struct server *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vlog_limited(s, &s->lim_drop, LOG_INFO, "drop", fmt, ap);
+	log_vlimited(s->lg, &s->lim_drop, now_ms(s), LOG_INFO, "drop", fmt, ap);
 	va_end(ap);
 }
 

@@ -71,14 +71,14 @@ int auth_challenge(struct auth *a, struct str realm, struct str bind, bool stale
 enum auth_result {
 	AUTH_OK = 0,
 	AUTH_STALE,        /* right password, nonce expired (its lifetime is over, it has
-			       * left the nonce-count window, or its count reached 255):
-			       * challenge again with stale=true */
+			    * left the nonce-count window, or its count reached 255):
+			    * challenge again with stale=true */
 	AUTH_BAD_RESPONSE, /* wrong password (or user): challenge again, or 403 */
 	AUTH_BAD_NONCE,    /* right password, but a nonce we did not issue (e.g. before a
-			       * restart): challenge again with stale=true */
+			    * restart): challenge again with stale=true */
 	AUTH_REPLAY,       /* nonce count not above the highest seen for this nonce */
 	AUTH_BAD_REQUEST,  /* a missing parameter, another realm, an unsupported
-			       * algorithm, no qop=auth: 400 or a new challenge */
+			    * algorithm, no qop=auth: 400 or a new challenge */
 	AUTH_URI_MISMATCH, /* the digest uri is not the Request-URI */
 };
 
@@ -88,8 +88,8 @@ struct auth_req {
 	struct str ruri;   /* its Request-URI as sent: the digest uri must name it */
 	struct str realm;  /* the realm we challenge with */
 	struct str bind;   /* what the nonce is bound to besides the realm (the client's
-			       * address with nonce-bind-source); empty: nothing. The same
-			       * value must be given to auth_challenge. */
+			    * address with nonce-bind-source); empty: nothing. The same
+			    * value must be given to auth_challenge. */
 };
 
 /* Checks credentials cred (as parsed by sip_auth_parse; only its views are read) for the

@@ -73,7 +73,7 @@ struct auth {
 	uint8_t *maxnc;               /* by serial & mask: highest nonce count accepted */
 	uint64_t mask;                /* window size W - 1 (W a power of two) */
 	char dummy_ha1[AUTH_HEX_MAX]; /* random: an unknown user's response is checked against
-					 * it, so that unknown and known users cost the same */
+				       * it, so that unknown and known users cost the same */
 };
 
 /* The value of each hex digit (either case), and BADHEX, a bit no digit has, for any other

@@ -341,7 +341,7 @@ struct tok {
 	const char *value;         /* the value, from "=VALUE" or the next argument */
 	const char *arg;           /* the argument itself */
 	int kind;                  /* 0 positional, 1 config key, 2 extra with value, 3 extra bool,
-				* 4 the "--" that ends the flags, -1 unknown flag, -2 missing value */
+				    * 4 the "--" that ends the flags, -1 unknown flag, -2 missing value */
 	const struct cfg_key *key; /* kind 1; NULL with kind 1: --config */
 	const struct cfg_part *part;
 	unsigned extra; /* index into extra flags or bools */

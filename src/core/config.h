@@ -13,16 +13,16 @@ enum cfg_kind {
 	CFG_BOOL,   /* a bool: true|false|yes|no|on|off|1|0 */
 	CFG_CHOICE, /* an unsigned: the index of the value in choices[] (any case) */
 	CFG_LIST,   /* appended to an array of at most max entries of size bytes; the count
-		      * is an unsigned at count_off */
+		     * is an unsigned at count_off */
 	CFG_MAP,    /* NAME=VALUE (flag) or, in the file, any key of the section not named
-		      * otherwise: entries of size bytes holding NAME at 0 (name_size bytes) and
-		      * VALUE at voff (vsize bytes); a NAME given again (any case) replaces its
-		      * value; count at count_off, at most max */
+		     * otherwise: entries of size bytes holding NAME at 0 (name_size bytes) and
+		     * VALUE at voff (vsize bytes); a NAME given again (any case) replaces its
+		     * value; count at count_off, at most max */
 };
 
 enum {
 	CFG_F_REPLACE = 1,  /* LIST: a later source (file, then flags) replaces the list of an
-			      * earlier one instead of adding to it, so one flag overrides a file */
+			     * earlier one instead of adding to it, so one flag overrides a file */
 	CFG_F_ALL = 2,      /* every subcommand takes the flag, not only serve and check */
 	CFG_F_NONEMPTY = 4, /* STR: an empty value is refused where it is given */
 };

@@ -29,7 +29,7 @@
 #define NCLASS (POOL_MAX / GRAIN)
 #define KEEP_EMPTY \
 	1 /* empty chunks kept for the next burst: one, so that
-				       * the resident size comes back after a flood */
+	   * the resident size comes back after a flood */
 
 /* At the start of each chunk. Objects follow, from HEAD_SIZE on. */
 struct chunk {

@@ -32,8 +32,8 @@ struct dlg_table {
 	unsigned count;
 	struct dlg *oldest, *newest;
 	struct dlg *last; /* the dialog last found: a message touches one dialog
-					 * several times in a row (learn, confirm, find, allows),
-					 * and a compare is cheaper than a keyed hash */
+			   * several times in a row (learn, confirm, find, allows),
+			   * and a compare is cheaper than a keyed hash */
 };
 
 int dlg_table_new(struct dlg_table **tp, const struct dlg_conf *c)
@@ -101,6 +101,11 @@ void dlg_table_free(struct dlg_table *t)
 unsigned dlg_count(const struct dlg_table *t)
 {
 	return t->count;
+}
+
+unsigned dlg_capacity(const struct dlg_table *t)
+{
+	return t->conf.max;
 }
 
 static bool is_key(const struct dlg *d, struct str call_id, struct str tag)

@@ -31,7 +31,7 @@ struct dlg_table;
 struct dlg_conf {
 	unsigned max;     /* dialogs at most (0: 100000) */
 	uint32_t idle_s;  /* a confirmed dialog with no request this long is forgotten
-				 * (0: 12 hours) */
+			   * (0: 12 hours) */
 	uint32_t early_s; /* an unanswered one is forgotten after this (0: 10 minutes) */
 };
 /* The [security] max-dialogs key of struct dlg_conf. */
@@ -44,6 +44,8 @@ enum dlg_side { DLG_CALLER = 0, DLG_CALLEE = 1 };
 int dlg_table_new(struct dlg_table **tp, const struct dlg_conf *c);
 void dlg_table_free(struct dlg_table *t);
 unsigned dlg_count(const struct dlg_table *t);
+/* The most dialogs the table keeps (dlg_open refuses more). */
+unsigned dlg_capacity(const struct dlg_table *t);
 
 /* Opens the dialog (call_id, caller_tag) for an initial request being forwarded, or finds
  * it when it exists (a retransmission, a second branch). Returns 0, -ENOSPC when the

@@ -80,7 +80,7 @@ enum guard_verdict {
 struct guard_drop {
 	bool log_now;     /* first drop of this source in a new interval: log one line */
 	uint32_t dropped; /* with log_now: drops of this source since its previous line
-			       * (not counting this one); 0 for the first line */
+			   * (not counting this one); 0 for the first line */
 };
 
 /* Called for each datagram before it is parsed: one keyed hash and one set probe, and

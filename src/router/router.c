@@ -76,6 +76,36 @@ void router_tick(struct router *r, uint64_t now_ms)
 	log_limit_flush(r->env.lg, &r->lim_auth, now_ms);
 }
 
+int router_load(const struct router *r)
+{
+	/* Requests still waiting for their answer are what a flood of unanswered calls piles
+	 * up; finished transactions linger for their timers too, but at about 1 KB each they
+	 * are left to the memory cap. */
+	uint64_t live = proxy_stats(r->env.proxy)->pending;
+	uint64_t cap_t = r->env.cfg->max_transactions, cap_d = dlg_capacity(r->env.dialogs);
+	uint64_t nd = dlg_count(r->env.dialogs);
+	if (live >= cap_t || nd >= cap_d)
+		return 2;
+	if ((live * 5 >= cap_t * 4 || nd * 5 >= cap_d * 4) && r->mem_load < 1)
+		return 1;
+	return r->mem_load;
+}
+
+void router_set_memory_load(struct router *r, int level)
+{
+	r->mem_load = level;
+}
+
+static void on_request(void *arg, struct txn_server *st, const struct sip_msg *m, const struct tp_source *src)
+{
+	struct router *r = arg;
+	router_request(r, st, m, src, router_load(r));
+}
+
+const struct txn_tu router_tu = {
+	.on_request = on_request,
+};
+
 const struct router_stats *router_stats(const struct router *r)
 {
 	struct router *w = (struct router *)r;

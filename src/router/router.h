@@ -28,11 +28,13 @@ struct router;
 struct router_cfg {
 	char realm[256];                   /* --realm, empty: the request's domain */
 	char trust[ROUTER_MAX_TRUST][256]; /* --trust HOST: peers that skip challenge and
-					       * relay rule (addresses; a name matches a
-					       * peer's URI host as written) */
+					    * relay rule (addresses; a name matches a
+					    * peer's URI host as written) */
 	unsigned ntrust;
-	bool nonce_bind_source; /* --nonce-bind-source: a nonce MAC covers the
-					       * client's IP address */
+	bool nonce_bind_source;    /* --nonce-bind-source: a nonce MAC covers the
+				 * client's IP address */
+	unsigned max_transactions; /* --max-transactions 15000 requests proxied and not yet
+				    * answered: new work gets 503 from 80 % of it */
 };
 extern const struct cfg_key router_cfg_keys[];
 extern const size_t router_cfg_nkeys;
@@ -63,11 +65,21 @@ int router_new(struct router **rp, const struct router_env *env);
 /* Frees the requests still waiting for DNS and the answers still held back. */
 void router_free(struct router *r);
 
+/* The transaction user the server gives the layer (txn_layer_set_tu, the router as arg):
+ * every request goes to router_request at router_load's level. */
+extern const struct txn_tu router_tu;
+
 /* Decides what happens to a request the transaction layer passed up: st is its server
- * transaction (NULL for an ACK that matched none, i.e. the ACK for a 2xx); load is the
- * server's: 0 normal, 1 over the high-water mark (new work refused), 2 at a cap. */
+ * transaction (NULL for an ACK that matched none, i.e. the ACK for a 2xx); load is 0
+ * normal, 1 over the high-water mark (new work refused), 2 at a cap (router_load). */
 void router_request(struct router *r, struct txn_server *st, const struct sip_msg *m, const struct tp_source *src,
 		    int load);
+
+/* How loaded the server is: 1 when requests proxied and not yet answered or dialogs
+ * pass 80 % of their cap, or memory is over its high-water mark; 2 at a cap. */
+int router_load(const struct router *r);
+/* The memory part of the load, measured by the server: 0, 1 (over 80 % of max-memory), 2. */
+void router_set_memory_load(struct router *r, int level);
 
 /* Whether a source address is a trusted peer's (--trust; the port does not matter): its
  * requests skip the challenge and the relay rule, and its datagrams the rate limit. */

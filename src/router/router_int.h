@@ -15,6 +15,7 @@ struct router {
 	struct router_delayed *delayed; /* answers held back after repeated failures */
 	unsigned ndelayed;
 	struct router_stats stats;
+	int mem_load; /* router_set_memory_load */
 };
 
 /* One request being decided. */

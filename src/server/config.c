@@ -34,8 +34,6 @@ static const struct cfg_key server_keys[] = {
 	CFG_KEY_STR(struct server_cfg, "log-file", "server", "log-file", log_file, "stderr", 0),
 	CFG_KEY_UINT(struct server_cfg, "flush-interval", "server", "flush-interval", flush_ms, 1, 60000),
 	CFG_KEY_UINT(struct server_cfg, "batch-wait", "server", "batch-wait", batch_wait_us, 0, 100000),
-	CFG_KEY_UINT(struct server_cfg, "max-transactions", "security", "max-transactions", max_transactions, 100,
-		     10000000),
 	CFG_KEY_UINT(struct server_cfg, "max-memory", "security", "max-memory", max_memory, 16, 1048576),
 	CFG_KEY_STR(struct server_cfg, "http", "http", "listen", http, "off", 0),
 };
@@ -101,7 +99,6 @@ void config_defaults(struct config *c)
 	c->server.log_level = LOG_INFO;
 	c->server.flush_ms = 200;
 	c->server.batch_wait_us = 1000;
-	c->server.max_transactions = 15000;
 	c->server.max_memory = 1024;
 	tp_cfg_defaults(&c->tp);
 	route_cfg_defaults(&c->route);

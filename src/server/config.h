@@ -18,16 +18,15 @@
 
 /* The server's own settings: the store, logs, load limits. */
 struct server_cfg {
-	char db[512];              /* --db, [store] db */
-	unsigned cdr_retention;    /* --cdr-retention 90 days of call records, 0 forever */
-	unsigned log_level;        /* --log-level: enum log_level */
-	unsigned log_format;       /* --log-format: 0 text, 1 json */
-	char log_file[512];        /* --log-file, empty: stderr */
-	char http[300];            /* --http ADDR:PORT, [http] listen; empty: off */
-	unsigned flush_ms;         /* --flush-interval 200 ms: store write-behind */
-	unsigned batch_wait_us;    /* --batch-wait 1000 µs: coalescing under load, 0 off */
-	unsigned max_transactions; /* --max-transactions 15000 requests proxied, not yet answered */
-	unsigned max_memory;       /* --max-memory 1024 MiB resident: high-water at 80% */
+	char db[512];           /* --db, [store] db */
+	unsigned cdr_retention; /* --cdr-retention 90 days of call records, 0 forever */
+	unsigned log_level;     /* --log-level: enum log_level */
+	unsigned log_format;    /* --log-format: 0 text, 1 json */
+	char log_file[512];     /* --log-file, empty: stderr */
+	char http[300];         /* --http ADDR:PORT, [http] listen; empty: off */
+	unsigned flush_ms;      /* --flush-interval 200 ms: store write-behind */
+	unsigned batch_wait_us; /* --batch-wait 1000 µs: coalescing under load, 0 off */
+	unsigned max_memory;    /* --max-memory 1024 MiB resident: high-water at 80% */
 };
 
 /* Each module's part, in the order the file's sections print. */

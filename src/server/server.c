@@ -154,22 +154,6 @@ static void ban_sync(struct server *s)
 			 lifted == 1 ? "" : "s");
 }
 
-static int load(const struct server *s)
-{
-	/* Requests still waiting for their answer are what a flood of unanswered calls piles
-	 * up; finished transactions linger for their timers too, but at about 1 KB each they
-	 * are left to the memory cap. */
-	uint64_t live = proxy_stats(s->proxy)->pending;
-	uint64_t cap_t = s->cfg->server.max_transactions, cap_d = s->cfg->dlg.max;
-	unsigned nd = dlg_count(s->dialogs);
-	int lvl = s->mem_load; /* memory, measured by the sweep */
-	if (live >= cap_t || nd >= cap_d)
-		return 2;
-	if ((live * 5 >= cap_t * 4 || (uint64_t)nd * 5 >= cap_d * 4) && lvl < 1)
-		lvl = 1;
-	return lvl;
-}
-
 /* Resident memory in bytes, from /proc/self/statm kept open (0 when unknown). */
 static uint64_t rss_bytes(struct server *s)
 {
@@ -196,6 +180,7 @@ static void measure_memory(struct server *s)
 			 : lvl == 1 ? "over the high-water mark, new calls get 503"
 				    : "back to normal");
 	s->mem_load = lvl;
+	router_set_memory_load(s->router, lvl);
 }
 
 static void on_recv(const struct tp_source *src, char *buf, size_t len, void *arg)
@@ -281,12 +266,6 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 		txn_reply_stateless(s->txn, &m, src, 500, "Server Out of Memory", STR_NULL);
 }
 
-static void on_request(void *arg, struct txn_server *st, const struct sip_msg *m, const struct tp_source *src)
-{
-	struct server *s = arg;
-	router_request(s->router, st, m, src, load(s));
-}
-
 /* Deletes the call records older than cdr-retention days, at start and then about once
  * an hour; the store's writer thread does the deleting. */
 static void cdr_retention_tick(struct server *s)
@@ -348,10 +327,6 @@ static void sweep_tick(void *arg)
 	timer_start(loop_timers(s->loop), &s->sweep_timer, SWEEP_MS, sweep_tick, s);
 }
 
-static const struct txn_tu tu = {
-	.on_request = on_request,
-};
-
 int server_new(struct server **sp, const struct config *cfg, struct loop *loop, struct log *lg, char *err,
 	       size_t errlen)
 {
@@ -410,7 +385,7 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		if (tp_listen(s->tp, cfg->tp.listen[i], err, errlen) < 0)
 			goto fail;
 	}
-	if (txn_layer_new(&s->txn, &cfg->txn, loop_timers(loop), server_send, s, &tu, s) < 0) {
+	if (txn_layer_new(&s->txn, &cfg->txn, loop_timers(loop), server_send, s, NULL, NULL) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -470,6 +445,8 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	/* The layer hands every request to the router from now on (DESIGN §2). */
+	txn_layer_set_tu(s->txn, &router_tu, s->router);
 	timer_start(loop_timers(loop), &s->flush_timer, cfg->server.flush_ms, flush_tick, s);
 	timer_start(loop_timers(loop), &s->sweep_timer, SWEEP_MS, sweep_tick, s);
 

@@ -224,7 +224,7 @@ struct sip_parse_err {
 	unsigned code;      /* 400, 505, 513, ...: what to answer if a response can be built */
 	const char *reason; /* static reason phrase naming the problem, e.g. "Bad CSeq" */
 	bool can_respond;   /* a request whose top Via parsed: a response is routed by the
-				 * Via alone and copies From, To, Call-ID, CSeq as received */
+			     * Via alone and copies From, To, Call-ID, CSeq as received */
 };
 
 /* Parses one message from buf, its header lines into hdrs, which has room for cap of them

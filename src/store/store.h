@@ -31,18 +31,18 @@ struct store_conf {
 	bool readonly;       /* readers such as `parley reg list`: no schema change, no write */
 	unsigned busy_ms;    /* how long to wait for another process's lock; 0: 2000 */
 	size_t queue_max;    /* bytes of queued changes allowed; 0: 64 MiB (while
-				   * flushes fail, changes replaced by later ones may
-				   * hold up to half as much again until dropped) */
+			      * flushes fail, changes replaced by later ones may
+			      * hold up to half as much again until dropped) */
 	/* For `parley serve`, the one process that writes the database: */
 	bool lock;           /* hold PATH.lock (flock, with our PID in it): a second
-				   * store_open with lock fails with -EBUSY naming the
-				   * PID; readers and short writers (`parley user`) do
-				   * not take it */
+			      * store_open with lock fails with -EBUSY naming the
+			      * PID; readers and short writers (`parley user`) do
+			      * not take it */
 	bool writer;         /* write behind on a thread with its own connection:
-				   * store_flush() hands the queue over and never waits
-				   * for the database; changes unwritten for journal_ms go
-				   * to PATH.journal; a journal left by a crash is applied
-				   * by store_open */
+			      * store_flush() hands the queue over and never waits
+			      * for the database; changes unwritten for journal_ms go
+			      * to PATH.journal; a journal left by a crash is applied
+			      * by store_open */
 	unsigned journal_ms; /* with writer: 0 means 1000 */
 };
 
@@ -153,8 +153,8 @@ int store_bindings_load(struct store *st, int64_t now, store_binding_h *cb, void
 
 struct store_call {
 	struct str id; /* record key chosen by the caller, unique per call
-				   * (e.g. Call-ID ";" From tag); a later put with the
-				   * same id updates the record */
+			* (e.g. Call-ID ";" From tag); a later put with the
+			* same id updates the record */
 	struct str call_id;
 	struct str caller; /* "alice@example.com" */
 	struct str callee;

@@ -89,7 +89,7 @@ struct store {
 	char err[768];      /* the last failure, for store_errmsg() */
 	uint64_t seed[2];   /* of store__digest(), random per open */
 	bool ids_elsewhere; /* bindings are written on another connection (the
-				        * writer's): this one keeps no map of their row ids */
+			     * writer's): this one keeps no map of their row ids */
 	int lock_fd;        /* DB.lock held with flock, or -1 */
 
 	struct store__queue wq;  /* write-behind queue of this thread's changes */

@@ -169,6 +169,12 @@ int txn_layer_new(struct txn_layer **lp, const struct txn_cfg *cfg, struct timer
 	return 0;
 }
 
+void txn_layer_set_tu(struct txn_layer *l, const struct txn_tu *tu, void *tu_arg)
+{
+	l->tu = tu;
+	l->tu_arg = tu_arg;
+}
+
 void txn_layer_free(struct txn_layer *l)
 {
 	if (!l)

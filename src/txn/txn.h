@@ -109,6 +109,9 @@ struct txn_stats {
  * or -EIO when the random key of its tables cannot be made (core/khash.h). */
 int txn_layer_new(struct txn_layer **lp, const struct txn_cfg *cfg, struct timer_wheel *w, txn_send_h *send,
 		  void *send_arg, const struct txn_tu *tu, void *tu_arg);
+/* Sets the TU (tu_arg as its arg) of a layer made with none: the TU may need the layer to
+ * exist first (the router hands requests to a proxy that sends through the layer). */
+void txn_layer_set_tu(struct txn_layer *l, const struct txn_tu *tu, void *tu_arg);
 /* Stops every timer and frees every transaction without calling any callback: the TU
  * frees its own contexts. */
 void txn_layer_free(struct txn_layer *l);

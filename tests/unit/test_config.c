@@ -351,7 +351,7 @@ static void t_security(void)
 	CHECK_INT(c->guard.ban_time, 900);
 	CHECK_INT(c->guard.slow_after, 3);
 	CHECK_INT(c->guard.rate_limit, 200);
-	CHECK_INT(c->server.max_transactions, 15000);
+	CHECK_INT(c->router.max_transactions, 15000);
 	CHECK_INT(c->dlg.max, 100000);
 	CHECK_INT(c->server.max_memory, 1024);
 	CHECK_INT(c->server.cdr_retention, 90);
@@ -368,7 +368,7 @@ static void t_security(void)
 	CHECK_INT(c->guard.ban_time, 3600);
 	CHECK_INT(c->guard.slow_after, 5);
 	CHECK_INT(c->guard.rate_limit, 0);
-	CHECK_INT(c->server.max_transactions, 500);
+	CHECK_INT(c->router.max_transactions, 500);
 	CHECK_INT(c->dlg.max, 1000);
 	CHECK_INT(c->server.max_memory, 256);
 	CHECK_INT(c->server.cdr_retention, 0);

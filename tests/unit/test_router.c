@@ -1308,9 +1308,48 @@ static void t_sips_over_udp_416_alone(void)
 	teardown(f);
 }
 
+/* router_load: requests proxied and not yet answered count toward max-transactions (80 %:
+ * level 1, all of it: level 2), and the memory level the server reports counts too. */
+static void t_load_levels(void)
+{
+	struct fx *f = setup(NULL);
+	f->router_cfg.max_transactions = 100;
+	register_bob(f, 1);
+	CHECK_INT(router_load(f->r), 0);
+	char text[512];
+	for (int i = 0; i < 100; i++) {
+		snprintf(text, sizeof text,
+			 "INVITE sip:bob@a.test SIP/2.0\r\n"
+			 "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B\r\n"
+			 "From: <sip:zed@elsewhere.test>;tag=l%d\r\n"
+			 "To: <sip:bob@a.test>\r\n"
+			 "Call-ID: load-%d@x\r\n"
+			 "CSeq: 1 INVITE\r\n"
+			 "Max-Forwards: 70\r\n"
+			 "Content-Length: 0\r\n\r\n",
+			 i, i);
+		send_req(f, text);
+		if (i == 78)
+			CHECK_INT(router_load(f->r), 0);
+		if (i == 79)
+			CHECK_INT(router_load(f->r), 1);
+	}
+	CHECK_INT(router_load(f->r), 2);
+	teardown(f);
+	f = setup(NULL);
+	router_set_memory_load(f->r, 1);
+	CHECK_INT(router_load(f->r), 1);
+	router_set_memory_load(f->r, 2);
+	CHECK_INT(router_load(f->r), 2);
+	router_set_memory_load(f->r, 0);
+	CHECK_INT(router_load(f->r), 0);
+	teardown(f);
+}
+
 static const struct unit_case cases[] = {
 	{ "cancel_nothing_481", t_cancel_nothing_481 },
 	{ "load_options_elsewhere_503", t_load_options_elsewhere_503 },
+	{ "load_levels", t_load_levels },
 	{ "ack_max_forwards_zero_dropped", t_ack_max_forwards_zero_dropped },
 	{ "cancel_after_stateless_refusal_481", t_cancel_after_stateless_refusal_481 },
 	{ "sips_over_udp_416_alone", t_sips_over_udp_416_alone },

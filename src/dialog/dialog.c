@@ -20,8 +20,9 @@ struct dlg {
 	uint8_t naddr[2];    /* addresses kept per side */
 	uint8_t nextaddr[2]; /* the next slot to overwrite when a side is full */
 	struct tp_addr addr[2][ADDRS_PER_SIDE];
-	uint16_t cl, tl; /* Call-ID and tag lengths */
-	char key[];      /* Call-ID then tag */
+	struct tp_addr flow[2]; /* where each side's messages last came from (len 0: none yet) */
+	uint16_t cl, tl;        /* Call-ID and tag lengths */
+	char key[];             /* Call-ID then tag */
 };
 
 struct dlg_table {
@@ -199,6 +200,27 @@ void dlg_learn(struct dlg_table *t, struct str call_id, struct str caller_tag, e
 	unsigned k = 1 + d->nextaddr[side] % (ADDRS_PER_SIDE - 1);
 	d->addr[side][k] = *a;
 	d->nextaddr[side]++;
+}
+
+void dlg_set_flow(struct dlg_table *t, struct str call_id, struct str caller_tag, enum dlg_side side,
+		  const struct tp_addr *a, bool early)
+{
+	struct dlg *d = get(t, call_id, caller_tag);
+	if (!d || !a || !a->len)
+		return;
+	/* Once a 2xx chose the callee, a late provisional of another fork says nothing. */
+	if (!early || !d->confirmed)
+		d->flow[side] = *a;
+	dlg_learn(t, call_id, caller_tag, side, a);
+}
+
+bool dlg_flow(struct dlg_table *t, const struct dlg_ref *ref, enum dlg_side side, struct tp_addr *out)
+{
+	struct dlg *d = get(t, ref->call_id, ref->caller_tag);
+	if (!d || !d->flow[side].len)
+		return false;
+	*out = d->flow[side];
+	return true;
 }
 
 void dlg_confirm(struct dlg_table *t, struct str call_id, struct str caller_tag, uint32_t now)

@@ -57,6 +57,11 @@ int dlg_open(struct dlg_table *t, struct str call_id, struct str caller_tag, uin
  * Each side keeps the latest few. */
 void dlg_learn(struct dlg_table *t, struct str call_id, struct str caller_tag, enum dlg_side side,
 	       const struct tp_addr *a);
+/* A message of side came from a: where that side really is, behind any NAT (its flow;
+ * learned as one of its addresses too). The latest wins, except that an early message (a
+ * provisional response: early) does not move the flow of a confirmed dialog. */
+void dlg_set_flow(struct dlg_table *t, struct str call_id, struct str caller_tag, enum dlg_side side,
+		  const struct tp_addr *a, bool early);
 /* A 2xx established the dialog: from now on it lives while used (idle_s). */
 void dlg_confirm(struct dlg_table *t, struct str call_id, struct str caller_tag, uint32_t now);
 /* Forgets the dialog (its BYE was answered, or the initial request failed). */
@@ -77,6 +82,9 @@ bool dlg_find(struct dlg_table *t, struct str call_id, struct str from_tag, stru
  * addresses (the IP address and the port must both match). */
 bool dlg_allows(struct dlg_table *t, const struct dlg_ref *ref, const struct tp_addr *dst);
 
+/* The flow of side in ref's dialog (where its messages came from: the caller's initial
+ * request, the callee's answer); false when none was seen. */
+bool dlg_flow(struct dlg_table *t, const struct dlg_ref *ref, enum dlg_side side, struct tp_addr *out);
 /* Forgets dialogs whose time is up; looks at no more than max entries. */
 void dlg_sweep(struct dlg_table *t, uint32_t now, unsigned max);
 

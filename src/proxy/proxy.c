@@ -358,7 +358,10 @@ static void learn_callee(struct ctx *c, const struct sip_msg *m, const struct tp
 	if (!t || !c->fl.dialog || !m->to.tag.l)
 		return;
 	struct tp_addr a;
-	dlg_learn(t, c->call_id, c->from_tag, DLG_CALLEE, &src->addr);
+	if (m->status < 300)
+		dlg_set_flow(t, c->call_id, c->from_tag, DLG_CALLEE, &src->addr, m->status < 200);
+	else
+		dlg_learn(t, c->call_id, c->from_tag, DLG_CALLEE, &src->addr);
 	/* The Contact of a provisional matters only to requests inside an early dialog
 	 * (PRACK, UPDATE), which a phone sends where it sends its responses from: the 2xx's
 	 * Contact is the remote target that counts. */
@@ -795,7 +798,7 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 		/* Requests for the caller go back where it sent from, or to its Contact; those
 		 * for the callee to where each branch went (its responses add more). */
 		struct tp_addr a;
-		dlg_learn(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLER, &txn_server_source(st)->addr);
+		dlg_set_flow(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLER, &txn_server_source(st)->addr, false);
 		if (proxy_contact_addr(req, &a))
 			dlg_learn(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLER, &a);
 		for (unsigned i = 0; i < n; i++)

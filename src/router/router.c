@@ -550,6 +550,15 @@ static void in_dialog(struct req *q, struct proxy_hop *h, bool trusted)
 			router__reject(q, 404, "Cannot Reach Next Hop", "unresolvable in-dialog target");
 		return;
 	}
+	/* A phone behind NAT wrote a private address as its Contact, which nobody here can
+	 * reach: a request for its side goes where that side's messages come from (its
+	 * flow, README "Phones behind NAT"). Only when the Request-URI is the next hop (no
+	 * proxy beyond us on the route), so that a peer's route is never bent. */
+	enum dlg_side other = ref.from == DLG_CALLER ? DLG_CALLEE : DLG_CALLER;
+	struct tp_addr flow;
+	if (!h->have_next && tp_addr_is_private(&t.dst.addr) && dlg_flow(r->env.dialogs, &ref, other, &flow) &&
+	    !tp_addr_same_host(&flow, &t.dst.addr))
+		t.dst.addr = flow;
 	if (!dlg_allows(r->env.dialogs, &ref, &t.dst.addr)) {
 		char to[80];
 		tp_addr_str(&t.dst.addr, to, sizeof to);

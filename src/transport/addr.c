@@ -141,3 +141,17 @@ bool tp_addr_same_host(const struct tp_addr *a, const struct tp_addr *b)
 		return memcmp(&a->ss.in6.sin6_addr, &b->ss.in6.sin6_addr, sizeof a->ss.in6.sin6_addr) == 0;
 	return false;
 }
+
+bool tp_addr_is_private(const struct tp_addr *a)
+{
+	if (a->ss.ss_family == AF_INET) {
+		uint32_t ip = ntohl(a->ss.in.sin_addr.s_addr);
+		return (ip >> 24) == 10 || (ip >> 20) == (172u << 4 | 1) || (ip >> 16) == (192u << 8 | 168) ||
+		       (ip >> 22) == (100u << 2 | 1) || (ip >> 16) == (169u << 8 | 254);
+	}
+	if (a->ss.ss_family == AF_INET6) {
+		const uint8_t *b = a->ss.in6.sin6_addr.s6_addr;
+		return (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+	}
+	return false;
+}

@@ -43,6 +43,10 @@ uint16_t tp_addr_port(const struct tp_addr *a);
 bool tp_addr_equal(const struct tp_addr *a, const struct tp_addr *b);
 /* Same IP address, whatever the ports. */
 bool tp_addr_same_host(const struct tp_addr *a, const struct tp_addr *b);
+/* Whether a is a private address nobody outside its network can reach: IPv4 10/8,
+ * 172.16/12, 192.168/16, 100.64/10 (carrier-grade NAT), 169.254/16; IPv6 fc00::/7 and
+ * fe80::/10. Loopback is not: it is this machine. */
+bool tp_addr_is_private(const struct tp_addr *a);
 
 /* ---- settings ([server] listen) ---------------------------------------------------------- */
 

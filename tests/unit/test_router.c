@@ -1346,10 +1346,63 @@ static void t_load_levels(void)
 	teardown(f);
 }
 
+/* Two phones behind NAT wrote private Contacts (192.168.x): requests inside their dialog go
+ * to where each side's messages came from (its flow), in both directions; a public or
+ * loopback remote target is left alone. */
+static void t_in_dialog_behind_nat_goes_to_flow(void)
+{
+	struct fx *f = setup(NULL);
+	uint32_t now = (uint32_t)(f->wall / 1000);
+	struct tp_addr caller_ctc, callee_ctc;
+	tp_addr_from_host(&caller_ctc, STR("10.0.0.5"), 5060);
+	tp_addr_from_host(&callee_ctc, STR("192.168.72.2"), 5060);
+	CHECK_INT(dlg_open(f->dialogs, STR("nat@x"), STR("z1"), now), 0);
+	dlg_set_flow(f->dialogs, STR("nat@x"), STR("z1"), DLG_CALLER, &f->src.addr, false);
+	dlg_learn(f->dialogs, STR("nat@x"), STR("z1"), DLG_CALLER, &caller_ctc);
+	dlg_set_flow(f->dialogs, STR("nat@x"), STR("z1"), DLG_CALLEE, &f->phone.addr, true);
+	dlg_learn(f->dialogs, STR("nat@x"), STR("z1"), DLG_CALLEE, &callee_ctc);
+	dlg_confirm(f->dialogs, STR("nat@x"), STR("z1"), now);
+	unsigned mark = f->nsent;
+	/* The caller's ACK and BYE, to the callee's private Contact. */
+	send_req(f, "ACK sip:bob@192.168.72.2:5060 SIP/2.0\r\n"
+		    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
+		    "Route: <sip:$ME;lr>\r\n"
+		    "From: <sip:zed@elsewhere.test>;tag=z1\r\n"
+		    "To: <sip:bob@a.test>;tag=b1\r\n"
+		    "Call-ID: nat@x\r\n"
+		    "CSeq: 1 ACK\r\n"
+		    "Max-Forwards: 70\r\n"
+		    "Content-Length: 0\r\n\r\n");
+	CHECK(sent_to(find_sent(f, mark, "ACK sip:bob@192.168.72.2:5060 SIP/2.0\r\n"), "198.51.100.7", 5062));
+	/* The callee's BYE, to the caller's private Contact, from the callee's flow. */
+	mark = f->nsent;
+	send_from(f, &f->phone,
+		  "BYE sip:zed@10.0.0.5:5060 SIP/2.0\r\n"
+		  "Via: SIP/2.0/UDP 192.168.72.2:5060;branch=$B;rport\r\n"
+		  "Route: <sip:$ME;lr>\r\n"
+		  "From: <sip:bob@a.test>;tag=b1\r\n"
+		  "To: <sip:zed@elsewhere.test>;tag=z1\r\n"
+		  "Call-ID: nat@x\r\n"
+		  "CSeq: 5 BYE\r\n"
+		  "Max-Forwards: 70\r\n"
+		  "Content-Length: 0\r\n\r\n");
+	CHECK(sent_to(find_sent(f, mark, "BYE sip:zed@10.0.0.5:5060 SIP/2.0\r\n"), "203.0.113.9", 40000));
+	teardown(f);
+	/* A dialog whose remote target is public (here a documentation address, as good as
+	 * public) is routed by its Request-URI as before. */
+	f = setup(NULL);
+	open_dialog(f);
+	mark = f->nsent;
+	send_req(f, bye_via_us);
+	CHECK(sent_to(find_sent(f, mark, "BYE sip:bob@198.51.100.7:5062 SIP/2.0\r\n"), "198.51.100.7", 5062));
+	teardown(f);
+}
+
 static const struct unit_case cases[] = {
 	{ "cancel_nothing_481", t_cancel_nothing_481 },
 	{ "load_options_elsewhere_503", t_load_options_elsewhere_503 },
 	{ "load_levels", t_load_levels },
+	{ "in_dialog_behind_nat_goes_to_flow", t_in_dialog_behind_nat_goes_to_flow },
 	{ "ack_max_forwards_zero_dropped", t_ack_max_forwards_zero_dropped },
 	{ "cancel_after_stateless_refusal_481", t_cancel_after_stateless_refusal_481 },
 	{ "sips_over_udp_416_alone", t_sips_over_udp_416_alone },

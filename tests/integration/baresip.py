@@ -21,20 +21,25 @@ def dominant_hz(wav):
 
 class Baresip:
     def __init__(self, tmp, name, user, domain, password, server_port, server_host="127.0.0.1",
-                 answermode="manual", tone_hz=1000, regint=600):
+                 answermode="manual", tone_hz=1000, regint=600, host="127.0.0.1", netns=None,
+                 sip_port=None, ctrl_port=None):
+        """host: the address it listens on; netns: the named network namespace it runs in
+        (natnet.py), where sip_port and ctrl_port must be given (nothing else is bound there)."""
         self.dir = os.path.join(str(tmp), f"baresip-{name}")
         os.makedirs(self.dir, exist_ok=True)
         self.rec = os.path.join(self.dir, "rec")
         os.makedirs(self.rec, exist_ok=True)
-        self.sip_port = free_port()
-        self.ctrl_port = free_port(tcp=True)
+        self.netns = netns
+        self.host = host
+        self.sip_port = sip_port or free_port(host)
+        self.ctrl_port = ctrl_port or free_port(tcp=True)
         rtp = 20000 + (self.sip_port % 200) * 100
         self.user, self.domain = user, domain
         self.aor = f"sip:{user}@{domain}"
         with open(os.path.join(self.dir, "config"), "w") as f:
             f.write(f"""poll_method epoll
-sip_listen 127.0.0.1:{self.sip_port}
-net_interface 127.0.0.1
+sip_listen {host}:{self.sip_port}
+net_interface {host}
 dns_server 127.0.0.1:53
 rtp_ports {rtp}-{rtp + 99}
 call_local_timeout 120
@@ -67,12 +72,15 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
     def start(self):
         self.logpath = os.path.join(self.dir, "baresip.log")
         self.log = open(self.logpath, "ab")
-        self.proc = subprocess.Popen(["stdbuf", "-oL", "baresip", "-4", "-s", "-f", self.dir],
+        cmd = ["stdbuf", "-oL", "baresip", "-4", "-s", "-f", self.dir]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns] + cmd
+        self.proc = subprocess.Popen(cmd,
                                      stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         end = time.time() + 15
         while time.time() < end:
             try:
-                self.sock = socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=1)
+                self.sock = self._connect()
                 break
             except OSError:
                 if self.proc.poll() is not None:
@@ -81,6 +89,13 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
         else:
             raise RuntimeError("baresip ctrl_tcp did not open: " + self.read_log())
         return self
+
+    def _connect(self):
+        if not self.netns:
+            return socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=1)
+        from natnet import netns
+        with netns(self.netns):
+            return socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=1)
 
     def read_log(self):
         with open(self.logpath, "rb") as f:

@@ -203,6 +203,11 @@ size_t loc_aor_count(const struct location *l)
 	return l->used;
 }
 
+size_t loc_capacity(const struct location *l)
+{
+	return l->cap;
+}
+
 size_t loc_binding_count(const struct location *l)
 {
 	return l->bindings;
@@ -418,4 +423,18 @@ unsigned loc_sweep(struct location *l, uint32_t now, unsigned budget, loc_expire
 		}
 	}
 	return removed;
+}
+
+void loc_walk(struct location *l, size_t *cursor, unsigned budget, void (*h)(struct loc_binding *b, void *arg),
+	      void *arg)
+{
+	for (unsigned n = 0; n < budget && n < l->cap; n++) {
+		size_t i = *cursor & (l->cap - 1);
+		*cursor = (i + 1) & (l->cap - 1);
+		struct loc_aor *a = l->slot[i];
+		if (!a || a == TOMB)
+			continue;
+		for (struct loc_binding *b = a->first; b; b = b->next)
+			h(b, arg);
+	}
 }

@@ -30,8 +30,9 @@ struct loc_binding {
 	uint16_t q;      /* q-value in thousandths; 1000 when absent */
 	uint16_t len[7]; /* lengths of the fields below, in order */
 	struct loc_src src;
-	uint8_t flags; /* LOC_F_* */
-	char data[];   /* contact uri, contact params, call-id, user-agent, path,
+	uint8_t flags;  /* LOC_F_* */
+	uint8_t misses; /* keepalive OPTIONS unanswered in a row (registrar's NAT ping) */
+	char data[];    /* contact uri, contact params, call-id, user-agent, path,
 				      +sip.instance, reg-id; no terminators */
 };
 
@@ -70,6 +71,8 @@ struct location;
 int loc_new(struct location **lp);
 void loc_free(struct location *l);
 size_t loc_aor_count(const struct location *l);
+/* Hash slots of the table (what loc_sweep and loc_walk count their budget in). */
+size_t loc_capacity(const struct location *l);
 size_t loc_binding_count(const struct location *l);
 
 /* The AOR's entry, or NULL. Bindings past their expiry may still be listed until the next
@@ -88,5 +91,9 @@ typedef void(loc_expired_h)(const struct loc_binding *b, void *arg);
 /* Looks at up to budget hash slots from where the previous sweep stopped and removes the
  * bindings expired at now; returns how many it removed. Repeated calls cover the table. */
 unsigned loc_sweep(struct location *l, uint32_t now, unsigned budget, loc_expired_h *h, void *arg);
+/* Calls h for every binding of up to budget hash slots from *cursor (0 to start), moving
+ * *cursor on; repeated calls go round the table. h must not add or remove bindings. */
+void loc_walk(struct location *l, size_t *cursor, unsigned budget, void (*h)(struct loc_binding *b, void *arg),
+	      void *arg);
 
 #endif

@@ -1,5 +1,5 @@
 /* registrar.c: REGISTER processing (RFC 3261 §10.3 steps 6–8) and binding expiry. */
-#include "registrar/registrar.h"
+#include "registrar/registrar_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +28,7 @@ struct registrar {
 	int64_t date_sec;
 	size_t date_len;
 	char date[64];
+	struct reg_ping *ping; /* NAT keepalive (ping.c) */
 };
 
 int reg_new(struct registrar **rp, const struct reg_env *env)
@@ -36,13 +37,30 @@ int reg_new(struct registrar **rp, const struct reg_env *env)
 	if (!r)
 		return -ENOMEM;
 	r->env = *env;
+	if (reg__ping_new(&r->ping, &r->env) < 0) {
+		free(r);
+		return -ENOMEM;
+	}
 	*rp = r;
 	return 0;
 }
 
 void reg_free(struct registrar *r)
 {
+	if (!r)
+		return;
+	reg__ping_free(r->ping);
 	free(r);
+}
+
+void reg_ping(struct registrar *r, unsigned tick_ms)
+{
+	reg__ping_tick(r->ping, tick_ms);
+}
+
+const struct reg_ping_stats *reg_ping_stats(const struct registrar *r)
+{
+	return reg__ping_stats(r->ping);
 }
 
 static bool is_private_host(struct str host, const struct tp_addr *src)
@@ -184,11 +202,16 @@ static void queue_put(struct registrar *r, struct str aor, const struct loc_bind
 		log_error(r->env.lg, "store", "binding %.*s not queued: %s", STR_FMT(aor), store_errmsg(r->env.store));
 }
 
+void reg__queue_del(const struct reg_env *env, struct str aor, struct str uri)
+{
+	if (env->store && store_binding_del(env->store, aor, uri) < 0)
+		log_error(env->lg, "store", "binding removal %.*s not queued: %s", STR_FMT(aor),
+			  store_errmsg(env->store));
+}
+
 static void queue_del(struct registrar *r, struct str aor, struct str uri)
 {
-	if (r->env.store && store_binding_del(r->env.store, aor, uri) < 0)
-		log_error(r->env.lg, "store", "binding removal %.*s not queued: %s", STR_FMT(aor),
-			  store_errmsg(r->env.store));
+	reg__queue_del(&r->env, aor, uri);
 }
 
 /* Writes the 200's Contact lines: every live binding with its remaining time. */

@@ -17,10 +17,14 @@ struct registrar;
 
 /* The settings ([server] section, same-named flags). */
 struct reg_cfg {
-	unsigned max_contacts;    /* --max-contacts 10 bindings per address */
-	unsigned min_expires;     /* --min-expires 60 s */
-	unsigned max_expires;     /* --max-expires 86400 s */
-	unsigned default_expires; /* --default-expires 3600 s */
+	unsigned max_contacts;      /* --max-contacts 10 bindings per address */
+	unsigned min_expires;       /* --min-expires 60 s */
+	unsigned max_expires;       /* --max-expires 86400 s */
+	unsigned default_expires;   /* --default-expires 3600 s */
+	unsigned nat_ping_interval; /* --nat-ping-interval 25 s between OPTIONS to each phone
+				     * behind NAT registered over UDP; 0 off */
+	bool nat_ping_remove;       /* --nat-ping-remove: remove the binding of a phone that
+				     * stopped answering them (else it is only logged) */
 };
 extern const struct cfg_key reg_cfg_keys[];
 extern const size_t reg_cfg_nkeys;
@@ -29,6 +33,8 @@ int reg_cfg_check(const void *base, char *err, size_t errlen); /* min <= default
 
 struct reg_env {
 	const struct reg_cfg *cfg;
+	struct txn_layer *txn; /* NAT keepalive OPTIONS; may be NULL: none sent */
+	struct transport *tp;  /* our address in their Via and From; may be NULL: none sent */
 	struct log *lg;
 	struct location *loc;
 	struct store *store; /* may be NULL: no persistence */
@@ -49,6 +55,17 @@ long reg_load(struct registrar *r, uint32_t now);
 /* Removes expired bindings, a slice of the table per call, deleting them from the store
  * and logging each. */
 void reg_sweep(struct registrar *r, uint32_t now);
+
+/* Sends the NAT keepalive OPTIONS due (README "Phones behind NAT"): each phone behind NAT
+ * registered over UDP gets one every nat-ping-interval, spread over the interval. Called
+ * every tick_ms by the server's sweep. */
+void reg_ping(struct registrar *r, unsigned tick_ms);
+/* Keepalive counters. */
+struct reg_ping_stats {
+	uint64_t sent, answered, missed, unreachable, removed;
+	unsigned outstanding;
+};
+const struct reg_ping_stats *reg_ping_stats(const struct registrar *r);
 
 /* Where to send a request for binding b: the contact as written, or the address the
  * REGISTER came from when the phone is behind NAT (see README). Fills dst (listener

@@ -303,6 +303,7 @@ static void sweep_tick(void *arg)
 	struct server *s = arg;
 	uint64_t now = now_ms(s);
 	reg_sweep(s->reg, (uint32_t)(now / 1000));
+	reg_ping(s->reg, SWEEP_MS);
 	dlg_sweep(s->dialogs, (uint32_t)(now / 1000), 256);
 	measure_memory(s);
 	/* The guard's sweep walks its whole table: every few seconds is enough. */
@@ -367,16 +368,6 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "cannot set up authentication (no randomness or memory)");
 		goto fail;
 	}
-	struct reg_env re = { .cfg = &cfg->reg, .lg = lg, .loc = s->loc, .store = s->store };
-	if (reg_new(&s->reg, &re) < 0) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	long n = reg_load(s->reg, (uint32_t)(now_ms(s) / 1000));
-	if (n < 0) {
-		snprintf(err, errlen, "cannot load bindings: %s", store_errmsg(s->store));
-		goto fail;
-	}
 	if (tp_new(&s->tp, loop, on_recv, s) < 0) {
 		snprintf(err, errlen, "cannot create the transport");
 		goto fail;
@@ -387,6 +378,18 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 	}
 	if (txn_layer_new(&s->txn, &cfg->txn, loop_timers(loop), server_send, s, NULL, NULL) < 0) {
 		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	struct reg_env re = {
+		.cfg = &cfg->reg, .txn = s->txn, .tp = s->tp, .lg = lg, .loc = s->loc, .store = s->store
+	};
+	if (reg_new(&s->reg, &re) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	long n = reg_load(s->reg, (uint32_t)(now_ms(s) / 1000));
+	if (n < 0) {
+		snprintf(err, errlen, "cannot load bindings: %s", store_errmsg(s->store));
 		goto fail;
 	}
 	if (guard_new(&s->guard, &cfg->guard) < 0) {

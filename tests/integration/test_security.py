@@ -24,6 +24,11 @@ def victim(host="127.0.0.9"):
     return s
 
 
+def not_keepalive(m):
+    """A request other than the OPTIONS keepalive Parley sends to phones behind NAT (rport)."""
+    return not m.is_response and m.method != "OPTIONS"
+
+
 def got_anything(sock, wait=1.5):
     end = time.time() + wait
     while time.time() < end:
@@ -82,7 +87,7 @@ def test_preloaded_route_cannot_forge_a_local_caller(ab):
                            headers=[f"Route: <sip:{ab.host}:{ab.port};lr>, <sip:{bob.hostport};lr>"]))
     r = atk.final()
     assert r.status == 407
-    assert bob.recv(timeout=1.0, want=lambda m: not m.is_response) is None
+    assert bob.recv(timeout=1.0, want=not_keepalive) is None
 
 
 def test_in_dialog_request_to_a_third_party_is_refused(ab):
@@ -340,7 +345,7 @@ def test_every_form_of_our_domain_is_challenged(ab, host):
     atk = UA(ab.addr, user="alice", domain=h)
     atk.send_raw(atk.build("INVITE", "sip:bob@a.test", to="<sip:bob@a.test>"))
     assert atk.final().status == 407
-    assert bob.recv(timeout=1.0, want=lambda m: not m.is_response) is None
+    assert bob.recv(timeout=1.0, want=not_keepalive) is None
 
 
 # ---- 8. correctness under abuse -------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "core/loop.h"
 #include "registrar/registrar.h"
 
 #define MAXSENT 64
@@ -614,7 +615,109 @@ static void t_reload(void)
 	CHECK_INT(system(cmd), 0);
 }
 
+/* The last OPTIONS sent, or NULL. */
+static const char *last_options(struct fx *f, unsigned from)
+{
+	for (unsigned i = f->nsent; i-- > from;)
+		if (starts(f->sent[i], "OPTIONS "))
+			return f->sent[i];
+	return NULL;
+}
+
+/* Answers an OPTIONS the registrar sent, as the phone would (200, from its address). */
+static void answer_options(struct fx *f, const char *options)
+{
+	struct sip_msg req, resp;
+	struct sip_hdr rh[SIP_MAX_HEADERS], ph[SIP_MAX_HEADERS];
+	struct sip_parse_err perr;
+	CHECK(sip_msg_parse(&req, rh, SIP_MAX_HEADERS, options, strlen(options), true, &perr) == SIP_PARSE_OK);
+	char buf[2048];
+	struct sip_out o;
+	sip_out_init(&o, buf, sizeof buf);
+	struct sip_resp_opts opt = { .to_tag = STR("ph1") };
+	CHECK_INT(sip_print_response(&o, &req, 200, "OK", &opt), 0);
+	CHECK(sip_msg_parse(&resp, ph, SIP_MAX_HEADERS, o.p, o.len, true, &perr) == SIP_PARSE_OK);
+	CHECK_INT(txn_recv_response(f->l, &resp, &f->src), 0);
+}
+
+/* NAT keepalive: a phone registered with rport (behind NAT) gets an OPTIONS every
+ * nat-ping-interval at its source address; an answer keeps it, three unanswered ones mark
+ * it unreachable, and with nat-ping-remove its binding goes. A phone not behind NAT gets
+ * none. */
+static void t_nat_keepalive(void)
+{
+	for (int remove = 0; remove <= 1; remove++) {
+		struct fx *f = setup(true);
+		struct loop *loop;
+		struct transport *tp;
+		char err[128];
+		CHECK_INT(loop_new(&loop), 0);
+		CHECK_INT(tp_new(&tp, loop, NULL, NULL), 0);
+		CHECK_INT(tp_listen(tp, "udp:127.0.0.1:0", err, sizeof err), 0);
+		f->cfg.nat_ping_interval = 1;
+		f->cfg.nat_ping_remove = remove;
+		reg_free(f->r);
+		struct reg_env env = { .cfg = &f->cfg, .loc = f->loc, .store = f->st, .txn = f->l, .tp = tp };
+		CHECK_INT(reg_new(&f->r, &env), 0);
+		CHECK(starts(reg_via(f, "ka@x", 1, ";rport",
+				     "Contact: <sip:alice@192.168.1.5:5060>\r\nExpires: 3600\r\n", NOW),
+			     "SIP/2.0 200 "));
+		unsigned mark = f->nsent;
+		reg_ping(f->r, 1000); /* one interval: the whole table */
+		const char *ping = last_options(f, mark);
+		CHECK(ping != NULL);
+		CHECK(ping && starts(ping, "OPTIONS sip:alice@192.168.1.5:5060 SIP/2.0\r\n"));
+		CHECK_INT(reg_ping_stats(f->r)->sent, 1);
+		if (ping)
+			answer_options(f, ping);
+		CHECK_INT(reg_ping_stats(f->r)->answered, 1);
+		/* Three rounds nobody answers: each times out after 64*T1. */
+		uint64_t t = 0;
+		for (int round = 0; round < 3; round++) {
+			reg_ping(f->r, 1000);
+			for (int k = 0; k < 40; k++) {
+				t += 1000;
+				timer_advance(&f->w, t);
+			}
+		}
+		CHECK_INT(reg_ping_stats(f->r)->missed, 3);
+		CHECK_INT(reg_ping_stats(f->r)->unreachable, 1);
+		struct loc_aor *a = loc_find(f->loc, STR("alice@a.test"));
+		if (remove) {
+			CHECK(a == NULL || a->first == NULL);
+			CHECK_INT(reg_ping_stats(f->r)->removed, 1);
+		} else {
+			CHECK(a && a->first);
+		}
+		teardown(f);
+		tp_free(tp);
+		loop_free(loop);
+	}
+	/* Registered from where its Contact says, without rport: not behind NAT, no keepalive. */
+	struct fx *f = setup(true);
+	struct loop *loop;
+	struct transport *tp;
+	char err[128];
+	CHECK_INT(loop_new(&loop), 0);
+	CHECK_INT(tp_new(&tp, loop, NULL, NULL), 0);
+	CHECK_INT(tp_listen(tp, "udp:127.0.0.1:0", err, sizeof err), 0);
+	f->cfg.nat_ping_interval = 1;
+	reg_free(f->r);
+	struct reg_env env = { .cfg = &f->cfg, .loc = f->loc, .store = f->st, .txn = f->l, .tp = tp };
+	CHECK_INT(reg_new(&f->r, &env), 0);
+	CHECK(starts(reg(f, "ka2@x", 1, "Contact: <sip:alice@203.0.113.9:40000>\r\nExpires: 3600\r\n", NOW),
+		     "SIP/2.0 200 "));
+	unsigned mark = f->nsent;
+	reg_ping(f->r, 1000);
+	CHECK(last_options(f, mark) == NULL);
+	CHECK_INT(reg_ping_stats(f->r)->sent, 0);
+	teardown(f);
+	tp_free(tp);
+	loop_free(loop);
+}
+
 static const struct unit_case cases[] = {
+	{ "nat_keepalive", t_nat_keepalive },
 	{ "several_contacts", t_several_contacts },
 	{ "max_contacts", t_max_contacts },
 	{ "expires_precedence", t_expires_precedence },

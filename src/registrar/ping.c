@@ -20,9 +20,9 @@ struct ping {
 
 struct reg_ping {
 	const struct reg_env *env;
-	size_t cursor;             /* where the walk over the location table goes on */
-	double carry;              /* fractional hash slots owed to the next tick */
-	struct ping *live;         /* every ping in flight */
+	size_t cursor;     /* where the walk over the location table goes on */
+	double carry;      /* fractional hash slots owed to the next tick */
+	struct ping *live; /* every ping in flight */
 	struct reg_ping_stats stats;
 };
 

@@ -46,3 +46,30 @@ def test_calls_between_phones_behind_two_nats(tmp_path):
     assert not private, "in-dialog requests went to a private Contact:\n" + report
     assert not failed, report
     assert r.returncode == 0 and res["ok"], report
+
+
+def run_keepalive(tmp_path, interval):
+    r = subprocess.run(["unshare", "-n", "-m", sys.executable, os.path.join(HERE, "nat_keepalive_run.py"), BIN,
+                        str(tmp_path), str(interval)], capture_output=True, text=True, timeout=240)
+    path = tmp_path / "keepalive.json"
+    out = r.stdout + r.stderr
+    assert path.exists(), f"nat_keepalive_run.py wrote no result (exit {r.returncode}):\n{out[-4000:]}"
+    return json.loads(path.read_text()), out
+
+
+def test_keepalive_keeps_the_nat_open(tmp_path):
+    """bob's router forgets an idle UDP mapping after 3 s; with a keepalive OPTIONS every 2 s
+    Parley's INVITE still reaches him 12 s after he registered, and he answers."""
+    res, out = run_keepalive(tmp_path, 2)
+    assert res["pinged"] >= 3, (res, out[-3000:])
+    assert res["answered"], (res, out[-3000:])
+    assert res["clean_exit"], (res, out[-3000:])
+
+
+def test_without_keepalive_the_nat_closes(tmp_path):
+    """The control: with nat-ping-interval 0 the same call cannot reach bob (his router has
+    forgotten the mapping), which is what the keepalive is for."""
+    res, out = run_keepalive(tmp_path, 0)
+    assert res["pinged"] == 0, (res, out[-3000:])
+    assert not res["answered"], (res, out[-3000:])
+    assert res["clean_exit"], (res, out[-3000:])

@@ -9,7 +9,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from sipua import UA, free_port  # noqa: E402
+from sipua import UA, free_port, wait_for  # noqa: E402,F401 (wait_for: tests import it from here)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("PARLEY_BIN", os.path.join(ROOT, "build", "parley"))
@@ -142,17 +142,6 @@ def wait_log(server, text, timeout=5.0):
             return
         time.sleep(0.1)
     raise AssertionError(f"{text!r} not logged:\n{server.read_log()[-3000:]}")
-
-
-def wait_for(pred, timeout=10.0, step=0.1):
-    """Polls pred until it returns something true; returns that (or pred's last answer)."""
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import natnet  # noqa: E402
 from baresip import Baresip  # noqa: E402
-from sipua import UA  # noqa: E402
 
 BIN, WORK, INTERVAL = sys.argv[1], sys.argv[2], int(sys.argv[3])
 DB = os.path.join(WORK, "ka.db")
@@ -32,37 +31,16 @@ def parley_log():
         return f.read().decode("utf-8", "replace")
 
 
-def wait_for(pred, timeout, step=0.1):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
-
-
 def main():
     natnet.private_netns_dir()
     topo = natnet.build_two_nats(SRV_IP)
     for key in ("nf_conntrack_udp_timeout", "nf_conntrack_udp_timeout_stream"):
         natnet.run_in("rtr2", "sysctl", "-q", "-w", f"net.netfilter.{key}={MAPPING_S}")
     log = open(LOG, "ab")
-    srv = natnet.popen_in("srv", [BIN, "serve", "--listen", f"udp:{SRV_IP}:{SRV_PORT}", "--db", DB,
-                                  "--domain", "a.test", "--log-level", "debug",
-                                  "--nat-ping-interval", str(INTERVAL)],
-                          stdout=log, stderr=subprocess.STDOUT)
-    with natnet.netns("srv"):
-        probe = UA((SRV_IP, SRV_PORT), host=SRV_IP)
+    srv = natnet.start_parley(BIN, "srv", SRV_IP, SRV_PORT, DB, log, "--nat-ping-interval", str(INTERVAL))
     result = {"answered": False, "pinged": 0, "detail": ""}
     phones = []
     try:
-        def ready():
-            probe.send_raw(probe.build("OPTIONS", f"sip:{SRV_IP}:{SRV_PORT}", contact=False))
-            r = probe.final(timeout=0.3)
-            return r is not None and r.status == 200
-        if not wait_for(ready, 15, 0):
-            raise RuntimeError("parley did not answer OPTIONS")
         ph = topo["phones"]
         for user, ns in (("alice", "ph1"), ("bob", "ph2")):
             subprocess.run([BIN, "user", "add", f"{user}@a.test", "--password", f"{user}pw", "--db", DB],
@@ -86,7 +64,6 @@ def main():
     except Exception as e:  # noqa: BLE001 -- reported in the result, logs kept
         result["detail"] = f"{type(e).__name__}: {e}"
     finally:
-        probe.close()
         for p in phones:
             p.stop()
         srv.terminate()

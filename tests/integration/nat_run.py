@@ -26,7 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import natnet  # noqa: E402
 from baresip import Baresip  # noqa: E402
-from sipua import UA  # noqa: E402
+from sipua import wait_for  # noqa: E402
 
 BIN, WORK = sys.argv[1], sys.argv[2]
 NAT = "--no-nat" not in sys.argv[3:]
@@ -42,17 +42,6 @@ def check(name, ok, detail=""):
         checks.append({"check": name, "ok": bool(ok), "detail": detail})
         print(("ok   " if ok else "FAIL ") + name + (f": {detail}" if detail else ""), flush=True)
     return ok
-
-
-def wait_for(pred, timeout, step=0.1):
-    """Polls pred until it returns something true or timeout seconds pass; returns its last answer."""
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def parley_log():
@@ -132,20 +121,10 @@ def main():
     natnet.private_netns_dir()
     topo = natnet.build_two_nats(SRV_IP, nat=NAT)
     log = open(LOG, "ab")
-    srv = natnet.popen_in("srv", [BIN, "serve", "--listen", f"udp:{SRV_IP}:{SRV_PORT}", "--db", DB,
-                                  "--domain", "a.test", "--log-level", "debug"],
-                          stdout=log, stderr=subprocess.STDOUT)
-    with natnet.netns("srv"):
-        probe = UA((SRV_IP, SRV_PORT), host=SRV_IP)
     try:
-        def ready():
-            probe.send_raw(probe.build("OPTIONS", f"sip:{SRV_IP}:{SRV_PORT}", contact=False))
-            r = probe.final(timeout=0.3)
-            return r is not None and r.status == 200
-        if not wait_for(ready, 15, 0):
-            raise RuntimeError("parley did not answer OPTIONS:\n" + parley_log())
-    finally:
-        probe.close()
+        srv = natnet.start_parley(BIN, "srv", SRV_IP, SRV_PORT, DB, log)
+    except RuntimeError as e:
+        raise RuntimeError(f"{e}:\n{parley_log()}") from e
     ph = topo["phones"]
     # Two phones on each LAN, one pair per call, so that what one call leaves behind (a
     # callee retransmitting its 200, Parley retransmitting a BYE nobody receives) cannot be

@@ -139,3 +139,23 @@ def tear_down(names=("ph1", "rtr1", "ph2", "rtr2", "srv")):
     tree removes them anyway; this is for a script that wants to end cleanly."""
     for ns in names:
         subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
+
+
+def start_parley(bin_path, ns, ip, port, db, log, *extra):
+    """Starts `parley serve` in namespace ns on udp:ip:port (its output appended to the open
+    file log) and waits until it answers OPTIONS. Returns the process."""
+    from sipua import UA, wait_for
+    proc = popen_in(ns, [bin_path, "serve", "--listen", f"udp:{ip}:{port}", "--db", db, "--domain", "a.test",
+                         "--log-level", "debug", *extra], stdout=log, stderr=subprocess.STDOUT)
+    with netns(ns):
+        probe = UA((ip, port), host=ip)
+    try:
+        def ready():
+            probe.send_raw(probe.build("OPTIONS", f"sip:{ip}:{port}", contact=False))
+            r = probe.final(timeout=0.3)
+            return r is not None and r.status == 200
+        if not wait_for(ready, 15, 0):
+            raise RuntimeError(f"parley did not answer OPTIONS on {ip}:{port}")
+    finally:
+        probe.close()
+    return proc

@@ -421,3 +421,14 @@ def ring_forked(caller, phones, target="sip:bob@a.test", timeout=5):
     invs = [p.recv(timeout, is_req("INVITE")) for p in phones]
     assert None not in invs, "a callee's phone got no INVITE"
     return c, invs
+
+
+def wait_for(pred, timeout=10.0, step=0.1):
+    """Polls pred until it returns something true; returns that (or pred's last answer)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()

@@ -640,6 +640,24 @@ static void answer_options(struct fx *f, const char *options)
 	CHECK_INT(txn_recv_response(f->l, &resp, &f->src), 0);
 }
 
+/* setup(true) with a registrar that sends keepalives every second (through f's layer, from
+ * a transport listening on 127.0.0.1 that nothing reads); free *loop and *tp after
+ * teardown. */
+static struct fx *setup_keepalive(bool remove, struct loop **loop, struct transport **tp)
+{
+	struct fx *f = setup(true);
+	char err[128];
+	CHECK_INT(loop_new(loop), 0);
+	CHECK_INT(tp_new(tp, *loop, NULL, NULL), 0);
+	CHECK_INT(tp_listen(*tp, "udp:127.0.0.1:0", err, sizeof err), 0);
+	f->cfg.nat_ping_interval = 1;
+	f->cfg.nat_ping_remove = remove;
+	reg_free(f->r);
+	struct reg_env env = { .cfg = &f->cfg, .loc = f->loc, .store = f->st, .txn = f->l, .tp = *tp };
+	CHECK_INT(reg_new(&f->r, &env), 0);
+	return f;
+}
+
 /* NAT keepalive: a phone registered with rport (behind NAT) gets an OPTIONS every
  * nat-ping-interval at its source address; an answer keeps it, three unanswered ones mark
  * it unreachable, and with nat-ping-remove its binding goes. A phone not behind NAT gets
@@ -647,18 +665,9 @@ static void answer_options(struct fx *f, const char *options)
 static void t_nat_keepalive(void)
 {
 	for (int remove = 0; remove <= 1; remove++) {
-		struct fx *f = setup(true);
 		struct loop *loop;
 		struct transport *tp;
-		char err[128];
-		CHECK_INT(loop_new(&loop), 0);
-		CHECK_INT(tp_new(&tp, loop, NULL, NULL), 0);
-		CHECK_INT(tp_listen(tp, "udp:127.0.0.1:0", err, sizeof err), 0);
-		f->cfg.nat_ping_interval = 1;
-		f->cfg.nat_ping_remove = remove;
-		reg_free(f->r);
-		struct reg_env env = { .cfg = &f->cfg, .loc = f->loc, .store = f->st, .txn = f->l, .tp = tp };
-		CHECK_INT(reg_new(&f->r, &env), 0);
+		struct fx *f = setup_keepalive(remove, &loop, &tp);
 		CHECK(starts(reg_via(f, "ka@x", 1, ";rport",
 				     "Contact: <sip:alice@192.168.1.5:5060>\r\nExpires: 3600\r\n", NOW),
 			     "SIP/2.0 200 "));
@@ -694,20 +703,18 @@ static void t_nat_keepalive(void)
 		loop_free(loop);
 	}
 	/* Registered from where its Contact says, without rport: not behind NAT, no keepalive. */
-	struct fx *f = setup(true);
 	struct loop *loop;
 	struct transport *tp;
-	char err[128];
-	CHECK_INT(loop_new(&loop), 0);
-	CHECK_INT(tp_new(&tp, loop, NULL, NULL), 0);
-	CHECK_INT(tp_listen(tp, "udp:127.0.0.1:0", err, sizeof err), 0);
-	f->cfg.nat_ping_interval = 1;
-	reg_free(f->r);
-	struct reg_env env = { .cfg = &f->cfg, .loc = f->loc, .store = f->st, .txn = f->l, .tp = tp };
-	CHECK_INT(reg_new(&f->r, &env), 0);
+	struct fx *f = setup_keepalive(false, &loop, &tp);
 	CHECK(starts(reg(f, "ka2@x", 1, "Contact: <sip:alice@203.0.113.9:40000>\r\nExpires: 3600\r\n", NOW),
 		     "SIP/2.0 200 "));
 	unsigned mark = f->nsent;
+	reg_ping(f->r, 1000);
+	CHECK(last_options(f, mark) == NULL);
+	/* With rport, but registering the very address it sends from: not behind NAT either. */
+	CHECK(starts(
+		reg_via(f, "ka3@x", 1, ";rport", "Contact: <sip:alice@203.0.113.9:40000>\r\nExpires: 3600\r\n", NOW),
+		"SIP/2.0 200 "));
 	reg_ping(f->r, 1000);
 	CHECK(last_options(f, mark) == NULL);
 	CHECK_INT(reg_ping_stats(f->r)->sent, 0);

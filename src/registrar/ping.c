@@ -143,10 +143,8 @@ static void ping_one(struct loc_binding *b, void *arg)
 		return;
 	/* A phone that asked for rport but registered the very address it sends from is not
 	 * behind NAT: nothing to keep open. */
-	struct sip_uri u;
 	struct tp_addr ctc;
-	if (sip_uri_parse(&u, loc_b_field(b, LOC_URI)) == 0 &&
-	    tp_addr_from_host(&ctc, u.host, u.port ? u.port : 5060) == 0 && tp_addr_equal(&ctc, &dst.addr))
+	if (reg__contact_addr(b, &ctc) == 0 && tp_addr_equal(&ctc, &dst.addr))
 		return;
 	dst.lis = tp_pick(env->tp, dst.proto, &dst.addr, NULL);
 	if (!dst.lis)

@@ -63,25 +63,18 @@ const struct reg_ping_stats *reg_ping_stats(const struct registrar *r)
 	return reg__ping_stats(r->ping);
 }
 
-static bool is_private_host(struct str host, const struct tp_addr *src)
+/* A private address (tp_addr_is_private) or loopback; or a name (or an IPv6 address
+ * without its brackets, which a URI may not hold): we cannot know where it points, so the
+ * source address is trusted. */
+static bool is_private_host(struct str host)
 {
-	char buf[64];
-	struct in_addr a4;
-	struct in6_addr a6;
-	str_to_cbuf(host, buf, sizeof buf);
-	if (inet_pton(AF_INET, buf, &a4) == 1) {
-		uint32_t ip = ntohl(a4.s_addr);
-		return (ip >> 24) == 10 || (ip >> 20) == (172 << 4 | 1) || (ip >> 16) == (192 << 8 | 168) ||
-		       (ip >> 24) == 127 || (ip >> 16) == (169 << 8 | 254) || (ip >> 22) == (100 << 2 | 1);
-	}
-	if (host.l > 2 && host.p[0] == '[') {
-		str_to_cbuf((struct str){ host.p + 1, host.l - 2 }, buf, sizeof buf);
-		if (inet_pton(AF_INET6, buf, &a6) == 1)
-			return IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_LINKLOCAL(&a6) ||
-			       (a6.s6_addr[0] & 0xfe) == 0xfc;
-	}
-	(void)src;
-	return true; /* a name: we cannot know where it points, so trust the source address */
+	struct tp_addr a;
+	if ((host.l && host.p[0] != '[' && str_chr(host, ':') >= 0) || tp_addr_from_host(&a, host, 0) != 0)
+		return true;
+	if (tp_addr_is_private(&a))
+		return true;
+	return a.ss.ss_family == AF_INET ? (ntohl(a.ss.in.sin_addr.s_addr) >> 24) == 127
+					 : IN6_IS_ADDR_LOOPBACK(&a.ss.in6.sin6_addr);
 }
 
 /* The NAT rule (README "Phones behind NAT"): a phone is reached at the address its
@@ -99,7 +92,7 @@ static bool use_source(const struct sip_msg *m, const struct sip_uri *uri, const
 	/* Same host: the contact port is the phone's listening port, whatever port it sent from. */
 	if (str_caseeq(h, str_from_cstr(shost)))
 		return false;
-	return is_private_host(uri->host, &src->addr);
+	return is_private_host(uri->host);
 }
 
 int reg_binding_dest(const struct loc_binding *b, struct tp_source *dst)
@@ -110,16 +103,19 @@ int reg_binding_dest(const struct loc_binding *b, struct tp_source *dst)
 		loc_src_to_addr(&b->src, &dst->addr);
 		return 0;
 	}
+	int err = reg__contact_addr(b, &dst->addr);
+	if (err == -ENOENT) /* a name we cannot resolve here: the source address is the best we know */
+		loc_src_to_addr(&b->src, &dst->addr);
+	return err == -EINVAL ? err : 0;
+}
+
+int reg__contact_addr(const struct loc_binding *b, struct tp_addr *a)
+{
 	struct sip_uri u;
 	if (sip_uri_parse(&u, loc_b_field(b, LOC_URI)) < 0 || u.scheme == SIP_SCHEME_TEL)
 		return -EINVAL;
 	struct str host = u.maddr.l ? u.maddr : u.host;
-	uint16_t port = u.port ? u.port : 5060;
-	if (tp_addr_from_host(&dst->addr, host, port) < 0) {
-		/* A name we cannot resolve here: the source address is the best we know. */
-		loc_src_to_addr(&b->src, &dst->addr);
-	}
-	return 0;
+	return tp_addr_from_host(a, host, u.port ? u.port : 5060) == 0 ? 0 : -ENOENT;
 }
 
 static void reply(struct txn_server *st, unsigned code, const char *reason, struct str extra)

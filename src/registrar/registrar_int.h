@@ -13,6 +13,10 @@ void reg__ping_free(struct reg_ping *p);
 void reg__ping_tick(struct reg_ping *p, unsigned tick_ms);
 const struct reg_ping_stats *reg__ping_stats(const struct reg_ping *p);
 
+/* The address binding b's Contact names (its maddr, else its host; port 5060 when it has
+ * none): 0, -ENOENT for a host name, -EINVAL for a contact that is not a SIP URI. */
+int reg__contact_addr(const struct loc_binding *b, struct tp_addr *a);
+
 /* Queues the removal of a binding from the store, logging a failure. */
 void reg__queue_del(const struct reg_env *env, struct str aor, struct str uri);
 

@@ -66,14 +66,7 @@ def main():
     finally:
         for p in phones:
             p.stop()
-        srv.terminate()
-        try:
-            srv.wait(20)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait()
-        log.close()
-        natnet.tear_down()
+        natnet.stop_parley(srv, log)
     fatal = [m for m in ("ERROR: AddressSanitizer", "runtime error:") if m in parley_log()]
     result["clean_exit"] = srv.returncode == 0 and not fatal
     with open(os.path.join(WORK, "keepalive.json"), "w") as f:

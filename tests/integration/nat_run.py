@@ -170,14 +170,7 @@ def main():
                 pass
         for p in phones.values():
             p.stop()  # a second SIGTERM for any still running: it exits at once
-        srv.terminate()
-        try:
-            srv.wait(20)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait()
-        log.close()
-        natnet.tear_down()
+        natnet.stop_parley(srv, log)
     fatal = [m for m in ("ERROR: AddressSanitizer", "runtime error:") if m in parley_log()]
     check("parley exited cleanly", srv.returncode == 0 and not fatal, f"exit {srv.returncode} {fatal}")
     with open(os.path.join(WORK, "nat.json"), "w") as f:

@@ -159,3 +159,16 @@ def start_parley(bin_path, ns, ip, port, db, log, *extra):
     finally:
         probe.close()
     return proc
+
+
+def stop_parley(proc, log):
+    """Stops a Parley from start_parley (SIGTERM, then SIGKILL after 20 s), closes its log
+    and deletes the namespaces."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+    tear_down()

@@ -259,6 +259,6 @@ int sip_print_request_fwd(struct sip_out *o, const struct sip_msg *req, const st
 	}
 	if (req->max_forwards < 0 && !dropped(opt, SIP_HDR_MAX_FORWARDS))
 		sip_out_str(o, STR("Max-Forwards: 70\r\n"));
-	tail(o, opt->extra, req->body);
+	tail(o, opt->extra, opt->new_body ? opt->body : req->body);
 	return o->overflow ? -1 : 0;
 }

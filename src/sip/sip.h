@@ -314,6 +314,8 @@ struct sip_fwd_opts {
 	struct str extra;
 	const enum sip_hdr_id *drop;
 	unsigned ndrop;
+	bool new_body; /* body replaces the request's (Content-Length follows it) */
+	struct str body;
 };
 int sip_print_request_fwd(struct sip_out *o, const struct sip_msg *req, const struct sip_fwd_opts *opt);
 

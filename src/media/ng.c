@@ -255,11 +255,14 @@ static void on_timer(void *arg)
 	uint64_t now = loop_now(n->loop);
 	if (now >= c->deadline) {
 		struct ng_inst *in = &n->inst[c->idx];
-		if (!c->ping)
-			log_warn(n->lg, "media", "rtpengine %s: no answer in %u ms", in->t.name, n->timeout_ms);
-		int idx = c->idx;
+		char why[48];
+		snprintf(why, sizeof(why), "no answer in %u ms", n->timeout_ms);
+		/* Dead already: the line that marked it said so; a caller's command still gets
+		 * its own line, so that a failed call can be traced to it. */
+		if (!in->alive && !c->ping)
+			log_warn(n->lg, "media", "rtpengine %s: %s (out of rotation)", in->t.name, why);
 		finish(c, -ETIMEDOUT, STR_NULL);
-		mark_dead(&n->inst[idx], "timed out");
+		mark_dead(in, why);
 		return;
 	}
 	int rc = transmit(n, c);

@@ -228,15 +228,18 @@ static int transmit(struct ng *n, struct ng_cmd *c)
 	return -errno;
 }
 
-/* Fails every command pending on instance idx: a refused port answers none of them. */
+/* Fails every command pending on instance idx: a refused port answers none of them. Only
+ * those sent before the refusal: a callback that sends again to idx must not be failed
+ * by this same walk, or it could go round forever. */
 static void refuse_all(struct ng *n, int idx)
 {
+	uint64_t upto = n->next_id;
 	mark_dead(&n->inst[idx], "port unreachable (connection refused)");
 	for (unsigned b = 0; b < NG_BUCKETS; b++) {
 		struct ng_cmd *c = n->bucket[b];
 		while (c) {
 			struct ng_cmd *next = c->next;
-			if (c->idx == idx) {
+			if (c->idx == idx && c->id <= upto) {
 				finish(c, -ECONNREFUSED, STR_NULL);
 				/* The callback may have changed this chain: walk it again. */
 				next = n->bucket[b];
@@ -244,7 +247,7 @@ static void refuse_all(struct ng *n, int idx)
 			c = next;
 		}
 	}
-	/* The ping, if it was pending, was failed above; arm the next one. */
+	/* A pending ping was failed above, which arms the next one; make sure of it. */
 	mark_dead(&n->inst[idx], "port unreachable (connection refused)");
 }
 

@@ -130,6 +130,23 @@ static void on_reply(void *arg, int err, struct str reply)
 	loop_stop(g->f->loop);
 }
 
+/* A callback that sends the next command from inside itself, twice. */
+struct chain {
+	struct fx *f;
+	int calls;
+	int errs;
+};
+
+static void on_chain(void *arg, int err, struct str reply)
+{
+	struct chain *c = arg;
+	c->calls++;
+	c->errs += err != 0;
+	if (c->calls < 3 && ng_send(c->f->ng, 0, STR("d7:command4:pinge"), on_chain, c, NULL) == 0)
+		return;
+	loop_stop(c->f->loop);
+}
+
 static struct str reply_of(const struct got *g)
 {
 	return (struct str){ g->reply, g->len };
@@ -322,6 +339,14 @@ static void t_commands(void)
 	CHECK(bn_dict_get_str(reply_of(&g), "result", &v));
 	CHECK_STR(v, "error");
 	CHECK(bn_dict_get_str(reply_of(&g), "error-reason", &v));
+
+	/* A callback may send the next command. */
+	struct chain ch = { .f = &f };
+	CHECK_INT(ng_send(f.ng, 0, STR("d7:command4:pinge"), on_chain, &ch, NULL), 0);
+	run(&f);
+	CHECK_INT(ch.calls, 3);
+	CHECK_INT(ch.errs, 0);
+	CHECK_INT(ng_pending(f.ng), 0);
 
 	/* A cancelled command never calls back; the reply that comes anyway is counted. */
 	memset(&g, 0, sizeof(g));

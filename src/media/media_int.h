@@ -98,7 +98,7 @@ unsigned ng_count(const struct ng *n);
 
 /*
  * A command's end. reply is the reply's bencoded dictionary, valid during the call only.
- * err: 0; -ETIMEDOUT (no answer within timeout_ms: the instance is marked dead); 
+ * err: 0; -ETIMEDOUT (no answer within timeout_ms: the instance is marked dead);
  * -ECONNREFUSED (the kernel reported the port closed: dead at once); -EPROTO (the reply is
  * not a bencoded dictionary). A reply "result":"error" is err 0: read "error-reason".
  */

@@ -25,10 +25,10 @@ static bool no_more(struct str rest)
 	return !field(&rest, &f);
 }
 
-/* Digits only, at most max. */
+/* Digits only (no sign, no blanks), at most max. */
 static bool number(struct str s, uint64_t max, uint64_t *v)
 {
-	return s.l > 0 && s.l <= 10 && str_to_u64(s, max, v);
+	return str_to_u64(s, max, v);
 }
 
 /* c=IN IP4 addr[/ttl[/n]] or c=IN IP6 addr[/n]: the address view without the suffix. */

@@ -181,6 +181,8 @@ static void t_malformed(void)
 	REFUSED(WITH("m=audio 65536 RTP/AVP 0\r\n"), "SDP: bad m= line");
 	REFUSED(WITH("m=audio 12a RTP/AVP 0\r\n"), "SDP: bad m= line");
 	REFUSED(WITH("m=audio -1 RTP/AVP 0\r\n"), "SDP: bad m= line");
+	REFUSED(WITH("m=audio +4000 RTP/AVP 0\r\n"), "SDP: bad m= line");
+	REFUSED(WITH("m=audio 4000/x RTP/AVP 0\r\n"), "SDP: bad m= line");
 	REFUSED(WITH("m=audio 4000/ RTP/AVP 0\r\n"), "SDP: bad m= line");
 	REFUSED(WITH("m=audio 4000 RTP/AVP\r\n"), "SDP: bad m= line");
 	REFUSED(WITH("m=audio 4000\r\n"), "SDP: bad m= line");
@@ -208,7 +210,11 @@ static void t_malformed(void)
 	many[strlen(many) - strlen("m=audio 4000 RTP/AVP 0\r\n")] = '\0';
 	CHECK_INT(parse_sdp(many), 0);
 	CHECK_INT(S.nmedia, SDP_MAX_MEDIA);
-	CHECK_INT(sdp_parse(&S, STR("v=0\r\n"), NULL), -1); /* why may be NULL */
+	CHECK_INT(sdp_parse(&S, STR("v=0\r\n"), NULL), -1);             /* why may be NULL */
+	CHECK_INT(parse_sdp(WITH("m=audio 0004000 RTP/AVP 0\r\n")), 0); /* 1*DIGIT */
+	CHECK_INT(S.m[0].port, 4000);
+	CHECK_INT(parse_sdp(WITH("m=audio 65535 RTP/AVP 0\r\n")), 0);
+	CHECK_INT(S.m[0].port, 65535);
 #undef WITH
 }
 

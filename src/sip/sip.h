@@ -340,7 +340,7 @@ struct sdp_media {
 	struct str type;  /* "audio" */
 	uint16_t port;    /* 0: the stream is rejected or disabled (RFC 3264 §5.1) */
 	struct str proto; /* "RTP/AVP", "UDP/TLS/RTP/SAVPF", ... */
-	struct str addr;  /* this media's c= address, else the session's; may be empty */
+	struct str addr;  /* this media's c= address, else the session's (never empty: refused) */
 	bool ice;         /* a=ice-ufrag (media or session level) */
 	bool dtls;        /* a=fingerprint (media or session level) */
 	enum sdp_dir dir; /* media level, else session level, else sendrecv */

@@ -20,8 +20,13 @@ Scenarios (one namespace setup and one rtpengine for all; Parley restarted per -
   never  --media never: alice calls bob; the call connects and ends cleanly, but no RTP
          reaches either phone and neither recording holds the other's tone (the reason the
          relay exists); rtpengine holds no call; `parley calls` shows MEDIA `direct`.
+  direct (with --no-nat, the control of never) the routers only route, to each other's LAN
+         too, so the phones' own addresses work: the same call with --media never carries
+         both tones phone to phone, so the silence in never is the NATs' doing and the
+         counters and the tone check do see media when there is some.
 
 usage: media_nat_run.py PARLEY_BIN WORKDIR [--scenarios relay,hold,never] [--no-media-flags]
+       media_nat_run.py PARLEY_BIN WORKDIR --no-nat [--no-media-flags]
 --no-media-flags runs Parley with no media flags at all (a binary from before issue 12 would
 refuse them) and leaves out the checks of the MEDIA column and the relay's log line; with it,
 "never" is what today's Parley does. Writes WORKDIR/media.json: {"checks": [...], "ok": bool};
@@ -43,8 +48,9 @@ from sipua import wait_for  # noqa: E402
 
 BIN, WORK = sys.argv[1], sys.argv[2]
 ARGS = sys.argv[3:]
+NAT = "--no-nat" not in ARGS
 SCENARIOS = (ARGS[ARGS.index("--scenarios") + 1].split(",") if "--scenarios" in ARGS
-             else ["relay", "hold", "never"])
+             else ["relay", "hold", "never"] if NAT else ["direct"])
 MEDIA_FLAGS = "--no-media-flags" not in ARGS
 SRV_IP, SRV_PORT = "203.0.113.1", 5060
 NG = ("127.0.0.1", 2223)
@@ -422,9 +428,11 @@ def scenario_hold(run, ng, topo):
 
 
 def scenario_never(run, ng, topo):
+    """--media never. Behind NAT nothing can pass; without NAT (the control) the tones flow
+    phone to phone."""
     alice, bob = run.phones["alice"], run.phones["bob"]
     routers = {"alice": topo["phones"]["ph1"]["router"], "bob": topo["phones"]["ph2"]["router"]}
-    tag = "never (alice -> bob, alice hangs up)"
+    tag = "never (alice -> bob, alice hangs up)" if NAT else "direct (no NAT, --media never, alice -> bob)"
     at = {p: len(p.read_log()) for p in (alice, bob)}
     at_log = len(run.read_log())
     before = {p: p.recordings("dec") for p in (alice, bob)}
@@ -441,14 +449,23 @@ def scenario_never(run, ng, topo):
     time.sleep(TALK_S)
     hang_up(tag, alice, bob, at)
     then = {u: counter(r, "to_phone") for u, r in routers.items()}
-    check(f"{tag}: no RTP reached either phone (nft counters in the routers)", then == first,
-          f"packets before {first}, after {then}")
+    if NAT:
+        check(f"{tag}: no RTP reached either phone (nft counters in the routers)", then == first,
+              f"packets before {first}, after {then}")
+    else:
+        check(f"{tag}: RTP reached both phones (nft counters in the routers)",
+              all(then[u] - first[u] >= 25 for u in routers), f"packets before {first}, after {then}")
     time.sleep(0.5)
     for p, other in ((alice, bob), (bob, alice)):
         rec = recording(p, before[p])
         hz, secs = dominant_hz(rec) if rec else (0, 0.0)
-        check(f"{tag}: {p.user}'s decoded recording holds no {TONE[other.user]} Hz tone from {other.user}",
-              not (secs >= 0.5 and hears(hz, TONE[other.user])), f"{rec}: {hz} Hz over {secs} s")
+        heard = secs >= 0.5 and hears(hz, TONE[other.user])
+        if NAT:
+            check(f"{tag}: {p.user}'s decoded recording holds no {TONE[other.user]} Hz tone from {other.user}",
+                  not heard, f"{rec}: {hz} Hz over {secs} s")
+        else:
+            check(f"{tag}: {p.user}'s decoded recording holds {other.user}'s {TONE[other.user]} Hz tone",
+                  rec and secs >= 1.0 and heard, f"{rec}: {hz} Hz over {secs} s")
     if MEDIA_FLAGS:
         line = [ln for ln in run.read_log()[at_log:].splitlines() if "relayed through" in ln]
         check(f"{tag}: Parley logs no relayed call", not line, f"{line[:2]}")
@@ -481,7 +498,10 @@ def start_rtpengine():
 
 def main():
     natnet.private_netns_dir()
-    topo = natnet.build_two_nats(SRV_IP)
+    topo = natnet.build_two_nats(SRV_IP, nat=NAT)
+    if not NAT:  # each router also routes to the other's LAN: direct media can flow
+        natnet.run_in("rtr1", "ip", "route", "add", "192.168.72.0/24", "via", topo["phones"]["ph2"]["public"])
+        natnet.run_in("rtr2", "ip", "route", "add", "192.168.71.0/24", "via", topo["phones"]["ph1"]["public"])
     add_counters(topo)
     rtp, rtp_log = start_rtpengine()
     ng = Ng("srv")
@@ -497,7 +517,7 @@ def main():
         check("rtpengine holds no call at the start", ng.calls() == [], "")
         probe_ng(ng)
         groups = [("auto", [s for s in SCENARIOS if s in ("relay", "hold")]),
-                  ("never", [s for s in SCENARIOS if s == "never"])]
+                  ("never", [s for s in SCENARIOS if s in ("never", "direct")])]
         for media, todo in groups:
             if not todo:
                 continue
@@ -506,7 +526,8 @@ def main():
                 try:
                     {"relay": lambda: scenario_relay(run, ng, topo),
                      "hold": lambda: scenario_hold(run, ng, topo),
-                     "never": lambda: scenario_never(run, ng, topo)}[s]()
+                     "never": lambda: scenario_never(run, ng, topo),
+                     "direct": lambda: scenario_never(run, ng, topo)}[s]()
                 except Exception as e:  # noqa: BLE001 -- a failed check, the other scenarios still run
                     check(f"{s} ran to the end", False, f"{type(e).__name__}: {e}")
                 for p in run.phones.values():  # no call left over for the next scenario

@@ -15,15 +15,19 @@ from conftest import BIN
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@pytest.fixture(scope="module")
-def media_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("media_nat")
+def run_scenarios(work, *extra):
     r = subprocess.run(["unshare", "-n", "-m", sys.executable, os.path.join(HERE, "media_nat_run.py"), BIN,
-                        str(work)], capture_output=True, text=True, timeout=300)
+                        str(work), *extra], capture_output=True, text=True, timeout=300)
     out = r.stdout + r.stderr
     path = work / "media.json"
     assert path.exists(), f"media_nat_run.py wrote no result (exit {r.returncode}):\n{out[-4000:]}"
     return json.loads(path.read_text())["checks"], out, work
+
+
+@pytest.fixture(scope="module")
+def media_run(tmp_path_factory):
+    """relay, hold and never, in one namespace setup (Parley restarted for never)."""
+    return run_scenarios(tmp_path_factory.mktemp("media_nat"))
 
 
 def assert_part(media_run, prefixes, at_least):
@@ -46,6 +50,14 @@ def test_relay_carries_both_tones_through_two_nats(media_run):
     and the BYE reach the phones, rtpengine holds the call while it is up and not after the
     BYE, Parley logs the relay and `parley calls` shows MEDIA `relay N/M pkts, X% loss`."""
     assert_part(media_run, ("relay", "[auto]"), 12)
+
+
+def test_control_direct_media_without_nat(tmp_path):
+    """The control of the never case: when the routers only route (to each other's LAN too)
+    the same call with --media never carries both tones phone to phone, the nftables counters
+    see its RTP, and `parley calls` shows MEDIA `direct`. So the silence behind NAT is the
+    NATs' doing, and the checks do see media when there is some."""
+    assert_part(run_scenarios(tmp_path, "--no-nat"), ("direct", "[never]"), 10)
 
 
 def test_hold_and_resume_keep_the_relayed_call_working(media_run):

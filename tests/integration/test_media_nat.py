@@ -15,7 +15,22 @@ from conftest import BIN
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def media_flags_known(work):
+    """Whether this parley takes --rtpengine and --media (issue 12): one from before rejects
+    them with "unknown flag" at once. An unusable listen address makes one that knows them
+    stop quickly too."""
+    try:
+        r = subprocess.run([BIN, "serve", "--rtpengine", "udp:127.0.0.1:2223", "--media", "never",
+                            "--listen", "udp:256.0.0.1:1", "--db", str(work / "flags.db")],
+                           capture_output=True, text=True, timeout=5)
+    except subprocess.TimeoutExpired:
+        return True
+    return "unknown flag --rtpengine" not in r.stdout + r.stderr
+
+
 def run_scenarios(work, *extra):
+    if not media_flags_known(work):
+        pytest.skip("this parley has no --rtpengine/--media yet (issue 12's media relay has not landed)")
     r = subprocess.run(["unshare", "-n", "-m", sys.executable, os.path.join(HERE, "media_nat_run.py"), BIN,
                         str(work), *extra], capture_output=True, text=True, timeout=300)
     out = r.stdout + r.stderr

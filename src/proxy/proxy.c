@@ -845,6 +845,9 @@ static int forward(struct proxy *p, struct txn_server *st, const struct proxy_ta
 	}
 	for (unsigned i = 0; i < n; i++)
 		c->br[i].c = c;
+	/* §16.2: a proxy answers 100 at once, so that the caller stops retransmitting. */
+	if (invite)
+		txn_server_trying(st);
 	int err = 0;
 	if (hold_id) {
 		c->held = copy_targets(t, n);
@@ -858,9 +861,6 @@ static int forward(struct proxy *p, struct txn_server *st, const struct proxy_ta
 		pool_free(p->pool, c, c->size);
 		return err;
 	}
-	/* §16.2: a proxy answers 100 at once, so that the caller stops retransmitting. */
-	if (invite)
-		txn_server_trying(st);
 	c->next = p->live;
 	if (p->live)
 		p->live->prev = c;

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from conftest import calls_table, phones, wait_for, wait_log
+from conftest import add_users, calls_table, phones, wait_for, wait_log
 from ngpeer import Rtpengine, Sdp, SilentPeer, dead_port, plain_sdp, webrtc_sdp
 from sipua import UA, Call, callee_answer, is_req, is_resp, rand, uri_of
 
@@ -275,6 +275,28 @@ def test_auto_caller_behind_nat_is_relayed(media_server, rtpe):
     assert rtpe.wait_no_calls() == []
 
 
+def test_auto_callee_behind_nat_is_relayed(media_server, rtpe):
+    """bob registered a private Contact (from loopback): behind NAT, so his calls are relayed
+    although both SDPs say 127.0.0.1."""
+    server = media_server(rtpe.spec, media="auto")
+    alice, = phones(server, "alice")
+    add_users(server, "bob")
+    bob = server.ua("bob", "pw")
+    r = bob.register(contact="<sip:bob@192.168.1.60:5060>")
+    assert r is not None and r.status == 200
+    c, (inv,) = ring_media(alice, [bob], plain_sdp(ALICE_RTP))
+    assert_relayed(inv, rtpe, ALICE_RTP)
+    tag = rand(8)
+    answer(bob, inv, tag, plain_sdp(BOB_RTP))
+    r = c.final()
+    assert r is not None and r.status == 200
+    assert_relayed(r, rtpe, BOB_RTP)
+    c.ack()
+    assert bob.recv(3, is_req("ACK")) is not None
+    bye_both_ways(c, bob)
+    assert rtpe.wait_no_calls() == []
+
+
 def test_never_relays_even_behind_nat(media_server, rtpe):
     server = media_server(rtpe.spec, media="never")
     alice, bob = phones(server, "alice", "bob")
@@ -536,7 +558,9 @@ def test_fault_rtpengine_never_answers(media_server, required):
             assert r is not None and r.status == 503, r
             c.ack_non2xx(r)
             assert bob.recv(1, is_req("INVITE")) is None, "bob got the INVITE although media is required"
-        assert "offer" in peer.commands(), f"the silent peer got no offer: {peer.got}"
+        offers = [c for c, d in peer.got if d.get("command") == "offer"]
+        assert offers, f"the silent peer got no offer: {peer.got}"
+        assert len(offers) > len(set(offers)), f"the offer was never retransmitted: {peer.got}"
         assert wait_warn(server, "rtpengine")
         assert options_answered(server)
     finally:

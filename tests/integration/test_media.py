@@ -558,7 +558,8 @@ def test_fault_rtpengine_never_answers(media_server, required):
             assert r is not None and r.status == 503, r
             c.ack_non2xx(r)
             assert bob.recv(1, is_req("INVITE")) is None, "bob got the INVITE although media is required"
-        offers = [c for c, d in peer.got if d.get("command") == "offer"]
+        offers = [x[0] for x in peer.got if isinstance(x, tuple) and isinstance(x[1], dict)
+                  and x[1].get("command") == "offer"]
         assert offers, f"the silent peer got no offer: {peer.got}"
         assert len(offers) > len(set(offers)), f"the offer was never retransmitted: {peer.got}"
         assert wait_warn(server, "rtpengine")

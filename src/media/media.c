@@ -441,7 +441,9 @@ int media_offer(struct media *md, const struct sip_msg *m, const struct tp_sourc
 	k->webrtc[CALLEE] = callee_webrtc;
 	k->offer_cseq = m->cseq;
 	k->offer_side = CALLER;
-	k->late = false;
+	/* Without SDP here the offer comes in a response: marked as if one were pending there,
+	 * so that the response's SDP is taken as the offer it is. */
+	k->late = !has;
 	k->why = reason;
 	if (!has)
 		return 0; /* a late offer: it comes in the 2xx (media_intercept) */
@@ -733,7 +735,7 @@ static void delete_done(struct media *md, struct op *o, int err, struct str repl
 		snprintf(text, sizeof text, "relay %s %llu/%llu pkts%s", name, (unsigned long long)f.pkts[CALLER],
 			 (unsigned long long)f.pkts[CALLEE], lost);
 		log_info(md->env.lg, "media",
-			 "call %.*s relayed through %s: %llu packets from the caller, %llu from the callee%s%s",
+			 "call %.*s ended: rtpengine %s counted %llu packets from the caller, %llu from the callee%s%s",
 			 STR_FMT(o->call_id), name, (unsigned long long)f.pkts[CALLER],
 			 (unsigned long long)f.pkts[CALLEE], lost, total == 0 ? " (no audio at all)" : "");
 	}

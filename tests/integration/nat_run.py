@@ -111,7 +111,7 @@ def one_call(n, caller, callee, hangup_by, caller_pub, callee_pub):
     check(f"{tag}: {other.user} received the BYE and its call ended", closed and got_bye,
           f"{other.user}: CALL_CLOSED {closed}, BYE in its trace {got_bye}")
     want = (rf"^{caller.user}@a\.test\s+{callee.user}@a\.test\s+\S+ \S+\s+\d\d:\d\d:\d\d\s+"
-            rf"\d\d:\d\d:\d\d\s+answered \(200\)\s+\d+:\d\d$")
+            rf"\d\d:\d\d:\d\d\s+answered \(200\)\s+\d+:\d\d\s+direct$")
     rows = wait_for(lambda: [ln for ln in call_records().splitlines() if re.search(want, ln)], 4)
     check(f"{tag}: `parley calls` records it answered and ended, with a duration", len(rows) == 1,
           f"rows {rows or call_records().splitlines()}")

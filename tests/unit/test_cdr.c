@@ -14,7 +14,7 @@
 #define MAXROWS 400
 
 struct row {
-	char id[128], call_id[128], caller[64], callee[64], reason[32];
+	char id[128], call_id[128], caller[64], callee[64], reason[32], media[160];
 	uint64_t start_ms, answer_ms, end_ms, duration_ms;
 	unsigned status;
 };
@@ -35,6 +35,7 @@ static int take_row(const struct store_call *c, void *arg)
 	str_to_cbuf(c->caller, r->caller, sizeof r->caller);
 	str_to_cbuf(c->callee, r->callee, sizeof r->callee);
 	str_to_cbuf(c->reason, r->reason, sizeof r->reason);
+	str_to_cbuf(c->media, r->media, sizeof r->media);
 	r->start_ms = c->start_ms;
 	r->answer_ms = c->answer_ms;
 	r->end_ms = c->end_ms;
@@ -588,7 +589,53 @@ static void t_proxy_cancelled(void)
 	px_free(f);
 }
 
+/* The relay's figures reach the record whether they come before the BYE's answer or
+ * after it; an unrelayed call says direct. */
+static void t_media_figures(void)
+{
+	struct store *st = mem_store();
+	struct timer_wheel w;
+	timer_wheel_init(&w, 0);
+	struct cdr *c;
+	CHECK_INT(cdr_new(&c, st, &w), 0);
+	char who[64];
+	uint64_t dur = 0;
+	struct cdr_attempt a = attempt("k1;t1;1", "k1@x", T0), b = attempt("k2;t1;1", "k2@x", T0),
+			   d = attempt("k3;t1;1", "k3@x", T0);
+	a.media = b.media = STR("relay udp:127.0.0.1:2223");
+	d.media = STR("direct");
+	cdr_final(c, &a, 200, "answered", T0 + 100);
+	cdr_final(c, &b, 200, "answered", T0 + 100);
+	cdr_final(c, &d, 200, "answered", T0 + 100);
+	/* After the end: the ended call waits for its figures (not counted as active). */
+	CHECK(cdr_end(c, STR("k1@x"), T0 + 5000, who, sizeof who, &dur));
+	CHECK_INT(cdr_active(c), 2);
+	cdr_media(c, STR("k1@x"), "relay udp:127.0.0.1:2223 250/249 pkts");
+	/* Before the end. */
+	cdr_media(c, STR("k2@x"), "relay udp:127.0.0.1:2223 10/0 pkts");
+	CHECK(cdr_end(c, STR("k2@x"), T0 + 5000, who, sizeof who, &dur));
+	CHECK(cdr_end(c, STR("k3@x"), T0 + 5000, who, sizeof who, &dur));
+	CHECK_INT(cdr_active(c), 0);
+	struct rows *rs = rows_of(st);
+	const struct row *r1 = find(rs, "k1;t1;1"), *r2 = find(rs, "k2;t1;1"), *r3 = find(rs, "k3;t1;1");
+	CHECK(r1 && strcmp(r1->media, "relay udp:127.0.0.1:2223 250/249 pkts") == 0 && r1->end_ms == T0 + 5000);
+	CHECK(r2 && strcmp(r2->media, "relay udp:127.0.0.1:2223 10/0 pkts") == 0 && r2->end_ms == T0 + 5000);
+	CHECK(r3 && strcmp(r3->media, "direct") == 0);
+	free(rs);
+	/* Figures that never come: the ended call is forgotten all the same. */
+	struct cdr_attempt e = attempt("k4;t1;1", "k4@x", T0);
+	e.media = STR("relay udp:127.0.0.1:2223");
+	cdr_final(c, &e, 200, "answered", T0 + 100);
+	CHECK(cdr_end(c, STR("k4@x"), T0 + 5000, who, sizeof who, &dur));
+	timer_advance(&w, 60000);
+	CHECK_INT(cdr_active(c), 0);
+	cdr_media(c, STR("k4@x"), "late");
+	cdr_free(c);
+	store_close(st);
+}
+
 static const struct unit_case cases[] = {
+	{ "media_figures", t_media_figures },
 	{ "start_row", t_start_row },
 	{ "failed_attempt", t_failed_attempt },
 	{ "answered_then_ended", t_answered_then_ended },

@@ -70,12 +70,25 @@ relay_pass() { # SERVER: the whole relay pass for one server; appends to RESULTS
 	echo "== $srv relay: N=$N conc=$CONC, fresh rtpengine and fresh server" >&2
 	t0=$(date +%s.%N)
 	SRV_DEAD=0
-	rtpe_start "$dir" || return 1
+	if ! rtpe_start "$dir"; then
+		echo "server=$srv notrun=rtpengine_did_not_start" >>"$RELAY_RESULTS"
+		stop_pid "$RTPE_PID"
+		return 1
+	fi
+	local started=0
 	case $srv in
 	parley) PARLEY_ARGS="${PARLEY_ARGS---rate-limit 0} --rtpengine udp:127.0.0.1:$RTPE_NG --media always" \
-		WORK=$rw start_server parley || return 1 ;;
-	kamailio) RTPENGINE_NG=$RTPE_NG WORK=$rw start_server kamailio || return 1 ;;
+		WORK=$rw start_server parley && started=1 ;;
+	kamailio) RTPENGINE_NG=$RTPE_NG WORK=$rw start_server kamailio && started=1 ;;
 	esac
+	if [ $started = 0 ]; then
+		echo "bench: $srv did not start with its relay set-up; the end of its log:" >&2
+		tail -n 3 "$dir/server.log" "$dir/log" 2>/dev/null >&2
+		echo "server=$srv notrun=it_did_not_start_with_its_relay_set-up" >>"$RELAY_RESULTS"
+		stop_pid "$SRV_PID"
+		stop_pid "$RTPE_PID"
+		return 1
+	fi
 	WORK=$rw run_sipp "$srv" reg warmup reg_auth.xml users.csv auto >/dev/null
 	if [ "$SRV_DEAD" = 0 ]; then
 		out=$(cd "$dir" && sipp -sf "$HERE/sipp/relay_uas.xml" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
@@ -110,35 +123,6 @@ relay_pass() { # SERVER: the whole relay pass for one server; appends to RESULTS
 	echo "bench: $srv relay: $line" >&2
 }
 
-relay_table() { # print the relay figures of RELAY_RESULTS and the Parley/Kamailio line; 1 on a leak
-	python3 - "$RESULTS" "$RELAY_RESULTS" <<'EOF'
-import sys
-res, rel = {}, {}
-for fn, d in ((sys.argv[1], res), (sys.argv[2], rel)):
-    for line in open(fn):
-        kv = dict(x.split("=", 1) for x in line.split() if "=" in x)
-        if kv.get("pass", "relay") == "relay" and "server" in kv:
-            d[kv["server"]] = kv
-print("relay pass (media always through one local rtpengine per server run; no RTP):")
-bad = 0
-for s, r in rel.items():
-    p = res.get(s, {})
-    rcpu = int(r["rtpe_cpu_ms"]) * 1000 // max(int(p.get("ok", "0") or 0), 1)
-    print(f"  {s:8}  {p.get('rate', '?'):>6} calls/s  server cpu {p.get('cpu_us', '?'):>5} µs/call"
-          f"  (rtpengine, not counted: {rcpu} µs/call)  fail {p.get('fail', '?')}"
-          f"  rtpengine sessions left {r['sessions']} (ng list: {r['calls']}; created"
-          f" {r.get('managed', '?')}, deleted {r.get('terminated', '?')}, timed out {r.get('timedout', '?')})  measured run {p.get('secs', '?')} s, whole pass {r['pass_secs']} s")
-    if r["sessions"] != "0" or r["calls"] != "0":
-        bad = 1
-        print(f"  LEAK: {s} left {r['sessions']} rtpengine sessions (must be 0)")
-a, b = res.get("parley"), res.get("kamailio")
-if a and b:
-    try:
-        x = float(a["cpu_us"]) / float(b["cpu_us"])
-        print(f"  Parley/Kamailio relay cpu/call {x:.2f} (target <= 0.33: {'met' if x <= 1 / 3 else 'NOT met'})"
-              f"   throughput {float(a['rate']) / float(b['rate']):.2f}")
-    except (ValueError, ZeroDivisionError):
-        print("  Parley/Kamailio relay cpu/call n/a")
-sys.exit(bad)
-EOF
+relay_table() { # the relay table and the Parley/Kamailio line (relay_table.py); 1 on a leak or a pass not run
+	python3 "$HERE/relay_table.py" "$RESULTS" "$RELAY_RESULTS"
 }

@@ -7,8 +7,9 @@ relay pass of bench.sh (no third-party modules).
                                   N = rtpengine's own current sessions (ng `statistics`:
                                   currentstatistics.sessionsown, the figure `rtpengine-ctl list
                                   numsessions` prints), M = the call-IDs ng `list` returns (their
-                                  first 20 on stderr), T = sessions created since start, D = ended
-                                  by a delete, O = ended by rtpengine's own timeout
+                                  first 20 on stderr), T = sessions ended since start
+                                  (managedsessions; T + N were created), D = ended by a delete,
+                                  O = ended by rtpengine's own timeout
   rtpe.py cmd PORT JSON           send one ng command (a JSON object) and print the answer as
                                   JSON (for trying things by hand)
 Every message is "COOKIE BENCODED-DICT"; the answer carries the same cookie."""

@@ -54,8 +54,8 @@ rtpe_start() { # DIR -> sets RTPE_PID, RTPE_NG
 # relay_sessions PORT: rtpengine's session figures; waits up to 5 s for in-flight deletes
 # (a BYE's delete may trail its 200 by a moment) before taking the count
 relay_sessions() {
-	local out i
-	for i in $(seq 10); do
+	local out
+	for _ in $(seq 10); do
 		out=$(python3 "$HERE/rtpe.py" sessions "$1" 2>/dev/null)
 		[[ $out == sessions=0\ calls=0* ]] && break
 		sleep 0.5

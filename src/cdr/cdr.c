@@ -12,6 +12,8 @@
  * so a call is forgotten after this long rather than kept forever. */
 #define CDR_MAX_LIFE_MS (24ull * 3600 * 1000)
 #define CDR_MIN_BUCKETS 64
+/* How long an ended call waits for the media relay's figures (cdr_media). */
+#define CDR_FIGURES_WAIT_MS 10000
 
 struct call {
 	struct call *next; /* bucket chain */
@@ -19,7 +21,9 @@ struct call {
 	struct timer life; /* forgets the call after CDR_MAX_LIFE_MS */
 	uint64_t hash;     /* of call_id */
 	uint64_t start_ms, answer_ms;
-	struct str id, call_id, caller, callee; /* views into text */
+	uint64_t end_ms;                               /* set once ended, while the relay's figures are awaited */
+	struct str id, call_id, caller, callee, media; /* views into text */
+	char figures[160];                             /* the relay's figures (cdr_media), or empty */
 	char text[];
 };
 
@@ -29,6 +33,7 @@ struct cdr {
 	struct call **bucket;
 	size_t nbucket; /* power of two */
 	unsigned n;
+	unsigned ended; /* of the n: ended, waiting for the relay's figures */
 	struct khash hk; /* answered calls by Call-ID, which the caller chooses */
 };
 
@@ -69,7 +74,7 @@ void cdr_free(struct cdr *c)
 
 unsigned cdr_active(const struct cdr *c)
 {
-	return c->n;
+	return c->n - c->ended;
 }
 
 static void put(struct cdr *c, const struct cdr_attempt *a, unsigned status, const char *reason, uint64_t answer_ms,
@@ -88,6 +93,7 @@ static void put(struct cdr *c, const struct cdr_attempt *a, unsigned status, con
 		.status = status,
 		.reason = str_from_cstr(reason),
 		.duration_ms = answer_ms && end_ms > answer_ms ? end_ms - answer_ms : 0,
+		.media = a->media,
 	};
 	/* A full queue loses this one update; the call itself is not affected. */
 	store_call_put(c->st, &rec);
@@ -106,6 +112,8 @@ static void unlink_call(struct cdr *c, struct call *k)
 		pp = &(*pp)->next;
 	*pp = k->next;
 	c->n--;
+	if (k->end_ms)
+		c->ended--;
 	timer_stop(c->w, &k->life);
 }
 
@@ -150,7 +158,7 @@ static struct str keep(char **pos, struct str s)
 
 static void remember(struct cdr *c, const struct cdr_attempt *a, uint64_t answer_ms)
 {
-	size_t len = a->id.l + a->call_id.l + a->caller.l + a->callee.l;
+	size_t len = a->id.l + a->call_id.l + a->caller.l + a->callee.l + a->media.l;
 	struct call *k = calloc(1, sizeof(*k) + len + 1);
 	if (!k)
 		return; /* the end of this call will not be recorded */
@@ -159,6 +167,7 @@ static void remember(struct cdr *c, const struct cdr_attempt *a, uint64_t answer
 	k->call_id = keep(&pos, a->call_id);
 	k->caller = keep(&pos, a->caller);
 	k->callee = keep(&pos, a->callee);
+	k->media = keep(&pos, a->media);
 	k->owner = c;
 	k->hash = khash(&c->hk, a->call_id.p, a->call_id.l);
 	k->start_ms = a->start_ms;
@@ -179,25 +188,61 @@ void cdr_final(struct cdr *c, const struct cdr_attempt *a, unsigned status, cons
 		remember(c, a, answer_ms);
 }
 
-bool cdr_end(struct cdr *c, struct str call_id, uint64_t end_ms, char *who, size_t n, uint64_t *dur_ms)
+static struct call *find(struct cdr *c, struct str call_id)
 {
 	uint64_t h = khash(&c->hk, call_id.p, call_id.l);
 	struct call *k = c->bucket[h & (c->nbucket - 1)];
 	while (k && !(k->hash == h && str_eq(k->call_id, call_id)))
 		k = k->next;
-	if (!k)
-		return false;
-	unlink_call(c, k);
+	return k;
+}
+
+/* Writes the ended call k, with the relay's figures when they are known. */
+static void put_ended(struct cdr *c, const struct call *k)
+{
 	struct cdr_attempt a = {
 		.id = k->id,
 		.call_id = k->call_id,
 		.caller = k->caller,
 		.callee = k->callee,
 		.start_ms = k->start_ms,
+		.media = k->figures[0] ? str_from_cstr(k->figures) : k->media,
 	};
-	put(c, &a, 200, "answered", k->answer_ms, end_ms);
+	put(c, &a, 200, "answered", k->answer_ms, k->end_ms);
+}
+
+bool cdr_end(struct cdr *c, struct str call_id, uint64_t end_ms, char *who, size_t n, uint64_t *dur_ms)
+{
+	struct call *k = find(c, call_id);
+	if (!k || k->end_ms)
+		return false;
+	k->end_ms = end_ms;
+	put_ended(c, k);
+	k->end_ms = 0; /* counted as ended below only when it waits */
 	*dur_ms = end_ms > k->answer_ms ? end_ms - k->answer_ms : 0;
 	snprintf(who, n, "%.*s -> %.*s", STR_FMT(k->caller), STR_FMT(k->callee));
+	if (k->media.l >= 5 && memcmp(k->media.p, "relay", 5) == 0 && !k->figures[0]) {
+		/* The relay's figures come with the answer to its delete, a moment later. */
+		c->ended++;
+		k->end_ms = end_ms;
+		timer_stop(c->w, &k->life);
+		timer_start(c->w, &k->life, CDR_FIGURES_WAIT_MS, expire, k);
+		return true;
+	}
+	unlink_call(c, k);
 	free(k);
 	return true;
+}
+
+void cdr_media(struct cdr *c, struct str call_id, const char *figures)
+{
+	struct call *k = find(c, call_id);
+	if (!k)
+		return;
+	snprintf(k->figures, sizeof k->figures, "%s", figures);
+	if (!k->end_ms)
+		return; /* written with the end */
+	put_ended(c, k);
+	unlink_call(c, k);
+	free(k);
 }

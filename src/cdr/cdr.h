@@ -19,6 +19,7 @@ struct cdr_attempt {
 	struct str caller; /* "alice@a.test" */
 	struct str callee;
 	uint64_t start_ms; /* wall clock */
+	struct str media;  /* "relay udp:127.0.0.1:2223", "direct", or empty */
 };
 
 /* Creates the table of answered calls. st may be NULL (records are then only counted);
@@ -36,6 +37,10 @@ void cdr_final(struct cdr *c, const struct cdr_attempt *a, unsigned status, cons
  * and forgets it. Returns false when no answered call has that Call-ID. On true, who
  * (size n) holds "caller -> callee" and *dur_ms the talk time. */
 bool cdr_end(struct cdr *c, struct str call_id, uint64_t end_ms, char *who, size_t n, uint64_t *dur_ms /* OUT */);
+/* The media relay's figures for the call with this Call-ID ("relay udp:... 512/508 pkts, 0.4%
+ * loss"): kept for its end, or written at once when it has ended (an ended relayed call
+ * waits a few seconds for them). */
+void cdr_media(struct cdr *c, struct str call_id, const char *figures);
 /* Answered calls not yet ended. */
 unsigned cdr_active(const struct cdr *c);
 

@@ -10,7 +10,7 @@
 #include "server/config.h"
 #include "store/store.h"
 
-#define NCOL 7
+#define NCOL 8
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX 1000000
 
@@ -62,6 +62,9 @@ static int add_row(const struct store_call *c, void *arg)
 	fmt_time(buf[4], sizeof(buf[4]), c->end_ms, false);
 	fmt_result(buf[5], sizeof(buf[5]), c);
 	fmt_duration(buf[6], sizeof(buf[6]), c);
+	/* How the audio went: "direct", or the relay with its packet counts and loss, so that
+	 * one-way audio shows at a glance. */
+	snprintf(buf[7], sizeof(buf[7]), "%.*s", c->media.l ? (int)c->media.l : 1, c->media.l ? c->media.p : "-");
 	const char *row[NCOL];
 	for (int i = 0; i < NCOL; i++)
 		row[i] = buf[i];
@@ -70,7 +73,7 @@ static int add_row(const struct store_call *c, void *arg)
 
 int cli_calls(int argc, char **argv)
 {
-	static const char *const head[NCOL] = { "CALLER", "CALLEE", "START", "ANSWER", "END", "RESULT", "DURATION" };
+	static const char *const head[NCOL] = { "CALLER", "CALLEE", "START", "ANSWER", "END", "RESULT", "DURATION", "MEDIA" };
 	static const char *const flags[] = { "limit" };
 	const char *vals[1] = { NULL };
 	struct cfg_extra extra = { .flags = flags, .val = vals, .nflags = 1 };

@@ -44,6 +44,11 @@ struct ctx {
 	struct str call_id; /* views into the text after br[] */
 	struct str from_tag, to_tag;
 	struct cdr_attempt att;
+	/* Held for the media relay (proxy_forward_held) until proxy_release. */
+	uint64_t hold_id;          /* 0: not held */
+	struct ctx *hprev, *hnext; /* the proxy's list of held contexts */
+	struct proxy_target *held; /* the targets, with their text after them */
+	char *body;                /* the relay's SDP, kept for failover */
 	struct branch br[];
 };
 
@@ -51,6 +56,7 @@ struct proxy {
 	struct proxy_env env;
 	struct proxy_stats stats;
 	struct ctx *live;      /* every context, so that proxy_free finds them */
+	struct ctx *held;      /* contexts waiting for proxy_release (a few at a time) */
 	struct pool *pool;     /* contexts (core/pool.h: why) */
 	struct khash hk;       /* stateless branches: unguessable, the same for a retransmission */
 	char routes[8192];     /* scratch: a rebuilt Route header */
@@ -92,6 +98,21 @@ int proxy_new(struct proxy **pp, const struct proxy_env *env)
 	return 0;
 }
 
+static void unhold(struct ctx *c)
+{
+	if (!c->hold_id)
+		return;
+	if (c->hprev)
+		c->hprev->hnext = c->hnext;
+	else
+		c->p->held = c->hnext;
+	if (c->hnext)
+		c->hnext->hprev = c->hprev;
+	c->hold_id = 0;
+	free(c->held);
+	c->held = NULL;
+}
+
 static void destroy(struct ctx *c)
 {
 	struct proxy *p = c->p;
@@ -104,8 +125,10 @@ static void destroy(struct ctx *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	timer_stop(p->env.wheel, &c->timer);
+	unhold(c);
 	free(c->best);
 	free(c->alt);
+	free(c->body);
 	pool_free(p->pool, c, c->size);
 }
 
@@ -232,7 +255,7 @@ static size_t print_fwd(struct proxy *p, const struct sip_msg *req, const struct
 	sip_out_cstr(&v, ";rport");
 	if (v.overflow)
 		return 0;
-	struct sip_fwd_opts o = { .via = { v.p, v.len } };
+	struct sip_fwd_opts o = { .via = { v.p, v.len }, .new_body = fl->new_body, .body = fl->body };
 	o.new_ruri = t->ruri.l ? t->ruri : fl->strict_ruri;
 	if (fl->record_route) {
 		/* Two entries when the request crosses from one socket to another (say IPv4 to
@@ -381,6 +404,8 @@ static void bye_done(struct ctx *c, unsigned status)
 	struct dlg_ref ref;
 	if (p->env.dialogs && dlg_find(p->env.dialogs, c->call_id, c->from_tag, c->to_tag, 0, &ref))
 		dlg_close(p->env.dialogs, ref.call_id, ref.caller_tag);
+	if (p->env.call_end)
+		p->env.call_end(p->env.call_end_arg, c->call_id);
 	char who[600];
 	uint64_t dur;
 	if (cdr_end(p->env.cdr, c->call_id, clock_wall_ms(), who, sizeof(who), &dur))
@@ -397,6 +422,8 @@ static void done(struct ctx *c, unsigned status, struct str reason, bool noanswe
 		dlg_close(p->env.dialogs, c->call_id, c->from_tag);
 	if (!c->record)
 		return;
+	if (status >= 300 && p->env.call_end)
+		p->env.call_end(p->env.call_end_arg, c->call_id);
 	const char *word = result_word(status, noanswer);
 	struct proxy_stats *s = &p->stats;
 	if (status < 300)
@@ -716,8 +743,54 @@ static struct str keep(char **pos, struct str s)
 	return r;
 }
 
-int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_target *t, unsigned n,
-		  const struct proxy_fwd_flags *fl, const struct proxy_call_info *info)
+/* Starts the branches of c to t[0..n) and, once one runs, makes c live: the layer's
+ * answers reach it from then on. Returns 0, or the error of the last branch when none
+ * started (c is then freed by the caller). */
+static int start_all(struct ctx *c, const struct sip_msg *req, const struct proxy_target *t)
+{
+	struct proxy *p = c->p;
+	int err = 0;
+	for (unsigned i = 0; i < c->n; i++) {
+		struct branch *b = &c->br[i];
+		b->c = c;
+		int e = start_branch(c, req, &t[i], &c->fl, b);
+		if (e) {
+			err = e;
+			b->ct = NULL;
+			b->status = 503;
+			continue;
+		}
+		c->live++;
+	}
+	if (c->live == 0)
+		return err ? err : -EIO;
+	if (c->live < c->n)
+		consider(c, 503, NULL);
+	if (c->mid == SIP_INVITE && p->env.cfg && p->env.cfg->ring_timeout)
+		timer_start(p->env.wheel, &c->timer, (uint64_t)p->env.cfg->ring_timeout * 1000, fire, c);
+	return 0;
+}
+
+/* Copies t[0..n) and the text they point to into one block, for a held request. */
+static struct proxy_target *copy_targets(const struct proxy_target *t, unsigned n)
+{
+	size_t tl = 0;
+	for (unsigned i = 0; i < n; i++)
+		tl += t[i].ruri.l + t[i].path.l;
+	struct proxy_target *h = malloc(n * sizeof(*h) + tl + 1);
+	if (!h)
+		return NULL;
+	char *pos = (char *)&h[n];
+	for (unsigned i = 0; i < n; i++) {
+		h[i] = t[i];
+		h[i].ruri = keep(&pos, t[i].ruri);
+		h[i].path = keep(&pos, t[i].path);
+	}
+	return h;
+}
+
+static int forward(struct proxy *p, struct txn_server *st, const struct proxy_target *t, unsigned n,
+		   const struct proxy_fwd_flags *fl, const struct proxy_call_info *info, uint64_t hold_id)
 {
 	if (n == 0)
 		return -EINVAL;
@@ -730,7 +803,7 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	 * the two parties. */
 	size_t tl = req->call_id.l + req->from.tag.l + req->to.tag.l + fl->assert_id.l + fl->strict_ruri.l + 1;
 	if (record)
-		tl += info->caller.l + info->callee.l + req->call_id.l + req->from.tag.l + 16;
+		tl += info->caller.l + info->callee.l + info->media.l + req->call_id.l + req->from.tag.l + 16;
 	size_t size = sizeof(struct ctx) + n * sizeof(struct branch) + tl;
 	struct ctx *c = pool_alloc(p->pool, size);
 	if (!c)
@@ -751,6 +824,8 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	/* The flags' views point into the caller's buffers: failover needs them later. */
 	c->fl.assert_id = keep(&pos, fl->assert_id);
 	c->fl.strict_ruri = keep(&pos, fl->strict_ruri);
+	c->fl.new_body = false;
+	c->fl.body = STR_NULL;
 	if (n == 1 && t[0].nalt) {
 		c->alt = malloc(t[0].nalt * sizeof(*c->alt));
 		if (c->alt) {
@@ -762,38 +837,43 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 		c->att.call_id = c->call_id;
 		c->att.caller = keep(&pos, info->caller);
 		c->att.callee = keep(&pos, info->callee);
+		c->att.media = keep(&pos, info->media);
 		int k = sprintf(pos, "%.*s;%.*s;%u", STR_FMT(req->call_id), STR_FMT(req->from.tag),
 				(unsigned)req->cseq);
 		c->att.id = (struct str){ pos, (size_t)k };
 		c->att.start_ms = clock_wall_ms();
 	}
-	/* §16.2: a proxy answers 100 at once, so that the caller stops retransmitting. */
-	if (invite)
-		txn_server_trying(st);
+	for (unsigned i = 0; i < n; i++)
+		c->br[i].c = c;
 	int err = 0;
-	for (unsigned i = 0; i < n; i++) {
-		struct branch *b = &c->br[i];
-		b->c = c;
-		int e = start_branch(c, req, &t[i], fl, b);
-		if (e) {
-			err = e;
-			b->ct = NULL;
-			b->status = 503;
-			continue;
-		}
-		c->live++;
+	if (hold_id) {
+		c->held = copy_targets(t, n);
+		if (!c->held)
+			err = -ENOMEM;
+	} else {
+		err = start_all(c, req, t);
 	}
-	if (c->live == 0) {
+	if (err) {
 		free(c->alt);
 		pool_free(p->pool, c, c->size);
 		return err;
 	}
+	/* §16.2: a proxy answers 100 at once, so that the caller stops retransmitting. */
+	if (invite)
+		txn_server_trying(st);
 	c->next = p->live;
 	if (p->live)
 		p->live->prev = c;
 	p->live = c;
 	p->stats.pending++;
 	txn_server_set_tu(st, c);
+	if (hold_id) {
+		c->hold_id = hold_id;
+		c->hnext = p->held;
+		if (p->held)
+			p->held->hprev = c;
+		p->held = c;
+	}
 	if (fl->dialog && p->env.dialogs) {
 		/* Requests for the caller go back where it sent from, or to its Contact; those
 		 * for the callee to where each branch went (its responses add more). */
@@ -804,10 +884,6 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 		for (unsigned i = 0; i < n; i++)
 			dlg_learn(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLEE, &t[i].dst.addr);
 	}
-	if (c->live < n)
-		consider(c, 503, NULL);
-	if (invite && p->env.cfg && p->env.cfg->ring_timeout)
-		timer_start(p->env.wheel, &c->timer, (uint64_t)p->env.cfg->ring_timeout * 1000, fire, c);
 	if (record) {
 		p->stats.calls++;
 		cdr_start(p->env.cdr, &c->att);
@@ -815,6 +891,57 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 			 STR_FMT(info->callee), n, n == 1 ? "" : "es");
 	}
 	return 0;
+}
+
+int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_target *t, unsigned n,
+		  const struct proxy_fwd_flags *fl, const struct proxy_call_info *info)
+{
+	return forward(p, st, t, n, fl, info, 0);
+}
+
+int proxy_forward_held(struct proxy *p, struct txn_server *st, const struct proxy_target *t, unsigned n,
+		       const struct proxy_fwd_flags *fl, const struct proxy_call_info *info, uint64_t hold_id)
+{
+	return forward(p, st, t, n, fl, info, hold_id);
+}
+
+int proxy_release(struct proxy *p, uint64_t hold_id, unsigned status, bool new_body, struct str body)
+{
+	struct ctx *c = p->held;
+	while (c && c->hold_id != hold_id)
+		c = c->hnext;
+	if (!c || !c->st)
+		return -ENOENT;
+	struct proxy_target *t = c->held;
+	c->held = NULL;
+	unhold(c);
+	int err = 0;
+	const struct sip_msg *req = txn_server_request(c->st);
+	if (status >= 300) {
+		txn_server_reply(c->st, status, NULL, NULL);
+		done(c, status, str_from_cstr(sip_reason(status)), false);
+		release_st(c);
+	} else if (!req) {
+		err = -ENOMEM;
+	} else {
+		if (new_body) {
+			c->body = malloc(body.l + 1);
+			if (c->body) {
+				memcpy(c->body, body.p, body.l);
+				c->fl.new_body = true;
+				c->fl.body = (struct str){ c->body, body.l };
+			}
+		}
+		err = start_all(c, req, t);
+	}
+	free(t);
+	if (err && c->st) {
+		txn_server_reply(c->st, 500, "Cannot Forward", NULL);
+		done(c, 500, STR("Cannot Forward"), false);
+		release_st(c);
+	}
+	maybe_free(c);
+	return err;
 }
 
 void proxy_cancel(struct proxy *p, struct txn_server *cst, struct txn_server *ist)
@@ -829,6 +956,15 @@ void proxy_cancel(struct proxy *p, struct txn_server *cst, struct txn_server *is
 	if (!c || c->st != ist || c->mid != SIP_INVITE || c->cancelled)
 		return;
 	c->cancelled = true;
+	if (c->hold_id) {
+		/* Nothing went downstream yet. */
+		unhold(c);
+		txn_server_reply(c->st, 487, NULL, NULL);
+		done(c, 487, str_from_cstr(sip_reason(487)), false);
+		release_st(c);
+		maybe_free(c);
+		return;
+	}
 	cancel_all(c, STR(""));
 	settle(c);
 	if (c->st) {

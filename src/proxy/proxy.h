@@ -40,6 +40,10 @@ struct proxy_env {
 	struct dlg_table *dialogs; /* dialogs record-routed (router opens them, the proxy
 				       teaches them the callee's addresses and closes them);
 				       may be NULL */
+	/* A call is over for the media relay: an INVITE forwarded with call info got a final
+	 * failure (busy, cancelled, no answer, ...), or a BYE was answered. May be NULL. */
+	void (*call_end)(void *arg, struct str call_id);
+	void *call_end_arg;
 	/* Sends bytes statelessly (ACK for 2xx, relayed 2xx retransmissions). */
 	int (*send)(void *arg, const struct tp_source *dst, const char *buf, size_t len);
 	void *send_arg;
@@ -62,6 +66,7 @@ struct proxy_target {
 struct proxy_call_info {
 	struct str caller; /* "alice@a.test" */
 	struct str callee; /* "bob@a.test" */
+	struct str media;  /* for the record: "relay udp:127.0.0.1:2223", "direct"; may be empty */
 };
 
 struct proxy_fwd_flags {
@@ -76,6 +81,8 @@ struct proxy_fwd_flags {
 	struct str assert_id; /* P-Asserted-Identity value to add (RFC 3325), or empty */
 	bool strip_ids;       /* remove P-Asserted-Identity, P-Preferred-Identity and
 				       Remote-Party-ID received (untrusted source) */
+	bool new_body;        /* body replaces the request's body (a media relay's SDP) */
+	struct str body;
 };
 
 int proxy_new(struct proxy **pp, const struct proxy_env *env);
@@ -93,6 +100,17 @@ void proxy_free(struct proxy *p);
  * proxy_cancel finds its context; the router must leave that slot alone for st. */
 int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_target *t, unsigned n,
 		  const struct proxy_fwd_flags *fl, const struct proxy_call_info *info);
+
+/* proxy_forward, except that the branches wait: the request is kept (100 Trying is sent for
+ * an INVITE) until proxy_release(hold_id), so that a media relay can rewrite its body
+ * first. hold_id (non-zero, unique) is the caller's. A CANCEL meanwhile answers 487 at once. */
+int proxy_forward_held(struct proxy *p, struct txn_server *st, const struct proxy_target *t, unsigned n,
+		       const struct proxy_fwd_flags *fl, const struct proxy_call_info *info, uint64_t hold_id);
+/* Starts the branches of a held request, with body as its new body when new_body; or, when
+ * status >= 300, answers it with status (503 when a required media relay failed) instead.
+ * Returns 0, or -ENOENT when the request is gone (cancelled), -errno when no branch started
+ * (the request has been answered 500). */
+int proxy_release(struct proxy *p, uint64_t hold_id, unsigned status, bool new_body, struct str body);
 
 /* A CANCEL arrived as server transaction cst (already matched by the router to the INVITE
  * server transaction ist, or ist NULL): answers 200 to the CANCEL (481 when ist is NULL or

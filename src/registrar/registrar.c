@@ -109,6 +109,17 @@ int reg_binding_dest(const struct loc_binding *b, struct tp_source *dst)
 	return err == -EINVAL ? err : 0;
 }
 
+bool reg_binding_natted(const struct loc_binding *b)
+{
+	if (b->flags & LOC_F_USE_SRC)
+		return true;
+	struct tp_addr c, s;
+	if (reg__contact_addr(b, &c) != 0)
+		return false; /* a name: the phone says where it is */
+	loc_src_to_addr(&b->src, &s);
+	return !tp_addr_same_host(&c, &s) || tp_addr_is_private(&c) != tp_addr_is_private(&s);
+}
+
 int reg__contact_addr(const struct loc_binding *b, struct tp_addr *a)
 {
 	struct sip_uri u;

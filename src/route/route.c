@@ -824,6 +824,21 @@ const char *route_domain_name(const struct route *r, int i)
 	return r->cfg.domain[i];
 }
 
+bool route_peer_relay(const struct route *r, struct str domain, const struct tp_addr *from)
+{
+	for (unsigned i = 0; i < r->cfg.npeer; i++) {
+		struct str v;
+		if (!sip_param_get(r->peer_uri[i].params, STR("relay"), &v))
+			continue;
+		struct tp_addr a;
+		if (domain.l && str_caseeq_cstr(domain, r->cfg.peer[i].domain))
+			return true;
+		if (from && tp_addr_from_host(&a, r->peer_uri[i].host, 0) == 0 && tp_addr_same_host(&a, from))
+			return true;
+	}
+	return false;
+}
+
 struct str route_peer_host(const struct route *r, struct str domain)
 {
 	for (unsigned i = 0; i < r->cfg.npeer; i++)

@@ -39,6 +39,9 @@ int route_cfg_check(const void *base, char *err, size_t errlen);
 int route_domain(const struct route *r, struct str host);
 /* The name of served domain i (its canonical spelling, as configured). */
 const char *route_domain_name(const struct route *r, int i);
+/* Whether calls to domain, or from the address from (either may be empty/NULL), go through
+ * a peer marked relay ([peers] D = sip:HOST;relay): their media is relayed (media/). */
+bool route_peer_relay(const struct route *r, struct str domain, const struct tp_addr *from);
 /* The host of the static peer for domain (--peer), or an empty view when it has none. */
 struct str route_peer_host(const struct route *r, struct str domain);
 

@@ -287,10 +287,61 @@ static bool resolve_now(struct router *r, const struct sip_uri *u, struct tp_sou
 	return true;
 }
 
+static void record_refused(struct req *q, const struct proxy_call_info *ci, unsigned status, const char *reason);
+
+/* rtpengine answered the offer of an INVITE the proxy holds (hold id tag): it goes on
+ * with the relay's SDP, as it came (sdp empty), or is answered with status. */
+static void offered(void *arg, uint64_t tag, unsigned status, struct str sdp)
+{
+	struct router *r = arg;
+	proxy_release(r->env.proxy, tag, status, sdp.l > 0, sdp);
+	/* -ENOENT: cancelled meanwhile; its end told the relay already (proxy call_end). */
+}
+
+/* The media relay of a new call (README "Phones behind NAT"): whether it is relayed, and
+ * when its INVITE carries an offer, rtpengine's SDP before it goes on. Returns true when
+ * the request was taken care of (held for rtpengine, or answered). */
+static bool relayed(struct req *q, const struct proxy_target *t, unsigned n, struct proxy_fwd_flags *fl,
+		    struct proxy_call_info *ci, const struct media_leg *legs)
+{
+	struct router *r = q->r;
+	const struct sip_msg *m = q->m;
+	const char *why;
+	if (!media_on(r->env.media) || !media_wanted(r->env.media, m, q->src, legs, legs ? n : 0, &why))
+		return false;
+	bool callee_webrtc = false;
+	for (unsigned i = 0; legs && i < n; i++)
+		callee_webrtc |= legs[i].webrtc;
+	uint64_t id = ++r->next_hold;
+	const char *bad;
+	int rc = media_offer(r->env.media, m, q->src, callee_webrtc, offered, r, id, &bad);
+	if (rc >= 300) {
+		log_info(r->env.lg, "reject", "INVITE %.*s from %s: %d %s", STR_FMT(m->ruri_str), router__src(q), rc, bad);
+		record_refused(q, ci, (unsigned)rc, bad);
+		router__reply(q, (unsigned)rc, bad, STR_NULL);
+		return true;
+	}
+	const char *via = media_relay_of(r->env.media, m->call_id);
+	char text[160];
+	if (via) {
+		snprintf(text, sizeof text, "relay %s", via);
+		ci->media = str_from_cstr(text);
+		log_info(r->env.lg, "media", "call %.*s relayed through %s (%s)", STR_FMT(m->call_id), via, why);
+	}
+	if (rc == 0)
+		return false; /* nothing to wait for */
+	if (proxy_forward_held(r->env.proxy, q->st, t, n, fl, ci, id) < 0) {
+		media_end(r->env.media, m->call_id);
+		router__reply(q, 500, "Cannot Forward", STR_NULL);
+	}
+	return true;
+}
+
 /* Opens the dialog an initial INVITE, SUBSCRIBE or REFER may create (see dialog.h), so
- * that the requests inside it can be checked, and forwards the request. */
+ * that the requests inside it can be checked, and forwards the request; a new call may
+ * wait for the media relay first (legs: what is known of each target, or NULL). */
 static void forward(struct req *q, const struct proxy_target *t, unsigned n, struct proxy_fwd_flags *fl,
-		    const struct proxy_call_info *ci)
+		    const struct proxy_call_info *info, const struct media_leg *legs)
 {
 	enum sip_method mid = q->m->mid;
 	if (q->m->to.tag.l == 0 && (mid == SIP_INVITE || mid == SIP_SUBSCRIBE || mid == SIP_REFER)) {
@@ -303,7 +354,14 @@ static void forward(struct req *q, const struct proxy_target *t, unsigned n, str
 		 * requests inside it are refused, as with any unknown dialog. */
 		fl->dialog = err == 0;
 	}
-	if (proxy_forward(q->r->env.proxy, q->st, t, n, fl, ci) < 0)
+	struct proxy_call_info ci;
+	if (info) {
+		ci = *info;
+		ci.media = STR("direct");
+		if (mid == SIP_INVITE && q->m->to.tag.l == 0 && relayed(q, t, n, fl, &ci, legs))
+			return;
+	}
+	if (proxy_forward(q->r->env.proxy, q->st, t, n, fl, info ? &ci : NULL) < 0)
 		router__reply(q, 500, "Cannot Forward", STR_NULL);
 }
 
@@ -336,6 +394,7 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 	struct proxy_call_info ci = { c->aor, callee };
 	struct loc_aor *a = loc_find(r->env.loc, callee);
 	struct proxy_target t[16];
+	struct media_leg legs[16];
 	unsigned n = 0;
 	uint32_t now = router__now(r);
 	for (struct loc_binding *b = a ? a->first : NULL; b && n < 16; b = b->next) {
@@ -344,6 +403,11 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 		t[n].ruri = loc_b_field(b, LOC_URI);
 		t[n].path = loc_b_field(b, LOC_PATH);
 		t[n].nalt = 0; /* a phone has one address: no failover */
+		legs[n] = (struct media_leg){
+			.nat = reg_binding_natted(b),
+			.webrtc = b->src.proto == TP_WS || b->src.proto == TP_WSS,
+			.relay = route_peer_relay(r->env.route, STR_NULL, &q->src->addr),
+		};
 		if (reg_binding_dest(b, &t[n].dst) == 0)
 			n++;
 	}
@@ -367,7 +431,7 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 		router__reply(q, code, reason, STR_NULL);
 		return;
 	}
-	forward(q, t, n, fl, m->mid == SIP_INVITE ? &ci : NULL);
+	forward(q, t, n, fl, m->mid == SIP_INVITE ? &ci : NULL, legs);
 }
 
 /* Forwards the request where uri points once DNS has answered (RFC 3263): it waits in
@@ -401,7 +465,7 @@ static void preloaded(struct req *q, struct proxy_hop *h, const struct caller *c
 	}
 	struct proxy_target t = { 0 };
 	if (resolve_now(q->r, &h->next.uri, &t.dst)) {
-		forward(q, &t, 1, &h->fl, NULL);
+		forward(q, &t, 1, &h->fl, NULL, NULL);
 		return;
 	}
 	struct waiting w = { .fl = h->fl, .invite = q->m->mid == SIP_INVITE };
@@ -487,7 +551,8 @@ static void routed(void *arg, const void *owner, void *state, int err, const str
 		 tp_addr_str(&t[0].addr, to, sizeof to), t[0].host, n > 1 ? ", with failover" : "");
 	struct proxy_call_info ci = { { w->caller, w->caller_l }, { w->callee, w->callee_l } };
 	w->fl.assert_id = str_from_cstr(w->assert_id);
-	forward(&q, &pt, 1, &w->fl, w->record ? &ci : NULL);
+	struct media_leg leg = { .relay = route_peer_relay(r->env.route, m->ruri.host, &q.src->addr) };
+	forward(&q, &pt, 1, &w->fl, w->record ? &ci : NULL, &leg);
 }
 
 /* A CANCEL: matched to its INVITE by the transaction layer (§9.2), answered at once. */

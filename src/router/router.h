@@ -13,6 +13,7 @@
 #include "dialog/dialog.h"
 #include "guard/guard.h"
 #include "location/location.h"
+#include "media/media.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
 #include "route/route.h"
@@ -57,6 +58,7 @@ struct router_env {
 	struct dlg_table *dialogs;      /* dialogs we record-routed: in-dialog requests follow them */
 	struct guard *guard;            /* failed logins: slowing and bans (its settings name them) */
 	struct cdr *cdr;                /* records of calls refused before the proxy saw them */
+	struct media *media;            /* the media relay (media_on false: none); may be NULL */
 	uint64_t (*wall_ms)(void *arg); /* the wall clock in ms (a test's own clock) */
 	void *clock_arg;
 };

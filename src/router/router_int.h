@@ -15,7 +15,8 @@ struct router {
 	struct router_delayed *delayed; /* answers held back after repeated failures */
 	unsigned ndelayed;
 	struct router_stats stats;
-	int mem_load; /* router_set_memory_load */
+	int mem_load;       /* router_set_memory_load */
+	uint64_t next_hold; /* INVITEs held for the media relay: their ids */
 };
 
 /* One request being decided. */

@@ -87,6 +87,7 @@ static size_t parts_of(const struct config *cc, struct cfg_part *p)
 	p[n++] = (struct cfg_part){ proxy_cfg_keys, proxy_cfg_nkeys, &c->proxy, NULL };
 	p[n++] = (struct cfg_part){ guard_cfg_keys, guard_cfg_nkeys, &c->guard, guard_cfg_check };
 	p[n++] = (struct cfg_part){ dlg_cfg_keys, dlg_cfg_nkeys, &c->dlg, NULL };
+	p[n++] = (struct cfg_part){ media_cfg_keys, media_cfg_nkeys, &c->media, media_cfg_check };
 	return n;
 }
 #define MAX_PARTS 16
@@ -109,6 +110,7 @@ void config_defaults(struct config *c)
 	proxy_cfg_defaults(&c->proxy);
 	guard_conf_default(&c->guard);
 	dlg_cfg_defaults(&c->dlg);
+	media_cfg_defaults(&c->media);
 }
 
 int config_parse_args(struct config *c, int argc, char **argv, int first, bool serve_flags, struct cfg_extra *extra,

@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "dialog/dialog.h"
 #include "guard/guard.h"
+#include "media/media.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
 #include "route/route.h"
@@ -42,6 +43,7 @@ struct config {
 	struct proxy_cfg proxy;
 	struct guard_conf guard;
 	struct dlg_conf dlg;
+	struct media_cfg media;
 };
 
 /* The zero-config defaults: listen udp:0.0.0.0:5060, the host name as domain, parley.db,

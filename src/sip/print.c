@@ -259,6 +259,27 @@ int sip_print_request_fwd(struct sip_out *o, const struct sip_msg *req, const st
 	}
 	if (req->max_forwards < 0 && !dropped(opt, SIP_HDR_MAX_FORWARDS))
 		sip_out_str(o, STR("Max-Forwards: 70\r\n"));
-	tail(o, opt->extra, req->body);
+	tail(o, opt->extra, opt->new_body ? opt->body : req->body);
+	return o->overflow ? -1 : 0;
+}
+
+int sip_print_rebody(struct sip_out *o, const struct sip_msg *m, struct str content_type, struct str body)
+{
+	/* The start line as received, up to and including its line end; a message without
+	 * one (a bare start line in a datagram) gets CRLF. */
+	const char *nl = memchr(m->buf, '\n', m->len);
+	size_t sl = nl ? (size_t)(nl - m->buf) + 1 : m->len;
+	sip_out_str(o, (struct str){ m->buf, sl });
+	if (!nl)
+		crlf(o);
+	for (unsigned k = 0; k < m->nhdr; k++) {
+		const struct sip_hdr *h = &m->hdr[k];
+		if (h->id == SIP_HDR_CONTENT_LENGTH || (h->id == SIP_HDR_CONTENT_TYPE && content_type.l))
+			continue;
+		copy_line(o, h);
+	}
+	if (content_type.l)
+		header_line(o, STR("Content-Type"), content_type);
+	tail(o, STR_NULL, body);
 	return o->overflow ? -1 : 0;
 }

@@ -314,11 +314,64 @@ struct sip_fwd_opts {
 	struct str extra;
 	const enum sip_hdr_id *drop;
 	unsigned ndrop;
+	bool new_body; /* body replaces the request's (Content-Length follows it) */
+	struct str body;
 };
 int sip_print_request_fwd(struct sip_out *o, const struct sip_msg *req, const struct sip_fwd_opts *opt);
 
+/* Prints m again with a new body: the start line and every header line as received,
+ * except Content-Length (long or compact "l") and, when content_type is non-empty,
+ * Content-Type ("c"), which are replaced by Content-Type: content_type (if given) and
+ * Content-Length: body.l; then the empty line and body. For putting a media relay's
+ * rewritten SDP into a request or response before it is parsed again and forwarded.
+ * Returns 0 or -1 on overflow. */
+int sip_print_rebody(struct sip_out *o, const struct sip_msg *m, struct str content_type, struct str body);
+
 /* Reason phrase for a status code ("Not Found"); "Unknown" if none known. */
 const char *sip_reason(unsigned status);
+
+/* ---- SDP (RFC 4566), read only: a media relay rewrites it ------------------------------ */
+
+#define SDP_MAX_MEDIA 16
+#define SDP_MAX_LEN 16384 /* larger bodies are refused */
+
+enum sdp_dir { SDP_SENDRECV = 0, SDP_SENDONLY, SDP_RECVONLY, SDP_INACTIVE };
+
+/* One m= section. Views into the body given to sdp_parse. */
+struct sdp_media {
+	struct str type;  /* "audio" */
+	uint16_t port;    /* 0: the stream is rejected or disabled (RFC 3264 §5.1) */
+	struct str proto; /* "RTP/AVP", "UDP/TLS/RTP/SAVPF", ... */
+	struct str addr;  /* this media's c= address, else the session's (never empty: refused) */
+	bool ice;         /* a=ice-ufrag (media or session level) */
+	bool dtls;        /* a=fingerprint (media or session level) */
+	enum sdp_dir dir; /* media level, else session level, else sendrecv */
+};
+
+struct sdp {
+	struct str origin_addr; /* o= unicast address */
+	struct str addr;        /* session c= address, may be empty */
+	unsigned nmedia;
+	struct sdp_media m[SDP_MAX_MEDIA];
+};
+
+/* Parses body (Content-Type application/sdp) into *s without allocating: every view
+ * points into body. Returns 0, or -1 with *why a static phrase naming the problem ("SDP
+ * too large", "SDP: first line is not v=0", "SDP: bad m= line", "SDP: no m= line", "SDP:
+ * media with no connection address", "SDP: too many m= lines", "SDP: bad c= line", ...).
+ * Lines end in CRLF or a bare LF; every line is "<letter>=<value>". c= is "IN IP4 addr"
+ * or "IN IP6 addr" (a /ttl suffix is dropped from the view). Reads nothing outside body. */
+int sdp_parse(struct sdp *s, struct str body, const char **why);
+/* Whether the SDP is a WebRTC one: some media whose proto contains "SAVPF" or starts
+ * with "UDP/TLS" together with ICE (the kind that needs the relay's ICE/DTLS conversion
+ * toward a plain RTP/AVP phone). */
+bool sdp_is_webrtc(const struct sdp *s);
+
+/* Whether m's body is SDP: a non-empty body with Content-Type application/sdp
+ * (parameters and case ignored). A body without Content-Type is not SDP (RFC 3261 §20.15
+ * requires the header for a non-empty body, so nothing can be assumed), nor is a
+ * multipart one (RFC 5621): the relay is given single SDP bodies only. */
+bool sip_msg_has_sdp(const struct sip_msg *m);
 
 /* ---- copying a parsed message (msgcopy.c) ----------------------------------------------- */
 

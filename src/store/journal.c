@@ -136,6 +136,7 @@ static void encode(struct buf *b, const struct store__qent *e)
 		put_u32(b, e->u.c.status);
 		put_str(b, e->u.c.reason);
 		put_u64(b, e->u.c.duration_ms);
+		put_str(b, e->u.c.media); /* last: a journal written before it reads on */
 		break;
 	case Q_BAN_PUT:
 	case Q_BAN_DEL:
@@ -244,6 +245,7 @@ static int decode(struct store *st, struct store__queue *q, struct rd *r)
 		c.status = get_u32(r);
 		c.reason = get_str(r);
 		c.duration_ms = get_u64(r);
+		c.media = r->p < r->end ? get_str(r) : STR_NULL;
 		return r->bad || c.id.l == 0 ? -EINVAL : store__queue_call(st, q, &c, false);
 	case Q_BAN_PUT:
 	case Q_BAN_DEL:

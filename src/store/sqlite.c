@@ -94,6 +94,8 @@ static const char *const migrations[] = {
 	"CREATE TABLE meta("
 	"  key TEXT PRIMARY KEY,"
 	"  value) WITHOUT ROWID;",
+	/* 4: how each call's media went: direct, or through which relay with its figures */
+	"ALTER TABLE calls ADD COLUMN media TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -169,14 +171,15 @@ static const char *const sql[S_COUNT] = {
 	[S_BIND_IDS] = "SELECT aor, contact, id FROM bindings ORDER BY id",
 	[S_BIND_RENUMBER] = "UPDATE bindings SET id = ?1 WHERE id = ?2",
 	[S_CALL_PUT] = ("INSERT INTO calls(id, call_id, caller, callee, start_ms, answer_ms, end_ms,"
-			" status, reason, duration_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+			" status, reason, duration_ms, media) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
 			" ON CONFLICT(id) DO UPDATE SET call_id = excluded.call_id,"
 			" caller = excluded.caller, callee = excluded.callee,"
 			" start_ms = excluded.start_ms, answer_ms = excluded.answer_ms,"
 			" end_ms = excluded.end_ms, status = excluded.status,"
-			" reason = excluded.reason, duration_ms = excluded.duration_ms"),
+			" reason = excluded.reason, duration_ms = excluded.duration_ms,"
+			" media = CASE excluded.media WHEN '' THEN media ELSE excluded.media END"),
 	[S_CALL_LIST] = ("SELECT id, call_id, caller, callee, start_ms, answer_ms, end_ms, status,"
-			 " reason, duration_ms FROM calls ORDER BY start_ms DESC, rowid DESC LIMIT ?1"),
+			 " reason, duration_ms, media FROM calls ORDER BY start_ms DESC, rowid DESC LIMIT ?1"),
 	[S_CALL_PRUNE] = "DELETE FROM calls WHERE start_ms < ?1",
 	[S_BAN_PUT] = "REPLACE INTO bans(source, until, reason, created) VALUES(?1, ?2, ?3, ?4)",
 	[S_BAN_DEL] = "DELETE FROM bans WHERE source = ?1",
@@ -1096,6 +1099,7 @@ static int be_call_write(struct store *st, const struct store_call *c)
 	sqlite3_bind_int64(s, 8, c->status);
 	bind_str(s, 9, c->reason);
 	sqlite3_bind_int64(s, 10, (sqlite3_int64)c->duration_ms);
+	bind_str(s, 11, c->media);
 	return run(st, s, "write call record", NULL);
 }
 
@@ -1112,6 +1116,7 @@ static int call_row(sqlite3_stmt *s, const struct cb *cb)
 		.status = (unsigned)sqlite3_column_int(s, 7),
 		.reason = col_str(s, 8),
 		.duration_ms = (uint64_t)sqlite3_column_int64(s, 9),
+		.media = col_str(s, 10),
 	};
 
 	return cb->call(&c, cb->arg);

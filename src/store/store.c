@@ -433,6 +433,7 @@ static size_t views(struct store__qent *e, struct str **v)
 		v[n++] = &e->u.c.caller;
 		v[n++] = &e->u.c.callee;
 		v[n++] = &e->u.c.reason;
+		v[n++] = &e->u.c.media;
 		break;
 	case Q_BINDING_PUT:
 	case Q_BINDING_DEL:
@@ -741,7 +742,7 @@ int store__queue_binding(struct store *st, struct store__queue *q, enum store__q
 
 int store__queue_call(struct store *st, struct store__queue *q, const struct store_call *c, bool bounded)
 {
-	size_t n = c->id.l + c->call_id.l + c->caller.l + c->callee.l + c->reason.l;
+	size_t n = c->id.l + c->call_id.l + c->caller.l + c->callee.l + c->reason.l + c->media.l;
 	struct store__qent *e;
 	char *w;
 
@@ -759,6 +760,7 @@ int store__queue_call(struct store *st, struct store__queue *q, const struct sto
 	copy(&w, c->caller, &e->u.c.caller);
 	copy(&w, c->callee, &e->u.c.callee);
 	copy(&w, c->reason, &e->u.c.reason);
+	copy(&w, c->media, &e->u.c.media);
 	return enqueue(st, q, e, bounded);
 }
 

@@ -164,6 +164,8 @@ struct store_call {
 	unsigned status;      /* final SIP status (200, 486, 487, ...); 0: in progress */
 	struct str reason;    /* result in a word or two: "answered", "busy", "cancelled" */
 	uint64_t duration_ms; /* answer to end; 0 if not answered */
+	struct str media;     /* "direct", "relay udp:HOST:PORT[, figures]"; empty: not known
+			       * (a later put with an empty media keeps the stored one) */
 };
 
 /* Queue an insert-or-update by id, written by store_flush(); -ENOBUFS as for bindings. */

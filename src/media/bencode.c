@@ -1,0 +1,326 @@
+/* bencode.c: bencode writer into a bounded buffer and reader over views, for the ng protocol. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "media/media_int.h"
+
+/* ---- writer ---------------------------------------------------------------------------- */
+
+void bn_init(struct bn_out *o, char *buf, size_t cap)
+{
+	o->p = buf;
+	o->len = 0;
+	o->cap = cap;
+	o->overflow = false;
+}
+
+static void put(struct bn_out *o, const void *p, size_t n)
+{
+	if (o->overflow)
+		return;
+	if (n > o->cap - o->len) {
+		o->overflow = true;
+		return;
+	}
+	if (n)
+		memcpy(o->p + o->len, p, n);
+	o->len += n;
+}
+
+void bn_dict(struct bn_out *o)
+{
+	put(o, "d", 1);
+}
+
+void bn_list(struct bn_out *o)
+{
+	put(o, "l", 1);
+}
+
+void bn_end(struct bn_out *o)
+{
+	put(o, "e", 1);
+}
+
+void bn_str(struct bn_out *o, struct str s)
+{
+	char h[24];
+	int k = snprintf(h, sizeof(h), "%zu:", s.l);
+	put(o, h, (size_t)k);
+	put(o, s.p, s.l);
+}
+
+void bn_cstr(struct bn_out *o, const char *s)
+{
+	bn_str(o, str_from_cstr(s));
+}
+
+void bn_int(struct bn_out *o, int64_t v)
+{
+	char h[24];
+	int k = snprintf(h, sizeof(h), "i%" PRId64 "e", v);
+	put(o, h, (size_t)k);
+}
+
+void bn_key(struct bn_out *o, const char *key)
+{
+	bn_cstr(o, key);
+}
+
+void bn_kv_str(struct bn_out *o, const char *key, struct str v)
+{
+	bn_cstr(o, key);
+	bn_str(o, v);
+}
+
+void bn_kv_cstr(struct bn_out *o, const char *key, const char *v)
+{
+	bn_cstr(o, key);
+	bn_cstr(o, v);
+}
+
+void bn_kv_int(struct bn_out *o, const char *key, int64_t v)
+{
+	bn_cstr(o, key);
+	bn_int(o, v);
+}
+
+struct str bn_view(const struct bn_out *o)
+{
+	return (struct str){ o->p, o->len };
+}
+
+/* ---- reader ------------------------------------------------------------------------------ */
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* A string's "N:" prefix at p[0..n): sets *body to where its bytes start and *len to N.
+ * Rejects leading zeros and a length longer than what is left, so the sum cannot wrap. */
+static bool str_head(const char *p, size_t n, size_t *body, size_t *len)
+{
+	size_t i = 0, v = 0;
+	if (n == 0 || !is_digit(p[0]))
+		return false;
+	if (p[0] == '0' && n > 1 && is_digit(p[1]))
+		return false;
+	while (i < n && is_digit(p[i])) {
+		v = v * 10 + (size_t)(p[i] - '0');
+		if (v > n) /* longer than the whole input: no need to count further */
+			return false;
+		i++;
+	}
+	if (i >= n || p[i] != ':')
+		return false;
+	i++;
+	if (v > n - i)
+		return false;
+	*body = i;
+	*len = v;
+	return true;
+}
+
+/* An integer "i-?[0-9]+e" at p[0..n): its length including i and e, or 0. */
+static size_t int_len(const char *p, size_t n)
+{
+	size_t i = 1;
+	if (n < 3 || p[0] != 'i')
+		return 0;
+	bool neg = p[i] == '-';
+	if (neg)
+		i++;
+	size_t d = i;
+	while (i < n && is_digit(p[i]))
+		i++;
+	if (i == d || i >= n || p[i] != 'e')
+		return 0;
+	if (p[d] == '0' && (i - d > 1 || neg)) /* "i03e", "i-0e" */
+		return 0;
+	return i + 1;
+}
+
+/* One value at p[0..n), strictly; its length in *used. Recursion is bounded by depth. */
+static int check(const char *p, size_t n, unsigned depth, size_t *used)
+{
+	size_t body, len, k;
+	if (n == 0)
+		return -1;
+	if (is_digit(p[0])) {
+		if (!str_head(p, n, &body, &len))
+			return -1;
+		*used = body + len;
+		return 0;
+	}
+	if (p[0] == 'i') {
+		k = int_len(p, n);
+		if (!k)
+			return -1;
+		*used = k;
+		return 0;
+	}
+	if (p[0] != 'l' && p[0] != 'd')
+		return -1;
+	if (depth == 0)
+		return -1;
+	bool dict = p[0] == 'd';
+	size_t i = 1;
+	for (;;) {
+		if (i >= n)
+			return -1;
+		if (p[i] == 'e') {
+			*used = i + 1;
+			return 0;
+		}
+		if (dict) {
+			if (!is_digit(p[i]) || !str_head(p + i, n - i, &body, &len))
+				return -1;
+			i += body + len;
+		}
+		if (check(p + i, n - i, depth - 1, &k))
+			return -1;
+		i += k;
+	}
+}
+
+int bn_check(struct str s, unsigned max_depth)
+{
+	size_t used;
+	if (!s.p || check(s.p, s.l, max_depth, &used) || used != s.l)
+		return -1;
+	return 0;
+}
+
+/* The length of the value at p[0..n) without recursion, so that a reader handed an
+ * unchecked value can neither overread nor run out of stack; 0 when it is malformed. */
+static size_t skip(const char *p, size_t n)
+{
+	size_t i = 0, depth = 0, body, len, k;
+	do {
+		if (i >= n)
+			return 0;
+		char c = p[i];
+		if (is_digit(c)) {
+			if (!str_head(p + i, n - i, &body, &len))
+				return 0;
+			i += body + len;
+		} else if (c == 'i') {
+			k = int_len(p + i, n - i);
+			if (!k)
+				return 0;
+			i += k;
+		} else if (c == 'l' || c == 'd') {
+			depth++;
+			i++;
+		} else if (c == 'e' && depth > 0) {
+			depth--;
+			i++;
+		} else {
+			return 0;
+		}
+	} while (depth > 0);
+	return i;
+}
+
+/* Takes one value off the front of *cur. */
+static bool take(struct str *cur, struct str *item)
+{
+	size_t k = skip(cur->p, cur->l);
+	if (!k)
+		return false;
+	*item = (struct str){ cur->p, k };
+	cur->p += k;
+	cur->l -= k;
+	return true;
+}
+
+static bool begin(struct str v, char type, struct str *cursor)
+{
+	if (v.l < 2 || v.p[0] != type || v.p[v.l - 1] != 'e')
+		return false;
+	*cursor = (struct str){ v.p + 1, v.l - 2 };
+	return true;
+}
+
+bool bn_list_begin(struct str list, struct str *cursor)
+{
+	return begin(list, 'l', cursor);
+}
+
+bool bn_dict_begin(struct str dict, struct str *cursor)
+{
+	return begin(dict, 'd', cursor);
+}
+
+bool bn_list_next(struct str *cursor, struct str *item)
+{
+	if (cursor->l == 0)
+		return false;
+	return take(cursor, item);
+}
+
+bool bn_dict_next(struct str *cursor, struct str *key, struct str *val)
+{
+	struct str k, save = *cursor;
+	if (cursor->l == 0 || !take(cursor, &k) || !bn_as_str(k, key) || !take(cursor, val)) {
+		*cursor = (struct str){ save.p + save.l, 0 }; /* malformed: end the walk */
+		return false;
+	}
+	return true;
+}
+
+bool bn_dict_get(struct str dict, const char *key, struct str *val)
+{
+	struct str cur, k, v, want = str_from_cstr(key);
+	if (!bn_dict_begin(dict, &cur))
+		return false;
+	while (bn_dict_next(&cur, &k, &v)) {
+		if (str_eq(k, want)) {
+			*val = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool bn_as_str(struct str val, struct str *out)
+{
+	size_t body, len;
+	if (!str_head(val.p, val.l, &body, &len) || body + len != val.l)
+		return false;
+	*out = (struct str){ val.p + body, len };
+	return true;
+}
+
+bool bn_as_int(struct str val, int64_t *out)
+{
+	if (int_len(val.p, val.l) != val.l || val.l == 0)
+		return false;
+	size_t i = 1;
+	bool neg = val.p[1] == '-';
+	if (neg)
+		i++;
+	/* Accumulated as a negative number so that INT64_MIN fits. */
+	int64_t v = 0;
+	for (; val.p[i] != 'e'; i++) {
+		int d = val.p[i] - '0';
+		if (v < (INT64_MIN + d) / 10)
+			return false;
+		v = v * 10 - d;
+	}
+	if (!neg) {
+		if (v == INT64_MIN)
+			return false;
+		v = -v;
+	}
+	*out = v;
+	return true;
+}
+
+bool bn_dict_get_str(struct str dict, const char *key, struct str *out)
+{
+	struct str v;
+	return bn_dict_get(dict, key, &v) && bn_as_str(v, out);
+}

@@ -1,0 +1,759 @@
+/* media.c: the relay policy and the offer/answer of relayed calls through rtpengine (ng protocol). */
+#include "media/media_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/khash.h"
+
+/* A relayed call with no SDP exchange for this long is forgotten (and deleted in
+ * rtpengine), like an idle dialog (dialog.h): a phone that vanished never sends its BYE. */
+#define MEDIA_IDLE_MS (12ull * 3600 * 1000)
+#define MEDIA_MIN_BUCKETS 64
+/* Room for one ng command: the SDP plus the keys around it. */
+#define NG_CMD_MAX (SDP_MAX_LEN + 2048)
+
+enum leg { CALLER = 0, CALLEE = 1 };
+
+/* A relayed call, by Call-ID. */
+struct mcall {
+	struct mcall *next; /* bucket chain */
+	struct media *md;
+	uint64_t hash;
+	int ng;             /* the rtpengine it sticks to */
+	bool webrtc[2];     /* each leg's kind: WebRTC (ICE, DTLS-SRTP) or plain RTP */
+	uint32_t offer_cseq; /* the request whose offer went through rtpengine last */
+	enum leg offer_side; /* who sent that request */
+	bool late;           /* its offer came in the response: the answer comes in the ACK */
+	uint64_t held;       /* the message being rewritten now: its retransmissions wait */
+	uint64_t last_in;    /* the last message rewritten, and rtpengine's SDP for it: */
+	char *last_sdp;      /* a retransmission gets the same without asking again */
+	size_t last_sdp_len;
+	struct timer life;
+	struct str call_id, caller_tag; /* views into text */
+	char text[];
+};
+
+/* One ng command in flight. */
+enum op_kind { OP_OFFER, OP_HELD, OP_DELETE };
+struct op {
+	struct op *prev, *next;
+	struct media *md;
+	enum op_kind kind;
+	uint64_t handle;
+	media_offer_h *cb; /* OP_OFFER */
+	void *cb_arg;
+	uint64_t cb_tag;
+	uint64_t in;         /* OP_HELD: the message's hash (mcall.held) */
+	bool offer, in_resp; /* OP_HELD: an offer (else an answer); the SDP is in a response */
+	enum leg sender;
+	struct tp_source src; /* OP_HELD: where the message came from */
+	struct str call_id;   /* views into text */
+	size_t len;           /* OP_HELD: the message */
+	char text[];
+};
+
+struct media {
+	struct media_env env;
+	struct ng *ng; /* NULL: relay off */
+	struct khash hk;
+	struct mcall **bucket;
+	size_t nbucket;
+	struct op *ops;
+	struct media_stats stats;
+	struct timer_wheel *w;
+	char cmd[NG_CMD_MAX];  /* scratch: the command being built */
+	char out[SIP_MAX_MSG]; /* scratch: a message with its new SDP */
+};
+
+/* ---- life ----------------------------------------------------------------------------------- */
+
+int media_new(struct media **mp, const struct media_env *env, char *err, size_t errlen)
+{
+	struct media *md = calloc(1, sizeof(*md));
+	if (!md) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	md->env = *env;
+	md->w = loop_timers(env->loop);
+	md->bucket = calloc(MEDIA_MIN_BUCKETS, sizeof(*md->bucket));
+	if (!md->bucket || khash_init(&md->hk) < 0) {
+		free(md->bucket);
+		free(md);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	md->nbucket = MEDIA_MIN_BUCKETS;
+	const struct media_cfg *c = env->cfg;
+	if (c && c->nrtpengine && c->mode != MEDIA_NEVER) {
+		struct ng_target t[MEDIA_MAX_NG];
+		for (unsigned i = 0; i < c->nrtpengine; i++) {
+			if (ng_target_parse(c->rtpengine[i], &t[i], err, errlen) < 0) {
+				media_free(md);
+				return -EINVAL;
+			}
+		}
+		struct ng_env ne = { .loop = env->loop, .lg = env->lg, .timeout_ms = c->timeout_ms };
+		int e = ng_new(&md->ng, &ne, t, c->nrtpengine);
+		if (e < 0) {
+			snprintf(err, errlen, "rtpengine control socket: %s", strerror(-e));
+			media_free(md);
+			return e;
+		}
+	}
+	*mp = md;
+	return 0;
+}
+
+static void call_free(struct mcall *k)
+{
+	timer_stop(k->md->w, &k->life);
+	free(k->last_sdp);
+	free(k);
+}
+
+void media_free(struct media *md)
+{
+	if (!md)
+		return;
+	ng_free(md->ng); /* drops the pending commands without their callbacks */
+	while (md->ops) {
+		struct op *o = md->ops;
+		md->ops = o->next;
+		free(o);
+	}
+	for (size_t i = 0; md->bucket && i < md->nbucket; i++) {
+		while (md->bucket[i]) {
+			struct mcall *k = md->bucket[i];
+			md->bucket[i] = k->next;
+			call_free(k);
+		}
+	}
+	free(md->bucket);
+	free(md);
+}
+
+bool media_on(const struct media *md)
+{
+	return md && md->ng;
+}
+
+const struct media_stats *media_stats(const struct media *md)
+{
+	return &md->stats;
+}
+
+/* ---- the table of relayed calls -------------------------------------------------------------- */
+
+static struct mcall *find(const struct media *md, struct str call_id)
+{
+	uint64_t h = khash(&md->hk, call_id.p, call_id.l);
+	struct mcall *k = md->bucket[h & (md->nbucket - 1)];
+	while (k && !(k->hash == h && str_eq(k->call_id, call_id)))
+		k = k->next;
+	return k;
+}
+
+static void unlink_call(struct media *md, struct mcall *k)
+{
+	struct mcall **pp = &md->bucket[k->hash & (md->nbucket - 1)];
+	while (*pp && *pp != k)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = k->next;
+	md->stats.calls--;
+}
+
+static void grow(struct media *md)
+{
+	if (md->stats.calls < 2 * md->nbucket)
+		return;
+	size_t nb = md->nbucket * 2;
+	struct mcall **b = calloc(nb, sizeof(*b));
+	if (!b)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < md->nbucket; i++) {
+		while (md->bucket[i]) {
+			struct mcall *k = md->bucket[i];
+			md->bucket[i] = k->next;
+			k->next = b[k->hash & (nb - 1)];
+			b[k->hash & (nb - 1)] = k;
+		}
+	}
+	free(md->bucket);
+	md->bucket = b;
+	md->nbucket = nb;
+}
+
+static void idle(void *arg)
+{
+	struct mcall *k = arg;
+	struct media *md = k->md;
+	log_info(md->env.lg, "media", "relayed call %.*s idle for 12 hours: deleted", STR_FMT(k->call_id));
+	media_end(md, k->call_id);
+}
+
+static struct mcall *add_call(struct media *md, const struct sip_msg *m, int ng)
+{
+	struct mcall *k = find(md, m->call_id);
+	if (k)
+		return k; /* the INVITE again, with credentials after a challenge */
+	k = calloc(1, sizeof(*k) + m->call_id.l + m->from.tag.l + 1);
+	if (!k)
+		return NULL;
+	k->md = md;
+	k->ng = ng;
+	memcpy(k->text, m->call_id.p, m->call_id.l);
+	memcpy(k->text + m->call_id.l, m->from.tag.p, m->from.tag.l);
+	k->call_id = (struct str){ k->text, m->call_id.l };
+	k->caller_tag = (struct str){ k->text + m->call_id.l, m->from.tag.l };
+	k->hash = khash(&md->hk, m->call_id.p, m->call_id.l);
+	md->stats.calls++;
+	grow(md);
+	struct mcall **head = &md->bucket[k->hash & (md->nbucket - 1)];
+	k->next = *head;
+	*head = k;
+	timer_start(md->w, &k->life, MEDIA_IDLE_MS, idle, k);
+	return k;
+}
+
+const char *media_relay_of(const struct media *md, struct str call_id)
+{
+	const struct mcall *k = md && md->ng ? find(md, call_id) : NULL;
+	return k ? ng_name(md->ng, k->ng) : NULL;
+}
+
+/* ---- policy ------------------------------------------------------------------------------ */
+
+static bool is_ws(const struct tp_source *src)
+{
+	return src->proto == TP_WS || src->proto == TP_WSS;
+}
+
+/* A numeric address that is not the one the message came from: the sender wrote where it
+ * is on its own network, behind a NAT. 0.0.0.0 (hold) and names say nothing. */
+static bool elsewhere(struct str host, const struct tp_source *src)
+{
+	struct tp_addr a;
+	if (!host.l || tp_addr_from_host(&a, host, 0) != 0)
+		return false;
+	if (str_eq(host, STR("0.0.0.0")) || str_eq(host, STR("::")))
+		return false;
+	return !tp_addr_same_host(&a, &src->addr);
+}
+
+/* README "Phones behind NAT": a caller is behind NAT when its Contact or an SDP address
+ * names an address other than the one its INVITE came from. */
+static bool caller_natted(const struct sip_msg *m, const struct tp_source *src, const struct sdp *s)
+{
+	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_CONTACT);
+	struct str rest = h ? h->value : STR_NULL, it;
+	struct sip_addr ca;
+	if (h && sip_list_next(&rest, &it) && sip_addr_parse(&ca, it) == 0 && !ca.star &&
+	    elsewhere(ca.uri.host, src))
+		return true;
+	for (unsigned i = 0; s && i < s->nmedia; i++)
+		if (s->m[i].port && elsewhere(s->m[i].addr, src))
+			return true;
+	return false;
+}
+
+bool media_wanted(const struct media *md, const struct sip_msg *m, const struct tp_source *src,
+		  const struct media_leg *leg, unsigned n, const char **why)
+{
+	*why = "";
+	if (!media_on(md))
+		return false;
+	if (md->env.cfg->mode == MEDIA_ALWAYS) {
+		*why = "media = always";
+		return true;
+	}
+	struct sdp s;
+	const char *bad;
+	bool have = sip_msg_has_sdp(m) && sdp_parse(&s, m->body, &bad) == 0;
+	bool caller_webrtc = is_ws(src) || (have && sdp_is_webrtc(&s));
+	if (caller_natted(m, src, have ? &s : NULL)) {
+		*why = "caller behind NAT";
+		return true;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (leg[i].relay) {
+			*why = "relay peer";
+			return true;
+		}
+		if (leg[i].nat) {
+			*why = "callee behind NAT";
+			return true;
+		}
+		if (leg[i].webrtc != caller_webrtc) {
+			*why = "WebRTC and plain RTP";
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- ng commands ------------------------------------------------------------------------- */
+
+/* The options that shape the SDP rtpengine gives to a leg of kind webrtc, when the other
+ * leg (from_webrtc) differs: the conversion of README "Phones behind NAT". Both plain: the
+ * transport is left as the phone wrote it (an SRTP phone keeps SDES). */
+static void leg_options(struct bn_out *o, bool to_webrtc, bool from_webrtc)
+{
+	bn_cstr(o, "replace");
+	bn_list(o);
+	bn_cstr(o, "origin");
+	bn_cstr(o, "session-connection");
+	bn_end(o);
+	if (to_webrtc) {
+		bn_kv_cstr(o, "ICE", "force");
+		bn_kv_cstr(o, "transport-protocol", "UDP/TLS/RTP/SAVPF");
+		bn_cstr(o, "rtcp-mux");
+		bn_list(o);
+		bn_cstr(o, "offer");
+		bn_cstr(o, "accept");
+		bn_end(o);
+		bn_kv_cstr(o, "SDES", "off");
+	} else {
+		bn_kv_cstr(o, "ICE", "remove");
+		if (from_webrtc) {
+			bn_kv_cstr(o, "transport-protocol", "RTP/AVP");
+			bn_kv_cstr(o, "DTLS", "off");
+			bn_cstr(o, "rtcp-mux");
+			bn_list(o);
+			bn_cstr(o, "demux");
+			bn_end(o);
+		}
+	}
+}
+
+/* Builds the command into md->cmd: offer or answer for call_id with the two tags, SDP and
+ * the options toward the receiving leg. Returns its length, 0 when it does not fit. */
+static size_t build(struct media *md, const char *command, struct str call_id, struct str from_tag,
+		    struct str to_tag, struct str sdp, bool to_webrtc, bool from_webrtc)
+{
+	struct bn_out o;
+	bn_init(&o, md->cmd, sizeof md->cmd);
+	bn_dict(&o);
+	bn_kv_cstr(&o, "command", command);
+	bn_kv_str(&o, "call-id", call_id);
+	bn_kv_str(&o, "from-tag", from_tag);
+	if (to_tag.l)
+		bn_kv_str(&o, "to-tag", to_tag);
+	bn_kv_str(&o, "sdp", sdp);
+	leg_options(&o, to_webrtc, from_webrtc);
+	bn_end(&o);
+	return o.overflow ? 0 : o.len;
+}
+
+static struct op *new_op(struct media *md, enum op_kind kind, struct str call_id, size_t extra)
+{
+	struct op *o = calloc(1, sizeof(*o) + call_id.l + extra + 1);
+	if (!o)
+		return NULL;
+	o->md = md;
+	o->kind = kind;
+	memcpy(o->text, call_id.p, call_id.l);
+	o->call_id = (struct str){ o->text, call_id.l };
+	return o;
+}
+
+static void link_op(struct media *md, struct op *o)
+{
+	o->next = md->ops;
+	if (md->ops)
+		md->ops->prev = o;
+	md->ops = o;
+}
+
+static void unlink_op(struct media *md, struct op *o)
+{
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		md->ops = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+}
+
+static void on_reply(void *arg, int err, struct str reply);
+
+/* Sends the command in md->cmd (len bytes) for o to instance idx; links o. */
+static int send_op(struct media *md, struct op *o, int idx, size_t len)
+{
+	int err = ng_send(md->ng, idx, (struct str){ md->cmd, len }, on_reply, o, &o->handle);
+	if (err == 0)
+		link_op(md, o);
+	return err;
+}
+
+/* The SDP of a successful offer or answer reply; false (and *why) otherwise. */
+static bool reply_sdp(int err, struct str reply, struct str *sdp, char *why, size_t n)
+{
+	struct str v, res = STR_NULL, reason = STR_NULL;
+	if (err) {
+		snprintf(why, n, "%s", err == -ETIMEDOUT ? "no answer" : strerror(-err));
+		return false;
+	}
+	if (bn_dict_get(reply, "result", &v))
+		bn_as_str(v, &res);
+	if (!str_eq(res, STR("ok"))) {
+		if (bn_dict_get(reply, "error-reason", &v))
+			bn_as_str(v, &reason);
+		snprintf(why, n, "error: %.*s", reason.l ? (int)reason.l : 7, reason.l ? reason.p : "unknown");
+		return false;
+	}
+	if (!bn_dict_get(reply, "sdp", &v) || !bn_as_str(v, sdp) || !sdp->l) {
+		snprintf(why, n, "answer without SDP");
+		return false;
+	}
+	return true;
+}
+
+/* ---- the INVITE's offer ------------------------------------------------------------------- */
+
+int media_offer(struct media *md, const struct sip_msg *m, const struct tp_source *src, bool callee_webrtc,
+		media_offer_h *cb, void *arg, uint64_t tag, const char **why)
+{
+	*why = "";
+	if (!media_on(md))
+		return 0;
+	bool has = sip_msg_has_sdp(m);
+	struct sdp s;
+	if (has && sdp_parse(&s, m->body, why) < 0)
+		return m->body.l > SDP_MAX_LEN ? 488 : 400;
+	int idx = ng_pick(md->ng);
+	if (idx < 0) {
+		md->stats.failures++;
+		log_warn(md->env.lg, "media", "no rtpengine answers: call %.*s %s", STR_FMT(m->call_id),
+			 md->env.cfg->required ? "refused (503, media-required)" : "goes on unrelayed");
+		*why = "Media Relay Unavailable";
+		return md->env.cfg->required ? 503 : 0;
+	}
+	struct mcall *k = add_call(md, m, idx);
+	if (!k)
+		return md->env.cfg->required ? 503 : 0;
+	k->webrtc[CALLER] = is_ws(src) || (has && sdp_is_webrtc(&s));
+	k->webrtc[CALLEE] = callee_webrtc;
+	k->offer_cseq = m->cseq;
+	k->offer_side = CALLER;
+	k->late = false;
+	if (!has)
+		return 0; /* a late offer: it comes in the 2xx (media_intercept) */
+	size_t len = build(md, "offer", m->call_id, m->from.tag, STR_NULL, m->body, k->webrtc[CALLEE],
+			   k->webrtc[CALLER]);
+	struct op *o = len ? new_op(md, OP_OFFER, m->call_id, 0) : NULL;
+	if (!o) {
+		*why = "SDP Too Large";
+		return len ? 500 : 488;
+	}
+	o->cb = cb;
+	o->cb_arg = arg;
+	o->cb_tag = tag;
+	if (send_op(md, o, idx, len) < 0) {
+		free(o);
+		return md->env.cfg->required ? 503 : 0;
+	}
+	md->stats.offers++;
+	return 1;
+}
+
+static void offer_done(struct media *md, struct op *o, int err, struct str reply)
+{
+	struct mcall *k = find(md, o->call_id);
+	struct str sdp;
+	char why[200];
+	if (k && reply_sdp(err, reply, &sdp, why, sizeof why)) {
+		o->cb(o->cb_arg, o->cb_tag, 0, sdp);
+		return;
+	}
+	if (!k)
+		snprintf(why, sizeof why, "call gone");
+	md->stats.failures++;
+	bool required = md->env.cfg->required;
+	log_warn(md->env.lg, "media", "rtpengine %s: offer for call %.*s failed (%s): %s",
+		 k ? ng_name(md->ng, k->ng) : "-", STR_FMT(o->call_id), why,
+		 required ? "refused (503, media-required)" : "the call goes on unrelayed");
+	if (k) {
+		unlink_call(md, k);
+		call_free(k);
+	}
+	o->cb(o->cb_arg, o->cb_tag, required ? 503 : 0, STR_NULL);
+}
+
+/* ---- SDP inside a relayed call ----------------------------------------------------------------- */
+
+static enum leg side_of(const struct mcall *k, struct str tag)
+{
+	return str_eq(tag, k->caller_tag) ? CALLER : CALLEE;
+}
+
+/* Puts buf (len bytes, a message as it came from src) back with sdp as its body. */
+static void put_back(struct media *md, const char *buf, size_t len, const struct tp_source *src, struct str sdp)
+{
+	if (sdp.l) {
+		struct sip_hdr hdrs[SIP_MAX_HEADERS];
+		struct sip_msg m;
+		struct sip_parse_err pe;
+		struct sip_out out;
+		sip_out_init(&out, md->out, sizeof md->out);
+		if (sip_msg_parse(&m, hdrs, SIP_MAX_HEADERS, buf, len, true, &pe) == SIP_PARSE_OK &&
+		    sip_print_rebody(&out, &m, STR_NULL, sdp) == 0 && !out.overflow) {
+			md->env.reinject(md->env.arg, out.p, out.len, src);
+			return;
+		}
+		log_warn(md->env.lg, "media", "a message with rtpengine's SDP does not fit: sent as it came");
+	}
+	md->env.reinject(md->env.arg, buf, len, src);
+}
+
+bool media_intercept(struct media *md, const struct sip_msg *m, const struct tp_source *src)
+{
+	if (!md->stats.calls || !m->body.l)
+		return false;
+	struct mcall *k = find(md, m->call_id);
+	if (!k || !sip_msg_has_sdp(m))
+		return false;
+	bool resp = !m->request;
+	enum sip_method meth = resp ? m->cseq_method : m->mid;
+	/* Who sent the request (the response answers it): its From tag says. */
+	enum leg req_side = side_of(k, m->from.tag);
+	bool offer;
+	if (!resp && (meth == SIP_ACK || meth == SIP_PRACK)) {
+		if (!(k->late && m->cseq == k->offer_cseq && req_side == k->offer_side))
+			return false; /* an ACK repeating SDP it has no business with */
+		offer = false;
+	} else if (!resp && (meth == SIP_INVITE || meth == SIP_UPDATE) && m->to.tag.l) {
+		offer = true;
+	} else if (resp && m->status > 100 && m->status < 300 &&
+		   (meth == SIP_INVITE || meth == SIP_UPDATE || meth == SIP_PRACK)) {
+		offer = !(m->cseq == k->offer_cseq && req_side == k->offer_side && !k->late);
+		if (offer && meth == SIP_PRACK)
+			return false;
+	} else {
+		return false;
+	}
+	/* The two tags must be this call's: only its parties can steer its media. */
+	if (!str_eq(m->from.tag, k->caller_tag) && !str_eq(m->to.tag, k->caller_tag))
+		return false;
+	struct sdp s;
+	const char *bad;
+	if (sdp_parse(&s, m->body, &bad) < 0) {
+		log_warn(md->env.lg, "media", "call %.*s: %.*s with an SDP rtpengine cannot take (%s): passed on as it is",
+			 STR_FMT(m->call_id), resp ? 3 : (int)m->method.l, resp ? "a response" : m->method.p, bad);
+		return false;
+	}
+	uint64_t h = khash(&md->hk, m->buf, m->len);
+	if (h == k->held)
+		return true; /* a retransmission of what rtpengine is working on: the rewrite goes */
+	if (h == k->last_in && k->last_sdp) {
+		put_back(md, m->buf, m->len, src, (struct str){ k->last_sdp, k->last_sdp_len });
+		return true;
+	}
+	/* The SDP's sender: the request's sender, or for a response the other side. */
+	enum leg sender = resp ? (req_side == CALLER ? CALLEE : CALLER) : req_side;
+	k->webrtc[sender] = is_ws(src) || sdp_is_webrtc(&s);
+	/* An answer names the offerer first (its tag as from-tag); an offer its own sender. */
+	bool swap = resp == offer;
+	struct str ft = swap ? m->to.tag : m->from.tag, tt = swap ? m->from.tag : m->to.tag;
+	size_t len = build(md, offer ? "offer" : "answer", m->call_id, ft, tt, m->body, k->webrtc[!sender],
+			   k->webrtc[sender]);
+	struct op *o = len ? new_op(md, OP_HELD, m->call_id, m->len) : NULL;
+	if (!o)
+		return false;
+	o->in = h;
+	o->offer = offer;
+	o->in_resp = resp;
+	o->sender = sender;
+	o->src = *src;
+	o->len = m->len;
+	memcpy(o->text + m->call_id.l, m->buf, m->len);
+	if (send_op(md, o, k->ng, len) < 0) {
+		free(o);
+		return false;
+	}
+	k->held = h;
+	timer_stop(md->w, &k->life);
+	timer_start(md->w, &k->life, MEDIA_IDLE_MS, idle, k);
+	md->stats.held++;
+	if (offer) {
+		/* From now on a response to this request answers this offer. */
+		k->offer_cseq = m->cseq;
+		k->offer_side = req_side;
+		k->late = resp;
+	}
+	return true;
+}
+
+static void held_done(struct media *md, struct op *o, int err, struct str reply)
+{
+	const char *msg = o->text + o->call_id.l;
+	struct mcall *k = find(md, o->call_id);
+	struct str sdp = STR_NULL;
+	char why[200];
+	if (k && k->held == o->in)
+		k->held = 0;
+	if (!k) {
+		put_back(md, msg, o->len, &o->src, STR_NULL);
+		return;
+	}
+	if (!reply_sdp(err, reply, &sdp, why, sizeof why)) {
+		md->stats.failures++;
+		log_warn(md->env.lg, "media", "rtpengine %s: %s for call %.*s failed (%s): passed on as it came",
+			 ng_name(md->ng, k->ng), o->offer ? "offer" : "answer", STR_FMT(o->call_id), why);
+		put_back(md, msg, o->len, &o->src, STR_NULL);
+		return;
+	}
+	if (o->offer)
+		md->stats.offers++;
+	else
+		md->stats.answers++;
+	char *copy = malloc(sdp.l);
+	if (copy) {
+		memcpy(copy, sdp.p, sdp.l);
+		free(k->last_sdp);
+		k->last_sdp = copy;
+		k->last_sdp_len = sdp.l;
+		k->last_in = o->in;
+	}
+	put_back(md, msg, o->len, &o->src, sdp);
+}
+
+/* ---- the end ------------------------------------------------------------------------------ */
+
+/* Sums what the delete's answer says of each leg: per tag, the packets and bytes received
+ * from it, and the packets its SSRCs lost on the way (RTCP or sequence gaps). */
+struct figures {
+	uint64_t pkts[2], bytes[2];
+	int64_t lost;
+	uint64_t expected;
+};
+
+static void sum_streams(struct str medias, uint64_t *pkts, uint64_t *bytes)
+{
+	struct str cur = medias, media;
+	while (bn_list_next(&cur, &media)) {
+		struct str streams, scur, stream, stats, v;
+		int64_t x;
+		if (!bn_dict_get(media, "streams", &streams))
+			continue;
+		scur = streams;
+		while (bn_list_next(&scur, &stream)) {
+			if (!bn_dict_get(stream, "stats", &stats))
+				continue;
+			if (bn_dict_get(stats, "packets", &v) && bn_as_int(v, &x) && x > 0)
+				*pkts += (uint64_t)x;
+			if (bn_dict_get(stats, "bytes", &v) && bn_as_int(v, &x) && x > 0)
+				*bytes += (uint64_t)x;
+		}
+	}
+}
+
+static void read_figures(const struct mcall *k, struct str reply, struct figures *f)
+{
+	memset(f, 0, sizeof(*f));
+	struct str tags, cur, key, val, v;
+	if (bn_dict_get(reply, "tags", &tags)) {
+		cur = tags;
+		while (bn_dict_next(&cur, &key, &val)) {
+			struct str tag = STR_NULL, medias;
+			if (!bn_as_str(key, &tag))
+				continue;
+			enum leg l = str_eq(tag, k->caller_tag) ? CALLER : CALLEE;
+			if (bn_dict_get(val, "medias", &medias))
+				sum_streams(medias, &f->pkts[l], &f->bytes[l]);
+		}
+	}
+	/* Loss as rtpengine measured it per SSRC: packets lost of those expected. */
+	struct str ssrcs;
+	if (bn_dict_get(reply, "SSRC", &ssrcs)) {
+		cur = ssrcs;
+		while (bn_dict_next(&cur, &key, &val)) {
+			int64_t x;
+			if (bn_dict_get(val, "packets lost", &v) && bn_as_int(v, &x))
+				f->lost += x;
+			if (bn_dict_get(val, "packets", &v) && bn_as_int(v, &x) && x > 0)
+				f->expected += (uint64_t)x;
+		}
+	}
+}
+
+static void delete_done(struct media *md, struct op *o, int err, struct str reply, const char *name)
+{
+	char text[160];
+	struct str res = STR_NULL, v;
+	if (!err && bn_dict_get(reply, "result", &v))
+		bn_as_str(v, &res);
+	if (err || !str_eq(res, STR("ok"))) {
+		md->stats.failures++;
+		log_warn(md->env.lg, "media", "rtpengine %s: delete of call %.*s failed (%s)", name, STR_FMT(o->call_id),
+			 err ? (err == -ETIMEDOUT ? "no answer" : strerror(-err)) : "error");
+		snprintf(text, sizeof text, "relay %s, no figures (delete failed)", name);
+	} else {
+		/* The figures need the call's tags: o carries them after the Call-ID. */
+		struct mcall k = { .caller_tag = { o->text + o->call_id.l, o->len } };
+		struct figures f;
+		read_figures(&k, reply, &f);
+		uint64_t total = f.pkts[CALLER] + f.pkts[CALLEE];
+		double loss = f.expected ? 100.0 * (double)(f.lost > 0 ? f.lost : 0) / (double)f.expected : 0.0;
+		snprintf(text, sizeof text, "relay %s %llu/%llu pkts, %.1f%% loss", name,
+			 (unsigned long long)f.pkts[CALLER], (unsigned long long)f.pkts[CALLEE], loss);
+		log_info(md->env.lg, "media", "call %.*s relayed through %s: %llu packets from the caller, %llu from the callee, %.1f%% lost%s",
+			 STR_FMT(o->call_id), name, (unsigned long long)f.pkts[CALLER], (unsigned long long)f.pkts[CALLEE],
+			 loss, total == 0 ? " (no audio at all)" : "");
+	}
+	if (md->env.figures)
+		md->env.figures(md->env.arg, o->call_id, text);
+}
+
+void media_end(struct media *md, struct str call_id)
+{
+	if (!md || !md->stats.calls)
+		return;
+	struct mcall *k = find(md, call_id);
+	if (!k)
+		return;
+	unlink_call(md, k);
+	struct bn_out b;
+	bn_init(&b, md->cmd, sizeof md->cmd);
+	bn_dict(&b);
+	bn_kv_cstr(&b, "command", "delete");
+	bn_kv_str(&b, "call-id", k->call_id);
+	bn_kv_str(&b, "from-tag", k->caller_tag);
+	bn_end(&b);
+	/* The op keeps the caller's tag after the Call-ID (o->len its length), and the name
+	 * of the instance for the figures. */
+	struct op *o = b.overflow ? NULL : new_op(md, OP_DELETE, call_id, k->caller_tag.l);
+	if (o) {
+		memcpy(o->text + call_id.l, k->caller_tag.p, k->caller_tag.l);
+		o->len = k->caller_tag.l;
+		o->cb_tag = (uint64_t)k->ng;
+		if (send_op(md, o, k->ng, b.len) < 0)
+			free(o);
+		else
+			md->stats.deletes++;
+	}
+	call_free(k);
+}
+
+static void on_reply(void *arg, int err, struct str reply)
+{
+	struct op *o = arg;
+	struct media *md = o->md;
+	unlink_op(md, o);
+	switch (o->kind) {
+	case OP_OFFER:
+		offer_done(md, o, err, reply);
+		break;
+	case OP_HELD:
+		held_done(md, o, err, reply);
+		break;
+	case OP_DELETE:
+		delete_done(md, o, err, reply, ng_name(md->ng, (int)o->cb_tag));
+		break;
+	}
+	free(o);
+}

@@ -1,0 +1,120 @@
+/* media_int.h: the media module's private interface: bencode views and the rtpengine ng-protocol client. */
+#ifndef PARLEY_MEDIA_INT_H
+#define PARLEY_MEDIA_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/str.h"
+#include "transport/transport.h"
+
+/* ---- bencode writer: appends to a caller's buffer, never allocates ----------------------- */
+
+/* Once a write does not fit, overflow is set and nothing more is written: the caller checks
+ * the flag once at the end instead of after every call. */
+struct bn_out {
+	char *p;       /* the caller's buffer */
+	size_t len;    /* bytes written */
+	size_t cap;    /* size of p */
+	bool overflow; /* a write did not fit; p[0..len) is then incomplete */
+};
+
+void bn_init(struct bn_out *o, char *buf, size_t cap);
+void bn_dict(struct bn_out *o); /* "d": opens a dictionary; close it with bn_end */
+void bn_list(struct bn_out *o); /* "l" */
+void bn_end(struct bn_out *o);  /* "e" */
+void bn_str(struct bn_out *o, struct str s);
+void bn_cstr(struct bn_out *o, const char *s);
+void bn_int(struct bn_out *o, int64_t v);
+/* Dictionary entries: the key, then the value. Keys go out in the order written:
+ * rtpengine does not ask for sorted keys (tried on 10.5). */
+void bn_key(struct bn_out *o, const char *key); /* before a bn_list / bn_dict value */
+void bn_kv_str(struct bn_out *o, const char *key, struct str v);
+void bn_kv_cstr(struct bn_out *o, const char *key, const char *v);
+void bn_kv_int(struct bn_out *o, const char *key, int64_t v);
+/* The bytes written as a view (meaningful only without overflow). */
+struct str bn_view(const struct bn_out *o);
+
+/* ---- bencode reader: views into the input, never allocates -------------------------------- */
+
+/* Whether s holds exactly one complete value: strings whose length prefix fits the rest of
+ * the input, integers i-?[0-9]+e without leading zeros or "-0", lists, dictionaries whose
+ * keys are strings, nested at most max_depth lists/dictionaries deep. 0 or -1. */
+int bn_check(struct str s, unsigned max_depth);
+/* The readers below expect a value bn_check accepted; on anything else they return false
+ * and still never read outside the view. */
+/* The encoded value of key in dict (the first one, if a peer repeated it). OUT: val */
+bool bn_dict_get(struct str dict, const char *key, struct str *val);
+/* The contents of a string value, or the number of an integer value (false on overflow). */
+bool bn_as_str(struct str val, struct str *out);
+bool bn_as_int(struct str val, int64_t *out);
+/* The string value of key as a view; false when missing or not a string. */
+bool bn_dict_get_str(struct str dict, const char *key, struct str *out);
+/* Iteration: bn_list_begin / bn_dict_begin set the cursor from a list / dictionary value
+ * (false when it is not one); each _next call takes one item (or key and value) from the
+ * cursor and returns false at the end. */
+bool bn_list_begin(struct str list, struct str *cursor);
+bool bn_list_next(struct str *cursor, struct str *item);
+bool bn_dict_begin(struct str dict, struct str *cursor);
+bool bn_dict_next(struct str *cursor, struct str *key, struct str *val);
+
+/* ---- the ng client ------------------------------------------------------------------------ */
+
+#define NG_MAX_TARGETS 16
+#define NG_MAX_DGRAM 65507 /* the most a UDP datagram over IPv4 carries */
+
+struct ng_target {
+	struct tp_addr addr;
+	unsigned weight; /* 1..1000 */
+	char name[80];   /* "udp:127.0.0.1:2223", for logs */
+};
+
+/* Parses "udp:HOST:PORT" or "udp:HOST:PORT;weight=N" (IPv4 or [IPv6], numeric; weight
+ * 1..1000, default 1). 0, or -1 with a message naming the problem in err. */
+int ng_target_parse(const char *spec, struct ng_target *t, char *err, size_t errlen);
+
+struct ng_env {
+	struct loop *loop;
+	struct log *lg;      /* may be NULL */
+	unsigned timeout_ms; /* total per command; 0: 2000 */
+	unsigned retry_ms;   /* how often a dead instance is pinged; 0: 5000 */
+};
+
+struct ng;
+
+/* One connected non-blocking UDP socket per instance, on env->loop; every instance starts
+ * alive. 0, or -errno (-EINVAL for n 0 or above NG_MAX_TARGETS). */
+int ng_new(struct ng **np, const struct ng_env *env, const struct ng_target *t, unsigned n);
+/* Pending commands are dropped without their callbacks. Not from inside a callback. */
+void ng_free(struct ng *n);
+/* A live instance chosen by smooth weighted round robin, or -1 when none is live. */
+int ng_pick(struct ng *n);
+const char *ng_name(const struct ng *n, int idx);
+bool ng_alive(const struct ng *n, int idx);
+unsigned ng_count(const struct ng *n);
+
+/*
+ * A command's end. reply is the reply's bencoded dictionary, valid during the call only.
+ * err: 0; -ETIMEDOUT (no answer within timeout_ms: the instance is marked dead);
+ * -ECONNREFUSED (the kernel reported the port closed: dead at once); -EPROTO (the reply is
+ * not a bencoded dictionary). A reply "result":"error" is err 0: read "error-reason".
+ */
+typedef void(ng_h)(void *arg, int err, struct str reply);
+
+/* Sends dict (one complete bencoded dictionary) to instance idx under a fresh cookie and
+ * retransmits it (after 500 ms, then doubling) until a reply or timeout_ms. Returns 0 with
+ * *handle set (handle may be NULL), or -errno (-EINVAL, -EMSGSIZE, -ENOMEM, -ECONNREFUSED
+ * when the first send already finds the port closed), in which case cb is never called.
+ * Never blocks; cb is never called from inside ng_send. */
+int ng_send(struct ng *n, int idx, struct str dict, ng_h *cb, void *arg, uint64_t *handle);
+/* Forgets a pending command: its callback is never called. Harmless on a finished one. */
+void ng_cancel(struct ng *n, uint64_t handle);
+/* Commands sent with ng_send and not yet finished or cancelled. */
+unsigned ng_pending(const struct ng *n);
+/* Datagrams that matched no pending command (late, duplicate or foreign). */
+uint64_t ng_unmatched(const struct ng *n);
+
+#endif

@@ -1,0 +1,511 @@
+/* ng.c: the rtpengine ng-protocol client: cookies, retransmission, timeouts and dead-instance pings over UDP. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "media/media_int.h"
+
+#define NG_BUCKETS 256   /* power of two; chains stay short at a few thousand commands */
+#define NG_FIRST_RTX 500 /* ms before the first retransmission, then doubling */
+#define NG_MAX_DEPTH 32  /* rtpengine's delete statistics nest about 8 deep */
+#define NG_COOKIE_MAX 40
+
+struct ng_cmd {
+	struct ng_cmd *next; /* bucket chain */
+	struct ng *n;
+	uint64_t id; /* the handle; also the cookie's number */
+	int idx;     /* instance */
+	bool ping;   /* our own liveness ping, not a caller's command */
+	ng_h *cb;
+	void *arg;
+	struct timer tmr; /* next retransmission or the deadline, whichever is first */
+	uint64_t deadline;
+	unsigned rtx_ms; /* the next retransmission interval */
+	size_t len;
+	char buf[]; /* "COOKIE dict", as sent */
+};
+
+struct ng_inst {
+	struct ng *n;
+	int fd;
+	struct ng_target t;
+	bool alive;
+	int cw; /* smooth weighted round robin: current weight */
+	struct timer ping_tmr;
+	uint64_t ping_id; /* the pending ping, 0 when none */
+};
+
+struct ng {
+	struct loop *loop;
+	struct log *lg;
+	unsigned timeout_ms, retry_ms;
+	uint64_t salt; /* cookie prefix: replies meant for an earlier process do not match */
+	uint64_t next_id;
+	unsigned pending; /* callers' commands */
+	uint64_t unmatched;
+	struct ng_cmd *bucket[NG_BUCKETS];
+	unsigned ninst;
+	struct ng_inst inst[NG_MAX_TARGETS];
+	char rbuf[NG_MAX_DGRAM + 1];
+};
+
+/* ---- targets ----------------------------------------------------------------------------- */
+
+int ng_target_parse(const char *spec, struct ng_target *t, char *err, size_t errlen)
+{
+	char tmp[sizeof(t->name) + 32];
+	memset(t, 0, sizeof(*t));
+	t->weight = 1;
+	if (strncasecmp(spec, "udp:", 4) != 0) {
+		snprintf(err, errlen, "expected udp:HOST:PORT[;weight=N], got '%s'", spec);
+		return -1;
+	}
+	if (strlen(spec) >= sizeof(tmp)) {
+		snprintf(err, errlen, "rtpengine address too long");
+		return -1;
+	}
+	snprintf(tmp, sizeof(tmp), "%s", spec);
+	char *semi = strchr(tmp, ';');
+	if (semi) {
+		*semi = '\0';
+		uint64_t w;
+		if (strncasecmp(semi + 1, "weight=", 7) != 0) {
+			snprintf(err, errlen, "unknown parameter '%s' (only weight=N)", semi + 1);
+			return -1;
+		}
+		if (!str_to_u64(str_from_cstr(semi + 8), 1000, &w) || w == 0) {
+			snprintf(err, errlen, "weight must be 1..1000, got '%s'", semi + 8);
+			return -1;
+		}
+		t->weight = (unsigned)w;
+	}
+	char *h = tmp + 4, *hend, *port;
+	if (*h == '[') {
+		hend = strchr(h, ']');
+		if (!hend || hend[1] != ':') {
+			snprintf(err, errlen, "expected udp:[IPv6]:PORT");
+			return -1;
+		}
+		port = hend + 2;
+		hend++;
+	} else {
+		hend = strchr(h, ':');
+		if (!hend) {
+			snprintf(err, errlen, "missing port (udp:HOST:PORT)");
+			return -1;
+		}
+		port = hend + 1;
+		if (strchr(port, ':')) {
+			snprintf(err, errlen, "put an IPv6 address in brackets: udp:[::1]:2223");
+			return -1;
+		}
+	}
+	uint64_t p;
+	if (!str_to_u64(str_from_cstr(port), 65535, &p) || p == 0) {
+		snprintf(err, errlen, "bad port '%s'", port);
+		return -1;
+	}
+	struct str host = { h, (size_t)(hend - h) };
+	if (tp_addr_from_host(&t->addr, host, (uint16_t)p)) {
+		snprintf(err, errlen, "'%.*s' is not a numeric IPv4 or [IPv6] address", STR_FMT(host));
+		return -1;
+	}
+	char a[64];
+	snprintf(t->name, sizeof(t->name), "udp:%s", tp_addr_str(&t->addr, a, sizeof(a)));
+	return 0;
+}
+
+/* ---- the table of pending commands ------------------------------------------------------- */
+
+/* Ids are ours and sequential, so the low bits spread evenly; a peer sending made-up
+ * cookies only ever walks one short chain. */
+static struct ng_cmd **slot(struct ng *n, uint64_t id)
+{
+	return &n->bucket[id & (NG_BUCKETS - 1)];
+}
+
+static struct ng_cmd *find(struct ng *n, uint64_t id)
+{
+	for (struct ng_cmd *c = *slot(n, id); c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+/* Unlinks c, stops its timer and frees it; no callback. */
+static void drop(struct ng_cmd *c)
+{
+	struct ng *n = c->n;
+	for (struct ng_cmd **pp = slot(n, c->id); *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	timer_stop(loop_timers(n->loop), &c->tmr);
+	if (c->ping)
+		n->inst[c->idx].ping_id = 0;
+	else
+		n->pending--;
+	free(c);
+}
+
+/* Ends c with err: unlinks it first, so that the callback may send or cancel others. */
+static void finish(struct ng_cmd *c, int err, struct str reply)
+{
+	ng_h *cb = c->cb;
+	void *arg = c->arg;
+	drop(c);
+	if (cb)
+		cb(arg, err, reply);
+}
+
+/* ---- liveness ----------------------------------------------------------------------------- */
+
+static void ping_due(void *arg);
+
+static void mark_dead(struct ng_inst *in, const char *why)
+{
+	struct ng *n = in->n;
+	if (in->alive) {
+		in->alive = false;
+		log_warn(n->lg, "media", "rtpengine %s: %s; out of rotation, pinging every %u ms", in->t.name, why,
+			 n->retry_ms);
+	}
+	if (!in->ping_id && !timer_pending(&in->ping_tmr))
+		timer_start(loop_timers(n->loop), &in->ping_tmr, n->retry_ms, ping_due, in);
+}
+
+static void mark_alive(struct ng_inst *in)
+{
+	if (in->alive)
+		return;
+	in->alive = true;
+	in->cw = 0;
+	timer_stop(loop_timers(in->n->loop), &in->ping_tmr);
+	log_info(in->n->lg, "media", "rtpengine %s: answers again; back in rotation", in->t.name);
+}
+
+static int submit(struct ng *n, int idx, struct str dict, bool ping, ng_h *cb, void *arg, uint64_t *handle);
+
+static void on_pong(void *arg, int err, struct str reply)
+{
+	struct ng_inst *in = arg;
+	struct str r;
+	if (!err && bn_dict_get_str(reply, "result", &r) && str_eq(r, STR("pong"))) {
+		mark_alive(in);
+		return;
+	}
+	/* Still dead: the failure itself marked it, and arms the next ping when none is pending. */
+	mark_dead(in, "ping failed");
+}
+
+static void ping_due(void *arg)
+{
+	struct ng_inst *in = arg;
+	struct ng *n = in->n;
+	if (in->alive || in->ping_id)
+		return;
+	int rc = submit(n, (int)(in - n->inst), STR("d7:command4:pinge"), true, on_pong, in, &in->ping_id);
+	if (rc) /* refused at once, or out of memory: try again later */
+		timer_start(loop_timers(n->loop), &in->ping_tmr, n->retry_ms, ping_due, in);
+}
+
+/* ---- sending ---------------------------------------------------------------------------- */
+
+/* One send of c's datagram; 0 or -errno. A full socket buffer counts as a lost datagram:
+ * the retransmission tries again. */
+static int transmit(struct ng *n, struct ng_cmd *c)
+{
+	ssize_t k = send(n->inst[c->idx].fd, c->buf, c->len, MSG_NOSIGNAL);
+	if (k >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR)
+		return 0;
+	return -errno;
+}
+
+/* Fails every command pending on instance idx: a refused port answers none of them. Only
+ * those sent before the refusal: a callback that sends again to idx must not be failed
+ * by this same walk, or it could go round forever. */
+static void refuse_all(struct ng *n, int idx)
+{
+	uint64_t upto = n->next_id;
+	mark_dead(&n->inst[idx], "port unreachable (connection refused)");
+	for (unsigned b = 0; b < NG_BUCKETS; b++) {
+		struct ng_cmd *c = n->bucket[b];
+		while (c) {
+			struct ng_cmd *next = c->next;
+			if (c->idx == idx && c->id <= upto) {
+				finish(c, -ECONNREFUSED, STR_NULL);
+				/* The callback may have changed this chain: walk it again. */
+				next = n->bucket[b];
+			}
+			c = next;
+		}
+	}
+	/* A pending ping was failed above, which arms the next one; make sure of it. */
+	mark_dead(&n->inst[idx], "port unreachable (connection refused)");
+}
+
+static void on_timer(void *arg)
+{
+	struct ng_cmd *c = arg;
+	struct ng *n = c->n;
+	uint64_t now = loop_now(n->loop);
+	if (now >= c->deadline) {
+		struct ng_inst *in = &n->inst[c->idx];
+		char why[48];
+		snprintf(why, sizeof(why), "no answer in %u ms", n->timeout_ms);
+		/* Dead already: the line that marked it said so; a caller's command still gets
+		 * its own line, so that a failed call can be traced to it. */
+		if (!in->alive && !c->ping)
+			log_warn(n->lg, "media", "rtpengine %s: %s (out of rotation)", in->t.name, why);
+		finish(c, -ETIMEDOUT, STR_NULL);
+		mark_dead(in, why);
+		return;
+	}
+	int rc = transmit(n, c);
+	if (rc == -ECONNREFUSED) {
+		refuse_all(n, c->idx);
+		return;
+	}
+	uint64_t left = c->deadline - now, d = c->rtx_ms < left ? c->rtx_ms : left;
+	c->rtx_ms *= 2;
+	timer_start(loop_timers(n->loop), &c->tmr, d, on_timer, c);
+}
+
+static int submit(struct ng *n, int idx, struct str dict, bool ping, ng_h *cb, void *arg, uint64_t *handle)
+{
+	if (idx < 0 || (unsigned)idx >= n->ninst || !dict.p || dict.l < 2 || dict.p[0] != 'd')
+		return -EINVAL;
+	char cookie[NG_COOKIE_MAX];
+	uint64_t id = ++n->next_id;
+	int cl = snprintf(cookie, sizeof(cookie), "%016" PRIx64 "_%" PRIu64 " ", n->salt, id);
+	if (dict.l > NG_MAX_DGRAM - (size_t)cl)
+		return -EMSGSIZE;
+	struct ng_cmd *c = malloc(sizeof(*c) + (size_t)cl + dict.l);
+	if (!c)
+		return -ENOMEM;
+	memset(c, 0, sizeof(*c));
+	c->n = n;
+	c->id = id;
+	c->idx = idx;
+	c->ping = ping;
+	c->cb = cb;
+	c->arg = arg;
+	c->len = (size_t)cl + dict.l;
+	memcpy(c->buf, cookie, (size_t)cl);
+	memcpy(c->buf + cl, dict.p, dict.l);
+	int rc = transmit(n, c);
+	if (rc) {
+		if (rc == -ECONNREFUSED)
+			mark_dead(&n->inst[idx], "port unreachable (connection refused)");
+		free(c);
+		return rc;
+	}
+	c->next = *slot(n, id);
+	*slot(n, id) = c;
+	if (!ping)
+		n->pending++;
+	uint64_t first = NG_FIRST_RTX < n->timeout_ms ? NG_FIRST_RTX : n->timeout_ms;
+	c->rtx_ms = NG_FIRST_RTX * 2;
+	c->deadline = loop_now(n->loop) + n->timeout_ms;
+	timer_start(loop_timers(n->loop), &c->tmr, first, on_timer, c);
+	if (handle)
+		*handle = id;
+	return 0;
+}
+
+int ng_send(struct ng *n, int idx, struct str dict, ng_h *cb, void *arg, uint64_t *handle)
+{
+	return submit(n, idx, dict, false, cb, arg, handle);
+}
+
+void ng_cancel(struct ng *n, uint64_t handle)
+{
+	struct ng_cmd *c = find(n, handle);
+	if (c && !c->ping)
+		drop(c);
+}
+
+unsigned ng_pending(const struct ng *n)
+{
+	return n->pending;
+}
+
+uint64_t ng_unmatched(const struct ng *n)
+{
+	return n->unmatched;
+}
+
+/* ---- receiving ---------------------------------------------------------------------------- */
+
+/* The command a reply's cookie names, or NULL when it is none of ours (or not from idx). */
+static struct ng_cmd *match(struct ng *n, int idx, struct str cookie)
+{
+	char want[24];
+	int wl = snprintf(want, sizeof(want), "%016" PRIx64 "_", n->salt);
+	if (cookie.l <= (size_t)wl || memcmp(cookie.p, want, (size_t)wl) != 0)
+		return NULL;
+	uint64_t id;
+	if (!str_to_u64((struct str){ cookie.p + wl, cookie.l - (size_t)wl }, UINT64_MAX, &id))
+		return NULL;
+	struct ng_cmd *c = find(n, id);
+	return c && c->idx == idx ? c : NULL;
+}
+
+static void handle_reply(struct ng *n, int idx, const char *p, size_t len)
+{
+	struct str d = { p, len };
+	long sp = str_chr(d, ' ');
+	struct ng_cmd *c = sp > 0 ? match(n, idx, (struct str){ p, (size_t)sp }) : NULL;
+	if (!c) {
+		n->unmatched++;
+		log_debug(n->lg, "media", "rtpengine %s: reply for no pending command ignored", n->inst[idx].t.name);
+		return;
+	}
+	struct str body = { p + sp + 1, len - (size_t)sp - 1 };
+	if (body.l == 0 || body.p[0] != 'd' || bn_check(body, NG_MAX_DEPTH)) {
+		log_warn(n->lg, "media", "rtpengine %s: reply is not a bencoded dictionary (%zu bytes)",
+			 n->inst[idx].t.name, body.l);
+		finish(c, -EPROTO, STR_NULL);
+		return;
+	}
+	/* Any well-formed reply shows that the instance works. */
+	mark_alive(&n->inst[idx]);
+	finish(c, 0, body);
+}
+
+static void on_fd(int fd, uint32_t events, void *arg)
+{
+	struct ng_inst *in = arg;
+	struct ng *n = in->n;
+	int idx = (int)(in - n->inst);
+	/* A bounded batch, so that a flood on one socket cannot starve the loop. */
+	for (int k = 0; k < 64; k++) {
+		ssize_t r = recv(fd, n->rbuf, NG_MAX_DGRAM, 0);
+		if (r < 0) {
+			if (errno == ECONNREFUSED)
+				refuse_all(n, idx);
+			else if (errno == EINTR)
+				continue;
+			return;
+		}
+		handle_reply(n, idx, n->rbuf, (size_t)r);
+	}
+}
+
+/* ---- the client ----------------------------------------------------------------------------- */
+
+static uint64_t fresh_salt(void)
+{
+	uint64_t s;
+	if (getrandom(&s, sizeof(s), GRND_NONBLOCK) == (ssize_t)sizeof(s))
+		return s;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
+}
+
+int ng_new(struct ng **np, const struct ng_env *env, const struct ng_target *t, unsigned cnt)
+{
+	*np = NULL;
+	if (!env || !env->loop || cnt == 0 || cnt > NG_MAX_TARGETS)
+		return -EINVAL;
+	struct ng *n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->loop = env->loop;
+	n->lg = env->lg;
+	n->timeout_ms = env->timeout_ms ? env->timeout_ms : 2000;
+	n->retry_ms = env->retry_ms ? env->retry_ms : 5000;
+	n->salt = fresh_salt();
+	int err = 0;
+	for (unsigned i = 0; i < cnt; i++) {
+		struct ng_inst *in = &n->inst[i];
+		in->n = n;
+		in->t = t[i];
+		if (in->t.weight == 0)
+			in->t.weight = 1;
+		in->alive = true;
+		in->fd = socket(t[i].addr.ss.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (in->fd < 0) {
+			err = -errno;
+			goto out;
+		}
+		n->ninst = i + 1;
+		/* Connected, so that the kernel hands us ICMP port-unreachable as ECONNREFUSED and
+		 * drops datagrams from anyone else. */
+		if (connect(in->fd, &t[i].addr.ss.sa, t[i].addr.len) < 0) {
+			err = -errno;
+			goto out;
+		}
+		err = loop_add_fd(n->loop, in->fd, EPOLLIN, on_fd, in);
+		if (err)
+			goto out;
+	}
+out:
+	if (err) {
+		for (unsigned i = 0; i < n->ninst; i++) {
+			loop_del_fd(n->loop, n->inst[i].fd);
+			close(n->inst[i].fd);
+		}
+		free(n);
+		return err;
+	}
+	*np = n;
+	return 0;
+}
+
+void ng_free(struct ng *n)
+{
+	if (!n)
+		return;
+	for (unsigned b = 0; b < NG_BUCKETS; b++)
+		while (n->bucket[b])
+			drop(n->bucket[b]);
+	for (unsigned i = 0; i < n->ninst; i++) {
+		timer_stop(loop_timers(n->loop), &n->inst[i].ping_tmr);
+		loop_del_fd(n->loop, n->inst[i].fd);
+		close(n->inst[i].fd);
+	}
+	free(n);
+}
+
+int ng_pick(struct ng *n)
+{
+	/* Smooth weighted round robin (nginx): deterministic, and spreads each instance's turns
+	 * evenly instead of in runs. */
+	int best = -1, total = 0;
+	for (unsigned i = 0; i < n->ninst; i++) {
+		struct ng_inst *in = &n->inst[i];
+		if (!in->alive)
+			continue;
+		in->cw += (int)in->t.weight;
+		total += (int)in->t.weight;
+		if (best < 0 || in->cw > n->inst[best].cw)
+			best = (int)i;
+	}
+	if (best >= 0)
+		n->inst[best].cw -= total;
+	return best;
+}
+
+const char *ng_name(const struct ng *n, int idx)
+{
+	return idx >= 0 && (unsigned)idx < n->ninst ? n->inst[idx].t.name : "?";
+}
+
+bool ng_alive(const struct ng *n, int idx)
+{
+	return idx >= 0 && (unsigned)idx < n->ninst && n->inst[idx].alive;
+}
+
+unsigned ng_count(const struct ng *n)
+{
+	return n->ninst;
+}

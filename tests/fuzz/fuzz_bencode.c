@@ -1,0 +1,87 @@
+/* fuzz_bencode.c: libFuzzer target for the bencode checker and readers: every view in bounds, every walk ends. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "media/media_int.h"
+
+static const char *base;
+static size_t size_;
+
+static void inside(struct str s)
+{
+	if (s.l && (s.p < base || s.p + s.l > base + size_))
+		abort();
+}
+
+/* Visits every value under v; each reader must agree with what bn_check accepted. */
+static void walk(struct str v, unsigned depth)
+{
+	struct str cur, a, b, s;
+	int64_t i;
+	inside(v);
+	if (depth > 64 || v.l == 0)
+		abort();
+	if (bn_list_begin(v, &cur)) {
+		while (bn_list_next(&cur, &a))
+			walk(a, depth + 1);
+		if (cur.l)
+			abort(); /* a checked list is read to its end */
+	} else if (bn_dict_begin(v, &cur)) {
+		while (bn_dict_next(&cur, &a, &b)) {
+			inside(a);
+			walk(b, depth + 1);
+			struct str again;
+			char key[64];
+			if (a.l < sizeof(key) && !memchr(a.p, '\0', a.l)) {
+				memcpy(key, a.p, a.l);
+				key[a.l] = '\0';
+				if (!bn_dict_get(v, key, &again))
+					abort();
+			}
+		}
+		if (cur.l)
+			abort();
+	} else if (bn_as_str(v, &s)) {
+		inside(s);
+	} else if (v.p[0] == 'i') {
+		(void)bn_as_int(v, &i); /* may overflow int64 and say so */
+	} else {
+		abort();
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct str in = { (const char *)data, size };
+	base = in.p;
+	size_ = size;
+	if (bn_check(in, 32) == 0) {
+		walk(in, 0);
+	} else {
+		/* Unchecked input: the readers may fail but never read outside it. */
+		struct str v, cur, k;
+		(void)bn_dict_get(in, "result", &v);
+		if (bn_dict_begin(in, &cur))
+			while (bn_dict_next(&cur, &k, &v))
+				inside(v);
+		if (bn_list_begin(in, &cur))
+			while (bn_list_next(&cur, &v))
+				inside(v);
+		int64_t i;
+		(void)bn_as_int(in, &i);
+		(void)bn_as_str(in, &v);
+	}
+	/* The writer round trip: a string written and read back is the same bytes. */
+	char out[256];
+	struct bn_out o;
+	bn_init(&o, out, sizeof(out));
+	bn_dict(&o);
+	bn_kv_str(&o, "k", (struct str){ in.p, size < 200 ? size : 200 });
+	bn_end(&o);
+	struct str got;
+	if (o.overflow || bn_check(bn_view(&o), 2) || !bn_dict_get_str(bn_view(&o), "k", &got) ||
+	    got.l != (size < 200 ? size : 200) || (got.l && memcmp(got.p, in.p, got.l)))
+		abort();
+	return 0;
+}

@@ -57,10 +57,10 @@ ALLOWED = {
     # The router decides; it may include the modules it hands requests to, never the
     # server that wires it up.
     "router": {"core", "sip", "transport", "txn", "auth", "location", "dialog", "guard",
-               "store", "cdr", "route", "registrar", "proxy"},
+               "store", "cdr", "route", "registrar", "proxy", "media"},
     # The server wires modules together and decides nothing: it may include all of them.
     "server": {"core", "sip", "transport", "txn", "auth", "location", "dialog", "guard",
-               "store", "cdr", "route", "registrar", "proxy", "router"},
+               "store", "cdr", "route", "registrar", "proxy", "router", "media"},
     # The CLI and main may include anything.
     "cli": "*",
     "main": "*",

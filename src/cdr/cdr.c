@@ -33,7 +33,7 @@ struct cdr {
 	struct call **bucket;
 	size_t nbucket; /* power of two */
 	unsigned n;
-	unsigned ended; /* of the n: ended, waiting for the relay's figures */
+	unsigned ended;  /* of the n: ended, waiting for the relay's figures */
 	struct khash hk; /* answered calls by Call-ID, which the caller chooses */
 };
 

@@ -73,7 +73,8 @@ static int add_row(const struct store_call *c, void *arg)
 
 int cli_calls(int argc, char **argv)
 {
-	static const char *const head[NCOL] = { "CALLER", "CALLEE", "START", "ANSWER", "END", "RESULT", "DURATION", "MEDIA" };
+	static const char *const head[NCOL] = { "CALLER", "CALLEE", "START",    "ANSWER",
+						"END",    "RESULT", "DURATION", "MEDIA" };
 	static const char *const flags[] = { "limit" };
 	const char *vals[1] = { NULL };
 	struct cfg_extra extra = { .flags = flags, .val = vals, .nflags = 1 };

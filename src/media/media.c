@@ -22,8 +22,8 @@ struct mcall {
 	struct mcall *next; /* bucket chain */
 	struct media *md;
 	uint64_t hash;
-	int ng;             /* the rtpengine it sticks to */
-	bool webrtc[2];     /* each leg's kind: WebRTC (ICE, DTLS-SRTP) or plain RTP */
+	int ng;              /* the rtpengine it sticks to */
+	bool webrtc[2];      /* each leg's kind: WebRTC (ICE, DTLS-SRTP) or plain RTP */
 	uint32_t offer_cseq; /* the request whose offer went through rtpengine last */
 	enum leg offer_side; /* who sent that request */
 	bool late;           /* its offer came in the response: the answer comes in the ACK */
@@ -78,7 +78,7 @@ int media_new(struct media **mp, const struct media_env *env, char *err, size_t 
 		return -ENOMEM;
 	}
 	md->env = *env;
-	md->w = loop_timers(env->loop);
+	md->w = env->loop ? loop_timers(env->loop) : NULL;
 	md->bucket = calloc(MEDIA_MIN_BUCKETS, sizeof(*md->bucket));
 	if (!md->bucket || khash_init(&md->hk) < 0) {
 		free(md->bucket);
@@ -88,7 +88,7 @@ int media_new(struct media **mp, const struct media_env *env, char *err, size_t 
 	}
 	md->nbucket = MEDIA_MIN_BUCKETS;
 	const struct media_cfg *c = env->cfg;
-	if (c && c->nrtpengine && c->mode != MEDIA_NEVER) {
+	if (c && c->nrtpengine && c->mode != MEDIA_NEVER && env->loop) {
 		struct ng_target t[MEDIA_MAX_NG];
 		for (unsigned i = 0; i < c->nrtpengine; i++) {
 			if (ng_target_parse(c->rtpengine[i], &t[i], err, errlen) < 0) {
@@ -252,8 +252,7 @@ static bool caller_natted(const struct sip_msg *m, const struct tp_source *src, 
 	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_CONTACT);
 	struct str rest = h ? h->value : STR_NULL, it;
 	struct sip_addr ca;
-	if (h && sip_list_next(&rest, &it) && sip_addr_parse(&ca, it) == 0 && !ca.star &&
-	    elsewhere(ca.uri.host, src))
+	if (h && sip_list_next(&rest, &it) && sip_addr_parse(&ca, it) == 0 && !ca.star && elsewhere(ca.uri.host, src))
 		return true;
 	for (unsigned i = 0; s && i < s->nmedia; i++)
 		if (s->m[i].port && elsewhere(s->m[i].addr, src))
@@ -303,7 +302,7 @@ bool media_wanted(const struct media *md, const struct sip_msg *m, const struct 
  * transport is left as the phone wrote it (an SRTP phone keeps SDES). */
 static void leg_options(struct bn_out *o, bool to_webrtc, bool from_webrtc)
 {
-	bn_cstr(o, "replace");
+	bn_key(o, "replace");
 	bn_list(o);
 	bn_cstr(o, "origin");
 	bn_cstr(o, "session-connection");
@@ -311,7 +310,7 @@ static void leg_options(struct bn_out *o, bool to_webrtc, bool from_webrtc)
 	if (to_webrtc) {
 		bn_kv_cstr(o, "ICE", "force");
 		bn_kv_cstr(o, "transport-protocol", "UDP/TLS/RTP/SAVPF");
-		bn_cstr(o, "rtcp-mux");
+		bn_key(o, "rtcp-mux");
 		bn_list(o);
 		bn_cstr(o, "offer");
 		bn_cstr(o, "accept");
@@ -322,7 +321,7 @@ static void leg_options(struct bn_out *o, bool to_webrtc, bool from_webrtc)
 		if (from_webrtc) {
 			bn_kv_cstr(o, "transport-protocol", "RTP/AVP");
 			bn_kv_cstr(o, "DTLS", "off");
-			bn_cstr(o, "rtcp-mux");
+			bn_key(o, "rtcp-mux");
 			bn_list(o);
 			bn_cstr(o, "demux");
 			bn_end(o);
@@ -332,8 +331,8 @@ static void leg_options(struct bn_out *o, bool to_webrtc, bool from_webrtc)
 
 /* Builds the command into md->cmd: offer or answer for call_id with the two tags, SDP and
  * the options toward the receiving leg. Returns its length, 0 when it does not fit. */
-static size_t build(struct media *md, const char *command, struct str call_id, struct str from_tag,
-		    struct str to_tag, struct str sdp, bool to_webrtc, bool from_webrtc)
+static size_t build(struct media *md, const char *command, struct str call_id, struct str from_tag, struct str to_tag,
+		    struct str sdp, bool to_webrtc, bool from_webrtc)
 {
 	struct bn_out o;
 	bn_init(&o, md->cmd, sizeof md->cmd);
@@ -443,8 +442,8 @@ int media_offer(struct media *md, const struct sip_msg *m, const struct tp_sourc
 	k->late = false;
 	if (!has)
 		return 0; /* a late offer: it comes in the 2xx (media_intercept) */
-	size_t len = build(md, "offer", m->call_id, m->from.tag, STR_NULL, m->body, k->webrtc[CALLEE],
-			   k->webrtc[CALLER]);
+	size_t len =
+		build(md, "offer", m->call_id, m->from.tag, STR_NULL, m->body, k->webrtc[CALLEE], k->webrtc[CALLER]);
 	struct op *o = len ? new_op(md, OP_OFFER, m->call_id, 0) : NULL;
 	if (!o) {
 		*why = "SDP Too Large";
@@ -542,7 +541,8 @@ bool media_intercept(struct media *md, const struct sip_msg *m, const struct tp_
 	struct sdp s;
 	const char *bad;
 	if (sdp_parse(&s, m->body, &bad) < 0) {
-		log_warn(md->env.lg, "media", "call %.*s: %.*s with an SDP rtpengine cannot take (%s): passed on as it is",
+		log_warn(md->env.lg, "media",
+			 "call %.*s: %.*s with an SDP rtpengine cannot take (%s): passed on as it is",
 			 STR_FMT(m->call_id), resp ? 3 : (int)m->method.l, resp ? "a response" : m->method.p, bad);
 		return false;
 	}
@@ -634,13 +634,16 @@ struct figures {
 
 static void sum_streams(struct str medias, uint64_t *pkts, uint64_t *bytes)
 {
-	struct str cur = medias, media;
+	struct str cur, media;
+	if (!bn_list_begin(medias, &cur))
+		return;
 	while (bn_list_next(&cur, &media)) {
 		struct str streams, scur, stream, stats, v;
 		int64_t x;
 		if (!bn_dict_get(media, "streams", &streams))
 			continue;
-		scur = streams;
+		if (!bn_list_begin(streams, &scur))
+			continue;
 		while (bn_list_next(&scur, &stream)) {
 			if (!bn_dict_get(stream, "stats", &stats))
 				continue;
@@ -656,8 +659,7 @@ static void read_figures(const struct mcall *k, struct str reply, struct figures
 {
 	memset(f, 0, sizeof(*f));
 	struct str tags, cur, key, val, v;
-	if (bn_dict_get(reply, "tags", &tags)) {
-		cur = tags;
+	if (bn_dict_get(reply, "tags", &tags) && bn_dict_begin(tags, &cur)) {
 		while (bn_dict_next(&cur, &key, &val)) {
 			struct str tag = STR_NULL, medias;
 			if (!bn_as_str(key, &tag))
@@ -669,8 +671,7 @@ static void read_figures(const struct mcall *k, struct str reply, struct figures
 	}
 	/* Loss as rtpengine measured it per SSRC: packets lost of those expected. */
 	struct str ssrcs;
-	if (bn_dict_get(reply, "SSRC", &ssrcs)) {
-		cur = ssrcs;
+	if (bn_dict_get(reply, "SSRC", &ssrcs) && bn_dict_begin(ssrcs, &cur)) {
 		while (bn_dict_next(&cur, &key, &val)) {
 			int64_t x;
 			if (bn_dict_get(val, "packets lost", &v) && bn_as_int(v, &x))
@@ -689,8 +690,8 @@ static void delete_done(struct media *md, struct op *o, int err, struct str repl
 		bn_as_str(v, &res);
 	if (err || !str_eq(res, STR("ok"))) {
 		md->stats.failures++;
-		log_warn(md->env.lg, "media", "rtpengine %s: delete of call %.*s failed (%s)", name, STR_FMT(o->call_id),
-			 err ? (err == -ETIMEDOUT ? "no answer" : strerror(-err)) : "error");
+		log_warn(md->env.lg, "media", "rtpengine %s: delete of call %.*s failed (%s)", name,
+			 STR_FMT(o->call_id), err ? (err == -ETIMEDOUT ? "no answer" : strerror(-err)) : "error");
 		snprintf(text, sizeof text, "relay %s, no figures (delete failed)", name);
 	} else {
 		/* The figures need the call's tags: o carries them after the Call-ID. */
@@ -699,11 +700,17 @@ static void delete_done(struct media *md, struct op *o, int err, struct str repl
 		read_figures(&k, reply, &f);
 		uint64_t total = f.pkts[CALLER] + f.pkts[CALLEE];
 		double loss = f.expected ? 100.0 * (double)(f.lost > 0 ? f.lost : 0) / (double)f.expected : 0.0;
-		snprintf(text, sizeof text, "relay %s %llu/%llu pkts, %.1f%% loss", name,
-			 (unsigned long long)f.pkts[CALLER], (unsigned long long)f.pkts[CALLEE], loss);
-		log_info(md->env.lg, "media", "call %.*s relayed through %s: %llu packets from the caller, %llu from the callee, %.1f%% lost%s",
-			 STR_FMT(o->call_id), name, (unsigned long long)f.pkts[CALLER], (unsigned long long)f.pkts[CALLEE],
-			 loss, total == 0 ? " (no audio at all)" : "");
+		/* rtpengine measures loss only from the phones' RTCP (per SSRC): without it the
+		 * figure is left out rather than shown as 0. */
+		char lost[32] = "";
+		if (f.expected)
+			snprintf(lost, sizeof lost, ", %.1f%% loss", loss);
+		snprintf(text, sizeof text, "relay %s %llu/%llu pkts%s", name, (unsigned long long)f.pkts[CALLER],
+			 (unsigned long long)f.pkts[CALLEE], lost);
+		log_info(md->env.lg, "media",
+			 "call %.*s relayed through %s: %llu packets from the caller, %llu from the callee%s%s",
+			 STR_FMT(o->call_id), name, (unsigned long long)f.pkts[CALLER],
+			 (unsigned long long)f.pkts[CALLEE], lost, total == 0 ? " (no audio at all)" : "");
 	}
 	if (md->env.figures)
 		md->env.figures(md->env.arg, o->call_id, text);

@@ -9,6 +9,8 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/str.h"
+#include "media/media.h"
+#include "sip/sip.h"
 #include "transport/transport.h"
 
 /* ---- bencode writer: appends to a caller's buffer, never allocates ----------------------- */

@@ -316,7 +316,8 @@ static bool relayed(struct req *q, const struct proxy_target *t, unsigned n, str
 	const char *bad;
 	int rc = media_offer(r->env.media, m, q->src, callee_webrtc, offered, r, id, &bad);
 	if (rc >= 300) {
-		log_info(r->env.lg, "reject", "INVITE %.*s from %s: %d %s", STR_FMT(m->ruri_str), router__src(q), rc, bad);
+		log_info(r->env.lg, "reject", "INVITE %.*s from %s: %d %s", STR_FMT(m->ruri_str), router__src(q), rc,
+			 bad);
 		record_refused(q, ci, (unsigned)rc, bad);
 		router__reply(q, (unsigned)rc, bad, STR_NULL);
 		return true;
@@ -391,7 +392,7 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 	char abuf[512];
 	struct str domain = str_from_cstr(route_domain_name(r->env.route, dom));
 	struct str callee = router__aor(m->ruri.user, domain, abuf, sizeof abuf);
-	struct proxy_call_info ci = { c->aor, callee };
+	struct proxy_call_info ci = { c->aor, callee, STR_NULL };
 	struct loc_aor *a = loc_find(r->env.loc, callee);
 	struct proxy_target t[16];
 	struct media_leg legs[16];
@@ -549,7 +550,7 @@ static void routed(void *arg, const void *owner, void *state, int err, const str
 	char to[80];
 	log_info(r->env.lg, "route", "%.*s for %.*s goes to %s (%s)%s", STR_FMT(m->method), STR_FMT(m->ruri.host),
 		 tp_addr_str(&t[0].addr, to, sizeof to), t[0].host, n > 1 ? ", with failover" : "");
-	struct proxy_call_info ci = { { w->caller, w->caller_l }, { w->callee, w->callee_l } };
+	struct proxy_call_info ci = { { w->caller, w->caller_l }, { w->callee, w->callee_l }, STR_NULL };
 	w->fl.assert_id = str_from_cstr(w->assert_id);
 	struct media_leg leg = { .relay = route_peer_relay(r->env.route, m->ruri.host, &q.src->addr) };
 	forward(&q, &pt, 1, &w->fl, w->record ? &ci : NULL, &leg);

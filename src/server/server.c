@@ -17,6 +17,7 @@
 #include "dialog/dialog.h"
 #include "guard/guard.h"
 #include "location/location.h"
+#include "media/media.h"
 #include "proxy/proxy.h"
 #include "registrar/registrar.h"
 #include "route/route.h"
@@ -43,6 +44,8 @@ struct server {
 	struct dlg_table *dialogs; /* dialogs we record-routed: in-dialog requests follow them */
 	struct guard *guard;       /* per-source rate limits, failed-login counts, bans */
 	struct router *router;
+	struct media *media; /* the media relay (rtpengine); off without --rtpengine */
+	bool media_on;
 	struct timer flush_timer;
 	struct timer sweep_timer;
 	bool flush_failing;    /* the last flush failed: log recovery once */
@@ -183,6 +186,49 @@ static void measure_memory(struct server *s)
 	router_set_memory_load(s->router, lvl);
 }
 
+/* A message that passed the checks goes to the transaction layer (or, for a response no
+ * transaction takes, straight on: §16.7 step 10). */
+static void deliver(struct server *s, const struct sip_msg *m, const struct tp_source *src)
+{
+	if (!m->request) {
+		if (txn_recv_response(s->txn, m, src) == -ENOENT)
+			proxy_response_stateless(s->proxy, m, src);
+		return;
+	}
+	if (txn_recv_request(s->txn, m, src) == -ENOMEM && m->mid != SIP_ACK)
+		txn_reply_stateless(s->txn, m, src, 500, "Server Out of Memory", STR_NULL);
+}
+
+/* A message the media relay held comes back, its SDP now rtpengine's: parsed again (it
+ * passed the checks already) and delivered. */
+static void media_reinject(void *arg, const char *buf, size_t len, const struct tp_source *src)
+{
+	struct server *s = arg;
+	struct sip_msg m;
+	struct sip_hdr hdrs[SIP_MAX_HEADERS];
+	struct sip_parse_err perr = { 0 };
+	if (sip_msg_parse(&m, hdrs, SIP_MAX_HEADERS, buf, len, true, &perr) != SIP_PARSE_OK) {
+		log_warn(s->lg, "media", "a message rewritten for the relay does not parse (%s): dropped",
+			 perr.reason ? perr.reason : "?");
+		return;
+	}
+	deliver(s, &m, src);
+}
+
+/* The proxy saw a call end: the relay deletes it in rtpengine. */
+static void media_call_end(void *arg, struct str call_id)
+{
+	struct server *s = arg;
+	media_end(s->media, call_id);
+}
+
+/* The relay's figures of an ended call go to its record. */
+static void media_figures(void *arg, struct str call_id, const char *text)
+{
+	struct server *s = arg;
+	cdr_media(s->cdr, call_id, text);
+}
+
 static void on_recv(const struct tp_source *src, char *buf, size_t len, void *arg)
 {
 	struct server *s = arg;
@@ -242,8 +288,11 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 				  why);
 			return;
 		}
-		if (txn_recv_response(s->txn, &m, src) == -ENOENT)
-			proxy_response_stateless(s->proxy, &m, src);
+		/* An SDP of a relayed call goes through rtpengine first (media_reinject brings
+		 * it back). */
+		if (s->media_on && media_intercept(s->media, &m, src))
+			return;
+		deliver(s, &m, src);
 		return;
 	}
 	if (code) {
@@ -262,8 +311,9 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 		s->rejected++;
 		return;
 	}
-	if (txn_recv_request(s->txn, &m, src) == -ENOMEM && m.mid != SIP_ACK)
-		txn_reply_stateless(s->txn, &m, src, 500, "Server Out of Memory", STR_NULL);
+	if (s->media_on && media_intercept(s->media, &m, src))
+		return;
+	deliver(s, &m, src);
 }
 
 /* Deletes the call records older than cdr-retention days, at start and then about once
@@ -408,6 +458,17 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	struct media_env me = {
+		.cfg = &cfg->media,
+		.loop = loop,
+		.lg = lg,
+		.reinject = media_reinject,
+		.figures = media_figures,
+		.arg = s,
+	};
+	if (media_new(&s->media, &me, err, errlen) < 0)
+		goto fail;
+	s->media_on = media_on(s->media);
 	struct proxy_env pe = {
 		.cfg = &cfg->proxy,
 		.realm = cfg->router.realm,
@@ -420,6 +481,8 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		.dialogs = s->dialogs,
 		.send = server_send,
 		.send_arg = s,
+		.call_end = s->media_on ? media_call_end : NULL,
+		.call_end_arg = s,
 	};
 	if (proxy_new(&s->proxy, &pe) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -441,6 +504,7 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		.dialogs = s->dialogs,
 		.guard = s->guard,
 		.cdr = s->cdr,
+		.media = s->media,
 		.wall_ms = wall_ms,
 		.clock_arg = s,
 	};
@@ -464,6 +528,17 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 	if (cfg->server.http[0])
 		log_warn(lg, "start", "--http %s: the HTTP admin endpoint is not part of this version; ignored",
 			 cfg->server.http);
+	if (s->media_on) {
+		static const char *const modes[] = { "auto", "always", "never" };
+		char ngs[600] = "";
+		for (unsigned i = 0; i < cfg->media.nrtpengine; i++)
+			snprintf(ngs + strlen(ngs), sizeof ngs - strlen(ngs), "%s%s", i ? " " : "",
+				 cfg->media.rtpengine[i]);
+		log_info(lg, "start", "media relay: rtpengine %s (media = %s%s)", ngs, modes[cfg->media.mode],
+			 cfg->media.required ? ", required" : "");
+	} else if (cfg->media.nrtpengine == 0 && cfg->media.mode == MEDIA_ALWAYS) {
+		log_warn(lg, "start", "--media always without --rtpengine: no call can be relayed");
+	}
 	log_info(lg, "start", "parley %s serving %s on %s (%ld bindings loaded from %s)", PARLEY_VERSION, doms, lis, n,
 		 cfg->server.db);
 	*sp = s;
@@ -484,6 +559,7 @@ void server_free(struct server *s)
 	router_free(s->router);
 	route_free(s->route);
 	proxy_free(s->proxy);
+	media_free(s->media);
 	cdr_free(s->cdr);
 	dlg_table_free(s->dialogs);
 	guard_free(s->guard);

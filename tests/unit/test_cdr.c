@@ -471,7 +471,7 @@ static unsigned px_call(struct px *f)
 	CHECK(st != NULL);
 	struct proxy_target t = { .ruri = STR("sip:bob@192.0.2.3"), .dst = f->phone };
 	struct proxy_fwd_flags fl = { 0 };
-	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test") };
+	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test"), STR("direct") };
 	unsigned before = f->nsent;
 	CHECK_INT(proxy_forward(f->p, st, &t, 1, &fl, &ci), 0);
 	CHECK_INT(f->nsent, before + 2); /* 100 Trying and the INVITE */

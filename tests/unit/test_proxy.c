@@ -131,7 +131,7 @@ static unsigned call(struct fx *f, unsigned n)
 				     { .ruri = STR("sip:bob@10.0.0.4"), .dst = f->phone[1] } };
 	t[0].dst.lis = t[1].dst.lis = &f->lis;
 	struct proxy_fwd_flags fl = { .record_route = true };
-	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test") };
+	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test"), STR("direct") };
 	unsigned before = f->nsent;
 	CHECK_INT(proxy_forward(f->p, st, t, n, &fl, &ci), 0);
 	CHECK_INT(f->nsent, before + 1 + n); /* 100 Trying, then one INVITE per phone */

@@ -28,6 +28,7 @@ struct mcall {
 	enum leg offer_side; /* who sent that request */
 	bool late;           /* its offer came in the response: the answer comes in the ACK */
 	uint64_t held;       /* the message being rewritten now: its retransmissions wait */
+	const char *why;     /* why it is relayed (media_wanted), for the log */
 	uint64_t last_in;    /* the last message rewritten, and rtpengine's SDP for it: */
 	char *last_sdp;      /* a retransmission gets the same without asking again */
 	size_t last_sdp_len;
@@ -51,7 +52,8 @@ struct op {
 	enum leg sender;
 	struct tp_source src; /* OP_HELD: where the message came from */
 	struct str call_id;   /* views into text */
-	size_t len;           /* OP_HELD: the message */
+	size_t len;           /* OP_HELD: the message; OP_OFFER: the command (tried again on
+				 another rtpengine when one fails) */
 	char text[];
 };
 
@@ -415,7 +417,7 @@ static bool reply_sdp(int err, struct str reply, struct str *sdp, char *why, siz
 /* ---- the INVITE's offer ------------------------------------------------------------------- */
 
 int media_offer(struct media *md, const struct sip_msg *m, const struct tp_source *src, bool callee_webrtc,
-		media_offer_h *cb, void *arg, uint64_t tag, const char **why)
+		const char *reason, media_offer_h *cb, void *arg, uint64_t tag, const char **why)
 {
 	*why = "";
 	if (!media_on(md))
@@ -440,15 +442,18 @@ int media_offer(struct media *md, const struct sip_msg *m, const struct tp_sourc
 	k->offer_cseq = m->cseq;
 	k->offer_side = CALLER;
 	k->late = false;
+	k->why = reason;
 	if (!has)
 		return 0; /* a late offer: it comes in the 2xx (media_intercept) */
 	size_t len =
 		build(md, "offer", m->call_id, m->from.tag, STR_NULL, m->body, k->webrtc[CALLEE], k->webrtc[CALLER]);
-	struct op *o = len ? new_op(md, OP_OFFER, m->call_id, 0) : NULL;
+	struct op *o = len ? new_op(md, OP_OFFER, m->call_id, len) : NULL;
 	if (!o) {
 		*why = "SDP Too Large";
 		return len ? 500 : 488;
 	}
+	memcpy(o->text + m->call_id.l, md->cmd, len);
+	o->len = len;
 	o->cb = cb;
 	o->cb_arg = arg;
 	o->cb_tag = tag;
@@ -466,8 +471,30 @@ static void offer_done(struct media *md, struct op *o, int err, struct str reply
 	struct str sdp;
 	char why[200];
 	if (k && reply_sdp(err, reply, &sdp, why, sizeof why)) {
-		o->cb(o->cb_arg, o->cb_tag, 0, sdp);
+		log_info(md->env.lg, "media", "call %.*s relayed through %s (%s)", STR_FMT(o->call_id),
+			 ng_name(md->ng, k->ng), k->why ? k->why : "");
+		o->cb(o->cb_arg, o->cb_tag, 0, sdp, ng_name(md->ng, k->ng));
 		return;
+	}
+	/* An rtpengine that does not answer (or refuses) is out of rotation now: the call
+	 * goes to the next live one, if any. An error it answered would be the same there. */
+	int next = k && err < 0 ? ng_pick(md->ng) : -1;
+	if (next >= 0 && next != k->ng) {
+		log_warn(md->env.lg, "media", "rtpengine %s: offer for call %.*s failed (%s): trying %s",
+			 ng_name(md->ng, k->ng), STR_FMT(o->call_id), why, ng_name(md->ng, next));
+		struct op *again = new_op(md, OP_OFFER, o->call_id, o->len);
+		if (again) {
+			memcpy(again->text + o->call_id.l, o->text + o->call_id.l, o->len);
+			memcpy(md->cmd, o->text + o->call_id.l, o->len);
+			again->len = o->len;
+			again->cb = o->cb;
+			again->cb_arg = o->cb_arg;
+			again->cb_tag = o->cb_tag;
+			k->ng = next;
+			if (send_op(md, again, next, o->len) == 0)
+				return;
+			free(again);
+		}
 	}
 	if (!k)
 		snprintf(why, sizeof why, "call gone");
@@ -480,7 +507,7 @@ static void offer_done(struct media *md, struct op *o, int err, struct str reply
 		unlink_call(md, k);
 		call_free(k);
 	}
-	o->cb(o->cb_arg, o->cb_tag, required ? 503 : 0, STR_NULL);
+	o->cb(o->cb_arg, o->cb_tag, required ? 503 : 0, STR_NULL, NULL);
 }
 
 /* ---- SDP inside a relayed call ----------------------------------------------------------------- */
@@ -661,10 +688,8 @@ static void read_figures(const struct mcall *k, struct str reply, struct figures
 	struct str tags, cur, key, val, v;
 	if (bn_dict_get(reply, "tags", &tags) && bn_dict_begin(tags, &cur)) {
 		while (bn_dict_next(&cur, &key, &val)) {
-			struct str tag = STR_NULL, medias;
-			if (!bn_as_str(key, &tag))
-				continue;
-			enum leg l = str_eq(tag, k->caller_tag) ? CALLER : CALLEE;
+			struct str medias;
+			enum leg l = str_eq(key, k->caller_tag) ? CALLER : CALLEE;
 			if (bn_dict_get(val, "medias", &medias))
 				sum_streams(medias, &f->pkts[l], &f->bytes[l]);
 		}

@@ -63,6 +63,9 @@ struct proxy {
 	char out[SIP_MAX_MSG]; /* scratch: the one message being built */
 };
 
+/* Room kept in a held call's context for what its record says of the media. */
+#define PROXY_MEDIA_ROOM 128
+
 /* RFC 3326: tells the other phones why they stop ringing, so they do not log a missed call. */
 #define REASON_ELSEWHERE "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n"
 
@@ -803,7 +806,8 @@ static int forward(struct proxy *p, struct txn_server *st, const struct proxy_ta
 	 * the two parties. */
 	size_t tl = req->call_id.l + req->from.tag.l + req->to.tag.l + fl->assert_id.l + fl->strict_ruri.l + 1;
 	if (record)
-		tl += info->caller.l + info->callee.l + info->media.l + req->call_id.l + req->from.tag.l + 16;
+		tl += info->caller.l + info->callee.l + req->call_id.l + req->from.tag.l + 16 +
+		      (hold_id && info->media.l < PROXY_MEDIA_ROOM ? PROXY_MEDIA_ROOM : info->media.l);
 	size_t size = sizeof(struct ctx) + n * sizeof(struct branch) + tl;
 	struct ctx *c = pool_alloc(p->pool, size);
 	if (!c)
@@ -838,6 +842,8 @@ static int forward(struct proxy *p, struct txn_server *st, const struct proxy_ta
 		c->att.caller = keep(&pos, info->caller);
 		c->att.callee = keep(&pos, info->callee);
 		c->att.media = keep(&pos, info->media);
+		if (hold_id && info->media.l < PROXY_MEDIA_ROOM)
+			pos += PROXY_MEDIA_ROOM - info->media.l; /* proxy_release may write a longer one */
 		int k = sprintf(pos, "%.*s;%.*s;%u", STR_FMT(req->call_id), STR_FMT(req->from.tag),
 				(unsigned)req->cseq);
 		c->att.id = (struct str){ pos, (size_t)k };
@@ -845,6 +851,9 @@ static int forward(struct proxy *p, struct txn_server *st, const struct proxy_ta
 	}
 	for (unsigned i = 0; i < n; i++)
 		c->br[i].c = c;
+	/* §16.2: a proxy answers 100 at once, so that the caller stops retransmitting. */
+	if (invite)
+		txn_server_trying(st);
 	int err = 0;
 	if (hold_id) {
 		c->held = copy_targets(t, n);
@@ -858,9 +867,6 @@ static int forward(struct proxy *p, struct txn_server *st, const struct proxy_ta
 		pool_free(p->pool, c, c->size);
 		return err;
 	}
-	/* §16.2: a proxy answers 100 at once, so that the caller stops retransmitting. */
-	if (invite)
-		txn_server_trying(st);
 	c->next = p->live;
 	if (p->live)
 		p->live->prev = c;
@@ -905,7 +911,7 @@ int proxy_forward_held(struct proxy *p, struct txn_server *st, const struct prox
 	return forward(p, st, t, n, fl, info, hold_id);
 }
 
-int proxy_release(struct proxy *p, uint64_t hold_id, unsigned status, bool new_body, struct str body)
+int proxy_release(struct proxy *p, uint64_t hold_id, unsigned status, bool new_body, struct str body, struct str media)
 {
 	struct ctx *c = p->held;
 	while (c && c->hold_id != hold_id)
@@ -915,6 +921,12 @@ int proxy_release(struct proxy *p, uint64_t hold_id, unsigned status, bool new_b
 	struct proxy_target *t = c->held;
 	c->held = NULL;
 	unhold(c);
+	if (c->record && media.l) {
+		/* Room for it was kept when the request was held. */
+		size_t l = media.l < PROXY_MEDIA_ROOM ? media.l : PROXY_MEDIA_ROOM;
+		memcpy((char *)c->att.media.p, media.p, l);
+		c->att.media.l = l;
+	}
 	int err = 0;
 	const struct sip_msg *req = txn_server_request(c->st);
 	if (status >= 300) {

@@ -108,9 +108,10 @@ int proxy_forward_held(struct proxy *p, struct txn_server *st, const struct prox
 		       const struct proxy_fwd_flags *fl, const struct proxy_call_info *info, uint64_t hold_id);
 /* Starts the branches of a held request, with body as its new body when new_body; or, when
  * status >= 300, answers it with status (503 when a required media relay failed) instead.
+ * media is what its call record says of the media from now on ("relay udp:...", "direct").
  * Returns 0, or -ENOENT when the request is gone (cancelled), -errno when no branch started
  * (the request has been answered 500). */
-int proxy_release(struct proxy *p, uint64_t hold_id, unsigned status, bool new_body, struct str body);
+int proxy_release(struct proxy *p, uint64_t hold_id, unsigned status, bool new_body, struct str body, struct str media);
 
 /* A CANCEL arrived as server transaction cst (already matched by the router to the INVITE
  * server transaction ist, or ist NULL): answers 200 to the CANCEL (481 when ist is NULL or

@@ -111,8 +111,7 @@ int reg_binding_dest(const struct loc_binding *b, struct tp_source *dst)
 
 bool reg_binding_natted(const struct loc_binding *b)
 {
-	if (b->flags & LOC_F_USE_SRC)
-		return true;
+	/* Not LOC_F_USE_SRC alone: every phone that asks for rport gets it, NAT or not. */
 	struct tp_addr c, s;
 	if (reg__contact_addr(b, &c) != 0)
 		return false; /* a name: the phone says where it is */

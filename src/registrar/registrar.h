@@ -71,8 +71,8 @@ const struct reg_ping_stats *reg_ping_stats(const struct registrar *r);
  * REGISTER came from when the phone is behind NAT (see README). Fills dst (listener
  * left NULL) and returns 0, or -EINVAL when the contact is not reachable at all. */
 int reg_binding_dest(const struct loc_binding *b, struct tp_source *dst);
-/* Whether the phone of binding b is behind NAT (README "Phones behind NAT"): reached at
- * the address its REGISTER came from, or its Contact names another address. */
+/* Whether the phone of binding b is behind NAT (README "Phones behind NAT"): its Contact
+ * names another address than the one its REGISTER came from. */
 bool reg_binding_natted(const struct loc_binding *b);
 
 #endif

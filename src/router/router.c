@@ -291,10 +291,12 @@ static void record_refused(struct req *q, const struct proxy_call_info *ci, unsi
 
 /* rtpengine answered the offer of an INVITE the proxy holds (hold id tag): it goes on
  * with the relay's SDP, as it came (sdp empty), or is answered with status. */
-static void offered(void *arg, uint64_t tag, unsigned status, struct str sdp)
+static void offered(void *arg, uint64_t tag, unsigned status, struct str sdp, const char *relay)
 {
 	struct router *r = arg;
-	proxy_release(r->env.proxy, tag, status, sdp.l > 0, sdp);
+	char text[160];
+	snprintf(text, sizeof text, relay ? "relay %s" : "direct", relay);
+	proxy_release(r->env.proxy, tag, status, sdp.l > 0, sdp, str_from_cstr(text));
 	/* -ENOENT: cancelled meanwhile; its end told the relay already (proxy call_end). */
 }
 
@@ -302,7 +304,7 @@ static void offered(void *arg, uint64_t tag, unsigned status, struct str sdp)
  * when its INVITE carries an offer, rtpengine's SDP before it goes on. Returns true when
  * the request was taken care of (held for rtpengine, or answered). */
 static bool relayed(struct req *q, const struct proxy_target *t, unsigned n, struct proxy_fwd_flags *fl,
-		    struct proxy_call_info *ci, const struct media_leg *legs)
+		    struct proxy_call_info *ci, const struct media_leg *legs, char *text, size_t cap)
 {
 	struct router *r = q->r;
 	const struct sip_msg *m = q->m;
@@ -314,7 +316,7 @@ static bool relayed(struct req *q, const struct proxy_target *t, unsigned n, str
 		callee_webrtc |= legs[i].webrtc;
 	uint64_t id = ++r->next_hold;
 	const char *bad;
-	int rc = media_offer(r->env.media, m, q->src, callee_webrtc, offered, r, id, &bad);
+	int rc = media_offer(r->env.media, m, q->src, callee_webrtc, why, offered, r, id, &bad);
 	if (rc >= 300) {
 		log_info(r->env.lg, "reject", "INVITE %.*s from %s: %d %s", STR_FMT(m->ruri_str), router__src(q), rc,
 			 bad);
@@ -323,14 +325,19 @@ static bool relayed(struct req *q, const struct proxy_target *t, unsigned n, str
 		return true;
 	}
 	const char *via = media_relay_of(r->env.media, m->call_id);
-	char text[160];
-	if (via) {
-		snprintf(text, sizeof text, "relay %s", via);
-		ci->media = str_from_cstr(text);
-		log_info(r->env.lg, "media", "call %.*s relayed through %s (%s)", STR_FMT(m->call_id), via, why);
+	if (rc == 0) {
+		/* Nothing to wait for: a late offer (relayed once the 2xx brings it), or no
+		 * rtpengine answers and the call goes on unrelayed. */
+		if (via) {
+			snprintf(text, cap, "relay %s", via);
+			ci->media = str_from_cstr(text);
+			log_info(r->env.lg, "media", "call %.*s relayed through %s (%s; the offer comes in the answer)",
+				 STR_FMT(m->call_id), via, why);
+		}
+		return false;
 	}
-	if (rc == 0)
-		return false; /* nothing to wait for */
+	/* Recorded once rtpengine has answered (proxy_release): relayed, or not after all. */
+	ci->media = STR("relay (waiting for rtpengine)");
 	if (proxy_forward_held(r->env.proxy, q->st, t, n, fl, ci, id) < 0) {
 		media_end(r->env.media, m->call_id);
 		router__reply(q, 500, "Cannot Forward", STR_NULL);
@@ -356,10 +363,11 @@ static void forward(struct req *q, const struct proxy_target *t, unsigned n, str
 		fl->dialog = err == 0;
 	}
 	struct proxy_call_info ci;
+	char text[160];
 	if (info) {
 		ci = *info;
 		ci.media = STR("direct");
-		if (mid == SIP_INVITE && q->m->to.tag.l == 0 && relayed(q, t, n, fl, &ci, legs))
+		if (mid == SIP_INVITE && q->m->to.tag.l == 0 && relayed(q, t, n, fl, &ci, legs, text, sizeof text))
 			return;
 	}
 	if (proxy_forward(q->r->env.proxy, q->st, t, n, fl, info ? &ci : NULL) < 0)

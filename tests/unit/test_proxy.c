@@ -2,6 +2,7 @@
 #include "unit.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
 
 #include "proxy/proxy.h"
@@ -21,6 +22,7 @@ struct fx {
 	struct tp_source caller;
 	struct tp_source phone[2];
 	struct txn_server *st; /* the last server transaction handed up */
+	unsigned ended;        /* call_end calls */
 	char *sent[MAXSENT];
 	size_t sent_len[MAXSENT];
 	unsigned nsent;
@@ -43,6 +45,13 @@ static void on_request(void *arg, struct txn_server *st, const struct sip_msg *m
 {
 	struct fx *f = arg;
 	f->st = st;
+}
+
+static void on_end(void *arg, struct str call_id)
+{
+	struct fx *f = arg;
+	CHECK(str_eq(call_id, STR("call1@test")));
+	f->ended++;
 }
 
 static void source(struct tp_source *s, struct tp_listener *lis, const char *ip, uint16_t port)
@@ -71,7 +80,14 @@ static struct fx *setup(unsigned ring_timeout)
 	source(&f->phone[1], NULL, "10.0.0.4", 5060);
 	cdr_new(&f->cdr, NULL, &f->w);
 	struct proxy_env env = {
-		.cfg = &f->cfg, .wheel = &f->w, .txn = f->l, .cdr = f->cdr, .send = on_send, .send_arg = f
+		.cfg = &f->cfg,
+		.wheel = &f->w,
+		.txn = f->l,
+		.cdr = f->cdr,
+		.send = on_send,
+		.send_arg = f,
+		.call_end = on_end,
+		.call_end_arg = f,
 	};
 	proxy_new(&f->p, &env);
 	return f;
@@ -295,7 +311,80 @@ static void t_branch_timeout_is_408(void)
 	teardown(f);
 }
 
+/* A call held for the media relay: 100 Trying at once, no INVITE until the release, then
+ * the INVITE with the relay's SDP (Content-Length following it). */
+static void t_held_then_released_with_sdp(void)
+{
+	struct fx *f = setup(60);
+	struct txn_server *st = inject(f, invite);
+	struct proxy_target t = { .ruri = STR("sip:bob@10.0.0.3"), .dst = f->phone[0] };
+	t.dst.lis = &f->lis;
+	struct proxy_fwd_flags fl = { .record_route = true };
+	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test"), STR("relay udp:127.0.0.1:2223") };
+	unsigned before = f->nsent;
+	CHECK_INT(proxy_forward_held(f->p, st, &t, 1, &fl, &ci, 7), 0);
+	CHECK_INT(f->nsent, before + 1);
+	CHECK(sent_starts(f, before, "SIP/2.0 100 Trying"));
+	CHECK_INT(proxy_release(f->p, 8, 0, false, STR_NULL, STR_NULL), -ENOENT); /* not ours */
+	const char sdp[] = "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n"
+			   "m=audio 30000 RTP/AVP 0\r\n";
+	CHECK_INT(proxy_release(f->p, 7, 0, true, str_from_cstr(sdp), STR("relay udp:127.0.0.1:2223")), 0);
+	CHECK_INT(f->nsent, before + 2);
+	CHECK(sent_starts(f, before + 1, "INVITE sip:bob@10.0.0.3 SIP/2.0"));
+	CHECK(strstr(f->sent[before + 1], "c=IN IP4 192.0.2.9") != NULL);
+	char cl[40];
+	snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", strlen(sdp));
+	CHECK(strstr(f->sent[before + 1], cl) != NULL);
+	CHECK_INT(proxy_release(f->p, 7, 0, false, STR_NULL, STR_NULL), -ENOENT); /* released once */
+	respond(f, before + 1, 486, "t1");
+	CHECK_INT(f->ended, 1); /* the relay is told the call is over */
+	teardown(f);
+}
+
+/* A CANCEL while the relay works: 487 at once, nothing downstream, the release finds nothing. */
+static void t_held_cancelled(void)
+{
+	struct fx *f = setup(60);
+	struct txn_server *st = inject(f, invite);
+	struct proxy_target t = { .ruri = STR("sip:bob@10.0.0.3"), .dst = f->phone[0] };
+	t.dst.lis = &f->lis;
+	struct proxy_fwd_flags fl = { 0 };
+	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test"), STR("relay udp:127.0.0.1:2223") };
+	CHECK_INT(proxy_forward_held(f->p, st, &t, 1, &fl, &ci, 1), 0);
+	struct txn_server *cst = inject(f, cancel);
+	unsigned before = f->nsent;
+	proxy_cancel(f->p, cst, st);
+	CHECK_INT(f->nsent, before + 2);
+	CHECK(sent_starts(f, before, "SIP/2.0 200"));
+	CHECK(sent_starts(f, before + 1, "SIP/2.0 487"));
+	CHECK_INT(f->ended, 1);
+	CHECK_INT(proxy_release(f->p, 1, 0, false, STR_NULL, STR_NULL), -ENOENT);
+	CHECK_INT(f->nsent, before + 2);
+	teardown(f);
+}
+
+/* A required relay that failed: the held INVITE is answered 503. */
+static void t_held_refused(void)
+{
+	struct fx *f = setup(60);
+	struct txn_server *st = inject(f, invite);
+	struct proxy_target t = { .ruri = STR("sip:bob@10.0.0.3"), .dst = f->phone[0] };
+	t.dst.lis = &f->lis;
+	struct proxy_fwd_flags fl = { 0 };
+	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test"), STR("relay udp:127.0.0.1:2223") };
+	CHECK_INT(proxy_forward_held(f->p, st, &t, 1, &fl, &ci, 3), 0);
+	unsigned before = f->nsent;
+	CHECK_INT(proxy_release(f->p, 3, 503, false, STR_NULL, STR("direct")), 0);
+	CHECK_INT(f->nsent, before + 1);
+	CHECK(sent_starts(f, before, "SIP/2.0 503"));
+	CHECK_INT(f->ended, 1);
+	teardown(f);
+}
+
 static const struct unit_case cases[] = {
+	{ "held_then_released_with_sdp", t_held_then_released_with_sdp },
+	{ "held_cancelled", t_held_cancelled },
+	{ "held_refused", t_held_refused },
 	{ "forward_edits", t_forward_edits },
 	{ "best_of_486_and_503", t_best_of_486_and_503 },
 	{ "503_becomes_500", t_503_becomes_500 },

@@ -481,8 +481,10 @@ static void t_upgrade(void)
 	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 1);
 
 	st = open_db(t.path, false, 0, 0);
-	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 3);
+	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 4);
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 4);
+	/* Version 4: the call kept its row and has an empty media column. */
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls WHERE media = ''"), 1);
 	/* Ids follow the expiry: the row that expires first is refreshed first. */
 	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings WHERE aor = 'sip:carol@a.test'"), 1);
 	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings WHERE aor = 'sip:bob@a.test'"), 4);

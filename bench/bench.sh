@@ -8,6 +8,10 @@
 #   reg   REGISTER -> 401 -> REGISTER with digest -> 200            (sipp/reg_auth.xml)
 #   call  INVITE -> 407 -> ACK -> INVITE with credentials -> 100 -> 200 -> ACK -> BYE -> 200,
 #         proxied to a SIPp callee (sipp/uas.xml) registered by the reg pass (sipp/call_auth.xml)
+#   relay the call pass with the SDP through a media relay (relay.sh): a fresh rtpengine and a
+#         fresh server set up to use it (Parley --rtpengine ... --media always; Kamailio's
+#         rtpengine module), sipp/relay_call.xml -> sipp/relay_uas.xml; the server's CPU per
+#         call as above, rtpengine's CPU and its sessions left at the end printed apart
 # Each pass runs once to warm up, then once measured. Printed per server and pass:
 #   tx/s       successes / wall time of the SIPp run (SIPp shares the 2 cores with the server)
 #   cpu µs/tx  user+system CPU of the server process (and its children: Kamailio's workers),
@@ -17,7 +21,7 @@
 #   fail       SIPp failed transactions (must be 0); retrans = SIPp retransmissions
 # With kamailio, the Parley/Kamailio ratios follow. MEM=1 runs mem.sh afterwards; then the
 # under-attack pass (attack.sh, about 3.5 minutes) unless ATTACK=0.
-# env: N=10000 CONC=200 PASSES="reg call" RATE=50000 (SIPp's opening rate cap, well above
+# env: N=10000 CONC=200 PASSES="reg call relay" RATE=50000 (SIPp's opening rate cap, well above
 #      saturation) SIPP_TIMEOUT=300 (s, per SIPp run) PARLEY_BIN=build/parley KEEP=1 (keep logs)
 #      PARLEY_WRAP="" (a command in front of parley serve, e.g. valgrind --tool=callgrind ...)
 #      PARLEY_ARGS="--rate-limit 0" (flags for parley serve: SIPp is one source sending
@@ -28,7 +32,7 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 PARLEY=${PARLEY_BIN:-$ROOT/build/parley}
-N=${N:-10000} CONC=${CONC:-200} RATE=${RATE:-50000} PASSES=${PASSES:-reg call}
+N=${N:-10000} CONC=${CONC:-200} RATE=${RATE:-50000} PASSES=${PASSES:-reg call relay}
 SIPP_TIMEOUT=${SIPP_TIMEOUT:-300}
 # SIPp's own socket buffer (its default, 64 KB, holds ~56 datagrams as the kernel counts
 # them): with 200 transactions opened at once, each server's first answers overflowed it,
@@ -48,14 +52,21 @@ for s in "${SERVERS[@]}"; do
 	esac
 done
 command -v sipp >/dev/null || { echo "bench: sipp missing (package sip-tester; make deps)" >&2; exit 1; }
+if [[ $PASSES == *relay* ]] && [ ! -x "${RTPENGINE_BIN:-/usr/bin/rtpengine}" ]; then
+	echo "bench: rtpengine missing (package rtpengine-daemon; make deps): no relay pass" >&2
+	PASSES=${PASSES//relay/}
+fi
 
 WORK=$(mktemp -d /tmp/parley-bench.XXXXXX)
 PIDS=()   # every long-lived process we started
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
+# shellcheck source=bench/relay.sh
+. "$HERE/relay.sh"
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do stop_pid "$p"; done
+	rm -f "$WORK"/relay/*/*.db* "$WORK"/relay/*/kamailio.sqlite
 	if [ "${KEEP:-1}" = 1 ]; then rm -f "$WORK"/*/*.db* "$WORK"/*/kamailio.sqlite; echo "logs: $WORK"
 	else rm -rf "$WORK"; fi
 }
@@ -153,6 +164,9 @@ for srv in "${SERVERS[@]}"; do
 		fi
 	fi
 	stop_pid "$SRV_PID"
+	if [[ $PASSES == *relay* ]]; then
+		relay_pass "$srv" || echo "bench: $srv: relay pass not run" >&2
+	fi
 done
 
 echo
@@ -160,6 +174,7 @@ echo "SIP benchmark, $(nproc) cores, SIPp and the servers on the same machine, l
 echo "N=$N per pass (after one warm-up run), $CONC in flight, SIPp socket buffer ${SIPP_BUFF:-SIPp default};"
 echo "cpu = server user+system per success;"
 echo "p50/p99 over every transaction (reg: REGISTER..200 incl. the 401; call: INVITE..200 incl. the 407)."
+[[ $PASSES == *relay* ]] && echo "relay: the call pass with SDP through rtpengine (one fresh local instance per server; Parley --media always, Kamailio's rtpengine module); cpu = the server's only."
 for srv in "${SERVERS[@]}"; do
 	case $srv in
 	parley) echo "parley: $("$PARLEY" version 2>/dev/null | head -1), $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- src 2>/dev/null || echo '+dirty')" ;;
@@ -170,6 +185,10 @@ echo "load average before the run: $LOAD_BEFORE on $(nproc) cores$(python3 -c "p
 echo
 $STATS table "$RESULTS"
 status=$?
+if [ -s "$RELAY_RESULTS" ]; then
+	echo
+	relay_table || status=1
+fi
 if [ "${MEM:-0}" = 1 ]; then
 	bash "$HERE/mem.sh" || status=1
 fi

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/khash.h"
 
@@ -519,10 +520,56 @@ static enum leg side_of(const struct mcall *k, struct str tag)
 	return str_eq(tag, k->caller_tag) ? CALLER : CALLEE;
 }
 
+/* Whether the header line p[0..l) is Content-Length (long or compact form). */
+static bool is_clen(const char *p, size_t l)
+{
+	size_t k = 0;
+	if (l >= 14 && strncasecmp(p, "content-length", 14) == 0)
+		k = 14;
+	else if (l >= 1 && (p[0] == 'l' || p[0] == 'L'))
+		k = 1;
+	else
+		return false;
+	while (k < l && (p[k] == ' ' || p[k] == '\t'))
+		k++;
+	return k < l && p[k] == ':';
+}
+
+/* buf (len bytes, a message that parsed) with sdp as its body into md->out: its lines as
+ * they came but Content-Length, which follows the new body. Done on the text, without a
+ * parse: the message parsed when it came and is parsed again when put back. Returns the
+ * length, 0 when it does not fit or has no CRLF CRLF (then the parser's rebody is used). */
+static size_t rebody(struct media *md, const char *buf, size_t len, struct str sdp)
+{
+	const char *end = memmem(buf, len, "\r\n\r\n", 4);
+	if (!end)
+		return 0;
+	struct sip_out o;
+	sip_out_init(&o, md->out, sizeof md->out);
+	const char *p = buf, *stop = end + 2;
+	while (p < stop) {
+		const char *eol = memchr(p, '\n', (size_t)(stop - p));
+		size_t l = eol ? (size_t)(eol - p) + 1 : (size_t)(stop - p);
+		if (p == buf || !is_clen(p, l))
+			sip_out_str(&o, (struct str){ p, l });
+		p += l;
+	}
+	sip_out_cstr(&o, "Content-Length: ");
+	sip_out_u64(&o, sdp.l);
+	sip_out_cstr(&o, "\r\n\r\n");
+	sip_out_str(&o, sdp);
+	return o.overflow ? 0 : o.len;
+}
+
 /* Puts buf (len bytes, a message as it came from src) back with sdp as its body. */
 static void put_back(struct media *md, const char *buf, size_t len, const struct tp_source *src, struct str sdp)
 {
 	if (sdp.l) {
+		size_t n = rebody(md, buf, len, sdp);
+		if (n) {
+			md->env.reinject(md->env.arg, md->out, n, src);
+			return;
+		}
 		struct sip_hdr hdrs[SIP_MAX_HEADERS];
 		struct sip_msg m;
 		struct sip_parse_err pe;
@@ -661,70 +708,59 @@ struct figures {
 	uint64_t expected;
 };
 
-static void sum_streams(struct str medias, uint64_t *pkts, uint64_t *bytes)
+struct fig_walk {
+	struct figures *f;
+	struct str caller_tag;
+	bool ok; /* "result": "ok" */
+};
+
+static bool key_is(const struct str *path, unsigned j, const char *k)
 {
-	struct str cur, media;
-	if (!bn_list_begin(medias, &cur))
-		return;
-	while (bn_list_next(&cur, &media)) {
-		struct str streams, scur, stream, stats, v;
-		int64_t x;
-		if (!bn_dict_get(media, "streams", &streams))
-			continue;
-		if (!bn_list_begin(streams, &scur))
-			continue;
-		while (bn_list_next(&scur, &stream)) {
-			if (!bn_dict_get(stream, "stats", &stats))
-				continue;
-			if (bn_dict_get(stats, "packets", &v) && bn_as_int(v, &x) && x > 0)
-				*pkts += (uint64_t)x;
-			if (bn_dict_get(stats, "bytes", &v) && bn_as_int(v, &x) && x > 0)
-				*bytes += (uint64_t)x;
-		}
-	}
+	return str_eq(path[j], str_from_cstr(k));
 }
 
-static void read_figures(const struct mcall *k, struct str reply, struct figures *f)
+/* One pass over the delete's answer (bn_walk): result; tags/TAG/medias/[]/streams/[]/stats/
+ * packets|bytes per leg; SSRC/ID/packets lost|packets for the loss. */
+static bool fig_visit(void *arg, const struct str *path, unsigned depth, struct str val)
+{
+	struct fig_walk *w = arg;
+	int64_t x;
+	struct str sv;
+	if (depth == 1 && key_is(path, 0, "result")) {
+		w->ok = bn_as_str(val, &sv) && str_eq(sv, STR("ok"));
+	} else if (depth == 8 && key_is(path, 0, "tags") && key_is(path, 2, "medias") && key_is(path, 4, "streams") &&
+		   key_is(path, 6, "stats") && bn_as_int(val, &x) && x > 0) {
+		enum leg l = str_eq(path[1], w->caller_tag) ? CALLER : CALLEE;
+		if (key_is(path, 7, "packets"))
+			w->f->pkts[l] += (uint64_t)x;
+		else if (key_is(path, 7, "bytes"))
+			w->f->bytes[l] += (uint64_t)x;
+	} else if (depth == 3 && key_is(path, 0, "SSRC") && bn_as_int(val, &x)) {
+		if (key_is(path, 2, "packets lost"))
+			w->f->lost += x;
+		else if (key_is(path, 2, "packets") && x > 0)
+			w->f->expected += (uint64_t)x;
+	}
+	return true;
+}
+
+static bool read_figures(struct str caller_tag, struct str reply, struct figures *f)
 {
 	memset(f, 0, sizeof(*f));
-	struct str tags, cur, key, val, v;
-	if (bn_dict_get(reply, "tags", &tags) && bn_dict_begin(tags, &cur)) {
-		while (bn_dict_next(&cur, &key, &val)) {
-			struct str medias;
-			enum leg l = str_eq(key, k->caller_tag) ? CALLER : CALLEE;
-			if (bn_dict_get(val, "medias", &medias))
-				sum_streams(medias, &f->pkts[l], &f->bytes[l]);
-		}
-	}
-	/* Loss as rtpengine measured it per SSRC: packets lost of those expected. */
-	struct str ssrcs;
-	if (bn_dict_get(reply, "SSRC", &ssrcs) && bn_dict_begin(ssrcs, &cur)) {
-		while (bn_dict_next(&cur, &key, &val)) {
-			int64_t x;
-			if (bn_dict_get(val, "packets lost", &v) && bn_as_int(v, &x))
-				f->lost += x;
-			if (bn_dict_get(val, "packets", &v) && bn_as_int(v, &x) && x > 0)
-				f->expected += (uint64_t)x;
-		}
-	}
+	struct fig_walk w = { .f = f, .caller_tag = caller_tag };
+	return bn_walk(reply, fig_visit, &w) && w.ok;
 }
 
 static void delete_done(struct media *md, struct op *o, int err, struct str reply, const char *name)
 {
 	char text[160];
-	struct str res = STR_NULL, v;
-	if (!err && bn_dict_get(reply, "result", &v))
-		bn_as_str(v, &res);
-	if (err || !str_eq(res, STR("ok"))) {
+	struct figures f;
+	if (err || !read_figures((struct str){ o->text + o->call_id.l, o->len }, reply, &f)) {
 		md->stats.failures++;
 		log_warn(md->env.lg, "media", "rtpengine %s: delete of call %.*s failed (%s)", name,
 			 STR_FMT(o->call_id), err ? (err == -ETIMEDOUT ? "no answer" : strerror(-err)) : "error");
 		snprintf(text, sizeof text, "relay %s, no figures (delete failed)", name);
 	} else {
-		/* The figures need the call's tags: o carries them after the Call-ID. */
-		struct mcall k = { .caller_tag = { o->text + o->call_id.l, o->len } };
-		struct figures f;
-		read_figures(&k, reply, &f);
 		uint64_t total = f.pkts[CALLER] + f.pkts[CALLEE];
 		double loss = f.expected ? 100.0 * (double)(f.lost > 0 ? f.lost : 0) / (double)f.expected : 0.0;
 		/* rtpengine measures loss only from the phones' RTCP (per SSRC): without it the

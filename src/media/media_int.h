@@ -63,6 +63,16 @@ bool bn_list_next(struct str *cursor, struct str *item);
 bool bn_dict_begin(struct str dict, struct str *cursor);
 bool bn_dict_next(struct str *cursor, struct str *key, struct str *val);
 
+/* Visits every string and integer of v in order, with the keys that lead to it: path[j] is
+ * the key by which the value inside the j-th enclosing container was reached (empty for a
+ * list's items), path[depth - 1] the value's own. One pass over v, no recursion: reading a
+ * few fields deep inside a large reply costs one walk instead of one per field. cb returns
+ * false to stop the walk. Returns false for malformed input (after visiting what came
+ * before it), true otherwise. */
+#define BN_MAX_DEPTH 32
+typedef bool(bn_visit_h)(void *arg, const struct str *path, unsigned depth, struct str val);
+bool bn_walk(struct str v, bn_visit_h *cb, void *arg);
+
 /* ---- the ng client ------------------------------------------------------------------------ */
 
 #define NG_MAX_TARGETS 16

@@ -41,6 +41,9 @@ struct ng_inst {
 	uint64_t ping_id; /* the pending ping, 0 when none */
 };
 
+#define NG_RBATCH 8
+#define NG_RSLOT 32768
+
 struct ng {
 	struct loop *loop;
 	struct log *lg;
@@ -52,7 +55,13 @@ struct ng {
 	struct ng_cmd *bucket[NG_BUCKETS];
 	unsigned ninst;
 	struct ng_inst inst[NG_MAX_TARGETS];
-	char rbuf[NG_MAX_DGRAM + 1];
+	/* Replies are read NG_RBATCH at a time (recvmmsg): under load one call returns all that
+	 * are there, and fewer than a batch means the socket is empty (no read ending in
+	 * EAGAIN). A reply longer than a slot arrives truncated and fails bn_check (-EPROTO):
+	 * rtpengine's replies are an SDP (at most SDP_MAX_LEN in, a little more out) and keys. */
+	struct mmsghdr mm[NG_RBATCH];
+	struct iovec iov[NG_RBATCH];
+	char rbuf[NG_RBATCH][NG_RSLOT];
 };
 
 /* ---- targets ----------------------------------------------------------------------------- */
@@ -385,9 +394,13 @@ static void on_fd(int fd, uint32_t events, void *arg)
 	struct ng_inst *in = arg;
 	struct ng *n = in->n;
 	int idx = (int)(in - n->inst);
-	/* A bounded batch, so that a flood on one socket cannot starve the loop. */
-	for (int k = 0; k < 64; k++) {
-		ssize_t r = recv(fd, n->rbuf, NG_MAX_DGRAM, 0);
+	/* A bounded number of batches, so that a flood on one socket cannot starve the loop. */
+	for (int k = 0; k < 8; k++) {
+		for (unsigned i = 0; i < NG_RBATCH; i++) {
+			n->iov[i] = (struct iovec){ n->rbuf[i], NG_RSLOT };
+			n->mm[i].msg_hdr = (struct msghdr){ .msg_iov = &n->iov[i], .msg_iovlen = 1 };
+		}
+		int r = recvmmsg(fd, n->mm, NG_RBATCH, MSG_DONTWAIT, NULL);
 		if (r < 0) {
 			if (errno == ECONNREFUSED)
 				refuse_all(n, idx);
@@ -395,7 +408,10 @@ static void on_fd(int fd, uint32_t events, void *arg)
 				continue;
 			return;
 		}
-		handle_reply(n, idx, n->rbuf, (size_t)r);
+		for (int i = 0; i < r; i++)
+			handle_reply(n, idx, n->rbuf[i], n->mm[i].msg_len);
+		if (r < NG_RBATCH)
+			return;
 	}
 }
 

@@ -51,11 +51,27 @@ static void walk(struct str v, unsigned depth)
 	}
 }
 
+/* bn_walk's visitor: every view it hands out lies inside the input, and a checked input is
+ * walked to its end. */
+static bool visit(void *arg, const struct str *path, unsigned depth, struct str val)
+{
+	(void)arg;
+	inside(val);
+	for (unsigned j = 0; j < depth; j++)
+		if (path[j].l)
+			inside(path[j]);
+	return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct str in = { (const char *)data, size };
 	base = in.p;
 	size_ = size;
+	/* Any input: the walk may stop early but stays inside it; a checked one walks whole. */
+	bool walked = bn_walk(in, visit, NULL);
+	if (bn_check(in, BN_MAX_DEPTH) == 0 && !walked)
+		abort();
 	if (bn_check(in, 32) == 0) {
 		walk(in, 0);
 	} else {

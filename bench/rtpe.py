@@ -16,45 +16,9 @@ Every message is "COOKIE BENCODED-DICT"; the answer carries the same cookie."""
 import json, os, socket, sys, time
 
 
-def benc(v):
-    if isinstance(v, bool):
-        v = int(v)
-    if isinstance(v, int):
-        return b"i%de" % v
-    if isinstance(v, str):
-        v = v.encode()
-    if isinstance(v, bytes):
-        return b"%d:%s" % (len(v), v)
-    if isinstance(v, list):
-        return b"l" + b"".join(benc(x) for x in v) + b"e"
-    if isinstance(v, dict):
-        return b"d" + b"".join(benc(k) + benc(v[k]) for k in sorted(v)) + b"e"
-    raise TypeError(type(v))
-
-
-def bdec(b, i=0):
-    c = b[i:i + 1]
-    if c == b"i":
-        j = b.index(b"e", i)
-        return int(b[i + 1:j]), j + 1
-    if c in (b"l", b"d"):
-        i += 1
-        out = [] if c == b"l" else {}
-        while b[i:i + 1] != b"e":
-            k, i = bdec(b, i)
-            if c == b"l":
-                out.append(k)
-            else:
-                out[k], i = bdec(b, i)
-        return out, i + 1
-    j = b.index(b":", i)
-    n = int(b[i:j])
-    s = b[j + 1:j + 1 + n]
-    try:
-        s = s.decode()
-    except UnicodeDecodeError:
-        pass
-    return s, j + 1 + n
+# The bencode codec of the tests' ng helper (one codec for the repository).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from ngpeer import bdecode, bencode  # noqa: E402
 
 
 _seq = [0]
@@ -68,13 +32,13 @@ def ng(port, msg, timeout=2.0, tries=3):
         for n in range(tries):
             _seq[0] += 1  # a fresh cookie per message: rtpengine answers a repeated cookie from its cache
             cookie = b"%d_%d_%d" % (os.getpid(), int(time.time() * 1000), _seq[0])
-            s.sendto(cookie + b" " + benc(msg), ("127.0.0.1", port))
+            s.sendto(cookie + b" " + bencode(msg), ("127.0.0.1", port))
             try:
                 while True:
                     d = s.recv(1 << 20)
                     c, _, body = d.partition(b" ")
                     if c == cookie:
-                        return bdec(body)[0]
+                        return bdecode(body)
             except (socket.timeout, ConnectionRefusedError):
                 continue
     finally:

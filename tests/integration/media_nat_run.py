@@ -70,55 +70,8 @@ def check(name, ok, detail=""):
 
 # ---- bencode and rtpengine's ng control protocol ------------------------------------------
 
-def bencode(v):
-    if isinstance(v, bool):
-        v = int(v)
-    if isinstance(v, int):
-        return b"i%de" % v
-    if isinstance(v, str):
-        v = v.encode()
-    if isinstance(v, (bytes, bytearray)):
-        return b"%d:%s" % (len(v), bytes(v))
-    if isinstance(v, (list, tuple)):
-        return b"l" + b"".join(bencode(x) for x in v) + b"e"
-    if isinstance(v, dict):
-        items = sorted((k.encode() if isinstance(k, str) else k, x) for k, x in v.items())
-        return b"d" + b"".join(bencode(k) + bencode(x) for k, x in items) + b"e"
-    raise TypeError(f"cannot bencode {type(v).__name__}")
-
-
-def bdecode(data):
-    """Decodes one bencoded value (strings as str when they are UTF-8, else bytes)."""
-    def one(i):
-        c = data[i:i + 1]
-        if c == b"i":
-            end = data.index(b"e", i)
-            return int(data[i + 1:end]), end + 1
-        if c in (b"l", b"d"):
-            i += 1
-            items = []
-            while data[i:i + 1] != b"e":
-                x, i = one(i)
-                items.append(x)
-            if c == b"l":
-                return items, i + 1
-            return dict(zip(items[::2], items[1::2])), i + 1
-        if c.isdigit():
-            colon = data.index(b":", i)
-            n = int(data[i:colon])
-            s = data[colon + 1:colon + 1 + n]
-            if len(s) != n:
-                raise ValueError("bencode string runs past the end")
-            try:
-                s = s.decode()
-            except UnicodeDecodeError:
-                pass
-            return s, colon + 1 + n
-        raise ValueError(f"bad bencode at {i}: {data[i:i + 20]!r}")
-    v, end = one(0)
-    if end != len(data):
-        raise ValueError("trailing bytes after bencode value")
-    return v
+# The codec is ngpeer.py's (shared with test_media.py).
+from ngpeer import bdecode, bencode  # noqa: E402
 
 
 class Ng:

@@ -197,8 +197,8 @@ static struct call *find(struct cdr *c, struct str call_id)
 	return k;
 }
 
-/* Writes the ended call k, with the relay's figures when they are known. */
-static void put_ended(struct cdr *c, const struct call *k)
+/* Writes call k as ended at end_ms, with the relay's figures when they are known. */
+static void put_ended(struct cdr *c, const struct call *k, uint64_t end_ms)
 {
 	struct cdr_attempt a = {
 		.id = k->id,
@@ -208,7 +208,7 @@ static void put_ended(struct cdr *c, const struct call *k)
 		.start_ms = k->start_ms,
 		.media = k->figures[0] ? str_from_cstr(k->figures) : k->media,
 	};
-	put(c, &a, 200, "answered", k->answer_ms, k->end_ms);
+	put(c, &a, 200, "answered", k->answer_ms, end_ms);
 }
 
 bool cdr_end(struct cdr *c, struct str call_id, uint64_t end_ms, char *who, size_t n, uint64_t *dur_ms)
@@ -216,12 +216,10 @@ bool cdr_end(struct cdr *c, struct str call_id, uint64_t end_ms, char *who, size
 	struct call *k = find(c, call_id);
 	if (!k || k->end_ms)
 		return false;
-	k->end_ms = end_ms;
-	put_ended(c, k);
-	k->end_ms = 0; /* counted as ended below only when it waits */
+	put_ended(c, k, end_ms);
 	*dur_ms = end_ms > k->answer_ms ? end_ms - k->answer_ms : 0;
 	snprintf(who, n, "%.*s -> %.*s", STR_FMT(k->caller), STR_FMT(k->callee));
-	if (k->media.l >= 5 && memcmp(k->media.p, "relay", 5) == 0 && !k->figures[0]) {
+	if (str_has_prefix_case(k->media, STR("relay")) && !k->figures[0]) {
 		/* The relay's figures come with the answer to its delete, a moment later. */
 		c->ended++;
 		k->end_ms = end_ms;
@@ -242,7 +240,7 @@ void cdr_media(struct cdr *c, struct str call_id, const char *figures)
 	snprintf(k->figures, sizeof k->figures, "%s", figures);
 	if (!k->end_ms)
 		return; /* written with the end */
-	put_ended(c, k);
+	put_ended(c, k, k->end_ms);
 	unlink_call(c, k);
 	free(k);
 }

@@ -211,17 +211,7 @@ class Run:
 
     def stop(self):
         """Phones first (they unregister through Parley), then Parley; checks its exit."""
-        running = [p for p in self.phones.values() if p.proc and p.proc.poll() is None]
-        for p in running:
-            p.proc.terminate()
-        end = time.time() + 10
-        for p in running:
-            try:
-                p.proc.wait(max(0.0, end - time.time()))
-            except subprocess.TimeoutExpired:
-                pass
-        for p in self.phones.values():
-            p.stop()
+        natnet.stop_phones(self.phones.values())
         self.proc.terminate()
         try:
             self.proc.wait(20)

@@ -158,18 +158,7 @@ def main():
     except Exception as e:  # noqa: BLE001 -- reported as a failed check, with the logs kept
         check("scenario ran to the end", False, f"{type(e).__name__}: {e}")
     finally:
-        # All at once: a phone still in a call can take seconds to unregister and leave.
-        running = [p for p in phones.values() if p.proc and p.proc.poll() is None]
-        for p in running:
-            p.proc.terminate()
-        end = time.time() + 10
-        for p in running:
-            try:
-                p.proc.wait(max(0.0, end - time.time()))
-            except subprocess.TimeoutExpired:
-                pass
-        for p in phones.values():
-            p.stop()  # a second SIGTERM for any still running: it exits at once
+        natnet.stop_phones(phones.values())
         natnet.stop_parley(srv, log)
     fatal = [m for m in ("ERROR: AddressSanitizer", "runtime error:") if m in parley_log()]
     check("parley exited cleanly", srv.returncode == 0 and not fatal, f"exit {srv.returncode} {fatal}")

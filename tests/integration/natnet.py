@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import os
 import subprocess
+import time
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -172,3 +173,21 @@ def stop_parley(proc, log):
         proc.wait()
     log.close()
     tear_down()
+
+
+def stop_phones(phones):
+    """Stops baresip phones all at once (a phone still in a call can take seconds to
+    unregister and leave): SIGTERM to each, up to 10 s for all, then Baresip.stop (a second
+    SIGTERM for any still running: it exits at once)."""
+    phones = list(phones)
+    running = [p for p in phones if p.proc and p.proc.poll() is None]
+    for p in running:
+        p.proc.terminate()
+    end = time.time() + 10
+    for p in running:
+        try:
+            p.proc.wait(max(0.0, end - time.time()))
+        except subprocess.TimeoutExpired:
+            pass
+    for p in phones:
+        p.stop()

@@ -23,31 +23,34 @@ struct mcall {
 	struct mcall *next; /* bucket chain */
 	struct media *md;
 	uint64_t hash;
-	int ng;              /* the rtpengine it sticks to */
-	bool webrtc[2];      /* each leg's kind: WebRTC (ICE, DTLS-SRTP) or plain RTP */
-	uint32_t offer_cseq; /* the request whose offer went through rtpengine last */
-	enum leg offer_side; /* who sent that request */
-	bool late;           /* its offer came in the response: the answer comes in the ACK */
-	uint64_t held;       /* the message being rewritten now: its retransmissions wait */
-	const char *why;     /* why it is relayed (media_wanted), for the log */
-	uint64_t last_in;    /* the last message rewritten, and rtpengine's SDP for it: */
-	char *last_sdp;      /* a retransmission gets the same without asking again */
+	int ng;               /* the rtpengine it sticks to */
+	bool webrtc[2];       /* each leg's kind: WebRTC (ICE, DTLS-SRTP) or plain RTP */
+	uint32_t invite_cseq; /* the INVITE that opened the call: its forks' answers carry via-branch */
+	uint32_t offer_cseq;  /* the request whose offer went through rtpengine last */
+	enum leg offer_side;  /* who sent that request */
+	bool late;            /* its offer came in the response: the answer comes in the ACK */
+	uint64_t held;        /* the message being rewritten now: its retransmissions wait */
+	const char *why;      /* why it is relayed (media_wanted), for the log */
+	uint64_t last_in;     /* the last message rewritten, and rtpengine's SDP for it: */
+	char *last_sdp;       /* a retransmission gets the same without asking again */
 	size_t last_sdp_len;
 	struct timer life;
 	struct str call_id, caller_tag; /* views into text */
 	char text[];
 };
 
-/* One ng command in flight. */
-enum op_kind { OP_OFFER, OP_HELD, OP_DELETE };
+/* One ng command in flight. OP_DROP is a delete whose figures nobody wants (the forks of
+ * a call whose other offers failed). */
+enum op_kind { OP_OFFER, OP_HELD, OP_DELETE, OP_DROP };
 struct op {
 	struct op *prev, *next;
+	bool linked; /* in md->ops: its reply is awaited */
 	struct media *md;
 	enum op_kind kind;
 	uint64_t handle;
-	media_offer_h *cb; /* OP_OFFER */
-	void *cb_arg;
-	uint64_t cb_tag;
+	struct offer *grp;   /* OP_OFFER: the call's offers, which own the op */
+	unsigned fork;       /* OP_OFFER: which of them */
+	uint64_t cb_tag;     /* OP_DELETE, OP_DROP: the instance */
 	uint64_t in;         /* OP_HELD: the message's hash (mcall.held) */
 	bool offer, in_resp; /* OP_HELD: an offer (else an answer); the SDP is in a response */
 	enum leg sender;
@@ -58,6 +61,21 @@ struct op {
 	char text[];
 };
 
+/* The offers of a new call, one per fork, answered to the router together. */
+struct offer {
+	struct offer *prev, *next; /* md->offers */
+	media_offer_h *cb;
+	void *cb_arg;
+	uint64_t cb_tag;
+	unsigned n, left; /* forks; replies still awaited */
+	int err;          /* the first failure: -errno (no answer, refused), 1 an error answered */
+	char why[200];
+	struct op *fork[MEDIA_MAX_FORKS];
+	struct str sdp[MEDIA_MAX_FORKS]; /* rtpengine's SDP for each fork (malloc'd) */
+	struct str call_id;              /* view into text */
+	char text[];
+};
+
 struct media {
 	struct media_env env;
 	struct ng *ng; /* NULL: relay off */
@@ -65,6 +83,7 @@ struct media {
 	struct mcall **bucket;
 	size_t nbucket;
 	struct op *ops;
+	struct offer *offers;
 	struct media_stats stats;
 	struct timer_wheel *w;
 	char cmd[NG_CMD_MAX];  /* scratch: the command being built */
@@ -118,11 +137,16 @@ static void call_free(struct mcall *k)
 	free(k);
 }
 
+static void offer_free(struct media *md, struct offer *g);
+
 void media_free(struct media *md)
 {
 	if (!md)
 		return;
 	ng_free(md->ng); /* drops the pending commands without their callbacks */
+	md->ng = NULL;
+	while (md->offers)
+		offer_free(md, md->offers); /* and their ops */
 	while (md->ops) {
 		struct op *o = md->ops;
 		md->ops = o->next;
@@ -335,7 +359,7 @@ static void leg_options(struct bn_out *o, bool to_webrtc, bool from_webrtc)
 /* Builds the command into md->cmd: offer or answer for call_id with the two tags, SDP and
  * the options toward the receiving leg. Returns its length, 0 when it does not fit. */
 static size_t build(struct media *md, const char *command, struct str call_id, struct str from_tag, struct str to_tag,
-		    struct str sdp, bool to_webrtc, bool from_webrtc)
+		    struct str via_branch, struct str sdp, bool to_webrtc, bool from_webrtc)
 {
 	struct bn_out o;
 	bn_init(&o, md->cmd, sizeof md->cmd);
@@ -345,6 +369,8 @@ static size_t build(struct media *md, const char *command, struct str call_id, s
 	bn_kv_str(&o, "from-tag", from_tag);
 	if (to_tag.l)
 		bn_kv_str(&o, "to-tag", to_tag);
+	if (via_branch.l)
+		bn_kv_str(&o, "via-branch", via_branch);
 	bn_kv_str(&o, "sdp", sdp);
 	leg_options(&o, to_webrtc, from_webrtc);
 	bn_end(&o);
@@ -365,6 +391,8 @@ static struct op *new_op(struct media *md, enum op_kind kind, struct str call_id
 
 static void link_op(struct media *md, struct op *o)
 {
+	o->linked = true;
+	o->prev = NULL;
 	o->next = md->ops;
 	if (md->ops)
 		md->ops->prev = o;
@@ -373,6 +401,9 @@ static void link_op(struct media *md, struct op *o)
 
 static void unlink_op(struct media *md, struct op *o)
 {
+	if (!o->linked)
+		return;
+	o->linked = false;
 	if (o->prev)
 		o->prev->next = o->next;
 	else
@@ -415,31 +446,107 @@ static bool reply_sdp(int err, struct str reply, struct str *sdp, char *why, siz
 	return true;
 }
 
-/* ---- the INVITE's offer ------------------------------------------------------------------- */
+/* ---- the INVITE's offers ------------------------------------------------------------------ */
 
-int media_offer(struct media *md, const struct sip_msg *m, const struct tp_source *src, bool callee_webrtc,
-		const char *reason, media_offer_h *cb, void *arg, uint64_t tag, const char **why)
+/* Sends a delete for the call to instance idx: OP_DELETE reports the figures, OP_DROP
+ * does not. */
+static void send_delete(struct media *md, struct str call_id, struct str caller_tag, int idx, enum op_kind kind)
+{
+	struct bn_out b;
+	bn_init(&b, md->cmd, sizeof md->cmd);
+	bn_dict(&b);
+	bn_kv_cstr(&b, "command", "delete");
+	bn_kv_str(&b, "call-id", call_id);
+	bn_kv_str(&b, "from-tag", caller_tag);
+	bn_end(&b);
+	/* The op keeps the caller's tag after the Call-ID (o->len its length), and the
+	 * instance for the figures. */
+	struct op *o = b.overflow ? NULL : new_op(md, kind, call_id, caller_tag.l);
+	if (!o)
+		return;
+	memcpy(o->text + call_id.l, caller_tag.p, caller_tag.l);
+	o->len = caller_tag.l;
+	o->cb_tag = (uint64_t)idx;
+	if (send_op(md, o, idx, b.len) < 0)
+		free(o);
+	else if (kind == OP_DELETE)
+		md->stats.deletes++;
+}
+
+/* Sends every fork's offer of g to instance idx. On failure none is left pending. */
+static int send_offers(struct media *md, struct offer *g, int idx)
+{
+	g->left = g->n;
+	g->err = 0;
+	for (unsigned i = 0; i < g->n; i++) {
+		struct op *o = g->fork[i];
+		memcpy(md->cmd, o->text + o->call_id.l, o->len);
+		int err = send_op(md, o, idx, o->len);
+		if (err < 0) {
+			for (unsigned j = 0; j < i; j++) {
+				ng_cancel(md->ng, g->fork[j]->handle);
+				unlink_op(md, g->fork[j]);
+			}
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void offer_free(struct media *md, struct offer *g)
+{
+	for (unsigned i = 0; i < g->n; i++) {
+		if (g->fork[i]->linked) {
+			if (md->ng)
+				ng_cancel(md->ng, g->fork[i]->handle);
+			unlink_op(md, g->fork[i]);
+		}
+		free(g->fork[i]);
+		free((char *)g->sdp[i].p);
+	}
+	if (g->prev)
+		g->prev->next = g->next;
+	else if (md->offers == g)
+		md->offers = g->next;
+	if (g->next)
+		g->next->prev = g->prev;
+	free(g);
+}
+
+/* The call's entry goes: its offers failed, or were never sent. */
+static void drop_call(struct media *md, struct mcall *k)
+{
+	unlink_call(md, k);
+	call_free(k);
+}
+
+int media_offer(struct media *md, const struct sip_msg *m, const struct tp_source *src, const struct media_fork *fork,
+		unsigned n, const char *reason, media_offer_h *cb, void *arg, uint64_t tag, const char **why)
 {
 	*why = "";
-	if (!media_on(md))
+	if (!media_on(md) || n == 0 || n > MEDIA_MAX_FORKS)
 		return 0;
 	bool has = sip_msg_has_sdp(m);
 	struct sdp s;
 	if (has && sdp_parse(&s, m->body, why) < 0)
 		return m->body.l > SDP_MAX_LEN ? 488 : 400;
+	bool required = md->env.cfg->required;
 	int idx = ng_pick(md->ng);
 	if (idx < 0) {
 		md->stats.failures++;
 		log_warn(md->env.lg, "media", "no rtpengine answers: call %.*s %s", STR_FMT(m->call_id),
-			 md->env.cfg->required ? "refused (503, media-required)" : "goes on unrelayed");
+			 required ? "refused (503, media-required)" : "goes on unrelayed");
 		*why = "Media Relay Unavailable";
-		return md->env.cfg->required ? 503 : 0;
+		return required ? 503 : 0;
 	}
 	struct mcall *k = add_call(md, m, idx);
 	if (!k)
-		return md->env.cfg->required ? 503 : 0;
+		return required ? 503 : 0;
 	k->webrtc[CALLER] = is_ws(src) || (has && sdp_is_webrtc(&s));
-	k->webrtc[CALLEE] = callee_webrtc;
+	k->webrtc[CALLEE] = false;
+	for (unsigned i = 0; i < n; i++)
+		k->webrtc[CALLEE] |= fork[i].webrtc;
+	k->invite_cseq = m->cseq;
 	k->offer_cseq = m->cseq;
 	k->offer_side = CALLER;
 	/* Without SDP here the offer comes in a response: marked as if one were pending there,
@@ -448,69 +555,112 @@ int media_offer(struct media *md, const struct sip_msg *m, const struct tp_sourc
 	k->why = reason;
 	if (!has)
 		return 0; /* a late offer: it comes in the 2xx (media_intercept) */
-	size_t len =
-		build(md, "offer", m->call_id, m->from.tag, STR_NULL, m->body, k->webrtc[CALLEE], k->webrtc[CALLER]);
-	struct op *o = len ? new_op(md, OP_OFFER, m->call_id, len) : NULL;
-	if (!o) {
-		*why = "SDP Too Large";
-		return len ? 500 : 488;
+	struct offer *g = calloc(1, sizeof(*g) + m->call_id.l + 1);
+	if (!g) {
+		drop_call(md, k);
+		return required ? 503 : 0;
 	}
-	memcpy(o->text + m->call_id.l, md->cmd, len);
-	o->len = len;
-	o->cb = cb;
-	o->cb_arg = arg;
-	o->cb_tag = tag;
-	if (send_op(md, o, idx, len) < 0) {
-		free(o);
-		return md->env.cfg->required ? 503 : 0;
+	memcpy(g->text, m->call_id.p, m->call_id.l);
+	g->call_id = (struct str){ g->text, m->call_id.l };
+	g->cb = cb;
+	g->cb_arg = arg;
+	g->cb_tag = tag;
+	/* One offer per fork, each for the Via branch its INVITE carries and shaped for its
+	 * phone (a browser or not): with several early dialogs, each fork has ports of its
+	 * own, and the answer of the one that answers (with its branch) gets the caller's
+	 * media, whichever fork spoke last. */
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = build(md, "offer", m->call_id, m->from.tag, STR_NULL, fork[i].branch, m->body,
+				   fork[i].webrtc, k->webrtc[CALLER]);
+		struct op *o = len ? new_op(md, OP_OFFER, m->call_id, len) : NULL;
+		if (!o) {
+			offer_free(md, g);
+			drop_call(md, k);
+			*why = len ? "Server Internal Error" : "SDP Too Large";
+			return len ? 500 : 488;
+		}
+		memcpy(o->text + m->call_id.l, md->cmd, len);
+		o->len = len;
+		o->grp = g;
+		o->fork = i;
+		g->fork[g->n++] = o;
 	}
-	md->stats.offers++;
+	if (send_offers(md, g, idx) < 0) {
+		offer_free(md, g);
+		drop_call(md, k);
+		return required ? 503 : 0;
+	}
+	g->next = md->offers;
+	if (md->offers)
+		md->offers->prev = g;
+	md->offers = g;
+	md->stats.offers += n;
 	return 1;
 }
 
-static void offer_done(struct media *md, struct op *o, int err, struct str reply)
+/* Every fork's offer is answered (or failed). */
+static void offers_done(struct media *md, struct offer *g)
 {
-	struct mcall *k = find(md, o->call_id);
-	struct str sdp;
-	char why[200];
-	if (k && reply_sdp(err, reply, &sdp, why, sizeof why)) {
-		log_info(md->env.lg, "media", "call %.*s relayed through %s (%s)", STR_FMT(o->call_id),
-			 ng_name(md->ng, k->ng), k->why ? k->why : "");
-		o->cb(o->cb_arg, o->cb_tag, 0, sdp, ng_name(md->ng, k->ng));
+	struct mcall *k = find(md, g->call_id);
+	if (k && !g->err) {
+		log_info(md->env.lg, "media", "call %.*s relayed through %s (%s%s)", STR_FMT(g->call_id),
+			 ng_name(md->ng, k->ng), k->why ? k->why : "", g->n > 1 ? "; one offer per fork" : "");
+		g->cb(g->cb_arg, g->cb_tag, 0, g->sdp, g->n, ng_name(md->ng, k->ng));
+		offer_free(md, g);
 		return;
 	}
+	/* Forks whose offer went through are held in rtpengine: it lets them go. */
+	bool some = false;
+	for (unsigned i = 0; i < g->n; i++) {
+		some |= g->sdp[i].l > 0;
+		free((char *)g->sdp[i].p);
+		g->sdp[i] = STR_NULL;
+	}
+	if (k && some)
+		send_delete(md, k->call_id, k->caller_tag, k->ng, OP_DROP);
 	/* An rtpengine that does not answer (or refuses) is out of rotation now: the call
 	 * goes to the next live one, if any. An error it answered would be the same there. */
-	int next = k && err < 0 ? ng_pick(md->ng) : -1;
+	int next = k && g->err < 0 ? ng_pick(md->ng) : -1;
 	if (next >= 0 && next != k->ng) {
 		log_warn(md->env.lg, "media", "rtpengine %s: offer for call %.*s failed (%s): trying %s",
-			 ng_name(md->ng, k->ng), STR_FMT(o->call_id), why, ng_name(md->ng, next));
-		struct op *again = new_op(md, OP_OFFER, o->call_id, o->len);
-		if (again) {
-			memcpy(again->text + o->call_id.l, o->text + o->call_id.l, o->len);
-			memcpy(md->cmd, o->text + o->call_id.l, o->len);
-			again->len = o->len;
-			again->cb = o->cb;
-			again->cb_arg = o->cb_arg;
-			again->cb_tag = o->cb_tag;
-			k->ng = next;
-			if (send_op(md, again, next, o->len) == 0)
-				return;
-			free(again);
-		}
+			 ng_name(md->ng, k->ng), STR_FMT(g->call_id), g->why, ng_name(md->ng, next));
+		k->ng = next;
+		if (send_offers(md, g, next) == 0)
+			return;
 	}
 	if (!k)
-		snprintf(why, sizeof why, "call gone");
+		snprintf(g->why, sizeof g->why, "call gone");
 	md->stats.failures++;
 	bool required = md->env.cfg->required;
 	log_warn(md->env.lg, "media", "rtpengine %s: offer for call %.*s failed (%s): %s",
-		 k ? ng_name(md->ng, k->ng) : "-", STR_FMT(o->call_id), why,
+		 k ? ng_name(md->ng, k->ng) : "-", STR_FMT(g->call_id), g->why,
 		 required ? "refused (503, media-required)" : "the call goes on unrelayed");
-	if (k) {
-		unlink_call(md, k);
-		call_free(k);
+	if (k)
+		drop_call(md, k);
+	g->cb(g->cb_arg, g->cb_tag, required ? 503 : 0, NULL, 0, NULL);
+	offer_free(md, g);
+}
+
+static void offer_reply(struct media *md, struct op *o, int err, struct str reply)
+{
+	struct offer *g = o->grp;
+	struct str sdp;
+	char why[200];
+	if (reply_sdp(err, reply, &sdp, why, sizeof why)) {
+		char *copy = malloc(sdp.l);
+		if (copy) {
+			memcpy(copy, sdp.p, sdp.l);
+			g->sdp[o->fork] = (struct str){ copy, sdp.l };
+		} else if (!g->err) {
+			g->err = 1;
+			snprintf(g->why, sizeof g->why, "out of memory");
+		}
+	} else if (!g->err) {
+		g->err = err < 0 ? err : 1;
+		snprintf(g->why, sizeof g->why, "%s", why);
 	}
-	o->cb(o->cb_arg, o->cb_tag, required ? 503 : 0, STR_NULL, NULL);
+	if (--g->left == 0)
+		offers_done(md, g);
 }
 
 /* ---- SDP inside a relayed call ----------------------------------------------------------------- */
@@ -635,7 +785,12 @@ bool media_intercept(struct media *md, const struct sip_msg *m, const struct tp_
 	/* An answer names the offerer first (its tag as from-tag); an offer its own sender. */
 	bool swap = resp == offer;
 	struct str ft = swap ? m->to.tag : m->from.tag, tt = swap ? m->from.tag : m->to.tag;
-	size_t len = build(md, offer ? "offer" : "answer", m->call_id, ft, tt, m->body, k->webrtc[!sender],
+	/* A fork's answer to the INVITE's offer names that fork's offer by its branch (ours, on
+	 * top of the response): see media_offer. */
+	struct str vb = resp && !offer && meth == SIP_INVITE && req_side == CALLER && m->cseq == k->invite_cseq
+				? m->via.branch
+				: STR_NULL;
+	size_t len = build(md, offer ? "offer" : "answer", m->call_id, ft, tt, vb, m->body, k->webrtc[!sender],
 			   k->webrtc[sender]);
 	struct op *o = len ? new_op(md, OP_HELD, m->call_id, m->len) : NULL;
 	if (!o)
@@ -787,25 +942,7 @@ void media_end(struct media *md, struct str call_id)
 	if (!k)
 		return;
 	unlink_call(md, k);
-	struct bn_out b;
-	bn_init(&b, md->cmd, sizeof md->cmd);
-	bn_dict(&b);
-	bn_kv_cstr(&b, "command", "delete");
-	bn_kv_str(&b, "call-id", k->call_id);
-	bn_kv_str(&b, "from-tag", k->caller_tag);
-	bn_end(&b);
-	/* The op keeps the caller's tag after the Call-ID (o->len its length), and the name
-	 * of the instance for the figures. */
-	struct op *o = b.overflow ? NULL : new_op(md, OP_DELETE, call_id, k->caller_tag.l);
-	if (o) {
-		memcpy(o->text + call_id.l, k->caller_tag.p, k->caller_tag.l);
-		o->len = k->caller_tag.l;
-		o->cb_tag = (uint64_t)k->ng;
-		if (send_op(md, o, k->ng, b.len) < 0)
-			free(o);
-		else
-			md->stats.deletes++;
-	}
+	send_delete(md, k->call_id, k->caller_tag, k->ng, OP_DELETE);
 	call_free(k);
 }
 
@@ -816,13 +953,18 @@ static void on_reply(void *arg, int err, struct str reply)
 	unlink_op(md, o);
 	switch (o->kind) {
 	case OP_OFFER:
-		offer_done(md, o, err, reply);
-		break;
+		offer_reply(md, o, err, reply);
+		return; /* the call's offers own o */
 	case OP_HELD:
 		held_done(md, o, err, reply);
 		break;
 	case OP_DELETE:
 		delete_done(md, o, err, reply, ng_name(md->ng, (int)o->cb_tag));
+		break;
+	case OP_DROP:
+		if (err)
+			log_debug(md->env.lg, "media", "rtpengine %s: delete of the forks of call %.*s failed",
+				  ng_name(md->ng, (int)o->cb_tag), STR_FMT(o->call_id));
 		break;
 	}
 	free(o);

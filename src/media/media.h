@@ -69,20 +69,29 @@ struct media_leg {
 bool media_wanted(const struct media *md, const struct sip_msg *m, const struct tp_source *src,
 		  const struct media_leg *leg, unsigned n, const char **why);
 
-/* The outcome of an offer: status 0 with the SDP to forward and relay the rtpengine that
- * gave it (sdp empty, relay NULL: forward the INVITE as it is, unrelayed), or a status to
- * answer with (503 when the relay is required and failed). */
-typedef void(media_offer_h)(void *arg, uint64_t tag, unsigned status, struct str sdp, const char *relay);
+/* One fork of a new call: the Via branch its INVITE will carry (rtpengine's via-branch,
+ * which ties the fork's answer to its own offer) and whether its phone is a browser. */
+#define MEDIA_MAX_FORKS 16
+struct media_fork {
+	struct str branch;
+	bool webrtc;
+};
+
+/* The outcome of the offers: status 0 with sdp[i] the SDP to forward to fork i (n forks)
+ * and relay the rtpengine that gave them (n 0, relay NULL: forward the INVITE as it is,
+ * unrelayed), or a status to answer with (503 when the relay is required and failed). */
+typedef void(media_offer_h)(void *arg, uint64_t tag, unsigned status, const struct str *sdp, unsigned n,
+			    const char *relay);
 /* Starts relaying the call of INVITE m (the router decided, media_wanted, for reason, a
- * static phrase for the log): registers it,
- * and when m has SDP asks rtpengine for its offer, calling cb(arg, tag, ...) later (never
- * from inside this call). Returns 1 when cb will be called; 0 when there is nothing to
- * wait for (no SDP: the offer comes in a response; or no rtpengine answers and the relay is
- * not required: the INVITE goes on as it is); or a status to answer with at once, *why
- * naming the problem (400/488 for an SDP that does not parse or is too large, 503 when the
- * relay is required and no rtpengine answers). */
-int media_offer(struct media *md, const struct sip_msg *m, const struct tp_source *src, bool callee_webrtc,
-		const char *reason, media_offer_h *cb, void *arg, uint64_t tag, const char **why);
+ * static phrase for the log) to fork[0..n): registers it, and when m has SDP asks
+ * rtpengine for one offer per fork, calling cb(arg, tag, ...) once all are answered (never
+ * from inside this call). Returns 1 when cb will be called; 0 when there is nothing to wait
+ * for (no SDP: the offer comes in a response; or no rtpengine answers and the relay is not
+ * required: the INVITE goes on as it is); or a status to answer with at once, *why naming
+ * the problem (400/488 for an SDP that does not parse or is too large, 503 when the relay
+ * is required and no rtpengine answers). */
+int media_offer(struct media *md, const struct sip_msg *m, const struct tp_source *src, const struct media_fork *fork,
+		unsigned n, const char *reason, media_offer_h *cb, void *arg, uint64_t tag, const char **why);
 
 /* Called for every message off the wire before the transaction layer, when media_on: an
  * SDP inside a relayed call (an answer in a response, a re-INVITE or UPDATE offer, a late

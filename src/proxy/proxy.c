@@ -17,6 +17,7 @@ struct branch {
 	unsigned status;       /* final received (408 after a timeout, 503 when it could
 				       not start); 0 while pending */
 	bool ringing;          /* a provisional above 100 arrived */
+	struct str body;       /* the media relay's SDP for this fork (in ctx.body), or empty */
 };
 
 /* The response context of one proxied request (§16.7): it lives until a final has gone
@@ -48,7 +49,7 @@ struct ctx {
 	uint64_t hold_id;          /* 0: not held */
 	struct ctx *hprev, *hnext; /* the proxy's list of held contexts */
 	struct proxy_target *held; /* the targets, with their text after them */
-	char *body;                /* the relay's SDP, kept for failover */
+	char *body;                /* the relay's SDPs (branch.body), kept for failover */
 	struct branch br[];
 };
 
@@ -701,8 +702,19 @@ static int start_branch(struct ctx *c, const struct sip_msg *req, const struct p
 	if (!dst.lis)
 		return -ENETUNREACH;
 	char br[TXN_BRANCH_SIZE];
-	size_t bl = txn_make_branch(p->env.txn, br);
-	size_t len = print_fwd(p, req, src, t, fl, dst.lis, (struct str){ br, bl });
+	size_t bl;
+	if (t->branch.l && t->branch.l < sizeof br) {
+		bl = t->branch.l;
+		memcpy(br, t->branch.p, bl);
+	} else {
+		bl = txn_make_branch(p->env.txn, br);
+	}
+	struct proxy_fwd_flags f = *fl;
+	if (b->body.l) {
+		f.new_body = true;
+		f.body = b->body;
+	}
+	size_t len = print_fwd(p, req, src, t, &f, dst.lis, (struct str){ br, bl });
 	if (!len)
 		return -EMSGSIZE;
 	struct txn_client *ct = NULL;
@@ -779,7 +791,7 @@ static struct proxy_target *copy_targets(const struct proxy_target *t, unsigned 
 {
 	size_t tl = 0;
 	for (unsigned i = 0; i < n; i++)
-		tl += t[i].ruri.l + t[i].path.l;
+		tl += t[i].ruri.l + t[i].path.l + t[i].branch.l;
 	struct proxy_target *h = malloc(n * sizeof(*h) + tl + 1);
 	if (!h)
 		return NULL;
@@ -788,6 +800,7 @@ static struct proxy_target *copy_targets(const struct proxy_target *t, unsigned 
 		h[i] = t[i];
 		h[i].ruri = keep(&pos, t[i].ruri);
 		h[i].path = keep(&pos, t[i].path);
+		h[i].branch = keep(&pos, t[i].branch);
 	}
 	return h;
 }
@@ -905,13 +918,29 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
 	return forward(p, st, t, n, fl, info, 0);
 }
 
+/* Copies each fork's SDP into one block (c->body) for its branch: failover sends it again.
+ * Out of memory: the forks go with the caller's SDP, unrelayed. */
+static void keep_bodies(struct ctx *c, const struct str *body)
+{
+	size_t tl = 0;
+	for (unsigned i = 0; i < c->n; i++)
+		tl += body[i].l;
+	c->body = tl ? malloc(tl) : NULL;
+	if (!c->body)
+		return;
+	char *pos = c->body;
+	for (unsigned i = 0; i < c->n; i++)
+		c->br[i].body = keep(&pos, body[i]);
+}
+
 int proxy_forward_held(struct proxy *p, struct txn_server *st, const struct proxy_target *t, unsigned n,
 		       const struct proxy_fwd_flags *fl, const struct proxy_call_info *info, uint64_t hold_id)
 {
 	return forward(p, st, t, n, fl, info, hold_id);
 }
 
-int proxy_release(struct proxy *p, uint64_t hold_id, unsigned status, bool new_body, struct str body, struct str media)
+int proxy_release(struct proxy *p, uint64_t hold_id, unsigned status, const struct str *body, unsigned nbody,
+		  struct str media)
 {
 	struct ctx *c = p->held;
 	while (c && c->hold_id != hold_id)
@@ -936,14 +965,8 @@ int proxy_release(struct proxy *p, uint64_t hold_id, unsigned status, bool new_b
 	} else if (!req) {
 		err = -ENOMEM;
 	} else {
-		if (new_body) {
-			c->body = malloc(body.l + 1);
-			if (c->body) {
-				memcpy(c->body, body.p, body.l);
-				c->fl.new_body = true;
-				c->fl.body = (struct str){ c->body, body.l };
-			}
-		}
+		if (nbody == c->n)
+			keep_bodies(c, body);
 		err = start_all(c, req, t);
 	}
 	free(t);

@@ -58,7 +58,9 @@ struct proxy_target {
 	struct tp_source alt[PROXY_MAX_ALT]; /* failover (RFC 3263 SRV order): tried in turn when
 				       dst times out or answers 503 */
 	unsigned nalt;
-	struct str path; /* Path header values of the binding (RFC 3327) as Route
+	struct str branch; /* the Via branch of the first transaction to dst (a media relay made
+			      its offer for it: rtpengine's via-branch); empty: a fresh one */
+	struct str path;   /* Path header values of the binding (RFC 3327) as Route
 				       lines to add, comma separated; may be empty */
 };
 
@@ -106,12 +108,15 @@ int proxy_forward(struct proxy *p, struct txn_server *st, const struct proxy_tar
  * first. hold_id (non-zero, unique) is the caller's. A CANCEL meanwhile answers 487 at once. */
 int proxy_forward_held(struct proxy *p, struct txn_server *st, const struct proxy_target *t, unsigned n,
 		       const struct proxy_fwd_flags *fl, const struct proxy_call_info *info, uint64_t hold_id);
-/* Starts the branches of a held request, with body as its new body when new_body; or, when
- * status >= 300, answers it with status (503 when a required media relay failed) instead.
+/* Starts the branches of a held request, branch i with body[i] as its new body when nbody
+ * is the number of targets and body[i] is not empty (a media relay's SDP for that fork);
+ * nbody 0 keeps the request's body. Or, when status >= 300, answers it with status (503
+ * when a required media relay failed) instead.
  * media is what its call record says of the media from now on ("relay udp:...", "direct").
  * Returns 0, or -ENOENT when the request is gone (cancelled), -errno when no branch started
  * (the request has been answered 500). */
-int proxy_release(struct proxy *p, uint64_t hold_id, unsigned status, bool new_body, struct str body, struct str media);
+int proxy_release(struct proxy *p, uint64_t hold_id, unsigned status, const struct str *body, unsigned nbody,
+		  struct str media);
 
 /* A CANCEL arrived as server transaction cst (already matched by the router to the INVITE
  * server transaction ist, or ist NULL): answers 200 to the CANCEL (481 when ist is NULL or

@@ -289,34 +289,43 @@ static bool resolve_now(struct router *r, const struct sip_uri *u, struct tp_sou
 
 static void record_refused(struct req *q, const struct proxy_call_info *ci, unsigned status, const char *reason);
 
-/* rtpengine answered the offer of an INVITE the proxy holds (hold id tag): it goes on
- * with the relay's SDP, as it came (sdp empty), or is answered with status. */
-static void offered(void *arg, uint64_t tag, unsigned status, struct str sdp, const char *relay)
+/* rtpengine answered the offers of an INVITE the proxy holds (hold id tag): its forks go on
+ * with the relay's SDP for each (sdp[i]), as it came (n 0), or it is answered with status. */
+static void offered(void *arg, uint64_t tag, unsigned status, const struct str *sdp, unsigned n, const char *relay)
 {
 	struct router *r = arg;
 	char text[160];
 	snprintf(text, sizeof text, relay ? "relay %s" : "direct", relay);
-	proxy_release(r->env.proxy, tag, status, sdp.l > 0, sdp, str_from_cstr(text));
+	proxy_release(r->env.proxy, tag, status, sdp, n, str_from_cstr(text));
 	/* -ENOENT: cancelled meanwhile; its end told the relay already (proxy call_end). */
 }
 
 /* The media relay of a new call (README "Phones behind NAT"): whether it is relayed, and
- * when its INVITE carries an offer, rtpengine's SDP before it goes on. Returns true when
- * the request was taken care of (held for rtpengine, or answered). */
+ * when its INVITE carries an offer, rtpengine's SDP for each fork before it goes on. Each
+ * fork gets its own offer, tied to the Via branch it will carry (rtpengine's via-branch),
+ * so that with several early dialogs each phone has its own ports and the one that
+ * answers gets the caller's media. Returns true when the request was taken care of (held
+ * for rtpengine, or answered). */
 static bool relayed(struct req *q, const struct proxy_target *t, unsigned n, struct proxy_fwd_flags *fl,
 		    struct proxy_call_info *ci, const struct media_leg *legs, char *text, size_t cap)
 {
 	struct router *r = q->r;
 	const struct sip_msg *m = q->m;
 	const char *why;
-	if (!media_on(r->env.media) || !media_wanted(r->env.media, m, q->src, legs, legs ? n : 0, &why))
+	if (n > MEDIA_MAX_FORKS || !media_on(r->env.media) ||
+	    !media_wanted(r->env.media, m, q->src, legs, legs ? n : 0, &why))
 		return false;
-	bool callee_webrtc = false;
-	for (unsigned i = 0; legs && i < n; i++)
-		callee_webrtc |= legs[i].webrtc;
+	struct proxy_target ft[MEDIA_MAX_FORKS];
+	struct media_fork fork[MEDIA_MAX_FORKS];
+	char br[MEDIA_MAX_FORKS][TXN_BRANCH_SIZE];
+	for (unsigned i = 0; i < n; i++) {
+		ft[i] = t[i];
+		ft[i].branch = (struct str){ br[i], txn_make_branch(r->env.txn, br[i]) };
+		fork[i] = (struct media_fork){ ft[i].branch, legs && legs[i].webrtc };
+	}
 	uint64_t id = ++r->next_hold;
 	const char *bad;
-	int rc = media_offer(r->env.media, m, q->src, callee_webrtc, why, offered, r, id, &bad);
+	int rc = media_offer(r->env.media, m, q->src, fork, n, why, offered, r, id, &bad);
 	if (rc >= 300) {
 		log_info(r->env.lg, "reject", "INVITE %.*s from %s: %d %s", STR_FMT(m->ruri_str), router__src(q), rc,
 			 bad);
@@ -338,7 +347,7 @@ static bool relayed(struct req *q, const struct proxy_target *t, unsigned n, str
 	}
 	/* Recorded once rtpengine has answered (proxy_release): relayed, or not after all. */
 	ci->media = STR("relay (waiting for rtpengine)");
-	if (proxy_forward_held(r->env.proxy, q->st, t, n, fl, ci, id) < 0) {
+	if (proxy_forward_held(r->env.proxy, q->st, ft, n, fl, ci, id) < 0) {
 		media_end(r->env.media, m->call_id);
 		router__reply(q, 500, "Cannot Forward", STR_NULL);
 	}
@@ -409,9 +418,8 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 	for (struct loc_binding *b = a ? a->first : NULL; b && n < 16; b = b->next) {
 		if (b->expires_at <= now)
 			continue;
-		t[n].ruri = loc_b_field(b, LOC_URI);
-		t[n].path = loc_b_field(b, LOC_PATH);
-		t[n].nalt = 0; /* a phone has one address: no failover */
+		t[n] = (struct proxy_target){ .ruri = loc_b_field(b, LOC_URI), .path = loc_b_field(b, LOC_PATH) };
+		/* nalt 0: a phone has one address, no failover */
 		legs[n] = (struct media_leg){
 			.nat = reg_binding_natted(b),
 			.webrtc = b->src.proto == TP_WS || b->src.proto == TP_WSS,

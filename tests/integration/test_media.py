@@ -420,40 +420,89 @@ def test_always_callee_puts_caller_on_hold(media_server, rtpe):
     assert rtpe.wait_no_calls() == []
 
 
+def rtp_through(src, port, dst, n=20, ssrc=0x1234ABCD):
+    """Sends n RTP packets from socket src to rtpengine's port; how many reach socket dst."""
+    dst.settimeout(0.2)
+    got = 0
+    for i in range(n):
+        src.sendto(rtp_packet(i + 1, ssrc), ("127.0.0.1", port))
+        try:
+            dst.recvfrom(2048)
+            got += 1
+        except socket.timeout:
+            pass
+    while True:  # late ones, so that the next count starts clean
+        try:
+            dst.recvfrom(2048)
+        except socket.timeout:
+            return got
+
+
+def udp_sockets(n):
+    out = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        out.append(s)
+    return out
+
+
 def test_always_forked_call_two_early_dialogs(media_server, rtpe):
-    """bob on two phones; each sends 183 with SDP (two early dialogs), the second answers: every
-    SDP alice sees is rtpengine's, the other phone is cancelled, and after the BYE rtpengine
-    holds nothing."""
+    """bob on two phones; each sends 183 with SDP (two early dialogs), then the FIRST one
+    answers after the second spoke. Each fork got its own offer (its own rtpengine ports);
+    early media from both phones reaches alice; after the 200 alice's media reaches the phone
+    that answered, not the one that spoke last; the other is cancelled; after the BYE
+    rtpengine holds nothing."""
     server = media_server(rtpe.spec)
     alice, bob1, bob2 = phones(server, "alice", "bob", "bob")
-    c, (inv1, inv2) = ring_media(alice, [bob1, bob2], plain_sdp(ALICE_RTP))
-    assert_relayed(inv1, rtpe, ALICE_RTP)
-    assert_relayed(inv2, rtpe, ALICE_RTP)
-    answer(bob1, inv1, "t1", plain_sdp(BOB_RTP), 183, "Session Progress")
-    answer(bob2, inv2, "t2", plain_sdp(BOB2_RTP), 183, "Session Progress")
-    early = [alice.recv(5, is_resp("INVITE", 183)) for _ in range(2)]
-    assert None not in early, "alice did not get both 183s"
-    assert {tag for tag in (re.search(r"tag=([^;>]+)", e.get("to")).group(1) for e in early)} == {"t1", "t2"}
-    # Each early dialog's SDP is rtpengine's, never the phone's. One offer serves every
-    # fork (README "Phones behind NAT": forking), so rtpengine keeps ports open for the
-    # most recent early dialog only; the one that answers gets open ports (checked below).
-    for e in early:
-        sdp = body_ok(e)
-        assert sdp.addr() == "127.0.0.1" and rtpe.owns(sdp.audio["port"]), sdp.text
-    assert_relayed(early[-1], rtpe, BOB_RTP if "t1" in early[-1].get("to") else BOB2_RTP)
-    answer(bob2, inv2, "t2", plain_sdp(BOB2_RTP))
-    r = c.final()
-    assert r is not None and r.status == 200 and "t2" in r.get("to")
-    assert_relayed(r, rtpe, BOB2_RTP)
-    c.ack()
-    assert bob2.recv(3, is_req("ACK")) is not None
-    can = bob1.recv(3, is_req("CANCEL"))
-    assert can is not None
-    bob1.reply(can, 200, "OK")
-    answer(bob1, inv1, "t1", b"", 487, "Request Terminated")
-    assert bob1.recv(3, is_req("ACK")) is not None
-    bye_both_ways(c, bob2)
-    assert rtpe.wait_no_calls() == [], "rtpengine still holds the forked call after the BYE"
+    a_rtp, b1_rtp, b2_rtp = socks = udp_sockets(3)
+    a_port, b1_port, b2_port = (s.getsockname()[1] for s in socks)
+    try:
+        c, (inv1, inv2) = ring_media(alice, [bob1, bob2], plain_sdp(a_port))
+        to_alice1 = assert_relayed(inv1, rtpe, a_port).audio["port"]
+        to_alice2 = assert_relayed(inv2, rtpe, a_port).audio["port"]
+        assert to_alice1 != to_alice2, "both forks got the same rtpengine port: one offer for both"
+        wait_log(server, "one offer per fork")
+        answer(bob1, inv1, "t1", plain_sdp(b1_port), 183, "Session Progress")
+        e1 = alice.recv(5, is_resp("INVITE", 183))
+        answer(bob2, inv2, "t2", plain_sdp(b2_port), 183, "Session Progress")
+        e2 = alice.recv(5, is_resp("INVITE", 183))
+        assert e1 is not None and e2 is not None, "alice did not get both 183s"
+        assert "t1" in e1.get("to") and "t2" in e2.get("to")
+        # Both early SDPs are rtpengine's (the first one's port may no longer show in its
+        # `query`, which lists the streams of the latest early dialog).
+        for e, port in ((e1, b1_port), (e2, b2_port)):
+            sdp = body_ok(e)
+            assert sdp.addr() == "127.0.0.1" and rtpe.owns(sdp.audio["port"]) and sdp.audio["port"] != port, sdp.text
+        # Early media from each phone (to the port its INVITE named) reaches alice.
+        assert rtp_through(b1_rtp, to_alice1, a_rtp, ssrc=0xB1) >= 15, "bob1's early media did not reach alice"
+        assert rtp_through(b2_rtp, to_alice2, a_rtp, ssrc=0xB2) >= 15, "bob2's early media did not reach alice"
+        # The first fork answers, after the second one spoke.
+        answer(bob1, inv1, "t1", plain_sdp(b1_port))
+        r = c.final()
+        assert r is not None and r.status == 200 and "t1" in r.get("to")
+        to_bob1 = assert_relayed(r, rtpe, b1_port).audio["port"]
+        c.ack()
+        assert bob1.recv(3, is_req("ACK")) is not None
+        can = bob2.recv(3, is_req("CANCEL"))
+        assert can is not None
+        bob2.reply(can, 200, "OK")
+        answer(bob2, inv2, "t2", b"", 487, "Request Terminated")
+        assert bob2.recv(3, is_req("ACK")) is not None
+        got1 = rtp_through(a_rtp, to_bob1, b1_rtp, ssrc=0xA1)
+        b2_rtp.settimeout(0.2)
+        try:
+            stray = b2_rtp.recvfrom(2048)
+        except socket.timeout:
+            stray = None
+        assert got1 >= 15, f"only {got1} of 20 packets alice sent reached bob1, who answered"
+        assert stray is None, "alice's media went to bob2, whose fork was cancelled"
+        assert rtp_through(b1_rtp, to_alice1, a_rtp, ssrc=0xB1) >= 15, "bob1's media no longer reaches alice"
+        bye_both_ways(c, bob1)
+        assert rtpe.wait_no_calls() == [], "rtpengine still holds the forked call after the BYE"
+    finally:
+        for s in socks:
+            s.close()
 
 
 def test_always_cancel_and_busy_leave_nothing(media_server, rtpe):

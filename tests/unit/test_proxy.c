@@ -325,19 +325,49 @@ static void t_held_then_released_with_sdp(void)
 	CHECK_INT(proxy_forward_held(f->p, st, &t, 1, &fl, &ci, 7), 0);
 	CHECK_INT(f->nsent, before + 1);
 	CHECK(sent_starts(f, before, "SIP/2.0 100 Trying"));
-	CHECK_INT(proxy_release(f->p, 8, 0, false, STR_NULL, STR_NULL), -ENOENT); /* not ours */
+	CHECK_INT(proxy_release(f->p, 8, 0, NULL, 0, STR_NULL), -ENOENT); /* not ours */
 	const char sdp[] = "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n"
 			   "m=audio 30000 RTP/AVP 0\r\n";
-	CHECK_INT(proxy_release(f->p, 7, 0, true, str_from_cstr(sdp), STR("relay udp:127.0.0.1:2223")), 0);
+	struct str body = str_from_cstr(sdp);
+	CHECK_INT(proxy_release(f->p, 7, 0, &body, 1, STR("relay udp:127.0.0.1:2223")), 0);
 	CHECK_INT(f->nsent, before + 2);
 	CHECK(sent_starts(f, before + 1, "INVITE sip:bob@10.0.0.3 SIP/2.0"));
 	CHECK(strstr(f->sent[before + 1], "c=IN IP4 192.0.2.9") != NULL);
 	char cl[40];
 	snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", strlen(sdp));
 	CHECK(strstr(f->sent[before + 1], cl) != NULL);
-	CHECK_INT(proxy_release(f->p, 7, 0, false, STR_NULL, STR_NULL), -ENOENT); /* released once */
+	CHECK_INT(proxy_release(f->p, 7, 0, NULL, 0, STR_NULL), -ENOENT); /* released once */
 	respond(f, before + 1, 486, "t1");
 	CHECK_INT(f->ended, 1); /* the relay is told the call is over */
+	teardown(f);
+}
+
+/* Two forks held for the relay: each INVITE carries the Via branch its offer was made for
+ * and its own SDP. */
+static void t_held_forks_own_branch_and_sdp(void)
+{
+	struct fx *f = setup(60);
+	struct txn_server *st = inject(f, invite);
+	struct proxy_target t[2] = {
+		{ .ruri = STR("sip:bob@10.0.0.3"), .dst = f->phone[0], .branch = STR("z9hG4bKfork0") },
+		{ .ruri = STR("sip:bob@10.0.0.4"), .dst = f->phone[1], .branch = STR("z9hG4bKfork1") },
+	};
+	t[0].dst.lis = t[1].dst.lis = &f->lis;
+	struct proxy_fwd_flags fl = { .record_route = true };
+	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test"), STR("relay udp:127.0.0.1:2223") };
+	CHECK_INT(proxy_forward_held(f->p, st, t, 2, &fl, &ci, 5), 0);
+	unsigned before = f->nsent;
+	struct str body[2] = { STR("v=0\r\nc=IN IP4 192.0.2.10\r\nm=audio 30000 RTP/AVP 0\r\n"),
+			       STR("v=0\r\nc=IN IP4 192.0.2.11\r\nm=audio 30002 RTP/AVP 0\r\n") };
+	CHECK_INT(proxy_release(f->p, 5, 0, body, 2, STR("relay udp:127.0.0.1:2223")), 0);
+	CHECK_INT(f->nsent, before + 2);
+	for (unsigned i = 0; i < 2; i++) {
+		const char *m = f->sent[before + i];
+		bool first = strstr(m, "INVITE sip:bob@10.0.0.3 ") == m;
+		CHECK(strstr(m, first ? "branch=z9hG4bKfork0" : "branch=z9hG4bKfork1") != NULL);
+		CHECK(strstr(m, first ? "192.0.2.10" : "192.0.2.11") != NULL);
+		CHECK(strstr(m, first ? "192.0.2.11" : "192.0.2.10") == NULL);
+	}
 	teardown(f);
 }
 
@@ -358,7 +388,7 @@ static void t_held_cancelled(void)
 	CHECK(sent_starts(f, before, "SIP/2.0 200"));
 	CHECK(sent_starts(f, before + 1, "SIP/2.0 487"));
 	CHECK_INT(f->ended, 1);
-	CHECK_INT(proxy_release(f->p, 1, 0, false, STR_NULL, STR_NULL), -ENOENT);
+	CHECK_INT(proxy_release(f->p, 1, 0, NULL, 0, STR_NULL), -ENOENT);
 	CHECK_INT(f->nsent, before + 2);
 	teardown(f);
 }
@@ -374,7 +404,7 @@ static void t_held_refused(void)
 	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test"), STR("relay udp:127.0.0.1:2223") };
 	CHECK_INT(proxy_forward_held(f->p, st, &t, 1, &fl, &ci, 3), 0);
 	unsigned before = f->nsent;
-	CHECK_INT(proxy_release(f->p, 3, 503, false, STR_NULL, STR("direct")), 0);
+	CHECK_INT(proxy_release(f->p, 3, 503, NULL, 0, STR("direct")), 0);
 	CHECK_INT(f->nsent, before + 1);
 	CHECK(sent_starts(f, before, "SIP/2.0 503"));
 	CHECK_INT(f->ended, 1);
@@ -383,6 +413,7 @@ static void t_held_refused(void)
 
 static const struct unit_case cases[] = {
 	{ "held_then_released_with_sdp", t_held_then_released_with_sdp },
+	{ "held_forks_own_branch_and_sdp", t_held_forks_own_branch_and_sdp },
 	{ "held_cancelled", t_held_cancelled },
 	{ "held_refused", t_held_refused },
 	{ "forward_edits", t_forward_edits },

@@ -21,7 +21,7 @@
 #   fail       SIPp failed transactions (must be 0); retrans = SIPp retransmissions
 # With kamailio, the Parley/Kamailio ratios follow. MEM=1 runs mem.sh afterwards; then the
 # under-attack pass (attack.sh, about 3.5 minutes) unless ATTACK=0.
-# env: N=10000 CONC=200 PASSES="reg call relay" RATE=50000 (SIPp's opening rate cap, well above
+# env: N=10000 CONC=200 PASSES="reg call relay" RELAY_ROUNDS=3 (runs of the relay pass) RATE=50000 (SIPp's opening rate cap, well above
 #      saturation) SIPP_TIMEOUT=300 (s, per SIPp run) PARLEY_BIN=build/parley KEEP=1 (keep logs)
 #      PARLEY_WRAP="" (a command in front of parley serve, e.g. valgrind --tool=callgrind ...)
 #      PARLEY_ARGS="--rate-limit 0" (flags for parley serve: SIPp is one source sending
@@ -33,6 +33,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 PARLEY=${PARLEY_BIN:-$ROOT/build/parley}
 N=${N:-10000} CONC=${CONC:-200} RATE=${RATE:-50000} PASSES=${PASSES:-reg call relay}
+RELAY_ROUNDS=${RELAY_ROUNDS:-3}
 SIPP_TIMEOUT=${SIPP_TIMEOUT:-300}
 # SIPp's own socket buffer (its default, 64 KB, holds ~56 datagrams as the kernel counts
 # them): with 200 transactions opened at once, each server's first answers overflowed it,
@@ -164,10 +165,22 @@ for srv in "${SERVERS[@]}"; do
 		fi
 	fi
 	stop_pid "$SRV_PID"
-	if [[ $PASSES == *relay* ]]; then
-		relay_pass "$srv" || echo "bench: $srv: relay pass not run" >&2
-	fi
 done
+# The relay pass, RELAY_ROUNDS times, the servers taking turns (the first of one run goes
+# last in the next), so that a change in the machine's load over the minutes of the pass
+# weighs on both; the table gives each run and the medians.
+if [[ $PASSES == *relay* ]]; then
+	for ((run = 1; run <= RELAY_ROUNDS; run++)); do
+		order=("${SERVERS[@]}")
+		if ((run % 2 == 0)); then
+			order=()
+			for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do order+=("${SERVERS[i]}"); done
+		fi
+		for srv in "${order[@]}"; do
+			relay_pass "$srv" "$run" || echo "bench: $srv: relay pass (run $run) not run" >&2
+		done
+	done
+fi
 
 echo
 echo "SIP benchmark, $(nproc) cores, SIPp and the servers on the same machine, loopback UDP;"
@@ -183,8 +196,11 @@ for srv in "${SERVERS[@]}"; do
 done
 echo "load average before the run: $LOAD_BEFORE on $(nproc) cores$(python3 -c "print('  (WARNING: other processes compete for the CPU; throughput and latency are unreliable, CPU per transaction less so)' if $LOAD_BEFORE > 0.5 else '')")"
 echo
-$STATS table "$RESULTS"
-status=$?
+status=0
+if [ -s "$RESULTS" ]; then
+	$STATS table "$RESULTS"
+	status=$?
+fi
 if [ -s "$RELAY_RESULTS" ]; then
 	echo
 	relay_table || status=1

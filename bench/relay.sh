@@ -35,7 +35,7 @@
 #                        calls at once, CONC=200 needs 800
 # env: RELAY_LOG_LEVEL=5 RTPENGINE_BIN=/usr/bin/rtpengine
 RELAY_PORT_MIN=10000 RELAY_PORT_MAX=29999
-RELAY_RESULTS=$WORK/relay-results.txt
+RELAY_RESULTS=$WORK/relay-results.txt RELAY_RUNS=$WORK/relay-runs.txt
 
 rtpe_start() { # DIR -> sets RTPE_PID, RTPE_NG
 	local dir=$1
@@ -63,15 +63,15 @@ relay_sessions() {
 	echo "$out"
 }
 
-relay_pass() { # SERVER: the whole relay pass for one server; appends to RESULTS and RELAY_RESULTS
-	local srv=$1 rw=$WORK/relay dir t0 r0=0 r1=0 out uas line sess="sessions=? calls=?"
+relay_pass() { # SERVER RUN: the whole relay pass for one server; appends to RELAY_RUNS and RELAY_RESULTS
+	local srv=$1 run=$2 rw=$WORK/relay dir t0 r0=0 r1=0 out uas line sess="sessions=? calls=?"
 	dir=$rw/$srv
 	mkdir -p "$dir"
-	echo "== $srv relay: N=$N conc=$CONC, fresh rtpengine and fresh server" >&2
+	echo "== $srv relay (run $run): N=$N conc=$CONC, fresh rtpengine and fresh server" >&2
 	t0=$(date +%s.%N)
 	SRV_DEAD=0
 	if ! rtpe_start "$dir"; then
-		echo "server=$srv notrun=rtpengine_did_not_start" >>"$RELAY_RESULTS"
+		echo "server=$srv run=$run notrun=rtpengine_did_not_start" >>"$RELAY_RESULTS"
 		stop_pid "$RTPE_PID"
 		return 1
 	fi
@@ -84,7 +84,7 @@ relay_pass() { # SERVER: the whole relay pass for one server; appends to RESULTS
 	if [ $started = 0 ]; then
 		echo "bench: $srv did not start with its relay set-up; the end of its log:" >&2
 		tail -n 3 "$dir/server.log" "$dir/log" 2>/dev/null >&2
-		echo "server=$srv notrun=it_did_not_start_with_its_relay_set-up" >>"$RELAY_RESULTS"
+		echo "server=$srv run=$run notrun=it_did_not_start_with_its_relay_set-up" >>"$RELAY_RESULTS"
 		stop_pid "$SRV_PID"
 		stop_pid "$RTPE_PID"
 		return 1
@@ -104,7 +104,7 @@ relay_pass() { # SERVER: the whole relay pass for one server; appends to RESULTS
 			r0=$(bash "$HERE/cpu.sh" "$RTPE_PID")
 			line=$(WORK=$rw run_sipp "$srv" relay measured relay_call.xml calls.csv auto -d 0)
 			r1=$(bash "$HERE/cpu.sh" "$RTPE_PID")
-			echo "$line" | tee -a "$RESULTS" >&2
+			echo "$line run=$run" | tee -a "$RELAY_RUNS" >&2
 			stop_pid "$uas"
 			sess=$(relay_sessions "$RTPE_NG")
 			# the call-IDs still in rtpengine, if any
@@ -118,11 +118,11 @@ relay_pass() { # SERVER: the whole relay pass for one server; appends to RESULTS
 	stop_pid "$SRV_PID"
 	stop_pid "$RTPE_PID"
 	rm -f "$dir"/*.db* "$dir"/kamailio.sqlite
-	line="server=$srv $sess rtpe_cpu_ms=$(((r1 - r0) / 1000)) pass_secs=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')")"
+	line="server=$srv run=$run $sess rtpe_cpu_ms=$(((r1 - r0) / 1000)) pass_secs=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')")"
 	echo "$line" >>"$RELAY_RESULTS"
 	echo "bench: $srv relay: $line" >&2
 }
 
 relay_table() { # the relay table and the Parley/Kamailio line (relay_table.py); 1 on a leak or a pass not run
-	python3 "$HERE/relay_table.py" "$RESULTS" "$RELAY_RESULTS"
+	python3 "$HERE/relay_table.py" "$RELAY_RUNS" "$RELAY_RESULTS"
 }

@@ -1,6 +1,5 @@
 /* ng.c: the rtpengine ng-protocol client: cookies, retransmission, timeouts and dead-instance pings over UDP. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #define NG_FIRST_RTX 500 /* ms before the first retransmission, then doubling */
 #define NG_MAX_DEPTH 32  /* rtpengine's delete statistics nest about 8 deep */
 #define NG_COOKIE_MAX 40
+#define NG_PREFIX_LEN 17 /* "%016x_" of the salt */
 
 struct ng_cmd {
 	struct ng_cmd *next; /* bucket chain */
@@ -48,7 +48,9 @@ struct ng {
 	struct loop *loop;
 	struct log *lg;
 	unsigned timeout_ms, retry_ms;
-	uint64_t salt; /* cookie prefix: replies meant for an earlier process do not match */
+	/* Every cookie starts with a random salt, as 16 hex digits and '_': replies meant for
+	 * an earlier process do not match. */
+	char prefix[NG_PREFIX_LEN];
 	uint64_t next_id;
 	unsigned pending; /* callers' commands */
 	uint64_t unmatched;
@@ -287,13 +289,30 @@ static void on_timer(void *arg)
 	timer_start(loop_timers(n->loop), &c->tmr, d, on_timer, c);
 }
 
+/* "SALT_ID " into out (NG_COOKIE_MAX bytes); returns its length. By hand: snprintf cost
+ * more than the rest of a command's sending, and a reply's match compares the same prefix. */
+static int cookie_of(const struct ng *n, uint64_t id, char *out)
+{
+	char d[20];
+	int k = (int)sizeof d;
+	do {
+		d[--k] = (char)('0' + id % 10);
+		id /= 10;
+	} while (id);
+	memcpy(out, n->prefix, NG_PREFIX_LEN);
+	memcpy(out + NG_PREFIX_LEN, d + k, sizeof d - (size_t)k);
+	int len = NG_PREFIX_LEN + (int)sizeof d - k;
+	out[len++] = ' ';
+	return len;
+}
+
 static int submit(struct ng *n, int idx, struct str dict, bool ping, ng_h *cb, void *arg, uint64_t *handle)
 {
 	if (idx < 0 || (unsigned)idx >= n->ninst || !dict.p || dict.l < 2 || dict.p[0] != 'd')
 		return -EINVAL;
 	char cookie[NG_COOKIE_MAX];
 	uint64_t id = ++n->next_id;
-	int cl = snprintf(cookie, sizeof(cookie), "%016" PRIx64 "_%" PRIu64 " ", n->salt, id);
+	int cl = cookie_of(n, id, cookie);
 	if (dict.l > NG_MAX_DGRAM - (size_t)cl)
 		return -EMSGSIZE;
 	struct ng_cmd *c = malloc(sizeof(*c) + (size_t)cl + dict.l);
@@ -356,12 +375,10 @@ uint64_t ng_unmatched(const struct ng *n)
 /* The command a reply's cookie names, or NULL when it is none of ours (or not from idx). */
 static struct ng_cmd *match(struct ng *n, int idx, struct str cookie)
 {
-	char want[24];
-	int wl = snprintf(want, sizeof(want), "%016" PRIx64 "_", n->salt);
-	if (cookie.l <= (size_t)wl || memcmp(cookie.p, want, (size_t)wl) != 0)
+	if (cookie.l <= NG_PREFIX_LEN || memcmp(cookie.p, n->prefix, NG_PREFIX_LEN) != 0)
 		return NULL;
 	uint64_t id;
-	if (!str_to_u64((struct str){ cookie.p + wl, cookie.l - (size_t)wl }, UINT64_MAX, &id))
+	if (!str_to_u64((struct str){ cookie.p + NG_PREFIX_LEN, cookie.l - NG_PREFIX_LEN }, UINT64_MAX, &id))
 		return NULL;
 	struct ng_cmd *c = find(n, id);
 	return c && c->idx == idx ? c : NULL;
@@ -439,7 +456,11 @@ int ng_new(struct ng **np, const struct ng_env *env, const struct ng_target *t, 
 	n->lg = env->lg;
 	n->timeout_ms = env->timeout_ms ? env->timeout_ms : 2000;
 	n->retry_ms = env->retry_ms ? env->retry_ms : 5000;
-	n->salt = fresh_salt();
+	uint64_t salt = fresh_salt();
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 0; i < 16; i++)
+		n->prefix[i] = hex[(salt >> (60 - 4 * i)) & 0xf];
+	n->prefix[16] = '_';
 	int err = 0;
 	for (unsigned i = 0; i < cnt; i++) {
 		struct ng_inst *in = &n->inst[i];

@@ -117,10 +117,12 @@ unsigned ng_count(const struct ng *n);
 typedef void(ng_h)(void *arg, int err, struct str reply);
 
 /* Sends dict (one complete bencoded dictionary) to instance idx under a fresh cookie and
- * retransmits it (after 500 ms, then doubling) until a reply or timeout_ms. Returns 0 with
- * *handle set (handle may be NULL), or -errno (-EINVAL, -EMSGSIZE, -ENOMEM, -ECONNREFUSED
- * when the first send already finds the port closed), in which case cb is never called.
- * Never blocks; cb is never called from inside ng_send. */
+ * retransmits it (after 500 ms, then doubling) until a reply or timeout_ms. The first
+ * transmission waits for the end of the loop's turn (loop_defer), to leave with the turn's
+ * other commands in one sendmmsg; a send that fails then fails the command through cb
+ * (-ECONNREFUSED for a closed port, as for a refusal reported later). Returns 0 with
+ * *handle set (handle may be NULL), or -errno (-EINVAL, -EMSGSIZE, -ENOMEM), in which case
+ * cb is never called. Never blocks; cb is never called from inside ng_send. */
 int ng_send(struct ng *n, int idx, struct str dict, ng_h *cb, void *arg, uint64_t *handle);
 /* Forgets a pending command: its callback is never called. Harmless on a finished one. */
 void ng_cancel(struct ng *n, uint64_t handle);

@@ -1,5 +1,6 @@
 /* ng.c: the rtpengine ng-protocol client: cookies, retransmission, timeouts and dead-instance pings over UDP. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ struct ng_cmd {
 	uint64_t id; /* the handle; also the cookie's number */
 	int idx;     /* instance */
 	bool ping;   /* our own liveness ping, not a caller's command */
+	bool queued; /* not sent yet: on its instance's queue, sent at the end of the turn */
+	struct ng_cmd *qnext;
 	ng_h *cb;
 	void *arg;
 	struct timer tmr; /* next retransmission or the deadline, whichever is first */
@@ -38,11 +41,14 @@ struct ng_inst {
 	bool alive;
 	int cw; /* smooth weighted round robin: current weight */
 	struct timer ping_tmr;
-	uint64_t ping_id; /* the pending ping, 0 when none */
+	uint64_t ping_id;     /* the pending ping, 0 when none */
+	struct ng_cmd *qhead; /* first transmissions waiting for the end of the turn */
+	struct ng_cmd **qtail;
 };
 
 #define NG_RBATCH 8
 #define NG_RSLOT 32768
+#define NG_TBATCH 32 /* first transmissions per sendmmsg */
 
 struct ng {
 	struct loop *loop;
@@ -63,6 +69,11 @@ struct ng {
 	 * rtpengine's replies are an SDP (at most SDP_MAX_LEN in, a little more out) and keys. */
 	struct mmsghdr mm[NG_RBATCH];
 	struct iovec iov[NG_RBATCH];
+	/* First transmissions wait for the end of the loop's turn and leave in one sendmmsg
+	 * per instance: a turn that handles many calls sends their commands together. */
+	struct loop_job flush;
+	struct mmsghdr tmm[NG_TBATCH];
+	struct iovec tiov[NG_TBATCH];
 	char rbuf[NG_RBATCH][NG_RSLOT];
 };
 
@@ -149,6 +160,19 @@ static struct ng_cmd *find(struct ng *n, uint64_t id)
 	return NULL;
 }
 
+/* Takes c off its instance's queue of first transmissions (it is there). */
+static void unqueue(struct ng_cmd *c)
+{
+	struct ng_inst *in = &c->n->inst[c->idx];
+	struct ng_cmd **pp = &in->qhead;
+	while (*pp != c)
+		pp = &(*pp)->qnext;
+	*pp = c->qnext;
+	if (in->qtail == &c->qnext)
+		in->qtail = pp;
+	c->queued = false;
+}
+
 /* Unlinks c, stops its timer and frees it; no callback. */
 static void drop(struct ng_cmd *c)
 {
@@ -158,6 +182,8 @@ static void drop(struct ng_cmd *c)
 			*pp = c->next;
 			break;
 		}
+	if (c->queued)
+		unqueue(c);
 	timer_stop(loop_timers(n->loop), &c->tmr);
 	if (c->ping)
 		n->inst[c->idx].ping_id = 0;
@@ -223,7 +249,7 @@ static void ping_due(void *arg)
 	if (in->alive || in->ping_id)
 		return;
 	int rc = submit(n, (int)(in - n->inst), STR("d7:command4:pinge"), true, on_pong, in, &in->ping_id);
-	if (rc) /* refused at once, or out of memory: try again later */
+	if (rc) /* out of memory: try again later */
 		timer_start(loop_timers(n->loop), &in->ping_tmr, n->retry_ms, ping_due, in);
 }
 
@@ -306,6 +332,48 @@ static int cookie_of(const struct ng *n, uint64_t id, char *out)
 	return len;
 }
 
+/* Sends up to NG_TBATCH of in's queued commands in one sendmmsg and takes what went off
+ * the queue. A refused port fails every command of the instance (refuse_all), another
+ * error the first command only, through their callbacks; a full socket buffer counts as
+ * lost datagrams, which the retransmissions send again. */
+static void send_queued(struct ng *n, struct ng_inst *in)
+{
+	unsigned k = 0;
+	for (struct ng_cmd *c = in->qhead; c && k < NG_TBATCH; c = c->qnext, k++) {
+		n->tiov[k] = (struct iovec){ c->buf, c->len };
+		n->tmm[k].msg_hdr = (struct msghdr){ .msg_iov = &n->tiov[k], .msg_iovlen = 1 };
+	}
+	int r = sendmmsg(in->fd, n->tmm, k, MSG_NOSIGNAL);
+	if (r < 0 && errno == EINTR)
+		return;
+	if (r < 0 && errno == ECONNREFUSED) {
+		refuse_all(n, (int)(in - n->inst));
+		return;
+	}
+	if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
+		int err = -errno;
+		struct ng_cmd *c = in->qhead;
+		unqueue(c);
+		finish(c, err, STR_NULL);
+		return;
+	}
+	/* Sent, or lost to a full buffer (then the whole queue: the rest would be too). */
+	unsigned sent = r < 0 ? UINT_MAX : (unsigned)r;
+	for (unsigned i = 0; i < sent && in->qhead; i++)
+		unqueue(in->qhead);
+}
+
+/* The end of the loop's turn: every instance's queued commands go out. A callback run
+ * from here (a refused port) may queue more; they go in this same run, or in the next
+ * one it defers. */
+static void flush(void *arg)
+{
+	struct ng *n = arg;
+	for (unsigned i = 0; i < n->ninst; i++)
+		while (n->inst[i].qhead)
+			send_queued(n, &n->inst[i]);
+}
+
 static int submit(struct ng *n, int idx, struct str dict, bool ping, ng_h *cb, void *arg, uint64_t *handle)
 {
 	if (idx < 0 || (unsigned)idx >= n->ninst || !dict.p || dict.l < 2 || dict.p[0] != 'd')
@@ -328,13 +396,11 @@ static int submit(struct ng *n, int idx, struct str dict, bool ping, ng_h *cb, v
 	c->len = (size_t)cl + dict.l;
 	memcpy(c->buf, cookie, (size_t)cl);
 	memcpy(c->buf + cl, dict.p, dict.l);
-	int rc = transmit(n, c);
-	if (rc) {
-		if (rc == -ECONNREFUSED)
-			mark_dead(&n->inst[idx], "port unreachable (connection refused)");
-		free(c);
-		return rc;
-	}
+	struct ng_inst *in = &n->inst[idx];
+	c->queued = true;
+	*in->qtail = c;
+	in->qtail = &c->qnext;
+	loop_defer(n->loop, &n->flush, flush, n);
 	c->next = *slot(n, id);
 	*slot(n, id) = c;
 	if (!ping)
@@ -469,6 +535,7 @@ int ng_new(struct ng **np, const struct ng_env *env, const struct ng_target *t, 
 		if (in->t.weight == 0)
 			in->t.weight = 1;
 		in->alive = true;
+		in->qtail = &in->qhead;
 		in->fd = socket(t[i].addr.ss.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (in->fd < 0) {
 			err = -errno;
@@ -505,6 +572,7 @@ void ng_free(struct ng *n)
 	for (unsigned b = 0; b < NG_BUCKETS; b++)
 		while (n->bucket[b])
 			drop(n->bucket[b]);
+	loop_cancel(n->loop, &n->flush);
 	for (unsigned i = 0; i < n->ninst; i++) {
 		timer_stop(loop_timers(n->loop), &n->inst[i].ping_tmr);
 		loop_del_fd(n->loop, n->inst[i].fd);

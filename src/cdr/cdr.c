@@ -250,7 +250,9 @@ void cdr_media(struct cdr *c, struct str call_id, const char *figures)
 	struct call *k = find(c, call_id);
 	if (!k)
 		return;
-	snprintf(k->figures, sizeof k->figures, "%s", figures);
+	size_t l = strnlen(figures, sizeof k->figures - 1);
+	memcpy(k->figures, figures, l);
+	k->figures[l] = '\0';
 	if (!k->end_ms)
 		return; /* written with the end */
 	put_ended(c, k, k->end_ms);

@@ -770,8 +770,19 @@ static void delete_done(struct media *md, struct op *o, int err, struct str repl
 		char lost[32] = "";
 		if (f.expected)
 			snprintf(lost, sizeof lost, ", %.1f%% loss", loss);
-		snprintf(text, sizeof text, "relay %s %llu/%llu pkts%s", name, (unsigned long long)f.pkts[CALLER],
-			 (unsigned long long)f.pkts[CALLEE], lost);
+		/* "relay NAME C/C pkts[, X% loss]" by hand: every relayed call ends here, and
+		 * snprintf cost more than the rest of the figures' formatting. */
+		struct sip_out t;
+		sip_out_init(&t, text, sizeof text - 1);
+		sip_out_cstr(&t, "relay ");
+		sip_out_cstr(&t, name);
+		sip_out_cstr(&t, " ");
+		sip_out_u64(&t, f.pkts[CALLER]);
+		sip_out_cstr(&t, "/");
+		sip_out_u64(&t, f.pkts[CALLEE]);
+		sip_out_cstr(&t, " pkts");
+		sip_out_cstr(&t, lost);
+		text[t.len] = '\0';
 		log_info(md->env.lg, "media",
 			 "call %.*s ended: rtpengine %s counted %llu packets from the caller, %llu from the callee%s%s",
 			 STR_FMT(o->call_id), name, (unsigned long long)f.pkts[CALLER],

@@ -48,6 +48,11 @@ struct ng_inst {
 #define NG_RBATCH 8
 #define NG_RSLOT 32768
 #define NG_TBATCH 32 /* first transmissions per sendmmsg */
+/* The replies' receive buffer. The default (~200 KB) holds about fifty answers to deletes
+ * (~1.8 KB of figures each, and the kernel counts its own overhead too): a turn's batch of
+ * commands is answered in a burst, and a server slowed down (under valgrind, say) lost
+ * replies to a full buffer until the commands timed out. */
+#define NG_RCVBUF (4 << 20)
 
 struct ng {
 	struct loop *loop;
@@ -547,6 +552,10 @@ int ng_new(struct ng **np, const struct ng_env *env, const struct ng_target *t, 
 			goto out;
 		}
 		n->ninst = i + 1;
+		/* Beyond net.core.rmem_max only with CAP_NET_ADMIN; otherwise as much as it allows. */
+		int size = NG_RCVBUF;
+		if (setsockopt(in->fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0)
+			setsockopt(in->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 		/* Connected, so that the kernel hands us ICMP port-unreachable as ECONNREFUSED and
 		 * drops datagrams from anyone else. */
 		if (connect(in->fd, &t[i].addr.ss.sa, t[i].addr.len) < 0) {

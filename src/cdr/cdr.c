@@ -55,6 +55,8 @@ int cdr_new(struct cdr **cp, struct store *st, struct timer_wheel *w)
 	return 0;
 }
 
+static void put_ended(struct cdr *c, const struct call *k, uint64_t end_ms);
+
 void cdr_free(struct cdr *c)
 {
 	if (!c)
@@ -63,6 +65,10 @@ void cdr_free(struct cdr *c)
 		struct call *k = c->bucket[i];
 		while (k) {
 			struct call *next = k->next;
+			/* An ended call still waiting for the relay's figures has no row of its end
+			 * yet: written now, without them, so that stopping the server loses none. */
+			if (k->end_ms)
+				put_ended(c, k, k->end_ms);
 			timer_stop(c->w, &k->life);
 			free(k);
 			k = next;
@@ -117,9 +123,13 @@ static void unlink_call(struct cdr *c, struct call *k)
 	timer_stop(c->w, &k->life);
 }
 
+/* A call's life is over: after a day unended (nothing is written), or after the wait for
+ * the relay's figures, which never came (its end is written without them). */
 static void expire(void *arg)
 {
 	struct call *k = arg;
+	if (k->end_ms)
+		put_ended(k->owner, k, k->end_ms);
 	unlink_call(k->owner, k);
 	free(k);
 }
@@ -216,17 +226,20 @@ bool cdr_end(struct cdr *c, struct str call_id, uint64_t end_ms, char *who, size
 	struct call *k = find(c, call_id);
 	if (!k || k->end_ms)
 		return false;
-	put_ended(c, k, end_ms);
 	*dur_ms = end_ms > k->answer_ms ? end_ms - k->answer_ms : 0;
 	snprintf(who, n, "%.*s -> %.*s", STR_FMT(k->caller), STR_FMT(k->callee));
 	if (str_has_prefix_case(k->media, STR("relay")) && !k->figures[0]) {
-		/* The relay's figures come with the answer to its delete, a moment later. */
+		/* The relay's figures come with the answer to its delete, a moment later: the
+		 * end is written once, with them (cdr_media), or without them when they do not
+		 * come in time (expire) or the server stops first (cdr_free). Each write costs
+		 * the store's thread as much as the rest of the call. */
 		c->ended++;
 		k->end_ms = end_ms;
 		timer_stop(c->w, &k->life);
 		timer_start(c->w, &k->life, CDR_FIGURES_WAIT_MS, expire, k);
 		return true;
 	}
+	put_ended(c, k, end_ms);
 	unlink_call(c, k);
 	free(k);
 	return true;
@@ -237,7 +250,9 @@ void cdr_media(struct cdr *c, struct str call_id, const char *figures)
 	struct call *k = find(c, call_id);
 	if (!k)
 		return;
-	snprintf(k->figures, sizeof k->figures, "%s", figures);
+	size_t l = strnlen(figures, sizeof k->figures - 1);
+	memcpy(k->figures, figures, l);
+	k->figures[l] = '\0';
 	if (!k->end_ms)
 		return; /* written with the end */
 	put_ended(c, k, k->end_ms);

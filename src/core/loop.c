@@ -23,6 +23,8 @@ struct loop {
 	bool nap_wanted;          /* a handler saw traffic but not a full batch */
 	unsigned nap_us;          /* how long to let it gather; 0: never */
 	uint64_t now;             /* monotonic ms, refreshed every iteration */
+	struct loop_job *jobs;    /* due at the end of the turn, first deferred first */
+	struct loop_job **jtail;  /* where the next one goes */
 	struct fd_entry *fds;     /* indexed by fd number */
 	size_t nfds;              /* entries allocated in fds */
 	struct timer_wheel wheel; /* last: it is the big member */
@@ -40,6 +42,7 @@ int loop_new(struct loop **lp)
 		return err;
 	}
 	l->now = clock_mono_ms();
+	l->jtail = &l->jobs;
 	timer_wheel_init(&l->wheel, l->now);
 	*lp = l;
 	return 0;
@@ -125,6 +128,44 @@ void loop_coalesce(struct loop *l)
 	l->nap_wanted = true;
 }
 
+void loop_defer(struct loop *l, struct loop_job *j, loop_job_h *h, void *arg)
+{
+	if (j->due)
+		return;
+	j->h = h;
+	j->arg = arg;
+	j->due = true;
+	j->next = NULL;
+	*l->jtail = j;
+	l->jtail = &j->next;
+}
+
+void loop_cancel(struct loop *l, struct loop_job *j)
+{
+	if (!j->due)
+		return;
+	struct loop_job **pp = &l->jobs;
+	while (*pp != j)
+		pp = &(*pp)->next;
+	*pp = j->next;
+	if (l->jtail == &j->next)
+		l->jtail = pp;
+	j->due = false;
+}
+
+/* Runs the due jobs, and those they defer, first deferred first. */
+static void run_jobs(struct loop *l)
+{
+	while (l->jobs) {
+		struct loop_job *j = l->jobs;
+		l->jobs = j->next;
+		if (!l->jobs)
+			l->jtail = &l->jobs;
+		j->due = false;
+		j->h(j->arg);
+	}
+}
+
 static int wait_ms(const struct loop *l)
 {
 	int64_t next = timer_next_ms(&l->wheel);
@@ -142,8 +183,12 @@ int loop_run(struct loop *l)
 {
 	struct epoll_event ev[MAX_EVENTS];
 	l->stop = false;
+	/* What was deferred before the loop ran (a command sent from outside any handler)
+	 * goes first, and what the timers due now defer before the first wait. */
+	run_jobs(l);
 	l->now = clock_mono_ms();
 	timer_advance(&l->wheel, l->now);
+	run_jobs(l);
 	bool napped = false;
 	while (!l->stop) {
 		/* Right after a nap the fds are only polled: what arrived meanwhile is read now,
@@ -163,6 +208,8 @@ int loop_run(struct loop *l)
 				continue;
 			l->fds[fd].h(fd, ev[i].events, l->fds[fd].arg);
 		}
+		/* Even when a handler stopped the loop: what it deferred is output still owed. */
+		run_jobs(l);
 		/* Coalescing (loop_coalesce): every wake-up costs the kernel a context switch and,
 		 * in a virtual machine, exits to the hypervisor, several microseconds that a
 		 * lone datagram does not share with others. Sleeping a little while traffic

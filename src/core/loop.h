@@ -2,6 +2,7 @@
 #ifndef PARLEY_CORE_LOOP_H
 #define PARLEY_CORE_LOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 
@@ -28,5 +29,22 @@ void loop_stop(struct loop *l);
  * default) turns it off. */
 void loop_set_coalesce(struct loop *l, unsigned us);
 void loop_coalesce(struct loop *l);
+
+/* Work left for the end of the turn: a module that collects output while the turn's timers
+ * and fd handlers run (one command per call, say) sends it in one go once they are done,
+ * before the loop naps or waits again. The job belongs to the caller, like a timer. */
+typedef void(loop_job_h)(void *arg);
+struct loop_job {
+	struct loop_job *next; /* the loop's list of due jobs */
+	loop_job_h *h;
+	void *arg;
+	bool due; /* on that list */
+};
+/* Runs h(arg) once at the end of this turn (or of the first turn, outside loop_run). A job
+ * already due stays as it is; one deferred while the jobs run runs in the same turn, so a
+ * job must not defer itself every time. */
+void loop_defer(struct loop *l, struct loop_job *j, loop_job_h *h, void *arg);
+/* Takes j off the list of due jobs, if it is there. */
+void loop_cancel(struct loop *l, struct loop_job *j);
 
 #endif

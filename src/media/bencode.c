@@ -109,6 +109,16 @@ static bool is_digit(char c)
 static bool str_head(const char *p, size_t n, size_t *body, size_t *len)
 {
 	size_t i = 0, v = 0;
+	/* One digit and ':' first: most strings of a reply are this short ("7:packets"), and
+	 * the delete's answer alone has about 160 of them. */
+	if (n >= 2 && p[1] == ':' && is_digit(p[0])) {
+		v = (size_t)(p[0] - '0');
+		if (v > n - 2)
+			return false;
+		*body = 2;
+		*len = v;
+		return true;
+	}
 	if (n == 0 || !is_digit(p[0]))
 		return false;
 	if (p[0] == '0' && n > 1 && is_digit(p[1]))

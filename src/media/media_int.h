@@ -46,8 +46,9 @@ struct str bn_view(const struct bn_out *o);
  * the input, integers i-?[0-9]+e without leading zeros or "-0", lists, dictionaries whose
  * keys are strings, nested at most max_depth lists/dictionaries deep. 0 or -1. */
 int bn_check(struct str s, unsigned max_depth);
-/* The readers below expect a value bn_check accepted; on anything else they return false
- * and still never read outside the view. */
+/* The readers below need no bn_check first: on a malformed value they return false (or
+ * stop at what is malformed) and never read outside the view nor recurse; fuzz_bencode
+ * holds them to it. The ng client hands replies to them unchecked. */
 /* The encoded value of key in dict (the first one, if a peer repeated it). OUT: val */
 bool bn_dict_get(struct str dict, const char *key, struct str *val);
 /* The contents of a string value, or the number of an integer value (false on overflow). */
@@ -112,15 +113,19 @@ unsigned ng_count(const struct ng *n);
  * A command's end. reply is the reply's bencoded dictionary, valid during the call only.
  * err: 0; -ETIMEDOUT (no answer within timeout_ms: the instance is marked dead);
  * -ECONNREFUSED (the kernel reported the port closed: dead at once); -EPROTO (the reply is
- * not a bencoded dictionary). A reply "result":"error" is err 0: read "error-reason".
+ * truncated or not a bencoded dictionary from the outside: only its first and last bytes
+ * are checked, the readers check the rest as they read). A reply "result":"error" is err
+ * 0: read "error-reason".
  */
 typedef void(ng_h)(void *arg, int err, struct str reply);
 
 /* Sends dict (one complete bencoded dictionary) to instance idx under a fresh cookie and
- * retransmits it (after 500 ms, then doubling) until a reply or timeout_ms. Returns 0 with
- * *handle set (handle may be NULL), or -errno (-EINVAL, -EMSGSIZE, -ENOMEM, -ECONNREFUSED
- * when the first send already finds the port closed), in which case cb is never called.
- * Never blocks; cb is never called from inside ng_send. */
+ * retransmits it (after 500 ms, then doubling) until a reply or timeout_ms. The first
+ * transmission waits for the end of the loop's turn (loop_defer), to leave with the turn's
+ * other commands in one sendmmsg; a send that fails then fails the command through cb
+ * (-ECONNREFUSED for a closed port, as for a refusal reported later). Returns 0 with
+ * *handle set (handle may be NULL), or -errno (-EINVAL, -EMSGSIZE, -ENOMEM), in which case
+ * cb is never called. Never blocks; cb is never called from inside ng_send. */
 int ng_send(struct ng *n, int idx, struct str dict, ng_h *cb, void *arg, uint64_t *handle);
 /* Forgets a pending command: its callback is never called. Harmless on a finished one. */
 void ng_cancel(struct ng *n, uint64_t handle);

@@ -1,6 +1,6 @@
 /* ng.c: the rtpengine ng-protocol client: cookies, retransmission, timeouts and dead-instance pings over UDP. */
 #include <errno.h>
-#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +13,8 @@
 
 #define NG_BUCKETS 256   /* power of two; chains stay short at a few thousand commands */
 #define NG_FIRST_RTX 500 /* ms before the first retransmission, then doubling */
-#define NG_MAX_DEPTH 32  /* rtpengine's delete statistics nest about 8 deep */
 #define NG_COOKIE_MAX 40
+#define NG_PREFIX_LEN 17 /* "%016x_" of the salt */
 
 struct ng_cmd {
 	struct ng_cmd *next; /* bucket chain */
@@ -22,6 +22,8 @@ struct ng_cmd {
 	uint64_t id; /* the handle; also the cookie's number */
 	int idx;     /* instance */
 	bool ping;   /* our own liveness ping, not a caller's command */
+	bool queued; /* not sent yet: on its instance's queue, sent at the end of the turn */
+	struct ng_cmd *qnext;
 	ng_h *cb;
 	void *arg;
 	struct timer tmr; /* next retransmission or the deadline, whichever is first */
@@ -38,17 +40,27 @@ struct ng_inst {
 	bool alive;
 	int cw; /* smooth weighted round robin: current weight */
 	struct timer ping_tmr;
-	uint64_t ping_id; /* the pending ping, 0 when none */
+	uint64_t ping_id;     /* the pending ping, 0 when none */
+	struct ng_cmd *qhead; /* first transmissions waiting for the end of the turn */
+	struct ng_cmd **qtail;
 };
 
 #define NG_RBATCH 8
 #define NG_RSLOT 32768
+#define NG_TBATCH 32 /* first transmissions per sendmmsg */
+/* The replies' receive buffer. The default (~200 KB) holds about fifty answers to deletes
+ * (~1.8 KB of figures each, and the kernel counts its own overhead too): a turn's batch of
+ * commands is answered in a burst, and a server slowed down (under valgrind, say) lost
+ * replies to a full buffer until the commands timed out. */
+#define NG_RCVBUF (4 << 20)
 
 struct ng {
 	struct loop *loop;
 	struct log *lg;
 	unsigned timeout_ms, retry_ms;
-	uint64_t salt; /* cookie prefix: replies meant for an earlier process do not match */
+	/* Every cookie starts with a random salt, as 16 hex digits and '_': replies meant for
+	 * an earlier process do not match. */
+	char prefix[NG_PREFIX_LEN];
 	uint64_t next_id;
 	unsigned pending; /* callers' commands */
 	uint64_t unmatched;
@@ -57,10 +69,16 @@ struct ng {
 	struct ng_inst inst[NG_MAX_TARGETS];
 	/* Replies are read NG_RBATCH at a time (recvmmsg): under load one call returns all that
 	 * are there, and fewer than a batch means the socket is empty (no read ending in
-	 * EAGAIN). A reply longer than a slot arrives truncated and fails bn_check (-EPROTO):
+	 * EAGAIN). A reply longer than a slot arrives truncated (MSG_TRUNC) and is refused
+	 * (-EPROTO):
 	 * rtpengine's replies are an SDP (at most SDP_MAX_LEN in, a little more out) and keys. */
 	struct mmsghdr mm[NG_RBATCH];
 	struct iovec iov[NG_RBATCH];
+	/* First transmissions wait for the end of the loop's turn and leave in one sendmmsg
+	 * per instance: a turn that handles many calls sends their commands together. */
+	struct loop_job flush;
+	struct mmsghdr tmm[NG_TBATCH];
+	struct iovec tiov[NG_TBATCH];
 	char rbuf[NG_RBATCH][NG_RSLOT];
 };
 
@@ -147,6 +165,19 @@ static struct ng_cmd *find(struct ng *n, uint64_t id)
 	return NULL;
 }
 
+/* Takes c off its instance's queue of first transmissions (it is there). */
+static void unqueue(struct ng_cmd *c)
+{
+	struct ng_inst *in = &c->n->inst[c->idx];
+	struct ng_cmd **pp = &in->qhead;
+	while (*pp != c)
+		pp = &(*pp)->qnext;
+	*pp = c->qnext;
+	if (in->qtail == &c->qnext)
+		in->qtail = pp;
+	c->queued = false;
+}
+
 /* Unlinks c, stops its timer and frees it; no callback. */
 static void drop(struct ng_cmd *c)
 {
@@ -156,6 +187,8 @@ static void drop(struct ng_cmd *c)
 			*pp = c->next;
 			break;
 		}
+	if (c->queued)
+		unqueue(c);
 	timer_stop(loop_timers(n->loop), &c->tmr);
 	if (c->ping)
 		n->inst[c->idx].ping_id = 0;
@@ -221,7 +254,7 @@ static void ping_due(void *arg)
 	if (in->alive || in->ping_id)
 		return;
 	int rc = submit(n, (int)(in - n->inst), STR("d7:command4:pinge"), true, on_pong, in, &in->ping_id);
-	if (rc) /* refused at once, or out of memory: try again later */
+	if (rc) /* out of memory: try again later */
 		timer_start(loop_timers(n->loop), &in->ping_tmr, n->retry_ms, ping_due, in);
 }
 
@@ -287,13 +320,72 @@ static void on_timer(void *arg)
 	timer_start(loop_timers(n->loop), &c->tmr, d, on_timer, c);
 }
 
+/* "SALT_ID " into out (NG_COOKIE_MAX bytes); returns its length. By hand: snprintf cost
+ * more than the rest of a command's sending, and a reply's match compares the same prefix. */
+static int cookie_of(const struct ng *n, uint64_t id, char *out)
+{
+	char d[20];
+	int k = (int)sizeof d;
+	do {
+		d[--k] = (char)('0' + id % 10);
+		id /= 10;
+	} while (id);
+	memcpy(out, n->prefix, NG_PREFIX_LEN);
+	memcpy(out + NG_PREFIX_LEN, d + k, sizeof d - (size_t)k);
+	int len = NG_PREFIX_LEN + (int)sizeof d - k;
+	out[len++] = ' ';
+	return len;
+}
+
+/* Sends up to NG_TBATCH of in's queued commands in one sendmmsg and takes what went off
+ * the queue. A refused port fails every command of the instance (refuse_all), another
+ * error the first command only, through their callbacks; a full socket buffer counts as
+ * lost datagrams, which the retransmissions send again. */
+static void send_queued(struct ng *n, struct ng_inst *in)
+{
+	unsigned k = 0;
+	for (struct ng_cmd *c = in->qhead; c && k < NG_TBATCH; c = c->qnext, k++) {
+		n->tiov[k] = (struct iovec){ c->buf, c->len };
+		n->tmm[k].msg_hdr = (struct msghdr){ .msg_iov = &n->tiov[k], .msg_iovlen = 1 };
+	}
+	int r = sendmmsg(in->fd, n->tmm, k, MSG_NOSIGNAL);
+	if (r < 0 && errno == EINTR)
+		return;
+	if (r < 0 && errno == ECONNREFUSED) {
+		refuse_all(n, (int)(in - n->inst));
+		return;
+	}
+	if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
+		int err = -errno;
+		struct ng_cmd *c = in->qhead;
+		unqueue(c);
+		finish(c, err, STR_NULL);
+		return;
+	}
+	/* Sent, or lost to a full buffer (then the whole queue: the rest would be too). */
+	unsigned sent = r < 0 ? UINT_MAX : (unsigned)r;
+	for (unsigned i = 0; i < sent && in->qhead; i++)
+		unqueue(in->qhead);
+}
+
+/* The end of the loop's turn: every instance's queued commands go out. A callback run
+ * from here (a refused port) may queue more; they go in this same run, or in the next
+ * one it defers. */
+static void flush(void *arg)
+{
+	struct ng *n = arg;
+	for (unsigned i = 0; i < n->ninst; i++)
+		while (n->inst[i].qhead)
+			send_queued(n, &n->inst[i]);
+}
+
 static int submit(struct ng *n, int idx, struct str dict, bool ping, ng_h *cb, void *arg, uint64_t *handle)
 {
 	if (idx < 0 || (unsigned)idx >= n->ninst || !dict.p || dict.l < 2 || dict.p[0] != 'd')
 		return -EINVAL;
 	char cookie[NG_COOKIE_MAX];
 	uint64_t id = ++n->next_id;
-	int cl = snprintf(cookie, sizeof(cookie), "%016" PRIx64 "_%" PRIu64 " ", n->salt, id);
+	int cl = cookie_of(n, id, cookie);
 	if (dict.l > NG_MAX_DGRAM - (size_t)cl)
 		return -EMSGSIZE;
 	struct ng_cmd *c = malloc(sizeof(*c) + (size_t)cl + dict.l);
@@ -309,13 +401,11 @@ static int submit(struct ng *n, int idx, struct str dict, bool ping, ng_h *cb, v
 	c->len = (size_t)cl + dict.l;
 	memcpy(c->buf, cookie, (size_t)cl);
 	memcpy(c->buf + cl, dict.p, dict.l);
-	int rc = transmit(n, c);
-	if (rc) {
-		if (rc == -ECONNREFUSED)
-			mark_dead(&n->inst[idx], "port unreachable (connection refused)");
-		free(c);
-		return rc;
-	}
+	struct ng_inst *in = &n->inst[idx];
+	c->queued = true;
+	*in->qtail = c;
+	in->qtail = &c->qnext;
+	loop_defer(n->loop, &n->flush, flush, n);
 	c->next = *slot(n, id);
 	*slot(n, id) = c;
 	if (!ping)
@@ -356,18 +446,16 @@ uint64_t ng_unmatched(const struct ng *n)
 /* The command a reply's cookie names, or NULL when it is none of ours (or not from idx). */
 static struct ng_cmd *match(struct ng *n, int idx, struct str cookie)
 {
-	char want[24];
-	int wl = snprintf(want, sizeof(want), "%016" PRIx64 "_", n->salt);
-	if (cookie.l <= (size_t)wl || memcmp(cookie.p, want, (size_t)wl) != 0)
+	if (cookie.l <= NG_PREFIX_LEN || memcmp(cookie.p, n->prefix, NG_PREFIX_LEN) != 0)
 		return NULL;
 	uint64_t id;
-	if (!str_to_u64((struct str){ cookie.p + wl, cookie.l - (size_t)wl }, UINT64_MAX, &id))
+	if (!str_to_u64((struct str){ cookie.p + NG_PREFIX_LEN, cookie.l - NG_PREFIX_LEN }, UINT64_MAX, &id))
 		return NULL;
 	struct ng_cmd *c = find(n, id);
 	return c && c->idx == idx ? c : NULL;
 }
 
-static void handle_reply(struct ng *n, int idx, const char *p, size_t len)
+static void handle_reply(struct ng *n, int idx, const char *p, size_t len, bool truncated)
 {
 	struct str d = { p, len };
 	long sp = str_chr(d, ' ');
@@ -378,13 +466,18 @@ static void handle_reply(struct ng *n, int idx, const char *p, size_t len)
 		return;
 	}
 	struct str body = { p + sp + 1, len - (size_t)sp - 1 };
-	if (body.l == 0 || body.p[0] != 'd' || bn_check(body, NG_MAX_DEPTH)) {
+	/* Only the outside is checked here: the readers (bn_dict_get, bn_walk ...) stay inside
+	 * the view and fail on what is malformed as they come to it, so a full bn_check would
+	 * read the reply twice (the delete's answer, ~1.8 KB of small values, is walked whole
+	 * by its reader anyway). */
+	struct str cur;
+	if (truncated || !bn_dict_begin(body, &cur)) {
 		log_warn(n->lg, "media", "rtpengine %s: reply is not a bencoded dictionary (%zu bytes)",
 			 n->inst[idx].t.name, body.l);
 		finish(c, -EPROTO, STR_NULL);
 		return;
 	}
-	/* Any well-formed reply shows that the instance works. */
+	/* Any reply that looks like one shows that the instance works. */
 	mark_alive(&n->inst[idx]);
 	finish(c, 0, body);
 }
@@ -409,7 +502,7 @@ static void on_fd(int fd, uint32_t events, void *arg)
 			return;
 		}
 		for (int i = 0; i < r; i++)
-			handle_reply(n, idx, n->rbuf[i], n->mm[i].msg_len);
+			handle_reply(n, idx, n->rbuf[i], n->mm[i].msg_len, n->mm[i].msg_hdr.msg_flags & MSG_TRUNC);
 		if (r < NG_RBATCH)
 			return;
 	}
@@ -439,7 +532,11 @@ int ng_new(struct ng **np, const struct ng_env *env, const struct ng_target *t, 
 	n->lg = env->lg;
 	n->timeout_ms = env->timeout_ms ? env->timeout_ms : 2000;
 	n->retry_ms = env->retry_ms ? env->retry_ms : 5000;
-	n->salt = fresh_salt();
+	uint64_t salt = fresh_salt();
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 0; i < 16; i++)
+		n->prefix[i] = hex[(salt >> (60 - 4 * i)) & 0xf];
+	n->prefix[16] = '_';
 	int err = 0;
 	for (unsigned i = 0; i < cnt; i++) {
 		struct ng_inst *in = &n->inst[i];
@@ -448,12 +545,17 @@ int ng_new(struct ng **np, const struct ng_env *env, const struct ng_target *t, 
 		if (in->t.weight == 0)
 			in->t.weight = 1;
 		in->alive = true;
+		in->qtail = &in->qhead;
 		in->fd = socket(t[i].addr.ss.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (in->fd < 0) {
 			err = -errno;
 			goto out;
 		}
 		n->ninst = i + 1;
+		/* Beyond net.core.rmem_max only with CAP_NET_ADMIN; otherwise as much as it allows. */
+		int size = NG_RCVBUF;
+		if (setsockopt(in->fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0)
+			setsockopt(in->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 		/* Connected, so that the kernel hands us ICMP port-unreachable as ECONNREFUSED and
 		 * drops datagrams from anyone else. */
 		if (connect(in->fd, &t[i].addr.ss.sa, t[i].addr.len) < 0) {
@@ -484,6 +586,7 @@ void ng_free(struct ng *n)
 	for (unsigned b = 0; b < NG_BUCKETS; b++)
 		while (n->bucket[b])
 			drop(n->bucket[b]);
+	loop_cancel(n->loop, &n->flush);
 	for (unsigned i = 0; i < n->ninst; i++) {
 		timer_stop(loop_timers(n->loop), &n->inst[i].ping_tmr);
 		loop_del_fd(n->loop, n->inst[i].fd);

@@ -610,6 +610,11 @@ static void t_media_figures(void)
 	/* After the end: the ended call waits for its figures (not counted as active). */
 	CHECK(cdr_end(c, STR("k1@x"), T0 + 5000, who, sizeof who, &dur));
 	CHECK_INT(cdr_active(c), 2);
+	/* Its end is written once, with the figures: not yet. */
+	struct rows *rs0 = rows_of(st);
+	const struct row *r0 = find(rs0, "k1;t1;1");
+	CHECK(r0 && r0->status == 200 && r0->end_ms == 0 && strcmp(r0->media, "relay udp:127.0.0.1:2223") == 0);
+	free(rs0);
 	cdr_media(c, STR("k1@x"), "relay udp:127.0.0.1:2223 250/249 pkts");
 	/* Before the end. */
 	cdr_media(c, STR("k2@x"), "relay udp:127.0.0.1:2223 10/0 pkts");
@@ -622,15 +627,36 @@ static void t_media_figures(void)
 	CHECK(r2 && strcmp(r2->media, "relay udp:127.0.0.1:2223 10/0 pkts") == 0 && r2->end_ms == T0 + 5000);
 	CHECK(r3 && strcmp(r3->media, "direct") == 0);
 	free(rs);
-	/* Figures that never come: the ended call is forgotten all the same. */
+	/* Figures that never come: after the wait the end is written without them and the
+	 * call forgotten; figures coming later change nothing. */
 	struct cdr_attempt e = attempt("k4;t1;1", "k4@x", T0);
 	e.media = STR("relay udp:127.0.0.1:2223");
 	cdr_final(c, &e, 200, "answered", T0 + 100);
 	CHECK(cdr_end(c, STR("k4@x"), T0 + 5000, who, sizeof who, &dur));
+	timer_advance(&w, 9000);
+	rs = rows_of(st);
+	const struct row *r4 = find(rs, "k4;t1;1");
+	CHECK(r4 && r4->end_ms == 0); /* still waiting */
+	free(rs);
 	timer_advance(&w, 60000);
 	CHECK_INT(cdr_active(c), 0);
 	cdr_media(c, STR("k4@x"), "late");
+	rs = rows_of(st);
+	r4 = find(rs, "k4;t1;1");
+	CHECK(r4 && r4->status == 200 && r4->end_ms == T0 + 5000 && r4->duration_ms == 4900 &&
+	      strcmp(r4->media, "relay udp:127.0.0.1:2223") == 0);
+	free(rs);
+	/* The server stops while an ended call waits: its end is written at cdr_free. */
+	struct cdr_attempt g = attempt("k5;t1;1", "k5@x", T0);
+	g.media = STR("relay udp:127.0.0.1:2223");
+	cdr_final(c, &g, 200, "answered", T0 + 100);
+	CHECK(cdr_end(c, STR("k5@x"), T0 + 7000, who, sizeof who, &dur));
 	cdr_free(c);
+	rs = rows_of(st);
+	const struct row *r5 = find(rs, "k5;t1;1");
+	CHECK(r5 && r5->status == 200 && r5->end_ms == T0 + 7000 && r5->duration_ms == 6900 &&
+	      strcmp(r5->media, "relay udp:127.0.0.1:2223") == 0);
+	free(rs);
 	store_close(st);
 }
 

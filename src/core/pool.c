@@ -28,8 +28,8 @@
 #define GRAIN 64                /* class width: objects are a multiple of it */
 #define NCLASS (POOL_MAX / GRAIN)
 #define KEEP_EMPTY \
-	1 /* empty chunks kept for the next burst: one, so that
-	   * the resident size comes back after a flood */
+	1 /* spare chunks pool_trim keeps for the next burst: one,
+	   * so that the resident size comes back after a flood */
 
 /* At the start of each chunk. Objects follow, from HEAD_SIZE on. */
 struct chunk {
@@ -39,15 +39,20 @@ struct chunk {
 	char *end;
 	unsigned live; /* objects handed out and not freed */
 	unsigned cls;
-	bool listed; /* in avail[cls] */
+	bool listed;  /* in avail[cls] */
+	unsigned gen; /* spare: the pool_trim generation it became spare in */
 };
 
 #define HEAD_SIZE ((sizeof(struct chunk) + GRAIN - 1) / GRAIN * GRAIN)
 
 struct pool {
 	struct chunk *avail[NCLASS]; /* chunks with room, per class */
-	unsigned empty;              /* chunks with no live object (kept up to KEEP_EMPTY) */
-	struct chunk **all;          /* every chunk, for pool_destroy */
+	/* Chunks with no live object, newest first: the next chunk any class needs is one of
+	 * these, already mapped and faulted in; pool_trim unmaps those that stay unused. */
+	struct chunk *spare;
+	size_t nspare;
+	unsigned gen;
+	struct chunk **all; /* every chunk, for pool_destroy */
 	size_t nall, capall;
 	struct pool_stats stats;
 };
@@ -153,9 +158,33 @@ static void unlink_avail(struct pool *p, struct chunk *c)
 	c->listed = false;
 }
 
-/* A new chunk, aligned to its size: twice the size is mapped and the ends trimmed. */
+/* (Re)starts chunk base empty, for objects of class cls, in the class's list. */
+static struct chunk *init_chunk(struct pool *p, char *base, unsigned cls)
+{
+	struct chunk *c = (struct chunk *)base;
+	c->free = NULL;
+	c->bump = base + HEAD_SIZE;
+	c->end = base + HEAD_SIZE + (CHUNK - HEAD_SIZE) / ((cls + 1) * GRAIN) * ((cls + 1) * GRAIN);
+	c->live = 0;
+	c->cls = cls;
+	c->listed = false;
+	link_avail(p, c);
+	return c;
+}
+
+/* A chunk for class cls: a spare one (whatever class it had), else a new one, aligned to
+ * its size: twice the size is mapped and the ends trimmed. */
 static struct chunk *new_chunk(struct pool *p, unsigned cls)
 {
+	if (p->spare) {
+		/* Mapping a chunk makes the kernel zero 2 MiB, a few hundred microseconds and
+		 * more in a virtual machine: under steady load chunks empty and fill all the
+		 * time, and one that emptied a moment ago does the job for free. */
+		struct chunk *c = p->spare;
+		p->spare = c->next;
+		p->nspare--;
+		return init_chunk(p, (char *)c, cls);
+	}
 	if (p->nall == p->capall) {
 		size_t cap = p->capall ? p->capall * 2 : 16;
 		struct chunk **a = realloc(p->all, cap * sizeof(*a));
@@ -171,18 +200,9 @@ static struct chunk *new_chunk(struct pool *p, unsigned cls)
 	 * or "always", advised by map_aligned), and every page mapped now in one call rather
 	 * than faulted in one by one; both are only advice, and the chunk works without. */
 	madvise(base, CHUNK, MADV_POPULATE_WRITE);
-	struct chunk *c = (struct chunk *)base;
-	c->free = NULL;
-	c->bump = base + HEAD_SIZE;
-	c->end = base + HEAD_SIZE + (CHUNK - HEAD_SIZE) / ((cls + 1) * GRAIN) * ((cls + 1) * GRAIN);
-	c->live = 0;
-	c->cls = cls;
-	c->listed = false;
-	p->all[p->nall++] = c;
+	p->all[p->nall++] = (struct chunk *)base;
 	p->stats.chunks++;
-	p->empty++;
-	link_avail(p, c);
-	return c;
+	return init_chunk(p, base, cls);
 }
 
 #endif
@@ -207,8 +227,7 @@ void *pool_alloc(struct pool *p, size_t size)
 		r = c->bump;
 		c->bump += (cls + 1) * GRAIN;
 	}
-	if (c->live++ == 0)
-		p->empty--;
+	c->live++;
 	if (!c->free && c->bump == c->end)
 		unlink_avail(p, c);
 	p->stats.objects++;
@@ -236,15 +255,44 @@ void pool_free(struct pool *p, void *ptr, size_t size)
 	if (!c->listed)
 		link_avail(p, c);
 	if (--c->live == 0) {
-		/* After a burst, its chunks empty out in the order they filled; all but a few
-		 * go back to the system, so that the resident size follows what is held. */
-		if (p->empty >= KEEP_EMPTY) {
-			unlink_avail(p, c);
+		/* Spare now, for any class. After a burst its chunks empty out in the order
+		 * they filled; pool_trim gives back what stays unused, so that the resident
+		 * size follows what is held. Half of the chunks at most are spare between two
+		 * trims: the rest go back at once. */
+		unlink_avail(p, c);
+		if (p->nspare + 1 > (p->stats.chunks + 1) / 2 && p->nspare >= KEEP_EMPTY) {
 			unmap_chunk(p, c);
 		} else {
-			p->empty++;
+			c->gen = p->gen;
+			c->next = p->spare;
+			p->spare = c;
+			p->nspare++;
 		}
 	}
+#endif
+}
+
+void pool_trim(struct pool *p)
+{
+#ifndef POOL_PASSTHROUGH
+	/* What was spare already at the last trim, and still is, goes; the newest KEEP_EMPTY
+	 * stay for the next burst. */
+	struct chunk **pp = &p->spare;
+	size_t kept = 0;
+	while (*pp) {
+		struct chunk *c = *pp;
+		if (kept < KEEP_EMPTY || c->gen == p->gen) {
+			kept++;
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		p->nspare--;
+		unmap_chunk(p, c);
+	}
+	p->gen++;
+#else
+	(void)p;
 #endif
 }
 

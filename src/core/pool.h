@@ -10,7 +10,7 @@
  * second. Every new 4 KiB page costs a page fault, about 10 µs in a virtual machine (the
  * hypervisor maps each page), which was a third of the CPU of a registration. A pool
  * chunk is one 2 MiB transparent huge page, mapped with one fault and populated at once,
- * and chunks that empty after a burst go back to the system.
+ * and chunks that empty after a burst go back to the system (pool_trim).
  *
  * Objects are grouped by size class (multiples of 64 bytes up to POOL_MAX); each chunk
  * holds one class. Larger requests fall through to malloc. pool_free takes the size given
@@ -37,6 +37,11 @@ void pool_free(struct pool *p, void *ptr, size_t size);
  * the smaller size are kept. NULL (and ptr left alone) when memory runs out. */
 void *pool_realloc(struct pool *p, void *ptr, size_t old, size_t size);
 const struct pool_stats *pool_stats(const struct pool *p);
+/* Gives back to the system the chunks left empty since the last call, but for one kept
+ * for the next burst. The owner calls it every second or so: between two calls, emptied
+ * chunks serve any size class without being mapped (and zeroed) again. */
+void pool_trim(struct pool *p);
+#define POOL_TRIM_MS 1000 /* how often owners call pool_trim */
 
 /* Zeroed memory for a big table (hash slots): from 2 MiB on, mapped apart on huge pages,
  * aligned, with no memset (fresh pages are zero); smaller ones from calloc. pool_big_free

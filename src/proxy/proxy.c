@@ -59,6 +59,7 @@ struct proxy {
 	struct ctx *live;      /* every context, so that proxy_free finds them */
 	struct ctx *held;      /* contexts waiting for proxy_release (a few at a time) */
 	struct pool *pool;     /* contexts (core/pool.h: why) */
+	struct timer trim;     /* gives back the pool's unused chunks every second */
 	struct khash hk;       /* stateless branches: unguessable, the same for a retransmission */
 	char routes[8192];     /* scratch: a rebuilt Route header */
 	char out[SIP_MAX_MSG]; /* scratch: the one message being built */
@@ -83,6 +84,14 @@ static const struct txn_client_ops branch_ops = {
 
 /* ---- life ------------------------------------------------------------------------------- */
 
+/* Spare pool chunks left unused for a second go back to the system (core/pool.h). */
+static void trim_tick(void *arg)
+{
+	struct proxy *p = arg;
+	pool_trim(p->pool);
+	timer_start(p->env.wheel, &p->trim, POOL_TRIM_MS, trim_tick, p);
+}
+
 int proxy_new(struct proxy **pp, const struct proxy_env *env)
 {
 	struct proxy *p = calloc(1, sizeof(*p));
@@ -98,6 +107,8 @@ int proxy_new(struct proxy **pp, const struct proxy_env *env)
 		free(p);
 		return -EIO;
 	}
+	if (p->env.wheel)
+		timer_start(p->env.wheel, &p->trim, POOL_TRIM_MS, trim_tick, p);
 	*pp = p;
 	return 0;
 }
@@ -140,6 +151,8 @@ void proxy_free(struct proxy *p)
 {
 	if (!p)
 		return;
+	if (p->env.wheel)
+		timer_stop(p->env.wheel, &p->trim);
 	/* The branches run to their end inside the layer without us. */
 	while (p->live) {
 		struct ctx *c = p->live;

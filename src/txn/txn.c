@@ -136,6 +136,14 @@ static uint64_t random_seed(const void *salt)
 	return mix((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^ (uint64_t)(uintptr_t)salt;
 }
 
+/* Spare pool chunks left unused for a second go back to the system (core/pool.h). */
+static void trim_tick(void *arg)
+{
+	struct txn_layer *l = arg;
+	pool_trim(l->pool);
+	timer_start(l->w, &l->trim, POOL_TRIM_MS, trim_tick, l);
+}
+
 int txn_layer_new(struct txn_layer **lp, const struct txn_cfg *cfg, struct timer_wheel *w, txn_send_h *send,
 		  void *send_arg, const struct txn_tu *tu, void *tu_arg)
 {
@@ -165,6 +173,8 @@ int txn_layer_new(struct txn_layer **lp, const struct txn_cfg *cfg, struct timer
 		free(l);
 		return -ENOMEM;
 	}
+	if (w)
+		timer_start(w, &l->trim, POOL_TRIM_MS, trim_tick, l);
 	*lp = l;
 	return 0;
 }
@@ -180,6 +190,8 @@ void txn_layer_free(struct txn_layer *l)
 	if (!l)
 		return;
 	l->closing = true;
+	if (l->w)
+		timer_stop(l->w, &l->trim);
 	txn__server_free_all(l);
 	txn__client_free_all(l);
 	pool_big_free(l->servers.s, l->servers.cap * sizeof(*l->servers.s));

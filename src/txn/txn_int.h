@@ -35,6 +35,7 @@ struct txn_layer {
 	struct txn__tab servers;
 	struct txn__tab clients;
 	struct pool *pool; /* transactions and their kept responses (core/pool.h: why) */
+	struct timer trim; /* gives back the pool's unused chunks every second */
 	struct txn_stats stats;
 	struct txn_server *server_drops; /* answered: their requests go at the next entry */
 	struct khash hk;                 /* random at start: the tables' keys (txn__branch_key) */

@@ -37,7 +37,8 @@ static void t_alloc_free(void)
 	pool_destroy(p);
 }
 
-/* Empty chunks go back to the system, but for a few kept for the next burst. */
+/* Empty chunks become spares (at most half of them), which pool_trim gives back to the
+ * system once they stay unused, but for a few kept for the next burst. */
 static void t_release(void)
 {
 	struct pool *p = NULL;
@@ -50,6 +51,21 @@ static void t_release(void)
 	CHECK(full >= 10);
 	for (int i = 0; i < N; i++)
 		pool_free(p, obj[i], 512);
+	CHECK(pool_stats(p)->chunks > KEEP_EMPTY);
+	CHECK(pool_stats(p)->chunks <= (full + 1) / 2 + 1);
+	/* Spares serve the next burst, of any size, without new chunks. */
+	size_t spare = pool_stats(p)->chunks;
+	for (int i = 0; i < N / 10; i++)
+		obj[i] = pool_alloc(p, 1024);
+	CHECK_INT(pool_stats(p)->chunks, spare);
+	for (int i = 0; i < N / 10; i++)
+		pool_free(p, obj[i], 1024);
+	spare = pool_stats(p)->chunks;
+	CHECK(spare > KEEP_EMPTY);
+	/* The first trim marks them, the second gives back all but KEEP_EMPTY. */
+	pool_trim(p);
+	CHECK_INT(pool_stats(p)->chunks, spare);
+	pool_trim(p);
 	CHECK_INT(pool_stats(p)->chunks, KEEP_EMPTY);
 	/* The kept chunks serve the next burst without new ones. */
 	for (int i = 0; i < N / 10; i++)

@@ -202,7 +202,7 @@ static bool our_credentials(const struct proxy *p, const struct sip_msg *req)
 static bool route_opts(struct proxy *p, const struct sip_msg *req, const struct proxy_fwd_flags *fl, struct str path,
 		       struct sip_fwd_opts *o)
 {
-	if (!path.l && !fl->drop_last_route) {
+	if (!path.l && !fl->drop_last_route && !fl->pop_second_route) {
 		o->drop_first_route = fl->pop_route;
 		return false;
 	}
@@ -223,7 +223,8 @@ static bool route_opts(struct proxy *p, const struct sip_msg *req, const struct 
 	for (const struct sip_hdr *h = sip_msg_hdr(req, SIP_HDR_ROUTE); h; h = sip_msg_hdr_next(req, h)) {
 		struct str rest = h->value, item;
 		while (sip_list_next(&rest, &item)) {
-			bool skip = (k == 0 && fl->pop_route) || (k == total - 1 && fl->drop_last_route);
+			bool skip = (k == 0 && fl->pop_route) || (k == 1 && fl->pop_second_route) ||
+				    (k == total - 1 && fl->drop_last_route);
 			k++;
 			if (skip)
 				continue;

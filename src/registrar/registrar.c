@@ -82,9 +82,10 @@ static bool is_private_host(struct str host)
  * private address or a host name that differs from where the packet really came from. */
 static bool use_source(const struct sip_msg *m, const struct sip_uri *uri, const struct tp_source *src)
 {
-	/* Over a stream the phone is reached over its own connection (RFC 5626, and what
-	 * phones behind NAT need): that is its source, whatever the Contact says. */
-	if (m->via.has_rport || src->proto != TP_UDP)
+	/* The same rule on streams: a phone that asks for rport or is behind NAT is reached
+	 * over its own connection (it may not listen at all); one whose Contact names the
+	 * host it connected from, on a port it listens on, gets a connection to that port. */
+	if (m->via.has_rport)
 		return true;
 	char shost[64];
 	tp_addr_host(&src->addr, shost, sizeof shost);

@@ -680,7 +680,8 @@ static void refuse(struct transport *tp, int fd, const struct tp_addr *peer, con
 	close(fd);
 	tp->stats.tcp_refused++;
 	log_limited(tp->lg, &tp->tcp->lim_refuse, now(tp), LOG_WARN, "tcp",
-		    "connection from %s refused: %u %s, the limit (%s)", tp_addr_str(peer, a, sizeof a), n, why, key);
+		    "connection from %s refused: %u %s, the limit (%s); %llu refused since start",
+		    tp_addr_str(peer, a, sizeof a), n, why, key, (unsigned long long)tp->stats.tcp_refused);
 }
 
 static void accept_ready(int fd, uint32_t events, void *arg)

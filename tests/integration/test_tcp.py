@@ -1,13 +1,16 @@
 """test_tcp.py: SIP over TCP (issue 13): registrations and calls over connections, calls
 bridging UDP and TCP, SIPp over TCP (-t t1 and -t tn), and bad input on streams (half a
 message, 10 MB without a line end, no Content-Length, thousands of connections)."""
+import os
 import re
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
 
-from conftest import add_users, parley, wait_for, wait_log
+from conftest import BIN, add_users, parley, wait_for, wait_log
 from sippctl import run_sipp, sipp_phone
 from sipua import SDP, UA, free_port, is_req, is_resp, rand, ring
 from tcpua import TcpUA
@@ -107,8 +110,9 @@ def test_options_and_keepalive_over_tcp(srv):
     assert s.recv(2) == b"\r\n"  # RFC 5626 §4.4.1 pong
     r = options(s)
     assert r.startswith("SIP/2.0 200"), r
-    # rport filled in with the connection's port (RFC 3581).
-    assert f"rport={s.getsockname()[1]}" in r
+    # rport filled in with the connection's port, and received even though it equals the
+    # sent-by host (RFC 3581 §4).
+    assert f"rport={s.getsockname()[1]}" in r and "received=127.0.0.1" in r, r
     s.close()
     wait_log(srv, "tcp: connection")
     wait_log(srv, "closed: closed by the peer")
@@ -209,6 +213,39 @@ def test_binding_whose_connection_closed_fails_at_once(srv):
     r = c.final(timeout=8)
     assert r is not None and r.status >= 400, r
     assert r.status != 408, r
+
+
+def test_binding_over_tcp_after_restart(server_factory):
+    """A binding made over a connection has none after a restart (RFC 5626: a flow-bound
+    binding without its flow is unusable): it is still listed, and a call to it fails at
+    once (480) until the phone registers again."""
+    srv = tcp_server(server_factory)
+    add_users(srv, "alice", "bob")
+    bob = tcp_phone(srv, "bob")
+    assert srv.stop() == 0
+    bob.close()
+    srv.start()
+    assert "bob@a.test" in parley("reg", "list", db=srv.db).stdout
+    alice = udp_phone(srv, "alice")
+    from sipua import Call
+    c = Call(alice, "sip:bob@a.test")
+    assert c.start() is None
+    r = c.final(timeout=8)
+    assert r is not None and r.status == 480, r
+    bob = tcp_phone(srv, "bob")
+    c, inv = ring(alice, bob)
+    assert inv is not None
+    bob.close()
+
+
+def test_zero_config_listens_on_udp_and_tcp_5060(tmp_path):
+    """`parley serve` with no --listen answers on UDP and TCP port 5060 (DESIGN §1); run in
+    a network namespace of its own so that port 5060 is free."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    r = subprocess.run(["unshare", "-n", sys.executable, os.path.join(here, "zeroconf_run.py"), BIN,
+                        str(tmp_path)], capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    assert "udp ok" in out and "tcp ok" in out and "exit 0" in out, out + open(tmp_path / "zeroconf.log").read()
 
 
 # ---- bad input on streams -----------------------------------------------------------------

@@ -651,13 +651,15 @@ static void on_timeout(void *tu, struct txn_client *ct, int err)
 	struct ctx *c = b->c;
 	if (b->status || ct != b->ct)
 		return;
-	if (failover(c, b, "next hop did not answer"))
+	bool timeout = err == -ETIMEDOUT;
+	if (failover(c, b, timeout ? "next hop did not answer" : "next hop unreachable"))
 		return;
-	/* §16.7 step 6 / §16.8: a branch that never answered counts as a 408. */
-	b->status = 408;
+	/* §16.7 step 6 / §16.8: a branch that never answered counts as a 408; one whose
+	 * transport failed (a connection refused or gone) as a 503. */
+	b->status = timeout ? 408 : 503;
 	if (!c->st)
 		return;
-	consider(c, 408, NULL);
+	consider(c, b->status, NULL);
 	settle(c);
 }
 

@@ -187,6 +187,17 @@ static void measure_memory(struct server *s)
 	router_set_memory_load(s->router, lvl);
 }
 
+/* A connection failed: the requests sent over it end now rather than at their timeouts. */
+static void on_lost(const struct tp_source *dst, int err, void *arg)
+{
+	struct server *s = arg;
+	unsigned n = txn_dest_failed(s->txn, dst, err);
+	char to[80];
+	if (n)
+		log_debug(s->lg, "send", "%s %s unreachable (%s): %u request%s ended", tp_proto_name(dst->proto),
+			  tp_addr_str(&dst->addr, to, sizeof to), strerror(-err), n, n == 1 ? "" : "s");
+}
+
 /* A message that passed the checks goes to the transaction layer (or, for a response no
  * transaction takes, straight on: §16.7 step 10). */
 static void deliver(struct server *s, const struct sip_msg *m, const struct tp_source *src)
@@ -425,6 +436,7 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		goto fail;
 	}
 	tp_configure(s->tp, &cfg->tp, lg);
+	tp_on_lost(s->tp, on_lost);
 	unsigned protos = 0;
 	for (unsigned i = 0; i < cfg->tp.nlisten; i++) {
 		if (tp_listen(s->tp, cfg->tp.listen[i], err, errlen) < 0)

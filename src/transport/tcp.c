@@ -20,6 +20,8 @@
 #define CONNECT_MS 10000           /* a connect not done by then fails */
 #define LINGER_MS 2000             /* a closing connection reads (and drops) this long */
 #define FD_RESERVE 64              /* descriptors kept for the database, DNS, logs */
+#define ANSWER_MS 32000            /* a request sent this recently may still await its answer */
+#define MAX_LOST 64                /* lost destinations told per loop turn */
 
 struct conn {
 	uint64_t id; /* generation << 32 | fd: tp_source.conn_id */
@@ -35,6 +37,7 @@ struct conn {
 	struct timer idle;        /* closes it when silent (and not held) */
 	uint64_t active_ms;       /* last byte in or out (loop clock) */
 	uint64_t hold_ms;         /* kept open until then (a binding uses it) */
+	uint64_t tx_ms;           /* last message queued on it; 0: none */
 	bool outbound;            /* we opened it */
 	bool connecting;          /* connect() not finished */
 	bool closing;             /* framing stopped: closes once its queue is written */
@@ -59,6 +62,12 @@ struct tcp {
 	char scratch[RBUF_MAX + 1]; /* reads of connections with nothing pending land here */
 	struct log_limit lim_refuse, lim_close;
 	bool paused; /* listeners stopped after the process ran out of descriptors */
+	/* Destinations found unreachable, told to tp->lost from a timer (never from inside a
+	 * send, whose caller may be in the middle of starting a transaction). */
+	struct tp_source lost[MAX_LOST];
+	int lost_err[MAX_LOST];
+	unsigned nlost;
+	struct timer lost_timer;
 };
 
 static uint64_t now(const struct transport *tp)
@@ -179,6 +188,34 @@ static void destroy(struct conn *c)
 
 static void listeners_resume(struct transport *tp);
 
+static void tell_lost(void *arg)
+{
+	struct transport *tp = arg;
+	struct tcp *t = tp->tcp;
+	/* A handler may lose more connections meanwhile: take the list first. */
+	while (t->nlost) {
+		unsigned i = --t->nlost;
+		struct tp_source dst = t->lost[i];
+		if (tp->lost)
+			tp->lost(&dst, t->lost_err[i], tp->arg);
+	}
+}
+
+/* c failed with err (a refused connect, a reset, a peer gone): requests sent over it and
+ * not answered yet will get no answer, so the layer above is told (tp_on_lost) instead of
+ * letting them wait for their timeouts. Only a connection still connecting or used in the
+ * last ANSWER_MS can have such requests. */
+static void lost(struct transport *tp, struct conn *c, int err)
+{
+	struct tcp *t = tp->tcp;
+	if (!tp->lost || !(c->connecting || (c->tx_ms && now(tp) - c->tx_ms < ANSWER_MS)) || t->nlost == MAX_LOST)
+		return;
+	t->lost[t->nlost] = (struct tp_source){ .proto = TP_TCP, .lis = c->lis, .addr = c->peer, .conn_id = c->id };
+	t->lost_err[t->nlost++] = err;
+	if (!timer_pending(&t->lost_timer))
+		timer_start(loop_timers(tp->loop), &t->lost_timer, 0, tell_lost, tp);
+}
+
 /* Closes c at once (queued bytes are dropped) and logs why at debug; frees it unless its
  * handler is running (that handler frees it on the way out). */
 static void conn_close(struct transport *tp, struct conn *c, const char *why)
@@ -267,9 +304,10 @@ static void idle_fire(void *arg)
 	char why[96];
 	if (c->closing)
 		snprintf(why, sizeof why, "closed after its answer (the peer did not close within %d ms)", LINGER_MS);
-	else if (c->connecting)
+	else if (c->connecting) {
 		snprintf(why, sizeof why, "connect timed out after %u s", CONNECT_MS / 1000);
-	else
+		lost(tp, c, -ETIMEDOUT);
+	} else
 		snprintf(why, sizeof why, "idle for %u s%s", tp->cfg.tcp_idle_timeout,
 			 c->rlen ? " in the middle of a message" : "");
 	conn_close(tp, c, why);
@@ -290,6 +328,7 @@ static int flush(struct transport *tp, struct conn *c)
 			int err = -errno;
 			char why[80];
 			snprintf(why, sizeof why, "send: %s", strerror(errno));
+			lost(tp, c, err);
 			conn_close(tp, c, why);
 			return err;
 		}
@@ -309,6 +348,7 @@ static int flush(struct transport *tp, struct conn *c)
 static int conn_write(struct transport *tp, struct conn *c, const char *buf, size_t len)
 {
 	size_t pending = c->wlen - c->whead;
+	c->tx_ms = now(tp);
 	if (pending == 0 && !c->connecting) {
 		for (;;) {
 			ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -325,6 +365,7 @@ static int conn_write(struct transport *tp, struct conn *c, const char *buf, siz
 			int err = -errno;
 			char why[80];
 			snprintf(why, sizeof why, "send: %s", strerror(errno));
+			lost(tp, c, err);
 			conn_close(tp, c, why);
 			return err;
 		}
@@ -335,6 +376,7 @@ static int conn_write(struct transport *tp, struct conn *c, const char *buf, siz
 		char why[96];
 		snprintf(why, sizeof why, "the peer does not read (%zu bytes waiting, at most %d)", pending + len,
 			 WQ_MAX);
+		lost(tp, c, -ENOBUFS);
 		conn_close(tp, c, why);
 		return -ENOBUFS;
 	}
@@ -357,6 +399,7 @@ static int conn_write(struct transport *tp, struct conn *c, const char *buf, siz
 	}
 	memcpy(c->wbuf + c->wlen, buf, len);
 	c->wlen += len;
+	c->tx_ms = now(tp);
 	if (pending == 0 && !c->connecting)
 		loop_mod_fd(tp->loop, c->fd, c->closing ? EPOLLOUT : EPOLLIN | EPOLLOUT);
 	return 0;
@@ -477,12 +520,14 @@ static void readable(struct transport *tp, struct conn *c)
 			if (errno != EAGAIN && errno != EWOULDBLOCK) {
 				char why[80];
 				snprintf(why, sizeof why, "recv: %s", strerror(errno));
+				lost(tp, c, -errno);
 				conn_close(tp, c, why);
 			}
 			return;
 		}
 		if (n == 0) {
 			/* room is never 0: the framer reports TOO_BIG before the buffer fills. */
+			lost(tp, c, -ECONNRESET);
 			conn_close(tp, c,
 				   c->rlen ? "closed by the peer in the middle of a message" : "closed by the peer");
 			return;
@@ -523,6 +568,7 @@ static void conn_event(int fd, uint32_t events, void *arg)
 		if (e) {
 			char why[96];
 			snprintf(why, sizeof why, "connect failed: %s", strerror(e));
+			lost(tp, c, -e);
 			conn_close(tp, c, why);
 		} else {
 			c->connecting = false;
@@ -835,6 +881,7 @@ void tp__tcp_free(struct transport *tp)
 			free(e);
 		}
 	}
+	timer_stop(loop_timers(tp->loop), &t->lost_timer);
 	free(t->byfd);
 	free(t);
 	tp->tcp = NULL;

@@ -45,6 +45,7 @@ struct transport {
 	struct tp_cfg cfg; /* TCP limits (tp_configure) */
 	struct log *lg;    /* connection events; NULL: none */
 	struct tcp *tcp;   /* TCP connections (tcp.c); NULL until a TCP listener opens */
+	tp_lost_h *lost;   /* told of destinations that became unreachable; NULL: nobody */
 };
 
 /* tcp.c: opens a TCP listener bound to bind_to (a message naming uri in err on failure). */

@@ -93,6 +93,12 @@ struct tp_source {
  * the call. */
 typedef void(tp_recv_h)(const struct tp_source *src, char *buf, size_t len, void *arg);
 
+/* Called when a stream destination became unreachable with err (connect refused or timed
+ * out, connection reset or closed while requests sent over it in the last 32 s may await
+ * answers): dst names the connection (conn_id) and its peer. Called from a timer, never
+ * from inside tp_send. */
+typedef void(tp_lost_h)(const struct tp_source *dst, int err, void *arg);
+
 /* What one kind of transport offers (UDP now; TCP, TLS, WS fill the same table). */
 struct tp_ops {
 	enum tp_proto proto;
@@ -116,6 +122,8 @@ int tp_new(struct transport **tpp, struct loop *loop, tp_recv_h *recv, void *arg
 /* TCP limits and the log for connection events; before the first tp_listen. Without it
  * TCP runs with tp_cfg_defaults' limits and logs nothing. c is copied. */
 void tp_configure(struct transport *tp, const struct tp_cfg *c, struct log *lg);
+/* Who is told of unreachable destinations (with tp_new's arg). */
+void tp_on_lost(struct transport *tp, tp_lost_h *h);
 void tp_free(struct transport *tp);
 /* Opens a listener for "udp:HOST:PORT" or "tcp:HOST:PORT" (IPv6 as "udp:[::1]:5060"). On
  * failure returns -errno and writes a message naming the address to err. */

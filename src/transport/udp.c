@@ -134,6 +134,11 @@ void tp_configure(struct transport *tp, const struct tp_cfg *c, struct log *lg)
 	tp->lg = lg;
 }
 
+void tp_on_lost(struct transport *tp, tp_lost_h *h)
+{
+	tp->lost = h;
+}
+
 unsigned tp_listener_count(const struct transport *tp)
 {
 	return tp->nlis;

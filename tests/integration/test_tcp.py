@@ -215,6 +215,25 @@ def test_binding_whose_connection_closed_fails_at_once(srv):
     assert r.status != 408, r
 
 
+def test_refused_connect_fails_the_branch_at_once(srv):
+    """A phone registered over TCP whose Contact names a port it says it listens on is
+    reached with a new connection; when that connect is refused, the branch fails as a
+    503 at once rather than at timer B (and a proxy passes a 503 on as 500, §16.7)."""
+    dead = free_port(tcp=True)
+    reg = TcpUA(srv.addr, user="bob", domain="a.test", password="pw", rport=False)
+    r = reg.register(contact=f"<sip:bob@127.0.0.1:{dead};transport=tcp>")
+    assert r is not None and r.status == 200, r
+    alice = udp_phone(srv, "alice")
+    from sipua import Call
+    c = Call(alice, "sip:bob@a.test")
+    assert c.start() is None
+    r = c.final(timeout=8)
+    assert r is not None and r.status == 500, r
+    wait_log(srv, "connect failed: Connection refused")
+    wait_log(srv, "unreachable (Connection refused): 1 request ended")
+    reg.close()
+
+
 def test_binding_over_tcp_after_restart(server_factory):
     """A binding made over a connection has none after a restart (RFC 5626: a flow-bound
     binding without its flow is unusable): it is still listed, and a call to it fails at

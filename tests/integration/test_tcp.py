@@ -215,6 +215,25 @@ def test_binding_whose_connection_closed_fails_at_once(srv):
     assert r.status != 408, r
 
 
+def test_registered_connection_outlives_the_idle_timeout(server_factory):
+    """A connection a phone registered over stays open while its binding lasts, however
+    quiet; one nobody registered over is closed at the idle timeout."""
+    srv = tcp_server(server_factory, "--tcp-idle-timeout", "1")
+    add_users(srv, "alice", "bob")
+    bob = tcp_phone(srv, "bob")
+    bare = socket.create_connection(srv.addr)
+    assert closed_by_server(bare, timeout=30)  # idle for a second: closed
+    wait_log(srv, "closed: idle for 1 s")
+    # bob's connection was as idle as the bare one, for longer: still there.
+    alice = udp_phone(srv, "alice")
+    c, inv = ring(alice, bob)
+    assert inv is not None and inv.all("via")[0].startswith("SIP/2.0/TCP ")
+    bob.reply(inv, 486, "Busy Here", to_tag=rand(6))
+    r = c.final()
+    assert r is not None and r.status == 486
+    c.ack_non2xx(r)
+
+
 def test_refused_connect_fails_the_branch_at_once(srv):
     """A phone registered over TCP whose Contact names a port it says it listens on is
     reached with a new connection; when that connect is refused, the branch fails as a

@@ -33,7 +33,7 @@ struct conn {
 	size_t rlen, rcap;        /* bytes in rbuf, its size */
 	struct tp_frame_state fs; /* framing of the message in rbuf */
 	char *wbuf;               /* bytes the kernel did not take yet: [whead, wlen) */
-	size_t whead, wlen, wcap; /* */
+	size_t whead, wlen, wcap; /* written up to, filled up to, size */
 	struct timer idle;        /* closes it when silent (and not held) */
 	uint64_t active_ms;       /* last byte in or out (loop clock) */
 	uint64_t hold_ms;         /* kept open until then (a binding uses it) */

@@ -257,8 +257,13 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 		return;
 	/* Banned and over-rate sources are dropped before any parsing: the cheapest answer
 	 * to a flood is none. Trusted peers are never limited. */
-	struct guard_drop gd;
-	enum guard_verdict gv = guard_packet(s->guard, &src->addr, now_ms(s), &gd);
+	struct guard_drop gd = { .log_now = true };
+	/* The rate limit is for datagrams: a stream's source cannot be spoofed, connections
+	 * have caps of their own, and a message dropped from a stream is lost for good (its
+	 * sender does not retransmit over TCP). Bans hold on every transport. */
+	enum guard_verdict gv = src->proto == TP_UDP ? guard_packet(s->guard, &src->addr, now_ms(s), &gd)
+				: guard_banned(s->guard, &src->addr, now_ms(s)) ? GUARD_BANNED
+										: GUARD_PASS;
 	if (gv != GUARD_PASS && !router_trusted(s->router, &src->addr)) {
 		if (gv == GUARD_BANNED)
 			s->stats.banned++;

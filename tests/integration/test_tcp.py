@@ -118,6 +118,16 @@ def test_options_and_keepalive_over_tcp(srv):
     wait_log(srv, "closed: closed by the peer")
 
 
+def test_rate_limit_is_for_datagrams(server_factory):
+    """The per-source rate limit drops datagrams; over TCP nothing would resend a dropped
+    message, so a connection is not limited by it (it has connection caps instead)."""
+    srv = tcp_server(server_factory, "--rate-limit", "5")
+    s = socket.create_connection(srv.addr)
+    answers = [options(s) for _ in range(30)]
+    assert all(a.startswith("SIP/2.0 200") for a in answers)
+    s.close()
+
+
 def test_ipv6_tcp_listener(server_factory):
     try:
         socket.socket(socket.AF_INET6, socket.SOCK_STREAM).bind(("::1", 0))

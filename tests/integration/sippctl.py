@@ -16,9 +16,12 @@ def run_sipp(scenario, target, tmp_path, inf, calls, rate=5, limit=5, timeout=90
     row as a dict."""
     inf_path, stat = tmp_path / "sipp-inf.csv", tmp_path / "sipp-stat.csv"
     inf_path.write_text(inf)
+    extra = list(extra)
+    # Over TCP SIPp binds its -p port for TCP: it must be free for TCP.
+    tcp = "-t" in extra and extra[extra.index("-t") + 1].startswith("t")
     r = subprocess.run(["sipp", target, "-sf", os.path.join(SCENARIOS, scenario), "-inf", str(inf_path),
                         "-m", str(calls), "-r", str(rate), "-l", str(limit), "-i", "127.0.0.1",
-                        "-p", str(free_port()), "-trace_stat", "-stf", str(stat)] + LIMITS + list(extra),
+                        "-p", str(free_port(tcp=tcp)), "-trace_stat", "-stf", str(stat)] + LIMITS + extra,
                        capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rows = stat.read_text().splitlines()

@@ -689,6 +689,12 @@ static int tcp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t 
 	return conn_write(tp, c, buf, len);
 }
 
+bool tp_conn_alive(const struct transport *tp, uint64_t conn_id)
+{
+	const struct conn *c = tp->tcp ? by_id(tp->tcp, conn_id) : NULL;
+	return c && !c->closing;
+}
+
 void tp_conn_hold(struct transport *tp, uint64_t conn_id, uint32_t seconds)
 {
 	struct conn *c = tp->tcp ? by_id(tp->tcp, conn_id) : NULL;

@@ -143,6 +143,8 @@ int tp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id,
  * registered over it is reached over it (the registrar calls this for each binding). No-op
  * for an unknown id. */
 void tp_conn_hold(struct transport *tp, uint64_t conn_id, uint32_t seconds);
+/* Whether TCP connection conn_id is open and can carry a new message. */
+bool tp_conn_alive(const struct transport *tp, uint64_t conn_id);
 
 struct tp_stats {
 	uint64_t rx_msgs, tx_msgs, rx_bytes, tx_bytes, tx_errors;

@@ -11,6 +11,20 @@ import time
 from sipua import free_port
 
 
+def free_port_both(host):
+    """A port nothing is bound to on host for UDP nor for TCP."""
+    while True:
+        p = free_port(host)
+        t = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind((host, p))
+            return p
+        except OSError:
+            continue
+        finally:
+            t.close()
+
+
 def dominant_hz(wav):
     """sox's rough frequency estimate of a recording (Hz), and its length in seconds."""
     r = subprocess.run(["sox", wav, "-n", "stat"], capture_output=True, text=True)
@@ -32,7 +46,8 @@ class Baresip:
         os.makedirs(self.rec, exist_ok=True)
         self.netns = netns
         self.host = host
-        self.sip_port = sip_port or free_port(host)
+        # baresip listens on UDP and TCP alike: the port must be free for both.
+        self.sip_port = sip_port or free_port_both(host)
         self.ctrl_port = ctrl_port or free_port(tcp=True)
         rtp = 20000 + (self.sip_port % 200) * 100
         self.user, self.domain = user, domain

@@ -15,6 +15,7 @@ struct loc_src {
 	uint8_t proto;  /* enum tp_proto */
 	uint16_t port;
 	uint8_t ip[16];
+	uint64_t conn_id; /* streams: the connection it came over (tp_source.conn_id); 0: none */
 };
 
 void loc_src_from_addr(struct loc_src *s, const struct tp_addr *a, enum tp_proto proto);

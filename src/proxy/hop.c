@@ -23,6 +23,19 @@ static bool next_route(const struct sip_msg *m, const struct sip_hdr *h, struct 
 	return h2 && sip_list_next(&r2, &it) && sip_addr_parse(a, it) == 0;
 }
 
+/* The third Route value of m (rh its first Route line) parsed into a. */
+static bool third_route(const struct sip_msg *m, const struct sip_hdr *rh, struct sip_addr *a)
+{
+	unsigned k = 0;
+	for (const struct sip_hdr *x = rh; x; x = sip_msg_hdr_next(m, x)) {
+		struct str r = x->value, it;
+		while (sip_list_next(&r, &it))
+			if (k++ == 2)
+				return sip_addr_parse(a, it) == 0;
+	}
+	return false;
+}
+
 void proxy_route_set(const struct proxy *p, const struct sip_msg *m, struct proxy_hop *h)
 {
 	/* Only the flags: route and next are read only once a flag says they were parsed,
@@ -37,6 +50,11 @@ void proxy_route_set(const struct proxy *p, const struct sip_msg *m, struct prox
 	if (first_ok && proxy_is_me(p, h->route.uri.host, h->route.uri.port)) {
 		h->fl.pop_route = true;
 		h->have_next = next_route(m, rh, &rest, &h->next);
+		if (h->have_next && proxy_is_me(p, h->next.uri.host, h->next.uri.port)) {
+			/* Our two Record-Route entries (one per side): the next hop is after both. */
+			h->fl.pop_second_route = true;
+			h->have_next = third_route(m, rh, &h->next);
+		}
 		return;
 	}
 	/* A strict router upstream put our Record-Route URI into the Request-URI and the real

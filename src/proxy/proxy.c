@@ -215,7 +215,7 @@ static bool our_credentials(const struct proxy *p, const struct sip_msg *req)
 static bool route_opts(struct proxy *p, const struct sip_msg *req, const struct proxy_fwd_flags *fl, struct str path,
 		       struct sip_fwd_opts *o)
 {
-	if (!path.l && !fl->drop_last_route) {
+	if (!path.l && !fl->drop_last_route && !fl->pop_second_route) {
 		o->drop_first_route = fl->pop_route;
 		return false;
 	}
@@ -236,7 +236,8 @@ static bool route_opts(struct proxy *p, const struct sip_msg *req, const struct 
 	for (const struct sip_hdr *h = sip_msg_hdr(req, SIP_HDR_ROUTE); h; h = sip_msg_hdr_next(req, h)) {
 		struct str rest = h->value, item;
 		while (sip_list_next(&rest, &item)) {
-			bool skip = (k == 0 && fl->pop_route) || (k == total - 1 && fl->drop_last_route);
+			bool skip = (k == 0 && fl->pop_route) || (k == 1 && fl->pop_second_route) ||
+				    (k == total - 1 && fl->drop_last_route);
 			k++;
 			if (skip)
 				continue;
@@ -663,13 +664,15 @@ static void on_timeout(void *tu, struct txn_client *ct, int err)
 	struct ctx *c = b->c;
 	if (b->status || ct != b->ct)
 		return;
-	if (failover(c, b, "next hop did not answer"))
+	bool timeout = err == -ETIMEDOUT;
+	if (failover(c, b, timeout ? "next hop did not answer" : "next hop unreachable"))
 		return;
-	/* §16.7 step 6 / §16.8: a branch that never answered counts as a 408. */
-	b->status = 408;
+	/* §16.7 step 6 / §16.8: a branch that never answered counts as a 408; one whose
+	 * transport failed (a connection refused or gone) as a 503. */
+	b->status = timeout ? 408 : 503;
 	if (!c->st)
 		return;
-	consider(c, 408, NULL);
+	consider(c, b->status, NULL);
 	settle(c);
 }
 

@@ -73,6 +73,8 @@ struct proxy_call_info {
 
 struct proxy_fwd_flags {
 	bool pop_route;         /* our own address is the top Route: remove it (§16.4) */
+	bool pop_second_route;  /* the Route after it is ours too (we record-routed twice, the
+				       call crossing transports or address families): remove it too */
 	bool record_route;      /* add our Record-Route (initial requests) */
 	struct str strict_ruri; /* §16.4 strict-router fix-up done by the router: the new
 				       Request-URI when the request came from a strict router

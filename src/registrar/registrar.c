@@ -82,6 +82,9 @@ static bool is_private_host(struct str host)
  * private address or a host name that differs from where the packet really came from. */
 static bool use_source(const struct sip_msg *m, const struct sip_uri *uri, const struct tp_source *src)
 {
+	/* The same rule on streams: a phone that asks for rport or is behind NAT is reached
+	 * over its own connection (it may not listen at all); one whose Contact names the
+	 * host it connected from, on a port it listens on, gets a connection to that port. */
 	if (m->via.has_rport)
 		return true;
 	char shost[64];
@@ -101,6 +104,12 @@ int reg_binding_dest(const struct loc_binding *b, struct tp_source *dst)
 	dst->proto = (enum tp_proto)b->src.proto;
 	if (b->flags & LOC_F_USE_SRC) {
 		loc_src_to_addr(&b->src, &dst->addr);
+		dst->conn_id = b->src.conn_id;
+		/* A binding made over a stream is reachable only over its connection (the
+		 * phone does not listen on the port it connected from). One loaded from the
+		 * store after a restart has none: unusable until the phone registers again. */
+		if (dst->proto != TP_UDP && !dst->conn_id)
+			return -ENOTCONN;
 		return 0;
 	}
 	int err = reg__contact_addr(b, &dst->addr);
@@ -493,7 +502,11 @@ static int apply(struct reg_req *q)
 		lc.cseq = m->cseq;
 		lc.q = c->q;
 		loc_src_from_addr(&lc.src, &src->addr, src->proto);
+		lc.src.conn_id = src->conn_id;
 		lc.flags = use_source(m, &c->a.uri, src) ? LOC_F_USE_SRC : 0;
+		/* The connection stays open as long as the binding may be used. */
+		if (src->conn_id)
+			tp_conn_hold(r->env.tp, src->conn_id, c->expires);
 		bool was = c->old && c->old->expires_at > now;
 		struct loc_binding *nb;
 		if (loc_put(loc, aor, &lc, &nb) < 0) {

@@ -68,8 +68,10 @@ struct reg_ping_stats {
 const struct reg_ping_stats *reg_ping_stats(const struct registrar *r);
 
 /* Where to send a request for binding b: the contact as written, or the address the
- * REGISTER came from when the phone is behind NAT (see README). Fills dst (listener
- * left NULL) and returns 0, or -EINVAL when the contact is not reachable at all. */
+ * REGISTER came from when the phone is behind NAT or asked for rport (on a stream then
+ * over the connection it registered over, dst->conn_id). Fills dst (listener left NULL) and returns 0, -EINVAL
+ * when the contact is not reachable at all, or -ENOTCONN for a stream binding with no
+ * connection (loaded from the store: the phone must register again). */
 int reg_binding_dest(const struct loc_binding *b, struct tp_source *dst);
 /* Whether the phone of binding b is behind NAT (README "Phones behind NAT"): its Contact
  * names another address than the one its REGISTER came from. */

@@ -425,7 +425,11 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 			.webrtc = b->src.proto == TP_WS || b->src.proto == TP_WSS,
 			.relay = route_peer_relay(r->env.route, STR_NULL, &q->src->addr),
 		};
-		if (reg_binding_dest(b, &t[n].dst) == 0)
+		/* A phone reached over its connection is not there once that is gone: skipped
+		 * like one with no address, so that the caller hears 480 (or another phone
+		 * rings) at once. */
+		if (reg_binding_dest(b, &t[n].dst) == 0 &&
+		    (!t[n].dst.conn_id || tp_conn_alive(r->env.tp, t[n].dst.conn_id)))
 			n++;
 	}
 	if (n == 0 && !c->vouched) {

@@ -99,8 +99,9 @@ static int server_send(void *arg, const struct tp_source *dst, const char *buf, 
 		return -ENETUNREACH;
 	}
 	if (LOG_ENABLED(s->lg, LOG_DEBUG))
-		log_write(s->lg, LOG_DEBUG, "send", "to %s %zu bytes: %.*s", tp_addr_str(&dst->addr, to, sizeof to),
-			  len, STR_FMT(first_line(buf, len)));
+		log_write(s->lg, LOG_DEBUG, "send", "to %s %zu bytes%s%s: %.*s", tp_addr_str(&dst->addr, to, sizeof to),
+			  len, dst->proto == TP_UDP ? "" : " over ",
+			  dst->proto == TP_UDP ? "" : tp_proto_name(dst->proto), STR_FMT(first_line(buf, len)));
 	int err = s->hooks.send ? s->hooks.send(s->hooks.send_arg, dst, buf, len)
 				: tp_send(lis, &dst->addr, dst->conn_id, buf, len);
 	if (err < 0 && LOG_ENABLED(s->lg, LOG_DEBUG))
@@ -186,6 +187,17 @@ static void measure_memory(struct server *s)
 	router_set_memory_load(s->router, lvl);
 }
 
+/* A connection failed: the requests sent over it end now rather than at their timeouts. */
+static void on_lost(const struct tp_source *dst, int err, void *arg)
+{
+	struct server *s = arg;
+	unsigned n = txn_dest_failed(s->txn, dst, err);
+	char to[80];
+	if (n)
+		log_debug(s->lg, "send", "%s %s unreachable (%s): %u request%s ended", tp_proto_name(dst->proto),
+			  tp_addr_str(&dst->addr, to, sizeof to), strerror(-err), n, n == 1 ? "" : "s");
+}
+
 /* A message that passed the checks goes to the transaction layer (or, for a response no
  * transaction takes, straight on: §16.7 step 10). */
 static void deliver(struct server *s, const struct sip_msg *m, const struct tp_source *src)
@@ -237,15 +249,21 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 	struct sip_parse_err perr = { 0 };
 	char from[80];
 	if (LOG_ENABLED(s->lg, LOG_DEBUG))
-		log_write(s->lg, LOG_DEBUG, "recv", "from %s %zu bytes: %.*s",
-			  tp_addr_str(&src->addr, from, sizeof from), len, STR_FMT(first_line(buf, len)));
+		log_write(s->lg, LOG_DEBUG, "recv", "from %s %zu bytes%s%s: %.*s",
+			  tp_addr_str(&src->addr, from, sizeof from), len, src->proto == TP_UDP ? "" : " over ",
+			  src->proto == TP_UDP ? "" : tp_proto_name(src->proto), STR_FMT(first_line(buf, len)));
 	/* Keep-alives (RFC 5626 CRLF pings) are not messages. */
 	if (len <= 4 && (len == 0 || buf[0] == '\r' || buf[0] == '\n'))
 		return;
 	/* Banned and over-rate sources are dropped before any parsing: the cheapest answer
 	 * to a flood is none. Trusted peers are never limited. */
-	struct guard_drop gd;
-	enum guard_verdict gv = guard_packet(s->guard, &src->addr, now_ms(s), &gd);
+	struct guard_drop gd = { .log_now = true };
+	/* The rate limit is for datagrams: a stream's source cannot be spoofed, connections
+	 * have caps of their own, and a message dropped from a stream is lost for good (its
+	 * sender does not retransmit over TCP). Bans hold on every transport. */
+	enum guard_verdict gv = src->proto == TP_UDP ? guard_packet(s->guard, &src->addr, now_ms(s), &gd)
+				: guard_banned(s->guard, &src->addr, now_ms(s)) ? GUARD_BANNED
+										: GUARD_PASS;
 	if (gv != GUARD_PASS && !router_trusted(s->router, &src->addr)) {
 		if (gv == GUARD_BANNED)
 			s->stats.banned++;
@@ -422,10 +440,15 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "cannot create the transport");
 		goto fail;
 	}
+	tp_configure(s->tp, &cfg->tp, lg);
+	tp_on_lost(s->tp, on_lost);
+	unsigned protos = 0;
 	for (unsigned i = 0; i < cfg->tp.nlisten; i++) {
 		if (tp_listen(s->tp, cfg->tp.listen[i], err, errlen) < 0)
 			goto fail;
 	}
+	for (unsigned i = 0; i < tp_listener_count(s->tp); i++)
+		protos |= 1u << tp_listener_at(s->tp, i)->proto;
 	if (txn_layer_new(&s->txn, &cfg->txn, loop_timers(loop), server_send, s, NULL, NULL) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -454,6 +477,8 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "cannot start the DNS resolver (bad --dns '%s'?)", cfg->route.dns);
 		goto fail;
 	}
+	/* Targets are reachable on the transports we have listeners for. */
+	route_set_protos(s->route, protos);
 	if (cdr_new(&s->cdr, s->store, loop_timers(loop)) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;

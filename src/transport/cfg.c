@@ -24,7 +24,7 @@ int tp_listen_parse(const char *uri, struct tp_listen_spec *out, char *err, size
 			}
 	}
 	if (!known) {
-		snprintf(err, errlen, "expected udp:HOST:PORT (or udp:[IPv6]:PORT)");
+		snprintf(err, errlen, "expected udp:HOST:PORT or tcp:HOST:PORT (IPv6 in brackets: udp:[::1]:5060)");
 		return -EINVAL;
 	}
 	const char *h = colon + 1, *hend, *port = NULL;
@@ -76,7 +76,12 @@ int tp_listen_parse(const char *uri, struct tp_listen_spec *out, char *err, size
 }
 
 const struct cfg_key tp_cfg_keys[] = {
-	CFG_KEY_LIST(struct tp_cfg, "listen", "server", "listen", listen, nlisten, "udp:HOST:PORT", CFG_F_REPLACE),
+	CFG_KEY_LIST(struct tp_cfg, "listen", "server", "listen", listen, nlisten, "udp:HOST:PORT or tcp:HOST:PORT",
+		     CFG_F_REPLACE),
+	CFG_KEY_UINT(struct tp_cfg, "tcp-max-connections", "server", "tcp-max-connections", tcp_max_conns, 1, 1000000),
+	CFG_KEY_UINT(struct tp_cfg, "tcp-max-per-source", "server", "tcp-max-per-source", tcp_max_per_source, 1,
+		     1000000),
+	CFG_KEY_UINT(struct tp_cfg, "tcp-idle-timeout", "server", "tcp-idle-timeout", tcp_idle_timeout, 1, 86400),
 };
 const size_t tp_cfg_nkeys = sizeof(tp_cfg_keys) / sizeof(tp_cfg_keys[0]);
 
@@ -84,7 +89,16 @@ void tp_cfg_defaults(struct tp_cfg *c)
 {
 	memset(c, 0, sizeof(*c));
 	strcpy(c->listen[0], "udp:0.0.0.0:5060");
-	c->nlisten = 1;
+	strcpy(c->listen[1], "tcp:0.0.0.0:5060");
+	c->nlisten = 2;
+	/* 10,000 connections fit the usual 16-64k open-file limits with room for the rest;
+	 * 500 from one address lets a large office behind one NAT in and keeps one host from
+	 * taking them all. Five minutes of silence is longer than any keep-alive interval in
+	 * use (RFC 5626 suggests 120 s for TCP); a phone registered over the connection keeps
+	 * it open until its binding expires whatever its traffic (tp_conn_hold). */
+	c->tcp_max_conns = 10000;
+	c->tcp_max_per_source = 500;
+	c->tcp_idle_timeout = 300;
 }
 
 int tp_cfg_check(const void *base, char *err, size_t errlen)
@@ -101,9 +115,10 @@ int tp_cfg_check(const void *base, char *err, size_t errlen)
 			snprintf(err, errlen, "--listen %s: %s", c->listen[i], why);
 			return -1;
 		}
-		if (strcmp(l.scheme, "udp") != 0) {
-			snprintf(err, errlen, "--listen %s: %s is not supported yet (use udp:HOST:PORT)", c->listen[i],
-				 l.scheme);
+		if (strcmp(l.scheme, "udp") != 0 && strcmp(l.scheme, "tcp") != 0) {
+			snprintf(err, errlen,
+				 "--listen %s: %s is not available yet (use udp:HOST:PORT or tcp:HOST:PORT)",
+				 c->listen[i], l.scheme);
 			return -1;
 		}
 	}

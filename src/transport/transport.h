@@ -1,4 +1,4 @@
-/* transport.h: moving SIP bytes over sockets; UDP now, TCP/TLS/WS behind the same table later. */
+/* transport.h: moving SIP bytes over sockets: UDP datagrams and TCP connections (TLS/WS later, same table). */
 #ifndef PARLEY_TRANSPORT_H
 #define PARLEY_TRANSPORT_H
 
@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 
 #include "core/config.h"
+#include "core/log.h"
 #include "core/loop.h"
 #include "core/str.h"
 
@@ -53,14 +54,18 @@ bool tp_addr_is_private(const struct tp_addr *a);
 #define TP_MAX_LISTEN 16
 
 struct tp_cfg {
-	char listen[TP_MAX_LISTEN][300]; /* --listen udp:HOST:PORT, [server] listen */
+	char listen[TP_MAX_LISTEN][300]; /* --listen udp:|tcp:HOST:PORT, [server] listen */
 	unsigned nlisten;
+	unsigned tcp_max_conns;      /* --tcp-max-connections 10000: open TCP connections at most */
+	unsigned tcp_max_per_source; /* --tcp-max-per-source 500: accepted from one IP address */
+	unsigned tcp_idle_timeout;   /* --tcp-idle-timeout 300 s with no traffic before a close */
 };
 extern const struct cfg_key tp_cfg_keys[];
 extern const size_t tp_cfg_nkeys;
-/* udp:0.0.0.0:5060 */
+/* udp:0.0.0.0:5060 and tcp:0.0.0.0:5060, TCP limits as above */
 void tp_cfg_defaults(struct tp_cfg *c);
-/* Every address parses, is UDP (the only transport yet), and is given once (cfg_part). */
+/* Every address parses, is UDP or TCP (tls, ws and wss are refused: not available yet),
+ * and is given once (cfg_part). */
 int tp_cfg_check(const void *base, char *err, size_t errlen);
 
 /* A listen URI split into its parts: "udp:[::1]:5060" -> "udp", "::1", 5060, v6. */
@@ -88,6 +93,12 @@ struct tp_source {
  * the call. */
 typedef void(tp_recv_h)(const struct tp_source *src, char *buf, size_t len, void *arg);
 
+/* Called when a stream destination became unreachable with err (connect refused or timed
+ * out, connection reset or closed while requests sent over it in the last 32 s may await
+ * answers): dst names the connection (conn_id) and its peer. Called from a timer, never
+ * from inside tp_send. */
+typedef void(tp_lost_h)(const struct tp_source *dst, int err, void *arg);
+
 /* What one kind of transport offers (UDP now; TCP, TLS, WS fill the same table). */
 struct tp_ops {
 	enum tp_proto proto;
@@ -108,22 +119,65 @@ struct tp_listener {
 struct transport;
 
 int tp_new(struct transport **tpp, struct loop *loop, tp_recv_h *recv, void *arg);
+/* TCP limits and the log for connection events; before the first tp_listen. Without it
+ * TCP runs with tp_cfg_defaults' limits and logs nothing. c is copied. */
+void tp_configure(struct transport *tp, const struct tp_cfg *c, struct log *lg);
+/* Who is told of unreachable destinations (with tp_new's arg). */
+void tp_on_lost(struct transport *tp, tp_lost_h *h);
 void tp_free(struct transport *tp);
-/* Opens a listener for "udp:HOST:PORT" (IPv6 as "udp:[::1]:5060"). On failure returns
- * -errno and writes a message naming the address to err. */
+/* Opens a listener for "udp:HOST:PORT" or "tcp:HOST:PORT" (IPv6 as "udp:[::1]:5060"). On
+ * failure returns -errno and writes a message naming the address to err. */
 int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen);
 unsigned tp_listener_count(const struct transport *tp);
 struct tp_listener *tp_listener_at(struct transport *tp, unsigned i);
 /* The listener to send to addr with proto from: same address family, preferring 'hint'. */
 struct tp_listener *tp_pick(struct transport *tp, enum tp_proto proto, const struct tp_addr *to,
 			    struct tp_listener *hint);
-/* Sends buf to a destination; 0 or -errno. Counts bytes and errors. */
+/* Sends buf to a destination; 0 or -errno. Counts bytes and errors. On TCP a conn_id
+ * sends over that connection, and -ENOTCONN says it is gone; conn_id 0 uses an open
+ * connection to 'to' or opens one (queued until it connects; a refusal the kernel reports
+ * at once is returned at once, a later failure only logged). -ENOBUFS: the peer does not
+ * read and its connection was closed. */
 int tp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id, const char *buf, size_t len);
+/* Keeps TCP connection conn_id open for at least seconds more, idle or not: a phone
+ * registered over it is reached over it (the registrar calls this for each binding). No-op
+ * for an unknown id. */
+void tp_conn_hold(struct transport *tp, uint64_t conn_id, uint32_t seconds);
+/* Whether TCP connection conn_id is open and can carry a new message. */
+bool tp_conn_alive(const struct transport *tp, uint64_t conn_id);
 
 struct tp_stats {
 	uint64_t rx_msgs, tx_msgs, rx_bytes, tx_bytes, tx_errors;
+	uint64_t tcp_accepted, tcp_refused, tcp_dialed, tcp_closed; /* connections */
+	unsigned tcp_open;                                          /* open now */
 };
 const struct tp_stats *tp_stats(const struct transport *tp);
+
+/* ---- stream framing (RFC 3261 §18.3) --------------------------------------------------- */
+
+/* The largest message on a stream; equals SIP_MAX_MSG (transport knows no SIP headers). */
+#define TP_MAX_MSG 65535
+
+enum tp_frame {
+	TP_FRAME_MORE,       /* no whole message yet: read more */
+	TP_FRAME_MSG,        /* a message of msg_len bytes starts after skip bytes */
+	TP_FRAME_PING,       /* a CRLFCRLF keep-alive (RFC 5626 §4.4.1) ends at skip: answer CRLF */
+	TP_FRAME_NO_LENGTH,  /* headers (msg_len bytes after skip) without Content-Length */
+	TP_FRAME_BAD_LENGTH, /* headers whose Content-Length is not one number */
+	TP_FRAME_TOO_BIG,    /* over max: msg_len is the header section when it is complete, else 0 */
+};
+/* What the framer remembers between calls on one message, so that a message arriving in
+ * small pieces is scanned once. Zero it for a new stream; tp_frame keeps it. */
+struct tp_frame_state {
+	size_t scan; /* bytes after the message start already searched for the empty line */
+};
+/* Looks for one message at the start of buf (len bytes): leading CRs and LFs are skipped
+ * (*skip says how many bytes to drop, in every outcome), the header section ends at an
+ * empty line and the body is Content-Length (or "l") bytes. A message over max bytes, or
+ * max bytes with no end of headers, is TOO_BIG. The three errors leave the stream's framing
+ * unknown: answer what can be answered and close. Never reads past buf + len. */
+enum tp_frame tp_frame(const char *buf, size_t len, size_t max, struct tp_frame_state *st, size_t *skip,
+		       size_t *msg_len);
 
 /* ---- is this us ----------------------------------------------------------------------- */
 

@@ -1,5 +1,6 @@
 /* udp.c: the transport object and its UDP listeners (recvmmsg in batches, sendto). */
 #include "transport/transport.h"
+#include "transport/tp_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -9,42 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define TP_MAX_LISTENERS 16
-#define RX_BATCH 32                /* datagrams per recvmmsg call */
-#define RX_SIZE 65536              /* larger than any UDP payload */
-#define RX_ROUNDS 4                /* recvmmsg calls per wake-up before yielding */
-#define SOCK_BUF (8 * 1024 * 1024) /* wanted kernel socket buffer */
-#define TX_BATCH 64                /* datagrams queued while a receive batch is handled */
-#define TX_BYTES (256 * 1024)      /* bytes queued at most */
-
-struct transport {
-	struct loop *loop;
-	tp_recv_h *recv;
-	void *arg;
-	struct tp_listener *lis[TP_MAX_LISTENERS];
-	unsigned nlis;
-	struct tp_stats stats;
-	/* The machine's addresses, read at start: a listener on 0.0.0.0 or :: is reached
-	 * through any of them (tp_is_me). */
-	struct tp_addr local[16];
-	unsigned nlocal;
-	/* Receive batch, shared by every listener: the loop runs one handler at a time. */
-	struct mmsghdr msg[RX_BATCH];
-	struct iovec iov[RX_BATCH];
-	struct sockaddr_storage from[RX_BATCH];
-	char *buf; /* RX_BATCH buffers of RX_SIZE + 1 bytes */
-	/* Send batch: while a receive batch is handled, what it sends is queued and leaves in
-	 * one sendmmsg per socket afterwards, instead of one sendto per message. */
-	bool batching;
-	unsigned ntx;
-	size_t txused;
-	struct mmsghdr txmsg[TX_BATCH];
-	struct iovec txiov[TX_BATCH];
-	struct tp_addr txto[TX_BATCH];
-	struct tp_listener *txlis[TX_BATCH];
-	char *txbuf; /* TX_BYTES */
-};
 
 /* Reads the machine's addresses (none when getifaddrs fails: wildcard listeners are then
  * known by their own address only). */
@@ -146,6 +111,7 @@ int tp_new(struct transport **tpp, struct loop *loop, tp_recv_h *recv, void *arg
 	tp->recv = recv;
 	tp->arg = arg;
 	local_addresses(tp);
+	tp_cfg_defaults(&tp->cfg);
 	*tpp = tp;
 	return 0;
 }
@@ -154,11 +120,23 @@ void tp_free(struct transport *tp)
 {
 	if (!tp)
 		return;
+	tp__tcp_free(tp);
 	for (unsigned i = 0; i < tp->nlis; i++)
 		tp->lis[i]->ops->close(tp->lis[i]);
 	free(tp->buf);
 	free(tp->txbuf);
 	free(tp);
+}
+
+void tp_configure(struct transport *tp, const struct tp_cfg *c, struct log *lg)
+{
+	tp->cfg = *c;
+	tp->lg = lg;
+}
+
+void tp_on_lost(struct transport *tp, tp_lost_h *h)
+{
+	tp->lost = h;
 }
 
 unsigned tp_listener_count(const struct transport *tp)
@@ -389,6 +367,18 @@ static void big_buffers(int fd)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 }
 
+void tp__listener_host(struct tp_listener *lis, int family)
+{
+	lis->port = tp_addr_port(&lis->local);
+	if (is_wildcard(&lis->local)) {
+		wildcard_host(family, lis->host, sizeof(lis->host));
+	} else {
+		char h[INET6_ADDRSTRLEN];
+		tp_addr_host(&lis->local, h, sizeof(h));
+		snprintf(lis->host, sizeof(lis->host), family == AF_INET6 ? "[%s]" : "%s", h);
+	}
+}
+
 static int udp_open(struct transport *tp, const char *uri, const struct tp_addr *bind_to, char *err, size_t errlen)
 {
 	int one = 1, rc;
@@ -427,14 +417,7 @@ static int udp_open(struct transport *tp, const char *uri, const struct tp_addr 
 		snprintf(err, errlen, "cannot listen on %s: getsockname: %s", uri, strerror(errno));
 		goto fail;
 	}
-	lis->port = tp_addr_port(&lis->local);
-	if (is_wildcard(&lis->local)) {
-		wildcard_host(family, lis->host, sizeof(lis->host));
-	} else {
-		char h[INET6_ADDRSTRLEN];
-		tp_addr_host(&lis->local, h, sizeof(h));
-		snprintf(lis->host, sizeof(lis->host), family == AF_INET6 ? "[%s]" : "%s", h);
-	}
+	tp__listener_host(lis, family);
 	rc = loop_add_fd(tp->loop, fd, EPOLLIN, udp_readable, lis);
 	if (rc) {
 		snprintf(err, errlen, "cannot listen on %s: epoll: %s", uri, strerror(-rc));
@@ -456,8 +439,8 @@ int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot listen on %s: %s", uri, why);
 		return -EINVAL;
 	}
-	if (strcmp(l.scheme, "udp") != 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s is not supported yet", uri, l.scheme);
+	if (strcmp(l.scheme, "udp") != 0 && strcmp(l.scheme, "tcp") != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s is not available yet", uri, l.scheme);
 		return -EPROTONOSUPPORT;
 	}
 	if (tp->nlis == TP_MAX_LISTENERS) {
@@ -469,5 +452,7 @@ int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot listen on %s: bad address '%s'", uri, l.host);
 		return -EINVAL;
 	}
+	if (l.scheme[0] == 't')
+		return tp__tcp_open(tp, uri, &a, err, errlen);
 	return udp_open(tp, uri, &a, err, errlen);
 }

@@ -466,6 +466,59 @@ static void fire_main(void *arg)
 	destroy(ct);
 }
 
+/* Whether ct was sent to dst: over that very connection, or (sent with none named) to the
+ * same address on the same transport. */
+static bool sent_to(const struct txn_client *ct, const struct tp_source *dst)
+{
+	if (ct->dst.proto != dst->proto)
+		return false;
+	if (ct->dst.conn_id)
+		return ct->dst.conn_id == dst->conn_id;
+	return tp_addr_equal(&ct->dst.addr, &dst->addr);
+}
+
+unsigned txn_dest_failed(struct txn_layer *l, const struct tp_source *dst, int err)
+{
+	struct txn__tab *t = &l->clients;
+	unsigned ended = 0;
+	/* The owners' callbacks may start and end transactions, which moves entries of the
+	 * table: collect a batch, then end it, and look again. A walk that finds nothing, or
+	 * a bounded number of walks, ends it (a failover to the same dead address fails its
+	 * own way, by its send error or timer). */
+	for (int walk = 0; walk < 8; walk++) {
+		struct txn_client *batch[64];
+		unsigned n = 0;
+		for (size_t i = 0; i < t->cap && n < 64; i++) {
+			struct txn_client *ct = t->s[i].p;
+			if (ct &&
+			    (ct->state == TXN_CALLING || ct->state == TXN_TRYING || ct->state == TXN_PROCEEDING) &&
+			    sent_to(ct, dst))
+				batch[n++] = ct;
+		}
+		if (n == 0)
+			break;
+		for (unsigned k = 0; k < n; k++) {
+			struct txn_client *ct = batch[k];
+			/* An earlier callback of this batch may have ended it already: it is ended
+			 * only if it is still in the table in a waiting state. */
+			bool live = false;
+			for (TXN__EACH(t, ct->key, i))
+				if (t->s[i].p == ct)
+					live = true;
+			if (!live ||
+			    !(ct->state == TXN_CALLING || ct->state == TXN_TRYING || ct->state == TXN_PROCEEDING))
+				continue;
+			timer_stop(l->w, &ct->retx);
+			ct->state = TXN_TERMINATED;
+			if (ct->ops && ct->ops->on_timeout)
+				ct->ops->on_timeout(ct->tu, ct, err);
+			destroy(ct);
+			ended++;
+		}
+	}
+	return ended;
+}
+
 /* ---- accessors -------------------------------------------------------------------------- */
 
 void txn_client_detach(struct txn_client *ct)

@@ -365,8 +365,13 @@ void txn_response_via(struct sip_resp_opts *opt, struct txn_via_text *b, const s
 		 * gets one. The usual IPv4 sent-by that equals the source is told without
 		 * formatting anything. */
 		size_t n;
-		if (a->ss.ss_family == AF_INET &&
-		    is_ipv4_text(host, (const unsigned char *)&((const struct sockaddr_in *)&a->ss)->sin_addr))
+		/* RFC 3581 §4: with rport, received= always, even when it equals sent-by. Kept
+		 * to streams for now: on UDP it would format an address for every answer. */
+		bool always = req->via.has_rport && src->proto != TP_UDP;
+		if (always)
+			n = addr_text(a, b->received, sizeof(b->received));
+		else if (a->ss.ss_family == AF_INET &&
+			 is_ipv4_text(host, (const unsigned char *)&((const struct sockaddr_in *)&a->ss)->sin_addr))
 			n = 0;
 		else if ((n = addr_text(a, b->received, sizeof(b->received))) &&
 			 str_caseeq(host, (struct str){ b->received, n }))

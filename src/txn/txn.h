@@ -84,8 +84,9 @@ struct txn_client_ops {
 	 * layer has already sent the ACK. msg and src are valid only during the call. */
 	void (*on_response)(void *tu, struct txn_client *ct, const struct sip_msg *msg, const struct tp_source *src);
 	/* No final response: timer B (INVITE, still in Calling) or timer F (non-INVITE) fired;
-	 * err is -ETIMEDOUT. Treat it as a 408 (§16.7 step 6 for a proxy). The transaction is
-	 * freed right after. */
+	 * err is -ETIMEDOUT. Treat it as a 408 (§16.7 step 6 for a proxy). Or the transport
+	 * lost the destination (txn_dest_failed): err is that error, say -ECONNREFUSED; treat
+	 * it as a 503 (§16.7 step 6: a transport error). The transaction is freed right after. */
 	void (*on_timeout)(void *tu, struct txn_client *ct, int err);
 	/* ct is about to be freed: drop every pointer to it. */
 	void (*on_free)(void *tu, struct txn_client *ct);
@@ -206,6 +207,12 @@ int txn_client_new(struct txn_client **ctp, struct txn_layer *l, const char *buf
 int txn_client_start(struct txn_client **ctp, struct txn_layer *l, const char *buf, size_t len, struct str branch,
 		     enum sip_method mid, struct str method, const struct tp_source *dst,
 		     const struct txn_client_ops *ops, void *tu);
+
+/* The transport found dst unreachable (a refused connect, a reset connection): every client
+ * transaction sent to it (over connection dst->conn_id, or to dst->addr when sent without
+ * one) that has no final response yet ends now, its owner told through on_timeout with
+ * err, instead of waiting for timer B or F. Returns how many ended. */
+unsigned txn_dest_failed(struct txn_layer *l, const struct tp_source *dst, int err);
 
 /* Cancels an INVITE client transaction (§9.1): builds the CANCEL (txn_client_print_cancel
  * with extra, e.g. a Reason header line) and sends it on a client transaction of its own

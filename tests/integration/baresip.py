@@ -11,6 +11,20 @@ import time
 from sipua import free_port
 
 
+def free_port_both(host):
+    """A port nothing is bound to on host for UDP nor for TCP."""
+    while True:
+        p = free_port(host)
+        t = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind((host, p))
+            return p
+        except OSError:
+            continue
+        finally:
+            t.close()
+
+
 def dominant_hz(wav):
     """sox's rough frequency estimate of a recording (Hz), and its length in seconds."""
     r = subprocess.run(["sox", wav, "-n", "stat"], capture_output=True, text=True)
@@ -22,16 +36,18 @@ def dominant_hz(wav):
 class Baresip:
     def __init__(self, tmp, name, user, domain, password, server_port, server_host="127.0.0.1",
                  answermode="manual", tone_hz=1000, regint=600, host="127.0.0.1", netns=None,
-                 sip_port=None, ctrl_port=None):
+                 sip_port=None, ctrl_port=None, transport="udp"):
         """host: the address it listens on; netns: the named network namespace it runs in
-        (natnet.py), where sip_port and ctrl_port must be given (nothing else is bound there)."""
+        (natnet.py), where sip_port and ctrl_port must be given (nothing else is bound there);
+        transport: udp or tcp, what it registers and calls over."""
         self.dir = os.path.join(str(tmp), f"baresip-{name}")
         os.makedirs(self.dir, exist_ok=True)
         self.rec = os.path.join(self.dir, "rec")
         os.makedirs(self.rec, exist_ok=True)
         self.netns = netns
         self.host = host
-        self.sip_port = sip_port or free_port(host)
+        # baresip listens on UDP and TCP alike: the port must be free for both.
+        self.sip_port = sip_port or free_port_both(host)
         self.ctrl_port = ctrl_port or free_port(tcp=True)
         rtp = 20000 + (self.sip_port % 200) * 100
         self.user, self.domain = user, domain
@@ -61,8 +77,8 @@ module_app ctrl_tcp.so
 ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
 """)
         with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write(f'<sip:{user}@{domain};transport=udp>;auth_pass={password};'
-                    f'outbound="sip:{server_host}:{server_port};transport=udp";regint={regint};'
+            f.write(f'<sip:{user}@{domain};transport={transport}>;auth_pass={password};'
+                    f'outbound="sip:{server_host}:{server_port};transport={transport}";regint={regint};'
                     f'answermode={answermode};audio_codecs=PCMU\n')
         self.proc = None
         self.sock = None

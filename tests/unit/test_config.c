@@ -69,8 +69,10 @@ static void t_defaults(void)
 	struct config *c = new_config();
 	struct outcome o = run(c, true, (const char *[]){ NULL });
 	CHECK_INT(o.rc, 0);
-	CHECK_INT(c->tp.nlisten, 1);
+	CHECK_INT(c->tp.nlisten, 2);
 	CHECK(strcmp(c->tp.listen[0], "udp:0.0.0.0:5060") == 0);
+	CHECK(strcmp(c->tp.listen[1], "tcp:0.0.0.0:5060") == 0);
+	CHECK_INT(c->tp.tcp_idle_timeout, 300);
 	CHECK_INT(c->route.ndomain, 1);
 	CHECK(c->route.domain[0][0] != '\0');
 	CHECK(strcmp(c->server.db, "parley.db") == 0);
@@ -257,9 +259,13 @@ static void t_flag_errors(void)
 
 static void t_validate_errors(void)
 {
-	expect_error(ARGS("--listen", "tcp:127.0.0.1:5060"), true, "tcp is not supported yet");
-	expect_error(ARGS("--listen", "wss:127.0.0.1:5061"), true, "wss is not supported yet");
-	expect_error(ARGS("--listen", "sctp:127.0.0.1:5060"), true, "expected udp:HOST:PORT");
+	expect_error(ARGS("--listen", "tls:127.0.0.1:5061"), true, "tls is not available yet");
+	expect_error(ARGS("--listen", "ws:127.0.0.1:5062"), true, "ws is not available yet");
+	expect_error(ARGS("--listen", "wss:127.0.0.1:5061"), true, "wss is not available yet");
+	expect_error(ARGS("--listen", "sctp:127.0.0.1:5060"), true, "expected udp:HOST:PORT or tcp:HOST:PORT");
+	expect_error(ARGS("--listen", "tcp:127.0.0.1:5060", "--listen", "tcp:127.0.0.1:5060"), true, "given twice");
+	expect_error(ARGS("--tcp-idle-timeout", "0"), false, "--tcp-idle-timeout");
+	expect_error(ARGS("--tcp-max-connections", "0"), false, "--tcp-max-connections");
 	expect_error(ARGS("--listen", "udp:::1:5060"), true, "brackets");
 	expect_error(ARGS("--listen", "udp:[::1:5060"), true, "brackets");
 	expect_error(ARGS("--listen", "udp:127.0.0.1:70000"), true, "bad port");

@@ -1123,6 +1123,38 @@ static void t_client_nict_tcp(void)
 	fx_free(f);
 }
 
+/* A lost connection ends the transactions sent over it, and only those, at once. */
+static void t_client_dest_failed(void)
+{
+	struct fx *f = fx_new(TP_TCP);
+	f->peer.conn_id = 9;
+	client(f, "INVITE", "z9hG4bKlost1");
+	client(f, "OPTIONS", "z9hG4bKlost2");
+	struct tp_source other = f->peer;
+	other.conn_id = 10;
+	CHECK_INT(txn_dest_failed(f->l, &other, -ECONNRESET), 0);
+	f->peer.conn_id = 0; /* the next one is sent without naming a connection */
+	addr4(&f->peer.addr, "198.51.100.8", 5060);
+	client(f, "MESSAGE", "z9hG4bKlost3");
+	other.conn_id = 9;
+	CHECK_INT(txn_dest_failed(f->l, &other, -ECONNRESET), 2);
+	CHECK_INT(f->client_timeouts, 2);
+	CHECK_INT(f->timeout_err, -ECONNRESET);
+	CHECK_INT(f->client_frees, 2);
+	/* By address for the one sent without a connection; UDP to that address is another
+	 * destination. */
+	struct tp_source by_addr = { .proto = TP_UDP, .addr = f->peer.addr };
+	CHECK_INT(txn_dest_failed(f->l, &by_addr, -ECONNREFUSED), 0);
+	by_addr.proto = TP_TCP;
+	by_addr.conn_id = 42;
+	CHECK_INT(txn_dest_failed(f->l, &by_addr, -ECONNREFUSED), 1);
+	CHECK_INT(f->timeout_err, -ECONNREFUSED);
+	CHECK_INT(f->client_frees, 3);
+	run(f, 64 * T1);
+	CHECK_INT(f->client_timeouts, 3); /* no timer B/F afterwards */
+	fx_free(f);
+}
+
 static void t_client_errors(void)
 {
 	struct fx *f = fx_new(TP_UDP);
@@ -1390,6 +1422,7 @@ static const struct unit_case cases[] = {
 	{ "client_nict", t_client_nict },
 	{ "client_timer_f", t_client_timer_f },
 	{ "client_nict_tcp", t_client_nict_tcp },
+	{ "client_dest_failed", t_client_dest_failed },
 	{ "client_errors", t_client_errors },
 	{ "client_ict_timer_b", t_client_ict_timer_b },
 	{ "client_ict_non2xx", t_client_ict_non2xx },

@@ -1,0 +1,894 @@
+/* tcp.c: TCP listeners and connections on the event loop: accept, framing, write queues, limits, idle close. */
+#include "transport/transport.h"
+#include "transport/tp_int.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define ADDR_BUCKETS 4096          /* connections by peer address (power of two) */
+#define IP_BUCKETS 1024            /* per-source counts by IP address (power of two) */
+#define ACCEPT_BATCH 64            /* accepts per wake-up before yielding */
+#define READ_ROUNDS 4              /* reads per wake-up before yielding to other fds */
+#define RBUF_MIN 4096              /* first size of a connection's own read buffer */
+#define RBUF_MAX (TP_MAX_MSG + 64) /* a partial message is never held past this */
+#define WQ_MAX (512 * 1024)        /* bytes waiting for a peer that does not read */
+#define CONNECT_MS 10000           /* a connect not done by then fails */
+#define LINGER_MS 2000             /* a closing connection reads (and drops) this long */
+#define FD_RESERVE 64              /* descriptors kept for the database, DNS, logs */
+#define ANSWER_MS 32000            /* a request sent this recently may still await its answer */
+#define MAX_LOST 64                /* lost destinations told per loop turn */
+
+struct conn {
+	uint64_t id; /* generation << 32 | fd: tp_source.conn_id */
+	int fd;
+	struct tp_listener *lis; /* accepted on it, or (outbound) sending through it */
+	struct tp_addr peer;
+	struct conn *anext;       /* next in its peer-address bucket */
+	char *rbuf;               /* the start of a message not yet complete; NULL when none */
+	size_t rlen, rcap;        /* bytes in rbuf, its size */
+	struct tp_frame_state fs; /* framing of the message in rbuf */
+	char *wbuf;               /* bytes the kernel did not take yet: [whead, wlen) */
+	size_t whead, wlen, wcap; /* written up to, filled up to, size */
+	struct timer idle;        /* closes it when silent (and not held) */
+	uint64_t active_ms;       /* last byte in or out (loop clock) */
+	uint64_t hold_ms;         /* kept open until then (a binding uses it) */
+	uint64_t tx_ms;           /* last message queued on it; 0: none */
+	bool outbound;            /* we opened it */
+	bool connecting;          /* connect() not finished */
+	bool closing;             /* framing stopped: closes once its queue is written */
+	bool lingering;           /* queue written and FIN sent: waiting for the peer's */
+	bool busy;                /* its event handler runs: freeing waits for the end */
+	bool dead;                /* closed, to be freed */
+};
+
+struct ipcount {
+	struct ipcount *next;
+	union tp_sockaddr ip; /* port zeroed */
+	unsigned n;           /* connections accepted from it and open */
+};
+
+struct tcp {
+	struct conn **byfd; /* indexed by fd number */
+	size_t nbyfd;
+	uint32_t gen; /* connection generation: ids are never reused */
+	unsigned max_conns;
+	struct conn *addr[ADDR_BUCKETS];
+	struct ipcount *ips[IP_BUCKETS];
+	char scratch[RBUF_MAX + 1]; /* reads of connections with nothing pending land here */
+	struct log_limit lim_refuse, lim_close;
+	bool paused; /* listeners stopped after the process ran out of descriptors */
+	/* Destinations found unreachable, told to tp->lost from a timer (never from inside a
+	 * send, whose caller may be in the middle of starting a transaction). */
+	struct tp_source lost[MAX_LOST];
+	int lost_err[MAX_LOST];
+	unsigned nlost;
+	struct timer lost_timer;
+};
+
+static uint64_t now(const struct transport *tp)
+{
+	return loop_now(tp->loop);
+}
+
+/* ---- tables --------------------------------------------------------------------------- */
+
+static uint32_t hash_bytes(const void *p, size_t n, uint32_t h)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h;
+}
+
+static uint32_t hash_ip(const struct tp_addr *a)
+{
+	if (a->ss.ss_family == AF_INET6)
+		return hash_bytes(&a->ss.in6.sin6_addr, 16, 2166136261u);
+	return hash_bytes(&a->ss.in.sin_addr, 4, 2166136261u);
+}
+
+static uint32_t hash_addr(const struct tp_addr *a)
+{
+	uint16_t port = tp_addr_port(a);
+	return hash_bytes(&port, sizeof port, hash_ip(a));
+}
+
+static struct conn *by_id(struct tcp *t, uint64_t id)
+{
+	size_t fd = (size_t)(id & 0xffffffffu);
+	struct conn *c = fd < t->nbyfd ? t->byfd[fd] : NULL;
+	return c && c->id == id && !c->dead ? c : NULL;
+}
+
+/* An open connection to peer that can carry a new message (RFC 3261 §18.1.1: reuse). */
+static struct conn *by_addr(struct tcp *t, const struct tp_addr *peer)
+{
+	for (struct conn *c = t->addr[hash_addr(peer) & (ADDR_BUCKETS - 1)]; c; c = c->anext)
+		if (!c->closing && !c->dead && tp_addr_equal(&c->peer, peer))
+			return c;
+	return NULL;
+}
+
+static void addr_unlink(struct tcp *t, struct conn *c)
+{
+	struct conn **pp = &t->addr[hash_addr(&c->peer) & (ADDR_BUCKETS - 1)];
+	while (*pp && *pp != c)
+		pp = &(*pp)->anext;
+	if (*pp)
+		*pp = c->anext;
+}
+
+static struct ipcount **ip_slot(struct tcp *t, const struct tp_addr *a)
+{
+	struct ipcount **pp = &t->ips[hash_ip(a) & (IP_BUCKETS - 1)];
+	while (*pp && !tp_addr_same_host(&(struct tp_addr){ .ss = (*pp)->ip }, a))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static unsigned ip_count(struct tcp *t, const struct tp_addr *a)
+{
+	struct ipcount *e = *ip_slot(t, a);
+	return e ? e->n : 0;
+}
+
+/* Counts one more connection from a's IP; -ENOMEM when the count cannot be kept. */
+static int ip_add(struct tcp *t, const struct tp_addr *a)
+{
+	struct ipcount **pp = ip_slot(t, a);
+	if (!*pp) {
+		struct ipcount *e = calloc(1, sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		e->ip = a->ss;
+		*pp = e;
+	}
+	(*pp)->n++;
+	return 0;
+}
+
+static void ip_del(struct tcp *t, const struct tp_addr *a)
+{
+	struct ipcount **pp = ip_slot(t, a), *e = *pp;
+	if (e && --e->n == 0) {
+		*pp = e->next;
+		free(e);
+	}
+}
+
+static int grow_byfd(struct tcp *t, int fd)
+{
+	if ((size_t)fd < t->nbyfd)
+		return 0;
+	size_t n = t->nbyfd ? t->nbyfd : 256;
+	while (n <= (size_t)fd)
+		n *= 2;
+	struct conn **v = realloc(t->byfd, n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memset(v + t->nbyfd, 0, (n - t->nbyfd) * sizeof(*v));
+	t->byfd = v;
+	t->nbyfd = n;
+	return 0;
+}
+
+/* ---- closing ---------------------------------------------------------------------------- */
+
+static void destroy(struct conn *c)
+{
+	free(c->rbuf);
+	free(c->wbuf);
+	free(c);
+}
+
+static void listeners_resume(struct transport *tp);
+
+static void tell_lost(void *arg)
+{
+	struct transport *tp = arg;
+	struct tcp *t = tp->tcp;
+	/* A handler may lose more connections meanwhile: take the list first. */
+	while (t->nlost) {
+		unsigned i = --t->nlost;
+		struct tp_source dst = t->lost[i];
+		if (tp->lost)
+			tp->lost(&dst, t->lost_err[i], tp->arg);
+	}
+}
+
+/* c failed with err (a refused connect, a reset, a peer gone): requests sent over it and
+ * not answered yet will get no answer, so the layer above is told (tp_on_lost) instead of
+ * letting them wait for their timeouts. Only a connection still connecting or used in the
+ * last ANSWER_MS can have such requests. */
+static void lost(struct transport *tp, struct conn *c, int err)
+{
+	struct tcp *t = tp->tcp;
+	if (!tp->lost || !(c->connecting || (c->tx_ms && now(tp) - c->tx_ms < ANSWER_MS)) || t->nlost == MAX_LOST)
+		return;
+	t->lost[t->nlost] = (struct tp_source){ .proto = TP_TCP, .lis = c->lis, .addr = c->peer, .conn_id = c->id };
+	t->lost_err[t->nlost++] = err;
+	if (!timer_pending(&t->lost_timer))
+		timer_start(loop_timers(tp->loop), &t->lost_timer, 0, tell_lost, tp);
+}
+
+/* Closes c at once (queued bytes are dropped) and logs why at debug; frees it unless its
+ * handler is running (that handler frees it on the way out). */
+static void conn_close(struct transport *tp, struct conn *c, const char *why)
+{
+	struct tcp *t = tp->tcp;
+	if (c->dead)
+		return;
+	char a[80];
+	log_debug(tp->lg, "tcp", "connection %llx %s %s closed: %s", (unsigned long long)c->id,
+		  c->outbound ? "to" : "from", tp_addr_str(&c->peer, a, sizeof a), why);
+	c->dead = true;
+	timer_stop(loop_timers(tp->loop), &c->idle);
+	loop_del_fd(tp->loop, c->fd);
+	close(c->fd);
+	t->byfd[c->fd] = NULL;
+	addr_unlink(t, c);
+	if (!c->outbound)
+		ip_del(t, &c->peer);
+	tp->stats.tcp_open--;
+	tp->stats.tcp_closed++;
+	if (t->paused)
+		listeners_resume(tp);
+	if (!c->busy)
+		destroy(c);
+}
+
+/* Stops reading; c closes once what it has queued (say, a 400) is written. */
+static void linger(struct transport *tp, struct conn *c);
+static void idle_fire(void *arg);
+
+static void conn_close_after_write(struct transport *tp, struct conn *c, const char *why)
+{
+	char a[80];
+	log_debug(tp->lg, "tcp", "connection %llx from %s closing after its last answer: %s", (unsigned long long)c->id,
+		  tp_addr_str(&c->peer, a, sizeof a), why);
+	c->closing = true;
+	c->active_ms = now(tp);
+	timer_start(loop_timers(tp->loop), &c->idle, LINGER_MS, idle_fire, c);
+	if (c->wlen == c->whead)
+		linger(tp, c);
+	else
+		loop_mod_fd(tp->loop, c->fd, EPOLLOUT);
+}
+
+/* The queue of a closing connection is written: send FIN and read what the peer still
+ * sends until it closes too (or LINGER_MS). Closing at once with unread bytes would send
+ * an RST, which can destroy the answer before the peer reads it. */
+static void linger(struct transport *tp, struct conn *c)
+{
+	shutdown(c->fd, SHUT_WR);
+	c->lingering = true;
+	loop_mod_fd(tp->loop, c->fd, EPOLLIN);
+}
+
+static void drain(struct transport *tp, struct conn *c)
+{
+	for (int round = 0; round < READ_ROUNDS; round++) {
+		ssize_t n = recv(c->fd, tp->tcp->scratch, sizeof tp->tcp->scratch, MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EINTR))
+			continue;
+		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			conn_close(tp, c, "closed after its answer");
+		return;
+	}
+}
+
+/* Idle timer: closes a silent connection unless a binding holds it; a connect that has
+ * not finished gets CONNECT_MS. A half-sent message does not count as traffic once it
+ * stops arriving, so a peer that stalls mid-message is closed here too. */
+static void idle_fire(void *arg)
+{
+	struct conn *c = arg;
+	struct transport *tp = c->lis->tp;
+	uint64_t n = now(tp);
+	uint64_t deadline = c->connecting ? c->active_ms + CONNECT_MS
+			    : c->closing  ? c->active_ms + LINGER_MS
+					  : c->active_ms + (uint64_t)tp->cfg.tcp_idle_timeout * 1000;
+	if (!c->connecting && !c->closing && c->hold_ms > deadline)
+		deadline = c->hold_ms;
+	if (n < deadline) {
+		timer_start(loop_timers(tp->loop), &c->idle, deadline - n, idle_fire, c);
+		return;
+	}
+	char why[96];
+	if (c->closing)
+		snprintf(why, sizeof why, "closed after its answer (the peer did not close within %d ms)", LINGER_MS);
+	else if (c->connecting) {
+		snprintf(why, sizeof why, "connect timed out after %u s", CONNECT_MS / 1000);
+		lost(tp, c, -ETIMEDOUT);
+	} else
+		snprintf(why, sizeof why, "idle for %u s%s", tp->cfg.tcp_idle_timeout,
+			 c->rlen ? " in the middle of a message" : "");
+	conn_close(tp, c, why);
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+/* Writes what the kernel takes of c's queue; returns 0, or -errno after closing c. */
+static int flush(struct transport *tp, struct conn *c)
+{
+	while (c->whead < c->wlen) {
+		ssize_t n = send(c->fd, c->wbuf + c->whead, c->wlen - c->whead, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			int err = -errno;
+			char why[80];
+			snprintf(why, sizeof why, "send: %s", strerror(errno));
+			lost(tp, c, err);
+			conn_close(tp, c, why);
+			return err;
+		}
+		c->whead += (size_t)n;
+		c->active_ms = now(tp);
+	}
+	c->whead = c->wlen = 0;
+	if (c->closing)
+		linger(tp, c);
+	else
+		loop_mod_fd(tp->loop, c->fd, EPOLLIN);
+	return 0;
+}
+
+/* Queues buf on c, writing at once what the kernel takes. The queue is bounded: a peer
+ * that does not read gets closed rather than held in memory. */
+static int conn_write(struct transport *tp, struct conn *c, const char *buf, size_t len)
+{
+	size_t pending = c->wlen - c->whead;
+	c->tx_ms = now(tp);
+	if (pending == 0 && !c->connecting) {
+		for (;;) {
+			ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n >= 0) {
+				c->active_ms = now(tp);
+				buf += n;
+				len -= (size_t)n;
+				break;
+			}
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			int err = -errno;
+			char why[80];
+			snprintf(why, sizeof why, "send: %s", strerror(errno));
+			lost(tp, c, err);
+			conn_close(tp, c, why);
+			return err;
+		}
+		if (len == 0)
+			return 0;
+	}
+	if (pending + len > WQ_MAX) {
+		char why[96];
+		snprintf(why, sizeof why, "the peer does not read (%zu bytes waiting, at most %d)", pending + len,
+			 WQ_MAX);
+		lost(tp, c, -ENOBUFS);
+		conn_close(tp, c, why);
+		return -ENOBUFS;
+	}
+	if (c->whead && c->wlen + len > c->wcap) {
+		memmove(c->wbuf, c->wbuf + c->whead, pending);
+		c->whead = 0;
+		c->wlen = pending;
+	}
+	if (c->wlen + len > c->wcap) {
+		size_t cap = c->wcap ? c->wcap : 4096;
+		while (cap < c->wlen + len)
+			cap *= 2;
+		char *b = realloc(c->wbuf, cap);
+		if (!b) {
+			conn_close(tp, c, "out of memory for its write queue");
+			return -ENOMEM;
+		}
+		c->wbuf = b;
+		c->wcap = cap;
+	}
+	memcpy(c->wbuf + c->wlen, buf, len);
+	c->wlen += len;
+	c->tx_ms = now(tp);
+	if (pending == 0 && !c->connecting)
+		loop_mod_fd(tp->loop, c->fd, c->closing ? EPOLLOUT : EPOLLIN | EPOLLOUT);
+	return 0;
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+
+/* Hands one framed message up. The byte after it is set to NUL for the parser and put
+ * back, since it may be the start of the next message. */
+static void deliver(struct transport *tp, struct conn *c, char *p, size_t n)
+{
+	char save = p[n];
+	p[n] = '\0';
+	struct tp_source src = { .proto = TP_TCP, .lis = c->lis, .addr = c->peer, .conn_id = c->id };
+	tp->stats.rx_msgs++;
+	tp->stats.rx_bytes += n;
+	tp->recv(&src, p, n, tp->arg);
+	p[n] = save;
+}
+
+/* Frames and delivers the messages in buf (len bytes, one spare byte after them); returns
+ * how many bytes were used. Stops early when c closes. */
+static size_t frame_all(struct transport *tp, struct conn *c, char *buf, size_t len)
+{
+	size_t pos = 0;
+	while (!c->dead && !c->closing) {
+		size_t skip, n;
+		enum tp_frame f = tp_frame(buf + pos, len - pos, TP_MAX_MSG, &c->fs, &skip, &n);
+		char a[80];
+		switch (f) {
+		case TP_FRAME_MORE:
+			return pos + skip;
+		case TP_FRAME_PING:
+			pos += skip;
+			conn_write(tp, c, "\r\n", 2);
+			continue;
+		case TP_FRAME_MSG:
+			deliver(tp, c, buf + pos + skip, n);
+			pos += skip + n;
+			continue;
+		case TP_FRAME_NO_LENGTH:
+		case TP_FRAME_BAD_LENGTH:
+			/* The parser answers the headers 400 (RFC 3261 §18.3); what follows them
+			 * cannot be framed, so the connection ends with that answer. */
+			deliver(tp, c, buf + pos + skip, n);
+			if (!c->dead)
+				conn_close_after_write(tp, c,
+						       f == TP_FRAME_NO_LENGTH ? "message without Content-Length"
+									       : "bad Content-Length");
+			return len;
+		case TP_FRAME_TOO_BIG:
+			/* With its headers complete, the parser answers 513; the body is not read. */
+			if (n && n <= TP_MAX_MSG)
+				deliver(tp, c, buf + pos + skip, n);
+			log_limited(tp->lg, &tp->tcp->lim_close, now(tp), LOG_WARN, "tcp",
+				    "connection from %s closed: message over %d bytes",
+				    tp_addr_str(&c->peer, a, sizeof a), TP_MAX_MSG);
+			if (!c->dead)
+				conn_close_after_write(tp, c, "message too large");
+			return len;
+		}
+	}
+	return len;
+}
+
+/* Keeps the unframed rest (n bytes at p) in c's own buffer. */
+static int keep_rest(struct conn *c, const char *p, size_t n)
+{
+	if (n + 1 > c->rcap) {
+		size_t cap = c->rcap ? c->rcap : RBUF_MIN;
+		while (cap < n + 1)
+			cap *= 2;
+		if (cap > RBUF_MAX + 1)
+			cap = RBUF_MAX + 1;
+		char *b = realloc(c->rbuf, cap);
+		if (!b)
+			return -ENOMEM;
+		c->rbuf = b;
+		c->rcap = cap;
+	}
+	memmove(c->rbuf, p, n);
+	c->rlen = n;
+	return 0;
+}
+
+static void readable(struct transport *tp, struct conn *c)
+{
+	struct tcp *t = tp->tcp;
+	for (int round = 0; round < READ_ROUNDS && !c->dead && !c->closing; round++) {
+		char *buf;
+		size_t room, have;
+		if (c->rlen == 0) {
+			/* Nothing pending: read into the shared buffer, so that a connection
+			 * between messages holds no buffer of its own. */
+			buf = t->scratch;
+			have = 0;
+			room = RBUF_MAX;
+		} else {
+			/* Room for a good read; the cap keeps a partial message within RBUF_MAX. */
+			if (c->rcap - 1 - c->rlen < RBUF_MIN && c->rcap < RBUF_MAX + 1) {
+				size_t cap = c->rcap * 2 > RBUF_MAX + 1 ? RBUF_MAX + 1 : c->rcap * 2;
+				char *b = realloc(c->rbuf, cap);
+				if (!b) {
+					conn_close(tp, c, "out of memory for its read buffer");
+					return;
+				}
+				c->rbuf = b;
+				c->rcap = cap;
+			}
+			buf = c->rbuf;
+			have = c->rlen;
+			room = c->rcap - 1 - c->rlen;
+		}
+		ssize_t n = room ? recv(c->fd, buf + have, room, MSG_DONTWAIT) : 0;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				char why[80];
+				snprintf(why, sizeof why, "recv: %s", strerror(errno));
+				lost(tp, c, -errno);
+				conn_close(tp, c, why);
+			}
+			return;
+		}
+		if (n == 0) {
+			/* room is never 0: the framer reports TOO_BIG before the buffer fills. */
+			lost(tp, c, -ECONNRESET);
+			conn_close(tp, c,
+				   c->rlen ? "closed by the peer in the middle of a message" : "closed by the peer");
+			return;
+		}
+		c->active_ms = now(tp);
+		size_t len = have + (size_t)n;
+		size_t used = frame_all(tp, c, buf, len);
+		if (c->dead || c->closing)
+			return;
+		if (used == len) {
+			c->rlen = 0;
+			if (c->rcap > RBUF_MIN) {
+				/* A big message went through: give its buffer back. */
+				free(c->rbuf);
+				c->rbuf = NULL;
+				c->rcap = 0;
+			}
+		} else if (keep_rest(c, buf + used, len - used) != 0) {
+			conn_close(tp, c, "out of memory for its read buffer");
+			return;
+		}
+		if ((size_t)n < room)
+			return; /* drained */
+	}
+}
+
+static void conn_event(int fd, uint32_t events, void *arg)
+{
+	(void)fd;
+	struct conn *c = arg;
+	struct transport *tp = c->lis->tp;
+	c->busy = true;
+	if (c->connecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+		int e = 0;
+		socklen_t el = sizeof e;
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0)
+			e = errno;
+		if (e) {
+			char why[96];
+			snprintf(why, sizeof why, "connect failed: %s", strerror(e));
+			lost(tp, c, -e);
+			conn_close(tp, c, why);
+		} else {
+			c->connecting = false;
+			c->active_ms = now(tp);
+			char a[80];
+			log_debug(tp->lg, "tcp", "connection %llx to %s established", (unsigned long long)c->id,
+				  tp_addr_str(&c->peer, a, sizeof a));
+		}
+	}
+	if (!c->dead && !c->connecting && !c->lingering && (events & EPOLLOUT))
+		flush(tp, c);
+	if (!c->dead && c->lingering && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		drain(tp, c);
+	else if (!c->dead && c->closing && !c->lingering && (events & (EPOLLHUP | EPOLLERR)))
+		conn_close(tp, c, "the peer went away before its answer was written");
+	if (!c->dead && !c->closing && !c->connecting && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		readable(tp, c);
+	c->busy = false;
+	if (c->dead)
+		destroy(c);
+}
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const struct tp_addr *peer, bool outbound,
+		    bool connecting, struct conn **out)
+{
+	struct tcp *t = tp->tcp;
+	int one = 1;
+	/* SIP messages are small and each one is waited for: no Nagle delay. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (grow_byfd(t, fd))
+		return -ENOMEM;
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	if (!outbound && ip_add(t, peer)) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->fd = fd;
+	c->id = (uint64_t)++t->gen << 32 | (uint32_t)fd;
+	c->lis = lis;
+	c->peer = *peer;
+	c->outbound = outbound;
+	c->connecting = connecting;
+	c->active_ms = now(tp);
+	int err = loop_add_fd(tp->loop, fd, connecting ? EPOLLOUT : EPOLLIN, conn_event, c);
+	if (err) {
+		if (!outbound)
+			ip_del(t, peer);
+		free(c);
+		return err;
+	}
+	t->byfd[fd] = c;
+	size_t b = hash_addr(peer) & (ADDR_BUCKETS - 1);
+	c->anext = t->addr[b];
+	t->addr[b] = c;
+	tp->stats.tcp_open++;
+	timer_start(loop_timers(tp->loop), &c->idle,
+		    connecting ? CONNECT_MS : (uint64_t)tp->cfg.tcp_idle_timeout * 1000, idle_fire, c);
+	*out = c;
+	return 0;
+}
+
+/* Opens a connection to 'to' through listener lis (its address family). */
+static int dial(struct transport *tp, struct tp_listener *lis, const struct tp_addr *to, struct conn **out)
+{
+	struct tcp *t = tp->tcp;
+	char a[80];
+	if (tp->stats.tcp_open >= t->max_conns) {
+		log_limited(tp->lg, &t->lim_refuse, now(tp), LOG_WARN, "tcp",
+			    "no connection to %s: %u connections open, the limit (tcp-max-connections)",
+			    tp_addr_str(to, a, sizeof a), tp->stats.tcp_open);
+		return -EMFILE;
+	}
+	int fd = socket(to->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	bool connecting = false;
+	if (connect(fd, &to->ss.sa, to->len) != 0) {
+		if (errno != EINPROGRESS) {
+			int err = -errno;
+			log_debug(tp->lg, "tcp", "connection to %s failed: %s", tp_addr_str(to, a, sizeof a),
+				  strerror(errno));
+			close(fd);
+			return err;
+		}
+		connecting = true;
+	}
+	int err = conn_new(tp, fd, lis, to, true, connecting, out);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	tp->stats.tcp_dialed++;
+	log_debug(tp->lg, "tcp", "connection %llx to %s opened%s", (unsigned long long)(*out)->id,
+		  tp_addr_str(to, a, sizeof a), connecting ? ", connecting" : "");
+	return 0;
+}
+
+static int tcp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id, const char *buf, size_t len)
+{
+	struct transport *tp = lis->tp;
+	struct tcp *t = tp->tcp;
+	struct conn *c;
+	if (conn_id) {
+		/* The connection the peer chose (a response, a phone reached over its own
+		 * connection): another one would not reach it, so none is opened. */
+		c = by_id(t, conn_id);
+		if (!c || c->closing)
+			return -ENOTCONN;
+	} else if (!(c = by_addr(t, to))) {
+		int err = dial(tp, lis, to, &c);
+		if (err)
+			return err;
+	}
+	return conn_write(tp, c, buf, len);
+}
+
+bool tp_conn_alive(const struct transport *tp, uint64_t conn_id)
+{
+	const struct conn *c = tp->tcp ? by_id(tp->tcp, conn_id) : NULL;
+	return c && !c->closing;
+}
+
+void tp_conn_hold(struct transport *tp, uint64_t conn_id, uint32_t seconds)
+{
+	struct conn *c = tp->tcp ? by_id(tp->tcp, conn_id) : NULL;
+	if (!c)
+		return;
+	uint64_t until = now(tp) + (uint64_t)seconds * 1000;
+	if (until > c->hold_ms)
+		c->hold_ms = until;
+}
+
+/* ---- listeners ------------------------------------------------------------------------------- */
+
+static void accept_ready(int fd, uint32_t events, void *arg);
+
+static void listeners_pause(struct transport *tp)
+{
+	for (unsigned i = 0; i < tp->nlis; i++)
+		if (tp->lis[i]->proto == TP_TCP)
+			loop_mod_fd(tp->loop, tp->lis[i]->fd, 0);
+	tp->tcp->paused = true;
+}
+
+static void listeners_resume(struct transport *tp)
+{
+	for (unsigned i = 0; i < tp->nlis; i++)
+		if (tp->lis[i]->proto == TP_TCP)
+			loop_mod_fd(tp->loop, tp->lis[i]->fd, EPOLLIN);
+	tp->tcp->paused = false;
+}
+
+static void refuse(struct transport *tp, int fd, const struct tp_addr *peer, const char *why, unsigned n,
+		   const char *key)
+{
+	char a[80];
+	close(fd);
+	tp->stats.tcp_refused++;
+	log_limited(tp->lg, &tp->tcp->lim_refuse, now(tp), LOG_WARN, "tcp",
+		    "connection from %s refused: %u %s, the limit (%s); %llu refused since start",
+		    tp_addr_str(peer, a, sizeof a), n, why, key, (unsigned long long)tp->stats.tcp_refused);
+}
+
+static void accept_ready(int fd, uint32_t events, void *arg)
+{
+	(void)events;
+	struct tp_listener *lis = arg;
+	struct transport *tp = lis->tp;
+	struct tcp *t = tp->tcp;
+	for (int k = 0; k < ACCEPT_BATCH; k++) {
+		struct tp_addr peer;
+		socklen_t sl = sizeof(peer.ss);
+		int cfd = accept4(fd, &peer.ss.sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Level-triggered epoll would call again at once: stop accepting
+				 * until a connection closes. */
+				log_limited(tp->lg, &t->lim_refuse, now(tp), LOG_WARN, "tcp",
+					    "cannot accept TCP connections: %s (%u open); waiting for one to close",
+					    strerror(errno), tp->stats.tcp_open);
+				listeners_pause(tp);
+			}
+			return;
+		}
+		peer.len = sl;
+		unsigned n;
+		if (tp->stats.tcp_open >= t->max_conns) {
+			refuse(tp, cfd, &peer, "connections open", tp->stats.tcp_open, "tcp-max-connections");
+			continue;
+		}
+		if ((n = ip_count(t, &peer)) >= tp->cfg.tcp_max_per_source) {
+			refuse(tp, cfd, &peer, "connections from this address", n, "tcp-max-per-source");
+			continue;
+		}
+		struct conn *c;
+		if (conn_new(tp, cfd, lis, &peer, false, false, &c)) {
+			refuse(tp, cfd, &peer, "out of memory", tp->stats.tcp_open, "memory");
+			continue;
+		}
+		tp->stats.tcp_accepted++;
+		char a[80];
+		log_debug(tp->lg, "tcp", "connection %llx from %s accepted on %s:%u (%u open)",
+			  (unsigned long long)c->id, tp_addr_str(&peer, a, sizeof a), lis->host, lis->port,
+			  tp->stats.tcp_open);
+	}
+}
+
+static void tcp_close(struct tp_listener *lis)
+{
+	loop_del_fd(lis->tp->loop, lis->fd);
+	close(lis->fd);
+	free(lis);
+}
+
+static const struct tp_ops tcp_ops = {
+	.proto = TP_TCP,
+	.send = tcp_send,
+	.close = tcp_close,
+};
+
+/* The connection limit, lowered to what the open-file limit leaves room for. */
+static unsigned max_conns(struct transport *tp)
+{
+	unsigned m = tp->cfg.tcp_max_conns;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		unsigned fit = rl.rlim_cur > FD_RESERVE * 2 ? (unsigned)(rl.rlim_cur - FD_RESERVE) : FD_RESERVE;
+		if (fit < m) {
+			log_warn(tp->lg, "tcp",
+				 "tcp-max-connections %u lowered to %u: the open-file limit is %llu (raise it with "
+				 "ulimit -n or LimitNOFILE=)",
+				 m, fit, (unsigned long long)rl.rlim_cur);
+			m = fit;
+		}
+	}
+	return m;
+}
+
+int tp__tcp_open(struct transport *tp, const char *uri, const struct tp_addr *bind_to, char *err, size_t errlen)
+{
+	int one = 1, rc;
+	if (!tp->tcp) {
+		tp->tcp = calloc(1, sizeof(*tp->tcp));
+		if (!tp->tcp) {
+			snprintf(err, errlen, "cannot listen on %s: out of memory", uri);
+			return -ENOMEM;
+		}
+		tp->tcp->max_conns = max_conns(tp);
+	}
+	int family = bind_to->ss.ss_family;
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot listen on %s: socket: %s", uri, strerror(errno));
+		return rc;
+	}
+	/* SO_REUSEADDR on TCP lets a restart bind while old connections sit in TIME_WAIT; it
+	 * does not let two servers listen on one port (that still fails "in use"). */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	struct tp_listener *lis = NULL;
+	if (bind(fd, &bind_to->ss.sa, bind_to->len) != 0 || listen(fd, 1024) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot listen on %s: %s", uri, strerror(errno));
+		goto fail;
+	}
+	lis = calloc(1, sizeof(*lis));
+	if (!lis) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "cannot listen on %s: out of memory", uri);
+		goto fail;
+	}
+	lis->ops = &tcp_ops;
+	lis->proto = TP_TCP;
+	lis->fd = fd;
+	lis->tp = tp;
+	lis->local.len = sizeof(lis->local.ss);
+	if (getsockname(fd, &lis->local.ss.sa, &lis->local.len) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot listen on %s: getsockname: %s", uri, strerror(errno));
+		goto fail;
+	}
+	tp__listener_host(lis, family);
+	rc = loop_add_fd(tp->loop, fd, EPOLLIN, accept_ready, lis);
+	if (rc) {
+		snprintf(err, errlen, "cannot listen on %s: epoll: %s", uri, strerror(-rc));
+		goto fail;
+	}
+	tp->lis[tp->nlis++] = lis;
+	return 0;
+fail:
+	free(lis);
+	close(fd);
+	return rc;
+}
+
+void tp__tcp_free(struct transport *tp)
+{
+	struct tcp *t = tp->tcp;
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nbyfd; i++)
+		if (t->byfd[i])
+			conn_close(tp, t->byfd[i], "server stopping");
+	for (size_t i = 0; i < IP_BUCKETS; i++) {
+		while (t->ips[i]) {
+			struct ipcount *e = t->ips[i];
+			t->ips[i] = e->next;
+			free(e);
+		}
+	}
+	timer_stop(loop_timers(tp->loop), &t->lost_timer);
+	free(t->byfd);
+	free(t);
+	tp->tcp = NULL;
+}

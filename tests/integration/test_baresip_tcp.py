@@ -1,0 +1,106 @@
+"""test_baresip_tcp.py: real softphones (baresip) over TCP through Parley: registered over
+their connections, an answered call with the tone checked in the callee's recording, busy,
+cancelled, and calls bridging UDP and TCP both ways."""
+import time
+
+import pytest
+
+from baresip import Baresip, dominant_hz
+from conftest import parley, wait_for
+from test_tcp import tcp_server
+
+
+def call_records(server):
+    return parley("calls", db=server.db).stdout
+
+
+@pytest.fixture
+def tsrv(server_factory):
+    s = tcp_server(server_factory)
+    s.user_add("alice@a.test", "alicepw")
+    s.user_add("bob@a.test", "bobpw")
+    return s
+
+
+def pair(srv, tmp_path, alice_tp, bob_tp):
+    alice = Baresip(tmp_path, "alice", "alice", "a.test", "alicepw", srv.port, tone_hz=1000,
+                    transport=alice_tp).start()
+    bob = Baresip(tmp_path, "bob", "bob", "a.test", "bobpw", srv.port, tone_hz=400, transport=bob_tp).start()
+    alice.wait_registered()
+    bob.wait_registered()
+    return alice, bob
+
+
+@pytest.fixture
+def tcp_phones(tsrv, tmp_path):
+    alice, bob = pair(tsrv, tmp_path, "tcp", "tcp")
+    try:
+        yield alice, bob
+    finally:
+        alice.stop()
+        bob.stop()
+
+
+def answered_call_with_tone(srv, alice, bob):
+    alice.command("dial", "sip:bob@a.test")
+    bob.wait_event("CALL_INCOMING")
+    alice.wait_event("CALL_RINGING")
+    bob.command("accept")
+    bob.wait_event("CALL_ESTABLISHED")
+    alice.wait_event("CALL_ESTABLISHED")
+    time.sleep(3)  # talk time: the tone flows phone to phone
+    alice.command("hangup")
+    bob.wait_event("CALL_CLOSED")
+    alice.wait_event("CALL_CLOSED")
+    recs = wait_for(lambda: bob.recordings("dec"), 15)
+    assert recs, "bob recorded nothing"
+    hz, secs = dominant_hz(recs[-1])
+    assert secs >= 1.0, f"recording too short: {secs}"
+    assert 900 <= hz <= 1100, f"bob heard {hz} Hz, not alice's 1 kHz tone"
+    row = wait_for(lambda: [ln for ln in call_records(srv).splitlines() if "alice@a.test" in ln and "200" in ln], 15)
+    assert row, call_records(srv)
+
+
+def test_registered_over_tcp(tsrv, tcp_phones):
+    out = parley("reg", "list", db=tsrv.db).stdout
+    out = wait_for(lambda: (o := parley("reg", "list", db=tsrv.db).stdout).count(" TCP") >= 2 and o, 10)
+    assert out, parley("reg", "list", db=tsrv.db).stdout
+    log = tsrv.read_log()
+    assert "bytes over TCP: REGISTER" in log
+
+
+def test_tcp_call_answered_with_audio(tsrv, tcp_phones):
+    alice, bob = tcp_phones
+    answered_call_with_tone(tsrv, alice, bob)
+    assert "bytes over TCP: INVITE sip:bob@" in tsrv.read_log()
+
+
+def test_tcp_call_rejected_busy(tsrv, tcp_phones):
+    alice, bob = tcp_phones
+    alice.command("dial", "sip:bob@a.test")
+    bob.wait_event("CALL_INCOMING")
+    bob.command("hangup")  # baresip rejects a ringing call with 486
+    alice.wait_event("CALL_CLOSED")
+    row = wait_for(lambda: [ln for ln in call_records(tsrv).splitlines() if "486" in ln], 15)
+    assert row, call_records(tsrv)
+
+
+def test_tcp_call_cancelled_while_ringing(tsrv, tcp_phones):
+    alice, bob = tcp_phones
+    alice.command("dial", "sip:bob@a.test")
+    bob.wait_event("CALL_INCOMING")
+    alice.wait_event("CALL_RINGING")
+    alice.command("hangup")  # CANCEL
+    bob.wait_event("CALL_CLOSED")
+    row = wait_for(lambda: [ln for ln in call_records(tsrv).splitlines() if "487" in ln], 15)
+    assert row, call_records(tsrv)
+
+
+@pytest.mark.parametrize("alice_tp,bob_tp", [("udp", "tcp"), ("tcp", "udp")])
+def test_mixed_call_udp_tcp(tsrv, tmp_path, alice_tp, bob_tp):
+    alice, bob = pair(tsrv, tmp_path, alice_tp, bob_tp)
+    try:
+        answered_call_with_tone(tsrv, alice, bob)
+    finally:
+        alice.stop()
+        bob.stop()

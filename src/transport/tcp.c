@@ -2,6 +2,8 @@
 #include "transport/transport.h"
 #include "transport/tp_int.h"
 
+#include "core/khash.h"
+
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -56,6 +58,7 @@ struct tcp {
 	struct conn **byfd; /* indexed by fd number */
 	size_t nbyfd;
 	uint32_t gen; /* connection generation: ids are never reused */
+	struct khash hk;
 	unsigned max_conns;
 	struct conn *addr[ADDR_BUCKETS];
 	struct ipcount *ips[IP_BUCKETS];
@@ -77,25 +80,24 @@ static uint64_t now(const struct transport *tp)
 
 /* ---- tables --------------------------------------------------------------------------- */
 
-static uint32_t hash_bytes(const void *p, size_t n, uint32_t h)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 16777619u;
-	return h;
-}
-
-static uint32_t hash_ip(const struct tp_addr *a)
+/* Keyed (core/khash.h): peers choose their addresses and ports, and an IPv6 peer has
+ * plenty of both; unkeyed, it could fill one bucket and make every lookup walk it. */
+static uint64_t hash_ip(const struct tcp *t, const struct tp_addr *a)
 {
 	if (a->ss.ss_family == AF_INET6)
-		return hash_bytes(&a->ss.in6.sin6_addr, 16, 2166136261u);
-	return hash_bytes(&a->ss.in.sin_addr, 4, 2166136261u);
+		return khash(&t->hk, &a->ss.in6.sin6_addr, 16);
+	return khash(&t->hk, &a->ss.in.sin_addr, 4);
 }
 
-static uint32_t hash_addr(const struct tp_addr *a)
+static uint64_t hash_addr(const struct tcp *t, const struct tp_addr *a)
 {
+	unsigned char k[18];
 	uint16_t port = tp_addr_port(a);
-	return hash_bytes(&port, sizeof port, hash_ip(a));
+	size_t n = a->ss.ss_family == AF_INET6 ? 16 : 4;
+	memcpy(k, a->ss.ss_family == AF_INET6 ? (const void *)&a->ss.in6.sin6_addr : (const void *)&a->ss.in.sin_addr,
+	       n);
+	memcpy(k + n, &port, sizeof port);
+	return khash(&t->hk, k, n + sizeof port);
 }
 
 static struct conn *by_id(struct tcp *t, uint64_t id)
@@ -108,7 +110,7 @@ static struct conn *by_id(struct tcp *t, uint64_t id)
 /* An open connection to peer that can carry a new message (RFC 3261 §18.1.1: reuse). */
 static struct conn *by_addr(struct tcp *t, const struct tp_addr *peer)
 {
-	for (struct conn *c = t->addr[hash_addr(peer) & (ADDR_BUCKETS - 1)]; c; c = c->anext)
+	for (struct conn *c = t->addr[hash_addr(t, peer) & (ADDR_BUCKETS - 1)]; c; c = c->anext)
 		if (!c->closing && !c->dead && tp_addr_equal(&c->peer, peer))
 			return c;
 	return NULL;
@@ -116,7 +118,7 @@ static struct conn *by_addr(struct tcp *t, const struct tp_addr *peer)
 
 static void addr_unlink(struct tcp *t, struct conn *c)
 {
-	struct conn **pp = &t->addr[hash_addr(&c->peer) & (ADDR_BUCKETS - 1)];
+	struct conn **pp = &t->addr[hash_addr(t, &c->peer) & (ADDR_BUCKETS - 1)];
 	while (*pp && *pp != c)
 		pp = &(*pp)->anext;
 	if (*pp)
@@ -125,7 +127,7 @@ static void addr_unlink(struct tcp *t, struct conn *c)
 
 static struct ipcount **ip_slot(struct tcp *t, const struct tp_addr *a)
 {
-	struct ipcount **pp = &t->ips[hash_ip(a) & (IP_BUCKETS - 1)];
+	struct ipcount **pp = &t->ips[hash_ip(t, a) & (IP_BUCKETS - 1)];
 	while (*pp && !tp_addr_same_host(&(struct tp_addr){ .ss = (*pp)->ip }, a))
 		pp = &(*pp)->next;
 	return pp;
@@ -624,7 +626,7 @@ static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const
 		return err;
 	}
 	t->byfd[fd] = c;
-	size_t b = hash_addr(peer) & (ADDR_BUCKETS - 1);
+	size_t b = hash_addr(t, peer) & (ADDR_BUCKETS - 1);
 	c->anext = t->addr[b];
 	t->addr[b] = c;
 	tp->stats.tcp_open++;
@@ -821,6 +823,12 @@ int tp__tcp_open(struct transport *tp, const char *uri, const struct tp_addr *bi
 		if (!tp->tcp) {
 			snprintf(err, errlen, "cannot listen on %s: out of memory", uri);
 			return -ENOMEM;
+		}
+		if (khash_init(&tp->tcp->hk) < 0) {
+			free(tp->tcp);
+			tp->tcp = NULL;
+			snprintf(err, errlen, "cannot listen on %s: no random key for the connection tables", uri);
+			return -EIO;
 		}
 		tp->tcp->max_conns = max_conns(tp);
 	}

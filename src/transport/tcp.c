@@ -844,38 +844,13 @@ int tp__tcp_open(struct transport *tp, const char *uri, const struct tp_addr *bi
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	struct tp_listener *lis = NULL;
 	if (bind(fd, &bind_to->ss.sa, bind_to->len) != 0 || listen(fd, 1024) != 0) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot listen on %s: %s", uri, strerror(errno));
 		goto fail;
 	}
-	lis = calloc(1, sizeof(*lis));
-	if (!lis) {
-		rc = -ENOMEM;
-		snprintf(err, errlen, "cannot listen on %s: out of memory", uri);
-		goto fail;
-	}
-	lis->ops = &tcp_ops;
-	lis->proto = TP_TCP;
-	lis->fd = fd;
-	lis->tp = tp;
-	lis->local.len = sizeof(lis->local.ss);
-	if (getsockname(fd, &lis->local.ss.sa, &lis->local.len) != 0) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot listen on %s: getsockname: %s", uri, strerror(errno));
-		goto fail;
-	}
-	tp__listener_host(lis, family);
-	rc = loop_add_fd(tp->loop, fd, EPOLLIN, accept_ready, lis);
-	if (rc) {
-		snprintf(err, errlen, "cannot listen on %s: epoll: %s", uri, strerror(-rc));
-		goto fail;
-	}
-	tp->lis[tp->nlis++] = lis;
-	return 0;
+	return tp__listener_add(tp, fd, family, &tcp_ops, accept_ready, uri, err, errlen);
 fail:
-	free(lis);
 	close(fd);
 	return rc;
 }

@@ -52,7 +52,9 @@ struct transport {
 int tp__tcp_open(struct transport *tp, const char *uri, const struct tp_addr *bind_to, char *err, size_t errlen);
 /* tcp.c: closes every connection and frees the TCP state (tp_free). */
 void tp__tcp_free(struct transport *tp);
-/* Fills in the Via host of a new listener bound to local (udp.c). */
-void tp__listener_host(struct tp_listener *lis, int family);
+/* Makes bound socket fd (of family, given ops) a listener: its address and Via host, ready
+ * on the loop, in tp's list. On failure fd is closed and err names uri (udp.c). */
+int tp__listener_add(struct transport *tp, int fd, int family, const struct tp_ops *ops, loop_fd_h *ready,
+		     const char *uri, char *err, size_t errlen);
 
 #endif

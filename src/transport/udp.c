@@ -367,7 +367,8 @@ static void big_buffers(int fd)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 }
 
-void tp__listener_host(struct tp_listener *lis, int family)
+/* Fills in the Via host of a new listener bound to lis->local. */
+static void listener_host(struct tp_listener *lis, int family)
 {
 	lis->port = tp_addr_port(&lis->local);
 	if (is_wildcard(&lis->local)) {
@@ -377,6 +378,40 @@ void tp__listener_host(struct tp_listener *lis, int family)
 		tp_addr_host(&lis->local, h, sizeof(h));
 		snprintf(lis->host, sizeof(lis->host), family == AF_INET6 ? "[%s]" : "%s", h);
 	}
+}
+
+int tp__listener_add(struct transport *tp, int fd, int family, const struct tp_ops *ops, loop_fd_h *ready,
+		     const char *uri, char *err, size_t errlen)
+{
+	int rc;
+	struct tp_listener *lis = calloc(1, sizeof(*lis));
+	if (!lis) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "cannot listen on %s: out of memory", uri);
+		goto fail;
+	}
+	lis->ops = ops;
+	lis->proto = ops->proto;
+	lis->fd = fd;
+	lis->tp = tp;
+	lis->local.len = sizeof(lis->local.ss);
+	if (getsockname(fd, &lis->local.ss.sa, &lis->local.len) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot listen on %s: getsockname: %s", uri, strerror(errno));
+		goto fail;
+	}
+	listener_host(lis, family);
+	rc = loop_add_fd(tp->loop, fd, EPOLLIN, ready, lis);
+	if (rc) {
+		snprintf(err, errlen, "cannot listen on %s: epoll: %s", uri, strerror(-rc));
+		goto fail;
+	}
+	tp->lis[tp->nlis++] = lis;
+	return 0;
+fail:
+	free(lis);
+	close(fd);
+	return rc;
 }
 
 static int udp_open(struct transport *tp, const char *uri, const struct tp_addr *bind_to, char *err, size_t errlen)
@@ -395,38 +430,13 @@ static int udp_open(struct transport *tp, const char *uri, const struct tp_addr 
 	if (family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	big_buffers(fd);
-	struct tp_listener *lis = NULL;
 	if (bind(fd, (const struct sockaddr *)&bind_to->ss, bind_to->len) != 0) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot listen on %s: %s", uri, strerror(errno));
 		goto fail;
 	}
-	lis = calloc(1, sizeof(*lis));
-	if (!lis) {
-		rc = -ENOMEM;
-		snprintf(err, errlen, "cannot listen on %s: out of memory", uri);
-		goto fail;
-	}
-	lis->ops = &udp_ops;
-	lis->proto = TP_UDP;
-	lis->fd = fd;
-	lis->tp = tp;
-	lis->local.len = sizeof(lis->local.ss);
-	if (getsockname(fd, (struct sockaddr *)&lis->local.ss, &lis->local.len) != 0) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot listen on %s: getsockname: %s", uri, strerror(errno));
-		goto fail;
-	}
-	tp__listener_host(lis, family);
-	rc = loop_add_fd(tp->loop, fd, EPOLLIN, udp_readable, lis);
-	if (rc) {
-		snprintf(err, errlen, "cannot listen on %s: epoll: %s", uri, strerror(-rc));
-		goto fail;
-	}
-	tp->lis[tp->nlis++] = lis;
-	return 0;
+	return tp__listener_add(tp, fd, family, &udp_ops, udp_readable, uri, err, errlen);
 fail:
-	free(lis);
 	close(fd);
 	return rc;
 }

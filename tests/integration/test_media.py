@@ -80,6 +80,22 @@ def bye_both_ways(c, callee):
     return bye
 
 
+def plain_call(alice, bob, offer=None, answer_sdp=None, bye=True):
+    """alice calls bob with SDP both ways (plain ones on ALICE_RTP and BOB_RTP unless given):
+    answered, ACK delivered, and by default hung up. Returns (INVITE at bob, 200 at alice,
+    call, bob's tag)."""
+    c, (inv,) = ring_media(alice, [bob], offer or plain_sdp(ALICE_RTP))
+    tag = rand(8)
+    answer(bob, inv, tag, answer_sdp or plain_sdp(BOB_RTP))
+    r = c.final()
+    assert r is not None and r.status == 200, r
+    c.ack()
+    assert bob.recv(3, is_req("ACK")) is not None
+    if bye:
+        bye_both_ways(c, bob)
+    return inv, r, c, tag
+
+
 def callee_reinvite(ua, inv, tag, cseq, body):
     """The callee sends a re-INVITE inside the dialog (route: the INVITE's Record-Route in order)."""
     route = inv.all("record-route")
@@ -247,17 +263,10 @@ def test_auto_plain_phones_on_loopback_go_direct(media_server, rtpe):
     """Two plain phones whose SDP says where they send from: not behind NAT, same kind: no relay."""
     server = media_server(rtpe.spec, media="auto")
     alice, bob = phones(server, "alice", "bob")
-    c, (inv,) = ring_media(alice, [bob], plain_sdp(ALICE_RTP))
+    inv, r, _, _ = plain_call(alice, bob)
     assert_direct(inv, ALICE_RTP)
-    assert rtpe.calls() == []
-    tag = rand(8)
-    answer(bob, inv, tag, plain_sdp(BOB_RTP))
-    r = c.final()
-    assert r is not None and r.status == 200
     assert_direct(r, BOB_RTP)
-    c.ack()
-    assert bob.recv(3, is_req("ACK")) is not None
-    bye_both_ways(c, bob)
+    assert rtpe.calls() == []
     assert RELAY_LINE not in server.read_log()
     out = calls_table(server, r"alice@a\.test\s+bob@a\.test.*answered \(200\)")
     assert "direct" in out, out
@@ -267,15 +276,10 @@ def test_auto_caller_behind_nat_is_relayed(media_server, rtpe):
     """A caller whose SDP names a private address it does not send from is behind NAT: relayed."""
     server = media_server(rtpe.spec, media="auto")
     alice, bob = phones(server, "alice", "bob")
-    c, (inv,) = ring_media(alice, [bob], plain_sdp(ALICE_RTP, addr="192.168.1.50"))
+    inv, r, c, _ = plain_call(alice, bob, offer=plain_sdp(ALICE_RTP, addr="192.168.1.50"), bye=False)
     sdp = assert_relayed(inv, rtpe, ALICE_RTP, phone_addr="192.168.1.50")
     assert not [ln for ln in sdp.lines if ln.startswith("c=") and "192.168.1.50" in ln], sdp.text
-    tag = rand(8)
-    answer(bob, inv, tag, plain_sdp(BOB_RTP))
-    r = c.final()
-    assert r is not None and r.status == 200
     assert_relayed(r, rtpe, BOB_RTP)
-    c.ack()
     bye_both_ways(c, bob)
     assert rtpe.wait_no_calls() == []
 
@@ -289,15 +293,9 @@ def test_auto_callee_behind_nat_is_relayed(media_server, rtpe):
     bob = server.ua("bob", "pw")
     r = bob.register(contact="<sip:bob@192.168.1.60:5060>")
     assert r is not None and r.status == 200
-    c, (inv,) = ring_media(alice, [bob], plain_sdp(ALICE_RTP))
+    inv, r, c, _ = plain_call(alice, bob, bye=False)
     assert_relayed(inv, rtpe, ALICE_RTP)
-    tag = rand(8)
-    answer(bob, inv, tag, plain_sdp(BOB_RTP))
-    r = c.final()
-    assert r is not None and r.status == 200
     assert_relayed(r, rtpe, BOB_RTP)
-    c.ack()
-    assert bob.recv(3, is_req("ACK")) is not None
     bye_both_ways(c, bob)
     assert rtpe.wait_no_calls() == []
 
@@ -305,14 +303,9 @@ def test_auto_callee_behind_nat_is_relayed(media_server, rtpe):
 def test_never_relays_even_behind_nat(media_server, rtpe):
     server = media_server(rtpe.spec, media="never")
     alice, bob = phones(server, "alice", "bob")
-    c, (inv,) = ring_media(alice, [bob], plain_sdp(ALICE_RTP, addr="192.168.1.50"))
+    inv, r, _, _ = plain_call(alice, bob, offer=plain_sdp(ALICE_RTP, addr="192.168.1.50"))
     assert_direct(inv, ALICE_RTP, "192.168.1.50")
-    answer(bob, inv, rand(8), plain_sdp(BOB_RTP))
-    r = c.final()
-    assert r is not None and r.status == 200
     assert_direct(r, BOB_RTP)
-    c.ack()
-    bye_both_ways(c, bob)
     assert RELAY_LINE not in server.read_log() and rtpe.calls() == []
 
 
@@ -327,21 +320,12 @@ def test_always_rewrites_both_ways_and_relays_rtp(media_server, rtpe):
     port she was given reaches bob's real port; `parley calls` shows the relay."""
     server = media_server(rtpe.spec)
     alice, bob = phones(server, "alice", "bob")
-    a_rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    b_rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    a_rtp.bind(("127.0.0.1", 0))
-    b_rtp.bind(("127.0.0.1", 0))
+    a_rtp, b_rtp = udp_sockets(2)
     a_port, b_port = a_rtp.getsockname()[1], b_rtp.getsockname()[1]
     try:
-        c, (inv,) = ring_media(alice, [bob], plain_sdp(a_port))
+        inv, r, c, _ = plain_call(alice, bob, offer=plain_sdp(a_port), answer_sdp=plain_sdp(b_port), bye=False)
         assert_relayed(inv, rtpe, a_port)
-        tag = rand(8)
-        answer(bob, inv, tag, plain_sdp(b_port))
-        r = c.final()
-        assert r is not None and r.status == 200
         to_bob = assert_relayed(r, rtpe, b_port).audio["port"]
-        c.ack()
-        assert bob.recv(3, is_req("ACK")) is not None
         # Media really goes through: 50 packets alice -> rtpengine -> bob.
         b_rtp.settimeout(0.2)
         got = 0
@@ -392,15 +376,9 @@ def test_always_callee_puts_caller_on_hold(media_server, rtpe):
     rewritten, and the direction attributes survive."""
     server = media_server(rtpe.spec)
     alice, bob = phones(server, "alice", "bob")
-    c, (inv,) = ring_media(alice, [bob], plain_sdp(ALICE_RTP))
+    inv, r, c, tag = plain_call(alice, bob, bye=False)
     assert_relayed(inv, rtpe, ALICE_RTP)
-    tag = rand(8)
-    answer(bob, inv, tag, plain_sdp(BOB_RTP))
-    r = c.final()
-    assert r is not None and r.status == 200
     assert_relayed(r, rtpe, BOB_RTP)
-    c.ack()
-    assert bob.recv(3, is_req("ACK")) is not None
     # bob puts alice on hold.
     callee_reinvite(bob, inv, tag, 1, plain_sdp(BOB_RTP, direction="sendonly", version=2))
     re_inv = alice.recv(5, is_req("INVITE"))
@@ -555,24 +533,11 @@ def test_always_ring_timeout_leaves_nothing(server_factory, rtpe):
 
 # ---- 3. faults -----------------------------------------------------------------------------------
 
-def plain_call(server, alice, bob, bye=True):
-    """alice calls bob with SDP both ways; returns (INVITE at bob, 200 at alice, call)."""
-    c, (inv,) = ring_media(alice, [bob], plain_sdp(ALICE_RTP))
-    answer(bob, inv, rand(8), plain_sdp(BOB_RTP))
-    r = c.final()
-    assert r is not None and r.status == 200, r
-    c.ack()
-    assert bob.recv(3, is_req("ACK")) is not None
-    if bye:
-        bye_both_ways(c, bob)
-    return inv, r, c
-
-
 def test_fault_no_rtpengine_listening(media_server):
     """Nothing at the --rtpengine port: the call connects unrelayed and the log warns."""
     server = media_server(f"udp:127.0.0.1:{dead_port()}", extra=["--rtpengine-timeout", "500"])
     alice, bob = phones(server, "alice", "bob")
-    inv, r, _ = plain_call(server, alice, bob)
+    inv, r, _, _ = plain_call(alice, bob)
     assert_direct(inv, ALICE_RTP)
     assert_direct(r, BOB_RTP)
     assert wait_warn(server, "rtpengine")
@@ -584,7 +549,7 @@ def test_fault_no_rtpengine_listening(media_server):
 def test_fault_rtpengine_killed_mid_call(media_server, rtpe):
     server = media_server(rtpe.spec, extra=["--rtpengine-timeout", "500"])
     alice, bob = phones(server, "alice", "bob")
-    inv, r, c = plain_call(server, alice, bob, bye=False)
+    inv, r, c, _ = plain_call(alice, bob, bye=False)
     assert_relayed(inv, rtpe, ALICE_RTP)
     before = len(log_lines(server, "warn", "rtpengine"))
     rtpe.kill()
@@ -594,7 +559,7 @@ def test_fault_rtpengine_killed_mid_call(media_server, rtpe):
     assert len(got) > before, f"no new warning about the dead rtpengine:\n{server.read_log()[-3000:]}"
     assert options_answered(server)
     # And the next call goes on without it.
-    inv, r, _ = plain_call(server, alice, bob)
+    inv, r, _, _ = plain_call(alice, bob)
     assert_direct(inv, ALICE_RTP)
 
 
@@ -612,7 +577,7 @@ def test_fault_rtpengine_never_answers(media_server, required, timeout):
         server = media_server(peer.spec, extra=extra)
         alice, bob = phones(server, "alice", "bob")
         if not required:
-            inv, r, _ = plain_call(server, alice, bob)
+            inv, r, _, _ = plain_call(alice, bob)
             assert_direct(inv, ALICE_RTP)
             assert_direct(r, BOB_RTP)
         else:
@@ -662,7 +627,7 @@ def test_fault_bad_sdp_refused(media_server, rtpe, kind):
     assert rtpe.calls() == []
     assert options_answered(server)
     # The server still relays a good call.
-    inv, _, c = plain_call(server, alice, bob, bye=False)
+    inv, _, c, _ = plain_call(alice, bob, bye=False)
     assert_relayed(inv, rtpe, ALICE_RTP)
     bye_both_ways(c, bob)
     assert rtpe.wait_no_calls() == []
@@ -674,14 +639,9 @@ def test_fault_two_rtpengines_one_dead(media_server, rtpe):
     server = media_server(f"{dead};weight=2", rtpe.spec, extra=["--rtpengine-timeout", "500"])
     alice, bob = phones(server, "alice", "bob")
     for i in range(4):
-        c, (inv,) = ring_media(alice, [bob], plain_sdp(ALICE_RTP))
+        inv, r, c, _ = plain_call(alice, bob, bye=False)
         assert_relayed(inv, rtpe, ALICE_RTP)
-        answer(bob, inv, rand(8), plain_sdp(BOB_RTP))
-        r = c.final()
-        assert r is not None and r.status == 200, r
         assert_relayed(r, rtpe, BOB_RTP)
-        c.ack()
-        assert bob.recv(3, is_req("ACK")) is not None
         bye_both_ways(c, bob)
         assert rtpe.wait_no_calls() == []
     assert wait_for(lambda: server.read_log().count(RELAY_LINE + rtpe.spec) >= 4), server.read_log()[-3000:]

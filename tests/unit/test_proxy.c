@@ -311,18 +311,26 @@ static void t_branch_timeout_is_408(void)
 	teardown(f);
 }
 
+/* The INVITE to bob's first phone, held for the media relay under hold_id (record-routed
+ * when rr); returns its server transaction. */
+static struct txn_server *hold_invite(struct fx *f, bool rr, uint64_t hold_id)
+{
+	struct txn_server *st = inject(f, invite);
+	struct proxy_target t = { .ruri = STR("sip:bob@10.0.0.3"), .dst = f->phone[0] };
+	t.dst.lis = &f->lis;
+	struct proxy_fwd_flags fl = { .record_route = rr };
+	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test"), STR("relay udp:127.0.0.1:2223") };
+	CHECK_INT(proxy_forward_held(f->p, st, &t, 1, &fl, &ci, hold_id), 0);
+	return st;
+}
+
 /* A call held for the media relay: 100 Trying at once, no INVITE until the release, then
  * the INVITE with the relay's SDP (Content-Length following it). */
 static void t_held_then_released_with_sdp(void)
 {
 	struct fx *f = setup(60);
-	struct txn_server *st = inject(f, invite);
-	struct proxy_target t = { .ruri = STR("sip:bob@10.0.0.3"), .dst = f->phone[0] };
-	t.dst.lis = &f->lis;
-	struct proxy_fwd_flags fl = { .record_route = true };
-	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test"), STR("relay udp:127.0.0.1:2223") };
 	unsigned before = f->nsent;
-	CHECK_INT(proxy_forward_held(f->p, st, &t, 1, &fl, &ci, 7), 0);
+	hold_invite(f, true, 7);
 	CHECK_INT(f->nsent, before + 1);
 	CHECK(sent_starts(f, before, "SIP/2.0 100 Trying"));
 	CHECK_INT(proxy_release(f->p, 8, 0, NULL, 0, STR_NULL), -ENOENT); /* not ours */
@@ -375,12 +383,7 @@ static void t_held_forks_own_branch_and_sdp(void)
 static void t_held_cancelled(void)
 {
 	struct fx *f = setup(60);
-	struct txn_server *st = inject(f, invite);
-	struct proxy_target t = { .ruri = STR("sip:bob@10.0.0.3"), .dst = f->phone[0] };
-	t.dst.lis = &f->lis;
-	struct proxy_fwd_flags fl = { 0 };
-	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test"), STR("relay udp:127.0.0.1:2223") };
-	CHECK_INT(proxy_forward_held(f->p, st, &t, 1, &fl, &ci, 1), 0);
+	struct txn_server *st = hold_invite(f, false, 1);
 	struct txn_server *cst = inject(f, cancel);
 	unsigned before = f->nsent;
 	proxy_cancel(f->p, cst, st);
@@ -397,12 +400,7 @@ static void t_held_cancelled(void)
 static void t_held_refused(void)
 {
 	struct fx *f = setup(60);
-	struct txn_server *st = inject(f, invite);
-	struct proxy_target t = { .ruri = STR("sip:bob@10.0.0.3"), .dst = f->phone[0] };
-	t.dst.lis = &f->lis;
-	struct proxy_fwd_flags fl = { 0 };
-	struct proxy_call_info ci = { STR("alice@a.test"), STR("bob@a.test"), STR("relay udp:127.0.0.1:2223") };
-	CHECK_INT(proxy_forward_held(f->p, st, &t, 1, &fl, &ci, 3), 0);
+	hold_invite(f, false, 3);
 	unsigned before = f->nsent;
 	CHECK_INT(proxy_release(f->p, 3, 503, NULL, 0, STR("direct")), 0);
 	CHECK_INT(f->nsent, before + 1);

@@ -80,6 +80,21 @@ python3 "$HERE/gen-users.py" "$USERS" "$N" bench.test "$UAS_PORT"
 
 # run_sipp SERVER TAG ROUND SCENARIO INJECTION LOCALPORT [sipp args]: one SIPp run against the
 # server; prints the pass line (measured round) to stdout.
+# start_uas SCENARIO DIR: the SIPp callee (sipp/SCENARIO on UAS_PORT, in the background,
+# its errors in DIR/uas-err.log); sets UAS_PID, or says why it did not start and returns 1
+start_uas() {
+	local out
+	out=$(cd "$2" && sipp -sf "$HERE/sipp/$1" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
+		-bg -trace_err -error_file "$2/uas-err.log" 2>&1)
+	UAS_PID=$(sed -n 's/.*PID=\[\([0-9]*\)\].*/\1/p' <<<"$out")
+	if [ -z "$UAS_PID" ]; then
+		echo "bench: cannot start the SIPp callee: $out" >&2
+		return 1
+	fi
+	PIDS+=("$UAS_PID")
+	sleep 0.3
+}
+
 run_sipp() {
 	local srv=$1 tag=$2 round=$3 sf=$4 inf=$5 lport=$6; shift 6
 	local dir=$WORK/$srv/$tag-$round c0 c1 t0 t1 rc
@@ -151,14 +166,8 @@ for srv in "${SERVERS[@]}"; do
 		fi
 	fi
 	if [[ $PASSES == *call* && $SRV_DEAD = 0 ]]; then
-		out=$(cd "$WORK/$srv" && sipp -sf "$HERE/sipp/uas.xml" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
-			-bg -trace_err -error_file "$WORK/$srv/uas-err.log" 2>&1)
-		uas=$(sed -n 's/.*PID=\[\([0-9]*\)\].*/\1/p' <<<"$out")
-		if [ -z "$uas" ]; then
-			echo "bench: cannot start the SIPp callee: $out" >&2
-		else
-			PIDS+=("$uas")
-			sleep 0.3
+		if start_uas uas.xml "$WORK/$srv"; then
+			uas=$UAS_PID
 			run_sipp "$srv" call warmup call_auth.xml calls.csv auto -d 0 >/dev/null
 			run_sipp "$srv" call measured call_auth.xml calls.csv auto -d 0 | tee -a "$RESULTS" >&2
 			stop_pid "$uas"

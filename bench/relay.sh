@@ -91,14 +91,8 @@ relay_pass() { # SERVER RUN: the whole relay pass for one server; appends to REL
 	fi
 	WORK=$rw run_sipp "$srv" reg warmup reg_auth.xml users.csv auto >/dev/null
 	if [ "$SRV_DEAD" = 0 ]; then
-		out=$(cd "$dir" && sipp -sf "$HERE/sipp/relay_uas.xml" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
-			-bg -trace_err -error_file "$dir/uas-err.log" 2>&1)
-		uas=$(sed -n 's/.*PID=\[\([0-9]*\)\].*/\1/p' <<<"$out")
-		if [ -z "$uas" ]; then
-			echo "bench: cannot start the SIPp callee: $out" >&2
-		else
-			PIDS+=("$uas")
-			sleep 0.3
+		if start_uas relay_uas.xml "$dir"; then
+			uas=$UAS_PID
 			WORK=$rw run_sipp "$srv" relay warmup relay_call.xml calls.csv auto -d 0 >/dev/null
 			echo "bench: $srv relay: rtpengine after the warm-up: $(relay_sessions "$RTPE_NG")" >&2
 			r0=$(bash "$HERE/cpu.sh" "$RTPE_PID")

@@ -317,6 +317,18 @@ static void idle_fire(void *arg)
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
+/* A send on c failed (errno): the transactions sent over it hear of it, and it closes.
+ * Returns -errno. */
+static int send_failed(struct transport *tp, struct conn *c)
+{
+	int err = -errno;
+	char why[80];
+	snprintf(why, sizeof why, "send: %s", strerror(-err));
+	lost(tp, c, err);
+	conn_close(tp, c, why);
+	return err;
+}
+
 /* Writes what the kernel takes of c's queue; returns 0, or -errno after closing c. */
 static int flush(struct transport *tp, struct conn *c)
 {
@@ -327,12 +339,7 @@ static int flush(struct transport *tp, struct conn *c)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
-			int err = -errno;
-			char why[80];
-			snprintf(why, sizeof why, "send: %s", strerror(errno));
-			lost(tp, c, err);
-			conn_close(tp, c, why);
-			return err;
+			return send_failed(tp, c);
 		}
 		c->whead += (size_t)n;
 		c->active_ms = now(tp);
@@ -364,12 +371,7 @@ static int conn_write(struct transport *tp, struct conn *c, const char *buf, siz
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
-			int err = -errno;
-			char why[80];
-			snprintf(why, sizeof why, "send: %s", strerror(errno));
-			lost(tp, c, err);
-			conn_close(tp, c, why);
-			return err;
+			return send_failed(tp, c);
 		}
 		if (len == 0)
 			return 0;

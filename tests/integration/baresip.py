@@ -8,21 +8,7 @@ import socket
 import subprocess
 import time
 
-from sipua import free_port
-
-
-def free_port_both(host):
-    """A port nothing is bound to on host for UDP nor for TCP."""
-    while True:
-        p = free_port(host)
-        t = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            t.bind((host, p))
-            return p
-        except OSError:
-            continue
-        finally:
-            t.close()
+from sipua import free_port, free_port_both
 
 
 def dominant_hz(wav):

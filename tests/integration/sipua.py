@@ -30,6 +30,21 @@ def free_port(host="127.0.0.1", tcp=False):
             return port
 
 
+def free_port_both(host="127.0.0.1"):
+    """A port nothing on host is bound to for UDP nor for TCP (a server or phone that listens
+    on both with one number)."""
+    while True:
+        p = free_port(host)
+        t = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind((host, p))
+            return p
+        except OSError:
+            continue
+        finally:
+            t.close()
+
+
 def rand(n=10):
     return "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(n))
 

@@ -12,26 +12,12 @@ import pytest
 
 from conftest import BIN, add_users, parley, wait_for, wait_log
 from sippctl import run_sipp, sipp_phone
-from sipua import SDP, UA, free_port, is_req, is_resp, rand, ring
+from sipua import SDP, UA, free_port, free_port_both, is_req, is_resp, rand, ring
 from tcpua import TcpUA
 
 
-def both_free_port(host="127.0.0.1"):
-    """A port free for UDP and TCP alike, so one number serves both listeners."""
-    while True:
-        p = free_port(host)
-        s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind((host, p))
-            return p
-        except OSError:
-            continue
-        finally:
-            s.close()
-
-
 def tcp_server(server_factory, *extra, host="127.0.0.1"):
-    port = both_free_port(host)
+    port = free_port_both(host)
     h = f"[{host}]" if ":" in host else host
     return server_factory(port=port, host=host, extra=["--listen", f"tcp:{h}:{port}", *extra]).start()
 

@@ -33,7 +33,10 @@ class Baresip:
         self.netns = netns
         self.host = host
         # baresip listens on UDP and TCP alike: the port must be free for both.
-        self.sip_port = sip_port or free_port_both(host)
+        # Free for UDP and TCP, and the next port for TCP too: baresip listens for TLS there (a
+        # client connection of an earlier test holding it made baresip fail to start: "SIP/TLS
+        # transport failed: Address already in use").
+        self.sip_port = sip_port or free_port_both(host, tcp_next=True)
         self.ctrl_port = ctrl_port or free_port(tcp=True)
         rtp = 20000 + (self.sip_port % 200) * 100
         self.user, self.domain = user, domain

@@ -30,19 +30,25 @@ def free_port(host="127.0.0.1", tcp=False):
             return port
 
 
-def free_port_both(host="127.0.0.1"):
+def free_port_both(host="127.0.0.1", tcp_next=False):
     """A port nothing on host is bound to for UDP nor for TCP (a server or phone that listens
-    on both with one number)."""
+    on both with one number); with tcp_next, the port after it free for TCP as well (where
+    baresip listens for TLS)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     while True:
         p = free_port(host)
-        t = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        held = []
         try:
-            t.bind((host, p))
+            for q in (p, p + 1) if tcp_next else (p,):
+                t = socket.socket(fam, socket.SOCK_STREAM)
+                held.append(t)
+                t.bind((host, q))
             return p
         except OSError:
             continue
         finally:
-            t.close()
+            for t in held:
+                t.close()
 
 
 def rand(n=10):

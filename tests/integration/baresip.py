@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 
-from sipua import free_port, free_port_both
+from sipua import free_port, free_port_both, wait_for
 
 
 def dominant_hz(wav):
@@ -187,3 +187,25 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
         if self.proc:
             self.log.close()
             self.proc = None
+
+
+def answered_call_with_tone(alice, bob, records):
+    """alice calls bob, he answers, 3 s of talk, alice hangs up: bob's recording holds her
+    1 kHz tone and records() (what `parley calls` lists) comes to show the call answered."""
+    alice.command("dial", "sip:bob@a.test")
+    bob.wait_event("CALL_INCOMING")
+    alice.wait_event("CALL_RINGING")
+    bob.command("accept")
+    bob.wait_event("CALL_ESTABLISHED")
+    alice.wait_event("CALL_ESTABLISHED")
+    time.sleep(3)  # talk time: the tone flows phone to phone
+    alice.command("hangup")
+    bob.wait_event("CALL_CLOSED")
+    alice.wait_event("CALL_CLOSED")
+    recs = wait_for(lambda: bob.recordings("dec"), 15)
+    assert recs, "bob recorded nothing"
+    hz, secs = dominant_hz(recs[-1])
+    assert secs >= 1.0, f"recording too short: {secs}"
+    assert 900 <= hz <= 1100, f"bob heard {hz} Hz, not alice's 1 kHz tone"
+    row = wait_for(lambda: [ln for ln in records().splitlines() if "alice@a.test" in ln and "200" in ln], 15)
+    assert row, records()

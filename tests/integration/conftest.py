@@ -121,6 +121,11 @@ def phones(server, *users, password="pw"):
     return [registered(server, u, password) for u in users]
 
 
+def call_records(server):
+    """What `parley calls` lists now."""
+    return parley("calls", db=server.db).stdout
+
+
 def calls_table(server, want, timeout=5.0):
     """Polls `parley calls` until a line matches the regex want (records are written behind)."""
     end = time.time() + timeout

@@ -1,17 +1,11 @@
 """test_baresip_tcp.py: real softphones (baresip) over TCP through Parley: registered over
 their connections, an answered call with the tone checked in the callee's recording, busy,
 cancelled, and calls bridging UDP and TCP both ways."""
-import time
-
 import pytest
 
-from baresip import Baresip, dominant_hz
-from conftest import parley, wait_for
+from baresip import Baresip, answered_call_with_tone
+from conftest import call_records, parley, wait_for
 from test_tcp import tcp_server
-
-
-def call_records(server):
-    return parley("calls", db=server.db).stdout
 
 
 @pytest.fixture
@@ -41,26 +35,6 @@ def tcp_phones(tsrv, tmp_path):
         bob.stop()
 
 
-def answered_call_with_tone(srv, alice, bob):
-    alice.command("dial", "sip:bob@a.test")
-    bob.wait_event("CALL_INCOMING")
-    alice.wait_event("CALL_RINGING")
-    bob.command("accept")
-    bob.wait_event("CALL_ESTABLISHED")
-    alice.wait_event("CALL_ESTABLISHED")
-    time.sleep(3)  # talk time: the tone flows phone to phone
-    alice.command("hangup")
-    bob.wait_event("CALL_CLOSED")
-    alice.wait_event("CALL_CLOSED")
-    recs = wait_for(lambda: bob.recordings("dec"), 15)
-    assert recs, "bob recorded nothing"
-    hz, secs = dominant_hz(recs[-1])
-    assert secs >= 1.0, f"recording too short: {secs}"
-    assert 900 <= hz <= 1100, f"bob heard {hz} Hz, not alice's 1 kHz tone"
-    row = wait_for(lambda: [ln for ln in call_records(srv).splitlines() if "alice@a.test" in ln and "200" in ln], 15)
-    assert row, call_records(srv)
-
-
 def test_registered_over_tcp(tsrv, tcp_phones):
     out = parley("reg", "list", db=tsrv.db).stdout
     out = wait_for(lambda: (o := parley("reg", "list", db=tsrv.db).stdout).count(" TCP") >= 2 and o, 10)
@@ -71,7 +45,7 @@ def test_registered_over_tcp(tsrv, tcp_phones):
 
 def test_tcp_call_answered_with_audio(tsrv, tcp_phones):
     alice, bob = tcp_phones
-    answered_call_with_tone(tsrv, alice, bob)
+    answered_call_with_tone(alice, bob, lambda: call_records(tsrv))
     assert "bytes over TCP: INVITE sip:bob@" in tsrv.read_log()
 
 
@@ -100,7 +74,7 @@ def test_tcp_call_cancelled_while_ringing(tsrv, tcp_phones):
 def test_mixed_call_udp_tcp(tsrv, tmp_path, alice_tp, bob_tp):
     alice, bob = pair(tsrv, tmp_path, alice_tp, bob_tp)
     try:
-        answered_call_with_tone(tsrv, alice, bob)
+        answered_call_with_tone(alice, bob, lambda: call_records(tsrv))
     finally:
         alice.stop()
         bob.stop()

@@ -22,7 +22,8 @@
 # With kamailio, the Parley/Kamailio ratios follow. MEM=1 runs mem.sh afterwards; then the
 # under-attack pass (attack.sh, about 3.5 minutes) unless ATTACK=0.
 #   tcp, tls  registrations and calls over TCP and over TLS, and registrations with a new TLS
-#         connection each (stream.sh)
+#         connection each (stream.sh); then IDLE_N (10000) TLS connections registered once
+#         each and held idle: server memory per connection (tls_idle.py)
 # env: N=10000 CONC=200 PASSES="reg call tcp tls relay" RELAY_ROUNDS=3 (runs of the relay pass) RATE=50000 (SIPp's opening rate cap, well above
 #      saturation) SIPP_TIMEOUT=300 (s, per SIPp run) PARLEY_BIN=build/parley KEEP=1 (keep logs)
 #      PARLEY_WRAP="" (a command in front of parley serve, e.g. valgrind --tool=callgrind ...)
@@ -197,6 +198,11 @@ for proto in tcp tls; do
 		stream_pass "$srv" "$proto" || echo "bench: $srv: $proto passes not run" >&2
 	done
 done
+if [[ " $PASSES " == *" tls "* ]]; then
+	for srv in "${SERVERS[@]}"; do
+		tls_idle_pass "$srv" || echo "bench: $srv: idle TLS pass not run" >&2
+	done
+fi
 # The relay pass, RELAY_ROUNDS times, the servers taking turns (the first of one run goes
 # last in the next), so that a change in the machine's load over the minutes of the pass
 # weighs on both; the table gives each run and the medians.
@@ -231,6 +237,10 @@ status=0
 if [ -s "$RESULTS" ]; then
 	$STATS table "$RESULTS"
 	status=$?
+fi
+if [ -s "$IDLE_RESULTS" ]; then
+	echo
+	idle_table || status=1
 fi
 if [ -s "$RELAY_RESULTS" ]; then
 	echo

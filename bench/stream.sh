@@ -117,3 +117,49 @@ stream_pass() { # SERVER PROTO (tcp|tls): the passes above for one server
 	stop_pid "$SRV_PID"
 	rm -f "$dir"/*.db* "$dir"/kamailio.sqlite
 }
+
+# The idle-TLS pass: a fresh server with a TLS listener; tls_idle.py opens IDLE_N (10,000)
+# TLS connections straight to it, registers once over each and leaves them open; the
+# server's memory (Pss of its processes) before and after, per connection. Appends to
+# IDLE_RESULTS.
+IDLE_RESULTS=$WORK/idle-results.txt
+tls_idle_pass() { # SERVER
+	local srv=$1 sw=$WORK/idle tlsdir=$WORK/tls dir line started=0
+	dir=$sw/$srv
+	mkdir -p "$dir"
+	echo "== $srv idle TLS: ${IDLE_N:-10000} connections, fresh server" >&2
+	stream_certs "$tlsdir" || return 1
+	SRV_DEAD=0
+	case $srv in
+	parley)
+		PARLEY_ARGS="${PARLEY_ARGS---rate-limit 0} --listen tls:127.0.0.1:$STREAM_PORT --tls-cert $tlsdir/server.pem --tls-key $tlsdir/server.key" \
+			WORK=$sw start_server parley && started=1 ;;
+	kamailio) KAM_STREAM=tls:$STREAM_PORT KAM_TLS_DIR=$tlsdir WORK=$sw start_server kamailio && started=1 ;;
+	esac
+	if [ $started = 1 ]; then
+		sleep 1
+		line=$(python3 "$HERE/tls_idle.py" "$STREAM_PORT" "$tlsdir/ca.pem" "$USERS/users.csv" "${IDLE_N:-10000}" "$SRV_PID")
+		echo "server=$srv $line" | tee -a "$IDLE_RESULTS" >&2
+	fi
+	stop_pid "$SRV_PID"
+	rm -f "$dir"/*.db* "$dir"/kamailio.sqlite
+	[ $started = 1 ]
+}
+
+idle_table() { # the idle-TLS table: memory per connection, target <= 16 KB for Parley
+	python3 - "$IDLE_RESULTS" <<'PY'
+import sys
+rows = [dict(x.split("=", 1) for x in l.split() if "=" in x) for l in open(sys.argv[1]) if l.strip()]
+print("idle TLS connections, each registered once: server memory (Pss) per connection")
+print(f"{'server':9} {'conns':>6} {'ok':>6} {'fail':>5} {'KB/conn':>8}")
+bad = 0
+for r in rows:
+    kb = int(r["bytes_per_conn"]) / 1024
+    print(f"{r['server']:9} {r['idle']:>6} {r['ok']:>6} {r['fail']:>5} {kb:8.1f}")
+    if r["fail"] != "0" or (r["server"] == "parley" and kb > 16):
+        bad = 1
+verdict = "NOT MET" if bad else "met" if any(r["server"] == "parley" for r in rows) else "Parley not measured"
+print(f"target: Parley <= 16 KB per idle TLS connection, 0 failures: {verdict}")
+sys.exit(bad)
+PY
+}

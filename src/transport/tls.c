@@ -65,11 +65,20 @@ static void ssl_reason(char *buf, size_t n, const char *fallback)
 
 /* ---- settings checks --------------------------------------------------------------------- */
 
+static EVP_PKEY *read_key(const char *path)
+{
+	BIO *b = BIO_new_file(path, "r");
+	EVP_PKEY *pk = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	return pk;
+}
+
 /* Whether FILE holds a certificate (chain) and key that go together; -1 with a message
  * naming the flag and the file otherwise. */
 static int check_pair(const char *cert, const char *key, char *err, size_t errlen)
 {
 	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+	EVP_PKEY *pk = NULL;
 	char why[160];
 	int rc = -1;
 	if (!c) {
@@ -83,14 +92,15 @@ static int check_pair(const char *cert, const char *key, char *err, size_t errle
 	else if (SSL_CTX_use_certificate_chain_file(c, cert) != 1) {
 		ssl_reason(why, sizeof why, "no certificate");
 		snprintf(err, errlen, "--tls-cert %s: not a PEM certificate (%s)", cert, why);
-	} else if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1) {
+	} else if (!(pk = read_key(key))) {
 		ssl_reason(why, sizeof why, "no key");
 		snprintf(err, errlen, "--tls-key %s: not a PEM private key (%s)", key, why);
-	} else if (SSL_CTX_check_private_key(c) != 1) {
+	} else if (SSL_CTX_use_PrivateKey(c, pk) != 1 || SSL_CTX_check_private_key(c) != 1) {
 		ERR_clear_error();
 		snprintf(err, errlen, "--tls-key %s: does not match the certificate in %s", key, cert);
 	} else
 		rc = 0;
+	EVP_PKEY_free(pk);
 	SSL_CTX_free(c);
 	return rc;
 }

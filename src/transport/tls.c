@@ -310,6 +310,13 @@ int tp__tls_init(struct transport *tp, char *err, size_t errlen)
 			 own ? " (delete both files to have a new self-signed one made)" : "");
 		goto fail;
 	}
+	/* Outbound, the same certificate is offered to peers that ask for one (mutual TLS). */
+	if (SSL_CTX_use_certificate_chain_file(t->cli, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(t->cli, key, SSL_FILETYPE_PEM) != 1) {
+		ssl_reason(why, sizeof why, "failed");
+		snprintf(err, errlen, "TLS certificate %s: %s", cert, why);
+		goto fail;
+	}
 	SSL_CTX_set_session_id_context(t->srv, (const unsigned char *)"parley", 6);
 	SSL_CTX_set_verify(t->cli, SSL_VERIFY_PEER, NULL);
 	if ((c->tls_ca[0] ? SSL_CTX_load_verify_locations(t->cli, c->tls_ca, NULL)

@@ -25,7 +25,7 @@
 #define ANSWER_MS 32000            /* a request sent this recently may still await its answer */
 #define MAX_LOST 64                /* lost destinations told per loop turn */
 #define HANDSHAKE_MS 10000         /* a TLS handshake not done by then fails */
-#define CIPHER_READ 16709          /* one TLS record at most (RFC 8446 §5.2) */
+#define CIPHER_READ 16709          /* ciphertext taken per recv: a full TLS 1.3 record and then some */
 #define TLS_ROUNDS 16              /* reads of plaintext TLS already holds, per wake-up */
 
 struct conn {

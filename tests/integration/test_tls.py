@@ -362,3 +362,21 @@ def test_sipp_calls_over_tls(srv, tmp_path):
             assert int(stats["SuccessfulCall(C)"]) == 5
     wait_log(srv, "call: ended alice@a.test -> bob@a.test")
     assert "bytes over TLS: INVITE sip:bob@a.test" in srv.read_log()
+
+
+def test_sips_to_a_peer_goes_over_tls(server_factory):
+    """A sips: call for another domain goes to its peer over TLS even when the peer's URI
+    names no transport (RFC 3263: sips means TLS)."""
+    b = tls_server(server_factory, domains=("b.test",), name="b")
+    b.user_add("bob@b.test", "pw")
+    bob = tls_phone(b, "bob")
+    a = tls_server(server_factory, "--peer", f"b.test=sip:127.0.0.1:{b.port}", "--tls-ca", cert_of(b), name="a")
+    a.user_add("alice@a.test", "pw")
+    alice = a.ua("alice", "pw")
+    assert alice.register().status == 200
+    c, inv = ring(alice, bob, target="sips:bob@b.test")
+    assert "bytes over TLS: INVITE sips:bob@b.test" in b.read_log()
+    bob.reply(inv, 486, "Busy Here", to_tag=rand(6))
+    r = c.final()
+    assert r is not None and r.status == 486
+    c.ack_non2xx(r)

@@ -87,7 +87,10 @@ trap 'exit 130' INT TERM HUP
 
 SRV_PORT=$($STATS port) UAS_PORT=$($STATS port)
 USERS=$WORK/users
-python3 "$HERE/gen-users.py" "$USERS" "$N" bench.test "$UAS_PORT"
+# the idle-TLS pass registers IDLE_N users, the other passes N: enough users for both, the
+# calls among the first N (the ones the reg passes register)
+IDLE_N=${IDLE_N:-10000}
+python3 "$HERE/gen-users.py" "$USERS" "$((N > IDLE_N ? N : IDLE_N))" bench.test "$UAS_PORT" --calls-of="$N"
 
 # run_sipp SERVER TAG ROUND SCENARIO INJECTION LOCALPORT [sipp args]: one SIPp run against the
 # server (SIPP_DEST, default 127.0.0.1:SRV_PORT); SCENARIO is in sipp/ unless it is an

@@ -182,6 +182,21 @@ def test_callee_hangs_up_across_ws(srv, caller_ws):
     wait_log(srv, "call: ended alice@a.test -> bob@a.test")
 
 
+def test_ws_phone_with_a_numeric_contact_is_reached_over_its_connection(srv):
+    """A browser's Contact is never dialled, even one naming the host it connected from and
+    no rport (over TCP that phone would get a new connection to its Contact)."""
+    bob = WsUA(srv.addr, user="bob", domain="a.test", password="pw")
+    r = bob.register(contact=f"<sip:bob@{srv.host}:9;transport=ws>")
+    assert r is not None and r.status == 200, r
+    alice = udp_phone(srv, "alice")
+    c, inv = ring(alice, bob)
+    assert inv is not None and inv.all("via")[0].startswith("SIP/2.0/WS "), inv
+    bob.reply(inv, 486, "Busy Here", to_tag=rand(6))
+    r = c.final()
+    assert r is not None and r.status == 486
+    c.ack_non2xx(r)
+
+
 def test_ws_phone_whose_connection_closed_fails_at_once(srv):
     bob = ws_phone(srv, "bob")
     bob.sock.close()

@@ -150,12 +150,13 @@ def test_call_bridges_udp_and_ws(srv, caller_ws):
     wait_log(srv, "call: ended alice@a.test -> bob@a.test")
 
 
-@pytest.mark.parametrize("caller_ws", [False, True], ids=["udp_to_ws", "ws_to_udp"])
-def test_callee_hangs_up_across_ws(srv, caller_ws):
+@pytest.mark.parametrize("caller_ws,callee_ws", [(False, True), (True, False), (True, True)],
+                         ids=["udp_to_ws", "ws_to_udp", "ws_to_ws"])
+def test_callee_hangs_up_across_ws(srv, caller_ws, callee_ws):
     """The callee's BYE goes the other way along the route set, to the caller's Contact: a
     browser caller's (x.invalid;transport=ws) is reached over its WebSocket."""
     alice = ws_phone(srv, "alice") if caller_ws else udp_phone(srv, "alice")
-    bob = udp_phone(srv, "bob") if caller_ws else ws_phone(srv, "bob")
+    bob = ws_phone(srv, "bob") if callee_ws else udp_phone(srv, "bob")
     c, inv = ring(alice, bob)
     tag = rand(8)
     bob.reply(inv, 200, "OK", to_tag=tag, headers=[f"Contact: <sip:bob@{bob.hostport}>", "Content-Type: application/sdp"],

@@ -87,6 +87,14 @@ def test_options_over_ws_text_and_binary(srv):
     wait_log(srv, "WebSocket upgrade from 127.0.0.1:")
 
 
+def test_message_without_content_length(srv):
+    """A WebSocket message is the whole SIP message: Content-Length may be left out (RFC 7118
+    §5), and a body is what follows the headers."""
+    ws = WsConn(srv.addr)
+    ws.send(TEXT, options_msg().replace(b"Content-Length: 0\r\n", b""))
+    assert ws.recv_msg().startswith(b"SIP/2.0 200 ")
+
+
 def test_fragmented_message_and_ping(srv):
     ws = WsConn(srv.addr)
     msg = options_msg()

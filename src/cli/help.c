@@ -17,7 +17,7 @@ static const struct {
 		   "             [--log-level error|warn|info|debug] [--log-format text|json] [--http ADDR:PORT]\n"
 		   "    Runs the registrar and proxy. With no flags it listens on udp:0.0.0.0:5060 and\n"
 		   "    tcp:0.0.0.0:5060, serves the host name as its domain and keeps its data in ./parley.db.\n"
-		   "    --listen udp:, tcp: or ws:HOST:PORT (IPv6 as udp:[::1]:5060; ws: is SIP over\n"
+		   "    --listen udp:, tcp:, tls: or ws:HOST:PORT (IPv6 as udp:[::1]:5060; ws: is SIP over\n"
 		   "    WebSocket, RFC 7118, for browser phones); several --listen and --domain allowed.\n"
 		   "    TCP: --tcp-max-connections 10000, --tcp-max-per-source 500,\n"
 		   "    --tcp-idle-timeout 300 (seconds).\n"

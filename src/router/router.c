@@ -284,6 +284,8 @@ static bool resolve_now(struct router *r, const struct sip_uri *u, struct tp_sou
 		return false;
 	dst->proto = t[0].proto;
 	dst->addr = t[0].addr;
+	if (t[0].proto == TP_TLS)
+		tp_tls_name(r->env.tp, &t[0].addr, t[0].host);
 	return true;
 }
 
@@ -413,8 +415,11 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 	struct loc_aor *a = loc_find(r->env.loc, callee);
 	struct proxy_target t[16];
 	struct media_leg legs[16];
-	unsigned n = 0;
+	unsigned n = 0, insecure = 0;
 	uint32_t now = router__now(r);
+	/* sips: asks for TLS on every hop (RFC 3261 §26.2.2): only phones registered over TLS
+	 * (or WSS) are reached; the others are skipped. */
+	bool sips = m->ruri.scheme == SIP_SCHEME_SIPS;
 	for (struct loc_binding *b = a ? a->first : NULL; b && n < 16; b = b->next) {
 		if (b->expires_at <= now)
 			continue;
@@ -429,8 +434,12 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 		 * like one with no address, so that the caller hears 480 (or another phone
 		 * rings) at once. */
 		if (reg_binding_dest(b, &t[n].dst) == 0 &&
-		    (!t[n].dst.conn_id || tp_conn_alive(r->env.tp, t[n].dst.conn_id)))
-			n++;
+		    (!t[n].dst.conn_id || tp_conn_alive(r->env.tp, t[n].dst.conn_id))) {
+			if (sips && t[n].dst.proto != TP_TLS && t[n].dst.proto != TP_WSS)
+				insecure++;
+			else
+				n++;
+		}
 	}
 	if (n == 0 && !c->vouched) {
 		/* Nobody vouches for the caller: whether the user exists, has no phone or is
@@ -438,6 +447,16 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 		 * (the user table is not read), so that neither the answer nor its timing
 		 * tells which users exist. No call record: anyone can send these. */
 		router__reject(q, 404, "Not Found", "no registered phone for this address (unauthenticated caller)");
+		return;
+	}
+	if (n == 0 && insecure) {
+		if (m->mid == SIP_INVITE)
+			record_refused(q, &ci, 480, "not registered over TLS");
+		log_info(r->env.lg, "reject",
+			 "%.*s %.*s from %s: 480 Not Reachable Over TLS (sips: and the callee has no phone registered "
+			 "over TLS)",
+			 STR_FMT(m->method), STR_FMT(m->ruri_str), router__src(q));
+		router__reply(q, 480, "Not Reachable Over TLS", STR_NULL);
 		return;
 	}
 	if (n == 0) {
@@ -558,6 +577,11 @@ static void routed(void *arg, const void *owner, void *state, int err, const str
 		router__reply(&q, 503, "DNS Resolution Failed", STR_NULL);
 		return;
 	}
+	/* What outbound TLS checks the peer's certificate against: the name each address was
+	 * found under. */
+	for (unsigned i = 0; i < n; i++)
+		if (t[i].proto == TP_TLS)
+			tp_tls_name(r->env.tp, &t[i].addr, t[i].host);
 	/* Several targets (SRV): the first is tried, the rest are its failover. */
 	struct proxy_target pt = { 0 };
 	pt.dst.proto = t[0].proto;

@@ -657,8 +657,9 @@ static void in_dialog(struct req *q, struct proxy_hop *h, bool trusted)
 	 * transport=ws"): a request for its side goes over its own WebSocket, the connection
 	 * its messages came from (its flow). */
 	bool ws_next = !h->have_next && (str_caseeq_cstr(u->transport, "ws") || str_caseeq_cstr(u->transport, "wss"));
-	if (ws_next && dlg_flow(r->env.dialogs, &ref, other, &t.dst.addr)) {
-		t.dst.proto = TP_WS;
+	struct tp_addr wsflow;
+	if (ws_next && dlg_flow(r->env.dialogs, &ref, other, &wsflow) && tp_ws_find(r->env.tp, &wsflow, &t.dst)) {
+		/* t.dst is that connection */
 	} else if (!resolve_now(r, u, &t.dst)) {
 		if (ack)
 			router__log_drop(r, "ACK %.*s from %s: unresolvable next hop", STR_FMT(m->ruri_str),

@@ -848,6 +848,17 @@ bool tp_conn_alive(const struct transport *tp, uint64_t conn_id)
 	return c && !c->closing;
 }
 
+bool tp_ws_find(struct transport *tp, const struct tp_addr *peer, struct tp_source *out)
+{
+	struct conn *c = NULL;
+	if (tp->tcp && !(c = by_addr(tp->tcp, peer, TP_WS)))
+		c = by_addr(tp->tcp, peer, TP_WSS);
+	if (!c)
+		return false;
+	*out = (struct tp_source){ .proto = c->lis->proto, .lis = c->lis, .addr = c->peer, .conn_id = c->id };
+	return true;
+}
+
 void tp_conn_hold(struct transport *tp, uint64_t conn_id, uint32_t seconds)
 {
 	struct conn *c = tp->tcp ? by_id(tp->tcp, conn_id) : NULL;
@@ -955,9 +966,15 @@ static const struct tp_ops tls_ops = {
 	.close = tcp_close,
 };
 
-/* WebSocket connections are TCP connections whose bytes go through ws.c. */
+/* WebSocket connections are TCP connections whose bytes go through ws.c; WSS ones are
+ * TLS connections whose plaintext does. */
 static const struct tp_ops ws_ops = {
 	.proto = TP_WS,
+	.send = tcp_send,
+	.close = tcp_close,
+};
+static const struct tp_ops wss_ops = {
+	.proto = TP_WSS,
 	.send = tcp_send,
 	.close = tcp_close,
 };
@@ -1015,7 +1032,10 @@ int tp__tcp_open(struct transport *tp, enum tp_proto proto, const char *uri, con
 		snprintf(err, errlen, "cannot listen on %s: %s", uri, strerror(errno));
 		goto fail;
 	}
-	const struct tp_ops *ops = proto == TP_TLS ? &tls_ops : proto == TP_WS ? &ws_ops : &tcp_ops;
+	const struct tp_ops *ops = proto == TP_TLS   ? &tls_ops
+				   : proto == TP_WS  ? &ws_ops
+				   : proto == TP_WSS ? &wss_ops
+						     : &tcp_ops;
 	return tp__listener_add(tp, fd, family, ops, accept_ready, uri, err, errlen);
 fail:
 	close(fd);

@@ -4,6 +4,7 @@ without sip, a plain GET, an oversized request, a message over the size limit, h
 an unmasked frame); ping gets pong. The client is wsua.py's, on a raw socket."""
 import re
 import socket
+import ssl
 import struct
 
 import pytest
@@ -325,6 +326,70 @@ def test_per_source_cap_applies_to_ws(server_factory):
         s.close()
 
 
-def test_wss_is_refused_until_tls(tmp_path):
-    r = parley("check", "--listen", "wss:127.0.0.1:5061", db=str(tmp_path / "p.db"))
-    assert r.returncode == 2 and "wss is not available yet" in r.stderr, (r.returncode, r.stderr)
+# ---- WSS: WebSocket over TLS ----------------------------------------------------------------
+
+def wss_server(server_factory, *extra):
+    port = free_port_both()
+    return server_factory(port=port, extra=["--listen", f"wss:127.0.0.1:{port}", *extra]).start()
+
+
+def wss_ctx(server):
+    """A client context checking the self-signed certificate Parley keeps beside its database."""
+    return ssl.create_default_context(cafile=server.db + "-tls.crt")
+
+
+def test_wss_register_options_and_1009(server_factory):
+    srv = wss_server(server_factory)
+    add_users(srv, "alice")
+    alice = WsUA(srv.addr, user="alice", domain="a.test", password="pw", tls=wss_ctx(srv))
+    r = alice.register()
+    assert r is not None and r.status == 200, r
+    out = wait_for(lambda: "alice@a.test" in (o := parley("reg", "list", db=srv.db).stdout) and o, 5)
+    assert re.search(r"alice@a\.test.*\bWSS\b", out), out
+    wait_log(srv, "TLS established")
+    ws = WsConn(srv.addr, tls=wss_ctx(srv))
+    ws.send(PING, b"p")
+    assert ws.recv_frame() == (PONG, b"p")
+    ws.send(TEXT, b"OPTIONS " + b"x" * 70000)
+    op, payload = ws.recv_frame()
+    assert op == CLOSE and struct.unpack("!H", payload[:2])[0] == 1009, (op, payload[:20])
+
+
+@pytest.mark.parametrize("caller_wss", [False, True], ids=["udp_to_wss", "wss_to_udp"])
+def test_wss_call_bridges_udp(server_factory, caller_wss):
+    """A call between a browser on WSS and a UDP phone, hung up by the callee: the INVITE or
+    the BYE reaches the browser over its WSS connection."""
+    srv = wss_server(server_factory)
+    add_users(srv, "alice", "bob")
+
+    def wss_phone(user):
+        ua = WsUA(srv.addr, user=user, domain="a.test", password="pw", tls=wss_ctx(srv))
+        r = ua.register()
+        assert r is not None and r.status == 200, r
+        return ua
+
+    alice = wss_phone("alice") if caller_wss else udp_phone(srv, "alice")
+    bob = udp_phone(srv, "bob") if caller_wss else wss_phone("bob")
+    c, inv = ring(alice, bob)
+    assert inv is not None
+    assert inv.all("via")[0].startswith(f"SIP/2.0/{'UDP' if caller_wss else 'WSS'} "), inv.all("via")
+    tag = rand(8)
+    bob.reply(inv, 200, "OK", to_tag=tag, headers=[f"Contact: <sip:bob@{bob.hostport}>", "Content-Type: application/sdp"],
+              body=SDP)
+    r = c.final()
+    assert r is not None and r.status == 200
+    c.ack()
+    assert bob.recv(3, is_req("ACK")) is not None
+    contact = re.search(r"<([^>]+)>", inv.get("contact")).group(1)
+    msg = "\r\n".join([
+        f"BYE {contact} SIP/2.0",
+        f"Via: SIP/2.0/UDP {bob.hostport};branch=z9hG4bK{rand(10)};rport",
+        f"From: {inv.get('to')};tag={tag}", f"To: {inv.get('from')}", f"Call-ID: {inv.get('call-id')}",
+        "CSeq: 1 BYE", "Max-Forwards: 70", f"Route: {', '.join(inv.all('record-route'))}", "Content-Length: 0", "", ""])
+    bob.send_raw(msg.encode())
+    bye = alice.recv(5, is_req("BYE"))
+    assert bye is not None, "the callee's BYE did not reach the caller"
+    alice.reply(bye, 200, "OK")
+    r = bob.final(5, cseq_method="BYE")
+    assert r is not None and r.status == 200
+    wait_log(srv, "call: ended alice@a.test -> bob@a.test")

@@ -1,5 +1,5 @@
 """wsua.py: a small WebSocket client (RFC 6455: the upgrade, masked frames, ping, close) on a raw
-socket, and the test user agent (sipua.UA) speaking SIP over it as a browser phone does (RFC 7118:
+socket (or a TLS one, for WSS), and the test user agent (sipua.UA) speaking SIP over it as a browser phone does (RFC 7118:
 Via SIP/2.0/WSS with an .invalid host, Contact ...@x.invalid;transport=ws)."""
 import base64
 import hashlib
@@ -43,11 +43,13 @@ def frame(opcode, payload=b"", fin=True, mask=True):
 class WsConn:
     """A WebSocket client connection to server (host, port)."""
 
-    def __init__(self, server, host="127.0.0.1", protocols="sip", connect=True):
+    def __init__(self, server, host="127.0.0.1", protocols="sip", connect=True, tls=None):
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.s = socket.socket(fam, socket.SOCK_STREAM)
         self.s.bind((host, 0))
         self.s.connect(server)
+        if tls is not None:  # an ssl.SSLContext: WSS, the handshake verifying the server
+            self.s = tls.wrap_socket(self.s, server_hostname=server[0])
         self.buf = b""
         self.server = server
         self.close_code = None  # the code of the server's close frame, once one came
@@ -141,8 +143,8 @@ class _WsStream:
     """Looks like the UA's UDP socket (sendto, recvfrom, settimeout) but carries SIP over one
     WebSocket, one message per text frame."""
 
-    def __init__(self, server, host):
-        self.ws = WsConn(server, host)
+    def __init__(self, server, host, tls=None):
+        self.ws = WsConn(server, host, tls=tls)
         self.timeout = 3.0
 
     def getsockname(self):
@@ -164,10 +166,10 @@ class _WsStream:
 class WsUA(UA):
     """A UA over its own WebSocket to the server, writing Via and Contact as JsSIP does."""
 
-    def __init__(self, server, user=None, domain=None, password=None, host="127.0.0.1"):
+    def __init__(self, server, user=None, domain=None, password=None, host="127.0.0.1", tls=None):
         super().__init__(server, user=user, domain=domain, password=password, host=host)
         self.sock.close()
-        self.sock = _WsStream(server, host)
+        self.sock = _WsStream(server, host, tls)
         self.real = self.sock.getsockname()[:2]
         # What a browser writes: it has no address of its own to give.
         self.invalid = rand(8).lower() + ".invalid"

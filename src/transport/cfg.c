@@ -24,7 +24,7 @@ int tp_listen_parse(const char *uri, struct tp_listen_spec *out, char *err, size
 			}
 	}
 	if (!known) {
-		snprintf(err, errlen, "expected udp:HOST:PORT or tcp:HOST:PORT (IPv6 in brackets: udp:[::1]:5060)");
+		snprintf(err, errlen, "expected udp:, tcp: or ws:HOST:PORT (IPv6 in brackets: udp:[::1]:5060)");
 		return -EINVAL;
 	}
 	const char *h = colon + 1, *hend, *port = NULL;
@@ -76,7 +76,7 @@ int tp_listen_parse(const char *uri, struct tp_listen_spec *out, char *err, size
 }
 
 const struct cfg_key tp_cfg_keys[] = {
-	CFG_KEY_LIST(struct tp_cfg, "listen", "server", "listen", listen, nlisten, "udp:HOST:PORT or tcp:HOST:PORT",
+	CFG_KEY_LIST(struct tp_cfg, "listen", "server", "listen", listen, nlisten, "udp:, tcp: or ws:HOST:PORT",
 		     CFG_F_REPLACE),
 	CFG_KEY_UINT(struct tp_cfg, "tcp-max-connections", "server", "tcp-max-connections", tcp_max_conns, 1, 1000000),
 	CFG_KEY_UINT(struct tp_cfg, "tcp-max-per-source", "server", "tcp-max-per-source", tcp_max_per_source, 1,
@@ -115,9 +115,8 @@ int tp_cfg_check(const void *base, char *err, size_t errlen)
 			snprintf(err, errlen, "--listen %s: %s", c->listen[i], why);
 			return -1;
 		}
-		if (strcmp(l.scheme, "udp") != 0 && strcmp(l.scheme, "tcp") != 0) {
-			snprintf(err, errlen,
-				 "--listen %s: %s is not available yet (use udp:HOST:PORT or tcp:HOST:PORT)",
+		if (strcmp(l.scheme, "udp") != 0 && strcmp(l.scheme, "tcp") != 0 && strcmp(l.scheme, "ws") != 0) {
+			snprintf(err, errlen, "--listen %s: %s is not available yet (use udp:, tcp: or ws:HOST:PORT)",
 				 c->listen[i], l.scheme);
 			return -1;
 		}

@@ -1,4 +1,4 @@
-/* tcp.c: TCP listeners and connections on the event loop: accept, framing, write queues, limits, idle close. */
+/* tcp.c: TCP (and WebSocket) listeners and connections on the event loop: accept, framing, write queues, limits, idle close. */
 #include "transport/transport.h"
 #include "transport/tp_int.h"
 
@@ -46,6 +46,7 @@ struct conn {
 	bool lingering;           /* queue written and FIN sent: waiting for the peer's */
 	bool busy;                /* its event handler runs: freeing waits for the end */
 	bool dead;                /* closed, to be freed */
+	struct tp_ws *ws;         /* accepted on a ws: listener: its WebSocket (ws.c); else NULL */
 };
 
 struct ipcount {
@@ -107,11 +108,12 @@ static struct conn *by_id(struct tcp *t, uint64_t id)
 	return c && c->id == id && !c->dead ? c : NULL;
 }
 
-/* An open connection to peer that can carry a new message (RFC 3261 §18.1.1: reuse). */
-static struct conn *by_addr(struct tcp *t, const struct tp_addr *peer)
+/* An open connection to peer, of proto, that can carry a new message (RFC 3261 §18.1.1:
+ * reuse). */
+static struct conn *by_addr(struct tcp *t, const struct tp_addr *peer, enum tp_proto proto)
 {
 	for (struct conn *c = t->addr[hash_addr(t, peer) & (ADDR_BUCKETS - 1)]; c; c = c->anext)
-		if (!c->closing && !c->dead && tp_addr_equal(&c->peer, peer))
+		if (!c->closing && !c->dead && c->lis->proto == proto && tp_addr_equal(&c->peer, peer))
 			return c;
 	return NULL;
 }
@@ -183,6 +185,7 @@ static int grow_byfd(struct tcp *t, int fd)
 
 static void destroy(struct conn *c)
 {
+	tp__ws_free(c->ws);
 	free(c->rbuf);
 	free(c->wbuf);
 	free(c);
@@ -212,7 +215,8 @@ static void lost(struct transport *tp, struct conn *c, int err)
 	struct tcp *t = tp->tcp;
 	if (!tp->lost || !(c->connecting || (c->tx_ms && now(tp) - c->tx_ms < ANSWER_MS)) || t->nlost == MAX_LOST)
 		return;
-	t->lost[t->nlost] = (struct tp_source){ .proto = TP_TCP, .lis = c->lis, .addr = c->peer, .conn_id = c->id };
+	t->lost[t->nlost] =
+		(struct tp_source){ .proto = c->lis->proto, .lis = c->lis, .addr = c->peer, .conn_id = c->id };
 	t->lost_err[t->nlost++] = err;
 	if (!timer_pending(&t->lost_timer))
 		timer_start(loop_timers(tp->loop), &t->lost_timer, 0, tell_lost, tp);
@@ -417,7 +421,7 @@ static void deliver(struct transport *tp, struct conn *c, char *p, size_t n)
 {
 	char save = p[n];
 	p[n] = '\0';
-	struct tp_source src = { .proto = TP_TCP, .lis = c->lis, .addr = c->peer, .conn_id = c->id };
+	struct tp_source src = { .proto = c->lis->proto, .lis = c->lis, .addr = c->peer, .conn_id = c->id };
 	tp->stats.rx_msgs++;
 	tp->stats.rx_bytes += n;
 	tp->recv(&src, p, n, tp->arg);
@@ -428,6 +432,8 @@ static void deliver(struct transport *tp, struct conn *c, char *p, size_t n)
  * how many bytes were used. Stops early when c closes. */
 static size_t frame_all(struct transport *tp, struct conn *c, char *buf, size_t len)
 {
+	if (c->ws)
+		return tp__ws_input(c->ws, buf, len); /* a WebSocket frames by itself */
 	size_t pos = 0;
 	while (!c->dead && !c->closing) {
 		size_t skip, n;
@@ -595,6 +601,36 @@ static void conn_event(int fd, uint32_t events, void *arg)
 		destroy(c);
 }
 
+/* ---- WebSocket hooks (ws.c reaches its connection through these) --------------------------- */
+
+static int ws_write(void *arg, const char *buf, size_t len)
+{
+	struct conn *c = arg;
+	return c->dead ? -ENOTCONN : conn_write(c->lis->tp, c, buf, len);
+}
+
+static void ws_deliver(void *arg, char *buf, size_t len)
+{
+	struct conn *c = arg;
+	if (!c->dead)
+		deliver(c->lis->tp, c, buf, len);
+}
+
+static void ws_close(void *arg, const char *why, bool warn)
+{
+	struct conn *c = arg;
+	struct transport *tp = c->lis->tp;
+	char a[80];
+	if (c->dead || c->closing)
+		return;
+	if (warn)
+		log_limited(tp->lg, &tp->tcp->lim_close, now(tp), LOG_WARN, "ws", "connection from %s closed: %s",
+			    tp_addr_str(&c->peer, a, sizeof a), why);
+	conn_close_after_write(tp, c, why);
+}
+
+static const struct tp_ws_io ws_io = { .write = ws_write, .deliver = ws_deliver, .close = ws_close };
+
 /* ---- connections ---------------------------------------------------------------------------- */
 
 static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const struct tp_addr *peer, bool outbound,
@@ -620,10 +656,18 @@ static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const
 	c->outbound = outbound;
 	c->connecting = connecting;
 	c->active_ms = now(tp);
+	char a[80];
+	if (lis->proto == TP_WS && tp__ws_new(&c->ws, &ws_io, c, tp->lg, tp_addr_str(peer, a, sizeof a))) {
+		if (!outbound)
+			ip_del(t, peer);
+		free(c);
+		return -ENOMEM;
+	}
 	int err = loop_add_fd(tp->loop, fd, connecting ? EPOLLOUT : EPOLLIN, conn_event, c);
 	if (err) {
 		if (!outbound)
 			ip_del(t, peer);
+		tp__ws_free(c->ws);
 		free(c);
 		return err;
 	}
@@ -685,12 +729,22 @@ static int tcp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t 
 		c = by_id(t, conn_id);
 		if (!c || c->closing)
 			return -ENOTCONN;
-	} else if (!(c = by_addr(t, to))) {
-		int err = dial(tp, lis, to, &c);
+	} else if (!(c = by_addr(t, to, lis->proto))) {
+		/* A browser cannot be dialled: a WebSocket is reached over its own connection. */
+		int err = lis->proto == TP_WS ? -ENOTCONN : dial(tp, lis, to, &c);
 		if (err)
 			return err;
 	}
-	return conn_write(tp, c, buf, len);
+	if (!c->ws)
+		return conn_write(tp, c, buf, len);
+	/* A failed write inside closes c: it is freed here, after ws.c is done with it. */
+	bool was = c->busy;
+	c->busy = true;
+	int err = tp__ws_send(c->ws, buf, len);
+	c->busy = was;
+	if (!was && c->dead)
+		destroy(c);
+	return err;
 }
 
 bool tp_conn_alive(const struct transport *tp, uint64_t conn_id)
@@ -716,7 +770,7 @@ static void accept_ready(int fd, uint32_t events, void *arg);
 static void listeners_pause(struct transport *tp)
 {
 	for (unsigned i = 0; i < tp->nlis; i++)
-		if (tp->lis[i]->proto == TP_TCP)
+		if (tp->lis[i]->proto != TP_UDP)
 			loop_mod_fd(tp->loop, tp->lis[i]->fd, 0);
 	tp->tcp->paused = true;
 }
@@ -724,7 +778,7 @@ static void listeners_pause(struct transport *tp)
 static void listeners_resume(struct transport *tp)
 {
 	for (unsigned i = 0; i < tp->nlis; i++)
-		if (tp->lis[i]->proto == TP_TCP)
+		if (tp->lis[i]->proto != TP_UDP)
 			loop_mod_fd(tp->loop, tp->lis[i]->fd, EPOLLIN);
 	tp->tcp->paused = false;
 }
@@ -799,6 +853,13 @@ static const struct tp_ops tcp_ops = {
 	.close = tcp_close,
 };
 
+/* WebSocket connections are TCP connections whose bytes go through ws.c. */
+static const struct tp_ops ws_ops = {
+	.proto = TP_WS,
+	.send = tcp_send,
+	.close = tcp_close,
+};
+
 /* The connection limit, lowered to what the open-file limit leaves room for. */
 static unsigned max_conns(struct transport *tp)
 {
@@ -817,7 +878,8 @@ static unsigned max_conns(struct transport *tp)
 	return m;
 }
 
-int tp__tcp_open(struct transport *tp, const char *uri, const struct tp_addr *bind_to, char *err, size_t errlen)
+int tp__tcp_open(struct transport *tp, const char *uri, const struct tp_addr *bind_to, enum tp_proto proto, char *err,
+		 size_t errlen)
 {
 	int one = 1, rc;
 	if (!tp->tcp) {
@@ -851,7 +913,7 @@ int tp__tcp_open(struct transport *tp, const char *uri, const struct tp_addr *bi
 		snprintf(err, errlen, "cannot listen on %s: %s", uri, strerror(errno));
 		goto fail;
 	}
-	return tp__listener_add(tp, fd, family, &tcp_ops, accept_ready, uri, err, errlen);
+	return tp__listener_add(tp, fd, family, proto == TP_WS ? &ws_ops : &tcp_ops, accept_ready, uri, err, errlen);
 fail:
 	close(fd);
 	return rc;

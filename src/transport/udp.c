@@ -449,7 +449,7 @@ int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot listen on %s: %s", uri, why);
 		return -EINVAL;
 	}
-	if (strcmp(l.scheme, "udp") != 0 && strcmp(l.scheme, "tcp") != 0) {
+	if (strcmp(l.scheme, "udp") != 0 && strcmp(l.scheme, "tcp") != 0 && strcmp(l.scheme, "ws") != 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s is not available yet", uri, l.scheme);
 		return -EPROTONOSUPPORT;
 	}
@@ -463,6 +463,8 @@ int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (l.scheme[0] == 't')
-		return tp__tcp_open(tp, uri, &a, err, errlen);
+		return tp__tcp_open(tp, uri, &a, TP_TCP, err, errlen);
+	if (l.scheme[0] == 'w')
+		return tp__tcp_open(tp, uri, &a, TP_WS, err, errlen);
 	return udp_open(tp, uri, &a, err, errlen);
 }

@@ -628,7 +628,14 @@ static void in_dialog(struct req *q, struct proxy_hop *h, bool trusted)
 	}
 	struct proxy_target t = { 0 };
 	const struct sip_uri *u = h->have_next ? &h->next.uri : &m->ruri;
-	if (!resolve_now(r, u, &t.dst)) {
+	enum dlg_side other = ref.from == DLG_CALLER ? DLG_CALLEE : DLG_CALLER;
+	/* A browser phone cannot be reached at its Contact (RFC 7118 §5: "x@y.invalid;
+	 * transport=ws"): a request for its side goes over its own WebSocket, the connection
+	 * its messages came from (its flow). */
+	bool ws_next = !h->have_next && (str_caseeq_cstr(u->transport, "ws") || str_caseeq_cstr(u->transport, "wss"));
+	if (ws_next && dlg_flow(r->env.dialogs, &ref, other, &t.dst.addr)) {
+		t.dst.proto = TP_WS;
+	} else if (!resolve_now(r, u, &t.dst)) {
 		if (ack)
 			router__log_drop(r, "ACK %.*s from %s: unresolvable next hop", STR_FMT(m->ruri_str),
 					 router__src(q));
@@ -640,10 +647,9 @@ static void in_dialog(struct req *q, struct proxy_hop *h, bool trusted)
 	 * reach: a request for its side goes where that side's messages come from (its
 	 * flow, README "Phones behind NAT"). Only when the Request-URI is the next hop (no
 	 * proxy beyond us on the route), so that a peer's route is never bent. */
-	enum dlg_side other = ref.from == DLG_CALLER ? DLG_CALLEE : DLG_CALLER;
 	struct tp_addr flow;
-	if (!h->have_next && tp_addr_is_private(&t.dst.addr) && dlg_flow(r->env.dialogs, &ref, other, &flow) &&
-	    !tp_addr_same_host(&flow, &t.dst.addr))
+	if (!ws_next && !h->have_next && tp_addr_is_private(&t.dst.addr) &&
+	    dlg_flow(r->env.dialogs, &ref, other, &flow) && !tp_addr_same_host(&flow, &t.dst.addr))
 		t.dst.addr = flow;
 	if (!dlg_allows(r->env.dialogs, &ref, &t.dst.addr)) {
 		char to[80];

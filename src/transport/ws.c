@@ -107,7 +107,7 @@ enum tp_ws_parse tp__ws_parse(const char *buf, size_t len, size_t *scan, struct 
 		*scan = lim;
 		if (len < TP_WS_REQ_MAX)
 			return TP_WS_MORE;
-		r->len = len;
+		r->len = lim; /* what was read of it; the connection closes after the answer */
 		return refuse(r, 400, "request header over 8192 bytes");
 	}
 	*scan = 0;

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import queue
-import shutil
 import subprocess
 import threading
 import time
@@ -267,7 +266,3 @@ class Phone:
     def stop(self):
         with contextlib.suppress(BrowserError):
             self.js("() => phone.stop()")
-
-
-def node_available():
-    return shutil.which("node") is not None

@@ -6,10 +6,13 @@ loopback (NetNs), where Parley, rtpengine and baresip for those tests run too.
 Chromium gathers ICE candidates on every interface it sees; in the namespace the only one is
 127.0.0.1 and nothing can leave the machine (../shared/notes/browser.md). The JsSIP bundle is
 built from tests/browser/node_modules (`make deps` runs `npm ci`) when the browser starts."""
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -31,12 +34,29 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stre
                   "--no-first-run", "--disable-features=MediaRouter"]
 
 
+def _die_with_parent():
+    natnet._libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def spki_hash(cert_pem):
+    """The base64 SHA-256 of a certificate's public key (its SPKI), what Chromium's
+    --ignore-certificate-errors-spki-list takes (Browser(spki=...)) to trust a test server's
+    self-signed certificate for wss:// and https://, and only that one."""
+    pub = subprocess.run(["openssl", "x509", "-in", cert_pem, "-pubkey", "-noout"], capture_output=True,
+                         check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, capture_output=True,
+                         check=True).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
 class NetNs:
     """A private network namespace with only loopback (up), held by a sleeping process; cmd()
     runs a program in it, enter() runs Python code in it (sockets made there stay there)."""
 
     def __init__(self):
-        self.holder = subprocess.Popen(["unshare", "-n", "--", "sleep", "infinity"])
+        # The holder dies with the test process (PR_SET_PDEATHSIG), so a killed run leaves no
+        # namespace behind; everything started in it is the test's own child.
+        self.holder = subprocess.Popen(["unshare", "-n", "--", "sleep", "infinity"], preexec_fn=_die_with_parent)
         self.path = f"/proc/{self.holder.pid}/ns/net"
         # unshare execs sleep once the namespace exists: wait until the pid's namespace differs.
         own = os.readlink("/proc/self/ns/net")

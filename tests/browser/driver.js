@@ -79,7 +79,7 @@ async function main() {
     env: process.env,
     timeout: 60000,
   });
-  const context = await browser.newContext({ ignoreHTTPSErrors: false });
+  const context = await browser.newContext();
   const pages = new Map();
 
   async function open(name) {

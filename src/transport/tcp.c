@@ -657,7 +657,8 @@ static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const
 	c->connecting = connecting;
 	c->active_ms = now(tp);
 	char a[80];
-	if (lis->proto == TP_WS && tp__ws_new(&c->ws, &ws_io, c, tp->lg, tp_addr_str(peer, a, sizeof a))) {
+	if ((lis->proto == TP_WS || lis->proto == TP_WSS) &&
+	    tp__ws_new(&c->ws, &ws_io, c, tp->lg, tp_addr_str(peer, a, sizeof a))) {
 		if (!outbound)
 			ip_del(t, peer);
 		free(c);
@@ -731,7 +732,7 @@ static int tcp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t 
 			return -ENOTCONN;
 	} else if (!(c = by_addr(t, to, lis->proto))) {
 		/* A browser cannot be dialled: a WebSocket is reached over its own connection. */
-		int err = lis->proto == TP_WS ? -ENOTCONN : dial(tp, lis, to, &c);
+		int err = lis->proto == TP_WS || lis->proto == TP_WSS ? -ENOTCONN : dial(tp, lis, to, &c);
 		if (err)
 			return err;
 	}

@@ -1,4 +1,4 @@
-/* transport.h: moving SIP bytes over sockets: UDP datagrams and TCP connections (TLS/WS later, same table). */
+/* transport.h: moving SIP bytes over sockets: UDP datagrams, TCP and WebSocket connections (TLS later, same table). */
 #ifndef PARLEY_TRANSPORT_H
 #define PARLEY_TRANSPORT_H
 
@@ -54,7 +54,7 @@ bool tp_addr_is_private(const struct tp_addr *a);
 #define TP_MAX_LISTEN 16
 
 struct tp_cfg {
-	char listen[TP_MAX_LISTEN][300]; /* --listen udp:|tcp:HOST:PORT, [server] listen */
+	char listen[TP_MAX_LISTEN][300]; /* --listen udp:|tcp:|ws:HOST:PORT, [server] listen */
 	unsigned nlisten;
 	unsigned tcp_max_conns;      /* --tcp-max-connections 10000: open TCP connections at most */
 	unsigned tcp_max_per_source; /* --tcp-max-per-source 500: accepted from one IP address */
@@ -64,7 +64,7 @@ extern const struct cfg_key tp_cfg_keys[];
 extern const size_t tp_cfg_nkeys;
 /* udp:0.0.0.0:5060 and tcp:0.0.0.0:5060, TCP limits as above */
 void tp_cfg_defaults(struct tp_cfg *c);
-/* Every address parses, is UDP or TCP (tls, ws and wss are refused: not available yet),
+/* Every address parses, is UDP, TCP or WS (tls and wss are refused: not available yet),
  * and is given once (cfg_part). */
 int tp_cfg_check(const void *base, char *err, size_t errlen);
 
@@ -125,8 +125,9 @@ void tp_configure(struct transport *tp, const struct tp_cfg *c, struct log *lg);
 /* Who is told of unreachable destinations (with tp_new's arg). */
 void tp_on_lost(struct transport *tp, tp_lost_h *h);
 void tp_free(struct transport *tp);
-/* Opens a listener for "udp:HOST:PORT" or "tcp:HOST:PORT" (IPv6 as "udp:[::1]:5060"). On
- * failure returns -errno and writes a message naming the address to err. */
+/* Opens a listener for "udp:HOST:PORT", "tcp:HOST:PORT" or "ws:HOST:PORT" (IPv6 as
+ * "udp:[::1]:5060"). On failure returns -errno and writes a message naming the address
+ * to err. */
 int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen);
 unsigned tp_listener_count(const struct transport *tp);
 struct tp_listener *tp_listener_at(struct transport *tp, unsigned i);

@@ -298,6 +298,16 @@ static void refuse_upgrade(struct tp_ws *w, const struct tp_ws_req *r)
 	close_conn(w, why, false);
 }
 
+/* s for a log line: at most n - 1 bytes, control bytes as '?' (a peer wrote them). */
+static const char *printable(struct str s, char *buf, size_t n)
+{
+	size_t k = 0;
+	for (; k < s.l && k + 1 < n; k++)
+		buf[k] = (unsigned char)s.p[k] < 0x20 || s.p[k] == 0x7f ? '?' : s.p[k];
+	buf[k] = '\0';
+	return buf;
+}
+
 /* Accepts the upgrade: 101 with sip chosen, and a wslay context for the frames that follow.
  * Returns 0, or -1 after closing the connection. */
 static int accept_upgrade(struct tp_ws *w, const struct tp_ws_req *r)
@@ -323,8 +333,10 @@ static int accept_upgrade(struct tp_ws *w, const struct tp_ws_req *r)
 		w->failed = true;
 		return -1;
 	}
-	log_debug(w->lg, "ws", "WebSocket upgrade from %s accepted (path %.*s%s%.*s)", w->peer, (int)r->path.l,
-		  r->path.p, r->origin.l ? ", origin " : "", (int)r->origin.l, r->origin.p);
+	char path[128], origin[128];
+	log_debug(w->lg, "ws", "WebSocket upgrade from %s accepted (path %s%s%s)", w->peer,
+		  printable(r->path, path, sizeof path), r->origin.l ? ", origin " : "",
+		  printable(r->origin, origin, sizeof origin));
 	return 0;
 }
 

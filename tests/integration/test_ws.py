@@ -87,6 +87,14 @@ def test_options_over_ws_text_and_binary(srv):
     wait_log(srv, "WebSocket upgrade from 127.0.0.1:")
 
 
+def test_message_without_content_length(srv):
+    """A WebSocket message is the whole SIP message: Content-Length may be left out (RFC 7118
+    §5), and a body is what follows the headers."""
+    ws = WsConn(srv.addr)
+    ws.send(TEXT, options_msg().replace(b"Content-Length: 0\r\n", b""))
+    assert ws.recv_msg().startswith(b"SIP/2.0 200 ")
+
+
 def test_fragmented_message_and_ping(srv):
     ws = WsConn(srv.addr)
     msg = options_msg()
@@ -150,12 +158,13 @@ def test_call_bridges_udp_and_ws(srv, caller_ws):
     wait_log(srv, "call: ended alice@a.test -> bob@a.test")
 
 
-@pytest.mark.parametrize("caller_ws", [False, True], ids=["udp_to_ws", "ws_to_udp"])
-def test_callee_hangs_up_across_ws(srv, caller_ws):
+@pytest.mark.parametrize("caller_ws,callee_ws", [(False, True), (True, False), (True, True)],
+                         ids=["udp_to_ws", "ws_to_udp", "ws_to_ws"])
+def test_callee_hangs_up_across_ws(srv, caller_ws, callee_ws):
     """The callee's BYE goes the other way along the route set, to the caller's Contact: a
     browser caller's (x.invalid;transport=ws) is reached over its WebSocket."""
     alice = ws_phone(srv, "alice") if caller_ws else udp_phone(srv, "alice")
-    bob = udp_phone(srv, "bob") if caller_ws else ws_phone(srv, "bob")
+    bob = ws_phone(srv, "bob") if callee_ws else udp_phone(srv, "bob")
     c, inv = ring(alice, bob)
     tag = rand(8)
     bob.reply(inv, 200, "OK", to_tag=tag, headers=[f"Contact: <sip:bob@{bob.hostport}>", "Content-Type: application/sdp"],

@@ -209,6 +209,23 @@ def test_two_browsers_call_with_audio(lab, two):
     assert "direct" in row, row
 
 
+def test_callee_hangs_up(lab, two):
+    """The BYE from the callee's browser: it goes to the caller's Contact (JsSIP's `.invalid`
+    one), which Parley reaches over the caller's WebSocket; the caller's call ends, and it
+    had bob's audio while it lasted."""
+    alice, bob = two
+    ring(alice, bob)
+    bob.answer()
+    assert bob.next("confirmed")
+    assert alice.next("confirmed")
+    _, later = alice.inbound_growing()
+    assert_webrtc_up(alice, later)
+    bob.terminate()
+    assert alice.next("ended")["originator"] == "remote"
+    assert bob.next("ended")["originator"] == "local"
+    record(lab, [f"{alice.user}@a.test", f"{bob.user}@a.test", "200"])
+
+
 def test_browser_busy(lab, two):
     """bob's browser rejects the call with 486 Busy Here: alice's fails with 486."""
     alice, bob = two

@@ -24,7 +24,7 @@ class Baresip:
                  answermode="manual", tone_hz=1000, regint=600, host="127.0.0.1", netns=None,
                  sip_port=None, ctrl_port=None, transport="udp"):
         """host: the address it listens on; netns: the named network namespace it runs in
-        (natnet.py) or the path of one (/proc/PID/ns/net, browser.NetNs), where sip_port and ctrl_port must be given (nothing else is bound there);
+        (natnet.py), where sip_port and ctrl_port must be given (nothing else is bound there);
         transport: udp or tcp, what it registers and calls over."""
         self.dir = os.path.join(str(tmp), f"baresip-{name}")
         os.makedirs(self.dir, exist_ok=True)
@@ -78,7 +78,7 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
         self.logpath = os.path.join(self.dir, "baresip.log")
         self.log = open(self.logpath, "ab")
         cmd = ["stdbuf", "-oL", "baresip", "-4", "-s", "-f", self.dir]
-        if self.netns:
+        if self.netns:  # a name (natnet.py) or the path of one (/proc/PID/ns/net, browser.NetNs)
             cmd = (["nsenter", f"--net={self.netns}", "--"] if self.netns.startswith("/")
                    else ["ip", "netns", "exec", self.netns]) + cmd
         self.proc = subprocess.Popen(cmd,

@@ -1,14 +1,20 @@
 """test_browser.py: browser phones (issue 13): JsSIP in headless Chromium registered over SIP
-over WebSocket, calling each other through Parley with WebRTC audio from Chromium's fake
-microphone (a 1000 Hz tone), and calling a baresip phone on UDP both ways with the audio
-relayed and converted by rtpengine (`--media auto`: a WebRTC leg and a plain RTP leg).
+over WebSocket, plain (ws:) and over TLS (wss:), calling each other through Parley with WebRTC
+audio from Chromium's fake microphone (a 1000 Hz tone), and calling a baresip phone on UDP both
+ways with the audio relayed and converted by rtpengine (`--media auto`: a WebRTC leg and a
+plain RTP leg).
 
 One private network namespace with only loopback holds everything for the module (browser.py):
-one Chromium with two tabs reused by every test, one Parley (UDP and ws: listeners, rtpengine
-as its relay), one rtpengine; each test has fresh users, so nothing one leaves behind (a
-binding, a call) meets the next. Audio is proven by the callee's getStats() (inbound audio
-packets growing, DTLS connected, the selected candidate pair succeeded), by what the browser
-hears (Web Audio: the other phone's tone), and by the tone in baresip's recording."""
+one Chromium with two tabs reused by every test, one Parley (UDP, ws: and wss: listeners at
+once, rtpengine as its relay), one rtpengine; each test has fresh users, so nothing one leaves
+behind (a binding, a call) meets the next. The tests between browsers run over each transport
+(the `transport` fixture), and one across them; each relayed call with baresip over one. For
+wss: Chromium trusts Parley's self-signed certificate (made at its first start beside the
+database) through --ignore-certificate-errors-spki-list with that certificate's key hash, and
+nothing else: a Parley with another key is refused (test_wss_other_key_refused). Audio is
+proven by the callee's getStats() (inbound audio packets growing, DTLS connected, the selected
+candidate pair succeeded), by what the browser hears (Web Audio: the other phone's tone), and
+by the tone in baresip's recording."""
 import itertools
 import os
 import re
@@ -18,15 +24,14 @@ import time
 import pytest
 
 from baresip import Baresip, dominant_hz
-from browser import Browser, NetNs, NsServer, Phone
+from browser import Browser, NetNs, NsServer, Phone, spki_hash
 from conftest import BIN, call_records, wait_for
 from ngpeer import ng
 
 SIP_PORT = 5060
-# The listeners per transport the browser phones use: scheme of the URL, Parley's --listen.
-# wss (a certificate for Parley and its key's hash for Chromium's
-# --ignore-certificate-errors-spki-list, Browser(spki=...)) joins this table when Parley has TLS.
-TRANSPORTS = {"ws": ("ws", f"ws:127.0.0.1:{SIP_PORT + 5}")}
+# The listener per transport the browser phones use (the scheme is the URL's): one Parley has
+# them all. wss: needs Chromium told the certificate's key hash (Browser(spki=...)).
+TRANSPORTS = {"ws": f"ws:127.0.0.1:{SIP_PORT + 5}", "wss": f"wss:127.0.0.1:{SIP_PORT + 6}"}
 NG = ("127.0.0.1", 2223)
 # rtpengine's ports, below the kernel's ephemeral range (Chromium's own ports) and baresip's.
 RTP_MIN, RTP_MAX = 30000, 30199
@@ -43,28 +48,30 @@ def hears(hz, want):
 class Lab:
     """What the module shares: the namespace, rtpengine, Parley, the browser."""
 
-    def __init__(self, work, transport):
+    def __init__(self, work):
         self.work = str(work)
         self.ns = NetNs()
         self.rtpengine = self.server = self.browser = None
-        self.scheme, listen = TRANSPORTS[transport]
-        self.ws_url = f"{self.scheme}://{listen.split(':', 1)[1]}"
         try:
             self.start_rtpengine()
-            self.server = NsServer(self.ns, self.work, listens=[listen], port=SIP_PORT,
+            # A listener that does not start (not built, refused) makes start() raise: every
+            # test fails, none is skipped.
+            self.server = NsServer(self.ns, self.work, listens=list(TRANSPORTS.values()), port=SIP_PORT,
                                    extra=["--rtpengine", f"udp:{NG[0]}:{NG[1]}", "--media", "auto"])
-            try:
-                self.server.start()
-            except RuntimeError as e:
-                if "is not available yet" in str(e):
-                    self.server.stop()
-                    self.server = None
-                    pytest.skip(f"this parley has no {transport}: listener yet: {e}")
-                raise
-            self.browser = Browser(self.ns, self.work, tone_hz=BROWSER_HZ)
+            self.server.start()
+            # No --tls-cert: the wss: listener made a self-signed certificate beside the
+            # database and logged its fingerprint; Chromium trusts exactly its key.
+            self.cert = self.server.db + "-tls.crt"
+            assert os.path.exists(self.cert), f"no self-signed certificate at {self.cert}"
+            assert "(self-signed, made now)" in self.server.read_log(), self.server.read_log()[-3000:]
+            self.browser = Browser(self.ns, self.work, tone_hz=BROWSER_HZ, spki=[spki_hash(self.cert)])
         except BaseException:
             self.close()
             raise
+
+    def url(self, transport):
+        """The WebSocket URL of the transport's listener (ws://H:P, wss://H:P)."""
+        return f"{transport}://{TRANSPORTS[transport].split(':', 1)[1]}"
 
     def start_rtpengine(self):
         self.rtp_log = open(os.path.join(self.work, "rtpengine.log"), "ab")
@@ -96,9 +103,9 @@ class Lab:
             out.append(user)
         return out
 
-    def phone(self, page, user):
-        """A JsSIP phone for user in the tab page, registered over the WebSocket."""
-        p = Phone(self.browser, page, self.ws_url, user, "a.test", "pw")
+    def phone(self, page, user, transport):
+        """A JsSIP phone for user in the tab page, registered over the transport's WebSocket."""
+        p = Phone(self.browser, page, self.url(transport), user, "a.test", "pw")
         ev = p.register()
         assert ev["status"] == 200, ev
         return p
@@ -133,18 +140,24 @@ class Lab:
         assert not problems, problems[0]
 
 
-@pytest.fixture(scope="module", params=list(TRANSPORTS))
-def lab(request, tmp_path_factory):
-    lab = Lab(tmp_path_factory.mktemp(f"browser_{request.param}"), request.param)
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    lab = Lab(tmp_path_factory.mktemp("browser"))
     yield lab
     lab.close()
 
 
+@pytest.fixture(params=list(TRANSPORTS))
+def transport(request):
+    """The WebSocket the test's browser phones use: each test runs over ws and over wss."""
+    return request.param
+
+
 @pytest.fixture
-def two(lab):
-    """Two browser phones registered over the WebSocket: (caller, callee)."""
+def two(lab, transport):
+    """Two browser phones registered over the transport's WebSocket: (caller, callee)."""
     a, b = lab.users("alice", "bob")
-    phones = [lab.phone("left", a), lab.phone("right", b)]
+    phones = [lab.phone("left", a, transport), lab.phone("right", b, transport)]
     yield phones
     for p in phones:
         p.stop()
@@ -173,17 +186,21 @@ def assert_webrtc_up(phone, stats):
     assert stats["inbound"]["totalAudioEnergy"] > 0, f"{phone.user}: only silence arrived: {stats}"
 
 
-def test_registered_over_websocket(lab, two):
+def test_registered_over_websocket(lab, transport, two):
     """Both phones registered over the WebSocket: `parley reg list` shows each binding with
-    transport WS and JsSIP's own Contact (an unreachable `....invalid;transport=ws`)."""
+    its transport (WS or WSS) and JsSIP's own Contact (an unreachable `....invalid;transport=ws`,
+    whatever the socket: JsSIP writes ws there for wss too)."""
+    proto = transport.upper()
+
     def listed(user):
         out = subprocess.run([BIN, "reg", "list", "--db", lab.server.db], capture_output=True, text=True).stdout
         return [ln for ln in out.splitlines() if f"{user}@a.test" in ln]
     for p in two:
         rows = wait_for(lambda: listed(p.user), 10)
         assert rows, f"{p.user} not in reg list"
-        assert " WS" in rows[0] and ".invalid;transport=ws" in rows[0], rows
-    assert "bytes over WS: REGISTER sip:a.test" in lab.server.read_log()
+        assert re.search(rf"\b{proto}\b", rows[0]) and ".invalid;transport=ws" in rows[0], rows
+    log = lab.server.read_log()
+    assert f"bytes over {proto}: REGISTER sip:a.test" in log
 
 
 def test_two_browsers_call_with_audio(lab, two):
@@ -250,11 +267,68 @@ def test_browser_cancel(lab, two):
     record(lab, [f"{alice.user}@a.test", f"{bob.user}@a.test", "487"])
 
 
+def test_ws_browser_calls_wss_browser(lab):
+    """A call across the two WebSockets: alice on ws: calls bob on wss:, bob answers, each
+    receives the other's audio; bob hangs up, his BYE crossing from WSS to WS."""
+    a, b = lab.users("alice", "bob")
+    alice, bob = lab.phone("left", a, "ws"), lab.phone("right", b, "wss")
+    try:
+        ring(alice, bob)
+        bob.answer()
+        assert bob.next("confirmed")
+        assert alice.next("confirmed")
+        _, later = bob.inbound_growing()
+        assert_webrtc_up(bob, later)
+        _, later = alice.inbound_growing()
+        assert_webrtc_up(alice, later)
+        bob.terminate()
+        assert alice.next("ended")["originator"] == "remote"
+        assert bob.next("ended")["originator"] == "local"
+        record(lab, [f"{a}@a.test", f"{b}@a.test", "200"])
+    finally:
+        alice.stop()
+        bob.stop()
+
+
+def test_wss_other_key_refused(lab):
+    """The browser trusts Parley's certificate only through its key hash: a second Parley in
+    the namespace with a self-signed certificate of its own (another key) is refused. The
+    phone's WebSocket fails (JsSIP's `disconnected` with an error), that Parley logs the
+    browser's alert (`TLS handshake failed: ... certificate unknown`) and never sees an
+    upgrade, while the lab's Parley takes wss: from the same browser."""
+    other_dir = os.path.join(lab.work, "other")
+    os.makedirs(other_dir, exist_ok=True)
+    wss = "127.0.0.1:5091"
+    other = NsServer(lab.ns, other_dir, listens=[f"wss:{wss}"], port=5090)
+    other.start()
+    try:
+        assert spki_hash(other.db + "-tls.crt") != spki_hash(lab.cert)
+        (a,) = lab.users("alice")
+        p = Phone(lab.browser, "left", f"wss://{wss}", a, "a.test", "pw")
+        try:
+            ev = p.next("disconnected")
+            assert ev["error"], ev
+        finally:
+            p.stop()
+        # Refused in the handshake by the browser's certificate check (its alert in the log),
+        # not lost on the way.
+        refused = wait_for(lambda: re.search(r"TLS handshake failed: .*certificate", other.read_log()), 10)
+        assert refused, other.read_log()[-3000:]
+        # The same tab registers over the lab's wss: (its key is the trusted one).
+        lab.phone("left", a, "wss").stop()
+    finally:
+        rc = other.stop()
+    log = other.read_log()
+    assert rc == 0 and "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log[-3000:]
+    assert "WebSocket upgrade from" not in log, log[-3000:]
+
+
 def relayed_audio_both_ways(lab, browser, phone, hang_up):
     """The call between the browser and baresip is up: the browser's media goes to rtpengine
     (its selected remote candidate is one of rtpengine's ports), the browser receives audio
     and hears baresip's tone; after TALK_S hang_up() ends it, baresip's decoded recording holds
     the browser's tone and the call record counts relayed packets both ways."""
+    up = time.monotonic()
     _, later = browser.inbound_growing()
     assert_webrtc_up(browser, later)
     rc = later["remoteCandidate"]
@@ -263,7 +337,8 @@ def relayed_audio_both_ways(lab, browser, phone, hang_up):
     heard = browser.tone()
     assert heard and hears(heard["hz"], BARESIP_HZ), f"the browser heard {heard}, not baresip's {BARESIP_HZ} Hz"
     assert lab.rtp_calls(), "rtpengine holds no call"
-    time.sleep(TALK_S)  # talk time: the browser's tone fills baresip's recording
+    # Talk time: the browser's tone fills baresip's recording (the checks above count in it).
+    time.sleep(max(0.0, TALK_S - (time.monotonic() - up)))
     hang_up()
     recs = wait_for(lambda: phone.recordings("dec"), 15)  # a fresh phone: this call's only one
     assert recs, "baresip recorded nothing"
@@ -279,11 +354,14 @@ def assert_relayed_both_ways(row):
     assert m and int(m.group(1)) > 0 and int(m.group(2)) > 0, f"not relayed both ways: {row}"
 
 
-def test_browser_calls_baresip_relayed(lab):
+# The relayed calls take seconds each (baresip, talk time): each direction runs over one
+# transport, the WSS one where Parley sends the INVITE and the BYE over the browser's flow.
+@pytest.mark.parametrize("transport", ["ws"])
+def test_browser_calls_baresip_relayed(lab, transport):
     """alice in the browser calls bob's baresip (UDP, plain RTP/AVP): Parley puts rtpengine in
     the path (a WebRTC leg and a plain one); audio both ways; alice hangs up."""
     a, b = lab.users("alice", "bob")
-    alice = lab.phone("left", a)
+    alice = lab.phone("left", a, transport)
     bob = lab.baresip(b, 5070)
     try:
         alice.call(f"sip:{b}@a.test")
@@ -305,11 +383,13 @@ def test_browser_calls_baresip_relayed(lab):
         bob.stop()
 
 
-def test_baresip_calls_browser_relayed(lab):
+@pytest.mark.parametrize("transport", ["wss"])
+def test_baresip_calls_browser_relayed(lab, transport):
     """bob's baresip (UDP) calls alice in the browser, who answers: the plain RTP offer is
-    turned into WebRTC for her, audio both ways through rtpengine; bob hangs up."""
+    turned into WebRTC for her, reaching her over her WebSocket (ws or wss), audio both ways
+    through rtpengine; bob hangs up, his BYE reaching her over the same WebSocket."""
     a, b = lab.users("alice", "bob")
-    alice = lab.phone("right", a)
+    alice = lab.phone("right", a, transport)
     bob = lab.baresip(b, 5072)
     try:
         bob.command("dial", f"sip:{a}@a.test")

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #define ALLOW "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, PRACK, REFER, SUBSCRIBE, NOTIFY"
-/* Extensions a phone may Require of the registrar: only Path (RFC 3327) is understood. */
-#define SUPPORTED "path"
+/* Extensions a phone may Require of the registrar: Path (RFC 3327) and Outbound (RFC 5626). */
+#define SUPPORTED "path, outbound"
 
 /* What a request for a foreign domain keeps while it waits for DNS (route_wait). */
 struct waiting {
@@ -121,6 +121,16 @@ static void answer_options(struct req *q)
 			 STR("Allow: " ALLOW "\r\nAccept: application/sdp\r\nSupported: " SUPPORTED "\r\n"));
 }
 
+/* Whether option tag it is one of SUPPORTED. */
+static bool understood(struct str it)
+{
+	struct str rest = STR(SUPPORTED), one;
+	while (sip_list_next(&rest, &one))
+		if (str_caseeq(str_trim(one), it))
+			return true;
+	return false;
+}
+
 /* Require/Proxy-Require values we do not support, as an Unsupported header line. */
 static bool unsupported(const struct sip_msg *m, enum sip_hdr_id id, char *buf, size_t cap, struct str *out)
 {
@@ -131,7 +141,7 @@ static bool unsupported(const struct sip_msg *m, enum sip_hdr_id id, char *buf, 
 		struct str rest = h->value, it;
 		while (sip_list_next(&rest, &it)) {
 			it = str_trim(it);
-			if (id == SIP_HDR_REQUIRE && str_caseeq_cstr(it, SUPPORTED))
+			if (id == SIP_HDR_REQUIRE && understood(it))
 				continue;
 			sip_out_cstr(&o, any ? ", " : "Unsupported: ");
 			sip_out_str(&o, it);
@@ -402,6 +412,31 @@ static void record_refused(struct req *q, const struct proxy_call_info *ci, unsi
 	cdr_final(q->r->env.cdr, &att, status, reason, 0);
 }
 
+/* Where binding b is reached now: false when nowhere (no address, or its connection is
+ * gone). */
+static bool reachable(struct router *r, const struct loc_binding *b, struct tp_source *dst)
+{
+	return reg_binding_dest(b, dst) == 0 && (!dst->conn_id || tp_conn_alive(r->env.tp, dst->conn_id));
+}
+
+/* Flow binding b of a phone that has a target among t[0..n) already (inst[i] is its
+ * instance): b becomes one of that target's other flows, and true is returned; false when
+ * the phone has none yet. */
+static bool add_flow(struct router *r, struct proxy_target *t, const struct str *inst, unsigned n,
+		     const struct loc_binding *b)
+{
+	struct str in = loc_b_field(b, LOC_INSTANCE);
+	for (unsigned i = 0; i < n; i++) {
+		if (!inst[i].l || !str_eq(inst[i], in))
+			continue;
+		struct proxy_flow f = { .ruri = loc_b_field(b, LOC_URI), .path = loc_b_field(b, LOC_PATH) };
+		if (t[i].nflow < PROXY_MAX_FLOWS && reachable(r, b, &f.dst))
+			t[i].flow[t[i].nflow++] = f;
+		return true;
+	}
+	return false;
+}
+
 static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struct caller *c, int dom)
 {
 	struct router *r = q->r;
@@ -413,11 +448,17 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 	struct loc_aor *a = loc_find(r->env.loc, callee);
 	struct proxy_target t[16];
 	struct media_leg legs[16];
+	struct str inst[16]; /* the instance of t[i] when it is an Outbound flow, else empty */
 	unsigned n = 0;
 	uint32_t now = router__now(r);
 	for (struct loc_binding *b = a ? a->first : NULL; b && n < 16; b = b->next) {
 		if (b->expires_at <= now)
 			continue;
+		/* RFC 5626 §5.3: a phone with several flows is reached once, over the first
+		 * that works; the others are its failover. */
+		if (loc_is_flow(b) && add_flow(r, t, inst, n, b))
+			continue;
+		inst[n] = loc_is_flow(b) ? loc_b_field(b, LOC_INSTANCE) : STR_NULL;
 		t[n] = (struct proxy_target){ .ruri = loc_b_field(b, LOC_URI), .path = loc_b_field(b, LOC_PATH) };
 		/* nalt 0: a phone has one address, no failover */
 		legs[n] = (struct media_leg){
@@ -428,8 +469,7 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 		/* A phone reached over its connection is not there once that is gone: skipped
 		 * like one with no address, so that the caller hears 480 (or another phone
 		 * rings) at once. */
-		if (reg_binding_dest(b, &t[n].dst) == 0 &&
-		    (!t[n].dst.conn_id || tp_conn_alive(r->env.tp, t[n].dst.conn_id)))
+		if (reachable(r, b, &t[n].dst))
 			n++;
 	}
 	if (n == 0 && !c->vouched) {

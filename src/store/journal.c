@@ -124,6 +124,10 @@ static void encode(struct buf *b, const struct store__qent *e)
 	case Q_BINDING_DEL:
 		put_str(b, e->u.b.aor);
 		put_str(b, e->u.b.contact);
+		if (e->u.b.reg_id) { /* last: a journal written before flows reads on */
+			put_str(b, e->u.b.instance);
+			put_u32(b, e->u.b.reg_id);
+		}
 		break;
 	case Q_CALL:
 		put_str(b, e->u.c.id);
@@ -233,6 +237,10 @@ static int decode(struct store *st, struct store__queue *q, struct rd *r)
 	case Q_BINDING_DEL:
 		b.aor = get_str(r);
 		b.contact = get_str(r);
+		if (r->p < r->end) {
+			b.instance = get_str(r);
+			b.reg_id = get_u32(r);
+		}
 		return r->bad ? -EINVAL : store__queue_binding(st, q, kind, &b, false);
 	case Q_CALL:
 		c.id = get_str(r);

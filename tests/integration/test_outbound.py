@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from conftest import add_users, parley, wait_for, wait_log
-from sipua import UA, Call, free_port_both, is_req, rand
+from sipua import SDP, UA, Call, callee_answer, callee_hangs_up, free_port_both, is_req, rand, uri_of
 from tcpua import TcpUA
 
 
@@ -52,8 +52,11 @@ def invite_reaches(caller, target, phones, timeout=5):
     c = Call(caller, target)
     assert c.start() is None
     got = None
+
+    def mine(m):  # not a retransmission of an earlier call's INVITE
+        return is_req("INVITE")(m) and m.get("call-id") == c.call_id
     for i, p in enumerate(phones):
-        m = p.recv(timeout=timeout if got is None else 0.5, want=is_req("INVITE"))
+        m = p.recv(timeout=timeout if got is None else 0.5, want=mine)
         if m is not None:
             assert got is None, "the INVITE reached two flows of one phone"
             got = (i, m)
@@ -215,3 +218,76 @@ def test_path_kept_across_restart_and_used_as_route(server_factory):
     assert c.final().status == 486
     edge.close()
     bob.close()
+
+
+def gruus(resp, ua):
+    """The (pub-gruu, temp-gruu) given for ua's own contact in a REGISTER 200."""
+    for c in contacts(resp):
+        if ua.hostport in c:
+            pub = re.search(r';pub-gruu="([^"]+)"', c)
+            temp = re.search(r';temp-gruu="([^"]+)"', c)
+            return pub and pub.group(1), temp and temp.group(1)
+    return None, None
+
+
+def gruu_phone(server, user):
+    ua = server.ua(user, "pw")
+    inst = instance()
+    r = ua.register(contact=f'<sip:{user}@{ua.hostport}>;+sip.instance="{inst}"', headers=["Supported: gruu"])
+    assert r is not None and r.status == 200, r
+    pub, temp = gruus(r, ua)
+    assert pub == f"sip:{user}@a.test;gr={inst[1:-1]}", r
+    assert temp and temp.startswith("sip:tgr-") and temp.endswith("@a.test;gr") and user not in temp, r
+    return ua, pub, temp
+
+
+class GruuCall(Call):
+    """A call whose caller puts contact (its GRUU) in its Contact, as Linphone and JsSIP do."""
+
+    def __init__(self, ua, target, contact):
+        super().__init__(ua, target)
+        self.contact = contact
+
+    def _send(self, extra=()):
+        self.ua.cseq += 1
+        self.cseq = self.ua.cseq
+        self.branch = "z9hG4bK" + rand(12)
+        self.ua.send_raw(self.ua.build("INVITE", self.target, headers=self.headers + list(extra), body=SDP,
+                                       to=self.to, call_id=self.call_id, cseq=self.cseq, branch=self.branch,
+                                       contact=f"<{self.contact}>"))
+
+
+def test_gruu_reaches_only_its_phone_also_in_dialogs(srv):
+    a, pub, temp = gruu_phone(srv, "alice")
+    b, _, _ = gruu_phone(srv, "alice")  # another phone of the same AOR
+    bob = srv.ua("bob", "pw")
+    assert bob.register().status == 200
+    # The AOR rings both phones; each GRUU only its own.
+    for target, who in ((pub, 0), (temp, 0)):
+        c, i, inv = invite_reaches(bob, target, [a, b])
+        assert i == who, target
+        assert inv.start.split()[1] == f"sip:alice@{a.hostport}"
+        a.reply(inv, 486, "Busy Here", to_tag="g1")
+        r = c.final()
+        assert r.status == 486
+        c.ack_non2xx(r)
+    # Inside a dialog: a calls bob with its temp-gruu as Contact; bob's BYE, sent to that
+    # GRUU along the recorded route, reaches phone a and not phone b.
+    c = GruuCall(a, "sip:bob@a.test", temp)
+    assert c.start() is None
+    inv = bob.recv(5, is_req("INVITE"))
+    assert inv is not None and uri_of(inv.get("contact")) == temp
+    callee_answer(bob, inv, 200, "OK", "bt", body=SDP)
+    assert c.final().status == 200
+    c.ack()
+    bye, r = callee_hangs_up(a, bob, inv, "bt")
+    assert bye is not None and r is not None and r.status == 200, srv.read_log()[-3000:]
+    assert b.recv(0.5, is_req("BYE")) is None
+    # A temp-gruu is sealed: a changed one is no GRUU of ours.
+    bad = temp[:8] + ("1" if temp[8] == "0" else "0") + temp[9:]
+    carol = srv.ua("bob", "pw")
+    c = Call(carol, bad)
+    r = c.start() or c.final()
+    assert r is not None and r.status == 404
+    for ua in (a, b, bob, carol):
+        ua.close()

@@ -827,7 +827,66 @@ static void t_path(void)
 	teardown(f);
 }
 
+/* The temp-gruu of the 200 r (its first), as a URI into buf. */
+static bool temp_gruu(const char *r, char *buf, size_t cap, struct sip_uri *u)
+{
+	const char *p = strstr(r, ";temp-gruu=\"");
+	if (!p)
+		return false;
+	p += strlen(";temp-gruu=\"");
+	const char *e = strchr(p, '"');
+	if (!e || (size_t)(e - p) >= cap)
+		return false;
+	memcpy(buf, p, (size_t)(e - p));
+	buf[e - p] = '\0';
+	return sip_uri_parse(u, str_from_cstr(buf)) == 0;
+}
+
+/* RFC 5627: pub-gruu and temp-gruu for a phone with an instance that supports gruu; a
+ * temp-gruu is new each time, opens only with our key, and dies with its registration. */
+static void t_gruu(void)
+{
+	struct fx *f = setup(false);
+	const char *r = reg(f, "c1@x", 1, "Contact: <sip:alice@203.0.113.9:40000>;" OB_INST "\r\n", NOW);
+	CHECK(strstr(r, "gruu") == NULL); /* not asked for */
+	r = reg(f, "c1@x", 2, "Supported: gruu\r\nContact: <sip:alice@203.0.113.9:40000>;" OB_INST "\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK(strstr(r, ";pub-gruu=\"sip:alice@a.test;gr=urn:uuid:00000000-0000-1000-8000-000A95A0E128\"") != NULL);
+	char t1[512], t2[512];
+	struct sip_uri u1, u2, pub;
+	CHECK(temp_gruu(r, t1, sizeof t1, &u1));
+	CHECK(strstr(t1, "@a.test;gr") != NULL && strstr(t1, "alice") == NULL);
+	r = reg(f, "c1@x", 3, "Supported: gruu\r\nContact: <sip:alice@203.0.113.9:40000>;" OB_INST "\r\n", NOW);
+	CHECK(temp_gruu(r, t2, sizeof t2, &u2));
+	CHECK(strcmp(t1, t2) != 0);
+	CHECK_INT(nbind(f), 1);
+	struct reg_gruu g;
+	CHECK(reg_gruu_parse(f->r, &u1, STR("a.test"), &g));
+	CHECK(g.temp && g.aor_l == 12 && memcmp(g.aor, "alice@a.test", 12) == 0);
+	CHECK(reg_gruu_valid(f->r, &g, alice(f), NOW));
+	CHECK(alice(f) && reg_gruu_phone(f->r, &g, alice(f)->first));
+	/* One changed hex digit, and the key is not ours: not a GRUU. */
+	t1[20] = t1[20] == '0' ? '1' : '0';
+	CHECK(sip_uri_parse(&u1, str_from_cstr(t1)) == 0);
+	CHECK(!reg_gruu_parse(f->r, &u1, STR("a.test"), &g));
+	CHECK(sip_uri_parse(&pub, STR("sip:alice@a.test;gr=urn:uuid:00000000-0000-1000-8000-000A95A0E128")) == 0);
+	struct reg_gruu gp;
+	CHECK(reg_gruu_parse(f->r, &pub, STR("a.test"), &gp) && !gp.temp);
+	CHECK(reg_gruu_valid(f->r, &gp, alice(f), NOW));
+	/* The phone registers again with a new Call-ID (a reboot): old temp-gruus die, the
+	 * pub-gruu stays. */
+	r = reg(f, "c2@x", 1, "Supported: gruu\r\nContact: <sip:alice@203.0.113.9:40000>;" OB_INST "\r\n", NOW);
+	CHECK(reg_gruu_parse(f->r, &u2, STR("a.test"), &g));
+	CHECK(!reg_gruu_valid(f->r, &g, alice(f), NOW));
+	CHECK(reg_gruu_valid(f->r, &gp, alice(f), NOW));
+	/* Gone with the binding. */
+	r = reg(f, "c2@x", 2, "Contact: <sip:alice@203.0.113.9:40000>;expires=0\r\n", NOW);
+	CHECK(!reg_gruu_valid(f->r, &gp, alice(f), NOW));
+	teardown(f);
+}
+
 static const struct unit_case cases[] = {
+	{ "gruu", t_gruu },
 	{ "outbound_flows", t_outbound_flows },
 	{ "path", t_path },
 	{ "nat_keepalive", t_nat_keepalive },

@@ -808,7 +808,7 @@ static void t_options_to_server_200(void)
 	CHECK(strstr(header(r, "Allow"), "INVITE") != NULL);
 	CHECK(strstr(header(r, "Allow"), "REGISTER") != NULL);
 	CHECK_STR(str_from_cstr(header(r, "Accept")), "application/sdp");
-	CHECK_STR(str_from_cstr(header(r, "Supported")), "path, outbound");
+	CHECK_STR(str_from_cstr(header(r, "Supported")), "path, outbound, gruu");
 	CHECK_INT(f->nsent, 1);
 	teardown(f);
 }

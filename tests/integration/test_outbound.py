@@ -291,3 +291,14 @@ def test_gruu_reaches_only_its_phone_also_in_dialogs(srv):
     assert r is not None and r.status == 404
     for ua in (a, b, bob, carol):
         ua.close()
+
+
+def test_rport_gets_received_even_when_it_equals_sent_by(server):
+    ua = UA(server.addr, host=server.host)
+    ua.send_raw(ua.build("OPTIONS", f"sip:{server.listen[4:]}", contact=False))
+    r = ua.final()
+    assert r is not None and r.status == 200
+    via = r.get("via")
+    assert via.startswith(f"SIP/2.0/UDP {ua.hostport}"), via
+    assert f";received={ua.host}" in via and f";rport={ua.port}" in via, via
+    ua.close()

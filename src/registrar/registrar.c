@@ -261,6 +261,7 @@ static void queue_put(struct registrar *r, struct str aor, const struct loc_bind
 		.user_agent = loc_b_field(b, LOC_UA),
 		.instance = loc_b_field(b, LOC_INSTANCE),
 		.reg_id = reg_id_of(b),
+		.conn_id = b->src.proto != TP_UDP ? b->src.conn_id : 0,
 		.params = loc_b_field(b, LOC_PARAMS),
 		.flags = b->flags,
 	};
@@ -911,8 +912,14 @@ static int load_one(const struct store_binding *sb, void *arg)
 	tp_proto_from_str(sb->transport, &proto);
 	if (tp_addr_from_host(&a, sb->src_addr, sb->src_port) == 0)
 		loc_src_from_addr(&c.src, &a, proto);
-	if (loc_put(lc->r->env.loc, sb->aor, &c, NULL) == 0)
+	struct loc_binding *nb;
+	if (loc_put(lc->r->env.loc, sb->aor, &c, &nb) == 0) {
 		lc->n++;
+		/* The connection of a stream binding did not survive the restart: the row
+		 * says so from now on (`parley reg list`). */
+		if (sb->conn_id)
+			queue_put(lc->r, sb->aor, nb);
+	}
 	return 0;
 }
 

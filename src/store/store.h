@@ -132,6 +132,8 @@ struct store_binding {
 	uint32_t reg_id;     /* reg-id (RFC 5626), 0 if none */
 	struct str params;   /* contact params as the phone sent them (no expires) */
 	uint8_t flags;       /* the registrar's flags for the binding (LOC_F_*) */
+	uint64_t conn_id;    /* the stream connection it was made over, as the server's logs
+				name it; 0: UDP, or none (gone with a restart) */
 };
 
 /* Queue a change; nothing is written until store_flush(). The views are copied, so they

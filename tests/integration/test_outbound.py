@@ -76,6 +76,12 @@ def test_two_flows_one_binding_each_and_flow_timer(srv):
     a3, r3 = flow(srv, inst, 1)
     assert len(contacts(r3)) == 2, r3
     out = wait_for(lambda: (o := parley("reg", "list", db=srv.db).stdout).count("alice@a.test") == 2 and o)
+    assert out, parley("reg", "list", db=srv.db).stdout
+    head, *rows = out.splitlines()
+    assert head.split() == ["AOR", "CONTACT", "SOURCE", "TRANSPORT", "EXPIRES", "CONNECTION", "INSTANCE", "REG-ID"]
+    cols = sorted(((r.split()[5], r.split()[6], r.split()[7]) for r in rows if "alice@a.test" in r), key=lambda c: c[2])
+    assert [c[1:] for c in cols] == [(inst, "1"), (inst, "2")], out
+    assert all(re.fullmatch(r"[0-9a-f]+", c[0]) for c in cols) and cols[0][0] != cols[1][0], out
     for ua in (a2, a3):
         ua.close()
 

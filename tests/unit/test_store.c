@@ -514,10 +514,12 @@ static void t_upgrade(void)
 	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 1);
 
 	st = open_db(t.path, false, 0, 0);
-	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 4);
+	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 5);
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 4);
 	/* Version 4: the call kept its row and has an empty media column. */
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls WHERE media = ''"), 1);
+	/* Version 5: every binding has a connection column, 0 for the old ones. */
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings WHERE conn_id = 0"), 4);
 	/* Ids follow the expiry: the row that expires first is refreshed first. */
 	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings WHERE aor = 'sip:carol@a.test'"), 1);
 	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings WHERE aor = 'sip:bob@a.test'"), 4);

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from conftest import add_users, parley, wait_for, wait_log
+from sippctl import run_sipp
 from sipua import SDP, UA, Call, callee_answer, callee_hangs_up, free_port_both, is_req, rand, uri_of
 from tcpua import TcpUA
 
@@ -308,3 +309,14 @@ def test_rport_gets_received_even_when_it_equals_sent_by(server):
     assert via.startswith(f"SIP/2.0/UDP {ua.hostport}"), via
     assert f";received={ua.host}" in via and f";rport={ua.port}" in via, via
     ua.close()
+
+
+def test_sipp_flows_over_tcp(srv, tmp_path):
+    """SIPp registers two flows of one phone, each over its own connection (-t tn), and
+    checks Require: outbound and Flow-Timer in each 200; both flows are kept."""
+    inf = "SEQUENTIAL\nalice;pw;0000000000a1;a.test;1\nalice;pw;0000000000a1;a.test;2\n"
+    stats = run_sipp("reg_outbound.xml", f"127.0.0.1:{srv.port}", tmp_path, inf, calls=2, rate=10, limit=1,
+                     extra=["-t", "tn", "-max_socket", "100"])
+    assert int(stats["SuccessfulCall(C)"]) == 2, stats
+    out = wait_for(lambda: (o := parley("reg", "list", db=srv.db).stdout).count("alice@a.test") == 2 and o)
+    assert out and out.count("urn:uuid:00000000-0000-1000-8000-0000000000a1") == 2, out

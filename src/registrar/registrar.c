@@ -19,7 +19,7 @@ struct contact_in {
 	struct str params; /* contact params without expires */
 	uint32_t expires;  /* seconds, after clamping */
 	uint16_t q;
-	struct str instance;     /* +sip.instance as written (quotes kept); empty if none */
+	struct str instance;     /* +sip.instance as sip_param_get gives it; empty if none */
 	struct str regid;        /* reg-id; empty if none, or when outbound does not apply */
 	bool flow;               /* an Outbound flow (RFC 5626): instance and reg-id, and the
 				    phone supports outbound */

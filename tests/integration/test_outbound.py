@@ -320,3 +320,16 @@ def test_sipp_flows_over_tcp(srv, tmp_path):
     assert int(stats["SuccessfulCall(C)"]) == 2, stats
     out = wait_for(lambda: (o := parley("reg", "list", db=srv.db).stdout).count("alice@a.test") == 2 and o)
     assert out and out.count("urn:uuid:00000000-0000-1000-8000-0000000000a1") == 2, out
+
+
+def test_reg_list_connection_gone_after_restart(srv):
+    a1, _ = flow(srv, instance(), 1)
+
+    def conn():
+        rows = [r.split() for r in parley("reg", "list", db=srv.db).stdout.splitlines() if "alice@a.test" in r]
+        return rows[0][5] if rows else None
+    assert wait_for(lambda: conn() not in (None, "-", "none")), conn()
+    srv.stop()
+    srv.start()
+    assert wait_for(lambda: conn() == "none"), conn()
+    a1.close()

@@ -21,7 +21,10 @@
 #   fail       SIPp failed transactions (must be 0); retrans = SIPp retransmissions
 # With kamailio, the Parley/Kamailio ratios follow. MEM=1 runs mem.sh afterwards; then the
 # under-attack pass (attack.sh, about 3.5 minutes) unless ATTACK=0.
-# env: N=10000 CONC=200 PASSES="reg call relay" RELAY_ROUNDS=3 (runs of the relay pass) RATE=50000 (SIPp's opening rate cap, well above
+#   tcp, tls  registrations and calls over TCP and over TLS, and registrations with a new TLS
+#         connection each (stream.sh); then IDLE_N (10000) TLS connections registered once
+#         each and held idle: server memory per connection (tls_idle.py)
+# env: N=10000 CONC=200 PASSES="reg call tcp tls relay" RELAY_ROUNDS=3 (runs of the relay pass) RATE=50000 (SIPp's opening rate cap, well above
 #      saturation) SIPP_TIMEOUT=300 (s, per SIPp run) PARLEY_BIN=build/parley KEEP=1 (keep logs)
 #      PARLEY_WRAP="" (a command in front of parley serve, e.g. valgrind --tool=callgrind ...)
 #      PARLEY_ARGS="--rate-limit 0" (flags for parley serve: SIPp is one source sending
@@ -32,7 +35,7 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 PARLEY=${PARLEY_BIN:-$ROOT/build/parley}
-N=${N:-10000} CONC=${CONC:-200} RATE=${RATE:-50000} PASSES=${PASSES:-reg call relay}
+N=${N:-10000} CONC=${CONC:-200} RATE=${RATE:-50000} PASSES=${PASSES:-reg call tcp tls relay}
 RELAY_ROUNDS=${RELAY_ROUNDS:-3}
 SIPP_TIMEOUT=${SIPP_TIMEOUT:-300}
 # SIPp's own socket buffer (its default, 64 KB, holds ~56 datagrams as the kernel counts
@@ -53,6 +56,12 @@ for s in "${SERVERS[@]}"; do
 	esac
 done
 command -v sipp >/dev/null || { echo "bench: sipp missing (package sip-tester; make deps)" >&2; exit 1; }
+if [[ " $PASSES " == *" tls "* ]] && ! command -v stunnel >/dev/null; then
+	echo "bench: stunnel missing (package stunnel4; make deps): no TLS passes" >&2
+	PASSES=${PASSES//tls/}
+fi
+# The TLS idle-connection pass and the stream passes hold thousands of descriptors.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 if [[ $PASSES == *relay* ]] && [ ! -x "${RTPENGINE_BIN:-/usr/bin/rtpengine}" ]; then
 	echo "bench: rtpengine missing (package rtpengine-daemon; make deps): no relay pass" >&2
 	PASSES=${PASSES//relay/}
@@ -64,6 +73,8 @@ PIDS=()   # every long-lived process we started
 . "$HERE/lib.sh"
 # shellcheck source=bench/relay.sh
 . "$HERE/relay.sh"
+# shellcheck source=bench/stream.sh
+. "$HERE/stream.sh"
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do stop_pid "$p"; done
@@ -79,13 +90,16 @@ USERS=$WORK/users
 python3 "$HERE/gen-users.py" "$USERS" "$N" bench.test "$UAS_PORT"
 
 # run_sipp SERVER TAG ROUND SCENARIO INJECTION LOCALPORT [sipp args]: one SIPp run against the
-# server; prints the pass line (measured round) to stdout.
-# start_uas SCENARIO DIR: the SIPp callee (sipp/SCENARIO on UAS_PORT, in the background,
-# its errors in DIR/uas-err.log); sets UAS_PID, or says why it did not start and returns 1
+# server (SIPP_DEST, default 127.0.0.1:SRV_PORT); SCENARIO is in sipp/ unless it is an
+# absolute path; prints the pass line (measured round) to stdout.
+# start_uas SCENARIO DIR [sipp args]: the SIPp callee (sipp/SCENARIO on UAS_PORT, in the
+# background, its errors in DIR/uas-err.log); sets UAS_PID, or says why it did not start and
+# returns 1
 start_uas() {
-	local out
-	out=$(cd "$2" && sipp -sf "$HERE/sipp/$1" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
-		-bg -trace_err -error_file "$2/uas-err.log" 2>&1)
+	local out sf=$1 dir=$2
+	shift 2
+	out=$(cd "$dir" && sipp -sf "$HERE/sipp/$sf" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
+		-bg -trace_err -error_file "$dir/uas-err.log" "$@" 2>&1)
 	UAS_PID=$(sed -n 's/.*PID=\[\([0-9]*\)\].*/\1/p' <<<"$out")
 	if [ -z "$UAS_PID" ]; then
 		echo "bench: cannot start the SIPp callee: $out" >&2
@@ -97,12 +111,13 @@ start_uas() {
 
 run_sipp() {
 	local srv=$1 tag=$2 round=$3 sf=$4 inf=$5 lport=$6; shift 6
-	local dir=$WORK/$srv/$tag-$round c0 c1 t0 t1 rc
+	local dir=$WORK/$srv/$tag-$round c0 c1 t0 t1 rc sfp=$sf
+	[[ $sf == /* ]] || sfp=$HERE/sipp/$sf
 	mkdir -p "$dir"
 	# a fresh local port per run: late retransmissions meant for the warm-up stay out of it
 	[ "$lport" = auto ] && lport=$($STATS port)
 	c0=$(bash "$HERE/cpu.sh" "$SRV_PID") t0=$(date +%s.%N)
-	(cd "$dir" && timeout -k 5 "$SIPP_TIMEOUT" sipp 127.0.0.1:"$SRV_PORT" -sf "$HERE/sipp/$sf" \
+	(cd "$dir" && timeout -k 5 "$SIPP_TIMEOUT" sipp "${SIPP_DEST:-127.0.0.1:$SRV_PORT}" -sf "$sfp" \
 		-inf "$USERS/$inf" -m "$N" -r "$RATE" -l "$CONC" -i 127.0.0.1 -p "$lport" -nostdin \
 		-trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 1 -trace_err -error_file err.log \
 		-timeout $((SIPP_TIMEOUT - 10))s -timeout_error -default_behaviors all,-bye ${SIPP_BUFF:+-buff_size $SIPP_BUFF} "$@" \
@@ -155,6 +170,7 @@ LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 RESULTS=$WORK/results.txt
 : >"$RESULTS"
 for srv in "${SERVERS[@]}"; do
+	[[ $PASSES == *reg* || $PASSES == *call* ]] || break
 	echo "== $srv: N=$N conc=$CONC port=$SRV_PORT" >&2
 	SRV_DEAD=0
 	start_server "$srv" || exit 1
@@ -175,6 +191,18 @@ for srv in "${SERVERS[@]}"; do
 	fi
 	stop_pid "$SRV_PID"
 done
+# The TCP and TLS passes (stream.sh): a fresh server per transport
+for proto in tcp tls; do
+	[[ " $PASSES " == *" $proto "* ]] || continue
+	for srv in "${SERVERS[@]}"; do
+		stream_pass "$srv" "$proto" || echo "bench: $srv: $proto passes not run" >&2
+	done
+done
+if [[ " $PASSES " == *" tls "* ]]; then
+	for srv in "${SERVERS[@]}"; do
+		tls_idle_pass "$srv" || echo "bench: $srv: idle TLS pass not run" >&2
+	done
+fi
 # The relay pass, RELAY_ROUNDS times, the servers taking turns (the first of one run goes
 # last in the next), so that a change in the machine's load over the minutes of the pass
 # weighs on both; the table gives each run and the medians.
@@ -209,6 +237,10 @@ status=0
 if [ -s "$RESULTS" ]; then
 	$STATS table "$RESULTS"
 	status=$?
+fi
+if [ -s "$IDLE_RESULTS" ]; then
+	echo
+	idle_table || status=1
 fi
 if [ -s "$RELAY_RESULTS" ]; then
 	echo

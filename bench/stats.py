@@ -140,7 +140,7 @@ def table(files):
     if "parley" in servers and "kamailio" in servers:
         print()
         print("Parley/Kamailio   (targets: throughput >= 1, CPU per transaction <= 0.33)")
-        for p in ("reg", "call"):
+        for p in dict.fromkeys(p for _, p in res):
             a, b = res.get(("parley", p)), res.get(("kamailio", p))
             if not a or not b:
                 continue
@@ -150,7 +150,7 @@ def table(files):
                 except ValueError:
                     return "n/a"
                 return f"{x / y:.2f}" if y > 0 and x >= 0 else "n/a"
-            print(f"  {p:4}  throughput {ratio('rate')}   cpu/tx {ratio('cpu_us')}   "
+            print(f"  {p:8}  throughput {ratio('rate')}   cpu/tx {ratio('cpu_us')}   "
                   f"p50 {ratio('p50_ms')}   p99 {ratio('p99_ms')}")
     bad = [f"{s}/{p}" for (s, p), kv in res.items() if kv["fail"] != "0"]
     if bad:

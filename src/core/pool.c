@@ -30,6 +30,9 @@
 #define KEEP_EMPTY \
 	1 /* spare chunks pool_trim keeps for the next burst: one,
 	   * so that the resident size comes back after a flood */
+#define SPARE_MIN \
+	8 /* spare chunks kept between two trims however few chunks \
+	   * there are: see pool_free */
 
 /* At the start of each chunk. Objects follow, from HEAD_SIZE on. */
 struct chunk {
@@ -202,6 +205,7 @@ static struct chunk *new_chunk(struct pool *p, unsigned cls)
 	madvise(base, CHUNK, MADV_POPULATE_WRITE);
 	p->all[p->nall++] = (struct chunk *)base;
 	p->stats.chunks++;
+	p->stats.maps++;
 	return init_chunk(p, base, cls);
 }
 
@@ -257,10 +261,13 @@ void pool_free(struct pool *p, void *ptr, size_t size)
 	if (--c->live == 0) {
 		/* Spare now, for any class. After a burst its chunks empty out in the order
 		 * they filled; pool_trim gives back what stays unused, so that the resident
-		 * size follows what is held. Half of the chunks at most are spare between two
-		 * trims: the rest go back at once. */
+		 * size follows what is held. Half of the chunks at most (SPARE_MIN at least)
+		 * are spare between two trims: the rest go back at once. Not fewer: short-lived
+		 * objects (transactions over TCP end with their answer) can keep a small pool
+		 * swinging across a chunk boundary many times a second, and a chunk unmapped
+		 * at once was mapped, and zeroed by the kernel, again a moment later. */
 		unlink_avail(p, c);
-		if (p->nspare + 1 > (p->stats.chunks + 1) / 2 && p->nspare >= KEEP_EMPTY) {
+		if (p->nspare + 1 > (p->stats.chunks + 1) / 2 && p->nspare >= SPARE_MIN) {
 			unmap_chunk(p, c);
 		} else {
 			c->gen = p->gen;

@@ -25,6 +25,7 @@ struct pool;
 struct pool_stats {
 	size_t chunks;  /* chunks mapped now */
 	size_t objects; /* objects allocated from chunks now */
+	size_t maps;    /* chunks mapped since pool_new (each one zeroed by the kernel) */
 };
 
 int pool_new(struct pool **pp); /* 0 or -ENOMEM */

@@ -466,7 +466,14 @@ struct reg_req {
 /* Returns the source address as text, made only when a log line wants it. */
 static const char *src_txt(struct reg_req *q)
 {
-	return q->src_buf[0] ? q->src_buf : tp_addr_str(&q->src->addr, q->src_buf, sizeof q->src_buf);
+	if (q->src_buf[0])
+		return q->src_buf;
+	tp_addr_str(&q->src->addr, q->src_buf, sizeof q->src_buf);
+	/* The transport too when it is a stream: a phone on TCP or TLS is reached over it. */
+	size_t l = strlen(q->src_buf);
+	if (q->src->proto != TP_UDP)
+		snprintf(q->src_buf + l, sizeof q->src_buf - l, " over %s", tp_proto_name(q->src->proto));
+	return q->src_buf;
 }
 
 /* Whether a Supported (or Require) header of m lists option tag. */

@@ -341,9 +341,18 @@ static int immediate(struct route *r, const struct sip_uri *u, struct plan *p, s
 	for (unsigned i = 0; !u->maddr.l && i < r->cfg.npeer; i++) {
 		if (strcasecmp(p->host, r->cfg.peer[i].domain) != 0)
 			continue;
+		bool sips = p->sips;
 		err = plan_uri(r, &r->peer_uri[i], p);
 		if (err)
 			return err;
+		if (sips && !p->sips) {
+			/* A sips: request goes to the peer over TLS whatever its URI says (RFC 3261
+			 * §26.2.2); a peer configured for UDP cannot take it. */
+			if (p->proto == TP_UDP || !can(r, TP_TLS))
+				return -EPROTONOSUPPORT;
+			p->sips = true;
+			p->proto = TP_TLS;
+		}
 		if (numeric(p, t))
 			return 0;
 		break;

@@ -295,6 +295,8 @@ static bool resolve_now(struct router *r, const struct sip_uri *u, struct tp_sou
 		return false;
 	dst->proto = t[0].proto;
 	dst->addr = t[0].addr;
+	if (t[0].proto == TP_TLS)
+		tp_tls_name(r->env.tp, &t[0].addr, t[0].host);
 	return true;
 }
 
@@ -420,18 +422,25 @@ static bool reachable(struct router *r, const struct loc_binding *b, struct tp_s
 	return reg_binding_dest(b, dst) == 0 && (!dst->conn_id || tp_conn_alive(r->env.tp, dst->conn_id));
 }
 
+/* Whether dst is reached over TLS (or WSS), as a sips: request needs. */
+static bool secure(const struct tp_source *dst)
+{
+	return dst->proto == TP_TLS || dst->proto == TP_WSS;
+}
+
 /* Binding b of a phone that has a target among t[0..n) already (inst[i] is its instance;
  * any is true when every target is that one phone, as for a GRUU): b becomes one of that
- * target's other flows, and true is returned; false when the phone has none yet. */
+ * target's other flows (when reachable, and over TLS when tls_only), and true is returned;
+ * false when the phone has none yet. */
 static bool add_flow(struct router *r, struct proxy_target *t, const struct str *inst, unsigned n,
-		     const struct loc_binding *b, bool any)
+		     const struct loc_binding *b, bool any, bool tls_only)
 {
 	struct str in = loc_b_field(b, LOC_INSTANCE);
 	for (unsigned i = 0; i < n; i++) {
 		if (!any && (!inst[i].l || !str_eq(inst[i], in)))
 			continue;
 		struct proxy_flow f = { .ruri = loc_b_field(b, LOC_URI), .path = loc_b_field(b, LOC_PATH) };
-		if (t[i].nflow < PROXY_MAX_FLOWS && reachable(r, b, &f.dst))
+		if (t[i].nflow < PROXY_MAX_FLOWS && reachable(r, b, &f.dst) && (!tls_only || secure(&f.dst)))
 			t[i].flow[t[i].nflow++] = f;
 		return true;
 	}
@@ -473,14 +482,17 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 	struct proxy_target t[16];
 	struct media_leg legs[16];
 	struct str inst[16]; /* the instance of t[i] when it is an Outbound flow, else empty */
-	unsigned n = 0;
+	unsigned n = 0, insecure = 0;
 	uint32_t now = router__now(r);
+	/* sips: asks for TLS on every hop (RFC 3261 §26.2.2): only phones registered over TLS
+	 * (or WSS) are reached; the others are skipped. */
+	bool sips = m->ruri.scheme == SIP_SCHEME_SIPS;
 	for (struct loc_binding *b = a ? a->first : NULL; b && n < 16; b = b->next) {
 		if (b->expires_at <= now || (gr && !reg_gruu_phone(r->env.reg, &g, b)))
 			continue;
 		/* RFC 5626 §5.3: a phone with several flows is reached once, over the first
 		 * that works; the others are its failover. So is the phone of a GRUU. */
-		if ((gr || loc_is_flow(b)) && add_flow(r, t, inst, n, b, gr))
+		if ((gr || loc_is_flow(b)) && add_flow(r, t, inst, n, b, gr, sips))
 			continue;
 		inst[n] = loc_is_flow(b) ? loc_b_field(b, LOC_INSTANCE) : STR_NULL;
 		t[n] = (struct proxy_target){ .ruri = loc_b_field(b, LOC_URI), .path = loc_b_field(b, LOC_PATH) };
@@ -493,8 +505,12 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 		/* A phone reached over its connection is not there once that is gone: skipped
 		 * like one with no address, so that the caller hears 480 (or another phone
 		 * rings) at once. */
-		if (reachable(r, b, &t[n].dst))
-			n++;
+		if (reachable(r, b, &t[n].dst)) {
+			if (sips && !secure(&t[n].dst))
+				insecure++;
+			else
+				n++;
+		}
 	}
 	if (n == 0 && !c->vouched) {
 		/* Nobody vouches for the caller: whether the user exists, has no phone or is
@@ -502,6 +518,16 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 		 * (the user table is not read), so that neither the answer nor its timing
 		 * tells which users exist. No call record: anyone can send these. */
 		router__reject(q, 404, "Not Found", "no registered phone for this address (unauthenticated caller)");
+		return;
+	}
+	if (n == 0 && insecure) {
+		if (m->mid == SIP_INVITE)
+			record_refused(q, &ci, 480, "not registered over TLS");
+		log_info(r->env.lg, "reject",
+			 "%.*s %.*s from %s: 480 Not Reachable Over TLS (sips: and the callee has no phone registered "
+			 "over TLS)",
+			 STR_FMT(m->method), STR_FMT(m->ruri_str), router__src(q));
+		router__reply(q, 480, "Not Reachable Over TLS", STR_NULL);
 		return;
 	}
 	if (n == 0) {
@@ -622,6 +648,11 @@ static void routed(void *arg, const void *owner, void *state, int err, const str
 		router__reply(&q, 503, "DNS Resolution Failed", STR_NULL);
 		return;
 	}
+	/* What outbound TLS checks the peer's certificate against: the name each address was
+	 * found under. */
+	for (unsigned i = 0; i < n; i++)
+		if (t[i].proto == TP_TLS)
+			tp_tls_name(r->env.tp, &t[i].addr, t[i].host);
 	/* Several targets (SRV): the first is tried, the rest are its failover. */
 	struct proxy_target pt = { 0 };
 	pt.dst.proto = t[0].proto;
@@ -674,7 +705,8 @@ static bool gruu_target(struct router *r, const struct reg_gruu *g, struct proxy
 	unsigned n = 0;
 	struct str none = STR_NULL;
 	for (struct loc_binding *b = a ? a->first : NULL; b; b = b->next) {
-		if (b->expires_at <= now || !reg_gruu_phone(r->env.reg, g, b) || add_flow(r, t, &none, n, b, true))
+		if (b->expires_at <= now || !reg_gruu_phone(r->env.reg, g, b) ||
+		    add_flow(r, t, &none, n, b, true, false))
 			continue;
 		*t = (struct proxy_target){ .ruri = loc_b_field(b, LOC_URI), .path = loc_b_field(b, LOC_PATH) };
 		n = reachable(r, b, &t->dst);

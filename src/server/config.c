@@ -131,7 +131,7 @@ int config_validate(const struct config *c)
 
 void config_print(const struct config *c, FILE *f)
 {
-	static const char *const sections[] = { "server", "security", "store", "peers", "http", NULL };
+	static const char *const sections[] = { "server", "security", "store", "peers", "http", "tls", NULL };
 	struct cfg_part p[MAX_PARTS];
 	size_t n = parts_of(c, p);
 	if (c->path[0])

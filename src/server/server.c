@@ -441,6 +441,7 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		goto fail;
 	}
 	tp_configure(s->tp, &cfg->tp, lg);
+	tp_tls_base(s->tp, cfg->server.db);
 	tp_on_lost(s->tp, on_lost);
 	unsigned protos = 0;
 	for (unsigned i = 0; i < cfg->tp.nlisten; i++) {

@@ -1,5 +1,6 @@
 /* cfg.c: the transport's settings: which addresses to listen on, checked before anything opens. */
 #include "transport/transport.h"
+#include "transport/tp_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,7 +25,8 @@ int tp_listen_parse(const char *uri, struct tp_listen_spec *out, char *err, size
 			}
 	}
 	if (!known) {
-		snprintf(err, errlen, "expected udp:HOST:PORT or tcp:HOST:PORT (IPv6 in brackets: udp:[::1]:5060)");
+		snprintf(err, errlen,
+			 "expected udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT (IPv6 in brackets: udp:[::1]:5060)");
 		return -EINVAL;
 	}
 	const char *h = colon + 1, *hend, *port = NULL;
@@ -76,12 +78,15 @@ int tp_listen_parse(const char *uri, struct tp_listen_spec *out, char *err, size
 }
 
 const struct cfg_key tp_cfg_keys[] = {
-	CFG_KEY_LIST(struct tp_cfg, "listen", "server", "listen", listen, nlisten, "udp:HOST:PORT or tcp:HOST:PORT",
-		     CFG_F_REPLACE),
+	CFG_KEY_LIST(struct tp_cfg, "listen", "server", "listen", listen, nlisten,
+		     "udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT", CFG_F_REPLACE),
 	CFG_KEY_UINT(struct tp_cfg, "tcp-max-connections", "server", "tcp-max-connections", tcp_max_conns, 1, 1000000),
 	CFG_KEY_UINT(struct tp_cfg, "tcp-max-per-source", "server", "tcp-max-per-source", tcp_max_per_source, 1,
 		     1000000),
 	CFG_KEY_UINT(struct tp_cfg, "tcp-idle-timeout", "server", "tcp-idle-timeout", tcp_idle_timeout, 1, 86400),
+	CFG_KEY_STR(struct tp_cfg, "tls-cert", "tls", "tls-cert", tls_cert, "self-signed, beside the database", 0),
+	CFG_KEY_STR(struct tp_cfg, "tls-key", "tls", "tls-key", tls_key, "the self-signed certificate's", 0),
+	CFG_KEY_STR(struct tp_cfg, "tls-ca", "tls", "tls-ca", tls_ca, "the system's CA certificates", 0),
 };
 const size_t tp_cfg_nkeys = sizeof(tp_cfg_keys) / sizeof(tp_cfg_keys[0]);
 
@@ -115,9 +120,10 @@ int tp_cfg_check(const void *base, char *err, size_t errlen)
 			snprintf(err, errlen, "--listen %s: %s", c->listen[i], why);
 			return -1;
 		}
-		if (strcmp(l.scheme, "udp") != 0 && strcmp(l.scheme, "tcp") != 0) {
+		if (strcmp(l.scheme, "udp") != 0 && strcmp(l.scheme, "tcp") != 0 && strcmp(l.scheme, "tls") != 0) {
 			snprintf(err, errlen,
-				 "--listen %s: %s is not available yet (use udp:HOST:PORT or tcp:HOST:PORT)",
+				 "--listen %s: %s is not available yet (use udp:HOST:PORT, tcp:HOST:PORT or "
+				 "tls:HOST:PORT)",
 				 c->listen[i], l.scheme);
 			return -1;
 		}
@@ -135,5 +141,5 @@ int tp_cfg_check(const void *base, char *err, size_t errlen)
 			}
 		}
 	}
-	return 0;
+	return tp__tls_cfg_check(c, err, errlen);
 }

@@ -1,4 +1,4 @@
-/* tcp.c: TCP listeners and connections on the event loop: accept, framing, write queues, limits, idle close. */
+/* tcp.c: TCP and TLS listeners and connections on the event loop: accept, framing, write queues, limits, idle close. */
 #include "transport/transport.h"
 #include "transport/tp_int.h"
 
@@ -24,6 +24,9 @@
 #define FD_RESERVE 64              /* descriptors kept for the database, DNS, logs */
 #define ANSWER_MS 32000            /* a request sent this recently may still await its answer */
 #define MAX_LOST 64                /* lost destinations told per loop turn */
+#define HANDSHAKE_MS 10000         /* a TLS handshake not done by then fails */
+#define CIPHER_READ 16709          /* ciphertext taken per recv: a full TLS 1.3 record and then some */
+#define TLS_ROUNDS 16              /* reads of plaintext TLS already holds, per wake-up */
 
 struct conn {
 	uint64_t id; /* generation << 32 | fd: tp_source.conn_id */
@@ -46,6 +49,7 @@ struct conn {
 	bool lingering;           /* queue written and FIN sent: waiting for the peer's */
 	bool busy;                /* its event handler runs: freeing waits for the end */
 	bool dead;                /* closed, to be freed */
+	struct tls_conn *tls;     /* TLS state (tls.c); NULL on plain TCP */
 };
 
 struct ipcount {
@@ -63,6 +67,7 @@ struct tcp {
 	struct conn *addr[ADDR_BUCKETS];
 	struct ipcount *ips[IP_BUCKETS];
 	char scratch[RBUF_MAX + 1]; /* reads of connections with nothing pending land here */
+	char cipher[CIPHER_READ];   /* TLS ciphertext on its way to decryption */
 	struct log_limit lim_refuse, lim_close;
 	bool paused; /* listeners stopped after the process ran out of descriptors */
 	/* Destinations found unreachable, told to tp->lost from a timer (never from inside a
@@ -107,11 +112,12 @@ static struct conn *by_id(struct tcp *t, uint64_t id)
 	return c && c->id == id && !c->dead ? c : NULL;
 }
 
-/* An open connection to peer that can carry a new message (RFC 3261 §18.1.1: reuse). */
-static struct conn *by_addr(struct tcp *t, const struct tp_addr *peer)
+/* An open connection of proto to peer that can carry a new message (RFC 3261 §18.1.1:
+ * reuse). */
+static struct conn *by_addr(struct tcp *t, const struct tp_addr *peer, enum tp_proto proto)
 {
 	for (struct conn *c = t->addr[hash_addr(t, peer) & (ADDR_BUCKETS - 1)]; c; c = c->anext)
-		if (!c->closing && !c->dead && tp_addr_equal(&c->peer, peer))
+		if (!c->closing && !c->dead && c->lis->proto == proto && tp_addr_equal(&c->peer, peer))
 			return c;
 	return NULL;
 }
@@ -183,6 +189,7 @@ static int grow_byfd(struct tcp *t, int fd)
 
 static void destroy(struct conn *c)
 {
+	tp__tls_conn_free(c->tls);
 	free(c->rbuf);
 	free(c->wbuf);
 	free(c);
@@ -212,7 +219,8 @@ static void lost(struct transport *tp, struct conn *c, int err)
 	struct tcp *t = tp->tcp;
 	if (!tp->lost || !(c->connecting || (c->tx_ms && now(tp) - c->tx_ms < ANSWER_MS)) || t->nlost == MAX_LOST)
 		return;
-	t->lost[t->nlost] = (struct tp_source){ .proto = TP_TCP, .lis = c->lis, .addr = c->peer, .conn_id = c->id };
+	t->lost[t->nlost] =
+		(struct tp_source){ .proto = c->lis->proto, .lis = c->lis, .addr = c->peer, .conn_id = c->id };
 	t->lost_err[t->nlost++] = err;
 	if (!timer_pending(&t->lost_timer))
 		timer_start(loop_timers(tp->loop), &t->lost_timer, 0, tell_lost, tp);
@@ -294,10 +302,12 @@ static void idle_fire(void *arg)
 	struct conn *c = arg;
 	struct transport *tp = c->lis->tp;
 	uint64_t n = now(tp);
+	bool shaking = c->tls && !c->closing && !tp__tls_done(c->tls);
 	uint64_t deadline = c->connecting ? c->active_ms + CONNECT_MS
 			    : c->closing  ? c->active_ms + LINGER_MS
+			    : shaking     ? tp__tls_started(c->tls) + HANDSHAKE_MS
 					  : c->active_ms + (uint64_t)tp->cfg.tcp_idle_timeout * 1000;
-	if (!c->connecting && !c->closing && c->hold_ms > deadline)
+	if (!c->connecting && !c->closing && !shaking && c->hold_ms > deadline)
 		deadline = c->hold_ms;
 	if (n < deadline) {
 		timer_start(loop_timers(tp->loop), &c->idle, deadline - n, idle_fire, c);
@@ -308,6 +318,11 @@ static void idle_fire(void *arg)
 		snprintf(why, sizeof why, "closed after its answer (the peer did not close within %d ms)", LINGER_MS);
 	else if (c->connecting) {
 		snprintf(why, sizeof why, "connect timed out after %u s", CONNECT_MS / 1000);
+		lost(tp, c, -ETIMEDOUT);
+	} else if (shaking) {
+		/* A peer that never finishes its handshake holds a descriptor and TLS state. */
+		snprintf(why, sizeof why, "TLS handshake not done after %u s", HANDSHAKE_MS / 1000);
+		tp->stats.tls_timeouts++;
 		lost(tp, c, -ETIMEDOUT);
 	} else
 		snprintf(why, sizeof why, "idle for %u s%s", tp->cfg.tcp_idle_timeout,
@@ -352,9 +367,9 @@ static int flush(struct transport *tp, struct conn *c)
 	return 0;
 }
 
-/* Queues buf on c, writing at once what the kernel takes. The queue is bounded: a peer
- * that does not read gets closed rather than held in memory. */
-static int conn_write(struct transport *tp, struct conn *c, const char *buf, size_t len)
+/* Queues buf (bytes as they go on the wire) on c, writing at once what the kernel takes.
+ * The queue is bounded: a peer that does not read gets closed rather than held in memory. */
+static int raw_write(struct transport *tp, struct conn *c, const char *buf, size_t len)
 {
 	size_t pending = c->wlen - c->whead;
 	c->tx_ms = now(tp);
@@ -409,6 +424,36 @@ static int conn_write(struct transport *tp, struct conn *c, const char *buf, siz
 	return 0;
 }
 
+/* Queues what TLS made on c (handshake records, alerts, encrypted messages). Returns 0,
+ * or -errno after closing c. */
+static int tls_flush(struct transport *tp, struct conn *c)
+{
+	const char *p;
+	size_t n = tp__tls_out(c->tls, &p);
+	if (n == 0)
+		return 0;
+	int err = raw_write(tp, c, p, n);
+	if (err == 0) /* else c is closed, maybe freed with its TLS state */
+		tp__tls_out_done(c->tls);
+	return err;
+}
+
+/* Sends the plaintext message buf on c: as it is, or on TLS encrypted (or kept until the
+ * handshake ends); the ciphertext goes through the same bounded queue. */
+static int conn_write(struct transport *tp, struct conn *c, const char *buf, size_t len)
+{
+	if (!c->tls)
+		return raw_write(tp, c, buf, len);
+	c->tx_ms = now(tp);
+	int err = tp__tls_put(c->tls, buf, len);
+	if (err) {
+		lost(tp, c, err);
+		conn_close(tp, c, tp__tls_error(c->tls));
+		return err;
+	}
+	return tls_flush(tp, c);
+}
+
 /* ---- reading ------------------------------------------------------------------------------ */
 
 /* Hands one framed message up. The byte after it is set to NUL for the parser and put
@@ -417,7 +462,7 @@ static void deliver(struct transport *tp, struct conn *c, char *p, size_t n)
 {
 	char save = p[n];
 	p[n] = '\0';
-	struct tp_source src = { .proto = TP_TCP, .lis = c->lis, .addr = c->peer, .conn_id = c->id };
+	struct tp_source src = { .proto = c->lis->proto, .lis = c->lis, .addr = c->peer, .conn_id = c->id };
 	tp->stats.rx_msgs++;
 	tp->stats.rx_bytes += n;
 	tp->recv(&src, p, n, tp->arg);
@@ -489,6 +534,44 @@ static int keep_rest(struct conn *c, const char *p, size_t n)
 	return 0;
 }
 
+/* Reads plaintext into buf (room bytes) as recv does: straight from the socket, or on TLS
+ * ciphertext from it through decryption (which also advances the handshake). Returns the
+ * count, 0 at the end of the stream, or -1 with errno (EAGAIN: nothing yet); on a TLS
+ * failure c is closed or closing (its alert queued) when it returns. */
+static ssize_t conn_recv(struct transport *tp, struct conn *c, char *buf, size_t room)
+{
+	if (!c->tls)
+		return recv(c->fd, buf, room, MSG_DONTWAIT);
+	size_t got = 0;
+	for (;;) {
+		size_t n;
+		enum tp_tls_rd r = tp__tls_read(c->tls, buf + got, room - got, &n);
+		got += n;
+		if (tls_flush(tp, c) != 0)
+			return -1;
+		if (r == TLS_RD_FAIL) {
+			lost(tp, c, -EPROTO);
+			conn_close_after_write(tp, c, tp__tls_error(c->tls));
+			return -1;
+		}
+		if (r == TLS_RD_EOF || r == TLS_RD_FULL)
+			return (ssize_t)got;
+		ssize_t k = recv(c->fd, tp->tcp->cipher, sizeof tp->tcp->cipher, MSG_DONTWAIT);
+		if (k > 0) {
+			c->active_ms = now(tp);
+			if (tp__tls_in(c->tls, tp->tcp->cipher, (size_t)k) == 0)
+				continue;
+			errno = ENOMEM;
+			return -1;
+		}
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (got || k == 0)
+			return (ssize_t)got;
+		return -1;
+	}
+}
+
 static void readable(struct transport *tp, struct conn *c)
 {
 	struct tcp *t = tp->tcp;
@@ -517,8 +600,10 @@ static void readable(struct transport *tp, struct conn *c)
 			have = c->rlen;
 			room = c->rcap - 1 - c->rlen;
 		}
-		ssize_t n = room ? recv(c->fd, buf + have, room, MSG_DONTWAIT) : 0;
+		ssize_t n = room ? conn_recv(tp, c, buf + have, room) : 0;
 		if (n < 0) {
+			if (c->dead || c->closing)
+				return;
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -590,6 +675,9 @@ static void conn_event(int fd, uint32_t events, void *arg)
 		conn_close(tp, c, "the peer went away before its answer was written");
 	if (!c->dead && !c->closing && !c->connecting && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		readable(tp, c);
+	/* Decrypted bytes TLS still holds would wait for a socket event that may never come. */
+	for (int k = 0; k < TLS_ROUNDS && c->tls && !c->dead && !c->closing && tp__tls_more(c->tls); k++)
+		readable(tp, c);
 	c->busy = false;
 	if (c->dead)
 		destroy(c);
@@ -620,10 +708,13 @@ static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const
 	c->outbound = outbound;
 	c->connecting = connecting;
 	c->active_ms = now(tp);
-	int err = loop_add_fd(tp->loop, fd, connecting ? EPOLLOUT : EPOLLIN, conn_event, c);
+	int err = lis->proto == TP_TLS ? tp__tls_conn_new(tp, outbound, c->id, peer, &c->tls) : 0;
+	if (!err)
+		err = loop_add_fd(tp->loop, fd, connecting ? EPOLLOUT : EPOLLIN, conn_event, c);
 	if (err) {
 		if (!outbound)
 			ip_del(t, peer);
+		tp__tls_conn_free(c->tls);
 		free(c);
 		return err;
 	}
@@ -633,7 +724,10 @@ static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const
 	t->addr[b] = c;
 	tp->stats.tcp_open++;
 	timer_start(loop_timers(tp->loop), &c->idle,
-		    connecting ? CONNECT_MS : (uint64_t)tp->cfg.tcp_idle_timeout * 1000, idle_fire, c);
+		    connecting ? CONNECT_MS
+		    : c->tls   ? HANDSHAKE_MS
+			       : (uint64_t)tp->cfg.tcp_idle_timeout * 1000,
+		    idle_fire, c);
 	*out = c;
 	return 0;
 }
@@ -671,7 +765,8 @@ static int dial(struct transport *tp, struct tp_listener *lis, const struct tp_a
 	tp->stats.tcp_dialed++;
 	log_debug(tp->lg, "tcp", "connection %llx to %s opened%s", (unsigned long long)(*out)->id,
 		  tp_addr_str(to, a, sizeof a), connecting ? ", connecting" : "");
-	return 0;
+	/* A TLS client's ClientHello is ready: queued now, sent once connected. */
+	return (*out)->tls ? tls_flush(tp, *out) : 0;
 }
 
 static int tcp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id, const char *buf, size_t len)
@@ -685,7 +780,7 @@ static int tcp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t 
 		c = by_id(t, conn_id);
 		if (!c || c->closing)
 			return -ENOTCONN;
-	} else if (!(c = by_addr(t, to))) {
+	} else if (!(c = by_addr(t, to, lis->proto))) {
 		int err = dial(tp, lis, to, &c);
 		if (err)
 			return err;
@@ -716,7 +811,7 @@ static void accept_ready(int fd, uint32_t events, void *arg);
 static void listeners_pause(struct transport *tp)
 {
 	for (unsigned i = 0; i < tp->nlis; i++)
-		if (tp->lis[i]->proto == TP_TCP)
+		if (tp->lis[i]->ops->send == tcp_send)
 			loop_mod_fd(tp->loop, tp->lis[i]->fd, 0);
 	tp->tcp->paused = true;
 }
@@ -724,7 +819,7 @@ static void listeners_pause(struct transport *tp)
 static void listeners_resume(struct transport *tp)
 {
 	for (unsigned i = 0; i < tp->nlis; i++)
-		if (tp->lis[i]->proto == TP_TCP)
+		if (tp->lis[i]->ops->send == tcp_send)
 			loop_mod_fd(tp->loop, tp->lis[i]->fd, EPOLLIN);
 	tp->tcp->paused = false;
 }
@@ -799,6 +894,13 @@ static const struct tp_ops tcp_ops = {
 	.close = tcp_close,
 };
 
+/* TLS connections are TCP connections with TLS state (conn.tls): same code, own proto. */
+static const struct tp_ops tls_ops = {
+	.proto = TP_TLS,
+	.send = tcp_send,
+	.close = tcp_close,
+};
+
 /* The connection limit, lowered to what the open-file limit leaves room for. */
 static unsigned max_conns(struct transport *tp)
 {
@@ -817,7 +919,8 @@ static unsigned max_conns(struct transport *tp)
 	return m;
 }
 
-int tp__tcp_open(struct transport *tp, const char *uri, const struct tp_addr *bind_to, char *err, size_t errlen)
+int tp__tcp_open(struct transport *tp, enum tp_proto proto, const char *uri, const struct tp_addr *bind_to, char *err,
+		 size_t errlen)
 {
 	int one = 1, rc;
 	if (!tp->tcp) {
@@ -851,7 +954,7 @@ int tp__tcp_open(struct transport *tp, const char *uri, const struct tp_addr *bi
 		snprintf(err, errlen, "cannot listen on %s: %s", uri, strerror(errno));
 		goto fail;
 	}
-	return tp__listener_add(tp, fd, family, &tcp_ops, accept_ready, uri, err, errlen);
+	return tp__listener_add(tp, fd, family, proto == TP_TLS ? &tls_ops : &tcp_ops, accept_ready, uri, err, errlen);
 fail:
 	close(fd);
 	return rc;

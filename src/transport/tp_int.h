@@ -15,6 +15,7 @@
 #define TX_BYTES (256 * 1024)      /* bytes queued at most */
 
 struct tcp;
+struct tls;
 
 struct transport {
 	struct loop *loop;
@@ -41,20 +42,61 @@ struct transport {
 	struct iovec txiov[TX_BATCH];
 	struct tp_addr txto[TX_BATCH];
 	struct tp_listener *txlis[TX_BATCH];
-	char *txbuf;       /* TX_BYTES */
-	struct tp_cfg cfg; /* TCP limits (tp_configure) */
-	struct log *lg;    /* connection events; NULL: none */
-	struct tcp *tcp;   /* TCP connections (tcp.c); NULL until a TCP listener opens */
-	tp_lost_h *lost;   /* told of destinations that became unreachable; NULL: nobody */
+	char *txbuf;        /* TX_BYTES */
+	struct tp_cfg cfg;  /* TCP limits (tp_configure) */
+	struct log *lg;     /* connection events; NULL: none */
+	struct tcp *tcp;    /* TCP connections (tcp.c); NULL until a TCP listener opens */
+	tp_lost_h *lost;    /* told of destinations that became unreachable; NULL: nobody */
+	struct tls *tls;    /* TLS contexts (tls.c); NULL until a TLS listener opens */
+	char tls_base[512]; /* the self-signed certificate is kept at this path + "-tls.crt" */
 };
 
-/* tcp.c: opens a TCP listener bound to bind_to (a message naming uri in err on failure). */
-int tp__tcp_open(struct transport *tp, const char *uri, const struct tp_addr *bind_to, char *err, size_t errlen);
+/* tcp.c: opens a TCP (proto TP_TCP) or TLS (TP_TLS, after tp__tls_init) listener bound to
+ * bind_to (a message naming uri in err on failure). */
+int tp__tcp_open(struct transport *tp, enum tp_proto proto, const char *uri, const struct tp_addr *bind_to, char *err,
+		 size_t errlen);
 /* tcp.c: closes every connection and frees the TCP state (tp_free). */
 void tp__tcp_free(struct transport *tp);
 /* Makes bound socket fd (of family, given ops) a listener: its address and Via host, ready
  * on the loop, in tp's list. On failure fd is closed and err names uri (udp.c). */
 int tp__listener_add(struct transport *tp, int fd, int family, const struct tp_ops *ops, loop_fd_h *ready,
 		     const char *uri, char *err, size_t errlen);
+
+/* ---- TLS (tls.c) --------------------------------------------------------------------------- */
+
+struct tls_conn;
+
+/* The --tls-* files: a certificate with its key (both or neither), a CA file that loads.
+ * Returns 0, or -1 with a message naming the flag and the file. */
+int tp__tls_cfg_check(const struct tp_cfg *c, char *err, size_t errlen);
+/* Sets up the server and client contexts once (the certificate given, or the self-signed
+ * one beside the database, made if missing), logging its fingerprint. -EINVAL with err. */
+int tp__tls_init(struct transport *tp, char *err, size_t errlen);
+void tp__tls_free(struct transport *tp);
+/* TLS state for connection id to peer: a server side, or a client side whose ClientHello
+ * is ready at once (tp__tls_out). -ENOMEM (or no TLS set up). */
+int tp__tls_conn_new(struct transport *tp, bool client, uint64_t id, const struct tp_addr *peer, struct tls_conn **out);
+void tp__tls_conn_free(struct tls_conn *tc);
+bool tp__tls_done(const struct tls_conn *tc);         /* handshake finished */
+uint64_t tp__tls_started(const struct tls_conn *tc);  /* loop time the handshake began */
+bool tp__tls_more(const struct tls_conn *tc);         /* the last read filled its buffer */
+const char *tp__tls_error(const struct tls_conn *tc); /* why the last call failed */
+/* Plaintext to send: encrypted into the output, or kept until the handshake ends. 0,
+ * -ENOBUFS (too much waiting), -ENOMEM, -EPROTO. */
+int tp__tls_put(struct tls_conn *tc, const char *buf, size_t len);
+/* Ciphertext received from the peer; 0 or -ENOMEM. */
+int tp__tls_in(struct tls_conn *tc, const char *buf, size_t len);
+enum tp_tls_rd {
+	TLS_RD_MORE, /* all that was received is used: read more ciphertext */
+	TLS_RD_FULL, /* room is full: more plaintext may be waiting */
+	TLS_RD_EOF,  /* the peer closed the TLS session */
+	TLS_RD_FAIL, /* handshake or record failed (tp__tls_error) */
+};
+/* Advances the handshake and decrypts up to room bytes into buf (*got of them). */
+enum tp_tls_rd tp__tls_read(struct tls_conn *tc, char *buf, size_t room, size_t *got);
+/* Ciphertext waiting to be sent (handshake, alerts, records): *p, the count returned;
+ * tp__tls_out_done once it is queued. */
+size_t tp__tls_out(struct tls_conn *tc, const char **p);
+void tp__tls_out_done(struct tls_conn *tc);
 
 #endif

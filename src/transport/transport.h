@@ -1,4 +1,4 @@
-/* transport.h: moving SIP bytes over sockets: UDP datagrams and TCP connections (TLS/WS later, same table). */
+/* transport.h: moving SIP bytes over sockets: UDP datagrams, TCP and TLS connections (WS later, same table). */
 #ifndef PARLEY_TRANSPORT_H
 #define PARLEY_TRANSPORT_H
 
@@ -59,13 +59,16 @@ struct tp_cfg {
 	unsigned tcp_max_conns;      /* --tcp-max-connections 10000: open TCP connections at most */
 	unsigned tcp_max_per_source; /* --tcp-max-per-source 500: accepted from one IP address */
 	unsigned tcp_idle_timeout;   /* --tcp-idle-timeout 300 s with no traffic before a close */
+	char tls_cert[256];          /* --tls-cert, [tls] tls-cert: PEM chain; empty: self-signed */
+	char tls_key[256];           /* --tls-key: its PEM private key */
+	char tls_ca[256];            /* --tls-ca: CAs outbound TLS trusts; empty: the system's */
 };
 extern const struct cfg_key tp_cfg_keys[];
 extern const size_t tp_cfg_nkeys;
 /* udp:0.0.0.0:5060 and tcp:0.0.0.0:5060, TCP limits as above */
 void tp_cfg_defaults(struct tp_cfg *c);
-/* Every address parses, is UDP or TCP (tls, ws and wss are refused: not available yet),
- * and is given once (cfg_part). */
+/* Every address parses, is UDP, TCP or TLS (ws and wss are refused: not available yet),
+ * and is given once; the TLS files load (cfg_part). */
 int tp_cfg_check(const void *base, char *err, size_t errlen);
 
 /* A listen URI split into its parts: "udp:[::1]:5060" -> "udp", "::1", 5060, v6. */
@@ -122,6 +125,13 @@ int tp_new(struct transport **tpp, struct loop *loop, tp_recv_h *recv, void *arg
 /* TCP limits and the log for connection events; before the first tp_listen. Without it
  * TCP runs with tp_cfg_defaults' limits and logs nothing. c is copied. */
 void tp_configure(struct transport *tp, const struct tp_cfg *c, struct log *lg);
+/* Where the self-signed TLS certificate is kept: db_path + "-tls.crt" and "-tls.key"
+ * (beside the database). Before the first tp_listen. */
+void tp_tls_base(struct transport *tp, const char *db_path);
+/* Outbound TLS to addr checks that the peer's certificate names host (a host name; an
+ * address is checked against the certificate's IP entries without this). The router
+ * calls it with what it resolved; the last 64 are kept. No-op without TLS. */
+void tp_tls_name(struct transport *tp, const struct tp_addr *addr, const char *host);
 /* Who is told of unreachable destinations (with tp_new's arg). */
 void tp_on_lost(struct transport *tp, tp_lost_h *h);
 void tp_free(struct transport *tp);
@@ -151,6 +161,7 @@ struct tp_stats {
 	uint64_t stun_answered, stun_dropped;                       /* STUN keepalives on UDP; malformed ones */
 	uint64_t tcp_accepted, tcp_refused, tcp_dialed, tcp_closed; /* connections */
 	unsigned tcp_open;                                          /* open now */
+	uint64_t tls_handshakes, tls_failed, tls_timeouts;          /* TLS handshakes done, failed, timed out */
 };
 const struct tp_stats *tp_stats(const struct transport *tp);
 

@@ -123,6 +123,7 @@ void tp_free(struct transport *tp)
 	tp__tcp_free(tp);
 	for (unsigned i = 0; i < tp->nlis; i++)
 		tp->lis[i]->ops->close(tp->lis[i]);
+	tp__tls_free(tp);
 	free(tp->buf);
 	free(tp->txbuf);
 	free(tp);
@@ -473,7 +474,7 @@ int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot listen on %s: %s", uri, why);
 		return -EINVAL;
 	}
-	if (strcmp(l.scheme, "udp") != 0 && strcmp(l.scheme, "tcp") != 0) {
+	if (strcmp(l.scheme, "udp") != 0 && strcmp(l.scheme, "tcp") != 0 && strcmp(l.scheme, "tls") != 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s is not available yet", uri, l.scheme);
 		return -EPROTONOSUPPORT;
 	}
@@ -486,7 +487,15 @@ int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot listen on %s: bad address '%s'", uri, l.host);
 		return -EINVAL;
 	}
+	if (!strcmp(l.scheme, "tls")) {
+		char msg[600];
+		if (tp__tls_init(tp, msg, sizeof msg)) {
+			snprintf(err, errlen, "cannot listen on %s: %s", uri, msg);
+			return -EINVAL;
+		}
+		return tp__tcp_open(tp, TP_TLS, uri, &a, err, errlen);
+	}
 	if (l.scheme[0] == 't')
-		return tp__tcp_open(tp, uri, &a, err, errlen);
+		return tp__tcp_open(tp, TP_TCP, uri, &a, err, errlen);
 	return udp_open(tp, uri, &a, err, errlen);
 }

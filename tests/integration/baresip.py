@@ -22,10 +22,11 @@ def dominant_hz(wav):
 class Baresip:
     def __init__(self, tmp, name, user, domain, password, server_port, server_host="127.0.0.1",
                  answermode="manual", tone_hz=1000, regint=600, host="127.0.0.1", netns=None,
-                 sip_port=None, ctrl_port=None, transport="udp"):
+                 sip_port=None, ctrl_port=None, transport="udp", cafile=None):
         """host: the address it listens on; netns: the named network namespace it runs in
         (natnet.py), where sip_port and ctrl_port must be given (nothing else is bound there);
-        transport: udp or tcp, what it registers and calls over."""
+        transport: udp, tcp or tls, what it registers and calls over; cafile: the CA (or the
+        server's own certificate) it checks the server's TLS certificate against."""
         self.dir = os.path.join(str(tmp), f"baresip-{name}")
         os.makedirs(self.dir, exist_ok=True)
         self.rec = os.path.join(self.dir, "rec")
@@ -65,6 +66,8 @@ module_app menu.so
 module_app ctrl_tcp.so
 ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
 """)
+            if cafile:
+                f.write(f"sip_cafile {cafile}\n")
         with open(os.path.join(self.dir, "accounts"), "w") as f:
             f.write(f'<sip:{user}@{domain};transport={transport}>;auth_pass={password};'
                     f'outbound="sip:{server_host}:{server_port};transport={transport}";regint={regint};'

@@ -1,5 +1,5 @@
-"""tcpua.py: the test user agent (sipua.UA) over one TCP connection: messages framed by
-Content-Length, Via saying TCP, everything else as over UDP."""
+"""tcpua.py: the test user agent (sipua.UA) over one TCP (or TLS) connection: messages framed
+by Content-Length, Via saying TCP (TLS), everything else as over UDP."""
 import socket
 
 from sipua import UA
@@ -9,11 +9,13 @@ class _Stream:
     """Looks like the UA's UDP socket (sendto, recvfrom, settimeout) but carries SIP over one
     TCP connection to the server."""
 
-    def __init__(self, server, host):
+    def __init__(self, server, host, tls=None):
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.s = socket.socket(fam, socket.SOCK_STREAM)
         self.s.bind((host, 0))
         self.s.connect(server)
+        if tls is not None:  # an ssl.SSLContext: the handshake runs here, verifying the server
+            self.s = tls.wrap_socket(self.s, server_hostname=server[0])
         self.buf = b""
         self.closed = False
 
@@ -61,22 +63,25 @@ class _Stream:
 
 
 class TcpUA(UA):
-    """A UA whose messages go over its own TCP connection to the server."""
+    """A UA whose messages go over its own TCP connection to the server (over TLS when tls,
+    an ssl.SSLContext, is given)."""
 
-    def __init__(self, server, user=None, domain=None, password=None, host="127.0.0.1", rport=True):
+    def __init__(self, server, user=None, domain=None, password=None, host="127.0.0.1", rport=True, tls=None):
         super().__init__(server, user=user, domain=domain, password=password, host=host)
         self.rport = rport  # False: a phone that listens where its Contact says
+        self.proto = "TLS" if tls is not None else "TCP"
         self.sock.close()
-        self.sock = _Stream(server, host)
+        self.sock = _Stream(server, host, tls)
         self.host, self.port = self.sock.getsockname()[:2]
 
     def _mine(self, data):
         # A phone on TCP says so in its Contact, or requests inside its dialogs would be
         # sent to it over UDP.
-        return data.replace(f"@{self.hostport}>".encode(), f"@{self.hostport};transport=tcp>".encode())
+        return data.replace(f"@{self.hostport}>".encode(),
+                            f"@{self.hostport};transport={self.proto.lower()}>".encode())
 
     def build(self, *a, **kw):
-        data = super().build(*a, **kw).replace(b"Via: SIP/2.0/UDP ", b"Via: SIP/2.0/TCP ", 1)
+        data = super().build(*a, **kw).replace(b"Via: SIP/2.0/UDP ", f"Via: SIP/2.0/{self.proto} ".encode(), 1)
         if not self.rport:
             data = data.replace(b";rport\r\n", b"\r\n", 1)
         return self._mine(data)
@@ -85,8 +90,10 @@ class TcpUA(UA):
         if isinstance(data, str):
             data = data.encode()
         # callee_bye writes its own UDP Via.
-        self.sock.sendto(self._mine(data.replace(b"Via: SIP/2.0/UDP ", b"Via: SIP/2.0/TCP ", 1)), None)
+        self.sock.sendto(self._mine(data.replace(b"Via: SIP/2.0/UDP ", f"Via: SIP/2.0/{self.proto} ".encode(), 1)),
+                         None)
 
     def reply(self, req, status, reason, to_tag=None, headers=(), body=b""):
-        headers = [h.replace(f"@{self.hostport}>", f"@{self.hostport};transport=tcp>") for h in headers]
+        headers = [h.replace(f"@{self.hostport}>", f"@{self.hostport};transport={self.proto.lower()}>")
+                   for h in headers]
         return super().reply(req, status, reason, to_tag=to_tag, headers=headers, body=body)

@@ -49,25 +49,33 @@ def test_tcp_call_answered_with_audio(tsrv, tcp_phones):
     assert "bytes over TCP: INVITE sip:bob@" in tsrv.read_log()
 
 
-def test_tcp_call_rejected_busy(tsrv, tcp_phones):
-    alice, bob = tcp_phones
+def busy_call(srv, alice, bob):
+    """alice calls bob, who rejects it while it rings: the call is recorded 486."""
     alice.command("dial", "sip:bob@a.test")
     bob.wait_event("CALL_INCOMING")
     bob.command("hangup")  # baresip rejects a ringing call with 486
     alice.wait_event("CALL_CLOSED")
-    row = wait_for(lambda: [ln for ln in call_records(tsrv).splitlines() if "486" in ln], 15)
-    assert row, call_records(tsrv)
+    row = wait_for(lambda: [ln for ln in call_records(srv).splitlines() if "486" in ln], 15)
+    assert row, call_records(srv)
 
 
-def test_tcp_call_cancelled_while_ringing(tsrv, tcp_phones):
-    alice, bob = tcp_phones
+def cancelled_call(srv, alice, bob):
+    """alice calls bob and hangs up while it rings (CANCEL): the call is recorded 487."""
     alice.command("dial", "sip:bob@a.test")
     bob.wait_event("CALL_INCOMING")
     alice.wait_event("CALL_RINGING")
     alice.command("hangup")  # CANCEL
     bob.wait_event("CALL_CLOSED")
-    row = wait_for(lambda: [ln for ln in call_records(tsrv).splitlines() if "487" in ln], 15)
-    assert row, call_records(tsrv)
+    row = wait_for(lambda: [ln for ln in call_records(srv).splitlines() if "487" in ln], 15)
+    assert row, call_records(srv)
+
+
+def test_tcp_call_rejected_busy(tsrv, tcp_phones):
+    busy_call(tsrv, *tcp_phones)
+
+
+def test_tcp_call_cancelled_while_ringing(tsrv, tcp_phones):
+    cancelled_call(tsrv, *tcp_phones)
 
 
 @pytest.mark.parametrize("alice_tp,bob_tp", [("udp", "tcp"), ("tcp", "udp")])

@@ -12,7 +12,8 @@ ARGS ?=
 DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libsqlite3-dev libssl-dev libsodium-dev libinih-dev libc-ares-dev sqlite3 \
 	clang-format python3 python3-pytest sip-tester sipsak baresip-core sox iproute2 util-linux dnsmasq-base \
-	kamailio kamailio-sqlite-modules valgrind nftables rtpengine-daemon stunnel4 openssl
+	kamailio kamailio-sqlite-modules kamailio-tls-modules valgrind nftables rtpengine-daemon stunnel4 openssl \
+	libwslay-dev chromium nodejs
 
 FORMAT_FILES = $(shell git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'tests/unit/*.h' 'tests/fuzz/*.c' 2>/dev/null)
 
@@ -22,6 +23,7 @@ all: build
 
 deps:
 	@bash scripts/deps.sh $(DEB_PACKAGES)
+	@bash scripts/npm-deps.sh tests/browser
 
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

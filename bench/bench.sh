@@ -87,18 +87,22 @@ trap 'exit 130' INT TERM HUP
 
 SRV_PORT=$($STATS port) UAS_PORT=$($STATS port)
 USERS=$WORK/users
-python3 "$HERE/gen-users.py" "$USERS" "$N" bench.test "$UAS_PORT"
+# the idle-TLS pass registers IDLE_N users, the other passes N: enough users for both, the
+# calls among the first N (the ones the reg passes register)
+IDLE_N=${IDLE_N:-10000}
+python3 "$HERE/gen-users.py" "$USERS" "$((N > IDLE_N ? N : IDLE_N))" bench.test "$UAS_PORT" --calls-of="$N"
 
 # run_sipp SERVER TAG ROUND SCENARIO INJECTION LOCALPORT [sipp args]: one SIPp run against the
 # server (SIPP_DEST, default 127.0.0.1:SRV_PORT); SCENARIO is in sipp/ unless it is an
 # absolute path; prints the pass line (measured round) to stdout.
-# start_uas SCENARIO DIR [sipp args]: the SIPp callee (sipp/SCENARIO on UAS_PORT, in the
+# start_uas SCENARIO DIR [sipp args]: the SIPp callee (sipp/SCENARIO, or a path, on UAS_PORT, in the
 # background, its errors in DIR/uas-err.log); sets UAS_PID, or says why it did not start and
 # returns 1
 start_uas() {
 	local out sf=$1 dir=$2
 	shift 2
-	out=$(cd "$dir" && sipp -sf "$HERE/sipp/$sf" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
+	[[ $sf == /* ]] || sf=$HERE/sipp/$sf
+	out=$(cd "$dir" && sipp -sf "$sf" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
 		-bg -trace_err -error_file "$dir/uas-err.log" "$@" 2>&1)
 	UAS_PID=$(sed -n 's/.*PID=\[\([0-9]*\)\].*/\1/p' <<<"$out")
 	if [ -z "$UAS_PID" ]; then

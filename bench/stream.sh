@@ -52,11 +52,15 @@ stunnel_start() {
 		{ echo "bench: stunnel $name did not start; see $dir/stunnel-$name.log" >&2; return 1; }
 }
 
-# stream_scenario PROTO DIR: reg_auth.xml with the Contact naming the transport and the
-# port the servers reach the callee on
+# stream_scenario PROTO DIR PORT: reg_auth.xml with the Contact naming the transport and
+# the port the servers reach the callee on; and uas.xml whose 200 names them too, so that
+# in-dialog requests take the same way (through stunnel for TLS)
 stream_scenario() {
 	sed -e "s|\(Contact: <sip:\[field0\]@127.0.0.1:\)\[field2\]>|\1$3;transport=$1>|" \
 		"$HERE/sipp/reg_auth.xml" >"$2/reg_$1.xml"
+	sed -e "s|Contact: <sip:\[local_ip\]:\[local_port\];transport=\[transport\]>|Contact: <sip:127.0.0.1:$3;transport=$1>|" \
+		"$HERE/sipp/uas.xml" >"$2/uas_$1.xml"
+	grep -q "127.0.0.1:$3;transport=$1" "$2/uas_$1.xml" || { echo "bench: uas.xml's Contact not found" >&2; return 1; }
 }
 
 stream_pass() { # SERVER PROTO (tcp|tls): the passes above for one server
@@ -95,21 +99,26 @@ stream_pass() { # SERVER PROTO (tcp|tls): the passes above for one server
 		stunnel_start server "$dir" "accept = 127.0.0.1:$STUNNEL_S" "connect = 127.0.0.1:$UAS_PORT" \
 			"cert = $tlsdir/server.pem" "key = $tlsdir/server.key" "sslVersionMin = TLSv1.2" && sts=$ST_PID
 	fi
-	stream_scenario "$proto" "$dir" "$cport"
+	stream_scenario "$proto" "$dir" "$cport" || { stop_pid "$SRV_PID"; return 1; }
 	local sf=$dir/reg_$proto.xml
-	SIPP_DEST=$dest WORK=$sw run_sipp "$srv" "$proto-reg" warmup "$sf" users.csv auto -t t1 >/dev/null
-	[ "$SRV_DEAD" = 0 ] && SIPP_DEST=$dest WORK=$sw run_sipp "$srv" "$proto-reg" measured "$sf" users.csv auto -t t1 |
+	# SIPp's digest uri is the address it sends to unless told otherwise; through stunnel
+	# that is stunnel's, so it is given the server's, as it writes when it talks to it
+	# directly (Parley checks the digest uri names the request's target; Kamailio does not)
+	local auth=()
+	[ "$proto" = tls ] && auth=(-auth_uri "127.0.0.1:$STREAM_PORT")
+	SIPP_DEST=$dest WORK=$sw run_sipp "$srv" "$proto-reg" warmup "$sf" users.csv auto -t t1 "${auth[@]}" >/dev/null
+	[ "$SRV_DEAD" = 0 ] && SIPP_DEST=$dest WORK=$sw run_sipp "$srv" "$proto-reg" measured "$sf" users.csv auto -t t1 "${auth[@]}" |
 		tee -a "$RESULTS" >&2
-	if [ "$SRV_DEAD" = 0 ] && start_uas uas.xml "$dir" -t t1; then
+	if [ "$SRV_DEAD" = 0 ] && start_uas "$dir/uas_$proto.xml" "$dir" -t t1; then
 		uas=$UAS_PID
-		SIPP_DEST=$dest WORK=$sw run_sipp "$srv" "$proto-call" warmup call_auth.xml calls.csv auto -t t1 -d 0 >/dev/null
-		SIPP_DEST=$dest WORK=$sw run_sipp "$srv" "$proto-call" measured call_auth.xml calls.csv auto -t t1 -d 0 |
+		SIPP_DEST=$dest WORK=$sw run_sipp "$srv" "$proto-call" warmup call_auth.xml calls.csv auto -t t1 -d 0 "${auth[@]}" >/dev/null
+		SIPP_DEST=$dest WORK=$sw run_sipp "$srv" "$proto-call" measured call_auth.xml calls.csv auto -t t1 -d 0 "${auth[@]}" |
 			tee -a "$RESULTS" >&2
 		stop_pid "$uas"
 	fi
 	if [ "$proto" = tls ] && [ "$SRV_DEAD" = 0 ]; then
-		SIPP_DEST=$dest WORK=$sw run_sipp "$srv" tls-new warmup "$sf" users.csv auto -t tn -max_socket 4096 >/dev/null
-		SIPP_DEST=$dest WORK=$sw run_sipp "$srv" tls-new measured "$sf" users.csv auto -t tn -max_socket 4096 |
+		SIPP_DEST=$dest WORK=$sw run_sipp "$srv" tls-new warmup "$sf" users.csv auto -t tn -max_socket 4096 "${auth[@]}" >/dev/null
+		SIPP_DEST=$dest WORK=$sw run_sipp "$srv" tls-new measured "$sf" users.csv auto -t tn -max_socket 4096 "${auth[@]}" |
 			tee -a "$RESULTS" >&2
 	fi
 	[ "$stc" != 0 ] && stop_pid "$stc"
@@ -132,7 +141,8 @@ tls_idle_pass() { # SERVER
 	SRV_DEAD=0
 	case $srv in
 	parley)
-		PARLEY_ARGS="${PARLEY_ARGS---rate-limit 0} --listen tls:127.0.0.1:$STREAM_PORT --tls-cert $tlsdir/server.pem --tls-key $tlsdir/server.key" \
+		# every connection comes from 127.0.0.1: the per-source cap (500) would refuse most
+		PARLEY_ARGS="${PARLEY_ARGS---rate-limit 0} --tcp-max-per-source 20000 --listen tls:127.0.0.1:$STREAM_PORT --tls-cert $tlsdir/server.pem --tls-key $tlsdir/server.key" \
 			WORK=$sw start_server parley && started=1 ;;
 	kamailio) KAM_STREAM=tls:$STREAM_PORT KAM_TLS_DIR=$tlsdir WORK=$sw start_server kamailio && started=1 ;;
 	esac

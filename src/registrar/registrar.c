@@ -104,6 +104,10 @@ static bool use_source(const struct sip_msg *m, const struct sip_uri *uri, const
 	 * host it connected from, on a port it listens on, gets a connection to that port. */
 	if (m->via.has_rport)
 		return true;
+	/* A WebSocket phone (a browser) cannot be connected to: only its own connection
+	 * reaches it, whatever its Contact says (RFC 7118 §5: "abc.invalid"). */
+	if (src->proto == TP_WS || src->proto == TP_WSS)
+		return true;
 	char shost[64];
 	tp_addr_host(&src->addr, shost, sizeof shost);
 	struct str h = uri->host;

@@ -742,6 +742,12 @@ static void in_dialog(struct req *q, struct proxy_hop *h, bool trusted)
 	}
 	struct proxy_target t = { 0 };
 	const struct sip_uri *u = h->have_next ? &h->next.uri : &m->ruri;
+	enum dlg_side other = ref.from == DLG_CALLER ? DLG_CALLEE : DLG_CALLER;
+	/* A browser phone cannot be reached at its Contact (RFC 7118 §5: "x@y.invalid;
+	 * transport=ws"): a request for its side goes over its own WebSocket, the connection
+	 * its messages came from (its flow). */
+	bool ws_next = !h->have_next && (str_caseeq_cstr(u->transport, "ws") || str_caseeq_cstr(u->transport, "wss"));
+	struct tp_addr wsflow;
 	/* The other side's target is a GRUU of ours: its phone, over its own flow. */
 	int dom = h->have_next ? -1 : router__local_domain(r, m->ruri.host);
 	struct reg_gruu g;
@@ -757,6 +763,9 @@ static void in_dialog(struct req *q, struct proxy_hop *h, bool trusted)
 				router__reject(q, 480, "Temporarily Unavailable", "the GRUU's phone is not reachable");
 			return;
 		}
+	} else if (ws_next && dlg_flow(r->env.dialogs, &ref, other, &wsflow) &&
+		   tp_ws_find(r->env.tp, &wsflow, &t.dst)) {
+		/* t.dst is that connection */
 	} else if (!resolve_now(r, u, &t.dst)) {
 		if (ack)
 			router__log_drop(r, "ACK %.*s from %s: unresolvable next hop", STR_FMT(m->ruri_str),
@@ -769,10 +778,9 @@ static void in_dialog(struct req *q, struct proxy_hop *h, bool trusted)
 	 * reach: a request for its side goes where that side's messages come from (its
 	 * flow, README "Phones behind NAT"). Only when the Request-URI is the next hop (no
 	 * proxy beyond us on the route), so that a peer's route is never bent. */
-	enum dlg_side other = ref.from == DLG_CALLER ? DLG_CALLEE : DLG_CALLER;
 	struct tp_addr flow;
-	if (!h->have_next && tp_addr_is_private(&t.dst.addr) && dlg_flow(r->env.dialogs, &ref, other, &flow) &&
-	    !tp_addr_same_host(&flow, &t.dst.addr))
+	if (!ws_next && !h->have_next && tp_addr_is_private(&t.dst.addr) &&
+	    dlg_flow(r->env.dialogs, &ref, other, &flow) && !tp_addr_same_host(&flow, &t.dst.addr))
 		t.dst.addr = flow;
 	if (!dlg_allows(r->env.dialogs, &ref, &t.dst.addr)) {
 		char to[80];

@@ -276,7 +276,10 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 				    tp_addr_str(&src->addr, from, sizeof from), gd.dropped);
 		return;
 	}
-	enum sip_parse_result pr = sip_msg_parse(&m, hdrs, SIP_MAX_HEADERS, buf, len, src->proto == TP_UDP, &perr);
+	/* A WebSocket message is one SIP message, framed like a datagram: Content-Length may be
+	 * left out (RFC 7118 §5). */
+	bool whole = src->proto == TP_UDP || src->proto == TP_WS || src->proto == TP_WSS;
+	enum sip_parse_result pr = sip_msg_parse(&m, hdrs, SIP_MAX_HEADERS, buf, len, whole, &perr);
 	if (pr != SIP_PARSE_OK) {
 		/* Only a request whose top Via parsed is answered (400 naming the problem): an
 		 * answer to anything else would go to an address nobody vouched for, and would

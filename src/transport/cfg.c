@@ -26,7 +26,7 @@ int tp_listen_parse(const char *uri, struct tp_listen_spec *out, char *err, size
 	}
 	if (!known) {
 		snprintf(err, errlen,
-			 "expected udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT (IPv6 in brackets: udp:[::1]:5060)");
+			 "expected udp:, tcp:, tls:, ws: or wss:HOST:PORT (IPv6 in brackets: udp:[::1]:5060)");
 		return -EINVAL;
 	}
 	const char *h = colon + 1, *hend, *port = NULL;
@@ -79,7 +79,7 @@ int tp_listen_parse(const char *uri, struct tp_listen_spec *out, char *err, size
 
 const struct cfg_key tp_cfg_keys[] = {
 	CFG_KEY_LIST(struct tp_cfg, "listen", "server", "listen", listen, nlisten,
-		     "udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT", CFG_F_REPLACE),
+		     "udp:, tcp:, tls:, ws: or wss:HOST:PORT", CFG_F_REPLACE),
 	CFG_KEY_UINT(struct tp_cfg, "tcp-max-connections", "server", "tcp-max-connections", tcp_max_conns, 1, 1000000),
 	CFG_KEY_UINT(struct tp_cfg, "tcp-max-per-source", "server", "tcp-max-per-source", tcp_max_per_source, 1,
 		     1000000),
@@ -118,13 +118,6 @@ int tp_cfg_check(const void *base, char *err, size_t errlen)
 		struct tp_listen_spec l;
 		if (tp_listen_parse(c->listen[i], &l, why, sizeof(why))) {
 			snprintf(err, errlen, "--listen %s: %s", c->listen[i], why);
-			return -1;
-		}
-		if (strcmp(l.scheme, "udp") != 0 && strcmp(l.scheme, "tcp") != 0 && strcmp(l.scheme, "tls") != 0) {
-			snprintf(err, errlen,
-				 "--listen %s: %s is not available yet (use udp:HOST:PORT, tcp:HOST:PORT or "
-				 "tls:HOST:PORT)",
-				 c->listen[i], l.scheme);
 			return -1;
 		}
 	}

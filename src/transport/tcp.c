@@ -1,4 +1,4 @@
-/* tcp.c: TCP and TLS listeners and connections on the event loop: accept, framing, write queues, limits, idle close. */
+/* tcp.c: TCP, TLS and WebSocket listeners and connections on the event loop: accept, framing, write queues, limits, idle close. */
 #include "transport/transport.h"
 #include "transport/tp_int.h"
 
@@ -50,6 +50,7 @@ struct conn {
 	bool busy;                /* its event handler runs: freeing waits for the end */
 	bool dead;                /* closed, to be freed */
 	struct tls_conn *tls;     /* TLS state (tls.c); NULL on plain TCP */
+	struct tp_ws *ws;         /* accepted on a ws: listener: its WebSocket (ws.c); else NULL */
 };
 
 struct ipcount {
@@ -189,6 +190,7 @@ static int grow_byfd(struct tcp *t, int fd)
 
 static void destroy(struct conn *c)
 {
+	tp__ws_free(c->ws);
 	tp__tls_conn_free(c->tls);
 	free(c->rbuf);
 	free(c->wbuf);
@@ -473,6 +475,8 @@ static void deliver(struct transport *tp, struct conn *c, char *p, size_t n)
  * how many bytes were used. Stops early when c closes. */
 static size_t frame_all(struct transport *tp, struct conn *c, char *buf, size_t len)
 {
+	if (c->ws)
+		return tp__ws_input(c->ws, buf, len); /* a WebSocket frames by itself */
 	size_t pos = 0;
 	while (!c->dead && !c->closing) {
 		size_t skip, n;
@@ -683,6 +687,36 @@ static void conn_event(int fd, uint32_t events, void *arg)
 		destroy(c);
 }
 
+/* ---- WebSocket hooks (ws.c reaches its connection through these) --------------------------- */
+
+static int ws_write(void *arg, const char *buf, size_t len)
+{
+	struct conn *c = arg;
+	return c->dead ? -ENOTCONN : conn_write(c->lis->tp, c, buf, len);
+}
+
+static void ws_deliver(void *arg, char *buf, size_t len)
+{
+	struct conn *c = arg;
+	if (!c->dead)
+		deliver(c->lis->tp, c, buf, len);
+}
+
+static void ws_close(void *arg, const char *why, bool warn)
+{
+	struct conn *c = arg;
+	struct transport *tp = c->lis->tp;
+	char a[80];
+	if (c->dead || c->closing)
+		return;
+	if (warn)
+		log_limited(tp->lg, &tp->tcp->lim_close, now(tp), LOG_WARN, "ws", "connection from %s closed: %s",
+			    tp_addr_str(&c->peer, a, sizeof a), why);
+	conn_close_after_write(tp, c, why);
+}
+
+static const struct tp_ws_io ws_io = { .write = ws_write, .deliver = ws_deliver, .close = ws_close };
+
 /* ---- connections ---------------------------------------------------------------------------- */
 
 static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const struct tp_addr *peer, bool outbound,
@@ -708,13 +742,23 @@ static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const
 	c->outbound = outbound;
 	c->connecting = connecting;
 	c->active_ms = now(tp);
-	int err = lis->proto == TP_TLS ? tp__tls_conn_new(tp, outbound, c->id, peer, &c->tls) : 0;
+	char a[80];
+	if ((lis->proto == TP_WS || lis->proto == TP_WSS) &&
+	    tp__ws_new(&c->ws, &ws_io, c, tp->lg, tp_addr_str(peer, a, sizeof a))) {
+		if (!outbound)
+			ip_del(t, peer);
+		free(c);
+		return -ENOMEM;
+	}
+	int err =
+		lis->proto == TP_TLS || lis->proto == TP_WSS ? tp__tls_conn_new(tp, outbound, c->id, peer, &c->tls) : 0;
 	if (!err)
 		err = loop_add_fd(tp->loop, fd, connecting ? EPOLLOUT : EPOLLIN, conn_event, c);
 	if (err) {
 		if (!outbound)
 			ip_del(t, peer);
 		tp__tls_conn_free(c->tls);
+		tp__ws_free(c->ws);
 		free(c);
 		return err;
 	}
@@ -781,17 +825,38 @@ static int tcp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t 
 		if (!c || c->closing)
 			return -ENOTCONN;
 	} else if (!(c = by_addr(t, to, lis->proto))) {
-		int err = dial(tp, lis, to, &c);
+		/* A browser cannot be dialled: a WebSocket is reached over its own connection. */
+		int err = lis->proto == TP_WS || lis->proto == TP_WSS ? -ENOTCONN : dial(tp, lis, to, &c);
 		if (err)
 			return err;
 	}
-	return conn_write(tp, c, buf, len);
+	if (!c->ws)
+		return conn_write(tp, c, buf, len);
+	/* A failed write inside closes c: it is freed here, after ws.c is done with it. */
+	bool was = c->busy;
+	c->busy = true;
+	int err = tp__ws_send(c->ws, buf, len);
+	c->busy = was;
+	if (!was && c->dead)
+		destroy(c);
+	return err;
 }
 
 bool tp_conn_alive(const struct transport *tp, uint64_t conn_id)
 {
 	const struct conn *c = tp->tcp ? by_id(tp->tcp, conn_id) : NULL;
 	return c && !c->closing;
+}
+
+bool tp_ws_find(struct transport *tp, const struct tp_addr *peer, struct tp_source *out)
+{
+	struct conn *c = NULL;
+	if (tp->tcp && !(c = by_addr(tp->tcp, peer, TP_WS)))
+		c = by_addr(tp->tcp, peer, TP_WSS);
+	if (!c)
+		return false;
+	*out = (struct tp_source){ .proto = c->lis->proto, .lis = c->lis, .addr = c->peer, .conn_id = c->id };
+	return true;
 }
 
 void tp_conn_hold(struct transport *tp, uint64_t conn_id, uint32_t seconds)
@@ -901,6 +966,19 @@ static const struct tp_ops tls_ops = {
 	.close = tcp_close,
 };
 
+/* WebSocket connections are TCP connections whose bytes go through ws.c; WSS ones are
+ * TLS connections whose plaintext does. */
+static const struct tp_ops ws_ops = {
+	.proto = TP_WS,
+	.send = tcp_send,
+	.close = tcp_close,
+};
+static const struct tp_ops wss_ops = {
+	.proto = TP_WSS,
+	.send = tcp_send,
+	.close = tcp_close,
+};
+
 /* The connection limit, lowered to what the open-file limit leaves room for. */
 static unsigned max_conns(struct transport *tp)
 {
@@ -954,7 +1032,11 @@ int tp__tcp_open(struct transport *tp, enum tp_proto proto, const char *uri, con
 		snprintf(err, errlen, "cannot listen on %s: %s", uri, strerror(errno));
 		goto fail;
 	}
-	return tp__listener_add(tp, fd, family, proto == TP_TLS ? &tls_ops : &tcp_ops, accept_ready, uri, err, errlen);
+	const struct tp_ops *ops = proto == TP_TLS   ? &tls_ops
+				   : proto == TP_WS  ? &ws_ops
+				   : proto == TP_WSS ? &wss_ops
+						     : &tcp_ops;
+	return tp__listener_add(tp, fd, family, ops, accept_ready, uri, err, errlen);
 fail:
 	close(fd);
 	return rc;

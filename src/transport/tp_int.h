@@ -51,8 +51,8 @@ struct transport {
 	char tls_base[512]; /* the self-signed certificate is kept at this path + "-tls.crt" */
 };
 
-/* tcp.c: opens a TCP (proto TP_TCP) or TLS (TP_TLS, after tp__tls_init) listener bound to
- * bind_to (a message naming uri in err on failure). */
+/* tcp.c: opens a TCP (proto TP_TCP), TLS (TP_TLS, after tp__tls_init) or WebSocket (TP_WS)
+ * listener bound to bind_to (a message naming uri in err on failure). */
 int tp__tcp_open(struct transport *tp, enum tp_proto proto, const char *uri, const struct tp_addr *bind_to, char *err,
 		 size_t errlen);
 /* tcp.c: closes every connection and frees the TCP state (tp_free). */
@@ -98,5 +98,55 @@ enum tp_tls_rd tp__tls_read(struct tls_conn *tc, char *buf, size_t room, size_t 
  * tp__tls_out_done once it is queued. */
 size_t tp__tls_out(struct tls_conn *tc, const char **p);
 void tp__tls_out_done(struct tls_conn *tc);
+
+/* ---- WebSocket (ws.c): RFC 6455 connections carrying SIP (RFC 7118) ---------------------- */
+
+#define TP_WS_REQ_MAX 8192 /* an upgrade request's header section at most */
+
+/* What an HTTP upgrade request says; views into the request. */
+struct tp_ws_req {
+	size_t len;        /* the request's bytes, through its empty line */
+	int status;        /* 0: an upgrade we take; else the HTTP status that refuses it */
+	const char *why;   /* the refusal's reason, for the answer's body and the log */
+	bool want_version; /* the refusal names the version we speak (Sec-WebSocket-Version) */
+	struct str path, host, origin, key;
+};
+enum tp_ws_parse {
+	TP_WS_MORE, /* no empty line yet and under TP_WS_REQ_MAX bytes: read more */
+	TP_WS_DONE, /* r says whether to upgrade, and r->len bytes were the request */
+};
+/* Reads the HTTP/1.1 request at the start of buf (len bytes) that should upgrade a
+ * connection to a WebSocket for SIP: GET on any path, Upgrade: websocket, Connection:
+ * upgrade, Sec-WebSocket-Version 13, a well-formed Sec-WebSocket-Key, Host, and
+ * Sec-WebSocket-Protocol offering sip (RFC 7118 §4). A plain GET is refused 426, other
+ * faults 400 (a header section over TP_WS_REQ_MAX bytes among them). *scan is where the
+ * search for the empty line resumes: zero it for a new connection. Never reads past
+ * buf + len, never allocates. */
+enum tp_ws_parse tp__ws_parse(const char *buf, size_t len, size_t *scan, struct tp_ws_req *r);
+/* Sec-WebSocket-Accept for key: base64 of SHA-1(key + the RFC 6455 GUID), NUL-terminated.
+ * Returns 0, or -errno. */
+int tp__ws_accept_key(struct str key, char out[29]);
+
+/* How a WebSocket reaches the connection under it (tcp.c; a fuzzer gives its own). */
+struct tp_ws_io {
+	/* Sends plaintext bytes (the 101, frames) on the connection: all queued, or -errno
+	 * when the connection is gone. */
+	int (*write)(void *conn, const char *buf, size_t len);
+	/* One SIP message (buf[len] is a NUL the callee may overwrite). */
+	void (*deliver)(void *conn, char *buf, size_t len);
+	/* Ends the connection once what was written is sent; warn: worth a warning line. */
+	void (*close)(void *conn, const char *why, bool warn);
+};
+struct tp_ws;
+/* A WebSocket waiting for its upgrade on connection conn (peer: for log lines). */
+int tp__ws_new(struct tp_ws **out, const struct tp_ws_io *io, void *conn, struct log *lg, const char *peer);
+void tp__ws_free(struct tp_ws *w);
+/* Bytes read from the connection: the upgrade request first (answered 101, or refused
+ * and the connection closed), then frames. Returns how many bytes were used; the rest
+ * (a partial request) is to be given again with more. Messages go to io->deliver. */
+size_t tp__ws_input(struct tp_ws *w, char *buf, size_t len);
+/* Sends one SIP message as a text frame. 0, or -ENOTCONN before the upgrade or once
+ * closing, -ENOMEM. */
+int tp__ws_send(struct tp_ws *w, const char *buf, size_t len);
 
 #endif

@@ -1,4 +1,4 @@
-/* transport.h: moving SIP bytes over sockets: UDP datagrams, TCP and TLS connections (WS later, same table). */
+/* transport.h: moving SIP bytes over sockets: UDP datagrams, TCP, TLS and WebSocket connections (same table). */
 #ifndef PARLEY_TRANSPORT_H
 #define PARLEY_TRANSPORT_H
 
@@ -54,7 +54,7 @@ bool tp_addr_is_private(const struct tp_addr *a);
 #define TP_MAX_LISTEN 16
 
 struct tp_cfg {
-	char listen[TP_MAX_LISTEN][300]; /* --listen udp:|tcp:HOST:PORT, [server] listen */
+	char listen[TP_MAX_LISTEN][300]; /* --listen udp:|tcp:|tls:|ws:|wss:HOST:PORT */
 	unsigned nlisten;
 	unsigned tcp_max_conns;      /* --tcp-max-connections 10000: open TCP connections at most */
 	unsigned tcp_max_per_source; /* --tcp-max-per-source 500: accepted from one IP address */
@@ -67,8 +67,7 @@ extern const struct cfg_key tp_cfg_keys[];
 extern const size_t tp_cfg_nkeys;
 /* udp:0.0.0.0:5060 and tcp:0.0.0.0:5060, TCP limits as above */
 void tp_cfg_defaults(struct tp_cfg *c);
-/* Every address parses, is UDP, TCP or TLS (ws and wss are refused: not available yet),
- * and is given once; the TLS files load (cfg_part). */
+/* Every address parses and is given once; the TLS files load (cfg_part). */
 int tp_cfg_check(const void *base, char *err, size_t errlen);
 
 /* A listen URI split into its parts: "udp:[::1]:5060" -> "udp", "::1", 5060, v6. */
@@ -135,8 +134,9 @@ void tp_tls_name(struct transport *tp, const struct tp_addr *addr, const char *h
 /* Who is told of unreachable destinations (with tp_new's arg). */
 void tp_on_lost(struct transport *tp, tp_lost_h *h);
 void tp_free(struct transport *tp);
-/* Opens a listener for "udp:HOST:PORT" or "tcp:HOST:PORT" (IPv6 as "udp:[::1]:5060"). On
- * failure returns -errno and writes a message naming the address to err. */
+/* Opens a listener for "udp:HOST:PORT", "tcp:", "tls:", "ws:" or "wss:" (IPv6 as
+ * "udp:[::1]:5060"). On failure returns -errno and writes a message naming the address
+ * to err. */
 int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen);
 unsigned tp_listener_count(const struct transport *tp);
 struct tp_listener *tp_listener_at(struct transport *tp, unsigned i);
@@ -153,6 +153,10 @@ int tp_send(struct tp_listener *lis, const struct tp_addr *to, uint64_t conn_id,
  * registered over it is reached over it (the registrar calls this for each binding). No-op
  * for an unknown id. */
 void tp_conn_hold(struct transport *tp, uint64_t conn_id, uint32_t seconds);
+/* The open WebSocket (WS or WSS) connection from peer as a destination (proto, listener,
+ * address, conn_id): how a browser phone, which cannot be connected to, is reached inside
+ * a dialog. false when there is none. */
+bool tp_ws_find(struct transport *tp, const struct tp_addr *peer, struct tp_source *out);
 /* Whether TCP connection conn_id is open and can carry a new message. */
 bool tp_conn_alive(const struct transport *tp, uint64_t conn_id);
 

@@ -474,10 +474,6 @@ int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot listen on %s: %s", uri, why);
 		return -EINVAL;
 	}
-	if (strcmp(l.scheme, "udp") != 0 && strcmp(l.scheme, "tcp") != 0 && strcmp(l.scheme, "tls") != 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s is not available yet", uri, l.scheme);
-		return -EPROTONOSUPPORT;
-	}
 	if (tp->nlis == TP_MAX_LISTENERS) {
 		snprintf(err, errlen, "cannot listen on %s: too many listeners (at most %d)", uri, TP_MAX_LISTENERS);
 		return -ENOSPC;
@@ -487,15 +483,17 @@ int tp_listen(struct transport *tp, const char *uri, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot listen on %s: bad address '%s'", uri, l.host);
 		return -EINVAL;
 	}
-	if (!strcmp(l.scheme, "tls")) {
+	if (!strcmp(l.scheme, "tls") || !strcmp(l.scheme, "wss")) {
 		char msg[600];
 		if (tp__tls_init(tp, msg, sizeof msg)) {
 			snprintf(err, errlen, "cannot listen on %s: %s", uri, msg);
 			return -EINVAL;
 		}
-		return tp__tcp_open(tp, TP_TLS, uri, &a, err, errlen);
+		return tp__tcp_open(tp, l.scheme[0] == 't' ? TP_TLS : TP_WSS, uri, &a, err, errlen);
 	}
 	if (l.scheme[0] == 't')
 		return tp__tcp_open(tp, TP_TCP, uri, &a, err, errlen);
+	if (l.scheme[0] == 'w')
+		return tp__tcp_open(tp, TP_WS, uri, &a, err, errlen);
 	return udp_open(tp, uri, &a, err, errlen);
 }

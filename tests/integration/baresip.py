@@ -81,8 +81,9 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
         self.logpath = os.path.join(self.dir, "baresip.log")
         self.log = open(self.logpath, "ab")
         cmd = ["stdbuf", "-oL", "baresip", "-4", "-s", "-f", self.dir]
-        if self.netns:
-            cmd = ["ip", "netns", "exec", self.netns] + cmd
+        if self.netns:  # a name (natnet.py) or the path of one (/proc/PID/ns/net, browser.NetNs)
+            cmd = (["nsenter", f"--net={self.netns}", "--"] if self.netns.startswith("/")
+                   else ["ip", "netns", "exec", self.netns]) + cmd
         self.proc = subprocess.Popen(cmd,
                                      stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         end = time.time() + 15

@@ -55,10 +55,11 @@ def popen_in(ns, cmd, **kw):
 
 @contextlib.contextmanager
 def netns(ns):
-    """Runs the with-block's code in the named network namespace (this thread only): sockets
-    created there stay in that namespace after the block returns."""
+    """Runs the with-block's code in the named network namespace, or the one at the path ns
+    (/proc/PID/ns/net), in this thread only: sockets created there stay in that namespace after
+    the block returns."""
     here = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    there = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    there = os.open(ns if ns.startswith("/") else f"/run/netns/{ns}", os.O_RDONLY)
     try:
         if _libc.setns(there, CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), f"setns {ns}")

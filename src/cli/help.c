@@ -34,7 +34,9 @@ static const struct {
 		  "    import checks every line and reports each bad one as FILE:LINE: reason; with a bad\n"
 		  "    line nothing is imported (exit 2) unless --skip-bad imports the good ones. An\n"
 		  "    existing user is a bad line unless --update gives it the new password.\n" },
-	{ "reg", "parley reg list            current bindings (AOR, contact, source address, transport, expires)\n" },
+	{ "reg", "parley reg list            current bindings (AOR, contact, source address, transport, expires)\n"
+		 "    then the connection (as the debug log names it; none after a restart, - for UDP),\n"
+		 "    +sip.instance and reg-id of Outbound flows (RFC 5626).\n" },
 	{ "calls", "parley calls [--limit N]   call records (caller, callee, start, answer, end, result, duration)\n" },
 	{ "ban", "parley ban list | parley ban del SOURCE   sources banned for failed authentication\n"
 		 "    list: source, until (local time), time remaining, reason; del: lift a ban (a running\n"

@@ -10,7 +10,8 @@
 #include "server/config.h"
 #include "store/store.h"
 
-#define NCOL 5
+/* The first five columns are read by scripts: new ones go after them. */
+#define NCOL 8
 
 struct reg_rows {
 	struct cli_table tab;
@@ -20,20 +21,36 @@ struct reg_rows {
 static int add_row(const struct store_binding *b, void *arg)
 {
 	struct reg_rows *r = arg;
-	char aor[256], contact[512], src[128], transport[16], exp[32];
+	char aor[256], contact[512], src[128], transport[16], exp[32], conn[24] = "-", inst[256] = "-", regid[16] = "-";
 	/* An IPv6 source goes in brackets so that its port stays readable. */
 	snprintf(src, sizeof(src), memchr(b->src_addr.p, ':', b->src_addr.l) ? "[%.*s]:%u" : "%.*s:%u",
 		 STR_FMT(b->src_addr), b->src_port);
 	snprintf(exp, sizeof(exp), "%lld", (long long)(b->expires_at - r->now));
+	/* The connection as the server's debug log names it ("connection 1f ..."); a stream
+	 * binding without one was loaded after a restart and waits for its phone. */
+	if (b->conn_id)
+		snprintf(conn, sizeof conn, "%llx", (unsigned long long)b->conn_id);
+	else if (!str_caseeq_cstr(b->transport, "udp"))
+		snprintf(conn, sizeof conn, "none");
+	if (b->instance.l)
+		str_to_cbuf(b->instance, inst, sizeof inst);
+	if (b->reg_id)
+		snprintf(regid, sizeof regid, "%u", b->reg_id);
 	const char *row[NCOL] = { str_to_cbuf(b->aor, aor, sizeof aor),
-				  str_to_cbuf(b->contact, contact, sizeof contact), src,
-				  str_to_cbuf(b->transport, transport, sizeof transport), exp };
+				  str_to_cbuf(b->contact, contact, sizeof contact),
+				  src,
+				  str_to_cbuf(b->transport, transport, sizeof transport),
+				  exp,
+				  conn,
+				  inst,
+				  regid };
 	return cli_table_add(&r->tab, row);
 }
 
 int cli_reg(int argc, char **argv)
 {
-	static const char *const head[NCOL] = { "AOR", "CONTACT", "SOURCE", "TRANSPORT", "EXPIRES" };
+	static const char *const head[NCOL] = { "AOR",     "CONTACT",    "SOURCE",   "TRANSPORT",
+						"EXPIRES", "CONNECTION", "INSTANCE", "REG-ID" };
 	struct config cfg;
 	char *pos[2];
 	int npos = 0, rc;

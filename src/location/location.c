@@ -283,6 +283,24 @@ struct loc_binding *loc_find_contact(struct loc_aor *a, struct str uri)
 	return NULL;
 }
 
+bool loc_is_flow(const struct loc_binding *b)
+{
+	return b->len[LOC_INSTANCE] && b->len[LOC_REGID];
+}
+
+struct loc_binding *loc_find_binding(struct loc_aor *a, struct str uri, struct str instance, struct str regid)
+{
+	bool flow = instance.l && regid.l;
+	for (struct loc_binding *b = a ? a->first : NULL; b; b = b->next) {
+		if (loc_is_flow(b) != flow)
+			continue;
+		if (flow ? str_eq(loc_b_field(b, LOC_INSTANCE), instance) && str_eq(loc_b_field(b, LOC_REGID), regid)
+			 : str_eq(loc_b_field(b, LOC_URI), uri))
+			return b;
+	}
+	return NULL;
+}
+
 static struct loc_binding *make_binding(struct location *l, const struct loc_contact *c)
 {
 	size_t total = 0;
@@ -343,11 +361,11 @@ int loc_put(struct location *l, struct str aor, const struct loc_contact *c, str
 	}
 	nb->aor = a;
 	/* Replace in place to keep the order in which the phone's contacts were registered. */
+	struct loc_binding *old = loc_find_binding(a, c->field[LOC_URI], c->field[LOC_INSTANCE], c->field[LOC_REGID]);
 	struct loc_binding **pp = &a->first;
-	while (*pp && !str_eq(loc_b_field(*pp, LOC_URI), c->field[LOC_URI]))
+	while (*pp && *pp != old)
 		pp = &(*pp)->next;
 	if (*pp) {
-		struct loc_binding *old = *pp;
 		nb->next = old->next;
 		*pp = nb;
 		free_binding(l, old);

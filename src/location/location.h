@@ -39,6 +39,9 @@ struct loc_binding {
 
 /* Reach the phone at its source address, not the contact as written (NAT, RFC 3581). */
 #define LOC_F_USE_SRC 1
+/* An Outbound flow (RFC 5626): reached only over the connection (or UDP 5-tuple) it was
+ * registered over, one flow per instance at a time. */
+#define LOC_F_OUTBOUND 2
 
 enum loc_field { LOC_URI = 0, LOC_PARAMS, LOC_CALLID, LOC_UA, LOC_PATH, LOC_INSTANCE, LOC_REGID };
 
@@ -81,8 +84,14 @@ size_t loc_binding_count(const struct location *l);
 struct loc_aor *loc_find(struct location *l, struct str aor);
 /* The binding of aor whose contact URI equals uri (byte-wise), or NULL. */
 struct loc_binding *loc_find_contact(struct loc_aor *a, struct str uri);
-/* Adds or replaces the binding for c->field[LOC_URI] under aor. Returns 0 or -ENOMEM;
- * *out (optional) is the binding now stored. */
+/* The binding a contact replaces: for an Outbound flow (RFC 5626: instance and regid both
+ * given) the one of that flow, whatever its URI; otherwise the one with the same URI among
+ * the bindings that are not flows. NULL when there is none. */
+struct loc_binding *loc_find_binding(struct loc_aor *a, struct str uri, struct str instance, struct str regid);
+/* Whether b is an Outbound flow (it has an instance and a reg-id). */
+bool loc_is_flow(const struct loc_binding *b);
+/* Adds or replaces the binding of c under aor (which one: loc_find_binding of its URI,
+ * instance and reg-id). Returns 0 or -ENOMEM; *out (optional) is the binding now stored. */
 int loc_put(struct location *l, struct str aor, const struct loc_contact *c, struct loc_binding **out);
 /* Removes one binding (and its AOR once empty). */
 void loc_del(struct location *l, struct loc_binding *b);

@@ -13,11 +13,13 @@
 /* One place a request was forwarded to: a client transaction of its own (§16.6). */
 struct branch {
 	struct ctx *c;
-	struct txn_client *ct; /* NULL once freed, or when it never started */
-	unsigned status;       /* final received (408 after a timeout, 503 when it could
+	struct txn_client *ct;   /* NULL once freed, or when it never started */
+	unsigned status;         /* final received (408 after a timeout, 503 when it could
 				       not start); 0 while pending */
-	bool ringing;          /* a provisional above 100 arrived */
-	struct str body;       /* the media relay's SDP for this fork (in ctx.body), or empty */
+	bool ringing;            /* a provisional above 100 arrived */
+	struct str body;         /* the media relay's SDP for this fork (in ctx.body), or empty */
+	struct proxy_flow *flow; /* the phone's other Outbound flows (in ctx.flows), or NULL */
+	unsigned nflow, next_flow;
 };
 
 /* The response context of one proxied request (§16.7): it lives until a final has gone
@@ -50,6 +52,7 @@ struct ctx {
 	struct ctx *hprev, *hnext; /* the proxy's list of held contexts */
 	struct proxy_target *held; /* the targets, with their text after them */
 	char *body;                /* the relay's SDPs (branch.body), kept for failover */
+	char *flows;               /* the branches' other flows and their text, or NULL */
 	struct branch br[];
 };
 
@@ -74,7 +77,7 @@ struct proxy {
 static void on_response(void *tu, struct txn_client *ct, const struct sip_msg *m, const struct tp_source *src);
 static void on_timeout(void *tu, struct txn_client *ct, int err);
 static void on_free(void *tu, struct txn_client *ct);
-static bool failover(struct ctx *c, struct branch *b, const char *why);
+static bool failover(struct ctx *c, struct branch *b, const char *why, bool lost);
 
 static const struct txn_client_ops branch_ops = {
 	.on_response = on_response,
@@ -144,6 +147,7 @@ static void destroy(struct ctx *c)
 	free(c->best);
 	free(c->alt);
 	free(c->body);
+	free(c->flows);
 	pool_free(p->pool, c, c->size);
 }
 
@@ -630,7 +634,7 @@ static void failure(struct ctx *c, struct branch *b, const struct sip_msg *m)
 {
 	if (b->status)
 		return;
-	if (m->status == 503 && failover(c, b, "503 from the next hop"))
+	if (m->status == 503 && failover(c, b, "503 from the next hop", false))
 		return;
 	b->status = m->status;
 	if (!c->st)
@@ -665,7 +669,7 @@ static void on_timeout(void *tu, struct txn_client *ct, int err)
 	if (b->status || ct != b->ct)
 		return;
 	bool timeout = err == -ETIMEDOUT;
-	if (failover(c, b, timeout ? "next hop did not answer" : "next hop unreachable"))
+	if (failover(c, b, timeout ? "next hop did not answer" : "next hop unreachable", true))
 		return;
 	/* §16.7 step 6 / §16.8: a branch that never answered counts as a 408; one whose
 	 * transport failed (a connection refused or gone) as a 503. */
@@ -742,12 +746,31 @@ static int start_branch(struct ctx *c, const struct sip_msg *req, const struct p
 }
 
 /* RFC 3263 §4.3: when the first target of a domain times out or answers 503 before any
- * provisional, the next one (SRV order) gets the request. Returns true when a new
- * transaction took over the branch. */
-static bool failover(struct ctx *c, struct branch *b, const char *why)
+ * provisional, the next one (SRV order) gets the request; and a phone whose flow is lost
+ * (lost: the transport failed or nobody answered) gets it over its next Outbound flow.
+ * Returns true when a new transaction took over the branch. */
+static bool failover(struct ctx *c, struct branch *b, const char *why, bool lost)
 {
 	struct proxy *p = c->p;
-	if (!c->st || b != &c->br[0] || b->ringing || c->cancelled)
+	if (!c->st || b->ringing || c->cancelled)
+		return false;
+	/* RFC 5626 §5.3: a phone whose flow failed (lost or silent; not one that answered
+	 * 503 itself) is tried over its next one. */
+	while (lost && b->next_flow < b->nflow) {
+		const struct proxy_flow *f = &b->flow[b->next_flow++];
+		struct proxy_target t = { .ruri = f->ruri, .path = f->path, .dst = f->dst };
+		char to[80];
+		log_info(p->env.lg, "route", "%s: trying the phone's next flow, %s", why,
+			 tp_addr_str(&t.dst.addr, to, sizeof to));
+		if (start_branch(c, txn_server_request(c->st), &t, &c->fl, b) == 0) {
+			b->status = 0;
+			c->live++;
+			if (c->fl.dialog && p->env.dialogs)
+				dlg_learn(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLEE, &t.dst.addr);
+			return true;
+		}
+	}
+	if (b != &c->br[0])
 		return false;
 	while (c->next_alt < c->nalt) {
 		struct proxy_target t = { 0 };
@@ -806,8 +829,11 @@ static int start_all(struct ctx *c, const struct sip_msg *req, const struct prox
 static struct proxy_target *copy_targets(const struct proxy_target *t, unsigned n)
 {
 	size_t tl = 0;
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		tl += t[i].ruri.l + t[i].path.l + t[i].branch.l;
+		for (unsigned k = 0; k < t[i].nflow; k++)
+			tl += t[i].flow[k].ruri.l + t[i].flow[k].path.l;
+	}
 	struct proxy_target *h = malloc(n * sizeof(*h) + tl + 1);
 	if (!h)
 		return NULL;
@@ -817,8 +843,41 @@ static struct proxy_target *copy_targets(const struct proxy_target *t, unsigned 
 		h[i].ruri = keep(&pos, t[i].ruri);
 		h[i].path = keep(&pos, t[i].path);
 		h[i].branch = keep(&pos, t[i].branch);
+		for (unsigned k = 0; k < t[i].nflow; k++) {
+			h[i].flow[k].ruri = keep(&pos, t[i].flow[k].ruri);
+			h[i].flow[k].path = keep(&pos, t[i].flow[k].path);
+		}
 	}
 	return h;
+}
+
+/* Copies the other flows of each target (and their text) into one block for failover, and
+ * points the branches at them. Returns 0 or -ENOMEM. */
+static int keep_flows(struct ctx *c, const struct proxy_target *t, unsigned n)
+{
+	size_t nf = 0, tl = 0;
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned k = 0; k < t[i].nflow; k++) {
+			nf++;
+			tl += t[i].flow[k].ruri.l + t[i].flow[k].path.l;
+		}
+	if (!nf)
+		return 0;
+	c->flows = malloc(nf * sizeof(struct proxy_flow) + tl);
+	if (!c->flows)
+		return -ENOMEM;
+	struct proxy_flow *f = (struct proxy_flow *)c->flows;
+	char *pos = (char *)&f[nf];
+	for (unsigned i = 0; i < n; i++) {
+		c->br[i].flow = f;
+		c->br[i].nflow = t[i].nflow;
+		for (unsigned k = 0; k < t[i].nflow; k++, f++) {
+			*f = t[i].flow[k];
+			f->ruri = keep(&pos, t[i].flow[k].ruri);
+			f->path = keep(&pos, t[i].flow[k].path);
+		}
+	}
+	return 0;
 }
 
 static int forward(struct proxy *p, struct txn_server *st, const struct proxy_target *t, unsigned n,
@@ -866,6 +925,11 @@ static int forward(struct proxy *p, struct txn_server *st, const struct proxy_ta
 			c->nalt = t[0].nalt;
 		}
 	}
+	if (keep_flows(c, t, n) < 0) {
+		free(c->alt);
+		pool_free(p->pool, c, c->size);
+		return -ENOMEM;
+	}
 	if (record) {
 		c->att.call_id = c->call_id;
 		c->att.caller = keep(&pos, info->caller);
@@ -893,6 +957,7 @@ static int forward(struct proxy *p, struct txn_server *st, const struct proxy_ta
 	}
 	if (err) {
 		free(c->alt);
+		free(c->flows);
 		pool_free(p->pool, c, c->size);
 		return err;
 	}

@@ -51,6 +51,15 @@ struct proxy_env {
 
 /* One place to send a branch: the Request-URI it carries and where the bytes go. */
 #define PROXY_MAX_ALT 7
+#define PROXY_MAX_FLOWS 3
+
+/* Another Outbound flow of the same phone (RFC 5626 §5.3): its contact, Path and where
+ * it is reached. */
+struct proxy_flow {
+	struct str ruri;
+	struct str path;
+	struct tp_source dst;
+};
 
 struct proxy_target {
 	struct str ruri;                     /* new Request-URI (a binding's contact); empty: keep */
@@ -58,10 +67,14 @@ struct proxy_target {
 	struct tp_source alt[PROXY_MAX_ALT]; /* failover (RFC 3263 SRV order): tried in turn when
 				       dst times out or answers 503 */
 	unsigned nalt;
-	struct str branch; /* the Via branch of the first transaction to dst (a media relay made
+	struct str branch;                       /* the Via branch of the first transaction to dst (a media relay made
 			      its offer for it: rtpengine's via-branch); empty: a fresh one */
-	struct str path;   /* Path header values of the binding (RFC 3327) as Route
+	struct str path;                         /* Path header values of the binding (RFC 3327) as Route
 				       lines to add, comma separated; may be empty */
+	struct proxy_flow flow[PROXY_MAX_FLOWS]; /* the phone's other flows, tried in turn when
+				       dst's connection is lost (or it does not answer) before
+				       it rang */
+	unsigned nflow;
 };
 
 /* What a call record needs to know about the request (INVITE only; others: NULL). */

@@ -112,7 +112,7 @@ static void on_timeout(void *tu, struct txn_client *ct, int err)
 	}
 	log_warn(p->env->lg, "nat", "%.*s contact %.*s removed: %u keepalives unanswered (nat-ping-remove)",
 		 STR_FMT(aor), STR_FMT(uri), MISSES_UNREACHABLE);
-	reg__queue_del(p->env, aor, uri);
+	reg__queue_del(p->env, b);
 	loc_del(p->env->loc, b);
 	p->stats.removed++;
 }
@@ -136,7 +136,9 @@ static void ping_one(struct loc_binding *b, void *arg)
 {
 	struct reg_ping *p = arg;
 	const struct reg_env *env = p->env;
-	if (!(b->flags & LOC_F_USE_SRC) || b->src.proto != TP_UDP)
+	/* An Outbound flow is kept open by the phone itself (STUN or CRLF keepalives, RFC
+	 * 5626 §4.4): no OPTIONS of ours on top. */
+	if (!(b->flags & LOC_F_USE_SRC) || b->src.proto != TP_UDP || (b->flags & LOC_F_OUTBOUND))
 		return;
 	struct tp_source dst;
 	if (reg_binding_dest(b, &dst) < 0)

@@ -67,6 +67,32 @@ struct reg_ping_stats {
 };
 const struct reg_ping_stats *reg_ping_stats(const struct registrar *r);
 
+/* ---- GRUU (RFC 5627) ----------------------------------------------------------------------
+ * A phone that registers with Supported: gruu and a +sip.instance gets, on each of its
+ * Contacts in the 200, a pub-gruu (sip:AOR;gr=<its instance URN>: stable, public) and a
+ * fresh temp-gruu (sip:tgr-<hex>@domain;gr: the AOR, the instance and the Call-ID of that
+ * registration sealed with a key made at start-up, so that it tells nothing and cannot be
+ * made up; valid while that registration lives, and not after a restart). */
+
+/* A GRUU as the registrar issued it. */
+struct reg_gruu {
+	char aor[256]; /* "user@domain" */
+	size_t aor_l;
+	bool temp;
+	struct str urn;       /* pub-gruu: its gr value ("urn:uuid:..."), a view of the URI */
+	uint64_t inst_hash;   /* temp-gruu: of the binding's +sip.instance */
+	uint64_t callid_hash; /* temp-gruu: of the Call-ID of the registration it came with */
+};
+/* Whether u, a URI in our domain whose canonical name is domain, is a GRUU we could have
+ * issued (a gr parameter; for a temp-gruu one that opens with our key): fills *g. */
+bool reg_gruu_parse(const struct registrar *r, const struct sip_uri *u, struct str domain,
+		    struct reg_gruu *g /* OUT */);
+/* Whether live binding b belongs to the phone g names. */
+bool reg_gruu_phone(const struct registrar *r, const struct reg_gruu *g, const struct loc_binding *b);
+/* Whether g is still valid for the AOR's bindings a at now: a pub-gruu while the phone has
+ * a binding, a temp-gruu while the registration it was issued with does. */
+bool reg_gruu_valid(const struct registrar *r, const struct reg_gruu *g, const struct loc_aor *a, uint32_t now);
+
 /* Where to send a request for binding b: the contact as written, or the address the
  * REGISTER came from when the phone is behind NAT or asked for rport (on a stream then
  * over the connection it registered over, dst->conn_id). Fills dst (listener left NULL) and returns 0, -EINVAL

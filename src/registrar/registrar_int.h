@@ -18,6 +18,6 @@ const struct reg_ping_stats *reg__ping_stats(const struct reg_ping *p);
 int reg__contact_addr(const struct loc_binding *b, struct tp_addr *a);
 
 /* Queues the removal of a binding from the store, logging a failure. */
-void reg__queue_del(const struct reg_env *env, struct str aor, struct str uri);
+void reg__queue_del(const struct reg_env *env, const struct loc_binding *b);
 
 #endif

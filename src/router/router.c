@@ -7,8 +7,9 @@
 #include <string.h>
 
 #define ALLOW "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, PRACK, REFER, SUBSCRIBE, NOTIFY"
-/* Extensions a phone may Require of the registrar: only Path (RFC 3327) is understood. */
-#define SUPPORTED "path"
+/* Extensions a phone may Require of the registrar: Path (RFC 3327), Outbound (RFC 5626)
+ * and GRUU (RFC 5627). */
+#define SUPPORTED "path, outbound, gruu"
 
 /* What a request for a foreign domain keeps while it waits for DNS (route_wait). */
 struct waiting {
@@ -121,6 +122,16 @@ static void answer_options(struct req *q)
 			 STR("Allow: " ALLOW "\r\nAccept: application/sdp\r\nSupported: " SUPPORTED "\r\n"));
 }
 
+/* Whether option tag it is one of SUPPORTED. */
+static bool understood(struct str it)
+{
+	struct str rest = STR(SUPPORTED), one;
+	while (sip_list_next(&rest, &one))
+		if (str_caseeq(str_trim(one), it))
+			return true;
+	return false;
+}
+
 /* Require/Proxy-Require values we do not support, as an Unsupported header line. */
 static bool unsupported(const struct sip_msg *m, enum sip_hdr_id id, char *buf, size_t cap, struct str *out)
 {
@@ -131,7 +142,7 @@ static bool unsupported(const struct sip_msg *m, enum sip_hdr_id id, char *buf, 
 		struct str rest = h->value, it;
 		while (sip_list_next(&rest, &it)) {
 			it = str_trim(it);
-			if (id == SIP_HDR_REQUIRE && str_caseeq_cstr(it, SUPPORTED))
+			if (id == SIP_HDR_REQUIRE && understood(it))
 				continue;
 			sip_out_cstr(&o, any ? ", " : "Unsupported: ");
 			sip_out_str(&o, it);
@@ -404,25 +415,86 @@ static void record_refused(struct req *q, const struct proxy_call_info *ci, unsi
 	cdr_final(q->r->env.cdr, &att, status, reason, 0);
 }
 
+/* Where binding b is reached now: false when nowhere (no address, or its connection is
+ * gone). */
+static bool reachable(struct router *r, const struct loc_binding *b, struct tp_source *dst)
+{
+	return reg_binding_dest(b, dst) == 0 && (!dst->conn_id || tp_conn_alive(r->env.tp, dst->conn_id));
+}
+
+/* Whether dst is reached over TLS (or WSS), as a sips: request needs. */
+static bool secure(const struct tp_source *dst)
+{
+	return dst->proto == TP_TLS || dst->proto == TP_WSS;
+}
+
+/* Binding b of a phone that has a target among t[0..n) already (inst[i] is its instance;
+ * any is true when every target is that one phone, as for a GRUU): b becomes one of that
+ * target's other flows (when reachable, and over TLS when tls_only), and true is returned;
+ * false when the phone has none yet. */
+static bool add_flow(struct router *r, struct proxy_target *t, const struct str *inst, unsigned n,
+		     const struct loc_binding *b, bool any, bool tls_only)
+{
+	struct str in = loc_b_field(b, LOC_INSTANCE);
+	for (unsigned i = 0; i < n; i++) {
+		if (!any && (!inst[i].l || !str_eq(inst[i], in)))
+			continue;
+		struct proxy_flow f = { .ruri = loc_b_field(b, LOC_URI), .path = loc_b_field(b, LOC_PATH) };
+		if (t[i].nflow < PROXY_MAX_FLOWS && reachable(r, b, &f.dst) && (!tls_only || secure(&f.dst)))
+			t[i].flow[t[i].nflow++] = f;
+		return true;
+	}
+	return false;
+}
+
+/* The GRUU (RFC 5627) the Request-URI of q names, when it is one we issued, in *g with
+ * *valid saying whether it still is (registrar.h "GRUU"). Returns false when it is none. */
+static bool gruu_of(struct req *q, struct str domain, struct reg_gruu *g, bool *valid)
+{
+	struct router *r = q->r;
+	if (!reg_gruu_parse(r->env.reg, &q->m->ruri, domain, g))
+		return false;
+	*valid = reg_gruu_valid(r->env.reg, g, loc_find(r->env.loc, (struct str){ g->aor, g->aor_l }), router__now(r));
+	return true;
+}
+
 static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struct caller *c, int dom)
 {
 	struct router *r = q->r;
 	const struct sip_msg *m = q->m;
 	char abuf[512];
 	struct str domain = str_from_cstr(route_domain_name(r->env.route, dom));
-	struct str callee = router__aor(m->ruri.user, domain, abuf, sizeof abuf);
+	struct str callee = router__aor(m->ruri.user, domain, abuf, sizeof abuf), user = m->ruri.user;
+	/* A GRUU reaches the one phone it names, and only while it is valid (RFC 5627 §7). */
+	struct reg_gruu g;
+	bool valid, gr = gruu_of(q, domain, &g, &valid);
+	if (gr && !valid) {
+		router__reject(q, 404, "Not Found", "GRUU no longer valid");
+		return;
+	}
+	if (gr) {
+		callee = (struct str){ g.aor, g.aor_l };
+		long at = str_chr(callee, '@');
+		user = (struct str){ g.aor, at > 0 ? (size_t)at : 0 };
+	}
 	struct proxy_call_info ci = { c->aor, callee, STR_NULL };
 	struct loc_aor *a = loc_find(r->env.loc, callee);
 	struct proxy_target t[16];
 	struct media_leg legs[16];
+	struct str inst[16]; /* the instance of t[i] when it is an Outbound flow, else empty */
 	unsigned n = 0, insecure = 0;
 	uint32_t now = router__now(r);
 	/* sips: asks for TLS on every hop (RFC 3261 §26.2.2): only phones registered over TLS
 	 * (or WSS) are reached; the others are skipped. */
 	bool sips = m->ruri.scheme == SIP_SCHEME_SIPS;
 	for (struct loc_binding *b = a ? a->first : NULL; b && n < 16; b = b->next) {
-		if (b->expires_at <= now)
+		if (b->expires_at <= now || (gr && !reg_gruu_phone(r->env.reg, &g, b)))
 			continue;
+		/* RFC 5626 §5.3: a phone with several flows is reached once, over the first
+		 * that works; the others are its failover. So is the phone of a GRUU. */
+		if ((gr || loc_is_flow(b)) && add_flow(r, t, inst, n, b, gr, sips))
+			continue;
+		inst[n] = loc_is_flow(b) ? loc_b_field(b, LOC_INSTANCE) : STR_NULL;
 		t[n] = (struct proxy_target){ .ruri = loc_b_field(b, LOC_URI), .path = loc_b_field(b, LOC_PATH) };
 		/* nalt 0: a phone has one address, no failover */
 		legs[n] = (struct media_leg){
@@ -433,9 +505,8 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 		/* A phone reached over its connection is not there once that is gone: skipped
 		 * like one with no address, so that the caller hears 480 (or another phone
 		 * rings) at once. */
-		if (reg_binding_dest(b, &t[n].dst) == 0 &&
-		    (!t[n].dst.conn_id || tp_conn_alive(r->env.tp, t[n].dst.conn_id))) {
-			if (sips && t[n].dst.proto != TP_TLS && t[n].dst.proto != TP_WSS)
+		if (reachable(r, b, &t[n].dst)) {
+			if (sips && !secure(&t[n].dst))
 				insecure++;
 			else
 				n++;
@@ -461,7 +532,7 @@ static void to_local_user(struct req *q, struct proxy_fwd_flags *fl, const struc
 	}
 	if (n == 0) {
 		struct store_user u;
-		bool exists = store_ucache_get(r->env.users, m->ruri.user, domain, now, &u) == 0;
+		bool exists = store_ucache_get(r->env.users, user, domain, now, &u) == 0;
 		unsigned code = exists ? 480 : 404;
 		const char *reason = exists ? "Temporarily Unavailable" : "Not Found";
 		if (m->mid == SIP_INVITE)
@@ -624,6 +695,25 @@ static void cancel(struct req *q)
 
 /* ---- inside a dialog --------------------------------------------------------------------- */
 
+/* Where a request for GRUU g goes inside a dialog (a phone that put its GRUU in its
+ * Contact): the first of its phone's bindings that is reachable, the others as failover.
+ * False when none is. */
+static bool gruu_target(struct router *r, const struct reg_gruu *g, struct proxy_target *t)
+{
+	struct loc_aor *a = loc_find(r->env.loc, (struct str){ g->aor, g->aor_l });
+	uint32_t now = router__now(r);
+	unsigned n = 0;
+	struct str none = STR_NULL;
+	for (struct loc_binding *b = a ? a->first : NULL; b; b = b->next) {
+		if (b->expires_at <= now || !reg_gruu_phone(r->env.reg, g, b) ||
+		    add_flow(r, t, &none, n, b, true, false))
+			continue;
+		*t = (struct proxy_target){ .ruri = loc_b_field(b, LOC_URI), .path = loc_b_field(b, LOC_PATH) };
+		n = reachable(r, b, &t->dst);
+	}
+	return n > 0;
+}
+
 /* A request inside a dialog (it has a To tag; st is NULL for an ACK to a 2xx): forwarded
  * only along a route we recorded, for a dialog we set up, to the other side of that
  * dialog. Anything else would let anyone relay through us with a made-up To tag. */
@@ -658,7 +748,23 @@ static void in_dialog(struct req *q, struct proxy_hop *h, bool trusted)
 	 * its messages came from (its flow). */
 	bool ws_next = !h->have_next && (str_caseeq_cstr(u->transport, "ws") || str_caseeq_cstr(u->transport, "wss"));
 	struct tp_addr wsflow;
-	if (ws_next && dlg_flow(r->env.dialogs, &ref, other, &wsflow) && tp_ws_find(r->env.tp, &wsflow, &t.dst)) {
+	/* The other side's target is a GRUU of ours: its phone, over its own flow. */
+	int dom = h->have_next ? -1 : router__local_domain(r, m->ruri.host);
+	struct reg_gruu g;
+	bool valid = false;
+	if (dom >= 0 && gruu_of(q, str_from_cstr(route_domain_name(r->env.route, dom)), &g, &valid)) {
+		if (!valid || !gruu_target(r, &g, &t)) {
+			if (ack)
+				router__log_drop(r, "ACK %.*s from %s: its GRUU reaches no phone", STR_FMT(m->ruri_str),
+						 router__src(q));
+			else if (!valid)
+				router__reject(q, 404, "Not Found", "GRUU no longer valid");
+			else
+				router__reject(q, 480, "Temporarily Unavailable", "the GRUU's phone is not reachable");
+			return;
+		}
+	} else if (ws_next && dlg_flow(r->env.dialogs, &ref, other, &wsflow) &&
+		   tp_ws_find(r->env.tp, &wsflow, &t.dst)) {
 		/* t.dst is that connection */
 	} else if (!resolve_now(r, u, &t.dst)) {
 		if (ack)

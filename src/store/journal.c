@@ -120,10 +120,15 @@ static void encode(struct buf *b, const struct store__qent *e)
 		put_u32(b, e->u.b.reg_id);
 		put_str(b, e->u.b.params);
 		put_u8(b, e->u.b.flags);
+		put_u64(b, e->u.b.conn_id); /* last: a journal written before it reads on */
 		break;
 	case Q_BINDING_DEL:
 		put_str(b, e->u.b.aor);
 		put_str(b, e->u.b.contact);
+		if (e->u.b.reg_id) { /* last: a journal written before flows reads on */
+			put_str(b, e->u.b.instance);
+			put_u32(b, e->u.b.reg_id);
+		}
 		break;
 	case Q_CALL:
 		put_str(b, e->u.c.id);
@@ -229,10 +234,16 @@ static int decode(struct store *st, struct store__queue *q, struct rd *r)
 		b.reg_id = get_u32(r);
 		b.params = get_str(r);
 		b.flags = get_u8(r);
+		if (r->p < r->end)
+			b.conn_id = get_u64(r);
 		return r->bad ? -EINVAL : store__queue_binding(st, q, kind, &b, false);
 	case Q_BINDING_DEL:
 		b.aor = get_str(r);
 		b.contact = get_str(r);
+		if (r->p < r->end) {
+			b.instance = get_str(r);
+			b.reg_id = get_u32(r);
+		}
 		return r->bad ? -EINVAL : store__queue_binding(st, q, kind, &b, false);
 	case Q_CALL:
 		c.id = get_str(r);

@@ -96,6 +96,9 @@ static const char *const migrations[] = {
 	"  value) WITHOUT ROWID;",
 	/* 4: how each call's media went: direct, or through which relay with its figures */
 	"ALTER TABLE calls ADD COLUMN media TEXT NOT NULL DEFAULT '';",
+	/* 5: the connection a stream binding was made over, for `parley reg list` (the
+	 * server's id of it, as its logs write it; 0: none, or UDP) */
+	"ALTER TABLE bindings ADD COLUMN conn_id INTEGER DEFAULT 0;",
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -115,6 +118,7 @@ enum sid {
 	S_BIND_EXPIRE,
 	S_BIND_LOAD,
 	S_BIND_LOAD_RO,
+	S_BIND_LOAD_RO4,
 	S_BIND_IDS,
 	S_BIND_RENUMBER,
 	S_CALL_PUT,
@@ -132,8 +136,8 @@ enum sid {
 /* The columns of a binding write, in the order be_binding_write binds them. */
 #define BIND_COLS                                                                  \
 	"id, aor, contact, src_addr, src_port, transport, path, call_id, cseq, q," \
-	" expires_at, user_agent, instance, reg_id, params, flags"
-#define NCOL 16
+	" expires_at, user_agent, instance, reg_id, params, flags, conn_id"
+#define NCOL 17
 /* Rows per statement when many bindings are flushed: the cost of running a statement
  * (starting, halting, resetting it) is then shared by BATCH rows. Measured, 8 and 16 do
  * about as well, and 32 worse. */
@@ -155,20 +159,24 @@ static const char *const sql[S_COUNT] = {
 	[S_USER_LIST] = "SELECT user, domain, ha1_md5, ha1_sha256 FROM users ORDER BY domain, user",
 	/* One row; S_BIND_PUTN is this with BATCH rows, written out by putn_sql(). Without
 	 * indexes, REPLACE of an existing id overwrites the row where it is. */
-	[S_BIND_PUT] = ("REPLACE INTO bindings(" BIND_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+	[S_BIND_PUT] = ("REPLACE INTO bindings(" BIND_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
 	[S_BIND_DEL] = "DELETE FROM bindings WHERE id = ?1",
 	[S_BIND_EXPIRE] = "DELETE FROM bindings WHERE expires_at <= ?1",
 	/* The server's reload, in table order: it does not care for order, and a sort more
 	 * than doubles the time to read a million rows (0.6 s to 1.4 s in the sqlite3 shell). */
 	[S_BIND_LOAD] = ("SELECT aor, contact, src_addr, src_port, transport, path, call_id, cseq, q,"
-			 " expires_at, user_agent, instance, reg_id, params, flags, id FROM bindings"
+			 " expires_at, user_agent, instance, reg_id, params, flags, conn_id, id FROM bindings"
 			 " WHERE expires_at > ?1 ORDER BY id"),
 	/* For people (`parley reg list`): sorted, and without the id, so that it also reads a
 	 * database whose schema the server has not brought up to date yet. */
 	[S_BIND_LOAD_RO] = ("SELECT aor, contact, src_addr, src_port, transport, path, call_id, cseq, q,"
-			    " expires_at, user_agent, instance, reg_id, params, flags FROM bindings"
+			    " expires_at, user_agent, instance, reg_id, params, flags, conn_id FROM bindings"
 			    " WHERE expires_at > ?1 ORDER BY aor, contact"),
-	[S_BIND_IDS] = "SELECT aor, contact, id FROM bindings ORDER BY id",
+	/* The same for a database of version 4 or older, which has no conn_id yet. */
+	[S_BIND_LOAD_RO4] = ("SELECT aor, contact, src_addr, src_port, transport, path, call_id, cseq, q,"
+			     " expires_at, user_agent, instance, reg_id, params, flags, 0 FROM bindings"
+			     " WHERE expires_at > ?1 ORDER BY aor, contact"),
+	[S_BIND_IDS] = "SELECT aor, contact, id, instance, reg_id FROM bindings ORDER BY id",
 	[S_BIND_RENUMBER] = "UPDATE bindings SET id = ?1 WHERE id = ?2",
 	[S_CALL_PUT] = ("INSERT INTO calls(id, call_id, caller, callee, start_ms, answer_ms, end_ms,"
 			" status, reason, duration_ms, media) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
@@ -299,7 +307,7 @@ static int fail(struct store *st, int rc, const char *what)
 static char *putn_sql(void)
 {
 	static const char head[] = "REPLACE INTO bindings(" BIND_COLS ") VALUES";
-	static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+	static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 	char *text = malloc(sizeof(head) + BATCH * sizeof(row)), *w;
 
 	if (!text)
@@ -770,10 +778,10 @@ static int ids_fix_later(struct store *st, int64_t id, struct store__kd kd, bool
 /* Notes the row (aor, contact, id) while the map is built from the table, in id order. A
  * key met twice (which only an edit by hand can cause) keeps its newest row, and the
  * older one is listed for deletion; so is an id the map cannot hold, for a new id. */
-static int ids_note(struct store *st, struct str aor, struct str contact, int64_t id)
+static int ids_note(struct store *st, const struct store_binding *r, int64_t id)
 {
 	struct be *b = be_of(st);
-	struct store__kd kd = store__digest(st, aor, contact);
+	struct store__kd kd = store__digest(st, r->aor, r->contact, r->instance, r->reg_id);
 	int64_t old;
 
 	if (id <= 0 || id > ID_MAX)
@@ -831,7 +839,12 @@ static int ids_build(struct store *st)
 	if (!s)
 		return err;
 	while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW)
-		err = ids_note(st, col_str(s, 0), col_str(s, 1), sqlite3_column_int64(s, 2));
+		err = ids_note(st,
+			       &(struct store_binding){ .aor = col_str(s, 0),
+							.contact = col_str(s, 1),
+							.instance = col_str(s, 3),
+							.reg_id = (uint32_t)sqlite3_column_int64(s, 4) },
+			       sqlite3_column_int64(s, 2));
 	if (!err && rc != SQLITE_DONE)
 		err = fail(st, rc, "read binding ids");
 	sqlite3_reset(s);
@@ -885,6 +898,7 @@ static void bind_row(sqlite3_stmt *s, struct pslot *ps, int i, int64_t id, const
 	bind_int_once(s, &ps[13], i + 14, r->reg_id);
 	bind_text_once(s, &ps[14], i + 15, r->params);
 	bind_int_once(s, &ps[15], i + 16, r->flags);
+	bind_int_once(s, &ps[16], i + 17, (int64_t)r->conn_id);
 }
 
 /* Writes the rows be_binding_write kept: BATCH in one statement, fewer one by one. */
@@ -1012,6 +1026,7 @@ static struct store_binding binding_cols(sqlite3_stmt *s)
 		.reg_id = (uint32_t)sqlite3_column_int64(s, 12),
 		.params = col_str(s, 13),
 		.flags = (uint8_t)sqlite3_column_int(s, 14),
+		.conn_id = (uint64_t)sqlite3_column_int64(s, 15),
 	};
 }
 
@@ -1041,7 +1056,7 @@ static int load_rows(struct store *st, int64_t now, store_binding_h *cb, void *a
 		struct store_binding r = binding_cols(s);
 
 		if (build)
-			err = ids_note(st, r.aor, r.contact, sqlite3_column_int64(s, 15));
+			err = ids_note(st, &r, sqlite3_column_int64(s, 16));
 		if (err)
 			break;
 		ret = cb(&r, arg);
@@ -1068,7 +1083,7 @@ static int be_bindings_load(struct store *st, int64_t now, store_binding_h *cb, 
 	if (be_of(st)->empty)
 		return 0;
 	if (st->readonly) {
-		s = stmt(st, S_BIND_LOAD_RO, &err);
+		s = stmt(st, be_of(st)->version >= 5 ? S_BIND_LOAD_RO : S_BIND_LOAD_RO4, &err);
 		if (!s)
 			return err;
 		sqlite3_bind_int64(s, 1, now);

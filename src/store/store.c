@@ -373,7 +373,7 @@ static uint64_t fin64(uint64_t x)
 }
 
 /* Key families, so that a call id never meets a ban's source. */
-enum { KEY_BINDING, KEY_CALL, KEY_BAN, KEY_PRUNE };
+enum { KEY_BINDING, KEY_CALL, KEY_BAN, KEY_PRUNE, KEY_FLOW };
 
 /* The digest of (x, y) for one family of key. The last step is a bijection of the two
  * lanes, so it loses none of their 128 bits. */
@@ -389,9 +389,17 @@ static struct store__kd digest(const struct store *st, struct str x, struct str 
 	return kd;
 }
 
-struct store__kd store__digest(const struct store *st, struct str aor, struct str contact)
+struct store__kd store__digest(const struct store *st, struct str aor, struct str contact, struct str instance,
+			       uint32_t reg_id)
 {
-	return digest(st, aor, contact, KEY_BINDING);
+	if (!reg_id)
+		return digest(st, aor, contact, KEY_BINDING); /* as before Outbound */
+	/* A flow is (aor, instance, reg-id): a new contact for it replaces its row. */
+	struct store__kd kd = digest(st, aor, instance, KEY_FLOW);
+	char id[sizeof kd + 4];
+	memcpy(id, &kd, sizeof kd);
+	memcpy(id + sizeof kd, &reg_id, 4);
+	return digest(st, (struct str){ id, sizeof id }, STR_NULL, KEY_FLOW);
 }
 
 static unsigned family(enum store__qkind k)
@@ -619,7 +627,10 @@ static bool same_key(const struct store__qent *a, const struct store__qent *b)
 	case KEY_CALL:
 		return str_eq(a->u.c.id, b->u.c.id);
 	case KEY_BINDING:
-		return str_eq(a->u.b.aor, b->u.b.aor) && str_eq(a->u.b.contact, b->u.b.contact);
+		if (a->u.b.reg_id != b->u.b.reg_id || !str_eq(a->u.b.aor, b->u.b.aor))
+			return false;
+		return a->u.b.reg_id ? str_eq(a->u.b.instance, b->u.b.instance)
+				     : str_eq(a->u.b.contact, b->u.b.contact);
 	case KEY_BAN:
 		return str_eq(a->u.ban.source, b->u.ban.source);
 	default:
@@ -723,18 +734,18 @@ int store__queue_binding(struct store *st, struct store__queue *q, enum store__q
 	if (!e)
 		return -ENOMEM;
 	e->kind = kind;
-	e->kd = store__digest(st, b->aor, b->contact);
-	e->u.b = kind == Q_BINDING_PUT ? *b : (struct store_binding){ .aor = STR_NULL };
+	e->kd = store__digest(st, b->aor, b->contact, b->instance, b->reg_id);
+	e->u.b = kind == Q_BINDING_PUT ? *b : (struct store_binding){ .reg_id = b->reg_id };
 	w = e->data;
 	copy(&w, b->aor, &e->u.b.aor);
 	copy(&w, b->contact, &e->u.b.contact);
+	copy(&w, b->instance, &e->u.b.instance);
 	if (kind == Q_BINDING_PUT) {
 		copy(&w, b->src_addr, &e->u.b.src_addr);
 		copy(&w, b->transport, &e->u.b.transport);
 		copy(&w, b->path, &e->u.b.path);
 		copy(&w, b->call_id, &e->u.b.call_id);
 		copy(&w, b->user_agent, &e->u.b.user_agent);
-		copy(&w, b->instance, &e->u.b.instance);
 		copy(&w, b->params, &e->u.b.params);
 	}
 	return enqueue(st, q, e, bounded);
@@ -800,7 +811,12 @@ int store_binding_put(struct store *st, const struct store_binding *b)
 
 int store_binding_del(struct store *st, struct str aor, struct str contact)
 {
-	struct store_binding b = { .aor = aor, .contact = contact };
+	return store_flow_del(st, aor, contact, STR_NULL, 0);
+}
+
+int store_flow_del(struct store *st, struct str aor, struct str contact, struct str instance, uint32_t reg_id)
+{
+	struct store_binding b = { .aor = aor, .contact = contact, .instance = instance, .reg_id = reg_id };
 
 	return store__queue_binding(st, &st->wq, Q_BINDING_DEL, &b, true);
 }

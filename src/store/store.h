@@ -132,14 +132,19 @@ struct store_binding {
 	uint32_t reg_id;     /* reg-id (RFC 5626), 0 if none */
 	struct str params;   /* contact params as the phone sent them (no expires) */
 	uint8_t flags;       /* the registrar's flags for the binding (LOC_F_*) */
+	uint64_t conn_id;    /* the stream connection it was made over, as the server's logs
+				name it; 0: UDP, or none (gone with a restart) */
 };
 
 /* Queue a change; nothing is written until store_flush(). The views are copied, so they
- * may die once the call returns. Several changes to one binding (aor, contact) coalesce to
- * the last one. -ENOBUFS when the queue is full: the change is dropped (the in-memory table
+ * may die once the call returns. Several changes to one binding (aor, contact; for an
+ * Outbound flow, reg_id not 0: aor, instance, reg_id) coalesce to the last one. -ENOBUFS when the queue is full: the change is dropped (the in-memory table
  * stays right, and the next refresh of the binding queues it again). */
 int store_binding_put(struct store *st, const struct store_binding *b);
 int store_binding_del(struct store *st, struct str aor, struct str contact);
+/* Deletes an Outbound flow (RFC 5626), keyed by (aor, instance, reg_id); reg_id 0: the
+ * same as store_binding_del. */
+int store_flow_del(struct store *st, struct str aor, struct str contact, struct str instance, uint32_t reg_id);
 
 /* Calls cb for every binding that has not expired at now (unix s), its views valid during
  * the call only. Unless the store is read-only, deletes expired rows first. Reads what has

@@ -7,7 +7,7 @@
 
 #include "store/store.h"
 
-/* A seeded 128-bit digest of a binding's key (aor, contact) or of a call record's id, made
+/* A seeded 128-bit digest of a binding's key (aor, contact; or aor, instance, reg-id) or of a call record's id, made
  * by store__digest(). Equal keys give equal digests within one open store; the seed is
  * random per store_open(), so digests are never written to disk, and a peer that chooses
  * its contact URIs cannot aim for a collision. Two distinct keys share a digest with
@@ -100,8 +100,11 @@ struct store {
 /* Sets the message (printf-style) and returns err, for "return store__err(...)". */
 int store__err(struct store *st, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* The digest of a binding key (aor, contact). */
-struct store__kd store__digest(const struct store *st, struct str aor, struct str contact);
+/* The digest of a binding key: (aor, contact), or for an Outbound flow (reg_id not 0)
+ * (aor, instance, reg_id), since the flows of one phone may share a contact URI and a
+ * flow may come back with another. */
+struct store__kd store__digest(const struct store *st, struct str aor, struct str contact, struct str instance,
+			       uint32_t reg_id);
 
 /* ---- between store.c, writer.c and journal.c ---- */
 

@@ -162,11 +162,31 @@ bool tp_conn_alive(const struct transport *tp, uint64_t conn_id);
 
 struct tp_stats {
 	uint64_t rx_msgs, tx_msgs, rx_bytes, tx_bytes, tx_errors;
+	uint64_t stun_answered, stun_dropped;                       /* STUN keepalives on UDP; malformed ones */
 	uint64_t tcp_accepted, tcp_refused, tcp_dialed, tcp_closed; /* connections */
 	unsigned tcp_open;                                          /* open now */
 	uint64_t tls_handshakes, tls_failed, tls_timeouts;          /* TLS handshakes done, failed, timed out */
 };
 const struct tp_stats *tp_stats(const struct transport *tp);
+
+/* ---- STUN keepalives on the UDP SIP port (RFC 5626 §4.4.2, RFC 5389) ---------------------- */
+
+/* The longest answer tp_stun_answer writes. */
+#define TP_STUN_MAX_RESP 128
+enum tp_stun {
+	TP_STUN_NOT, /* SIP (a letter) or a CRLF keepalive: for the SIP parser */
+	TP_STUN_YES, /* a first byte of 0 to 3 (RFC 7983 §7): STUN, or nothing */
+};
+/* Which of the two a datagram of len bytes starting at in is. */
+enum tp_stun tp_stun_classify(const unsigned char *in, size_t len);
+/* Answers the STUN message in (len bytes) that came from 'from': for a Binding Request,
+ * writes into out (cap >= TP_STUN_MAX_RESP) a Binding Success Response with the
+ * XOR-MAPPED-ADDRESS of from (IPv4 or IPv6; with FINGERPRINT when the request had one),
+ * or a 420 error naming the comprehension-required attributes it does not know, and
+ * returns its length; 0 for a Binding Indication (a keepalive that wants no answer);
+ * -EBADMSG for anything else (bad length, cookie, attributes or FINGERPRINT, a response,
+ * another method): drop it. Reads only in[0..len). */
+int tp_stun_answer(const unsigned char *in, size_t len, const struct tp_addr *from, unsigned char *out, size_t cap);
 
 /* ---- stream framing (RFC 3261 §18.3) --------------------------------------------------- */
 

@@ -273,6 +273,27 @@ static const struct tp_ops udp_ops = {
 	.close = udp_close,
 };
 
+/* A STUN keepalive (RFC 5626 §4.4.2): answered here, below SIP; malformed ones are
+ * counted and dropped. */
+static void stun(struct tp_listener *lis, const struct tp_source *src, const unsigned char *b, size_t len)
+{
+	struct transport *tp = lis->tp;
+	unsigned char out[TP_STUN_MAX_RESP];
+	int n = tp_stun_answer(b, len, &src->addr, out, sizeof out);
+	if (n < 0) {
+		tp->stats.stun_dropped++;
+		if (tp->lg) {
+			char from[80];
+			log_debug(tp->lg, "drop", "a malformed STUN datagram of %zu bytes from %s", len,
+				  tp_addr_str(&src->addr, from, sizeof from));
+		}
+		return;
+	}
+	tp->stats.stun_answered++;
+	if (n > 0)
+		tp_send(lis, &src->addr, 0, (const char *)out, (size_t)n);
+}
+
 /* Drains the socket in batches; level-triggered epoll calls again if datagrams remain
  * after RX_ROUNDS batches, which keeps one busy socket from starving the others. */
 static void udp_readable(int fd, uint32_t events, void *arg)
@@ -307,7 +328,10 @@ static void udp_readable(int fd, uint32_t events, void *arg)
 			b[m->msg_len] = '\0';
 			tp->stats.rx_msgs++;
 			tp->stats.rx_bytes += m->msg_len;
-			tp->recv(&src, b, m->msg_len, tp->arg);
+			if (tp_stun_classify((const unsigned char *)b, m->msg_len) == TP_STUN_YES)
+				stun(lis, &src, (const unsigned char *)b, m->msg_len);
+			else
+				tp->recv(&src, b, m->msg_len, tp->arg);
 		}
 		tp->batching = false;
 		flush_tx(tp);

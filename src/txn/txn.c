@@ -365,17 +365,19 @@ void txn_response_via(struct sip_resp_opts *opt, struct txn_via_text *b, const s
 		 * gets one. The usual IPv4 sent-by that equals the source is told without
 		 * formatting anything. */
 		size_t n;
-		/* RFC 3581 §4: with rport, received= always, even when it equals sent-by. Kept
-		 * to streams for now: on UDP it would format an address for every answer. */
-		bool always = req->via.has_rport && src->proto != TP_UDP;
-		if (always)
-			n = addr_text(a, b->received, sizeof(b->received));
-		else if (a->ss.ss_family == AF_INET &&
-			 is_ipv4_text(host, (const unsigned char *)&((const struct sockaddr_in *)&a->ss)->sin_addr))
+		/* RFC 3581 §4: with rport, received= always, even when it equals sent-by. The
+		 * usual IPv4 sent-by that equals the source is then its own text: a view of
+		 * the request, nothing formatted. */
+		bool always = req->via.has_rport;
+		if (a->ss.ss_family == AF_INET &&
+		    is_ipv4_text(host, (const unsigned char *)&((const struct sockaddr_in *)&a->ss)->sin_addr)) {
+			if (always)
+				opt->via_received = host;
 			n = 0;
-		else if ((n = addr_text(a, b->received, sizeof(b->received))) &&
-			 str_caseeq(host, (struct str){ b->received, n }))
+		} else if ((n = addr_text(a, b->received, sizeof(b->received))) && !always &&
+			   str_caseeq(host, (struct str){ b->received, n })) {
 			n = 0;
+		}
 		if (n)
 			opt->via_received = (struct str){ b->received, n };
 	}

@@ -47,6 +47,8 @@ def req(method, ruri, frm, to, callid, cseq, via="127.0.0.10:5060", branch="z9hG
 SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.10\r\ns=-\r\nc=IN IP4 127.0.0.10\r\nt=0 0\r\n"
        "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
 CAROL_FROM = "<sip:carol@c.test>;tag=c1"
+OB_CONTACT = '<sip:alice@127.0.0.11:5062;ob>;+sip.instance="<urn:uuid:00000000-0000-1000-8000-0000000000a1>"'
+OB_EXTRA = "Supported: outbound, path, gruu\n"
 BOB_TO = "<sip:bob@a.test>"
 
 
@@ -143,6 +145,16 @@ SEEDS = {
     "response_stray": [rec("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnone\r\n"
                            "Via: SIP/2.0/UDP 127.0.0.10:5060;branch=z9hG4bKx\r\nFrom: <sip:a@a.test>;tag=1\r\n"
                            "To: <sip:b@a.test>;tag=2\r\nCall-ID: s@x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", BOB)],
+    # Outbound flows, Path and GRUU (RFC 5626, 3327, 5627): two flows of one phone, then
+    # calls to its pub-gruu and to a temp-gruu that is not ours.
+    "outbound_gruu": [
+        rec(alice_register(2, contact=OB_CONTACT + ";reg-id=1", extra=OB_EXTRA), ALICE, SIGNED),
+        rec(alice_register(3, contact=OB_CONTACT + ";reg-id=2", extra=OB_EXTRA + "Path: <sip:127.0.0.12;lr;ob>\n",
+                           branch="z9hG4bKo"), ALICE, SIGNED),
+        rec(carol_invite(ruri="sip:alice@a.test;gr=urn:uuid:00000000-0000-1000-8000-0000000000a1"), CAROL),
+        reply("SIP/2.0 486 Busy Here\r\n", delay_ms=20),
+        rec(carol_invite(branch="z9hG4bKc2", callid="call2@c.test", ruri="sip:tgr-00ff@a.test;gr"), CAROL),
+    ],
     "garbage": [rec(b"\x00\xffINVITE sip:\r\n\r\n", DOC), rec(b"\r\n\r\n", DOC),
                 rec("INVITE sip:bob@a.test SIP/3.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n\r\n", DOC)],
 }

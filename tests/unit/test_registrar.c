@@ -723,7 +723,172 @@ static void t_nat_keepalive(void)
 	loop_free(loop);
 }
 
+#define OB_INST "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\""
+
+/* RFC 5626 §6: one binding per (instance, reg-id) flow, each replacing only itself. */
+static void t_outbound_flows(void)
+{
+	struct fx *f = setup(true);
+	/* Without Supported: outbound the reg-id means nothing: the URI is the key. */
+	const char *r = reg(f, "c1@x", 1, "Contact: <sip:alice@203.0.113.9:40000>;" OB_INST ";reg-id=1\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK(strstr(r, "Require: outbound") == NULL);
+	CHECK(strstr(r, "Flow-Timer:") == NULL);
+	r = reg(f, "c1@x", 2, "Contact: <sip:alice@203.0.113.9:40000>;" OB_INST ";reg-id=2\r\n", NOW);
+	CHECK_INT(nbind(f), 1);
+	struct loc_aor *a = alice(f);
+	CHECK(a && !loc_is_flow(a->first));
+	r = reg(f, "c1@x", 3, "Contact: <sip:alice@203.0.113.9:40000>;expires=0\r\n", NOW);
+	CHECK_INT(nbind(f), 0);
+
+	/* With it: two flows of one phone with the same contact are two bindings. */
+	r = reg(f, "c2@x", 1,
+		"Supported: outbound, path\r\nContact: <sip:alice@203.0.113.9:40000;ob>;" OB_INST ";reg-id=1\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK(strstr(r, "\r\nRequire: outbound\r\n") != NULL);
+	CHECK(strstr(r, "\r\nFlow-Timer: 25\r\n") != NULL);
+	r = reg(f, "c3@x", 1,
+		"Supported: outbound\r\nContact: <sip:alice@203.0.113.9:40000;ob>;" OB_INST ";reg-id=2\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK_INT(nbind(f), 2);
+	CHECK_INT(count(r, "\r\nContact: "), 2);
+	a = alice(f);
+	CHECK(a && loc_is_flow(a->first) && (a->first->flags & LOC_F_OUTBOUND) && (a->first->flags & LOC_F_USE_SRC));
+	/* Flow 1 comes back with another contact and Call-ID: it replaces flow 1 only. */
+	r = reg(f, "c4@x", 1,
+		"Supported: outbound\r\nContact: <sip:alice@203.0.113.9:40002;ob>;" OB_INST ";reg-id=1\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK_INT(nbind(f), 2);
+	a = alice(f);
+	if (a && a->first && a->first->next) {
+		CHECK_STR(loc_b_field(a->first, LOC_URI), "sip:alice@203.0.113.9:40002;ob");
+		CHECK_STR(loc_b_field(a->first, LOC_REGID), "1");
+		CHECK_STR(loc_b_field(a->first->next, LOC_URI), "sip:alice@203.0.113.9:40000;ob");
+		CHECK_STR(loc_b_field(a->first->next, LOC_REGID), "2");
+	}
+	CHECK_INT(nrows(f, NOW), 2);
+	/* Removing flow 2 leaves flow 1, in memory and on disk. */
+	r = reg(f, "c3@x", 2,
+		"Supported: outbound\r\nContact: <sip:alice@203.0.113.9:40000;ob>;" OB_INST ";reg-id=2;expires=0\r\n",
+		NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK_INT(nbind(f), 1);
+	CHECK_INT(nrows(f, NOW), 1);
+	/* A bad reg-id, and one flow named twice, are refused. */
+	r = reg(f, "c5@x", 1, "Supported: outbound\r\nContact: <sip:alice@203.0.113.9:40000>;" OB_INST ";reg-id=0\r\n",
+		NOW);
+	CHECK(starts(r, "SIP/2.0 400 Bad reg-id\r\n"));
+	r = reg(f, "c5@x", 2,
+		"Supported: outbound\r\nContact: <sip:alice@203.0.113.9:40000>;" OB_INST
+		";reg-id=3, <sip:alice@203.0.113.9:40004>;" OB_INST ";reg-id=3\r\n",
+		NOW);
+	CHECK(starts(r, "SIP/2.0 400 Flow Registered Twice\r\n"));
+	/* Through a proxy that did not say ;ob in its Path: 439; with it, kept. */
+	r = reg(f, "c6@x", 1,
+		"Via: SIP/2.0/UDP 192.0.2.80;branch=z9hG4bKedge1\r\nSupported: outbound\r\n"
+		"Contact: <sip:alice@203.0.113.9:40000>;" OB_INST ";reg-id=5\r\n",
+		NOW);
+	CHECK(starts(r, "SIP/2.0 439 First Hop Lacks Outbound Support\r\n"));
+	r = reg(f, "c6@x", 2,
+		"Via: SIP/2.0/UDP 192.0.2.80;branch=z9hG4bKedge1\r\nPath: <sip:192.0.2.80;lr;ob>\r\n"
+		"Supported: outbound\r\nContact: <sip:alice@203.0.113.9:40000>;" OB_INST ";reg-id=5\r\n",
+		NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK_INT(nbind(f), 2);
+	teardown(f);
+}
+
+/* RFC 3327: every Path value is kept in order, echoed to a phone that supports path,
+ * and requests go to the proxy it names first. */
+static void t_path(void)
+{
+	struct fx *f = setup(true);
+	const char *r = reg(f, "c1@x", 1,
+			    "Path: <sip:192.0.2.80:5070;lr>\r\nPath: <sip:edge2.test;lr>, <sip:edge3.test;lr>\r\n"
+			    "Contact: <sip:alice@198.51.100.4>\r\n",
+			    NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK(strstr(r, "\r\nPath:") == NULL); /* no Supported: path */
+	struct loc_binding *b = binding(f, "sip:alice@198.51.100.4");
+	CHECK(b != NULL);
+	if (b) {
+		CHECK_STR(loc_b_field(b, LOC_PATH),
+			  "<sip:192.0.2.80:5070;lr>, <sip:edge2.test;lr>, <sip:edge3.test;lr>");
+		struct tp_source dst;
+		CHECK_INT(reg_binding_dest(b, &dst), 0);
+		char txt[64];
+		CHECK(strcmp(tp_addr_str(&dst.addr, txt, sizeof txt), "192.0.2.80:5070") == 0);
+	}
+	r = reg(f, "c1@x", 2,
+		"Supported: path\r\nPath: <sip:192.0.2.80:5070;lr>\r\nContact: <sip:alice@198.51.100.4>\r\n", NOW);
+	CHECK(strstr(r, "\r\nPath: <sip:192.0.2.80:5070;lr>\r\n") != NULL);
+	r = reg(f, "c1@x", 3, "Path: <tel:+1234>\r\nContact: <sip:alice@198.51.100.4>\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 400 Bad Path\r\n"));
+	teardown(f);
+}
+
+/* The temp-gruu of the 200 r (its first), as a URI into buf. */
+static bool temp_gruu(const char *r, char *buf, size_t cap, struct sip_uri *u)
+{
+	const char *p = strstr(r, ";temp-gruu=\"");
+	if (!p)
+		return false;
+	p += strlen(";temp-gruu=\"");
+	const char *e = strchr(p, '"');
+	if (!e || (size_t)(e - p) >= cap)
+		return false;
+	memcpy(buf, p, (size_t)(e - p));
+	buf[e - p] = '\0';
+	return sip_uri_parse(u, str_from_cstr(buf)) == 0;
+}
+
+/* RFC 5627: pub-gruu and temp-gruu for a phone with an instance that supports gruu; a
+ * temp-gruu is new each time, opens only with our key, and dies with its registration. */
+static void t_gruu(void)
+{
+	struct fx *f = setup(false);
+	const char *r = reg(f, "c1@x", 1, "Contact: <sip:alice@203.0.113.9:40000>;" OB_INST "\r\n", NOW);
+	CHECK(strstr(r, "gruu") == NULL); /* not asked for */
+	r = reg(f, "c1@x", 2, "Supported: gruu\r\nContact: <sip:alice@203.0.113.9:40000>;" OB_INST "\r\n", NOW);
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK(strstr(r, ";pub-gruu=\"sip:alice@a.test;gr=urn:uuid:00000000-0000-1000-8000-000A95A0E128\"") != NULL);
+	char t1[512], t2[512];
+	struct sip_uri u1, u2, pub;
+	CHECK(temp_gruu(r, t1, sizeof t1, &u1));
+	CHECK(strstr(t1, "@a.test;gr") != NULL && strstr(t1, "alice") == NULL);
+	r = reg(f, "c1@x", 3, "Supported: gruu\r\nContact: <sip:alice@203.0.113.9:40000>;" OB_INST "\r\n", NOW);
+	CHECK(temp_gruu(r, t2, sizeof t2, &u2));
+	CHECK(strcmp(t1, t2) != 0);
+	CHECK_INT(nbind(f), 1);
+	struct reg_gruu g;
+	CHECK(reg_gruu_parse(f->r, &u1, STR("a.test"), &g));
+	CHECK(g.temp && g.aor_l == 12 && memcmp(g.aor, "alice@a.test", 12) == 0);
+	CHECK(reg_gruu_valid(f->r, &g, alice(f), NOW));
+	CHECK(alice(f) && reg_gruu_phone(f->r, &g, alice(f)->first));
+	/* One changed hex digit, and the key is not ours: not a GRUU. */
+	t1[20] = t1[20] == '0' ? '1' : '0';
+	CHECK(sip_uri_parse(&u1, str_from_cstr(t1)) == 0);
+	CHECK(!reg_gruu_parse(f->r, &u1, STR("a.test"), &g));
+	CHECK(sip_uri_parse(&pub, STR("sip:alice@a.test;gr=urn:uuid:00000000-0000-1000-8000-000A95A0E128")) == 0);
+	struct reg_gruu gp;
+	CHECK(reg_gruu_parse(f->r, &pub, STR("a.test"), &gp) && !gp.temp);
+	CHECK(reg_gruu_valid(f->r, &gp, alice(f), NOW));
+	/* The phone registers again with a new Call-ID (a reboot): old temp-gruus die, the
+	 * pub-gruu stays. */
+	r = reg(f, "c2@x", 1, "Supported: gruu\r\nContact: <sip:alice@203.0.113.9:40000>;" OB_INST "\r\n", NOW);
+	CHECK(reg_gruu_parse(f->r, &u2, STR("a.test"), &g));
+	CHECK(!reg_gruu_valid(f->r, &g, alice(f), NOW));
+	CHECK(reg_gruu_valid(f->r, &gp, alice(f), NOW));
+	/* Gone with the binding. */
+	r = reg(f, "c2@x", 2, "Contact: <sip:alice@203.0.113.9:40000>;expires=0\r\n", NOW);
+	CHECK(!reg_gruu_valid(f->r, &gp, alice(f), NOW));
+	teardown(f);
+}
+
 static const struct unit_case cases[] = {
+	{ "gruu", t_gruu },
+	{ "outbound_flows", t_outbound_flows },
+	{ "path", t_path },
 	{ "nat_keepalive", t_nat_keepalive },
 	{ "several_contacts", t_several_contacts },
 	{ "max_contacts", t_max_contacts },

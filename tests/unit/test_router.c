@@ -808,7 +808,7 @@ static void t_options_to_server_200(void)
 	CHECK(strstr(header(r, "Allow"), "INVITE") != NULL);
 	CHECK(strstr(header(r, "Allow"), "REGISTER") != NULL);
 	CHECK_STR(str_from_cstr(header(r, "Accept")), "application/sdp");
-	CHECK_STR(str_from_cstr(header(r, "Supported")), "path");
+	CHECK_STR(str_from_cstr(header(r, "Supported")), "path, outbound, gruu");
 	CHECK_INT(f->nsent, 1);
 	teardown(f);
 }
@@ -993,6 +993,85 @@ static void t_invite_local_user_forwarded(void)
 		CHECK_STR(str_from_cstr(header(s->text, "Record-Route")), rr);
 		CHECK_STR(str_from_cstr(header(s->text, "Max-Forwards")), "69");
 	}
+	teardown(f);
+}
+
+/* Registers a flow (RFC 5626) of bob's phone from src: reg-id regid, one instance, with
+ * outbound and gruu supported. */
+static void register_bob_flow(struct fx *f, const struct tp_source *src, unsigned regid)
+{
+	char text[768], host[64];
+	tp_addr_str(&src->addr, host, sizeof host);
+	snprintf(text, sizeof text,
+		 "REGISTER sip:a.test SIP/2.0\r\n"
+		 "Via: SIP/2.0/UDP %s;branch=$B;rport\r\n"
+		 "From: <sip:bob@a.test>;tag=rf%u\r\n"
+		 "To: <sip:bob@a.test>\r\n"
+		 "Call-ID: reg-bob-flow%u@x\r\n"
+		 "CSeq: 1 REGISTER\r\n"
+		 "Max-Forwards: 70\r\n"
+		 "Supported: outbound, gruu\r\n"
+		 "Contact: "
+		 "<sip:bob@198.51.100.7:5062;ob>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-0000000000b0>\";"
+		 "reg-id=%u\r\n"
+		 "Content-Length: 0\r\n\r\n",
+		 host, regid, regid, regid);
+	CHECK(starts(send_from(f, src, text), "SIP/2.0 401 "));
+	const char *r = send_signed_from(f, src, text, "bob", "bobpw");
+	CHECK(starts(r, "SIP/2.0 200 OK\r\n"));
+	CHECK(strstr(r, "\r\nRequire: outbound\r\n") != NULL);
+}
+
+/* How many INVITEs were sent from mark on, and the last one. */
+static unsigned invites_sent(struct fx *f, unsigned mark, const struct sent **last)
+{
+	unsigned n = 0;
+	for (unsigned i = mark; i < f->nsent; i++)
+		if (starts(f->sent[i].text, "INVITE ")) {
+			n++;
+			*last = &f->sent[i];
+		}
+	return n;
+}
+
+/* RFC 5626 §5.3: a phone with two flows gets one branch, over its first flow; RFC 5627: a
+ * GRUU reaches that phone only, and a GRUU nobody has gets 404. */
+static void t_invite_flows_and_gruu(void)
+{
+	struct fx *f = setup(NULL);
+	register_bob(f, 1); /* another phone of bob's, no outbound */
+	struct tp_source flow2;
+	source(f, &flow2, "198.51.100.8", 6000);
+	register_bob_flow(f, &f->phone, 1);
+	register_bob_flow(f, &flow2, 2);
+	unsigned mark = f->nsent;
+	const struct sent *s = NULL;
+	send_req(f, invite_bob);
+	CHECK_INT(invites_sent(f, mark, &s), 2); /* the plain phone and the flow phone once */
+	CHECK(find_sent(f, mark, "INVITE sip:bob@198.51.100.7:5062;ob SIP/2.0\r\n") != NULL);
+	mark = f->nsent;
+	send_req(f, "INVITE sip:bob@a.test;gr=urn:uuid:00000000-0000-1000-8000-0000000000b0 SIP/2.0\r\n"
+		    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
+		    "From: <sip:zed@elsewhere.test>;tag=z2\r\n"
+		    "To: <sip:bob@a.test>\r\n"
+		    "Call-ID: call-zed-gr@x\r\n"
+		    "CSeq: 1 INVITE\r\n"
+		    "Max-Forwards: 70\r\n"
+		    "Content-Length: 0\r\n\r\n");
+	CHECK_INT(invites_sent(f, mark, &s), 1);
+	CHECK(s && starts(s->text, "INVITE sip:bob@198.51.100.7:5062;ob SIP/2.0\r\n"));
+	CHECK(sent_to(s, "198.51.100.7", 5062)); /* flow 1, where its REGISTER came from */
+	mark = f->nsent;
+	const char *r = send_req(f, "INVITE sip:bob@a.test;gr=urn:uuid:00000000-0000-1000-8000-0000000000ff SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 203.0.113.9:40000;branch=$B;rport\r\n"
+				    "From: <sip:zed@elsewhere.test>;tag=z3\r\n"
+				    "To: <sip:bob@a.test>\r\n"
+				    "Call-ID: call-zed-gr2@x\r\n"
+				    "CSeq: 1 INVITE\r\n"
+				    "Max-Forwards: 70\r\n"
+				    "Content-Length: 0\r\n\r\n");
+	CHECK(starts(r, "SIP/2.0 404 Not Found\r\n"));
+	CHECK_INT(invites_sent(f, mark, &s), 0);
 	teardown(f);
 }
 
@@ -1434,6 +1513,7 @@ static const struct unit_case cases[] = {
 	{ "trusted_source_not_challenged", t_trusted_source_not_challenged },
 	{ "trusted_caller_learns_480", t_trusted_caller_learns_480 },
 	{ "invite_local_user_forwarded", t_invite_local_user_forwarded },
+	{ "invite_flows_and_gruu", t_invite_flows_and_gruu },
 	{ "missing_max_forwards_forwarded", t_missing_max_forwards_forwarded },
 	{ "no_binding_unauthenticated_404", t_no_binding_unauthenticated_404 },
 	{ "no_binding_authenticated_480_and_404", t_no_binding_authenticated_480_and_404 },

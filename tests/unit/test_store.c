@@ -188,7 +188,6 @@ static struct store_binding binding(const char *aor, const char *contact, int64_
 		.expires_at = expires_at,
 		.user_agent = STR("baresip"),
 		.instance = STR("<urn:uuid:1>"),
-		.reg_id = 1,
 	};
 }
 
@@ -307,6 +306,40 @@ static long long sql_int(const char *path, const char *query)
 	return v;
 }
 
+/* Outbound flows (RFC 5626) are keyed by (aor, instance, reg-id): two flows of one phone
+ * sharing a contact are two rows, a flow's new contact replaces its row, and a flow is
+ * deleted by its key, also through the journal of a writer thread. */
+static void t_flows(void)
+{
+	struct tmpdb t;
+	struct store *st;
+	struct store_binding b = binding("alice@a.test", "sip:alice@192.0.2.7;ob", 5000);
+
+	tmp_make(&t);
+	st = open_db(t.path, false, 0, 0);
+	b.reg_id = 1;
+	CHECK_INT(store_binding_put(st, &b), 0);
+	b.reg_id = 2;
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 2);
+	b.reg_id = 1;
+	b.contact = STR("sip:alice@192.0.2.7:5070;ob");
+	CHECK_INT(store_binding_put(st, &b), 0);
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 2);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings WHERE contact = 'sip:alice@192.0.2.7:5070;ob'"), 1);
+	store_close(st);
+	/* Reopened: the ids map is built from the rows with their flow keys. */
+	st = open_db(t.path, false, 0, 0);
+	CHECK_INT(store_flow_del(st, STR("alice@a.test"), STR("sip:whatever"), STR("<urn:uuid:1>"), 2), 0);
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 1);
+	CHECK_INT(sql_int(t.path, "SELECT reg_id FROM bindings"), 1);
+	store_close(st);
+	tmp_drop(&t);
+}
+
 /* A refresh rewrites the binding's row in place (same id, one row), every field of it, and
  * the new values are what a reload finds. */
 static void t_refresh_in_place(void)
@@ -352,7 +385,7 @@ static void t_refresh_in_place(void)
 		  "sip:alice@a.test sip:alice@192.0.2.7 198.51.100.4:40000/tcp path= cid=another-call-id@x/8"
 		  " q=1000 exp=9000 ua=baresip 3.0 inst= reg=0 params= fl=0|"
 		  "sip:bob@a.test sip:bob@192.0.2.9 192.0.2.7:5062/udp path= cid=cid@x/7 q=500 exp=5000"
-		  " ua=baresip inst=<urn:uuid:1> reg=1 params= fl=0|");
+		  " ua=baresip inst=<urn:uuid:1> reg=0 params= fl=0|");
 	/* Written again after the reload, the binding still keeps its row. */
 	b.expires_at = 9500;
 	CHECK_INT(store_binding_put(st, &b), 0);
@@ -402,7 +435,7 @@ static void t_batches(void)
 			CHECK_INT(store_binding_put(st, &b), 0);
 			len += (size_t)snprintf(want + len, sizeof(want) - len,
 						"%s %s 192.0.2.7:%d/udp path=%s cid=cid@x/7 q=%d exp=%lld"
-						" ua=%s inst=<urn:uuid:1> reg=1 params= fl=%d|",
+						" ua=%s inst=<urn:uuid:1> reg=0 params= fl=%d|",
 						aor[i], contact[i], port, path, q, (long long)exp, ua[i], pass % 2);
 		}
 		/* The strings are copied when queued: the caller's buffers may change. */
@@ -481,10 +514,12 @@ static void t_upgrade(void)
 	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 1);
 
 	st = open_db(t.path, false, 0, 0);
-	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 4);
+	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 5);
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 4);
 	/* Version 4: the call kept its row and has an empty media column. */
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls WHERE media = ''"), 1);
+	/* Version 5: every binding has a connection column, 0 for the old ones. */
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings WHERE conn_id = 0"), 4);
 	/* Ids follow the expiry: the row that expires first is refreshed first. */
 	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings WHERE aor = 'sip:carol@a.test'"), 1);
 	CHECK_INT(sql_int(t.path, "SELECT id FROM bindings WHERE aor = 'sip:bob@a.test'"), 4);
@@ -680,21 +715,27 @@ static void t_digest(void)
 
 	tmp_make(&t);
 	st = open_db(t.path, false, 0, 0);
-	a = store__digest(st, STR("sip:alice@a.test"), STR("sip:alice@192.0.2.7"));
-	b = store__digest(st, str_from_cstr("sip:alice@a.test"), str_from_cstr("sip:alice@192.0.2.7"));
+	a = store__digest(st, STR("sip:alice@a.test"), STR("sip:alice@192.0.2.7"), STR_NULL, 0);
+	b = store__digest(st, str_from_cstr("sip:alice@a.test"), str_from_cstr("sip:alice@192.0.2.7"), STR_NULL, 0);
 	CHECK(a.a == b.a && a.b == b.b);
-	b = store__digest(st, STR("sip:alice@a.tes"), STR("tsip:alice@192.0.2.7"));
+	b = store__digest(st, STR("sip:alice@a.tes"), STR("tsip:alice@192.0.2.7"), STR_NULL, 0);
 	CHECK(a.a != b.a && a.b != b.b);
-	b = store__digest(st, STR("ab"), STR(""));
-	a = store__digest(st, STR("ab\0"), STR(""));
+	b = store__digest(st, STR("ab"), STR(""), STR_NULL, 0);
+	a = store__digest(st, STR("ab\0"), STR(""), STR_NULL, 0);
 	CHECK(a.a != b.a && a.b != b.b);
-	a = store__digest(st, STR(""), STR("ab"));
+	a = store__digest(st, STR(""), STR("ab"), STR_NULL, 0);
+	CHECK(a.a != b.a && a.b != b.b);
+	/* Two Outbound flows of one phone may share a contact: their keys differ. */
+	a = store__digest(st, STR("alice@a.test"), STR("sip:a@h"), STR("\"<urn:uuid:1>\""), 1);
+	b = store__digest(st, STR("alice@a.test"), STR("sip:a@h"), STR("\"<urn:uuid:1>\""), 2);
+	CHECK(a.a != b.a && a.b != b.b);
+	b = store__digest(st, STR("alice@a.test"), STR("sip:a@h"), STR_NULL, 0);
 	CHECK(a.a != b.a && a.b != b.b);
 	seen = calloc(n, sizeof(*seen));
 	for (size_t i = 0; seen && i < n; i++) {
 		snprintf(aor, sizeof(aor), "sip:u%zu@a.test", i / 4);
 		snprintf(contact, sizeof(contact), "sip:u%zu@10.0.%zu.%zu:5060", i / 4, i % 4, i % 251);
-		seen[i] = store__digest(st, str_from_cstr(aor), str_from_cstr(contact)).a;
+		seen[i] = store__digest(st, str_from_cstr(aor), str_from_cstr(contact), STR_NULL, 0).a;
 	}
 	for (size_t i = 0; seen && i < n; i++)
 		for (size_t j = i + 1; j < n && j < i + 64; j++)
@@ -1404,6 +1445,7 @@ static void t_cdr_prune(void)
 }
 
 static const struct unit_case cases[] = {
+	{ "flows", t_flows },
 	{ "users", t_users },
 	{ "bindings", t_bindings },
 	{ "refresh_in_place", t_refresh_in_place },

@@ -233,7 +233,11 @@ def test_refused_connect_fails_the_branch_at_once(srv):
     """A phone registered over TCP whose Contact names a port it says it listens on is
     reached with a new connection; when that connect is refused, the branch fails as a
     503 at once rather than at timer B (and a proxy passes a 503 on as 500, §16.7)."""
-    dead = free_port(tcp=True)
+    # A bound socket that does not listen: connects to its port are refused, and nothing
+    # else (this test's own connections, another test) can take the port meanwhile.
+    hold = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    hold.bind(("127.0.0.1", 0))
+    dead = hold.getsockname()[1]
     reg = TcpUA(srv.addr, user="bob", domain="a.test", password="pw", rport=False)
     r = reg.register(contact=f"<sip:bob@127.0.0.1:{dead};transport=tcp>")
     assert r is not None and r.status == 200, r
@@ -246,6 +250,7 @@ def test_refused_connect_fails_the_branch_at_once(srv):
     wait_log(srv, "connect failed: Connection refused")
     wait_log(srv, "unreachable (Connection refused): 1 request ended")
     reg.close()
+    hold.close()
 
 
 def test_binding_over_tcp_after_restart(server_factory):

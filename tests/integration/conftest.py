@@ -109,10 +109,22 @@ def add_users(server, *users, password="pw"):
 
 def registered(server, user, password="pw", **kw):
     """A UA for user at server, registered (the 200 asserted)."""
-    ua = server.ua(user, password, **kw)
+    return register_ok(server.ua(user, password, **kw))
+
+
+def register_ok(ua):
+    """ua (any of the UAs: UDP, TCP/TLS, WebSocket) after a REGISTER answered 200."""
     r = ua.register()
     assert r is not None and r.status == 200, r
     return ua
+
+
+def stream_server(server_factory, scheme, *extra, host="127.0.0.1", **kw):
+    """A started server on UDP and on SCHEME (tcp, tls, ws, wss) at one free port number."""
+    from sipua import free_port_both
+    port = free_port_both(host)
+    h = f"[{host}]" if ":" in host else host
+    return server_factory(port=port, host=host, extra=["--listen", f"{scheme}:{h}:{port}", *extra], **kw).start()
 
 
 def phones(server, *users, password="pw"):

@@ -16,10 +16,13 @@ def tsrv(server_factory):
     return s
 
 
-def pair(srv, tmp_path, alice_tp, bob_tp):
+def pair(srv, tmp_path, alice_tp, bob_tp, cafile=None):
+    """alice (1000 Hz tone) and bob (400 Hz) registered over the transports given; cafile: the
+    certificate baresip checks a TLS server with."""
     alice = Baresip(tmp_path, "alice", "alice", "a.test", "alicepw", srv.port, tone_hz=1000,
-                    transport=alice_tp).start()
-    bob = Baresip(tmp_path, "bob", "bob", "a.test", "bobpw", srv.port, tone_hz=400, transport=bob_tp).start()
+                    transport=alice_tp, cafile=cafile).start()
+    bob = Baresip(tmp_path, "bob", "bob", "a.test", "bobpw", srv.port, tone_hz=400, transport=bob_tp,
+                  cafile=cafile).start()
     alice.wait_registered()
     bob.wait_registered()
     return alice, bob

@@ -4,9 +4,9 @@ the tone checked in the callee's recording, busy, cancelled, and calls bridging 
 both ways."""
 import pytest
 
-from baresip import Baresip, answered_call_with_tone
+from baresip import answered_call_with_tone
 from conftest import call_records, parley, wait_for
-from test_baresip_tcp import busy_call, cancelled_call
+from test_baresip_tcp import busy_call, cancelled_call, pair as tcp_pair
 from test_tls import cert_of, tls_server
 
 
@@ -19,13 +19,7 @@ def tsrv(server_factory):
 
 
 def pair(srv, tmp_path, alice_tp, bob_tp):
-    alice = Baresip(tmp_path, "alice", "alice", "a.test", "alicepw", srv.port, tone_hz=1000,
-                    transport=alice_tp, cafile=cert_of(srv)).start()
-    bob = Baresip(tmp_path, "bob", "bob", "a.test", "bobpw", srv.port, tone_hz=400, transport=bob_tp,
-                  cafile=cert_of(srv)).start()
-    alice.wait_registered()
-    bob.wait_registered()
-    return alice, bob
+    return tcp_pair(srv, tmp_path, alice_tp, bob_tp, cafile=cert_of(srv))
 
 
 @pytest.fixture

@@ -8,16 +8,14 @@ import uuid
 
 import pytest
 
-from conftest import add_users, parley, wait_for, wait_log
+from conftest import add_users, parley, stream_server, wait_for, wait_log
 from sippctl import run_sipp
-from sipua import SDP, UA, Call, callee_answer, callee_hangs_up, free_port_both, is_req, rand, uri_of
+from sipua import SDP, UA, Call, callee_answer, callee_hangs_up, is_req, rand, uri_of
 from tcpua import TcpUA
 
 
 def tcp_server(server_factory, *extra, host="127.0.0.1"):
-    port = free_port_both(host)
-    h = f"[{host}]" if ":" in host else host
-    return server_factory(port=port, host=host, extra=["--listen", f"tcp:{h}:{port}", *extra]).start()
+    return stream_server(server_factory, "tcp", *extra, host=host)
 
 
 @pytest.fixture

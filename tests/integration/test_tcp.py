@@ -10,16 +10,14 @@ import time
 
 import pytest
 
-from conftest import BIN, add_users, parley, wait_for, wait_log
+from conftest import BIN, add_users, parley, register_ok, registered, stream_server, wait_for, wait_log
 from sippctl import run_sipp, sipp_phone
-from sipua import SDP, UA, free_port, free_port_both, is_req, is_resp, rand, ring
+from sipua import SDP, UA, is_req, is_resp, rand, ring
 from tcpua import TcpUA
 
 
 def tcp_server(server_factory, *extra, host="127.0.0.1"):
-    port = free_port_both(host)
-    h = f"[{host}]" if ":" in host else host
-    return server_factory(port=port, host=host, extra=["--listen", f"tcp:{h}:{port}", *extra]).start()
+    return stream_server(server_factory, "tcp", *extra, host=host)
 
 
 @pytest.fixture
@@ -30,17 +28,10 @@ def srv(server_factory):
 
 
 def tcp_phone(server, user, password="pw"):
-    ua = TcpUA(server.addr, user=user, domain=server.domains[0], password=password, host=server.host)
-    r = ua.register()
-    assert r is not None and r.status == 200, r
-    return ua
+    return register_ok(TcpUA(server.addr, user=user, domain=server.domains[0], password=password, host=server.host))
 
 
-def udp_phone(server, user, password="pw"):
-    ua = server.ua(user, password)
-    r = ua.register()
-    assert r is not None and r.status == 200, r
-    return ua
+udp_phone = registered
 
 
 def options(sock):

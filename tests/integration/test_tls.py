@@ -13,8 +13,8 @@ import warnings
 
 import pytest
 
-from conftest import add_users, parley, wait_for, wait_log
-from sipua import SDP, UA, Call, free_port_both, is_req, is_resp, rand, ring
+from conftest import add_users, parley, register_ok, stream_server, wait_for, wait_log
+from sipua import SDP, UA, Call, is_req, is_resp, rand, ring
 from sippctl import run_sipp, sipp_phone
 from stunnel import Stunnel, make_ca, make_cert
 from tcpua import TcpUA
@@ -23,10 +23,7 @@ from test_tcp import closed_by_server, read_until
 
 def tls_server(server_factory, *extra, host="127.0.0.1", domains=("a.test",), name="parley"):
     """A server on UDP and TLS at one port number (its log at debug)."""
-    port = free_port_both(host)
-    h = f"[{host}]" if ":" in host else host
-    return server_factory(port=port, host=host, domains=domains, name=name,
-                          extra=["--listen", f"tls:{h}:{port}", *extra]).start()
+    return stream_server(server_factory, "tls", *extra, host=host, domains=domains, name=name)
 
 
 def cert_of(server):
@@ -72,11 +69,8 @@ def served_fingerprint(server, cafile=None):
 
 
 def tls_phone(server, user, password="pw", cafile=None):
-    ua = TcpUA(server.addr, user=user, domain=server.domains[0], password=password, host=server.host,
-               tls=client_ctx(cafile or cert_of(server)))
-    r = ua.register()
-    assert r is not None and r.status == 200, r
-    return ua
+    return register_ok(TcpUA(server.addr, user=user, domain=server.domains[0], password=password, host=server.host,
+                             tls=client_ctx(cafile or cert_of(server))))
 
 
 @pytest.fixture

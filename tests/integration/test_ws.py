@@ -9,15 +9,13 @@ import struct
 
 import pytest
 
-from conftest import add_users, parley, wait_log
-from sipua import SDP, UA, free_port_both, is_req, is_resp, rand, ring, wait_for
+from conftest import add_users, parley, register_ok, registered, stream_server, wait_log
+from sipua import SDP, UA, is_req, is_resp, rand, ring, wait_for
 from wsua import BINARY, CLOSE, PING, PONG, TEXT, WsConn, WsUA, frame
 
 
 def ws_server(server_factory, *extra, host="127.0.0.1"):
-    port = free_port_both(host)
-    h = f"[{host}]" if ":" in host else host
-    return server_factory(port=port, host=host, extra=["--listen", f"ws:{h}:{port}", *extra]).start()
+    return stream_server(server_factory, "ws", *extra, host=host)
 
 
 @pytest.fixture
@@ -28,17 +26,10 @@ def srv(server_factory):
 
 
 def ws_phone(server, user, password="pw"):
-    ua = WsUA(server.addr, user=user, domain=server.domains[0], password=password, host=server.host)
-    r = ua.register()
-    assert r is not None and r.status == 200, r
-    return ua
+    return register_ok(WsUA(server.addr, user=user, domain=server.domains[0], password=password, host=server.host))
 
 
-def udp_phone(server, user, password="pw"):
-    ua = server.ua(user, password)
-    r = ua.register()
-    assert r is not None and r.status == 200, r
-    return ua
+udp_phone = registered
 
 
 def options_msg(host="df7jal23ls0d.invalid"):
@@ -329,8 +320,7 @@ def test_per_source_cap_applies_to_ws(server_factory):
 # ---- WSS: WebSocket over TLS ----------------------------------------------------------------
 
 def wss_server(server_factory, *extra):
-    port = free_port_both()
-    return server_factory(port=port, extra=["--listen", f"wss:127.0.0.1:{port}", *extra]).start()
+    return stream_server(server_factory, "wss", *extra)
 
 
 def wss_ctx(server):

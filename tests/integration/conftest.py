@@ -182,3 +182,29 @@ def server_factory(tmp_path):
 @pytest.fixture
 def server(server_factory):
     return server_factory().start()
+
+
+def answer_and_caller_hangs_up(server, alice, bob, c, inv, timeout=5):
+    """bob's phone answers the INVITE inv of alice's call c (180, then 200 with SDP), the ACK
+    reaches it, then alice hangs up: her BYE follows the route set to bob, who answers 200.
+    Each step asserted, and the call's answered and ended log lines."""
+    from sipua import SDP, is_req, is_resp, rand
+    tag = rand(8)
+    bob.reply(inv, 180, "Ringing", to_tag=tag)
+    assert alice.recv(timeout, is_resp("INVITE", 180)) is not None
+    bob.reply(inv, 200, "OK", to_tag=tag, headers=[f"Contact: <sip:bob@{bob.hostport}>", "Content-Type: application/sdp"],
+              body=SDP)
+    r = c.final()
+    assert r is not None and r.status == 200
+    c.ack()
+    assert bob.recv(timeout, is_req("ACK")) is not None, "the ACK did not reach the callee"
+    wait_log(server, "call: answered alice@a.test -> bob@a.test")
+    alice.cseq += 1
+    alice.send_raw(alice.build("BYE", c.remote_target, to=c.to, call_id=c.call_id, cseq=alice.cseq, contact=False,
+                               headers=[f"Route: {', '.join(c.route)}"]))
+    bye = bob.recv(timeout, is_req("BYE"))
+    assert bye is not None, "the caller's BYE did not reach the callee"
+    bob.reply(bye, 200, "OK")
+    r = alice.final(timeout, cseq_method="BYE")
+    assert r is not None and r.status == 200
+    wait_log(server, "call: ended alice@a.test -> bob@a.test")

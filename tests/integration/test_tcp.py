@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from conftest import BIN, add_users, parley, register_ok, registered, stream_server, wait_for, wait_log
+from conftest import BIN, add_users, answer_and_caller_hangs_up, parley, register_ok, registered, stream_server, wait_for, wait_log
 from sippctl import run_sipp, sipp_phone
-from sipua import SDP, UA, is_req, is_resp, rand, ring
+from sipua import SDP, UA, is_req, rand, ring
 from tcpua import TcpUA
 
 
@@ -131,25 +131,7 @@ def test_call_tcp_to_tcp(srv):
     vias = inv.all("via")
     assert vias[0].startswith(f"SIP/2.0/TCP {srv.host}:{srv.port};"), vias
     assert inv.all("record-route") == [f"<sip:{srv.host}:{srv.port};lr;transport=tcp>"]
-    tag = rand(8)
-    bob.reply(inv, 180, "Ringing", to_tag=tag)
-    assert alice.recv(3, is_resp("INVITE", 180)) is not None
-    bob.reply(inv, 200, "OK", to_tag=tag, headers=[f"Contact: <sip:bob@{bob.hostport}>", "Content-Type: application/sdp"],
-              body=SDP)
-    r = c.final()
-    assert r is not None and r.status == 200
-    c.ack()
-    assert bob.recv(3, is_req("ACK")) is not None
-    wait_log(srv, "call: answered alice@a.test -> bob@a.test")
-    alice.cseq += 1
-    alice.send_raw(alice.build("BYE", c.remote_target, to=c.to, call_id=c.call_id, cseq=alice.cseq, contact=False,
-                               headers=[f"Route: {', '.join(c.route)}"]))
-    bye = bob.recv(3, is_req("BYE"))
-    assert bye is not None
-    bob.reply(bye, 200, "OK")
-    r = alice.final(3, cseq_method="BYE")
-    assert r is not None and r.status == 200
-    wait_log(srv, "call: ended alice@a.test -> bob@a.test")
+    answer_and_caller_hangs_up(srv, alice, bob, c, inv)
 
 
 @pytest.mark.parametrize("caller_tcp", [False, True], ids=["udp_to_tcp", "tcp_to_udp"])

@@ -13,8 +13,8 @@ import warnings
 
 import pytest
 
-from conftest import add_users, parley, register_ok, stream_server, wait_for, wait_log
-from sipua import SDP, UA, Call, is_req, is_resp, rand, ring
+from conftest import add_users, answer_and_caller_hangs_up, parley, register_ok, stream_server, wait_for, wait_log
+from sipua import UA, Call, is_req, rand, ring
 from sippctl import run_sipp, sipp_phone
 from stunnel import Stunnel, make_ca, make_cert
 from tcpua import TcpUA
@@ -253,24 +253,7 @@ def test_call_bridges_udp_and_tls(srv, caller_tls):
     rr = ", ".join(inv.all("record-route"))
     tls_rr, udp_rr = f"<sip:{srv.host}:{srv.port};lr;transport=tls>", f"<sip:{srv.host}:{srv.port};lr>"
     assert rr == (f"{udp_rr}, {tls_rr}" if caller_tls else f"{tls_rr}, {udp_rr}"), rr
-    tag = rand(8)
-    bob.reply(inv, 180, "Ringing", to_tag=tag)
-    assert alice.recv(3, is_resp("INVITE", 180)) is not None
-    bob.reply(inv, 200, "OK", to_tag=tag, headers=[f"Contact: <sip:bob@{bob.hostport}>", "Content-Type: application/sdp"],
-              body=SDP)
-    r = c.final()
-    assert r is not None and r.status == 200
-    c.ack()
-    assert bob.recv(3, is_req("ACK")) is not None
-    alice.cseq += 1
-    alice.send_raw(alice.build("BYE", c.remote_target, to=c.to, call_id=c.call_id, cseq=alice.cseq, contact=False,
-                               headers=[f"Route: {', '.join(c.route)}"]))
-    bye = bob.recv(5, is_req("BYE"))
-    assert bye is not None
-    bob.reply(bye, 200, "OK")
-    r = alice.final(5, cseq_method="BYE")
-    assert r is not None and r.status == 200
-    wait_log(srv, "call: ended alice@a.test -> bob@a.test")
+    answer_and_caller_hangs_up(srv, alice, bob, c, inv)
     if not caller_tls:  # bob's phone does not listen: reached over its own connection
         assert "bytes over TLS: INVITE sip:bob@" in srv.read_log()
 

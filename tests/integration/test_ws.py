@@ -9,8 +9,8 @@ import struct
 
 import pytest
 
-from conftest import add_users, parley, register_ok, registered, stream_server, wait_log
-from sipua import SDP, UA, is_req, is_resp, rand, ring, wait_for
+from conftest import add_users, answer_and_caller_hangs_up, parley, register_ok, registered, stream_server, wait_log
+from sipua import SDP, UA, is_req, rand, ring, wait_for
 from wsua import BINARY, CLOSE, PING, PONG, TEXT, WsConn, WsUA, frame
 
 
@@ -128,26 +128,7 @@ def test_call_bridges_udp_and_ws(srv, caller_ws):
     rr = ", ".join(inv.all("record-route"))
     ws_rr, udp_rr = f"<sip:{srv.host}:{srv.port};lr;transport=ws>", f"<sip:{srv.host}:{srv.port};lr>"
     assert rr == (f"{udp_rr}, {ws_rr}" if caller_ws else f"{ws_rr}, {udp_rr}"), rr
-    tag = rand(8)
-    bob.reply(inv, 180, "Ringing", to_tag=tag)
-    assert alice.recv(3, is_resp("INVITE", 180)) is not None
-    bob.reply(inv, 200, "OK", to_tag=tag, headers=[f"Contact: <sip:bob@{bob.hostport}>", "Content-Type: application/sdp"],
-              body=SDP)
-    r = c.final()
-    assert r is not None and r.status == 200
-    c.ack()
-    assert bob.recv(3, is_req("ACK")) is not None, "the ACK did not reach the callee"
-    wait_log(srv, "call: answered alice@a.test -> bob@a.test")
-    # The caller hangs up: its BYE follows the route set to the callee's Contact.
-    alice.cseq += 1
-    alice.send_raw(alice.build("BYE", c.remote_target, to=c.to, call_id=c.call_id, cseq=alice.cseq, contact=False,
-                               headers=[f"Route: {', '.join(c.route)}"]))
-    bye = bob.recv(3, is_req("BYE"))
-    assert bye is not None, "the caller's BYE did not reach the callee"
-    bob.reply(bye, 200, "OK")
-    r = alice.final(3, cseq_method="BYE")
-    assert r is not None and r.status == 200
-    wait_log(srv, "call: ended alice@a.test -> bob@a.test")
+    answer_and_caller_hangs_up(srv, alice, bob, c, inv)
 
 
 @pytest.mark.parametrize("caller_ws,callee_ws", [(False, True), (True, False), (True, True)],

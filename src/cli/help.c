@@ -42,6 +42,10 @@ static const struct {
 		 "    list: source, until (local time), time remaining, reason; del: lift a ban (a running\n"
 		 "    server sees it within seconds); exit 1 when SOURCE has no ban.\n" },
 	{ "check", "parley check [--config FILE] [flags]   validate a config and print the effective settings\n" },
+	{ "backup", "parley backup FILE [--force]   copy the database (--db PATH) to FILE, also while serve runs\n"
+		    "    One consistent snapshot through SQLite's online backup, taken in steps; the server\n"
+		    "    goes on registering and writing meanwhile. FILE appears only once complete; an\n"
+		    "    existing FILE is refused (exit 2) unless --force replaces it.\n" },
 	{ "version", "parley version             print the version\n" },
 	{ "help", "parley help [COMMAND]      print this help, or one command's\n" },
 };

@@ -226,4 +226,14 @@ int store_sync(struct store *st);
 size_t store_queue_len(const struct store *st);
 size_t store_queue_bytes(const struct store *st);
 
+/* ---- backup ------------------------------------------------------------------------------ */
+
+/* Copies the database at path to dest while a server may be writing it (`parley backup`):
+ * the copy is one consistent snapshot, taken in steps through SQLite's online backup
+ * without blocking the server's writer, and appears at dest only once complete. An
+ * existing dest is refused with -EEXIST unless force. Returns 0 or a negative errno with
+ * err saying what failed. Changes still queued in the server's memory (at most one flush
+ * interval) or waiting in PATH.journal are not in the copy. */
+int store_backup(const char *path, const char *dest, bool force, char *err, size_t errlen);
+
 #endif

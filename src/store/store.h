@@ -49,6 +49,10 @@ struct store_conf {
 /* Opens (creating and migrating the schema unless readonly) the store described by conf.
  * On failure *stp is still set, so that store_errmsg() can say why; close it afterwards. */
 int store_open(struct store **stp, const struct store_conf *conf);
+/* The PID of the `parley serve` holding the database at path (from PATH.lock, which it
+ * holds while it runs), for `parley reload`. Returns 0, or -ESRCH when no server runs on
+ * it (another negative errno when the lock file cannot be read), with err saying so. */
+int store_server_pid(const char *path, long *pid, char *err, size_t errlen);
 /* Closes the store without flushing: call store_flush() (store_sync() with a writer
  * thread) first to keep queued changes. Releases PATH.lock. */
 void store_close(struct store *st);

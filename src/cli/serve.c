@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server/config.h"
@@ -22,7 +24,39 @@ struct serve {
 	struct server *srv; /* NULL until started */
 	int argc;           /* serve's own arguments, read again on SIGHUP */
 	char **argv;
+	struct timer watchdog; /* WATCHDOG=1 to systemd, when it asks for it */
+	uint64_t watchdog_ms;  /* half of WATCHDOG_USEC; 0: no watchdog */
 };
+
+/* systemd (Type=notify) learns our state through sd_notify; without NOTIFY_SOCKET in the
+ * environment every call is a no-op, so running by hand costs nothing. */
+static void notify(struct serve *s, const char *state)
+{
+	int rc = sd_notify(0, state);
+	if (rc < 0)
+		log_warn(s->log, "systemd", "cannot notify the service manager (%.*s): %s", (int)strcspn(state, "\n"),
+			 state, strerror(-rc));
+}
+
+/* Beats from the event loop itself: if the loop hangs, the beats stop and systemd
+ * restarts us (WatchdogSec= in the unit). */
+static void watchdog_tick(void *arg)
+{
+	struct serve *s = arg;
+	notify(s, "WATCHDOG=1");
+	timer_start(loop_timers(s->loop), &s->watchdog, s->watchdog_ms, watchdog_tick, s);
+}
+
+/* RELOADING=1 carries the monotonic clock, as systemd's notify-reload type wants. */
+static void notify_reloading(struct serve *s)
+{
+	struct timespec ts;
+	char msg[96];
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+	notify(s, msg);
+}
 
 /* Logs each line of the reload's error text (what `parley serve` would have printed). */
 static void log_lines(struct log *lg, char *text)
@@ -81,10 +115,14 @@ static void on_signal(int fd, uint32_t events, void *arg)
 				log_error(s->log, "log", "cannot reopen %s: %s", s->log->path, strerror(-err));
 			else
 				log_info(s->log, "log", "reopened on SIGHUP");
-			if (s->srv)
+			if (s->srv) {
+				notify_reloading(s);
 				reload(s);
+				notify(s, "READY=1");
+			}
 		} else {
 			log_info(s->log, "stop", "stopping on %s", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+			notify(s, "STOPPING=1");
 			loop_stop(s->loop);
 		}
 	}
@@ -168,6 +206,13 @@ int cli_serve(int argc, char **argv)
 		}
 		pid_written = true;
 	}
+	/* Listening and loaded: ready for systemd. */
+	notify(&s, "READY=1\nSTATUS=serving");
+	uint64_t wd_usec = 0;
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec) {
+		s.watchdog_ms = wd_usec / 2000 ? wd_usec / 2000 : 1;
+		watchdog_tick(&s);
+	}
 	err = loop_run(s.loop);
 	if (err) {
 		log_error(&lg, "stop", "event loop failed: %s", strerror(-err));
@@ -175,6 +220,8 @@ int cli_serve(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	if (s.watchdog_ms)
+		timer_stop(loop_timers(s.loop), &s.watchdog);
 	if (srv)
 		server_free(srv);
 	if (pid_written)

@@ -105,3 +105,44 @@ def test_sighup_without_config(server):
     server.proc.send_signal(1)
     wait_log(server, "SIGHUP without --config")
     assert server.proc.poll() is None
+
+
+def test_peer_added_by_reload(server_factory, tmp_path):
+    """A [peers] entry added by a reload carries the next call to the other server; before
+    it, the call fails (DNS points at a port nobody answers on)."""
+    from sipua import Call, callee_answer, free_port, is_req, rand
+
+    pa, pb = free_port("127.0.0.1"), free_port("127.0.0.2")
+    conf = tmp_path / "a.conf"
+    conf.write_text("[server]\n")
+    a = server_factory(domains=("a.test",), host="127.0.0.1", port=pa, name="a",
+                       extra=["--config", str(conf), "--dns", f"127.0.0.1:{free_port()}"])
+    b = server_factory(domains=("b.test",), host="127.0.0.2", port=pb, name="b",
+                       extra=["--peer", f"a.test=sip:127.0.0.1:{pa}"])
+    a.start()
+    b.start()
+    a.user_add("alice@a.test", "alicepw")
+    b.user_add("bob@b.test", "bobpw")
+    alice, bob = a.ua("alice", "alicepw"), b.ua("bob", "bobpw")
+    try:
+        assert alice.register().status == 200 and bob.register().status == 200
+        c = Call(alice, "sip:bob@b.test")
+        c.start()
+        r = c.final(timeout=15)
+        assert r is not None and r.status >= 400, r
+        c.ack_non2xx(r)
+        conf.write_text(f"[server]\n[peers]\nb.test = sip:127.0.0.2:{pb}\n")
+        assert parley("reload", db=a.db).returncode == 0
+        _reloaded(a, 1)
+        assert f"[peers] peer: (none) -> b.test=sip:127.0.0.2:{pb}" in a.read_log()
+        c = Call(alice, "sip:bob@b.test")
+        c.start()
+        inv = bob.recv(5, is_req("INVITE"))
+        assert inv is not None, a.read_log()[-2000:]
+        callee_answer(bob, inv, 486, "Busy Here", rand(8))
+        r = c.final()
+        assert r is not None and r.status == 486
+        c.ack_non2xx(r)
+    finally:
+        alice.close()
+        bob.close()

@@ -89,7 +89,8 @@ static void reload(struct serve *s)
 	fclose(ef);
 	ef = NULL;
 	if (rc) {
-		log_lines(s->log, text);
+		if (text)
+			log_lines(s->log, text);
 		log_error(s->log, "reload", "%s refused: the settings in use are kept", s->cfg->path);
 		goto out;
 	}

@@ -1,6 +1,6 @@
 # Makefile: the commands people type; CMake does the building.
 # make deps | make | make run | make test | make check-includes | make format | make check-format
-# | make fuzz | make bench | make bench-compare
+# | make fuzz | make bench | make bench-compare | make install [PREFIX=/usr/local] [DESTDIR=]
 SHELL := /bin/bash
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -13,11 +13,21 @@ DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libsqlite3-dev libssl-dev libsodium-dev libinih-dev libc-ares-dev sqlite3 \
 	clang-format python3 python3-pytest sip-tester sipsak baresip-core sox iproute2 util-linux dnsmasq-base \
 	kamailio kamailio-sqlite-modules kamailio-tls-modules valgrind nftables rtpengine-daemon stunnel4 openssl \
-	libwslay-dev chromium nodejs
+	libwslay-dev chromium nodejs libsystemd-dev groff-base man-db
 
 FORMAT_FILES = $(shell git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'tests/unit/*.h' 'tests/fuzz/*.c' 2>/dev/null)
 
-.PHONY: all deps build run test check-includes format check-format unit integration fuzz fuzz-build asan bench bench-compare clean
+# make install: the binary, the systemd unit (with the binary's path in it), the sysusers.d
+# entry, the man pages, and an example /etc/parley/parley.conf if there is none.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR ?= /etc
+
+.PHONY: all deps build run test install check-includes format check-format unit integration fuzz fuzz-build asan bench bench-compare clean
 
 all: build
 
@@ -78,6 +88,20 @@ bench: deps build
 
 bench-compare: deps build
 	@bash bench/bench.sh parley kamailio
+
+install: build
+	install -D -m 0755 $(BUILD)/parley $(DESTDIR)$(BINDIR)/parley
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' packaging/parley.service.in > $(DESTDIR)$(UNITDIR)/parley.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/parley.service
+	install -D -m 0644 packaging/parley.sysusers $(DESTDIR)$(SYSUSERSDIR)/parley.conf
+	install -D -m 0644 packaging/man/parley.1 $(DESTDIR)$(MANDIR)/man1/parley.1
+	install -D -m 0644 packaging/man/parley.conf.5 $(DESTDIR)$(MANDIR)/man5/parley.conf.5
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/parley/parley.conf ]; then \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/parley/parley.conf"; \
+	else \
+		install -D -m 0644 packaging/parley.conf $(DESTDIR)$(SYSCONFDIR)/parley/parley.conf; \
+	fi
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -11,6 +11,8 @@ int cli_reg(int argc, char **argv);
 int cli_calls(int argc, char **argv);
 int cli_ban(int argc, char **argv);
 int cli_check(int argc, char **argv);
+int cli_backup(int argc, char **argv);
+int cli_reload(int argc, char **argv);
 int cli_help(int argc, char **argv);
 int cli_version(int argc, char **argv);
 

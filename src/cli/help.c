@@ -26,7 +26,11 @@ static const struct {
 		   "    --t4, --max-contacts, --min-expires, --max-expires, --default-expires,\n"
 		   "    --nonce-lifetime, --ring-timeout, --flush-interval, --batch-wait); a flag wins over\n"
 		   "    the file.\n"
-		   "    SIGINT/SIGTERM stop it cleanly; SIGHUP reopens the log file.\n" },
+		   "    SIGINT/SIGTERM stop it cleanly. SIGHUP (parley reload) reopens the log file and reads\n"
+		   "    --config again: domains, peers, trust, log-level and log-format change at once, without\n"
+		   "    dropping registrations or calls; other changed keys are logged as needing a restart;\n"
+		   "    a bad file is refused (FILE:LINE in the log) and the settings in use are kept.\n"
+		   "    --pid-file F writes the PID to F (removed at exit).\n" },
 	{ "user", "parley user add USER@DOMAIN [--password PW]     (no --password: read from stdin)\n"
 		  "parley user del USER@DOMAIN | parley user passwd USER@DOMAIN | parley user list\n"
 		  "parley user import FILE [--update] [--skip-bad]   lines 'user@domain,password'\n"
@@ -42,6 +46,13 @@ static const struct {
 		 "    list: source, until (local time), time remaining, reason; del: lift a ban (a running\n"
 		 "    server sees it within seconds); exit 1 when SOURCE has no ban.\n" },
 	{ "check", "parley check [--config FILE] [flags]   validate a config and print the effective settings\n" },
+	{ "reload", "parley reload [--pid-file F | --config F | --db PATH]   make the running server reload\n"
+		    "    Sends SIGHUP to parley serve, found by --pid-file F, else the config's pid-file, else\n"
+		    "    the lock it holds beside its database (PATH.lock). Exit 1 when no server runs.\n" },
+	{ "backup", "parley backup FILE [--force]   copy the database (--db PATH) to FILE, also while serve runs\n"
+		    "    One consistent snapshot through SQLite's online backup, taken in steps; the server\n"
+		    "    goes on registering and writing meanwhile. FILE appears only once complete; an\n"
+		    "    existing FILE is refused (exit 2) unless --force replaces it.\n" },
 	{ "version", "parley version             print the version\n" },
 	{ "help", "parley help [COMMAND]      print this help, or one command's\n" },
 };

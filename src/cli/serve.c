@@ -3,8 +3,11 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server/config.h"
@@ -17,7 +20,88 @@ struct serve {
 	struct loop *loop;
 	struct log *log;
 	int sigfd;
+	struct config *cfg; /* the settings the modules read; a reload changes some */
+	struct server *srv; /* NULL until started */
+	int argc;           /* serve's own arguments, read again on SIGHUP */
+	char **argv;
+	struct timer watchdog; /* WATCHDOG=1 to systemd, when it asks for it */
+	uint64_t watchdog_ms;  /* half of WATCHDOG_USEC; 0: no watchdog */
 };
+
+/* systemd (Type=notify) learns our state through sd_notify; without NOTIFY_SOCKET in the
+ * environment every call is a no-op, so running by hand costs nothing. */
+static void notify(struct serve *s, const char *state)
+{
+	int rc = sd_notify(0, state);
+	if (rc < 0)
+		log_warn(s->log, "systemd", "cannot notify the service manager (%.*s): %s", (int)strcspn(state, "\n"),
+			 state, strerror(-rc));
+}
+
+/* Beats from the event loop itself: if the loop hangs, the beats stop and systemd
+ * restarts us (WatchdogSec= in the unit). */
+static void watchdog_tick(void *arg)
+{
+	struct serve *s = arg;
+	notify(s, "WATCHDOG=1");
+	timer_start(loop_timers(s->loop), &s->watchdog, s->watchdog_ms, watchdog_tick, s);
+}
+
+/* RELOADING=1 carries the monotonic clock, as systemd's notify-reload type wants. */
+static void notify_reloading(struct serve *s)
+{
+	struct timespec ts;
+	char msg[96];
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+	notify(s, msg);
+}
+
+/* Logs each line of the reload's error text (what `parley serve` would have printed). */
+static void log_lines(struct log *lg, char *text)
+{
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "parley: ", 8) == 0)
+			line += 8;
+		log_error(lg, "reload", "%s", line);
+	}
+}
+
+/* SIGHUP: the config file (and the flags, which still win) read again; nothing changes
+ * unless the whole of it is valid. */
+static void reload(struct serve *s)
+{
+	if (!s->cfg->path[0]) {
+		log_info(s->log, "reload", "SIGHUP without --config: log reopened, nothing to reload");
+		return;
+	}
+	struct config *nc = malloc(sizeof *nc);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *ef = open_memstream(&text, &len);
+	if (!nc || !ef) {
+		log_error(s->log, "reload", "out of memory: %s not reloaded", s->cfg->path);
+		goto out;
+	}
+	int rc = config_reparse(nc, s->argc, s->argv, ef);
+	fclose(ef);
+	ef = NULL;
+	if (rc) {
+		if (text)
+			log_lines(s->log, text);
+		log_error(s->log, "reload", "%s refused: the settings in use are kept", s->cfg->path);
+		goto out;
+	}
+	unsigned n = server_reload(s->srv, s->cfg, nc);
+	log_info(s->log, "reload", "%s reloaded: %u setting%s changed", s->cfg->path, n, n == 1 ? "" : "s");
+out:
+	if (ef)
+		fclose(ef);
+	free(text);
+	free(nc);
+}
 
 /* Signals arrive as reads on a signalfd, in the loop like any other event, so stopping
  * and reopening the log happen between messages and need no global state. */
@@ -32,11 +116,37 @@ static void on_signal(int fd, uint32_t events, void *arg)
 				log_error(s->log, "log", "cannot reopen %s: %s", s->log->path, strerror(-err));
 			else
 				log_info(s->log, "log", "reopened on SIGHUP");
+			if (s->srv) {
+				notify_reloading(s);
+				reload(s);
+				notify(s, "READY=1");
+			}
 		} else {
 			log_info(s->log, "stop", "stopping on %s", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+			notify(s, "STOPPING=1");
 			loop_stop(s->loop);
 		}
 	}
+}
+
+/* Writes our PID for `parley reload --pid-file` (and service managers): to a new file
+ * renamed over the old, so that a reader never sees it half written. 0 or -errno. */
+static int write_pid(const char *path)
+{
+	char tmp[600];
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.new", path) >= sizeof tmp)
+		return -ENAMETOOLONG;
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	int bad = fprintf(f, "%ld\n", (long)getpid()) < 0;
+	bad |= fclose(f) != 0;
+	if (bad || rename(tmp, path) != 0) {
+		int e = errno ? errno : EIO;
+		unlink(tmp);
+		return -e;
+	}
+	return 0;
 }
 
 int cli_serve(int argc, char **argv)
@@ -63,9 +173,10 @@ int cli_serve(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	int rc = 1;
-	struct serve s = { .log = &lg, .sigfd = -1 };
+	struct serve s = { .log = &lg, .sigfd = -1, .cfg = &cfg, .argc = argc, .argv = argv };
 	struct server *srv = NULL;
 	char msg[512] = "";
+	bool pid_written = false;
 	s.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (s.sigfd < 0) {
 		fprintf(stderr, "parley: signalfd: %s\n", strerror(errno));
@@ -87,6 +198,22 @@ int cli_serve(int argc, char **argv)
 		srv = NULL;
 		goto out;
 	}
+	s.srv = srv;
+	if (cfg.server.pid_file[0]) {
+		err = write_pid(cfg.server.pid_file);
+		if (err) {
+			fprintf(stderr, "parley: --pid-file %s: %s\n", cfg.server.pid_file, strerror(-err));
+			goto out;
+		}
+		pid_written = true;
+	}
+	/* Listening and loaded: ready for systemd. */
+	notify(&s, "READY=1\nSTATUS=serving");
+	uint64_t wd_usec = 0;
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec) {
+		s.watchdog_ms = wd_usec / 2000 ? wd_usec / 2000 : 1;
+		watchdog_tick(&s);
+	}
 	err = loop_run(s.loop);
 	if (err) {
 		log_error(&lg, "stop", "event loop failed: %s", strerror(-err));
@@ -94,8 +221,12 @@ int cli_serve(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	if (s.watchdog_ms)
+		timer_stop(loop_timers(s.loop), &s.watchdog);
 	if (srv)
 		server_free(srv);
+	if (pid_written)
+		unlink(cfg.server.pid_file);
 	loop_free(s.loop);
 	if (s.sigfd >= 0)
 		close(s.sigfd);

@@ -28,6 +28,7 @@ struct parse {
 	unsigned nlists;
 	/* file parsing: the first error only, reported with the line inih gives back */
 	char ferr[300];
+	FILE *ef; /* where errors are printed: stderr, or a reload's message buffer */
 };
 
 static void *at(const struct cfg_part *part, size_t off)
@@ -255,7 +256,7 @@ static int on_ini(void *user, const char *section, const char *name, const char 
 /* Reads the config file into a NUL-terminated buffer (free it). Only a regular file of at
  * most CONFIG_FILE_MAX bytes is read: /dev/zero or a FIFO would make a reader wait or read
  * forever. Returns NULL after printing why. */
-static char *slurp(const char *path)
+static char *slurp(const char *path, FILE *ef)
 {
 	/* O_NONBLOCK so that opening a FIFO with no writer returns at once for fstat to
 	 * refuse, instead of blocking in open. */
@@ -265,26 +266,26 @@ static char *slurp(const char *path)
 	size_t len = 0;
 
 	if (fd < 0) {
-		fprintf(stderr, "parley: cannot read config file %s: %s\n", path, strerror(errno));
+		fprintf(ef, "parley: cannot read config file %s: %s\n", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &sb) != 0) {
-		fprintf(stderr, "parley: cannot read config file %s: %s\n", path, strerror(errno));
+		fprintf(ef, "parley: cannot read config file %s: %s\n", path, strerror(errno));
 		goto fail;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		fprintf(stderr, "parley: config file %s: not a regular file\n", path);
+		fprintf(ef, "parley: config file %s: not a regular file\n", path);
 		goto fail;
 	}
 	if ((uint64_t)sb.st_size > CONFIG_FILE_MAX) {
-		fprintf(stderr, "parley: config file %s: too large (%lld bytes, at most 1 MiB)\n", path,
+		fprintf(ef, "parley: config file %s: too large (%lld bytes, at most 1 MiB)\n", path,
 			(long long)sb.st_size);
 		goto fail;
 	}
 	/* One byte more than allowed, so that a file growing after fstat is still caught. */
 	buf = malloc(CONFIG_FILE_MAX + 2);
 	if (!buf) {
-		fprintf(stderr, "parley: config file %s: out of memory\n", path);
+		fprintf(ef, "parley: config file %s: out of memory\n", path);
 		goto fail;
 	}
 	while (len <= CONFIG_FILE_MAX) {
@@ -292,7 +293,7 @@ static char *slurp(const char *path)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			fprintf(stderr, "parley: cannot read config file %s: %s\n", path, strerror(errno));
+			fprintf(ef, "parley: cannot read config file %s: %s\n", path, strerror(errno));
 			goto fail;
 		}
 		if (n == 0)
@@ -300,12 +301,12 @@ static char *slurp(const char *path)
 		len += (size_t)n;
 	}
 	if (len > CONFIG_FILE_MAX) {
-		fprintf(stderr, "parley: config file %s: too large (at most 1 MiB)\n", path);
+		fprintf(ef, "parley: config file %s: too large (at most 1 MiB)\n", path);
 		goto fail;
 	}
 	buf[len] = '\0';
 	if (strlen(buf) != len) {
-		fprintf(stderr, "parley: config file %s: not a text file (it holds a NUL byte)\n", path);
+		fprintf(ef, "parley: config file %s: not a text file (it holds a NUL byte)\n", path);
 		goto fail;
 	}
 	close(fd);
@@ -318,7 +319,7 @@ fail:
 
 static int read_file(struct parse *p, const char *path)
 {
-	char *text = slurp(path);
+	char *text = slurp(path, p->ef);
 	if (!text)
 		return 2;
 	int line = ini_parse_string(text, on_ini, p);
@@ -326,10 +327,10 @@ static int read_file(struct parse *p, const char *path)
 	if (line == 0)
 		return 0;
 	if (line < 0) {
-		fprintf(stderr, "parley: %s: cannot parse (out of memory)\n", path);
+		fprintf(p->ef, "parley: %s: cannot parse (out of memory)\n", path);
 		return 2;
 	}
-	fprintf(stderr, "parley: %s:%d: %s\n", path, line, p->ferr[0] ? p->ferr : "syntax error");
+	fprintf(p->ef, "parley: %s:%d: %s\n", path, line, p->ferr[0] ? p->ferr : "syntax error");
 	return 2;
 }
 
@@ -409,9 +410,9 @@ static void next_tok(const struct parse *p, int argc, char **argv, int *i, bool 
 }
 
 int cfg_parse_args(const struct cfg_part *parts, size_t nparts, char *path, size_t pathlen, int argc, char **argv,
-		   int first, bool all_flags, struct cfg_extra *extra, char **pos, int *npos, int maxpos)
+		   int first, bool all_flags, struct cfg_extra *extra, char **pos, int *npos, int maxpos, FILE *ef)
 {
-	struct parse p = { .parts = parts, .nparts = nparts };
+	struct parse p = { .parts = parts, .nparts = nparts, .ef = ef };
 	struct tok t;
 	bool rest = false;
 	path[0] = '\0';
@@ -429,7 +430,7 @@ int cfg_parse_args(const struct cfg_part *parts, size_t nparts, char *path, size
 		if (t.kind == 1 && !t.key) {
 			char why[256];
 			if (copy(path, pathlen, t.value, why, sizeof why)) {
-				fprintf(stderr, "parley: --config: %s\n", why);
+				fprintf(ef, "parley: --config: %s\n", why);
 				return 2;
 			}
 		}
@@ -444,16 +445,16 @@ int cfg_parse_args(const struct cfg_part *parts, size_t nparts, char *path, size
 		switch (t.kind) {
 		case 0:
 			if (!npos || *npos >= maxpos) {
-				fprintf(stderr, "parley: unexpected argument '%s'\n", t.arg);
+				fprintf(ef, "parley: unexpected argument '%s'\n", t.arg);
 				return 2;
 			}
 			pos[(*npos)++] = (char *)t.arg;
 			break;
 		case -1:
-			fprintf(stderr, "parley: unknown flag %.*s\n", (int)(t.name - t.arg + t.nlen), t.arg);
+			fprintf(ef, "parley: unknown flag %.*s\n", (int)(t.name - t.arg + t.nlen), t.arg);
 			return 2;
 		case -2:
-			fprintf(stderr, "parley: --%.*s: missing value\n", (int)t.nlen, t.name);
+			fprintf(ef, "parley: --%.*s: missing value\n", (int)t.nlen, t.name);
 			return 2;
 		case 2:
 			extra->val[t.extra] = t.value;
@@ -467,7 +468,7 @@ int cfg_parse_args(const struct cfg_part *parts, size_t nparts, char *path, size
 			if (!t.key)
 				break;
 			if (set_value(&p, t.part, t.key, t.value, SRC_FLAG, why, sizeof(why))) {
-				fprintf(stderr, "parley: --%s: %s\n", t.key->flag, why);
+				fprintf(ef, "parley: --%s: %s\n", t.key->flag, why);
 				return 2;
 			}
 			break;
@@ -476,12 +477,12 @@ int cfg_parse_args(const struct cfg_part *parts, size_t nparts, char *path, size
 	return 0;
 }
 
-int cfg_check(const struct cfg_part *parts, size_t nparts)
+int cfg_check(const struct cfg_part *parts, size_t nparts, FILE *ef)
 {
 	for (size_t i = 0; i < nparts; i++) {
 		char why[512];
 		if (parts[i].check && parts[i].check(parts[i].base, why, sizeof why) < 0) {
-			fprintf(stderr, "parley: %s\n", why);
+			fprintf(ef, "parley: %s\n", why);
 			return 2;
 		}
 	}
@@ -529,5 +530,101 @@ void cfg_print(const struct cfg_part *parts, size_t nparts, const char *const *s
 			for (size_t k = 0; k < parts[i].nkeys; k++)
 				if (strcasecmp(parts[i].keys[k].section, sections[s]) == 0)
 					print_key(&parts[i], &parts[i].keys[k], f);
+	}
+}
+
+/* Whether key k holds the same value in parts a and b (the same table, two structs). */
+static bool same_value(const struct cfg_part *a, const struct cfg_part *b, const struct cfg_key *k)
+{
+	switch (k->kind) {
+	case CFG_STR:
+		return strcmp(at(a, k->off), at(b, k->off)) == 0;
+	case CFG_UINT:
+	case CFG_CHOICE:
+		return *(unsigned *)at(a, k->off) == *(unsigned *)at(b, k->off);
+	case CFG_BOOL:
+		return *(bool *)at(a, k->off) == *(bool *)at(b, k->off);
+	case CFG_LIST:
+	case CFG_MAP:
+		if (*count_of(a, k) != *count_of(b, k))
+			return false;
+		for (unsigned i = 0; i < *count_of(a, k); i++) {
+			const char *ea = (char *)at(a, k->off) + (size_t)i * k->size;
+			const char *eb = (char *)at(b, k->off) + (size_t)i * k->size;
+			if (strcmp(ea, eb) != 0 || (k->kind == CFG_MAP && strcmp(ea + k->voff, eb + k->voff) != 0))
+				return false;
+		}
+		return true;
+	}
+	return true;
+}
+
+/* Key k's value as one line of text: a list's entries (a map's NAME=VALUE) joined by ", ". */
+static const char *value_text(const struct cfg_part *part, const struct cfg_key *k, char *buf, size_t len)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	switch (k->kind) {
+	case CFG_STR:
+		snprintf(buf, len, "%s", *(char *)at(part, k->off) ? (char *)at(part, k->off) : "(unset)");
+		break;
+	case CFG_UINT:
+		snprintf(buf, len, "%u", *(unsigned *)at(part, k->off));
+		break;
+	case CFG_BOOL:
+		snprintf(buf, len, "%s", *(bool *)at(part, k->off) ? "true" : "false");
+		break;
+	case CFG_CHOICE:
+		snprintf(buf, len, "%s", k->choices[*(unsigned *)at(part, k->off)]);
+		break;
+	case CFG_LIST:
+	case CFG_MAP:
+		if (!*count_of(part, k))
+			snprintf(buf, len, "(none)");
+		for (unsigned i = 0; i < *count_of(part, k) && n < len; i++) {
+			const char *e = (char *)at(part, k->off) + (size_t)i * k->size;
+			int w = k->kind == CFG_MAP
+					? snprintf(buf + n, len - n, "%s%s=%s", i ? ", " : "", e, e + k->voff)
+					: snprintf(buf + n, len - n, "%s%s", i ? ", " : "", e);
+			n += w > 0 ? (size_t)w : 0;
+		}
+		break;
+	}
+	return buf;
+}
+
+unsigned cfg_diff(const struct cfg_part *a, const struct cfg_part *b, size_t nparts, cfg_diff_h *h, void *arg)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < nparts; i++)
+		for (size_t k = 0; k < a[i].nkeys; k++) {
+			const struct cfg_key *key = &a[i].keys[k];
+			if (same_value(&a[i], &b[i], key))
+				continue;
+			char was[1024], now[1024];
+			h(arg, key, value_text(&a[i], key, was, sizeof was), value_text(&b[i], key, now, sizeof now));
+			n++;
+		}
+	return n;
+}
+
+void cfg_copy_key(const struct cfg_part *to, const struct cfg_part *from, const struct cfg_key *k)
+{
+	switch (k->kind) {
+	case CFG_STR:
+		memcpy(at(to, k->off), at(from, k->off), k->size);
+		break;
+	case CFG_UINT:
+	case CFG_CHOICE:
+		*(unsigned *)at(to, k->off) = *(unsigned *)at(from, k->off);
+		break;
+	case CFG_BOOL:
+		*(bool *)at(to, k->off) = *(bool *)at(from, k->off);
+		break;
+	case CFG_LIST:
+	case CFG_MAP:
+		memcpy(at(to, k->off), at(from, k->off), (size_t)k->max * k->size);
+		*count_of(to, k) = *count_of(from, k);
+		break;
 	}
 }

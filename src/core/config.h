@@ -69,14 +69,24 @@ struct cfg_extra {
  * so that flags win whatever their position. all_flags: every setting is a flag (serve,
  * check); otherwise only CFG_F_ALL ones and --config, plus extra's. Positional arguments
  * are left in pos[] (npos, at most maxpos). Returns 0, or 2 after printing "parley: ..."
- * naming the bad flag or file:line. */
+ * naming the bad flag or file:line to ef (stderr, or a buffer when a server reloads). */
 int cfg_parse_args(const struct cfg_part *parts, size_t nparts, char *path, size_t pathlen, int argc, char **argv,
-		   int first, bool all_flags, struct cfg_extra *extra, char **pos, int *npos, int maxpos);
-/* Runs every part's check; returns 0, or 2 after printing the first failure. */
-int cfg_check(const struct cfg_part *parts, size_t nparts);
+		   int first, bool all_flags, struct cfg_extra *extra, char **pos, int *npos, int maxpos, FILE *ef);
+/* Runs every part's check; returns 0, or 2 after printing the first failure to ef. */
+int cfg_check(const struct cfg_part *parts, size_t nparts, FILE *ef);
 /* Prints the settings in INI form, section by section in the order given (NULL-ended),
  * unset strings commented out, so that the output reads back as the same settings. */
 void cfg_print(const struct cfg_part *parts, size_t nparts, const char *const *sections, FILE *f);
+
+/* Reloading: one key whose value differs between two structs of the same part, with both
+ * values as text (a list's entries, a map's NAME=VALUE, joined by ", "; "(unset)",
+ * "(none)" for nothing). The texts live during the call only. */
+typedef void(cfg_diff_h)(void *arg, const struct cfg_key *k, const char *was, const char *now);
+/* Compares parts a and b (the same tables in the same order, different structs) key by
+ * key, calling h for each key that differs; returns how many did. */
+unsigned cfg_diff(const struct cfg_part *a, const struct cfg_part *b, size_t nparts, cfg_diff_h *h, void *arg);
+/* Copies key k's value (a list or map whole) from part from into part to, of the same table. */
+void cfg_copy_key(const struct cfg_part *to, const struct cfg_part *from, const struct cfg_key *k);
 
 /* Table entries, for a settings struct T. */
 #define CFG_KEY_STR(T, fl, sec, nm, field, unset_, fls)                                             \

@@ -89,7 +89,7 @@ struct query {
 struct route {
 	struct loop *loop;
 	struct route_cfg cfg;                     /* a copy: the peers' URIs below are views into it */
-	struct sip_uri peer_uri[ROUTE_MAX_PEERS]; /* parsed once, at route_new */
+	struct sip_uri peer_uri[ROUTE_MAX_PEERS]; /* parsed at route_new and route_reload */
 	ares_channel ch;
 	bool lib_ok, chan_ok; /* what route_free must undo */
 	bool closing;         /* route_free runs: callbacks only unwind */
@@ -734,6 +734,27 @@ void route_cancel(struct route *r, uint64_t id)
 			return;
 		}
 	}
+}
+
+int route_reload(struct route *r, const struct route_cfg *cfg)
+{
+	/* Every URI must parse before anything changes: a reload is all or nothing. */
+	for (unsigned i = 0; i < cfg->npeer; i++) {
+		struct sip_uri u;
+		if (sip_uri_parse(&u, str_from_cstr(cfg->peer[i].uri)) != 0)
+			return -EINVAL;
+	}
+	memcpy(r->cfg.domain, cfg->domain, sizeof r->cfg.domain);
+	r->cfg.ndomain = cfg->ndomain;
+	memcpy(r->cfg.peer, cfg->peer, sizeof r->cfg.peer);
+	r->cfg.npeer = cfg->npeer;
+	/* The views must point into our copy, not into cfg. */
+	for (unsigned i = 0; i < r->cfg.npeer; i++)
+		sip_uri_parse(&r->peer_uri[i], str_from_cstr(r->cfg.peer[i].uri));
+	/* A cached answer may come from a peer that is gone or changed. */
+	for (unsigned i = 0; i < CACHE_SLOTS; i++)
+		r->cache[i].key[0] = '\0';
+	return 0;
 }
 
 void route_set_protos(struct route *r, unsigned mask)

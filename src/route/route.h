@@ -72,6 +72,11 @@ int route_new(struct route **rp, struct loop *loop, const struct route_cfg *cfg)
  * touch. Call before loop_free, and never from inside a route_h. */
 void route_free(struct route *r);
 
+/* A reload (SIGHUP): the served domains and static peers become cfg's (the DNS server
+ * stays as it was); cached answers are dropped. Requests already waiting for DNS go on.
+ * Returns 0, or -EINVAL, changing nothing, when a peer's URI does not parse. */
+int route_reload(struct route *r, const struct route_cfg *cfg);
+
 /* Bit mask of the transports we can send on (1u << TP_UDP, ...): targets on others are
  * skipped. UDP only by default; widened when TCP/TLS listeners exist. Clears the cache. */
 void route_set_protos(struct route *r, unsigned mask);

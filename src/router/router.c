@@ -34,11 +34,17 @@ int router_new(struct router **rp, const struct router_env *env)
 		free(r);
 		return -ENOMEM;
 	}
-	for (unsigned i = 0; i < env->cfg->ntrust && r->ntrust < ROUTER_MAX_TRUST; i++)
-		if (tp_addr_from_host(&r->trust[r->ntrust], str_from_cstr(env->cfg->trust[i]), 0) == 0)
-			r->ntrust++;
+	router_reload_trust(r);
 	*rp = r;
 	return 0;
+}
+
+void router_reload_trust(struct router *r)
+{
+	r->ntrust = 0;
+	for (unsigned i = 0; i < r->env.cfg->ntrust && r->ntrust < ROUTER_MAX_TRUST; i++)
+		if (tp_addr_from_host(&r->trust[r->ntrust], str_from_cstr(r->env.cfg->trust[i]), 0) == 0)
+			r->ntrust++;
 }
 
 void router_free(struct router *r)

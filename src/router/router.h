@@ -66,6 +66,8 @@ struct router_env {
 int router_new(struct router **rp, const struct router_env *env);
 /* Frees the requests still waiting for DNS and the answers still held back. */
 void router_free(struct router *r);
+/* A reload (SIGHUP) changed env.cfg->trust: the trusted addresses are read from it again. */
+void router_reload_trust(struct router *r);
 
 /* The transaction user the server gives the layer (txn_layer_set_tu, the router as arg):
  * every request goes to router_request at router_load's level. */

@@ -36,6 +36,7 @@ static const struct cfg_key server_keys[] = {
 	CFG_KEY_UINT(struct server_cfg, "batch-wait", "server", "batch-wait", batch_wait_us, 0, 100000),
 	CFG_KEY_UINT(struct server_cfg, "max-memory", "security", "max-memory", max_memory, 16, 1048576),
 	CFG_KEY_STR(struct server_cfg, "http", "http", "listen", http, "off", 0),
+	CFG_KEY_STR(struct server_cfg, "pid-file", "server", "pid-file", pid_file, "none", 0),
 };
 
 /* "HOST:PORT" or "[IPv6]:PORT" (--http). */
@@ -119,14 +120,42 @@ int config_parse_args(struct config *c, int argc, char **argv, int first, bool s
 	struct cfg_part p[MAX_PARTS];
 	config_defaults(c);
 	size_t n = parts_of(c, p);
-	return cfg_parse_args(p, n, c->path, sizeof c->path, argc, argv, first, serve_flags, extra, pos, npos, maxpos);
+	return cfg_parse_args(p, n, c->path, sizeof c->path, argc, argv, first, serve_flags, extra, pos, npos, maxpos,
+			      stderr);
+}
+
+int config_reparse(struct config *c, int argc, char **argv, FILE *ef)
+{
+	struct cfg_part p[MAX_PARTS];
+	config_defaults(c);
+	size_t n = parts_of(c, p);
+	int rc = cfg_parse_args(p, n, c->path, sizeof c->path, argc, argv, 1, true, NULL, NULL, NULL, 0, ef);
+	return rc ? rc : cfg_check(p, n, ef);
+}
+
+unsigned config_diff(const struct config *a, const struct config *b, cfg_diff_h *h, void *arg)
+{
+	struct cfg_part pa[MAX_PARTS], pb[MAX_PARTS];
+	size_t n = parts_of(a, pa);
+	parts_of(b, pb);
+	return cfg_diff(pa, pb, n, h, arg);
+}
+
+void config_copy_key(struct config *to, const struct config *from, const struct cfg_key *k)
+{
+	struct cfg_part pt[MAX_PARTS], pf[MAX_PARTS];
+	size_t n = parts_of(to, pt);
+	parts_of(from, pf);
+	for (size_t i = 0; i < n; i++)
+		if (k >= pt[i].keys && k < pt[i].keys + pt[i].nkeys)
+			cfg_copy_key(&pt[i], &pf[i], k);
 }
 
 int config_validate(const struct config *c)
 {
 	struct cfg_part p[MAX_PARTS];
 	size_t n = parts_of(c, p);
-	return cfg_check(p, n);
+	return cfg_check(p, n, stderr);
 }
 
 void config_print(const struct config *c, FILE *f)

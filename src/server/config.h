@@ -28,6 +28,9 @@ struct server_cfg {
 	unsigned flush_ms;      /* --flush-interval 200 ms: store write-behind */
 	unsigned batch_wait_us; /* --batch-wait 1000 µs: coalescing under load, 0 off */
 	unsigned max_memory;    /* --max-memory 1024 MiB resident: high-water at 80% */
+	char pid_file[512];     /* --pid-file, [server] pid-file: serve writes its PID there
+				 * (parley reload reads it); empty: none (reload reads
+				 * the PID from DB.lock) */
 };
 
 /* Each module's part, in the order the file's sections print. */
@@ -58,6 +61,14 @@ int config_parse_args(struct config *c, int argc, char **argv, int first, bool s
 		      char **pos, int *npos, int maxpos);
 /* Runs every module's check of its settings. Returns 0, or 2 after printing the reason. */
 int config_validate(const struct config *c);
+/* A running server's SIGHUP: parses argv (serve's own, from index 1) again, the config
+ * file as it is now and then the flags, and validates the result. Returns 0, or 2 after
+ * printing "parley: FILE:LINE: ..." (or the flag, or the check) to ef. */
+int config_reparse(struct config *c, int argc, char **argv, FILE *ef);
+/* Calls h for each setting whose value differs between a and b; returns how many did. */
+unsigned config_diff(const struct config *a, const struct config *b, cfg_diff_h *h, void *arg);
+/* Copies setting k (a key config_diff named) from `from` into `to`. */
+void config_copy_key(struct config *to, const struct config *from, const struct cfg_key *k);
 /* Prints the effective settings in INI form (parley check). */
 void config_print(const struct config *c, FILE *f);
 

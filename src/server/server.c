@@ -610,6 +610,52 @@ void server_free(struct server *s)
 	free(s);
 }
 
+/* ---- reload (SIGHUP) -------------------------------------------------------------------- */
+
+/* What a running server takes from a reloaded config; every other key keeps its value
+ * until a restart (listeners, database, TLS files, timers, media and HTTP settings). */
+static const char *const live_keys[] = { "domain", "peer", "trust", "log-level", "log-format" };
+
+struct reload {
+	struct server *s;
+	struct config *live;
+	const struct config *nc;
+};
+
+static bool is_live(const struct cfg_key *k)
+{
+	for (size_t i = 0; i < sizeof live_keys / sizeof live_keys[0]; i++)
+		if (k->flag && strcmp(k->flag, live_keys[i]) == 0)
+			return true;
+	return false;
+}
+
+static void on_change(void *arg, const struct cfg_key *k, const char *was, const char *now)
+{
+	struct reload *rl = arg;
+	const char *name = k->name ? k->name : k->flag;
+	if (is_live(k)) {
+		config_copy_key(rl->live, rl->nc, k);
+		log_info(rl->s->lg, "reload", "[%s] %s: %s -> %s", k->section, name, was, now);
+	} else {
+		log_warn(rl->s->lg, "reload", "[%s] %s: %s -> %s needs a restart; still %s", k->section, name, was, now,
+			 was);
+	}
+}
+
+unsigned server_reload(struct server *s, struct config *live, const struct config *nc)
+{
+	struct reload rl = { .s = s, .live = live, .nc = nc };
+	unsigned n = config_diff(live, nc, on_change, &rl);
+	/* The modules that copied or parsed their settings take them again from live. */
+	if (route_reload(s->route, &live->route) < 0)
+		log_error(s->lg, "reload", "a peer's URI does not parse: domains and peers unchanged");
+	router_reload_trust(s->router);
+	s->lg->level = (enum log_level)live->server.log_level;
+	s->lg->json = live->server.log_format == 1;
+	return n;
+}
+
 int server_new_with_hooks(struct server **sp, const struct config *cfg, struct loop *loop, struct log *lg,
 			  const struct server_hooks *hooks, char *err, size_t errlen)
 {

@@ -69,6 +69,39 @@ static int take_lock(struct store *st)
 	return 0;
 }
 
+int store_server_pid(const char *path, long *pid, char *err, size_t errlen)
+{
+	char lock[4200], buf[32];
+	if ((size_t)snprintf(lock, sizeof lock, "%s.lock", path) >= sizeof lock) {
+		snprintf(err, errlen, "database path too long");
+		return -ENAMETOOLONG;
+	}
+	int fd = open(lock, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "no parley serve has run on %s (%s: %s)", path, lock, strerror(e));
+		return e == ENOENT ? -ESRCH : -e;
+	}
+	/* The server holds the lock for as long as it runs: if we can take it, nobody does,
+	 * and the PID in the file is an old one. */
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		close(fd);
+		snprintf(err, errlen, "no parley serve is running on %s", path);
+		return -ESRCH;
+	}
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	char *end;
+	long v = strtol(buf, &end, 10);
+	if (v <= 0 || (*end && *end != '\n')) {
+		snprintf(err, errlen, "%s holds no PID", lock);
+		return -EINVAL;
+	}
+	*pid = v;
+	return 0;
+}
+
 int store_open(struct store **stp, const struct store_conf *conf)
 {
 	struct store *st = calloc(1, sizeof(*st));

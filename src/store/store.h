@@ -49,6 +49,10 @@ struct store_conf {
 /* Opens (creating and migrating the schema unless readonly) the store described by conf.
  * On failure *stp is still set, so that store_errmsg() can say why; close it afterwards. */
 int store_open(struct store **stp, const struct store_conf *conf);
+/* The PID of the `parley serve` holding the database at path (from PATH.lock, which it
+ * holds while it runs), for `parley reload`. Returns 0, or -ESRCH when no server runs on
+ * it (another negative errno when the lock file cannot be read), with err saying so. */
+int store_server_pid(const char *path, long *pid, char *err, size_t errlen);
 /* Closes the store without flushing: call store_flush() (store_sync() with a writer
  * thread) first to keep queued changes. Releases PATH.lock. */
 void store_close(struct store *st);
@@ -225,5 +229,15 @@ int store_sync(struct store *st);
  * written), and the bytes this thread's queue holds. */
 size_t store_queue_len(const struct store *st);
 size_t store_queue_bytes(const struct store *st);
+
+/* ---- backup ------------------------------------------------------------------------------ */
+
+/* Copies the database at path to dest while a server may be writing it (`parley backup`):
+ * the copy is one consistent snapshot, taken in steps through SQLite's online backup
+ * without blocking the server's writer, and appears at dest only once complete. An
+ * existing dest is refused with -EEXIST unless force. Returns 0 or a negative errno with
+ * err saying what failed. Changes still queued in the server's memory (at most one flush
+ * interval) or waiting in PATH.journal are not in the copy. */
+int store_backup(const char *path, const char *dest, bool force, char *err, size_t errlen);
 
 #endif

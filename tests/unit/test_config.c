@@ -509,6 +509,72 @@ static void t_extra(void)
 	free(c);
 }
 
+/* What config_diff reported: one "name|was|now" line per changed key. */
+struct diffs {
+	char text[2048];
+	unsigned n;
+};
+
+static void on_diff(void *arg, const struct cfg_key *k, const char *was, const char *now)
+{
+	struct diffs *d = arg;
+	size_t l = strlen(d->text);
+	snprintf(d->text + l, sizeof d->text - l, "%s|%s|%s\n", k->name ? k->name : k->flag, was, now);
+	d->n++;
+}
+
+/* A reload compares the config read again with the one in use, key by key, and copies
+ * the keys it takes; config_reparse reports a bad file as FILE:LINE into the stream given. */
+static void t_reload_diff(void)
+{
+	struct config *a = new_config(), *b = new_config();
+	char path[64];
+	write_file(path, "[server]\ndomain = a.test\nt1 = 500\n[peers]\nb.test = sip:127.0.0.2\n");
+	char *argv[] = { "serve", "--config", path, "--log-level", "debug", NULL };
+	FILE *ef = tmpfile();
+	CHECK_INT(config_reparse(a, 5, argv, ef), 0);
+	/* The file changes: a domain more, another peer, t1; the flag still wins for log-level. */
+	FILE *f = fopen(path, "w");
+	fputs("[server]\ndomain = a.test\ndomain = c.test\nt1 = 600\nlog-level = warn\n[peers]\n"
+	      "b.test = sip:127.0.0.3\n",
+	      f);
+	fclose(f);
+	CHECK_INT(config_reparse(b, 5, argv, ef), 0);
+	struct diffs d = { "", 0 };
+	CHECK_INT(config_diff(a, b, on_diff, &d), 3);
+	CHECK(strstr(d.text, "domain|a.test|a.test, c.test\n") != NULL);
+	CHECK(strstr(d.text, "t1|500|600\n") != NULL);
+	CHECK(strstr(d.text, "peer|b.test=sip:127.0.0.2|b.test=sip:127.0.0.3\n") != NULL);
+	if (d.n != 3)
+		fprintf(stderr, "diffs:\n%s", d.text);
+	/* Copying one key leaves the others as they were. */
+	for (size_t i = 0; i < route_cfg_nkeys; i++)
+		if (strcmp(route_cfg_keys[i].flag, "domain") == 0)
+			config_copy_key(a, b, &route_cfg_keys[i]);
+	CHECK_INT(a->route.ndomain, 2);
+	CHECK(strcmp(a->route.domain[1], "c.test") == 0);
+	CHECK_INT(a->txn.t1, 500);
+	d = (struct diffs){ "", 0 };
+	CHECK_INT(config_diff(a, b, on_diff, &d), 2);
+
+	/* A bad line: the error goes to the stream, naming FILE:LINE. */
+	f = fopen(path, "w");
+	fputs("[server]\ndomain = a.test\nbogus = 1\n", f);
+	fclose(f);
+	rewind(ef);
+	CHECK_INT(config_reparse(b, 5, argv, ef), 2);
+	fflush(ef);
+	rewind(ef);
+	char line[512] = "", want[128];
+	CHECK(fgets(line, sizeof line, ef) != NULL);
+	snprintf(want, sizeof want, "parley: %s:3: unknown key 'bogus' in [server]", path);
+	CHECK(strstr(line, want) != NULL);
+	fclose(ef);
+	unlink(path);
+	free(a);
+	free(b);
+}
+
 static const struct unit_case cases[] = {
 	{ "defaults", t_defaults },
 	{ "flags", t_flags },
@@ -522,5 +588,6 @@ static const struct unit_case cases[] = {
 	{ "security", t_security },
 	{ "validate_serve_rules", t_validate_serve_rules },
 	{ "not_regular", t_not_regular },
+	{ "reload_diff", t_reload_diff },
 };
 UNIT_MAIN(cases)

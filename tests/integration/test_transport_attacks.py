@@ -86,3 +86,21 @@ def test_ws_message_in_thousands_of_fragments_is_refused(srv):
     assert closed_by_server(ws.s)
     wait_log(srv, "WebSocket message in over 64 fragments: close 1009")
     still_serving(srv)
+
+
+@pytest.mark.parametrize("bad", [
+    pytest.param(frame(PING, b"p" * 126), id="ping-over-125-bytes"),
+    pytest.param(frame(PING, b"p", fin=False), id="fragmented-ping"),
+    pytest.param(bytes([0x81, 0xFF]) + struct.pack("!Q", 1 << 63) + b"mask", id="length-2^63"),
+])
+def test_ws_frame_level_protocol_error_is_named(srv, bad):
+    """wslay closes these with an empty close frame (no code): the log says what happened,
+    not "code 1005" (which means "no code given")."""
+    ws = WsConn(srv.addr)
+    ws.s.sendall(bad)
+    op, _ = ws.recv_frame()
+    assert op == CLOSE
+    assert closed_by_server(ws.s)
+    wait_log(srv, "WebSocket protocol error in a frame's header")
+    assert "WebSocket closed with code 1005" not in srv.read_log()
+    still_serving(srv)

@@ -384,6 +384,11 @@ static void after(struct tp_ws *w, int rv)
 			snprintf(why, sizeof why,
 				 "WebSocket protocol error (an unmasked frame, a bad opcode or "
 				 "length): close 1002");
+		else if (code == WSLAY_CODE_NO_STATUS_RCVD && rv != 0)
+			/* wslay's frame reader refuses these with an empty close frame. */
+			snprintf(why, sizeof why,
+				 "WebSocket protocol error in a frame's header (a control frame over 125 bytes "
+				 "or fragmented, or a bad length): closed");
 		else
 			snprintf(why, sizeof why, "WebSocket closed with code %u", code);
 		close_conn(w, why, code == WSLAY_CODE_MESSAGE_TOO_BIG);

@@ -91,11 +91,11 @@ static uint8_t s_byte(size_t k)
 struct run {
 	struct tls_conn *srv;
 	SSL *cli;
-	BIO *cin, *cout;            /* the client's ciphertext in, out */
-	size_t c_sent, s_got;       /* client plaintext written; of it, read by the server */
-	size_t s_put, c_got;        /* server plaintext put; of it, read by the client */
-	bool s_over;                /* the server failed or saw the end: tcp.c would close */
-	bool c_over;                /* the client failed or shut down */
+	BIO *cin, *cout;      /* the client's ciphertext in, out */
+	size_t c_sent, s_got; /* client plaintext written; of it, read by the server */
+	size_t s_put, c_got;  /* server plaintext put; of it, read by the client */
+	bool s_over;          /* the server failed or saw the end: tcp.c would close */
+	bool c_over;          /* the client failed or shut down */
 };
 
 /* The client runs: its handshake, then what it can read (checked against the server's
@@ -240,6 +240,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 	}
+	if (getenv("FUZZ_TLS_DEBUG"))
+		fprintf(stderr, "done %d srv_got %zu/%zu cli_got %zu/%zu s_over %d err %s\n", tp__tls_done(r.srv),
+			r.s_got, r.c_sent, r.c_got, r.s_put, r.s_over, tp__tls_error(r.srv));
 	/* What tcp.c does last: the alert or close a failure left is sent. */
 	server_out(&r);
 	SSL_free(r.cli);

@@ -240,6 +240,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 	}
+	/* FUZZ_TLS_DEBUG=1 fuzz_tls_replay DIR shows how far each seed got. */
 	if (getenv("FUZZ_TLS_DEBUG"))
 		fprintf(stderr, "done %d srv_got %zu/%zu cli_got %zu/%zu s_over %d err %s\n", tp__tls_done(r.srv),
 			r.s_got, r.c_sent, r.c_got, r.s_put, r.s_over, tp__tls_error(r.srv));

@@ -106,6 +106,23 @@ void tp_cfg_defaults(struct tp_cfg *c)
 	c->tcp_idle_timeout = 300;
 }
 
+/* l's address in 16 bytes (IPv4 in the first 4), however it was written. */
+static void host_bin(const struct tp_listen_spec *l, unsigned char bin[16])
+{
+	memset(bin, 0, 16);
+	inet_pton(l->v6 ? AF_INET6 : AF_INET, l->host, bin); /* parsed before: it succeeds */
+}
+
+/* Whether two listeners of one family would bind a common address: the same one, or
+ * either one the wildcard (0.0.0.0 or ::, which takes every address of its family). */
+static bool overlap(const struct tp_listen_spec *a, const struct tp_listen_spec *b)
+{
+	unsigned char x[16], y[16], zero[16] = { 0 };
+	host_bin(a, x);
+	host_bin(b, y);
+	return !memcmp(x, y, 16) || !memcmp(x, zero, 16) || !memcmp(y, zero, 16);
+}
+
 int tp_cfg_check(const void *base, char *err, size_t errlen)
 {
 	const struct tp_cfg *c = base;
@@ -121,15 +138,24 @@ int tp_cfg_check(const void *base, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	/* The same address twice would make the second bind fail at start-up. */
+	/* Two listeners on one port that would make the second bind fail at start-up: the same
+	 * address twice, tcp:, tls:, ws: and wss: (all TCP) on one address, or a wildcard and
+	 * an address of its family (IPv6 listeners are IPv6-only). */
 	for (unsigned i = 0; i < c->nlisten; i++) {
 		for (unsigned j = 0; j < i; j++) {
 			struct tp_listen_spec a, b;
 			tp_listen_parse(c->listen[i], &a, why, sizeof(why));
 			tp_listen_parse(c->listen[j], &b, why, sizeof(why));
-			if (a.port && a.port == b.port && a.v6 == b.v6 && !strcmp(a.scheme, b.scheme) &&
-			    !strcmp(a.host, b.host)) {
+			bool udp = !strcmp(a.scheme, "udp");
+			if (!a.port || a.port != b.port || a.v6 != b.v6 || udp != !strcmp(b.scheme, "udp"))
+				continue;
+			if (!strcmp(a.scheme, b.scheme) && !strcmp(a.host, b.host)) {
 				snprintf(err, errlen, "--listen %s: given twice", c->listen[i]);
+				return -1;
+			}
+			if (overlap(&a, &b)) {
+				snprintf(err, errlen, "--listen %s: the same %s port as %s", c->listen[i],
+					 udp ? "UDP" : "TCP", c->listen[j]);
 				return -1;
 			}
 		}

@@ -10,6 +10,12 @@
 #include <openssl/evp.h>
 #include <wslay/wslay.h>
 
+/* Fragments one message may come in. wslay allocates each fragment on its own (a chunk,
+ * its data, a queue entry: about 100 bytes even for a 1-byte fragment sent in 7 bytes), so
+ * with no cap a 64 KB message in 1-byte fragments held over 5 MB. Browsers send a message
+ * in one frame; other clients in a few. */
+#define WS_MAX_FRAGMENTS 64
+
 /* One WebSocket connection. Before the upgrade only the scan offset is used: a connection
  * that never upgrades costs these few bytes, not a wslay context. */
 struct tp_ws {
@@ -21,9 +27,11 @@ struct tp_ws {
 	wslay_event_context_ptr ctx; /* NULL until the upgrade is accepted */
 	const char *in;              /* bytes tp__ws_input hands wslay: [in, in + inlen) */
 	size_t inlen;
-	int depth;   /* inside wslay_event_recv: sends are queued, written after it */
-	bool failed; /* a write failed: the connection is gone, nothing more is written */
-	bool closed; /* io->close was called */
+	int depth;       /* inside wslay_event_recv: sends are queued, written after it */
+	unsigned frags;  /* frames of the message being received so far */
+	bool fragmented; /* it passed WS_MAX_FRAGMENTS: close 1009 queued, reading stopped */
+	bool failed;     /* a write failed: the connection is gone, nothing more is written */
+	bool closed;     /* io->close was called */
 };
 
 /* ---- the upgrade request ------------------------------------------------------------- */
@@ -220,6 +228,20 @@ static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 	return (ssize_t)len;
 }
 
+/* A frame begins: a message's frames are counted, and past WS_MAX_FRAGMENTS the message is
+ * refused with close 1009 before wslay stores more of them (it reads no further frame). */
+static void on_frame_start(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *f, void *arg)
+{
+	struct tp_ws *w = arg;
+	if (f->opcode == WSLAY_TEXT_FRAME || f->opcode == WSLAY_BINARY_FRAME)
+		w->frags = 1;
+	else if (f->opcode == WSLAY_CONTINUATION_FRAME && ++w->frags > WS_MAX_FRAGMENTS && !w->fragmented) {
+		w->fragmented = true;
+		wslay_event_queue_close(ctx, WSLAY_CODE_MESSAGE_TOO_BIG, NULL, 0);
+		wslay_event_shutdown_read(ctx);
+	}
+}
+
 /* A whole message (wslay joined its fragments): text and binary ones each carry one SIP
  * message (RFC 7118 §5); control frames are wslay's to answer. */
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *m, void *arg)
@@ -227,7 +249,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 	(void)ctx;
 	struct tp_ws *w = arg;
 	if ((m->opcode != WSLAY_TEXT_FRAME && m->opcode != WSLAY_BINARY_FRAME) || m->msg_length == 0 || w->failed ||
-	    w->closed)
+	    w->closed || w->fragmented)
 		return;
 	/* wslay's buffer is read-only and has no byte after the message for the parser's
 	 * NUL: one copy, of at most TP_MAX_MSG bytes. */
@@ -246,6 +268,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 static const struct wslay_event_callbacks callbacks = {
 	.recv_callback = on_recv,
 	.send_callback = on_send,
+	.on_frame_recv_start_callback = on_frame_start,
 	.on_msg_recv_callback = on_msg,
 };
 
@@ -352,12 +375,20 @@ static void after(struct tp_ws *w, int rv)
 		if (wslay_event_get_close_received(w->ctx))
 			snprintf(why, sizeof why, "WebSocket closed by the peer (code %u)",
 				 wslay_event_get_status_code_received(w->ctx));
+		else if (code == WSLAY_CODE_MESSAGE_TOO_BIG && w->fragmented)
+			snprintf(why, sizeof why, "WebSocket message in over %d fragments: close 1009",
+				 WS_MAX_FRAGMENTS);
 		else if (code == WSLAY_CODE_MESSAGE_TOO_BIG)
 			snprintf(why, sizeof why, "WebSocket message over %d bytes: close 1009", TP_MAX_MSG);
 		else if (code == WSLAY_CODE_PROTOCOL_ERROR)
 			snprintf(why, sizeof why,
 				 "WebSocket protocol error (an unmasked frame, a bad opcode or "
 				 "length): close 1002");
+		else if (code == WSLAY_CODE_NO_STATUS_RCVD && rv != 0)
+			/* wslay's frame reader refuses these with an empty close frame. */
+			snprintf(why, sizeof why,
+				 "WebSocket protocol error in a frame's header (a control frame over 125 bytes "
+				 "or fragmented, or a bad length): closed");
 		else
 			snprintf(why, sizeof why, "WebSocket closed with code %u", code);
 		close_conn(w, why, code == WSLAY_CODE_MESSAGE_TOO_BIG);

@@ -412,6 +412,30 @@ static void t_security(void)
 	}
 }
 
+/* Listen addresses that would fail to bind at start-up are refused by the check (exit 2
+ * naming them): tcp:, tls:, ws: and wss: all listen on TCP, and a wildcard address takes
+ * every address of its family. UDP and TCP on one port are fine, as are IPv4 and IPv6. */
+static void t_listen_overlaps(void)
+{
+	expect_error(ARGS("--listen", "tcp:127.0.0.1:5060", "--listen", "ws:127.0.0.1:5060"), true,
+		     "--listen ws:127.0.0.1:5060: the same TCP port as tcp:127.0.0.1:5060");
+	expect_error(ARGS("--listen", "tls:127.0.0.1:5061", "--listen", "wss:127.0.0.1:5061"), true,
+		     "--listen wss:127.0.0.1:5061: the same TCP port as tls:127.0.0.1:5061");
+	expect_error(ARGS("--listen", "tcp:0.0.0.0:5060", "--listen", "tls:127.0.0.1:5060"), true,
+		     "--listen tls:127.0.0.1:5060: the same TCP port as tcp:0.0.0.0:5060");
+	expect_error(ARGS("--listen", "udp:10.0.0.1:5060", "--listen", "udp:0.0.0.0:5060"), true,
+		     "--listen udp:0.0.0.0:5060: the same UDP port as udp:10.0.0.1:5060");
+	expect_error(ARGS("--listen", "ws:[::]:80", "--listen", "wss:[::1]:80"), true,
+		     "--listen wss:[::1]:80: the same TCP port as ws:[::]:80");
+	struct config *c = new_config();
+	struct outcome o = run(c, true,
+			       ARGS("--listen", "udp:0.0.0.0:5060", "--listen", "tcp:0.0.0.0:5060", "--listen",
+				    "tcp:[::]:5060", "--listen", "ws:127.0.0.1:5062", "--listen", "wss:127.0.0.2:5062",
+				    "--listen", "tcp:127.0.0.1:0", "--listen", "ws:127.0.0.1:0"));
+	CHECK_INT(o.rc, 0);
+	free(c);
+}
+
 /* Checks serve leaves to nobody else: what passes config_validate must start. */
 static void t_validate_serve_rules(void)
 {
@@ -587,6 +611,7 @@ static const struct unit_case cases[] = {
 	{ "bool", t_bool },
 	{ "security", t_security },
 	{ "validate_serve_rules", t_validate_serve_rules },
+	{ "listen_overlaps", t_listen_overlaps },
 	{ "not_regular", t_not_regular },
 	{ "reload_diff", t_reload_diff },
 };

@@ -241,6 +241,39 @@ static void media_figures(void *arg, struct str call_id, const char *text)
 	cdr_media(s->cdr, call_id, text);
 }
 
+/* Banned and over-rate sources are dropped before any parsing: the cheapest answer to a
+ * flood is none. Trusted peers are never limited. The rate limit is for datagrams: a
+ * stream's source cannot be spoofed, connections have caps of their own, and a message
+ * dropped from a stream is lost for good (its sender does not retransmit over TCP). Bans
+ * hold on every transport. */
+static bool admit(struct server *s, enum tp_proto proto, const struct tp_addr *addr)
+{
+	struct guard_drop gd = { .log_now = true };
+	enum guard_verdict gv = proto == TP_UDP                           ? guard_packet(s->guard, addr, now_ms(s), &gd)
+				: guard_banned(s->guard, addr, now_ms(s)) ? GUARD_BANNED
+									  : GUARD_PASS;
+	if (gv == GUARD_PASS || router_trusted(s->router, addr))
+		return true;
+	if (gv == GUARD_BANNED)
+		s->stats.banned++;
+	else
+		s->stats.limited++;
+	if (gd.log_now) {
+		char from[80];
+		log_limited(s->lg, &s->lim_limit, now_ms(s), LOG_WARN, "limit",
+			    "%s %s: dropping its datagrams (%u dropped before this line)",
+			    gv == GUARD_BANNED ? "banned source" : "over the rate limit:",
+			    tp_addr_str(addr, from, sizeof from), gd.dropped);
+	}
+	return false;
+}
+
+/* STUN keepalives (answered by the transport) count against the same limits. */
+static bool admit_stun(const struct tp_addr *from, void *arg)
+{
+	return admit(arg, TP_UDP, from);
+}
+
 static void on_recv(const struct tp_source *src, char *buf, size_t len, void *arg)
 {
 	struct server *s = arg;
@@ -255,27 +288,8 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 	/* Keep-alives (RFC 5626 CRLF pings) are not messages. */
 	if (len <= 4 && (len == 0 || buf[0] == '\r' || buf[0] == '\n'))
 		return;
-	/* Banned and over-rate sources are dropped before any parsing: the cheapest answer
-	 * to a flood is none. Trusted peers are never limited. */
-	struct guard_drop gd = { .log_now = true };
-	/* The rate limit is for datagrams: a stream's source cannot be spoofed, connections
-	 * have caps of their own, and a message dropped from a stream is lost for good (its
-	 * sender does not retransmit over TCP). Bans hold on every transport. */
-	enum guard_verdict gv = src->proto == TP_UDP ? guard_packet(s->guard, &src->addr, now_ms(s), &gd)
-				: guard_banned(s->guard, &src->addr, now_ms(s)) ? GUARD_BANNED
-										: GUARD_PASS;
-	if (gv != GUARD_PASS && !router_trusted(s->router, &src->addr)) {
-		if (gv == GUARD_BANNED)
-			s->stats.banned++;
-		else
-			s->stats.limited++;
-		if (gd.log_now)
-			log_limited(s->lg, &s->lim_limit, now_ms(s), LOG_WARN, "limit",
-				    "%s %s: dropping its datagrams (%u dropped before this line)",
-				    gv == GUARD_BANNED ? "banned source" : "over the rate limit:",
-				    tp_addr_str(&src->addr, from, sizeof from), gd.dropped);
+	if (!admit(s, src->proto, &src->addr))
 		return;
-	}
 	/* A WebSocket message is one SIP message, framed like a datagram: Content-Length may be
 	 * left out (RFC 7118 §5). */
 	bool whole = src->proto == TP_UDP || src->proto == TP_WS || src->proto == TP_WSS;
@@ -446,6 +460,7 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 	tp_configure(s->tp, &cfg->tp, lg);
 	tp_tls_base(s->tp, cfg->server.db);
 	tp_on_lost(s->tp, on_lost);
+	tp_on_stun(s->tp, admit_stun);
 	unsigned protos = 0;
 	for (unsigned i = 0; i < cfg->tp.nlisten; i++) {
 		if (tp_listen(s->tp, cfg->tp.listen[i], err, errlen) < 0)

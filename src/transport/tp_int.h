@@ -42,13 +42,14 @@ struct transport {
 	struct iovec txiov[TX_BATCH];
 	struct tp_addr txto[TX_BATCH];
 	struct tp_listener *txlis[TX_BATCH];
-	char *txbuf;        /* TX_BYTES */
-	struct tp_cfg cfg;  /* TCP limits (tp_configure) */
-	struct log *lg;     /* connection events; NULL: none */
-	struct tcp *tcp;    /* TCP connections (tcp.c); NULL until a TCP listener opens */
-	tp_lost_h *lost;    /* told of destinations that became unreachable; NULL: nobody */
-	struct tls *tls;    /* TLS contexts (tls.c); NULL until a TLS listener opens */
-	char tls_base[512]; /* the self-signed certificate is kept at this path + "-tls.crt" */
+	char *txbuf;            /* TX_BYTES */
+	struct tp_cfg cfg;      /* TCP limits (tp_configure) */
+	struct log *lg;         /* connection events; NULL: none */
+	struct tcp *tcp;        /* TCP connections (tcp.c); NULL until a TCP listener opens */
+	tp_lost_h *lost;        /* told of destinations that became unreachable; NULL: nobody */
+	tp_admit_h *stun_admit; /* asked before a STUN answer; NULL: answer all */
+	struct tls *tls;        /* TLS contexts (tls.c); NULL until a TLS listener opens */
+	char tls_base[512];     /* the self-signed certificate is kept at this path + "-tls.crt" */
 };
 
 /* tcp.c: opens a TCP (proto TP_TCP), TLS (TP_TLS, after tp__tls_init) or WebSocket (TP_WS)

@@ -133,6 +133,11 @@ void tp_tls_base(struct transport *tp, const char *db_path);
 void tp_tls_name(struct transport *tp, const struct tp_addr *addr, const char *host);
 /* Who is told of unreachable destinations (with tp_new's arg). */
 void tp_on_lost(struct transport *tp, tp_lost_h *h);
+/* Asked (with tp_new's arg) before a STUN datagram from 'from' is answered: false drops it
+ * (a banned or over-rate source; an answer would make the server a reflector). Without
+ * one, every well-formed STUN request is answered. */
+typedef bool(tp_admit_h)(const struct tp_addr *from, void *arg);
+void tp_on_stun(struct transport *tp, tp_admit_h *h);
 void tp_free(struct transport *tp);
 /* Opens a listener for "udp:HOST:PORT", "tcp:", "tls:", "ws:" or "wss:" (IPv6 as
  * "udp:[::1]:5060"). On failure returns -errno and writes a message naming the address
@@ -163,6 +168,7 @@ bool tp_conn_alive(const struct transport *tp, uint64_t conn_id);
 struct tp_stats {
 	uint64_t rx_msgs, tx_msgs, rx_bytes, tx_bytes, tx_errors;
 	uint64_t stun_answered, stun_dropped;                       /* STUN keepalives on UDP; malformed ones */
+	uint64_t stun_refused;                                      /* STUN from sources tp_on_stun refused */
 	uint64_t tcp_accepted, tcp_refused, tcp_dialed, tcp_closed; /* connections */
 	unsigned tcp_open;                                          /* open now */
 	uint64_t tls_handshakes, tls_failed, tls_timeouts;          /* TLS handshakes done, failed, timed out */

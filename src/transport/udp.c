@@ -140,6 +140,11 @@ void tp_on_lost(struct transport *tp, tp_lost_h *h)
 	tp->lost = h;
 }
 
+void tp_on_stun(struct transport *tp, tp_admit_h *h)
+{
+	tp->stun_admit = h;
+}
+
 unsigned tp_listener_count(const struct transport *tp)
 {
 	return tp->nlis;
@@ -279,6 +284,12 @@ static void stun(struct tp_listener *lis, const struct tp_source *src, const uns
 {
 	struct transport *tp = lis->tp;
 	unsigned char out[TP_STUN_MAX_RESP];
+	/* The source's rate limit and bans hold for STUN as for SIP: its answer is larger than
+	 * the request, and a spoofed source would make it land on someone else. */
+	if (tp->stun_admit && !tp->stun_admit(&src->addr, tp->arg)) {
+		tp->stats.stun_refused++;
+		return;
+	}
 	int n = tp_stun_answer(b, len, &src->addr, out, sizeof out);
 	if (n < 0) {
 		tp->stats.stun_dropped++;

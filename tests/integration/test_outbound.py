@@ -331,3 +331,32 @@ def test_reg_list_connection_gone_after_restart(srv):
     srv.start()
     assert wait_for(lambda: conn() == "none"), conn()
     a1.close()
+
+
+def test_stun_counts_against_the_rate_limit(server_factory):
+    """A STUN answer is larger than its request: a flood of them from one source (maybe a
+    spoofed one) is held to the per-source rate limit like SIP, and logged the same way;
+    another source is still answered."""
+    s = server_factory(extra=["--rate-limit", "20"]).start()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.8", 0))
+    for _ in range(200):
+        sock.sendto(stun_request(rand(12).encode()), s.addr)
+    sock.settimeout(1.5)
+    answered = 0
+    try:
+        while True:
+            sock.recvfrom(2048)
+            answered += 1
+    except socket.timeout:
+        pass
+    sock.close()
+    assert 0 < answered < 120, answered
+    assert wait_for(lambda: "over the rate limit: 127.0.0.8" in s.read_log(), 5)
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.9", 0))
+    other.settimeout(5)
+    tid = rand(12).encode()
+    other.sendto(stun_request(tid), s.addr)
+    assert xor_mapped(other.recvfrom(2048)[0], tid) == other.getsockname()[:2]
+    other.close()

@@ -1,6 +1,8 @@
 /* server.c: server transactions (RFC 3261 §17.2, RFC 6026): matching, responses, timers G-L. */
 #include "txn/txn_int.h"
 
+#include "core/clock.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,7 @@ struct txn_server {
 	bool own_ident;       /* branch, sent_by and method point into ident[] */
 	unsigned status;      /* last status sent */
 	unsigned retx_ms;     /* timer G's next interval */
+	uint64_t born_us;     /* when the request came in (monotonic): the response-time figure */
 	struct timer retx;    /* G */
 	struct timer main;    /* H, I, J, L, or 0 ms to free a terminated transaction */
 	struct tp_source src; /* where the request came from */
@@ -330,6 +333,7 @@ static int create(struct txn_server **stp, struct txn_layer *l, const struct sip
 	st->state = st->invite ? TXN_PROCEEDING : TXN_TRYING;
 	st->reliable = src->proto != TP_UDP;
 	st->status = 0;
+	st->born_us = clock_mono_us();
 	st->retx_ms = 0;
 	st->retx = (struct timer){ 0 };
 	st->main = (struct timer){ 0 };
@@ -460,6 +464,22 @@ static void note_tag(struct txn_server *st)
 		st->resp_tag = a.tag;
 }
 
+const uint32_t txn_rt_bounds_us[TXN_RT_BUCKETS] = { 500,    1000,   2500,   5000,    10000,   25000,   50000,
+						    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000 };
+
+/* The first final response of st goes out now: its response time joins the histogram
+ * (a few compares and adds, no allocation). */
+static void observe(struct txn_layer *l, const struct txn_server *st)
+{
+	uint64_t us = clock_mono_us() - st->born_us;
+	unsigned i = 0;
+	while (i < TXN_RT_BUCKETS && us > txn_rt_bounds_us[i])
+		i++;
+	l->stats.rt_bucket[i]++;
+	l->stats.rt_count++;
+	l->stats.rt_sum_us += us;
+}
+
 int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned status)
 {
 	struct txn_layer *l = st->l;
@@ -475,6 +495,8 @@ int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned
 	}
 	if (st->state != TXN_TRYING && st->state != TXN_PROCEEDING)
 		return -EALREADY;
+	if (status >= 200)
+		observe(l, st);
 	if (st->invite && ok2xx) {
 		/* The 2xx is retransmitted by the TU end to end, not by us (§13.3.1.4). */
 		st->status = status;

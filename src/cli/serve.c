@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "server/server.h"
+#include "http/http.h"
 
 /* What the signal handler needs; lives on cli_serve's stack for the whole run. */
 struct serve {
@@ -65,6 +66,7 @@ int cli_serve(int argc, char **argv)
 	int rc = 1;
 	struct serve s = { .log = &lg, .sigfd = -1 };
 	struct server *srv = NULL;
+	struct http *http = NULL;
 	char msg[512] = "";
 	s.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (s.sigfd < 0) {
@@ -87,6 +89,15 @@ int cli_serve(int argc, char **argv)
 		srv = NULL;
 		goto out;
 	}
+	if (cfg.server.http[0]) {
+		struct http_env he = { .loop = s.loop, .lg = &lg, .srv = srv, .listen = cfg.server.http };
+		int hrc = http_new(&http, &he, msg, sizeof(msg));
+		if (hrc) {
+			fprintf(stderr, "parley: %s\n", msg);
+			rc = hrc;
+			goto out;
+		}
+	}
 	err = loop_run(s.loop);
 	if (err) {
 		log_error(&lg, "stop", "event loop failed: %s", strerror(-err));
@@ -94,6 +105,7 @@ int cli_serve(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	http_free(http);
 	if (srv)
 		server_free(srv);
 	loop_free(s.loop);

@@ -20,10 +20,10 @@ struct http {
 	struct log *lg;
 	const struct server *srv;
 	struct MHD_Daemon *d;
-	int epfd;           /* libmicrohttpd's epoll fd, watched by our loop; -1 before */
-	struct timer tmr;   /* libmicrohttpd's next timeout (idle connections) */
-	uint64_t start_ms;  /* loop time at start: uptime */
-	char listen[300];   /* for log lines */
+	int epfd;          /* libmicrohttpd's epoll fd, watched by our loop; -1 before */
+	struct timer tmr;  /* libmicrohttpd's next timeout (idle connections) */
+	uint64_t start_ms; /* loop time at start: uptime */
+	char listen[300];  /* for log lines */
 };
 
 /* "HOST:PORT" or "[IPv6]:PORT" with a numeric host (or localhost) into *sa. */
@@ -208,8 +208,8 @@ int http_new(struct http **hp, const struct http_env *env, char *err, size_t err
 	/* The logger comes first, so that libmicrohttpd's messages about the options go to
 	 * our log too. */
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-				MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
+				MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MAX_REQUEST, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errlen, "cannot start the HTTP server on %s (see the log)", env->listen);

@@ -20,8 +20,8 @@ struct http_env {
 };
 
 /* Limits of the endpoint: it serves a scraper and a load balancer, not the public. */
-#define HTTP_MAX_CONNECTIONS 32     /* connections open at once; more are closed at once */
-#define HTTP_TIMEOUT_S 10           /* an idle or slow connection is closed after this */
+#define HTTP_MAX_CONNECTIONS 32      /* connections open at once; more are closed at once */
+#define HTTP_TIMEOUT_S 10            /* an idle or slow connection is closed after this */
 #define HTTP_MAX_REQUEST (16 * 1024) /* bytes of request line and headers per connection */
 
 /* Listens on env->listen and serves on env->loop: libmicrohttpd runs in its external

@@ -83,8 +83,8 @@ static void sip_side(struct http_buf *b, const struct server_stats *ss)
 		if (!ss->responses[i])
 			continue;
 		any = true;
-		http__printf(b, "parley_responses_sent_total{class=\"%ux\",code=\"%u\"} %llu\n", (i + 100) / 100, i + 100,
-			     (unsigned long long)ss->responses[i]);
+		http__printf(b, "parley_responses_sent_total{class=\"%ux\",code=\"%u\"} %llu\n", (i + 100) / 100,
+			     i + 100, (unsigned long long)ss->responses[i]);
 	}
 	/* A family with no sample at all is legal but invisible: show the 2xx class at 0. */
 	if (!any)
@@ -146,15 +146,13 @@ static void calls_side(struct http_buf *b, const struct server_parts *sp)
 	labelled(b, "parley_calls_total", "result", "failed", ps->failed);
 	labelled(b, "parley_calls_total", "result", "refused", rs->refused_calls);
 	single(b, "parley_calls_started_total", "counter", "Calls the proxy forwarded.", ps->calls);
-	single(b, "parley_requests_pending", "gauge", "Requests forwarded and not yet answered upstream.",
-	       ps->pending);
+	single(b, "parley_requests_pending", "gauge", "Requests forwarded and not yet answered upstream.", ps->pending);
 	single(b, "parley_requests_shed_total", "counter", "Requests refused with 503 because of load.", rs->shed);
 	single(b, "parley_dns_waiting", "gauge", "Requests for foreign domains waiting for DNS.", rs->waiting);
 
 	single(b, "parley_auth_challenges_total", "counter", "Digest challenges sent (401 and 407).", rs->challenges);
 	family(b, "parley_auth_failures_total", "counter", "Credentials refused, by reason.");
-	labelled(b, "parley_auth_failures_total", "reason", "bad_password",
-		 rs->auth_failures - rs->auth_unknown_user);
+	labelled(b, "parley_auth_failures_total", "reason", "bad_password", rs->auth_failures - rs->auth_unknown_user);
 	labelled(b, "parley_auth_failures_total", "reason", "unknown_user", rs->auth_unknown_user);
 	labelled(b, "parley_auth_failures_total", "reason", "stale_nonce", rs->auth_stale);
 	labelled(b, "parley_auth_failures_total", "reason", "replay", rs->auth_replay);
@@ -184,8 +182,7 @@ static void guard_side(struct http_buf *b, const struct guard_stats *gs)
 
 static void transport_side(struct http_buf *b, const struct tp_stats *t)
 {
-	single(b, "parley_messages_received_total", "counter", "SIP messages received on every transport.",
-	       t->rx_msgs);
+	single(b, "parley_messages_received_total", "counter", "SIP messages received on every transport.", t->rx_msgs);
 	single(b, "parley_messages_sent_total", "counter", "SIP messages sent on every transport.", t->tx_msgs);
 	single(b, "parley_received_bytes_total", "counter", "Bytes of SIP received.", t->rx_bytes);
 	single(b, "parley_sent_bytes_total", "counter", "Bytes of SIP sent.", t->tx_bytes);

@@ -83,7 +83,7 @@ static void sip_side(struct http_buf *b, const struct server_stats *ss)
 		if (!ss->responses[i])
 			continue;
 		any = true;
-		http__printf(b, "parley_responses_sent_total{class=\"%ux\",code=\"%u\"} %llu\n", (i + 100) / 100,
+		http__printf(b, "parley_responses_sent_total{class=\"%uxx\",code=\"%u\"} %llu\n", (i + 100) / 100,
 			     i + 100, (unsigned long long)ss->responses[i]);
 	}
 	/* A family with no sample at all is legal but invisible: show the 2xx class at 0. */
@@ -117,7 +117,8 @@ static void txn_side(struct http_buf *b, const struct txn_stats *ts)
 	       ts->timeouts);
 
 	family(b, "parley_response_time_seconds", "histogram",
-	       "Time from a request in to its first final response out, for requests with a server transaction.");
+	       "Time from a request in to its first final response out (requests that passed the checks; ACK has "
+	       "none).");
 	uint64_t cum = 0;
 	for (unsigned i = 0; i < TXN_RT_BUCKETS; i++) {
 		cum += ts->rt_bucket[i];

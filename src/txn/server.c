@@ -333,7 +333,7 @@ static int create(struct txn_server **stp, struct txn_layer *l, const struct sip
 	st->state = st->invite ? TXN_PROCEEDING : TXN_TRYING;
 	st->reliable = src->proto != TP_UDP;
 	st->status = 0;
-	st->born_us = clock_mono_us();
+	st->born_us = l->in_us;
 	st->retx_ms = 0;
 	st->retx = (struct timer){ 0 };
 	st->main = (struct timer){ 0 };
@@ -424,10 +424,15 @@ int txn_recv_request(struct txn_layer *l, const struct sip_msg *m, const struct 
 			resend(st);
 		return 0;
 	}
+	/* One clock read per new request: the start of its response time. */
+	l->in_us = clock_mono_us();
 	int err = create(&st, l, m, key, rfc2543, src);
-	if (err)
+	if (err) {
+		l->in_us = 0;
 		return err;
+	}
 	l->tu->on_request(l->tu_arg, st, m, src);
+	l->in_us = 0;
 	unborrow(st);
 	return 0;
 }
@@ -467,11 +472,10 @@ static void note_tag(struct txn_server *st)
 const uint32_t txn_rt_bounds_us[TXN_RT_BUCKETS] = { 500,    1000,   2500,   5000,    10000,   25000,   50000,
 						    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000 };
 
-/* The first final response of st goes out now: its response time joins the histogram
- * (a few compares and adds, no allocation). */
-static void observe(struct txn_layer *l, const struct txn_server *st)
+/* A few compares and adds, no allocation. */
+void txn__rt_observe(struct txn_layer *l, uint64_t in_us)
 {
-	uint64_t us = clock_mono_us() - st->born_us;
+	uint64_t us = clock_mono_us() - in_us;
 	unsigned i = 0;
 	while (i < TXN_RT_BUCKETS && us > txn_rt_bounds_us[i])
 		i++;
@@ -496,7 +500,7 @@ int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned
 	if (st->state != TXN_TRYING && st->state != TXN_PROCEEDING)
 		return -EALREADY;
 	if (status >= 200)
-		observe(l, st);
+		txn__rt_observe(l, st->born_us);
 	if (st->invite && ok2xx) {
 		/* The 2xx is retransmitted by the TU end to end, not by us (§13.3.1.4). */
 		st->status = status;

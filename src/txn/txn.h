@@ -102,7 +102,8 @@ struct txn_stats {
 	uint64_t absorbed;    /* retransmitted requests / responses and non-2xx ACKs absorbed */
 	uint64_t retransmits; /* requests and responses we resent (timers A, E, G and on demand) */
 	uint64_t timeouts;    /* timers B, F and H that fired */
-	/* Response time of server transactions: request in -> first final response out.
+	/* Response time: request in -> first final response out, for the requests handed to
+	 * the TU (answered through their transaction or statelessly by the TU).
 	 * rt_bucket[i] counts those at or under txn_rt_bounds_us[i] and over the bound
 	 * before it; the last bucket is everything slower. */
 	uint64_t rt_bucket[TXN_RT_BUCKETS + 1];

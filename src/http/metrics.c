@@ -150,6 +150,12 @@ static void calls_side(struct http_buf *b, const struct server_parts *sp)
 	single(b, "parley_requests_pending", "gauge", "Requests forwarded and not yet answered upstream.", ps->pending);
 	single(b, "parley_requests_shed_total", "counter", "Requests refused with 503 because of load.", rs->shed);
 	single(b, "parley_dns_waiting", "gauge", "Requests for foreign domains waiting for DNS.", rs->waiting);
+	const struct route_stats *ds = route_stats(sp->route);
+	single(b, "parley_dns_lookups_total", "counter", "Resolutions (RFC 3263: NAPTR, SRV, A, AAAA) sent to DNS.",
+	       ds->lookups);
+	single(b, "parley_dns_lookup_failures_total", "counter", "Resolutions sent to DNS that found no target.",
+	       ds->failures);
+	single(b, "parley_dns_cache_hits_total", "counter", "Destinations found in the DNS cache.", ds->cache_hits);
 
 	single(b, "parley_auth_challenges_total", "counter", "Digest challenges sent (401 and 407).", rs->challenges);
 	family(b, "parley_auth_failures_total", "counter", "Credentials refused, by reason.");

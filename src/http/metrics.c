@@ -196,15 +196,20 @@ static void transport_side(struct http_buf *b, const struct tp_stats *t)
 	single(b, "parley_send_errors_total", "counter", "Sends that failed.", t->tx_errors);
 	single(b, "parley_stun_keepalives_total", "counter", "STUN keepalives answered on the UDP port.",
 	       t->stun_answered);
-	/* The transport counts its connections once for every stream transport (TCP, and
-	 * TLS and WebSocket over it). */
-	family(b, "parley_connections_open", "gauge", "Stream connections (TCP, TLS, WS, WSS) open now.");
-	labelled(b, "parley_connections_open", "transport", "stream", t->tcp_open);
-	family(b, "parley_connections_total", "counter", "Stream connections, by what happened to them.");
-	labelled(b, "parley_connections_total", "event", "accepted", t->tcp_accepted);
-	labelled(b, "parley_connections_total", "event", "refused", t->tcp_refused);
-	labelled(b, "parley_connections_total", "event", "dialed", t->tcp_dialed);
-	labelled(b, "parley_connections_total", "event", "closed", t->tcp_closed);
+	static const char *const names[] = { [TP_TCP] = "tcp", [TP_TLS] = "tls", [TP_WS] = "ws", [TP_WSS] = "wss" };
+	family(b, "parley_connections_open", "gauge", "Stream connections open now, by transport.");
+	for (unsigned p = TP_TCP; p <= TP_WSS; p++)
+		labelled(b, "parley_connections_open", "transport", names[p], t->open_by[p]);
+	family(b, "parley_connections_accepted_total", "counter", "Stream connections accepted, by transport.");
+	for (unsigned p = TP_TCP; p <= TP_WSS; p++)
+		labelled(b, "parley_connections_accepted_total", "transport", names[p], t->accepted_by[p]);
+	family(b, "parley_connections_refused_total", "counter",
+	       "Stream connections refused at accept (connection caps, memory), by transport.");
+	for (unsigned p = TP_TCP; p <= TP_WSS; p++)
+		labelled(b, "parley_connections_refused_total", "transport", names[p], t->refused_by[p]);
+	single(b, "parley_connections_dialed_total", "counter", "Stream connections Parley opened to others.",
+	       t->tcp_dialed);
+	single(b, "parley_connections_closed_total", "counter", "Stream connections closed.", t->tcp_closed);
 	family(b, "parley_tls_handshakes_total", "counter", "TLS handshakes, by result.");
 	labelled(b, "parley_tls_handshakes_total", "result", "ok", t->tls_handshakes);
 	labelled(b, "parley_tls_handshakes_total", "result", "failed", t->tls_failed);
@@ -228,6 +233,16 @@ void http__metrics(struct http_buf *b, const struct server *srv, uint64_t uptime
 	       store_queue_len(sp.store));
 	single(b, "parley_store_queue_bytes", "gauge", "Bytes of changes waiting to be written to the database.",
 	       store_queue_bytes(sp.store));
+	const struct store_flush_stats *fs = store_flush_stats(sp.store);
+	family(b, "parley_store_flushes_total", "counter",
+	       "Writes of queued changes to the database (one transaction each), by result.");
+	labelled(b, "parley_store_flushes_total", "result", "ok", fs->attempts - fs->failures);
+	labelled(b, "parley_store_flushes_total", "result", "failed", fs->failures);
+	family(b, "parley_store_flush_seconds_total", "counter",
+	       "Time the writer thread spent writing to the database (divide by the flushes for the mean).");
+	http__printf(b, "parley_store_flush_seconds_total %.6f\n", fs->busy_us / 1e6);
+	family(b, "parley_store_flush_last_seconds", "gauge", "Time the last write to the database took.");
+	http__printf(b, "parley_store_flush_last_seconds %.6f\n", fs->last_us / 1e6);
 	single(b, "parley_store_failing", "gauge", "1 while the last write of the database failed, else 0.",
 	       ss->store_failing);
 	const struct media_stats *ms = media_stats(sp.media);

@@ -5,6 +5,7 @@ bad --http."""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import urllib.error
@@ -34,8 +35,10 @@ def http(method, url, data=None):
 def metered(server_factory):
     """A Parley with the HTTP endpoint on a free loopback port; .http is its base URL."""
     port = free_port(tcp=True)
-    s = server_factory(extra=["--http", f"127.0.0.1:{port}"]).start()
+    sip_tcp = free_port(tcp=True)
+    s = server_factory(extra=["--http", f"127.0.0.1:{port}", "--listen", f"tcp:127.0.0.1:{sip_tcp}"]).start()
     s.http = f"http://127.0.0.1:{port}"
+    s.sip_tcp = sip_tcp
     wait_log(s, f"HTTP endpoint on 127.0.0.1:{port}")
     return s
 
@@ -147,6 +150,7 @@ def test_prometheus_scrapes_what_the_test_caused(metered, tmp_path):
         prom.wait_value('sum(parley_responses_sent_total{class="2xx"})', 5)
         prom.wait_value('parley_calls_total{result="answered"}', 1)
         prom.wait_value('parley_bindings', 2)
+        prom.wait_value('parley_store_flushes_total{result="ok"}', 1)
         # Every request with a transaction got a final response: all of them are in the
         # histogram, and its buckets are cumulative up to +Inf.
         n = prom.wait_value('parley_response_time_seconds_count', 8)
@@ -165,17 +169,24 @@ def test_prometheus_scrapes_what_the_test_caused(metered, tmp_path):
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (make deps)")
 def test_exposition_passes_promtool(metered):
     alice, = phones(metered, "alice")
+    # A TCP connection, accepted and left open while the figures are read.
+    conn = socket.create_connection(("127.0.0.1", metered.sip_tcp))
+    wait_log(metered, "accepted on 127.0.0.1")
     st, headers, body = http("GET", metered.http + "/metrics")
     assert st == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = body.decode()
     # Every family has its HELP and TYPE, and the figures are the ones just caused.
     for name in ("parley_requests_received_total", "parley_responses_sent_total", "parley_bindings",
                  "parley_response_time_seconds", "parley_auth_failures_total", "parley_store_queue_changes",
-                 "parley_connections_total", "parley_retransmissions_total", "parley_parse_errors_total"):
+                 "parley_connections_accepted_total", "parley_dns_lookups_total", "parley_store_flushes_total", "parley_retransmissions_total", "parley_parse_errors_total"):
         assert f"# HELP {name} " in text and f"# TYPE {name} " in text, name
     assert 'parley_requests_received_total{method="REGISTER"} 2\n' in text
     assert 'parley_responses_sent_total{class="2xx",code="200"}' in text
     assert "parley_bindings 1\n" in text
+    assert 'parley_connections_accepted_total{transport="tcp"} 1\n' in text
+    assert 'parley_connections_open{transport="tcp"} 1\n' in text
+    assert 'parley_connections_accepted_total{transport="tls"} 0\n' in text
+    conn.close()
     r = subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True, timeout=60)
     assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
     alice.close()

@@ -212,8 +212,9 @@ int http_new(struct http **hp, const struct http_env *env, char *err, size_t err
 				(unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MAX_REQUEST, MHD_OPTION_END);
 	if (!h->d) {
+		/* fd is not closed here: whether a failed start has closed it already depends
+		 * on the library's version, and the process exits on this path anyway. */
 		snprintf(err, errlen, "cannot start the HTTP server on %s (see the log)", env->listen);
-		close(fd);
 		free(h);
 		return 1;
 	}

@@ -139,7 +139,8 @@ static void calls_side(struct http_buf *b, const struct server_parts *sp)
 	       dlg_count(sp->dialogs));
 	single(b, "parley_calls_active", "gauge", "Calls (INVITE dialogs through the proxy) in progress.", ps->active);
 	family(b, "parley_calls_total", "counter",
-	       "Calls by result: answered, busy, cancelled, noanswer, failed (through the proxy), refused (before it).");
+	       "Calls by result: answered, busy, cancelled, noanswer, failed (through the proxy), refused (before "
+	       "it).");
 	labelled(b, "parley_calls_total", "result", "answered", ps->answered);
 	labelled(b, "parley_calls_total", "result", "busy", ps->busy);
 	labelled(b, "parley_calls_total", "result", "cancelled", ps->cancelled);

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -14,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, phones, wait_log
+from conftest import BIN, phones, wait_for, wait_log
 from sipua import SDP, callee_answer, free_port, is_req, rand, ring
 
 PROMETHEUS = shutil.which("prometheus")
@@ -234,3 +235,25 @@ def test_http_in_the_config_file(server_factory, tmp_path):
     s = server_factory(extra=["--config", str(cfg)]).start()
     wait_log(s, f"HTTP endpoint on 127.0.0.1:{port}")
     assert http("GET", f"http://127.0.0.1:{port}/health")[0] == 200
+
+
+def test_health_503_while_the_store_fails(metered):
+    """Another process holds the database: the writes fail, /health says 503 and /metrics
+    counts the failures; once it lets go, /health is 200 again."""
+    alice, = phones(metered, "alice")
+    con = sqlite3.connect(metered.db, timeout=5, isolation_level=None)
+    con.execute("BEGIN EXCLUSIVE")
+    try:
+        assert alice.register(expires=600).status == 200  # a change to write
+        assert wait_for(lambda: http("GET", metered.http + "/health")[0] == 503, 15), metered.read_log()[-2000:]
+        st, _, body = http("GET", metered.http + "/health")
+        assert json.loads(body)["status"] == "store failing"
+        text = http("GET", metered.http + "/metrics")[2].decode()
+        assert "parley_store_failing 1\n" in text
+        assert 'parley_store_flushes_total{result="failed"} 0\n' not in text
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    assert wait_for(lambda: http("GET", metered.http + "/health")[0] == 200, 15), metered.read_log()[-2000:]
+    assert "parley_store_failing 0\n" in http("GET", metered.http + "/metrics")[2].decode()
+    alice.close()

@@ -32,11 +32,28 @@ def http(method, url, data=None):
         return e.code, e.headers, e.read()
 
 
+def tcp_ports(n):
+    """n distinct free TCP ports below 60000: held together while picked, so that the
+    system cannot hand the same one out twice."""
+    held = []
+    try:
+        while len(held) < n:
+            t = socket.socket()
+            t.bind(("127.0.0.1", 0))
+            if t.getsockname()[1] < 60000:
+                held.append(t)
+            else:
+                t.close()
+        return [t.getsockname()[1] for t in held]
+    finally:
+        for t in held:
+            t.close()
+
+
 @pytest.fixture
 def metered(server_factory):
     """A Parley with the HTTP endpoint on a free loopback port; .http is its base URL."""
-    port = free_port(tcp=True)
-    sip_tcp = free_port(tcp=True)
+    port, sip_tcp = tcp_ports(2)
     s = server_factory(extra=["--http", f"127.0.0.1:{port}", "--listen", f"tcp:127.0.0.1:{sip_tcp}"]).start()
     s.http = f"http://127.0.0.1:{port}"
     s.sip_tcp = sip_tcp

@@ -94,7 +94,8 @@ static void sip_side(struct http_buf *b, const struct server_stats *ss)
 	       "SIP messages that did not parse (answered 400 when possible, else dropped).");
 	http__printf(b, "parley_parse_errors_total %llu\n", (unsigned long long)ss->parse_errors);
 	family(b, "parley_messages_rejected_total", "counter",
-	       "SIP messages that parsed but failed the sanity checks, by what was done with them.");
+	       "SIP messages refused by the sanity checks, by what was done with them (dropped_no_via also counts "
+	       "unparsable requests without a usable Via).");
 	labelled(b, "parley_messages_rejected_total", "action", "answered", ss->sanity_rejects);
 	labelled(b, "parley_messages_rejected_total", "action", "dropped_no_via", ss->no_via);
 	labelled(b, "parley_messages_rejected_total", "action", "dropped_response", ss->bad_responses);

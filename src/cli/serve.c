@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "server/server.h"
+#include "http/http.h"
 
 /* What the signal handler needs; lives on cli_serve's stack for the whole run. */
 struct serve {
@@ -175,6 +176,7 @@ int cli_serve(int argc, char **argv)
 	int rc = 1;
 	struct serve s = { .log = &lg, .sigfd = -1, .cfg = &cfg, .argc = argc, .argv = argv };
 	struct server *srv = NULL;
+	struct http *http = NULL;
 	char msg[512] = "";
 	bool pid_written = false;
 	s.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -199,6 +201,15 @@ int cli_serve(int argc, char **argv)
 		goto out;
 	}
 	s.srv = srv;
+	if (cfg.server.http[0]) {
+		struct http_env he = { .loop = s.loop, .lg = &lg, .srv = srv, .listen = cfg.server.http };
+		int hrc = http_new(&http, &he, msg, sizeof(msg));
+		if (hrc) {
+			fprintf(stderr, "parley: %s\n", msg);
+			rc = hrc;
+			goto out;
+		}
+	}
 	if (cfg.server.pid_file[0]) {
 		err = write_pid(cfg.server.pid_file);
 		if (err) {
@@ -207,7 +218,7 @@ int cli_serve(int argc, char **argv)
 		}
 		pid_written = true;
 	}
-	/* Listening and loaded: ready for systemd. */
+	/* Listening (SIP and HTTP) and loaded: ready for systemd. */
 	notify(&s, "READY=1\nSTATUS=serving");
 	uint64_t wd_usec = 0;
 	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec) {
@@ -223,6 +234,7 @@ int cli_serve(int argc, char **argv)
 out:
 	if (s.watchdog_ms)
 		timer_stop(loop_timers(s.loop), &s.watchdog);
+	http_free(http);
 	if (srv)
 		server_free(srv);
 	if (pid_written)

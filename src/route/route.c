@@ -99,6 +99,7 @@ struct route {
 	struct timer tmr; /* c-ares's next timeout */
 	struct query *queries;
 	struct cache_entry cache[CACHE_SLOTS];
+	struct route_stats stats;
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -359,8 +360,10 @@ static int immediate(struct route *r, const struct sip_uri *u, struct plan *p, s
 	}
 	char key[KEY_LEN];
 	make_key(p, key);
-	if (cache_get(r, key, t, n))
+	if (cache_get(r, key, t, n)) {
+		r->stats.cache_hits++;
 		return 0;
+	}
 	*n = 0;
 	return -EWOULDBLOCK;
 }
@@ -441,6 +444,8 @@ static void finish(struct query *q, int err, const struct route_target *t, unsig
 {
 	route_h *cb = q->cb;
 	void *arg = q->arg;
+	if (err)
+		q->r->stats.failures++;
 	drop(q);
 	if (cb)
 		cb(arg, err, t, n);
@@ -714,6 +719,7 @@ int route_resolve(struct route *r, const struct sip_uri *uri, route_h *cb, void 
 		return -ENOMEM;
 	*q = (struct query){ .r = r, .id = id, .cb = cb, .arg = arg, .p = p, .ttl = CACHE_MAX_TTL };
 	make_key(&p, q->key);
+	r->stats.lookups++;
 	q->next = r->queries;
 	if (r->queries)
 		r->queries->prev = q;
@@ -875,4 +881,9 @@ struct str route_peer_host(const struct route *r, struct str domain)
 		if (str_caseeq_cstr(domain, r->cfg.peer[i].domain))
 			return r->peer_uri[i].host;
 	return STR_NULL;
+}
+
+const struct route_stats *route_stats(const struct route *r)
+{
+	return &r->stats;
 }

@@ -151,4 +151,12 @@ typedef uint32_t(route_rand_h)(void *arg);
  * drawn one by one with a chance proportional to weight (zero-weight ones rarely first). */
 void route_srv_order(struct route_srv *s, unsigned n, route_rand_h *rnd, void *arg);
 
+/* DNS counters (/metrics). */
+struct route_stats {
+	uint64_t lookups;    /* resolutions sent to DNS (NAPTR/SRV/A/AAAA as RFC 3263 needs) */
+	uint64_t failures;   /* of those, ended without a target (no such domain, timeout, ...) */
+	uint64_t cache_hits; /* answered from the cache, without DNS */
+};
+const struct route_stats *route_stats(const struct route *r);
+
 #endif

@@ -114,21 +114,25 @@ bool router__authenticate(struct req *q, int dom, bool proxy, const char *what, 
 		return true;
 	case AUTH_STALE:
 	case AUTH_BAD_NONCE:
+		r->stats.auth_stale++;
 		log_info(r->env.lg, what, "challenge %.*s from %s again: stale nonce", STR_FMT(user_aor),
 			 router__src(q));
 		challenge(q, realm, true, proxy);
 		return false;
 	case AUTH_REPLAY:
+		r->stats.auth_replay++;
 		router__log_reject(r, "%s: refused %.*s from %s: replayed nonce count", what, STR_FMT(user_aor),
 				   router__src(q));
 		challenge(q, realm, false, proxy);
 		return false;
 	case AUTH_URI_MISMATCH:
+		r->stats.auth_uri_mismatch++;
 		router__log_reject(r, "%s: refused %.*s from %s: digest uri '%.*s' is not the Request-URI", what,
 				   STR_FMT(user_aor), router__src(q), STR_FMT(cred.uri));
 		challenge(q, realm, false, proxy);
 		return false;
 	case AUTH_BAD_REQUEST:
+		r->stats.auth_bad_request++;
 		router__log_reject(r,
 				   "%s: refused %.*s from %s: unusable credentials (algorithm, qop=auth or parameters)",
 				   what, STR_FMT(user_aor), router__src(q));
@@ -139,6 +143,8 @@ bool router__authenticate(struct req *q, int dom, bool proxy, const char *what, 
 		/* Unknown users and wrong passwords get the very same answer, so that nobody
 		 * can learn which users exist; only the log tells them apart. Repeated
 		 * failures are answered later, then the source is banned. */
+		if (!known)
+			r->stats.auth_unknown_user++;
 		router__auth_failed(q, user_aor, known ? "bad password" : "unknown user", what);
 		return false;
 	}

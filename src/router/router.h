@@ -93,11 +93,17 @@ bool router_trusted(const struct router *r, const struct tp_addr *a);
 void router_tick(struct router *r, uint64_t now_ms);
 
 struct router_stats {
-	uint64_t challenges; /* 401/407 sent */
-	uint64_t auth_failures;
-	uint64_t shed;          /* requests refused with 503 for load */
-	uint64_t refused_calls; /* INVITEs refused before the proxy (404, 480): recorded */
-	unsigned waiting;       /* requests for foreign domains waiting for DNS */
+	uint64_t challenges;    /* 401/407 sent */
+	uint64_t auth_failures; /* wrong password or unknown user (what counts toward a ban) */
+	/* Credentials refused for other reasons (each answered with a new challenge). */
+	uint64_t auth_unknown_user; /* of auth_failures: no such user (bad_password: the rest) */
+	uint64_t auth_stale;        /* stale or unknown nonce */
+	uint64_t auth_replay;       /* nonce count used again */
+	uint64_t auth_uri_mismatch; /* digest uri is not the Request-URI */
+	uint64_t auth_bad_request;  /* unusable credentials (algorithm, qop, parameters) */
+	uint64_t shed;              /* requests refused with 503 for load */
+	uint64_t refused_calls;     /* INVITEs refused before the proxy (404, 480): recorded */
+	unsigned waiting;           /* requests for foreign domains waiting for DNS */
 };
 const struct router_stats *router_stats(const struct router *r);
 

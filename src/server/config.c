@@ -1,6 +1,7 @@
 /* config.c: the settings of every module put together: one table of parts for the core machinery. */
 #include "server/config.h"
 
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -55,7 +56,19 @@ static bool valid_hostport(const char *s)
 		port = e + 1;
 	}
 	uint64_t n;
-	return str_to_u64(str_from_cstr(port), 65535, &n);
+	if (!str_to_u64(str_from_cstr(port), 65535, &n))
+		return false;
+	/* The address is numeric (or localhost): the endpoint binds it, nothing resolves it. */
+	char host[INET6_ADDRSTRLEN + 1];
+	bool v6 = *s == '[';
+	size_t hl = (size_t)(port - 1 - s) - (v6 ? 2 : 0);
+	if (hl >= sizeof host)
+		return false;
+	memcpy(host, s + v6, hl);
+	host[hl] = '\0';
+	unsigned char a[sizeof(struct in6_addr)];
+	return v6 ? inet_pton(AF_INET6, host, a) == 1
+		  : strcmp(host, "localhost") == 0 || inet_pton(AF_INET, host, a) == 1;
 }
 
 static int server_check(const void *base, char *err, size_t errlen)
@@ -66,7 +79,7 @@ static int server_check(const void *base, char *err, size_t errlen)
 		return -1;
 	}
 	if (c->http[0] && !valid_hostport(c->http)) {
-		snprintf(err, errlen, "--http %s: expected ADDR:PORT", c->http);
+		snprintf(err, errlen, "--http %s: expected ADDR:PORT with a numeric address (or localhost)", c->http);
 		return -1;
 	}
 	return 0;

@@ -55,14 +55,10 @@ struct server {
 	uint64_t rejected;     /* requests answered 4xx/5xx by the sanity checks */
 	int mem_load;          /* memory: 0 normal, 1 over the high-water mark, 2 at the cap */
 	struct log_limit lim_reject, lim_drop, lim_limit;
-	uint64_t ban_sync_at; /* next re-read of the bans table, ms */
-	unsigned sweeps;      /* sweep ticks so far */
-	int statm_fd;         /* /proc/self/statm, read by the memory cap 10 times a second */
-	struct {
-		uint64_t no_via;  /* datagrams dropped without an answer: no usable Via */
-		uint64_t limited; /* datagrams dropped by the per-source rate limit */
-		uint64_t banned;  /* datagrams dropped from banned sources */
-	} stats;
+	uint64_t ban_sync_at;      /* next re-read of the bans table, ms */
+	unsigned sweeps;           /* sweep ticks so far */
+	int statm_fd;              /* /proc/self/statm, read by the memory cap 10 times a second */
+	struct server_stats stats; /* what /metrics shows beside the modules' own counters */
 	struct server_hooks hooks; /* test seam (server.h); all NULL when serving */
 };
 
@@ -104,6 +100,13 @@ static int server_send(void *arg, const struct tp_source *dst, const char *buf, 
 			  dst->proto == TP_UDP ? "" : tp_proto_name(dst->proto), STR_FMT(first_line(buf, len)));
 	int err = s->hooks.send ? s->hooks.send(s->hooks.send_arg, dst, buf, len)
 				: tp_send(lis, &dst->addr, dst->conn_id, buf, len);
+	/* A response starts "SIP/2.0 NNN ": counted by status (a look at 12 bytes). */
+	if (err >= 0 && len > 12 && memcmp(buf, "SIP/2.0 ", 8) == 0) {
+		unsigned code =
+			(unsigned)(buf[8] - '0') * 100 + (unsigned)(buf[9] - '0') * 10 + (unsigned)(buf[10] - '0');
+		if (code >= 100 && code <= 699)
+			s->stats.responses[code - 100]++;
+	}
 	if (err < 0 && LOG_ENABLED(s->lg, LOG_DEBUG))
 		log_write(s->lg, LOG_DEBUG, "send", "to %s failed: %s", to, strerror(-err));
 	return err;
@@ -295,6 +298,7 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 	bool whole = src->proto == TP_UDP || src->proto == TP_WS || src->proto == TP_WSS;
 	enum sip_parse_result pr = sip_msg_parse(&m, hdrs, SIP_MAX_HEADERS, buf, len, whole, &perr);
 	if (pr != SIP_PARSE_OK) {
+		s->stats.parse_errors++;
 		/* Only a request whose top Via parsed is answered (400 naming the problem): an
 		 * answer to anything else would go to an address nobody vouched for, and would
 		 * turn junk into a reflection (a 1-byte datagram drawing a 73-byte reply). */
@@ -316,8 +320,11 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 	}
 	const char *why = NULL;
 	unsigned code = sip_sanity(&m, &why);
+	if (m.request)
+		s->stats.requests[m.mid < SERVER_METHODS ? m.mid : SIP_METHOD_OTHER]++;
 	if (!m.request) {
 		if (code) {
+			s->stats.bad_responses++;
 			s->dropped++;
 			log_debug(s->lg, "drop", "bad response from %s: %s", tp_addr_str(&src->addr, from, sizeof from),
 				  why);
@@ -344,6 +351,7 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 			   code, why);
 		txn_reply_stateless(s->txn, &m, src, code, why, STR_NULL);
 		s->rejected++;
+		s->stats.sanity_rejects++;
 		return;
 	}
 	if (s->media_on && media_intercept(s->media, &m, src))
@@ -375,9 +383,11 @@ static void flush_tick(void *arg)
 		log_error(s->lg, "store", "flush failed, will retry (%zu changes waiting in memory): %s",
 			  store_queue_len(s->store), store_errmsg(s->store));
 		s->flush_failing = true;
+		s->stats.store_failing = true;
 	} else if (err == 0 && s->flush_failing) {
 		log_info(s->lg, "store", "flush works again");
 		s->flush_failing = false;
+		s->stats.store_failing = false;
 	}
 	cdr_retention_tick(s);
 	timer_start(loop_timers(s->loop), &s->flush_timer, s->cfg->server.flush_ms, flush_tick, s);
@@ -569,9 +579,6 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(lis + strlen(lis), sizeof lis - strlen(lis), "%s%s:%s:%u", i ? " " : "",
 			 tp_proto_name(l->proto), l->host, l->port);
 	}
-	if (cfg->server.http[0])
-		log_warn(lg, "start", "--http %s: the HTTP admin endpoint is not part of this version; ignored",
-			 cfg->server.http);
 	if (s->media_on) {
 		static const char *const modes[] = { "auto", "always", "never" };
 		char ngs[600] = "";
@@ -700,4 +707,16 @@ void server_parts(const struct server *s, struct server_parts *out)
 	out->router = s->router;
 	out->route = s->route;
 	out->store = s->store;
+	out->tp = s->tp;
+	out->proxy = s->proxy;
+	out->guard = s->guard;
+	out->dialogs = s->dialogs;
+	out->reg = s->reg;
+	out->cdr = s->cdr;
+	out->media = s->media;
+}
+
+const struct server_stats *server_stats(const struct server *s)
+{
+	return &s->stats;
 }

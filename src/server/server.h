@@ -8,6 +8,7 @@
 #include "server/config.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "sip/sip.h"
 
 struct server;
 
@@ -55,7 +56,32 @@ struct server_parts {
 	struct router *router;
 	struct route *route;
 	struct store *store;
+	struct transport *tp;
+	struct proxy *proxy;
+	struct guard *guard;
+	struct dlg_table *dialogs;
+	struct registrar *reg;
+	struct cdr *cdr;
+	struct media *media;
 };
+/* The modules of s: the fuzzer and tests look into them; the HTTP endpoint reads their
+ * counters through const pointers and changes nothing. */
 void server_parts(const struct server *s, struct server_parts *out);
+
+/* ---- the server's own counters (/metrics) ----------------------------------------------- */
+
+#define SERVER_METHODS (SIP_PUBLISH + 1) /* enum sip_method, SIP_METHOD_OTHER first */
+struct server_stats {
+	uint64_t requests[SERVER_METHODS]; /* requests that parsed, by method (enum sip_method) */
+	uint64_t responses[600];           /* responses sent (retransmissions too), by status - 100 */
+	uint64_t parse_errors;             /* messages that did not parse (answered 400 or dropped) */
+	uint64_t sanity_rejects;           /* requests answered 4xx/5xx by the sanity checks */
+	uint64_t bad_responses;            /* responses dropped by the sanity checks */
+	uint64_t no_via;                   /* requests dropped without an answer: no usable Via */
+	uint64_t limited;                  /* datagrams dropped by the per-source rate limit */
+	uint64_t banned;                   /* datagrams dropped from banned sources */
+	bool store_failing;                /* the last flush of the store failed */
+};
+const struct server_stats *server_stats(const struct server *s);
 
 #endif

@@ -331,6 +331,11 @@ size_t store_queue_bytes(const struct store *st)
 	return st->wq.qbytes;
 }
 
+const struct store_flush_stats *store_flush_stats(const struct store *st)
+{
+	return &st->fstats;
+}
+
 uint64_t store__now_ms(void)
 {
 	struct timespec ts;

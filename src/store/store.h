@@ -229,6 +229,15 @@ int store_sync(struct store *st);
  * written), and the bytes this thread's queue holds. */
 size_t store_queue_len(const struct store *st);
 size_t store_queue_bytes(const struct store *st);
+/* What the writer thread's write attempts took, as the loop last saw it (store_flush()
+ * copies it over): for /metrics. All zero without a writer thread. */
+struct store_flush_stats {
+	uint64_t attempts; /* write attempts ended (each one transaction) */
+	uint64_t failures; /* of those, failed (kept for the next attempt) */
+	uint64_t busy_us;  /* time the attempts took, summed */
+	uint64_t last_us;  /* time the last one took */
+};
+const struct store_flush_stats *store_flush_stats(const struct store *st);
 
 /* ---- backup ------------------------------------------------------------------------------ */
 

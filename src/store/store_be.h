@@ -92,9 +92,10 @@ struct store {
 			     * writer's): this one keeps no map of their row ids */
 	int lock_fd;        /* DB.lock held with flock, or -1 */
 
-	struct store__queue wq;  /* write-behind queue of this thread's changes */
-	size_t qmax;             /* bound of wq's live bytes */
-	struct store__writer *w; /* the writer thread (conf.writer), or NULL */
+	struct store__queue wq;          /* write-behind queue of this thread's changes */
+	size_t qmax;                     /* bound of wq's live bytes */
+	struct store__writer *w;         /* the writer thread (conf.writer), or NULL */
+	struct store_flush_stats fstats; /* the writer's figures, copied under its lock */
 };
 
 /* Sets the message (printf-style) and returns err, for "return store__err(...)". */

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
+
 /* How long the thread waits before trying a failed write again when nothing new comes. */
 #define RETRY_MS 200
 #define JOURNAL_MS_DEFAULT 1000
@@ -28,8 +30,9 @@ struct store__writer {
 	bool stop;
 	unsigned sync_req, sync_done; /* store_sync() asks; the thread answers */
 	int sync_err;
-	bool news; /* an attempt has ended since store_flush() last looked */
-	int last;  /* its result */
+	bool news;                   /* an attempt has ended since store_flush() last looked */
+	int last;                    /* its result */
+	struct store_flush_stats fs; /* what the attempts took (the loop copies it) */
 	char msg[sizeof(((struct store *)0)->err)];
 
 	/* the thread's own */
@@ -156,14 +159,20 @@ static void *run(void *arg)
 		w->held = w->back.nq + w->spare.nq;
 		pthread_mutex_unlock(&w->mu);
 
+		uint64_t t0 = clock_mono_us();
 		err = store__queue_merge(w->ws, &w->back, &w->spare);
 		if (!err)
 			err = attempt(w, jh, want != w->sync_done);
 		else
 			store__err(w->ws, err, "out of memory taking changes to write: %zu kept", w->spare.nq);
 		failing = err != 0;
+		uint64_t took = clock_mono_us() - t0;
 
 		pthread_mutex_lock(&w->mu);
+		w->fs.attempts++;
+		w->fs.failures += err != 0;
+		w->fs.busy_us += took;
+		w->fs.last_us = took;
 		w->busy = false;
 		w->held = w->back.nq + w->spare.nq;
 		w->journal_holds = w->j.size > 0;
@@ -217,6 +226,7 @@ int store__writer_flush(struct store *st)
 	news = w->news;
 	last = w->last;
 	w->news = false;
+	st->fstats = w->fs;
 	if (news && last)
 		snprintf(st->err, sizeof(st->err), "%s", w->msg);
 	waiting = st->wq.nq || w->inbox.nq || w->held || w->busy || w->journal_holds;

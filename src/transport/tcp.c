@@ -247,6 +247,7 @@ static void conn_close(struct transport *tp, struct conn *c, const char *why)
 	if (!c->outbound)
 		ip_del(t, &c->peer);
 	tp->stats.tcp_open--;
+	tp->stats.open_by[c->lis->proto]--;
 	tp->stats.tcp_closed++;
 	if (t->paused)
 		listeners_resume(tp);
@@ -767,6 +768,7 @@ static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const
 	c->anext = t->addr[b];
 	t->addr[b] = c;
 	tp->stats.tcp_open++;
+	tp->stats.open_by[lis->proto]++;
 	timer_start(loop_timers(tp->loop), &c->idle,
 		    connecting ? CONNECT_MS
 		    : c->tls   ? HANDSHAKE_MS
@@ -889,12 +891,13 @@ static void listeners_resume(struct transport *tp)
 	tp->tcp->paused = false;
 }
 
-static void refuse(struct transport *tp, int fd, const struct tp_addr *peer, const char *why, unsigned n,
-		   const char *key)
+static void refuse(struct transport *tp, const struct tp_listener *lis, int fd, const struct tp_addr *peer,
+		   const char *why, unsigned n, const char *key)
 {
 	char a[80];
 	close(fd);
 	tp->stats.tcp_refused++;
+	tp->stats.refused_by[lis->proto]++;
 	log_limited(tp->lg, &tp->tcp->lim_refuse, now(tp), LOG_WARN, "tcp",
 		    "connection from %s refused: %u %s, the limit (%s); %llu refused since start",
 		    tp_addr_str(peer, a, sizeof a), n, why, key, (unsigned long long)tp->stats.tcp_refused);
@@ -926,19 +929,20 @@ static void accept_ready(int fd, uint32_t events, void *arg)
 		peer.len = sl;
 		unsigned n;
 		if (tp->stats.tcp_open >= t->max_conns) {
-			refuse(tp, cfd, &peer, "connections open", tp->stats.tcp_open, "tcp-max-connections");
+			refuse(tp, lis, cfd, &peer, "connections open", tp->stats.tcp_open, "tcp-max-connections");
 			continue;
 		}
 		if ((n = ip_count(t, &peer)) >= tp->cfg.tcp_max_per_source) {
-			refuse(tp, cfd, &peer, "connections from this address", n, "tcp-max-per-source");
+			refuse(tp, lis, cfd, &peer, "connections from this address", n, "tcp-max-per-source");
 			continue;
 		}
 		struct conn *c;
 		if (conn_new(tp, cfd, lis, &peer, false, false, &c)) {
-			refuse(tp, cfd, &peer, "out of memory", tp->stats.tcp_open, "memory");
+			refuse(tp, lis, cfd, &peer, "out of memory", tp->stats.tcp_open, "memory");
 			continue;
 		}
 		tp->stats.tcp_accepted++;
+		tp->stats.accepted_by[lis->proto]++;
 		char a[80];
 		log_debug(tp->lg, "tcp", "connection %llx from %s accepted on %s:%u (%u open)",
 			  (unsigned long long)c->id, tp_addr_str(&peer, a, sizeof a), lis->host, lis->port,

@@ -171,7 +171,11 @@ struct tp_stats {
 	uint64_t stun_refused;                                      /* STUN from sources tp_on_stun refused */
 	uint64_t tcp_accepted, tcp_refused, tcp_dialed, tcp_closed; /* connections */
 	unsigned tcp_open;                                          /* open now */
-	uint64_t tls_handshakes, tls_failed, tls_timeouts;          /* TLS handshakes done, failed, timed out */
+	/* The same by the transport of the connection's listener (enum tp_proto: TCP, TLS, WS,
+	 * WSS; UDP stays 0), for /metrics. */
+	unsigned open_by[TP_WSS + 1];
+	uint64_t accepted_by[TP_WSS + 1], refused_by[TP_WSS + 1];
+	uint64_t tls_handshakes, tls_failed, tls_timeouts; /* TLS handshakes done, failed, timed out */
 };
 const struct tp_stats *tp_stats(const struct transport *tp);
 

@@ -1,6 +1,8 @@
 /* server.c: server transactions (RFC 3261 §17.2, RFC 6026): matching, responses, timers G-L. */
 #include "txn/txn_int.h"
 
+#include "core/clock.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,7 @@ struct txn_server {
 	bool own_ident;       /* branch, sent_by and method point into ident[] */
 	unsigned status;      /* last status sent */
 	unsigned retx_ms;     /* timer G's next interval */
+	uint64_t born_us;     /* when the request came in (monotonic): the response-time figure */
 	struct timer retx;    /* G */
 	struct timer main;    /* H, I, J, L, or 0 ms to free a terminated transaction */
 	struct tp_source src; /* where the request came from */
@@ -330,6 +333,7 @@ static int create(struct txn_server **stp, struct txn_layer *l, const struct sip
 	st->state = st->invite ? TXN_PROCEEDING : TXN_TRYING;
 	st->reliable = src->proto != TP_UDP;
 	st->status = 0;
+	st->born_us = l->in_us;
 	st->retx_ms = 0;
 	st->retx = (struct timer){ 0 };
 	st->main = (struct timer){ 0 };
@@ -420,10 +424,15 @@ int txn_recv_request(struct txn_layer *l, const struct sip_msg *m, const struct 
 			resend(st);
 		return 0;
 	}
+	/* One clock read per new request: the start of its response time. */
+	l->in_us = clock_mono_us();
 	int err = create(&st, l, m, key, rfc2543, src);
-	if (err)
+	if (err) {
+		l->in_us = 0;
 		return err;
+	}
 	l->tu->on_request(l->tu_arg, st, m, src);
+	l->in_us = 0;
 	unborrow(st);
 	return 0;
 }
@@ -460,6 +469,21 @@ static void note_tag(struct txn_server *st)
 		st->resp_tag = a.tag;
 }
 
+const uint32_t txn_rt_bounds_us[TXN_RT_BUCKETS] = { 500,    1000,   2500,   5000,    10000,   25000,   50000,
+						    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000 };
+
+/* A few compares and adds, no allocation. */
+void txn__rt_observe(struct txn_layer *l, uint64_t in_us)
+{
+	uint64_t us = clock_mono_us() - in_us;
+	unsigned i = 0;
+	while (i < TXN_RT_BUCKETS && us > txn_rt_bounds_us[i])
+		i++;
+	l->stats.rt_bucket[i]++;
+	l->stats.rt_count++;
+	l->stats.rt_sum_us += us;
+}
+
 int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned status)
 {
 	struct txn_layer *l = st->l;
@@ -475,6 +499,8 @@ int txn_server_send(struct txn_server *st, const char *buf, size_t len, unsigned
 	}
 	if (st->state != TXN_TRYING && st->state != TXN_PROCEEDING)
 		return -EALREADY;
+	if (status >= 200)
+		txn__rt_observe(l, st->born_us);
 	if (st->invite && ok2xx) {
 		/* The 2xx is retransmitted by the TU end to end, not by us (§13.3.1.4). */
 		st->status = status;

@@ -29,8 +29,13 @@ void txn_reply_stateless(struct txn_layer *l, const struct sip_msg *req, const s
 	char buf[SIP_MAX_MSG];
 	struct tp_source dst;
 	size_t len = txn_print_stateless(l, req, src, code, reason, extra, buf, sizeof buf, &dst);
-	if (len)
-		txn__send(l, &dst, buf, len);
+	if (!len)
+		return;
+	/* A challenge or refusal of a request the TU is handling now (not a reply of the
+	 * sanity checks, which come before any transaction) has a response time too. */
+	if (code >= 200 && l->in_us)
+		txn__rt_observe(l, l->in_us);
+	txn__send(l, &dst, buf, len);
 }
 
 int txn_send_raw(struct txn_layer *l, const struct tp_source *dst, const char *buf, size_t len)

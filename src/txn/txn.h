@@ -92,7 +92,8 @@ struct txn_client_ops {
 	void (*on_free)(void *tu, struct txn_client *ct);
 };
 
-/* Live counters (the server's load level reads them; so do the tests). */
+/* Live counters (the server's load level reads them; so do the tests and /metrics). */
+#define TXN_RT_BUCKETS 14
 struct txn_stats {
 	unsigned servers;       /* server transactions alive now */
 	unsigned clients;       /* client transactions alive now */
@@ -101,7 +102,16 @@ struct txn_stats {
 	uint64_t absorbed;    /* retransmitted requests / responses and non-2xx ACKs absorbed */
 	uint64_t retransmits; /* requests and responses we resent (timers A, E, G and on demand) */
 	uint64_t timeouts;    /* timers B, F and H that fired */
+	/* Response time: request in -> first final response out, for the requests handed to
+	 * the TU (answered through their transaction or statelessly by the TU).
+	 * rt_bucket[i] counts those at or under txn_rt_bounds_us[i] and over the bound
+	 * before it; the last bucket is everything slower. */
+	uint64_t rt_bucket[TXN_RT_BUCKETS + 1];
+	uint64_t rt_count;
+	uint64_t rt_sum_us;
 };
+/* The upper bounds of the response-time buckets, in microseconds, rising. */
+extern const uint32_t txn_rt_bounds_us[TXN_RT_BUCKETS];
 
 /* ---- the layer ------------------------------------------------------------------------ */
 

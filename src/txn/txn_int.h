@@ -42,7 +42,13 @@ struct txn_layer {
 	uint64_t seed;                   /* random at start: branches and tags differ across restarts */
 	uint64_t counter;                /* makes every branch and tag of this layer distinct */
 	bool closing;                    /* txn_layer_free is running */
+	uint64_t in_us;                  /* while a new request is handed to the TU: when it came in (monotonic),
+			 * for the response time of what is answered statelessly; else 0 */
 };
+
+/* A final response to a request that came in at in_us goes out now: the response-time
+ * histogram counts it. */
+void txn__rt_observe(struct txn_layer *l, uint64_t in_us);
 
 int txn__tab_put(struct txn__tab *t, uint64_t h, void *p);
 void txn__tab_del(struct txn__tab *t, uint64_t h, const void *p);

@@ -27,6 +27,7 @@
 #define HANDSHAKE_MS 10000         /* a TLS handshake not done by then fails */
 #define CIPHER_READ 16709          /* ciphertext taken per recv: a full TLS 1.3 record and then some */
 #define TLS_ROUNDS 16              /* reads of plaintext TLS already holds, per wake-up */
+#define CORK_MAX (64 * 1024)       /* answers gathered while a read batch is handled, at most */
 
 struct conn {
 	uint64_t id; /* generation << 32 | fd: tp_source.conn_id */
@@ -69,6 +70,12 @@ struct tcp {
 	struct ipcount *ips[IP_BUCKETS];
 	char scratch[RBUF_MAX + 1]; /* reads of connections with nothing pending land here */
 	char cipher[CIPHER_READ];   /* TLS ciphertext on its way to decryption */
+	/* While the messages of one read of a connection are handled, what is sent on that
+	 * connection gathers here and leaves in one send (one TLS write) once they are all
+	 * handled, instead of one per answer (readable; UDP does the same with sendmmsg). */
+	struct conn *cork; /* that connection; NULL: none */
+	char *cbuf;        /* its bytes, in order (plaintext on TLS) */
+	size_t clen;       /* bytes in cbuf (CORK_MAX, allocated at first use) */
 	struct log_limit lim_refuse, lim_close;
 	bool paused; /* listeners stopped after the process ran out of descriptors */
 	/* Destinations found unreachable, told to tp->lost from a timer (never from inside a
@@ -239,6 +246,10 @@ static void conn_close(struct transport *tp, struct conn *c, const char *why)
 	log_debug(tp->lg, "tcp", "connection %llx %s %s closed: %s", (unsigned long long)c->id,
 		  c->outbound ? "to" : "from", tp_addr_str(&c->peer, a, sizeof a), why);
 	c->dead = true;
+	if (t->cork == c) {
+		t->cork = NULL; /* what it gathered is dropped with its queue */
+		t->clen = 0;
+	}
 	timer_stop(loop_timers(tp->loop), &c->idle);
 	loop_del_fd(tp->loop, c->fd);
 	close(c->fd);
@@ -258,8 +269,17 @@ static void conn_close(struct transport *tp, struct conn *c, const char *why)
 static void linger(struct transport *tp, struct conn *c);
 static void idle_fire(void *arg);
 
+static int uncork(struct transport *tp);
+
 static void conn_close_after_write(struct transport *tp, struct conn *c, const char *why)
 {
+	/* What it gathered goes first: the queue must hold it before the FIN is decided on. */
+	if (tp->tcp->cork == c) {
+		uncork(tp);
+		tp->tcp->cork = NULL;
+		if (c->dead)
+			return;
+	}
 	char a[80];
 	log_debug(tp->lg, "tcp", "connection %llx from %s closing after its last answer: %s", (unsigned long long)c->id,
 		  tp_addr_str(&c->peer, a, sizeof a), why);
@@ -361,7 +381,10 @@ static int flush(struct transport *tp, struct conn *c)
 		c->whead += (size_t)n;
 		c->active_ms = now(tp);
 	}
-	c->whead = c->wlen = 0;
+	/* The queue is only used when the kernel's buffer was full: give it back. */
+	free(c->wbuf);
+	c->wbuf = NULL;
+	c->whead = c->wlen = c->wcap = 0;
 	if (c->closing)
 		linger(tp, c);
 	else
@@ -440,9 +463,9 @@ static int tls_flush(struct transport *tp, struct conn *c)
 	return err;
 }
 
-/* Sends the plaintext message buf on c: as it is, or on TLS encrypted (or kept until the
- * handshake ends); the ciphertext goes through the same bounded queue. */
-static int conn_write(struct transport *tp, struct conn *c, const char *buf, size_t len)
+/* Sends plaintext buf on c now: as it is, or on TLS encrypted (or kept until the handshake
+ * ends); the ciphertext goes through the same bounded queue. */
+static int send_now(struct transport *tp, struct conn *c, const char *buf, size_t len)
 {
 	if (!c->tls)
 		return raw_write(tp, c, buf, len);
@@ -454,6 +477,37 @@ static int conn_write(struct transport *tp, struct conn *c, const char *buf, siz
 		return err;
 	}
 	return tls_flush(tp, c);
+}
+
+/* Sends what the corked connection gathered; 0, or -errno after closing it. */
+static int uncork(struct transport *tp)
+{
+	struct tcp *t = tp->tcp;
+	if (!t->cork || !t->clen)
+		return 0;
+	size_t n = t->clen;
+	t->clen = 0; /* send_now copies it (queue or TLS) and never gathers more meanwhile */
+	return send_now(tp, t->cork, t->cbuf, n);
+}
+
+/* Sends plaintext buf on c, after what c gathered, or gathers it if c is corked. Returns 0,
+ * or -errno after closing c. */
+static int conn_write(struct transport *tp, struct conn *c, const char *buf, size_t len)
+{
+	struct tcp *t = tp->tcp;
+	if (c != t->cork)
+		return send_now(tp, c, buf, len);
+	if (!t->cbuf && !(t->cbuf = malloc(CORK_MAX)))
+		return send_now(tp, c, buf, len); /* no room to gather: sent as it comes */
+	if (t->clen + len > CORK_MAX) {
+		int err = uncork(tp);
+		if (err || len > CORK_MAX)
+			return err ? err : send_now(tp, c, buf, len);
+	}
+	memcpy(t->cbuf + t->clen, buf, len);
+	t->clen += len;
+	c->tx_ms = now(tp);
+	return 0;
 }
 
 /* ---- reading ------------------------------------------------------------------------------ */
@@ -627,7 +681,12 @@ static void readable(struct transport *tp, struct conn *c)
 		}
 		c->active_ms = now(tp);
 		size_t len = have + (size_t)n;
+		t->cork = c;
 		size_t used = frame_all(tp, c, buf, len);
+		if (t->cork == c) {
+			uncork(tp); /* may close c */
+			t->cork = NULL;
+		}
 		if (c->dead || c->closing)
 			return;
 		if (used == len) {
@@ -750,8 +809,9 @@ static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const
 		free(c);
 		return -ENOMEM;
 	}
-	int err =
-		lis->proto == TP_TLS || lis->proto == TP_WSS ? tp__tls_conn_new(tp, outbound, c->id, peer, &c->tls) : 0;
+	int err = lis->proto == TP_TLS || lis->proto == TP_WSS
+			  ? tp__tls_conn_new(tp, outbound, c->id, &c->peer, &c->tls)
+			  : 0;
 	if (!err)
 		err = loop_add_fd(tp->loop, fd, connecting ? EPOLLOUT : EPOLLIN, conn_event, c);
 	if (err) {
@@ -1058,6 +1118,7 @@ void tp__tcp_free(struct transport *tp)
 		}
 	}
 	timer_stop(loop_timers(tp->loop), &t->lost_timer);
+	free(t->cbuf);
 	free(t->byfd);
 	free(t);
 	tp->tcp = NULL;

@@ -701,8 +701,13 @@ static void readable(struct transport *tp, struct conn *c)
 			conn_close(tp, c, "out of memory for its read buffer");
 			return;
 		}
-		if ((size_t)n < room)
-			return; /* drained */
+		if ((size_t)n < room) {
+			/* Drained while traffic flows: as for datagrams (udp.c), the loop may nap
+			 * a little (--batch-wait) so that the next messages of this and the other
+			 * connections arrive together: one wake-up, one read and one send for many. */
+			loop_coalesce(tp->loop);
+			return;
+		}
 	}
 }
 

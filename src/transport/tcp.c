@@ -27,7 +27,8 @@
 #define HANDSHAKE_MS 10000         /* a TLS handshake not done by then fails */
 #define CIPHER_READ 16709          /* ciphertext taken per recv: a full TLS 1.3 record and then some */
 #define TLS_ROUNDS 16              /* reads of plaintext TLS already holds, per wake-up */
-#define CORK_MAX (64 * 1024)       /* answers gathered while a read batch is handled, at most */
+#define GATHER_MAX (64 * 1024)     /* bytes gathered per connection while a read batch is handled */
+#define GATHER_CONNS 64            /* connections gathering at once; more send as they go */
 
 struct conn {
 	uint64_t id; /* generation << 32 | fd: tp_source.conn_id */
@@ -51,6 +52,9 @@ struct conn {
 	bool busy;                /* its event handler runs: freeing waits for the end */
 	bool dead;                /* closed, to be freed */
 	struct tls_conn *tls;     /* TLS state (tls.c); NULL on plain TCP */
+	char *gb;                 /* plaintext gathered during a read batch (struct tcp.gather) */
+	size_t gblen, gbcap;      /* bytes in gb, its size */
+	bool gathered;            /* listed in tcp.gather */
 	struct tp_ws *ws;         /* accepted on a ws: listener: its WebSocket (ws.c); else NULL */
 };
 
@@ -70,12 +74,14 @@ struct tcp {
 	struct ipcount *ips[IP_BUCKETS];
 	char scratch[RBUF_MAX + 1]; /* reads of connections with nothing pending land here */
 	char cipher[CIPHER_READ];   /* TLS ciphertext on its way to decryption */
-	/* While the messages of one read of a connection are handled, what is sent on that
-	 * connection gathers here and leaves in one send (one TLS write) once they are all
-	 * handled, instead of one per answer (readable; UDP does the same with sendmmsg). */
-	struct conn *cork; /* that connection; NULL: none */
-	char *cbuf;        /* its bytes, in order (plaintext on TLS) */
-	size_t clen;       /* bytes in cbuf (CORK_MAX, allocated at first use) */
+	/* While the messages of one read are handled, what is sent on any connection gathers
+	 * in that connection's gb and leaves in one send (one TLS write) per connection once
+	 * they are all handled, instead of one per message: the answers to a pipelined batch,
+	 * the requests a proxy forwards to one next hop (readable; UDP does the same with
+	 * sendmmsg). */
+	bool gathering;
+	struct conn *gather[GATHER_CONNS];
+	unsigned ngather;
 	struct log_limit lim_refuse, lim_close;
 	bool paused; /* listeners stopped after the process ran out of descriptors */
 	/* Destinations found unreachable, told to tp->lost from a timer (never from inside a
@@ -235,6 +241,22 @@ static void lost(struct transport *tp, struct conn *c, int err)
 		timer_start(loop_timers(tp->loop), &t->lost_timer, 0, tell_lost, tp);
 }
 
+/* Takes c off the gathering list, dropping what it gathered. */
+static void gather_drop(struct tcp *t, struct conn *c)
+{
+	if (!c->gathered)
+		return;
+	for (unsigned i = 0; i < t->ngather; i++)
+		if (t->gather[i] == c) {
+			t->gather[i] = t->gather[--t->ngather];
+			break;
+		}
+	c->gathered = false;
+	free(c->gb);
+	c->gb = NULL;
+	c->gblen = c->gbcap = 0;
+}
+
 /* Closes c at once (queued bytes are dropped) and logs why at debug; frees it unless its
  * handler is running (that handler frees it on the way out). */
 static void conn_close(struct transport *tp, struct conn *c, const char *why)
@@ -246,10 +268,7 @@ static void conn_close(struct transport *tp, struct conn *c, const char *why)
 	log_debug(tp->lg, "tcp", "connection %llx %s %s closed: %s", (unsigned long long)c->id,
 		  c->outbound ? "to" : "from", tp_addr_str(&c->peer, a, sizeof a), why);
 	c->dead = true;
-	if (t->cork == c) {
-		t->cork = NULL; /* what it gathered is dropped with its queue */
-		t->clen = 0;
-	}
+	gather_drop(t, c); /* what it gathered is dropped with its queue */
 	timer_stop(loop_timers(tp->loop), &c->idle);
 	loop_del_fd(tp->loop, c->fd);
 	close(c->fd);
@@ -269,16 +288,16 @@ static void conn_close(struct transport *tp, struct conn *c, const char *why)
 static void linger(struct transport *tp, struct conn *c);
 static void idle_fire(void *arg);
 
-static int uncork(struct transport *tp);
+static int gather_send(struct transport *tp, struct conn *c);
 
 static void conn_close_after_write(struct transport *tp, struct conn *c, const char *why)
 {
 	/* What it gathered goes first: the queue must hold it before the FIN is decided on. */
-	if (tp->tcp->cork == c) {
-		uncork(tp);
-		tp->tcp->cork = NULL;
+	if (c->gathered) {
+		gather_send(tp, c);
 		if (c->dead)
 			return;
+		gather_drop(tp->tcp, c);
 	}
 	char a[80];
 	log_debug(tp->lg, "tcp", "connection %llx from %s closing after its last answer: %s", (unsigned long long)c->id,
@@ -479,33 +498,60 @@ static int send_now(struct transport *tp, struct conn *c, const char *buf, size_
 	return tls_flush(tp, c);
 }
 
-/* Sends what the corked connection gathered; 0, or -errno after closing it. */
-static int uncork(struct transport *tp)
+/* Sends what c gathered (it stays listed); 0, or -errno after closing c. */
+static int gather_send(struct transport *tp, struct conn *c)
 {
-	struct tcp *t = tp->tcp;
-	if (!t->cork || !t->clen)
-		return 0;
-	size_t n = t->clen;
-	t->clen = 0; /* send_now copies it (queue or TLS) and never gathers more meanwhile */
-	return send_now(tp, t->cork, t->cbuf, n);
+	char *b = c->gb;
+	size_t n = c->gblen;
+	c->gb = NULL; /* detached: closing c meanwhile does not free it under send_now */
+	c->gblen = c->gbcap = 0;
+	int err = n ? send_now(tp, c, b, n) : 0;
+	free(b);
+	return err;
 }
 
-/* Sends plaintext buf on c, after what c gathered, or gathers it if c is corked. Returns 0,
- * or -errno after closing c. */
+/* The end of a read batch: every connection sends what it gathered. */
+static void gather_end(struct transport *tp)
+{
+	struct tcp *t = tp->tcp;
+	t->gathering = false;
+	while (t->ngather) {
+		struct conn *c = t->gather[--t->ngather]; /* a closed one left the list */
+		c->gathered = false;
+		gather_send(tp, c);
+	}
+}
+
+/* Sends plaintext buf on c, or gathers it while a read batch is handled (in order, after
+ * what c gathered before). Returns 0, or -errno after closing c. */
 static int conn_write(struct transport *tp, struct conn *c, const char *buf, size_t len)
 {
 	struct tcp *t = tp->tcp;
-	if (c != t->cork)
-		return send_now(tp, c, buf, len);
-	if (!t->cbuf && !(t->cbuf = malloc(CORK_MAX)))
-		return send_now(tp, c, buf, len); /* no room to gather: sent as it comes */
-	if (t->clen + len > CORK_MAX) {
-		int err = uncork(tp);
-		if (err || len > CORK_MAX)
+	if (!t->gathering || (!c->gathered && t->ngather == GATHER_CONNS))
+		return send_now(tp, c, buf, len); /* nothing of c waits: order holds */
+	if (!c->gathered) {
+		t->gather[t->ngather++] = c;
+		c->gathered = true;
+	}
+	if (c->gblen + len > GATHER_MAX) {
+		int err = gather_send(tp, c);
+		if (err || len > GATHER_MAX)
 			return err ? err : send_now(tp, c, buf, len);
 	}
-	memcpy(t->cbuf + t->clen, buf, len);
-	t->clen += len;
+	if (c->gblen + len > c->gbcap) {
+		size_t cap = c->gbcap ? c->gbcap : 4096;
+		while (cap < c->gblen + len)
+			cap *= 2;
+		char *b = realloc(c->gb, cap);
+		if (!b) { /* no room to gather: what waits goes, then this */
+			int err = gather_send(tp, c);
+			return err ? err : send_now(tp, c, buf, len);
+		}
+		c->gb = b;
+		c->gbcap = cap;
+	}
+	memcpy(c->gb + c->gblen, buf, len);
+	c->gblen += len;
 	c->tx_ms = now(tp);
 	return 0;
 }
@@ -681,12 +727,9 @@ static void readable(struct transport *tp, struct conn *c)
 		}
 		c->active_ms = now(tp);
 		size_t len = have + (size_t)n;
-		t->cork = c;
+		t->gathering = true;
 		size_t used = frame_all(tp, c, buf, len);
-		if (t->cork == c) {
-			uncork(tp); /* may close c */
-			t->cork = NULL;
-		}
+		gather_end(tp); /* may close c */
 		if (c->dead || c->closing)
 			return;
 		if (used == len) {
@@ -1123,7 +1166,6 @@ void tp__tcp_free(struct transport *tp)
 		}
 	}
 	timer_stop(loop_timers(tp->loop), &t->lost_timer);
-	free(t->cbuf);
 	free(t->byfd);
 	free(t);
 	tp->tcp = NULL;

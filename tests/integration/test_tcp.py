@@ -380,6 +380,37 @@ def test_pipelined_requests_answered_in_order_in_few_sends(srv, tmp_path):
     s.close()
 
 
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace (make deps)")
+def test_requests_forwarded_from_one_read_leave_together(srv, tmp_path):
+    """30 MESSAGEs for a phone on TCP in one write from another connection: the phone gets
+    them all, in order, in a handful of sends on its connection (gathered per next hop)."""
+    bob = tcp_phone(srv, "bob")
+    s = socket.create_connection(srv.addr)
+    host, port = s.getsockname()[:2]
+    msgs = b"".join(
+        (f"MESSAGE sip:bob@a.test SIP/2.0\r\nVia: SIP/2.0/TCP {host}:{port};branch=z9hG4bKm{i};rport\r\n"
+         f"From: <sip:x@elsewhere.test>;tag=m{i}\r\nTo: <sip:bob@a.test>\r\nCall-ID: msg{i}\r\n"
+         f"CSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Type: text/plain\r\n"
+         f"Content-Length: 2\r\n\r\nm{i % 10}").encode() for i in range(30))
+    st = traced(srv.proc.pid, str(tmp_path / "strace.txt"))
+    try:
+        s.sendall(msgs)
+        got = []
+        while len(got) < 30:
+            m = bob.recv(timeout=10, want=is_req("MESSAGE"))
+            assert m is not None, got
+            got.append(m.get("Call-ID"))
+    finally:
+        st.terminate()
+        st.wait()
+    assert got == [f"msg{i}" for i in range(30)], got
+    sends = re.findall(r'^\d+\s+(?:sendto|sendmsg|write)\(\d+, (?:\[\{iov_base=)?"MESSAGE ',
+                       (tmp_path / "strace.txt").read_text(), re.M)
+    assert 0 < len(sends) <= 10, len(sends)
+    s.close()
+    bob.close()
+
+
 def test_pipelined_requests_then_bad_message_all_answered_before_close(srv):
     """200 OPTIONS and a message without Content-Length in one write: the 200 answers and
     the 400 all arrive, in order, before the server closes."""

@@ -27,6 +27,8 @@
 #define HANDSHAKE_MS 10000         /* a TLS handshake not done by then fails */
 #define CIPHER_READ 16709          /* ciphertext taken per recv: a full TLS 1.3 record and then some */
 #define TLS_ROUNDS 16              /* reads of plaintext TLS already holds, per wake-up */
+#define GATHER_MAX (64 * 1024)     /* bytes gathered per connection while a read batch is handled */
+#define GATHER_CONNS 64            /* connections gathering at once; more send as they go */
 
 struct conn {
 	uint64_t id; /* generation << 32 | fd: tp_source.conn_id */
@@ -50,6 +52,9 @@ struct conn {
 	bool busy;                /* its event handler runs: freeing waits for the end */
 	bool dead;                /* closed, to be freed */
 	struct tls_conn *tls;     /* TLS state (tls.c); NULL on plain TCP */
+	char *gb;                 /* plaintext gathered during a read batch (struct tcp.gather) */
+	size_t gblen, gbcap;      /* bytes in gb, its size */
+	bool gathered;            /* listed in tcp.gather */
 	struct tp_ws *ws;         /* accepted on a ws: listener: its WebSocket (ws.c); else NULL */
 };
 
@@ -69,6 +74,14 @@ struct tcp {
 	struct ipcount *ips[IP_BUCKETS];
 	char scratch[RBUF_MAX + 1]; /* reads of connections with nothing pending land here */
 	char cipher[CIPHER_READ];   /* TLS ciphertext on its way to decryption */
+	/* While the messages of one read are handled, what is sent on any connection gathers
+	 * in that connection's gb and leaves in one send (one TLS write) per connection once
+	 * they are all handled, instead of one per message: the answers to a pipelined batch,
+	 * the requests a proxy forwards to one next hop (readable; UDP does the same with
+	 * sendmmsg). */
+	bool gathering;
+	struct conn *gather[GATHER_CONNS];
+	unsigned ngather;
 	struct log_limit lim_refuse, lim_close;
 	bool paused; /* listeners stopped after the process ran out of descriptors */
 	/* Destinations found unreachable, told to tp->lost from a timer (never from inside a
@@ -228,6 +241,22 @@ static void lost(struct transport *tp, struct conn *c, int err)
 		timer_start(loop_timers(tp->loop), &t->lost_timer, 0, tell_lost, tp);
 }
 
+/* Takes c off the gathering list, dropping what it gathered. */
+static void gather_drop(struct tcp *t, struct conn *c)
+{
+	if (!c->gathered)
+		return;
+	for (unsigned i = 0; i < t->ngather; i++)
+		if (t->gather[i] == c) {
+			t->gather[i] = t->gather[--t->ngather];
+			break;
+		}
+	c->gathered = false;
+	free(c->gb);
+	c->gb = NULL;
+	c->gblen = c->gbcap = 0;
+}
+
 /* Closes c at once (queued bytes are dropped) and logs why at debug; frees it unless its
  * handler is running (that handler frees it on the way out). */
 static void conn_close(struct transport *tp, struct conn *c, const char *why)
@@ -239,6 +268,7 @@ static void conn_close(struct transport *tp, struct conn *c, const char *why)
 	log_debug(tp->lg, "tcp", "connection %llx %s %s closed: %s", (unsigned long long)c->id,
 		  c->outbound ? "to" : "from", tp_addr_str(&c->peer, a, sizeof a), why);
 	c->dead = true;
+	gather_drop(t, c); /* what it gathered is dropped with its queue */
 	timer_stop(loop_timers(tp->loop), &c->idle);
 	loop_del_fd(tp->loop, c->fd);
 	close(c->fd);
@@ -259,8 +289,17 @@ static void conn_close(struct transport *tp, struct conn *c, const char *why)
 static void linger(struct transport *tp, struct conn *c);
 static void idle_fire(void *arg);
 
+static int gather_send(struct transport *tp, struct conn *c);
+
 static void conn_close_after_write(struct transport *tp, struct conn *c, const char *why)
 {
+	/* What it gathered goes first: the queue must hold it before the FIN is decided on. */
+	if (c->gathered) {
+		gather_send(tp, c);
+		if (c->dead)
+			return;
+		gather_drop(tp->tcp, c);
+	}
 	char a[80];
 	log_debug(tp->lg, "tcp", "connection %llx from %s closing after its last answer: %s", (unsigned long long)c->id,
 		  tp_addr_str(&c->peer, a, sizeof a), why);
@@ -362,7 +401,10 @@ static int flush(struct transport *tp, struct conn *c)
 		c->whead += (size_t)n;
 		c->active_ms = now(tp);
 	}
-	c->whead = c->wlen = 0;
+	/* The queue is only used when the kernel's buffer was full: give it back. */
+	free(c->wbuf);
+	c->wbuf = NULL;
+	c->whead = c->wlen = c->wcap = 0;
 	if (c->closing)
 		linger(tp, c);
 	else
@@ -441,9 +483,9 @@ static int tls_flush(struct transport *tp, struct conn *c)
 	return err;
 }
 
-/* Sends the plaintext message buf on c: as it is, or on TLS encrypted (or kept until the
- * handshake ends); the ciphertext goes through the same bounded queue. */
-static int conn_write(struct transport *tp, struct conn *c, const char *buf, size_t len)
+/* Sends plaintext buf on c now: as it is, or on TLS encrypted (or kept until the handshake
+ * ends); the ciphertext goes through the same bounded queue. */
+static int send_now(struct transport *tp, struct conn *c, const char *buf, size_t len)
 {
 	if (!c->tls)
 		return raw_write(tp, c, buf, len);
@@ -455,6 +497,64 @@ static int conn_write(struct transport *tp, struct conn *c, const char *buf, siz
 		return err;
 	}
 	return tls_flush(tp, c);
+}
+
+/* Sends what c gathered (it stays listed); 0, or -errno after closing c. */
+static int gather_send(struct transport *tp, struct conn *c)
+{
+	char *b = c->gb;
+	size_t n = c->gblen;
+	c->gb = NULL; /* detached: closing c meanwhile does not free it under send_now */
+	c->gblen = c->gbcap = 0;
+	int err = n ? send_now(tp, c, b, n) : 0;
+	free(b);
+	return err;
+}
+
+/* The end of a read batch: every connection sends what it gathered. */
+static void gather_end(struct transport *tp)
+{
+	struct tcp *t = tp->tcp;
+	t->gathering = false;
+	while (t->ngather) {
+		struct conn *c = t->gather[--t->ngather]; /* a closed one left the list */
+		c->gathered = false;
+		gather_send(tp, c);
+	}
+}
+
+/* Sends plaintext buf on c, or gathers it while a read batch is handled (in order, after
+ * what c gathered before). Returns 0, or -errno after closing c. */
+static int conn_write(struct transport *tp, struct conn *c, const char *buf, size_t len)
+{
+	struct tcp *t = tp->tcp;
+	if (!t->gathering || (!c->gathered && t->ngather == GATHER_CONNS))
+		return send_now(tp, c, buf, len); /* nothing of c waits: order holds */
+	if (!c->gathered) {
+		t->gather[t->ngather++] = c;
+		c->gathered = true;
+	}
+	if (c->gblen + len > GATHER_MAX) {
+		int err = gather_send(tp, c);
+		if (err || len > GATHER_MAX)
+			return err ? err : send_now(tp, c, buf, len);
+	}
+	if (c->gblen + len > c->gbcap) {
+		size_t cap = c->gbcap ? c->gbcap : 4096;
+		while (cap < c->gblen + len)
+			cap *= 2;
+		char *b = realloc(c->gb, cap);
+		if (!b) { /* no room to gather: what waits goes, then this */
+			int err = gather_send(tp, c);
+			return err ? err : send_now(tp, c, buf, len);
+		}
+		c->gb = b;
+		c->gbcap = cap;
+	}
+	memcpy(c->gb + c->gblen, buf, len);
+	c->gblen += len;
+	c->tx_ms = now(tp);
+	return 0;
 }
 
 /* ---- reading ------------------------------------------------------------------------------ */
@@ -628,7 +728,9 @@ static void readable(struct transport *tp, struct conn *c)
 		}
 		c->active_ms = now(tp);
 		size_t len = have + (size_t)n;
+		t->gathering = true;
 		size_t used = frame_all(tp, c, buf, len);
+		gather_end(tp); /* may close c */
 		if (c->dead || c->closing)
 			return;
 		if (used == len) {
@@ -643,8 +745,13 @@ static void readable(struct transport *tp, struct conn *c)
 			conn_close(tp, c, "out of memory for its read buffer");
 			return;
 		}
-		if ((size_t)n < room)
-			return; /* drained */
+		if ((size_t)n < room) {
+			/* Drained while traffic flows: as for datagrams (udp.c), the loop may nap
+			 * a little (--batch-wait) so that the next messages of this and the other
+			 * connections arrive together: one wake-up, one read and one send for many. */
+			loop_coalesce(tp->loop);
+			return;
+		}
 	}
 }
 
@@ -751,8 +858,9 @@ static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const
 		free(c);
 		return -ENOMEM;
 	}
-	int err =
-		lis->proto == TP_TLS || lis->proto == TP_WSS ? tp__tls_conn_new(tp, outbound, c->id, peer, &c->tls) : 0;
+	int err = lis->proto == TP_TLS || lis->proto == TP_WSS
+			  ? tp__tls_conn_new(tp, outbound, c->id, &c->peer, &c->tls)
+			  : 0;
 	if (!err)
 		err = loop_add_fd(tp->loop, fd, connecting ? EPOLLOUT : EPOLLIN, conn_event, c);
 	if (err) {

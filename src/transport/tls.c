@@ -37,22 +37,114 @@ struct tls {
 	SSL_CTX *cli; /* what outbound connections verify with */
 	struct tls_name names[NAMES];
 	unsigned nnames, next; /* used entries; the next one replaced when full */
+	/* Connections reach their ciphertext through a BIO of this method (see "the BIO"
+	 * below): it keeps no buffer per connection. */
+	BIO_METHOD *meth;
+	/* Ciphertext made by one connection and not queued yet: one buffer for all, since
+	 * tcp.c queues what a call made before it makes another (tp__tls_out). */
+	char *obuf;
+	size_t olen, ocap;
+	const struct tls_conn *oown; /* whose bytes obuf holds; NULL: nobody's */
+	char err[240];               /* why the last call failed (read at once by tcp.c) */
 };
 
 struct tls_conn {
 	struct transport *tp;
 	SSL *ssl;
-	BIO *in, *out; /* ciphertext from the peer, ciphertext to the peer (owned by ssl) */
-	uint64_t id;   /* the connection, for logs */
-	struct tp_addr peer;
+	uint64_t id;                /* the connection, for logs */
+	const struct tp_addr *peer; /* the connection's (it outlives this state) */
 	bool client;
 	bool done;         /* handshake finished */
 	bool more;         /* the last read filled its buffer: plaintext may wait in ssl */
 	char *pend;        /* plaintext written before the handshake finished */
 	size_t plen, pcap; /* bytes in pend, its size */
 	uint64_t start_ms; /* when the handshake began */
-	char err[240];     /* why it failed */
+	/* Ciphertext received and not yet decrypted: a view into tcp.c's shared read buffer
+	 * while a read runs, else into keep (what a full read left; NULL mostly). */
+	const char *iv;
+	size_t ilen;
+	char *keep;
 };
+
+/* ---- the BIO -------------------------------------------------------------------------------
+ * A memory BIO pair would keep two buffers per connection, each as large as the largest
+ * flight it ever carried, for the connection's life, and most connections are idle phones.
+ * This BIO reads from a view of the ciphertext tcp.c just received and writes into the
+ * one shared output buffer (struct tls), so an idle connection holds neither. */
+
+static int bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static int bio_write(BIO *b, const char *buf, int len)
+{
+	struct tls_conn *tc = BIO_get_data(b);
+	struct tls *t = tc->tp->tls;
+	BIO_clear_retry_flags(b);
+	if (len <= 0)
+		return 0;
+	if (t->oown != tc) {
+		/* Bytes of another connection left there were dropped with it: never sent here. */
+		t->olen = 0;
+		t->oown = tc;
+	}
+	if (t->olen + (size_t)len > t->ocap) {
+		size_t cap = t->ocap ? t->ocap : 16384;
+		while (cap < t->olen + (size_t)len)
+			cap *= 2;
+		char *p = realloc(t->obuf, cap);
+		if (!p)
+			return -1;
+		t->obuf = p;
+		t->ocap = cap;
+	}
+	memcpy(t->obuf + t->olen, buf, (size_t)len);
+	t->olen += (size_t)len;
+	return len;
+}
+
+static int bio_read(BIO *b, char *buf, int len)
+{
+	struct tls_conn *tc = BIO_get_data(b);
+	BIO_clear_retry_flags(b);
+	if (tc->ilen == 0) {
+		BIO_set_retry_read(b); /* "wait for more", not the end of the stream */
+		return -1;
+	}
+	size_t n = len > 0 && (size_t)len < tc->ilen ? (size_t)len : tc->ilen;
+	memcpy(buf, tc->iv, n);
+	tc->iv += n;
+	tc->ilen -= n;
+	return (int)n;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)num;
+	(void)ptr;
+	struct tls_conn *tc = BIO_get_data(b);
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1; /* written bytes are in obuf already */
+	case BIO_CTRL_PENDING:
+		return tc ? (long)tc->ilen : 0;
+	default:
+		return 0;
+	}
+}
+
+static BIO_METHOD *bio_method(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "parley-conn");
+	if (m && (BIO_meth_set_create(m, bio_create) != 1 || BIO_meth_set_write(m, bio_write) != 1 ||
+		  BIO_meth_set_read(m, bio_read) != 1 || BIO_meth_set_ctrl(m, bio_ctrl) != 1)) {
+		BIO_meth_free(m);
+		return NULL;
+	}
+	return m;
+}
 
 /* The reason for the last OpenSSL failure, the error queue emptied. */
 static void ssl_reason(char *buf, size_t n, const char *fallback)
@@ -285,7 +377,7 @@ int tp__tls_init(struct transport *tp, char *err, size_t errlen)
 	const struct tp_cfg *c = &tp->cfg;
 	struct tls *t = calloc(1, sizeof(*t));
 	char cert[600], key[600], why[200];
-	if (!t || !(t->srv = ctx_new(true)) || !(t->cli = ctx_new(false))) {
+	if (!t || !(t->srv = ctx_new(true)) || !(t->cli = ctx_new(false)) || !(t->meth = bio_method())) {
 		snprintf(err, errlen, "cannot set up TLS: out of memory");
 		goto fail;
 	}
@@ -339,6 +431,7 @@ fail:
 	if (t) {
 		SSL_CTX_free(t->srv);
 		SSL_CTX_free(t->cli);
+		BIO_meth_free(t->meth);
 		free(t);
 	}
 	return -EINVAL;
@@ -350,6 +443,8 @@ void tp__tls_free(struct transport *tp)
 		return;
 	SSL_CTX_free(tp->tls->srv);
 	SSL_CTX_free(tp->tls->cli);
+	BIO_meth_free(tp->tls->meth);
+	free(tp->tls->obuf);
 	free(tp->tls);
 	tp->tls = NULL;
 }
@@ -403,22 +498,22 @@ int tp__tls_conn_new(struct transport *tp, bool client, uint64_t id, const struc
 {
 	struct tls *t = tp->tls;
 	struct tls_conn *tc = calloc(1, sizeof(*tc));
+	BIO *bio = NULL;
 	if (!tc || !t)
 		goto fail;
 	tc->tp = tp;
 	tc->id = id;
-	tc->peer = *peer;
+	tc->peer = peer;
 	tc->client = client;
 	tc->start_ms = loop_now(tp->loop);
 	ERR_clear_error();
 	tc->ssl = SSL_new(client ? t->cli : t->srv);
-	tc->in = BIO_new(BIO_s_mem());
-	tc->out = BIO_new(BIO_s_mem());
-	if (!tc->ssl || !tc->in || !tc->out)
+	bio = BIO_new(t->meth);
+	if (!tc->ssl || !bio)
 		goto fail;
-	/* An empty input BIO means "wait for more", not the end of the stream. */
-	BIO_set_mem_eof_return(tc->in, -1);
-	SSL_set_bio(tc->ssl, tc->in, tc->out);
+	BIO_set_data(bio, tc);
+	SSL_set_bio(tc->ssl, bio, bio); /* one BIO both ways: ssl holds it from now on */
+	bio = NULL;
 	if (client) {
 		if (set_peer_name(t, tc->ssl, peer))
 			goto fail;
@@ -434,13 +529,11 @@ int tp__tls_conn_new(struct transport *tp, bool client, uint64_t id, const struc
 	return 0;
 fail:
 	ERR_clear_error();
+	BIO_free(bio);
 	if (tc) {
-		if (tc->ssl)
-			SSL_free(tc->ssl); /* frees the BIOs it holds */
-		else {
-			BIO_free(tc->in);
-			BIO_free(tc->out);
-		}
+		SSL_free(tc->ssl); /* and the BIO it holds */
+		if (t && t->oown == tc)
+			t->oown = NULL;
 	}
 	free(tc);
 	return -ENOMEM;
@@ -450,8 +543,14 @@ void tp__tls_conn_free(struct tls_conn *tc)
 {
 	if (!tc)
 		return;
+	struct tls *t = tc->tp->tls;
+	if (t->oown == tc) {
+		t->oown = NULL; /* its bytes are not for the next owner of this address */
+		t->olen = 0;
+	}
 	SSL_free(tc->ssl);
 	free(tc->pend);
+	free(tc->keep);
 	free(tc);
 }
 
@@ -472,7 +571,7 @@ bool tp__tls_more(const struct tls_conn *tc)
 
 const char *tp__tls_error(const struct tls_conn *tc)
 {
-	return tc->err;
+	return tc->tp->tls->err;
 }
 
 /* Encrypts len bytes into the output BIO; -EPROTO on failure. */
@@ -482,7 +581,7 @@ static int encrypt(struct tls_conn *tc, const char *buf, size_t len)
 		int n = len > INT32_MAX ? INT32_MAX : (int)len;
 		int r = SSL_write(tc->ssl, buf, n);
 		if (r <= 0) {
-			ssl_reason(tc->err, sizeof tc->err, "SSL_write failed");
+			ssl_reason(tc->tp->tls->err, sizeof tc->tp->tls->err, "SSL_write failed");
 			return -EPROTO;
 		}
 		buf += r;
@@ -498,8 +597,8 @@ int tp__tls_put(struct tls_conn *tc, const char *buf, size_t len)
 		return encrypt(tc, buf, len);
 	/* Until the handshake ends, plaintext waits here (bounded like the write queue). */
 	if (tc->plen + len > PEND_MAX) {
-		snprintf(tc->err, sizeof tc->err, "%zu bytes wait for the TLS handshake (at most %d)", tc->plen + len,
-			 PEND_MAX);
+		snprintf(tc->tp->tls->err, sizeof tc->tp->tls->err, "%zu bytes wait for the TLS handshake (at most %d)",
+			 tc->plen + len, PEND_MAX);
 		return -ENOBUFS;
 	}
 	if (tc->plen + len > tc->pcap) {
@@ -508,7 +607,7 @@ int tp__tls_put(struct tls_conn *tc, const char *buf, size_t len)
 			cap *= 2;
 		char *p = realloc(tc->pend, cap);
 		if (!p) {
-			snprintf(tc->err, sizeof tc->err, "out of memory");
+			snprintf(tc->tp->tls->err, sizeof tc->tp->tls->err, "out of memory");
 			return -ENOMEM;
 		}
 		tc->pend = p;
@@ -521,20 +620,63 @@ int tp__tls_put(struct tls_conn *tc, const char *buf, size_t len)
 
 int tp__tls_in(struct tls_conn *tc, const char *buf, size_t len)
 {
-	return BIO_write(tc->in, buf, (int)len) == (int)len ? 0 : -ENOMEM;
+	if (tc->ilen == 0) {
+		free(tc->keep);
+		tc->keep = NULL;
+		tc->iv = buf; /* a view: tp__tls_read uses it or keeps the rest */
+		tc->ilen = len;
+		return 0;
+	}
+	char *k = malloc(tc->ilen + len);
+	if (!k)
+		return -ENOMEM;
+	memcpy(k, tc->iv, tc->ilen);
+	memcpy(k + tc->ilen, buf, len);
+	free(tc->keep);
+	tc->keep = k;
+	tc->iv = k;
+	tc->ilen += len;
+	return 0;
+}
+
+/* After a read: ciphertext left in the view (a read that filled its buffer) is copied into
+ * the connection's own buffer, since the view's buffer is shared; none left, none kept. */
+static enum tp_tls_rd settle(struct tls_conn *tc, enum tp_tls_rd r)
+{
+	if (r == TLS_RD_FAIL || r == TLS_RD_EOF)
+		tc->ilen = 0; /* nothing more is read from it */
+	if (tc->ilen == 0) {
+		free(tc->keep);
+		tc->keep = NULL;
+		return r;
+	}
+	if (tc->keep)
+		return r; /* the view is in keep already: tp__tls_in put it there */
+	char *k = malloc(tc->ilen);
+	if (!k) {
+		snprintf(tc->tp->tls->err, sizeof tc->tp->tls->err, "out of memory");
+		tc->ilen = 0;
+		return TLS_RD_FAIL;
+	}
+	memcpy(k, tc->iv, tc->ilen);
+	free(tc->keep);
+	tc->keep = k;
+	tc->iv = k;
+	return r;
 }
 
 size_t tp__tls_out(struct tls_conn *tc, const char **p)
 {
-	char *d = NULL;
-	long n = BIO_get_mem_data(tc->out, &d);
-	*p = d;
-	return n > 0 ? (size_t)n : 0;
+	struct tls *t = tc->tp->tls;
+	*p = t->obuf;
+	return t->oown == tc ? t->olen : 0;
 }
 
 void tp__tls_out_done(struct tls_conn *tc)
 {
-	(void)BIO_reset(tc->out);
+	struct tls *t = tc->tp->tls;
+	if (t->oown == tc)
+		t->olen = 0;
 }
 
 /* A failed handshake or record: why, with the certificate check's verdict for outbound. */
@@ -551,19 +693,21 @@ static enum tp_tls_rd failed(struct tls_conn *tc, int r)
 	else
 		ssl_reason(why, sizeof why, "protocol error");
 	ERR_clear_error();
-	snprintf(tc->err, sizeof tc->err, "TLS %s failed: %s", tc->done ? "record" : "handshake", why);
+	snprintf(tc->tp->tls->err, sizeof tc->tp->tls->err, "TLS %s failed: %s", tc->done ? "record" : "handshake",
+		 why);
 	if (!tc->done) {
 		tp->stats.tls_failed++;
 		if (tc->client) {
 			/* An operator needs to hear of a peer whose certificate we refuse. */
 			char a[80];
-			log_warn(tp->lg, "tls", "connection to %s: %s", tp_addr_str(&tc->peer, a, sizeof a), tc->err);
+			log_warn(tp->lg, "tls", "connection to %s: %s", tp_addr_str(tc->peer, a, sizeof a),
+				 tp->tls->err);
 		}
 	}
 	return TLS_RD_FAIL;
 }
 
-enum tp_tls_rd tp__tls_read(struct tls_conn *tc, char *buf, size_t room, size_t *got)
+static enum tp_tls_rd read_some(struct tls_conn *tc, char *buf, size_t room, size_t *got)
 {
 	struct transport *tp = tc->tp;
 	*got = 0;
@@ -580,7 +724,7 @@ enum tp_tls_rd tp__tls_read(struct tls_conn *tc, char *buf, size_t room, size_t 
 		tp->stats.tls_handshakes++;
 		char a[80];
 		log_debug(tp->lg, "tls", "connection %llx %s %s: TLS established (%s, %s)", (unsigned long long)tc->id,
-			  tc->client ? "to" : "from", tp_addr_str(&tc->peer, a, sizeof a), SSL_get_version(tc->ssl),
+			  tc->client ? "to" : "from", tp_addr_str(tc->peer, a, sizeof a), SSL_get_version(tc->ssl),
 			  SSL_get_cipher_name(tc->ssl));
 		if (tc->plen) {
 			int err = encrypt(tc, tc->pend, tc->plen);
@@ -607,4 +751,9 @@ enum tp_tls_rd tp__tls_read(struct tls_conn *tc, char *buf, size_t room, size_t 
 	}
 	tc->more = true;
 	return TLS_RD_FULL;
+}
+
+enum tp_tls_rd tp__tls_read(struct tls_conn *tc, char *buf, size_t room, size_t *got)
+{
+	return settle(tc, read_some(tc, buf, room, got));
 }

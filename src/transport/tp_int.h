@@ -74,18 +74,20 @@ int tp__tls_cfg_check(const struct tp_cfg *c, char *err, size_t errlen);
  * one beside the database, made if missing), logging its fingerprint. -EINVAL with err. */
 int tp__tls_init(struct transport *tp, char *err, size_t errlen);
 void tp__tls_free(struct transport *tp);
-/* TLS state for connection id to peer: a server side, or a client side whose ClientHello
- * is ready at once (tp__tls_out). -ENOMEM (or no TLS set up). */
+/* TLS state for connection id to peer (kept as a pointer: it must outlive the state): a
+ * server side, or a client side whose ClientHello is ready at once (tp__tls_out). -ENOMEM
+ * (or no TLS set up). */
 int tp__tls_conn_new(struct transport *tp, bool client, uint64_t id, const struct tp_addr *peer, struct tls_conn **out);
 void tp__tls_conn_free(struct tls_conn *tc);
 bool tp__tls_done(const struct tls_conn *tc);         /* handshake finished */
 uint64_t tp__tls_started(const struct tls_conn *tc);  /* loop time the handshake began */
 bool tp__tls_more(const struct tls_conn *tc);         /* the last read filled its buffer */
-const char *tp__tls_error(const struct tls_conn *tc); /* why the last call failed */
+const char *tp__tls_error(const struct tls_conn *tc); /* why the last call failed (read at once) */
 /* Plaintext to send: encrypted into the output, or kept until the handshake ends. 0,
  * -ENOBUFS (too much waiting), -ENOMEM, -EPROTO. */
 int tp__tls_put(struct tls_conn *tc, const char *buf, size_t len);
-/* Ciphertext received from the peer; 0 or -ENOMEM. */
+/* Ciphertext received from the peer, seen in place: buf must stay as it is until the next
+ * tp__tls_read, which keeps a copy of what it leaves. 0 or -ENOMEM. */
 int tp__tls_in(struct tls_conn *tc, const char *buf, size_t len);
 enum tp_tls_rd {
 	TLS_RD_MORE, /* all that was received is used: read more ciphertext */
@@ -96,7 +98,8 @@ enum tp_tls_rd {
 /* Advances the handshake and decrypts up to room bytes into buf (*got of them). */
 enum tp_tls_rd tp__tls_read(struct tls_conn *tc, char *buf, size_t room, size_t *got);
 /* Ciphertext waiting to be sent (handshake, alerts, records): *p, the count returned;
- * tp__tls_out_done once it is queued. */
+ * tp__tls_out_done once it is queued. The buffer is shared by every connection: what a
+ * call made is to be queued before another connection's TLS call (else it is dropped). */
 size_t tp__tls_out(struct tls_conn *tc, const char **p);
 void tp__tls_out_done(struct tls_conn *tc);
 

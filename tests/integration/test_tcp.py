@@ -3,6 +3,7 @@ bridging UDP and TCP, SIPp over TCP (-t t1 and -t tn), and bad input on streams 
 message, 10 MB without a line end, no Content-Length, thousands of connections)."""
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -307,6 +308,101 @@ def test_no_content_length_gets_400_and_close(srv):
     assert r.startswith("SIP/2.0 400 Missing Content-Length"), r
     assert closed_by_server(s)
     wait_log(srv, "message without Content-Length")
+
+
+def pipelined(sock, n, via="TCP"):
+    """n OPTIONS, Call-IDs pipe0..pipe{n-1}, as one byte string for one write on sock."""
+    host, port = sock.getsockname()[:2]
+    return b"".join(
+        (f"OPTIONS sip:a.test SIP/2.0\r\nVia: SIP/2.0/{via} {host}:{port};branch=z9hG4bKp{i};rport\r\n"
+         f"From: <sip:probe@a.test>;tag=t{i}\r\nTo: <sip:a.test>\r\nCall-ID: pipe{i}\r\n"
+         "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode() for i in range(n))
+
+
+def answered_in_order(data, n):
+    """The Call-IDs of the 200s in data are pipe0..pipe{n-1}, in that order."""
+    ids = re.findall(r"SIP/2\.0 200 [^\r]*\r\n(?:[^\r]+\r\n)*?Call-ID: (pipe\d+)", data)
+    return ids == [f"pipe{i}" for i in range(n)]
+
+
+def traced(pid, out):
+    """strace on pid, writing its send calls to out; returns once it is attached."""
+    st = subprocess.Popen(["strace", "-f", "-qq", "-s", "16", "-e", "trace=sendto,sendmsg,write", "-o", out,
+                           "-p", str(pid)], stderr=subprocess.DEVNULL)
+    wait_for(lambda: re.search(r"TracerPid:\s+[1-9]", open(f"/proc/{pid}/status").read()), 10)
+    return st
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace (make deps)")
+def test_pipelined_requests_answered_in_order_in_few_sends(srv, tmp_path):
+    """200 OPTIONS in one write: all answered, in order, and the answers to one read leave
+    together (a handful of sends, not one per answer)."""
+    s = socket.create_connection(srv.addr)
+    st = traced(srv.proc.pid, str(tmp_path / "strace.txt"))
+    try:
+        s.sendall(pipelined(s, 200))
+        s.settimeout(20)
+        data = b""
+        while b"Call-ID: pipe199\r\n" not in data or not data.endswith(b"\r\n\r\n"):
+            chunk = s.recv(65536)
+            assert chunk, data[-400:]
+            data += chunk
+        data = data.decode()
+    finally:
+        st.terminate()
+        st.wait()
+    assert answered_in_order(data, 200), data[-400:]
+    sends = re.findall(r'^\d+\s+(?:sendto|sendmsg|write)\(\d+, (?:\[\{iov_base=)?"SIP/2\.0 ',
+                       (tmp_path / "strace.txt").read_text(), re.M)
+    assert 0 < len(sends) <= 40, len(sends)
+    s.close()
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace (make deps)")
+def test_requests_forwarded_from_one_read_leave_together(srv, tmp_path):
+    """30 MESSAGEs for a phone on TCP in one write from another connection: the phone gets
+    them all, in order, in a handful of sends on its connection (gathered per next hop)."""
+    bob = tcp_phone(srv, "bob")
+    s = socket.create_connection(srv.addr)
+    host, port = s.getsockname()[:2]
+    msgs = b"".join(
+        (f"MESSAGE sip:bob@a.test SIP/2.0\r\nVia: SIP/2.0/TCP {host}:{port};branch=z9hG4bKm{i};rport\r\n"
+         f"From: <sip:x@elsewhere.test>;tag=m{i}\r\nTo: <sip:bob@a.test>\r\nCall-ID: msg{i}\r\n"
+         f"CSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Type: text/plain\r\n"
+         f"Content-Length: 2\r\n\r\nm{i % 10}").encode() for i in range(30))
+    st = traced(srv.proc.pid, str(tmp_path / "strace.txt"))
+    try:
+        s.sendall(msgs)
+        got = []
+        while len(got) < 30:
+            m = bob.recv(timeout=10, want=is_req("MESSAGE"))
+            assert m is not None, got
+            got.append(m.get("Call-ID"))
+    finally:
+        st.terminate()
+        st.wait()
+    assert got == [f"msg{i}" for i in range(30)], got
+    sends = re.findall(r'^\d+\s+(?:sendto|sendmsg|write)\(\d+, (?:\[\{iov_base=)?"MESSAGE ',
+                       (tmp_path / "strace.txt").read_text(), re.M)
+    assert 0 < len(sends) <= 10, len(sends)
+    s.close()
+    bob.close()
+
+
+def test_pipelined_requests_then_bad_message_all_answered_before_close(srv):
+    """200 OPTIONS and a message without Content-Length in one write: the 200 answers and
+    the 400 all arrive, in order, before the server closes."""
+    s = socket.create_connection(srv.addr)
+    s.sendall(pipelined(s, 200) + b"OPTIONS sip:a.test SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKnl;"
+              b"rport\r\nFrom: <sip:x@a.test>;tag=1\r\nTo: <sip:a.test>\r\nCall-ID: nocl\r\nCSeq: 1 OPTIONS\r\n"
+              b"Max-Forwards: 70\r\n\r\n")
+    s.settimeout(20)
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    text = data.decode()
+    assert answered_in_order(text, 200), text[-400:]
+    assert "SIP/2.0 400 Missing Content-Length" in text[text.index("Call-ID: pipe199"):], text[-400:]
 
 
 def test_oversized_content_length_gets_513_and_close(srv):

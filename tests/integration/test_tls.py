@@ -231,11 +231,38 @@ def test_many_messages_in_one_burst(srv):
     c.sendall(msgs)
     c.settimeout(10)
     data = b""
-    while data.count(b"SIP/2.0 200") < 200:
+    while data.count(b"SIP/2.0 200") < 200 or not data.endswith(b"\r\n\r\n"):
         chunk = c.recv(65536)
         assert chunk, data.count(b"SIP/2.0 200")
         data += chunk
+    # in order: the answers to one read are gathered into one TLS write
+    ids = re.findall(rb"SIP/2\.0 200 [^\r]*\r\n(?:[^\r]+\r\n)*?Call-ID: (burst\d+)", data)
+    assert ids == [f"burst{i}".encode() for i in range(200)], ids[:5]
     c.close()
+
+
+def test_burst_then_bad_message_all_answered_before_close(srv):
+    """200 OPTIONS and a message without Content-Length in one write: every answer arrives,
+    in order, the 400 last, before the server closes (what was gathered goes first)."""
+    c = tls_conn(srv)
+    host, port = c.getsockname()[:2]
+    msgs = b"".join(
+        (f"OPTIONS sip:a.test SIP/2.0\r\nVia: SIP/2.0/TLS {host}:{port};branch=z9hG4bKc{i};rport\r\n"
+         f"From: <sip:probe@a.test>;tag=t{i}\r\nTo: <sip:a.test>\r\nCall-ID: close{i}\r\n"
+         "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode() for i in range(200))
+    c.sendall(msgs + b"OPTIONS sip:a.test SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:9;branch=z9hG4bKnl;rport\r\n"
+              b"From: <sip:x@a.test>;tag=1\r\nTo: <sip:a.test>\r\nCall-ID: nocl\r\nCSeq: 1 OPTIONS\r\n"
+              b"Max-Forwards: 70\r\n\r\n")
+    c.settimeout(20)
+    data = b""
+    try:
+        while chunk := c.recv(65536):
+            data += chunk
+    except (ssl.SSLError, ConnectionResetError):
+        pass  # the server may end without a TLS close
+    ids = re.findall(rb"SIP/2\.0 200 [^\r]*\r\n(?:[^\r]+\r\n)*?Call-ID: (close\d+)", data)
+    assert ids == [f"close{i}".encode() for i in range(200)], (len(ids), data[-300:])
+    assert b"SIP/2.0 400 Missing Content-Length" in data[data.index(b"Call-ID: close199"):], data[-300:]
 
 
 # ---- calls -----------------------------------------------------------------------------------

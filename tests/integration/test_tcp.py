@@ -3,7 +3,6 @@ bridging UDP and TCP, SIPp over TCP (-t t1 and -t tn), and bad input on streams 
 message, 10 MB without a line end, no Content-Length, thousands of connections)."""
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -333,7 +332,6 @@ def traced(pid, out):
     return st
 
 
-@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace (make deps)")
 def test_pipelined_requests_answered_in_order_in_few_sends(srv, tmp_path):
     """200 OPTIONS in one write: all answered, in order, and the answers to one read leave
     together (a handful of sends, not one per answer)."""
@@ -358,7 +356,6 @@ def test_pipelined_requests_answered_in_order_in_few_sends(srv, tmp_path):
     s.close()
 
 
-@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace (make deps)")
 def test_requests_forwarded_from_one_read_leave_together(srv, tmp_path):
     """30 MESSAGEs for a phone on TCP in one write from another connection: the phone gets
     them all, in order, in a handful of sends on its connection (gathered per next hop)."""

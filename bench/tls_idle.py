@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """The idle-TLS-connection pass of bench.sh (stream.sh runs it; no third-party modules).
 usage: tls_idle.py PORT CAFILE USERS_CSV N SERVER_PID [CONC]
-Opens N TLS connections to 127.0.0.1:PORT (verifying the server against CAFILE), registers
+Opens N TLS connections to 127.0.0.1:PORT from 127.0.1.1-16 (verifying the server against
+CAFILE), registers
 one user of USERS_CSV (bench/gen-users.py's users.csv: user;password;port;domain) over each
 (REGISTER -> 401 -> REGISTER with digest -> 200, Expires 3600), CONC handshakes at a time,
 and leaves every connection open and silent. The server's memory is read before the first
 connection and once all N are registered and idle: the proportional set size (Pss, from
 /proc/PID/smaps_rollup) summed over the server and its child processes, so that Kamailio's
 shared memory is counted once however many workers touch it. Prints one line:
-  idle=N ok=OK fail=F pss_before_kb=A pss_after_kb=B bytes_per_conn=(B-A)*1024/OK secs=S"""
+  idle=N ok=OK fail=F pss_before_kb=A pss_after_kb=B bytes_per_conn=(B-A)*1024/OK secs=S
+and, on stderr, how many failed for each reason (the exception, or the final status line)."""
 import asyncio, hashlib, os, re, ssl, sys, time
 
 
@@ -49,12 +51,12 @@ async def read_msg(r):
     return head.decode(errors="replace")
 
 
-def register(user, dom, lport, cseq, auth=""):
+def register(user, dom, lhost, lport, cseq, auth=""):
     return (f"REGISTER sip:{dom} SIP/2.0\r\n"
-            f"Via: SIP/2.0/TLS 127.0.0.1:{lport};branch=z9hG4bK-idle-{user}-{cseq}\r\n"
+            f"Via: SIP/2.0/TLS {lhost}:{lport};branch=z9hG4bK-idle-{user}-{cseq}\r\n"
             f"From: <sip:{user}@{dom}>;tag=idle{user}\r\nTo: <sip:{user}@{dom}>\r\n"
             f"Call-ID: idle-{user}@127.0.0.1\r\nCSeq: {cseq} REGISTER\r\n"
-            f"Contact: <sip:{user}@127.0.0.1:{lport};transport=tls>\r\n{auth}"
+            f"Contact: <sip:{user}@{lhost}:{lport};transport=tls>\r\n{auth}"
             "Max-Forwards: 70\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n").encode()
 
 
@@ -73,20 +75,29 @@ def digest(chal, user, pw, uri):
             f'uri="{uri}", response="{resp}", algorithm=MD5{extra}{opaque}\r\n')
 
 
-async def one(port, ctx, user, pw, dom, sem, held):
+async def one(port, ctx, user, pw, dom, sem, held, why):
     async with sem:
         try:
-            r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
-            lport = w.get_extra_info("sockname")[1]
-            w.write(register(user, dom, lport, 1))
+            # From one of 16 loopback addresses: after the tls-new passes (tens of
+            # thousands of connections in TIME_WAIT) one source address can run out of
+            # ephemeral ports ("Cannot assign requested address").
+            r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx,
+                                                 local_addr=(f"127.0.1.{1 + hash(user) % 16}", 0))
+            lhost, lport = w.get_extra_info("sockname")[:2]
+            w.write(register(user, dom, lhost, lport, 1))
             res = await asyncio.wait_for(read_msg(r), 30)
             if res.startswith("SIP/2.0 401"):
                 chal = re.search(r"(?im)^WWW-Authenticate:\s*Digest\s+(.*)$", res).group(1)
-                w.write(register(user, dom, lport, 2, digest(chal, user, pw, f"sip:{dom}")))
+                w.write(register(user, dom, lhost, lport, 2, digest(chal, user, pw, f"sip:{dom}")))
                 res = await asyncio.wait_for(read_msg(r), 30)
             held.append(w)  # kept open: the pass measures idle connections
-            return res.startswith("SIP/2.0 200")
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ssl.SSLError, AttributeError):
+            if res.startswith("SIP/2.0 200"):
+                return True
+            why[res.split("\r\n", 1)[0][:40]] = why.get(res.split("\r\n", 1)[0][:40], 0) + 1
+            return False
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ssl.SSLError, AttributeError) as e:
+            k = f"{type(e).__name__}: {e}"[:60]
+            why[k] = why.get(k, 0) + 1
             return False
 
 
@@ -96,13 +107,15 @@ async def main(port, ca, users, n, pid, conc):
     rows = [l.strip().split(";") for l in open(users)][1:n + 1]
     before = pss_kb(pid)
     t0 = time.monotonic()
-    sem, held = asyncio.Semaphore(conc), []
-    ok = sum(await asyncio.gather(*(one(port, ctx, u, p, d, sem, held) for u, p, _, d in rows)))
+    sem, held, why = asyncio.Semaphore(conc), [], {}
+    ok = sum(await asyncio.gather(*(one(port, ctx, u, p, d, sem, held, why) for u, p, _, d in rows)))
     await asyncio.sleep(3)  # the server settles (transactions end)
     after = pss_kb(pid)
     per = (after - before) * 1024 // max(ok, 1)
     print(f"idle={n} ok={ok} fail={n - ok} pss_before_kb={before} pss_after_kb={after} "
           f"bytes_per_conn={per} secs={time.monotonic() - t0:.1f}", flush=True)
+    for k, v in sorted(why.items(), key=lambda kv: -kv[1]):
+        print(f"tls_idle: {v} failed: {k}", file=sys.stderr)
     for w in held:
         w.close()
 

@@ -25,6 +25,7 @@
 #define ANSWER_MS 32000            /* a request sent this recently may still await its answer */
 #define MAX_LOST 64                /* lost destinations told per loop turn */
 #define HANDSHAKE_MS 10000         /* a TLS handshake not done by then fails */
+#define UPGRADE_MS 10000           /* a WebSocket upgrade not done by then (after TLS) fails */
 #define CIPHER_READ 16709          /* ciphertext taken per recv: a full TLS 1.3 record and then some */
 #define TLS_ROUNDS 16              /* reads of plaintext TLS already holds, per wake-up */
 #define GATHER_MAX (64 * 1024)     /* bytes gathered per connection while a read batch is handled */
@@ -43,6 +44,7 @@ struct conn {
 	size_t whead, wlen, wcap; /* written up to, filled up to, size */
 	struct timer idle;        /* closes it when silent (and not held) */
 	uint64_t active_ms;       /* last byte in or out (loop clock) */
+	uint64_t opened_ms;       /* accepted or dialled (loop clock) */
 	uint64_t hold_ms;         /* kept open until then (a binding uses it) */
 	uint64_t tx_ms;           /* last message queued on it; 0: none */
 	bool outbound;            /* we opened it */
@@ -345,11 +347,20 @@ static void idle_fire(void *arg)
 	struct transport *tp = c->lis->tp;
 	uint64_t n = now(tp);
 	bool shaking = c->tls && !c->closing && !tp__tls_done(c->tls);
+	/* Like a TLS handshake, an upgrade request that trickles in (or never comes) holds a
+	 * descriptor: it gets UPGRADE_MS (after the handshake on WSS) however often bytes
+	 * come, or the idle timeout when that is sooner. */
+	bool upgrading = !shaking && c->ws && !c->closing && !tp__ws_upgraded(c->ws);
+	uint64_t idle_at = c->active_ms + (uint64_t)tp->cfg.tcp_idle_timeout * 1000;
+	uint64_t upgrade_at = c->opened_ms + UPGRADE_MS + (c->tls ? HANDSHAKE_MS : 0);
+	if (upgrading && idle_at <= upgrade_at)
+		upgrading = false; /* the idle timeout comes first: it says why */
 	uint64_t deadline = c->connecting ? c->active_ms + CONNECT_MS
 			    : c->closing  ? c->active_ms + LINGER_MS
 			    : shaking     ? tp__tls_started(c->tls) + HANDSHAKE_MS
-					  : c->active_ms + (uint64_t)tp->cfg.tcp_idle_timeout * 1000;
-	if (!c->connecting && !c->closing && !shaking && c->hold_ms > deadline)
+			    : upgrading   ? upgrade_at
+					  : idle_at;
+	if (!c->connecting && !c->closing && !shaking && !upgrading && c->hold_ms > deadline)
 		deadline = c->hold_ms;
 	if (n < deadline) {
 		timer_start(loop_timers(tp->loop), &c->idle, deadline - n, idle_fire, c);
@@ -366,7 +377,9 @@ static void idle_fire(void *arg)
 		snprintf(why, sizeof why, "TLS handshake not done after %u s", HANDSHAKE_MS / 1000);
 		tp->stats.tls_timeouts++;
 		lost(tp, c, -ETIMEDOUT);
-	} else
+	} else if (upgrading)
+		snprintf(why, sizeof why, "WebSocket upgrade not done after %u s", UPGRADE_MS / 1000);
+	else
 		snprintf(why, sizeof why, "idle for %u s%s", tp->cfg.tcp_idle_timeout,
 			 c->rlen ? " in the middle of a message" : "");
 	conn_close(tp, c, why);
@@ -849,7 +862,7 @@ static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const
 	c->peer = *peer;
 	c->outbound = outbound;
 	c->connecting = connecting;
-	c->active_ms = now(tp);
+	c->active_ms = c->opened_ms = now(tp);
 	char a[80];
 	if ((lis->proto == TP_WS || lis->proto == TP_WSS) &&
 	    tp__ws_new(&c->ws, &ws_io, c, tp->lg, tp_addr_str(peer, a, sizeof a))) {
@@ -880,7 +893,9 @@ static int conn_new(struct transport *tp, int fd, struct tp_listener *lis, const
 	timer_start(loop_timers(tp->loop), &c->idle,
 		    connecting ? CONNECT_MS
 		    : c->tls   ? HANDSHAKE_MS
-			       : (uint64_t)tp->cfg.tcp_idle_timeout * 1000,
+		    : c->ws && UPGRADE_MS < (uint64_t)tp->cfg.tcp_idle_timeout * 1000
+			    ? UPGRADE_MS
+			    : (uint64_t)tp->cfg.tcp_idle_timeout * 1000,
 		    idle_fire, c);
 	*out = c;
 	return 0;

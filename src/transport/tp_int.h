@@ -145,6 +145,8 @@ struct tp_ws;
 /* A WebSocket waiting for its upgrade on connection conn (peer: for log lines). */
 int tp__ws_new(struct tp_ws **out, const struct tp_ws_io *io, void *conn, struct log *lg, const char *peer);
 void tp__ws_free(struct tp_ws *w);
+/* Whether the upgrade was accepted (frames flow). */
+bool tp__ws_upgraded(const struct tp_ws *w);
 /* Bytes read from the connection: the upgrade request first (answered 101, or refused
  * and the connection closed), then frames. Returns how many bytes were used; the rest
  * (a partial request) is to be given again with more. Messages go to io->deliver. */

@@ -285,6 +285,11 @@ int tp__ws_new(struct tp_ws **out, const struct tp_ws_io *io, void *conn, struct
 	return 0;
 }
 
+bool tp__ws_upgraded(const struct tp_ws *w)
+{
+	return w->ctx != NULL;
+}
+
 void tp__ws_free(struct tp_ws *w)
 {
 	if (!w)

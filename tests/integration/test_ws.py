@@ -290,6 +290,27 @@ def test_half_upgrade_closed_at_idle_timeout(server_factory):
     wait_log(srv, "closed: idle for 2 s")
 
 
+def test_trickled_upgrade_closed_at_its_deadline(server_factory):
+    """An upgrade request sent a byte a second never goes idle, yet holds a descriptor: it
+    is closed once the upgrade's deadline (10 s) passes, and the server goes on answering."""
+    srv = ws_server(server_factory)
+    s = socket.create_connection(srv.addr)
+    s.sendall(b"GET / HTTP/1.1\r\n")
+    closed = False
+    for ch in b"Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Slow: " + b"y" * 60:
+        try:
+            s.sendall(bytes([ch]))
+        except OSError:
+            closed = True
+            break
+        if closed_by_server(s, timeout=1):
+            closed = True
+            break
+    assert closed
+    wait_log(srv, "closed: WebSocket upgrade not done after 10 s")
+    server_answers_options(srv)
+
+
 def test_per_source_cap_applies_to_ws(server_factory):
     srv = ws_server(server_factory, "--tcp-max-per-source", "5")
     socks = [socket.create_connection(srv.addr) for _ in range(8)]

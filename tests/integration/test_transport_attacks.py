@@ -9,46 +9,16 @@ import struct
 
 import pytest
 
-from conftest import wait_for, wait_log
-from sipua import UA, free_port_both, rand
+from conftest import stream_server, wait_for, wait_log
+from sipua import free_port_both
+from test_tcp import closed_by_server
+from test_ws import options_msg, server_answers_options
 from wsua import CLOSE, PING, PONG, TEXT, WsConn, frame, upgrade_request
-
-
-def options_msg():
-    return (f"OPTIONS sip:a.test SIP/2.0\r\nVia: SIP/2.0/WSS {rand(8)}.invalid;branch=z9hG4bK{rand(10)}\r\n"
-            f"From: <sip:probe@a.test>;tag={rand(6)}\r\nTo: <sip:a.test>\r\nCall-ID: {rand(12)}\r\n"
-            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
-
-
-def closed_by_server(sock, timeout=10.0):
-    """Reads (and drops) until the server closes; True when it did (EOF or reset)."""
-    sock.settimeout(timeout)
-    try:
-        while sock.recv(65536):
-            pass
-        return True
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
-
-
-def still_serving(srv):
-    """OPTIONS over a new WebSocket and over UDP get 200."""
-    ws = WsConn(srv.addr, srv.host)
-    ws.send(TEXT, options_msg())
-    assert ws.recv_msg().startswith(b"SIP/2.0 200 "), "no 200 over a new WebSocket"
-    ws.close()
-    ua = UA(srv.addr, host=srv.host)
-    ua.send_raw(ua.build("OPTIONS", f"sip:{srv.host}:{srv.port}", contact=False))
-    r = ua.final(5)
-    assert r is not None and r.status == 200
 
 
 @pytest.fixture
 def srv(server_factory):
-    port = free_port_both("127.0.0.1")
-    return server_factory(port=port, extra=["--listen", f"ws:127.0.0.1:{port}"]).start()
+    return stream_server(server_factory, "ws")
 
 
 def fragments(msg, sizes):
@@ -88,7 +58,7 @@ def test_ws_message_in_thousands_of_fragments_is_refused(srv):
     assert struct.unpack("!H", payload[:2])[0] == 1009, payload
     assert closed_by_server(ws.s)
     wait_log(srv, "WebSocket message in over 64 fragments: close 1009")
-    still_serving(srv)
+    server_answers_options(srv)
 
 
 @pytest.mark.parametrize("bad", [
@@ -106,7 +76,7 @@ def test_ws_frame_level_protocol_error_is_named(srv, bad):
     assert closed_by_server(ws.s)
     wait_log(srv, "WebSocket protocol error in a frame's header")
     assert "WebSocket closed with code 1005" not in srv.read_log()
-    still_serving(srv)
+    server_answers_options(srv)
 
 
 def test_ws_upgrade_and_frames_in_one_segment(srv):

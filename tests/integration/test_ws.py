@@ -11,6 +11,7 @@ import pytest
 
 from conftest import add_users, answer_and_caller_hangs_up, parley, register_ok, registered, stream_server, wait_log
 from sipua import SDP, UA, is_req, rand, ring, wait_for
+from test_tcp import closed_by_server
 from wsua import BINARY, CLOSE, PING, PONG, TEXT, WsConn, WsUA, frame
 
 
@@ -36,19 +37,6 @@ def options_msg(host="df7jal23ls0d.invalid"):
     return (f"OPTIONS sip:a.test SIP/2.0\r\nVia: SIP/2.0/WSS {host};branch=z9hG4bK{rand(10)}\r\n"
             f"From: <sip:probe@a.test>;tag={rand(6)}\r\nTo: <sip:a.test>\r\nCall-ID: {rand(12)}\r\n"
             "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
-
-
-def closed_by_server(sock, timeout=10.0):
-    """Reads (and drops) until the server closes; True when it did (EOF or reset)."""
-    sock.settimeout(timeout)
-    try:
-        while sock.recv(65536):
-            pass
-        return True
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
 
 
 def server_answers_options(srv):

@@ -172,7 +172,12 @@ def test_call_bridges_udp_and_tcp(srv, caller_tcp):
 def test_binding_whose_connection_closed_fails_at_once(srv):
     """A phone registered over TCP is reached only over its connection; once that is gone a
     call to it fails at once instead of waiting for timer B (32 s)."""
-    bob = tcp_phone(srv, "bob")
+    gone_phone_gets_480(srv, tcp_phone(srv, "bob"))
+
+
+def gone_phone_gets_480(srv, bob):
+    """bob's phone (registered over a stream) closes its connection: a call from a UDP phone
+    to bob gets 480 at once."""
     bob.sock.close()
     wait_log(srv, "closed: closed by the peer")
     alice = udp_phone(srv, "alice")

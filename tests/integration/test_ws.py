@@ -11,7 +11,7 @@ import pytest
 
 from conftest import add_users, answer_and_caller_hangs_up, parley, register_ok, registered, stream_server, wait_log
 from sipua import SDP, UA, is_req, rand, ring, wait_for
-from test_tcp import closed_by_server
+from test_tcp import closed_by_server, gone_phone_gets_480
 from wsua import BINARY, CLOSE, PING, PONG, TEXT, WsConn, WsUA, frame
 
 
@@ -168,15 +168,7 @@ def test_ws_phone_with_a_numeric_contact_is_reached_over_its_connection(srv):
 
 
 def test_ws_phone_whose_connection_closed_fails_at_once(srv):
-    bob = ws_phone(srv, "bob")
-    bob.sock.close()
-    wait_log(srv, "closed: closed by the peer")
-    alice = udp_phone(srv, "alice")
-    from sipua import Call
-    c = Call(alice, "sip:bob@a.test")
-    assert c.start() is None
-    r = c.final(timeout=8)
-    assert r is not None and r.status == 480, r
+    gone_phone_gets_480(srv, ws_phone(srv, "bob"))
 
 
 # ---- bad input --------------------------------------------------------------------------

@@ -398,11 +398,11 @@ def callee_answer(ua, inv, status, reason, tag, body=b""):
     ua.reply(inv, status, reason, to_tag=tag, headers=headers, body=body)
 
 
-def callee_bye(ua, inv, tag, cseq=1):
+def callee_bye(ua, inv, tag, cseq=1, transport="UDP"):
     """The callee hangs up: its route set is the Record-Route of the INVITE in order."""
     route = inv.all("record-route")
     lines = [f"BYE {uri_of(inv.get('contact'))} SIP/2.0",
-             f"Via: SIP/2.0/UDP {ua.hostport};branch=z9hG4bK{rand(12)};rport",
+             f"Via: SIP/2.0/{transport} {ua.hostport};branch=z9hG4bK{rand(12)};rport",
              f"From: {inv.get('to')};tag={tag}", f"To: {inv.get('from')}",
              f"Call-ID: {inv.get('call-id')}", f"CSeq: {cseq} BYE", "Max-Forwards: 70"]
     if route:
@@ -412,7 +412,7 @@ def callee_bye(ua, inv, tag, cseq=1):
     return ua.final(5, cseq_method="BYE")
 
 
-def callee_hangs_up(caller, callee, inv, tag, timeout=5):
+def callee_hangs_up(caller, callee, inv, tag, timeout=5, transport="UDP"):
     """The callee sends BYE (callee_bye) while the caller's side, in a thread, answers the
     BYE it receives with 200. Returns (BYE seen by the caller or None, response to the BYE)."""
     got = {}
@@ -424,7 +424,7 @@ def callee_hangs_up(caller, callee, inv, tag, timeout=5):
             caller.reply(bye, 200, "OK")
     th = threading.Thread(target=caller_side)
     th.start()
-    r = callee_bye(callee, inv, tag)
+    r = callee_bye(callee, inv, tag, transport=transport)
     th.join()
     return got["bye"], r
 

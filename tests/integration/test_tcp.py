@@ -12,7 +12,7 @@ import pytest
 
 from conftest import BIN, add_users, answer_and_caller_hangs_up, parley, register_ok, registered, stream_server, wait_for, wait_log
 from sippctl import run_sipp, sipp_phone
-from sipua import SDP, UA, is_req, rand, ring
+from sipua import SDP, UA, callee_hangs_up, is_req, rand, ring
 from tcpua import TcpUA
 
 
@@ -153,18 +153,8 @@ def test_call_bridges_udp_and_tcp(srv, caller_tcp):
     c.ack()
     assert bob.recv(3, is_req("ACK")) is not None
     # The callee hangs up: its BYE follows the route set the other way round.
-    route = inv.all("record-route")
-    contact = re.search(r"<([^>]+)>", inv.get("contact")).group(1)
-    msg = "\r\n".join([
-        f"BYE {contact} SIP/2.0",
-        f"Via: SIP/2.0/{'UDP' if caller_tcp else 'TCP'} {bob.hostport};branch=z9hG4bK{rand(10)};rport",
-        f"From: {inv.get('to')};tag={tag}", f"To: {inv.get('from')}", f"Call-ID: {inv.get('call-id')}",
-        "CSeq: 1 BYE", "Max-Forwards: 70", f"Route: {', '.join(route)}", "Content-Length: 0", "", ""])
-    bob.send_raw(msg.encode())
-    bye = alice.recv(5, is_req("BYE"))
+    bye, r = callee_hangs_up(alice, bob, inv, tag, transport="UDP" if caller_tcp else "TCP")
     assert bye is not None
-    alice.reply(bye, 200, "OK")
-    r = bob.final(5, cseq_method="BYE")
     assert r is not None and r.status == 200
     wait_log(srv, "call: ended alice@a.test -> bob@a.test")
 

@@ -10,7 +10,7 @@ import struct
 import pytest
 
 from conftest import add_users, answer_and_caller_hangs_up, parley, register_ok, registered, stream_server, wait_log
-from sipua import SDP, UA, is_req, rand, ring, wait_for
+from sipua import SDP, UA, callee_hangs_up, is_req, rand, ring, uri_of, wait_for
 from test_tcp import closed_by_server, gone_phone_gets_480
 from wsua import BINARY, CLOSE, PING, PONG, TEXT, WsConn, WsUA, frame
 
@@ -134,20 +134,11 @@ def test_callee_hangs_up_across_ws(srv, caller_ws, callee_ws):
     assert r is not None and r.status == 200
     c.ack()
     assert bob.recv(3, is_req("ACK")) is not None
-    route = inv.all("record-route")
-    contact = re.search(r"<([^>]+)>", inv.get("contact")).group(1)
     if caller_ws:
+        contact = uri_of(inv.get("contact"))
         assert contact.endswith(".invalid;transport=ws"), contact
-    msg = "\r\n".join([
-        f"BYE {contact} SIP/2.0",
-        f"Via: SIP/2.0/UDP {bob.hostport};branch=z9hG4bK{rand(10)};rport",
-        f"From: {inv.get('to')};tag={tag}", f"To: {inv.get('from')}", f"Call-ID: {inv.get('call-id')}",
-        "CSeq: 1 BYE", "Max-Forwards: 70", f"Route: {', '.join(route)}", "Content-Length: 0", "", ""])
-    bob.send_raw(msg.encode())
-    bye = alice.recv(5, is_req("BYE"))
+    bye, r = callee_hangs_up(alice, bob, inv, tag)
     assert bye is not None, "the callee's BYE did not reach the caller"
-    alice.reply(bye, 200, "OK")
-    r = bob.final(5, cseq_method="BYE")
     assert r is not None and r.status == 200
     wait_log(srv, "call: ended alice@a.test -> bob@a.test")
 
@@ -352,16 +343,7 @@ def test_wss_call_bridges_udp(server_factory, caller_wss):
     assert r is not None and r.status == 200
     c.ack()
     assert bob.recv(3, is_req("ACK")) is not None
-    contact = re.search(r"<([^>]+)>", inv.get("contact")).group(1)
-    msg = "\r\n".join([
-        f"BYE {contact} SIP/2.0",
-        f"Via: SIP/2.0/UDP {bob.hostport};branch=z9hG4bK{rand(10)};rport",
-        f"From: {inv.get('to')};tag={tag}", f"To: {inv.get('from')}", f"Call-ID: {inv.get('call-id')}",
-        "CSeq: 1 BYE", "Max-Forwards: 70", f"Route: {', '.join(inv.all('record-route'))}", "Content-Length: 0", "", ""])
-    bob.send_raw(msg.encode())
-    bye = alice.recv(5, is_req("BYE"))
+    bye, r = callee_hangs_up(alice, bob, inv, tag)
     assert bye is not None, "the callee's BYE did not reach the caller"
-    alice.reply(bye, 200, "OK")
-    r = bob.final(5, cseq_method="BYE")
     assert r is not None and r.status == 200
     wait_log(srv, "call: ended alice@a.test -> bob@a.test")

@@ -745,6 +745,18 @@ static int start_branch(struct ctx *c, const struct sip_msg *req, const struct p
 	return err;
 }
 
+/* Starts branch b again toward t (failover); true when its transaction started. */
+static bool restart_branch(struct ctx *c, struct branch *b, const struct proxy_target *t)
+{
+	if (start_branch(c, txn_server_request(c->st), t, &c->fl, b) != 0)
+		return false;
+	b->status = 0;
+	c->live++;
+	if (c->fl.dialog && c->p->env.dialogs)
+		dlg_learn(c->p->env.dialogs, c->call_id, c->from_tag, DLG_CALLEE, &t->dst.addr);
+	return true;
+}
+
 /* RFC 3263 §4.3: when the first target of a domain times out or answers 503 before any
  * provisional, the next one (SRV order) gets the request; and a phone whose flow is lost
  * (lost: the transport failed or nobody answered) gets it over its next Outbound flow.
@@ -762,13 +774,8 @@ static bool failover(struct ctx *c, struct branch *b, const char *why, bool lost
 		char to[80];
 		log_info(p->env.lg, "route", "%s: trying the phone's next flow, %s", why,
 			 tp_addr_str(&t.dst.addr, to, sizeof to));
-		if (start_branch(c, txn_server_request(c->st), &t, &c->fl, b) == 0) {
-			b->status = 0;
-			c->live++;
-			if (c->fl.dialog && p->env.dialogs)
-				dlg_learn(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLEE, &t.dst.addr);
+		if (restart_branch(c, b, &t))
 			return true;
-		}
 	}
 	if (b != &c->br[0])
 		return false;
@@ -777,13 +784,8 @@ static bool failover(struct ctx *c, struct branch *b, const char *why, bool lost
 		t.dst = c->alt[c->next_alt++];
 		char to[80];
 		log_info(p->env.lg, "route", "%s: failing over to %s", why, tp_addr_str(&t.dst.addr, to, sizeof to));
-		if (start_branch(c, txn_server_request(c->st), &t, &c->fl, b) == 0) {
-			b->status = 0;
-			c->live++;
-			if (c->fl.dialog && p->env.dialogs)
-				dlg_learn(p->env.dialogs, c->call_id, c->from_tag, DLG_CALLEE, &t.dst.addr);
+		if (restart_branch(c, b, &t))
 			return true;
-		}
 	}
 	return false;
 }

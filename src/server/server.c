@@ -535,7 +535,9 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		.dialogs = s->dialogs,
 		.send = server_send,
 		.send_arg = s,
-		.call_end = s->media_on ? media_call_end : NULL,
+		/* Always: a reload may add an rtpengine; media_end costs nothing without relayed
+		 * calls. */
+		.call_end = media_call_end,
 		.call_end_arg = s,
 	};
 	if (proxy_new(&s->proxy, &pe) < 0) {
@@ -635,8 +637,9 @@ void server_free(struct server *s)
 /* ---- reload (SIGHUP) -------------------------------------------------------------------- */
 
 /* What a running server takes from a reloaded config; every other key keeps its value
- * until a restart (listeners, database, TLS files, timers, media and HTTP settings). */
-static const char *const live_keys[] = { "domain", "peer", "trust", "log-level", "log-format" };
+ * until a restart (listeners, database, TLS files, timers, HTTP settings). */
+static const char *const live_keys[] = { "domain", "peer",           "trust",     "log-level",        "log-format",
+					 "media",  "media-required", "rtpengine", "rtpengine-timeout" };
 
 struct reload {
 	struct server *s;
@@ -673,6 +676,11 @@ unsigned server_reload(struct server *s, struct config *live, const struct confi
 	if (route_reload(s->route, &live->route) < 0)
 		log_error(s->lg, "reload", "a peer's URI does not parse: domains and peers unchanged");
 	router_reload_trust(s->router);
+	char err[256];
+	if (media_reload(s->media, err, sizeof err) < 0)
+		log_error(s->lg, "reload", "media relay: %s", err);
+	/* A relay set up by this reload: messages go through it from now on. */
+	s->media_on = media_on(s->media);
 	s->lg->level = (enum log_level)live->server.log_level;
 	s->lg->json = live->server.log_format == 1;
 	return n;

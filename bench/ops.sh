@@ -2,7 +2,7 @@
 # run_sipp, stop_pid, PIDS, WORK, N, CONC, STATS, HERE, PARLEY).
 #
 # What the operator's tools cost Parley: the reg and call passes run on a Parley with nothing
-# beside it ("off") and on one with the HTTP endpoint on, message capture on and a real
+# beside it ("off": no --http, --capture-memory 0) and on one with the HTTP endpoint on, message capture on and a real
 # Prometheus scraping /metrics every second ("on"):
 #   on = serve ... --http 127.0.0.1:P --capture-memory $OPS_CAPTURE (default 64MB)
 #        + prometheus (Debian's) with scrape_interval 1s on http://127.0.0.1:P/metrics
@@ -62,6 +62,8 @@ ops_run() { # MODE(off|on) RUN: one server run; appends its pass lines to OPS_RE
 	if [ "$mode" = on ]; then
 		hp=$($STATS port)
 		args="$args --http 127.0.0.1:$hp${OPS_CAPTURE:+ --capture-memory $OPS_CAPTURE}"
+	else
+		args="$args --capture-memory 0" # capture is on by default: off means off
 	fi
 	if ! PARLEY_ARGS=$args WORK=$ow start_server parley; then
 		echo "bench: parley did not start for the ops pass ($mode); the end of its log:" >&2

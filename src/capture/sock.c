@@ -130,20 +130,20 @@ static void on_msg(const struct capture_msg *m, void *arg)
 		struct tclient *t = &s->cl[i];
 		if (t->fd < 0)
 			continue;
-		if (t->dropped) {
-			char d[48];
-			int dl = snprintf(d, sizeof d, "dropped %llu\n", (unsigned long long)t->dropped);
-			if (!reserve(t, 4 + (size_t)dl)) {
-				t->dropped++;
-				continue;
-			}
-			put_frame(t, d, (size_t)dl, "", 0);
-			t->dropped = 0;
-		}
-		if (!reserve(t, 4 + (size_t)hl + m->text.l)) {
+		/* After drops, a line saying how many goes before the next message that fits
+		 * (both, or neither: one notice per gap, not one per dropped message). */
+		char d[48];
+		int dl = t->dropped ? snprintf(d, sizeof d, "dropped %llu\n", (unsigned long long)t->dropped) : 0;
+		/* Once dropping, it goes on until half the queue is free: a few long gaps read
+		 * better than a notice between every other message. */
+		if ((t->dropped && t->len > CAPTURE_SOCK_QUEUE / 2) ||
+		    !reserve(t, (dl ? 4 + (size_t)dl : 0) + 4 + (size_t)hl + m->text.l)) {
 			t->dropped++;
 			continue;
 		}
+		if (dl)
+			put_frame(t, d, (size_t)dl, "", 0);
+		t->dropped = 0;
 		put_frame(t, head, (size_t)hl, m->text.p, m->text.l);
 	}
 	/* One write per client at the end of the loop's turn, not one per message. */

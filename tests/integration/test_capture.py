@@ -365,3 +365,53 @@ def test_capture_settings_are_checked_and_shown(tmp_path):
     conf.write_text("[capture]\nhep = udp:127.0.0.1\n")
     r = parley("check", "--config", str(conf), db=db)
     assert r.returncode == 2 and "--hep udp:127.0.0.1" in r.stderr, r.stderr
+
+
+def metric(text, name):
+    m = re.search(r"^" + re.escape(name) + r" (\d+)$", text, re.M)
+    assert m, f"{name} not in /metrics"
+    return int(m.group(1))
+
+
+def test_capture_figures_in_metrics(server_factory):
+    from test_metrics import http, tcp_ports
+    # A HEP collector that is not there: every copy is refused (ICMP port unreachable).
+    gone = free_port()
+    port, = tcp_ports(1)
+    s = server_factory(extra=["--http", f"127.0.0.1:{port}", "--capture-memory", "16K", "--hep",
+                              f"udp:127.0.0.1:{gone}"]).start()
+    wait_log(s, f"HTTP endpoint on 127.0.0.1:{port}")
+    ua = s.ua()
+    for i in range(60):
+        ua.send_raw(ua.build("OPTIONS", f"sip:{s.listen[4:]}", contact=False, call_id=f"m-{i}",
+                             headers=["X-Pad: " + "y" * 800]))
+        assert ua.final(timeout=5).status == 200
+    ua.close()
+    text = http("GET", f"http://127.0.0.1:{port}/metrics")[2].decode()
+    assert metric(text, "parley_capture_messages_total") >= 120
+    assert metric(text, "parley_capture_kept_total") >= 120
+    assert metric(text, "parley_capture_ring_size_bytes") == 16384
+    assert 0 < metric(text, "parley_capture_ring_bytes") <= 16384
+    assert metric(text, "parley_capture_calls_evicted_total") > 40
+    assert 0 < metric(text, "parley_capture_calls") < 20
+    assert metric(text, "parley_capture_listeners") == 0
+    sent = int(re.search(r'^parley_hep_packets_total\{result="sent"\} (\d+)$', text, re.M).group(1))
+    failed = int(re.search(r'^parley_hep_packets_total\{result="failed"\} (\d+)$', text, re.M).group(1))
+    assert sent + failed >= 120 and failed > 0
+    # Logged once per burst, not once per packet.
+    log = s.read_log()
+    assert 1 <= log.count("cannot send a HEP packet") <= 3, log[-3000:]
+
+
+def test_capture_off_keeps_nothing(server_factory):
+    from test_metrics import http, tcp_ports
+    port, = tcp_ports(1)
+    s = server_factory(extra=["--http", f"127.0.0.1:{port}", "--capture-memory", "0"]).start()
+    wait_log(s, f"HTTP endpoint on 127.0.0.1:{port}")
+    ua = s.ua()
+    ua.send_raw(ua.build("OPTIONS", f"sip:{s.listen[4:]}", contact=False))
+    assert ua.final(timeout=5).status == 200
+    ua.close()
+    text = http("GET", f"http://127.0.0.1:{port}/metrics")[2].decode()
+    assert metric(text, "parley_capture_messages_total") == 0
+    assert metric(text, "parley_capture_ring_size_bytes") == 0

@@ -89,7 +89,7 @@ static bool wanted(struct trace *t, const struct sip_msg *m)
 static void print_header(const struct trace *t)
 {
 	char line[16 + MAXCOLS * COLW];
-	int n = snprintf(line, sizeof line, "%-13s", "");
+	int n = snprintf(line, sizeof line, "%-14s", ""); /* under the time column */
 	for (unsigned i = 0; i < t->ncols; i++) {
 		const char *name = t->cols[i].name;
 		size_t l = strlen(name);

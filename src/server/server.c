@@ -619,7 +619,9 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		log_warn(lg, "start", "--media always without --rtpengine: no call can be relayed");
 	}
 	char tpath[600], terr[700];
-	if (capture_sock_open(&s->trace, s->capture, loop, lg, capture_sock_path(cfg->server.db, tpath, sizeof tpath),
+	/* An in-memory database (the fuzzer's, tests') has no folder to put the socket in. */
+	if (strcmp(cfg->server.db, ":memory:") != 0 &&
+	    capture_sock_open(&s->trace, s->capture, loop, lg, capture_sock_path(cfg->server.db, tpath, sizeof tpath),
 			      terr, sizeof terr) < 0)
 		log_warn(lg, "start", "%s: parley trace will not work", terr);
 	if (cfg->capture.hep[0])

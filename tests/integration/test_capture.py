@@ -160,6 +160,29 @@ def test_trace_draws_a_call_as_a_ladder_and_filters(server):
                 t.close()
 
 
+def test_tcp_messages_are_captured_both_ways(server_factory):
+    """Streams go through the same two points as datagrams: a REGISTER over TCP and its
+    answers show on the trace, with the transport in the column."""
+    from conftest import add_users, register_ok, stream_server
+    from tcpua import TcpUA
+    s = stream_server(server_factory, "tcp")
+    add_users(s, "dave")
+    t = trace(s, "--user", "dave")
+    try:
+        t.expect(r"Ctrl-C stops")
+        wait_clients(s, 1)
+        ua = register_ok(TcpUA(s.addr, user="dave", domain="a.test", password="pw", host=s.host))
+        port = ua.sock.getsockname()[1]
+        t.expect(r"-200 OK-")
+        assert re.search(rf"^\s+tcp 127\.0\.0\.1:{port}\s+Parley\s*$", t.out, re.M), t.out
+        assert len(lines_with(t.out, "REGISTER")) == 2 and lines_with(t.out, "401 Unauthorized"), t.out
+        assert all(">" in ln for ln in lines_with(t.out, "REGISTER")), t.out
+        ua.close()
+        assert t.ctrl_c() == 0
+    finally:
+        t.close()
+
+
 def test_trace_without_a_server_exits_1(tmp_path):
     r = parley("trace", db=str(tmp_path / "none.db"))
     assert r.returncode == 1

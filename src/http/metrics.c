@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "capture/capture.h"
 #include "dialog/dialog.h"
 #include "guard/guard.h"
 #include "location/location.h"
@@ -218,6 +219,25 @@ static void transport_side(struct http_buf *b, const struct tp_stats *t)
 	labelled(b, "parley_tls_handshakes_total", "result", "timeout", t->tls_timeouts);
 }
 
+/* The capture ring, the HEP export and the live listeners (trace clients, event streams). */
+static void capture_side(struct http_buf *b, const struct capture_stats *c)
+{
+	single(b, "parley_capture_messages_total", "counter", "Messages captured (received and sent).", c->captured);
+	single(b, "parley_capture_kept_total", "counter", "Captured messages copied into the ring.", c->kept);
+	single(b, "parley_capture_ring_bytes", "gauge", "Bytes of the capture ring holding messages now.",
+	       c->ring_bytes);
+	single(b, "parley_capture_ring_size_bytes", "gauge", "Size of the capture ring (--capture-memory).",
+	       c->ring_size);
+	single(b, "parley_capture_calls", "gauge", "Calls with messages in the capture ring now.", c->calls);
+	single(b, "parley_capture_calls_evicted_total", "counter", "Calls dropped whole from the ring to make room.",
+	       c->calls_evicted);
+	single(b, "parley_capture_listeners", "gauge", "Live capture listeners (trace clients, event streams).",
+	       c->listeners);
+	family(b, "parley_hep_packets_total", "counter", "HEP packets sent to the --hep collector, by result.");
+	labelled(b, "parley_hep_packets_total", "result", "sent", c->hep_sent);
+	labelled(b, "parley_hep_packets_total", "result", "failed", c->hep_errors);
+}
+
 void http__metrics(struct http_buf *b, const struct server *srv, uint64_t uptime_s)
 {
 	struct server_parts sp;
@@ -250,4 +270,5 @@ void http__metrics(struct http_buf *b, const struct server *srv, uint64_t uptime
 	const struct media_stats *ms = media_stats(sp.media);
 	single(b, "parley_media_calls_active", "gauge", "Calls whose media rtpengine relays now.", ms->calls);
 	single(b, "parley_media_failures_total", "counter", "rtpengine commands that failed.", ms->failures);
+	capture_side(b, capture_stats(sp.capture));
 }

@@ -68,7 +68,7 @@ ALLOWED = {
     # reads the server's counters and its modules' (their const stats getters), never
     # changing SIP state. Not written yet (DESIGN §3): capture, which reads server state
     # through narrow interfaces too; add it here, with its edges, when it arrives.
-    "http": {"core", "sip", "transport", "txn", "location", "dialog", "guard", "store",
+    "http": {"core", "sip", "transport", "txn", "location", "dialog", "guard", "store", "cdr",
              "route", "registrar", "proxy", "router", "media", "server"},
 }
 

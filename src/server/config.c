@@ -108,6 +108,7 @@ static size_t parts_of(const struct config *cc, struct cfg_part *p)
 	p[n++] = (struct cfg_part){ guard_cfg_keys, guard_cfg_nkeys, &c->guard, guard_cfg_check };
 	p[n++] = (struct cfg_part){ dlg_cfg_keys, dlg_cfg_nkeys, &c->dlg, NULL };
 	p[n++] = (struct cfg_part){ media_cfg_keys, media_cfg_nkeys, &c->media, media_cfg_check };
+	p[n++] = (struct cfg_part){ capture_cfg_keys, capture_cfg_nkeys, &c->capture, capture_cfg_check };
 	return n;
 }
 #define MAX_PARTS 16
@@ -131,6 +132,7 @@ void config_defaults(struct config *c)
 	guard_conf_default(&c->guard);
 	dlg_cfg_defaults(&c->dlg);
 	media_cfg_defaults(&c->media);
+	capture_cfg_defaults(&c->capture);
 }
 
 int config_parse_args(struct config *c, int argc, char **argv, int first, bool serve_flags, struct cfg_extra *extra,
@@ -179,7 +181,9 @@ int config_validate(const struct config *c)
 
 void config_print(const struct config *c, FILE *f)
 {
-	static const char *const sections[] = { "server", "security", "store", "peers", "http", "tls", NULL };
+	static const char *const sections[] = {
+		"server", "security", "store", "peers", "http", "tls", "capture", NULL
+	};
 	struct cfg_part p[MAX_PARTS];
 	size_t n = parts_of(c, p);
 	if (c->path[0])

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "auth/auth.h"
+#include "capture/capture.h"
 #include "core/config.h"
 #include "dialog/dialog.h"
 #include "guard/guard.h"
@@ -48,6 +49,7 @@ struct config {
 	struct guard_conf guard;
 	struct dlg_conf dlg;
 	struct media_cfg media;
+	struct capture_cfg capture;
 };
 
 /* The zero-config defaults: listen udp:0.0.0.0:5060, the host name as domain, parley.db,

@@ -63,6 +63,7 @@ struct server_parts {
 	struct registrar *reg;
 	struct cdr *cdr;
 	struct media *media;
+	struct capture *capture; /* recent messages per call; listeners (the HTTP event stream) */
 };
 /* The modules of s: the fuzzer and tests look into them; the HTTP endpoint reads their
  * counters through const pointers and changes nothing. */

@@ -191,7 +191,7 @@ static void reg_row(struct loc_binding *bd, void *arg)
 	http__put(b, ",\"source\":", 10);
 	http__json_cstr(b, src);
 	http__put(b, ",\"transport\":", 13);
-	http__json_cstr(b, tp_proto_name((enum tp_proto)bd->src.proto));
+	http__json_cstr(b, http__proto_name((enum tp_proto)bd->src.proto));
 	http__printf(b, ",\"expires\":%u,\"user_agent\":", bd->expires_at - w->now);
 	http__json_str(b, loc_b_field(bd, LOC_UA));
 	http__put(b, ",\"instance\":", 12);
@@ -480,13 +480,12 @@ static int users(struct http *h, struct http_req *r, const char *method, const c
 		json_decref(o);
 		return ret;
 	}
-	/* /{user@domain} */
-	char name[600];
+	/* /{user@domain}, its escapes decoded by libmicrohttpd */
+	const char *name = rest + 1;
 	struct str user, domain;
-	const char *why = NULL;
-	long n = rest[0] == '/' ? http__pct_decode(str_from_cstr(rest + 1), name, sizeof name) : -1;
-	if (n <= 0 || (why = http__split_user((struct str){ name, (size_t)n }, &user, &domain)))
-		return http__reply_error(r, MHD_HTTP_NOT_FOUND, "no such user: %s", why ? why : "bad path");
+	const char *why = rest[0] == '/' ? http__split_user(str_from_cstr(name), &user, &domain) : "bad path";
+	if (why)
+		return http__reply_error(r, MHD_HTTP_NOT_FOUND, "no such user: %s", why);
 	if (!strcmp(method, MHD_HTTP_METHOD_DELETE)) {
 		int err = server_user_del(h->srv, user, domain);
 		if (err)
@@ -610,6 +609,13 @@ int http__api(struct http *h, struct http_req *r, const char *method, const char
 		return calls(h, r);
 	if (!strcmp(path, "/calls/active") && get)
 		return calls_active(h, r);
+	/* libmicrohttpd has decoded the path's %XX escapes: the Call-ID is all between the
+	 * two fixed parts (it may hold a '/'). */
+	size_t pl = strlen(path);
+	if (!strncmp(path, "/calls/", 7) && pl > 7 + 9 && !strcmp(path + pl - 9, "/messages") && get)
+		return http__call_messages(h, r, (struct str){ path + 7, pl - 7 - 9 });
+	if (!strcmp(path, "/events") && get)
+		return http__sse_open(h, r);
 	if (!strcmp(path, "/users") || !strncmp(path, "/users/", 7))
 		return users(h, r, method, path + 6);
 	if (!strcmp(path, "/peers") && get)

@@ -346,6 +346,7 @@ static void on_completed(void *arg, struct MHD_Connection *c, void **state, enum
 	if (!r)
 		return;
 	*state = NULL;
+	http__sse_gone(r);
 	if (r->body) {
 		/* A login's body holds a password. */
 		explicit_bzero(r->body, r->cap);
@@ -404,6 +405,7 @@ static void daemon_stop(struct http *h)
 	if (!h->d)
 		return;
 	http__auth_drain(h->auth, http__job_done, h);
+	http__sse_close_all(h);
 	timer_stop(loop_timers(h->loop), &h->tmr);
 	if (h->epfd >= 0)
 		loop_del_fd(h->loop, h->epfd);
@@ -507,8 +509,7 @@ static int daemon_start(struct http *h, const char *spec, char *err, size_t errl
 	h->https = https;
 	snprintf(h->listen, sizeof h->listen, "%s", spec);
 	pump(h);
-	log_info(h->lg, "start", "HTTP endpoint on %s%s: /api, /metrics, /health", https ? "https://" : "http://",
-		 addr);
+	log_info(h->lg, "start", "HTTP endpoint on %s%s: /api, /metrics, /health", addr, https ? " (https)" : "");
 	return 0;
 }
 
@@ -564,6 +565,7 @@ void http_free(struct http *h)
 	if (!h)
 		return;
 	daemon_stop(h);
+	http__sse_free(h);
 	if (h->auth) {
 		loop_del_fd(h->loop, http__auth_fd(h->auth));
 		http__auth_free(h->auth);

@@ -9,6 +9,7 @@
 #include "core/str.h"
 #include "core/timer.h"
 #include "server/server.h"
+#include "transport/transport.h"
 
 /* ---- text out ------------------------------------------------------------------------------ */
 
@@ -25,6 +26,8 @@ void http__putc(struct http_buf *b, char c);
  * that is not part of well-formed UTF-8 written as U+FFFD, so the text is always JSON. */
 void http__json_str(struct http_buf *b, struct str s);
 void http__json_cstr(struct http_buf *b, const char *s); /* NULL: "" */
+/* "udp", "tcp", "tls", "ws", "wss": a transport as the API writes it. */
+const char *http__proto_name(enum tp_proto p);
 
 /* Writes srv's figures in the Prometheus text exposition format (version 0.0.4);
  * uptime_s is how long the server has run. */
@@ -34,9 +37,6 @@ void http__metrics(struct http_buf *b, const struct server *srv, uint64_t uptime
 
 #define HTTP_PASSWORD_MAX 1023 /* bytes; as `parley user` and `parley admin` */
 
-/* Decodes one path segment's %XX escapes into out (cap bytes, NUL-terminated). Returns the
- * length, or -1 for a bad escape, a NUL or '/' in the result, or a result that does not fit. */
-long http__pct_decode(struct str in, char *out, size_t cap);
 /* Splits "user@domain" into views and checks their characters; NULL when good, else why. */
 const char *http__split_user(struct str who, struct str *user, struct str *domain);
 /* One line of a user import body ('user@domain,password', as `parley user import`). */
@@ -150,6 +150,16 @@ int http__reply_empty(struct http_req *r, unsigned code);
 /* json (b may be empty: no body) with the session cookie set to cookie, or cleared when
  * cookie is "". */
 int http__reply_cookie(struct http_req *r, unsigned code, struct http_buf *b, const char *cookie);
+
+/* /api/events: answers r with an event stream of every captured message (sse.c). */
+int http__sse_open(struct http *h, struct http_req *r);
+/* r's request is over: its stream (if any) ends. */
+void http__sse_gone(struct http_req *r);
+/* Ends every stream (the listener closes): each is woken to see it. */
+void http__sse_close_all(struct http *h);
+void http__sse_free(struct http *h);
+/* /api/calls/{call_id}/messages. */
+int http__call_messages(struct http *h, struct http_req *r, struct str call_id);
 
 /* Every /api/ path (api.c). */
 int http__api(struct http *h, struct http_req *r, const char *method, const char *url);

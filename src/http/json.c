@@ -112,33 +112,20 @@ void http__json_cstr(struct http_buf *b, const char *s)
 	http__json_str(b, str_from_cstr(s ? s : ""));
 }
 
+const char *http__proto_name(enum tp_proto p)
+{
+	static const char *const names[] = {
+		[TP_UDP] = "udp", [TP_TCP] = "tcp", [TP_TLS] = "tls", [TP_WS] = "ws", [TP_WSS] = "wss"
+	};
+	return (unsigned)p < sizeof names / sizeof names[0] && names[p] ? names[p] : "?";
+}
+
 static int unhex(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
 	c = (char)(c | 0x20);
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-long http__pct_decode(struct str in, char *out, size_t cap)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < in.l; i++) {
-		char c = in.p[i];
-		if (c == '%') {
-			int a = i + 2 < in.l ? unhex(in.p[i + 1]) : -1, z = a >= 0 ? unhex(in.p[i + 2]) : -1;
-			if (z < 0)
-				return -1;
-			c = (char)(a << 4 | z);
-			i += 2;
-		}
-		/* A NUL or a slash decoded inside a segment would change what the segment names. */
-		if (c == '\0' || c == '/' || n + 1 >= cap)
-			return -1;
-		out[n++] = c;
-	}
-	out[n] = '\0';
-	return (long)n;
 }
 
 /* RFC 3261 user part: unreserved, escaped and user-unreserved characters. */

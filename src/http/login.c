@@ -327,7 +327,8 @@ static struct session *session_find(struct http_auth *a, const char *cookie, uin
 	struct session *hit = NULL;
 	for (size_t i = 0; i < SESSIONS_MAX; i++) {
 		struct session *s = &a->sess[i];
-		if (sodium_memcmp(s->id, id, sizeof id) == 0 && s->used_ms && now_ms - s->used_ms < SESSION_IDLE_MS)
+		if (sodium_memcmp(s->id, id, sizeof id) == 0 && s->used_ms &&
+		    (now_ms == UINT64_MAX || now_ms - s->used_ms < SESSION_IDLE_MS))
 			hit = s;
 	}
 	return hit;
@@ -345,7 +346,7 @@ bool http__auth_session(struct http_auth *a, const char *cookie, uint64_t now_ms
 
 void http__auth_session_end(struct http_auth *a, const char *cookie)
 {
-	struct session *s = session_find(a, cookie, 0);
+	struct session *s = session_find(a, cookie, UINT64_MAX); /* an idle one goes too */
 	if (s)
 		sodium_memzero(s, sizeof *s);
 }

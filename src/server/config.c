@@ -37,12 +37,17 @@ static const struct cfg_key server_keys[] = {
 	CFG_KEY_UINT(struct server_cfg, "batch-wait", "server", "batch-wait", batch_wait_us, 0, 100000),
 	CFG_KEY_UINT(struct server_cfg, "max-memory", "security", "max-memory", max_memory, 16, 1048576),
 	CFG_KEY_STR(struct server_cfg, "http", "http", "listen", http, "off", 0),
+	CFG_KEY_BOOL(struct server_cfg, "metrics-auth", "http", "metrics-auth", metrics_auth),
 	CFG_KEY_STR(struct server_cfg, "pid-file", "server", "pid-file", pid_file, "none", 0),
 };
 
-/* "HOST:PORT" or "[IPv6]:PORT" (--http). */
+/* "HOST:PORT" or "[IPv6]:PORT" (--http), after an optional http: or https:. */
 static bool valid_hostport(const char *s)
 {
+	if (!strncmp(s, "https:", 6))
+		s += 6;
+	else if (!strncmp(s, "http:", 5))
+		s += 5;
 	const char *port = NULL;
 	if (*s == '[') {
 		const char *e = strchr(s, ']');
@@ -79,7 +84,8 @@ static int server_check(const void *base, char *err, size_t errlen)
 		return -1;
 	}
 	if (c->http[0] && !valid_hostport(c->http)) {
-		snprintf(err, errlen, "--http %s: expected ADDR:PORT with a numeric address (or localhost)", c->http);
+		snprintf(err, errlen,
+			 "--http %s: expected [http:|https:]ADDR:PORT with a numeric address (or localhost)", c->http);
 		return -1;
 	}
 	return 0;

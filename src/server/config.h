@@ -25,7 +25,8 @@ struct server_cfg {
 	unsigned log_level;     /* --log-level: enum log_level */
 	unsigned log_format;    /* --log-format: 0 text, 1 json */
 	char log_file[512];     /* --log-file, empty: stderr */
-	char http[300];         /* --http ADDR:PORT, [http] listen; empty: off */
+	char http[300];         /* --http [http:|https:]ADDR:PORT, [http] listen; empty: off */
+	bool metrics_auth;      /* --metrics-auth, [http] metrics-auth: /metrics needs a token */
 	unsigned flush_ms;      /* --flush-interval 200 ms: store write-behind */
 	unsigned batch_wait_us; /* --batch-wait 1000 µs: coalescing under load, 0 off */
 	unsigned max_memory;    /* --max-memory 1024 MiB resident: high-water at 80% */

@@ -676,9 +676,12 @@ void server_free(struct server *s)
 /* ---- reload (SIGHUP) -------------------------------------------------------------------- */
 
 /* What a running server takes from a reloaded config; every other key keeps its value
- * until a restart (listeners, database, TLS files, timers, HTTP settings). */
-static const char *const live_keys[] = { "domain", "peer",           "trust",     "log-level",        "log-format",
-					 "media",  "media-required", "rtpengine", "rtpengine-timeout" };
+ * until a restart (SIP listeners, database, TLS files, timers). */
+static const char *const live_keys[] = { "domain",         "peer",       "trust",
+					 "log-level",      "log-format", "media",
+					 "media-required", "rtpengine",  "rtpengine-timeout",
+					 "http", /* serve re-creates the endpoint (http_reload) */
+					 "metrics-auth" };
 
 struct reload {
 	struct server *s;
@@ -762,6 +765,73 @@ void server_parts(const struct server *s, struct server_parts *out)
 	out->cdr = s->cdr;
 	out->media = s->media;
 	out->capture = s->capture;
+}
+
+/* ---- changes an admin asks for ---------------------------------------------------------- */
+
+/* Checks domain (a served one) and password, then the HA1 values as `parley user` makes
+ * them: over the configured realm or, when none is configured, the lowercased domain. */
+static int ha1_of(struct server *s, struct str user, struct str domain, struct str password, char md5[AUTH_HEX_MAX],
+		  char sha256[AUTH_HEX_MAX])
+{
+	if (route_domain(s->route, domain) < 0)
+		return -EINVAL;
+	if (password.l == 0 || password.l > 1023)
+		return -EINVAL;
+	char dom[256];
+	struct str realm = str_from_cstr(s->cfg->router.realm);
+	if (realm.l == 0) {
+		if (domain.l >= sizeof dom)
+			return -EINVAL;
+		for (size_t i = 0; i < domain.l; i++)
+			dom[i] = (char)((domain.p[i] >= 'A' && domain.p[i] <= 'Z') ? domain.p[i] + 32 : domain.p[i]);
+		realm = (struct str){ dom, domain.l };
+	}
+	if (auth_ha1(AUTH_MD5, user, realm, password, md5) < 0 ||
+	    auth_ha1(AUTH_SHA256, user, realm, password, sha256) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int user_change(struct server *s, bool add, struct str user, struct str domain, struct str password)
+{
+	char md5[AUTH_HEX_MAX], sha256[AUTH_HEX_MAX];
+	int err = ha1_of(s, user, domain, password, md5, sha256);
+	if (err)
+		return err;
+	err = add ? store_user_add(s->store, user, domain, md5, sha256)
+		  : store_user_passwd(s->store, user, domain, md5, sha256);
+	if (err)
+		return err;
+	store_ucache_forget(s->users, user, domain);
+	log_info(s->lg, "user", "%s %.*s@%.*s (HTTP API)", add ? "added" : "changed the password of", STR_FMT(user),
+		 STR_FMT(domain));
+	return 0;
+}
+
+int server_user_add(struct server *s, struct str user, struct str domain, struct str password)
+{
+	return user_change(s, true, user, domain, password);
+}
+
+int server_user_passwd(struct server *s, struct str user, struct str domain, struct str password)
+{
+	return user_change(s, false, user, domain, password);
+}
+
+int server_user_del(struct server *s, struct str user, struct str domain)
+{
+	int err = store_user_del(s->store, user, domain);
+	if (err)
+		return err;
+	store_ucache_forget(s->users, user, domain);
+	log_info(s->lg, "user", "deleted %.*s@%.*s (HTTP API)", STR_FMT(user), STR_FMT(domain));
+	return 0;
+}
+
+int server_unbind(struct server *s, struct str aor, struct str contact)
+{
+	return reg_unbind(s->reg, aor, contact) ? 0 : -ENOENT;
 }
 
 const struct server_stats *server_stats(const struct server *s)

@@ -18,10 +18,11 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 	       size_t errlen);
 /* A reload (SIGHUP): nc is the config read again (config_reparse, valid); live is the
  * config given to server_new, which the modules read. Each setting that differs is
- * logged on a line of its own: domains, peers, trust, log level and format and the media
- * relay's settings are copied into live and take effect at once, without touching
- * registrations, transactions or calls; any other (listeners, database, ...) is logged as needing a restart and keeps
- * its value. Returns the number of settings that differ. */
+ * logged on a line of its own: domains, peers, trust, log level and format, the media
+ * relay's settings and the HTTP endpoint's ([http] listen, metrics-auth: serve then calls
+ * http_reload) are copied into live and take effect at once, without touching
+ * registrations, transactions or calls; any other (SIP listeners, database, ...) is logged
+ * as needing a restart and keeps its value. Returns the number of settings that differ. */
 unsigned server_reload(struct server *s, struct config *live, const struct config *nc);
 /* Stops timers, flushes the store and closes everything. */
 void server_free(struct server *s);
@@ -68,6 +69,19 @@ struct server_parts {
 /* The modules of s: the fuzzer and tests look into them; the HTTP endpoint reads their
  * counters through const pointers and changes nothing. */
 void server_parts(const struct server *s, struct server_parts *out);
+
+/* ---- changes an admin asks for (the HTTP API) --------------------------------------------
+ * The same changes as `parley user` and an unregistration, made through the modules that
+ * own the state, persisted through the store and logged. Each returns 0 or a negative
+ * errno, with store_errmsg of the store saying what failed: -EEXIST (the user exists),
+ * -ENOENT (no such user or binding), -EINVAL (bad user, domain or password; or a domain
+ * this server does not serve), or a store failure. A user added or changed can register
+ * at once: the server's user cache forgets it. */
+int server_user_add(struct server *s, struct str user, struct str domain, struct str password);
+int server_user_passwd(struct server *s, struct str user, struct str domain, struct str password);
+int server_user_del(struct server *s, struct str user, struct str domain);
+/* Removes the bindings of aor ("user@domain") with contact URI contact. */
+int server_unbind(struct server *s, struct str aor, struct str contact);
 
 /* ---- the server's own counters (/metrics) ----------------------------------------------- */
 

@@ -118,6 +118,10 @@ void store_ucache_free(struct store_ucache *c);
 int store_ucache_get(struct store_ucache *c, struct str user, struct str domain, uint32_t now,
 		     struct store_user *out /* OUT */);
 
+/* Forgets what the cache knows of user@domain (added, changed or removed just now), so
+ * that the next look-up asks the store. */
+void store_ucache_forget(struct store_ucache *c, struct str user, struct str domain);
+
 /* ---- bindings (written behind the registrar's in-memory location table) ------------- */
 
 struct store_binding {
@@ -182,6 +186,16 @@ int store_call_put(struct store *st, const struct store_call *c);
 /* Calls cb for at most limit records (0: all), newest start first. */
 typedef int store_call_h(const struct store_call *c, void *arg);
 int store_calls_list(struct store *st, unsigned limit, store_call_h *cb, void *arg);
+/* What store_calls_query picks; an empty view matches every record. */
+struct store_call_filter {
+	struct str user;    /* caller or callee is it ("alice@a.test"), or its user part is ("alice") */
+	struct str call_id; /* exactly this Call-ID */
+	struct str result;  /* exactly this result word ("answered", "busy", ...) */
+};
+/* Counts the records f picks into *total, then calls cb for at most limit of them (0: all)
+ * after skipping offset, newest start first. Reads what has been written. */
+int store_calls_query(struct store *st, const struct store_call_filter *f, unsigned limit, unsigned offset,
+		      uint64_t *total /* OUT */, store_call_h *cb, void *arg);
 
 /* Queues (writer thread) or runs at once (otherwise) the deletion of every call record
  * that started before before_unix (unix seconds), for the cdr-retention setting. */
@@ -207,6 +221,43 @@ int store_bans_prune(struct store *st, int64_t now);
  * what has been written, not what is queued. */
 typedef int store_ban_h(const struct store_ban *b, void *arg);
 int store_bans_list(struct store *st, int64_t now, store_ban_h *cb, void *arg);
+
+/* ---- admin accounts of the HTTP endpoint, and their bearer tokens ---------------------
+ * Written at once, not queued (they change by hand, rarely). The store keeps what it is
+ * given: pwhash is a crypto_pwhash_str() string, a token's hash the lowercase hex of its
+ * SHA-256; neither a password nor a token ever reaches it. Names are 1 to 64 printable
+ * ASCII characters without spaces (-EINVAL otherwise). */
+
+struct store_admin {
+	struct str name;   /* views: valid during the callback only */
+	struct str pwhash; /* "$argon2id$v=19$..." */
+	int64_t created;   /* unix seconds */
+	unsigned tokens;   /* bearer tokens it has (store_admin_list only) */
+};
+struct store_token {
+	struct str hash; /* 64 lowercase hex digits */
+	struct str name; /* the admin it belongs to */
+	int64_t created; /* unix seconds */
+};
+typedef int store_admin_h(const struct store_admin *a, void *arg);
+typedef int store_token_h(const struct store_token *t, void *arg);
+
+#define STORE_ADMIN_NAME_MAX 64
+
+/* -EEXIST when there is an admin of that name. */
+int store_admin_add(struct store *st, struct str name, const char *pwhash, int64_t created);
+/* -ENOENT when there is none. */
+int store_admin_passwd(struct store *st, struct str name, const char *pwhash);
+/* Removes the admin and every token of it; -ENOENT when there is none. */
+int store_admin_del(struct store *st, struct str name);
+/* Calls cb once with the admin's row, or returns -ENOENT. */
+int store_admin_get(struct store *st, struct str name, store_admin_h *cb, void *arg);
+/* Calls cb for every admin, by name. */
+int store_admin_list(struct store *st, store_admin_h *cb, void *arg);
+/* Adds a token of admin name (hash_hex as described above); -ENOENT without that admin. */
+int store_token_add(struct store *st, struct str name, const char *hash_hex, int64_t created);
+/* Calls cb for every token. */
+int store_tokens_list(struct store *st, store_token_h *cb, void *arg);
 
 /* ---- write-behind --------------------------------------------------------------------- */
 

@@ -170,6 +170,9 @@ static enum MHD_Result on_request(void *arg, struct MHD_Connection *c, const cha
 		return metrics(h, c);
 	if (strcmp(url, "/health") == 0)
 		return health(h, c);
+	const struct http_asset *a = http__asset(url);
+	if (a)
+		return http__asset_reply(c, a);
 	return text(c, MHD_HTTP_NOT_FOUND, "not found: /metrics or /health\n");
 }
 

@@ -210,7 +210,14 @@
   function fill(tableId, emptyId, rows) {
     const tbody = $(tableId).querySelector('tbody');
     clear(tbody);
-    for (const r of rows) tbody.appendChild(r);
+    // Each cell names its column (data-col), for the narrow layout's row cards.
+    const heads = [...$(tableId).querySelectorAll('thead th')].map((th) => th.textContent);
+    for (const r of rows) {
+      [...r.children].forEach((td, i) => {
+        if (heads[i]) td.dataset.col = heads[i];
+      });
+      tbody.appendChild(r);
+    }
     $(emptyId).hidden = rows.length > 0;
     $(tableId).hidden = rows.length === 0;
   }
@@ -524,7 +531,7 @@
         points: `${x2},${y} ${x2 - dir * 9},${y - 4.5} ${x2 - dir * 9},${y + 4.5}`,
         class: m.dir === 'in' ? 'head-in' : 'head-out',
       }),
-      svg('text', { x: (x1 + x2) / 2, y: y - 6, 'text-anchor': 'middle' },
+      svg('text', { x: (x1 + x2) / 2, y: y - 6, 'text-anchor': 'middle', class: 'lbl' },
         shown.length > 30 ? shown.slice(0, 29) + '…' : shown));
       g.addEventListener('click', () => showMessage(i));
       g.addEventListener('keydown', (ev) => {

@@ -9,7 +9,7 @@
 //   {"id": N, "op": "eval", "page": NAME, "fn": SRC, "arg": X} runs (SRC)(X) in the tab, awaited
 //   {"id": N, "op": "goto", "page": NAME, "url": URL, "viewport": {"width", "height"}}
 //                                        a tab (new, or NAME's) on any URL, e.g. Parley's dashboard
-//   {"id": N, "op": "wait", "page": NAME, "fn": SRC, "arg": X, "timeout": MS}
+//   {"id": N, "op": "wait", "page": NAME, "fn": SRC, "arg": X, "ms": TIMEOUT}
 //                                        waits until (SRC)(X) is truthy in the tab; returns it
 //   {"id": N, "op": "click" | "fill", "page": NAME, "selector": CSS, "value": TEXT}
 //                                        a real click on (typing into) the element
@@ -135,11 +135,11 @@ async function main() {
       return p.url();
     },
     wait: async (m) => {
-      const h = await page(m.page).waitForFunction(applied(m), null, { timeout: m.timeout || 10000, polling: 100 });
+      const h = await page(m.page).waitForFunction(applied(m), null, { timeout: m.ms || 10000, polling: 100 });
       return h.jsonValue();
     },
-    click: (m) => page(m.page).click(m.selector, { timeout: m.timeout || 10000 }),
-    fill: (m) => page(m.page).fill(m.selector, m.value, { timeout: m.timeout || 10000 }),
+    click: (m) => page(m.page).click(m.selector, { timeout: 10000 }),
+    fill: (m) => page(m.page).fill(m.selector, m.value, { timeout: 10000 }),
     screenshot: async (m) => {
       await page(m.page).screenshot({ path: m.path, fullPage: !!m.fullPage });
       return m.path;

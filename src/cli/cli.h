@@ -10,6 +10,7 @@ int cli_user(int argc, char **argv);
 int cli_reg(int argc, char **argv);
 int cli_calls(int argc, char **argv);
 int cli_ban(int argc, char **argv);
+int cli_admin(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_backup(int argc, char **argv);
 int cli_reload(int argc, char **argv);

@@ -45,6 +45,12 @@ static const struct {
 	{ "ban", "parley ban list | parley ban del SOURCE   sources banned for failed authentication\n"
 		 "    list: source, until (local time), time remaining, reason; del: lift a ban (a running\n"
 		 "    server sees it within seconds); exit 1 when SOURCE has no ban.\n" },
+	{ "admin", "parley admin add NAME [--password PW]     (no --password: read from stdin)\n"
+		   "parley admin del NAME | parley admin passwd NAME | parley admin list\n"
+		   "parley admin token NAME   print a new bearer token for the HTTP API (shown once)\n"
+		   "    Accounts of the HTTP admin endpoint (--http): the dashboard's login and the JSON\n"
+		   "    API. Passwords are kept as Argon2id hashes, tokens as SHA-256 hashes. del also\n"
+		   "    revokes the admin's tokens; a running server sees new tokens at once.\n" },
 	{ "check", "parley check [--config FILE] [flags]   validate a config and print the effective settings\n" },
 	{ "reload", "parley reload [--pid-file F | --config F | --db PATH]   make the running server reload\n"
 		    "    Sends SIGHUP to parley serve, found by --pid-file F, else the config's pid-file, else\n"

@@ -99,6 +99,16 @@ static const char *const migrations[] = {
 	/* 5: the connection a stream binding was made over, for `parley reg list` (the
 	 * server's id of it, as its logs write it; 0: none, or UDP) */
 	"ALTER TABLE bindings ADD COLUMN conn_id INTEGER DEFAULT 0;",
+	/* 6: accounts of the HTTP admin endpoint (an Argon2id hash of the password, never
+	 * the password) and their bearer tokens (a SHA-256 of the token, never the token) */
+	"CREATE TABLE admins("
+	"  name TEXT PRIMARY KEY,"
+	"  pwhash TEXT NOT NULL,"
+	"  created INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE admin_tokens("
+	"  hash TEXT PRIMARY KEY," /* lowercase hex of SHA-256(token) */
+	"  name TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,"
+	"  created INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -130,6 +140,14 @@ enum sid {
 	S_BAN_PRUNE,
 	S_JGEN_GET,
 	S_JGEN_SET,
+	S_ADMIN_INS,
+	S_ADMIN_UPD,
+	S_ADMIN_DEL,
+	S_ADMIN_TOKDEL,
+	S_ADMIN_GET,
+	S_ADMIN_LIST,
+	S_TOKEN_INS,
+	S_TOKEN_LIST,
 	S_COUNT
 };
 
@@ -195,6 +213,16 @@ static const char *const sql[S_COUNT] = {
 	[S_BAN_PRUNE] = "DELETE FROM bans WHERE until <= ?1",
 	[S_JGEN_GET] = "SELECT value FROM meta WHERE key = 'journal_applied'",
 	[S_JGEN_SET] = "REPLACE INTO meta(key, value) VALUES('journal_applied', ?1)",
+	[S_ADMIN_INS] = "INSERT INTO admins(name, pwhash, created) VALUES(?1, ?2, ?3)",
+	[S_ADMIN_UPD] = "UPDATE admins SET pwhash = ?2 WHERE name = ?1",
+	[S_ADMIN_DEL] = "DELETE FROM admins WHERE name = ?1",
+	/* foreign keys are off by default in SQLite: the tokens go by hand */
+	[S_ADMIN_TOKDEL] = "DELETE FROM admin_tokens WHERE name = ?1",
+	[S_ADMIN_GET] = "SELECT pwhash, created FROM admins WHERE name = ?1",
+	[S_ADMIN_LIST] = ("SELECT a.name, a.pwhash, a.created, (SELECT count(*) FROM admin_tokens t"
+			  " WHERE t.name = a.name) FROM admins a ORDER BY a.name"),
+	[S_TOKEN_INS] = "INSERT INTO admin_tokens(hash, name, created) VALUES(?1, ?2, ?3)",
+	[S_TOKEN_LIST] = "SELECT hash, name, created FROM admin_tokens ORDER BY name, created",
 };
 
 /* What a statement parameter was last bound to, so that binding the same value again can
@@ -624,6 +652,8 @@ struct cb {
 	store_binding_h *binding;
 	store_call_h *call;
 	store_ban_h *ban;
+	store_admin_h *admin;
+	store_token_h *token;
 	void *arg;
 };
 
@@ -1255,6 +1285,118 @@ static int be_journal_gen_set(struct store *st, uint64_t gen)
 	return run(st, s, "record journal generation", NULL);
 }
 
+/* ---- admin accounts and their tokens -------------------------------------------------------- */
+
+static int be_admin_write(struct store *st, const struct store_admin *a, bool insert)
+{
+	int err = 0, changes = 0;
+	sqlite3_stmt *s = stmt(st, insert ? S_ADMIN_INS : S_ADMIN_UPD, &err);
+
+	if (!s)
+		return err;
+	bind_str(s, 1, a->name);
+	bind_str(s, 2, a->pwhash);
+	if (insert)
+		sqlite3_bind_int64(s, 3, a->created);
+	err = run(st, s, "write admin", &changes); /* the primary key gives -EEXIST */
+	return err ? err : changes ? 0 : -ENOENT;
+}
+
+static int be_admin_delete(struct store *st, struct str name)
+{
+	int err = 0, changes = 0;
+	sqlite3_stmt *s = stmt(st, S_ADMIN_TOKDEL, &err);
+
+	if (!s)
+		return err;
+	bind_str(s, 1, name);
+	err = run(st, s, "delete admin tokens", NULL);
+	if (err)
+		return err;
+	s = stmt(st, S_ADMIN_DEL, &err);
+	if (!s)
+		return err;
+	bind_str(s, 1, name);
+	err = run(st, s, "delete admin", &changes);
+	return err ? err : changes ? 0 : -ENOENT;
+}
+
+static int admin_row(sqlite3_stmt *s, const struct cb *cb)
+{
+	struct store_admin a = {
+		.name = col_str(s, 0),
+		.pwhash = col_str(s, 1),
+		.created = sqlite3_column_int64(s, 2),
+		.tokens = (unsigned)sqlite3_column_int64(s, 3),
+	};
+
+	return cb->admin(&a, cb->arg);
+}
+
+static int be_admin_get(struct store *st, struct str name, store_admin_h *cb, void *arg)
+{
+	int err = 0, rc;
+	sqlite3_stmt *s;
+
+	if (be_of(st)->version < 6)
+		return -ENOENT;
+	s = stmt(st, S_ADMIN_GET, &err);
+	if (!s)
+		return err;
+	bind_str(s, 1, name);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		struct store_admin a = { .name = name, .pwhash = col_str(s, 0), .created = sqlite3_column_int64(s, 1) };
+		err = cb(&a, arg);
+	} else {
+		err = rc == SQLITE_DONE ? -ENOENT : fail(st, rc, "read admin");
+	}
+	sqlite3_reset(s);
+	return err;
+}
+
+static int be_admin_list(struct store *st, store_admin_h *cb, void *arg)
+{
+	int err = 0;
+	sqlite3_stmt *s;
+
+	if (be_of(st)->version < 6)
+		return 0;
+	s = stmt(st, S_ADMIN_LIST, &err);
+	return s ? walk(st, s, "list admins", admin_row, &(struct cb){ .admin = cb, .arg = arg }) : err;
+}
+
+static int be_token_insert(struct store *st, const struct store_token *t)
+{
+	int err = 0;
+	sqlite3_stmt *s = stmt(st, S_TOKEN_INS, &err);
+
+	if (!s)
+		return err;
+	bind_str(s, 1, t->hash);
+	bind_str(s, 2, t->name);
+	sqlite3_bind_int64(s, 3, t->created);
+	return run(st, s, "write admin token", NULL);
+}
+
+static int token_row(sqlite3_stmt *s, const struct cb *cb)
+{
+	struct store_token t = { .hash = col_str(s, 0), .name = col_str(s, 1), .created = sqlite3_column_int64(s, 2) };
+
+	return cb->token(&t, cb->arg);
+}
+
+static int be_tokens_list(struct store *st, store_token_h *cb, void *arg)
+{
+	int err = 0;
+	sqlite3_stmt *s;
+
+	if (be_of(st)->version < 6)
+		return 0;
+	s = stmt(st, S_TOKEN_LIST, &err);
+	return s ? walk(st, s, "list admin tokens", token_row, &(struct cb){ .token = cb, .arg = arg }) : err;
+}
+
 const struct store_ops store__sqlite_ops = {
 	.name = "sqlite",
 	.open = be_open,
@@ -1280,4 +1422,10 @@ const struct store_ops store__sqlite_ops = {
 	.bans_prune = be_bans_prune,
 	.journal_gen_get = be_journal_gen_get,
 	.journal_gen_set = be_journal_gen_set,
+	.admin_write = be_admin_write,
+	.admin_delete = be_admin_delete,
+	.admin_get = be_admin_get,
+	.admin_list = be_admin_list,
+	.token_insert = be_token_insert,
+	.tokens_list = be_tokens_list,
 };

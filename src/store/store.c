@@ -288,6 +288,97 @@ int store_user_list(struct store *st, store_user_h *cb, void *arg)
 	return st->ops->user_list(st, cb, arg);
 }
 
+/* ---- admin accounts ---------------------------------------------------------------------- */
+
+/* Whether name is 1 to STORE_ADMIN_NAME_MAX printable ASCII characters without spaces. */
+static int admin_name(struct store *st, struct str name)
+{
+	bool ok = name.l > 0 && name.l <= STORE_ADMIN_NAME_MAX;
+	for (size_t i = 0; ok && i < name.l; i++)
+		ok = name.p[i] > 0x20 && name.p[i] < 0x7f;
+	return ok ? 0
+		  : store__err(st, -EINVAL, "bad admin name: 1 to %d printable ASCII characters without spaces, please",
+			       STORE_ADMIN_NAME_MAX);
+}
+
+int store_admin_add(struct store *st, struct str name, const char *pwhash, int64_t created)
+{
+	int err = writable(st);
+	if (!err)
+		err = admin_name(st, name);
+	if (!err) {
+		struct store_admin a = { .name = name, .pwhash = str_from_cstr(pwhash), .created = created };
+		err = st->ops->admin_write(st, &a, true);
+	}
+	if (err == -EEXIST)
+		store__err(st, err, "admin %.*s already exists", STR_FMT(name));
+	return err;
+}
+
+int store_admin_passwd(struct store *st, struct str name, const char *pwhash)
+{
+	int err = writable(st);
+	if (!err)
+		err = admin_name(st, name);
+	if (!err) {
+		struct store_admin a = { .name = name, .pwhash = str_from_cstr(pwhash) };
+		err = st->ops->admin_write(st, &a, false);
+	}
+	if (err == -ENOENT)
+		store__err(st, err, "no admin %.*s", STR_FMT(name));
+	return err;
+}
+
+int store_admin_del(struct store *st, struct str name)
+{
+	int err = writable(st);
+	if (!err)
+		err = admin_name(st, name);
+	/* Tokens first: a failure between the two statements leaves an admin without
+	 * tokens, never tokens without an admin. */
+	if (!err)
+		err = st->ops->admin_delete(st, name);
+	if (err == -ENOENT)
+		store__err(st, err, "no admin %.*s", STR_FMT(name));
+	return err;
+}
+
+int store_admin_get(struct store *st, struct str name, store_admin_h *cb, void *arg)
+{
+	int err = admin_name(st, name);
+	if (!err)
+		err = st->ops->admin_get(st, name, cb, arg);
+	if (err == -ENOENT)
+		store__err(st, err, "no admin %.*s", STR_FMT(name));
+	return err;
+}
+
+int store_admin_list(struct store *st, store_admin_h *cb, void *arg)
+{
+	return st->ops->admin_list(st, cb, arg);
+}
+
+static int found(const struct store_admin *a, void *arg)
+{
+	return 0;
+}
+
+int store_token_add(struct store *st, struct str name, const char *hash_hex, int64_t created)
+{
+	int err = writable(st);
+	if (!err)
+		err = store_admin_get(st, name, found, NULL);
+	if (err)
+		return err;
+	struct store_token t = { .hash = str_from_cstr(hash_hex), .name = name, .created = created };
+	return st->ops->token_insert(st, &t);
+}
+
+int store_tokens_list(struct store *st, store_token_h *cb, void *arg)
+{
+	return st->ops->tokens_list(st, cb, arg);
+}
+
 int store_begin(struct store *st)
 {
 	int err = writable(st);

@@ -208,6 +208,43 @@ int store_bans_prune(struct store *st, int64_t now);
 typedef int store_ban_h(const struct store_ban *b, void *arg);
 int store_bans_list(struct store *st, int64_t now, store_ban_h *cb, void *arg);
 
+/* ---- admin accounts of the HTTP endpoint, and their bearer tokens ---------------------
+ * Written at once, not queued (they change by hand, rarely). The store keeps what it is
+ * given: pwhash is a crypto_pwhash_str() string, a token's hash the lowercase hex of its
+ * SHA-256; neither a password nor a token ever reaches it. Names are 1 to 64 printable
+ * ASCII characters without spaces (-EINVAL otherwise). */
+
+struct store_admin {
+	struct str name;   /* views: valid during the callback only */
+	struct str pwhash; /* "$argon2id$v=19$..." */
+	int64_t created;   /* unix seconds */
+	unsigned tokens;   /* bearer tokens it has (store_admin_list only) */
+};
+struct store_token {
+	struct str hash; /* 64 lowercase hex digits */
+	struct str name; /* the admin it belongs to */
+	int64_t created; /* unix seconds */
+};
+typedef int store_admin_h(const struct store_admin *a, void *arg);
+typedef int store_token_h(const struct store_token *t, void *arg);
+
+#define STORE_ADMIN_NAME_MAX 64
+
+/* -EEXIST when there is an admin of that name. */
+int store_admin_add(struct store *st, struct str name, const char *pwhash, int64_t created);
+/* -ENOENT when there is none. */
+int store_admin_passwd(struct store *st, struct str name, const char *pwhash);
+/* Removes the admin and every token of it; -ENOENT when there is none. */
+int store_admin_del(struct store *st, struct str name);
+/* Calls cb once with the admin's row, or returns -ENOENT. */
+int store_admin_get(struct store *st, struct str name, store_admin_h *cb, void *arg);
+/* Calls cb for every admin, by name. */
+int store_admin_list(struct store *st, store_admin_h *cb, void *arg);
+/* Adds a token of admin name (hash_hex as described above); -ENOENT without that admin. */
+int store_token_add(struct store *st, struct str name, const char *hash_hex, int64_t created);
+/* Calls cb for every token. */
+int store_tokens_list(struct store *st, store_token_h *cb, void *arg);
+
 /* ---- write-behind --------------------------------------------------------------------- */
 
 /* Without a writer thread: writes every queued change in one transaction. On failure

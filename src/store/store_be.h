@@ -56,6 +56,15 @@ struct store_ops {
 	 * a second time over newer rows. Set within the transaction that applies it. */
 	int (*journal_gen_get)(struct store *st, uint64_t *gen /* OUT */);
 	int (*journal_gen_set)(struct store *st, uint64_t gen);
+
+	/* Admin accounts, written at once (not queued). admin_write inserts (-EEXIST) or
+	 * updates the password hash (-ENOENT); admin_delete takes the tokens too. */
+	int (*admin_write)(struct store *st, const struct store_admin *a, bool insert);
+	int (*admin_delete)(struct store *st, struct str name);                            /* -ENOENT */
+	int (*admin_get)(struct store *st, struct str name, store_admin_h *cb, void *arg); /* -ENOENT */
+	int (*admin_list)(struct store *st, store_admin_h *cb, void *arg);
+	int (*token_insert)(struct store *st, const struct store_token *t);
+	int (*tokens_list)(struct store *st, store_token_h *cb, void *arg);
 };
 
 extern const struct store_ops store__sqlite_ops;

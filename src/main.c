@@ -7,9 +7,9 @@ static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
 } commands[] = {
-	{ "serve", cli_serve },   { "user", cli_user },       { "reg", cli_reg },     { "calls", cli_calls },
-	{ "ban", cli_ban },       { "admin", cli_admin },     { "check", cli_check }, { "backup", cli_backup },
-	{ "reload", cli_reload }, { "version", cli_version }, { "help", cli_help },
+	{ "serve", cli_serve },   { "user", cli_user },     { "reg", cli_reg },         { "calls", cli_calls },
+	{ "trace", cli_trace },   { "ban", cli_ban },       { "admin", cli_admin },     { "check", cli_check },
+	{ "backup", cli_backup }, { "reload", cli_reload }, { "version", cli_version }, { "help", cli_help },
 };
 
 /* Whether the subcommand's arguments ask for help (before a "--" that ends the flags). */

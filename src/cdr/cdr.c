@@ -14,6 +14,9 @@
 #define CDR_MIN_BUCKETS 64
 /* How long an ended call waits for the media relay's figures (cdr_media). */
 #define CDR_FIGURES_WAIT_MS 10000
+/* An attempt is final within the proxy's timers (timer C is minutes); a missed final
+ * answer must not keep it listed for ever. */
+#define CDR_RING_LIFE_MS (3600ull * 1000)
 
 struct call {
 	struct call *next; /* bucket chain */
@@ -35,6 +38,10 @@ struct cdr {
 	unsigned n;
 	unsigned ended;  /* of the n: ended, waiting for the relay's figures */
 	struct khash hk; /* answered calls by Call-ID, which the caller chooses */
+	/* Attempts started and not yet final, by record id (a list: few ring at once, and an
+	 * attempt is found at its final answer by walking it from the newest). */
+	struct call *ringing;
+	unsigned nringing;
 };
 
 int cdr_new(struct cdr **cp, struct store *st, struct timer_wheel *w)
@@ -61,6 +68,12 @@ void cdr_free(struct cdr *c)
 {
 	if (!c)
 		return;
+	while (c->ringing) {
+		struct call *k = c->ringing;
+		c->ringing = k->next;
+		timer_stop(c->w, &k->life);
+		free(k);
+	}
 	for (size_t i = 0; i < c->nbucket; i++) {
 		struct call *k = c->bucket[i];
 		while (k) {
@@ -105,9 +118,55 @@ static void put(struct cdr *c, const struct cdr_attempt *a, unsigned status, con
 	store_call_put(c->st, &rec);
 }
 
+static struct call *copy_call(const struct cdr_attempt *a);
+
+static void ring_unlink(struct cdr *c, struct call *k)
+{
+	struct call **pp = &c->ringing;
+	while (*pp && *pp != k)
+		pp = &(*pp)->next;
+	if (*pp) {
+		*pp = k->next;
+		c->nringing--;
+	}
+	timer_stop(c->w, &k->life);
+}
+
+static void ring_expire(void *arg)
+{
+	struct call *k = arg;
+	ring_unlink(k->owner, k);
+	free(k);
+}
+
 void cdr_start(struct cdr *c, const struct cdr_attempt *a)
 {
 	put(c, a, 0, "", 0, 0);
+	struct call *k = copy_call(a);
+	if (!k)
+		return; /* not listed as ringing; its record is written all the same */
+	k->owner = c;
+	k->next = c->ringing;
+	c->ringing = k;
+	c->nringing++;
+	timer_start(c->w, &k->life, CDR_RING_LIFE_MS, ring_expire, k);
+}
+
+void cdr_each_live(const struct cdr *c, int (*fn)(const struct cdr_live *l, void *arg), void *arg)
+{
+	for (const struct call *k = c->ringing; k; k = k->next) {
+		struct cdr_live l = { k->call_id, k->caller, k->callee, k->start_ms, 0 };
+		if (fn(&l, arg))
+			return;
+	}
+	for (size_t i = 0; i < c->nbucket; i++)
+		for (const struct call *k = c->bucket[i]; k; k = k->next) {
+			if (k->end_ms)
+				continue;
+			struct cdr_live l = { k->call_id, k->caller, k->callee, k->start_ms, k->answer_ms };
+			if (fn(&l, arg))
+				return;
+		}
 }
 
 /* Unlinks k from its bucket; it must be there. */
@@ -166,18 +225,28 @@ static struct str keep(char **pos, struct str s)
 	return r;
 }
 
-static void remember(struct cdr *c, const struct cdr_attempt *a, uint64_t answer_ms)
+/* A call with a copy of a's text, or NULL. */
+static struct call *copy_call(const struct cdr_attempt *a)
 {
 	size_t len = a->id.l + a->call_id.l + a->caller.l + a->callee.l + a->media.l;
 	struct call *k = calloc(1, sizeof(*k) + len + 1);
 	if (!k)
-		return; /* the end of this call will not be recorded */
+		return NULL;
 	char *pos = k->text;
 	k->id = keep(&pos, a->id);
 	k->call_id = keep(&pos, a->call_id);
 	k->caller = keep(&pos, a->caller);
 	k->callee = keep(&pos, a->callee);
 	k->media = keep(&pos, a->media);
+	k->start_ms = a->start_ms;
+	return k;
+}
+
+static void remember(struct cdr *c, const struct cdr_attempt *a, uint64_t answer_ms)
+{
+	struct call *k = copy_call(a);
+	if (!k)
+		return; /* the end of this call will not be recorded */
 	k->owner = c;
 	k->hash = khash(&c->hk, a->call_id.p, a->call_id.l);
 	k->start_ms = a->start_ms;
@@ -193,6 +262,12 @@ static void remember(struct cdr *c, const struct cdr_attempt *a, uint64_t answer
 void cdr_final(struct cdr *c, const struct cdr_attempt *a, unsigned status, const char *reason, uint64_t answer_ms)
 {
 	bool ok = status >= 200 && status < 300;
+	for (struct call *k = c->ringing; k; k = k->next)
+		if (str_eq(k->id, a->id)) {
+			ring_unlink(c, k);
+			free(k);
+			break;
+		}
 	put(c, a, status, reason, ok ? answer_ms : 0, 0);
 	if (ok)
 		remember(c, a, answer_ms);

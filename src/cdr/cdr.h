@@ -47,4 +47,13 @@ void cdr_media(struct cdr *c, struct str call_id, const char *figures);
 /* Answered calls not yet ended. */
 unsigned cdr_active(const struct cdr *c);
 
+/* A call in progress, for the HTTP API: started and not yet answered (answer_ms 0), or
+ * answered and not yet ended. Views valid during the callback only. */
+struct cdr_live {
+	struct str call_id, caller, callee;
+	uint64_t start_ms, answer_ms; /* wall clock; answer 0: ringing */
+};
+/* Calls fn for each call in progress (ringing ones first) until it returns nonzero. */
+void cdr_each_live(const struct cdr *c, int (*fn)(const struct cdr_live *l, void *arg), void *arg);
+
 #endif

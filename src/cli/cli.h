@@ -9,6 +9,7 @@ int cli_serve(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_reg(int argc, char **argv);
 int cli_calls(int argc, char **argv);
+int cli_trace(int argc, char **argv);
 int cli_ban(int argc, char **argv);
 int cli_admin(int argc, char **argv);
 int cli_check(int argc, char **argv);

@@ -15,6 +15,7 @@ static const struct {
 		   "             [--peer DOMAIN=sip:HOST[:PORT]]... [--trust HOST]... [--dns SERVER[:PORT]]\n"
 		   "             [--auth-algorithms md5|sha-256,md5|...]\n"
 		   "             [--log-level error|warn|info|debug] [--log-format text|json] [--http ADDR:PORT]\n"
+		   "             [--capture-memory SIZE] [--hep udp:HOST:PORT] [--hep-id N]\n"
 		   "    Runs the registrar and proxy. With no flags it listens on udp:0.0.0.0:5060 and\n"
 		   "    tcp:0.0.0.0:5060, serves the host name as its domain and keeps its data in ./parley.db.\n"
 		   "    --listen udp:, tcp:, tls:, ws: or wss:HOST:PORT (IPv6 as udp:[::1]:5060; ws: and wss:\n"
@@ -30,7 +31,10 @@ static const struct {
 		   "    --config again: domains, peers, trust, log-level and log-format change at once, without\n"
 		   "    dropping registrations or calls; other changed keys are logged as needing a restart;\n"
 		   "    a bad file is refused (FILE:LINE in the log) and the settings in use are kept.\n"
-		   "    --pid-file F writes the PID to F (removed at exit).\n" },
+		   "    --pid-file F writes the PID to F (removed at exit).\n"
+		   "    --capture-memory 8M keeps the latest messages of each call (K/M/G; 0: none) for the\n"
+		   "    HTTP API and parley trace; --hep udp:HOST:PORT sends a HEP v3 copy of every message\n"
+		   "    (Homer, sngrep) with capture agent id --hep-id (2001).\n" },
 	{ "user", "parley user add USER@DOMAIN [--password PW]     (no --password: read from stdin)\n"
 		  "parley user del USER@DOMAIN | parley user passwd USER@DOMAIN | parley user list\n"
 		  "parley user import FILE [--update] [--skip-bad]   lines 'user@domain,password'\n"
@@ -42,6 +46,12 @@ static const struct {
 		 "    then the connection (as the debug log names it; none after a restart, - for UDP),\n"
 		 "    +sip.instance and reg-id of Outbound flows (RFC 5626).\n" },
 	{ "calls", "parley calls [--limit N]   call records (caller, callee, start, answer, end, result, duration)\n" },
+	{ "trace", "parley trace [--user U] [--call-id X]   live call flows as ladders in the terminal\n"
+		   "    Connects to the running server (the socket DB.trace.sock beside its database, --db\n"
+		   "    PATH) and draws every message as it passes: a column per endpoint and one for\n"
+		   "    Parley, an arrow per message with its time and method or status. --user shows the\n"
+		   "    calls whose From, To or Request-URI user is U (or U@DOMAIN); --call-id one call.\n"
+		   "    Ctrl-C stops. Exit 1 when no server runs.\n" },
 	{ "ban", "parley ban list | parley ban del SOURCE   sources banned for failed authentication\n"
 		 "    list: source, until (local time), time remaining, reason; del: lift a ban (a running\n"
 		 "    server sees it within seconds); exit 1 when SOURCE has no ban.\n" },

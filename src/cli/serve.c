@@ -23,6 +23,7 @@ struct serve {
 	int sigfd;
 	struct config *cfg; /* the settings the modules read; a reload changes some */
 	struct server *srv; /* NULL until started */
+	struct http *http;  /* the HTTP endpoint, NULL when off */
 	int argc;           /* serve's own arguments, read again on SIGHUP */
 	char **argv;
 	struct timer watchdog; /* WATCHDOG=1 to systemd, when it asks for it */
@@ -70,6 +71,23 @@ static void log_lines(struct log *lg, char *text)
 	}
 }
 
+/* [http] listen after a reload: the endpoint follows it, on, off or elsewhere. */
+static void reload_http(struct serve *s)
+{
+	if (s->http && !s->cfg->server.http[0]) {
+		http_free(s->http);
+		s->http = NULL;
+		log_info(s->log, "reload", "HTTP endpoint off");
+	} else if (s->http) {
+		http_reload(s->http);
+	} else if (s->cfg->server.http[0]) {
+		struct http_env he = { .loop = s->loop, .lg = s->log, .srv = s->srv, .cfg = s->cfg };
+		char msg[512];
+		if (http_new(&s->http, &he, msg, sizeof msg))
+			log_error(s->log, "reload", "HTTP endpoint not started: %s", msg);
+	}
+}
+
 /* SIGHUP: the config file (and the flags, which still win) read again; nothing changes
  * unless the whole of it is valid. */
 static void reload(struct serve *s)
@@ -96,6 +114,7 @@ static void reload(struct serve *s)
 		goto out;
 	}
 	unsigned n = server_reload(s->srv, s->cfg, nc);
+	reload_http(s);
 	log_info(s->log, "reload", "%s reloaded: %u setting%s changed", s->cfg->path, n, n == 1 ? "" : "s");
 out:
 	if (ef)
@@ -176,7 +195,6 @@ int cli_serve(int argc, char **argv)
 	int rc = 1;
 	struct serve s = { .log = &lg, .sigfd = -1, .cfg = &cfg, .argc = argc, .argv = argv };
 	struct server *srv = NULL;
-	struct http *http = NULL;
 	char msg[512] = "";
 	bool pid_written = false;
 	s.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -202,8 +220,8 @@ int cli_serve(int argc, char **argv)
 	}
 	s.srv = srv;
 	if (cfg.server.http[0]) {
-		struct http_env he = { .loop = s.loop, .lg = &lg, .srv = srv, .listen = cfg.server.http };
-		int hrc = http_new(&http, &he, msg, sizeof(msg));
+		struct http_env he = { .loop = s.loop, .lg = &lg, .srv = srv, .cfg = &cfg };
+		int hrc = http_new(&s.http, &he, msg, sizeof(msg));
 		if (hrc) {
 			fprintf(stderr, "parley: %s\n", msg);
 			rc = hrc;
@@ -234,7 +252,7 @@ int cli_serve(int argc, char **argv)
 out:
 	if (s.watchdog_ms)
 		timer_stop(loop_timers(s.loop), &s.watchdog);
-	http_free(http);
+	http_free(s.http);
 	if (srv)
 		server_free(srv);
 	if (pid_written)

@@ -1,4 +1,5 @@
 /* assets.c: the dashboard's files (src/http/assets/, embedded by the build): lookup by URL path and the response. */
+#include <microhttpd.h>
 #include <string.h>
 
 #include "http/http_int.h"
@@ -38,7 +39,7 @@ const char *http__asset_type(const char *path)
 	return "application/octet-stream";
 }
 
-enum MHD_Result http__asset_reply(struct MHD_Connection *c, const struct http_asset *a)
+int http__asset_reply(struct MHD_Connection *c, const struct http_asset *a)
 {
 	/* The bytes are static: libmicrohttpd sends them without a copy. */
 	struct MHD_Response *r = MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);

@@ -288,6 +288,29 @@ static void queue_del(struct registrar *r, const struct loc_binding *b)
 	reg__queue_del(&r->env, b);
 }
 
+unsigned reg_unbind(struct registrar *r, struct str aor, struct str contact)
+{
+	struct loc_aor *a = loc_find(r->env.loc, aor);
+	unsigned n = 0;
+	struct loc_binding *b = a ? a->first : NULL;
+	while (b) {
+		struct loc_binding *next = b->next;
+		bool last = next == NULL;
+		if (str_eq(loc_b_field(b, LOC_URI), contact)) {
+			queue_del(r, b);
+			loc_del(r->env.loc, b); /* frees the AOR with its last binding */
+			n++;
+		}
+		if (last)
+			break;
+		b = next;
+	}
+	if (n)
+		log_info(r->env.lg, "register", "unregistered %.*s contact %.*s: removed by an admin (HTTP API)",
+			 STR_FMT(aor), STR_FMT(contact));
+	return n;
+}
+
 /* ---- GRUU ---------------------------------------------------------------------------------- */
 
 #define TGR_PREFIX "tgr-"

@@ -52,6 +52,11 @@ void reg_handle(struct registrar *r, struct txn_server *st, const struct sip_msg
  * a negative errno (message in store_errmsg). */
 long reg_load(struct registrar *r, uint32_t now);
 
+/* Removes the bindings of aor ("user@domain", domain lower-case) whose contact URI is
+ * contact, from the table and (queued) the store, as an unregistration would; logs it as
+ * done by an admin. Returns how many went (0: none had that contact, or no such AOR). */
+unsigned reg_unbind(struct registrar *r, struct str aor, struct str contact);
+
 /* Removes expired bindings, a slice of the table per call, deleting them from the store
  * and logging each. */
 void reg_sweep(struct registrar *r, uint32_t now);

@@ -875,6 +875,17 @@ bool route_peer_relay(const struct route *r, struct str domain, const struct tp_
 	return false;
 }
 
+bool route_peer_at(const struct route *r, unsigned i, const char **domain, const char **uri, bool *relay)
+{
+	if (i >= r->cfg.npeer)
+		return false;
+	struct str v;
+	*domain = r->cfg.peer[i].domain;
+	*uri = r->cfg.peer[i].uri;
+	*relay = sip_param_get(r->peer_uri[i].params, STR("relay"), &v);
+	return true;
+}
+
 struct str route_peer_host(const struct route *r, struct str domain)
 {
 	for (unsigned i = 0; i < r->cfg.npeer; i++)

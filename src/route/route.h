@@ -42,6 +42,9 @@ const char *route_domain_name(const struct route *r, int i);
 /* Whether calls to domain, or from the address from (either may be empty/NULL), go through
  * a peer marked relay ([peers] D = sip:HOST;relay): their media is relayed (media/). */
 bool route_peer_relay(const struct route *r, struct str domain, const struct tp_addr *from);
+/* The i-th static peer (--peer) as configured: domain and URI (NUL-terminated), whether its
+ * media is relayed; false past the last one. */
+bool route_peer_at(const struct route *r, unsigned i, const char **domain, const char **uri, bool *relay);
 /* The host of the static peer for domain (--peer), or an empty view when it has none. */
 struct str route_peer_host(const struct route *r, struct str domain);
 

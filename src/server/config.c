@@ -37,12 +37,17 @@ static const struct cfg_key server_keys[] = {
 	CFG_KEY_UINT(struct server_cfg, "batch-wait", "server", "batch-wait", batch_wait_us, 0, 100000),
 	CFG_KEY_UINT(struct server_cfg, "max-memory", "security", "max-memory", max_memory, 16, 1048576),
 	CFG_KEY_STR(struct server_cfg, "http", "http", "listen", http, "off", 0),
+	CFG_KEY_BOOL(struct server_cfg, "metrics-auth", "http", "metrics-auth", metrics_auth),
 	CFG_KEY_STR(struct server_cfg, "pid-file", "server", "pid-file", pid_file, "none", 0),
 };
 
-/* "HOST:PORT" or "[IPv6]:PORT" (--http). */
+/* "HOST:PORT" or "[IPv6]:PORT" (--http), after an optional http: or https:. */
 static bool valid_hostport(const char *s)
 {
+	if (!strncmp(s, "https:", 6))
+		s += 6;
+	else if (!strncmp(s, "http:", 5))
+		s += 5;
 	const char *port = NULL;
 	if (*s == '[') {
 		const char *e = strchr(s, ']');
@@ -79,7 +84,8 @@ static int server_check(const void *base, char *err, size_t errlen)
 		return -1;
 	}
 	if (c->http[0] && !valid_hostport(c->http)) {
-		snprintf(err, errlen, "--http %s: expected ADDR:PORT with a numeric address (or localhost)", c->http);
+		snprintf(err, errlen,
+			 "--http %s: expected [http:|https:]ADDR:PORT with a numeric address (or localhost)", c->http);
 		return -1;
 	}
 	return 0;
@@ -102,6 +108,7 @@ static size_t parts_of(const struct config *cc, struct cfg_part *p)
 	p[n++] = (struct cfg_part){ guard_cfg_keys, guard_cfg_nkeys, &c->guard, guard_cfg_check };
 	p[n++] = (struct cfg_part){ dlg_cfg_keys, dlg_cfg_nkeys, &c->dlg, NULL };
 	p[n++] = (struct cfg_part){ media_cfg_keys, media_cfg_nkeys, &c->media, media_cfg_check };
+	p[n++] = (struct cfg_part){ capture_cfg_keys, capture_cfg_nkeys, &c->capture, capture_cfg_check };
 	return n;
 }
 #define MAX_PARTS 16
@@ -125,6 +132,7 @@ void config_defaults(struct config *c)
 	guard_conf_default(&c->guard);
 	dlg_cfg_defaults(&c->dlg);
 	media_cfg_defaults(&c->media);
+	capture_cfg_defaults(&c->capture);
 }
 
 int config_parse_args(struct config *c, int argc, char **argv, int first, bool serve_flags, struct cfg_extra *extra,
@@ -173,7 +181,9 @@ int config_validate(const struct config *c)
 
 void config_print(const struct config *c, FILE *f)
 {
-	static const char *const sections[] = { "server", "security", "store", "peers", "http", "tls", NULL };
+	static const char *const sections[] = {
+		"server", "security", "store", "peers", "http", "tls", "capture", NULL
+	};
 	struct cfg_part p[MAX_PARTS];
 	size_t n = parts_of(c, p);
 	if (c->path[0])

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "auth/auth.h"
+#include "capture/capture.h"
 #include "core/config.h"
 #include "dialog/dialog.h"
 #include "guard/guard.h"
@@ -24,7 +25,8 @@ struct server_cfg {
 	unsigned log_level;     /* --log-level: enum log_level */
 	unsigned log_format;    /* --log-format: 0 text, 1 json */
 	char log_file[512];     /* --log-file, empty: stderr */
-	char http[300];         /* --http ADDR:PORT, [http] listen; empty: off */
+	char http[300];         /* --http [http:|https:]ADDR:PORT, [http] listen; empty: off */
+	bool metrics_auth;      /* --metrics-auth, [http] metrics-auth: /metrics needs a token */
 	unsigned flush_ms;      /* --flush-interval 200 ms: store write-behind */
 	unsigned batch_wait_us; /* --batch-wait 1000 µs: coalescing under load, 0 off */
 	unsigned max_memory;    /* --max-memory 1024 MiB resident: high-water at 80% */
@@ -47,6 +49,7 @@ struct config {
 	struct guard_conf guard;
 	struct dlg_conf dlg;
 	struct media_cfg media;
+	struct capture_cfg capture;
 };
 
 /* The zero-config defaults: listen udp:0.0.0.0:5060, the host name as domain, parley.db,

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "capture/capture.h"
 #include "cdr/cdr.h"
 #include "core/clock.h"
 #include "core/timer.h"
@@ -44,7 +45,9 @@ struct server {
 	struct dlg_table *dialogs; /* dialogs we record-routed: in-dialog requests follow them */
 	struct guard *guard;       /* per-source rate limits, failed-login counts, bans */
 	struct router *router;
-	struct media *media; /* the media relay (rtpengine); off without --rtpengine */
+	struct media *media;        /* the media relay (rtpengine); off without --rtpengine */
+	struct capture *capture;    /* recent messages per call, HEP, live listeners */
+	struct capture_sock *trace; /* DB.trace.sock for parley trace; NULL when it could not open */
 	bool media_on;
 	struct timer flush_timer;
 	struct timer sweep_timer;
@@ -85,6 +88,26 @@ static struct str first_line(const char *buf, size_t len)
 	return (struct str){ buf, n > 200 ? 200 : n };
 }
 
+/* Every message in and out passes here once (retransmissions too): the capture ring, HEP
+ * and live listeners. Nothing is built when nobody takes it. */
+static void capture_hop(struct server *s, bool out, const struct tp_source *peer, const struct tp_listener *lis,
+			const char *buf, size_t len, struct str call_id)
+{
+	if (!capture_on(s->capture))
+		return;
+	struct capture_msg cm = {
+		.wall_ms = now_ms(s),
+		.out = out,
+		.proto = peer->proto,
+		.remote = peer->addr,
+		.call_id = call_id,
+		.text = { buf, len },
+	};
+	if (lis)
+		cm.local = lis->local;
+	capture_add(s->capture, &cm);
+}
+
 static int server_send(void *arg, const struct tp_source *dst, const char *buf, size_t len)
 {
 	struct server *s = arg;
@@ -107,6 +130,8 @@ static int server_send(void *arg, const struct tp_source *dst, const char *buf, 
 		if (code >= 100 && code <= 699)
 			s->stats.responses[code - 100]++;
 	}
+	if (err >= 0)
+		capture_hop(s, true, dst, lis, buf, len, STR_NULL);
 	if (err < 0 && LOG_ENABLED(s->lg, LOG_DEBUG))
 		log_write(s->lg, LOG_DEBUG, "send", "to %s failed: %s", to, strerror(-err));
 	return err;
@@ -297,6 +322,7 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 	 * left out (RFC 7118 §5). */
 	bool whole = src->proto == TP_UDP || src->proto == TP_WS || src->proto == TP_WSS;
 	enum sip_parse_result pr = sip_msg_parse(&m, hdrs, SIP_MAX_HEADERS, buf, len, whole, &perr);
+	capture_hop(s, false, src, src->lis, buf, len, pr == SIP_PARSE_OK ? m.call_id : STR_NULL);
 	if (pr != SIP_PARSE_OK) {
 		s->stats.parse_errors++;
 		/* Only a request whose top Via parsed is answered (400 naming the problem): an
@@ -463,6 +489,8 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "cannot set up authentication (no randomness or memory)");
 		goto fail;
 	}
+	if (capture_new(&s->capture, &cfg->capture, lg, err, errlen) < 0)
+		goto fail;
 	if (tp_new(&s->tp, loop, on_recv, s) < 0) {
 		snprintf(err, errlen, "cannot create the transport");
 		goto fail;
@@ -590,6 +618,13 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 	} else if (cfg->media.nrtpengine == 0 && cfg->media.mode == MEDIA_ALWAYS) {
 		log_warn(lg, "start", "--media always without --rtpengine: no call can be relayed");
 	}
+	char tpath[600], terr[700];
+	if (capture_sock_open(&s->trace, s->capture, loop, lg, capture_sock_path(cfg->server.db, tpath, sizeof tpath),
+			      terr, sizeof terr) < 0)
+		log_warn(lg, "start", "%s: parley trace will not work", terr);
+	if (cfg->capture.hep[0])
+		log_info(lg, "start", "HEP copies of every message to %s (agent id %u)", cfg->capture.hep,
+			 cfg->capture.hep_id);
 	log_info(lg, "start", "parley %s serving %s on %s (%ld bindings loaded from %s)", PARLEY_VERSION, doms, lis, n,
 		 cfg->server.db);
 	*sp = s;
@@ -607,6 +642,7 @@ void server_free(struct server *s)
 		timer_stop(loop_timers(s->loop), &s->flush_timer);
 		timer_stop(loop_timers(s->loop), &s->sweep_timer);
 	}
+	capture_sock_close(s->trace);
 	router_free(s->router);
 	route_free(s->route);
 	proxy_free(s->proxy);
@@ -618,6 +654,7 @@ void server_free(struct server *s)
 		close(s->statm_fd);
 	txn_layer_free(s->txn);
 	tp_free(s->tp);
+	capture_free(s->capture);
 	if (s->store) {
 		/* Waits for the writer thread to write everything; what the database cannot
 		 * take goes to the journal, applied at the next start (the message says so). */
@@ -635,8 +672,10 @@ void server_free(struct server *s)
 /* ---- reload (SIGHUP) -------------------------------------------------------------------- */
 
 /* What a running server takes from a reloaded config; every other key keeps its value
- * until a restart (listeners, database, TLS files, timers, media and HTTP settings). */
-static const char *const live_keys[] = { "domain", "peer", "trust", "log-level", "log-format" };
+ * until a restart (SIP listeners, database, TLS files, timers, media settings). */
+static const char *const live_keys[] = { "domain",      "peer", "trust", "log-level",
+					 "log-format",  "http", /* serve re-creates the endpoint (http_reload) */
+					 "metrics-auth" };
 
 struct reload {
 	struct server *s;
@@ -714,6 +753,74 @@ void server_parts(const struct server *s, struct server_parts *out)
 	out->reg = s->reg;
 	out->cdr = s->cdr;
 	out->media = s->media;
+	out->capture = s->capture;
+}
+
+/* ---- changes an admin asks for ---------------------------------------------------------- */
+
+/* Checks domain (a served one) and password, then the HA1 values as `parley user` makes
+ * them: over the configured realm or, when none is configured, the lowercased domain. */
+static int ha1_of(struct server *s, struct str user, struct str domain, struct str password, char md5[AUTH_HEX_MAX],
+		  char sha256[AUTH_HEX_MAX])
+{
+	if (route_domain(s->route, domain) < 0)
+		return -EINVAL;
+	if (password.l == 0 || password.l > 1023)
+		return -EINVAL;
+	char dom[256];
+	struct str realm = str_from_cstr(s->cfg->router.realm);
+	if (realm.l == 0) {
+		if (domain.l >= sizeof dom)
+			return -EINVAL;
+		for (size_t i = 0; i < domain.l; i++)
+			dom[i] = (char)((domain.p[i] >= 'A' && domain.p[i] <= 'Z') ? domain.p[i] + 32 : domain.p[i]);
+		realm = (struct str){ dom, domain.l };
+	}
+	if (auth_ha1(AUTH_MD5, user, realm, password, md5) < 0 ||
+	    auth_ha1(AUTH_SHA256, user, realm, password, sha256) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int user_change(struct server *s, bool add, struct str user, struct str domain, struct str password)
+{
+	char md5[AUTH_HEX_MAX], sha256[AUTH_HEX_MAX];
+	int err = ha1_of(s, user, domain, password, md5, sha256);
+	if (err)
+		return err;
+	err = add ? store_user_add(s->store, user, domain, md5, sha256)
+		  : store_user_passwd(s->store, user, domain, md5, sha256);
+	if (err)
+		return err;
+	store_ucache_forget(s->users, user, domain);
+	log_info(s->lg, "user", "%s %.*s@%.*s (HTTP API)", add ? "added" : "changed the password of", STR_FMT(user),
+		 STR_FMT(domain));
+	return 0;
+}
+
+int server_user_add(struct server *s, struct str user, struct str domain, struct str password)
+{
+	return user_change(s, true, user, domain, password);
+}
+
+int server_user_passwd(struct server *s, struct str user, struct str domain, struct str password)
+{
+	return user_change(s, false, user, domain, password);
+}
+
+int server_user_del(struct server *s, struct str user, struct str domain)
+{
+	int err = store_user_del(s->store, user, domain);
+	if (err)
+		return err;
+	store_ucache_forget(s->users, user, domain);
+	log_info(s->lg, "user", "deleted %.*s@%.*s (HTTP API)", STR_FMT(user), STR_FMT(domain));
+	return 0;
+}
+
+int server_unbind(struct server *s, struct str aor, struct str contact)
+{
+	return reg_unbind(s->reg, aor, contact) ? 0 : -ENOENT;
 }
 
 const struct server_stats *server_stats(const struct server *s)

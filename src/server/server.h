@@ -63,10 +63,24 @@ struct server_parts {
 	struct registrar *reg;
 	struct cdr *cdr;
 	struct media *media;
+	struct capture *capture; /* recent messages per call; listeners (the HTTP event stream) */
 };
 /* The modules of s: the fuzzer and tests look into them; the HTTP endpoint reads their
  * counters through const pointers and changes nothing. */
 void server_parts(const struct server *s, struct server_parts *out);
+
+/* ---- changes an admin asks for (the HTTP API) --------------------------------------------
+ * The same changes as `parley user` and an unregistration, made through the modules that
+ * own the state, persisted through the store and logged. Each returns 0 or a negative
+ * errno, with store_errmsg of the store saying what failed: -EEXIST (the user exists),
+ * -ENOENT (no such user or binding), -EINVAL (bad user, domain or password; or a domain
+ * this server does not serve), or a store failure. A user added or changed can register
+ * at once: the server's user cache forgets it. */
+int server_user_add(struct server *s, struct str user, struct str domain, struct str password);
+int server_user_passwd(struct server *s, struct str user, struct str domain, struct str password);
+int server_user_del(struct server *s, struct str user, struct str domain);
+/* Removes the bindings of aor ("user@domain") with contact URI contact. */
+int server_unbind(struct server *s, struct str aor, struct str contact);
 
 /* ---- the server's own counters (/metrics) ----------------------------------------------- */
 

@@ -148,6 +148,8 @@ enum sid {
 	S_ADMIN_LIST,
 	S_TOKEN_INS,
 	S_TOKEN_LIST,
+	S_CALL_QUERY,
+	S_CALL_COUNT,
 	S_COUNT
 };
 
@@ -160,6 +162,11 @@ enum sid {
  * (starting, halting, resetting it) is then shared by BATCH rows. Measured, 8 and 16 do
  * about as well, and 32 worse. */
 #define BATCH 16
+
+#define CALL_WHERE                                                                                \
+	"(?1 = '' OR caller = ?1 OR callee = ?1 OR substr(caller, 1, length(?1) + 1) = ?1 || '@'" \
+	" OR substr(callee, 1, length(?1) + 1) = ?1 || '@') AND (?2 = '' OR call_id = ?2)"        \
+	" AND (?3 = '' OR reason = ?3 OR (?3 = 'in progress' AND status = 0))"
 
 static const char *const sql[S_COUNT] = {
 	/* IMMEDIATE takes the write lock at once, so that waiting for another writer happens
@@ -222,6 +229,11 @@ static const char *const sql[S_COUNT] = {
 	[S_ADMIN_LIST] = ("SELECT a.name, a.pwhash, a.created, (SELECT count(*) FROM admin_tokens t"
 			  " WHERE t.name = a.name) FROM admins a ORDER BY a.name"),
 	[S_TOKEN_INS] = "INSERT INTO admin_tokens(hash, name, created) VALUES(?1, ?2, ?3)",
+	/* ?1 user ('' for any): the caller or callee, or their user part; ?2 Call-ID; ?3 result */
+	[S_CALL_QUERY] = ("SELECT id, call_id, caller, callee, start_ms, answer_ms, end_ms, status,"
+			  " reason, duration_ms, media FROM calls WHERE " CALL_WHERE
+			  " ORDER BY start_ms DESC, rowid DESC LIMIT ?4 OFFSET ?5"),
+	[S_CALL_COUNT] = "SELECT count(*) FROM calls WHERE " CALL_WHERE,
 	[S_TOKEN_LIST] = "SELECT hash, name, created FROM admin_tokens ORDER BY name, created",
 };
 
@@ -1181,6 +1193,38 @@ static int be_calls_list(struct store *st, unsigned limit, store_call_h *cb, voi
 	return walk(st, s, "list call records", call_row, &(struct cb){ .call = cb, .arg = arg });
 }
 
+static int be_calls_query(struct store *st, const struct store_call_filter *f, unsigned limit, unsigned offset,
+			  uint64_t *total, store_call_h *cb, void *arg)
+{
+	int err = 0, rc;
+	sqlite3_stmt *s;
+
+	*total = 0;
+	if (be_of(st)->empty)
+		return 0;
+	s = stmt(st, S_CALL_COUNT, &err);
+	if (!s)
+		return err;
+	bind_str(s, 1, f->user);
+	bind_str(s, 2, f->call_id);
+	bind_str(s, 3, f->result);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*total = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return fail(st, rc, "count call records");
+	s = stmt(st, S_CALL_QUERY, &err);
+	if (!s)
+		return err;
+	bind_str(s, 1, f->user);
+	bind_str(s, 2, f->call_id);
+	bind_str(s, 3, f->result);
+	sqlite3_bind_int64(s, 4, limit ? (sqlite3_int64)limit : -1);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)offset);
+	return walk(st, s, "list call records", call_row, &(struct cb){ .call = cb, .arg = arg });
+}
+
 static int be_calls_prune(struct store *st, uint64_t before_ms)
 {
 	int err = 0;
@@ -1416,6 +1460,7 @@ const struct store_ops store__sqlite_ops = {
 	.call_write = be_call_write,
 	.calls_list = be_calls_list,
 	.calls_prune = be_calls_prune,
+	.calls_query = be_calls_query,
 	.ban_write = be_ban_write,
 	.ban_delete = be_ban_delete,
 	.bans_list = be_bans_list,

@@ -118,6 +118,10 @@ void store_ucache_free(struct store_ucache *c);
 int store_ucache_get(struct store_ucache *c, struct str user, struct str domain, uint32_t now,
 		     struct store_user *out /* OUT */);
 
+/* Forgets what the cache knows of user@domain (added, changed or removed just now), so
+ * that the next look-up asks the store. */
+void store_ucache_forget(struct store_ucache *c, struct str user, struct str domain);
+
 /* ---- bindings (written behind the registrar's in-memory location table) ------------- */
 
 struct store_binding {
@@ -182,6 +186,16 @@ int store_call_put(struct store *st, const struct store_call *c);
 /* Calls cb for at most limit records (0: all), newest start first. */
 typedef int store_call_h(const struct store_call *c, void *arg);
 int store_calls_list(struct store *st, unsigned limit, store_call_h *cb, void *arg);
+/* What store_calls_query picks; an empty view matches every record. */
+struct store_call_filter {
+	struct str user;    /* caller or callee is it ("alice@a.test"), or its user part is ("alice") */
+	struct str call_id; /* exactly this Call-ID */
+	struct str result;  /* exactly this result word ("answered", "busy", ...) */
+};
+/* Counts the records f picks into *total, then calls cb for at most limit of them (0: all)
+ * after skipping offset, newest start first. Reads what has been written. */
+int store_calls_query(struct store *st, const struct store_call_filter *f, unsigned limit, unsigned offset,
+		      uint64_t *total /* OUT */, store_call_h *cb, void *arg);
 
 /* Queues (writer thread) or runs at once (otherwise) the deletion of every call record
  * that started before before_unix (unix seconds), for the cdr-retention setting. */

@@ -167,3 +167,19 @@ int store_ucache_get(struct store_ucache *c, struct str user, struct str domain,
 	}
 	return err;
 }
+
+void store_ucache_forget(struct store_ucache *c, struct str user, struct str domain)
+{
+	char k[KEY_MAX];
+	size_t kl = make_key(user, domain, k);
+	if (kl == 0)
+		return; /* never cached */
+	uint64_t h = khash(&c->hk, k, kl);
+	uint32_t tag = (uint32_t)(h >> 32);
+	struct slot *set = &c->slot[(h ^ (h >> 29)) & c->mask & ~(uint64_t)(WAYS - 1)];
+	for (unsigned i = 0; i < WAYS; i++) {
+		struct slot *s = &set[i];
+		if (s->fetched && s->tag == tag && s->keylen == kl && memcmp(s->key, k, kl) == 0)
+			s->fetched = 0;
+	}
+}

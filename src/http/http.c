@@ -101,6 +101,11 @@ static void on_ready(int fd, uint32_t events, void *arg)
 	pump(arg);
 }
 
+void http__pump_soon(struct http *h)
+{
+	timer_start(loop_timers(h->loop), &h->tmr, 0, on_timer, h);
+}
+
 void http__job_done(struct http_job *j, void *arg)
 {
 	struct http_req *r = j->arg;

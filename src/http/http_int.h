@@ -163,6 +163,9 @@ int http__call_messages(struct http *h, struct http_req *r, struct str call_id);
 
 /* Every /api/ path (api.c). */
 int http__api(struct http *h, struct http_req *r, const char *method, const char *url);
+/* Runs libmicrohttpd at the loop's next turn: in its external epoll mode a resumed
+ * connection goes on only when MHD_run is called again, which nothing else may do soon. */
+void http__pump_soon(struct http *h);
 /* The password check of r ended: wakes its request (http.c). */
 void http__job_done(struct http_job *j, void *arg);
 

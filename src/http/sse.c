@@ -63,6 +63,7 @@ static void wake(struct http_sse_client *k)
 	if (k->suspended && k->r) {
 		k->suspended = false;
 		MHD_resume_connection(k->r->c);
+		http__pump_soon(k->owner->h);
 	}
 }
 
@@ -95,8 +96,8 @@ static void broadcast(struct http_sse *s, const char *text, size_t len)
 			memcpy(k->q + k->qlen, text, len);
 			k->qlen += len;
 		}
-		/* libmicrohttpd's own fd wakes the loop (its inter-thread channel), which then
-		 * sends: nothing of HTTP runs inside the SIP code that captured the message. */
+		/* The loop sends at its next turn (http__pump_soon): nothing of HTTP runs inside
+		 * the SIP code that captured the message. */
 		wake(k);
 	}
 }

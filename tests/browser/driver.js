@@ -13,7 +13,8 @@
 //                                        waits until (SRC)(X) is truthy in the tab; returns it
 //   {"id": N, "op": "click" | "fill", "page": NAME, "selector": CSS, "value": TEXT}
 //                                        a real click on (typing into) the element
-//   {"id": N, "op": "screenshot", "page": NAME, "path": FILE, "fullPage": BOOL}
+//   {"id": N, "op": "screenshot", "page": NAME, "path": FILE, "fullPage": BOOL, "selector": CSS}
+//                                        the tab (or only the element selected) as a PNG
 //   {"id": N, "op": "close", "page": NAME}
 //   {"id": N, "op": "quit"}
 // Each gets {"id": N, "ok": true, "value": ...} or {"id": N, "ok": false, "error": TEXT} on
@@ -134,14 +135,22 @@ async function main() {
       await p.goto(m.url);
       return p.url();
     },
+    // Polled from here, not with waitForFunction: its polling evaluates the text inside the
+    // page, which a page's Content-Security-Policy without 'unsafe-eval' forbids.
     wait: async (m) => {
-      const h = await page(m.page).waitForFunction(applied(m), null, { timeout: m.ms || 10000, polling: 100 });
-      return h.jsonValue();
+      const end = Date.now() + (m.ms || 10000);
+      for (;;) {
+        const v = await page(m.page).evaluate(applied(m));
+        if (v) return v;
+        if (Date.now() > end) throw new Error(`not true within ${m.ms || 10000} ms: ${m.fn}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     },
     click: (m) => page(m.page).click(m.selector, { timeout: 10000 }),
     fill: (m) => page(m.page).fill(m.selector, m.value, { timeout: 10000 }),
     screenshot: async (m) => {
-      await page(m.page).screenshot({ path: m.path, fullPage: !!m.fullPage });
+      if (m.selector) await page(m.page).locator(m.selector).screenshot({ path: m.path });
+      else await page(m.page).screenshot({ path: m.path, fullPage: !!m.fullPage });
       return m.path;
     },
     close: async (m) => {

@@ -59,9 +59,12 @@
     return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
   }
 
-  function fmtSeconds(s) {
-    if (s === null || s === undefined || Number.isNaN(Number(s))) return '—';
-    s = Math.max(0, Math.round(Number(s)));
+  // A call's duration (the API gives milliseconds): "4.2 s" under a minute, else "m:ss".
+  function fmtDuration(ms) {
+    if (ms === null || ms === undefined || Number.isNaN(Number(ms))) return '—';
+    ms = Math.max(0, Number(ms));
+    if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+    const s = Math.round(ms / 1000);
     const h = Math.floor(s / 3600);
     const m = Math.floor((s % 3600) / 60);
     return h ? `${h}:${pad(m)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
@@ -315,7 +318,7 @@
         el('td', {}, c.caller),
         el('td', {}, c.callee),
         el('td', { class: 'result' }, c.result),
-        el('td', {}, c.answer === null ? '—' : fmtSeconds(c.duration)),
+        el('td', {}, c.answer === null ? '—' : fmtDuration(c.duration)),
         el('td', {}, c.media || ''),
         el('td', {}, callLink(c.call_id)))));
       const first = res.calls.length ? h.offset + 1 : 0;
@@ -436,7 +439,7 @@
       const c = rec && rec.calls && rec.calls[0];
       if (c) {
         $('call-summary').textContent = `${c.caller} → ${c.callee}: ${c.result}, started ${fmtDate(c.start)}` +
-          (c.answer !== null ? `, ${fmtSeconds(c.duration)} long` : '');
+          (c.answer !== null ? `, ${fmtDuration(c.duration)} long` : '');
       }
       renderLadder();
     } catch (e) {
@@ -482,7 +485,11 @@
       : { key, head: names.get(key) || key, sub: names.has(key) ? key : '' });
   }
 
-  const LAD = { gutter: 104, colW: 200, top: 58, rowH: 34 };
+  // The ladder's geometry in pixels; narrower columns on a phone-sized window.
+  function ladderGeometry() {
+    const narrow = window.matchMedia('(max-width: 640px)').matches;
+    return { gutter: narrow ? 92 : 104, colW: narrow ? 150 : 200, top: 58, rowH: 34, chars: narrow ? 21 : 30 };
+  }
 
   function renderLadder() {
     const call = state.call;
@@ -491,6 +498,7 @@
     $('call-empty').hidden = call.msgs.length > 0;
     $('ladder-wrap').hidden = call.msgs.length === 0;
     if (!call.msgs.length) return;
+    const LAD = ladderGeometry();
     const cols = ladderColumns(call.msgs);
     const x = (key) => LAD.gutter + LAD.colW * cols.findIndex((c) => c.key === key) + LAD.colW / 2;
     const width = LAD.gutter + LAD.colW * cols.length;
@@ -532,7 +540,7 @@
         class: m.dir === 'in' ? 'head-in' : 'head-out',
       }),
       svg('text', { x: (x1 + x2) / 2, y: y - 6, 'text-anchor': 'middle', class: 'lbl' },
-        shown.length > 30 ? shown.slice(0, 29) + '…' : shown));
+        shown.length > LAD.chars ? shown.slice(0, LAD.chars - 1) + '…' : shown));
       g.addEventListener('click', () => showMessage(i));
       g.addEventListener('keydown', (ev) => {
         if (ev.key === 'Enter' || ev.key === ' ') {

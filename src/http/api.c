@@ -101,6 +101,12 @@ static int login(struct http *h, struct http_req *r)
 		json_decref(o);
 		return http__reply_error(r, MHD_HTTP_BAD_REQUEST, "expected {\"name\": ..., \"password\": ...}");
 	}
+	/* What no admin can have: the check would see a shorter password (it stops at a NUL). */
+	if (password.l > HTTP_PASSWORD_MAX || memchr(password.p, '\0', password.l)) {
+		http__auth_failed(h->auth, r->ip, name, "bad password", now);
+		json_decref(o);
+		return http__reply_error(r, MHD_HTTP_UNAUTHORIZED, "bad name or password");
+	}
 	if (http__auth_prepare(h->auth, &r->job, name, password) < 0) {
 		json_decref(o);
 		return http__reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot read the admin accounts");

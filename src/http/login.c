@@ -52,6 +52,7 @@ struct http_auth {
 	size_t ntok, captok;
 	uint64_t tok_read_ms; /* when the table was last read; 0: never */
 	struct fail fails[FAILS_MAX];
+	struct log_limit lim; /* failed-login lines: a flood from many sources is summed up */
 
 	/* The KDF thread and what it shares with the loop, under mu. */
 	pthread_t th;
@@ -109,6 +110,7 @@ int http__auth_new(struct http_auth **ap, struct log *lg, struct store *st)
 		return -ENOMEM;
 	a->lg = lg;
 	a->st = st;
+	a->lim.burst = 30;
 	a->todo_tail = &a->todo;
 	a->done_tail = &a->done;
 	a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -269,7 +271,8 @@ void http__auth_failed(struct http_auth *a, const char *ip, struct str name, con
 {
 	char who[HTTP_NAME_MAX + 1];
 	shown(name, who, sizeof who);
-	log_warn(a->lg, "http", "admin login failed for %s from %s: %s", who[0] ? who : "-", ip, why);
+	log_limited(a->lg, &a->lim, now_ms, LOG_WARN, "http", "admin login failed for %s from %s: %s",
+		    who[0] ? who : "-", ip, why);
 	struct fail *f = fail_find(a, ip);
 	if (!f) {
 		/* A free slot, else the one whose last failure is oldest. */

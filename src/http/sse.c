@@ -76,9 +76,14 @@ static void broadcast(struct http_sse *s, const char *text, size_t len)
 		if (k->qoff == k->qlen)
 			k->qlen = k->qoff = 0;
 		if (k->qlen + len > SSE_QUEUE_MAX) {
+			/* Its memory goes now; the connection goes at the next read, or after
+			 * SSE_TIMEOUT_S when the client reads nothing at all. */
 			log_warn(s->h->lg, "http", "event stream to %s dropped: %zu bytes unread",
 				 k->r ? k->r->ip : "?", k->qlen - k->qoff);
 			k->dead = true;
+			free(k->q);
+			k->q = NULL;
+			k->qlen = k->qoff = k->qcap = 0;
 		} else {
 			if (k->qlen + len > k->qcap) {
 				size_t cap = k->qcap ? k->qcap : 4096;

@@ -399,6 +399,36 @@ def test_active_call_messages_and_events(api):
     ev.close()
 
 
+def test_stuck_event_client_is_dropped(server_factory):
+    """A client that opens /api/events and never reads is dropped once its queue is full;
+    the server goes on serving SIP and HTTP."""
+    port = tcp_port()
+    s = server_factory(extra=["--http", f"127.0.0.1:{port}", "--rate-limit", "0"])
+    admin_add(s.db)
+    s.start()
+    tok = admin_token(s.db)
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", port))
+    stuck.sendall(f"GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\n\r\n".encode())
+    wait_log(s, "follows events from 127.0.0.1")
+    ua = s.ua("nobody")
+    dropped = False
+    for _ in range(60):
+        for _ in range(100):
+            ua.send_raw(ua.build("OPTIONS", f"sip:{s.host}:{s.port}", contact=False))
+        while ua.recv(0.2, is_resp("OPTIONS")) is not None:
+            pass
+        if "event stream to 127.0.0.1 dropped" in s.read_log():
+            dropped = True
+            break
+    assert dropped, s.read_log()[-2000:]
+    ua.send_raw(ua.build("OPTIONS", f"sip:{s.host}:{s.port}", contact=False))
+    assert ua.final(5).status == 200
+    assert Client(port).req("GET", "/health")[0] == 200
+    stuck.close()
+
+
 def test_stats_and_peers(server_factory):
     port = tcp_port()
     s = server_factory(extra=["--http", f"127.0.0.1:{port}", "--peer", "b.test=sip:127.0.0.1:5999;relay",
@@ -457,10 +487,15 @@ def test_metrics_auth_and_listen_change_on_sighup(server_factory, tmp_path):
     c1 = Client(p1)
     assert c1.login()[0] == 200
     assert c1.req("GET", "/metrics", cookie=False)[0] == 200
+    # An event stream open on the old listener (suspended, waiting for events) is ended.
+    ev = Events(p1, admin_token(s.db))
+    assert wait_for(lambda: b"text/event-stream" in ev.raw, 5), ev.raw
     conf.write_text(f"[server]\ndomain = a.test\n[http]\nlisten = 127.0.0.1:{p2}\nmetrics-auth = true\n")
     os.kill(s.proc.pid, signal.SIGHUP)
     wait_log(s, f"HTTP endpoint on 127.0.0.1:{p2}")
     wait_log(s, "[http] metrics-auth: false -> true")
+    ev.th.join(10)
+    assert not ev.th.is_alive(), "the event stream of the old listener is still open"
     c2 = Client(p2)
     st, r, _ = c2.req("GET", "/metrics")
     assert st == 401 and "Bearer" in r.getheader("WWW-Authenticate")

@@ -275,7 +275,8 @@ static void t_validate_errors(void)
 	expect_error(ARGS("--auth-algorithms", "md5,sha-1"), true, "unknown algorithm 'sha-1'");
 	expect_error(ARGS("--auth-algorithms", ""), true, "at least one");
 	expect_error(ARGS("--min-expires", "100", "--default-expires", "50"), true, "min <= default");
-	expect_error(ARGS("--http", "8080"), true, "expected ADDR:PORT");
+	expect_error(ARGS("--http", "8080"), true, "expected [http:|https:]ADDR:PORT");
+	expect_error(ARGS("--http", "https:8080"), true, "--http https:8080");
 
 	struct config *c = new_config();
 	struct outcome o = run(c, true,

@@ -30,6 +30,7 @@ DESKTOP = {"width": 1200, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # What the caller's side of an authenticated call sees, in order (RFC 3261): the challenged
 # INVITE and its ACK, the INVITE with credentials, then the call and its end.
+PHONE_UA = "User-Agent: parley-test-phone/1.0"
 CALLER_LEG = ["INVITE", "407", "ACK", "INVITE", "100", "180", "200", "ACK", "BYE", "200"]
 CALLEE_LEG = ["INVITE", "180", "200", "ACK", "BYE", "200"]
 
@@ -170,7 +171,7 @@ class PlacedCall:
         self.alice = lab.ua(alice)
         self.bob = lab.ua(bob)
         for ua in (self.alice, self.bob):
-            r = ua.register()
+            r = ua.register(headers=[PHONE_UA])
             assert r is not None and r.status == 200, r
         self.call = Call(self.alice, f"sip:{bob}@{DOMAIN}")
         self.call_id = self.call.call_id
@@ -347,11 +348,22 @@ def test_users_through_the_page(lab, dash):
     carol = lab.ua("carol", "carol-pw-1")
     try:
         dash.go("registrations")
-        r = carol.register()
+        r = carol.register(headers=[PHONE_UA])
         assert r is not None and r.status == 200, r
         dash.wait("() => document.querySelector('#reg-table tr[data-aor=\"carol@a.test\"]')",
                   what="carol's binding shown live")
+        cells = [r["cells"] for r in dash.rows("reg-table") if r["data"]["aor"] == "carol@a.test"][0]
+        assert cells[1] == f"sip:carol@{carol.hostport}" and cells[2] == carol.hostport, cells
+        assert cells[3].lower() == "udp" and cells[5] == PHONE_UA.split(": ", 1)[1], cells
         dash.shot("registrations")
+        # The filter by user shows carol's binding alone; an empty one shows all again.
+        dash.fill("#reg-user", f"carol@{DOMAIN}")
+        dash.click("#reg-search button[type=submit]")
+        dash.wait("() => [...document.querySelectorAll('#reg-table tbody tr')].map((tr) => tr.dataset.aor)"
+                  ".join() === 'carol@a.test'", what="only carol's binding")
+        dash.fill("#reg-user", "")
+        dash.click("#reg-search button[type=submit]")
+        dash.wait("() => document.querySelectorAll('#reg-table tbody tr').length > 1", what="all bindings again")
         # Deleted from the page (two clicks: the button asks once more).
         sel = '#reg-table tr[data-aor="carol@a.test"] button.danger'
         dash.click(sel)

@@ -324,7 +324,8 @@ def test_call_active_history_ladder(lab, dash):
         dash.wait("() => document.getElementById('message-text').textContent.startsWith('BYE ')", what="the BYE")
         # Search by Call-ID finds the call, and only it.
         dash.go("history")
-        dash.js("() => { document.getElementById('hist-field').value = 'call_id'; }")
+        dash.js("() => { const f = document.getElementById('hist-field'); f.value = 'call_id'; "
+            "f.dispatchEvent(new Event('change')); }")
         dash.fill("#hist-q", pc.call_id)
         dash.click("#hist-search button[type=submit]")
         dash.wait("(id) => { const r = [...document.querySelectorAll('#hist-table tbody tr')];"
@@ -442,6 +443,13 @@ def test_phone_sized_window(lab, dash):
         pc.hang_up()
     finally:
         pc.close()
+    # The whole history on the desktop tab (no search): every call so far.
+    dash.go("history")
+    dash.fill("#hist-q", "")
+    dash.click("#hist-search button[type=submit]")
+    dash.wait("(id) => document.querySelector('#hist-table tr[data-call-id=\"' + id + '\"]')", pc.call_id,
+              timeout=15, what="the call in the whole history")
+    dash.shot("history-all")
     p = Dash(lab, "phone", viewport=PHONE)
     p.wait("() => !document.getElementById('registrations').hidden", what="logged in (the context's cookie)")
     fits = "() => document.documentElement.scrollWidth <= window.innerWidth"
@@ -457,3 +465,47 @@ def test_phone_sized_window(lab, dash):
     assert p.js(fits), "the ladder makes the page wider than the phone"
     assert p.js("() => { const w = document.getElementById('ladder-wrap'); return w.scrollWidth > w.clientWidth; }")
     p.shot("ladder")
+
+
+def test_history_search_and_pages(lab, dash):
+    """The history searched by user shows that user's calls alone, 20 a page: Older and Newer
+    move between the pages and say where they are."""
+    lab.user("pager")
+    ua = lab.ua("pager")
+    try:
+        ids = []
+        for _ in range(21):
+            c = Call(ua, f"sip:nobody@{DOMAIN}")
+            assert c.start() is None
+            r = c.final()
+            assert r is not None and r.status == 404, r
+            c.ack_non2xx(r)
+            ids.append(c.call_id)
+    finally:
+        ua.close()
+    dash.go("history")
+    dash.js("() => { const f = document.getElementById('hist-field'); f.value = 'user'; "
+            "f.dispatchEvent(new Event('change')); }")
+    dash.fill("#hist-q", f"pager@{DOMAIN}")
+    dash.click("#hist-search button[type=submit]")
+    page = "() => [...document.querySelectorAll('#hist-table tbody tr')].map((tr) => tr.dataset.callId)"
+    # Records are written behind the calls: the search is repeated until all are in.
+    dash.wait("() => document.getElementById('hist-range').textContent === '1–20 of 21' || "
+              "(document.querySelector('#hist-search button').click(), false)", timeout=15,
+              what="the first page of pager's 21 calls")
+    first = dash.js(page)
+    assert len(first) == 20 and set(first) < set(ids), first
+    assert dash.js("() => document.getElementById('hist-prev').disabled")
+    dash.click("#hist-next")
+    dash.wait("() => document.getElementById('hist-range').textContent === '21–21 of 21'", what="the second page")
+    second = dash.js(page)
+    # The two pages hold every call once (which is last is not checked: calls started
+    # within the same millisecond may come in either order).
+    assert len(second) == 1 and set(first) | set(second) == set(ids), (first, second)
+    assert dash.js("() => document.getElementById('hist-next').disabled")
+    dash.click("#hist-prev")
+    dash.wait("() => document.getElementById('hist-range').textContent === '1–20 of 21'", what="the first page again")
+    assert dash.js(page) == first
+    # Every row is pager's: caller pager@a.test, not found.
+    rows = dash.rows("hist-table")
+    assert all(r["cells"][1] == f"pager@{DOMAIN}" and r["cells"][3] == "not found" for r in rows), rows

@@ -24,7 +24,9 @@
 #   tcp, tls  registrations and calls over TCP and over TLS, and registrations with a new TLS
 #         connection each (stream.sh); then IDLE_N (10000) TLS connections registered once
 #         each and held idle: server memory per connection (tls_idle.py)
-# env: N=10000 CONC=200 PASSES="reg call tcp tls relay" RELAY_ROUNDS=3 (runs of the relay pass) RATE=50000 (SIPp's opening rate cap, well above
+#   ops   Parley alone and with --http, --capture-memory and a real Prometheus scraping every
+#         second: CPU per reg and per call both ways (ops.sh; target: within 10%)
+# env: N=10000 CONC=200 PASSES="reg call tcp tls relay ops" RELAY_ROUNDS=3 (runs of the relay pass) RATE=50000 (SIPp's opening rate cap, well above
 #      saturation) SIPP_TIMEOUT=300 (s, per SIPp run) PARLEY_BIN=build/parley KEEP=1 (keep logs)
 #      PARLEY_WRAP="" (a command in front of parley serve, e.g. valgrind --tool=callgrind ...)
 #      PARLEY_ARGS="--rate-limit 0" (flags for parley serve: SIPp is one source sending
@@ -35,7 +37,7 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 PARLEY=${PARLEY_BIN:-$ROOT/build/parley}
-N=${N:-10000} CONC=${CONC:-200} RATE=${RATE:-50000} PASSES=${PASSES:-reg call tcp tls relay}
+N=${N:-10000} CONC=${CONC:-200} RATE=${RATE:-50000} PASSES=${PASSES:-reg call tcp tls relay ops}
 RELAY_ROUNDS=${RELAY_ROUNDS:-3}
 SIPP_TIMEOUT=${SIPP_TIMEOUT:-300}
 # SIPp's own socket buffer (its default, 64 KB, holds ~56 datagrams as the kernel counts
@@ -75,6 +77,8 @@ PIDS=()   # every long-lived process we started
 . "$HERE/relay.sh"
 # shellcheck source=bench/stream.sh
 . "$HERE/stream.sh"
+# shellcheck source=bench/ops.sh
+. "$HERE/ops.sh"
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do stop_pid "$p"; done
@@ -222,6 +226,9 @@ if [[ $PASSES == *relay* ]]; then
 		done
 	done
 fi
+if [[ " $PASSES " == *" ops "* && " ${SERVERS[*]} " == *" parley "* ]]; then
+	ops_pass || echo "bench: ops pass not run" >&2
+fi
 
 echo
 echo "SIP benchmark, $(nproc) cores, SIPp and the servers on the same machine, loopback UDP;"
@@ -249,6 +256,10 @@ fi
 if [ -s "$RELAY_RESULTS" ]; then
 	echo
 	relay_table || status=1
+fi
+if [ -s "$OPS_RESULTS" ]; then
+	echo
+	ops_table || status=1
 fi
 if [ "${MEM:-0}" = 1 ]; then
 	bash "$HERE/mem.sh" || status=1

@@ -355,6 +355,7 @@ static void on_completed(void *arg, struct MHD_Connection *c, void **state, enum
 		return;
 	*state = NULL;
 	http__sse_gone(r);
+	explicit_bzero(r->job.password, sizeof r->job.password); /* a login that never ran */
 	if (r->body) {
 		/* A login's body holds a password. */
 		explicit_bzero(r->body, r->cap);

@@ -78,7 +78,9 @@ struct offer {
 
 struct media {
 	struct media_env env;
-	struct ng *ng; /* NULL: relay off */
+	struct ng *ng; /* NULL: no rtpengine was ever configured */
+	bool active;   /* new calls may be relayed: media is not never and an rtpengine is in
+			* [media] (a reload may turn it off while relayed calls go on) */
 	struct khash hk;
 	struct mcall **bucket;
 	size_t nbucket;
@@ -125,8 +127,71 @@ int media_new(struct media **mp, const struct media_env *env, char *err, size_t 
 			media_free(md);
 			return e;
 		}
+		md->active = true;
 	}
 	*mp = md;
+	return 0;
+}
+
+/* Calls in progress that use instance idx. */
+static unsigned calls_on(const struct media *md, int idx)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < md->nbucket; i++)
+		for (const struct mcall *k = md->bucket[i]; k; k = k->next)
+			n += k->ng == idx;
+	return n;
+}
+
+int media_reload(struct media *md, char *err, size_t errlen)
+{
+	const struct media_cfg *c = md->env.cfg;
+	struct ng_target t[MEDIA_MAX_NG];
+	for (unsigned i = 0; i < c->nrtpengine; i++)
+		if (ng_target_parse(c->rtpengine[i], &t[i], err, errlen) < 0)
+			return -EINVAL;
+	if (!md->ng && c->nrtpengine && md->env.loop) {
+		struct ng_env ne = { .loop = md->env.loop, .lg = md->env.lg, .timeout_ms = c->timeout_ms };
+		int e = ng_new(&md->ng, &ne, t, c->nrtpengine);
+		if (e < 0) {
+			snprintf(err, errlen, "rtpengine control socket: %s", strerror(-e));
+			return e;
+		}
+		for (unsigned i = 0; i < c->nrtpengine; i++)
+			log_info(md->env.lg, "media", "rtpengine %s: added (weight %u)", t[i].name, t[i].weight);
+	} else if (md->ng) {
+		ng_set_timeout(md->ng, c->timeout_ms);
+		/* Those no longer listed first: their calls keep them, new calls go elsewhere. */
+		for (int idx = 0; (unsigned)idx < ng_count(md->ng); idx++) {
+			if (ng_retired(md->ng, idx))
+				continue;
+			bool listed = false;
+			for (unsigned i = 0; i < c->nrtpengine && !listed; i++)
+				listed = ng_find(md->ng, &t[i].addr) == idx;
+			if (!listed) {
+				ng_retire(md->ng, idx);
+				log_info(md->env.lg, "media",
+					 "rtpengine %s: removed; its %u relayed calls keep it until they end",
+					 ng_name(md->ng, idx), calls_on(md, idx));
+			}
+		}
+		for (unsigned i = 0; i < c->nrtpengine; i++) {
+			int idx = ng_find(md->ng, &t[i].addr);
+			if (idx >= 0) {
+				ng_set_weight(md->ng, idx, t[i].weight);
+				continue;
+			}
+			idx = ng_add(md->ng, &t[i]);
+			if (idx < 0) {
+				snprintf(err, errlen, "rtpengine %s: %s", t[i].name,
+					 idx == -ENOSPC ? "too many rtpengines added since start (restart parley)"
+							: strerror(-idx));
+				return idx;
+			}
+			log_info(md->env.lg, "media", "rtpengine %s: added (weight %u)", t[i].name, t[i].weight);
+		}
+	}
+	md->active = md->ng && c->nrtpengine && c->mode != MEDIA_NEVER;
 	return 0;
 }
 
@@ -165,6 +230,8 @@ void media_free(struct media *md)
 
 bool media_on(const struct media *md)
 {
+	/* Not md->active: relayed calls still in progress need their SDP handled after a reload
+	 * turned the relay off for new ones (intercept costs nothing without relayed calls). */
 	return md && md->ng;
 }
 
@@ -291,7 +358,7 @@ bool media_wanted(const struct media *md, const struct sip_msg *m, const struct 
 		  const struct media_leg *leg, unsigned n, const char **why)
 {
 	*why = "";
-	if (!media_on(md))
+	if (!md || !md->active)
 		return false;
 	if (md->env.cfg->mode == MEDIA_ALWAYS) {
 		*why = "media = always";
@@ -524,7 +591,7 @@ int media_offer(struct media *md, const struct sip_msg *m, const struct tp_sourc
 		unsigned n, const char *reason, media_offer_h *cb, void *arg, uint64_t tag, const char **why)
 {
 	*why = "";
-	if (!media_on(md) || n == 0 || n > MEDIA_MAX_FORKS)
+	if (!md || !md->active || n == 0 || n > MEDIA_MAX_FORKS)
 		return 0;
 	bool has = sip_msg_has_sdp(m);
 	struct sdp s;

@@ -53,8 +53,15 @@ struct media_env {
 int media_new(struct media **mp, const struct media_env *env, char *err, size_t errlen);
 /* Pending ng commands are dropped: call it before the loop is freed. */
 void media_free(struct media *md);
-/* Whether any call may be relayed (an rtpengine is configured and media is not never). */
+/* Whether messages must go through media_intercept: an rtpengine is (or was, before a
+ * reload) configured and media was not never at start. Whether a new call may be relayed
+ * is media_wanted's to say. */
 bool media_on(const struct media *md);
+/* A reload changed env->cfg (SIGHUP): media, media-required and rtpengine-timeout apply to
+ * the next call and command; an rtpengine no longer listed takes no new calls and keeps
+ * those it has until they end; a new one is added (each change logged). 0, or -errno with
+ * err saying why (the instances changed so far stay). */
+int media_reload(struct media *md, char *err, size_t errlen);
 
 /* What the proxy knows about where a new call goes, for the relay decision. */
 struct media_leg {

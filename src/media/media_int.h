@@ -109,6 +109,18 @@ const char *ng_name(const struct ng *n, int idx);
 bool ng_alive(const struct ng *n, int idx);
 unsigned ng_count(const struct ng *n);
 
+/* A reload of [media] changes the instances without touching calls in progress: an index
+ * once given stays that instance's. ng_add opens one more (its index, or -errno; -ENOSPC
+ * past NG_MAX_TARGETS opened since start); ng_find gives the index of the instance at a,
+ * not retired, or -1; ng_retire takes one out of rotation for good (its calls go on using
+ * it; it is not pinged); ng_set_weight and ng_set_timeout change those settings. */
+int ng_add(struct ng *n, const struct ng_target *t);
+int ng_find(const struct ng *n, const struct tp_addr *a);
+void ng_retire(struct ng *n, int idx);
+bool ng_retired(const struct ng *n, int idx);
+void ng_set_weight(struct ng *n, int idx, unsigned weight);
+void ng_set_timeout(struct ng *n, unsigned timeout_ms);
+
 /*
  * A command's end. reply is the reply's bencoded dictionary, valid during the call only.
  * err: 0; -ETIMEDOUT (no answer within timeout_ms: the instance is marked dead);

@@ -38,7 +38,9 @@ struct ng_inst {
 	int fd;
 	struct ng_target t;
 	bool alive;
-	int cw; /* smooth weighted round robin: current weight */
+	bool retired; /* taken out of [media] by a reload: no new calls, no pings; the calls
+		       * it has keep it until they end */
+	int cw;       /* smooth weighted round robin: current weight */
 	struct timer ping_tmr;
 	uint64_t ping_id;     /* the pending ping, 0 when none */
 	struct ng_cmd *qhead; /* first transmissions waiting for the end of the turn */
@@ -219,7 +221,7 @@ static void mark_dead(struct ng_inst *in, const char *why)
 		log_warn(n->lg, "media", "rtpengine %s: %s; out of rotation, pinging every %u ms", in->t.name, why,
 			 n->retry_ms);
 	}
-	if (!in->ping_id && !timer_pending(&in->ping_tmr))
+	if (!in->retired && !in->ping_id && !timer_pending(&in->ping_tmr))
 		timer_start(loop_timers(n->loop), &in->ping_tmr, n->retry_ms, ping_due, in);
 }
 
@@ -520,6 +522,40 @@ static uint64_t fresh_salt(void)
 	return ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
 }
 
+/* Opens instance n->ninst for t and counts it; 0 or -errno (then nothing is left open). */
+static int inst_open(struct ng *n, const struct ng_target *t)
+{
+	if (n->ninst >= NG_MAX_TARGETS)
+		return -ENOSPC;
+	struct ng_inst *in = &n->inst[n->ninst];
+	memset(in, 0, sizeof(*in));
+	in->n = n;
+	in->t = *t;
+	if (in->t.weight == 0)
+		in->t.weight = 1;
+	in->alive = true;
+	in->qtail = &in->qhead;
+	in->fd = socket(t->addr.ss.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (in->fd < 0)
+		return -errno;
+	/* Beyond net.core.rmem_max only with CAP_NET_ADMIN; otherwise as much as it allows. */
+	int size = NG_RCVBUF, err = 0;
+	if (setsockopt(in->fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0)
+		setsockopt(in->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	/* Connected, so that the kernel hands us ICMP port-unreachable as ECONNREFUSED and
+	 * drops datagrams from anyone else. */
+	if (connect(in->fd, &t->addr.ss.sa, t->addr.len) < 0)
+		err = -errno;
+	else
+		err = loop_add_fd(n->loop, in->fd, EPOLLIN, on_fd, in);
+	if (err) {
+		close(in->fd);
+		return err;
+	}
+	n->ninst++;
+	return 0;
+}
+
 int ng_new(struct ng **np, const struct ng_env *env, const struct ng_target *t, unsigned cnt)
 {
 	*np = NULL;
@@ -538,35 +574,8 @@ int ng_new(struct ng **np, const struct ng_env *env, const struct ng_target *t, 
 		n->prefix[i] = hex[(salt >> (60 - 4 * i)) & 0xf];
 	n->prefix[16] = '_';
 	int err = 0;
-	for (unsigned i = 0; i < cnt; i++) {
-		struct ng_inst *in = &n->inst[i];
-		in->n = n;
-		in->t = t[i];
-		if (in->t.weight == 0)
-			in->t.weight = 1;
-		in->alive = true;
-		in->qtail = &in->qhead;
-		in->fd = socket(t[i].addr.ss.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (in->fd < 0) {
-			err = -errno;
-			goto out;
-		}
-		n->ninst = i + 1;
-		/* Beyond net.core.rmem_max only with CAP_NET_ADMIN; otherwise as much as it allows. */
-		int size = NG_RCVBUF;
-		if (setsockopt(in->fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0)
-			setsockopt(in->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-		/* Connected, so that the kernel hands us ICMP port-unreachable as ECONNREFUSED and
-		 * drops datagrams from anyone else. */
-		if (connect(in->fd, &t[i].addr.ss.sa, t[i].addr.len) < 0) {
-			err = -errno;
-			goto out;
-		}
-		err = loop_add_fd(n->loop, in->fd, EPOLLIN, on_fd, in);
-		if (err)
-			goto out;
-	}
-out:
+	for (unsigned i = 0; i < cnt && !err; i++)
+		err = inst_open(n, &t[i]);
 	if (err) {
 		for (unsigned i = 0; i < n->ninst; i++) {
 			loop_del_fd(n->loop, n->inst[i].fd);
@@ -602,7 +611,7 @@ int ng_pick(struct ng *n)
 	int best = -1, total = 0;
 	for (unsigned i = 0; i < n->ninst; i++) {
 		struct ng_inst *in = &n->inst[i];
-		if (!in->alive)
+		if (!in->alive || in->retired)
 			continue;
 		in->cw += (int)in->t.weight;
 		total += (int)in->t.weight;
@@ -627,4 +636,48 @@ bool ng_alive(const struct ng *n, int idx)
 unsigned ng_count(const struct ng *n)
 {
 	return n->ninst;
+}
+
+/* ---- reload ------------------------------------------------------------------------------- */
+
+int ng_add(struct ng *n, const struct ng_target *t)
+{
+	int err = inst_open(n, t);
+	return err ? err : (int)n->ninst - 1;
+}
+
+int ng_find(const struct ng *n, const struct tp_addr *a)
+{
+	for (unsigned i = 0; i < n->ninst; i++)
+		if (!n->inst[i].retired && tp_addr_equal(&n->inst[i].t.addr, a))
+			return (int)i;
+	return -1;
+}
+
+void ng_retire(struct ng *n, int idx)
+{
+	if (idx < 0 || (unsigned)idx >= n->ninst)
+		return;
+	struct ng_inst *in = &n->inst[idx];
+	in->retired = true;
+	timer_stop(loop_timers(n->loop), &in->ping_tmr);
+}
+
+bool ng_retired(const struct ng *n, int idx)
+{
+	return idx >= 0 && (unsigned)idx < n->ninst && n->inst[idx].retired;
+}
+
+void ng_set_weight(struct ng *n, int idx, unsigned weight)
+{
+	if (idx >= 0 && (unsigned)idx < n->ninst && weight > 0) {
+		n->inst[idx].t.weight = weight;
+		n->inst[idx].cw = 0;
+	}
+}
+
+void ng_set_timeout(struct ng *n, unsigned timeout_ms)
+{
+	/* Commands already sent keep their deadline; the next ones take this. */
+	n->timeout_ms = timeout_ms ? timeout_ms : 2000;
 }

@@ -563,7 +563,9 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		.dialogs = s->dialogs,
 		.send = server_send,
 		.send_arg = s,
-		.call_end = s->media_on ? media_call_end : NULL,
+		/* Always: a reload may add an rtpengine; media_end costs nothing without relayed
+		 * calls. */
+		.call_end = media_call_end,
 		.call_end_arg = s,
 	};
 	if (proxy_new(&s->proxy, &pe) < 0) {
@@ -672,9 +674,11 @@ void server_free(struct server *s)
 /* ---- reload (SIGHUP) -------------------------------------------------------------------- */
 
 /* What a running server takes from a reloaded config; every other key keeps its value
- * until a restart (SIP listeners, database, TLS files, timers, media settings). */
-static const char *const live_keys[] = { "domain",      "peer", "trust", "log-level",
-					 "log-format",  "http", /* serve re-creates the endpoint (http_reload) */
+ * until a restart (SIP listeners, database, TLS files, timers). */
+static const char *const live_keys[] = { "domain",         "peer",       "trust",
+					 "log-level",      "log-format", "media",
+					 "media-required", "rtpengine",  "rtpengine-timeout",
+					 "http", /* serve re-creates the endpoint (http_reload) */
 					 "metrics-auth" };
 
 struct reload {
@@ -712,6 +716,11 @@ unsigned server_reload(struct server *s, struct config *live, const struct confi
 	if (route_reload(s->route, &live->route) < 0)
 		log_error(s->lg, "reload", "a peer's URI does not parse: domains and peers unchanged");
 	router_reload_trust(s->router);
+	char err[256];
+	if (media_reload(s->media, err, sizeof err) < 0)
+		log_error(s->lg, "reload", "media relay: %s", err);
+	/* A relay set up by this reload: messages go through it from now on. */
+	s->media_on = media_on(s->media);
 	s->lg->level = (enum log_level)live->server.log_level;
 	s->lg->json = live->server.log_format == 1;
 	return n;

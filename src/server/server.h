@@ -18,10 +18,11 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 	       size_t errlen);
 /* A reload (SIGHUP): nc is the config read again (config_reparse, valid); live is the
  * config given to server_new, which the modules read. Each setting that differs is
- * logged on a line of its own: domains, peers, trust, log level and format are copied
- * into live and take effect at once, without touching registrations, transactions or
- * calls; any other (listeners, database, ...) is logged as needing a restart and keeps
- * its value. Returns the number of settings that differ. */
+ * logged on a line of its own: domains, peers, trust, log level and format, the media
+ * relay's settings and the HTTP endpoint's ([http] listen, metrics-auth: serve then calls
+ * http_reload) are copied into live and take effect at once, without touching
+ * registrations, transactions or calls; any other (SIP listeners, database, ...) is logged
+ * as needing a restart and keeps its value. Returns the number of settings that differ. */
 unsigned server_reload(struct server *s, struct config *live, const struct config *nc);
 /* Stops timers, flushes the store and closes everything. */
 void server_free(struct server *s);

@@ -25,6 +25,7 @@
 #define PEND_MAX (512 * 1024)                       /* plaintext waiting for a handshake (as tcp.c's WQ_MAX) */
 #define CERT_DAYS (10L * 365)                       /* a self-signed certificate's validity */
 #define TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20" /* forward secrecy, AEAD only */
+#define TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
 
 /* The name a destination was reached by, for checking its certificate (tp_tls_name). */
 struct tls_name {
@@ -367,6 +368,16 @@ static SSL_CTX *ctx_new(bool server)
 	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
 	/* An idle connection gives its record buffers back (most phones are idle). */
 	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+	/* TLS 1.3 with AES-128-GCM first: its SHA-256 key schedule is cheaper than SHA-384's
+	 * and it is what clients prefer anyway (callgrind: 3% of a new connection). */
+	if (SSL_CTX_set_ciphersuites(c, TLS13_SUITES) != 1) {
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	/* One session ticket, not OpenSSL's two: a phone resumes to one server, and each
+	 * ticket costs 6% of a handshake (serialising and sealing the session). */
+	if (server)
+		SSL_CTX_set_num_tickets(c, 1);
 	return c;
 }
 

@@ -648,3 +648,67 @@ def test_fault_two_rtpengines_one_dead(media_server, rtpe):
     log = server.read_log()
     assert log.count(RELAY_LINE + rtpe.spec) == 4, log[-3000:]
     assert RELAY_LINE + dead not in log
+
+
+# ---- reload (SIGHUP) ----------------------------------------------------------------------------
+
+def _reload(server, conf, text, *lines):
+    """Rewrites the config file, sends SIGHUP with `parley reload` and waits for lines."""
+    from conftest import parley
+    conf.write_text(text)
+    r = parley("reload", db=server.db)
+    assert r.returncode == 0, r.stderr
+    for ln in lines:
+        wait_log(server, ln)
+
+
+def test_reload_moves_new_calls_to_another_rtpengine(server_factory, tmp_path):
+    """[media] rtpengine changed by SIGHUP: a call in progress stays on the old rtpengine
+    (its delete goes there), the next call goes through the new one; media = never by
+    reload leaves the next call direct."""
+    a = Rtpengine(str(tmp_path), "rtpe-a").start()
+    b = Rtpengine(str(tmp_path), "rtpe-b").start()
+    conf = tmp_path / "media.conf"
+    conf.write_text(f"[media]\nrtpengine = {a.spec}\nmedia = always\n")
+    server = server_factory(extra=["--config", str(conf)]).start()
+    alice, bob = phones(server, "alice", "bob")
+    try:
+        inv1, r1, c1, _ = plain_call(alice, bob, bye=False)
+        assert_relayed(inv1, a, ALICE_RTP)
+        _reload(server, conf, f"[media]\nrtpengine = {b.spec}\nmedia = always\n",
+                f"rtpengine {b.spec}: added", f"rtpengine {a.spec}: removed; its 1 relayed calls keep it")
+        assert "[media] rtpengine: " in server.read_log()
+        inv2, r2, c2, _ = plain_call(alice, bob, bye=False)
+        assert_relayed(inv2, b, ALICE_RTP)
+        assert len(a.calls()) == 1 and len(b.calls()) == 1, (a.calls(), b.calls())
+        bye_both_ways(c1, bob)
+        assert a.wait_no_calls() == []  # the old call's delete went to its own rtpengine
+        bye_both_ways(c2, bob)
+        assert b.wait_no_calls() == []
+        _reload(server, conf, f"[media]\nrtpengine = {b.spec}\nmedia = never\n", "[media] media: always -> never")
+        inv3, _, _, _ = plain_call(alice, bob)
+        assert_direct(inv3, ALICE_RTP)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_reload_adds_a_relay_to_a_server_started_without(server_factory, tmp_path):
+    """A server started with no rtpengine gets one by SIGHUP: the next call is relayed, and its
+    end deletes it from rtpengine (the proxy tells the relay of every call's end)."""
+    a = Rtpengine(str(tmp_path), "rtpe-a").start()
+    conf = tmp_path / "media.conf"
+    conf.write_text("[media]\nmedia = always\n")
+    server = server_factory(extra=["--config", str(conf)]).start()
+    alice, bob = phones(server, "alice", "bob")
+    try:
+        inv, _, _, _ = plain_call(alice, bob)
+        assert_direct(inv, ALICE_RTP)
+        _reload(server, conf, f"[media]\nrtpengine = {a.spec}\nmedia = always\n", f"rtpengine {a.spec}: added")
+        inv, _, c, _ = plain_call(alice, bob, bye=False)
+        assert_relayed(inv, a, ALICE_RTP)
+        assert len(a.calls()) == 1
+        bye_both_ways(c, bob)
+        assert a.wait_no_calls() == []
+    finally:
+        a.stop()

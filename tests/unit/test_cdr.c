@@ -660,7 +660,48 @@ static void t_media_figures(void)
 	store_close(st);
 }
 
+static int live_seen(const struct cdr_live *l, void *arg)
+{
+	char *out = arg;
+	snprintf(out + strlen(out), 200 - strlen(out), "%.*s:%s|", STR_FMT(l->call_id),
+		 l->answer_ms ? "answered" : "ringing");
+	return 0;
+}
+
+/* Calls in progress, for the API: listed from start to their final answer (ringing), then
+ * until they end (answered); a failed attempt is gone at its final answer. */
+static void t_live_calls(void)
+{
+	struct store *st = mem_store();
+	struct timer_wheel w;
+	timer_wheel_init(&w, 0);
+	struct cdr *c;
+	CHECK_INT(cdr_new(&c, st, &w), 0);
+	struct cdr_attempt a = attempt("k1;t1;1", "k1@x", T0), b = attempt("k2;t2;1", "k2@x", T0 + 1);
+	char out[200] = "";
+	cdr_start(c, &a);
+	cdr_start(c, &b);
+	cdr_each_live(c, live_seen, out);
+	CHECK_STR(str_from_cstr(out), "k2@x:ringing|k1@x:ringing|");
+	cdr_final(c, &a, 200, "answered", T0 + 1000);
+	cdr_final(c, &b, 486, "busy", T0 + 1000);
+	out[0] = '\0';
+	cdr_each_live(c, live_seen, out);
+	CHECK_STR(str_from_cstr(out), "k1@x:answered|");
+	char who[64];
+	uint64_t dur;
+	CHECK(cdr_end(c, STR("k1@x"), T0 + 5000, who, sizeof who, &dur));
+	out[0] = '\0';
+	cdr_each_live(c, live_seen, out);
+	CHECK_STR(str_from_cstr(out), "");
+	/* One left ringing is freed with the table. */
+	cdr_start(c, &b);
+	cdr_free(c);
+	store_close(st);
+}
+
 static const struct unit_case cases[] = {
+	{ "live_calls", t_live_calls },
 	{ "media_figures", t_media_figures },
 	{ "start_row", t_start_row },
 	{ "failed_attempt", t_failed_attempt },

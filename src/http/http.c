@@ -101,6 +101,11 @@ static void on_ready(int fd, uint32_t events, void *arg)
 	pump(arg);
 }
 
+void http__pump_soon(struct http *h)
+{
+	timer_start(loop_timers(h->loop), &h->tmr, 0, on_timer, h);
+}
+
 void http__job_done(struct http_job *j, void *arg)
 {
 	struct http_req *r = j->arg;
@@ -272,6 +277,9 @@ static enum MHD_Result route(struct http *h, struct http_req *r, const char *met
 				     MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"parley\"");
 		return metrics(h, r->c);
 	}
+	const struct http_asset *a = get ? http__asset(url) : NULL;
+	if (a)
+		return http__asset_reply(r->c, a);
 	return text(r->c, MHD_HTTP_NOT_FOUND, "not found\n");
 }
 

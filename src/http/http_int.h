@@ -1,4 +1,4 @@
-/* http_int.h: the HTTP module's own parts: text buffers and JSON, logins and sessions, the API's requests. */
+/* http_int.h: the HTTP module's own parts: text buffers and JSON, logins and sessions, the API's requests, the dashboard's files. */
 #ifndef PARLEY_HTTP_INT_H
 #define PARLEY_HTTP_INT_H
 
@@ -163,7 +163,30 @@ int http__call_messages(struct http *h, struct http_req *r, struct str call_id);
 
 /* Every /api/ path (api.c). */
 int http__api(struct http *h, struct http_req *r, const char *method, const char *url);
+/* Runs libmicrohttpd at the loop's next turn: in its external epoll mode a resumed
+ * connection goes on only when MHD_run is called again, which nothing else may do soon. */
+void http__pump_soon(struct http *h);
 /* The password check of r ended: wakes its request (http.c). */
 void http__job_done(struct http_job *j, void *arg);
+
+/* ---- the dashboard's files (assets.c) ------------------------------------------------------- */
+
+/* One file of the dashboard, embedded in the binary by the build (scripts/embed_assets.cmake
+ * turns src/http/assets/ into the table http__assets). */
+struct http_asset {
+	const char *path; /* "/app.js": the URL path it is served at */
+	const unsigned char *data;
+	size_t len;
+};
+extern const struct http_asset http__assets[];
+extern const size_t http__assets_count;
+
+/* The embedded file served at url ("/" is "/index.html"), or NULL when none is. */
+const struct http_asset *http__asset(const char *url);
+/* The content type of a file by its name's ending ("text/html; charset=utf-8", ...). */
+const char *http__asset_type(const char *path);
+/* Queues a as the response on c, with headers that keep the browser from caching a stale
+ * page, from guessing types, and from running anything not served here. */
+int http__asset_reply(struct MHD_Connection *c, const struct http_asset *a);
 
 #endif

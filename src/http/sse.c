@@ -5,12 +5,14 @@
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "capture/capture.h"
 #include "core/log.h"
 
 #define SSE_CLIENTS_MAX 16         /* event streams at once; more get 503 */
 #define SSE_QUEUE_MAX (256 * 1024) /* bytes queued for one client; past it, it is dropped */
+#define SSE_SNDBUF (64 * 1024)     /* the socket's send buffer for a stream */
 #define SSE_PING_MS 15000          /* a comment line this often keeps proxies from closing it */
 #define SSE_TIMEOUT_S 60           /* a client that reads nothing this long while data waits goes */
 #define FIRST_LINE_MAX 300
@@ -63,6 +65,7 @@ static void wake(struct http_sse_client *k)
 	if (k->suspended && k->r) {
 		k->suspended = false;
 		MHD_resume_connection(k->r->c);
+		http__pump_soon(k->owner->h);
 	}
 }
 
@@ -100,8 +103,8 @@ static void broadcast(struct http_sse *s, const char *text, size_t len)
 			memcpy(k->q + k->qlen, text, len);
 			k->qlen += len;
 		}
-		/* libmicrohttpd's own fd wakes the loop (its inter-thread channel), which then
-		 * sends: nothing of HTTP runs inside the SIP code that captured the message. */
+		/* The loop sends at its next turn (http__pump_soon): nothing of HTTP runs inside
+		 * the SIP code that captured the message. */
 		wake(k);
 	}
 }
@@ -220,6 +223,12 @@ int http__sse_open(struct http *h, struct http_req *r)
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_set_connection_option(r->c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)SSE_TIMEOUT_S);
+	/* The kernel's share of a slow reader's backlog stays small as well (it would take
+	 * megabytes on its own), so that SSE_QUEUE_MAX is what decides when it is dropped. */
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int sndbuf = SSE_SNDBUF;
+	if (ci && setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) < 0)
+		log_debug(h->lg, "http", "event stream to %s: SO_SNDBUF: %s", r->ip, strerror(errno));
 	enum MHD_Result ret = MHD_queue_response(r->c, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
 	log_info(h->lg, "http", "admin %s follows events from %s", r->admin, r->ip);

@@ -7,6 +7,14 @@
 // works without TLS), starts Chromium and then answers one JSON request per line on stdin:
 //   {"id": N, "op": "open", "page": NAME}                    a new tab with phone.html loaded
 //   {"id": N, "op": "eval", "page": NAME, "fn": SRC, "arg": X} runs (SRC)(X) in the tab, awaited
+//   {"id": N, "op": "goto", "page": NAME, "url": URL, "viewport": {"width", "height"}}
+//                                        a tab (new, or NAME's) on any URL, e.g. Parley's dashboard
+//   {"id": N, "op": "wait", "page": NAME, "fn": SRC, "arg": X, "ms": TIMEOUT}
+//                                        waits until (SRC)(X) is truthy in the tab; returns it
+//   {"id": N, "op": "click" | "fill", "page": NAME, "selector": CSS, "value": TEXT}
+//                                        a real click on (typing into) the element
+//   {"id": N, "op": "screenshot", "page": NAME, "path": FILE, "fullPage": BOOL, "selector": CSS}
+//                                        the tab (or only the element selected) as a PNG
 //   {"id": N, "op": "close", "page": NAME}
 //   {"id": N, "op": "quit"}
 // Each gets {"id": N, "ok": true, "value": ...} or {"id": N, "ok": false, "error": TEXT} on
@@ -82,7 +90,7 @@ async function main() {
   const context = await browser.newContext();
   const pages = new Map();
 
-  async function open(name) {
+  async function newPage(name) {
     if (pages.has(name)) throw new Error(`page ${name} is already open`);
     const page = await context.newPage();
     // JsSIP's debug output styles its parts (%c and CSS arguments): keep only the words.
@@ -91,6 +99,11 @@ async function main() {
       process.stderr.write(`[${name}] ${m.type()}: ${text}\n`);
     });
     page.on('pageerror', (e) => process.stderr.write(`[${name}] pageerror: ${e.stack || e}\n`));
+    return page;
+  }
+
+  async function open(name) {
+    const page = await newPage(name);
     await page.goto(base + 'phone.html');
     await page.waitForFunction(() => window.phoneReady === true);
     pages.set(name, page);
@@ -103,11 +116,43 @@ async function main() {
     return p;
   }
 
+  // "(SRC)(ARG)" as one expression: the function and its argument (JSON) in one source text.
+  // (Evaluated through the DevTools protocol, which no Content-Security-Policy restricts.)
+  const applied = (m) => `(${m.fn})(${JSON.stringify(m.arg === undefined ? null : m.arg)})`;
+
   const ops = {
     open: (m) => open(m.page),
     eval: (m) => page(m.page).evaluate(
       // The source arrives as text: build the function in the page and await its result.
       ([src, arg]) => (0, eval)(`(${src})`)(arg), [m.fn, m.arg === undefined ? null : m.arg]),
+    goto: async (m) => {
+      let p = pages.get(m.page);
+      if (!p) {
+        p = await newPage(m.page);
+        pages.set(m.page, p);
+      }
+      if (m.viewport) await p.setViewportSize(m.viewport);
+      await p.goto(m.url);
+      return p.url();
+    },
+    // Polled from here, not with waitForFunction: its polling evaluates the text inside the
+    // page, which a page's Content-Security-Policy without 'unsafe-eval' forbids.
+    wait: async (m) => {
+      const end = Date.now() + (m.ms || 10000);
+      for (;;) {
+        const v = await page(m.page).evaluate(applied(m));
+        if (v) return v;
+        if (Date.now() > end) throw new Error(`not true within ${m.ms || 10000} ms: ${m.fn}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    click: (m) => page(m.page).click(m.selector, { timeout: 10000 }),
+    fill: (m) => page(m.page).fill(m.selector, m.value, { timeout: 10000 }),
+    screenshot: async (m) => {
+      if (m.selector) await page(m.page).locator(m.selector).screenshot({ path: m.path });
+      else await page(m.page).screenshot({ path: m.path, fullPage: !!m.fullPage });
+      return m.path;
+    },
     close: async (m) => {
       await page(m.page).close();
       pages.delete(m.page);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define NONE UINT32_MAX
@@ -56,7 +57,7 @@ const size_t capture_cfg_nkeys = sizeof(capture_cfg_keys) / sizeof(capture_cfg_k
 
 void capture_cfg_defaults(struct capture_cfg *c)
 {
-	*c = (struct capture_cfg){ .memory = "8M", .hep_id = 2001 };
+	*c = (struct capture_cfg){ .memory = "auto", .hep_id = 2001 };
 }
 
 int capture_size_parse(const char *s, uint64_t *bytes)
@@ -121,8 +122,9 @@ int capture_cfg_check(const void *base, char *err, size_t errlen)
 {
 	const struct capture_cfg *c = base;
 	uint64_t n;
-	if (capture_size_parse(c->memory, &n) < 0 || n > (1ull << 30)) {
-		snprintf(err, errlen, "--capture-memory %s: expected a size such as 8M, 512K or 0 (off), at most 1G",
+	if (strcasecmp(c->memory, "auto") != 0 && (capture_size_parse(c->memory, &n) < 0 || n > (1ull << 30))) {
+		snprintf(err, errlen,
+			 "--capture-memory %s: expected auto, a size such as 8M, 512K or 0 (off), at most 1G",
 			 c->memory);
 		return -1;
 	}

@@ -15,13 +15,16 @@
 /* ---- settings ([capture]) -------------------------------------------------------------- */
 
 struct capture_cfg {
-	char memory[32]; /* --capture-memory 8M: ring size, K/M/G suffixes; 0 keeps nothing */
+	char memory[32]; /* --capture-memory auto: ring size, K/M/G suffixes; 0 keeps nothing;
+			  * auto: CAPTURE_AUTO_MEMORY with an HTTP endpoint (the ring's only
+			  * reader), 0 without (the server resolves it before capture_new) */
 	char hep[300];   /* --hep udp:HOST:PORT: HEP v3 copies of every message; empty: off */
 	unsigned hep_id; /* --hep-id 2001: the capture agent id in each HEP packet */
 };
 extern const struct cfg_key capture_cfg_keys[];
 extern const size_t capture_cfg_nkeys;
-void capture_cfg_defaults(struct capture_cfg *c); /* 8M, no HEP, agent 2001 */
+void capture_cfg_defaults(struct capture_cfg *c); /* auto, no HEP, agent 2001 */
+#define CAPTURE_AUTO_MEMORY "8M"
 /* The memory size parses and the HEP target is udp:HOST:PORT with a numeric host (cfg_part). */
 int capture_cfg_check(const void *base, char *err, size_t errlen);
 /* "8M", "512K", "64MB", "1G", "4096", "0" into bytes; case-insensitive, an optional B or
@@ -43,7 +46,7 @@ struct capture_msg {
 	struct str text;       /* the whole SIP message as it went on the wire */
 };
 
-/* A ring of cfg's memory size (0: none) and, with cfg->hep, a non-blocking UDP socket for
+/* A ring of cfg's memory size (0: none; not auto) and, with cfg->hep, a non-blocking UDP socket for
  * the export. cfg must have passed capture_cfg_check. Returns 0, or -errno with the reason
  * in err. */
 int capture_new(struct capture **cp, const struct capture_cfg *cfg, struct log *lg, char *err, size_t errlen);

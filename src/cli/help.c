@@ -34,9 +34,9 @@ static const struct {
 	  "    keys are logged as needing a restart; a bad file is refused (FILE:LINE in the log) and\n"
 	  "    the settings in use are kept.\n"
 	  "    --pid-file F writes the PID to F (removed at exit).\n"
-	  "    --capture-memory 8M keeps the latest messages of each call (K/M/G; 0: none) for the\n"
-	  "    HTTP API and parley trace; --hep udp:HOST:PORT sends a HEP v3 copy of every message\n"
-	  "    (Homer, sngrep) with capture agent id --hep-id (2001).\n" },
+	  "    --capture-memory auto keeps the latest messages of each call for the HTTP API (auto:\n"
+	  "    8M with --http, else none; K/M/G; 0: none); --hep udp:HOST:PORT sends a HEP v3\n"
+	  "    copy of every message (Homer, sngrep) with capture agent id --hep-id (2001).\n" },
 	{ "user", "parley user add USER@DOMAIN [--password PW]     (no --password: read from stdin)\n"
 		  "parley user del USER@DOMAIN | parley user passwd USER@DOMAIN | parley user list\n"
 		  "parley user import FILE [--update] [--skip-bad]   lines 'user@domain,password'\n"

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/auth.h"
 #include "capture/capture.h"
@@ -489,7 +490,13 @@ int server_new(struct server **sp, const struct config *cfg, struct loop *loop, 
 		snprintf(err, errlen, "cannot set up authentication (no randomness or memory)");
 		goto fail;
 	}
-	if (capture_new(&s->capture, &cfg->capture, lg, err, errlen) < 0)
+	/* The ring's readers are the HTTP API and dashboard: with capture-memory auto, a
+	 * server without an HTTP endpoint keeps no ring and pays nothing for it (parley trace
+	 * and HEP take messages live, not from the ring). */
+	struct capture_cfg cc = cfg->capture;
+	if (strcasecmp(cc.memory, "auto") == 0)
+		snprintf(cc.memory, sizeof cc.memory, "%s", cfg->server.http[0] ? CAPTURE_AUTO_MEMORY : "0");
+	if (capture_new(&s->capture, &cc, lg, err, errlen) < 0)
 		goto fail;
 	if (tp_new(&s->tp, loop, on_recv, s) < 0) {
 		snprintf(err, errlen, "cannot create the transport");
@@ -723,6 +730,11 @@ unsigned server_reload(struct server *s, struct config *live, const struct confi
 		log_error(s->lg, "reload", "media relay: %s", err);
 	/* A relay set up by this reload: messages go through it from now on. */
 	s->media_on = media_on(s->media);
+	if (live->server.http[0] && strcasecmp(live->capture.memory, "auto") == 0 &&
+	    capture_stats(s->capture)->ring_size == 0)
+		log_warn(s->lg, "reload",
+			 "an HTTP endpoint now, but no capture ring (capture-memory = auto started without "
+			 "one): call ladders stay empty until a restart");
 	s->lg->level = (enum log_level)live->server.log_level;
 	s->lg->json = live->server.log_format == 1;
 	return n;

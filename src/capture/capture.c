@@ -376,6 +376,16 @@ bool capture_on(const struct capture *c)
 	return c && (c->size || c->hep_fd >= 0 || c->st.listeners);
 }
 
+/* "call-id" at q, any case (q has at least 7 bytes). */
+static bool is_call_id(const char *q)
+{
+	static const char want[7] = { 'c', 'a', 'l', 'l', '-', 'i', 'd' };
+	for (int i = 1; i < 7; i++)
+		if ((char)(q[i] | (i == 4 ? 0 : 0x20)) != want[i])
+			return false;
+	return true;
+}
+
 struct str capture_find_call_id(struct str t)
 {
 	/* Header lines start after a line break; the header section ends at an empty line.
@@ -389,9 +399,12 @@ struct str capture_find_call_id(struct str t)
 		if (p >= end || *p == '\r' || *p == '\n')
 			return STR_NULL; /* the body starts */
 		const char *q = p;
-		if ((size_t)(end - q) > 7 && strncasecmp(q, "call-id", 7) == 0)
+		/* The first letter decides for most lines: only "c..." lines are compared
+		 * further (a call per line cost more than the rest of the capture). */
+		char c0 = (char)(*q | 0x20);
+		if (c0 == 'c' && (size_t)(end - q) > 7 && is_call_id(q))
 			q += 7;
-		else if (*q == 'i' || *q == 'I')
+		else if (c0 == 'i')
 			q++;
 		else
 			continue;

@@ -4,7 +4,7 @@
 # What the operator's tools cost Parley: the reg and call passes run on a Parley with nothing
 # beside it ("off": no --http, --capture-memory 0) and on one with the HTTP endpoint on, message capture on and a real
 # Prometheus scraping /metrics every second ("on"):
-#   on = serve ... --http 127.0.0.1:P --capture-memory $OPS_CAPTURE (default 64MB)
+#   on = serve ... --http 127.0.0.1:P --capture-memory $OPS_CAPTURE (default 8M, what auto gives with --http)
 #        + prometheus (Debian's) with scrape_interval 1s on http://127.0.0.1:P/metrics
 # Each run is a fresh server on a fresh database: reg warm-up, reg measured, the SIPp callee,
 # call warm-up, call measured. OPS_ROUNDS (5) runs of each, off and on taking turns (off
@@ -14,9 +14,9 @@
 # run's figure moves by 5% with one tick; the median of 5 runs steadies it.
 # Prometheus's own CPU is not counted (cpu.sh counts the server's process); its scrape count
 # over the measured runs is printed, so that a pass where it scraped nothing shows.
-# env: OPS_ROUNDS=5 OPS_CAPTURE=64MB PROMETHEUS_BIN=prometheus
+# env: OPS_ROUNDS=5 OPS_CAPTURE=8M PROMETHEUS_BIN=prometheus
 OPS_RESULTS=$WORK/ops-results.txt
-OPS_CAPTURE=${OPS_CAPTURE-64MB} # empty: the "on" server runs without capture (to try the rest)
+OPS_CAPTURE=${OPS_CAPTURE-8M} # the ring auto gives a server with --http; empty: none (to try the rest)
 
 ops_prometheus_start() { # DIR HTTP_PORT -> sets PROM_PID, PROM_PORT
 	local dir=$1 target=127.0.0.1:$2

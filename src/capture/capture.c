@@ -250,15 +250,20 @@ static void ring_add(struct capture *c, const struct capture_msg *m, struct str 
 	if (i != NONE) {
 		while (c->calls[i].n && (c->calls[i].n >= PER_CALL_MSGS || c->calls[i].bytes + n > c->per_call_bytes))
 			call_shift(c, i);
-		if (!c->calls[i].n)
+		if (!c->calls[i].n) {
 			call_drop(c, i);
+			i = NONE;
+		}
 	} else {
 		while (c->free_call == NONE)
 			pop_tail(c); /* every slot is taken: the oldest call goes */
 	}
+	uint64_t evicted = c->st.calls_evicted;
 	uint32_t off = make_room(c, n);
-	/* Making room may have evicted this very call (its slot is then free again). */
-	i = call_find(c, cid, b);
+	/* Making room may have evicted this very call (its slot is then free again): looked
+	 * up again only when some call went. */
+	if (i != NONE && c->st.calls_evicted != evicted)
+		i = call_find(c, cid, b);
 	if (i == NONE) {
 		i = c->free_call;
 		c->free_call = c->calls[i].next;

@@ -234,14 +234,11 @@ static void ring_add(struct capture *c, const struct capture_msg *m, struct str 
 {
 	if (!c->size || !cid.l || cid.l > UINT16_MAX || m->text.l > UINT32_MAX / 2)
 		return;
-	/* The key is a view into the copy: the Call-ID must lie in text. */
-	if (cid.p < m->text.p || cid.p + cid.l > m->text.p + m->text.l) {
-		struct str f = capture_find_call_id(m->text);
-		if (!str_eq(f, cid))
-			return;
-		cid = f;
-	}
-	uint64_t need = (sizeof(struct rec) + m->text.l + 7) & ~(uint64_t)7;
+	/* The key is a view into the copy: a Call-ID that lies in text is found there, one
+	 * handed in from elsewhere (what the server was handling when it sent this) is copied
+	 * after the text. */
+	bool inside = cid.p >= m->text.p && cid.p + cid.l <= m->text.p + m->text.l;
+	uint64_t need = (sizeof(struct rec) + m->text.l + (inside ? 0 : cid.l) + 7) & ~(uint64_t)7;
 	if (need > c->per_call_bytes)
 		return;
 	uint32_t n = (uint32_t)need;
@@ -280,12 +277,14 @@ static void ring_add(struct capture *c, const struct capture_msg *m, struct str 
 		.wall_ms = m->wall_ms,
 		.local = m->local,
 		.remote = m->remote,
-		.cid_off = (uint32_t)(cid.p - m->text.p),
+		.cid_off = inside ? (uint32_t)(cid.p - m->text.p) : (uint32_t)m->text.l,
 		.cid_len = (uint16_t)cid.l,
 		.out = m->out,
 		.proto = (uint8_t)m->proto,
 	};
 	memcpy(r->text, m->text.p, m->text.l);
+	if (!inside)
+		memcpy(r->text + m->text.l, cid.p, cid.l);
 	c->used += n;
 	c->head = off + n == c->size ? 0 : off + n;
 	struct capture_call *k = &c->calls[i];

@@ -42,7 +42,8 @@ struct capture_msg {
 	enum tp_proto proto;   /* transport of that hop */
 	struct tp_addr local;  /* Parley's side of the hop (the listener's address) */
 	struct tp_addr remote; /* the other side */
-	struct str call_id;    /* view into text; empty when the message has none */
+	struct str call_id;    /* view (into text, or for capture_add anywhere valid during the
+				* call); empty when the message has none */
 	struct str text;       /* the whole SIP message as it went on the wire */
 };
 

@@ -1,6 +1,7 @@
 /* server.c: wires one Parley instance together: transport -> parser -> transactions -> router. */
 #include "server/server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -50,6 +51,10 @@ struct server {
 	struct capture *capture;    /* recent messages per call, HEP, live listeners */
 	struct capture_sock *trace; /* DB.trace.sock for parley trace; NULL when it could not open */
 	bool media_on;
+	/* The Call-ID of the message deliver is handling (a view into it), empty otherwise:
+	 * whatever is sent meanwhile (its answers, its forwarded copies, CANCELs and ACKs of its
+	 * branches) belongs to the same call, so capture need not look for it in the bytes. */
+	struct str rx_call_id;
 	struct timer flush_timer;
 	struct timer sweep_timer;
 	bool flush_failing;    /* the last flush failed: log recovery once */
@@ -131,8 +136,15 @@ static int server_send(void *arg, const struct tp_source *dst, const char *buf, 
 		if (code >= 100 && code <= 699)
 			s->stats.responses[code - 100]++;
 	}
-	if (err >= 0)
-		capture_hop(s, true, dst, lis, buf, len, STR_NULL);
+	if (err >= 0) {
+		struct str cid = s->rx_call_id;
+#ifndef NDEBUG
+		/* Debug builds (the test suite's) check that what deliver sends is its own call's. */
+		if (cid.l && capture_on(s->capture))
+			assert(str_eq(cid, capture_find_call_id((struct str){ buf, len })));
+#endif
+		capture_hop(s, true, dst, lis, buf, len, cid);
+	}
 	if (err < 0 && LOG_ENABLED(s->lg, LOG_DEBUG))
 		log_write(s->lg, LOG_DEBUG, "send", "to %s failed: %s", to, strerror(-err));
 	return err;
@@ -231,13 +243,14 @@ static void on_lost(const struct tp_source *dst, int err, void *arg)
  * transaction takes, straight on: §16.7 step 10). */
 static void deliver(struct server *s, const struct sip_msg *m, const struct tp_source *src)
 {
+	s->rx_call_id = m->call_id;
 	if (!m->request) {
 		if (txn_recv_response(s->txn, m, src) == -ENOENT)
 			proxy_response_stateless(s->proxy, m, src);
-		return;
-	}
-	if (txn_recv_request(s->txn, m, src) == -ENOMEM && m->mid != SIP_ACK)
+	} else if (txn_recv_request(s->txn, m, src) == -ENOMEM && m->mid != SIP_ACK) {
 		txn_reply_stateless(s->txn, m, src, 500, "Server Out of Memory", STR_NULL);
+	}
+	s->rx_call_id = STR_NULL;
 }
 
 /* A message the media relay held comes back, its SDP now rtpengine's: parsed again (it

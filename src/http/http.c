@@ -24,9 +24,6 @@
  * a later run, which nothing else would bring once every connection has closed. The same
  * tick enforces the header deadline. */
 #define HTTP_TICK_MS 1000
-/* Every API reply is data, never a page: no sniffing it into HTML, nothing it may load or
- * run, no frame holding it. */
-#define HTTP_API_CSP "default-src 'none'; frame-ancestors 'none'"
 
 /* Splits "[http:|https:]ADDR:PORT" into its address part and whether it is https. */
 static const char *listen_addr(const char *s, bool *https)

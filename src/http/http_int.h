@@ -157,6 +157,11 @@ struct http_req {
 	struct http_sse_client *sse; /* this request is an event stream (sse.c) */
 };
 
+/* The Content-Security-Policy of every reply but the dashboard's files (with
+ * X-Content-Type-Options: nosniff): an API reply is data, never a page: nothing it may load
+ * or run, no frame holding it. */
+#define HTTP_API_CSP "default-src 'none'; frame-ancestors 'none'"
+
 /* Responses; each returns what libmicrohttpd's access handler returns. json takes b's text
  * (freeing it) and answers 503 when b ran out of memory. */
 int http__reply_json(struct http_req *r, unsigned code, struct http_buf *b);

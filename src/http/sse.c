@@ -226,7 +226,7 @@ int http__sse_open(struct http *h, struct http_req *r)
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+	MHD_add_response_header(resp, "Content-Security-Policy", HTTP_API_CSP);
 	MHD_set_connection_option(r->c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)SSE_TIMEOUT_S);
 	/* The kernel's share of a slow reader's backlog stays small as well (it would take
 	 * megabytes on its own), so that SSE_QUEUE_MAX is what decides when it is dropped. */

@@ -437,7 +437,8 @@ void capture_add(struct capture *c, const struct capture_msg *m)
 	if (!mm.call_id.l)
 		mm.call_id = capture_find_call_id(mm.text);
 	c->st.captured++;
-	ring_add(c, &mm, mm.call_id);
+	if (!mm.unparsed)
+		ring_add(c, &mm, mm.call_id);
 	if (c->hep_fd >= 0)
 		capture__hep_send(c, &mm);
 	/* By index, the entry copied first: a listener may unlisten itself or another. */

@@ -45,6 +45,9 @@ struct capture_msg {
 	struct str call_id;    /* view (into text, or for capture_add anywhere valid during the
 				* call); empty when the message has none */
 	struct str text;       /* the whole SIP message as it went on the wire */
+	bool unparsed;         /* it did not parse as SIP: listeners and HEP see it, the ring
+				* does not keep it (anyone can send junk that would evict the
+				* ladders of real calls) */
 };
 
 /* A ring of cfg's memory size (0: none; not auto) and, with cfg->hep, a non-blocking UDP socket for
@@ -56,7 +59,7 @@ void capture_free(struct capture *c);
 /* Whether capture_add would do anything (a ring, HEP or a listener): the server skips
  * building a capture_msg when it would not. */
 bool capture_on(const struct capture *c);
-/* Captures m: copied into the ring (when it has a Call-ID and fits), handed to every
+/* Captures m: copied into the ring (when it parsed, has a Call-ID and fits), handed to every
  * listener and sent as HEP. An empty call_id is looked for in text (a cheap scan of the
  * header lines for Call-ID or i). m's views need only live during the call. */
 void capture_add(struct capture *c, const struct capture_msg *m);

@@ -94,6 +94,29 @@ static void json_str(FILE *f, const char *s)
 	}
 }
 
+/* Writes s for a text line: control bytes (but tab) escaped as \n, \r or \xNN, so that
+ * what a peer sent (a URL, a header) can neither end the line and forge the next one nor
+ * drive the terminal; other bytes pass through. */
+static void text_str(FILE *f, const char *s)
+{
+	for (;;) {
+		size_t n = 0;
+		while (s[n] && ((unsigned char)s[n] >= 0x20 || s[n] == '\t') && s[n] != 0x7f)
+			n++;
+		fwrite(s, 1, n, f);
+		s += n;
+		if (!*s)
+			return;
+		if (*s == '\n')
+			fputs("\\n", f);
+		else if (*s == '\r')
+			fputs("\\r", f);
+		else
+			fprintf(f, "\\x%02x", (unsigned char)*s);
+		s++;
+	}
+}
+
 /* The body of log_write and log_limited; ap is consumed. */
 static void vwrite(struct log *lg, enum log_level level, const char *event, const char *fmt, va_list ap)
 {
@@ -126,10 +149,14 @@ static void vwrite(struct log *lg, enum log_level level, const char *event, cons
 		fputs("\",\"msg\":\"", f);
 		json_str(f, msg);
 		fputs("\"}\n", f);
-	} else if (*event) {
-		fprintf(f, "%s %-5s %s: %s\n", ts, lv, event, msg);
 	} else {
-		fprintf(f, "%s %-5s %s\n", ts, lv, msg);
+		fprintf(f, "%s %-5s ", ts, lv);
+		if (*event) {
+			text_str(f, event);
+			fputs(": ", f);
+		}
+		text_str(f, msg);
+		putc('\n', f);
 	}
 	/* One flush per line: tests and tail -f see each event as soon as it happens. */
 	fflush(f);

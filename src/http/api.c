@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cdr/cdr.h"
 #include "core/clock.h"
@@ -159,6 +160,26 @@ static int authenticate(struct http *h, struct http_req *r, const char *method, 
 					 "a change made with the session cookie needs X-Parley: 1");
 		return -1;
 	}
+	return 0;
+}
+
+int http__api_begin(struct http *h, struct http_req *r, const char *method, const char *url, int *ret)
+{
+	if (!strcmp(url, "/api/login")) {
+		/* A cross-site form can send text/plain, never application/json: a login that
+		 * is not JSON may be a page logging the browser into someone else's account. */
+		const char *ct = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+		if (!strcmp(method, MHD_HTTP_METHOD_POST) &&
+		    !(ct && !strncasecmp(ct, "application/json", 16) && (!ct[16] || ct[16] == ';' || ct[16] == ' '))) {
+			*ret = http__reply_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+						 "a login needs Content-Type: application/json");
+			return -1;
+		}
+		return 0;
+	}
+	if (authenticate(h, r, method, ret) < 0)
+		return -1;
+	r->authed = true;
 	return 0;
 }
 
@@ -591,7 +612,7 @@ int http__api(struct http *h, struct http_req *r, const char *method, const char
 		return login(h, r);
 	}
 	int ret;
-	if (authenticate(h, r, method, &ret) < 0)
+	if (!r->authed && authenticate(h, r, method, &ret) < 0)
 		return ret;
 	if (!strcmp(path, "/logout")) {
 		if (strcmp(method, MHD_HTTP_METHOD_POST))

@@ -19,6 +19,11 @@
 /* Request bodies: a user import may be long, anything else is a small JSON object. */
 #define HTTP_BODY_MAX (16 * 1024)
 #define HTTP_IMPORT_MAX (1024 * 1024)
+/* libmicrohttpd runs at least this often, whatever it says about its next timeout: with
+ * its connection limit reached it leaves the listening socket out of its epoll set until
+ * a later run, which nothing else would bring once every connection has closed. The same
+ * tick enforces the header deadline. */
+#define HTTP_TICK_MS 1000
 
 /* Splits "[http:|https:]ADDR:PORT" into its address part and whether it is https. */
 static const char *listen_addr(const char *s, bool *https)
@@ -79,16 +84,39 @@ static bool parse_addr(const char *s, struct sockaddr_storage *sa, socklen_t *sa
 }
 
 static void on_timer(void *arg);
+static void client_ip(struct MHD_Connection *c, char *out, size_t cap);
 
-/* Lets libmicrohttpd do what is ready, then arms our timer for its next timeout. */
+/* Shuts down each connection whose request line and headers are not in by the deadline;
+ * libmicrohttpd then sees it end and closes it (there is no call to close one of its
+ * connections from outside). */
+static void deadlines(struct http *h)
+{
+	uint64_t now = loop_now(h->loop);
+	for (size_t i = 0; i < HTTP_MAX_CONNECTIONS; i++) {
+		struct http_conn *k = &h->conns[i];
+		if (!k->c || k->busy || k->cut || now - k->since_ms < HTTP_HEADER_DEADLINE_S * 1000)
+			continue;
+		k->cut = true;
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci)
+			shutdown(ci->connect_fd, SHUT_RDWR);
+		char ip[64];
+		client_ip(k->c, ip, sizeof ip);
+		log_limited(h->lg, &h->cut_log, now, LOG_INFO, "http",
+			    "connection from %s closed: no complete request within %d s", ip, HTTP_HEADER_DEADLINE_S);
+	}
+}
+
+/* Lets libmicrohttpd do what is ready, then arms our timer for its next timeout (at most
+ * HTTP_TICK_MS away). */
 static void pump(struct http *h)
 {
 	MHD_run(h->d);
+	deadlines(h);
 	MHD_UNSIGNED_LONG_LONG ms;
-	if (MHD_get_timeout(h->d, &ms) == MHD_YES)
-		timer_start(loop_timers(h->loop), &h->tmr, ms > 60000 ? 60000 : ms, on_timer, h);
-	else
-		timer_stop(loop_timers(h->loop), &h->tmr);
+	if (MHD_get_timeout(h->d, &ms) != MHD_YES || ms > HTTP_TICK_MS)
+		ms = HTTP_TICK_MS;
+	timer_start(loop_timers(h->loop), &h->tmr, ms, on_timer, h);
 }
 
 static void on_timer(void *arg)
@@ -149,6 +177,8 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
 	}
 	if ((ctype && MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) == MHD_NO) ||
 	    MHD_add_response_header(r, "Cache-Control", "no-store") == MHD_NO ||
+	    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") == MHD_NO ||
+	    MHD_add_response_header(r, "Content-Security-Policy", HTTP_API_CSP) == MHD_NO ||
 	    (hname && MHD_add_response_header(r, hname, hvalue) == MHD_NO)) {
 		MHD_destroy_response(r);
 		return MHD_NO;
@@ -163,7 +193,7 @@ static enum MHD_Result text(struct MHD_Connection *c, unsigned code, const char 
 	return reply(c, code, "text/plain; charset=utf-8", (char *)s, strlen(s), false, NULL, NULL);
 }
 
-int http__reply_json(struct http_req *r, unsigned code, struct http_buf *b)
+int http__reply_json_hdr(struct http_req *r, unsigned code, struct http_buf *b, const char *hname, const char *hvalue)
 {
 	if (b->oom) {
 		free(b->p);
@@ -173,7 +203,12 @@ int http__reply_json(struct http_req *r, unsigned code, struct http_buf *b)
 	http__putc(b, '\n');
 	if (b->oom)
 		return http__reply_json(r, code, b);
-	return reply(r->c, code, "application/json", b->p, b->len, true, NULL, NULL);
+	return reply(r->c, code, "application/json", b->p, b->len, true, hname, hvalue);
+}
+
+int http__reply_json(struct http_req *r, unsigned code, struct http_buf *b)
+{
+	return http__reply_json_hdr(r, code, b, NULL, NULL);
 }
 
 int http__reply_error(struct http_req *r, unsigned code, const char *fmt, ...)
@@ -303,7 +338,11 @@ static enum MHD_Result on_request(void *arg, struct MHD_Connection *c, const cha
 	struct http *h = arg;
 	struct http_req *r = *state;
 	if (!r) {
+		/* The log escapes the control bytes a URL may hold (a forged line). */
 		log_debug(h->lg, "http", "%s %s", method, url);
+		const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		if (sc && sc->socket_context)
+			((struct http_conn *)sc->socket_context)->busy = true;
 		r = calloc(1, sizeof *r);
 		if (!r)
 			return MHD_NO;
@@ -313,6 +352,11 @@ static enum MHD_Result on_request(void *arg, struct MHD_Connection *c, const cha
 		r->max = !strcmp(url, "/api/users/import") ? HTTP_IMPORT_MAX : HTTP_BODY_MAX;
 		client_ip(c, r->ip, sizeof r->ip);
 		*state = r;
+		/* Who asks is known before any of the body is read: nobody without credentials
+		 * makes the endpoint take in (and hold) a megabyte. */
+		int ret;
+		if (!strncmp(url, "/api/", 5) && http__api_begin(h, r, method, url, &ret) < 0)
+			return ret;
 		/* A body announced too long is refused before it is read. */
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > r->max) {
@@ -348,8 +392,44 @@ static enum MHD_Result on_request(void *arg, struct MHD_Connection *c, const cha
 	return route(h, r, method, url);
 }
 
+/* Keeps a slot of h->conns for each connection while it is open. */
+static void on_connection(void *arg, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct http *h = arg;
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		struct http_conn *k = *socket_context;
+		if (k)
+			memset(k, 0, sizeof *k);
+		*socket_context = NULL;
+		return;
+	}
+	for (size_t i = 0; i < HTTP_MAX_CONNECTIONS; i++) {
+		struct http_conn *k = &h->conns[i];
+		if (!k->c) {
+			*k = (struct http_conn){ .c = c, .since_ms = loop_now(h->loop) };
+			*socket_context = k;
+			return;
+		}
+	}
+	/* libmicrohttpd holds no more than HTTP_MAX_CONNECTIONS; should it ever, the extra
+	 * one is not left without a deadline. */
+	log_warn(h->lg, "http", "no slot for a new connection: closed");
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci)
+		shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
 static void on_completed(void *arg, struct MHD_Connection *c, void **state, enum MHD_RequestTerminationCode why)
 {
+	struct http *h = arg;
+	/* The next request on a kept-alive connection has the same deadline from now. */
+	const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (sc && sc->socket_context) {
+		struct http_conn *k = sc->socket_context;
+		k->busy = false;
+		k->since_ms = loop_now(h->loop);
+	}
 	struct http_req *r = *state;
 	if (!r)
 		return;
@@ -421,6 +501,7 @@ static void daemon_stop(struct http *h)
 	h->epfd = -1;
 	MHD_stop_daemon(h->d);
 	h->d = NULL;
+	memset(h->conns, 0, sizeof h->conns); /* each was freed as its connection closed */
 }
 
 /* Opens the listener of spec ("[http:|https:]ADDR:PORT"). 0, 2 (a bad address) or 1 with
@@ -485,16 +566,20 @@ static int daemon_start(struct http *h, const char *spec, char *err, size_t errl
 	if (https)
 		h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 					MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-					(unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+					(unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+					(unsigned)HTTP_MAX_PER_ADDRESS, MHD_OPTION_CONNECTION_TIMEOUT,
 					(unsigned)HTTP_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 					(size_t)HTTP_MAX_REQUEST, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-					MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
+					MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_HTTPS_MEM_CERT, cert,
+					MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
 	else
-		h->d = MHD_start_daemon(
-			flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-			MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
-			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-			(size_t)HTTP_MAX_REQUEST, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+		h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+					MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+					(unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+					(unsigned)HTTP_MAX_PER_ADDRESS, MHD_OPTION_CONNECTION_TIMEOUT,
+					(unsigned)HTTP_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+					(size_t)HTTP_MAX_REQUEST, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+					MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_END);
 	/* libmicrohttpd has copied the PEM text into GnuTLS by now. */
 	if (key)
 		explicit_bzero(key, strlen(key));

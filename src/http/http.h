@@ -23,7 +23,9 @@ struct http_env {
 
 /* Limits of the endpoint: it serves a scraper, a load balancer and a few admins, not the public. */
 #define HTTP_MAX_CONNECTIONS 32      /* connections open at once; more are closed at once */
+#define HTTP_MAX_PER_ADDRESS 8       /* of those, from one source address; more are closed at once */
 #define HTTP_TIMEOUT_S 10            /* an idle or slow connection is closed after this */
+#define HTTP_HEADER_DEADLINE_S 10    /* for a request's line and headers, from accept or the last reply */
 #define HTTP_MAX_REQUEST (16 * 1024) /* bytes of request line and headers per connection */
 
 /* Listens on env->cfg's [http] listen and serves on env->loop: libmicrohttpd runs in its

@@ -6,8 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/log.h"
 #include "core/str.h"
 #include "core/timer.h"
+#include "http/http.h"
 #include "server/server.h"
 #include "transport/transport.h"
 
@@ -110,6 +112,16 @@ struct MHD_Daemon;
 struct http_sse;
 struct http_sse_client;
 
+/* One connection libmicrohttpd holds, for the deadline of its request headers (http.c):
+ * libmicrohttpd's own timeout counts idle time only, which one header line every few
+ * seconds never reaches. */
+struct http_conn {
+	struct MHD_Connection *c; /* NULL: the slot is free */
+	uint64_t since_ms;        /* loop time it was accepted, or its last request ended */
+	bool busy;                /* a request's headers are in: no deadline until it ends */
+	bool cut;                 /* shut down past the deadline; libmicrohttpd closes it */
+};
+
 struct http {
 	struct loop *loop;
 	struct log *lg;
@@ -118,12 +130,14 @@ struct http {
 	const struct server_cfg *cfg; /* its server part: metrics-auth is read at each request */
 	struct MHD_Daemon *d;
 	int epfd;          /* libmicrohttpd's epoll fd, watched by our loop; -1 before */
-	struct timer tmr;  /* libmicrohttpd's next timeout (idle connections) */
+	struct timer tmr;  /* libmicrohttpd's next timeout (idle connections), at most a second away */
 	uint64_t start_ms; /* loop time at start: uptime */
 	char listen[300];  /* as configured ("https:ADDR:PORT", ...), for reloads and logs */
 	bool https;
 	struct http_auth *auth;
 	struct http_sse *sse; /* Server-Sent Events clients (sse.c) */
+	struct http_conn conns[HTTP_MAX_CONNECTIONS];
+	struct log_limit cut_log; /* "closed: no request within ..." lines */
 };
 
 /* The state of one request, from its first call to its completion. */
@@ -138,13 +152,21 @@ struct http_req {
 	char ip[64];                   /* the source address, text */
 	char admin[HTTP_NAME_MAX + 1]; /* who is logged in */
 	bool by_cookie;                /* logged in with the session cookie (not a token) */
+	bool authed;                   /* authenticated at its first call, before any body */
 	struct http_job job;
 	struct http_sse_client *sse; /* this request is an event stream (sse.c) */
 };
 
+/* The Content-Security-Policy of every reply but the dashboard's files (with
+ * X-Content-Type-Options: nosniff): an API reply is data, never a page: nothing it may load
+ * or run, no frame holding it. */
+#define HTTP_API_CSP "default-src 'none'; frame-ancestors 'none'"
+
 /* Responses; each returns what libmicrohttpd's access handler returns. json takes b's text
  * (freeing it) and answers 503 when b ran out of memory. */
 int http__reply_json(struct http_req *r, unsigned code, struct http_buf *b);
+/* json with one more header (hname NULL: none). */
+int http__reply_json_hdr(struct http_req *r, unsigned code, struct http_buf *b, const char *hname, const char *hvalue);
 int http__reply_error(struct http_req *r, unsigned code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int http__reply_empty(struct http_req *r, unsigned code);
 /* json (b may be empty: no body) with the session cookie set to cookie, or cleared when
@@ -163,6 +185,10 @@ int http__call_messages(struct http *h, struct http_req *r, struct str call_id);
 
 /* Every /api/ path (api.c). */
 int http__api(struct http *h, struct http_req *r, const char *method, const char *url);
+/* The checks an /api/ request passes on its first call, when its headers are in and
+ * before any of its body is read: credentials (r->authed), and a JSON Content-Type on a
+ * login. 0 to go on, or -1 with the answer given in *ret. */
+int http__api_begin(struct http *h, struct http_req *r, const char *method, const char *url, int *ret);
 /* Runs libmicrohttpd at the loop's next turn: in its external epoll mode a resumed
  * connection goes on only when MHD_run is called again, which nothing else may do soon. */
 void http__pump_soon(struct http *h);

@@ -16,6 +16,9 @@
 #define SSE_PING_MS 15000          /* a comment line this often keeps proxies from closing it */
 #define SSE_TIMEOUT_S 60           /* a client that reads nothing this long while data waits goes */
 #define FIRST_LINE_MAX 300
+/* The most JSON one /api/calls/{id}/messages answer holds (it is built on the loop; a call
+ * may hold a quarter of the ring, and escaping blows odd bytes up sixfold). */
+#define MESSAGES_JSON_MAX (2 * 1024 * 1024)
 
 /* One event stream. It lives from its request to the destruction of its response
  * (stream_free); r is NULL once the request is over. */
@@ -222,6 +225,8 @@ int http__sse_open(struct http *h, struct http_req *r)
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Content-Security-Policy", HTTP_API_CSP);
 	MHD_set_connection_option(r->c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)SSE_TIMEOUT_S);
 	/* The kernel's share of a slow reader's backlog stays small as well (it would take
 	 * megabytes on its own), so that SSE_QUEUE_MAX is what decides when it is dropped. */
@@ -273,11 +278,16 @@ void http__sse_free(struct http *h)
 struct msgs {
 	struct http_buf *b;
 	bool first;
+	bool cut; /* the answer reached MESSAGES_JSON_MAX: later messages are left out */
 };
 
 static int msg_row(const struct capture_msg *m, void *arg)
 {
 	struct msgs *w = arg;
+	if (w->b->len >= MESSAGES_JSON_MAX) {
+		w->cut = true;
+		return 1;
+	}
 	http__putc(w->b, w->first ? '{' : ',');
 	if (!w->first)
 		http__putc(w->b, '{');
@@ -294,9 +304,10 @@ int http__call_messages(struct http *h, struct http_req *r, struct str call_id)
 	struct server_parts sp;
 	server_parts(h->srv, &sp);
 	struct http_buf b = { 0 };
-	struct msgs w = { &b, true };
+	struct msgs w = { &b, true, false };
 	http__putc(&b, '[');
 	capture_each(sp.capture, call_id, msg_row, &w);
 	http__putc(&b, ']');
-	return http__reply_json(r, MHD_HTTP_OK, &b);
+	/* The oldest messages (the start of the ladder) are kept; a header says more exist. */
+	return http__reply_json_hdr(r, MHD_HTTP_OK, &b, w.cut ? "X-Parley-Truncated" : NULL, "true");
 }

@@ -97,7 +97,7 @@ static struct str first_line(const char *buf, size_t len)
 /* Every message in and out passes here once (retransmissions too): the capture ring, HEP
  * and live listeners. Nothing is built when nobody takes it. */
 static void capture_hop(struct server *s, bool out, const struct tp_source *peer, const struct tp_listener *lis,
-			const char *buf, size_t len, struct str call_id)
+			const char *buf, size_t len, struct str call_id, bool parsed)
 {
 	if (!capture_on(s->capture))
 		return;
@@ -108,6 +108,7 @@ static void capture_hop(struct server *s, bool out, const struct tp_source *peer
 		.remote = peer->addr,
 		.call_id = call_id,
 		.text = { buf, len },
+		.unparsed = !parsed,
 	};
 	if (lis)
 		cm.local = lis->local;
@@ -143,7 +144,7 @@ static int server_send(void *arg, const struct tp_source *dst, const char *buf, 
 		if (cid.l && capture_on(s->capture))
 			assert(str_eq(cid, capture_find_call_id((struct str){ buf, len })));
 #endif
-		capture_hop(s, true, dst, lis, buf, len, cid);
+		capture_hop(s, true, dst, lis, buf, len, cid, true);
 	}
 	if (err < 0 && LOG_ENABLED(s->lg, LOG_DEBUG))
 		log_write(s->lg, LOG_DEBUG, "send", "to %s failed: %s", to, strerror(-err));
@@ -336,7 +337,7 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 	 * left out (RFC 7118 §5). */
 	bool whole = src->proto == TP_UDP || src->proto == TP_WS || src->proto == TP_WSS;
 	enum sip_parse_result pr = sip_msg_parse(&m, hdrs, SIP_MAX_HEADERS, buf, len, whole, &perr);
-	capture_hop(s, false, src, src->lis, buf, len, pr == SIP_PARSE_OK ? m.call_id : STR_NULL);
+	capture_hop(s, false, src, src->lis, buf, len, pr == SIP_PARSE_OK ? m.call_id : STR_NULL, pr == SIP_PARSE_OK);
 	if (pr != SIP_PARSE_OK) {
 		s->stats.parse_errors++;
 		/* Only a request whose top Via parsed is answered (400 naming the problem): an

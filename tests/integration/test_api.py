@@ -36,6 +36,8 @@ class Client:
     def req(self, method, path, body=None, headers=None, cookie=True, raw=None):
         """(status, headers, parsed JSON or raw bytes)."""
         h = dict(headers or {})
+        if body is not None:
+            h.setdefault("Content-Type", "application/json")
         if cookie and self.cookie:
             h["Cookie"] = f"parley_session={self.cookie}"
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)

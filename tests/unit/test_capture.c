@@ -399,6 +399,25 @@ static void test_hep_encode(void)
 	CHECK_INT(capture__hep_encode(&m, 7, out, sizeof out), 0);
 }
 
+/* A message that did not parse reaches listeners (with its Call-ID found in the text)
+ * but is not kept: junk cannot evict the ladders of real calls. */
+static void test_unparsed_not_kept(void)
+{
+	struct capture *c = ring("64K");
+	struct lis a = { .c = c };
+	a.handle = capture_listen(c, on_msg, &a);
+	static const char junk[] = "NOT SIP\r\nCall-ID: j1\r\n\r\n";
+	struct capture_msg m = { .wall_ms = 1, .text = { junk, sizeof junk - 1 }, .unparsed = true };
+	capture_add(c, &m);
+	CHECK_INT(a.n, 1);
+	CHECK_STR(str_from_cstr(a.last_cid), "j1");
+	CHECK_INT(each(c, "j1").n, 0);
+	CHECK_INT(capture_stats(c)->captured, 1);
+	CHECK_INT(capture_stats(c)->kept, 0);
+	capture_unlisten(c, a.handle);
+	capture_free(c);
+}
+
 static const struct unit_case cases[] = {
 	{ "size_parse", test_size_parse },
 	{ "cfg_check", test_cfg_check },
@@ -410,5 +429,6 @@ static const struct unit_case cases[] = {
 	{ "ring_random", test_ring_random },
 	{ "listeners", test_listeners },
 	{ "hep_encode", test_hep_encode },
+	{ "unparsed_not_kept", test_unparsed_not_kept },
 };
 UNIT_MAIN(cases)

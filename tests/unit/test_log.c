@@ -78,6 +78,20 @@ static void t_write(void)
 	done(&t);
 }
 
+/* Text lines escape control bytes, so a peer's text cannot end a line and forge the next
+ * one: CR and LF as \r and \n, the rest as \xNN; tabs and bytes over 0x7f pass. */
+static void t_text_escapes(void)
+{
+	struct tmplog t;
+	start(&t, LOG_DEBUG, false);
+	log_debug(&t.lg, "http", "GET /a\r\n2026-01-01T00:00:00.000Z info  http: admin root logged in");
+	log_info(&t.lg, "ev\nx", "tab\there \x1b[31m del\x7f caf\xc3\xa9");
+	CHECK_INT(read_lines(&t, L, 64), 2);
+	CHECK(strcmp(L[0], "debug http: GET /a\\r\\n2026-01-01T00:00:00.000Z info  http: admin root logged in") == 0);
+	CHECK(strcmp(L[1], "info  ev\\nx: tab\there \\x1b[31m del\\x7f caf\xc3\xa9") == 0);
+	done(&t);
+}
+
 /* The first ten lines of an interval are written, the rest counted; the next interval's
  * first call writes the summary, then its own line. */
 static void t_burst_then_summary(void)
@@ -190,6 +204,6 @@ static void t_flood(void)
 static const struct unit_case cases[] = {
 	{ "write", t_write }, { "burst_then_summary", t_burst_then_summary },
 	{ "flush", t_flush }, { "levels_and_kinds", t_levels_and_kinds },
-	{ "flood", t_flood },
+	{ "flood", t_flood }, { "text_escapes", t_text_escapes },
 };
 UNIT_MAIN(cases)

@@ -295,14 +295,11 @@ static struct fail *fail_find(struct http_auth *a, const char *key)
 	return NULL;
 }
 
-/* Whether the failures of every source together have used up this minute's budget. */
-static bool all_limited(struct http_auth *a, uint64_t now_ms)
+/* Whether the failures of every source together have used up the budget of the minute
+ * that began with the first of them. */
+static bool all_limited(const struct http_auth *a, uint64_t now_ms)
 {
-	if (now_ms - a->all_since_ms >= FAIL_WINDOW_MS) {
-		a->all_since_ms = now_ms;
-		a->all_count = 0;
-	}
-	return a->all_count >= FAIL_GLOBAL;
+	return a->all_count >= FAIL_GLOBAL && now_ms - a->all_since_ms < FAIL_WINDOW_MS;
 }
 
 static bool source_limited(struct http_auth *a, const char *ip, uint64_t now_ms)
@@ -363,7 +360,10 @@ void http__auth_failed(struct http_auth *a, const char *ip, struct str name, con
 			 FAIL_COOL_MS / 1000, FAIL_LIMIT);
 	/* Many sources with a few tries each: past the budget, every source waits out the
 	 * minute (a session or bearer token in use is not affected). */
-	all_limited(a, now_ms);
+	if (!a->all_count || now_ms - a->all_since_ms >= FAIL_WINDOW_MS) {
+		a->all_since_ms = now_ms;
+		a->all_count = 0;
+	}
 	if (++a->all_count == FAIL_GLOBAL)
 		log_warn(a->lg, "http", "admin logins refused from every source for the rest of the minute: %u failed",
 			 FAIL_GLOBAL);

@@ -102,12 +102,16 @@ def test_event_stream_closed_at_logout(api):
             got += d
         assert b" 200 " in got.split(b"\r\n", 1)[0]
         assert req(port, "POST", "/api/logout", cookie=sid)[0] == 204
-        # The stream ends at its next ping (every 15 s) at the latest.
-        while True:
+        # The stream ends at its next ping (every 15 s) at the latest; pings keep coming
+        # while it lives, so the wait is bounded here, well past that.
+        end = time.monotonic() + 50
+        while time.monotonic() < end:
             d = sock.recv(4096)
             if not d:
                 break
             got += d
+        else:
+            pytest.fail("the event stream outlived its session's logout")
     except socket.timeout:
         pytest.fail("the event stream outlived its session's logout")
     finally:

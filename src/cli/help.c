@@ -61,8 +61,10 @@ static const struct {
 		   "parley admin del NAME | parley admin passwd NAME | parley admin list\n"
 		   "parley admin token NAME   print a new bearer token for the HTTP API (shown once)\n"
 		   "    Accounts of the HTTP admin endpoint (--http): the dashboard's login and the JSON\n"
-		   "    API. Passwords are kept as Argon2id hashes, tokens as SHA-256 hashes. del also\n"
-		   "    revokes the admin's tokens; a running server sees new tokens at once.\n" },
+		   "    API. Passwords are kept as Argon2id hashes, tokens as SHA-256 hashes. Prefer the\n"
+		   "    password on stdin: --password shows in ps and the shell's history. del also\n"
+		   "    revokes the admin's tokens; a running server sees new tokens at once, and ends\n"
+		   "    the sessions and tokens of a deleted admin (sessions: also after passwd) within 30 s.\n" },
 	{ "check", "parley check [--config FILE] [flags]   validate a config and print the effective settings\n" },
 	{ "reload", "parley reload [--pid-file F | --config F | --db PATH]   make the running server reload\n"
 		    "    Sends SIGHUP to parley serve, found by --pid-file F, else the config's pid-file, else\n"

@@ -22,10 +22,20 @@
 
 #define CALLS_LIMIT_DEFAULT 50
 #define CALLS_LIMIT_MAX 1000
+#define REGS_LIMIT_DEFAULT 1000 /* bindings in one answer: 200,000 of them made 56 MB */
+#define REGS_LIMIT_MAX 10000
 
 static const char *arg(struct http_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* A number argument: def when absent; false when not a number up to max. */
+static bool num_arg(struct http_req *r, const char *name, uint64_t def, uint64_t max, uint64_t *out)
+{
+	const char *v = arg(r, name);
+	*out = def;
+	return !v || str_to_u64(str_from_cstr(v), max, out);
 }
 
 /* The body as a JSON object, or NULL after answering 400 (*ret set). */
@@ -69,7 +79,8 @@ static int login(struct http *h, struct http_req *r)
 		if (r->job.ok) {
 			char cookie[HTTP_COOKIE_LEN + 1], nm[HTTP_NAME_MAX + 1];
 			str_to_cbuf(name, nm, sizeof nm);
-			http__auth_session_new(h->auth, nm, now, cookie);
+			http__auth_session_new(h->auth, nm, r->job.pwhash, now, cookie);
+			http__auth_succeeded(h->auth, r->ip);
 			log_info(h->lg, "http", "admin %s logged in from %s", nm, r->ip);
 			struct http_buf b = { 0 };
 			http__put(&b, "{\"name\":", 8);
@@ -89,7 +100,7 @@ static int login(struct http *h, struct http_req *r)
 		struct str name = STR_NULL;
 		if (o)
 			member(o, "name", &name);
-		http__auth_failed(h->auth, r->ip, name, "rate-limited", now);
+		http__auth_refused(h->auth, r->ip, name, now);
 		json_decref(o);
 		return http__reply_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "too many failed logins: wait a minute");
 	}
@@ -112,9 +123,15 @@ static int login(struct http *h, struct http_req *r)
 		json_decref(o);
 		return http__reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot read the admin accounts");
 	}
-	json_decref(o);
-	if (http__auth_submit(h->auth, &r->job) < 0)
+	int e = http__auth_submit(h->auth, &r->job, r->ip);
+	if (e < 0) {
+		/* Counted as a failure: a source that floods the queue soon has to wait. */
+		http__auth_failed(h->auth, r->ip, name,
+				  e == -EAGAIN ? "too many logins at once from there" : "too many logins at once", now);
+		json_decref(o);
 		return http__reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "too many logins at once: try again");
+	}
+	json_decref(o);
 	/* The Argon2id check runs on the KDF thread; the loop goes on with SIP meanwhile. */
 	r->suspended = true;
 	MHD_suspend_connection(r->c);
@@ -183,6 +200,17 @@ int http__api_begin(struct http *h, struct http_req *r, const char *method, cons
 	return 0;
 }
 
+bool http__req_authorized(struct http *h, struct http_req *r)
+{
+	uint64_t now = loop_now(h->loop);
+	const char *auth = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (auth)
+		return !strncmp(auth, "Bearer ", 7) && http__auth_token_known(h->auth, auth + 7, now);
+	const char *ck = MHD_lookup_connection_value(r->c, MHD_COOKIE_KIND, "parley_session");
+	char name[HTTP_NAME_MAX + 1];
+	return ck && http__auth_session(h->auth, ck, now, name);
+}
+
 /* ---- registrations ------------------------------------------------------------------------ */
 
 struct reg_walk {
@@ -190,6 +218,7 @@ struct reg_walk {
 	struct str user; /* filter: the AOR, or its user part; empty: all */
 	uint32_t now;
 	bool first;
+	uint64_t skip, left; /* matching bindings still to skip (offset), then to write (limit) */
 };
 
 static bool aor_matches(struct str aor, struct str user)
@@ -203,8 +232,13 @@ static void reg_row(struct loc_binding *bd, void *arg)
 {
 	struct reg_walk *w = arg;
 	struct str aor = loc_aor_key(bd->aor);
-	if (bd->expires_at <= w->now || !aor_matches(aor, w->user))
+	if (bd->expires_at <= w->now || !aor_matches(aor, w->user) || !w->left)
 		return;
+	if (w->skip) {
+		w->skip--;
+		return;
+	}
+	w->left--;
 	struct http_buf *b = w->b;
 	struct tp_addr a;
 	char src[80];
@@ -257,12 +291,19 @@ static int registrations(struct http *h, struct http_req *r, const char *method)
 		log_info(h->lg, "http", "admin %s removed the binding %s of %s", r->admin, contact, key);
 		return http__reply_empty(r, MHD_HTTP_NO_CONTENT);
 	}
+	uint64_t limit, offset;
+	if (!num_arg(r, "limit", REGS_LIMIT_DEFAULT, REGS_LIMIT_MAX, &limit) || limit == 0)
+		return http__reply_error(r, MHD_HTTP_BAD_REQUEST, "limit: a number from 1 to %d", REGS_LIMIT_MAX);
+	if (!num_arg(r, "offset", 0, UINT32_MAX, &offset))
+		return http__reply_error(r, MHD_HTTP_BAD_REQUEST, "offset: a number");
 	const char *user = arg(r, "user");
 	struct http_buf b = { 0 };
 	struct reg_walk w = { .b = &b,
 			      .user = str_from_cstr(user ? user : ""),
 			      .now = (uint32_t)(clock_wall_ms() / 1000),
-			      .first = true };
+			      .first = true,
+			      .skip = offset,
+			      .left = limit };
 	http__putc(&b, '[');
 	size_t cursor = 0;
 	loc_walk(sp.loc, &cursor, (unsigned)loc_capacity(sp.loc), reg_row, &w);
@@ -310,14 +351,6 @@ static int call_row(const struct store_call *c, void *arg)
 	return b->oom ? -ENOMEM : 0;
 }
 
-/* A number argument: def when absent; false when not a number up to max. */
-static bool num_arg(struct http_req *r, const char *name, uint64_t def, uint64_t max, uint64_t *out)
-{
-	const char *v = arg(r, name);
-	*out = def;
-	return !v || str_to_u64(str_from_cstr(v), max, out);
-}
-
 static int calls(struct http *h, struct http_req *r)
 {
 	struct server_parts sp;
@@ -340,7 +373,10 @@ static int calls(struct http *h, struct http_req *r)
 		return http__reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot read call records: %s",
 					 store_errmsg(sp.store));
 	}
-	http__printf(&b, "],\"total\":%llu}", (unsigned long long)total);
+	/* The count stops past STORE_CALLS_COUNT_MAX: "total" is then that, and says so. */
+	bool capped = total > STORE_CALLS_COUNT_MAX;
+	http__printf(&b, "],\"total\":%llu%s}", (unsigned long long)(capped ? STORE_CALLS_COUNT_MAX : total),
+		     capped ? ",\"total_capped\":true" : "");
 	return http__reply_json(r, MHD_HTTP_OK, &b);
 }
 

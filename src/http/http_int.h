@@ -65,6 +65,7 @@ struct http_job {
 	bool ok;      /* OUT: the password matches and the admin exists */
 	bool aborted; /* OUT: never checked (the endpoint stopped) */
 	void *arg;    /* the request waiting for it */
+	char src[64]; /* the source it is counted under (set by http__auth_submit) */
 };
 
 struct http_auth;
@@ -77,8 +78,9 @@ int http__auth_new(struct http_auth **ap, struct log *lg, struct store *st);
 /* Stops the thread (after the job it runs) and frees; jobs not handed back are dropped. */
 void http__auth_free(struct http_auth *a);
 int http__auth_fd(const struct http_auth *a);
-/* Queues a check; -EBUSY when too many wait (the caller answers 503). */
-int http__auth_submit(struct http_auth *a, struct http_job *j);
+/* Queues a check for source address ip; -EBUSY when too many wait, -EAGAIN when that
+ * source has JOBS_PER_SOURCE waiting already (the caller answers 503). */
+int http__auth_submit(struct http_auth *a, struct http_job *j, const char *ip);
 /* Hands every finished job to done (on the loop). */
 void http__auth_collect(struct http_auth *a, void (*done)(struct http_job *j, void *arg), void *arg);
 /* Waits for the running check, then hands back every queued and finished job (queued
@@ -88,22 +90,35 @@ void http__auth_drain(struct http_auth *a, void (*done)(struct http_job *j, void
  * that the check costs the same); -EIO after logging when the store fails. */
 int http__auth_prepare(struct http_auth *a, struct http_job *j, struct str name, struct str password);
 
-/* The failed-login limit of one source address (text): whether it must wait (429). */
+/* The failed-login limit: whether a password login from source address ip (text) must
+ * wait (429): that source (an IPv6 one by its /64) failed FAIL_LIMIT times within a
+ * minute and its last failure is less than a minute old, or every source together failed
+ * FAIL_GLOBAL times this minute. */
 bool http__auth_limited(struct http_auth *a, const char *ip, uint64_t now_ms);
-/* Counts a failed login of source ip and logs it at warn: "admin login failed for NAME
- * from IP: WHY". */
+/* Counts a failed login of source ip and logs it at warn (rate-limited): "admin login
+ * failed for NAME from IP: WHY". */
 void http__auth_failed(struct http_auth *a, const char *ip, struct str name, const char *why, uint64_t now_ms);
+/* Logs a login refused by the limit (rate-limited); it is not counted: a source that
+ * keeps trying does not wait longer for it. */
+void http__auth_refused(struct http_auth *a, const char *ip, struct str name, uint64_t now_ms);
+/* A login of source ip succeeded: its failures are forgotten. */
+void http__auth_succeeded(struct http_auth *a, const char *ip);
 
-/* A new session of admin name; its id (unpadded base64url, NUL-terminated) into cookie. */
-void http__auth_session_new(struct http_auth *a, const char *name, uint64_t now_ms,
+/* A new session of admin name, whose password hash is pwhash; its id (unpadded base64url,
+ * NUL-terminated) into cookie. */
+void http__auth_session_new(struct http_auth *a, const char *name, const char *pwhash, uint64_t now_ms,
 			    char cookie[HTTP_COOKIE_LEN + 1] /* OUT */);
-/* The admin of a live session id (refreshing its idle time), or false. */
+/* The admin of a live session id (refreshing its idle time), or false. A session ends 24 h
+ * after its login, and once its admin is found deleted or with another password hash (the
+ * store is read again at most every 30 s). */
 bool http__auth_session(struct http_auth *a, const char *cookie, uint64_t now_ms, char name[HTTP_NAME_MAX + 1]);
 void http__auth_session_end(struct http_auth *a, const char *cookie);
 /* Checks a bearer token: 0 with its admin's name, -EACCES (counted and logged as a failed
  * login of ip), -EAGAIN when ip is rate-limited. */
 int http__auth_bearer(struct http_auth *a, const char *token, const char *ip, uint64_t now_ms,
 		      char name[HTTP_NAME_MAX + 1]);
+/* Whether a token is still in the table (read again every 30 s); nothing is counted. */
+bool http__auth_token_known(struct http_auth *a, const char *token, uint64_t now_ms);
 
 /* ---- the endpoint and one request ----------------------------------------------------------- */
 
@@ -189,6 +204,9 @@ int http__api(struct http *h, struct http_req *r, const char *method, const char
  * before any of its body is read: credentials (r->authed), and a JSON Content-Type on a
  * login. 0 to go on, or -1 with the answer given in *ret. */
 int http__api_begin(struct http *h, struct http_req *r, const char *method, const char *url, int *ret);
+/* Whether the credentials r came with still hold (its session lives, its bearer token is
+ * still known): for a long stream, asked again now and then (api.c). */
+bool http__req_authorized(struct http *h, struct http_req *r);
 /* Runs libmicrohttpd at the loop's next turn: in its external epoll mode a resumed
  * connection goes on only when MHD_run is called again, which nothing else may do soon. */
 void http__pump_soon(struct http *h);

@@ -129,6 +129,14 @@ static void on_msg(const struct capture_msg *m, void *arg)
 static void on_ping(void *arg)
 {
 	struct http_sse *s = arg;
+	/* A stream whose login has ended (logout, its admin deleted or given another
+	 * password, its token revoked) ends here, at the latest a ping after. */
+	for (struct http_sse_client *k = s->clients; k; k = k->next)
+		if (!k->dead && k->r && !http__req_authorized(s->h, k->r)) {
+			log_info(s->h->lg, "http", "event stream to %s closed: its login has ended", k->r->ip);
+			k->dead = true;
+			wake(k);
+		}
 	broadcast(s, ": ping\n\n", 8);
 	timer_start(loop_timers(s->h->loop), &s->ping, SSE_PING_MS, on_ping, s);
 }

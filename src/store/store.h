@@ -165,9 +165,10 @@ int store_bindings_load(struct store *st, int64_t now, store_binding_h *cb, void
 /* ---- call records ------------------------------------------------------------------- */
 
 struct store_call {
-	struct str id; /* record key chosen by the caller, unique per call
-			* (e.g. Call-ID ";" From tag); a later put with the
-			* same id updates the record */
+	struct str id; /* record key chosen by the caller, unique per call:
+			* call_id ";" anything (the router's: Call-ID ";" From
+			* tag ";" CSeq): a search by Call-ID reads that range of
+			* ids; a later put with the same id updates the record */
 	struct str call_id;
 	struct str caller; /* "alice@example.com" */
 	struct str callee;
@@ -192,8 +193,10 @@ struct store_call_filter {
 	struct str call_id; /* exactly this Call-ID */
 	struct str result;  /* exactly this result word ("answered", "busy", ...) */
 };
+#define STORE_CALLS_COUNT_MAX 10000
 /* Counts the records f picks into *total, then calls cb for at most limit of them (0: all)
- * after skipping offset, newest start first. Reads what has been written. */
+ * after skipping offset, newest start first. Reads what has been written. The count stops
+ * at STORE_CALLS_COUNT_MAX + 1: that many means "more than STORE_CALLS_COUNT_MAX". */
 int store_calls_query(struct store *st, const struct store_call_filter *f, unsigned limit, unsigned offset,
 		      uint64_t *total /* OUT */, store_call_h *cb, void *arg);
 

@@ -514,7 +514,7 @@ static void t_upgrade(void)
 	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 1);
 
 	st = open_db(t.path, false, 0, 0);
-	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 6);
+	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 7);
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM bindings"), 4);
 	/* Version 6: admin accounts and their tokens, none yet. */
 	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM admins"), 0);
@@ -1520,10 +1520,10 @@ static void t_calls_query(void)
 	tmp_make(&t);
 	struct store *st = open_db(t.path, false, 0, 0);
 	static const char *const rows[][5] = {
-		{ "c1", "x1", "alice@a.test", "bob@a.test", "busy" },
-		{ "c2", "x2", "bob@a.test", "alice@a.test", "answered" },
-		{ "c3", "x3", "carol@a.test", "bob@a.test", "busy" },
-		{ "c4", "x4", "alicex@a.test", "carol@a.test", "" },
+		{ "x1;c1", "x1", "alice@a.test", "bob@a.test", "busy" },
+		{ "x2;c2", "x2", "bob@a.test", "alice@a.test", "answered" },
+		{ "x3;c3", "x3", "carol@a.test", "bob@a.test", "busy" },
+		{ "x4;c4", "x4", "alicex@a.test", "carol@a.test", "" },
 	};
 	for (unsigned i = 0; i < 4; i++) {
 		struct store_call c = { .id = str_from_cstr(rows[i][0]),
@@ -1539,20 +1539,168 @@ static void t_calls_query(void)
 	struct store_call_filter f = { 0 };
 	CHECK_INT(store_calls_query(st, &f, 2, 1, &total, call_seen, out), 0);
 	CHECK_INT(total, 4);
-	CHECK_STR(str_from_cstr(out), "c3|c2|");
+	CHECK_STR(str_from_cstr(out), "x3;c3|x2;c2|");
 	out[0] = '\0';
 	f.user = STR("alice");
 	CHECK_INT(store_calls_query(st, &f, 0, 0, &total, call_seen, out), 0);
-	CHECK_STR(str_from_cstr(out), "c2|c1|"); /* not alicex */
+	CHECK_STR(str_from_cstr(out), "x2;c2|x1;c1|"); /* not alicex */
 	CHECK_INT(total, 2);
 	out[0] = '\0';
 	f = (struct store_call_filter){ .user = STR("bob@a.test"), .result = STR("busy") };
 	CHECK_INT(store_calls_query(st, &f, 0, 0, &total, call_seen, out), 0);
-	CHECK_STR(str_from_cstr(out), "c3|c1|");
+	CHECK_STR(str_from_cstr(out), "x3;c3|x1;c1|");
 	out[0] = '\0';
 	f = (struct store_call_filter){ .call_id = STR("x4"), .result = STR("in progress") };
 	CHECK_INT(store_calls_query(st, &f, 0, 0, &total, call_seen, out), 0);
-	CHECK_STR(str_from_cstr(out), "c4|");
+	CHECK_STR(str_from_cstr(out), "x4;c4|");
+	store_close(st);
+	tmp_drop(&t);
+}
+
+/* A database as version 6 left it (written out here as it was shipped), with three call
+ * records in its rowid table of calls. */
+static const char schema_v6[] =
+	"CREATE TABLE users(user TEXT NOT NULL, domain TEXT NOT NULL, ha1_md5 TEXT NOT NULL,"
+	" ha1_sha256 TEXT NOT NULL, PRIMARY KEY(user, domain)) WITHOUT ROWID;"
+	"CREATE TABLE bindings(id INTEGER PRIMARY KEY, aor TEXT, contact TEXT, src_addr TEXT DEFAULT '',"
+	" src_port INTEGER DEFAULT 0, transport TEXT DEFAULT '', path TEXT DEFAULT '', call_id TEXT DEFAULT '',"
+	" cseq INTEGER DEFAULT 0, q INTEGER DEFAULT 1000, expires_at INTEGER DEFAULT 0, user_agent TEXT DEFAULT '',"
+	" instance TEXT DEFAULT '', reg_id INTEGER DEFAULT 0, params TEXT DEFAULT '', flags INTEGER DEFAULT 0,"
+	" conn_id INTEGER DEFAULT 0);"
+	"CREATE TABLE calls(id TEXT NOT NULL PRIMARY KEY, call_id TEXT NOT NULL, caller TEXT NOT NULL,"
+	" callee TEXT NOT NULL, start_ms INTEGER NOT NULL, answer_ms INTEGER NOT NULL DEFAULT 0,"
+	" end_ms INTEGER NOT NULL DEFAULT 0, status INTEGER NOT NULL DEFAULT 0,"
+	" reason TEXT NOT NULL DEFAULT '', duration_ms INTEGER NOT NULL DEFAULT 0,"
+	" media TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX calls_start ON calls(start_ms);"
+	"CREATE TABLE bans(source TEXT PRIMARY KEY, until INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '',"
+	" created INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+	"CREATE TABLE admins(name TEXT PRIMARY KEY, pwhash TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE admin_tokens(hash TEXT PRIMARY KEY, name TEXT NOT NULL REFERENCES admins(name)"
+	" ON DELETE CASCADE, created INTEGER NOT NULL) WITHOUT ROWID;"
+	"INSERT INTO calls VALUES('x1;t1;1', 'x1', 'alice@a.test', 'bob@a.test', 1000, 1500, 9000, 200,"
+	" 'answered', 7500, 'direct');"
+	"INSERT INTO calls VALUES('x2;t2;1', 'x2', 'bob@a.test', 'carol@a.test', 2000, 0, 0, 486, 'busy', 0, '');"
+	"INSERT INTO calls VALUES('x3;t3;1', 'x3', 'carol@a.test', 'alice@a.test', 3000, 0, 0, 0, '', 0, '');"
+	"PRAGMA user_version = 6;";
+
+static int call_full(const struct store_call *c, void *arg)
+{
+	char *out = arg;
+	snprintf(out + strlen(out), 512 - strlen(out), "%.*s %.*s %.*s>%.*s %llu/%llu/%llu %u %.*s %llu %.*s|",
+		 STR_FMT(c->id), STR_FMT(c->call_id), STR_FMT(c->caller), STR_FMT(c->callee),
+		 (unsigned long long)c->start_ms, (unsigned long long)c->answer_ms, (unsigned long long)c->end_ms,
+		 c->status, STR_FMT(c->reason), (unsigned long long)c->duration_ms, STR_FMT(c->media));
+	return 0;
+}
+
+/* Version 7 rebuilds the calls table keyed by its text id (no rowid) with indexes on the
+ * caller and the callee: a database of version 6 keeps every record, a later write of a
+ * record updates it in place, and the history's searches go through the indexes. */
+static void t_calls_v7(void)
+{
+	struct tmpdb t;
+	sqlite3 *db = NULL;
+	char out[512] = "";
+	uint64_t total = 0;
+
+	tmp_make(&t);
+	CHECK_INT(sqlite3_open(t.path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, schema_v6, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct store *st = open_db(t.path, false, 0, 0);
+	CHECK_INT(sql_int(t.path, "PRAGMA user_version"), 7);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 3);
+	CHECK_INT(sql_int(t.path,
+			  "SELECT count(*) FROM sqlite_schema WHERE name = 'calls' AND sql LIKE '%WITHOUT ROWID%'"),
+		  1);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'calls'"
+				  " AND name IN ('calls_start', 'calls_caller', 'calls_callee')"),
+		  3);
+	struct store_call_filter f = { 0 };
+	CHECK_INT(store_calls_query(st, &f, 0, 0, &total, call_full, out), 0);
+	CHECK_INT(total, 3);
+	CHECK_STR(str_from_cstr(out), "x3;t3;1 x3 carol@a.test>alice@a.test 3000/0/0 0  0 |"
+				      "x2;t2;1 x2 bob@a.test>carol@a.test 2000/0/0 486 busy 0 |"
+				      "x1;t1;1 x1 alice@a.test>bob@a.test 1000/1500/9000 200 answered 7500 direct|");
+	/* The record still going is written again at its answer and its end: one row. */
+	struct store_call c = { .id = STR("x3;t3;1"),
+				.call_id = STR("x3"),
+				.caller = STR("carol@a.test"),
+				.callee = STR("alice@a.test"),
+				.start_ms = 3000,
+				.answer_ms = 3100,
+				.end_ms = 5100,
+				.status = 200,
+				.reason = STR("answered"),
+				.duration_ms = 2000 };
+	CHECK_INT(store_call_put(st, &c), 0);
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 3);
+	CHECK_INT(sql_int(t.path, "SELECT duration_ms FROM calls WHERE id = 'x3;t3;1'"), 2000);
+	out[0] = '\0';
+	f = (struct store_call_filter){ .user = STR("alice") };
+	CHECK_INT(store_calls_query(st, &f, 0, 0, &total, call_seen, out), 0);
+	CHECK_INT(total, 2);
+	CHECK_STR(str_from_cstr(out), "x3;t3;1|x1;t1;1|");
+	out[0] = '\0';
+	f = (struct store_call_filter){ .call_id = STR("x2") };
+	CHECK_INT(store_calls_query(st, &f, 0, 0, &total, call_seen, out), 0);
+	CHECK_STR(str_from_cstr(out), "x2;t2;1|");
+	store_close(st);
+
+	/* The plans of the searches read ranges of the indexes, not the table. */
+	CHECK_INT(sqlite3_open_v2(t.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	static const char *const searches[] = {
+		"SELECT 1 FROM calls WHERE ((caller >= 'al' || '@' AND caller < 'al' || 'A')"
+		" OR (callee >= 'al' || '@' AND callee < 'al' || 'A'))",
+		"SELECT 1 FROM calls WHERE (caller = 'a@b' OR callee = 'a@b')",
+		"SELECT 1 FROM calls WHERE id >= 'x' || ';' AND id < 'x' || '<' AND call_id = 'x'",
+	};
+	for (size_t i = 0; i < sizeof(searches) / sizeof(searches[0]); i++) {
+		char q[512];
+		sqlite3_stmt *s = NULL;
+		snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", searches[i]);
+		CHECK_INT(sqlite3_prepare_v2(db, q, -1, &s, NULL), SQLITE_OK);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			const char *d = (const char *)sqlite3_column_text(s, 3);
+			if (d && !strncmp(d, "SCAN", 4))
+				fprintf(stderr, "%s: %s\n", searches[i], d);
+			CHECK(d && strncmp(d, "SCAN", 4) != 0);
+		}
+		sqlite3_finalize(s);
+	}
+	sqlite3_close(db);
+	tmp_drop(&t);
+}
+
+/* The count of a search stops past STORE_CALLS_COUNT_MAX. */
+static void t_calls_count_capped(void)
+{
+	struct tmpdb t;
+	uint64_t total = 0;
+	char out[256] = "";
+
+	tmp_make(&t);
+	struct store *st = open_db(t.path, false, 0, 0);
+	for (unsigned i = 0; i < STORE_CALLS_COUNT_MAX + 5; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "k%u;t;1", i);
+		struct store_call c = { .id = str_from_cstr(id),
+					.call_id = STR("k"),
+					.caller = STR("alice@a.test"),
+					.callee = STR("bob@a.test"),
+					.start_ms = 1000 + i };
+		CHECK_INT(store_call_put(st, &c), 0);
+		if (i % 1000 == 999)
+			CHECK_INT(store_flush(st), 0);
+	}
+	CHECK_INT(store_flush(st), 0);
+	struct store_call_filter f = { .user = STR("bob") };
+	CHECK_INT(store_calls_query(st, &f, 1, 0, &total, call_seen, out), 0);
+	CHECK_INT(total, STORE_CALLS_COUNT_MAX + 1);
+	CHECK_STR(str_from_cstr(out), "k10004;t;1|");
 	store_close(st);
 	tmp_drop(&t);
 }
@@ -1560,6 +1708,8 @@ static void t_calls_query(void)
 static const struct unit_case cases[] = {
 	{ "admins", t_admins },
 	{ "calls_query", t_calls_query },
+	{ "calls_v7", t_calls_v7 },
+	{ "calls_count_capped", t_calls_count_capped },
 	{ "flows", t_flows },
 	{ "users", t_users },
 	{ "bindings", t_bindings },

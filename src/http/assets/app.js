@@ -257,11 +257,15 @@
 
   // --- Registrations -------------------------------------------------------------------
 
+  const REG_PAGE = 1000;
+
   async function loadRegistrations() {
     const q = state.regUser ? '?user=' + encodeURIComponent(state.regUser) : '';
     try {
       const regs = await api('GET', '/api/registrations' + q);
-      showError('reg-error', null);
+      // The server answers at most REG_PAGE bindings (its default page): say when there may be more.
+      showError('reg-error', regs.length >= REG_PAGE
+        ? { message: `The first ${REG_PAGE} bindings are shown: search by user to find others.` } : null);
       fill('reg-table', 'reg-empty', regs.map((r) => el('tr', { data: { aor: r.aor } },
         el('td', {}, r.aor),
         el('td', { class: 'mono' }, r.contact),
@@ -322,9 +326,10 @@
         el('td', {}, c.media || ''),
         el('td', {}, callLink(c.call_id)))));
       const first = res.calls.length ? h.offset + 1 : 0;
-      $('hist-range').textContent = `${first}–${h.offset + res.calls.length} of ${res.total}`;
+      $('hist-range').textContent = `${first}–${h.offset + res.calls.length} of ${res.total}${res.total_capped ? '+' : ''}`;
       $('hist-prev').disabled = h.offset === 0;
-      $('hist-next').disabled = h.offset + res.calls.length >= res.total;
+      // A capped total ("10000+") does not say where the end is: a short page does.
+      $('hist-next').disabled = res.total_capped ? res.calls.length < h.limit : h.offset + res.calls.length >= res.total;
     } catch (e) {
       if (e.status !== 401) showError('hist-error', e);
     }

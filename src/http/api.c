@@ -366,17 +366,20 @@ static int calls(struct http *h, struct http_req *r)
 	struct http_buf b = { 0 };
 	http__put(&b, "{\"calls\":[", 10);
 	struct calls_walk w = { &b, true };
-	int err = store_calls_query(sp.store, &f, (unsigned)limit, (unsigned)offset, &total, call_row, &w);
+	bool partial = false;
+	int err = store_calls_query(sp.store, &f, (unsigned)limit, (unsigned)offset, &total, &partial, call_row, &w);
 	if (err && !b.oom) {
 		free(b.p);
 		log_error(h->lg, "http", "cannot read call records: %s", store_errmsg(sp.store));
 		return http__reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot read call records: %s",
 					 store_errmsg(sp.store));
 	}
-	/* The count stops past STORE_CALLS_COUNT_MAX: "total" is then that, and says so. */
-	bool capped = total > STORE_CALLS_COUNT_MAX;
-	http__printf(&b, "],\"total\":%llu%s}", (unsigned long long)(capped ? STORE_CALLS_COUNT_MAX : total),
-		     capped ? ",\"total_capped\":true" : "");
+	/* The count stops past STORE_CALLS_COUNT_MAX, a search at its budget: "total" is then
+	 * what was found, and says so ("partial": older records were not all read). */
+	bool capped = total > STORE_CALLS_COUNT_MAX || partial;
+	http__printf(&b, "],\"total\":%llu%s%s}",
+		     (unsigned long long)(total > STORE_CALLS_COUNT_MAX ? STORE_CALLS_COUNT_MAX : total),
+		     capped ? ",\"total_capped\":true" : "", partial ? ",\"partial\":true" : "");
 	return http__reply_json(r, MHD_HTTP_OK, &b);
 }
 

@@ -380,9 +380,9 @@ int store_tokens_list(struct store *st, store_token_h *cb, void *arg)
 }
 
 int store_calls_query(struct store *st, const struct store_call_filter *f, unsigned limit, unsigned offset,
-		      uint64_t *total, store_call_h *cb, void *arg)
+		      uint64_t *total, bool *partial, store_call_h *cb, void *arg)
 {
-	return st->ops->calls_query(st, f, limit, offset, total, cb, arg);
+	return st->ops->calls_query(st, f, limit, offset, total, partial, cb, arg);
 }
 
 int store_begin(struct store *st)

@@ -46,7 +46,7 @@ struct store_ops {
 	int (*calls_list)(struct store *st, unsigned limit, store_call_h *cb, void *arg);
 	int (*calls_prune)(struct store *st, uint64_t before_ms);
 	int (*calls_query)(struct store *st, const struct store_call_filter *f, unsigned limit, unsigned offset,
-			   uint64_t *total, store_call_h *cb, void *arg);
+			   uint64_t *total, bool *partial, store_call_h *cb, void *arg);
 
 	int (*ban_write)(struct store *st, const struct store_ban *b);
 	int (*ban_delete)(struct store *st, struct str source); /* -ENOENT */

@@ -10,12 +10,13 @@
 # call warm-up, call measured. OPS_ROUNDS (5) runs of each, off and on taking turns (off
 # first in odd runs, on first in even ones), so that a drift of the machine's load over the
 # pass weighs on both; the table gives the medians and the change, target within 10%. The
-# server's CPU is read in clock ticks (10 ms): a reg run of N=10000 costs some 200 ms, so one
-# run's figure moves by 5% with one tick; the median of 5 runs steadies it.
+# server's CPU is read in clock ticks (10 ms): a reg run of 10,000 costs some 200 ms, one
+# tick 5% of it; the measured runs are OPS_N (30,000) long and the median of 5 runs is kept.
 # Prometheus's own CPU is not counted (cpu.sh counts the server's process); its scrape count
 # over the measured runs is printed, so that a pass where it scraped nothing shows.
-# env: OPS_ROUNDS=5 OPS_CAPTURE=8M PROMETHEUS_BIN=prometheus
+# env: OPS_ROUNDS=5 OPS_N=30000 OPS_CAPTURE=8M PROMETHEUS_BIN=prometheus
 OPS_RESULTS=$WORK/ops-results.txt
+OPS_N=${OPS_N:-30000} # measured transactions per run (SIPp reads the N users' lines round)
 OPS_CAPTURE=${OPS_CAPTURE-8M} # the ring auto gives a server with --http; empty: none (to try the rest)
 
 ops_prometheus_start() { # DIR HTTP_PORT -> sets PROM_PID, PROM_PORT
@@ -76,12 +77,12 @@ ops_run() { # MODE(off|on) RUN: one server run; appends its pass lines to OPS_RE
 		return 1
 	fi
 	WORK=$ow run_sipp parley reg warmup reg_auth.xml users.csv auto >/dev/null
-	[ "$SRV_DEAD" = 0 ] && WORK=$ow run_sipp parley reg measured reg_auth.xml users.csv auto |
+	[ "$SRV_DEAD" = 0 ] && N=$OPS_N WORK=$ow run_sipp parley reg measured reg_auth.xml users.csv auto |
 		sed "s/^server=parley /server=$mode /; s/\$/ run=$run/" | tee -a "$OPS_RESULTS" >&2
 	if [ "$SRV_DEAD" = 0 ] && start_uas uas.xml "$dir"; then
 		uas=$UAS_PID
 		WORK=$ow run_sipp parley call warmup call_auth.xml calls.csv auto -d 0 >/dev/null
-		WORK=$ow run_sipp parley call measured call_auth.xml calls.csv auto -d 0 |
+		N=$OPS_N WORK=$ow run_sipp parley call measured call_auth.xml calls.csv auto -d 0 |
 			sed "s/^server=parley /server=$mode /; s/\$/ run=$run/" | tee -a "$OPS_RESULTS" >&2
 		stop_pid "$uas"
 	fi

@@ -39,6 +39,7 @@ struct rec {
 };
 
 struct capture_call {
+	uint64_t hash;        /* of its Call-ID: a chain is walked without reading the ring */
 	uint32_t first, last; /* its oldest and newest records */
 	uint32_t next;        /* next slot in the bucket, or in the free list */
 	uint32_t n;           /* records */
@@ -148,15 +149,17 @@ static struct str rec_call_id(const struct rec *r)
 	return (struct str){ r->text + r->cid_off, r->cid_len };
 }
 
-static uint32_t bucket_of(const struct capture *c, struct str cid)
+static uint32_t bucket_of(const struct capture *c, uint64_t h)
 {
-	return (uint32_t)(khash(&c->key, cid.p, cid.l) & (c->nbuckets - 1));
+	return (uint32_t)(h & (c->nbuckets - 1));
 }
 
-static uint32_t call_find(const struct capture *c, struct str cid, uint32_t b)
+/* The Call-ID's own bytes live in the ring, at the call's first record: read only when
+ * the hashes agree (a read there is a cache miss more often than not). */
+static uint32_t call_find(const struct capture *c, struct str cid, uint64_t h)
 {
-	for (uint32_t i = c->buckets[b]; i != NONE; i = c->calls[i].next)
-		if (str_eq(rec_call_id(rec_at(c, c->calls[i].first)), cid))
+	for (uint32_t i = c->buckets[bucket_of(c, h)]; i != NONE; i = c->calls[i].next)
+		if (c->calls[i].hash == h && str_eq(rec_call_id(rec_at(c, c->calls[i].first)), cid))
 			return i;
 	return NONE;
 }
@@ -242,8 +245,9 @@ static void ring_add(struct capture *c, const struct capture_msg *m, struct str 
 	if (need > c->per_call_bytes)
 		return;
 	uint32_t n = (uint32_t)need;
-	uint32_t b = bucket_of(c, cid);
-	uint32_t i = call_find(c, cid, b);
+	uint64_t h = khash(&c->key, cid.p, cid.l);
+	uint32_t b = bucket_of(c, h);
+	uint32_t i = call_find(c, cid, h);
 	if (i != NONE) {
 		while (c->calls[i].n && (c->calls[i].n >= PER_CALL_MSGS || c->calls[i].bytes + n > c->per_call_bytes))
 			call_shift(c, i);
@@ -260,11 +264,13 @@ static void ring_add(struct capture *c, const struct capture_msg *m, struct str 
 	/* Making room may have evicted this very call (its slot is then free again): looked
 	 * up again only when some call went. */
 	if (i != NONE && c->st.calls_evicted != evicted)
-		i = call_find(c, cid, b);
+		i = call_find(c, cid, h);
 	if (i == NONE) {
 		i = c->free_call;
 		c->free_call = c->calls[i].next;
-		c->calls[i] = (struct capture_call){ .first = NONE, .last = NONE, .bucket = b, .next = c->buckets[b] };
+		c->calls[i] = (struct capture_call){
+			.hash = h, .first = NONE, .last = NONE, .bucket = b, .next = c->buckets[b]
+		};
 		c->buckets[b] = i;
 		c->st.calls++;
 	}
@@ -454,7 +460,7 @@ int capture_each(const struct capture *c, struct str call_id, int (*fn)(const st
 {
 	if (!c || !c->size || !call_id.l)
 		return 0;
-	uint32_t i = call_find(c, call_id, bucket_of(c, call_id));
+	uint32_t i = call_find(c, call_id, khash(&c->key, call_id.p, call_id.l));
 	if (i == NONE)
 		return 0;
 	for (uint32_t o = c->calls[i].first; o != NONE;) {

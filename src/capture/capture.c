@@ -443,7 +443,7 @@ void capture_add(struct capture *c, const struct capture_msg *m)
 	if (!mm.call_id.l)
 		mm.call_id = capture_find_call_id(mm.text);
 	c->st.captured++;
-	if (!mm.unparsed)
+	if (!mm.transient)
 		ring_add(c, &mm, mm.call_id);
 	if (c->hep_fd >= 0)
 		capture__hep_send(c, &mm);

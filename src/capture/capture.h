@@ -45,9 +45,11 @@ struct capture_msg {
 	struct str call_id;    /* view (into text, or for capture_add anywhere valid during the
 				* call); empty when the message has none */
 	struct str text;       /* the whole SIP message as it went on the wire */
-	bool unparsed;         /* it did not parse as SIP: listeners and HEP see it, the ring
-				* does not keep it (anyone can send junk that would evict the
-				* ladders of real calls) */
+	bool transient;        /* listeners and HEP see it, the ring does not keep it: it did
+				* not parse as SIP (anyone can send junk that would evict the
+				* ladders of real calls), or it is a REGISTER or OPTIONS or an
+				* answer to one (a phone fleet's refreshes and keepalives would
+				* push calls out, and the ladders are of calls) */
 };
 
 /* A ring of cfg's memory size (0: none; not auto) and, with cfg->hep, a non-blocking UDP socket for

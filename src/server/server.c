@@ -55,6 +55,7 @@ struct server {
 	 * whatever is sent meanwhile (its answers, its forwarded copies, CANCELs and ACKs of its
 	 * branches) belongs to the same call, so capture need not look for it in the bytes. */
 	struct str rx_call_id;
+	bool rx_keep; /* and whether the ring keeps that call's messages (capture_hop) */
 	struct timer flush_timer;
 	struct timer sweep_timer;
 	bool flush_failing;    /* the last flush failed: log recovery once */
@@ -97,7 +98,7 @@ static struct str first_line(const char *buf, size_t len)
 /* Every message in and out passes here once (retransmissions too): the capture ring, HEP
  * and live listeners. Nothing is built when nobody takes it. */
 static void capture_hop(struct server *s, bool out, const struct tp_source *peer, const struct tp_listener *lis,
-			const char *buf, size_t len, struct str call_id, bool parsed)
+			const char *buf, size_t len, struct str call_id, bool keep)
 {
 	if (!capture_on(s->capture))
 		return;
@@ -108,7 +109,7 @@ static void capture_hop(struct server *s, bool out, const struct tp_source *peer
 		.remote = peer->addr,
 		.call_id = call_id,
 		.text = { buf, len },
-		.unparsed = !parsed,
+		.transient = !keep,
 	};
 	if (lis)
 		cm.local = lis->local;
@@ -144,7 +145,10 @@ static int server_send(void *arg, const struct tp_source *dst, const char *buf, 
 		if (cid.l && capture_on(s->capture))
 			assert(str_eq(cid, capture_find_call_id((struct str){ buf, len })));
 #endif
-		capture_hop(s, true, dst, lis, buf, len, cid, true);
+		/* Sent on its own (a retransmission, a keepalive): a request by its first word. */
+		bool keep = cid.l ? s->rx_keep
+				  : !(len > 8 && (!memcmp(buf, "REGISTER ", 9) || !memcmp(buf, "OPTIONS ", 8)));
+		capture_hop(s, true, dst, lis, buf, len, cid, keep);
 	}
 	if (err < 0 && LOG_ENABLED(s->lg, LOG_DEBUG))
 		log_write(s->lg, LOG_DEBUG, "send", "to %s failed: %s", to, strerror(-err));
@@ -242,9 +246,18 @@ static void on_lost(const struct tp_source *dst, int err, void *arg)
 
 /* A message that passed the checks goes to the transaction layer (or, for a response no
  * transaction takes, straight on: §16.7 step 10). */
+/* Whether the capture ring keeps m: messages of calls, not of registrations or OPTIONS
+ * pings (a request by its method, a response by its CSeq's). */
+static bool of_call(const struct sip_msg *m)
+{
+	enum sip_method k = m->request ? m->mid : m->cseq_method;
+	return k != SIP_REGISTER && k != SIP_OPTIONS;
+}
+
 static void deliver(struct server *s, const struct sip_msg *m, const struct tp_source *src)
 {
 	s->rx_call_id = m->call_id;
+	s->rx_keep = of_call(m);
 	if (!m->request) {
 		if (txn_recv_response(s->txn, m, src) == -ENOENT)
 			proxy_response_stateless(s->proxy, m, src);
@@ -337,7 +350,8 @@ static void on_recv(const struct tp_source *src, char *buf, size_t len, void *ar
 	 * left out (RFC 7118 §5). */
 	bool whole = src->proto == TP_UDP || src->proto == TP_WS || src->proto == TP_WSS;
 	enum sip_parse_result pr = sip_msg_parse(&m, hdrs, SIP_MAX_HEADERS, buf, len, whole, &perr);
-	capture_hop(s, false, src, src->lis, buf, len, pr == SIP_PARSE_OK ? m.call_id : STR_NULL, pr == SIP_PARSE_OK);
+	capture_hop(s, false, src, src->lis, buf, len, pr == SIP_PARSE_OK ? m.call_id : STR_NULL,
+		    pr == SIP_PARSE_OK && of_call(&m));
 	if (pr != SIP_PARSE_OK) {
 		s->stats.parse_errors++;
 		/* Only a request whose top Via parsed is answered (400 naming the problem): an

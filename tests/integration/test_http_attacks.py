@@ -235,7 +235,7 @@ def test_login_needs_a_json_content_type(ep):
     assert st == 200 and r.getheader("Set-Cookie")
 
 
-def sip(call_id, body=b"", method="OPTIONS"):
+def sip(call_id, body=b"", method="INFO"):
     return (f"{method} sip:a.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{rand(8)}\r\n"
             f"From: <sip:x@a.test>;tag=1\r\nTo: <sip:a.test>\r\nCall-ID: {call_id}\r\nCSeq: 1 {method}\r\n"
             f"Max-Forwards: 70\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
@@ -268,7 +268,7 @@ def test_unparsed_sip_is_not_kept_and_ladders_are_capped(ep):
     st, r, msgs = c.req("GET", f"/api/calls/{big}/messages")
     assert st == 200 and r.getheader("X-Parley-Truncated") == "true"
     kept_in = [m for m in msgs if m["dir"] == "in"]
-    assert 10 <= len(kept_in) < 24 and msgs[0]["first_line"].startswith("OPTIONS "), len(kept_in)
+    assert 10 <= len(kept_in) < 24 and msgs[0]["first_line"].startswith("INFO "), len(kept_in)
     # Small ladders carry no such header.
     assert c.req("GET", f"/api/calls/{good}/messages")[1].getheader("X-Parley-Truncated") is None
     u.close()

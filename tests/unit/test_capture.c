@@ -407,7 +407,7 @@ static void test_unparsed_not_kept(void)
 	struct lis a = { .c = c };
 	a.handle = capture_listen(c, on_msg, &a);
 	static const char junk[] = "NOT SIP\r\nCall-ID: j1\r\n\r\n";
-	struct capture_msg m = { .wall_ms = 1, .text = { junk, sizeof junk - 1 }, .unparsed = true };
+	struct capture_msg m = { .wall_ms = 1, .text = { junk, sizeof junk - 1 }, .transient = true };
 	capture_add(c, &m);
 	CHECK_INT(a.n, 1);
 	CHECK_STR(str_from_cstr(a.last_cid), "j1");

@@ -21,7 +21,7 @@ OPS_CAPTURE=${OPS_CAPTURE-8M} # the ring auto gives a server with --http; empty:
 
 ops_prometheus_start() { # DIR HTTP_PORT -> sets PROM_PID, PROM_PORT
 	local dir=$1 target=127.0.0.1:$2
-	PROM_PORT=$($STATS port)
+	PROM_PORT=$($STATS port tcp)
 	cat >"$dir/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
@@ -61,7 +61,7 @@ ops_run() { # MODE(off|on) RUN: one server run; appends its pass lines to OPS_RE
 	echo "== parley ops $mode (run $run): N=$N conc=$CONC" >&2
 	SRV_DEAD=0
 	if [ "$mode" = on ]; then
-		hp=$($STATS port)
+		hp=$($STATS port tcp)
 		args="$args --http 127.0.0.1:$hp${OPS_CAPTURE:+ --capture-memory $OPS_CAPTURE}"
 	else
 		args="$args --capture-memory 0" # capture is on by default: off means off

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Helpers for bench.sh and mem.sh (no third-party modules).
-  stats.py port                        print a free UDP port on 127.0.0.1
+  stats.py port [tcp]                  print a free UDP (or TCP) port on 127.0.0.1
   stats.py cpu PID                     user+system CPU microseconds of PID and its descendants
                                        (cpu.sh does the same faster; bench.sh uses cpu.sh)
   stats.py rss PID                     VmRSS of PID in kB
@@ -17,8 +17,10 @@ interpolations from the ResponseTimeRepartition buckets."""
 import csv, glob, os, socket, sys, time
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def free_port(tcp=False):
+    """A port free for UDP (or TCP with tcp=True) on 127.0.0.1; for TCP one the kernel
+    would also give to a listener (not one a closed connection still holds)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     p = s.getsockname()[1]
     s.close()
@@ -161,7 +163,7 @@ def table(files):
 if __name__ == "__main__":
     cmd, a = sys.argv[1], sys.argv[2:]
     if cmd == "port":
-        print(free_port())
+        print(free_port(a[:1] == ["tcp"]))
     elif cmd == "cpu":
         print(cpu_us(int(a[0])))
     elif cmd == "rss":

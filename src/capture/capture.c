@@ -171,6 +171,8 @@ static void call_drop(struct capture *c, uint32_t i)
 	for (uint32_t r = k->first; r != NONE; r = rec_at(c, r)->next)
 		rec_at(c, r)->call = NONE;
 	c->st.ring_bytes -= k->bytes;
+	if (c->last_call == i)
+		c->last_call = NONE;
 	uint32_t *pp = &c->buckets[k->bucket];
 	while (*pp != i)
 		pp = &c->calls[*pp].next;
@@ -245,9 +247,17 @@ static void ring_add(struct capture *c, const struct capture_msg *m, struct str 
 	if (need > c->per_call_bytes)
 		return;
 	uint32_t n = (uint32_t)need;
-	uint64_t h = khash(&c->key, cid.p, cid.l);
+	/* The last message's call first, by its newest record's Call-ID (just written: in the
+	 * cache): no hash, no chain. */
+	uint32_t i = c->last_call;
+	uint64_t h;
+	if (i != NONE && str_eq(rec_call_id(rec_at(c, c->calls[i].last)), cid)) {
+		h = c->calls[i].hash;
+	} else {
+		h = khash(&c->key, cid.p, cid.l);
+		i = call_find(c, cid, h);
+	}
 	uint32_t b = bucket_of(c, h);
-	uint32_t i = call_find(c, cid, h);
 	if (i != NONE) {
 		while (c->calls[i].n && (c->calls[i].n >= PER_CALL_MSGS || c->calls[i].bytes + n > c->per_call_bytes))
 			call_shift(c, i);
@@ -299,6 +309,7 @@ static void ring_add(struct capture *c, const struct capture_msg *m, struct str 
 	else
 		k->first = off;
 	k->last = off;
+	c->last_call = i;
 	k->n++;
 	k->bytes += n;
 	c->st.ring_bytes += n;
@@ -324,6 +335,7 @@ int capture_new(struct capture **cp, const struct capture_cfg *cfg, struct log *
 	c->hep_id = cfg->hep_id;
 	c->hep_lim.burst = 1; /* one line per burst of send errors, then a count */
 	c->free_call = NONE;
+	c->last_call = NONE;
 	size &= ~(uint64_t)7;
 	if (size) {
 		if (khash_init(&c->key) < 0) {

@@ -27,7 +27,9 @@ struct capture {
 	uint32_t ncalls;    /* slots */
 	uint32_t free_call; /* first free slot (a list through next) */
 	uint32_t *buckets;
-	uint32_t nbuckets; /* a power of two */
+	uint32_t nbuckets;  /* a power of two */
+	uint32_t last_call; /* the call of the last message kept, or NONE: the next message is
+			     * often of the same call (a request and what handling it sent) */
 	struct khash key;
 	/* listeners */
 	struct capture_listener *lis;

@@ -32,7 +32,10 @@ scrape_configs:
     static_configs:
       - targets: ['$target']
 EOF
-	"${PROMETHEUS_BIN:-prometheus}" --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/prom-data" \
+	# On a machine of its own in real life; here it shares the cores with SIPp and the
+	# server, so it runs on one OS thread at the lowest priority, and what it still takes
+	# from the server's caches is measured with the rest.
+	GOMAXPROCS=1 nice -n 19 "${PROMETHEUS_BIN:-prometheus}" --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/prom-data" \
 		--web.listen-address=127.0.0.1:"$PROM_PORT" >"$dir/prometheus.log" 2>&1 &
 	PROM_PID=$!
 	PIDS+=("$PROM_PID")

@@ -10,7 +10,6 @@ import signal
 import socket
 import ssl
 import threading
-import time
 import urllib.parse
 
 import pytest
@@ -81,9 +80,9 @@ def admin_token(db, name=ADMIN):
     return r.stdout.strip()
 
 
-@pytest.fixture
-def api(server_factory):
-    """A Parley with the endpoint on a free port, an admin root, and a logged-in client."""
+def endpoint(server_factory):
+    """A Parley with the endpoint on a free port, an admin root, and a client (not logged
+    in) as s.client; the port as s.http_port."""
     port = tcp_port()
     s = server_factory(extra=["--http", f"127.0.0.1:{port}"])
     admin_add(s.db)
@@ -92,6 +91,11 @@ def api(server_factory):
     s.client = Client(port)
     s.http_port = port
     return s
+
+
+@pytest.fixture
+def api(server_factory):
+    return endpoint(server_factory)
 
 
 PROTECTED = [("GET", "/api/me"), ("POST", "/api/logout"), ("GET", "/api/registrations"),

@@ -11,20 +11,12 @@ import pytest
 
 from conftest import wait_for, wait_log
 from sipua import rand
-from test_api import Client, Events, admin_add, admin_token, tcp_port
+from test_api import Events, admin_token, endpoint
 
 
 @pytest.fixture
 def ep(server_factory):
-    """A Parley with the endpoint on a free port and an admin root (not logged in)."""
-    port = tcp_port()
-    s = server_factory(extra=["--http", f"127.0.0.1:{port}"])
-    admin_add(s.db)
-    s.start()
-    wait_log(s, f"HTTP endpoint on 127.0.0.1:{port}")
-    s.client = Client(port)
-    s.http_port = port
-    return s
+    return endpoint(server_factory)
 
 
 def connect_from(src, port, timeout=10):

@@ -326,19 +326,28 @@ static void opt_ms(struct http_buf *b, const char *key, uint64_t ms)
 		http__printf(b, ",\"%s\":null", key);
 }
 
+/* The fields a call record and a call in progress share, from the object's opening brace
+ * on: call_id, caller, callee, start, answer. */
+static void call_head(struct calls_walk *w, struct str call_id, struct str caller, struct str callee, uint64_t start_ms,
+		      uint64_t answer_ms)
+{
+	struct http_buf *b = w->b;
+	http__put(b, w->first ? "{\"call_id\":" : ",{\"call_id\":", w->first ? 11 : 12);
+	w->first = false;
+	http__json_str(b, call_id);
+	http__put(b, ",\"caller\":", 10);
+	http__json_str(b, caller);
+	http__put(b, ",\"callee\":", 10);
+	http__json_str(b, callee);
+	http__printf(b, ",\"start\":%llu", (unsigned long long)start_ms);
+	opt_ms(b, "answer", answer_ms);
+}
+
 static int call_row(const struct store_call *c, void *arg)
 {
 	struct calls_walk *w = arg;
 	struct http_buf *b = w->b;
-	http__put(b, w->first ? "{\"call_id\":" : ",{\"call_id\":", w->first ? 11 : 12);
-	w->first = false;
-	http__json_str(b, c->call_id);
-	http__put(b, ",\"caller\":", 10);
-	http__json_str(b, c->caller);
-	http__put(b, ",\"callee\":", 10);
-	http__json_str(b, c->callee);
-	http__printf(b, ",\"start\":%llu", (unsigned long long)c->start_ms);
-	opt_ms(b, "answer", c->answer_ms);
+	call_head(w, c->call_id, c->caller, c->callee, c->start_ms, c->answer_ms);
 	opt_ms(b, "end", c->end_ms);
 	http__put(b, ",\"result\":", 10);
 	if (c->status)
@@ -387,15 +396,7 @@ static int live_row(const struct cdr_live *l, void *arg)
 {
 	struct calls_walk *w = arg;
 	struct http_buf *b = w->b;
-	http__put(b, w->first ? "{\"call_id\":" : ",{\"call_id\":", w->first ? 11 : 12);
-	w->first = false;
-	http__json_str(b, l->call_id);
-	http__put(b, ",\"caller\":", 10);
-	http__json_str(b, l->caller);
-	http__put(b, ",\"callee\":", 10);
-	http__json_str(b, l->callee);
-	http__printf(b, ",\"start\":%llu", (unsigned long long)l->start_ms);
-	opt_ms(b, "answer", l->answer_ms);
+	call_head(w, l->call_id, l->caller, l->callee, l->start_ms, l->answer_ms);
 	http__printf(b, ",\"state\":\"%s\"}", l->answer_ms ? "answered" : "ringing");
 	return b->oom;
 }

@@ -94,6 +94,25 @@ struct media {
 
 /* ---- life ----------------------------------------------------------------------------------- */
 
+/* Every --rtpengine of c parsed into t; 0 or -EINVAL with err naming the problem. */
+static int targets(const struct media_cfg *c, struct ng_target *t, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < c->nrtpengine; i++)
+		if (ng_target_parse(c->rtpengine[i], &t[i], err, errlen) < 0)
+			return -EINVAL;
+	return 0;
+}
+
+/* The ng client for t[0..n) on md's loop; 0 or -errno with err saying why. */
+static int open_ng(struct media *md, const struct ng_target *t, unsigned n, char *err, size_t errlen)
+{
+	struct ng_env ne = { .loop = md->env.loop, .lg = md->env.lg, .timeout_ms = md->env.cfg->timeout_ms };
+	int e = ng_new(&md->ng, &ne, t, n);
+	if (e < 0)
+		snprintf(err, errlen, "rtpengine control socket: %s", strerror(-e));
+	return e;
+}
+
 int media_new(struct media **mp, const struct media_env *env, char *err, size_t errlen)
 {
 	struct media *md = calloc(1, sizeof(*md));
@@ -114,16 +133,10 @@ int media_new(struct media **mp, const struct media_env *env, char *err, size_t 
 	const struct media_cfg *c = env->cfg;
 	if (c && c->nrtpengine && c->mode != MEDIA_NEVER && env->loop) {
 		struct ng_target t[MEDIA_MAX_NG];
-		for (unsigned i = 0; i < c->nrtpengine; i++) {
-			if (ng_target_parse(c->rtpengine[i], &t[i], err, errlen) < 0) {
-				media_free(md);
-				return -EINVAL;
-			}
-		}
-		struct ng_env ne = { .loop = env->loop, .lg = env->lg, .timeout_ms = c->timeout_ms };
-		int e = ng_new(&md->ng, &ne, t, c->nrtpengine);
+		int e = targets(c, t, err, errlen);
+		if (!e)
+			e = open_ng(md, t, c->nrtpengine, err, errlen);
 		if (e < 0) {
-			snprintf(err, errlen, "rtpengine control socket: %s", strerror(-e));
 			media_free(md);
 			return e;
 		}
@@ -147,16 +160,13 @@ int media_reload(struct media *md, char *err, size_t errlen)
 {
 	const struct media_cfg *c = md->env.cfg;
 	struct ng_target t[MEDIA_MAX_NG];
-	for (unsigned i = 0; i < c->nrtpengine; i++)
-		if (ng_target_parse(c->rtpengine[i], &t[i], err, errlen) < 0)
-			return -EINVAL;
+	int e = targets(c, t, err, errlen);
+	if (e < 0)
+		return e;
 	if (!md->ng && c->nrtpengine && md->env.loop) {
-		struct ng_env ne = { .loop = md->env.loop, .lg = md->env.lg, .timeout_ms = c->timeout_ms };
-		int e = ng_new(&md->ng, &ne, t, c->nrtpengine);
-		if (e < 0) {
-			snprintf(err, errlen, "rtpengine control socket: %s", strerror(-e));
+		e = open_ng(md, t, c->nrtpengine, err, errlen);
+		if (e < 0)
 			return e;
-		}
 		for (unsigned i = 0; i < c->nrtpengine; i++)
 			log_info(md->env.lg, "media", "rtpengine %s: added (weight %u)", t[i].name, t[i].weight);
 	} else if (md->ng) {

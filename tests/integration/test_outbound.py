@@ -96,13 +96,20 @@ def test_no_outbound_without_supported(srv):
     a2.close()
 
 
-def test_call_reaches_one_flow_and_the_next_when_the_first_is_gone(srv):
+def two_flows_called(srv):
+    """alice's phone registers two flows (reg-id 1 and 2), bob registers and calls alice:
+    returns both flows, bob, the call, which flow got the INVITE and the INVITE."""
     inst = instance()
     a1, _ = flow(srv, inst, 1)
     a2, _ = flow(srv, inst, 2)
     bob = srv.ua("bob", "pw")
     assert bob.register().status == 200
     c, i, inv = invite_reaches(bob, "sip:alice@a.test", [a1, a2])
+    return a1, a2, bob, c, i, inv
+
+
+def test_call_reaches_one_flow_and_the_next_when_the_first_is_gone(srv):
+    a1, a2, bob, c, i, inv = two_flows_called(srv)
     assert i == 0, "the first flow gets the call, the second does not"
     a1.reply(inv, 486, "Busy Here", to_tag="t1")
     assert c.final().status == 486
@@ -118,12 +125,7 @@ def test_call_reaches_one_flow_and_the_next_when_the_first_is_gone(srv):
 
 
 def test_flow_lost_while_ringing_fails_over(srv):
-    inst = instance()
-    a1, _ = flow(srv, inst, 1)
-    a2, _ = flow(srv, inst, 2)
-    bob = srv.ua("bob", "pw")
-    assert bob.register().status == 200
-    c, i, inv = invite_reaches(bob, "sip:alice@a.test", [a1, a2])
+    a1, a2, bob, c, i, inv = two_flows_called(srv)
     assert i == 0
     # The INVITE is on the first flow, unanswered, when its connection drops: the
     # transport tells the transaction at once and the phone's second flow gets it.

@@ -13,7 +13,7 @@ DEB_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libsqlite3-dev libssl-dev libsodium-dev libinih-dev libc-ares-dev sqlite3 \
 	clang-format python3 python3-pytest sip-tester sipsak baresip-core sox iproute2 util-linux dnsmasq-base \
 	kamailio kamailio-sqlite-modules kamailio-tls-modules valgrind nftables rtpengine-daemon stunnel4 openssl \
-	libwslay-dev chromium nodejs libsystemd-dev groff-base man-db libmicrohttpd-dev libjansson-dev prometheus strace
+	libwslay-dev chromium nodejs sngrep libsystemd-dev groff-base man-db libmicrohttpd-dev libjansson-dev prometheus strace
 
 FORMAT_FILES = $(shell git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'tests/unit/*.h' 'tests/fuzz/*.c' 2>/dev/null)
 

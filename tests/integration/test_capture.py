@@ -311,6 +311,13 @@ def test_hep_copies_every_message_of_a_call(server_factory):
         assert f"Call-ID: {call_id}" in payload or f"call-id: {call_id}".lower() in payload.lower()
         first = payload.split("\r\n", 1)[0]
         seq.append((sport, dport, first))
+    check_call_copies(seq, s, alice, bob)
+    rx.close()
+
+
+def check_call_copies(seq, s, alice, bob):
+    """seq holds (source port, destination port, first line) of each copy of one call's
+    messages: every hop of the call must be there, both ways through Parley."""
     a, b, p = alice.sock.getsockname()[1], bob.sock.getsockname()[1], s.port
 
     def has(src, dst, start):
@@ -322,34 +329,51 @@ def test_hep_copies_every_message_of_a_call(server_factory):
     assert has(a, p, "ACK ") and has(p, b, "ACK "), seq
     assert has(a, p, "BYE ") and has(p, b, "BYE "), seq
     assert has(b, p, "SIP/2.0 200 OK") and sum(1 for x in seq if x[2].startswith("SIP/2.0 200")) >= 4, seq
-    rx.close()
+
+
+def pcap_udp_packets(path):
+    """The UDP packets of a classic pcap file with Ethernet framing (what sngrep writes for
+    what it took from HEP): (source address, source port, destination port, payload)."""
+    data = path.read_bytes()
+    magic, _, _, _, _, _, link = struct.unpack("<IHHiIII", data[:24])
+    assert magic == 0xA1B2C3D4 and link == 1, (hex(magic), link)
+    out, at = [], 24
+    while at + 16 <= len(data):
+        incl = struct.unpack("<IIII", data[at:at + 16])[2]
+        frame = data[at + 16:at + 16 + incl]
+        at += 16 + incl
+        if len(frame) < 14 + 20 + 8 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+            continue
+        ihl = (frame[14] & 15) * 4
+        udp = frame[14 + ihl:]
+        sport, dport = struct.unpack(">HH", udp[:4])
+        out.append((socket.inet_ntoa(frame[26:30]), sport, dport, udp[8:]))
+    return out
 
 
 def test_hep_read_by_sngrep(server_factory, tmp_path):
-    """sngrep (Debian's 1.6) listening for HEP sees the call: it counts the dialogs that
-    start with an INVITE (-c). It reads no network device here (an empty pcap file as
-    input), so whatever it shows came over HEP. (Its -O writes no file for what came over
-    HEP, so its count is what is checked; test_hep_copies_every_message_of_a_call checks
-    the packets one by one.)"""
-    empty = tmp_path / "empty.pcap"
-    empty.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    """sngrep (Debian's 1.6) listening for HEP with `sngrep -N -L udp:HOST:PORT -O FILE`
+    counts the call as a dialog and writes its messages to a pcap file. With -L and no -d
+    it opens no network device, so what the file holds came over HEP: every hop of the
+    call, read back from the file (sngrep writes it out as it exits)."""
     hep_port = free_port()
     s = server_factory(extra=["--hep", f"udp:127.0.0.1:{hep_port}"]).start()
     alice, bob = phones(s, "alice", "bob")
     call_id = "hep-" + rand(12)
-    out = tmp_path / "sngrep.out"
+    out, pcap = tmp_path / "sngrep.out", tmp_path / "call.pcap"
     with open(out, "wb") as f:
-        sn = subprocess.Popen(["sngrep", "-N", "-c", "-L", f"udp:127.0.0.1:{hep_port}", "-I", str(empty)],
+        sn = subprocess.Popen(["sngrep", "-N", "-L", f"udp:127.0.0.1:{hep_port}", "-O", str(pcap)],
                               stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
                               env=dict(os.environ, TERM="xterm"))
     try:
-        # sngrep binds its HEP port within a moment; until it does, copies are lost.
+        # sngrep binds its HEP port within a moment, then prints its count; copies sent
+        # before that would be lost.
         def count():
             txt = out.read_bytes().decode("utf-8", "replace")
             m = re.findall(r"Dialog count: (\d+)", txt)
             return int(m[-1]) if m else None
         deadline = time.time() + 10
-        while count() is None and time.time() < deadline:
+        while count() is None and time.time() < deadline and sn.poll() is None:
             time.sleep(0.1)
         assert count() == 0, out.read_bytes()
         from sipua import Call, is_req
@@ -369,6 +393,11 @@ def test_hep_read_by_sngrep(server_factory, tmp_path):
         except subprocess.TimeoutExpired:
             sn.kill()
             sn.wait()
+    assert sn.returncode == 0, out.read_bytes()[-500:]
+    packets = pcap_udp_packets(pcap)
+    mine = [(sp, dp, pl.decode("utf-8", "replace")) for src, sp, dp, pl in packets
+            if src == "127.0.0.1" and f"Call-ID: {call_id}".encode() in pl]
+    check_call_copies([(sp, dp, pl.split("\r\n", 1)[0]) for sp, dp, pl in mine], s, alice, bob)
 
 
 def test_capture_settings_are_checked_and_shown(tmp_path):

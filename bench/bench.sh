@@ -29,6 +29,7 @@
 # env: N=10000 CONC=200 PASSES="reg call tcp tls relay ops" RELAY_ROUNDS=3 (runs of the relay pass) RATE=50000 (SIPp's opening rate cap, well above
 #      saturation) SIPP_TIMEOUT=300 (s, per SIPp run) PARLEY_BIN=build/parley KEEP=1 (keep logs)
 #      PARLEY_WRAP="" (a command in front of parley serve, e.g. valgrind --tool=callgrind ...)
+#      SIPP_WRAP="" (a command in front of every sipp, e.g. taskset -c 1)
 #      PARLEY_ARGS="--rate-limit 0" (flags for parley serve: SIPp is one source sending
 #      thousands of requests a second, a flood by the per-source limit's standard; Kamailio's
 #      set-up runs no pike either)
@@ -106,7 +107,7 @@ start_uas() {
 	local out sf=$1 dir=$2
 	shift 2
 	[[ $sf == /* ]] || sf=$HERE/sipp/$sf
-	out=$(cd "$dir" && sipp -sf "$sf" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
+	out=$(cd "$dir" && ${SIPP_WRAP:-} sipp -sf "$sf" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
 		-bg -trace_err -error_file "$dir/uas-err.log" "$@" 2>&1)
 	UAS_PID=$(sed -n 's/.*PID=\[\([0-9]*\)\].*/\1/p' <<<"$out")
 	if [ -z "$UAS_PID" ]; then
@@ -125,7 +126,7 @@ run_sipp() {
 	# a fresh local port per run: late retransmissions meant for the warm-up stay out of it
 	[ "$lport" = auto ] && lport=$($STATS port)
 	c0=$(bash "$HERE/cpu.sh" "$SRV_PID") t0=$(date +%s.%N)
-	(cd "$dir" && timeout -k 5 "$SIPP_TIMEOUT" sipp "${SIPP_DEST:-127.0.0.1:$SRV_PORT}" -sf "$sfp" \
+	(cd "$dir" && timeout -k 5 "$SIPP_TIMEOUT" ${SIPP_WRAP:-} sipp "${SIPP_DEST:-127.0.0.1:$SRV_PORT}" -sf "$sfp" \
 		-inf "$USERS/$inf" -m "$N" -r "$RATE" -l "$CONC" -i 127.0.0.1 -p "$lport" -nostdin \
 		-trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 1 -trace_err -error_file err.log \
 		-timeout $((SIPP_TIMEOUT - 10))s -timeout_error -default_behaviors all,-bye ${SIPP_BUFF:+-buff_size $SIPP_BUFF} "$@" \

@@ -119,7 +119,7 @@ stop_srv
 
 ok=$(sed 's/.* ok=\([0-9]*\).*/\1/' <<<"$LOAD") fail=$(sed 's/.* fail=\([0-9]*\).*/\1/' <<<"$LOAD")
 rate=$(sed 's/.* rate=\([0-9]*\).*/\1/' <<<"$LOAD") lsecs=$(sed 's/.* secs=\([0-9.]*\).*/\1/' <<<"$LOAD")
-cpu=$(sed 's/.* cpu_us=\([0-9a-z]*\).*/\1/' <<<"$LOAD")
+cpu=$(sed 's/.* cpu_us=\([0-9a-z.]*\).*/\1/' <<<"$LOAD")
 python3 - "$MEM_N" "$BINDINGS" "$RSS_EMPTY" "$RSS_USERS" "$RSS_LOADED" "$HWM_LOADED" "$RSS_SETTLED" "$RSS_RELOADED" \
 	"$RELOAD_S" "$START_USERS_S" "$IMPORT_S" "$STOP1_S" "$STOP1_RC" "$DBSIZE" "$ok" "$fail" "$rate" "$lsecs" "$cpu" \
 	"$(sed 's/.* p50_ms=\([-0-9.]*\).*/\1/' <<<"$LOAD")" "$(sed 's/.* p99_ms=\([-0-9.]*\).*/\1/' <<<"$LOAD")" <<'PY'

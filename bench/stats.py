@@ -111,7 +111,8 @@ def one_pass(tag, statcsv, rttdir, t0, t1, c0, c1):
         cpu = int(c1) - int(c0)
     except ValueError:  # a CPU reading failed
         cpu = -1
-    cpu_tx = cpu // max(ok, 1) if cpu >= 0 else "void"  # void: the server died mid-pass
+    # one decimal: cpu.sh reads nanoseconds, and a registration costs some 10 µs
+    cpu_tx = f"{cpu / max(ok, 1):.1f}" if cpu >= 0 else "void"  # void: the server died mid-pass
     print(f"pass={tag} ok={ok} fail={bad} retrans={retr} secs={el:.2f} rate={ok / el:.0f} "
           f"cpu_us={cpu_tx} cpu_total_ms={cpu // 1000 if cpu >= 0 else 'void'} p50_ms={pct(rtts, .5):g} "
           f"p99_ms={pct(rtts, .99):g} nrtt={len(rtts)}")

@@ -953,7 +953,7 @@ static bool key_is(const struct str *path, unsigned j, struct str k)
 	return path[j].l == k.l && memcmp(path[j].p, k.p, k.l) == 0;
 }
 
-/* One pass over the delete's answer (bn_walk): result; tags/TAG/medias/[]/streams/[]/stats/
+/* One pass over the delete's answer (bn_walk_some): result; tags/TAG/medias/[]/streams/[]/stats/
  * packets|bytes per leg; SSRC/ID/packets lost|packets for the loss. */
 static bool fig_visit(void *arg, const struct str *path, unsigned depth, struct str val)
 {
@@ -978,11 +978,36 @@ static bool fig_visit(void *arg, const struct str *path, unsigned depth, struct 
 	return true;
 }
 
+/* Which containers the walk goes into: the ones on fig_visit's paths (the reply itself,
+ * SSRC/ID, tags/TAG/medias/[]/streams/[]/stats); the rest of the answer (endpoints, flags,
+ * subscriptions, totals: most of its ~1.8 KB) is only checked. The keys above the newest
+ * were checked when their own containers were entered. */
+static bool fig_enter(void *arg, const struct str *path, unsigned depth)
+{
+	(void)arg;
+	if (depth == 0)
+		return true;
+	if (key_is(path, 0, STR("SSRC")))
+		return depth <= 2;
+	if (!key_is(path, 0, STR("tags")))
+		return false;
+	switch (depth) {
+	case 3:
+		return key_is(path, 2, STR("medias"));
+	case 5:
+		return key_is(path, 4, STR("streams"));
+	case 7:
+		return key_is(path, 6, STR("stats"));
+	default:
+		return depth < 7;
+	}
+}
+
 static bool read_figures(struct str caller_tag, struct str reply, struct figures *f)
 {
 	memset(f, 0, sizeof(*f));
 	struct fig_walk w = { .f = f, .caller_tag = caller_tag };
-	return bn_walk(reply, fig_visit, &w) && w.ok;
+	return bn_walk_some(reply, fig_enter, fig_visit, &w) && w.ok;
 }
 
 static void delete_done(struct media *md, struct op *o, int err, struct str reply, const char *name)

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/log.h"
 #include "core/loop.h"
@@ -29,14 +30,34 @@ void bn_dict(struct bn_out *o); /* "d": opens a dictionary; close it with bn_end
 void bn_list(struct bn_out *o); /* "l" */
 void bn_end(struct bn_out *o);  /* "e" */
 void bn_str(struct bn_out *o, struct str s);
-void bn_cstr(struct bn_out *o, const char *s);
 void bn_int(struct bn_out *o, int64_t v);
+/* The C-string forms are inline so that the length of a literal (every key of a command)
+ * is known when compiling instead of counted by strlen on each call. */
+static inline void bn_cstr(struct bn_out *o, const char *s)
+{
+	bn_str(o, (struct str){ s, strlen(s) });
+}
 /* Dictionary entries: the key, then the value. Keys go out in the order written:
  * rtpengine does not ask for sorted keys (tried on 10.5). */
-void bn_key(struct bn_out *o, const char *key); /* before a bn_list / bn_dict value */
-void bn_kv_str(struct bn_out *o, const char *key, struct str v);
-void bn_kv_cstr(struct bn_out *o, const char *key, const char *v);
-void bn_kv_int(struct bn_out *o, const char *key, int64_t v);
+static inline void bn_key(struct bn_out *o, const char *key) /* before a bn_list / bn_dict value */
+{
+	bn_cstr(o, key);
+}
+static inline void bn_kv_str(struct bn_out *o, const char *key, struct str v)
+{
+	bn_cstr(o, key);
+	bn_str(o, v);
+}
+static inline void bn_kv_cstr(struct bn_out *o, const char *key, const char *v)
+{
+	bn_cstr(o, key);
+	bn_cstr(o, v);
+}
+static inline void bn_kv_int(struct bn_out *o, const char *key, int64_t v)
+{
+	bn_cstr(o, key);
+	bn_int(o, v);
+}
 /* The bytes written as a view (meaningful only without overflow). */
 struct str bn_view(const struct bn_out *o);
 

@@ -764,19 +764,23 @@ static bool is_clen(const char *p, size_t l)
 
 /* buf (len bytes, a message that parsed) with sdp as its body into md->out: its lines as
  * they came but Content-Length, which follows the new body. Done on the text, without a
- * parse: the message parsed when it came and is parsed again when put back. Returns the
- * length, 0 when it does not fit or has no CRLF CRLF (then the parser's rebody is used). */
+ * parse: the message parsed when it came and is parsed again when put back. The headers
+ * end at the first CRLF CRLF: the first line that is a bare CRLF after one that ends in
+ * CRLF, found in the same walk over the lines that copies them (a memmem for it first
+ * read the headers twice). Returns the length, 0 when it does not fit or has no CRLF CRLF
+ * (then the parser's rebody is used). */
 static size_t rebody(struct media *md, const char *buf, size_t len, struct str sdp)
 {
-	const char *end = memmem(buf, len, "\r\n\r\n", 4);
-	if (!end)
-		return 0;
 	struct sip_out o;
 	sip_out_init(&o, md->out, sizeof md->out);
-	const char *p = buf, *stop = end + 2;
-	while (p < stop) {
-		const char *eol = memchr(p, '\n', (size_t)(stop - p));
-		size_t l = eol ? (size_t)(eol - p) + 1 : (size_t)(stop - p);
+	const char *p = buf, *end = buf + len;
+	for (;;) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			return 0;
+		size_t l = (size_t)(eol - p) + 1;
+		if (l == 2 && p[0] == '\r' && p - buf >= 2 && p[-2] == '\r')
+			break;
 		if (p == buf || !is_clen(p, l))
 			sip_out_str(&o, (struct str){ p, l });
 		p += l;

@@ -19,7 +19,8 @@
 #define CDR_RING_LIFE_MS (3600ull * 1000)
 
 struct call {
-	struct call *next; /* bucket chain */
+	struct call *next; /* bucket chain; among the ringing, the next older */
+	struct call *prev; /* among the ringing, the next newer */
 	struct cdr *owner;
 	struct timer life; /* forgets the call after CDR_MAX_LIFE_MS */
 	uint64_t hash;     /* of call_id */
@@ -38,9 +39,11 @@ struct cdr {
 	unsigned n;
 	unsigned ended;  /* of the n: ended, waiting for the relay's figures */
 	struct khash hk; /* answered calls by Call-ID, which the caller chooses */
-	/* Attempts started and not yet final, by record id (a list: few ring at once, and an
-	 * attempt is found at its final answer by walking it from the newest). */
-	struct call *ringing;
+	/* Attempts started and not yet final, by record id: a list, newest first, walked from
+	 * the oldest at a final answer (attempts mostly end in the order they started: under
+	 * load, hundreds ring at once, and a walk from the newest read most of them each
+	 * time), and unlinked in place. */
+	struct call *ringing, *oldest;
 	unsigned nringing;
 };
 
@@ -120,15 +123,18 @@ static void put(struct cdr *c, const struct cdr_attempt *a, unsigned status, con
 
 static struct call *copy_call(const struct cdr_attempt *a);
 
+/* Takes k, which is ringing, off the list. */
 static void ring_unlink(struct cdr *c, struct call *k)
 {
-	struct call **pp = &c->ringing;
-	while (*pp && *pp != k)
-		pp = &(*pp)->next;
-	if (*pp) {
-		*pp = k->next;
-		c->nringing--;
-	}
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		c->ringing = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	else
+		c->oldest = k->prev;
+	c->nringing--;
 	timer_stop(c->w, &k->life);
 }
 
@@ -146,7 +152,12 @@ void cdr_start(struct cdr *c, const struct cdr_attempt *a)
 	if (!k)
 		return; /* not listed as ringing; its record is written all the same */
 	k->owner = c;
+	k->prev = NULL;
 	k->next = c->ringing;
+	if (c->ringing)
+		c->ringing->prev = k;
+	else
+		c->oldest = k;
 	c->ringing = k;
 	c->nringing++;
 	timer_start(c->w, &k->life, CDR_RING_LIFE_MS, ring_expire, k);
@@ -262,7 +273,7 @@ static void remember(struct cdr *c, const struct cdr_attempt *a, uint64_t answer
 void cdr_final(struct cdr *c, const struct cdr_attempt *a, unsigned status, const char *reason, uint64_t answer_ms)
 {
 	bool ok = status >= 200 && status < 300;
-	for (struct call *k = c->ringing; k; k = k->next)
+	for (struct call *k = c->oldest; k; k = k->prev)
 		if (str_eq(k->id, a->id)) {
 			ring_unlink(c, k);
 			free(k);
@@ -302,7 +313,18 @@ bool cdr_end(struct cdr *c, struct str call_id, uint64_t end_ms, char *who, size
 	if (!k || k->end_ms)
 		return false;
 	*dur_ms = end_ms > k->answer_ms ? end_ms - k->answer_ms : 0;
-	snprintf(who, n, "%.*s -> %.*s", STR_FMT(k->caller), STR_FMT(k->callee));
+	/* "caller -> callee", cut to n - 1 bytes as snprintf would, without its ~1k
+	 * instructions a call */
+	struct str part[3] = { k->caller, STR(" -> "), k->callee };
+	size_t w = 0;
+	for (int i = 0; i < 3 && n; i++) {
+		size_t l = part[i].l < n - 1 - w ? part[i].l : n - 1 - w;
+		if (l)
+			memcpy(who + w, part[i].p, l);
+		w += l;
+	}
+	if (n)
+		who[w] = '\0';
 	if (str_has_prefix_case(k->media, STR("relay")) && !k->figures[0]) {
 		/* The relay's figures come with the answer to its delete, a moment later: the
 		 * end is written once, with them (cdr_media), or without them when they do not

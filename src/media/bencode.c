@@ -45,6 +45,19 @@ void bn_end(struct bn_out *o)
 
 void bn_str(struct bn_out *o, struct str s)
 {
+	/* Keys and short values (most of a command) in one step when they fit: the same
+	 * bytes as the general way below. */
+	if (s.l < 100 && !o->overflow && s.l + 3 <= o->cap - o->len) {
+		char *w = o->p + o->len;
+		if (s.l >= 10)
+			*w++ = (char)('0' + s.l / 10);
+		*w++ = (char)('0' + s.l % 10);
+		*w++ = ':';
+		if (s.l)
+			memcpy(w, s.p, s.l);
+		o->len = (size_t)(w - o->p) + s.l;
+		return;
+	}
 	/* The length prefix by hand: snprintf was a tenth of a relayed call's cost. */
 	char h[24];
 	size_t k = sizeof h, v = s.l;
@@ -57,39 +70,11 @@ void bn_str(struct bn_out *o, struct str s)
 	put(o, s.p, s.l);
 }
 
-void bn_cstr(struct bn_out *o, const char *s)
-{
-	bn_str(o, str_from_cstr(s));
-}
-
 void bn_int(struct bn_out *o, int64_t v)
 {
 	char h[24];
 	int k = snprintf(h, sizeof(h), "i%" PRId64 "e", v);
 	put(o, h, (size_t)k);
-}
-
-void bn_key(struct bn_out *o, const char *key)
-{
-	bn_cstr(o, key);
-}
-
-void bn_kv_str(struct bn_out *o, const char *key, struct str v)
-{
-	bn_cstr(o, key);
-	bn_str(o, v);
-}
-
-void bn_kv_cstr(struct bn_out *o, const char *key, const char *v)
-{
-	bn_cstr(o, key);
-	bn_cstr(o, v);
-}
-
-void bn_kv_int(struct bn_out *o, const char *key, int64_t v)
-{
-	bn_cstr(o, key);
-	bn_int(o, v);
 }
 
 struct str bn_view(const struct bn_out *o)
@@ -139,8 +124,9 @@ static bool str_head(const char *p, size_t n, size_t *body, size_t *len)
 	return true;
 }
 
-/* An integer "i-?[0-9]+e" at p[0..n): its length including i and e, or 0. */
-static size_t int_len(const char *p, size_t n)
+/* An integer "i-?[0-9]+e" at p[0..n): its length including i and e, or 0. Inline: the
+ * walks below take one per figure of the delete's answer. */
+static inline size_t int_len(const char *p, size_t n)
 {
 	size_t i = 1;
 	if (n < 3 || p[0] != 'i')
@@ -156,6 +142,24 @@ static size_t int_len(const char *p, size_t n)
 	if (p[d] == '0' && (i - d > 1 || neg)) /* "i03e", "i-0e" */
 		return 0;
 	return i + 1;
+}
+
+/* The whole length (prefix and body) of the string at p[0..n), whose first byte is a
+ * digit, as str_head judges it; 0 when malformed. One- and two-digit lengths ("7:packets",
+ * "10:local port": nearly every string of a reply) are read here without the call. */
+static inline size_t str_len(const char *p, size_t n, size_t *body /* OUT */)
+{
+	size_t v;
+	if (n >= 2 && p[1] == ':') {
+		v = (size_t)(p[0] - '0');
+		*body = 2;
+	} else if (n >= 3 && p[2] == ':' && p[0] != '0' && is_digit(p[1])) {
+		v = (size_t)(p[0] - '0') * 10 + (size_t)(p[1] - '0');
+		*body = 3;
+	} else {
+		return str_head(p, n, body, &v) ? *body + v : 0;
+	}
+	return v > n - *body ? 0 : *body + v;
 }
 
 /* One value at p[0..n), strictly; its length in *used. Recursion is bounded by depth. */
@@ -201,13 +205,80 @@ static int check(const char *p, size_t n, unsigned depth, size_t *used)
 	}
 }
 
-bool bn_walk(struct str v, bn_visit_h *cb, void *arg)
+/* The length of the list or dictionary at p[0..n), opened with depth others around it,
+ * held to the same rules as bn_walk's and without visits; 0 when it breaks one. It is how
+ * bn_walk passes over what its caller does not want: most of the delete's answer (the
+ * endpoints, flags and totals around the few figures read) is only checked. */
+static size_t pass_over(const char *p, size_t n, unsigned depth)
+{
+	uint32_t dict = 0; /* bit j: the j-th container open in here is a dictionary */
+	unsigned open = 0;
+	bool want_key = false;
+	size_t i = 0, body, k;
+	_Static_assert(BN_MAX_DEPTH <= 32, "a bit per level in dict");
+	while (i < n) {
+		char c = p[i];
+		/* In bn_walk's order: the end first, then a key, then a value. */
+		if (c == 'e') {
+			if (open == 0)
+				return 0;
+			open--;
+			i++;
+			if (open == 0)
+				return i;
+			want_key = (dict >> (open - 1)) & 1;
+			continue;
+		}
+		if (want_key) {
+			k = is_digit(c) ? str_len(p + i, n - i, &body) : 0;
+			if (!k)
+				return 0;
+			i += k;
+			want_key = false;
+			/* its value in the same turn; the end (or "e" in its place) at the top */
+			if (i >= n || p[i] == 'e')
+				continue;
+			c = p[i];
+		}
+		if (c == 'l' || c == 'd') {
+			if (depth + open == BN_MAX_DEPTH)
+				return 0;
+			if (c == 'd')
+				dict |= (uint32_t)1 << open;
+			else
+				dict &= ~((uint32_t)1 << open);
+			open++;
+			i++;
+			want_key = c == 'd';
+			continue;
+		}
+		if (open == 0)
+			return 0; /* not a container */
+		if (is_digit(c)) {
+			k = str_len(p + i, n - i, &body);
+			if (!k)
+				return 0;
+			i += k;
+		} else if (c == 'i') {
+			k = int_len(p + i, n - i);
+			if (!k)
+				return 0;
+			i += k;
+		} else {
+			return 0;
+		}
+		want_key = (dict >> (open - 1)) & 1;
+	}
+	return 0;
+}
+
+bool bn_walk_some(struct str v, bn_enter_h *enter, bn_visit_h *cb, void *arg)
 {
 	struct str keys[BN_MAX_DEPTH];
 	bool dict[BN_MAX_DEPTH];
 	unsigned depth = 0;
 	bool want_key = false;
-	size_t i = 0, n = v.l, body, len, k;
+	size_t i = 0, n = v.l, body, k;
 	const char *p = v.p;
 	while (i < n) {
 		char c = p[i];
@@ -222,36 +293,47 @@ bool bn_walk(struct str v, bn_visit_h *cb, void *arg)
 			continue;
 		}
 		if (want_key) {
-			if (!str_head(p + i, n - i, &body, &len))
+			k = is_digit(c) ? str_len(p + i, n - i, &body) : 0;
+			if (!k)
 				return false;
-			keys[depth - 1] = (struct str){ p + i + body, len };
-			i += body + len;
+			keys[depth - 1] = (struct str){ p + i + body, k - body };
+			i += k;
 			want_key = false;
-			continue;
+			/* its value in the same turn; the end (or "e" in its place) at the top */
+			if (i >= n || p[i] == 'e')
+				continue;
+			c = p[i];
 		}
 		if (c == 'l' || c == 'd') {
 			if (depth == BN_MAX_DEPTH)
 				return false;
-			dict[depth] = c == 'd';
-			keys[depth] = STR_NULL;
-			depth++;
-			i++;
-			want_key = c == 'd';
-			continue;
-		}
-		if (is_digit(c)) {
-			if (!str_head(p + i, n - i, &body, &len))
+			if (!enter || enter(arg, keys, depth)) {
+				dict[depth] = c == 'd';
+				keys[depth] = STR_NULL;
+				depth++;
+				i++;
+				want_key = c == 'd';
+				continue;
+			}
+			/* Not wanted: checked as it would be walked, and passed as one value. */
+			k = pass_over(p + i, n - i, depth);
+			if (!k)
 				return false;
-			k = body + len;
+		} else if (is_digit(c)) {
+			k = str_len(p + i, n - i, &body);
+			if (!k)
+				return false;
+			if (!cb(arg, keys, depth, (struct str){ p + i, k }))
+				return true;
 		} else if (c == 'i') {
 			k = int_len(p + i, n - i);
 			if (!k)
 				return false;
+			if (!cb(arg, keys, depth, (struct str){ p + i, k }))
+				return true;
 		} else {
 			return false;
 		}
-		if (!cb(arg, keys, depth, (struct str){ p + i, k }))
-			return true;
 		i += k;
 		if (depth == 0)
 			return i == n;
@@ -260,6 +342,11 @@ bool bn_walk(struct str v, bn_visit_h *cb, void *arg)
 			keys[depth - 1] = STR_NULL;
 	}
 	return false;
+}
+
+bool bn_walk(struct str v, bn_visit_h *cb, void *arg)
+{
+	return bn_walk_some(v, NULL, cb, arg);
 }
 
 int bn_check(struct str s, unsigned max_depth)

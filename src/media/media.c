@@ -764,19 +764,23 @@ static bool is_clen(const char *p, size_t l)
 
 /* buf (len bytes, a message that parsed) with sdp as its body into md->out: its lines as
  * they came but Content-Length, which follows the new body. Done on the text, without a
- * parse: the message parsed when it came and is parsed again when put back. Returns the
- * length, 0 when it does not fit or has no CRLF CRLF (then the parser's rebody is used). */
+ * parse: the message parsed when it came and is parsed again when put back. The headers
+ * end at the first CRLF CRLF: the first line that is a bare CRLF after one that ends in
+ * CRLF, found in the same walk over the lines that copies them (a memmem for it first
+ * read the headers twice). Returns the length, 0 when it does not fit or has no CRLF CRLF
+ * (then the parser's rebody is used). */
 static size_t rebody(struct media *md, const char *buf, size_t len, struct str sdp)
 {
-	const char *end = memmem(buf, len, "\r\n\r\n", 4);
-	if (!end)
-		return 0;
 	struct sip_out o;
 	sip_out_init(&o, md->out, sizeof md->out);
-	const char *p = buf, *stop = end + 2;
-	while (p < stop) {
-		const char *eol = memchr(p, '\n', (size_t)(stop - p));
-		size_t l = eol ? (size_t)(eol - p) + 1 : (size_t)(stop - p);
+	const char *p = buf, *end = buf + len;
+	for (;;) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			return 0;
+		size_t l = (size_t)(eol - p) + 1;
+		if (l == 2 && p[0] == '\r' && p - buf >= 2 && p[-2] == '\r')
+			break;
 		if (p == buf || !is_clen(p, l))
 			sip_out_str(&o, (struct str){ p, l });
 		p += l;
@@ -953,7 +957,7 @@ static bool key_is(const struct str *path, unsigned j, struct str k)
 	return path[j].l == k.l && memcmp(path[j].p, k.p, k.l) == 0;
 }
 
-/* One pass over the delete's answer (bn_walk): result; tags/TAG/medias/[]/streams/[]/stats/
+/* One pass over the delete's answer (bn_walk_some): result; tags/TAG/medias/[]/streams/[]/stats/
  * packets|bytes per leg; SSRC/ID/packets lost|packets for the loss. */
 static bool fig_visit(void *arg, const struct str *path, unsigned depth, struct str val)
 {
@@ -978,11 +982,36 @@ static bool fig_visit(void *arg, const struct str *path, unsigned depth, struct 
 	return true;
 }
 
+/* Which containers the walk goes into: the ones on fig_visit's paths (the reply itself,
+ * SSRC/ID, tags/TAG/medias/[]/streams/[]/stats); the rest of the answer (endpoints, flags,
+ * subscriptions, totals: most of its ~1.8 KB) is only checked. The keys above the newest
+ * were checked when their own containers were entered. */
+static bool fig_enter(void *arg, const struct str *path, unsigned depth)
+{
+	(void)arg;
+	if (depth == 0)
+		return true;
+	if (key_is(path, 0, STR("SSRC")))
+		return depth <= 2;
+	if (!key_is(path, 0, STR("tags")))
+		return false;
+	switch (depth) {
+	case 3:
+		return key_is(path, 2, STR("medias"));
+	case 5:
+		return key_is(path, 4, STR("streams"));
+	case 7:
+		return key_is(path, 6, STR("stats"));
+	default:
+		return depth < 7;
+	}
+}
+
 static bool read_figures(struct str caller_tag, struct str reply, struct figures *f)
 {
 	memset(f, 0, sizeof(*f));
 	struct fig_walk w = { .f = f, .caller_tag = caller_tag };
-	return bn_walk(reply, fig_visit, &w) && w.ok;
+	return bn_walk_some(reply, fig_enter, fig_visit, &w) && w.ok;
 }
 
 static void delete_done(struct media *md, struct op *o, int err, struct str reply, const char *name)

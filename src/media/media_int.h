@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/log.h"
 #include "core/loop.h"
@@ -29,14 +30,34 @@ void bn_dict(struct bn_out *o); /* "d": opens a dictionary; close it with bn_end
 void bn_list(struct bn_out *o); /* "l" */
 void bn_end(struct bn_out *o);  /* "e" */
 void bn_str(struct bn_out *o, struct str s);
-void bn_cstr(struct bn_out *o, const char *s);
 void bn_int(struct bn_out *o, int64_t v);
+/* The C-string forms are inline so that the length of a literal (every key of a command)
+ * is known when compiling instead of counted by strlen on each call. */
+static inline void bn_cstr(struct bn_out *o, const char *s)
+{
+	bn_str(o, (struct str){ s, strlen(s) });
+}
 /* Dictionary entries: the key, then the value. Keys go out in the order written:
  * rtpengine does not ask for sorted keys (tried on 10.5). */
-void bn_key(struct bn_out *o, const char *key); /* before a bn_list / bn_dict value */
-void bn_kv_str(struct bn_out *o, const char *key, struct str v);
-void bn_kv_cstr(struct bn_out *o, const char *key, const char *v);
-void bn_kv_int(struct bn_out *o, const char *key, int64_t v);
+static inline void bn_key(struct bn_out *o, const char *key) /* before a bn_list / bn_dict value */
+{
+	bn_cstr(o, key);
+}
+static inline void bn_kv_str(struct bn_out *o, const char *key, struct str v)
+{
+	bn_cstr(o, key);
+	bn_str(o, v);
+}
+static inline void bn_kv_cstr(struct bn_out *o, const char *key, const char *v)
+{
+	bn_cstr(o, key);
+	bn_cstr(o, v);
+}
+static inline void bn_kv_int(struct bn_out *o, const char *key, int64_t v)
+{
+	bn_cstr(o, key);
+	bn_int(o, v);
+}
 /* The bytes written as a view (meaningful only without overflow). */
 struct str bn_view(const struct bn_out *o);
 
@@ -73,6 +94,12 @@ bool bn_dict_next(struct str *cursor, struct str *key, struct str *val);
 #define BN_MAX_DEPTH 32
 typedef bool(bn_visit_h)(void *arg, const struct str *path, unsigned depth, struct str val);
 bool bn_walk(struct str v, bn_visit_h *cb, void *arg);
+/* bn_walk that visits only what its caller wants: before it goes into a list or dictionary
+ * it asks enter, with the keys that lead to it (path[0..depth), path[depth - 1] its own;
+ * depth 0 for the outermost value). On false the container is checked as the walk would
+ * check it, and passed over without visits; the result is bn_walk's. enter NULL: bn_walk. */
+typedef bool(bn_enter_h)(void *arg, const struct str *path, unsigned depth);
+bool bn_walk_some(struct str v, bn_enter_h *enter, bn_visit_h *cb, void *arg);
 
 /* ---- the ng client ------------------------------------------------------------------------ */
 

@@ -156,6 +156,7 @@ enum sid {
 	S_BIND_IDS,
 	S_BIND_RENUMBER,
 	S_CALL_PUT,
+	S_CALL_PUTN,
 	S_CALL_LIST,
 	S_CALL_PRUNE,
 	S_BAN_PUT,
@@ -184,6 +185,18 @@ enum sid {
  * (starting, halting, resetting it) is then shared by BATCH rows. Measured, 8 and 16 do
  * about as well, and 32 worse. */
 #define BATCH 16
+
+#define CALL_NCOL 11
+#define CALL_PUT_HEAD                                                                                 \
+	"INSERT INTO calls(id, call_id, caller, callee, start_ms, answer_ms, end_ms, status, reason," \
+	" duration_ms, media) VALUES"
+/* call_id, caller, callee and start_ms are those of the first write: left alone, their
+ * indexes are not touched. Each row of a statement of several is its own upsert. */
+#define CALL_PUT_TAIL                                                    \
+	" ON CONFLICT(id) DO UPDATE SET answer_ms = excluded.answer_ms," \
+	" end_ms = excluded.end_ms, status = excluded.status,"           \
+	" reason = excluded.reason, duration_ms = excluded.duration_ms," \
+	" media = CASE excluded.media WHEN '' THEN media ELSE excluded.media END"
 
 static const char *const sql[S_COUNT] = {
 	/* IMMEDIATE takes the write lock at once, so that waiting for another writer happens
@@ -220,14 +233,8 @@ static const char *const sql[S_COUNT] = {
 			     " WHERE expires_at > ?1 ORDER BY aor, contact"),
 	[S_BIND_IDS] = "SELECT aor, contact, id, instance, reg_id FROM bindings ORDER BY id",
 	[S_BIND_RENUMBER] = "UPDATE bindings SET id = ?1 WHERE id = ?2",
-	[S_CALL_PUT] = ("INSERT INTO calls(id, call_id, caller, callee, start_ms, answer_ms, end_ms,"
-			" status, reason, duration_ms, media) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-			/* call_id, caller, callee and start_ms are those of the first write: left
-			 * alone, their indexes are not touched */
-			" ON CONFLICT(id) DO UPDATE SET answer_ms = excluded.answer_ms,"
-			" end_ms = excluded.end_ms, status = excluded.status,"
-			" reason = excluded.reason, duration_ms = excluded.duration_ms,"
-			" media = CASE excluded.media WHEN '' THEN media ELSE excluded.media END"),
+	/* One row; S_CALL_PUTN is this with BATCH rows of values (putn_sql()). */
+	[S_CALL_PUT] = (CALL_PUT_HEAD "(?,?,?,?,?,?,?,?,?,?,?)" CALL_PUT_TAIL),
 	[S_CALL_LIST] = ("SELECT id, call_id, caller, callee, start_ms, answer_ms, end_ms, status,"
 			 " reason, duration_ms, media FROM calls ORDER BY start_ms DESC, id DESC LIMIT ?1"),
 	[S_CALL_PRUNE] = "DELETE FROM calls WHERE start_ms < ?1",
@@ -296,6 +303,11 @@ struct be {
 	struct pslot pn[BATCH * NCOL]; /* parameters of S_BIND_PUTN */
 	struct pslot p1[NCOL];         /* and of S_BIND_PUT */
 
+	/* call records kept by be_call_write the same way, for S_CALL_PUTN; they point into
+	 * the queue being written, which lives until the commit */
+	const struct store_call *call[BATCH];
+	unsigned ncall;
+
 	/* The id of every row of bindings, by the digest of its (aor, contact); built from
 	 * the table on first need. It may also hold keys whose rows are gone (the expired
 	 * rows deleted at load), which only means a later write reuses their id; a row
@@ -355,24 +367,30 @@ static int fail(struct store *st, int rc, const char *what)
 	}
 }
 
-/* The text of S_BIND_PUTN: S_BIND_PUT with BATCH rows of values. */
-static char *putn_sql(void)
+/* The text of S_BIND_PUTN or S_CALL_PUTN: S_BIND_PUT or S_CALL_PUT with BATCH rows of
+ * values. */
+static char *putn_sql(enum sid id)
 {
-	static const char head[] = "REPLACE INTO bindings(" BIND_COLS ") VALUES";
-	static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-	char *text = malloc(sizeof(head) + BATCH * sizeof(row)), *w;
+	static const char bhead[] = "REPLACE INTO bindings(" BIND_COLS ") VALUES", chead[] = CALL_PUT_HEAD;
+	static const char brow[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", crow[] = "(?,?,?,?,?,?,?,?,?,?,?)";
+	static const char ctail[] = CALL_PUT_TAIL;
+	bool calls = id == S_CALL_PUTN;
+	const char *head = calls ? chead : bhead, *row = calls ? crow : brow, *tail = calls ? ctail : "";
+	size_t hl = strlen(head), rl = strlen(row), tl = strlen(tail);
+	char *text = malloc(hl + BATCH * (rl + 1) + tl + 1), *w;
 
 	if (!text)
 		return NULL;
-	w = text + sizeof(head) - 1;
-	memcpy(text, head, sizeof(head) - 1);
+	memcpy(text, head, hl);
+	w = text + hl;
 	for (int i = 0; i < BATCH; i++) {
 		if (i)
 			*w++ = ',';
-		memcpy(w, row, sizeof(row) - 1);
-		w += sizeof(row) - 1;
+		memcpy(w, row, rl);
+		w += rl;
 	}
-	*w = '\0';
+	memcpy(w, tail, tl);
+	w[tl] = '\0';
 	return text;
 }
 
@@ -385,7 +403,7 @@ static sqlite3_stmt *prepared(struct store *st, enum sid id, int *err)
 
 	if (b->stmt[id])
 		return b->stmt[id];
-	if (id == S_BIND_PUTN && !(text = putn_sql())) {
+	if ((id == S_BIND_PUTN || id == S_CALL_PUTN) && !(text = putn_sql(id))) {
 		*err = store__err(st, -ENOMEM, "out of memory preparing a statement");
 		return NULL;
 	}
@@ -563,6 +581,7 @@ static int simple(struct store *st, enum sid id, const char *what)
 }
 
 static int rows_write(struct store *st);
+static int calls_write(struct store *st);
 static void txn_done(struct store *st, bool committed);
 
 static int be_begin(struct store *st)
@@ -574,6 +593,8 @@ static int be_commit(struct store *st)
 {
 	int err = rows_write(st); /* what be_binding_write kept for a statement of BATCH */
 
+	if (!err)
+		err = calls_write(st); /* and be_call_write */
 	if (!err)
 		err = simple(st, S_COMMIT, "commit");
 	if (!err)
@@ -994,6 +1015,7 @@ static void txn_done(struct store *st, bool committed)
 		ids_del(b, b->gone[i]);
 	b->ngone = 0;
 	b->nrow = 0;
+	b->ncall = 0;
 	if (b->bound) {
 		if (b->stmt[S_BIND_PUTN])
 			sqlite3_clear_bindings(b->stmt[S_BIND_PUTN]);
@@ -1151,25 +1173,62 @@ static int be_bindings_load(struct store *st, int64_t now, store_binding_h *cb, 
 	return err ? err : load_rows(st, now, cb, arg);
 }
 
+/* Binds call record c to the CALL_NCOL parameters from i + 1 on. */
+static void bind_call(sqlite3_stmt *s, int i, const struct store_call *c)
+{
+	bind_str(s, i + 1, c->id);
+	bind_str(s, i + 2, c->call_id);
+	bind_str(s, i + 3, c->caller);
+	bind_str(s, i + 4, c->callee);
+	sqlite3_bind_int64(s, i + 5, (sqlite3_int64)c->start_ms);
+	sqlite3_bind_int64(s, i + 6, (sqlite3_int64)c->answer_ms);
+	sqlite3_bind_int64(s, i + 7, (sqlite3_int64)c->end_ms);
+	sqlite3_bind_int64(s, i + 8, c->status);
+	bind_str(s, i + 9, c->reason);
+	sqlite3_bind_int64(s, i + 10, (sqlite3_int64)c->duration_ms);
+	bind_str(s, i + 11, c->media);
+}
+
+/* Writes the call records be_call_write kept: BATCH in one statement (starting, halting
+ * and resetting a statement was a third of a record's ~17k instructions), fewer one by
+ * one. The queue holds each record once (same-id changes are coalesced in it), and a
+ * record's rows go in the order queued either way. */
+static int calls_write(struct store *st)
+{
+	struct be *b = be_of(st);
+	unsigned n = b->ncall;
+	sqlite3_stmt *s;
+	int err = 0;
+
+	if (n == 0)
+		return 0;
+	b->ncall = 0;
+	if (n == BATCH) {
+		s = prepared(st, S_CALL_PUTN, &err);
+		if (!s)
+			return err;
+		for (unsigned i = 0; i < n; i++)
+			bind_call(s, (int)(i * CALL_NCOL), b->call[i]);
+		return run(st, s, "write call records", NULL);
+	}
+	s = prepared(st, S_CALL_PUT, &err);
+	for (unsigned i = 0; s && !err && i < n; i++) {
+		bind_call(s, 0, b->call[i]);
+		err = run(st, s, "write call record", NULL);
+	}
+	return err;
+}
+
+/* Keeps c (in the queue being written, alive until the commit) for a statement of BATCH
+ * records; the commit writes what is left. */
 static int be_call_write(struct store *st, const struct store_call *c)
 {
-	int err = 0;
-	sqlite3_stmt *s = stmt(st, S_CALL_PUT, &err);
+	struct be *b = be_of(st);
 
-	if (!s)
-		return err;
-	bind_str(s, 1, c->id);
-	bind_str(s, 2, c->call_id);
-	bind_str(s, 3, c->caller);
-	bind_str(s, 4, c->callee);
-	sqlite3_bind_int64(s, 5, (sqlite3_int64)c->start_ms);
-	sqlite3_bind_int64(s, 6, (sqlite3_int64)c->answer_ms);
-	sqlite3_bind_int64(s, 7, (sqlite3_int64)c->end_ms);
-	sqlite3_bind_int64(s, 8, c->status);
-	bind_str(s, 9, c->reason);
-	sqlite3_bind_int64(s, 10, (sqlite3_int64)c->duration_ms);
-	bind_str(s, 11, c->media);
-	return run(st, s, "write call record", NULL);
+	b->call[b->ncall] = c;
+	if (++b->ncall == BATCH)
+		return calls_write(st);
+	return 0;
 }
 
 static int call_row(sqlite3_stmt *s, const struct cb *cb)
@@ -1335,8 +1394,9 @@ static int be_calls_query(struct store *st, const struct store_call_filter *f, u
 
 static int be_calls_prune(struct store *st, uint64_t before_ms)
 {
-	int err = 0;
-	sqlite3_stmt *s = stmt(st, S_CALL_PRUNE, &err);
+	/* The records queued before the prune are written before it, as they came. */
+	int err = calls_write(st);
+	sqlite3_stmt *s = err ? NULL : stmt(st, S_CALL_PRUNE, &err);
 
 	if (!s)
 		return err;

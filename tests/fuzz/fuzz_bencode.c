@@ -95,14 +95,57 @@ static bool visit(void *arg, const struct str *path, unsigned depth, struct str 
 	return true;
 }
 
+/* bn_walk_some's choices: every container, none, or those whose key has an even length
+ * (list items, with no key, are gone into). */
+static bool enter_all(void *arg, const struct str *path, unsigned depth)
+{
+	(void)arg;
+	(void)path;
+	(void)depth;
+	return true;
+}
+
+static bool enter_none(void *arg, const struct str *path, unsigned depth)
+{
+	(void)arg;
+	(void)path;
+	(void)depth;
+	return false;
+}
+
+static bool enter_even(void *arg, const struct str *path, unsigned depth)
+{
+	(void)arg;
+	for (unsigned j = 0; j < depth; j++)
+		if (path[j].l)
+			inside(path[j]);
+	return depth == 0 || path[depth - 1].l % 2 == 0;
+}
+
+static bool count(void *arg, const struct str *path, unsigned depth, struct str val)
+{
+	visit(NULL, path, depth, val);
+	(*(unsigned *)arg)++;
+	return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct str in = { (const char *)data, size };
 	base = in.p;
 	size_ = size;
 	/* Any input: the walk may stop early but stays inside it; a checked one walks whole. */
-	bool walked = bn_walk(in, visit, NULL);
+	unsigned all = 0, some = 0, none = 0, again = 0;
+	bool walked = bn_walk(in, count, &all);
 	if (bn_check(in, BN_MAX_DEPTH) == 0 && !walked)
+		abort();
+	/* Pruned walks check what they pass over as the whole walk does: the same answer on
+	 * any input, and no more visits (as many when nothing is pruned). */
+	if (bn_walk_some(in, enter_all, count, &again) != walked || again != all)
+		abort();
+	if (bn_walk_some(in, enter_even, count, &some) != walked || some > all)
+		abort();
+	if (bn_walk_some(in, enter_none, count, &none) != walked || none > all || (size && in.p[0] == 'd' && none))
 		abort();
 	if (bn_check(in, 32) == 0) {
 		walk(in, 0);

@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "media/media_int.h"
 
@@ -158,6 +159,94 @@ static void t_write(void)
 	CHECK_INT(o.len, 1);
 }
 
+/* bn_walk's visitor for the tests: counts what it sees, and sums the integers. */
+struct seen {
+	unsigned n;
+	int64_t sum;
+};
+
+static bool count(void *arg, const struct str *path, unsigned depth, struct str val)
+{
+	(void)path;
+	(void)depth;
+	struct seen *s = arg;
+	int64_t x;
+	s->n++;
+	if (bn_as_int(val, &x))
+		s->sum += x;
+	return true;
+}
+
+/* Goes into every container but those reached by the key "skip". */
+static bool not_skip(void *arg, const struct str *path, unsigned depth)
+{
+	(void)arg;
+	return depth == 0 || !str_eq(path[depth - 1], STR("skip"));
+}
+
+static bool none(void *arg, const struct str *path, unsigned depth)
+{
+	(void)arg;
+	(void)path;
+	(void)depth;
+	return false;
+}
+
+static void t_walk_some(void)
+{
+	struct seen a = { 0 }, b = { 0 };
+	struct str d = STR("d1:ai1e4:skipd1:bi2e1:cl1:xi3eee1:dl4:skipi4ee1:ei5ee");
+	CHECK(bn_walk(d, count, &a));
+	CHECK_INT(a.n, 7);
+	CHECK(a.sum == 15);
+	/* "skip"'s dictionary is passed over; the list item after a "skip" string is not
+	 * reached by that key */
+	CHECK(bn_walk_some(d, not_skip, count, &b));
+	CHECK_INT(b.n, 4);
+	CHECK(b.sum == 10);
+	b = (struct seen){ 0 };
+	CHECK(bn_walk_some(d, none, count, &b));
+	CHECK_INT(b.n, 0);
+	/* What is passed over is checked as the walk checks it: the same answer on every
+	 * input, valid or not, whatever is pruned. */
+	const char *in[] = { "d4:skipd1:ai03eee",
+			     "d4:skipd1:a5:abcee",
+			     "d4:skipdi1ei2eee",
+			     "d4:skipd1:aee",
+			     "d4:skiplee1:a",
+			     "d4:skiplxee",
+			     "d4:skipd1:ai1eee",
+			     "d4:skipd1:al1:bee",
+			     "d4:skipl05:abcdeee",
+			     "d4:skipd10:abcdefghijee",
+			     "d4:skipd10:abcdefghij1:xee" };
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		struct str v = str_from_cstr(in[i]);
+		bool full = bn_walk(v, count, &a), some = bn_walk_some(v, not_skip, count, &b),
+		     no = bn_walk_some(v, none, count, &b);
+		if (full != some || full != no) {
+			fprintf(stderr, "walks differ on '%s': %d %d %d\n", in[i], full, some, no);
+			unit_failures++;
+		}
+	}
+	/* the depth limit counts the levels passed over too */
+	char deep[2 * BN_MAX_DEPTH + 16];
+	size_t k = 0;
+	for (unsigned j = 0; j < BN_MAX_DEPTH; j++)
+		deep[k++] = 'l';
+	for (unsigned j = 0; j < BN_MAX_DEPTH; j++)
+		deep[k++] = 'e';
+	struct str v = { deep, k };
+	CHECK(bn_walk(v, count, &a));
+	CHECK(bn_walk_some(v, none, count, &b));
+	memmove(deep + 1, deep, k);
+	deep[0] = 'l';
+	deep[++k] = 'e';
+	v = (struct str){ deep, ++k };
+	CHECK(!bn_walk(v, count, &a));
+	CHECK(!bn_walk_some(v, none, count, &b));
+}
+
 static const struct unit_case cases[] = {
 	{ "t_check_accepts", t_check_accepts },
 	{ "t_check_rejects", t_check_rejects },
@@ -165,5 +254,6 @@ static const struct unit_case cases[] = {
 	{ "t_ints", t_ints },
 	{ "t_read_unchecked", t_read_unchecked },
 	{ "t_write", t_write },
+	{ "t_walk_some", t_walk_some },
 };
 UNIT_MAIN(cases)

@@ -700,8 +700,49 @@ static void t_live_calls(void)
 	store_close(st);
 }
 
+/* Ringing attempts end in any order (the oldest, the newest, one in the middle) or are
+ * forgotten by the ring timer; the list keeps the others, newest first. */
+static void t_ringing_any_order(void)
+{
+	struct store *st = mem_store();
+	struct timer_wheel w;
+	timer_wheel_init(&w, 0);
+	struct cdr *c;
+	CHECK_INT(cdr_new(&c, st, &w), 0);
+	struct cdr_attempt a[5];
+	char ids[5][16], cids[5][16];
+	for (int i = 0; i < 5; i++) {
+		snprintf(ids[i], sizeof ids[i], "k%d;t;1", i);
+		snprintf(cids[i], sizeof cids[i], "k%d@x", i);
+		a[i] = attempt(ids[i], cids[i], T0 + (uint64_t)i);
+		cdr_start(c, &a[i]);
+	}
+	char out[200] = "";
+	cdr_final(c, &a[0], 486, "busy", 0);
+	cdr_final(c, &a[4], 486, "busy", 0);
+	cdr_final(c, &a[2], 200, "answered", T0 + 1000);
+	cdr_each_live(c, live_seen, out);
+	CHECK_STR(str_from_cstr(out), "k3@x:ringing|k1@x:ringing|k2@x:answered|");
+	/* those still ringing after the ring life are forgotten; their finals find nothing */
+	timer_advance(&w, 3600ull * 1000 + 10);
+	cdr_final(c, &a[3], 486, "busy", 0);
+	cdr_final(c, &a[1], 486, "busy", 0);
+	out[0] = '\0';
+	cdr_each_live(c, live_seen, out);
+	CHECK_STR(str_from_cstr(out), "k2@x:answered|");
+	cdr_start(c, &a[0]);
+	cdr_start(c, &a[1]);
+	cdr_final(c, &a[0], 486, "busy", 0);
+	out[0] = '\0';
+	cdr_each_live(c, live_seen, out);
+	CHECK_STR(str_from_cstr(out), "k1@x:ringing|k2@x:answered|");
+	cdr_free(c);
+	store_close(st);
+}
+
 static const struct unit_case cases[] = {
 	{ "live_calls", t_live_calls },
+	{ "ringing_any_order", t_ringing_any_order },
 	{ "media_figures", t_media_figures },
 	{ "start_row", t_start_row },
 	{ "failed_attempt", t_failed_attempt },

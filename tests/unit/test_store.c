@@ -1447,6 +1447,77 @@ static void t_cdr_prune(void)
 	tmp_drop(&t);
 }
 
+/* Call records go BATCH (16) to a statement: 37 in one flush are two full statements and
+ * five alone, ten of them updates of rows written before (their start and a media left
+ * empty stay as first written); with the writer thread, records queued before a prune
+ * are written before it. */
+static void t_calls_batches(void)
+{
+	struct tmpdb t;
+	char id[32], call_id[32], caller[32];
+	struct store_call c;
+
+	tmp_make(&t);
+	struct store *st = open_db(t.path, false, 0, 0);
+	for (unsigned i = 0; i < 10; i++) {
+		snprintf(id, sizeof id, "r%u", i);
+		snprintf(call_id, sizeof call_id, "x%u", i);
+		snprintf(caller, sizeof caller, "a%u@a.test", i);
+		c = (struct store_call){ .id = str_from_cstr(id),
+					 .call_id = str_from_cstr(call_id),
+					 .caller = str_from_cstr(caller),
+					 .callee = STR("b@a.test"),
+					 .start_ms = 100000 + i,
+					 .media = STR("relay 1") };
+		CHECK_INT(store_call_put(st, &c), 0);
+	}
+	CHECK_INT(store_flush(st), 0);
+	for (unsigned i = 0; i < 37; i++) {
+		snprintf(id, sizeof id, "r%u", i);
+		snprintf(call_id, sizeof call_id, "x%u", i);
+		snprintf(caller, sizeof caller, "a%u@a.test", i);
+		c = (struct store_call){ .id = str_from_cstr(id),
+					 .call_id = str_from_cstr(call_id),
+					 .caller = str_from_cstr(caller),
+					 .callee = STR("b@a.test"),
+					 .start_ms = i < 10 ? 999 : 100000 + i,
+					 .answer_ms = 200000 + i,
+					 .end_ms = 300000 + i,
+					 .status = 200,
+					 .reason = STR("answered"),
+					 .duration_ms = 100000,
+					 .media = i < 10 ? STR_NULL : STR("direct") };
+		CHECK_INT(store_call_put(st, &c), 0);
+	}
+	CHECK_INT(store_flush(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 37);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls WHERE start_ms = 100000 + substr(id, 2)"
+				  " AND answer_ms = 200000 + substr(id, 2) AND end_ms = 300000 + substr(id, 2)"
+				  " AND call_id = 'x' || substr(id, 2) AND caller = 'a' || substr(id, 2) || '@a.test'"
+				  " AND callee = 'b@a.test' AND status = 200 AND reason = 'answered'"
+				  " AND duration_ms = 100000"),
+		  37);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls WHERE media = 'relay 1'"), 10);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls WHERE media = 'direct'"), 27);
+	store_close(st);
+
+	st = open_server(t.path, 50, 0);
+	for (unsigned i = 0; i < 20; i++) {
+		snprintf(id, sizeof id, "p%u", i);
+		c = (struct store_call){
+			.id = str_from_cstr(id), .caller = STR("a"), .callee = STR("b"), .start_ms = i * 1000
+		};
+		CHECK_INT(store_call_put(st, &c), 0);
+	}
+	CHECK_INT(store_cdr_prune(st, 10), 0); /* before 10 s: p0 .. p9 */
+	CHECK_INT(store_sync(st), 0);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls WHERE id LIKE 'p%'"), 10);
+	CHECK_INT(sql_int(t.path, "SELECT min(start_ms) FROM calls WHERE id LIKE 'p%'"), 10000);
+	CHECK_INT(sql_int(t.path, "SELECT count(*) FROM calls"), 47);
+	store_close(st);
+	tmp_drop(&t);
+}
+
 static int admin_seen(const struct store_admin *a, void *arg)
 {
 	char *out = arg;
@@ -1779,5 +1850,6 @@ static const struct unit_case cases[] = {
 	{ "journal_applied", t_journal_applied },
 	{ "bans", t_bans },
 	{ "cdr_prune", t_cdr_prune },
+	{ "calls_batches", t_calls_batches },
 };
 UNIT_MAIN(cases)

@@ -1447,6 +1447,19 @@ static void t_cdr_prune(void)
 	tmp_drop(&t);
 }
 
+/* Record i of t_calls_batches: id "rI", Call-ID "xI", caller "aI@a.test" (written into the
+ * three 32-byte buffers it points into), callee b@a.test, the rest left to the caller. */
+static struct store_call numbered_call(unsigned i, char *id, char *call_id, char *caller)
+{
+	snprintf(id, 32, "r%u", i);
+	snprintf(call_id, 32, "x%u", i);
+	snprintf(caller, 32, "a%u@a.test", i);
+	return (struct store_call){ .id = str_from_cstr(id),
+				    .call_id = str_from_cstr(call_id),
+				    .caller = str_from_cstr(caller),
+				    .callee = STR("b@a.test") };
+}
+
 /* Call records go BATCH (16) to a statement: 37 in one flush are two full statements and
  * five alone, ten of them updates of rows written before (their start and a media left
  * empty stay as first written); with the writer thread, records queued before a prune
@@ -1460,33 +1473,21 @@ static void t_calls_batches(void)
 	tmp_make(&t);
 	struct store *st = open_db(t.path, false, 0, 0);
 	for (unsigned i = 0; i < 10; i++) {
-		snprintf(id, sizeof id, "r%u", i);
-		snprintf(call_id, sizeof call_id, "x%u", i);
-		snprintf(caller, sizeof caller, "a%u@a.test", i);
-		c = (struct store_call){ .id = str_from_cstr(id),
-					 .call_id = str_from_cstr(call_id),
-					 .caller = str_from_cstr(caller),
-					 .callee = STR("b@a.test"),
-					 .start_ms = 100000 + i,
-					 .media = STR("relay 1") };
+		c = numbered_call(i, id, call_id, caller);
+		c.start_ms = 100000 + i;
+		c.media = STR("relay 1");
 		CHECK_INT(store_call_put(st, &c), 0);
 	}
 	CHECK_INT(store_flush(st), 0);
 	for (unsigned i = 0; i < 37; i++) {
-		snprintf(id, sizeof id, "r%u", i);
-		snprintf(call_id, sizeof call_id, "x%u", i);
-		snprintf(caller, sizeof caller, "a%u@a.test", i);
-		c = (struct store_call){ .id = str_from_cstr(id),
-					 .call_id = str_from_cstr(call_id),
-					 .caller = str_from_cstr(caller),
-					 .callee = STR("b@a.test"),
-					 .start_ms = i < 10 ? 999 : 100000 + i,
-					 .answer_ms = 200000 + i,
-					 .end_ms = 300000 + i,
-					 .status = 200,
-					 .reason = STR("answered"),
-					 .duration_ms = 100000,
-					 .media = i < 10 ? STR_NULL : STR("direct") };
+		c = numbered_call(i, id, call_id, caller);
+		c.start_ms = i < 10 ? 999 : 100000 + i;
+		c.answer_ms = 200000 + i;
+		c.end_ms = 300000 + i;
+		c.status = 200;
+		c.reason = STR("answered");
+		c.duration_ms = 100000;
+		c.media = i < 10 ? STR_NULL : STR("direct");
 		CHECK_INT(store_call_put(st, &c), 0);
 	}
 	CHECK_INT(store_flush(st), 0);

@@ -205,78 +205,14 @@ static int check(const char *p, size_t n, unsigned depth, size_t *used)
 	}
 }
 
-/* The length of the list or dictionary at p[0..n), opened with depth others around it,
- * held to the same rules as bn_walk's and without visits; 0 when it breaks one. It is how
- * bn_walk passes over what its caller does not want: most of the delete's answer (the
- * endpoints, flags and totals around the few figures read) is only checked. */
-static size_t pass_over(const char *p, size_t n, unsigned depth)
-{
-	uint32_t dict = 0; /* bit j: the j-th container open in here is a dictionary */
-	unsigned open = 0;
-	bool want_key = false;
-	size_t i = 0, body, k;
-	_Static_assert(BN_MAX_DEPTH <= 32, "a bit per level in dict");
-	while (i < n) {
-		char c = p[i];
-		/* In bn_walk's order: the end first, then a key, then a value. */
-		if (c == 'e') {
-			if (open == 0)
-				return 0;
-			open--;
-			i++;
-			if (open == 0)
-				return i;
-			want_key = (dict >> (open - 1)) & 1;
-			continue;
-		}
-		if (want_key) {
-			k = is_digit(c) ? str_len(p + i, n - i, &body) : 0;
-			if (!k)
-				return 0;
-			i += k;
-			want_key = false;
-			/* its value in the same turn; the end (or "e" in its place) at the top */
-			if (i >= n || p[i] == 'e')
-				continue;
-			c = p[i];
-		}
-		if (c == 'l' || c == 'd') {
-			if (depth + open == BN_MAX_DEPTH)
-				return 0;
-			if (c == 'd')
-				dict |= (uint32_t)1 << open;
-			else
-				dict &= ~((uint32_t)1 << open);
-			open++;
-			i++;
-			want_key = c == 'd';
-			continue;
-		}
-		if (open == 0)
-			return 0; /* not a container */
-		if (is_digit(c)) {
-			k = str_len(p + i, n - i, &body);
-			if (!k)
-				return 0;
-			i += k;
-		} else if (c == 'i') {
-			k = int_len(p + i, n - i);
-			if (!k)
-				return 0;
-			i += k;
-		} else {
-			return 0;
-		}
-		want_key = (dict >> (open - 1)) & 1;
-	}
-	return 0;
-}
-
 bool bn_walk_some(struct str v, bn_enter_h *enter, bn_visit_h *cb, void *arg)
 {
 	struct str keys[BN_MAX_DEPTH];
 	bool dict[BN_MAX_DEPTH];
 	unsigned depth = 0;
+	/* 0, or the depth inside the outermost container enter did not want: what is in it is
+	 * checked as the rest is, without visits or questions (most of the delete's answer) */
+	unsigned skip = 0;
 	bool want_key = false;
 	size_t i = 0, n = v.l, body, k;
 	const char *p = v.p;
@@ -286,6 +222,8 @@ bool bn_walk_some(struct str v, bn_enter_h *enter, bn_visit_h *cb, void *arg)
 			if (depth == 0)
 				return false;
 			depth--;
+			if (depth < skip)
+				skip = 0;
 			i++;
 			want_key = depth > 0 && dict[depth - 1];
 			if (depth == 0)
@@ -307,29 +245,25 @@ bool bn_walk_some(struct str v, bn_enter_h *enter, bn_visit_h *cb, void *arg)
 		if (c == 'l' || c == 'd') {
 			if (depth == BN_MAX_DEPTH)
 				return false;
-			if (!enter || enter(arg, keys, depth)) {
-				dict[depth] = c == 'd';
-				keys[depth] = STR_NULL;
-				depth++;
-				i++;
-				want_key = c == 'd';
-				continue;
-			}
-			/* Not wanted: checked as it would be walked, and passed as one value. */
-			k = pass_over(p + i, n - i, depth);
-			if (!k)
-				return false;
+			if (!skip && enter && !enter(arg, keys, depth))
+				skip = depth + 1;
+			dict[depth] = c == 'd';
+			keys[depth] = STR_NULL;
+			depth++;
+			i++;
+			want_key = c == 'd';
+			continue;
 		} else if (is_digit(c)) {
 			k = str_len(p + i, n - i, &body);
 			if (!k)
 				return false;
-			if (!cb(arg, keys, depth, (struct str){ p + i, k }))
+			if (!skip && !cb(arg, keys, depth, (struct str){ p + i, k }))
 				return true;
 		} else if (c == 'i') {
 			k = int_len(p + i, n - i);
 			if (!k)
 				return false;
-			if (!cb(arg, keys, depth, (struct str){ p + i, k }))
+			if (!skip && !cb(arg, keys, depth, (struct str){ p + i, k }))
 				return true;
 		} else {
 			return false;

@@ -96,8 +96,8 @@ typedef bool(bn_visit_h)(void *arg, const struct str *path, unsigned depth, stru
 bool bn_walk(struct str v, bn_visit_h *cb, void *arg);
 /* bn_walk that visits only what its caller wants: before it goes into a list or dictionary
  * it asks enter, with the keys that lead to it (path[0..depth), path[depth - 1] its own;
- * depth 0 for the outermost value). On false the container is checked as the walk would
- * check it, and passed over without visits; the result is bn_walk's. enter NULL: bn_walk. */
+ * depth 0 for the outermost value). On false the container is walked without visits or
+ * further questions, checked as the rest; the result is bn_walk's. enter NULL: bn_walk. */
 typedef bool(bn_enter_h)(void *arg, const struct str *path, unsigned depth);
 bool bn_walk_some(struct str v, bn_enter_h *enter, bn_visit_h *cb, void *arg);
 

@@ -947,26 +947,17 @@ static int forward(struct proxy *p, struct txn_server *st, const struct proxy_ta
 		c->att.media = keep(&pos, info->media);
 		if (hold_id && info->media.l < PROXY_MEDIA_ROOM)
 			pos += PROXY_MEDIA_ROOM - info->media.l; /* proxy_release may write a longer one */
-		/* "Call-ID;From-tag;CSeq" by hand (sprintf was ~1k instructions a call) */
-		char *w = pos, d[10];
-		int nd = 0;
-		uint32_t cs = req->cseq;
-		if (req->call_id.l)
-			memcpy(w, req->call_id.p, req->call_id.l);
-		w += req->call_id.l;
-		*w++ = ';';
-		if (req->from.tag.l)
-			memcpy(w, req->from.tag.p, req->from.tag.l);
-		w += req->from.tag.l;
-		*w++ = ';';
-		do {
-			d[nd++] = (char)('0' + cs % 10);
-			cs /= 10;
-		} while (cs);
-		while (nd)
-			*w++ = d[--nd];
-		*w = '\0';
-		c->att.id = (struct str){ pos, (size_t)(w - pos) };
+		/* "Call-ID;From-tag;CSeq" with the messages' writer (sprintf was ~1k instructions a
+		 * call); its room is the 16 bytes counted above beside the two views, a NUL kept */
+		struct sip_out o;
+		sip_out_init(&o, pos, req->call_id.l + req->from.tag.l + 15);
+		sip_out_str(&o, req->call_id);
+		sip_out_str(&o, STR(";"));
+		sip_out_str(&o, req->from.tag);
+		sip_out_str(&o, STR(";"));
+		sip_out_u64(&o, req->cseq);
+		pos[o.len] = '\0';
+		c->att.id = (struct str){ pos, o.len };
 		c->att.start_ms = clock_wall_ms();
 	}
 	for (unsigned i = 0; i < n; i++)

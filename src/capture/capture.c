@@ -22,12 +22,15 @@
  * record at tail. A record belongs to a call (a slot found by Call-ID) whose records are
  * chained oldest to newest. When the record at tail still belongs to a call, the whole
  * call goes: a half ladder is worth less than the next call's whole one. The records of
- * an evicted call stay in place, marked dead, until tail passes them. So the memory is
- * the arena and the slots, allocated once; capturing a message is one copy.
+ * an evicted call stay in place until tail passes them, dead because their slot's gen has
+ * moved on: dropping a call touches its slot, not the records scattered over the ring
+ * (walking them was half of a message's capture time, each one a cache miss). So the
+ * memory is the arena and the slots, allocated once; capturing a message is one copy.
  */
 struct rec {
 	uint32_t size;     /* the whole record, header included, a multiple of 8 */
 	uint32_t call;     /* the owning call's slot; NONE: dead (or padding to the arena end) */
+	uint32_t gen;      /* that slot's gen when written: another gen there now, and it is dead */
 	uint32_t next;     /* the call's next record, or NONE */
 	uint32_t text_len; /* bytes of text */
 	uint64_t wall_ms;
@@ -44,7 +47,7 @@ struct capture_call {
 	uint32_t next;        /* next slot in the bucket, or in the free list */
 	uint32_t n;           /* records */
 	uint32_t bytes;       /* their size */
-	uint32_t bucket;
+	uint32_t gen;         /* counts the slot's calls: dropping one kills its records at once */
 };
 
 /* ---- settings --------------------------------------------------------------------------- */
@@ -154,26 +157,30 @@ static uint32_t bucket_of(const struct capture *c, uint64_t h)
 	return (uint32_t)(h & (c->nbuckets - 1));
 }
 
-/* The Call-ID's own bytes live in the ring, at the call's first record: read only when
- * the hashes agree (a read there is a cache miss more often than not). */
+/* The Call-ID's own bytes live in the ring, in each of the call's records: read only
+ * when the hashes agree, in its newest record (the one most likely still in the cache). */
 static uint32_t call_find(const struct capture *c, struct str cid, uint64_t h)
 {
 	for (uint32_t i = c->buckets[bucket_of(c, h)]; i != NONE; i = c->calls[i].next)
-		if (c->calls[i].hash == h && str_eq(rec_call_id(rec_at(c, c->calls[i].first)), cid))
+		if (c->calls[i].hash == h && str_eq(rec_call_id(rec_at(c, c->calls[i].last)), cid))
 			return i;
 	return NONE;
 }
 
-/* Marks every record of call i dead and frees its slot. */
+static bool rec_live(const struct capture *c, const struct rec *r)
+{
+	return r->call != NONE && c->calls[r->call].gen == r->gen;
+}
+
+/* Kills every record of call i (by its slot's gen) and frees the slot. */
 static void call_drop(struct capture *c, uint32_t i)
 {
 	struct capture_call *k = &c->calls[i];
-	for (uint32_t r = k->first; r != NONE; r = rec_at(c, r)->next)
-		rec_at(c, r)->call = NONE;
+	k->gen++;
 	c->st.ring_bytes -= k->bytes;
 	if (c->last_call == i)
 		c->last_call = NONE;
-	uint32_t *pp = &c->buckets[k->bucket];
+	uint32_t *pp = &c->buckets[bucket_of(c, k->hash)];
 	while (*pp != i)
 		pp = &c->calls[*pp].next;
 	*pp = k->next;
@@ -186,7 +193,7 @@ static void call_drop(struct capture *c, uint32_t i)
 static void pop_tail(struct capture *c)
 {
 	struct rec *r = rec_at(c, c->tail);
-	if (r->call != NONE) {
+	if (rec_live(c, r)) {
 		call_drop(c, r->call);
 		c->st.calls_evicted++;
 	}
@@ -279,7 +286,7 @@ static void ring_add(struct capture *c, const struct capture_msg *m, struct str 
 		i = c->free_call;
 		c->free_call = c->calls[i].next;
 		c->calls[i] = (struct capture_call){
-			.hash = h, .first = NONE, .last = NONE, .bucket = b, .next = c->buckets[b]
+			.hash = h, .first = NONE, .last = NONE, .next = c->buckets[b], .gen = c->calls[i].gen
 		};
 		c->buckets[b] = i;
 		c->st.calls++;
@@ -288,6 +295,7 @@ static void ring_add(struct capture *c, const struct capture_msg *m, struct str 
 	*r = (struct rec){
 		.size = n,
 		.call = i,
+		.gen = c->calls[i].gen,
 		.next = NONE,
 		.text_len = (uint32_t)m->text.l,
 		.wall_ms = m->wall_ms,
@@ -362,6 +370,7 @@ int capture_new(struct capture **cp, const struct capture_cfg *cfg, struct log *
 		for (uint32_t i = 0; i < c->nbuckets; i++)
 			c->buckets[i] = NONE;
 		for (uint32_t i = c->ncalls; i-- > 0;) {
+			c->calls[i].gen = 0;
 			c->calls[i].next = c->free_call;
 			c->free_call = i;
 		}

@@ -188,6 +188,48 @@ static void test_ring_evicts_calls(void)
 	capture_free(c);
 }
 
+/* Calls interleaved, as on a busy server: an evicted call's slot is taken by a newer call
+ * while the old call's records still lie in the ring between the newer ones. Those stay
+ * dead when tail reaches them (they evict nobody). What is kept of a call is its newest
+ * messages in order: a call evicted while it goes on starts again with its next one. */
+static void test_ring_interleaved_reuse(void)
+{
+	struct capture *c = ring("64K");
+	enum { ACTIVE = 12, CALLS = 400 };
+	static unsigned added[CALLS];
+	unsigned slot[ACTIVE], next_call = 0, rnd = 12345;
+	char cid[32];
+	for (unsigned a = 0; a < ACTIVE; a++)
+		slot[a] = next_call++;
+	while (next_call < CALLS) {
+		rnd = rnd * 1103515245u + 12345u;
+		unsigned a = (rnd >> 16) % ACTIVE, k = slot[a];
+		snprintf(cid, sizeof cid, "mixed-%u", k);
+		add(c, cid, added[k], 150 + (rnd >> 8) % 900, true);
+		if (++added[k] == 3 + k % 6)
+			slot[a] = next_call++;
+	}
+	const struct capture_stats *st = capture_stats(c);
+	CHECK(st->calls_evicted > 100);
+	unsigned live = 0, whole = 0;
+	for (unsigned k = 0; k < CALLS; k++) {
+		snprintf(cid, sizeof cid, "mixed-%u", k);
+		struct seen s = each(c, cid);
+		CHECK(!s.bad);
+		if (!s.n)
+			continue;
+		live++;
+		CHECK(s.n <= added[k]);
+		for (unsigned i = 0; i < s.n && i < 300; i++)
+			CHECK_INT(s.seq[i], added[k] - s.n + i);
+		whole += s.n == added[k];
+	}
+	CHECK_INT(live, st->calls);
+	CHECK(whole > live / 2);
+	CHECK(st->ring_bytes <= 64 * 1024);
+	capture_free(c);
+}
+
 /* One endless call keeps its newest messages and leaves room for the others. */
 static void test_ring_per_call_cap(void)
 {
@@ -424,6 +466,7 @@ static const struct unit_case cases[] = {
 	{ "find_call_id", test_find_call_id },
 	{ "ring_basic", test_ring_basic },
 	{ "ring_evicts_calls", test_ring_evicts_calls },
+	{ "ring_interleaved_reuse", test_ring_interleaved_reuse },
 	{ "ring_per_call_cap", test_ring_per_call_cap },
 	{ "ring_tiny", test_ring_tiny },
 	{ "ring_random", test_ring_random },

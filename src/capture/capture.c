@@ -456,6 +456,14 @@ struct str capture_find_call_id(struct str t)
 	return STR_NULL;
 }
 
+bool capture_count_only(struct capture *c, bool keep)
+{
+	if (keep || c->hep_fd >= 0 || c->st.listeners)
+		return false;
+	c->st.captured++;
+	return true;
+}
+
 void capture_add(struct capture *c, const struct capture_msg *m)
 {
 	if (!capture_on(c))

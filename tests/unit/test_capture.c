@@ -346,6 +346,26 @@ static void test_listeners(void)
 	capture_free(c);
 }
 
+/* A message the ring would not keep, with no HEP target or listener: only counted, and the
+ * server need not build it. A listener takes every message, kept or not. */
+static void test_count_only(void)
+{
+	struct capture *c = ring("64K");
+	CHECK(capture_count_only(c, false));
+	CHECK(!capture_count_only(c, true));
+	CHECK_INT(capture_stats(c)->captured, 1);
+	CHECK_INT(capture_stats(c)->kept, 0);
+	struct lis a = { .c = c };
+	a.handle = capture_listen(c, on_msg, &a);
+	CHECK(!capture_count_only(c, false));
+	CHECK(!capture_count_only(c, true));
+	CHECK_INT(capture_stats(c)->captured, 1);
+	capture_unlisten(c, a.handle);
+	CHECK(capture_count_only(c, false));
+	CHECK_INT(capture_stats(c)->captured, 2);
+	capture_free(c);
+}
+
 static unsigned get16(const unsigned char *p)
 {
 	return (unsigned)p[0] << 8 | p[1];
@@ -471,6 +491,7 @@ static const struct unit_case cases[] = {
 	{ "ring_tiny", test_ring_tiny },
 	{ "ring_random", test_ring_random },
 	{ "listeners", test_listeners },
+	{ "count_only", test_count_only },
 	{ "hep_encode", test_hep_encode },
 	{ "unparsed_not_kept", test_unparsed_not_kept },
 };

@@ -7,19 +7,21 @@
 #   on = serve ... --http 127.0.0.1:P --capture-memory $OPS_CAPTURE (default 8M, what auto gives with --http)
 #        + prometheus (Debian's) with scrape_interval 1s on http://127.0.0.1:P/metrics
 # Each run is a fresh server on a fresh database: reg warm-up, reg measured, the SIPp callee,
-# call warm-up, call measured. OPS_ROUNDS (5) runs of each, off and on taking turns (off
+# call warm-up, call measured. OPS_ROUNDS (7) runs of each, off and on taking turns (off
 # first in odd runs, on first in even ones), so that a drift of the machine's load over the
-# pass weighs on both; the table gives the medians and the change, target within 10%.
+# pass weighs on both; the table gives the medians and the change, target within 10%. Runs
+# of one configuration spread about ±10% here, and a median of 5 moved by as much from one
+# pass to the next: 7 it is.
 # Prometheus runs in the idle scheduling class (chrt --idle) on one OS thread: it gets a core
 # only when the server and SIPp leave one idle, as if it ran on a machine of its own, and
 # still scrapes every second (its scrape count over the run is printed and checked). At
-# nice 19 it took its CPU from the server and SIPp in turns on the two cores, and what was
-# measured was that contention as much as the endpoint and the capture: with Prometheus
-# stopped, the same A/B gave +2% to +6%, and the figures' spread doubled with it running.
+# nice 19 it took its CPU from the server and SIPp in turns on the two cores. In the idle
+# class it costs the server nothing measurable: a Prometheus scraping only itself beside a
+# plain Parley gave +1.7% (reg) and +0.5% (call), within the noise (bench/README.md).
 # The server's CPU is its threads' time on the CPU from schedstat (cpu.sh), in nanoseconds.
 # Prometheus's own CPU is not counted (cpu.sh counts the server's process); its scrape count
 # over the measured runs is printed, so that a pass where it scraped nothing shows.
-# env: OPS_ROUNDS=5 OPS_N=30000 OPS_CAPTURE=8M PROMETHEUS_BIN=prometheus
+# env: OPS_ROUNDS=7 OPS_N=30000 OPS_CAPTURE=8M PROMETHEUS_BIN=prometheus
 OPS_RESULTS=$WORK/ops-results.txt
 OPS_N=${OPS_N:-30000} # measured transactions per run (SIPp reads the N users' lines round)
 OPS_CAPTURE=${OPS_CAPTURE-8M} # the ring auto gives a server with --http; empty: none (to try the rest)
@@ -110,7 +112,7 @@ ops_pass() {
 	local run
 	command -v "${PROMETHEUS_BIN:-prometheus}" >/dev/null ||
 		{ echo "bench: prometheus missing (package prometheus; make deps): no ops pass" >&2; return 1; }
-	for ((run = 1; run <= ${OPS_ROUNDS:-5}; run++)); do
+	for ((run = 1; run <= ${OPS_ROUNDS:-7}; run++)); do
 		if ((run % 2)); then ops_run off "$run"; ops_run on "$run"
 		else ops_run on "$run"; ops_run off "$run"; fi
 	done

@@ -157,12 +157,18 @@ static uint32_t bucket_of(const struct capture *c, uint64_t h)
 	return (uint32_t)(h & (c->nbuckets - 1));
 }
 
-/* The Call-ID's own bytes live in the ring, in each of the call's records: read only
- * when the hashes agree, in its newest record (the one most likely still in the cache). */
+/* Whether live call i is cid's. The Call-ID's own bytes live in the ring, in each of the
+ * call's records: read in its newest record, the one most likely still in the cache. */
+static bool call_is(const struct capture *c, uint32_t i, struct str cid)
+{
+	return str_eq(rec_call_id(rec_at(c, c->calls[i].last)), cid);
+}
+
+/* The ring is read only when the hashes agree. */
 static uint32_t call_find(const struct capture *c, struct str cid, uint64_t h)
 {
 	for (uint32_t i = c->buckets[bucket_of(c, h)]; i != NONE; i = c->calls[i].next)
-		if (c->calls[i].hash == h && str_eq(rec_call_id(rec_at(c, c->calls[i].last)), cid))
+		if (c->calls[i].hash == h && call_is(c, i, cid))
 			return i;
 	return NONE;
 }
@@ -254,11 +260,11 @@ static void ring_add(struct capture *c, const struct capture_msg *m, struct str 
 	if (need > c->per_call_bytes)
 		return;
 	uint32_t n = (uint32_t)need;
-	/* The last message's call first, by its newest record's Call-ID (just written: in the
-	 * cache): no hash, no chain. */
+	/* The last message's call first (its newest record just written: in the cache): no
+	 * hash, no chain. */
 	uint32_t i = c->last_call;
 	uint64_t h;
-	if (i != NONE && str_eq(rec_call_id(rec_at(c, c->calls[i].last)), cid)) {
+	if (i != NONE && call_is(c, i, cid)) {
 		h = c->calls[i].hash;
 	} else {
 		h = khash(&c->key, cid.p, cid.l);
@@ -456,8 +462,10 @@ struct str capture_find_call_id(struct str t)
 	return STR_NULL;
 }
 
-bool capture_count_only(struct capture *c, bool keep)
+bool capture_skips(struct capture *c, bool keep)
 {
+	if (!capture_on(c))
+		return true;
 	if (keep || c->hep_fd >= 0 || c->st.listeners)
 		return false;
 	c->st.captured++;

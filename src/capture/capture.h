@@ -65,10 +65,11 @@ bool capture_on(const struct capture *c);
  * listener and sent as HEP. An empty call_id is looked for in text (a cheap scan of the
  * header lines for Call-ID or i). m's views need only live during the call. */
 void capture_add(struct capture *c, const struct capture_msg *m);
-/* When capture_add would only count a message (keep false: the ring would not hold it, and
- * no HEP target or listener is there to take it), counts it and returns true: the caller
- * need not build it (a registration's four messages with only the ring on). */
-bool capture_count_only(struct capture *c, bool keep);
+/* Whether a caller may skip building a message for capture_add: true when capture is off
+ * (!capture_on), and when capture_add would only count it (keep false: the ring would not
+ * hold it, and no HEP target or listener is there to take it), which is done here (a
+ * registration's four messages with only the ring on). One call on the per-message path. */
+bool capture_skips(struct capture *c, bool keep);
 /* Finds the Call-ID header's value in a SIP message's header section (long or compact
  * form, any case); empty when there is none. Reads only text. */
 struct str capture_find_call_id(struct str text);

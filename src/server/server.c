@@ -100,7 +100,7 @@ static struct str first_line(const char *buf, size_t len)
 static void capture_hop(struct server *s, bool out, const struct tp_source *peer, const struct tp_listener *lis,
 			const char *buf, size_t len, struct str call_id, bool keep)
 {
-	if (!capture_on(s->capture) || capture_count_only(s->capture, keep))
+	if (capture_skips(s->capture, keep))
 		return;
 	struct capture_msg cm = {
 		.wall_ms = now_ms(s),

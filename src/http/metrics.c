@@ -199,6 +199,10 @@ static void transport_side(struct http_buf *b, const struct tp_stats *t)
 	single(b, "parley_send_errors_total", "counter", "Sends that failed.", t->tx_errors);
 	single(b, "parley_stun_keepalives_total", "counter", "STUN keepalives answered on the UDP port.",
 	       t->stun_answered);
+	family(b, "parley_stun_dropped_total", "counter",
+	       "STUN keepalives not answered, by reason: malformed, or refused (the source's rate limit or ban).");
+	labelled(b, "parley_stun_dropped_total", "reason", "malformed", t->stun_dropped);
+	labelled(b, "parley_stun_dropped_total", "reason", "refused", t->stun_refused);
 	static const char *const names[] = { [TP_TCP] = "tcp", [TP_TLS] = "tls", [TP_WS] = "ws", [TP_WSS] = "wss" };
 	family(b, "parley_connections_open", "gauge", "Stream connections open now, by transport.");
 	for (unsigned p = TP_TCP; p <= TP_WSS; p++)

@@ -174,7 +174,10 @@ def xor_mapped(resp, tid):
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_stun_keepalive_answered(server_factory, host):
-    s = tcp_server(server_factory, host=host)
+    from test_metrics import http, tcp_ports
+    port, = tcp_ports(1)
+    s = tcp_server(server_factory, "--http", f"127.0.0.1:{port}", host=host)
+    wait_log(s, f"HTTP endpoint on 127.0.0.1:{port}")
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(fam, socket.SOCK_DGRAM)
     sock.bind((host, 0))
@@ -191,6 +194,10 @@ def test_stun_keepalive_answered(server_factory, host):
     sock.close()
     s.wait_ready()
     assert "malformed STUN" in s.read_log()
+    text = http("GET", f"http://127.0.0.1:{port}/metrics")[2].decode()
+    assert "parley_stun_keepalives_total 1\n" in text, text
+    assert 'parley_stun_dropped_total{reason="malformed"} 1\n' in text, text
+    assert 'parley_stun_dropped_total{reason="refused"} 0\n' in text, text
 
 
 class EdgeUA(UA):
@@ -339,7 +346,9 @@ def test_stun_counts_against_the_rate_limit(server_factory):
     """A STUN answer is larger than its request: a flood of them from one source (maybe a
     spoofed one) is held to the per-source rate limit like SIP, and logged the same way;
     another source is still answered."""
-    s = server_factory(extra=["--rate-limit", "20"]).start()
+    from test_metrics import http, tcp_ports
+    port, = tcp_ports(1)
+    s = server_factory(extra=["--rate-limit", "20", "--http", f"127.0.0.1:{port}"]).start()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.8", 0))
     for _ in range(200):
@@ -362,3 +371,7 @@ def test_stun_counts_against_the_rate_limit(server_factory):
     other.sendto(stun_request(tid), s.addr)
     assert xor_mapped(other.recvfrom(2048)[0], tid) == other.getsockname()[:2]
     other.close()
+    # What was refused is counted: every request was either answered or refused.
+    text = http("GET", f"http://127.0.0.1:{port}/metrics")[2].decode()
+    refused = int(re.search(r'^parley_stun_dropped_total\{reason="refused"\} (\d+)$', text, re.M).group(1))
+    assert refused == 200 - answered, (refused, answered)

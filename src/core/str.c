@@ -165,3 +165,27 @@ uint64_t str_hash(struct str s)
 	}
 	return h;
 }
+
+void str_hex_u64(uint64_t v, char out[16])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 15; i >= 0; i--) {
+		out[i] = digits[v & 15];
+		v >>= 4;
+	}
+}
+
+size_t str_join(char *dst, size_t n, const struct str *parts, size_t count)
+{
+	if (!n)
+		return 0;
+	size_t w = 0;
+	for (size_t i = 0; i < count; i++) {
+		size_t l = parts[i].l < n - 1 - w ? parts[i].l : n - 1 - w;
+		if (l)
+			memcpy(dst + w, parts[i].p, l);
+		w += l;
+	}
+	dst[w] = '\0';
+	return w;
+}

@@ -32,5 +32,11 @@ long str_chr(struct str s, char c);
 char *str_to_cbuf(struct str s, char *dst, size_t n);
 /* FNV-1a over the bytes: for tables whose keys no peer chooses (core/khash.h for those). */
 uint64_t str_hash(struct str s);
+/* Writes v as 16 lowercase hex digits, most significant first, into out (no NUL): branches
+ * and tags, without snprintf on the hot path. */
+void str_hex_u64(uint64_t v, char out[16]);
+/* Joins the views into dst (size n), cut to n - 1 bytes as snprintf would and NUL-terminated
+ * when n > 0, without snprintf's cost; returns the length written. */
+size_t str_join(char *dst, size_t n, const struct str *parts, size_t count);
 
 #endif

@@ -1123,13 +1123,10 @@ int proxy_forward_stateless(struct proxy *p, const struct sip_msg *req, const st
 	uint64_t h = req->via.branch.l ? khash(&p->hk, req->via.branch.p, req->via.branch.l)
 				       : khash(&p->hk, req->call_id.p, req->call_id.l) ^
 						 khash(&p->hk, req->from.tag.p, req->from.tag.l) ^ req->cseq;
-	/* "z9hG4bK" and 16 hex digits, by hand rather than through snprintf. */
-	static const char hex[] = "0123456789abcdef";
+	/* "z9hG4bK" and 16 hex digits */
 	char br[7 + 16];
-	uint64_t v = h ^ (h >> 29);
 	memcpy(br, "z9hG4bK", 7);
-	for (int i = 0; i < 16; i++)
-		br[7 + i] = hex[(v >> (60 - 4 * i)) & 0xf];
+	str_hex_u64(h ^ (h >> 29), br + 7);
 	size_t len = print_fwd(p, req, src, t, fl, dst.lis, (struct str){ br, sizeof br });
 	if (!len)
 		return -EMSGSIZE;

@@ -314,14 +314,10 @@ static void offered(void *arg, uint64_t tag, unsigned status, const struct str *
 {
 	struct router *r = arg;
 	char text[160];
-	/* "relay NAME" (cut to fit, as snprintf did) or "direct", without snprintf */
+	/* "relay NAME" or "direct", without snprintf */
 	size_t l = 0;
-	if (relay) {
-		l = strnlen(relay, sizeof text - 7);
-		memcpy(text, "relay ", 6);
-		memcpy(text + 6, relay, l);
-		l += 6;
-	}
+	if (relay)
+		l = str_join(text, sizeof text, (const struct str[]){ STR("relay "), str_from_cstr(relay) }, 2);
 	proxy_release(r->env.proxy, tag, status, sdp, n, relay ? (struct str){ text, l } : STR("direct"));
 	/* -ENOENT: cancelled meanwhile; its end told the relay already (proxy call_end). */
 }

@@ -222,12 +222,7 @@ const struct txn_cfg *txn_layer_cfg(const struct txn_layer *l)
 
 static size_t hex16(struct txn_layer *l, char *out)
 {
-	static const char digits[] = "0123456789abcdef";
-	uint64_t v = mix(l->seed + ++l->counter);
-	for (int i = 15; i >= 0; i--) {
-		out[i] = digits[v & 15];
-		v >>= 4;
-	}
+	str_hex_u64(mix(l->seed + ++l->counter), out);
 	out[16] = '\0';
 	return 16;
 }

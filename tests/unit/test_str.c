@@ -72,10 +72,34 @@ static void t_num_limits(void)
 	CHECK(!str_to_u64(STR(" 1"), 255, &v));
 }
 
+/* Joined views are cut to the buffer as snprintf would cut them; hex digits fill 16 places. */
+static void t_join_hex(void)
+{
+	char b[8];
+	const struct str p[3] = { STR("ab"), STR(" -> "), STR("cdef") };
+	CHECK_INT(str_join(b, sizeof b, p, 3), 7);
+	CHECK(strcmp(b, "ab -> c") == 0);
+	CHECK_INT(str_join(b, 3, p, 3), 2);
+	CHECK(strcmp(b, "ab") == 0);
+	CHECK_INT(str_join(b, 1, p, 3), 0);
+	CHECK(b[0] == '\0');
+	b[0] = 'x';
+	CHECK_INT(str_join(b, 0, p, 3), 0);
+	CHECK(b[0] == 'x');
+	CHECK_INT(str_join(b, sizeof b, p, 0), 0);
+	CHECK(b[0] == '\0');
+	char h[17] = { 0 };
+	str_hex_u64(0x0123456789abcdefULL, h);
+	CHECK(strcmp(h, "0123456789abcdef") == 0);
+	str_hex_u64(0, h);
+	CHECK(strcmp(h, "0000000000000000") == 0);
+}
+
 static const struct unit_case cases[] = {
 	{ "eq", t_eq },
 	{ "num", t_num },
 	{ "caseeq", t_caseeq },
 	{ "num_limits", t_num_limits },
+	{ "join_hex", t_join_hex },
 };
 UNIT_MAIN(cases)

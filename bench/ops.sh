@@ -95,7 +95,7 @@ ops_pass() {
 	# the servers on CPU 0; SIPp and Prometheus on CPU 1 (see the head of this file)
 	local PARLEY_WRAP=${PARLEY_WRAP:-} SIPP_WRAP=${SIPP_WRAP:-} PROM_WRAP=""
 	if [ "${OPS_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
-		PARLEY_WRAP="$PARLEY_WRAP taskset -c 0" SIPP_WRAP="taskset -c 1 $SIPP_WRAP" PROM_WRAP="taskset -c 1"
+		PARLEY_WRAP="taskset -c 0 $PARLEY_WRAP" SIPP_WRAP="taskset -c 1 $SIPP_WRAP" PROM_WRAP="taskset -c 1"
 		echo "bench: ops: the servers on CPU 0, SIPp and Prometheus on CPU 1" >&2
 	fi
 	declare -gA OPS_PID OPS_PORT

@@ -65,11 +65,12 @@ struct server {
 	uint64_t rejected;     /* requests answered 4xx/5xx by the sanity checks */
 	int mem_load;          /* memory: 0 normal, 1 over the high-water mark, 2 at the cap */
 	struct log_limit lim_reject, lim_drop, lim_limit;
-	uint64_t ban_sync_at;      /* next re-read of the bans table, ms */
-	unsigned sweeps;           /* sweep ticks so far */
-	int statm_fd;              /* /proc/self/statm, read by the memory cap 10 times a second */
-	struct server_stats stats; /* what /metrics shows beside the modules' own counters */
-	struct server_hooks hooks; /* test seam (server.h); all NULL when serving */
+	uint64_t ban_sync_at;              /* next re-read of the bans table, ms */
+	unsigned sweeps;                   /* sweep ticks so far */
+	int statm_fd;                      /* /proc/self/statm, read by the memory cap 10 times a second */
+	struct server_stats stats;         /* what /metrics shows beside the modules' own counters */
+	uint64_t cap_mono_ms, cap_wall_ms; /* capture_ms(): the loop's ms it last read, and the wall clock then */
+	struct server_hooks hooks;         /* test seam (server.h); all NULL when serving */
 };
 
 #define SWEEP_MS 100
@@ -85,6 +86,20 @@ static uint64_t now_ms(const struct server *s)
 static uint64_t wall_ms(void *arg)
 {
 	return now_ms(arg);
+}
+
+/* The wall clock for captured messages: read once per loop millisecond, not per message
+ * (a message in and the one or two it sends share it; the ring keeps milliseconds). */
+static uint64_t capture_ms(struct server *s)
+{
+	if (s->hooks.wall_ms || !s->loop)
+		return now_ms(s);
+	uint64_t mono = loop_now(s->loop);
+	if (mono != s->cap_mono_ms || !s->cap_wall_ms) {
+		s->cap_mono_ms = mono;
+		s->cap_wall_ms = clock_wall_ms();
+	}
+	return s->cap_wall_ms;
 }
 
 /* The first line of a message, for debug logs. */
@@ -103,7 +118,7 @@ static void capture_hop(struct server *s, bool out, const struct tp_source *peer
 	if (capture_skips(s->capture, keep))
 		return;
 	struct capture_msg cm = {
-		.wall_ms = now_ms(s),
+		.wall_ms = capture_ms(s),
 		.out = out,
 		.proto = peer->proto,
 		.remote = peer->addr,

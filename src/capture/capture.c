@@ -164,21 +164,13 @@ static bool call_is(const struct capture *c, uint32_t i, struct str cid)
 	return str_eq(rec_call_id(rec_at(c, c->calls[i].last)), cid);
 }
 
-/* The ring is read only when the hashes agree. */
-static uint32_t call_find(const struct capture *c, struct str cid, uint64_t h)
-{
-	for (uint32_t i = c->buckets[bucket_of(c, h)]; i != NONE; i = c->calls[i].next)
-		if (c->calls[i].hash == h && call_is(c, i, cid))
-			return i;
-	return NONE;
-}
-
-/* The live call whose Call-ID hashes to h, by the hash alone: what capturing a message
- * uses, where reading the call's newest record to compare Call-IDs was a cache miss per
- * message. The hash is keyed (a peer cannot aim at it) and 64 bits wide: two of the ring's
- * at most few thousand live calls agree with odds of about 1 in 10^15, and the price would
- * be two calls' messages in one ladder. */
-static uint32_t call_find_hash(const struct capture *c, uint64_t h)
+/* The live call whose Call-ID hashes to h. A call is known by the keyed 64-bit hash of its
+ * Call-ID alone, when a message is captured and when a ladder is read: comparing the bytes
+ * kept in the call's newest record, far away in the ring, was a cache miss per captured
+ * message. The key is the server's secret (a peer cannot aim at it) and two of the ring's
+ * at most few thousand live calls agree with odds of about 1 in 10^15: the price would be
+ * two calls' messages in one ladder. */
+static uint32_t call_find(const struct capture *c, uint64_t h)
 {
 	for (uint32_t i = c->buckets[bucket_of(c, h)]; i != NONE; i = c->calls[i].next)
 		if (c->calls[i].hash == h)
@@ -281,7 +273,7 @@ static void ring_add(struct capture *c, const struct capture_msg *m, struct str 
 		h = c->calls[i].hash;
 	} else {
 		h = khash(&c->key, cid.p, cid.l);
-		i = call_find_hash(c, h);
+		i = call_find(c, h);
 	}
 	uint32_t b = bucket_of(c, h);
 	if (i != NONE) {
@@ -300,7 +292,7 @@ static void ring_add(struct capture *c, const struct capture_msg *m, struct str 
 	/* Making room may have evicted this very call (its slot is then free again): looked
 	 * up again only when some call went. */
 	if (i != NONE && c->st.calls_evicted != evicted)
-		i = call_find_hash(c, h);
+		i = call_find(c, h);
 	if (i == NONE) {
 		i = c->free_call;
 		c->free_call = c->calls[i].next;
@@ -510,7 +502,7 @@ int capture_each(const struct capture *c, struct str call_id, int (*fn)(const st
 {
 	if (!c || !c->size || !call_id.l)
 		return 0;
-	uint32_t i = call_find(c, call_id, khash(&c->key, call_id.p, call_id.l));
+	uint32_t i = call_find(c, khash(&c->key, call_id.p, call_id.l));
 	if (i == NONE)
 		return 0;
 	for (uint32_t o = c->calls[i].first; o != NONE;) {

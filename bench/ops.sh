@@ -75,17 +75,19 @@ ops_prom_resume() {
 	OPS_STOPPED=$(awk "BEGIN { print $OPS_STOPPED + $(date +%s.%N) - $OPS_T_STOP }")
 }
 
-# ops_measure MODE(off|on) PASS(reg|call) ROUND: one measured run on MODE's server;
-# appends its line to OPS_RESULTS
-ops_measure() {
+# ops_run MODE(off|on) PASS(reg|call) ROUND(warmup|measured): one SIPp run on MODE's server,
+# Prometheus stopped while off runs; sets OPS_LINE (run_sipp's result line). Not in a pipe:
+# the pause's bookkeeping must stay in this shell. A server that died is seen by its PID,
+# since run_sipp's SRV_DEAD is lost in the command substitution's subshell.
+ops_run() {
 	local mode=$1 pass=$2 round=$3 sf=reg_auth.xml inf=users.csv extra=()
 	[ "$pass" = call ] && { sf=call_auth.xml inf=calls.csv extra=(-d 0); }
-	SRV_PID=${OPS_PID[$mode]} SRV_PORT=${OPS_PORT[$mode]} SRV_DEAD=0
+	SRV_PID=${OPS_PID[$mode]} SRV_PORT=${OPS_PORT[$mode]}
 	[ "$mode" = off ] && ops_prom_pause
-	N=$OPS_N WORK=$WORK/ops-$mode run_sipp parley "$pass" measured "$sf" "$inf" auto "${extra[@]}" |
-		sed "s/^server=parley /server=$mode /; s/\$/ run=$round/" | tee -a "$OPS_RESULTS" >&2
+	OPS_LINE=$(WORK=$WORK/ops-$mode run_sipp parley "$pass" "$round" "$sf" "$inf" auto "${extra[@]}")
 	[ "$mode" = off ] && ops_prom_resume
-	[ "$SRV_DEAD" = 0 ] || { OPS_DEAD=1; echo "bench: ops: the $mode server died; see $WORK/ops-$mode/parley/server.log" >&2; }
+	kill -0 "$SRV_PID" 2>/dev/null ||
+		{ OPS_DEAD=1; echo "bench: ops: the $mode server died; see $WORK/ops-$mode/parley/server.log" >&2; }
 }
 
 ops_pass() {
@@ -99,7 +101,8 @@ ops_pass() {
 		echo "bench: ops: the servers on CPU 0, SIPp and Prometheus on CPU 1" >&2
 	fi
 	declare -gA OPS_PID OPS_PORT
-	OPS_DEAD=0 OPS_STOPPED=0 SRV_DEAD=0
+	# shellcheck disable=SC2034 # SRV_DEAD is read by run_sipp (bench.sh): none dead yet
+	OPS_DEAD=0 OPS_STOPPED=0 SRV_DEAD=0 OPS_LINE=
 	for mode in off on; do
 		local args="${PARLEY_ARGS---rate-limit 0}"
 		mkdir -p "$WORK/ops-$mode/parley"
@@ -123,21 +126,16 @@ ops_pass() {
 		if [ "$pass" = call ]; then
 			start_uas uas.xml "$WORK/ops-on" || return 1
 		fi
-		for mode in off on; do # warm-ups (the reg one registers the callees)
-			SRV_PID=${OPS_PID[$mode]} SRV_PORT=${OPS_PORT[$mode]}
-			[ "$mode" = off ] && ops_prom_pause
-			if [ "$pass" = reg ]; then
-				WORK=$WORK/ops-$mode run_sipp parley reg warmup reg_auth.xml users.csv auto >/dev/null
-			else
-				WORK=$WORK/ops-$mode run_sipp parley call warmup call_auth.xml calls.csv auto -d 0 >/dev/null
-			fi
-			[ "$mode" = off ] && ops_prom_resume
-		done
+		# warm-ups of N (the reg one registers the callees), then the measured runs of OPS_N
+		for mode in off on; do ops_run "$mode" "$pass" warmup; done
 		for ((round = 1; round <= ${OPS_ROUNDS:-9}; round++)); do
 			echo "== parley ops $pass, round $round: N=$OPS_N conc=$CONC" >&2
 			order="off on"
 			((round % 2)) || order="on off"
-			for mode in $order; do ops_measure "$mode" "$pass" "$round"; done
+			for mode in $order; do
+				N=$OPS_N ops_run "$mode" "$pass" measured
+				sed "s/^server=parley /server=$mode /; s/\$/ run=$round/" <<<"$OPS_LINE" | tee -a "$OPS_RESULTS" >&2
+			done
 		done
 	done
 	stop_pid "$UAS_PID"

@@ -125,6 +125,13 @@ run_sipp() {
 	mkdir -p "$dir"
 	# a fresh local port per run: late retransmissions meant for the warm-up stay out of it
 	[ "$lport" = auto ] && lport=$($STATS port)
+	# Not against a server that died in an earlier run: SIPp would wait out its timeout. Seen
+	# by the PID, as the SRV_DEAD=1 of that run is lost when it ran in a pipe (a subshell).
+	if ! kill -0 "$SRV_PID" 2>/dev/null; then
+		echo "bench: $srv $tag: the server is not running; no SIPp run" >&2
+		echo "server=$srv pass=$tag ok=0 fail=$N retrans=0 rate=0 cpu_us=-1 p50_ms=-1 p99_ms=-1"
+		return
+	fi
 	c0=$(bash "$HERE/cpu.sh" "$SRV_PID") t0=$(date +%s.%N)
 	(cd "$dir" && timeout -k 5 "$SIPP_TIMEOUT" ${SIPP_WRAP:-} sipp "${SIPP_DEST:-127.0.0.1:$SRV_PORT}" -sf "$sfp" \
 		-inf "$USERS/$inf" -m "$N" -r "$RATE" -l "$CONC" -i 127.0.0.1 -p "$lport" -nostdin \
